@@ -1,0 +1,220 @@
+//! Wiring: storage options to a log, projections, signer and ledger; the operations the CLI
+//! runs (bootstrap, rotation, replay, verify) and the HTTP service.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::StorageArgs;
+use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewApiKey};
+use crate::domain::signing_key::{Rotate, SigningKeyRing, RING_ID};
+use crate::domain::workspace::{Workspace, WorkspaceCommand};
+use crate::domain::{ApiKeyCreated, Role, SigningKeyRotated, SYSTEM_WORKSPACE};
+use crate::ledger::jetstream_log::JetStreamEventLog;
+use crate::ledger::keys::KeyError;
+use crate::ledger::sqlite_log::SqliteEventLog;
+use crate::ledger::verify::{verify_log, VerifyReport};
+use crate::ledger::{Actor, EventLog, KeyDir, KeyRing, Ledger, LedgerError, LogError, Signer};
+use crate::metrics::Metrics;
+use crate::projector::{PgProjections, ProjectionError, ProjectionStore, Projector, SqliteProjections};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Whether the log is opened to write (refuses unfit streams) or only to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Write,
+    Read,
+}
+
+/// Opens the event log the options name. Returns it with any stream warnings.
+pub async fn open_log(args: &StorageArgs, access: Access) -> Result<(Arc<dyn EventLog>, Vec<String>), AppError> {
+    match args.jetstream() {
+        Some(opts) => {
+            let log = match access {
+                Access::Write => JetStreamEventLog::open(opts).await?,
+                Access::Read => JetStreamEventLog::open_read_only(opts).await?,
+            };
+            let warnings = log.warnings.clone();
+            Ok((Arc::new(log), warnings))
+        }
+        None => {
+            let path = args.data_dir.join("ledger.db");
+            if access == Access::Read && !path.exists() {
+                return Err(AppError::Io(format!("no event log at {} (wrong --data-dir?)", path.display())));
+            }
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
+            Ok((Arc::new(SqliteEventLog::open(&path).await?), Vec::new()))
+        }
+    }
+}
+
+pub async fn open_projections(args: &StorageArgs) -> Result<Arc<dyn ProjectionStore>, AppError> {
+    match &args.database_url {
+        Some(url) => Ok(Arc::new(PgProjections::open(url).await?)),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
+            Ok(Arc::new(SqliteProjections::open(&args.data_dir.join("projections.db")).await?))
+        }
+    }
+}
+
+/// The signing key: `AUTHLEDGER_SIGNING_KEY` if set, else the key dir. A key is generated
+/// only for the embedded default: instances sharing a JetStream log must share one key.
+pub fn load_signer(args: &StorageArgs) -> Result<Signer, AppError> {
+    if let Ok(seed) = std::env::var("AUTHLEDGER_SIGNING_KEY") {
+        return Ok(Signer::from_base64_seed(&seed, "AUTHLEDGER_SIGNING_KEY")?);
+    }
+    Ok(KeyDir::new(args.key_dir()).load_signer(args.embedded_log())?)
+}
+
+/// Public keys a verifier trusts: the key dir's ring, the env key, and `extra` (base64).
+pub fn trusted_keys(args: &StorageArgs, extra: &[String]) -> Result<KeyRing, AppError> {
+    let mut ring = KeyDir::new(args.key_dir()).trusted()?;
+    if let Ok(seed) = std::env::var("AUTHLEDGER_SIGNING_KEY") {
+        ring.insert(Signer::from_base64_seed(&seed, "AUTHLEDGER_SIGNING_KEY")?.public_key());
+    }
+    for k in extra {
+        ring.add_base64(k, "--trusted-key")?;
+    }
+    if ring.is_empty() {
+        return Err(KeyError::NoTrust.into());
+    }
+    Ok(ring)
+}
+
+#[derive(Debug, Serialize)]
+pub struct Bootstrapped {
+    pub workspace_id: String,
+    pub api_key_id: String,
+    /// Shown once; only its hash is stored.
+    pub admin_api_key: String,
+    pub position: u64,
+}
+
+/// Creates a workspace and its first admin API key.
+pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppError> {
+    let actor = Actor::system("bootstrap");
+    let workspace_id = Uuid::now_v7().to_string();
+    ledger
+        .execute::<Workspace>(&workspace_id, &workspace_id, &actor, &WorkspaceCommand::Create { name: name.to_string() })
+        .await?;
+    let key = NewApiKey::generate(&mut rand::rngs::OsRng);
+    let api_key_id = Uuid::now_v7().to_string();
+    let created = ApiKeyCreated {
+        name: "bootstrap admin".into(),
+        role: Role::Admin,
+        key_prefix: key.key_prefix.clone(),
+        key_hash: key.key_hash.clone(),
+        expires_at: None,
+    };
+    let committed = ledger
+        .execute::<ApiKey>(&workspace_id, &api_key_id, &actor, &ApiKeyCommand::Create(created))
+        .await?;
+    Ok(Bootstrapped {
+        workspace_id,
+        api_key_id,
+        admin_api_key: key.secret.expose_secret().to_string(),
+        position: committed.position,
+    })
+}
+
+/// Rotates the signing key: the rotation event is signed by the outgoing key, then the
+/// staged key becomes active. Key-dir keys only (an env key is rotated by the operator).
+pub async fn rotate_signing_key(args: &StorageArgs, ledger: &Ledger) -> Result<SigningKeyRotated, AppError> {
+    if std::env::var("AUTHLEDGER_SIGNING_KEY").is_ok() {
+        return Err(AppError::Io(
+            "the signing key comes from AUTHLEDGER_SIGNING_KEY; rotate with a key dir instead".into(),
+        ));
+    }
+    let dir = KeyDir::new(args.key_dir());
+    let current = ledger.signer();
+    let next = dir.stage_next()?;
+    use base64::Engine as _;
+    let rotated = SigningKeyRotated {
+        previous_key_id: current.key_id().to_string(),
+        new_key_id: next.key_id().to_string(),
+        new_public_key: base64::engine::general_purpose::STANDARD.encode(next.public_key().as_bytes()),
+    };
+    ledger
+        .execute::<SigningKeyRing>(SYSTEM_WORKSPACE, RING_ID, &Actor::system("keys-rotate"), &Rotate(rotated.clone()))
+        .await?;
+    dir.promote_next(&next)?;
+    ledger.replace_signer(next);
+    Ok(rotated)
+}
+
+pub async fn verify(args: &StorageArgs, extra_keys: &[String]) -> Result<VerifyReport, AppError> {
+    let trusted = trusted_keys(args, extra_keys)?;
+    let (log, warnings) = open_log(args, Access::Read).await?;
+    Ok(verify_log(log, trusted, warnings).await?)
+}
+
+/// Drops the projections and rebuilds them from the log.
+pub async fn replay(args: &StorageArgs) -> Result<u64, AppError> {
+    let (log, _) = open_log(args, Access::Read).await?;
+    let store = open_projections(args).await?;
+    store.reset().await?;
+    Ok(Projector::new(store, log, Metrics::new()).catch_up().await?)
+}
+
+/// Everything a running service holds.
+#[derive(Clone)]
+pub struct AppState {
+    pub ledger: Arc<Ledger>,
+    pub log: Arc<dyn EventLog>,
+    pub projections: Arc<dyn ProjectionStore>,
+    pub metrics: Metrics,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl AppState {
+    pub async fn open(args: &StorageArgs) -> Result<AppState, AppError> {
+        let signer = load_signer(args)?;
+        let (log, _) = open_log(args, Access::Write).await?;
+        let projections = open_projections(args).await?;
+        let metrics = Metrics::new();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
+        Ok(AppState { ledger, log, projections, metrics, clock })
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; the projector runs alongside.
+/// In-flight requests (and so in-flight appends) finish before this returns.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), AppError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let projector = Projector::new(state.projections.clone(), state.log.clone(), state.metrics.clone());
+    let projector_task = tokio::spawn(projector.run(stop_rx));
+    let addr: Option<SocketAddr> = listener.local_addr().ok();
+    tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
+    let router = crate::api::router(state);
+    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
+    result.map_err(|e| AppError::Io(format!("server error: {e}")))
+}

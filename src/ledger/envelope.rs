@@ -1,0 +1,263 @@
+//! The signed form of an event (see `schemas/README.md`, which is normative).
+//!
+//! An event is a JSON *body* (bytes kept verbatim, never re-serialised) wrapped in a DSSE
+//! envelope: `sig = ed25519(PAE(payloadType, body))`. The envelope bytes are what the event
+//! log stores; `hash = sha256(envelope bytes)` chains each event to its aggregate's
+//! previous one.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+/// The versioned DSSE payload type of every ledger event.
+pub const PAYLOAD_TYPE: &str = "application/vnd.authledger.event.v1+json";
+
+/// Largest envelope the ledger writes or accepts (well under NATS' default 1 MiB payload).
+pub const MAX_ENVELOPE_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnvelopeError {
+    #[error("envelope is not valid DSSE JSON: {0}")]
+    Malformed(String),
+    #[error("unexpected payloadType {0:?}")]
+    PayloadType(String),
+    #[error("payload is not valid base64")]
+    PayloadEncoding,
+    #[error("envelope has no signature")]
+    NoSignature,
+    #[error("signature is not 64 bytes of base64")]
+    SignatureEncoding,
+    #[error("body is not a valid event body: {0}")]
+    Body(String),
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+    #[error("envelope is {0} bytes, over the {MAX_ENVELOPE_BYTES} byte limit")]
+    TooLarge(usize),
+}
+
+/// DSSE v1 pre-authentication encoding: the exact bytes that are signed.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body);
+    out
+}
+
+/// `sha256:<hex>` of the stored envelope bytes.
+pub fn event_hash(envelope: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(envelope)))
+}
+
+/// Who caused an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    #[serde(rename = "type")]
+    pub actor_type: ActorType,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorType {
+    /// The service itself or an operator using the CLI on the host.
+    System,
+    ApiKey,
+    User,
+    Agent,
+}
+
+impl Actor {
+    pub fn system(id: impl Into<String>) -> Self {
+        Actor { actor_type: ActorType::System, id: id.into() }
+    }
+}
+
+/// Identifies one aggregate: `ledger.<workspace>.<aggregate_type>.<aggregate_id>` on JetStream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AggregateKey {
+    pub workspace_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+}
+
+impl AggregateKey {
+    /// Validates every part so that it is a single, safe NATS subject token.
+    pub fn new(
+        workspace_id: impl Into<String>,
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+    ) -> Result<Self, EnvelopeError> {
+        let key = AggregateKey {
+            workspace_id: workspace_id.into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+        };
+        check_token("workspace_id", &key.workspace_id)?;
+        check_token("aggregate_id", &key.aggregate_id)?;
+        if key.aggregate_type.is_empty()
+            || key.aggregate_type.len() > 64
+            || !key.aggregate_type.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        {
+            return Err(EnvelopeError::InvalidField {
+                field: "aggregate_type",
+                reason: "must be 1-64 characters of a-z and _".into(),
+            });
+        }
+        Ok(key)
+    }
+
+    pub fn subject(&self, prefix: &str) -> String {
+        format!("{prefix}.{}.{}.{}", self.workspace_id, self.aggregate_type, self.aggregate_id)
+    }
+}
+
+impl std::fmt::Display for AggregateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}/{}", self.workspace_id, self.aggregate_type, self.aggregate_id)
+    }
+}
+
+fn check_token(field: &'static str, v: &str) -> Result<(), EnvelopeError> {
+    let ok = !v.is_empty()
+        && v.len() <= 128
+        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(EnvelopeError::InvalidField {
+            field,
+            reason: "must be 1-128 characters of A-Z a-z 0-9 - _".into(),
+        })
+    }
+}
+
+/// The signed body of an event. Field order here is the order written; verifiers never
+/// depend on it because they check the stored bytes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBody {
+    pub event_id: Uuid,
+    pub workspace_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: u64,
+    pub kind: String,
+    pub schema_version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: time::OffsetDateTime,
+    pub actor: Actor,
+    pub payload: serde_json::Value,
+    /// `sha256:<hex>` of the previous event's envelope in this aggregate; null for version 1.
+    pub prev_hash: Option<String>,
+    pub key_id: String,
+}
+
+impl EventBody {
+    pub fn aggregate_key(&self) -> Result<AggregateKey, EnvelopeError> {
+        AggregateKey::new(&self.workspace_id, &self.aggregate_type, &self.aggregate_id)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DsseEnvelope {
+    #[serde(rename = "payloadType")]
+    payload_type: String,
+    payload: String,
+    signatures: Vec<DsseSignature>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct DsseSignature {
+    keyid: String,
+    sig: String,
+}
+
+/// Encodes a signed envelope. `sig` is over `pae(PAYLOAD_TYPE, body)`.
+pub fn encode_envelope(body: &[u8], key_id: &str, sig: &[u8; 64]) -> Result<Bytes, EnvelopeError> {
+    let env = DsseEnvelope {
+        payload_type: PAYLOAD_TYPE.to_string(),
+        payload: B64.encode(body),
+        signatures: vec![DsseSignature { keyid: key_id.to_string(), sig: B64.encode(sig) }],
+    };
+    let bytes = serde_json::to_vec(&env).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    if bytes.len() > MAX_ENVELOPE_BYTES {
+        return Err(EnvelopeError::TooLarge(bytes.len()));
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// An envelope taken apart, without any trust decision yet.
+#[derive(Debug, Clone)]
+pub struct OpenedEnvelope {
+    /// The body bytes exactly as signed.
+    pub body_bytes: Vec<u8>,
+    pub body: EventBody,
+    /// (key id hint, signature) pairs, in envelope order.
+    pub signatures: Vec<(String, [u8; 64])>,
+    pub hash: String,
+}
+
+/// Parses envelope bytes as stored. Does not check signatures (see `keys::KeyRing`).
+pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
+    if envelope.len() > MAX_ENVELOPE_BYTES {
+        return Err(EnvelopeError::TooLarge(envelope.len()));
+    }
+    let env: DsseEnvelope =
+        serde_json::from_slice(envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    if env.payload_type != PAYLOAD_TYPE {
+        return Err(EnvelopeError::PayloadType(env.payload_type));
+    }
+    let body_bytes = B64.decode(env.payload.as_bytes()).map_err(|_| EnvelopeError::PayloadEncoding)?;
+    if env.signatures.is_empty() {
+        return Err(EnvelopeError::NoSignature);
+    }
+    let mut signatures = Vec::with_capacity(env.signatures.len());
+    for s in env.signatures {
+        let raw = B64.decode(s.sig.as_bytes()).map_err(|_| EnvelopeError::SignatureEncoding)?;
+        let sig: [u8; 64] = raw.try_into().map_err(|_| EnvelopeError::SignatureEncoding)?;
+        signatures.push((s.keyid, sig));
+    }
+    let body: EventBody =
+        serde_json::from_slice(&body_bytes).map_err(|e| EnvelopeError::Body(e.to_string()))?;
+    body.aggregate_key()?;
+    Ok(OpenedEnvelope { body_bytes, body, signatures, hash: event_hash(envelope) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_dsse_spec_example() {
+        // From the DSSE protocol document.
+        let got = pae("http://example.com/HelloWorld", b"hello world");
+        assert_eq!(got, b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec());
+    }
+
+    #[test]
+    fn aggregate_key_rejects_subject_metacharacters() {
+        for bad in ["a.b", "a*", ">", "", "a b"] {
+            assert!(AggregateKey::new(bad, "workspace", "x").is_err(), "{bad}");
+            assert!(AggregateKey::new("w", "workspace", bad).is_err(), "{bad}");
+        }
+        assert!(AggregateKey::new("w", "Workspace", "x").is_err());
+        let k = AggregateKey::new("w-1", "api_key", "K_2").unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(k.subject("ledger"), "ledger.w-1.api_key.K_2");
+    }
+
+    #[test]
+    fn open_rejects_wrong_payload_type_and_missing_signature() {
+        let env = br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#;
+        assert_eq!(open_envelope(env).err(), Some(EnvelopeError::PayloadType("text/plain".into())));
+        let env = format!(r#"{{"payloadType":"{PAYLOAD_TYPE}","payload":"","signatures":[]}}"#);
+        assert_eq!(open_envelope(env.as_bytes()).err(), Some(EnvelopeError::NoSignature));
+    }
+}

@@ -1,0 +1,442 @@
+//! JetStream event log: one stream, one subject per aggregate
+//! (`<prefix>.<workspace>.<aggregate_type>.<aggregate_id>`), file storage, no limits,
+//! `deny_delete` + `deny_purge`, an explicit duplicate window.
+//!
+//! Concurrency: `Nats-Expected-Last-Subject-Sequence` carries the *stream* sequence of the
+//! aggregate's last message (cached per subject, re-read on a miss or conflict).
+//! Exactly once: `Nats-Msg-Id` = event id inside the duplicate window; outside it, a
+//! conflict whose winning event has our id and bytes is reported as a duplicate.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+
+use super::envelope::{open_envelope, AggregateKey};
+use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
+
+/// Oldest server the ledger runs on.
+pub const MIN_SERVER: (u64, u64) = (2, 10);
+
+#[derive(Debug, Clone)]
+pub struct JetStreamOptions {
+    pub url: String,
+    pub stream: String,
+    pub subject_prefix: String,
+    pub replicas: usize,
+    pub duplicate_window: Duration,
+    /// How long an append waits for the server's acknowledgement.
+    pub ack_timeout: Duration,
+}
+
+impl JetStreamOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        JetStreamOptions {
+            url: url.into(),
+            stream: "AUTHLEDGER".into(),
+            subject_prefix: "ledger".into(),
+            replicas: 1,
+            duplicate_window: Duration::from_secs(120),
+            ack_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the ledger needs from the stream it writes to. Returns every shortfall, empty when
+/// the stream is fit for a ledger.
+pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<String> {
+    let mut problems = Vec::new();
+    let wanted = format!("{}.>", opts.subject_prefix);
+    if !config.subjects.iter().any(|s| *s == wanted) {
+        problems.push(format!("stream subjects {:?} do not include {wanted}", config.subjects));
+    }
+    if config.storage != stream::StorageType::File {
+        problems.push("storage is not file".into());
+    }
+    if !config.deny_delete {
+        problems.push("deny_delete is off (events could be deleted)".into());
+    }
+    if !config.deny_purge {
+        problems.push("deny_purge is off (events could be purged)".into());
+    }
+    if config.allow_rollup {
+        problems.push("allow_rollup is on (a rollup header would purge an aggregate)".into());
+    }
+    if config.max_messages > 0 || config.max_bytes > 0 || config.max_messages_per_subject > 0 {
+        problems.push("stream has message or byte limits (old events would be discarded)".into());
+    }
+    if !config.max_age.is_zero() {
+        problems.push("stream has a max_age (old events would expire)".into());
+    }
+    if config.retention != stream::RetentionPolicy::Limits {
+        problems.push("retention is not limits (events would be removed once consumed)".into());
+    }
+    if config.duplicate_window.is_zero() {
+        problems.push("duplicate_window is zero (retries could duplicate events)".into());
+    }
+    if config.sealed {
+        problems.push("stream is sealed (no appends possible)".into());
+    }
+    if config.persist_mode == Some(stream::PersistenceMode::Async) {
+        problems.push("persist_mode is async (acknowledged before stored)".into());
+    }
+    if config.allow_message_ttl {
+        problems.push("per-message TTL is allowed (events could expire)".into());
+    }
+    problems
+}
+
+pub fn parse_server_version(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.trim_start_matches('v').split(['-', '+']).next()?;
+    let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+}
+
+pub struct JetStreamEventLog {
+    opts: JetStreamOptions,
+    client: async_nats::Client,
+    js: jetstream::Context,
+    stream: stream::Stream,
+    /// subject -> (aggregate version, stream sequence) of the aggregate's last event.
+    tails: Mutex<HashMap<String, (u64, u64)>>,
+    parser: SubjectParser,
+    /// Problems of the stream config found at open (empty for a writable log).
+    pub warnings: Vec<String>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> LogError {
+    LogError::Unavailable(e.to_string())
+}
+
+impl JetStreamEventLog {
+    /// Opens the log for writing: creates the stream when missing, and refuses a server or
+    /// stream that cannot keep the ledger's promises.
+    pub async fn open(opts: JetStreamOptions) -> Result<Self, LogError> {
+        let log = Self::connect(opts, true).await?;
+        if !log.warnings.is_empty() {
+            return Err(LogError::Misconfigured(format!(
+                "stream {} is not fit for a ledger: {}",
+                log.opts.stream,
+                log.warnings.join("; ")
+            )));
+        }
+        Ok(log)
+    }
+
+    /// Opens an existing stream for reading (verify, replay): never creates it, and keeps
+    /// config shortfalls as warnings so an auditor can still inspect what is there.
+    pub async fn open_read_only(opts: JetStreamOptions) -> Result<Self, LogError> {
+        Self::connect(opts, false).await
+    }
+
+    async fn connect(opts: JetStreamOptions, create: bool) -> Result<Self, LogError> {
+        let client = async_nats::ConnectOptions::new()
+            .connection_timeout(Duration::from_secs(5))
+            .name("authledger")
+            .connect(opts.url.as_str())
+            .await
+            .map_err(|e| LogError::Misconfigured(format!("cannot connect to NATS at {}: {e}", opts.url)))?;
+        let version = client.server_info().version;
+        match parse_server_version(&version) {
+            Some((major, minor, _)) if (major, minor) >= MIN_SERVER => {}
+            _ => {
+                return Err(LogError::Misconfigured(format!(
+                    "NATS server {version} at {} is too old: the ledger needs {}.{} or newer",
+                    opts.url, MIN_SERVER.0, MIN_SERVER.1
+                )))
+            }
+        }
+        let mut js = jetstream::new(client.clone());
+        js.set_timeout(opts.ack_timeout);
+        let stream = match js.get_stream(&opts.stream).await {
+            Ok(s) => s,
+            Err(e) => {
+                let not_found = matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref je)
+                    if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
+                if not_found && create {
+                    js.create_stream(Self::stream_config(&opts)).await.map_err(|e| {
+                        LogError::Misconfigured(format!("cannot create stream {}: {e}", opts.stream))
+                    })?
+                } else if not_found {
+                    return Err(LogError::Misconfigured(format!(
+                        "stream {} does not exist at {}",
+                        opts.stream, opts.url
+                    )));
+                } else {
+                    return Err(LogError::Misconfigured(format!("cannot open stream {}: {e}", opts.stream)));
+                }
+            }
+        };
+        let warnings = stream_problems(&stream.cached_info().config, &opts);
+        let parser = SubjectParser { prefix: opts.subject_prefix.clone() };
+        Ok(JetStreamEventLog { opts, client, js, stream, tails: Mutex::new(HashMap::new()), parser, warnings })
+    }
+
+    pub fn stream_config(opts: &JetStreamOptions) -> stream::Config {
+        stream::Config {
+            name: opts.stream.clone(),
+            description: Some("authledger signed event log".into()),
+            subjects: vec![format!("{}.>", opts.subject_prefix)],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            num_replicas: opts.replicas,
+            max_messages: -1,
+            max_bytes: -1,
+            max_messages_per_subject: -1,
+            max_age: Duration::ZERO,
+            max_message_size: -1,
+            duplicate_window: opts.duplicate_window,
+            deny_delete: true,
+            deny_purge: true,
+            allow_rollup: false,
+            allow_direct: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    fn subject(&self, key: &AggregateKey) -> String {
+        key.subject(&self.opts.subject_prefix)
+    }
+
+    fn record(&self, subject: &str, position: u64, payload: bytes::Bytes) -> Result<RecordedEvent, LogError> {
+        Ok(RecordedEvent { position, key: self.parser.key(subject)?, version: None, envelope: payload })
+    }
+
+    /// (version, stream sequence) of the aggregate's last event, read from the server.
+    async fn fetch_tail(&self, subject: &str) -> Result<(u64, u64), LogError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(msg) => {
+                let opened = open_envelope(&msg.payload).map_err(|e| {
+                    LogError::Backend(format!("last event on {subject} (seq {}) is unreadable: {e}", msg.sequence))
+                })?;
+                let tail = (opened.body.aggregate_version, msg.sequence);
+                self.remember(subject, tail);
+                Ok(tail)
+            }
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok((0, 0)),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn cached_tail(&self, subject: &str) -> Option<(u64, u64)> {
+        self.tails.lock().ok().and_then(|t| t.get(subject).copied())
+    }
+
+    fn remember(&self, subject: &str, tail: (u64, u64)) {
+        if let Ok(mut t) = self.tails.lock() {
+            // Bounded: a cache miss only costs one direct read.
+            if t.len() > 100_000 {
+                t.clear();
+            }
+            t.insert(subject.to_string(), tail);
+        }
+    }
+
+    fn forget(&self, subject: &str) {
+        if let Ok(mut t) = self.tails.lock() {
+            t.remove(subject);
+        }
+    }
+
+    /// The expected version did not match: is it because this very event already won?
+    async fn conflict_or_duplicate(&self, event: &SignedEvent, expected: u64) -> Result<Appended, LogError> {
+        let events = self.read_aggregate(&event.key).await?;
+        let actual = events.len() as u64;
+        if let Some(winner) = events.get(expected as usize) {
+            if winner.envelope == event.envelope {
+                return Ok(Appended { position: winner.position, duplicate: true });
+            }
+        }
+        Err(LogError::Conflict { key: event.key.clone(), expected, actual })
+    }
+
+    async fn ordered_consumer(
+        &self,
+        filter_subject: String,
+        start: u64,
+    ) -> Result<consumer::pull::Ordered, LogError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        consumer.messages().await.map_err(unavailable)
+    }
+
+    /// Reads `[from, until]` (inclusive, until = a sequence known to exist) in order.
+    async fn read_range(
+        &self,
+        filter_subject: String,
+        from: u64,
+        until: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut out = Vec::new();
+        if from > until || limit == 0 {
+            return Ok(out);
+        }
+        let mut messages = self.ordered_consumer(filter_subject, from).await?;
+        while let Some(msg) = tokio::time::timeout(self.opts.ack_timeout, messages.next())
+            .await
+            .map_err(|_| unavailable("timed out reading the stream"))?
+        {
+            let msg = msg.map_err(unavailable)?;
+            let seq = msg.info().map_err(unavailable)?.stream_sequence;
+            out.push(self.record(msg.subject.as_str(), seq, msg.payload.clone())?);
+            if seq >= until || out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl EventLog for JetStreamEventLog {
+    async fn append(&self, event: &SignedEvent, expected_version: u64) -> Result<Appended, LogError> {
+        if event.version != expected_version + 1 {
+            return Err(LogError::Invalid(format!(
+                "event version {} does not follow expected version {expected_version}",
+                event.version
+            )));
+        }
+        let subject = self.subject(&event.key);
+        let (version, seq) = match self.cached_tail(&subject) {
+            Some(t) if t.0 == expected_version => t,
+            _ => self.fetch_tail(&subject).await?,
+        };
+        if version != expected_version {
+            return self.conflict_or_duplicate(event, expected_version).await;
+        }
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(event.envelope.clone())
+            .message_id(event.event_id.to_string())
+            .expected_last_subject_sequence(seq);
+        let ack = match self.js.send_publish(subject.clone(), publish).await {
+            Ok(fut) => fut.await,
+            Err(e) => Err(e),
+        };
+        match ack {
+            Ok(ack) => {
+                if !ack.duplicate {
+                    self.remember(&subject, (event.version, ack.sequence));
+                } else {
+                    self.forget(&subject);
+                }
+                Ok(Appended { position: ack.sequence, duplicate: ack.duplicate })
+            }
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
+                self.forget(&subject);
+                self.conflict_or_duplicate(event, expected_version).await
+            }
+            Err(e) => {
+                self.forget(&subject);
+                Err(LogError::Unavailable(format!("append to {subject} not confirmed: {e}")))
+            }
+        }
+    }
+
+    async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError> {
+        let subject = self.subject(key);
+        let last = match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) => msg.sequence,
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(Vec::new()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        self.read_range(subject, 1, last, usize::MAX).await
+    }
+
+    async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError> {
+        let subject = self.subject(key);
+        match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) => Ok(Some(self.record(msg.subject.as_str(), msg.sequence, msg.payload)?)),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let head = self.head().await?;
+        self.read_range(String::new(), from.max(1), head, limit).await
+    }
+
+    async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
+        let messages = self.ordered_consumer(String::new(), from).await?;
+        let this = self.parser.clone();
+        Ok(messages
+            .map(move |m| {
+                let msg = m.map_err(unavailable)?;
+                let seq = msg.info().map_err(unavailable)?.stream_sequence;
+                Ok(RecordedEvent {
+                    position: seq,
+                    key: this.key(msg.subject.as_str())?,
+                    version: None,
+                    envelope: msg.payload.clone(),
+                })
+            })
+            .boxed())
+    }
+
+    async fn head(&self) -> Result<u64, LogError> {
+        let info = self.stream.get_info().await.map_err(unavailable)?;
+        Ok(info.state.last_sequence)
+    }
+
+    fn describe(&self) -> String {
+        format!("JetStream stream {} at {}", self.opts.stream, self.opts.url)
+    }
+}
+
+#[derive(Clone)]
+struct SubjectParser {
+    prefix: String,
+}
+
+impl SubjectParser {
+    fn key(&self, subject: &str) -> Result<AggregateKey, LogError> {
+        let rest = subject
+            .strip_prefix(&self.prefix)
+            .and_then(|r| r.strip_prefix('.'))
+            .ok_or_else(|| LogError::Backend(format!("message on unexpected subject {subject}")))?;
+        let parts: Vec<&str> = rest.split('.').collect();
+        match parts.as_slice() {
+            [w, t, a] => AggregateKey::new(*w, *t, *a)
+                .map_err(|e| LogError::Backend(format!("message on subject {subject}: {e}"))),
+            _ => Err(LogError::Backend(format!("message on malformed subject {subject}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_versions() {
+        assert_eq!(parse_server_version("2.15.1"), Some((2, 15, 1)));
+        assert_eq!(parse_server_version("v2.10.0-beta.1"), Some((2, 10, 0)));
+        assert_eq!(parse_server_version("2.9"), Some((2, 9, 0)));
+        assert_eq!(parse_server_version("garbage"), None);
+    }
+
+    #[test]
+    fn the_stream_we_create_has_no_problems_and_a_bare_one_has_all() {
+        let opts = JetStreamOptions::new("nats://127.0.0.1:4222");
+        assert!(stream_problems(&JetStreamEventLog::stream_config(&opts), &opts).is_empty());
+        let bare = stream::Config { name: "X".into(), ..Default::default() };
+        let problems = stream_problems(&bare, &opts).join("\n");
+        for word in ["deny_delete", "deny_purge", "duplicate_window", "subjects"] {
+            assert!(problems.contains(word), "{problems}");
+        }
+    }
+}

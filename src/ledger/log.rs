@@ -1,0 +1,89 @@
+//! The `EventLog` trait: the only source of truth. Two backends implement it
+//! (`sqlite_log` embedded, `jetstream_log` at scale) and pass one conformance suite.
+
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use uuid::Uuid;
+
+use super::envelope::AggregateKey;
+
+/// A signed event ready to append: the envelope bytes plus the facts the log indexes by.
+/// Built only by `Ledger` (which signs and chains) or by tests.
+#[derive(Debug, Clone)]
+pub struct SignedEvent {
+    pub key: AggregateKey,
+    pub version: u64,
+    pub event_id: Uuid,
+    pub envelope: Bytes,
+}
+
+/// An event as the log holds it: its global position and the envelope bytes verbatim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// Global position, 1-based, strictly increasing (the JetStream stream sequence or the
+    /// SQLite row id).
+    pub position: u64,
+    /// Where the log filed the event (the subject / the indexed columns). A verifier
+    /// checks it against what the signed body says.
+    pub key: AggregateKey,
+    /// The version the log indexed the event under, where the backend keeps one (SQLite);
+    /// JetStream indexes by subject only.
+    pub version: Option<u64>,
+    pub envelope: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub position: u64,
+    /// True when this event id was already in the log (a retry after a lost ack).
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// Someone else appended first: reload the aggregate and decide again.
+    #[error("version conflict on {key}: expected version {expected}, log is at {actual}")]
+    Conflict { key: AggregateKey, expected: u64, actual: u64 },
+    #[error("event {0} is already in the log with different content")]
+    EventIdReused(Uuid),
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// The log could not be reached or did not confirm in time. The append may or may not
+    /// have happened: retrying with the same signed event is safe (deduplicated by id).
+    #[error("event log unavailable: {0}")]
+    Unavailable(String),
+    #[error("event log misconfigured: {0}")]
+    Misconfigured(String),
+    #[error("event log error: {0}")]
+    Backend(String),
+}
+
+pub type EventStream = BoxStream<'static, Result<RecordedEvent, LogError>>;
+
+#[async_trait::async_trait]
+pub trait EventLog: Send + Sync + 'static {
+    /// Appends one event to its aggregate if the aggregate is at `expected_version`
+    /// (0 = new aggregate). `event.version` must be `expected_version + 1`.
+    /// Exactly once by event id: appending the same signed event again returns its
+    /// original position with `duplicate = true`.
+    async fn append(&self, event: &SignedEvent, expected_version: u64) -> Result<Appended, LogError>;
+
+    /// Every event of one aggregate, in version order.
+    async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// The last event of one aggregate, if any.
+    async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError>;
+
+    /// Up to `limit` events with position >= `from`, in global order.
+    async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;
+
+    /// Events from position `from` on: first those already written, then new ones as they
+    /// are appended. Ends only on error.
+    async fn subscribe(&self, from: u64) -> Result<EventStream, LogError>;
+
+    /// The position of the last event (0 when empty).
+    async fn head(&self) -> Result<u64, LogError>;
+
+    /// A short human name for logs and readiness output.
+    fn describe(&self) -> String;
+}

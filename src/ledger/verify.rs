@@ -1,0 +1,336 @@
+//! Walks the whole log and checks what an auditor relies on: every signature under a
+//! trusted key, every chain link, versions 1..n per aggregate with none missing or
+//! repeated, unique event ids, and no gap in global positions. Stops at the first bad
+//! event and names it.
+//!
+//! Signatures are checked in batches across all cores (ed25519 batch verification, then
+//! one by one to name the culprit when a batch fails); everything order-dependent is a
+//! single sequential pass.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::envelope::{open_envelope, pae, AggregateKey, PAYLOAD_TYPE};
+use super::keys::{parse_public, KeyRing};
+use super::log::{EventLog, LogError, RecordedEvent};
+use crate::domain::{Event, SYSTEM_WORKSPACE};
+
+/// The first bad event and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub position: u64,
+    pub event_id: Option<String>,
+    pub aggregate: Option<String>,
+    pub version: Option<u64>,
+    pub problem: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub ok: bool,
+    pub log: String,
+    pub events: u64,
+    pub aggregates: usize,
+    /// Keys that signed at least one event.
+    pub keys: usize,
+    pub first_position: Option<u64>,
+    pub last_position: Option<u64>,
+    pub seconds: f64,
+    pub events_per_sec: f64,
+    pub warnings: Vec<String>,
+    pub failure: Option<Failure>,
+}
+
+/// Sequential state of a verification.
+pub struct Verifier {
+    trusted: KeyRing,
+    tails: HashMap<AggregateKey, (u64, String)>,
+    event_ids: HashSet<Uuid>,
+    last_position: Option<u64>,
+    first_position: Option<u64>,
+    keys_used: BTreeSet<String>,
+    events: u64,
+}
+
+struct SigJob {
+    index: usize,
+    message: Vec<u8>,
+    signature: Signature,
+    key: VerifyingKey,
+}
+
+impl Verifier {
+    pub fn new(trusted: KeyRing) -> Self {
+        Verifier {
+            trusted,
+            tails: HashMap::new(),
+            event_ids: HashSet::new(),
+            last_position: None,
+            first_position: None,
+            keys_used: BTreeSet::new(),
+            events: 0,
+        }
+    }
+
+    /// Checks the next events in global order.
+    pub fn check_batch(&mut self, batch: &[RecordedEvent]) -> Result<(), Failure> {
+        let mut jobs = Vec::with_capacity(batch.len());
+        let mut structural: Option<(usize, Failure)> = None;
+        for (i, rec) in batch.iter().enumerate() {
+            match self.check_one(rec) {
+                Ok(job) => jobs.push(SigJob { index: i, ..job }),
+                Err((failure, job)) => {
+                    if let Some(job) = job {
+                        jobs.push(SigJob { index: i, ..job });
+                    }
+                    structural = Some((i, failure));
+                    break;
+                }
+            }
+        }
+        // A bad signature at or before the structural failure is the root cause.
+        if let Some(bad) = first_bad_signature(&jobs) {
+            let rec = &batch[bad];
+            let mut f = describe(rec, "signature does not verify (body or signature altered, or forged)");
+            if let Ok(o) = open_envelope(&rec.envelope) {
+                f.problem = format!(
+                    "signature does not verify under trusted key {} (body or signature altered, or forged)",
+                    o.signatures.first().map(|s| s.0.as_str()).unwrap_or("?")
+                );
+            }
+            return Err(f);
+        }
+        match structural {
+            Some((_, f)) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// Sequential checks for one event; returns the signature check still to do.
+    #[allow(clippy::type_complexity)]
+    fn check_one(&mut self, rec: &RecordedEvent) -> Result<SigJob, (Failure, Option<SigJob>)> {
+        let fail = |problem: String| (describe(rec, &problem), None);
+        let expected_position = self.last_position.map(|p| p + 1).unwrap_or(1);
+        if rec.position != expected_position {
+            return Err(fail(if rec.position > expected_position {
+                format!(
+                    "gap in global positions: expected {expected_position}, found {} (events removed)",
+                    rec.position
+                )
+            } else {
+                format!("global position {} repeats or goes backwards", rec.position)
+            }));
+        }
+        self.last_position = Some(rec.position);
+        self.first_position.get_or_insert(rec.position);
+        let opened = open_envelope(&rec.envelope).map_err(|e| fail(e.to_string()))?;
+        let body = &opened.body;
+        let (hint, sig) = opened.signatures[0].clone();
+        if hint != body.key_id {
+            return Err(fail(format!(
+                "envelope key id {hint} differs from the signed body's key_id {}",
+                body.key_id
+            )));
+        }
+        let Some(key) = self.trusted.get(&body.key_id).copied() else {
+            return Err(fail(format!("signed by unknown key {} (not in the trusted key ring)", body.key_id)));
+        };
+        let job = SigJob {
+            index: 0,
+            message: pae(PAYLOAD_TYPE, &opened.body_bytes),
+            signature: Signature::from_bytes(&sig),
+            key,
+        };
+        let with_job = |problem: String, job: SigJob| (describe(rec, &problem), Some(job));
+        let body_key = match body.aggregate_key() {
+            Ok(k) => k,
+            Err(e) => return Err(with_job(e.to_string(), job)),
+        };
+        if body_key != rec.key {
+            return Err(with_job(
+                format!("stored under aggregate {} but the signed body says {body_key}", rec.key),
+                job,
+            ));
+        }
+        if let Some(v) = rec.version {
+            if v != body.aggregate_version {
+                return Err(with_job(
+                    format!("indexed as version {v} but the signed body says version {}", body.aggregate_version),
+                    job,
+                ));
+            }
+        }
+        if !self.event_ids.insert(body.event_id) {
+            return Err(with_job(format!("event id {} appears twice", body.event_id), job));
+        }
+        let (last_version, last_hash) = match self.tails.get(&body_key) {
+            Some((v, h)) => (*v, Some(h.as_str())),
+            None => (0, None),
+        };
+        if body.aggregate_version != last_version + 1 {
+            let problem = if body.aggregate_version <= last_version {
+                format!(
+                    "version {} of {body_key} appears again or out of order (already at version {last_version})",
+                    body.aggregate_version
+                )
+            } else {
+                format!(
+                    "version {} of {body_key} follows version {last_version}: version {} is missing or out of order",
+                    body.aggregate_version,
+                    last_version + 1
+                )
+            };
+            return Err(with_job(problem, job));
+        }
+        if body.prev_hash.as_deref() != last_hash {
+            return Err(with_job(
+                format!(
+                    "chain broken: prev_hash {} does not match the previous event's hash {}",
+                    body.prev_hash.as_deref().unwrap_or("null"),
+                    last_hash.unwrap_or("null (first event)")
+                ),
+                job,
+            ));
+        }
+        // A rotation signed by a trusted key makes the new key trusted from here on.
+        if body.workspace_id == SYSTEM_WORKSPACE && body.aggregate_type == "signing_key" {
+            match Event::from_parts(&body.kind, &body.payload) {
+                Ok(Event::SigningKeyRotated(r)) => {
+                    if r.previous_key_id != body.key_id {
+                        return Err(with_job(
+                            format!("key rotation signed by {} instead of the outgoing key {}", body.key_id, r.previous_key_id),
+                            job,
+                        ));
+                    }
+                    match parse_public(&r.new_public_key, "new_public_key") {
+                        Ok(pk) if super::keys::key_id(&pk) == r.new_key_id => {
+                            self.trusted.insert(pk);
+                        }
+                        _ => return Err(with_job("key rotation names an invalid new key".into(), job)),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(with_job(e.to_string(), job)),
+            }
+        }
+        self.tails.insert(body_key, (body.aggregate_version, opened.hash.clone()));
+        self.keys_used.insert(body.key_id.clone());
+        self.events += 1;
+        Ok(job)
+    }
+}
+
+fn describe(rec: &RecordedEvent, problem: &str) -> Failure {
+    let opened = open_envelope(&rec.envelope).ok();
+    Failure {
+        position: rec.position,
+        event_id: opened.as_ref().map(|o| o.body.event_id.to_string()),
+        aggregate: Some(rec.key.to_string()),
+        version: opened.as_ref().map(|o| o.body.aggregate_version).or(rec.version),
+        problem: problem.to_string(),
+    }
+}
+
+/// Index (into the batch) of the first event whose signature fails, checking in parallel.
+fn first_bad_signature(jobs: &[SigJob]) -> Option<usize> {
+    if jobs.is_empty() {
+        return None;
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let chunk = jobs.len().div_ceil(threads).max(64);
+    let bad: Vec<Option<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || check_chunk(c))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(Some(usize::MAX))).collect()
+    });
+    bad.into_iter().flatten().min().map(|i| if i == usize::MAX { 0 } else { i })
+}
+
+fn check_chunk(jobs: &[SigJob]) -> Option<usize> {
+    let messages: Vec<&[u8]> = jobs.iter().map(|j| j.message.as_slice()).collect();
+    let signatures: Vec<Signature> = jobs.iter().map(|j| j.signature).collect();
+    let keys: Vec<VerifyingKey> = jobs.iter().map(|j| j.key).collect();
+    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
+        return None;
+    }
+    jobs.iter().find(|j| j.key.verify_strict(&j.message, &j.signature).is_err()).map(|j| j.index)
+}
+
+/// Verifies the log from position 1 to its head at the start of the run.
+pub async fn verify_log(
+    log: Arc<dyn EventLog>,
+    trusted: KeyRing,
+    warnings: Vec<String>,
+) -> Result<VerifyReport, LogError> {
+    const PAGE: usize = 4096;
+    let started = Instant::now();
+    let head = log.head().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, LogError>>(2);
+    let reader_log = log.clone();
+    // Read ahead while the previous page is being checked.
+    let reader = tokio::spawn(async move {
+        let mut next = 1;
+        while next <= head {
+            let page = reader_log.read_from(next, PAGE).await;
+            let page = match page {
+                Ok(p) => p.into_iter().take_while(|e| e.position <= head).collect::<Vec<_>>(),
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            let Some(last) = page.last().map(|e| e.position) else { return };
+            next = last + 1;
+            if tx.send(Ok(page)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut verifier = Verifier::new(trusted);
+    let mut failure = None;
+    while let Some(page) = rx.recv().await {
+        let page = page?;
+        let (v, result) = tokio::task::spawn_blocking(move || {
+            let r = verifier.check_batch(&page);
+            (verifier, r)
+        })
+        .await
+        .map_err(|e| LogError::Backend(format!("verifier task failed: {e}")))?;
+        verifier = v;
+        if let Err(f) = result {
+            failure = Some(f);
+            break;
+        }
+    }
+    reader.abort();
+    if failure.is_none() && verifier.last_position.unwrap_or(0) < head {
+        failure = Some(Failure {
+            position: verifier.last_position.unwrap_or(0) + 1,
+            event_id: None,
+            aggregate: None,
+            version: None,
+            problem: format!(
+                "the log reports head position {head} but events after {} could not be read",
+                verifier.last_position.unwrap_or(0)
+            ),
+        });
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(VerifyReport {
+        ok: failure.is_none(),
+        log: log.describe(),
+        events: verifier.events,
+        aggregates: verifier.tails.len(),
+        keys: verifier.keys_used.len(),
+        first_position: verifier.first_position,
+        last_position: verifier.last_position,
+        seconds,
+        events_per_sec: if seconds > 0.0 { verifier.events as f64 / seconds } else { 0.0 },
+        warnings,
+        failure,
+    })
+}

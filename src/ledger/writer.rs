@@ -1,0 +1,219 @@
+//! The write path: load an aggregate, decide, sign, chain, append with the expected
+//! version. A conflict reloads and decides again; it never overwrites.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use uuid::Uuid;
+
+use super::envelope::{open_envelope, Actor, AggregateKey, EnvelopeError, EventBody};
+use super::keys::Signer;
+use super::log::{EventLog, LogError, SignedEvent};
+use crate::clock::Clock;
+use crate::domain::{Aggregate, DomainError, Event};
+use crate::metrics::{Metrics, ResultLabel};
+
+/// How many times a command is re-decided after losing a version race.
+const MAX_ATTEMPTS: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+    #[error("gave up after {0} version conflicts on {1}")]
+    Contended(usize, AggregateKey),
+    #[error("stored event at position {position} is unreadable: {reason}")]
+    Corrupt { position: u64, reason: String },
+}
+
+/// What an accepted command wrote.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub position: u64,
+    pub version: u64,
+    pub event_id: Uuid,
+    pub event: Event,
+    pub duplicate: bool,
+}
+
+pub struct Ledger {
+    log: Arc<dyn EventLog>,
+    signer: RwLock<Arc<Signer>>,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    /// Last (version, hash) per aggregate this instance wrote, for `append_next`.
+    tails: Mutex<HashMap<AggregateKey, (u64, String)>>,
+}
+
+impl Ledger {
+    pub fn new(log: Arc<dyn EventLog>, signer: Signer, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
+        Ledger {
+            log,
+            signer: RwLock::new(Arc::new(signer)),
+            clock,
+            metrics,
+            tails: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn log(&self) -> &Arc<dyn EventLog> {
+        &self.log
+    }
+
+    pub fn signer(&self) -> Arc<Signer> {
+        match self.signer.read() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// From now on sign with `next` (after its rotation event is in the log).
+    pub fn replace_signer(&self, next: Signer) {
+        match self.signer.write() {
+            Ok(mut s) => *s = Arc::new(next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+    }
+
+    /// Runs one command against aggregate `A` identified by `(workspace, id)`.
+    pub async fn execute<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        actor: &Actor,
+        command: &A::Command,
+    ) -> Result<Committed, LedgerError> {
+        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let recorded = self.log.read_aggregate(&key).await?;
+            let mut state = A::default();
+            let mut tail: Option<(u64, String)> = None;
+            for r in &recorded {
+                let opened = open_envelope(&r.envelope)
+                    .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
+                let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+                    .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
+                state.apply(&event);
+                tail = Some((opened.body.aggregate_version, opened.hash));
+            }
+            let event = state.decide(command)?;
+            match self.append_after(&key, tail, actor, &event).await {
+                Err(LedgerError::Log(LogError::Conflict { .. })) => continue,
+                other => return other,
+            }
+        }
+        Err(LedgerError::Contended(MAX_ATTEMPTS, key))
+    }
+
+    /// Appends an event that needs no decision over prior state (a record of something that
+    /// happened), chaining it to the aggregate's tail. Uses this instance's cached tail and
+    /// re-reads it only after a conflict.
+    pub async fn append_next(&self, key: &AggregateKey, actor: &Actor, event: &Event) -> Result<Committed, LedgerError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let cached = self.tails.lock().ok().and_then(|t| t.get(key).cloned());
+            let tail = match cached {
+                Some(t) => Some(t),
+                None => match self.log.last_of_aggregate(key).await? {
+                    Some(r) => {
+                        let o = open_envelope(&r.envelope)
+                            .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
+                        Some((o.body.aggregate_version, o.hash))
+                    }
+                    None => None,
+                },
+            };
+            match self.append_after(key, tail, actor, event).await {
+                Err(LedgerError::Log(LogError::Conflict { .. })) => {
+                    if let Ok(mut t) = self.tails.lock() {
+                        t.remove(key);
+                    }
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        Err(LedgerError::Contended(MAX_ATTEMPTS, key.clone()))
+    }
+
+    /// Builds, signs and appends the next event after `tail` (version, hash).
+    async fn append_after(
+        &self,
+        key: &AggregateKey,
+        tail: Option<(u64, String)>,
+        actor: &Actor,
+        event: &Event,
+    ) -> Result<Committed, LedgerError> {
+        let (expected, prev_hash) = match tail {
+            Some((v, h)) => (v, Some(h)),
+            None => (0, None),
+        };
+        let signer = self.signer();
+        let (kind, payload) = event.to_parts()?;
+        let event_id = Uuid::now_v7();
+        let body = EventBody {
+            event_id,
+            workspace_id: key.workspace_id.clone(),
+            aggregate_type: key.aggregate_type.clone(),
+            aggregate_id: key.aggregate_id.clone(),
+            aggregate_version: expected + 1,
+            kind,
+            schema_version: event.schema_version(),
+            occurred_at: self.clock.now(),
+            actor: actor.clone(),
+            payload,
+            prev_hash,
+            key_id: signer.key_id().to_string(),
+        };
+        let body_bytes = serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let envelope = signer.seal(&body_bytes)?;
+        let hash = super::envelope::event_hash(&envelope);
+        let signed = SignedEvent { key: key.clone(), version: expected + 1, event_id, envelope };
+        let started = Instant::now();
+        let mut result = self.log.append(&signed, expected).await;
+        // An unconfirmed append may have landed: retrying the same signed event is
+        // deduplicated by its id, so a bounded retry is safe and never doubles it.
+        for backoff_ms in [100u64, 400, 1600] {
+            if !matches!(result, Err(LogError::Unavailable(_))) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
+            result = self.log.append(&signed, expected).await;
+        }
+        self.metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+        let label = match &result {
+            Ok(a) if a.duplicate => "duplicate",
+            Ok(_) => "ok",
+            Err(LogError::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        self.metrics.appends.get_or_create(&ResultLabel { result: label }).inc();
+        match result {
+            Ok(appended) => {
+                if let Ok(mut t) = self.tails.lock() {
+                    if t.len() > 100_000 {
+                        t.clear();
+                    }
+                    t.insert(key.clone(), (expected + 1, hash));
+                }
+                Ok(Committed {
+                    position: appended.position,
+                    version: expected + 1,
+                    event_id,
+                    event: event.clone(),
+                    duplicate: appended.duplicate,
+                })
+            }
+            Err(e) => {
+                if matches!(e, LogError::Conflict { .. }) {
+                    self.metrics.conflicts.inc();
+                }
+                Err(e.into())
+            }
+        }
+    }
+}

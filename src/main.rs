@@ -1,0 +1,252 @@
+//! The `authledger` command line.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use authledger::app::{self, Access, AppState};
+use authledger::config::StorageArgs;
+use authledger::domain::Event;
+use authledger::ledger::{Actor, AggregateKey, KeyDir};
+
+#[derive(Parser)]
+#[command(name = "authledger", version, about = "Signed, audit-first credential ledger for AI agents")]
+struct Cli {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service (embedded SQLite by default; --nats-url / --database-url to scale).
+    Serve {
+        #[arg(long, env = "AUTHLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Create a workspace and its first admin API key (printed once, as JSON, on stdout).
+    Bootstrap {
+        #[arg(long)]
+        workspace: String,
+    },
+    /// Check every signature, chain link, version and position of the whole log.
+    Verify {
+        /// Print a machine-readable JSON report.
+        #[arg(long)]
+        json: bool,
+        /// Also trust this public key (base64 of 32 bytes); repeatable.
+        #[arg(long = "trusted-key")]
+        trusted_keys: Vec<String>,
+    },
+    /// Drop the projections and rebuild them from the log.
+    Replay,
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Append synthetic events as fast as possible, printing each acknowledged one
+    /// (`ok <event_id> <position>`); used by crash tests.
+    #[command(hide = true)]
+    DebugAppend {
+        #[arg(long, default_value_t = 1000)]
+        count: u64,
+        #[arg(long, default_value_t = 4)]
+        writers: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a signing key in the key dir (for deployments that share one key).
+    Init,
+    /// Rotate the signing key; the rotation event is signed by the outgoing key.
+    Rotate,
+    /// Print the public key ring (JSON).
+    Show,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("authledger: error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line, never a backtrace.
+            eprintln!("authledger: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let storage = cli.storage;
+    match cli.command {
+        Command::Serve { listen } => serve(&storage, &listen).await,
+        Command::Bootstrap { workspace } => {
+            let state = AppState::open(&storage).await?;
+            let out = app::bootstrap(&state.ledger, &workspace).await?;
+            print_json(&serde_json::json!({
+                "workspace_id": out.workspace_id,
+                "api_key_id": out.api_key_id,
+                "admin_api_key": out.admin_api_key,
+            }))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify { json, trusted_keys } => {
+            let report = app::verify(&storage, &trusted_keys).await?;
+            if json {
+                print_json(&report)?;
+            } else {
+                for w in &report.warnings {
+                    eprintln!("warning: {w}");
+                }
+                match &report.failure {
+                    None => println!(
+                        "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
+                        report.events, report.aggregates, report.keys, report.seconds, report.events_per_sec
+                    ),
+                    Some(f) => println!(
+                        "FAILED at position {} (event {}, aggregate {}, version {}): {}",
+                        f.position,
+                        f.event_id.as_deref().unwrap_or("?"),
+                        f.aggregate.as_deref().unwrap_or("?"),
+                        f.version.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                        f.problem
+                    ),
+                }
+            }
+            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+        }
+        Command::Replay => {
+            let n = app::replay(&storage).await?;
+            println!("replayed {n} events into the projections");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys(k) => keys(&storage, k).await,
+        Command::DebugAppend { count, writers } => debug_append(&storage, count, writers).await,
+    }
+}
+
+fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn serve(storage: &StorageArgs, listen: &str) -> anyhow::Result<ExitCode> {
+    let state = AppState::open(storage).await?;
+    if storage.embedded_log() && state.log.head().await? == 0 {
+        let out = app::bootstrap(&state.ledger, "default").await?;
+        print_json(&serde_json::json!({
+            "workspace_id": out.workspace_id,
+            "api_key_id": out.api_key_id,
+            "admin_api_key": out.admin_api_key,
+        }))?;
+        eprintln!(
+            "Created workspace \"default\". Its admin API key above is shown only this once: \
+             send it as `Authorization: Bearer <admin_api_key>`."
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    eprintln!("authledger listening on http://{addr}");
+    app::serve(state, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
+    let dir = KeyDir::new(storage.key_dir());
+    match cmd {
+        KeysCommand::Init => {
+            let signer = dir.init()?;
+            println!("created signing key {} in {}", signer.key_id(), dir.path().display());
+        }
+        KeysCommand::Rotate => {
+            let state = AppState::open(storage).await?;
+            let rotated = app::rotate_signing_key(storage, &state.ledger).await?;
+            println!("rotated signing key {} -> {}", rotated.previous_key_id, rotated.new_key_id);
+        }
+        KeysCommand::Show => print_json(&dir.read_ring()?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends `count` workspace-created events from `writers` tasks (each on its own
+/// aggregates), printing a line per acknowledged append. Errors are printed, not fatal.
+async fn debug_append(storage: &StorageArgs, count: u64, writers: u64) -> anyhow::Result<ExitCode> {
+    let signer = app::load_signer(storage)?;
+    let (log, _) = app::open_log(storage, Access::Write).await?;
+    let ledger = Arc::new(authledger::ledger::Ledger::new(
+        log,
+        signer,
+        Arc::new(authledger::clock::SystemClock),
+        authledger::metrics::Metrics::new(),
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let per_writer = count.div_ceil(writers.max(1));
+    let mut tasks = Vec::new();
+    for w in 0..writers.max(1) {
+        let ledger = ledger.clone();
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let Ok(key) = AggregateKey::new("load", "workspace", format!("w{w}-{i}")) else { continue };
+                let event = Event::WorkspaceCreated(authledger::domain::WorkspaceCreated { name: format!("load {w} {i}") });
+                let line = match ledger.append_next(&key, &Actor::system("debug-append"), &event).await {
+                    Ok(c) => format!("ok {} {}", c.event_id, c.position),
+                    Err(e) => format!("err {e}"),
+                };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        }));
+    }
+    drop(tx);
+    let mut out = std::io::stdout().lock();
+    while let Some(line) = rx.recv().await {
+        // Flushed per line: a line printed is an append acknowledged.
+        writeln!(out, "{line}")?;
+        out.flush()?;
+    }
+    for t in tasks {
+        t.await?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

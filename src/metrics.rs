@@ -1,0 +1,60 @@
+//! Prometheus metrics (text exposition at `GET /metrics`). Never a secret in a label.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProjectionLabel {
+    pub projection: &'static str,
+}
+
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Appends by result: ok, duplicate, conflict, error.
+    pub appends: Family<ResultLabel, Counter>,
+    pub conflicts: Counter,
+    pub append_seconds: Histogram,
+    /// Events in the log not yet applied by a projection.
+    pub projection_lag: Family<ProjectionLabel, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("authledger");
+        let appends = Family::<ResultLabel, Counter>::default();
+        let conflicts = Counter::default();
+        let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let projection_lag = Family::<ProjectionLabel, Gauge>::default();
+        registry.register("ledger_appends", "Event appends by result", appends.clone());
+        registry.register("ledger_conflicts", "Version conflicts (re-decided)", conflicts.clone());
+        registry.register("ledger_append_seconds", "Latency of one ledger append", append_seconds.clone());
+        registry.register("projection_lag_events", "Events not yet applied", projection_lag.clone());
+        Metrics { registry: Arc::new(registry), appends, conflicts, append_seconds, projection_lag }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

@@ -1,0 +1,102 @@
+//! Pure: what one event changes in the projections, as backend-neutral operations.
+
+use crate::domain::{Event, Role};
+use crate::ledger::EventBody;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub position: i64,
+    pub event_id: String,
+    pub workspace_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub kind: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub occurred_at: String,
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Audit(AuditRow),
+    CreateWorkspace { id: String, name: String, at: String, version: i64 },
+    CreateApiKey {
+        workspace_id: String,
+        id: String,
+        name: String,
+        role: String,
+        key_prefix: String,
+        key_hash: String,
+        at: String,
+        expires_at: Option<String>,
+        version: i64,
+    },
+    RevokeApiKey { workspace_id: String, id: String, at: String, version: i64 },
+}
+
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn role_name(r: Role) -> &'static str {
+    match r {
+        Role::Admin => "admin",
+        Role::Developer => "developer",
+        Role::Viewer => "viewer",
+        Role::Auditor => "auditor",
+        Role::Agent => "agent",
+    }
+}
+
+pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
+    let at = rfc3339(body.occurred_at);
+    let version = i64::try_from(body.aggregate_version).unwrap_or(i64::MAX);
+    let actor_type = serde_json::to_value(body.actor.actor_type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let mut ops = vec![Op::Audit(AuditRow {
+        position: i64::try_from(position).unwrap_or(i64::MAX),
+        event_id: body.event_id.to_string(),
+        workspace_id: body.workspace_id.clone(),
+        aggregate_type: body.aggregate_type.clone(),
+        aggregate_id: body.aggregate_id.clone(),
+        aggregate_version: version,
+        kind: body.kind.clone(),
+        actor_type,
+        actor_id: body.actor.id.clone(),
+        occurred_at: at.clone(),
+        key_id: body.key_id.clone(),
+    })];
+    match event {
+        Event::WorkspaceCreated(e) => ops.push(Op::CreateWorkspace {
+            id: body.aggregate_id.clone(),
+            name: e.name.clone(),
+            at,
+            version,
+        }),
+        Event::ApiKeyCreated(e) => ops.push(Op::CreateApiKey {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            name: e.name.clone(),
+            role: role_name(e.role).to_string(),
+            key_prefix: e.key_prefix.clone(),
+            key_hash: e.key_hash.clone(),
+            at,
+            expires_at: e.expires_at.map(rfc3339),
+            version,
+        }),
+        Event::ApiKeyRevoked(_) => ops.push(Op::RevokeApiKey {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            at,
+            version,
+        }),
+        Event::SigningKeyRotated(_) => {}
+    }
+    ops
+}

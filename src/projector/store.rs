@@ -1,0 +1,274 @@
+//! Projection stores: one implementation per SQL backend (the SQL lives in
+//! `projections/<backend>/`). Each batch runs in one transaction that first locks the
+//! projection's offset row, so with several instances every event is applied exactly once
+//! per projection, and a crash leaves offset and rows consistent.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use super::plan::{plan, Op};
+use crate::domain::Event;
+use crate::ledger::envelope::open_envelope;
+use crate::ledger::{EventLog, LogError};
+
+pub const PROJECTION: &str = "state";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("projection database unavailable: {0}")]
+    Database(String),
+    #[error("projection database misconfigured: {0}")]
+    Misconfigured(String),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("event at position {position} cannot be projected: {reason}")]
+    Undecodable { position: u64, reason: String },
+}
+
+fn db(e: sqlx::Error) -> ProjectionError {
+    ProjectionError::Database(e.to_string())
+}
+
+#[async_trait::async_trait]
+pub trait ProjectionStore: Send + Sync + 'static {
+    /// Applies up to `limit` events after the stored offset; returns how many it applied.
+    async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError>;
+    /// The position of the last applied event.
+    async fn offset(&self) -> Result<u64, ProjectionError>;
+    /// Empties every projection (they are rebuilt by replaying the log).
+    async fn reset(&self) -> Result<(), ProjectionError>;
+    fn describe(&self) -> String;
+}
+
+/// Decodes the events of a batch into operations, outside any transaction.
+fn plan_batch(events: &[crate::ledger::RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
+    events
+        .iter()
+        .map(|rec| {
+            let undecodable = |reason: String| ProjectionError::Undecodable { position: rec.position, reason };
+            let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
+            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+                .map_err(|e| undecodable(e.to_string()))?;
+            Ok((rec.position, plan(rec.position, &opened.body, &event)))
+        })
+        .collect()
+}
+
+const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
+     UPDATE projection_offsets SET position = 0;";
+
+/// The same statements serve both backends (`$n` placeholders work in SQLite too); only
+/// the pool type, the way a batch takes its lock and the migrations differ.
+macro_rules! sql_projection_store {
+    ($store:ident, $pool:ty, $lock_sql:expr) => {
+        impl $store {
+            async fn exec_op<'c>(
+                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
+                op: Op,
+            ) -> Result<(), sqlx::Error> {
+                match op {
+                    Op::Audit(a) => {
+                        sqlx::query(
+                            "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
+                             aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                        )
+                        .bind(a.position)
+                        .bind(a.event_id)
+                        .bind(a.workspace_id)
+                        .bind(a.aggregate_type)
+                        .bind(a.aggregate_id)
+                        .bind(a.aggregate_version)
+                        .bind(a.kind)
+                        .bind(a.actor_type)
+                        .bind(a.actor_id)
+                        .bind(a.occurred_at)
+                        .bind(a.key_id)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Op::CreateWorkspace { id, name, at, version } => {
+                        sqlx::query("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
+                            .bind(id)
+                            .bind(name)
+                            .bind(at)
+                            .bind(version)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Op::CreateApiKey { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
+                        sqlx::query(
+                            "INSERT INTO api_keys (workspace_id, id, name, role, key_prefix, key_hash,
+                             created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(name)
+                        .bind(role)
+                        .bind(key_prefix)
+                        .bind(key_hash)
+                        .bind(at)
+                        .bind(expires_at)
+                        .bind(version)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Op::RevokeApiKey { workspace_id, id, at, version } => {
+                        // Guarded by version so an event can never be applied twice.
+                        let done = sqlx::query(
+                            "UPDATE api_keys SET revoked_at = $1, version = $2
+                             WHERE workspace_id = $3 AND id = $4 AND version = $2 - 1",
+                        )
+                        .bind(at)
+                        .bind(version)
+                        .bind(workspace_id)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if done.rows_affected() != 1 {
+                            return Err(sqlx::Error::Protocol("api key revocation out of order".into()));
+                        }
+                    }
+                }
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ProjectionStore for $store {
+            async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError> {
+                let mut tx = self.begin().await.map_err(db)?;
+                let offset: i64 = sqlx::query_scalar($lock_sql)
+                    .bind(PROJECTION)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                let offset = u64::try_from(offset).unwrap_or(0);
+                let events = log.read_from(offset + 1, limit).await?;
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let planned = plan_batch(&events)?;
+                let mut last = offset;
+                for (position, ops) in planned {
+                    for op in ops {
+                        Self::exec_op(&mut tx, op).await.map_err(|e| ProjectionError::Undecodable {
+                            position,
+                            reason: e.to_string(),
+                        })?;
+                    }
+                    last = position;
+                }
+                sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
+                    .bind(i64::try_from(last).unwrap_or(i64::MAX))
+                    .bind(PROJECTION)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(events.len() as u64)
+            }
+
+            async fn offset(&self) -> Result<u64, ProjectionError> {
+                let p: i64 = sqlx::query_scalar("SELECT position FROM projection_offsets WHERE name = $1")
+                    .bind(PROJECTION)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(u64::try_from(p).unwrap_or(0))
+            }
+
+            async fn reset(&self) -> Result<(), ProjectionError> {
+                sqlx::raw_sql(RESET_SQL).execute(&self.pool).await.map_err(db)?;
+                Ok(())
+            }
+
+            fn describe(&self) -> String {
+                self.description.clone()
+            }
+        }
+    };
+}
+
+/// Maps a pool type to its database (keeps the macro readable).
+pub trait PoolDb {
+    type Db: sqlx::Database;
+}
+impl PoolDb for SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+impl PoolDb for PgPool {
+    type Db = sqlx::Postgres;
+}
+
+pub struct SqliteProjections {
+    pool: SqlitePool,
+    description: String,
+}
+
+impl SqliteProjections {
+    pub async fn open(path: &std::path::Path) -> Result<Self, ProjectionError> {
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(|e| ProjectionError::Misconfigured(e.to_string()))?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| {
+            ProjectionError::Misconfigured(format!("cannot open projections {}: {e}", path.display()))
+        })?;
+        sqlx::migrate!("./projections/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| ProjectionError::Misconfigured(format!("projection migrations failed: {e}")))?;
+        Ok(SqliteProjections { pool, description: format!("SQLite projections {}", path.display()) })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        // IMMEDIATE takes the write lock up front: the batch is serialised with any other.
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+sql_projection_store!(SqliteProjections, SqlitePool, "SELECT position FROM projection_offsets WHERE name = $1");
+
+pub struct PgProjections {
+    pool: PgPool,
+    description: String,
+}
+
+impl PgProjections {
+    pub async fn open(url: &str) -> Result<Self, ProjectionError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| ProjectionError::Misconfigured(format!("cannot connect to PostgreSQL: {e}")))?;
+        sqlx::migrate!("./projections/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| ProjectionError::Misconfigured(format!("projection migrations failed: {e}")))?;
+        Ok(PgProjections { pool, description: "PostgreSQL projections".into() })
+    }
+
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+// FOR UPDATE: a second instance waits here, then sees the advanced offset.
+sql_projection_store!(PgProjections, PgPool, "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE");

@@ -327,13 +327,19 @@ impl EventLog for JetStreamEventLog {
             Err(e) => Err(e),
         };
         match ack {
-            Ok(ack) => {
-                if !ack.duplicate {
-                    self.remember(&subject, (event.version, ack.sequence));
-                } else {
-                    self.forget(&subject);
+            Ok(ack) if ack.duplicate => {
+                // The server deduplicates by Nats-Msg-Id alone: make sure the stored event
+                // is this very one, not another event reusing its id.
+                self.forget(&subject);
+                let stored = self.stream.get_raw_message(ack.sequence).await.map_err(unavailable)?;
+                if stored.payload != event.envelope {
+                    return Err(LogError::EventIdReused(event.event_id));
                 }
-                Ok(Appended { position: ack.sequence, duplicate: ack.duplicate })
+                Ok(Appended { position: ack.sequence, duplicate: true })
+            }
+            Ok(ack) => {
+                self.remember(&subject, (event.version, ack.sequence));
+                Ok(Appended { position: ack.sequence, duplicate: false })
             }
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 self.forget(&subject);

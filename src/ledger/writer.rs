@@ -15,7 +15,7 @@ use crate::domain::{Aggregate, DomainError, Event};
 use crate::metrics::{Metrics, ResultLabel};
 
 /// How many times a command is re-decided after losing a version race.
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: usize = 24;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -89,7 +89,7 @@ impl Ledger {
         command: &A::Command,
     ) -> Result<Committed, LedgerError> {
         let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let recorded = self.log.read_aggregate(&key).await?;
             let mut state = A::default();
             let mut tail: Option<(u64, String)> = None;
@@ -103,7 +103,7 @@ impl Ledger {
             }
             let event = state.decide(command)?;
             match self.append_after(&key, tail, actor, &event).await {
-                Err(LedgerError::Log(LogError::Conflict { .. })) => continue,
+                Err(LedgerError::Log(LogError::Conflict { .. })) => conflict_backoff(attempt).await,
                 other => return other,
             }
         }
@@ -114,7 +114,7 @@ impl Ledger {
     /// happened), chaining it to the aggregate's tail. Uses this instance's cached tail and
     /// re-reads it only after a conflict.
     pub async fn append_next(&self, key: &AggregateKey, actor: &Actor, event: &Event) -> Result<Committed, LedgerError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
             let cached = self.tails.lock().ok().and_then(|t| t.get(key).cloned());
             let tail = match cached {
                 Some(t) => Some(t),
@@ -132,7 +132,7 @@ impl Ledger {
                     if let Ok(mut t) = self.tails.lock() {
                         t.remove(key);
                     }
-                    continue;
+                    conflict_backoff(attempt).await;
                 }
                 other => return other,
             }
@@ -153,26 +153,8 @@ impl Ledger {
             None => (0, None),
         };
         let signer = self.signer();
-        let (kind, payload) = event.to_parts()?;
-        let event_id = Uuid::now_v7();
-        let body = EventBody {
-            event_id,
-            workspace_id: key.workspace_id.clone(),
-            aggregate_type: key.aggregate_type.clone(),
-            aggregate_id: key.aggregate_id.clone(),
-            aggregate_version: expected + 1,
-            kind,
-            schema_version: event.schema_version(),
-            occurred_at: self.clock.now(),
-            actor: actor.clone(),
-            payload,
-            prev_hash,
-            key_id: signer.key_id().to_string(),
-        };
-        let body_bytes = serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
-        let envelope = signer.seal(&body_bytes)?;
-        let hash = super::envelope::event_hash(&envelope);
-        let signed = SignedEvent { key: key.clone(), version: expected + 1, event_id, envelope };
+        let (signed, hash) = seal_event(&signer, key, expected, prev_hash, actor, event, self.clock.now())?;
+        let event_id = signed.event_id;
         let started = Instant::now();
         let mut result = self.log.append(&signed, expected).await;
         // An unconfirmed append may have landed: retrying the same signed event is
@@ -216,4 +198,46 @@ impl Ledger {
             }
         }
     }
+}
+
+/// Jittered exponential backoff after losing a version race, so that writers contending
+/// for one aggregate spread out instead of colliding again in lockstep.
+async fn conflict_backoff(attempt: usize) {
+    use rand::Rng as _;
+    let cap_us = 200u64 << attempt.min(8);
+    let wait = rand::thread_rng().gen_range(0..=cap_us);
+    tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+}
+
+/// Builds and signs the event that follows version `expected` (whose hash is `prev_hash`)
+/// of aggregate `key`. Returns the event ready to append and its hash.
+pub fn seal_event(
+    signer: &Signer,
+    key: &AggregateKey,
+    expected: u64,
+    prev_hash: Option<String>,
+    actor: &Actor,
+    event: &Event,
+    occurred_at: time::OffsetDateTime,
+) -> Result<(SignedEvent, String), LedgerError> {
+    let (kind, payload) = event.to_parts()?;
+    let event_id = Uuid::now_v7();
+    let body = EventBody {
+        event_id,
+        workspace_id: key.workspace_id.clone(),
+        aggregate_type: key.aggregate_type.clone(),
+        aggregate_id: key.aggregate_id.clone(),
+        aggregate_version: expected + 1,
+        kind,
+        schema_version: event.schema_version(),
+        occurred_at,
+        actor: actor.clone(),
+        payload,
+        prev_hash,
+        key_id: signer.key_id().to_string(),
+    };
+    let body_bytes = serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let envelope = signer.seal(&body_bytes)?;
+    let hash = super::envelope::event_hash(&envelope);
+    Ok((SignedEvent { key: key.clone(), version: expected + 1, event_id, envelope }, hash))
 }

@@ -1,1 +1,5 @@
+//! One integration-test binary (fast to link), one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod conformance;
+mod harness;

@@ -1,0 +1,266 @@
+//! Test harness: a test-owned `nats-server` per test (free port, temp store,
+//! `sync_interval: always`, killed on drop, by PID), a fresh PostgreSQL database per test,
+//! and helpers to run the built binary.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use authledger::clock::SystemClock;
+use authledger::ledger::jetstream_log::{JetStreamEventLog, JetStreamOptions};
+use authledger::ledger::sqlite_log::SqliteEventLog;
+use authledger::ledger::{EventLog, Ledger, Signer};
+use authledger::metrics::Metrics;
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("AUTHLEDGER_TEST_NATS_SERVER") {
+        return PathBuf::from(p);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|d| d.join("nats-server")).find(|p| p.is_file())
+    });
+    found.expect("nats-server not found: run the suite with tools/test (it installs nats-server-bin 2.15.1)")
+}
+
+/// A nats-server child owned by one test.
+pub struct NatsServer {
+    pub port: u16,
+    pub store: tempfile::TempDir,
+    config: PathBuf,
+    child: Option<Child>,
+}
+
+impl NatsServer {
+    pub fn start() -> NatsServer {
+        let store = tempfile::tempdir().expect("temp store");
+        let port = free_port();
+        let config = store.path().join("nats.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                store.path().join("js").display()
+            ),
+        )
+        .expect("write nats config");
+        let mut s = NatsServer { port, store, config, child: None };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn nats-server");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same port and store.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    pub fn options(&self, stream: &str) -> JetStreamOptions {
+        let mut o = JetStreamOptions::new(self.url());
+        o.stream = stream.to_string();
+        o.ack_timeout = Duration::from_secs(2);
+        o
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One of the two event-log backends, with what it needs to live.
+pub enum Backend {
+    Sqlite(tempfile::TempDir),
+    JetStream(NatsServer),
+}
+
+impl Backend {
+    pub fn sqlite() -> Backend {
+        Backend::Sqlite(tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub fn jetstream() -> Backend {
+        Backend::JetStream(NatsServer::start())
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::JetStream(_) => "jetstream",
+        }
+    }
+
+    pub async fn open(&self) -> Arc<dyn EventLog> {
+        match self {
+            Backend::Sqlite(dir) => Arc::new(SqliteEventLog::open(&dir.path().join("ledger.db")).await.expect("open sqlite log")),
+            Backend::JetStream(nats) => {
+                Arc::new(JetStreamEventLog::open(nats.options("LEDGER")).await.expect("open jetstream log"))
+            }
+        }
+    }
+
+    /// Makes the log go away and come back: reopen the file / restart the server.
+    pub fn restart(&mut self) {
+        if let Backend::JetStream(nats) = self {
+            nats.restart();
+        }
+    }
+
+    /// Storage flags for the CLI pointing at this log.
+    pub fn cli_args(&self, data_dir: &Path) -> Vec<String> {
+        let mut args = vec!["--data-dir".to_string(), data_dir.display().to_string()];
+        if let Backend::JetStream(nats) = self {
+            args.extend(["--nats-url".to_string(), nats.url(), "--nats-stream".into(), "LEDGER".into()]);
+        }
+        args
+    }
+}
+
+pub fn ledger(log: Arc<dyn EventLog>, signer: Signer) -> Ledger {
+    Ledger::new(log, signer, Arc::new(SystemClock), Metrics::new())
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_authledger")
+}
+
+/// Runs the binary to completion.
+pub fn run_cli(args: &[String]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env_remove("AUTHLEDGER_SIGNING_KEY")
+        .env_remove("AUTHLEDGER_NATS_URL")
+        .env_remove("AUTHLEDGER_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run authledger")
+}
+
+pub fn args(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// PostgreSQL for tests: a fresh database per call on the server tools/test started.
+pub async fn fresh_pg_database() -> String {
+    let admin = std::env::var("AUTHLEDGER_TEST_DATABASE_URL")
+        .expect("AUTHLEDGER_TEST_DATABASE_URL not set: run the suite with tools/test (it starts PostgreSQL)");
+    let name = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let pool = sqlx::PgPool::connect(&admin).await.expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+    pool.close().await;
+    match admin.rfind('/') {
+        Some(i) => format!("{}/{name}", &admin[..i]),
+        None => panic!("AUTHLEDGER_TEST_DATABASE_URL has no database part: {admin}"),
+    }
+}
+
+/// Waits until `f` returns true (polling), failing after `timeout`.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `serve` process; killed on drop.
+pub struct Service {
+    pub child: Child,
+    pub addr: String,
+    pub stdout_path: PathBuf,
+}
+
+impl Service {
+    /// Starts `authledger <storage args> serve --listen 127.0.0.1:<free>` and waits for /healthz.
+    pub async fn start(storage: &[String], envs: &[(&str, &str)], log_dir: &Path) -> Service {
+        let port = free_port();
+        let stdout_path = log_dir.join(format!("serve-{port}.out"));
+        let stderr_path = log_dir.join(format!("serve-{port}.err"));
+        let mut cmd = Command::new(bin());
+        cmd.args(storage)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env_remove("AUTHLEDGER_SIGNING_KEY")
+            .env("RUST_LOG", "info")
+            .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn serve");
+        let svc = Service { child, addr: format!("127.0.0.1:{port}"), stdout_path };
+        let url = format!("http://{}/healthz", svc.addr);
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status().is_success() {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "serve did not become healthy: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        svc
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, sig);
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

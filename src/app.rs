@@ -165,8 +165,8 @@ pub async fn rotate_signing_key(args: &StorageArgs, ledger: &Ledger) -> Result<S
 }
 
 pub async fn verify(args: &StorageArgs, extra_keys: &[String]) -> Result<VerifyReport, AppError> {
-    let trusted = trusted_keys(args, extra_keys)?;
     let (log, warnings) = open_log(args, Access::Read).await?;
+    let trusted = trusted_keys(args, extra_keys)?;
     Ok(verify_log(log, trusted, warnings).await?)
 }
 

@@ -153,6 +153,11 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 
 async fn serve(storage: &StorageArgs, listen: &str) -> anyhow::Result<ExitCode> {
     let state = AppState::open(storage).await?;
+    // Bind before writing anything, so a taken port leaves the log untouched.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
     if storage.embedded_log() && state.log.head().await? == 0 {
         let out = app::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({
@@ -165,10 +170,6 @@ async fn serve(storage: &StorageArgs, listen: &str) -> anyhow::Result<ExitCode> 
              send it as `Authorization: Bearer <admin_api_key>`."
         );
     }
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let addr = listener.local_addr()?;
     eprintln!("authledger listening on http://{addr}");
     app::serve(state, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -3,6 +3,9 @@
 
 mod conformance;
 mod crash;
+mod cli;
+mod scale;
+mod schemas;
 mod harness;
 mod tamper;
 mod vectors;

@@ -28,6 +28,8 @@ pub enum EnvelopeError {
     PayloadEncoding,
     #[error("envelope has no signature")]
     NoSignature,
+    #[error("envelope has {0} signatures; v1 events carry exactly one")]
+    ManySignatures(usize),
     #[error("signature is not 64 bytes of base64")]
     SignatureEncoding,
     #[error("body is not a valid event body: {0}")]
@@ -167,6 +169,7 @@ impl EventBody {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DsseEnvelope {
     #[serde(rename = "payloadType")]
     payload_type: String,
@@ -175,6 +178,7 @@ struct DsseEnvelope {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct DsseSignature {
     keyid: String,
     sig: String,
@@ -216,8 +220,10 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
         return Err(EnvelopeError::PayloadType(env.payload_type));
     }
     let body_bytes = B64.decode(env.payload.as_bytes()).map_err(|_| EnvelopeError::PayloadEncoding)?;
-    if env.signatures.is_empty() {
-        return Err(EnvelopeError::NoSignature);
+    match env.signatures.len() {
+        0 => return Err(EnvelopeError::NoSignature),
+        1 => {}
+        n => return Err(EnvelopeError::ManySignatures(n)),
     }
     let mut signatures = Vec::with_capacity(env.signatures.len());
     for s in env.signatures {

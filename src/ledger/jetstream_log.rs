@@ -49,7 +49,7 @@ impl JetStreamOptions {
 pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<String> {
     let mut problems = Vec::new();
     let wanted = format!("{}.>", opts.subject_prefix);
-    if !config.subjects.iter().any(|s| *s == wanted) {
+    if !config.subjects.contains(&wanted) {
         problems.push(format!("stream subjects {:?} do not include {wanted}", config.subjects));
     }
     if config.storage != stream::StorageType::File {
@@ -86,6 +86,16 @@ pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<
         problems.push("per-message TTL is allowed (events could expire)".into());
     }
     problems
+}
+
+/// The URL without credentials (`nats://user:pass@host` -> `nats://***@host`), for logs
+/// and error messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        (None, Some(at)) => format!("***{}", &url[at..]),
+        _ => url.to_string(),
+    }
 }
 
 pub fn parse_server_version(v: &str) -> Option<(u64, u64, u64)> {
@@ -137,14 +147,14 @@ impl JetStreamEventLog {
             .name("authledger")
             .connect(opts.url.as_str())
             .await
-            .map_err(|e| LogError::Misconfigured(format!("cannot connect to NATS at {}: {e}", opts.url)))?;
+            .map_err(|e| LogError::Misconfigured(format!("cannot connect to NATS at {}: {e}", redact_url(&opts.url))))?;
         let version = client.server_info().version;
         match parse_server_version(&version) {
             Some((major, minor, _)) if (major, minor) >= MIN_SERVER => {}
             _ => {
                 return Err(LogError::Misconfigured(format!(
                     "NATS server {version} at {} is too old: the ledger needs {}.{} or newer",
-                    opts.url, MIN_SERVER.0, MIN_SERVER.1
+                    redact_url(&opts.url), MIN_SERVER.0, MIN_SERVER.1
                 )))
             }
         }
@@ -162,7 +172,7 @@ impl JetStreamEventLog {
                 } else if not_found {
                     return Err(LogError::Misconfigured(format!(
                         "stream {} does not exist at {}",
-                        opts.stream, opts.url
+                        opts.stream, redact_url(&opts.url)
                     )));
                 } else {
                     return Err(LogError::Misconfigured(format!("cannot open stream {}: {e}", opts.stream)));
@@ -399,7 +409,7 @@ impl EventLog for JetStreamEventLog {
     }
 
     fn describe(&self) -> String {
-        format!("JetStream stream {} at {}", self.opts.stream, self.opts.url)
+        format!("JetStream stream {} at {}", self.opts.stream, redact_url(&self.opts.url))
     }
 }
 
@@ -426,6 +436,13 @@ impl SubjectParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_never_reach_messages() {
+        assert_eq!(redact_url("nats://alice:s3cret@10.0.0.1:4222"), "nats://***@10.0.0.1:4222");
+        assert_eq!(redact_url("tok@host:4222"), "***@host:4222");
+        assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
 
     #[test]
     fn server_versions() {

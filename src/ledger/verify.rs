@@ -84,7 +84,8 @@ impl Verifier {
         for (i, rec) in batch.iter().enumerate() {
             match self.check_one(rec) {
                 Ok(job) => jobs.push(SigJob { index: i, ..job }),
-                Err((failure, job)) => {
+                Err(boxed) => {
+                    let (failure, job) = *boxed;
                     if let Some(job) = job {
                         jobs.push(SigJob { index: i, ..job });
                     }
@@ -112,9 +113,8 @@ impl Verifier {
     }
 
     /// Sequential checks for one event; returns the signature check still to do.
-    #[allow(clippy::type_complexity)]
-    fn check_one(&mut self, rec: &RecordedEvent) -> Result<SigJob, (Failure, Option<SigJob>)> {
-        let fail = |problem: String| (describe(rec, &problem), None);
+    fn check_one(&mut self, rec: &RecordedEvent) -> Result<SigJob, Box<(Failure, Option<SigJob>)>> {
+        let fail = |problem: String| Box::new((describe(rec, &problem), None));
         let expected_position = self.last_position.map(|p| p + 1).unwrap_or(1);
         if rec.position != expected_position {
             return Err(fail(if rec.position > expected_position {
@@ -146,7 +146,7 @@ impl Verifier {
             signature: Signature::from_bytes(&sig),
             key,
         };
-        let with_job = |problem: String, job: SigJob| (describe(rec, &problem), Some(job));
+        let with_job = |problem: String, job: SigJob| Box::new((describe(rec, &problem), Some(job)));
         let body_key = match body.aggregate_key() {
             Ok(k) => k,
             Err(e) => return Err(with_job(e.to_string(), job)),
@@ -197,8 +197,15 @@ impl Verifier {
                 job,
             ));
         }
-        // A rotation signed by a trusted key makes the new key trusted from here on.
-        if body.workspace_id == SYSTEM_WORKSPACE && body.aggregate_type == "signing_key" {
+        // A rotation signed by a trusted key makes the new key trusted from here on; only the
+        // system ring aggregate may hold one.
+        let in_ring = body.workspace_id == SYSTEM_WORKSPACE
+            && body.aggregate_type == "signing_key"
+            && body.aggregate_id == crate::domain::signing_key::RING_ID;
+        if body.kind == "signing_key.rotated" && !in_ring {
+            return Err(with_job(format!("signing_key.rotated outside {SYSTEM_WORKSPACE}/signing_key/ring"), job));
+        }
+        if in_ring {
             match Event::from_parts(&body.kind, &body.payload) {
                 Ok(Event::SigningKeyRotated(r)) => {
                     if r.previous_key_id != body.key_id {

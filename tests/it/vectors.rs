@@ -15,18 +15,27 @@ use authledger::ledger::{Actor, EventLog, KeyRing, RecordedEvent, Signer, PAYLOA
 
 const SEED: [u8; 32] = [0x42; 32];
 
-fn body(id: &str, version: u64, prev_hash: Option<String>, name: &str, signer: &Signer) -> Vec<u8> {
+/// Version 1 is `api_key.created`, version 2 `api_key.revoked` (with `reason`).
+fn body(id: &str, version: u64, prev_hash: Option<String>, reason: &str, signer: &Signer) -> Vec<u8> {
+    let (kind, payload) = if version == 1 {
+        ("api_key.created", json!({
+            "name": "ci", "role": "developer", "key_prefix": "alk_Vectors1",
+            "key_hash": format!("sha256:{}", "5e".repeat(32)), "expires_at": null
+        }))
+    } else {
+        ("api_key.revoked", json!({ "reason": reason }))
+    };
     let b = EventBody {
         event_id: id.parse().expect("uuid"),
         workspace_id: "ws-vectors".into(),
-        aggregate_type: "workspace".into(),
-        aggregate_id: "ws-vectors".into(),
+        aggregate_type: "api_key".into(),
+        aggregate_id: "key-1".into(),
         aggregate_version: version,
-        kind: "workspace.created".into(),
+        kind: kind.into(),
         schema_version: 1,
         occurred_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
         actor: Actor::system("vectors"),
-        payload: json!({ "name": name }),
+        payload,
         prev_hash,
         key_id: signer.key_id().to_string(),
     };
@@ -36,22 +45,22 @@ fn body(id: &str, version: u64, prev_hash: Option<String>, name: &str, signer: &
 fn vectors() -> serde_json::Value {
     let signer = Signer::from_seed(&SEED);
     let other = Signer::from_seed(&[0x07; 32]);
-    let b1 = body("01900000-0000-7000-8000-000000000001", 1, None, "Acme", &signer);
+    let b1 = body("01900000-0000-7000-8000-000000000001", 1, None, "", &signer);
     let env1 = signer.seal(&b1).expect("seal");
     let h1 = event_hash(&env1);
-    let b2 = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "Acme Renamed", &signer);
+    let b2 = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "leaked", &signer);
     let env2 = signer.seal(&b2).expect("seal");
     // Invalid: one body byte altered after signing (signature stays).
     let mut altered: serde_json::Value = serde_json::from_slice(&env2).expect("json");
     let mut b2_alt = b2.clone();
-    let pos = b2_alt.windows(4).position(|w| w == b"Acme").expect("name in body");
+    let pos = b2_alt.windows(6).position(|w| w == b"leaked").expect("reason in body");
     b2_alt[pos] = b'a';
     altered["payload"] = json!(base64::engine::general_purpose::STANDARD.encode(&b2_alt));
     // Invalid: signed by a key nobody trusts.
-    let b2_other = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "Acme Renamed", &other);
+    let b2_other = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "leaked", &other);
     let env_other = other.seal(&b2_other).expect("seal");
     // Invalid: chain broken (prev_hash of nothing in particular), validly signed.
-    let b2_chain = body("01900000-0000-7000-8000-000000000002", 2, Some(format!("sha256:{}", "0".repeat(64))), "Acme Renamed", &signer);
+    let b2_chain = body("01900000-0000-7000-8000-000000000002", 2, Some(format!("sha256:{}", "0".repeat(64))), "leaked", &signer);
     let env_chain = signer.seal(&b2_chain).expect("seal");
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf8");
     json!({
@@ -65,8 +74,8 @@ fn vectors() -> serde_json::Value {
             "pae_hex": hex::encode(pae(PAYLOAD_TYPE, &b1)),
         },
         "valid_log": [
-            { "position": 1, "subject": "ledger.ws-vectors.workspace.ws-vectors", "envelope": text(&env1), "hash": h1 },
-            { "position": 2, "subject": "ledger.ws-vectors.workspace.ws-vectors", "envelope": text(&env2), "hash": event_hash(&env2) },
+            { "position": 1, "subject": "ledger.ws-vectors.api_key.key-1", "envelope": text(&env1), "hash": h1 },
+            { "position": 2, "subject": "ledger.ws-vectors.api_key.key-1", "envelope": text(&env2), "hash": event_hash(&env2) },
         ],
         "invalid_second_event": [
             { "case": "altered body byte", "envelope": serde_json::to_string(&altered).expect("json"), "problem": "signature" },
@@ -100,7 +109,7 @@ async fn vectors_pass_and_fail_the_verifier_as_labelled() {
     for (_, pk) in v["trusted_keys"].as_object().expect("keys") {
         ring.add_base64(pk.as_str().expect("str"), "vector key").expect("key");
     }
-    let key = authledger::ledger::AggregateKey::new("ws-vectors", "workspace", "ws-vectors").expect("key");
+    let key = authledger::ledger::AggregateKey::new("ws-vectors", "api_key", "key-1").expect("key");
     let rec = |pos: u64, env: &str| RecordedEvent {
         position: pos,
         key: key.clone(),

@@ -559,7 +559,9 @@ def run_vectors(path: str) -> int:
             check(False, f"valid_log position {ev['position']} verifies: {exc}")
             continue
         check(True, f"valid_log position {ev['position']} verifies")
-        check(h == ev["hash"], f"valid_log position {ev['position']} hash {h}")
+        check(h == ev["hash"],
+              f"valid_log position {ev['position']} hash {h}"
+              + ("" if h == ev["hash"] else f" (vector says {ev['hash']})"))
 
     # invalid_second_event: valid_log[0] then the bad envelope at position 2.
     first = vec["valid_log"][0]
@@ -574,7 +576,7 @@ def run_vectors(path: str) -> int:
         except VerifyError as exc:
             msg = str(exc)
             check(bad["problem"] in msg,
-                  f"invalid case {bad['case']!r} rejected ({bad['problem']}): {msg}")
+                  f"invalid case {bad['case']!r} rejected, expecting {bad['problem']!r}: {msg}")
         else:
             check(False, f"invalid case {bad['case']!r} was ACCEPTED")
 

@@ -170,6 +170,33 @@ pub async fn verify(args: &StorageArgs, extra_keys: &[String]) -> Result<VerifyR
     Ok(verify_log(log, trusted, warnings).await?)
 }
 
+/// Writes every event as a JSON line `{"position", "subject", "envelope"}` (the envelope
+/// bytes as stored, which are UTF-8 JSON). Returns the number of events.
+pub async fn dump_log(args: &StorageArgs, out: &mut impl std::io::Write) -> Result<u64, AppError> {
+    let (log, _) = open_log(args, Access::Read).await?;
+    let head = log.head().await?;
+    let mut next = 1;
+    let mut n = 0;
+    while next <= head {
+        let page = log.read_from(next, 4096).await?;
+        let Some(last) = page.last().map(|e| e.position) else { break };
+        for e in page.iter().take_while(|e| e.position <= head) {
+            let envelope = std::str::from_utf8(&e.envelope)
+                .map_err(|_| AppError::Io(format!("event at position {} is not UTF-8", e.position)))?;
+            let line = serde_json::json!({
+                "position": e.position,
+                "subject": e.key.subject(&args.nats_subject_prefix),
+                "envelope": envelope,
+            });
+            serde_json::to_writer(&mut *out, &line).map_err(|e| AppError::Io(e.to_string()))?;
+            out.write_all(b"\n").map_err(|e| AppError::Io(e.to_string()))?;
+            n += 1;
+        }
+        next = last + 1;
+    }
+    Ok(n)
+}
+
 /// Drops the projections and rebuilds them from the log.
 pub async fn replay(args: &StorageArgs) -> Result<u64, AppError> {
     let (log, _) = open_log(args, Access::Read).await?;

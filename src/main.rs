@@ -44,6 +44,9 @@ enum Command {
     },
     /// Drop the projections and rebuild them from the log.
     Replay,
+    /// Write the raw log as JSON lines (`position`, `subject`, `envelope` as stored) for an
+    /// independent verifier such as tools/verifier/verify.py.
+    DumpLog,
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -139,6 +142,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(k) => keys(&storage, k).await,
+        Command::DumpLog => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let n = app::dump_log(&storage, &mut out).await?;
+            out.flush()?;
+            eprintln!("dumped {n} events");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::DebugAppend { count, writers } => debug_append(&storage, count, writers).await,
     }
 }

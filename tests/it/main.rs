@@ -7,5 +7,6 @@ mod cli;
 mod scale;
 mod schemas;
 mod harness;
+mod independent;
 mod tamper;
 mod vectors;

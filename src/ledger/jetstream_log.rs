@@ -266,11 +266,12 @@ impl JetStreamEventLog {
         Err(LogError::Conflict { key: event.key.clone(), expected, actual })
     }
 
+    /// An ordered consumer from `start`, and how many matching messages it has pending.
     async fn ordered_consumer(
         &self,
         filter_subject: String,
         start: u64,
-    ) -> Result<consumer::pull::Ordered, LogError> {
+    ) -> Result<(consumer::pull::Ordered, u64), LogError> {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -280,10 +281,12 @@ impl JetStreamEventLog {
             })
             .await
             .map_err(unavailable)?;
-        consumer.messages().await.map_err(unavailable)
+        let pending = consumer.cached_info().num_pending;
+        Ok((consumer.messages().await.map_err(unavailable)?, pending))
     }
 
-    /// Reads `[from, until]` (inclusive, until = a sequence known to exist) in order.
+    /// Reads from `from` up to `until` (inclusive) in order, at most `limit` events.
+    /// Stops when nothing is pending, so deleted messages never leave it waiting.
     async fn read_range(
         &self,
         filter_subject: String,
@@ -295,15 +298,22 @@ impl JetStreamEventLog {
         if from > until || limit == 0 {
             return Ok(out);
         }
-        let mut messages = self.ordered_consumer(filter_subject, from).await?;
+        let (mut messages, pending) = self.ordered_consumer(filter_subject, from).await?;
+        if pending == 0 {
+            return Ok(out);
+        }
         while let Some(msg) = tokio::time::timeout(self.opts.ack_timeout, messages.next())
             .await
             .map_err(|_| unavailable("timed out reading the stream"))?
         {
             let msg = msg.map_err(unavailable)?;
-            let seq = msg.info().map_err(unavailable)?.stream_sequence;
+            let info = msg.info().map_err(unavailable)?;
+            let (seq, left) = (info.stream_sequence, info.pending);
+            if seq > until {
+                break;
+            }
             out.push(self.record(msg.subject.as_str(), seq, msg.payload.clone())?);
-            if seq >= until || out.len() >= limit {
+            if seq >= until || out.len() >= limit || left == 0 {
                 break;
             }
         }
@@ -387,7 +397,7 @@ impl EventLog for JetStreamEventLog {
     }
 
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
-        let messages = self.ordered_consumer(String::new(), from).await?;
+        let (messages, _) = self.ordered_consumer(String::new(), from).await?;
         let this = self.parser.clone();
         Ok(messages
             .map(move |m| {

@@ -316,3 +316,16 @@ async fn jetstream_deleted_event_on_unprotected_stream_is_caught() {
     assert!(warnings.contains("deny_delete"), "verify should warn about the unprotected stream: {report}");
     assert_fails_at(&storage, 6, &["gap"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jetstream_deleted_last_event_is_caught_without_hanging() {
+    let nats = NatsServer::start();
+    let data = tempfile::tempdir().expect("dir");
+    let _log = jetstream_case(&nats, data.path(), false).await;
+    let client = async_nats::connect(nats.url()).await.expect("plain client");
+    let stream = async_nats::jetstream::new(client).get_stream("LEDGER").await.expect("stream");
+    assert!(stream.delete_message(9).await.expect("delete"));
+    // The stream still reports sequence 9 as its last: the missing tail is named (a read
+    // that waited on the deleted message would time out and exit 2, not report exit 1).
+    assert_fails_at(&js_storage(&nats, data.path()), 9, &["could not be read"]);
+}

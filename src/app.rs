@@ -213,6 +213,7 @@ pub struct AppState {
     pub projections: Arc<dyn ProjectionStore>,
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
+    pub rate_limiter: Arc<crate::api::ratelimit::RateLimiter>,
 }
 
 impl AppState {
@@ -223,7 +224,8 @@ impl AppState {
         let metrics = Metrics::new();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
-        Ok(AppState { ledger, log, projections, metrics, clock })
+        let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
+        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter })
     }
 }
 

@@ -27,6 +27,12 @@ enum Command {
     Serve {
         #[arg(long, env = "AUTHLEDGER_LISTEN", default_value = "127.0.0.1:8080")]
         listen: String,
+        /// Sustained requests per second allowed per API key (per instance).
+        #[arg(long, env = "AUTHLEDGER_RATE_LIMIT_PER_SEC", default_value_t = 50.0)]
+        rate_limit_per_sec: f64,
+        /// Requests an API key may burst above the sustained rate.
+        #[arg(long, env = "AUTHLEDGER_RATE_LIMIT_BURST", default_value_t = 100.0)]
+        rate_limit_burst: f64,
     },
     /// Create a workspace and its first admin API key (printed once, as JSON, on stdout).
     Bootstrap {
@@ -100,7 +106,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let storage = cli.storage;
     match cli.command {
-        Command::Serve { listen } => serve(&storage, &listen).await,
+        Command::Serve { listen, rate_limit_per_sec, rate_limit_burst } => {
+            let limiter = authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
+            serve(&storage, &listen, limiter).await
+        }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
             let out = app::bootstrap(&state.ledger, &workspace).await?;
@@ -161,8 +170,13 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(storage: &StorageArgs, listen: &str) -> anyhow::Result<ExitCode> {
-    let state = AppState::open(storage).await?;
+async fn serve(
+    storage: &StorageArgs,
+    listen: &str,
+    limiter: authledger::api::ratelimit::RateLimiter,
+) -> anyhow::Result<ExitCode> {
+    let mut state = AppState::open(storage).await?;
+    state.rate_limiter = Arc::new(limiter);
     // Bind before writing anything, so a taken port leaves the log untouched.
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -1,30 +1,60 @@
 //! HTTP layer: thin axum handlers over `AppState`. No SQL or NATS here.
 
+pub mod api_keys;
+pub mod auth;
+pub mod error;
+pub mod extract;
 pub mod problem;
+pub mod ratelimit;
+pub mod routes;
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{on, MethodFilter, MethodRouter};
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::app::AppState;
 use problem::Problem;
+use routes::{RouteId, ROUTES};
 
 /// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
+    match id {
+        RouteId::Healthz => on(filter, healthz),
+        RouteId::Readyz => on(filter, readyz),
+        RouteId::Metrics => on(filter, metrics),
+        RouteId::GetWorkspace => on(filter, api_keys::workspace),
+        RouteId::CreateApiKey => on(filter, api_keys::create),
+        RouteId::ListApiKeys => on(filter, api_keys::list),
+        RouteId::GetApiKey => on(filter, api_keys::get),
+        RouteId::RevokeApiKey => on(filter, api_keys::revoke),
+    }
+}
+
+/// The router serves exactly the route table, behind one authorization layer.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    let mut router = Router::new();
+    for spec in ROUTES {
+        let Ok(method) = Method::from_bytes(spec.method.as_bytes()) else { continue };
+        let Ok(filter) = MethodFilter::try_from(method) else { continue };
+        router = router.route(spec.path, handler(spec.id, filter));
+    }
+    router
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
         .fallback(not_found)
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed on this route", None)
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -67,5 +97,5 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "not-found", "No such route", None)
+    Problem::new(StatusCode::NOT_FOUND, "no-such-route", "No such route", None)
 }

@@ -3,12 +3,14 @@
 //!
 //! Every aggregate is `decide(state, command) -> event` and `apply(state, event)`.
 
+pub mod access;
 pub mod api_key;
 pub mod signing_key;
 pub mod workspace;
 
 use serde::{Deserialize, Serialize};
 
+pub use access::{AccessDenied, DenialReason};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
 pub use signing_key::SigningKeyRotated;
 pub use workspace::WorkspaceCreated;
@@ -29,11 +31,13 @@ pub enum Event {
     ApiKeyRevoked(ApiKeyRevoked),
     #[serde(rename = "signing_key.rotated")]
     SigningKeyRotated(SigningKeyRotated),
+    #[serde(rename = "access.denied")]
+    AccessDenied(AccessDenied),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
 pub const ALL_KINDS: &[&str] =
-    &["workspace.created", "api_key.created", "api_key.revoked", "signing_key.rotated"];
+    &["workspace.created", "api_key.created", "api_key.revoked", "signing_key.rotated", "access.denied"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {
@@ -56,6 +60,7 @@ impl Event {
             Event::ApiKeyCreated(_) => "api_key.created",
             Event::ApiKeyRevoked(_) => "api_key.revoked",
             Event::SigningKeyRotated(_) => "signing_key.rotated",
+            Event::AccessDenied(_) => "access.denied",
         }
     }
 
@@ -93,6 +98,13 @@ impl Event {
                 previous_key_id: "ed25519:0011223344556677".into(),
                 new_key_id: "ed25519:8899aabbccddeeff".into(),
                 new_public_key: "A".repeat(43) + "=",
+            }),
+            Event::AccessDenied(AccessDenied {
+                method: "DELETE".into(),
+                route: "/v1/api-keys/{id}".into(),
+                status: 404,
+                reason: DenialReason::OtherWorkspace,
+                target_id: Some("01900000-0000-7000-8000-000000000009".into()),
             }),
         ]
     }

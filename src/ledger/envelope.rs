@@ -75,6 +75,8 @@ pub enum ActorType {
     ApiKey,
     User,
     Agent,
+    /// A caller that presented no valid credentials (recorded on refusals only).
+    Anonymous,
 }
 
 impl Actor {

@@ -96,7 +96,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             at,
             version,
         }),
-        Event::SigningKeyRotated(_) => {}
+        Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
     }
     ops
 }

@@ -42,7 +42,40 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// Empties every projection (they are rebuilt by replaying the log).
     async fn reset(&self) -> Result<(), ProjectionError>;
     fn describe(&self) -> String;
+
+    /// The API key with this `sha256:` hash, in any workspace (authentication).
+    async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, ProjectionError>;
+    /// API keys of one workspace, oldest first.
+    async fn api_keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRow>, ProjectionError>;
+    /// One API key, only if it belongs to `workspace_id`.
+    async fn api_key(&self, workspace_id: &str, id: &str) -> Result<Option<ApiKeyRow>, ProjectionError>;
+    /// Whether an API key with this id exists in some *other* workspace (for auditing
+    /// cross-workspace attempts; never shown to the caller).
+    async fn api_key_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError>;
+    async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError>;
 }
+
+/// An API key as projected (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ApiKeyRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub key_prefix: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct WorkspaceRow {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+const API_KEY_COLUMNS: &str = "workspace_id, id, name, role, key_prefix, created_at, expires_at, revoked_at";
 
 /// Decodes the events of a batch into operations, outside any transaction.
 fn plan_batch(events: &[crate::ledger::RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
@@ -189,6 +222,51 @@ macro_rules! sql_projection_store {
 
             fn describe(&self) -> String {
                 self.description.clone()
+            }
+
+            async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, ProjectionError> {
+                sqlx::query_as(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"))
+                    .bind(key_hash)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn api_keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {API_KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 ORDER BY created_at, id"
+                ))
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn api_key(&self, workspace_id: &str, id: &str) -> Result<Option<ApiKeyRow>, ProjectionError> {
+                sqlx::query_as(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE workspace_id = $1 AND id = $2"))
+                    .bind(workspace_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn api_key_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE workspace_id <> $1 AND id = $2")
+                    .bind(workspace_id)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(n > 0)
+            }
+
+            async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError> {
+                sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
             }
         }
     };

@@ -58,7 +58,7 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
     assert_eq!(missing.status(), 404);
     assert_eq!(missing.headers()["content-type"], "application/problem+json");
     let problem: Value = missing.json().await.expect("problem json");
-    assert_eq!(problem["type"], "https://authledger.dev/problems/not-found");
+    assert_eq!(problem["type"], "https://authledger.dev/problems/no-such-route");
 
     // Graceful shutdown on SIGTERM.
     let mut svc = svc;

@@ -1,0 +1,128 @@
+//! Authentication and authorization for every route, in one place: find the route in the
+//! table, authenticate the bearer API key, check the role's permission, apply the rate
+//! limit, and hand the handler a `Caller`. Every refusal (401, 403) is recorded as an
+//! `access.denied` event.
+
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::problem::Problem;
+use super::routes::{self, role_allows, Permission};
+use crate::app::AppState;
+use crate::commands::{record_denial, Caller};
+use crate::domain::access::{AccessDenied, DenialReason};
+use crate::domain::api_key::{hash_key, KEY_PREFIX};
+use crate::domain::Role;
+use crate::ledger::{Actor, ActorType};
+
+/// Parses the role names the projection stores.
+fn parse_role(s: &str) -> Option<Role> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// A caller-supplied string made safe to keep in the ledger: at most 128 characters of
+/// `[A-Za-z0-9_-]`.
+pub fn sanitize(s: &str, max: usize) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(max).collect()
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let params = RawPathParams::from_request_parts(&mut parts, &state).await.ok();
+    let mut req = Request::from_parts(parts, body);
+    let method = req.method().as_str().to_string();
+    let Some(path) = matched.as_ref().map(|m| m.as_str().to_string()) else {
+        return next.run(req).await;
+    };
+    // A served route missing from the table would have no permission: refuse it.
+    let Some(spec) = routes::find(&method, &path) else {
+        tracing::error!(%method, %path, "route is not in the route table");
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None).into_response();
+    };
+    if spec.permission == Permission::Public {
+        return next.run(req).await;
+    }
+    let target_id = params
+        .as_ref()
+        .and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| sanitize(v, 128)));
+    let deny = |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
+        let state = state.clone();
+        let denial = AccessDenied { method: method.clone(), route: path.clone(), status: status.as_u16(), reason, target_id: target_id.clone() };
+        async move {
+            record_denial(&state, workspace.as_deref(), actor, denial).await;
+            let (kind, title) = if status == StatusCode::FORBIDDEN {
+                ("forbidden", "This key's role may not do that")
+            } else {
+                ("unauthorized", "A valid API key is required")
+            };
+            let mut resp = Problem::new(status, kind, title, None).into_response();
+            if status == StatusCode::UNAUTHORIZED {
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            resp
+        }
+    };
+    let anonymous = |hint: &str| Actor { actor_type: ActorType::Anonymous, id: hint.to_string() };
+
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let Some(token) = token else {
+        return deny(None, anonymous("anonymous"), StatusCode::UNAUTHORIZED, DenialReason::MissingCredentials).await;
+    };
+    // Only the visible prefix of a presented key is ever recorded.
+    let hint = sanitize(&token.chars().take(KEY_PREFIX.len() + 8).collect::<String>(), 12);
+    if !token.starts_with(KEY_PREFIX) || token.len() > 128 {
+        return deny(None, anonymous(&hint), StatusCode::UNAUTHORIZED, DenialReason::UnknownKey).await;
+    }
+    let row = match state.projections.api_key_by_hash(&hash_key(token)).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return deny(None, anonymous(&hint), StatusCode::UNAUTHORIZED, DenialReason::UnknownKey).await,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot authenticate: projections unavailable");
+            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Cannot authenticate right now", None)
+                .into_response();
+        }
+    };
+    let key_actor = Actor { actor_type: ActorType::ApiKey, id: row.id.clone() };
+    if row.revoked_at.is_some() {
+        return deny(Some(row.workspace_id), key_actor, StatusCode::UNAUTHORIZED, DenialReason::RevokedKey).await;
+    }
+    if let Some(expires) = row.expires_at.as_deref() {
+        let expired = time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+            .map(|at| at <= state.clock.now())
+            .unwrap_or(true);
+        if expired {
+            return deny(Some(row.workspace_id), key_actor, StatusCode::UNAUTHORIZED, DenialReason::ExpiredKey).await;
+        }
+    }
+    let Some(role) = parse_role(&row.role) else {
+        tracing::error!(role = %row.role, "stored API key has an unknown role");
+        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None).into_response();
+    };
+    if !role_allows(role, spec.permission) {
+        return deny(Some(row.workspace_id), key_actor, StatusCode::FORBIDDEN, DenialReason::RoleNotPermitted).await;
+    }
+    if let Err(wait) = state.rate_limiter.check(&row.id) {
+        let mut resp =
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests for this key", None).into_response();
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return resp;
+    }
+    req.extensions_mut().insert(Caller { workspace_id: row.workspace_id, api_key_id: row.id, role });
+    next.run(req).await
+}

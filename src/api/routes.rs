@@ -1,0 +1,84 @@
+//! The route table: every route, its method, path and the permission it needs. The router
+//! is built from this table, authorization reads it, and `schemas/openapi.json` must list
+//! exactly these routes (a test checks). One mechanism, no per-handler role checks.
+
+use crate::domain::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// No credentials needed (probes).
+    Public,
+    /// Any authenticated key of the workspace.
+    Authenticated,
+    /// Read current state (auth configs, connections, workspace).
+    ReadState,
+    /// Create, list and revoke API keys.
+    ManageApiKeys,
+}
+
+/// Which roles hold a permission. The README's permission table mirrors this.
+pub fn role_allows(role: Role, permission: Permission) -> bool {
+    use Permission::*;
+    use Role::*;
+    match permission {
+        Public | Authenticated => true,
+        ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
+        ManageApiKeys => matches!(role, Admin),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteId {
+    Healthz,
+    Readyz,
+    Metrics,
+    GetWorkspace,
+    CreateApiKey,
+    ListApiKeys,
+    GetApiKey,
+    RevokeApiKey,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RouteSpec {
+    pub id: RouteId,
+    pub method: &'static str,
+    /// axum path syntax, which is also OpenAPI's (`{id}`).
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
+pub const ROUTES: &[RouteSpec] = &[
+    RouteSpec { id: RouteId::Healthz, method: "GET", path: "/healthz", permission: Permission::Public },
+    RouteSpec { id: RouteId::Readyz, method: "GET", path: "/readyz", permission: Permission::Public },
+    RouteSpec { id: RouteId::Metrics, method: "GET", path: "/metrics", permission: Permission::Public },
+    RouteSpec { id: RouteId::GetWorkspace, method: "GET", path: "/v1/workspace", permission: Permission::Authenticated },
+    RouteSpec { id: RouteId::CreateApiKey, method: "POST", path: "/v1/api-keys", permission: Permission::ManageApiKeys },
+    RouteSpec { id: RouteId::ListApiKeys, method: "GET", path: "/v1/api-keys", permission: Permission::ManageApiKeys },
+    RouteSpec { id: RouteId::GetApiKey, method: "GET", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
+    RouteSpec { id: RouteId::RevokeApiKey, method: "DELETE", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
+];
+
+pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
+
+pub const ALL_ROLES: [Role; 5] = [Role::Admin, Role::Developer, Role::Viewer, Role::Auditor, Role::Agent];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_unique_and_key_management_is_admin_only() {
+        for (i, a) in ROUTES.iter().enumerate() {
+            for b in &ROUTES[i + 1..] {
+                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+            }
+        }
+        for role in ALL_ROLES {
+            assert_eq!(role_allows(role, Permission::ManageApiKeys), role == Role::Admin);
+        }
+        assert!(!role_allows(Role::Agent, Permission::ReadState));
+    }
+}

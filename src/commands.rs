@@ -1,0 +1,131 @@
+//! What an authenticated caller can do, independent of HTTP: run a domain command through
+//! the ledger, then wait (bounded) until the projections show it (read-your-writes).
+
+use std::time::Duration;
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use crate::app::AppState;
+use crate::domain::access::{AccessDenied, DENIAL_AGGREGATE};
+use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewApiKey};
+use crate::domain::{ApiKeyCreated, DomainError, Event, Role, SYSTEM_WORKSPACE};
+use crate::ledger::{Actor, ActorType, AggregateKey, LedgerError};
+use crate::projector::store::ApiKeyRow;
+use crate::projector::{wait_for, ProjectionError};
+
+/// How long a write waits for the projections to show it before answering anyway.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+
+/// An authenticated API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub workspace_id: String,
+    pub api_key_id: String,
+    pub role: Role,
+}
+
+impl Caller {
+    pub fn actor(&self) -> Actor {
+        Actor { actor_type: ActorType::ApiKey, id: self.api_key_id.clone() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error(transparent)]
+    Ledger(LedgerError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+}
+
+impl From<LedgerError> for CommandError {
+    fn from(e: LedgerError) -> Self {
+        match e {
+            LedgerError::Domain(d) => CommandError::Domain(d),
+            other => CommandError::Ledger(other),
+        }
+    }
+}
+
+/// A created key: its projection row and the secret, shown once.
+pub struct CreatedApiKey {
+    pub row: ApiKeyRow,
+    pub key: SecretString,
+}
+
+pub async fn create_api_key(
+    state: &AppState,
+    caller: &Caller,
+    name: String,
+    role: Role,
+    expires_at: Option<time::OffsetDateTime>,
+) -> Result<CreatedApiKey, CommandError> {
+    if let Some(at) = expires_at {
+        if at <= state.clock.now() {
+            return Err(DomainError::Invalid { field: "expires_at", reason: "must be in the future".into() }.into());
+        }
+    }
+    let secret = NewApiKey::generate(&mut rand::rngs::OsRng);
+    let id = Uuid::now_v7().to_string();
+    let created = ApiKeyCreated {
+        name,
+        role,
+        key_prefix: secret.key_prefix.clone(),
+        key_hash: secret.key_hash.clone(),
+        expires_at,
+    };
+    let committed = state
+        .ledger
+        .execute::<ApiKey>(&caller.workspace_id, &id, &caller.actor(), &ApiKeyCommand::Create(created.clone()))
+        .await?;
+    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    let row = match state.projections.api_key(&caller.workspace_id, &id).await? {
+        Some(row) => row,
+        // Projections lag beyond the bound: answer from the event itself.
+        None => ApiKeyRow {
+            workspace_id: caller.workspace_id.clone(),
+            id: id.clone(),
+            name: created.name,
+            role: crate::projector::plan::role_name(role).to_string(),
+            key_prefix: created.key_prefix,
+            created_at: crate::projector::plan::rfc3339(state.clock.now()),
+            expires_at: expires_at.map(crate::projector::plan::rfc3339),
+            revoked_at: None,
+        },
+    };
+    Ok(CreatedApiKey { row, key: secret.secret })
+}
+
+/// Revokes a key of the caller's workspace; effective for authentication when this returns.
+pub async fn revoke_api_key(state: &AppState, caller: &Caller, id: &str) -> Result<(), CommandError> {
+    // The aggregate lives under the caller's workspace: another workspace's key id names
+    // an aggregate that does not exist here, so it is simply not found.
+    if AggregateKey::new(&caller.workspace_id, "api_key", id).is_err() {
+        return Err(DomainError::NotFound("api key").into());
+    }
+    let committed = state
+        .ledger
+        .execute::<ApiKey>(&caller.workspace_id, id, &caller.actor(), &ApiKeyCommand::Revoke { reason: None })
+        .await?;
+    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    Ok(())
+}
+
+/// Records a refused request. Best effort towards the caller (the refusal stands either
+/// way) but never silent: a failure to record is logged.
+pub async fn record_denial(state: &AppState, workspace_id: Option<&str>, actor: Actor, denial: AccessDenied) {
+    let workspace = workspace_id.unwrap_or(SYSTEM_WORKSPACE);
+    let key = match AggregateKey::new(workspace, DENIAL_AGGREGATE, Uuid::now_v7().to_string()) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot name an access-denial aggregate");
+            return;
+        }
+    };
+    if let Err(e) = state.ledger.append_next(&key, &actor, &Event::AccessDenied(denial)).await {
+        tracing::error!(error = %e, "could not record an access denial in the ledger");
+    }
+}

@@ -1,0 +1,44 @@
+//! Denied access attempts. Each is its own aggregate (one event), so a flood of denials
+//! never contends on a shared chain.
+
+use serde::{Deserialize, Serialize};
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenialReason {
+    MissingCredentials,
+    UnknownKey,
+    RevokedKey,
+    ExpiredKey,
+    /// Authenticated, but the role lacks the permission.
+    RoleNotPermitted,
+    /// The id exists, in another workspace (answered exactly like an unknown id).
+    OtherWorkspace,
+}
+
+impl DenialReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DenialReason::MissingCredentials => "missing_credentials",
+            DenialReason::UnknownKey => "unknown_key",
+            DenialReason::RevokedKey => "revoked_key",
+            DenialReason::ExpiredKey => "expired_key",
+            DenialReason::RoleNotPermitted => "role_not_permitted",
+            DenialReason::OtherWorkspace => "other_workspace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessDenied {
+    /// HTTP method and the route template (never the raw path, which the caller controls).
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+    pub reason: DenialReason,
+    /// The id the caller asked for, when the route names one.
+    pub target_id: Option<String>,
+}
+
+pub const DENIAL_AGGREGATE: &str = "access_denial";

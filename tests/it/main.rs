@@ -1,6 +1,7 @@
 //! One integration-test binary (fast to link), one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod api;
 mod conformance;
 mod crash;
 mod cli;

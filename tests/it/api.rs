@@ -1,0 +1,353 @@
+//! Workspaces, roles and API keys over real HTTP: every route × every role × own / other
+//! workspace / no key / revoked key / expired key, each refusal audited in the ledger; bad
+//! input; rate limits; and the OpenAPI document matching the router.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{json, Value};
+
+use authledger::api::routes::{role_allows, Permission, ALL_ROLES, ROUTES};
+use authledger::domain::Role;
+use authledger::ledger::envelope::open_envelope;
+use authledger::ledger::sqlite_log::SqliteEventLog;
+use authledger::ledger::EventLog;
+
+use crate::harness::{args, eventually, run_cli, Service};
+
+struct Env {
+    dir: tempfile::TempDir,
+    svc: Service,
+    http: Client,
+    admin: String,
+    other_admin: String,
+}
+
+fn role_name(r: Role) -> &'static str {
+    authledger::projector::plan::role_name(r)
+}
+
+impl Env {
+    async fn start(envs: &[(&str, &str)]) -> Env {
+        let dir = tempfile::tempdir().expect("dir");
+        let data = dir.path().join("data");
+        let storage = args(&["--data-dir", &data.display().to_string()]);
+        let svc = Service::start(&storage, envs, dir.path()).await;
+        let printed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
+        let admin = printed["admin_api_key"].as_str().expect("key").to_string();
+        // A second workspace, bootstrapped by the CLI while the service runs.
+        let out = run_cli(&args(&["--data-dir", &data.display().to_string(), "bootstrap", "--workspace", "Other"]));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let other: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let env = Env {
+            dir,
+            svc,
+            http: Client::new(),
+            admin,
+            other_admin: other["admin_api_key"].as_str().expect("key").to_string(),
+        };
+        let http = env.http.clone();
+        let url = env.svc.url("/v1/workspace");
+        let other_admin = env.other_admin.clone();
+        eventually(Duration::from_secs(10), "the other workspace's key to be usable", || {
+            let http = http.clone();
+            let url = url.clone();
+            let key = other_admin.clone();
+            async move { http.get(url).bearer_auth(key).send().await.map(|r| r.status() == 200).unwrap_or(false) }
+        })
+        .await;
+        env
+    }
+
+    async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.svc.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Creates a key with the admin key; returns (id, key).
+    async fn create_key(&self, role: Role, expires_at: Option<String>) -> (String, String) {
+        let (status, v) = self
+            .call(Method::POST, "/v1/api-keys", Some(&self.admin), Some(json!({
+                "name": format!("{} key", role_name(role)), "role": role_name(role), "expires_at": expires_at
+            })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        (v["id"].as_str().expect("id").to_string(), v["key"].as_str().expect("key").to_string())
+    }
+
+    /// Every `access.denied` event so far: (status, reason, method, route, actor type).
+    async fn denials(&self) -> Vec<(u64, String, String, String, String)> {
+        let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db")).await.expect("open log");
+        let mut out = Vec::new();
+        for e in log.read_from(1, 100_000).await.expect("read") {
+            let body = open_envelope(&e.envelope).expect("envelope").body;
+            if body.kind == "access.denied" {
+                let p = &body.payload;
+                out.push((
+                    p["status"].as_u64().expect("status"),
+                    p["reason"].as_str().expect("reason").to_string(),
+                    p["method"].as_str().expect("method").to_string(),
+                    p["route"].as_str().expect("route").to_string(),
+                    serde_json::to_value(body.actor.actor_type).expect("actor").as_str().expect("s").to_string(),
+                ));
+            }
+        }
+        log.close().await;
+        out
+    }
+}
+
+fn path_for(template: &str, id: &str) -> String {
+    template.replace("{id}", id)
+}
+
+fn success_status(method: &str) -> StatusCode {
+    match method {
+        "POST" => StatusCode::CREATED,
+        "DELETE" => StatusCode::NO_CONTENT,
+        _ => StatusCode::OK,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audited() {
+    let env = Env::start(&[]).await;
+    let mut keys: Vec<(Role, String)> = vec![(Role::Admin, env.admin.clone())];
+    for role in ALL_ROLES.into_iter().filter(|r| *r != Role::Admin) {
+        keys.push((role, env.create_key(role, None).await.1));
+    }
+    let (revoked_id, revoked) = env.create_key(Role::Admin, None).await;
+    let (s, _) = env.call(Method::DELETE, &format!("/v1/api-keys/{revoked_id}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    let (_, expired) = env.create_key(Role::Admin, Some(soon)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Another workspace's key id, for the isolation column.
+    let (s, other_keys) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let other_id = other_keys["items"][0]["id"].as_str().expect("id").to_string();
+
+    // Setup itself may have been refused (polling a key before it was projected).
+    let baseline = env.denials().await.len();
+    let mut expected_denials: Vec<(u64, String, String, String)> = Vec::new();
+    for spec in ROUTES.iter().filter(|r| r.permission != Permission::Public) {
+        let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
+        let body = (spec.method == "POST").then(|| json!({ "name": "made in the table", "role": "viewer" }));
+        // Own workspace, every role.
+        for (role, key) in &keys {
+            let target = if spec.path.contains("{id}") { env.create_key(Role::Viewer, None).await.0 } else { String::new() };
+            let (status, v) = env.call(method.clone(), &path_for(spec.path, &target), Some(key), body.clone()).await;
+            if role_allows(*role, spec.permission) {
+                assert_eq!(status, success_status(spec.method), "{} {} as {role:?}: {v}", spec.method, spec.path);
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{} {} as {role:?}: {v}", spec.method, spec.path);
+                assert_eq!(v["type"], "https://authledger.dev/problems/forbidden");
+                expected_denials.push((403, "role_not_permitted".into(), spec.method.into(), spec.path.into()));
+            }
+        }
+        // No key, garbage key, revoked key, expired key.
+        let id = "01900000-0000-7000-8000-00000000abcd";
+        for (key, reason) in [
+            (None, "missing_credentials"),
+            (Some("alk_not-a-real-key"), "unknown_key"),
+            (Some("Basic dXNlcjpwYXNz"), "unknown_key"),
+            (Some(revoked.as_str()), "revoked_key"),
+            (Some(expired.as_str()), "expired_key"),
+        ] {
+            let (status, v) = env.call(method.clone(), &path_for(spec.path, id), key, body.clone()).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {} with {reason}: {v}", spec.method, spec.path);
+            assert_eq!(v["type"], "https://authledger.dev/problems/unauthorized");
+            expected_denials.push((401, reason.into(), spec.method.into(), spec.path.into()));
+        }
+        // Another workspace's id: the same 404 as an unknown id, and audited.
+        if spec.path.contains("{id}") {
+            let (status, v) = env.call(method.clone(), &path_for(spec.path, &other_id), Some(&env.admin), None).await;
+            let (status_unknown, v_unknown) =
+                env.call(method.clone(), &path_for(spec.path, id), Some(&env.admin), None).await;
+            assert_eq!((status, status_unknown), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+            assert_eq!(v, v_unknown, "another workspace's id must look exactly like an unknown one");
+            expected_denials.push((404, "other_workspace".into(), spec.method.into(), spec.path.into()));
+        }
+    }
+    // The other workspace's key is untouched by all of the above.
+    let (_, still) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
+    assert_eq!(still["items"][0]["revoked_at"], Value::Null);
+
+    let all = env.denials().await;
+    for (_, reason, _, _, actor) in &all[baseline..] {
+        let want = if reason == "missing_credentials" || reason == "unknown_key" { "anonymous" } else { "api_key" };
+        assert_eq!(actor, want, "actor of a {reason} denial");
+    }
+    let recorded: Vec<(u64, String, String, String)> =
+        all.into_iter().skip(baseline).map(|(s, r, m, p, _)| (s, r, m, p)).collect();
+    let mut want = expected_denials.clone();
+    want.sort();
+    let mut got = recorded.clone();
+    got.sort();
+    assert_eq!(got, want, "every refusal, and only refusals, is an access.denied event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_shown_once_usable_at_once_and_revoked_at_once() {
+    let env = Env::start(&[]).await;
+    let (id, key) = env.create_key(Role::Developer, None).await;
+    assert!(key.starts_with("alk_"));
+    // Usable immediately (read-your-writes), attributed to the key.
+    let (s, ws) = env.call(Method::GET, "/v1/workspace", Some(&key), None).await;
+    assert_eq!((s, ws["name"].as_str()), (StatusCode::OK, Some("default")));
+    // Never shown again.
+    let (_, list) = env.call(Method::GET, "/v1/api-keys", Some(&env.admin), None).await;
+    assert!(!list.to_string().contains(&key));
+    assert!(list["items"].as_array().expect("items").iter().all(|k| k.get("key").is_none()));
+    let (s, one) = env.call(Method::GET, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
+    assert_eq!((s, one["role"].as_str(), one["key"].as_str()), (StatusCode::OK, Some("developer"), None));
+    // Revoked at once; revoking twice is a conflict, not a second event.
+    let (s, _) = env.call(Method::DELETE, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = env.call(Method::GET, "/v1/workspace", Some(&key), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, v) = env.call(Method::DELETE, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
+    assert_eq!((s, v["type"].as_str()), (StatusCode::CONFLICT, Some("https://authledger.dev/problems/conflict")));
+    // The events name the admin key as the actor; the key itself is nowhere in the ledger.
+    let dump = run_cli(&args(&["--data-dir", &env.dir.path().join("data").display().to_string(), "dump-log"]));
+    let text = String::from_utf8_lossy(&dump.stdout).to_string();
+    assert!(!text.contains(&key) && !text.contains(&env.admin));
+    let admin_id = list["items"][0]["id"].as_str().expect("admin id").to_string();
+    let mut created_by_admin = 0;
+    for line in text.lines() {
+        let rec: Value = serde_json::from_str(line).expect("line");
+        let body = open_envelope(rec["envelope"].as_str().expect("env").as_bytes()).expect("envelope").body;
+        if body.kind == "api_key.created" && body.aggregate_id == id {
+            assert_eq!((serde_json::to_value(body.actor.actor_type).expect("t"), body.actor.id.as_str()), (json!("api_key"), admin_id.as_str()));
+            created_by_admin += 1;
+        }
+    }
+    assert_eq!(created_by_admin, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_problem_and_writes_nothing() {
+    let env = Env::start(&[]).await;
+    let head_before = env.call(Method::GET, "/readyz", None, None).await.1["log_head"].as_u64().expect("head");
+    let post = |body: reqwest::Body, content_type: &'static str| {
+        env.http
+            .post(env.svc.url("/v1/api-keys"))
+            .bearer_auth(&env.admin)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (post("{not json".into(), "application/json"), StatusCode::BAD_REQUEST, "malformed-json"),
+        (post(r#"{"name": 5, "role": "viewer"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "x", "role": "root"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "x", "role": "viewer", "admin": true}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "", "role": "viewer"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "x", "role": "viewer", "expires_at": "tomorrow"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        (post(r#"{"name": "x", "role": "viewer"}"#.into(), "text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
+        (post(format!(r#"{{"name": "{}", "role": "viewer"}}"#, "x".repeat(200_000)).into(), "application/json"), StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+    ];
+    for (req, status, kind) in cases {
+        let resp = req.send().await.expect("send");
+        assert_eq!(resp.status(), status, "{kind}");
+        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{kind}");
+        let v: Value = resp.json().await.expect("problem");
+        assert_eq!(v["type"], format!("https://authledger.dev/problems/{kind}"));
+    }
+    for (method, path) in [(Method::GET, "/v1/api-keys/nope"), (Method::DELETE, "/v1/api-keys/..%2F..%2Fetc"), (Method::GET, "/v1/api-keys/a.b.c")] {
+        let (s, v) = env.call(method, path, Some(&env.admin), None).await;
+        assert_eq!((s, v["type"].as_str()), (StatusCode::NOT_FOUND, Some("https://authledger.dev/problems/not-found")), "{path}");
+    }
+    let (s, v) = env.call(Method::PUT, "/v1/api-keys", Some(&env.admin), None).await;
+    assert_eq!((s, v["type"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("https://authledger.dev/problems/method-not-allowed")));
+    let head_after = env.call(Method::GET, "/readyz", None, None).await.1["log_head"].as_u64().expect("head");
+    assert_eq!(head_before, head_after, "a refused request must not write");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_key_is_rate_limited_with_retry_after() {
+    let env = Env::start(&[("AUTHLEDGER_RATE_LIMIT_PER_SEC", "0.5"), ("AUTHLEDGER_RATE_LIMIT_BURST", "3")]).await;
+    let (_, other) = env.create_key(Role::Viewer, None).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let resp = env.http.get(env.svc.url("/v1/workspace")).bearer_auth(&other).send().await.expect("send");
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            let retry: u64 = resp.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+            assert!((1..=2).contains(&retry), "Retry-After {retry}");
+            let v: Value = resp.json().await.expect("problem");
+            assert_eq!(v["type"], "https://authledger.dev/problems/rate-limited");
+            statuses.push(429);
+        } else {
+            statuses.push(resp.status().as_u16());
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    // Buckets are per key: the admin key (which created one key) still has tokens.
+    let (s, _) = env.call(Method::GET, "/v1/workspace", Some(&env.admin), None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+/// `schemas/openapi.json` lists exactly the routes the router serves, with the roles the
+/// route table allows.
+#[test]
+fn the_openapi_document_matches_the_route_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/openapi.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json")).expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (p, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            if method == "parameters" {
+                continue;
+            }
+            let method = method.to_uppercase();
+            documented.insert((method.clone(), p.clone()));
+            let spec = ROUTES.iter().find(|r| r.method == method && r.path == p);
+            let Some(spec) = spec else { panic!("documented {method} {p} is not served") };
+            let roles: Vec<&str> = op["x-authledger-roles"].as_array().expect("x-authledger-roles")
+                .iter().map(|r| r.as_str().expect("role")).collect();
+            let allowed: Vec<&str> = if spec.permission == Permission::Public {
+                vec![]
+            } else {
+                ALL_ROLES.iter().filter(|r| role_allows(**r, spec.permission)).map(|r| role_name(*r)).collect()
+            };
+            assert_eq!(roles, allowed, "{method} {p} roles");
+            let secured = op["security"].as_array().map(|s| !s.is_empty()).unwrap_or(false);
+            assert_eq!(secured, spec.permission != Permission::Public, "{method} {p} security");
+            let responses = op["responses"].as_object().expect("responses");
+            if spec.permission != Permission::Public {
+                assert!(responses.contains_key("401") && responses.contains_key("429"), "{method} {p} error responses");
+                assert_eq!(responses.contains_key("403"), allowed.len() < ALL_ROLES.len(), "{method} {p} 403");
+            }
+        }
+    }
+    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    assert_eq!(documented, served, "router and OpenAPI document differ");
+}
+
+/// Every route in the table is really served (not the no-such-route fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_in_the_table_is_served() {
+    let env = Env::start(&[]).await;
+    for spec in ROUTES {
+        let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
+        let (_, v) = env.call(method, &path_for(spec.path, "x"), None, None).await;
+        assert_ne!(v["type"], "https://authledger.dev/problems/no-such-route", "{} {}", spec.method, spec.path);
+        assert_ne!(v["type"], "https://authledger.dev/problems/method-not-allowed", "{} {}", spec.method, spec.path);
+    }
+}

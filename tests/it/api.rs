@@ -131,11 +131,12 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
     let (revoked_id, revoked) = env.create_key(Role::Admin, None).await;
     let (s, _) = env.call(Method::DELETE, &format!("/v1/api-keys/{revoked_id}"), Some(&env.admin), None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let soon = (time::OffsetDateTime::now_utc() + time::Duration::seconds(1))
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("time");
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let soon = expiry.format(&time::format_description::well_known::Rfc3339).expect("time");
     let (_, expired) = env.create_key(Role::Admin, Some(soon)).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Real time, as the service keeps it: wait until the key has expired.
+    let left = expiry - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
+    tokio::time::sleep(Duration::from_millis(left.whole_milliseconds().max(0) as u64)).await;
     // Another workspace's key id, for the isolation column.
     let (s, other_keys) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
     assert_eq!(s, StatusCode::OK);

@@ -214,6 +214,7 @@ pub struct AppState {
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: Arc<crate::api::ratelimit::RateLimiter>,
+    pub identity: Arc<crate::identity::JwksCache>,
 }
 
 impl AppState {
@@ -225,7 +226,8 @@ impl AppState {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
-        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter })
+        let identity = Arc::new(crate::identity::JwksCache::new());
+        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity })
     }
 }
 

@@ -114,6 +114,33 @@ pub async fn revoke_api_key(state: &AppState, caller: &Caller, id: &str) -> Resu
     Ok(())
 }
 
+/// Sets the identity provider whose JWTs identify the workspace's end users.
+pub async fn configure_identity_provider(
+    state: &AppState,
+    caller: &Caller,
+    idp: crate::domain::IdentityProviderConfigured,
+) -> Result<(), CommandError> {
+    use crate::domain::workspace::{Workspace, WorkspaceCommand};
+    let committed = state
+        .ledger
+        .execute::<Workspace>(
+            &caller.workspace_id,
+            &caller.workspace_id,
+            &caller.actor(),
+            &WorkspaceCommand::ConfigureIdentityProvider(idp),
+        )
+        .await?;
+    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    Ok(())
+}
+
+/// An end user authenticated by the workspace's identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndUser {
+    pub workspace_id: String,
+    pub user_id: String,
+}
+
 /// Records a refused request. Best effort towards the caller (the refusal stands either
 /// way) but never silent: a failure to record is logged.
 pub async fn record_denial(state: &AppState, workspace_id: Option<&str>, actor: Actor, denial: AccessDenied) {

@@ -19,6 +19,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod domain;
+pub mod identity;
 pub mod ledger;
 pub mod metrics;
 pub mod projector;

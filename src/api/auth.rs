@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::problem::Problem;
 use super::routes::{self, role_allows, Permission};
 use crate::app::AppState;
-use crate::commands::{record_denial, Caller};
+use crate::commands::{record_denial, Caller, EndUser};
 use crate::domain::access::{AccessDenied, DenialReason};
 use crate::domain::api_key::{hash_key, KEY_PREFIX};
 use crate::domain::Role;
@@ -52,36 +52,39 @@ pub async fn authorize(
     let target_id = params
         .as_ref()
         .and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| sanitize(v, 128)));
+    let denial = Denial { state: &state, method: &method, route: &path, target_id: target_id.as_deref() };
     let deny = |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
-        let state = state.clone();
-        let denial = AccessDenied { method: method.clone(), route: path.clone(), status: status.as_u16(), reason, target_id: target_id.clone() };
-        async move {
-            record_denial(&state, workspace.as_deref(), actor, denial).await;
-            let (kind, title) = if status == StatusCode::FORBIDDEN {
-                ("forbidden", "This key's role may not do that")
-            } else {
-                ("unauthorized", "A valid API key is required")
-            };
-            let mut resp = Problem::new(status, kind, title, None).into_response();
-            if status == StatusCode::UNAUTHORIZED {
-                resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            resp
-        }
+        denial.refuse(workspace, actor, status, reason)
     };
     let anonymous = |hint: &str| Actor { actor_type: ActorType::Anonymous, id: hint.to_string() };
 
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty());
-    let Some(token) = token else {
+    if spec.permission == Permission::EndUser {
+        let bearer = bearer_token(&req).map(str::to_string);
+        let workspace = req.headers().get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok()).map(|w| sanitize(w, 128));
+        return match authenticate_end_user(&state, bearer, workspace).await {
+            Ok(user) => {
+                let limited = state.rate_limiter.check(&format!("user:{}:{}", user.workspace_id, user.user_id));
+                if let Err(wait) = limited {
+                    return too_many(wait);
+                }
+                req.extensions_mut().insert(user);
+                next.run(req).await
+            }
+            Err(EndUserRefusal::Unavailable(e)) => {
+                tracing::warn!(error = %e, "cannot verify an end-user token");
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The identity provider cannot be reached", None)
+                    .into_response()
+            }
+            Err(EndUserRefusal::Denied(workspace, reason)) => {
+                deny(workspace, anonymous("end_user"), StatusCode::UNAUTHORIZED, reason).await
+            }
+        };
+    }
+    let Some(token) = bearer_token(&req).map(str::to_string) else {
         return deny(None, anonymous("anonymous"), StatusCode::UNAUTHORIZED, DenialReason::MissingCredentials).await;
     };
     // Only the visible prefix of a presented key is ever recorded.
+    let token = token.as_str();
     let hint = sanitize(&token.chars().take(KEY_PREFIX.len() + 8).collect::<String>(), 12);
     if !token.starts_with(KEY_PREFIX) || token.len() > 128 {
         return deny(None, anonymous(&hint), StatusCode::UNAUTHORIZED, DenialReason::UnknownKey).await;
@@ -115,14 +118,93 @@ pub async fn authorize(
         return deny(Some(row.workspace_id), key_actor, StatusCode::FORBIDDEN, DenialReason::RoleNotPermitted).await;
     }
     if let Err(wait) = state.rate_limiter.check(&row.id) {
-        let mut resp =
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests for this key", None).into_response();
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return resp;
+        return too_many(wait);
     }
     req.extensions_mut().insert(Caller { workspace_id: row.workspace_id, api_key_id: row.id, role });
     next.run(req).await
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let mut resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", None).into_response();
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// What a refusal records, and the response it gives.
+struct Denial<'a> {
+    state: &'a AppState,
+    method: &'a str,
+    route: &'a str,
+    target_id: Option<&'a str>,
+}
+
+impl Denial<'_> {
+    async fn refuse(&self, workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason) -> Response {
+        let denial = AccessDenied {
+            method: self.method.to_string(),
+            route: self.route.to_string(),
+            status: status.as_u16(),
+            reason,
+            target_id: self.target_id.map(str::to_string),
+        };
+        record_denial(self.state, workspace.as_deref(), actor, denial).await;
+        let (kind, title) = if status == StatusCode::FORBIDDEN {
+            ("forbidden", "This key's role may not do that")
+        } else {
+            ("unauthorized", "Valid credentials are required")
+        };
+        let mut resp = Problem::new(status, kind, title, None).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// The header naming the workspace an end user belongs to.
+pub const WORKSPACE_HEADER: &str = "authledger-workspace";
+
+enum EndUserRefusal {
+    Denied(Option<String>, DenialReason),
+    Unavailable(String),
+}
+
+fn bearer_token(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+async fn authenticate_end_user(
+    state: &AppState,
+    token: Option<String>,
+    workspace: Option<String>,
+) -> Result<EndUser, EndUserRefusal> {
+    use crate::identity::{IdentityProvider, TokenError};
+    let token = token.ok_or(EndUserRefusal::Denied(None, DenialReason::MissingCredentials))?;
+    let workspace_id =
+        workspace.filter(|w| !w.is_empty()).ok_or(EndUserRefusal::Denied(None, DenialReason::InvalidToken))?;
+    let workspace = state
+        .projections
+        .workspace(&workspace_id)
+        .await
+        .map_err(|e| EndUserRefusal::Unavailable(e.to_string()))?
+        .ok_or(EndUserRefusal::Denied(None, DenialReason::InvalidToken))?;
+    let (Some(issuer), Some(audience), Some(jwks_url)) = (workspace.idp_issuer, workspace.idp_audience, workspace.idp_jwks_url)
+    else {
+        return Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::InvalidToken));
+    };
+    let idp = IdentityProvider { issuer, audience, jwks_url };
+    match state.identity.verify(&token, &idp, state.clock.now()).await {
+        Ok(user_id) => Ok(EndUser { workspace_id, user_id }),
+        Err(TokenError::Expired) => Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::ExpiredToken)),
+        Err(TokenError::Invalid(_)) => Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::InvalidToken)),
+        Err(TokenError::ProviderUnavailable(e)) => Err(EndUserRefusal::Unavailable(e)),
+    }
 }

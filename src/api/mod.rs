@@ -2,6 +2,7 @@
 
 pub mod api_keys;
 pub mod auth;
+pub mod end_users;
 pub mod error;
 pub mod extract;
 pub mod problem;
@@ -34,6 +35,8 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::ListApiKeys => on(filter, api_keys::list),
         RouteId::GetApiKey => on(filter, api_keys::get),
         RouteId::RevokeApiKey => on(filter, api_keys::revoke),
+        RouteId::ConfigureIdentityProvider => on(filter, end_users::configure_identity_provider),
+        RouteId::Me => on(filter, end_users::me),
     }
 }
 

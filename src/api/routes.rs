@@ -14,6 +14,10 @@ pub enum Permission {
     ReadState,
     /// Create, list and revoke API keys.
     ManageApiKeys,
+    /// Change workspace settings (the identity provider).
+    ManageWorkspace,
+    /// An end user with a JWT from the workspace's identity provider (never an API key).
+    EndUser,
 }
 
 /// Which roles hold a permission. The README's permission table mirrors this.
@@ -23,7 +27,8 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
     match permission {
         Public | Authenticated => true,
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
-        ManageApiKeys => matches!(role, Admin),
+        ManageApiKeys | ManageWorkspace => matches!(role, Admin),
+        EndUser => false,
     }
 }
 
@@ -37,6 +42,8 @@ pub enum RouteId {
     ListApiKeys,
     GetApiKey,
     RevokeApiKey,
+    ConfigureIdentityProvider,
+    Me,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +64,13 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec { id: RouteId::ListApiKeys, method: "GET", path: "/v1/api-keys", permission: Permission::ManageApiKeys },
     RouteSpec { id: RouteId::GetApiKey, method: "GET", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
     RouteSpec { id: RouteId::RevokeApiKey, method: "DELETE", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
+    RouteSpec {
+        id: RouteId::ConfigureIdentityProvider,
+        method: "PUT",
+        path: "/v1/workspace/identity-provider",
+        permission: Permission::ManageWorkspace,
+    },
+    RouteSpec { id: RouteId::Me, method: "GET", path: "/v1/me", permission: Permission::EndUser },
 ];
 
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {

@@ -15,6 +15,10 @@ pub enum DenialReason {
     RoleNotPermitted,
     /// The id exists, in another workspace (answered exactly like an unknown id).
     OtherWorkspace,
+    /// An end-user JWT that does not verify (signature, issuer, audience, algorithm, ...).
+    InvalidToken,
+    /// An end-user JWT past its `exp` (or before its `nbf`).
+    ExpiredToken,
 }
 
 impl DenialReason {
@@ -26,6 +30,8 @@ impl DenialReason {
             DenialReason::ExpiredKey => "expired_key",
             DenialReason::RoleNotPermitted => "role_not_permitted",
             DenialReason::OtherWorkspace => "other_workspace",
+            DenialReason::InvalidToken => "invalid_token",
+            DenialReason::ExpiredToken => "expired_token",
         }
     }
 }

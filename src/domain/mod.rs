@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use access::{AccessDenied, DenialReason};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
 pub use signing_key::SigningKeyRotated;
-pub use workspace::WorkspaceCreated;
+pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
 
 /// The workspace id of ledger-wide aggregates (the signing key ring).
 pub const SYSTEM_WORKSPACE: &str = "system";
@@ -25,6 +25,8 @@ pub const SYSTEM_WORKSPACE: &str = "system";
 pub enum Event {
     #[serde(rename = "workspace.created")]
     WorkspaceCreated(WorkspaceCreated),
+    #[serde(rename = "workspace.identity_provider_configured")]
+    IdentityProviderConfigured(IdentityProviderConfigured),
     #[serde(rename = "api_key.created")]
     ApiKeyCreated(ApiKeyCreated),
     #[serde(rename = "api_key.revoked")]
@@ -36,8 +38,14 @@ pub enum Event {
 }
 
 /// Every kind name; a test checks each has a schema and an example.
-pub const ALL_KINDS: &[&str] =
-    &["workspace.created", "api_key.created", "api_key.revoked", "signing_key.rotated", "access.denied"];
+pub const ALL_KINDS: &[&str] = &[
+    "workspace.created",
+    "workspace.identity_provider_configured",
+    "api_key.created",
+    "api_key.revoked",
+    "signing_key.rotated",
+    "access.denied",
+];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DomainError {
@@ -57,6 +65,7 @@ impl Event {
     pub fn kind(&self) -> &'static str {
         match self {
             Event::WorkspaceCreated(_) => "workspace.created",
+            Event::IdentityProviderConfigured(_) => "workspace.identity_provider_configured",
             Event::ApiKeyCreated(_) => "api_key.created",
             Event::ApiKeyRevoked(_) => "api_key.revoked",
             Event::SigningKeyRotated(_) => "signing_key.rotated",
@@ -86,6 +95,11 @@ impl Event {
         let at = time::macros::datetime!(2026-01-02 03:04:05 UTC);
         vec![
             Event::WorkspaceCreated(WorkspaceCreated { name: "Acme".into() }),
+            Event::IdentityProviderConfigured(IdentityProviderConfigured {
+                issuer: "https://idp.example.com/".into(),
+                audience: "authledger".into(),
+                jwks_url: "https://idp.example.com/.well-known/jwks.json".into(),
+            }),
             Event::ApiKeyCreated(ApiKeyCreated {
                 name: "ci".into(),
                 role: Role::Admin,

@@ -9,13 +9,40 @@ pub struct WorkspaceCreated {
     pub name: String,
 }
 
+/// The organisation's identity provider, whose JWTs identify end users of this workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityProviderConfigured {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: String,
+}
+
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub name: Option<String>,
+    pub identity_provider: Option<IdentityProviderConfigured>,
 }
 
 pub enum WorkspaceCommand {
     Create { name: String },
+    ConfigureIdentityProvider(IdentityProviderConfigured),
+}
+
+/// JWKS must be fetched over TLS, except from this machine (development and tests).
+pub fn check_jwks_url(url: &str) -> Result<(), DomainError> {
+    let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+    let ok = url.len() <= 2048
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && (url.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+            || loopback.iter().any(|p| url.starts_with(p)));
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Invalid {
+            field: "jwks_url",
+            reason: "must be an https:// URL (http:// only on the loopback interface)".into(),
+        })
+    }
 }
 
 impl Aggregate for Workspace {
@@ -23,8 +50,10 @@ impl Aggregate for Workspace {
     type Command = WorkspaceCommand;
 
     fn apply(&mut self, event: &Event) {
-        if let Event::WorkspaceCreated(e) = event {
-            self.name = Some(e.name.clone());
+        match event {
+            Event::WorkspaceCreated(e) => self.name = Some(e.name.clone()),
+            Event::IdentityProviderConfigured(e) => self.identity_provider = Some(e.clone()),
+            _ => {}
         }
     }
 
@@ -36,6 +65,15 @@ impl Aggregate for Workspace {
                 }
                 check_name("name", name, 100)?;
                 Ok(Event::WorkspaceCreated(WorkspaceCreated { name: name.clone() }))
+            }
+            WorkspaceCommand::ConfigureIdentityProvider(idp) => {
+                if self.name.is_none() {
+                    return Err(DomainError::NotFound("workspace"));
+                }
+                check_name("issuer", &idp.issuer, 512)?;
+                check_name("audience", &idp.audience, 512)?;
+                check_jwks_url(&idp.jwks_url)?;
+                Ok(Event::IdentityProviderConfigured(idp.clone()))
             }
         }
     }
@@ -58,6 +96,16 @@ mod tests {
             ws.decide(&WorkspaceCommand::Create { name: "Acme".into() }),
             Err(DomainError::AlreadyExists("workspace"))
         );
+    }
+
+    #[test]
+    fn jwks_urls_need_tls_except_on_loopback() {
+        for ok in ["https://idp.example.com/.well-known/jwks.json", "http://127.0.0.1:9000/jwks", "http://localhost/jwks"] {
+            assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
+        }
+        for bad in ["http://idp.example.com/jwks", "http://127.0.0.1.evil.com/jwks", "https://", "ftp://x", "https://a b", "file:///etc/passwd"] {
+            assert!(check_jwks_url(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub struct AuditRow {
 pub enum Op {
     Audit(AuditRow),
     CreateWorkspace { id: String, name: String, at: String, version: i64 },
+    ConfigureIdentityProvider { id: String, issuer: String, audience: String, jwks_url: String, version: i64 },
     CreateApiKey {
         workspace_id: String,
         id: String,
@@ -77,6 +78,13 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             id: body.aggregate_id.clone(),
             name: e.name.clone(),
             at,
+            version,
+        }),
+        Event::IdentityProviderConfigured(e) => ops.push(Op::ConfigureIdentityProvider {
+            id: body.aggregate_id.clone(),
+            issuer: e.issuer.clone(),
+            audience: e.audience.clone(),
+            jwks_url: e.jwks_url.clone(),
             version,
         }),
         Event::ApiKeyCreated(e) => ops.push(Op::CreateApiKey {

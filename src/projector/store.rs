@@ -73,6 +73,9 @@ pub struct WorkspaceRow {
     pub id: String,
     pub name: String,
     pub created_at: String,
+    pub idp_issuer: Option<String>,
+    pub idp_audience: Option<String>,
+    pub idp_jwks_url: Option<String>,
 }
 
 const API_KEY_COLUMNS: &str = "workspace_id, id, name, role, key_prefix, created_at, expires_at, revoked_at";
@@ -132,6 +135,22 @@ macro_rules! sql_projection_store {
                             .bind(version)
                             .execute(&mut **tx)
                             .await?;
+                    }
+                    Op::ConfigureIdentityProvider { id, issuer, audience, jwks_url, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET idp_issuer = $1, idp_audience = $2, idp_jwks_url = $3, version = $4
+                             WHERE id = $5 AND version = $4 - 1",
+                        )
+                        .bind(issuer)
+                        .bind(audience)
+                        .bind(jwks_url)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if done.rows_affected() != 1 {
+                            return Err(sqlx::Error::Protocol("workspace change out of order".into()));
+                        }
                     }
                     Op::CreateApiKey { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
                         sqlx::query(
@@ -262,7 +281,7 @@ macro_rules! sql_projection_store {
             }
 
             async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError> {
-                sqlx::query_as("SELECT id, name, created_at FROM workspaces WHERE id = $1")
+                sqlx::query_as("SELECT id, name, created_at, idp_issuer, idp_audience, idp_jwks_url FROM workspaces WHERE id = $1")
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await

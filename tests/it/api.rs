@@ -147,7 +147,20 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
     let mut expected_denials: Vec<(u64, String, String, String)> = Vec::new();
     for spec in ROUTES.iter().filter(|r| r.permission != Permission::Public) {
         let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
-        let body = (spec.method == "POST").then(|| json!({ "name": "made in the table", "role": "viewer" }));
+        let body = match spec.method {
+            "POST" => Some(json!({ "name": "made in the table", "role": "viewer" })),
+            "PUT" => Some(json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" })),
+            _ => None,
+        };
+        if spec.permission == Permission::EndUser {
+            // End-user routes take a JWT, never an API key (of any role, valid or not).
+            for (key, reason) in [(None, "missing_credentials"), (Some(env.admin.as_str()), "invalid_token"), (Some(revoked.as_str()), "invalid_token")] {
+                let (status, v) = env.call(method.clone(), spec.path, key, None).await;
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {}: {v}", spec.method, spec.path);
+                expected_denials.push((401, reason.into(), spec.method.into(), spec.path.into()));
+            }
+            continue;
+        }
         // Own workspace, every role.
         for (role, key) in &keys {
             let target = if spec.path.contains("{id}") { env.create_key(Role::Viewer, None).await.0 } else { String::new() };
@@ -190,7 +203,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
 
     let all = env.denials().await;
     for (_, reason, _, _, actor) in &all[baseline..] {
-        let want = if reason == "missing_credentials" || reason == "unknown_key" { "anonymous" } else { "api_key" };
+        let want = if ["missing_credentials", "unknown_key", "invalid_token"].contains(&reason.as_str()) { "anonymous" } else { "api_key" };
         assert_eq!(actor, want, "actor of a {reason} denial");
     }
     let recorded: Vec<(u64, String, String, String)> =
@@ -322,6 +335,11 @@ fn the_openapi_document_matches_the_route_table() {
             let Some(spec) = spec else { panic!("documented {method} {p} is not served") };
             let roles: Vec<&str> = op["x-authledger-roles"].as_array().expect("x-authledger-roles")
                 .iter().map(|r| r.as_str().expect("role")).collect();
+            if spec.permission == Permission::EndUser {
+                assert_eq!(roles, ["end_user"], "{method} {p} roles");
+                assert_eq!(op["security"], json!([{ "endUserJwt": [] }]), "{method} {p} security");
+                continue;
+            }
             let allowed: Vec<&str> = if spec.permission == Permission::Public {
                 vec![]
             } else {

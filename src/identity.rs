@@ -1,0 +1,206 @@
+//! End-user identity: JWTs from the workspace's own identity provider, verified against
+//! its JWKS (RS256, ES256 or EdDSA only; `none` and HMAC are refused). The JWKS is cached
+//! and re-fetched on an unknown key id (rate-limited), so the provider can rotate keys.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
+use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+/// Algorithms an end-user token may use.
+pub const ALLOWED_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECS: i64 = 30;
+const JWKS_TTL: Duration = Duration::from_secs(300);
+/// Least time between two fetches of one JWKS (an unknown `kid` cannot make us hammer it).
+const MIN_REFETCH: Duration = Duration::from_secs(10);
+const MAX_JWKS_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityProvider {
+    pub issuer: String,
+    pub audience: String,
+    pub jwks_url: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("invalid token: {0}")]
+    Invalid(&'static str),
+    #[error("token expired or not yet valid")]
+    Expired,
+    #[error("identity provider unavailable: {0}")]
+    ProviderUnavailable(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    sub: String,
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+}
+
+struct CachedJwks {
+    fetched: Instant,
+    set: JwkSet,
+}
+
+pub struct JwksCache {
+    http: reqwest::Client,
+    entries: Mutex<HashMap<String, CachedJwks>>,
+}
+
+impl Default for JwksCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl JwksCache {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        JwksCache { http, entries: Mutex::new(HashMap::new()) }
+    }
+
+    /// Verifies `token` for `idp` at time `now`; returns the end user's id (`sub`).
+    pub async fn verify(&self, token: &str, idp: &IdentityProvider, now: time::OffsetDateTime) -> Result<String, TokenError> {
+        // `alg: none` and unknown algorithms fail to parse here.
+        let header = decode_header(token).map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(TokenError::Invalid("algorithm not allowed"));
+        }
+        let jwk = self.key_for(&idp.jwks_url, header.kid.as_deref(), header.alg).await?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::Invalid("unusable key in the JWKS"))?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&idp.issuer]);
+        validation.set_audience(&[&idp.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Time is checked below against our clock, not the library's.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let data = decode::<Claims>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            TokenError::Invalid(match e.kind() {
+                ErrorKind::InvalidIssuer => "wrong issuer",
+                ErrorKind::InvalidAudience => "wrong audience",
+                ErrorKind::InvalidSignature => "signature does not verify",
+                ErrorKind::MissingRequiredClaim(_) => "missing required claim",
+                ErrorKind::InvalidAlgorithm => "algorithm does not match the key",
+                _ => "token does not verify",
+            })
+        })?;
+        check_times(data.claims.exp, data.claims.nbf, now.unix_timestamp())?;
+        let sub = data.claims.sub;
+        if sub.is_empty() || sub.len() > 256 || sub.chars().any(char::is_control) {
+            return Err(TokenError::Invalid("unusable subject"));
+        }
+        Ok(sub)
+    }
+
+    async fn key_for(&self, url: &str, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, TokenError> {
+        let mut entries = self.entries.lock().await;
+        let fresh = entries.get(url).map(|c| c.fetched.elapsed() < JWKS_TTL).unwrap_or(false);
+        if !fresh {
+            let set = self.fetch(url).await?;
+            entries.insert(url.to_string(), CachedJwks { fetched: Instant::now(), set });
+        }
+        if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
+            return Ok(jwk);
+        }
+        // Unknown key id: the provider may have rotated; look again, but not too often.
+        let may_refetch = entries.get(url).map(|c| c.fetched.elapsed() >= MIN_REFETCH).unwrap_or(true);
+        if may_refetch {
+            let set = self.fetch(url).await?;
+            entries.insert(url.to_string(), CachedJwks { fetched: Instant::now(), set });
+            if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
+                return Ok(jwk);
+            }
+        }
+        Err(TokenError::Invalid("no matching key in the provider's JWKS"))
+    }
+
+    async fn fetch(&self, url: &str) -> Result<JwkSet, TokenError> {
+        let unavailable = |e: &dyn std::fmt::Display| TokenError::ProviderUnavailable(e.to_string());
+        let resp = self.http.get(url).send().await.map_err(|e| unavailable(&e))?;
+        if !resp.status().is_success() {
+            return Err(TokenError::ProviderUnavailable(format!("JWKS answered {}", resp.status())));
+        }
+        if resp.content_length().is_some_and(|n| n as usize > MAX_JWKS_BYTES) {
+            return Err(TokenError::ProviderUnavailable("JWKS too large".into()));
+        }
+        let bytes = resp.bytes().await.map_err(|e| unavailable(&e))?;
+        if bytes.len() > MAX_JWKS_BYTES {
+            return Err(TokenError::ProviderUnavailable("JWKS too large".into()));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| unavailable(&e))
+    }
+}
+
+/// Pure: the `exp`/`nbf` check with leeway.
+pub fn check_times(exp: i64, nbf: Option<i64>, now: i64) -> Result<(), TokenError> {
+    if now > exp + LEEWAY_SECS || nbf.is_some_and(|nbf| now + LEEWAY_SECS < nbf) {
+        return Err(TokenError::Expired);
+    }
+    Ok(())
+}
+
+/// Pure: the key a token names (by `kid`, else the only key of the right type), refusing
+/// a key whose declared algorithm or type differs from the token's.
+pub fn select(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
+    let fits = |k: &Jwk| {
+        let type_ok = matches!(
+            (&k.algorithm, alg),
+            (AlgorithmParameters::RSA(_), Algorithm::RS256)
+                | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
+        let declared_ok = k.common.key_algorithm.map(|a| {
+            use jsonwebtoken::jwk::KeyAlgorithm as K;
+            matches!((a, alg), (K::RS256, Algorithm::RS256) | (K::ES256, Algorithm::ES256) | (K::EdDSA, Algorithm::EdDSA))
+        });
+        let declared_ok = declared_ok.unwrap_or(true);
+        type_ok && declared_ok
+    };
+    match kid {
+        Some(kid) => set.keys.iter().find(|k| k.common.key_id.as_deref() == Some(kid) && fits(k)).cloned(),
+        None => {
+            let mut candidates = set.keys.iter().filter(|k| fits(k));
+            match (candidates.next(), candidates.next()) {
+                (Some(k), None) => Some(k.clone()),
+                _ => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_with_leeway() {
+        assert_eq!(check_times(1000, None, 1000), Ok(()));
+        assert_eq!(check_times(1000, None, 1030), Ok(()));
+        assert_eq!(check_times(1000, None, 1031), Err(TokenError::Expired));
+        assert_eq!(check_times(5000, Some(2000), 1969), Err(TokenError::Expired));
+        assert_eq!(check_times(5000, Some(2000), 1970), Ok(()));
+    }
+
+    #[test]
+    fn none_and_hmac_tokens_never_verify() {
+        // {"alg":"none"} . {"sub":"x"} . (empty)
+        assert!(decode_header("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.").is_err());
+        // {"alg":"HS256","typ":"JWT"}
+        let h = decode_header("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.e30.x").map(|h| h.alg);
+        assert_eq!(h.ok(), Some(Algorithm::HS256));
+        assert!(!ALLOWED_ALGORITHMS.contains(&Algorithm::HS256));
+    }
+}

@@ -121,8 +121,10 @@ async fn sqlite_altered_body_byte_is_caught() {
     let case = SqliteCase::new().await;
     let mut env = case.envelope(5).await;
     let mut body = body_of(&env);
-    let i = body.windows(2).position(|w| w == b"b2").expect("name");
-    body[i] = b'x';
+    // Change the name (not an id or hash, which would fail to parse instead).
+    let needle = br#""name":"b2""#;
+    let i = body.windows(needle.len()).position(|w| w == needle).expect("name");
+    body[i + needle.len() - 2] = b'x';
     env["payload"] = Value::String(B64.encode(&body));
     case.set_envelope(5, &env).await;
     assert_fails_at(&case.storage(), 5, &["signature"]);

@@ -385,7 +385,14 @@ impl EventLog for JetStreamEventLog {
     async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError> {
         let subject = self.subject(key);
         match self.stream.get_last_raw_message_by_subject(&subject).await {
-            Ok(msg) => Ok(Some(self.record(msg.subject.as_str(), msg.sequence, msg.payload)?)),
+            Ok(msg) => {
+                // The writer reads the tail right before appending: remember it so the
+                // append does not read it again.
+                if let Ok(opened) = open_envelope(&msg.payload) {
+                    self.remember(&subject, (opened.body.aggregate_version, msg.sequence));
+                }
+                Ok(Some(self.record(msg.subject.as_str(), msg.sequence, msg.payload)?))
+            }
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(unavailable(e)),
         }

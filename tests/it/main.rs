@@ -4,6 +4,7 @@
 mod api;
 mod conformance;
 mod crash;
+mod end_user;
 mod cli;
 mod scale;
 mod schemas;

@@ -215,6 +215,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: Arc<crate::api::ratelimit::RateLimiter>,
     pub identity: Arc<crate::identity::JwksCache>,
+    /// Whether an identity provider's JWKS may be fetched over plain http from this
+    /// machine's loopback interface (development and tests; off in production, where it
+    /// would let a workspace admin make the service call local endpoints).
+    pub allow_loopback_jwks: bool,
 }
 
 impl AppState {
@@ -227,7 +231,7 @@ impl AppState {
         let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
-        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity })
+        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_jwks: false })
     }
 }
 
@@ -240,6 +244,11 @@ pub async fn serve(
 ) -> Result<(), AppError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let projector = Projector::new(state.projections.clone(), state.log.clone(), state.metrics.clone());
+    // Catch up before the first request: authentication reads the projections, and a key
+    // created before this start (the first-run admin key among them) must work at once.
+    if let Err(e) = projector.catch_up().await {
+        tracing::warn!(error = %e, "projections could not catch up at start; serving while they retry");
+    }
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");

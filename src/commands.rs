@@ -121,6 +121,13 @@ pub async fn configure_identity_provider(
     idp: crate::domain::IdentityProviderConfigured,
 ) -> Result<(), CommandError> {
     use crate::domain::workspace::{Workspace, WorkspaceCommand};
+    if idp.jwks_url.starts_with("http://") && !state.allow_loopback_jwks {
+        return Err(DomainError::Invalid {
+            field: "jwks_url",
+            reason: "must be https:// (this service does not allow loopback JWKS URLs)".into(),
+        }
+        .into());
+    }
     let committed = state
         .ledger
         .execute::<Workspace>(

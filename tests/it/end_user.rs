@@ -90,7 +90,20 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
     let data = dir.path().join("data");
     let storage = args(&["--data-dir", &data.display().to_string()]);
     let svc = Service::start(&storage, &[], dir.path()).await;
-    let printed: Value = serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
+    let printed0: Value = serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
+    // By default a loopback JWKS URL is refused (a workspace admin could otherwise make the
+    // service call local endpoints).
+    let r = reqwest::Client::new()
+        .put(svc.url("/v1/workspace/identity-provider"))
+        .bearer_auth(printed0["admin_api_key"].as_str().expect("key"))
+        .json(&json!({ "issuer": ISSUER, "audience": AUDIENCE, "jwks_url": jwks_url }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    drop(svc);
+    let svc = Service::start(&storage, &[("AUTHLEDGER_ALLOW_LOOPBACK_JWKS", "true")], dir.path()).await;
+    let printed = printed0;
     let admin = printed["admin_api_key"].as_str().expect("key").to_string();
     let workspace = printed["workspace_id"].as_str().expect("ws").to_string();
     let http = reqwest::Client::new();

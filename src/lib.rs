@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod clock;
 pub mod commands;
 pub mod config;

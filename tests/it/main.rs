@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod catalog;
 mod conformance;
 mod crash;
 mod end_user;

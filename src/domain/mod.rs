@@ -5,12 +5,16 @@
 
 pub mod access;
 pub mod api_key;
+pub mod auth_config;
 pub mod signing_key;
 pub mod workspace;
 
 use serde::{Deserialize, Serialize};
 
 pub use access::{AccessDenied, DenialReason};
+pub use auth_config::{
+    AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated, ClientSecretRotated,
+};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
 pub use signing_key::SigningKeyRotated;
 pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
@@ -35,6 +39,18 @@ pub enum Event {
     SigningKeyRotated(SigningKeyRotated),
     #[serde(rename = "access.denied")]
     AccessDenied(AccessDenied),
+    #[serde(rename = "auth_config.created")]
+    AuthConfigCreated(AuthConfigCreated),
+    #[serde(rename = "auth_config.updated")]
+    AuthConfigUpdated(AuthConfigUpdated),
+    #[serde(rename = "auth_config.client_secret_rotated")]
+    ClientSecretRotated(ClientSecretRotated),
+    #[serde(rename = "auth_config.disabled")]
+    AuthConfigDisabled(AuthConfigStatusChanged),
+    #[serde(rename = "auth_config.enabled")]
+    AuthConfigEnabled(AuthConfigStatusChanged),
+    #[serde(rename = "auth_config.deleted")]
+    AuthConfigDeleted(AuthConfigDeleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -45,6 +61,12 @@ pub const ALL_KINDS: &[&str] = &[
     "api_key.revoked",
     "signing_key.rotated",
     "access.denied",
+    "auth_config.created",
+    "auth_config.updated",
+    "auth_config.client_secret_rotated",
+    "auth_config.disabled",
+    "auth_config.enabled",
+    "auth_config.deleted",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -70,6 +92,12 @@ impl Event {
             Event::ApiKeyRevoked(_) => "api_key.revoked",
             Event::SigningKeyRotated(_) => "signing_key.rotated",
             Event::AccessDenied(_) => "access.denied",
+            Event::AuthConfigCreated(_) => "auth_config.created",
+            Event::AuthConfigUpdated(_) => "auth_config.updated",
+            Event::ClientSecretRotated(_) => "auth_config.client_secret_rotated",
+            Event::AuthConfigDisabled(_) => "auth_config.disabled",
+            Event::AuthConfigEnabled(_) => "auth_config.enabled",
+            Event::AuthConfigDeleted(_) => "auth_config.deleted",
         }
     }
 
@@ -120,7 +148,52 @@ impl Event {
                 reason: DenialReason::OtherWorkspace,
                 target_id: Some("01900000-0000-7000-8000-000000000009".into()),
             }),
+            Event::AuthConfigCreated(AuthConfigCreated {
+                name: "Gmail send-only".into(),
+                provider: "google".into(),
+                settings: auth_config::AuthSettings::Oauth2(example_oauth2()),
+            }),
+            Event::AuthConfigUpdated(AuthConfigUpdated {
+                version: 2,
+                changed: vec!["scopes".into(), "client_secret".into()],
+                name: "Gmail send-only".into(),
+                settings: auth_config::AuthSettings::ApiKey(auth_config::ApiKeySettings {
+                    key_name: "X-Api-Key".into(),
+                    location: auth_config::KeyLocation::Header,
+                    prefix: None,
+                }),
+                removed_scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
+            }),
+            Event::ClientSecretRotated(ClientSecretRotated { version: 3, client_secret: example_sealed() }),
+            Event::AuthConfigDisabled(AuthConfigStatusChanged { version: 4, reason: Some("incident 42".into()) }),
+            Event::AuthConfigEnabled(AuthConfigStatusChanged { version: 5, reason: None }),
+            Event::AuthConfigDeleted(AuthConfigDeleted { version: 6, revoked_connections: 3 }),
         ]
+    }
+}
+
+fn example_sealed() -> auth_config::SealedSecret {
+    auth_config::SealedSecret {
+        data_key_id: "dk_01900000000070008000000000000001".into(),
+        nonce: "AAAAAAAAAAAAAAAA".into(),
+        ciphertext: "c2VhbGVk".into(),
+        fingerprint: format!("hmac-sha256:{}", "cd".repeat(32)),
+    }
+}
+
+fn example_oauth2() -> auth_config::OAuth2Settings {
+    auth_config::OAuth2Settings {
+        authorization_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
+        token_url: "https://oauth2.googleapis.com/token".into(),
+        revocation_url: Some("https://oauth2.googleapis.com/revoke".into()),
+        client_id: "1234.apps.googleusercontent.com".into(),
+        client_secret: example_sealed(),
+        scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
+        client_auth_method: auth_config::ClientAuthMethod::ClientSecretPost,
+        pkce: true,
+        scope_separator: " ".into(),
+        extra_authorize_params: [("access_type".to_string(), "offline".to_string())].into_iter().collect(),
+        redirect_urls: vec!["https://app.example.com/connected".into()],
     }
 }
 

@@ -104,7 +104,16 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             at,
             version,
         }),
-        Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
+        // Auth config state projections arrive with the auth config API; until then these
+        // events are in the audit projection only.
+        Event::SigningKeyRotated(_)
+        | Event::AccessDenied(_)
+        | Event::AuthConfigCreated(_)
+        | Event::AuthConfigUpdated(_)
+        | Event::ClientSecretRotated(_)
+        | Event::AuthConfigDisabled(_)
+        | Event::AuthConfigEnabled(_)
+        | Event::AuthConfigDeleted(_) => {}
     }
     ops
 }

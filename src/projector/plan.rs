@@ -35,6 +35,32 @@ pub enum Op {
         version: i64,
     },
     RevokeApiKey { workspace_id: String, id: String, at: String, version: i64 },
+    /// Sets the auth config's current row (insert at version 1) and records the version.
+    AuthConfigVersion {
+        workspace_id: String,
+        id: String,
+        version: i64,
+        kind: String,
+        name: Option<String>,
+        provider: Option<String>,
+        auth_type: Option<String>,
+        status: Option<String>,
+        /// Public settings JSON (no secret), when the event changes them.
+        settings: Option<String>,
+        changed: String,
+        at: String,
+        actor_id: String,
+    },
+}
+
+/// Settings as projections and the API show them: sealed secrets reduced to fingerprints.
+pub fn public_settings(settings: &crate::domain::auth_config::AuthSettings) -> serde_json::Value {
+    let mut v = serde_json::to_value(settings).unwrap_or_default();
+    if let Some(secret) = v.get_mut("client_secret") {
+        let fingerprint = secret.get("fingerprint").cloned().unwrap_or_default();
+        *secret = serde_json::json!({ "fingerprint": fingerprint });
+    }
+    v
 }
 
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
@@ -104,16 +130,67 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             at,
             version,
         }),
-        // Auth config state projections arrive with the auth config API; until then these
-        // events are in the audit projection only.
-        Event::SigningKeyRotated(_)
-        | Event::AccessDenied(_)
-        | Event::AuthConfigCreated(_)
-        | Event::AuthConfigUpdated(_)
-        | Event::ClientSecretRotated(_)
-        | Event::AuthConfigDisabled(_)
-        | Event::AuthConfigEnabled(_)
-        | Event::AuthConfigDeleted(_) => {}
+        Event::AuthConfigCreated(e) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            name: Some(e.name.clone()),
+            provider: Some(e.provider.clone()),
+            auth_type: Some(e.settings.auth_type().to_string()),
+            status: Some("enabled"),
+            settings: Some(public_settings(&e.settings).to_string()),
+            changed: vec!["created".into()],
+        })),
+        Event::AuthConfigUpdated(e) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            name: Some(e.name.clone()),
+            settings: Some(public_settings(&e.settings).to_string()),
+            changed: e.changed.clone(),
+            ..Default::default()
+        })),
+        Event::ClientSecretRotated(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            changed: vec!["client_secret".into()],
+            ..Default::default()
+        })),
+        Event::AuthConfigDisabled(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            status: Some("disabled"),
+            changed: vec!["status".into()],
+            ..Default::default()
+        })),
+        Event::AuthConfigEnabled(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            status: Some("enabled"),
+            changed: vec!["status".into()],
+            ..Default::default()
+        })),
+        Event::AuthConfigDeleted(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
+            status: Some("deleted"),
+            changed: vec!["status".into()],
+            ..Default::default()
+        })),
+        Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
     }
     ops
+}
+
+#[derive(Default)]
+struct AuthConfigChange {
+    name: Option<String>,
+    provider: Option<String>,
+    auth_type: Option<String>,
+    status: Option<&'static str>,
+    settings: Option<String>,
+    changed: Vec<String>,
+}
+
+fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChange) -> Op {
+    Op::AuthConfigVersion {
+        workspace_id: body.workspace_id.clone(),
+        id: body.aggregate_id.clone(),
+        version,
+        kind: body.kind.clone(),
+        name: c.name,
+        provider: c.provider,
+        auth_type: c.auth_type,
+        status: c.status.map(str::to_string),
+        settings: c.settings,
+        changed: serde_json::to_string(&c.changed).unwrap_or_default(),
+        at,
+        actor_id: body.actor.id.clone(),
+    }
 }

@@ -95,6 +95,7 @@ fn plan_batch(events: &[crate::ledger::RecordedEvent]) -> Result<Vec<(u64, Vec<O
 }
 
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
+     DELETE FROM auth_configs; DELETE FROM auth_config_versions;
      UPDATE projection_offsets SET position = 0;";
 
 /// The same statements serve both backends (`$n` placeholders work in SQLite too); only
@@ -151,6 +152,57 @@ macro_rules! sql_projection_store {
                         if done.rows_affected() != 1 {
                             return Err(sqlx::Error::Protocol("workspace change out of order".into()));
                         }
+                    }
+                    Op::AuthConfigVersion {
+                        workspace_id, id, version, kind, name, provider, auth_type, status, settings, changed, at, actor_id,
+                    } => {
+                        if version == 1 {
+                            sqlx::query(
+                                "INSERT INTO auth_configs (workspace_id, id, name, provider, auth_type, status, version,
+                                 settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)",
+                            )
+                            .bind(&workspace_id)
+                            .bind(&id)
+                            .bind(name.unwrap_or_default())
+                            .bind(provider.unwrap_or_default())
+                            .bind(auth_type.unwrap_or_default())
+                            .bind(status.unwrap_or_default())
+                            .bind(settings.unwrap_or_default())
+                            .bind(&at)
+                            .execute(&mut **tx)
+                            .await?;
+                        } else {
+                            let done = sqlx::query(
+                                "UPDATE auth_configs SET name = COALESCE($1, name), status = COALESCE($2, status),
+                                 settings = COALESCE($3, settings), version = $4, updated_at = $5
+                                 WHERE workspace_id = $6 AND id = $7 AND version = $4 - 1",
+                            )
+                            .bind(name)
+                            .bind(status)
+                            .bind(settings)
+                            .bind(version)
+                            .bind(&at)
+                            .bind(&workspace_id)
+                            .bind(&id)
+                            .execute(&mut **tx)
+                            .await?;
+                            if done.rows_affected() != 1 {
+                                return Err(sqlx::Error::Protocol("auth config change out of order".into()));
+                            }
+                        }
+                        sqlx::query(
+                            "INSERT INTO auth_config_versions (workspace_id, id, version, kind, name, settings, changed, at, actor_id)
+                             SELECT workspace_id, id, version, $1, name, settings, $2, $3, $4 FROM auth_configs
+                             WHERE workspace_id = $5 AND id = $6",
+                        )
+                        .bind(kind)
+                        .bind(changed)
+                        .bind(&at)
+                        .bind(actor_id)
+                        .bind(&workspace_id)
+                        .bind(&id)
+                        .execute(&mut **tx)
+                        .await?;
                     }
                     Op::CreateApiKey { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
                         sqlx::query(

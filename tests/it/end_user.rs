@@ -50,7 +50,6 @@ fn keys() -> Keys {
     });
     let ec_enc = EncodingKey::from_ec_der(ec.to_pkcs8_der().expect("der").as_bytes());
 
-    use ed25519_dalek::pkcs8::EncodePrivateKey as _;
     let ed = ed25519_dalek::SigningKey::generate(&mut rng);
     let ed_jwk = json!({
         "kty": "OKP", "kid": "ed-1", "crv": "Ed25519", "alg": "EdDSA",

@@ -31,7 +31,8 @@ fn nats_server_bin() -> PathBuf {
 /// A nats-server child owned by one test.
 pub struct NatsServer {
     pub port: u16,
-    pub store: tempfile::TempDir,
+    /// Kept for the server's lifetime (dropped = deleted).
+    _store: tempfile::TempDir,
     config: PathBuf,
     child: Option<Child>,
 }
@@ -49,7 +50,7 @@ impl NatsServer {
             ),
         )
         .expect("write nats config");
-        let mut s = NatsServer { port, store, config, child: None };
+        let mut s = NatsServer { port, _store: store, config, child: None };
         s.spawn();
         s
     }
@@ -138,15 +139,6 @@ impl Backend {
         if let Backend::JetStream(nats) = self {
             nats.restart();
         }
-    }
-
-    /// Storage flags for the CLI pointing at this log.
-    pub fn cli_args(&self, data_dir: &Path) -> Vec<String> {
-        let mut args = vec!["--data-dir".to_string(), data_dir.display().to_string()];
-        if let Backend::JetStream(nats) = self {
-            args.extend(["--nats-url".to_string(), nats.url(), "--nats-stream".into(), "LEDGER".into()]);
-        }
-        args
     }
 }
 

@@ -11,5 +11,6 @@ mod scale;
 mod schemas;
 mod harness;
 mod independent;
+mod projections;
 mod tamper;
 mod vectors;

@@ -11,6 +11,7 @@ mod scale;
 mod schemas;
 mod harness;
 mod independent;
+mod oauth_provider;
 mod projections;
 mod tamper;
 mod vectors;

@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 //! authledger: an event-sourced, audit-first credential ledger for AI agents.
 //!
 //! Read `ARCHITECTURE.md` first. In short:
@@ -19,6 +20,7 @@ pub mod catalog;
 pub mod clock;
 pub mod commands;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod identity;
 pub mod ledger;

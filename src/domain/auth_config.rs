@@ -65,7 +65,9 @@ pub struct PostgresSettings {
     pub ssl_mode: String,
 }
 
-/// Settings by auth type; the tag is the auth type's name.
+/// Settings by auth type; the tag is the auth type's name. (Built once per command and
+/// event, so the size difference between variants does not matter.)
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "auth_type", rename_all = "snake_case")]
 pub enum AuthSettings {

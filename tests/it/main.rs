@@ -5,6 +5,7 @@ mod api;
 mod catalog;
 mod conformance;
 mod crash;
+mod crypto;
 mod end_user;
 mod cli;
 mod scale;

@@ -34,6 +34,8 @@ pub enum AppError {
     Key(#[from] KeyError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
     #[error("{0}")]
     Io(String),
 }
@@ -77,6 +79,43 @@ pub async fn open_projections(args: &StorageArgs) -> Result<Arc<dyn ProjectionSt
             Ok(Arc::new(SqliteProjections::open(&args.data_dir.join("projections.db")).await?))
         }
     }
+}
+
+/// The vault that seals secrets: master key from `AUTHLEDGER_MASTER_KEY` or the key dir
+/// (generated only for the fully embedded default, like the signing key), data keys in
+/// PostgreSQL when a database URL is given, else in `<data-dir>/data_keys.db`. The data-key
+/// store is not a projection: it is not rebuilt from the log, and losing it loses secrets.
+pub async fn open_vault(args: &StorageArgs) -> Result<Arc<crate::crypto::Vault>, AppError> {
+    use crate::crypto::{load_master_keys, DataKeyStore, PgDataKeys, SqliteDataKeys, Vault};
+    let create = args.embedded_log() && args.database_url.is_none();
+    let keys = load_master_keys(&args.key_dir(), create)?;
+    let store: Arc<dyn DataKeyStore> = match &args.database_url {
+        Some(url) => Arc::new(PgDataKeys::open(url).await?),
+        None => {
+            std::fs::create_dir_all(&args.data_dir)
+                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
+            Arc::new(SqliteDataKeys::open(&args.data_dir.join("data_keys.db")).await?)
+        }
+    };
+    Ok(Arc::new(Vault::with_keys(keys, store).await?))
+}
+
+/// Re-wraps every data key under a new master key (staged in the key dir first, so a
+/// crash resumes with the same key), then makes it the key dir's master key.
+pub async fn rotate_master_key(args: &StorageArgs) -> Result<(String, usize), AppError> {
+    use crate::crypto::master::{promote_next_master, stage_next_master};
+    if std::env::var(crate::crypto::MASTER_KEY_ENV).is_ok_and(|v| !v.trim().is_empty()) {
+        return Err(AppError::Io(format!(
+            "the master key comes from {}; rotate it with the multi-instance procedure (accept, rotate, promote)",
+            crate::crypto::MASTER_KEY_ENV
+        )));
+    }
+    let vault = open_vault(args).await?;
+    let next = stage_next_master(&args.key_dir())?;
+    let id = next.id().to_string();
+    let n = vault.rotate_master(next).await?;
+    promote_next_master(&args.key_dir())?;
+    Ok((id, n))
 }
 
 /// The signing key: `AUTHLEDGER_SIGNING_KEY` if set, else the key dir. A key is generated
@@ -219,6 +258,7 @@ pub struct AppState {
     /// machine's loopback interface (development and tests; off in production, where it
     /// would let a workspace admin make the service call local endpoints).
     pub allow_loopback_jwks: bool,
+    pub vault: Arc<crate::crypto::Vault>,
 }
 
 impl AppState {
@@ -231,7 +271,8 @@ impl AppState {
         let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
-        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_jwks: false })
+        let vault = open_vault(args).await?;
+        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_jwks: false, vault })
     }
 }
 

@@ -78,6 +78,8 @@ enum KeysCommand {
     Rotate,
     /// Print the public key ring (JSON).
     Show,
+    /// Re-wrap every data key under a new master key (the old master leaves the key dir).
+    RotateMaster,
 }
 
 fn main() -> ExitCode {
@@ -225,7 +227,17 @@ async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCod
     match cmd {
         KeysCommand::Init => {
             let signer = dir.init()?;
-            println!("created signing key {} in {}", signer.key_id(), dir.path().display());
+            let master = authledger::crypto::master::load_master_file(dir.path(), true)?;
+            println!(
+                "created signing key {} and master key {} in {}",
+                signer.key_id(),
+                master.id(),
+                dir.path().display()
+            );
+        }
+        KeysCommand::RotateMaster => {
+            let (id, n) = app::rotate_master_key(storage).await?;
+            println!("re-wrapped {n} data keys under master key {id}");
         }
         KeysCommand::Rotate => {
             let state = AppState::open(storage).await?;

@@ -257,7 +257,7 @@ pub struct AppState {
     /// Whether an identity provider's JWKS may be fetched over plain http from this
     /// machine's loopback interface (development and tests; off in production, where it
     /// would let a workspace admin make the service call local endpoints).
-    pub allow_loopback_jwks: bool,
+    pub allow_loopback_urls: bool,
     pub vault: Arc<crate::crypto::Vault>,
 }
 
@@ -272,7 +272,7 @@ impl AppState {
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
         let vault = open_vault(args).await?;
-        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_jwks: false, vault })
+        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_urls: false, vault })
     }
 }
 

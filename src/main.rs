@@ -33,9 +33,10 @@ enum Command {
         /// Requests an API key may burst above the sustained rate.
         #[arg(long, env = "AUTHLEDGER_RATE_LIMIT_BURST", default_value_t = 100.0)]
         rate_limit_burst: f64,
-        /// Allow identity-provider JWKS URLs on http://127.0.0.1 / localhost (development only).
-        #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_JWKS")]
-        allow_loopback_jwks: bool,
+        /// Allow plain-http URLs on 127.0.0.1 / localhost for identity-provider JWKS and OAuth
+        /// endpoints (development and tests only).
+        #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_URLS")]
+        allow_loopback_urls: bool,
     },
     /// Create a workspace and its first admin API key (printed once, as JSON, on stdout).
     Bootstrap {
@@ -111,9 +112,9 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let storage = cli.storage;
     match cli.command {
-        Command::Serve { listen, rate_limit_per_sec, rate_limit_burst, allow_loopback_jwks } => {
+        Command::Serve { listen, rate_limit_per_sec, rate_limit_burst, allow_loopback_urls } => {
             let limiter = authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
-            serve(&storage, &listen, limiter, allow_loopback_jwks).await
+            serve(&storage, &listen, limiter, allow_loopback_urls).await
         }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
@@ -179,11 +180,11 @@ async fn serve(
     storage: &StorageArgs,
     listen: &str,
     limiter: authledger::api::ratelimit::RateLimiter,
-    allow_loopback_jwks: bool,
+    allow_loopback_urls: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut state = AppState::open(storage).await?;
     state.rate_limiter = Arc::new(limiter);
-    state.allow_loopback_jwks = allow_loopback_jwks;
+    state.allow_loopback_urls = allow_loopback_urls;
     // Bind before writing anything, so a taken port leaves the log untouched.
     let listener = tokio::net::TcpListener::bind(listen)
         .await

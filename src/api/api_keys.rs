@@ -11,8 +11,7 @@ use serde_json::json;
 use super::error::ApiError;
 use super::extract::ApiJson;
 use crate::app::AppState;
-use crate::commands::{self, record_denial, Caller};
-use crate::domain::access::{AccessDenied, DenialReason};
+use crate::commands::{self, Caller};
 use crate::domain::Role;
 use crate::projector::store::ApiKeyRow;
 
@@ -76,19 +75,9 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// 404, the same whether the id is unknown or another workspace's; the latter is audited.
 async fn not_found(state: &AppState, caller: &Caller, method: &str, id: &str) -> Result<Response, ApiError> {
-    if state.projections.api_key_elsewhere(&caller.workspace_id, id).await? {
-        let denial = AccessDenied {
-            method: method.to_string(),
-            route: "/v1/api-keys/{id}".into(),
-            status: 404,
-            reason: DenialReason::OtherWorkspace,
-            target_id: Some(super::auth::sanitize(id, 128)),
-        };
-        record_denial(state, Some(&caller.workspace_id), caller.actor(), denial).await;
-    }
-    Err(ApiError::NotFound("api key"))
+    let elsewhere = state.projections.api_key_elsewhere(&caller.workspace_id, id).await?;
+    super::not_found_audited(state, caller, (method, "/v1/api-keys/{id}"), id, elsewhere, "api key").await
 }
 
 pub async fn workspace(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {

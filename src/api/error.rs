@@ -52,6 +52,10 @@ impl IntoResponse for ApiError {
             ApiError::Command(CommandError::Ledger(LedgerError::Contended(..))) => {
                 Problem::new(StatusCode::CONFLICT, "contended", "Too many concurrent changes; retry", None)
             }
+            ApiError::Command(CommandError::Crypto(crate::crypto::CryptoError::Store(e))) => {
+                tracing::warn!(error = %e, "data-key store unavailable");
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Secret storage is unavailable; nothing was written", None)
+            }
             ApiError::Command(e) => internal(&e),
         };
         p.into_response()

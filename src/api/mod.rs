@@ -1,6 +1,7 @@
 //! HTTP layer: thin axum handlers over `AppState`. No SQL or NATS here.
 
 pub mod api_keys;
+pub mod auth_configs;
 pub mod auth;
 pub mod end_users;
 pub mod error;
@@ -37,6 +38,14 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::RevokeApiKey => on(filter, api_keys::revoke),
         RouteId::ConfigureIdentityProvider => on(filter, end_users::configure_identity_provider),
         RouteId::Me => on(filter, end_users::me),
+        RouteId::CreateAuthConfig => on(filter, auth_configs::create),
+        RouteId::ListAuthConfigs => on(filter, auth_configs::list),
+        RouteId::GetAuthConfig => on(filter, auth_configs::get),
+        RouteId::UpdateAuthConfig => on(filter, auth_configs::update),
+        RouteId::DeleteAuthConfig => on(filter, auth_configs::delete),
+        RouteId::DisableAuthConfig => on(filter, auth_configs::disable),
+        RouteId::EnableAuthConfig => on(filter, auth_configs::enable),
+        RouteId::AuthConfigVersions => on(filter, auth_configs::versions),
     }
 }
 
@@ -54,6 +63,29 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The answer for an id the caller's workspace does not have: the same 404 whether the id
+/// is unknown or belongs to another workspace; the latter is recorded as `access.denied`.
+pub(crate) async fn not_found_audited(
+    state: &AppState,
+    caller: &crate::commands::Caller,
+    (method, route): (&str, &str),
+    id: &str,
+    elsewhere: bool,
+    what: &'static str,
+) -> Result<Response, error::ApiError> {
+    if elsewhere {
+        let denial = crate::domain::AccessDenied {
+            method: method.to_string(),
+            route: route.to_string(),
+            status: 404,
+            reason: crate::domain::DenialReason::OtherWorkspace,
+            target_id: Some(auth::sanitize(id, 128)),
+        };
+        crate::commands::record_denial(state, Some(&caller.workspace_id), caller.actor(), denial).await;
+    }
+    Err(error::ApiError::NotFound(what))
 }
 
 async fn method_not_allowed() -> Problem {

@@ -16,6 +16,8 @@ pub enum Permission {
     ManageApiKeys,
     /// Change workspace settings (the identity provider).
     ManageWorkspace,
+    /// Create, change, disable and delete auth configs.
+    ManageAuthConfigs,
     /// An end user with a JWT from the workspace's identity provider (never an API key).
     EndUser,
 }
@@ -28,6 +30,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         Public | Authenticated => true,
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
         ManageApiKeys | ManageWorkspace => matches!(role, Admin),
+        ManageAuthConfigs => matches!(role, Admin | Developer),
         EndUser => false,
     }
 }
@@ -44,6 +47,14 @@ pub enum RouteId {
     RevokeApiKey,
     ConfigureIdentityProvider,
     Me,
+    CreateAuthConfig,
+    ListAuthConfigs,
+    GetAuthConfig,
+    UpdateAuthConfig,
+    DeleteAuthConfig,
+    DisableAuthConfig,
+    EnableAuthConfig,
+    AuthConfigVersions,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +82,39 @@ pub const ROUTES: &[RouteSpec] = &[
         permission: Permission::ManageWorkspace,
     },
     RouteSpec { id: RouteId::Me, method: "GET", path: "/v1/me", permission: Permission::EndUser },
+    RouteSpec { id: RouteId::CreateAuthConfig, method: "POST", path: "/v1/auth-configs", permission: Permission::ManageAuthConfigs },
+    RouteSpec { id: RouteId::ListAuthConfigs, method: "GET", path: "/v1/auth-configs", permission: Permission::ReadState },
+    RouteSpec { id: RouteId::GetAuthConfig, method: "GET", path: "/v1/auth-configs/{id}", permission: Permission::ReadState },
+    RouteSpec {
+        id: RouteId::UpdateAuthConfig,
+        method: "PATCH",
+        path: "/v1/auth-configs/{id}",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::DeleteAuthConfig,
+        method: "DELETE",
+        path: "/v1/auth-configs/{id}",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::DisableAuthConfig,
+        method: "POST",
+        path: "/v1/auth-configs/{id}/disable",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::EnableAuthConfig,
+        method: "POST",
+        path: "/v1/auth-configs/{id}/enable",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::AuthConfigVersions,
+        method: "GET",
+        path: "/v1/auth-configs/{id}/versions",
+        permission: Permission::ReadState,
+    },
 ];
 
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {

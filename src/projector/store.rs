@@ -53,7 +53,41 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// cross-workspace attempts; never shown to the caller).
     async fn api_key_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError>;
     async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError>;
+    /// Auth configs of one workspace (deleted ones excluded), oldest first.
+    async fn auth_configs(&self, workspace_id: &str) -> Result<Vec<AuthConfigRow>, ProjectionError>;
+    /// One auth config of `workspace_id` (deleted ones too, with status `deleted`).
+    async fn auth_config(&self, workspace_id: &str, id: &str) -> Result<Option<AuthConfigRow>, ProjectionError>;
+    async fn auth_config_versions(&self, workspace_id: &str, id: &str) -> Result<Vec<AuthConfigVersionRow>, ProjectionError>;
+    /// Whether an auth config with this id exists in some other workspace (audit only).
+    async fn auth_config_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError>;
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct AuthConfigRow {
+    pub id: String,
+    pub name: String,
+    pub provider: String,
+    pub auth_type: String,
+    pub status: String,
+    pub version: i64,
+    /// JSON without secrets.
+    pub settings: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct AuthConfigVersionRow {
+    pub version: i64,
+    pub kind: String,
+    pub name: String,
+    pub settings: String,
+    pub changed: String,
+    pub at: String,
+    pub actor_id: String,
+}
+
+const AUTH_CONFIG_COLUMNS: &str = "id, name, provider, auth_type, status, version, settings, created_at, updated_at";
 
 /// An API key as projected (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -103,6 +137,17 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
 macro_rules! sql_projection_store {
     ($store:ident, $pool:ty, $lock_sql:expr) => {
         impl $store {
+            /// Whether `table` has a row with this id in a workspace other than `workspace_id`.
+            async fn exists_elsewhere(&self, table: &'static str, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
+                let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE workspace_id <> $1 AND id = $2"))
+                    .bind(workspace_id)
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db)?;
+                Ok(n > 0)
+            }
+
             async fn exec_op<'c>(
                 tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
                 op: Op,
@@ -323,13 +368,47 @@ macro_rules! sql_projection_store {
             }
 
             async fn api_key_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
-                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE workspace_id <> $1 AND id = $2")
+                self.exists_elsewhere("api_keys", workspace_id, id).await
+            }
+
+            async fn auth_configs(&self, workspace_id: &str) -> Result<Vec<AuthConfigRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {AUTH_CONFIG_COLUMNS} FROM auth_configs WHERE workspace_id = $1 AND status <> 'deleted'
+                     ORDER BY created_at, id"
+                ))
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn auth_config(&self, workspace_id: &str, id: &str) -> Result<Option<AuthConfigRow>, ProjectionError> {
+                sqlx::query_as(&format!("SELECT {AUTH_CONFIG_COLUMNS} FROM auth_configs WHERE workspace_id = $1 AND id = $2"))
                     .bind(workspace_id)
                     .bind(id)
-                    .fetch_one(&self.pool)
+                    .fetch_optional(&self.pool)
                     .await
-                    .map_err(db)?;
-                Ok(n > 0)
+                    .map_err(db)
+            }
+
+            async fn auth_config_versions(
+                &self,
+                workspace_id: &str,
+                id: &str,
+            ) -> Result<Vec<AuthConfigVersionRow>, ProjectionError> {
+                sqlx::query_as(
+                    "SELECT version, kind, name, settings, changed, at, actor_id FROM auth_config_versions
+                     WHERE workspace_id = $1 AND id = $2 ORDER BY version",
+                )
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn auth_config_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
+                self.exists_elsewhere("auth_configs", workspace_id, id).await
             }
 
             async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError> {

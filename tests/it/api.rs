@@ -113,11 +113,42 @@ fn path_for(template: &str, id: &str) -> String {
     template.replace("{id}", id)
 }
 
-fn success_status(method: &str) -> StatusCode {
+fn success_status(method: &str, path: &str) -> StatusCode {
     match method {
-        "POST" => StatusCode::CREATED,
+        "POST" if !path.ends_with("/disable") && !path.ends_with("/enable") => StatusCode::CREATED,
         "DELETE" => StatusCode::NO_CONTENT,
         _ => StatusCode::OK,
+    }
+}
+
+/// A simple auth config body (no secret).
+fn auth_config_body(name: &str) -> Value {
+    json!({ "name": name, "provider": "custom", "auth_type": "api_key",
+            "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } })
+}
+
+impl Env {
+    /// Creates an auth config with `key`; returns its id.
+    async fn create_auth_config(&self, key: &str, disabled: bool) -> String {
+        let (s, v) = self.call(Method::POST, "/v1/auth-configs", Some(key), Some(auth_config_body("table target"))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let id = v["id"].as_str().expect("id").to_string();
+        if disabled {
+            let (s, v) = self.call(Method::POST, &format!("/v1/auth-configs/{id}/disable"), Some(key), None).await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        id
+    }
+
+    /// A fresh target of the kind the route names.
+    async fn target_for(&self, path: &str) -> String {
+        if !path.contains("{id}") {
+            String::new()
+        } else if path.starts_with("/v1/auth-configs") {
+            self.create_auth_config(&self.admin, path.ends_with("/enable")).await
+        } else {
+            self.create_key(Role::Viewer, None).await.0
+        }
     }
 }
 
@@ -141,15 +172,18 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
     let (s, other_keys) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
     assert_eq!(s, StatusCode::OK);
     let other_id = other_keys["items"][0]["id"].as_str().expect("id").to_string();
+    let other_auth_config = env.create_auth_config(&env.other_admin, false).await;
 
     // Setup itself may have been refused (polling a key before it was projected).
     let baseline = env.denials().await.len();
     let mut expected_denials: Vec<(u64, String, String, String)> = Vec::new();
     for spec in ROUTES.iter().filter(|r| r.permission != Permission::Public) {
         let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
-        let body = match spec.method {
-            "POST" => Some(json!({ "name": "made in the table", "role": "viewer" })),
-            "PUT" => Some(json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" })),
+        let body = match (spec.method, spec.path) {
+            ("POST", "/v1/auth-configs") => Some(auth_config_body("made in the table")),
+            ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
+            ("POST", "/v1/api-keys") => Some(json!({ "name": "made in the table", "role": "viewer" })),
+            ("PUT", _) => Some(json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" })),
             _ => None,
         };
         if spec.permission == Permission::EndUser {
@@ -163,10 +197,10 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         }
         // Own workspace, every role.
         for (role, key) in &keys {
-            let target = if spec.path.contains("{id}") { env.create_key(Role::Viewer, None).await.0 } else { String::new() };
+            let target = env.target_for(spec.path).await;
             let (status, v) = env.call(method.clone(), &path_for(spec.path, &target), Some(key), body.clone()).await;
             if role_allows(*role, spec.permission) {
-                assert_eq!(status, success_status(spec.method), "{} {} as {role:?}: {v}", spec.method, spec.path);
+                assert_eq!(status, success_status(spec.method, spec.path), "{} {} as {role:?}: {v}", spec.method, spec.path);
             } else {
                 assert_eq!(status, StatusCode::FORBIDDEN, "{} {} as {role:?}: {v}", spec.method, spec.path);
                 assert_eq!(v["type"], "https://authledger.dev/problems/forbidden");
@@ -189,9 +223,10 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         }
         // Another workspace's id: the same 404 as an unknown id, and audited.
         if spec.path.contains("{id}") {
-            let (status, v) = env.call(method.clone(), &path_for(spec.path, &other_id), Some(&env.admin), None).await;
+            let theirs = if spec.path.starts_with("/v1/auth-configs") { &other_auth_config } else { &other_id };
+            let (status, v) = env.call(method.clone(), &path_for(spec.path, theirs), Some(&env.admin), body.clone()).await;
             let (status_unknown, v_unknown) =
-                env.call(method.clone(), &path_for(spec.path, id), Some(&env.admin), None).await;
+                env.call(method.clone(), &path_for(spec.path, id), Some(&env.admin), body.clone()).await;
             assert_eq!((status, status_unknown), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
             assert_eq!(v, v_unknown, "another workspace's id must look exactly like an unknown one");
             expected_denials.push((404, "other_workspace".into(), spec.method.into(), spec.path.into()));

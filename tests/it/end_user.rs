@@ -101,7 +101,7 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
         .expect("put");
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     drop(svc);
-    let svc = Service::start(&storage, &[("AUTHLEDGER_ALLOW_LOOPBACK_JWKS", "true")], dir.path()).await;
+    let svc = Service::start(&storage, &[("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")], dir.path()).await;
     let printed = printed0;
     let admin = printed["admin_api_key"].as_str().expect("key").to_string();
     let workspace = printed["workspace_id"].as_str().expect("ws").to_string();

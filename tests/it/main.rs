@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod auth_configs;
 mod catalog;
 mod conformance;
 mod crash;

@@ -1,6 +1,8 @@
 //! What an authenticated caller can do, independent of HTTP: run a domain command through
 //! the ledger, then wait (bounded) until the projections show it (read-your-writes).
 
+pub mod auth_configs;
+
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -39,6 +41,14 @@ pub enum CommandError {
     Ledger(LedgerError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Crypto(#[from] crate::crypto::CryptoError),
+}
+
+/// Waits (bounded) until the projections include `position`.
+pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
+    wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await?;
+    Ok(())
 }
 
 impl From<LedgerError> for CommandError {
@@ -121,7 +131,7 @@ pub async fn configure_identity_provider(
     idp: crate::domain::IdentityProviderConfigured,
 ) -> Result<(), CommandError> {
     use crate::domain::workspace::{Workspace, WorkspaceCommand};
-    if idp.jwks_url.starts_with("http://") && !state.allow_loopback_jwks {
+    if idp.jwks_url.starts_with("http://") && !state.allow_loopback_urls {
         return Err(DomainError::Invalid {
             field: "jwks_url",
             reason: "must be https:// (this service does not allow loopback JWKS URLs)".into(),

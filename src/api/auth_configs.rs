@@ -1,0 +1,181 @@
+//! `/v1/auth-configs`: extract, call one command or query, map the error. Secrets never
+//! leave: settings are returned as projected (a client secret only as its fingerprint).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::ApiJson;
+use crate::app::AppState;
+use crate::commands::auth_configs::{self, CreateAuthConfigInput, UpdateAuthConfigInput};
+use crate::commands::Caller;
+use crate::domain::auth_config::AuthConfigCommand;
+use crate::projector::store::AuthConfigRow;
+
+fn view(row: &AuthConfigRow) -> Value {
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "provider": row.provider,
+        "auth_type": row.auth_type,
+        "status": row.status,
+        "version": row.version,
+        "settings": serde_json::from_str::<Value>(&row.settings).unwrap_or(Value::Null),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    })
+}
+
+const ONE: &str = "/v1/auth-configs/{id}";
+const DISABLE: &str = "/v1/auth-configs/{id}/disable";
+const ENABLE: &str = "/v1/auth-configs/{id}/enable";
+const VERSIONS: &str = "/v1/auth-configs/{id}/versions";
+
+async fn current(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Response, ApiError> {
+    match state.projections.auth_config(&caller.workspace_id, id).await? {
+        Some(row) => Ok(Json(view(&row)).into_response()),
+        None => not_found(state, caller, method, route, id).await,
+    }
+}
+
+async fn not_found(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Response, ApiError> {
+    let elsewhere = state.projections.auth_config_elsewhere(&caller.workspace_id, id).await?;
+    super::not_found_audited(state, caller, (method, route), id, elsewhere, "auth config").await
+}
+
+async fn exists(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Option<Response>, ApiError> {
+    match state.projections.auth_config(&caller.workspace_id, id).await? {
+        Some(row) if row.status != "deleted" => Ok(None),
+        _ => not_found(state, caller, method, route, id).await.map(Some),
+    }
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<CreateAuthConfigInput>,
+) -> Result<Response, ApiError> {
+    let (id, _) = auth_configs::create(&state, &caller, body).await?;
+    let resp = current(&state, &caller, "POST", ONE, &id).await?;
+    Ok((StatusCode::CREATED, resp).into_response())
+}
+
+pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+    let rows = state.projections.auth_configs(&caller.workspace_id).await?;
+    Ok(Json(json!({ "items": rows.iter().map(view).collect::<Vec<_>>() })).into_response())
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    current(&state, &caller, "GET", ONE, &id).await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateAuthConfigInput>,
+) -> Result<Response, ApiError> {
+    if let Some(resp) = exists(&state, &caller, "PATCH", ONE, &id).await? {
+        return Ok(resp);
+    }
+    auth_configs::update(&state, &caller, &id, body).await?;
+    current(&state, &caller, "PATCH", ONE, &id).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    pub cascade: Option<String>,
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> Result<Response, ApiError> {
+    let cascade = match q.cascade.as_deref() {
+        None => false,
+        Some("revoke") => true,
+        Some(_) => return Err(ApiError::BadRequest("cascade must be \"revoke\"".into())),
+    };
+    if let Some(resp) = exists(&state, &caller, "DELETE", ONE, &id).await? {
+        return Ok(resp);
+    }
+    // Connections arrive with the connections API; until then nothing depends on a config.
+    auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Delete { dependants: 0, cascade }).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisableBody {
+    pub reason: Option<String>,
+}
+
+pub async fn disable(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    // The body is optional: `{}` or `{"reason": "…"}`.
+    let reason = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice::<DisableBody>(&body)
+            .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
+            .reason
+    };
+    if let Some(resp) = exists(&state, &caller, "POST", DISABLE, &id).await? {
+        return Ok(resp);
+    }
+    auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Disable { reason }).await?;
+    current(&state, &caller, "POST", DISABLE, &id).await
+}
+
+pub async fn enable(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Some(resp) = exists(&state, &caller, "POST", ENABLE, &id).await? {
+        return Ok(resp);
+    }
+    auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Enable).await?;
+    current(&state, &caller, "POST", ENABLE, &id).await
+}
+
+pub async fn versions(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if state.projections.auth_config(&caller.workspace_id, &id).await?.is_none() {
+        return not_found(&state, &caller, "GET", VERSIONS, &id).await;
+    }
+    let rows = state.projections.auth_config_versions(&caller.workspace_id, &id).await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            json!({
+                "version": r.version,
+                "kind": r.kind,
+                "name": r.name,
+                "changed": serde_json::from_str::<Value>(&r.changed).unwrap_or(Value::Null),
+                "settings": serde_json::from_str::<Value>(&r.settings).unwrap_or(Value::Null),
+                "at": r.at,
+                "actor_id": r.actor_id,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}

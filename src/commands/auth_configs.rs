@@ -1,0 +1,304 @@
+//! Auth config commands: build settings from the request (pre-filled from the provider
+//! catalog), seal the client secret under the auth config's own data key, run the domain
+//! command, and shred the data key when the auth config is deleted.
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::{wait_for_write, Caller, CommandError};
+use crate::app::AppState;
+use crate::crypto::resource_aad;
+use crate::domain::auth_config::{
+    ApiKeySettings, AuthConfig, AuthConfigCommand, AuthSettings, ClientAuthMethod, OAuth2Settings, PostgresSettings,
+    SealedSecret,
+};
+use crate::domain::{AuthConfigCreated, DomainError};
+
+/// The `oauth2` part of a create or update request. On update every field is optional and
+/// absent fields keep their value.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuth2Input {
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretString>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_urls: Option<Vec<String>>,
+    pub authorization_url: Option<String>,
+    pub token_url: Option<String>,
+    pub revocation_url: Option<String>,
+    pub client_auth_method: Option<ClientAuthMethod>,
+    pub pkce: Option<bool>,
+    pub extra_authorize_params: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmptyInput {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthTypeInput {
+    Oauth2,
+    ApiKey,
+    BearerToken,
+    Basic,
+    NoAuth,
+    Postgres,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAuthConfigInput {
+    pub name: String,
+    /// A catalog provider id (endpoints pre-filled) or `custom` (endpoints given).
+    pub provider: String,
+    pub auth_type: AuthTypeInput,
+    pub oauth2: Option<OAuth2Input>,
+    pub api_key: Option<ApiKeySettings>,
+    pub postgres: Option<PostgresSettings>,
+    pub bearer_token: Option<EmptyInput>,
+    pub basic: Option<EmptyInput>,
+    pub no_auth: Option<EmptyInput>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAuthConfigInput {
+    pub name: Option<String>,
+    pub oauth2: Option<OAuth2Input>,
+    pub api_key: Option<ApiKeySettings>,
+    pub postgres: Option<PostgresSettings>,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
+    CommandError::Domain(DomainError::Invalid { field, reason: reason.into() })
+}
+
+/// Plain-http endpoints are for development: refused unless the service allows them.
+fn check_loopback(state: &AppState, urls: &[&str]) -> Result<(), CommandError> {
+    if !state.allow_loopback_urls && urls.iter().any(|u| u.starts_with("http://")) {
+        return Err(invalid("oauth2", "endpoints must be https:// (this service does not allow loopback URLs)"));
+    }
+    Ok(())
+}
+
+async fn seal_client_secret(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    data_key_id: Option<&str>,
+    secret: &SecretString,
+) -> Result<SealedSecret, CommandError> {
+    let plaintext = secret.expose_secret().as_bytes();
+    if plaintext.is_empty() || plaintext.len() > 4096 {
+        return Err(invalid("client_secret", "must be 1-4096 bytes"));
+    }
+    let data_key_id = match data_key_id {
+        Some(d) => d.to_string(),
+        None => state.vault.create_data_key(&format!("auth_config:{}/{id}", caller.workspace_id)).await?,
+    };
+    let aad = resource_aad(&caller.workspace_id, "auth_config", id, "client_secret");
+    let sealed = state.vault.seal(&data_key_id, plaintext, &aad).await?;
+    Ok(SealedSecret {
+        data_key_id: sealed.data_key_id,
+        nonce: sealed.nonce,
+        ciphertext: sealed.ciphertext,
+        fingerprint: state.vault.fingerprint(plaintext),
+    })
+}
+
+async fn oauth2_settings(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    provider: &str,
+    input: OAuth2Input,
+) -> Result<OAuth2Settings, CommandError> {
+    let catalog = if provider == "custom" {
+        None
+    } else {
+        Some(crate::catalog::provider(provider).ok_or_else(|| {
+            invalid("provider", format!("{provider} is not in the catalog; use \"custom\" with explicit URLs"))
+        })?)
+    };
+    let endpoint = |given: Option<String>, from_catalog: Option<String>, field: &'static str| {
+        given.or(from_catalog).ok_or_else(|| invalid(field, "required for a custom provider"))
+    };
+    let authorization_url =
+        endpoint(input.authorization_url, catalog.map(|c| c.oauth2.authorization_url.clone()), "authorization_url")?;
+    let token_url = endpoint(input.token_url, catalog.map(|c| c.oauth2.token_url.clone()), "token_url")?;
+    let revocation_url = input.revocation_url.or_else(|| catalog.and_then(|c| c.oauth2.revocation_url.clone()));
+    let mut urls = vec![authorization_url.as_str(), token_url.as_str()];
+    urls.extend(revocation_url.as_deref());
+    let redirect_urls = input.redirect_urls.ok_or_else(|| invalid("redirect_urls", "at least one is required"))?;
+    urls.extend(redirect_urls.iter().map(String::as_str));
+    check_loopback(state, &urls)?;
+    let client_id = input.client_id.ok_or_else(|| invalid("client_id", "required"))?;
+    let secret = input.client_secret.ok_or_else(|| invalid("client_secret", "required"))?;
+    let client_secret = seal_client_secret(state, caller, id, None, &secret).await?;
+    let client_auth_method = input.client_auth_method.unwrap_or(match catalog.map(|c| &c.oauth2.client_auth_method) {
+        Some(crate::catalog::ClientAuthMethod::ClientSecretBasic) => ClientAuthMethod::ClientSecretBasic,
+        _ => ClientAuthMethod::ClientSecretPost,
+    });
+    Ok(OAuth2Settings {
+        authorization_url,
+        token_url,
+        revocation_url,
+        client_id,
+        client_secret,
+        scopes: input.scopes.unwrap_or_else(|| catalog.map(|c| c.oauth2.default_scopes.clone()).unwrap_or_default()),
+        client_auth_method,
+        pkce: input.pkce.unwrap_or(true),
+        scope_separator: catalog.map(|c| c.oauth2.scope_separator.clone()).unwrap_or_else(|| " ".into()),
+        extra_authorize_params: input
+            .extra_authorize_params
+            .unwrap_or_else(|| catalog.map(|c| c.oauth2.extra_authorize_params.clone()).unwrap_or_default()),
+        redirect_urls,
+    })
+}
+
+/// Creates an auth config; returns its id and the log position reached.
+pub async fn create(state: &AppState, caller: &Caller, input: CreateAuthConfigInput) -> Result<(String, u64), CommandError> {
+    let id = Uuid::now_v7().to_string();
+    let given = [
+        ("oauth2", input.oauth2.is_some()),
+        ("api_key", input.api_key.is_some()),
+        ("postgres", input.postgres.is_some()),
+        ("bearer_token", input.bearer_token.is_some()),
+        ("basic", input.basic.is_some()),
+        ("no_auth", input.no_auth.is_some()),
+    ];
+    let type_name = match input.auth_type {
+        AuthTypeInput::Oauth2 => "oauth2",
+        AuthTypeInput::ApiKey => "api_key",
+        AuthTypeInput::BearerToken => "bearer_token",
+        AuthTypeInput::Basic => "basic",
+        AuthTypeInput::NoAuth => "no_auth",
+        AuthTypeInput::Postgres => "postgres",
+    };
+    if let Some((other, _)) = given.iter().find(|(name, present)| *present && *name != type_name) {
+        return Err(invalid("auth_type", format!("settings under \"{other}\" do not match auth_type {type_name}")));
+    }
+    let settings = match input.auth_type {
+        AuthTypeInput::Oauth2 => {
+            let o = input.oauth2.ok_or_else(|| invalid("oauth2", "required for auth_type oauth2"))?;
+            AuthSettings::Oauth2(oauth2_settings(state, caller, &id, &input.provider, o).await?)
+        }
+        AuthTypeInput::ApiKey => AuthSettings::ApiKey(input.api_key.ok_or_else(|| invalid("api_key", "required"))?),
+        AuthTypeInput::Postgres => AuthSettings::Postgres(input.postgres.ok_or_else(|| invalid("postgres", "required"))?),
+        AuthTypeInput::BearerToken => AuthSettings::BearerToken,
+        AuthTypeInput::Basic => AuthSettings::Basic,
+        AuthTypeInput::NoAuth => AuthSettings::NoAuth,
+    };
+    let command = AuthConfigCommand::Create(AuthConfigCreated { name: input.name, provider: input.provider, settings });
+    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, &id, &caller.actor(), &command).await;
+    let committed = match committed {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing references a data key made for a refused create: destroy it.
+            shred_unused(state, &command).await;
+            return Err(e.into());
+        }
+    };
+    wait_for_write(state, committed.position).await?;
+    Ok((id, committed.position))
+}
+
+async fn shred_unused(state: &AppState, command: &AuthConfigCommand) {
+    if let AuthConfigCommand::Create(c) = command {
+        if let AuthSettings::Oauth2(o) = &c.settings {
+            if let Err(e) = state.vault.shred(&o.client_secret.data_key_id).await {
+                tracing::warn!(error = %e, "could not destroy the data key of a refused auth config");
+            }
+        }
+    }
+}
+
+/// Loads the current state of an auth config of the caller's workspace from the log.
+async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<AuthConfig, CommandError> {
+    use crate::domain::Aggregate;
+    let key = crate::ledger::AggregateKey::new(&caller.workspace_id, AuthConfig::TYPE, id)
+        .map_err(|_| CommandError::Domain(DomainError::NotFound("auth config")))?;
+    let mut agg = AuthConfig::default();
+    for r in state.ledger.log().read_aggregate(&key).await.map_err(|e| CommandError::Ledger(e.into()))? {
+        let opened = crate::ledger::envelope::open_envelope(&r.envelope)
+            .map_err(|e| CommandError::Ledger(crate::ledger::LedgerError::Corrupt { position: r.position, reason: e.to_string() }))?;
+        let event = crate::domain::Event::from_parts(&opened.body.kind, &opened.body.payload)?;
+        agg.apply(&event);
+    }
+    Ok(agg)
+}
+
+/// Applies a partial update; a new client secret is sealed under the same data key.
+pub async fn update(state: &AppState, caller: &Caller, id: &str, input: UpdateAuthConfigInput) -> Result<u64, CommandError> {
+    let current = load(state, caller, id).await?;
+    let old = current.settings.clone().ok_or(CommandError::Domain(DomainError::NotFound("auth config")))?;
+    let settings = match (old, input.oauth2, input.api_key, input.postgres) {
+        (AuthSettings::Oauth2(mut o), Some(i), None, None) => {
+            if let Some(v) = i.client_id {
+                o.client_id = v;
+            }
+            if let Some(v) = i.scopes {
+                o.scopes = v;
+            }
+            if let Some(v) = i.redirect_urls {
+                o.redirect_urls = v;
+            }
+            if let Some(v) = i.authorization_url {
+                o.authorization_url = v;
+            }
+            if let Some(v) = i.token_url {
+                o.token_url = v;
+            }
+            if let Some(v) = i.revocation_url {
+                o.revocation_url = Some(v);
+            }
+            if let Some(v) = i.client_auth_method {
+                o.client_auth_method = v;
+            }
+            if let Some(v) = i.pkce {
+                o.pkce = v;
+            }
+            if let Some(v) = i.extra_authorize_params {
+                o.extra_authorize_params = v;
+            }
+            let mut urls = vec![o.authorization_url.as_str(), o.token_url.as_str()];
+            urls.extend(o.revocation_url.as_deref());
+            urls.extend(o.redirect_urls.iter().map(String::as_str));
+            check_loopback(state, &urls)?;
+            if let Some(secret) = i.client_secret {
+                let dk = o.client_secret.data_key_id.clone();
+                o.client_secret = seal_client_secret(state, caller, id, Some(&dk), &secret).await?;
+            }
+            AuthSettings::Oauth2(o)
+        }
+        (AuthSettings::ApiKey(_), None, Some(k), None) => AuthSettings::ApiKey(k),
+        (AuthSettings::Postgres(_), None, None, Some(p)) => AuthSettings::Postgres(p),
+        (old, None, None, None) => old,
+        (old, ..) => {
+            return Err(invalid("auth_type", format!("this auth config is {}; settings of another type were given", old.auth_type())))
+        }
+    };
+    let command = AuthConfigCommand::Update { name: input.name.unwrap_or(current.name.clone()), settings };
+    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command).await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(committed.position)
+}
+
+/// Disables, enables or deletes; deletion shreds the auth config's data key afterwards, so
+/// its history stays verifiable and its secret becomes unrecoverable.
+pub async fn lifecycle(state: &AppState, caller: &Caller, id: &str, command: AuthConfigCommand) -> Result<u64, CommandError> {
+    let data_key = match (&command, load(state, caller, id).await?.settings) {
+        (AuthConfigCommand::Delete { .. }, Some(AuthSettings::Oauth2(o))) => Some(o.client_secret.data_key_id),
+        _ => None,
+    };
+    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command).await?;
+    if let Some(dk) = data_key {
+        state.vault.shred(&dk).await?;
+    }
+    wait_for_write(state, committed.position).await?;
+    Ok(committed.position)
+}

@@ -22,7 +22,9 @@ use crate::ledger::sqlite_log::SqliteEventLog;
 use crate::ledger::verify::{verify_log, VerifyReport};
 use crate::ledger::{Actor, EventLog, KeyDir, KeyRing, Ledger, LedgerError, LogError, Signer};
 use crate::metrics::Metrics;
-use crate::projector::{PgProjections, ProjectionError, ProjectionStore, Projector, SqliteProjections};
+use crate::projector::{
+    PgProjections, ProjectionError, ProjectionStore, Projector, SqliteProjections,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -48,7 +50,10 @@ pub enum Access {
 }
 
 /// Opens the event log the options name. Returns it with any stream warnings.
-pub async fn open_log(args: &StorageArgs, access: Access) -> Result<(Arc<dyn EventLog>, Vec<String>), AppError> {
+pub async fn open_log(
+    args: &StorageArgs,
+    access: Access,
+) -> Result<(Arc<dyn EventLog>, Vec<String>), AppError> {
     match args.jetstream() {
         Some(opts) => {
             let log = match access {
@@ -61,10 +66,17 @@ pub async fn open_log(args: &StorageArgs, access: Access) -> Result<(Arc<dyn Eve
         None => {
             let path = args.data_dir.join("ledger.db");
             if access == Access::Read && !path.exists() {
-                return Err(AppError::Io(format!("no event log at {} (wrong --data-dir?)", path.display())));
+                return Err(AppError::Io(format!(
+                    "no event log at {} (wrong --data-dir?)",
+                    path.display()
+                )));
             }
-            std::fs::create_dir_all(&args.data_dir)
-                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
+            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+                AppError::Io(format!(
+                    "cannot create data dir {}: {e}",
+                    args.data_dir.display()
+                ))
+            })?;
             Ok((Arc::new(SqliteEventLog::open(&path).await?), Vec::new()))
         }
     }
@@ -74,9 +86,15 @@ pub async fn open_projections(args: &StorageArgs) -> Result<Arc<dyn ProjectionSt
     match &args.database_url {
         Some(url) => Ok(Arc::new(PgProjections::open(url).await?)),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
-            Ok(Arc::new(SqliteProjections::open(&args.data_dir.join("projections.db")).await?))
+            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+                AppError::Io(format!(
+                    "cannot create data dir {}: {e}",
+                    args.data_dir.display()
+                ))
+            })?;
+            Ok(Arc::new(
+                SqliteProjections::open(&args.data_dir.join("projections.db")).await?,
+            ))
         }
     }
 }
@@ -92,8 +110,12 @@ pub async fn open_vault(args: &StorageArgs) -> Result<Arc<crate::crypto::Vault>,
     let store: Arc<dyn DataKeyStore> = match &args.database_url {
         Some(url) => Arc::new(PgDataKeys::open(url).await?),
         None => {
-            std::fs::create_dir_all(&args.data_dir)
-                .map_err(|e| AppError::Io(format!("cannot create data dir {}: {e}", args.data_dir.display())))?;
+            std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+                AppError::Io(format!(
+                    "cannot create data dir {}: {e}",
+                    args.data_dir.display()
+                ))
+            })?;
             Arc::new(SqliteDataKeys::open(&args.data_dir.join("data_keys.db")).await?)
         }
     };
@@ -156,7 +178,14 @@ pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppE
     let actor = Actor::system("bootstrap");
     let workspace_id = Uuid::now_v7().to_string();
     ledger
-        .execute::<Workspace>(&workspace_id, &workspace_id, &actor, &WorkspaceCommand::Create { name: name.to_string() })
+        .execute::<Workspace>(
+            &workspace_id,
+            &workspace_id,
+            &actor,
+            &WorkspaceCommand::Create {
+                name: name.to_string(),
+            },
+        )
         .await?;
     let key = NewApiKey::generate(&mut rand::rngs::OsRng);
     let api_key_id = Uuid::now_v7().to_string();
@@ -168,7 +197,12 @@ pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppE
         expires_at: None,
     };
     let committed = ledger
-        .execute::<ApiKey>(&workspace_id, &api_key_id, &actor, &ApiKeyCommand::Create(created))
+        .execute::<ApiKey>(
+            &workspace_id,
+            &api_key_id,
+            &actor,
+            &ApiKeyCommand::Create(created),
+        )
         .await?;
     Ok(Bootstrapped {
         workspace_id,
@@ -180,10 +214,14 @@ pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppE
 
 /// Rotates the signing key: the rotation event is signed by the outgoing key, then the
 /// staged key becomes active. Key-dir keys only (an env key is rotated by the operator).
-pub async fn rotate_signing_key(args: &StorageArgs, ledger: &Ledger) -> Result<SigningKeyRotated, AppError> {
+pub async fn rotate_signing_key(
+    args: &StorageArgs,
+    ledger: &Ledger,
+) -> Result<SigningKeyRotated, AppError> {
     if std::env::var("AUTHLEDGER_SIGNING_KEY").is_ok() {
         return Err(AppError::Io(
-            "the signing key comes from AUTHLEDGER_SIGNING_KEY; rotate with a key dir instead".into(),
+            "the signing key comes from AUTHLEDGER_SIGNING_KEY; rotate with a key dir instead"
+                .into(),
         ));
     }
     let dir = KeyDir::new(args.key_dir());
@@ -193,10 +231,16 @@ pub async fn rotate_signing_key(args: &StorageArgs, ledger: &Ledger) -> Result<S
     let rotated = SigningKeyRotated {
         previous_key_id: current.key_id().to_string(),
         new_key_id: next.key_id().to_string(),
-        new_public_key: base64::engine::general_purpose::STANDARD.encode(next.public_key().as_bytes()),
+        new_public_key: base64::engine::general_purpose::STANDARD
+            .encode(next.public_key().as_bytes()),
     };
     ledger
-        .execute::<SigningKeyRing>(SYSTEM_WORKSPACE, RING_ID, &Actor::system("keys-rotate"), &Rotate(rotated.clone()))
+        .execute::<SigningKeyRing>(
+            SYSTEM_WORKSPACE,
+            RING_ID,
+            &Actor::system("keys-rotate"),
+            &Rotate(rotated.clone()),
+        )
         .await?;
     dir.promote_next(&next)?;
     ledger.replace_signer(next);
@@ -218,17 +262,21 @@ pub async fn dump_log(args: &StorageArgs, out: &mut impl std::io::Write) -> Resu
     let mut n = 0;
     while next <= head {
         let page = log.read_from(next, 4096).await?;
-        let Some(last) = page.last().map(|e| e.position) else { break };
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
         for e in page.iter().take_while(|e| e.position <= head) {
-            let envelope = std::str::from_utf8(&e.envelope)
-                .map_err(|_| AppError::Io(format!("event at position {} is not UTF-8", e.position)))?;
+            let envelope = std::str::from_utf8(&e.envelope).map_err(|_| {
+                AppError::Io(format!("event at position {} is not UTF-8", e.position))
+            })?;
             let line = serde_json::json!({
                 "position": e.position,
                 "subject": e.key.subject(&args.nats_subject_prefix),
                 "envelope": envelope,
             });
             serde_json::to_writer(&mut *out, &line).map_err(|e| AppError::Io(e.to_string()))?;
-            out.write_all(b"\n").map_err(|e| AppError::Io(e.to_string()))?;
+            out.write_all(b"\n")
+                .map_err(|e| AppError::Io(e.to_string()))?;
             n += 1;
         }
         next = last + 1;
@@ -241,7 +289,9 @@ pub async fn replay(args: &StorageArgs) -> Result<u64, AppError> {
     let (log, _) = open_log(args, Access::Read).await?;
     let store = open_projections(args).await?;
     store.reset().await?;
-    Ok(Projector::new(store, log, Metrics::new()).catch_up().await?)
+    Ok(Projector::new(store, log, Metrics::new())
+        .catch_up()
+        .await?)
 }
 
 /// Everything a running service holds.
@@ -268,11 +318,26 @@ impl AppState {
         let projections = open_projections(args).await?;
         let metrics = Metrics::new();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let ledger = Arc::new(Ledger::new(log.clone(), signer, clock.clone(), metrics.clone()));
+        let ledger = Arc::new(Ledger::new(
+            log.clone(),
+            signer,
+            clock.clone(),
+            metrics.clone(),
+        ));
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
         let vault = open_vault(args).await?;
-        Ok(AppState { ledger, log, projections, metrics, clock, rate_limiter, identity, allow_loopback_urls: false, vault })
+        Ok(AppState {
+            ledger,
+            log,
+            projections,
+            metrics,
+            clock,
+            rate_limiter,
+            identity,
+            allow_loopback_urls: false,
+            vault,
+        })
     }
 }
 
@@ -284,7 +349,11 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AppError> {
     let (stop_tx, stop_rx) = watch::channel(false);
-    let projector = Projector::new(state.projections.clone(), state.log.clone(), state.metrics.clone());
+    let projector = Projector::new(
+        state.projections.clone(),
+        state.log.clone(),
+        state.metrics.clone(),
+    );
     // Catch up before the first request: authentication reads the projections, and a key
     // created before this start (the first-run admin key among them) must work at once.
     if let Err(e) = projector.catch_up().await {
@@ -294,7 +363,9 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
     let router = crate::api::router(state);
-    let result = axum::serve(listener, router).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
     result.map_err(|e| AppError::Io(format!("server error: {e}")))

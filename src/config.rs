@@ -11,7 +11,12 @@ use crate::ledger::jetstream_log::JetStreamOptions;
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {
     /// Data directory of the embedded default (SQLite log and projections, keys).
-    #[arg(long, env = "AUTHLEDGER_DATA_DIR", default_value = "./data", global = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     pub data_dir: PathBuf,
 
     /// Use this NATS JetStream server for the event log instead of the embedded SQLite log.
@@ -19,23 +24,48 @@ pub struct StorageArgs {
     pub nats_url: Option<String>,
 
     /// JetStream stream that holds the log.
-    #[arg(long, env = "AUTHLEDGER_NATS_STREAM", default_value = "AUTHLEDGER", global = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_NATS_STREAM",
+        default_value = "AUTHLEDGER",
+        global = true
+    )]
     pub nats_stream: String,
 
     /// Subject prefix of the log (`<prefix>.<workspace>.<aggregate_type>.<aggregate_id>`).
-    #[arg(long, env = "AUTHLEDGER_NATS_SUBJECT_PREFIX", default_value = "ledger", global = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_NATS_SUBJECT_PREFIX",
+        default_value = "ledger",
+        global = true
+    )]
     pub nats_subject_prefix: String,
 
     /// Stream replicas when the stream is created (1, or 3 on a cluster).
-    #[arg(long, env = "AUTHLEDGER_NATS_REPLICAS", default_value_t = 1, global = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_NATS_REPLICAS",
+        default_value_t = 1,
+        global = true
+    )]
     pub nats_replicas: usize,
 
     /// JetStream duplicate window in seconds (retries within it are deduplicated by event id).
-    #[arg(long, env = "AUTHLEDGER_NATS_DUPLICATE_WINDOW_SECS", default_value_t = 120, global = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_NATS_DUPLICATE_WINDOW_SECS",
+        default_value_t = 120,
+        global = true
+    )]
     pub nats_duplicate_window_secs: u64,
 
     /// Use this PostgreSQL database for projections instead of SQLite in the data dir.
-    #[arg(long, env = "AUTHLEDGER_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "AUTHLEDGER_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
 
     /// Directory of the signing key and key ring (default: <data-dir>/keys). The signing key
@@ -46,7 +76,9 @@ pub struct StorageArgs {
 
 impl StorageArgs {
     pub fn key_dir(&self) -> PathBuf {
-        self.key_dir.clone().unwrap_or_else(|| self.data_dir.join("keys"))
+        self.key_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 
     pub fn embedded_log(&self) -> bool {

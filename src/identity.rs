@@ -11,7 +11,8 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 /// Algorithms an end-user token may use.
-pub const ALLOWED_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+pub const ALLOWED_ALGORITHMS: [Algorithm; 3] =
+    [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: i64 = 30;
 const JWKS_TTL: Duration = Duration::from_secs(300);
@@ -67,18 +68,30 @@ impl JwksCache {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        JwksCache { http, entries: Mutex::new(HashMap::new()) }
+        JwksCache {
+            http,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Verifies `token` for `idp` at time `now`; returns the end user's id (`sub`).
-    pub async fn verify(&self, token: &str, idp: &IdentityProvider, now: time::OffsetDateTime) -> Result<String, TokenError> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        idp: &IdentityProvider,
+        now: time::OffsetDateTime,
+    ) -> Result<String, TokenError> {
         // `alg: none` and unknown algorithms fail to parse here.
-        let header = decode_header(token).map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
+        let header = decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
             return Err(TokenError::Invalid("algorithm not allowed"));
         }
-        let jwk = self.key_for(&idp.jwks_url, header.kid.as_deref(), header.alg).await?;
-        let key = DecodingKey::from_jwk(&jwk).map_err(|_| TokenError::Invalid("unusable key in the JWKS"))?;
+        let jwk = self
+            .key_for(&idp.jwks_url, header.kid.as_deref(), header.alg)
+            .await?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| TokenError::Invalid("unusable key in the JWKS"))?;
         let mut validation = Validation::new(header.alg);
         validation.set_issuer(&[&idp.issuer]);
         validation.set_audience(&[&idp.audience]);
@@ -105,35 +118,72 @@ impl JwksCache {
         Ok(sub)
     }
 
-    async fn key_for(&self, url: &str, kid: Option<&str>, alg: Algorithm) -> Result<Jwk, TokenError> {
+    async fn key_for(
+        &self,
+        url: &str,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Jwk, TokenError> {
         let mut entries = self.entries.lock().await;
-        let fresh = entries.get(url).map(|c| c.fetched.elapsed() < JWKS_TTL).unwrap_or(false);
+        let fresh = entries
+            .get(url)
+            .map(|c| c.fetched.elapsed() < JWKS_TTL)
+            .unwrap_or(false);
         if !fresh {
             let set = self.fetch(url).await?;
-            entries.insert(url.to_string(), CachedJwks { fetched: Instant::now(), set });
+            entries.insert(
+                url.to_string(),
+                CachedJwks {
+                    fetched: Instant::now(),
+                    set,
+                },
+            );
         }
         if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
             return Ok(jwk);
         }
         // Unknown key id: the provider may have rotated; look again, but not too often.
-        let may_refetch = entries.get(url).map(|c| c.fetched.elapsed() >= MIN_REFETCH).unwrap_or(true);
+        let may_refetch = entries
+            .get(url)
+            .map(|c| c.fetched.elapsed() >= MIN_REFETCH)
+            .unwrap_or(true);
         if may_refetch {
             let set = self.fetch(url).await?;
-            entries.insert(url.to_string(), CachedJwks { fetched: Instant::now(), set });
+            entries.insert(
+                url.to_string(),
+                CachedJwks {
+                    fetched: Instant::now(),
+                    set,
+                },
+            );
             if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
                 return Ok(jwk);
             }
         }
-        Err(TokenError::Invalid("no matching key in the provider's JWKS"))
+        Err(TokenError::Invalid(
+            "no matching key in the provider's JWKS",
+        ))
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, TokenError> {
-        let unavailable = |e: &dyn std::fmt::Display| TokenError::ProviderUnavailable(e.to_string());
-        let resp = self.http.get(url).send().await.map_err(|e| unavailable(&e))?;
+        let unavailable =
+            |e: &dyn std::fmt::Display| TokenError::ProviderUnavailable(e.to_string());
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| unavailable(&e))?;
         if !resp.status().is_success() {
-            return Err(TokenError::ProviderUnavailable(format!("JWKS answered {}", resp.status())));
+            return Err(TokenError::ProviderUnavailable(format!(
+                "JWKS answered {}",
+                resp.status()
+            )));
         }
-        if resp.content_length().is_some_and(|n| n as usize > MAX_JWKS_BYTES) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n as usize > MAX_JWKS_BYTES)
+        {
             return Err(TokenError::ProviderUnavailable("JWKS too large".into()));
         }
         let bytes = resp.bytes().await.map_err(|e| unavailable(&e))?;
@@ -164,13 +214,22 @@ pub fn select(set: &JwkSet, kid: Option<&str>, alg: Algorithm) -> Option<Jwk> {
         );
         let declared_ok = k.common.key_algorithm.map(|a| {
             use jsonwebtoken::jwk::KeyAlgorithm as K;
-            matches!((a, alg), (K::RS256, Algorithm::RS256) | (K::ES256, Algorithm::ES256) | (K::EdDSA, Algorithm::EdDSA))
+            matches!(
+                (a, alg),
+                (K::RS256, Algorithm::RS256)
+                    | (K::ES256, Algorithm::ES256)
+                    | (K::EdDSA, Algorithm::EdDSA)
+            )
         });
         let declared_ok = declared_ok.unwrap_or(true);
         type_ok && declared_ok
     };
     match kid {
-        Some(kid) => set.keys.iter().find(|k| k.common.key_id.as_deref() == Some(kid) && fits(k)).cloned(),
+        Some(kid) => set
+            .keys
+            .iter()
+            .find(|k| k.common.key_id.as_deref() == Some(kid) && fits(k))
+            .cloned(),
         None => {
             let mut candidates = set.keys.iter().filter(|k| fits(k));
             match (candidates.next(), candidates.next()) {
@@ -190,7 +249,10 @@ mod tests {
         assert_eq!(check_times(1000, None, 1000), Ok(()));
         assert_eq!(check_times(1000, None, 1030), Ok(()));
         assert_eq!(check_times(1000, None, 1031), Err(TokenError::Expired));
-        assert_eq!(check_times(5000, Some(2000), 1969), Err(TokenError::Expired));
+        assert_eq!(
+            check_times(5000, Some(2000), 1969),
+            Err(TokenError::Expired)
+        );
         assert_eq!(check_times(5000, Some(2000), 1970), Ok(()));
     }
 

@@ -13,7 +13,11 @@ use authledger::domain::Event;
 use authledger::ledger::{Actor, AggregateKey, KeyDir};
 
 #[derive(Parser)]
-#[command(name = "authledger", version, about = "Signed, audit-first credential ledger for AI agents")]
+#[command(
+    name = "authledger",
+    version,
+    about = "Signed, audit-first credential ledger for AI agents"
+)]
 struct Cli {
     #[command(flatten)]
     storage: StorageArgs,
@@ -92,7 +96,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("authledger: error: cannot start runtime: {e}");
@@ -112,8 +119,14 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let storage = cli.storage;
     match cli.command {
-        Command::Serve { listen, rate_limit_per_sec, rate_limit_burst, allow_loopback_urls } => {
-            let limiter = authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
+        Command::Serve {
+            listen,
+            rate_limit_per_sec,
+            rate_limit_burst,
+            allow_loopback_urls,
+        } => {
+            let limiter =
+                authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
             serve(&storage, &listen, limiter, allow_loopback_urls).await
         }
         Command::Bootstrap { workspace } => {
@@ -137,19 +150,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 match &report.failure {
                     None => println!(
                         "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
-                        report.events, report.aggregates, report.keys, report.seconds, report.events_per_sec
+                        report.events,
+                        report.aggregates,
+                        report.keys,
+                        report.seconds,
+                        report.events_per_sec
                     ),
                     Some(f) => println!(
                         "FAILED at position {} (event {}, aggregate {}, version {}): {}",
                         f.position,
                         f.event_id.as_deref().unwrap_or("?"),
                         f.aggregate.as_deref().unwrap_or("?"),
-                        f.version.map(|v| v.to_string()).unwrap_or_else(|| "?".into()),
+                        f.version
+                            .map(|v| v.to_string())
+                            .unwrap_or_else(|| "?".into()),
                         f.problem
                     ),
                 }
             }
-            Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::Replay => {
             let n = app::replay(&storage).await?;
@@ -243,7 +266,10 @@ async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCod
         KeysCommand::Rotate => {
             let state = AppState::open(storage).await?;
             let rotated = app::rotate_signing_key(storage, &state.ledger).await?;
-            println!("rotated signing key {} -> {}", rotated.previous_key_id, rotated.new_key_id);
+            println!(
+                "rotated signing key {} -> {}",
+                rotated.previous_key_id, rotated.new_key_id
+            );
         }
         KeysCommand::Show => print_json(&dir.read_ring()?)?,
     }
@@ -269,9 +295,16 @@ async fn debug_append(storage: &StorageArgs, count: u64, writers: u64) -> anyhow
         let tx = tx.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                let Ok(key) = AggregateKey::new("load", "workspace", format!("w{w}-{i}")) else { continue };
-                let event = Event::WorkspaceCreated(authledger::domain::WorkspaceCreated { name: format!("load {w} {i}") });
-                let line = match ledger.append_next(&key, &Actor::system("debug-append"), &event).await {
+                let Ok(key) = AggregateKey::new("load", "workspace", format!("w{w}-{i}")) else {
+                    continue;
+                };
+                let event = Event::WorkspaceCreated(authledger::domain::WorkspaceCreated {
+                    name: format!("load {w} {i}"),
+                });
+                let line = match ledger
+                    .append_next(&key, &Actor::system("debug-append"), &event)
+                    .await
+                {
                     Ok(c) => format!("ok {} {}", c.event_id, c.position),
                     Err(e) => format!("err {e}"),
                 };

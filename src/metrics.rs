@@ -44,10 +44,28 @@ impl Metrics {
         let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let projection_lag = Family::<ProjectionLabel, Gauge>::default();
         registry.register("ledger_appends", "Event appends by result", appends.clone());
-        registry.register("ledger_conflicts", "Version conflicts (re-decided)", conflicts.clone());
-        registry.register("ledger_append_seconds", "Latency of one ledger append", append_seconds.clone());
-        registry.register("projection_lag_events", "Events not yet applied", projection_lag.clone());
-        Metrics { registry: Arc::new(registry), appends, conflicts, append_seconds, projection_lag }
+        registry.register(
+            "ledger_conflicts",
+            "Version conflicts (re-decided)",
+            conflicts.clone(),
+        );
+        registry.register(
+            "ledger_append_seconds",
+            "Latency of one ledger append",
+            append_seconds.clone(),
+        );
+        registry.register(
+            "projection_lag_events",
+            "Events not yet applied",
+            projection_lag.clone(),
+        );
+        Metrics {
+            registry: Arc::new(registry),
+            appends,
+            conflicts,
+            append_seconds,
+            projection_lag,
+        }
     }
 
     pub fn encode(&self) -> String {

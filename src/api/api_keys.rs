@@ -41,13 +41,17 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> Result<Response, ApiError> {
-    let created = commands::create_api_key(&state, &caller, body.name, body.role, body.expires_at).await?;
+    let created =
+        commands::create_api_key(&state, &caller, body.name, body.role, body.expires_at).await?;
     let mut v = view(&created.row);
     v["key"] = json!(created.key.expose_secret());
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let rows = state.projections.api_keys(&caller.workspace_id).await?;
     Ok(Json(json!({ "items": rows.iter().map(view).collect::<Vec<_>>() })).into_response())
 }
@@ -68,21 +72,48 @@ pub async fn revoke(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.projections.api_key(&caller.workspace_id, &id).await?.is_none() {
+    if state
+        .projections
+        .api_key(&caller.workspace_id, &id)
+        .await?
+        .is_none()
+    {
         return not_found(&state, &caller, "DELETE", &id).await;
     }
     commands::revoke_api_key(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn not_found(state: &AppState, caller: &Caller, method: &str, id: &str) -> Result<Response, ApiError> {
-    let elsewhere = state.projections.api_key_elsewhere(&caller.workspace_id, id).await?;
-    super::not_found_audited(state, caller, (method, "/v1/api-keys/{id}"), id, elsewhere, "api key").await
+async fn not_found(
+    state: &AppState,
+    caller: &Caller,
+    method: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let elsewhere = state
+        .projections
+        .api_key_elsewhere(&caller.workspace_id, id)
+        .await?;
+    super::not_found_audited(
+        state,
+        caller,
+        (method, "/v1/api-keys/{id}"),
+        id,
+        elsewhere,
+        "api key",
+    )
+    .await
 }
 
-pub async fn workspace(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+pub async fn workspace(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     match state.projections.workspace(&caller.workspace_id).await? {
-        Some(ws) => Ok(Json(json!({ "id": ws.id, "name": ws.name, "created_at": ws.created_at })).into_response()),
+        Some(ws) => Ok(
+            Json(json!({ "id": ws.id, "name": ws.name, "created_at": ws.created_at }))
+                .into_response(),
+        ),
         None => Err(ApiError::NotFound("workspace")),
     }
 }

@@ -25,7 +25,10 @@ fn parse_role(s: &str) -> Option<Role> {
 /// A caller-supplied string made safe to keep in the ledger: at most 128 characters of
 /// `[A-Za-z0-9_-]`.
 pub fn sanitize(s: &str, max: usize) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(max).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(max)
+        .collect()
 }
 
 pub async fn authorize(
@@ -35,7 +38,9 @@ pub async fn authorize(
     next: Next,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    let params = RawPathParams::from_request_parts(&mut parts, &state).await.ok();
+    let params = RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .ok();
     let mut req = Request::from_parts(parts, body);
     let method = req.method().as_str().to_string();
     let Some(path) = matched.as_ref().map(|m| m.as_str().to_string()) else {
@@ -44,26 +49,49 @@ pub async fn authorize(
     // A served route missing from the table would have no permission: refuse it.
     let Some(spec) = routes::find(&method, &path) else {
         tracing::error!(%method, %path, "route is not in the route table");
-        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None).into_response();
+        return Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            None,
+        )
+        .into_response();
     };
     if spec.permission == Permission::Public {
         return next.run(req).await;
     }
-    let target_id = params
-        .as_ref()
-        .and_then(|p| p.iter().find(|(k, _)| *k == "id").map(|(_, v)| sanitize(v, 128)));
-    let denial = Denial { state: &state, method: &method, route: &path, target_id: target_id.as_deref() };
-    let deny = |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
-        denial.refuse(workspace, actor, status, reason)
+    let target_id = params.as_ref().and_then(|p| {
+        p.iter()
+            .find(|(k, _)| *k == "id")
+            .map(|(_, v)| sanitize(v, 128))
+    });
+    let denial = Denial {
+        state: &state,
+        method: &method,
+        route: &path,
+        target_id: target_id.as_deref(),
     };
-    let anonymous = |hint: &str| Actor { actor_type: ActorType::Anonymous, id: hint.to_string() };
+    let deny =
+        |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
+            denial.refuse(workspace, actor, status, reason)
+        };
+    let anonymous = |hint: &str| Actor {
+        actor_type: ActorType::Anonymous,
+        id: hint.to_string(),
+    };
 
     if spec.permission == Permission::EndUser {
         let bearer = bearer_token(&req).map(str::to_string);
-        let workspace = req.headers().get(WORKSPACE_HEADER).and_then(|v| v.to_str().ok()).map(|w| sanitize(w, 128));
+        let workspace = req
+            .headers()
+            .get(WORKSPACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|w| sanitize(w, 128));
         return match authenticate_end_user(&state, bearer, workspace).await {
             Ok(user) => {
-                let limited = state.rate_limiter.check(&format!("user:{}:{}", user.workspace_id, user.user_id));
+                let limited = state
+                    .rate_limiter
+                    .check(&format!("user:{}:{}", user.workspace_id, user.user_id));
                 if let Err(wait) = limited {
                     return too_many(wait);
                 }
@@ -72,60 +100,137 @@ pub async fn authorize(
             }
             Err(EndUserRefusal::Unavailable(e)) => {
                 tracing::warn!(error = %e, "cannot verify an end-user token");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The identity provider cannot be reached", None)
-                    .into_response()
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The identity provider cannot be reached",
+                    None,
+                )
+                .into_response()
             }
             Err(EndUserRefusal::Denied(workspace, reason)) => {
-                deny(workspace, anonymous("end_user"), StatusCode::UNAUTHORIZED, reason).await
+                deny(
+                    workspace,
+                    anonymous("end_user"),
+                    StatusCode::UNAUTHORIZED,
+                    reason,
+                )
+                .await
             }
         };
     }
     let Some(token) = bearer_token(&req).map(str::to_string) else {
-        return deny(None, anonymous("anonymous"), StatusCode::UNAUTHORIZED, DenialReason::MissingCredentials).await;
+        return deny(
+            None,
+            anonymous("anonymous"),
+            StatusCode::UNAUTHORIZED,
+            DenialReason::MissingCredentials,
+        )
+        .await;
     };
     // Only the visible prefix of a presented key is ever recorded.
     let token = token.as_str();
-    let hint = sanitize(&token.chars().take(KEY_PREFIX.len() + 8).collect::<String>(), 12);
+    let hint = sanitize(
+        &token.chars().take(KEY_PREFIX.len() + 8).collect::<String>(),
+        12,
+    );
     if !token.starts_with(KEY_PREFIX) || token.len() > 128 {
-        return deny(None, anonymous(&hint), StatusCode::UNAUTHORIZED, DenialReason::UnknownKey).await;
+        return deny(
+            None,
+            anonymous(&hint),
+            StatusCode::UNAUTHORIZED,
+            DenialReason::UnknownKey,
+        )
+        .await;
     }
     let row = match state.projections.api_key_by_hash(&hash_key(token)).await {
         Ok(Some(row)) => row,
-        Ok(None) => return deny(None, anonymous(&hint), StatusCode::UNAUTHORIZED, DenialReason::UnknownKey).await,
+        Ok(None) => {
+            return deny(
+                None,
+                anonymous(&hint),
+                StatusCode::UNAUTHORIZED,
+                DenialReason::UnknownKey,
+            )
+            .await
+        }
         Err(e) => {
             tracing::error!(error = %e, "cannot authenticate: projections unavailable");
-            return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Cannot authenticate right now", None)
-                .into_response();
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Cannot authenticate right now",
+                None,
+            )
+            .into_response();
         }
     };
-    let key_actor = Actor { actor_type: ActorType::ApiKey, id: row.id.clone() };
+    let key_actor = Actor {
+        actor_type: ActorType::ApiKey,
+        id: row.id.clone(),
+    };
     if row.revoked_at.is_some() {
-        return deny(Some(row.workspace_id), key_actor, StatusCode::UNAUTHORIZED, DenialReason::RevokedKey).await;
+        return deny(
+            Some(row.workspace_id),
+            key_actor,
+            StatusCode::UNAUTHORIZED,
+            DenialReason::RevokedKey,
+        )
+        .await;
     }
     if let Some(expires) = row.expires_at.as_deref() {
-        let expired = time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
-            .map(|at| at <= state.clock.now())
-            .unwrap_or(true);
+        let expired =
+            time::OffsetDateTime::parse(expires, &time::format_description::well_known::Rfc3339)
+                .map(|at| at <= state.clock.now())
+                .unwrap_or(true);
         if expired {
-            return deny(Some(row.workspace_id), key_actor, StatusCode::UNAUTHORIZED, DenialReason::ExpiredKey).await;
+            return deny(
+                Some(row.workspace_id),
+                key_actor,
+                StatusCode::UNAUTHORIZED,
+                DenialReason::ExpiredKey,
+            )
+            .await;
         }
     }
     let Some(role) = parse_role(&row.role) else {
         tracing::error!(role = %row.role, "stored API key has an unknown role");
-        return Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None).into_response();
+        return Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal error",
+            None,
+        )
+        .into_response();
     };
     if !role_allows(role, spec.permission) {
-        return deny(Some(row.workspace_id), key_actor, StatusCode::FORBIDDEN, DenialReason::RoleNotPermitted).await;
+        return deny(
+            Some(row.workspace_id),
+            key_actor,
+            StatusCode::FORBIDDEN,
+            DenialReason::RoleNotPermitted,
+        )
+        .await;
     }
     if let Err(wait) = state.rate_limiter.check(&row.id) {
         return too_many(wait);
     }
-    req.extensions_mut().insert(Caller { workspace_id: row.workspace_id, api_key_id: row.id, role });
+    req.extensions_mut().insert(Caller {
+        workspace_id: row.workspace_id,
+        api_key_id: row.id,
+        role,
+    });
     next.run(req).await
 }
 
 fn too_many(wait: std::time::Duration) -> Response {
-    let mut resp = Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests", None).into_response();
+    let mut resp = Problem::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "Too many requests",
+        None,
+    )
+    .into_response();
     let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         resp.headers_mut().insert(header::RETRY_AFTER, v);
@@ -142,7 +247,13 @@ struct Denial<'a> {
 }
 
 impl Denial<'_> {
-    async fn refuse(&self, workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason) -> Response {
+    async fn refuse(
+        &self,
+        workspace: Option<String>,
+        actor: Actor,
+        status: StatusCode,
+        reason: DenialReason,
+    ) -> Response {
         let denial = AccessDenied {
             method: self.method.to_string(),
             route: self.route.to_string(),
@@ -158,7 +269,8 @@ impl Denial<'_> {
         };
         let mut resp = Problem::new(status, kind, title, None).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -187,24 +299,47 @@ async fn authenticate_end_user(
     workspace: Option<String>,
 ) -> Result<EndUser, EndUserRefusal> {
     use crate::identity::{IdentityProvider, TokenError};
-    let token = token.ok_or(EndUserRefusal::Denied(None, DenialReason::MissingCredentials))?;
-    let workspace_id =
-        workspace.filter(|w| !w.is_empty()).ok_or(EndUserRefusal::Denied(None, DenialReason::InvalidToken))?;
+    let token = token.ok_or(EndUserRefusal::Denied(
+        None,
+        DenialReason::MissingCredentials,
+    ))?;
+    let workspace_id = workspace
+        .filter(|w| !w.is_empty())
+        .ok_or(EndUserRefusal::Denied(None, DenialReason::InvalidToken))?;
     let workspace = state
         .projections
         .workspace(&workspace_id)
         .await
         .map_err(|e| EndUserRefusal::Unavailable(e.to_string()))?
         .ok_or(EndUserRefusal::Denied(None, DenialReason::InvalidToken))?;
-    let (Some(issuer), Some(audience), Some(jwks_url)) = (workspace.idp_issuer, workspace.idp_audience, workspace.idp_jwks_url)
-    else {
-        return Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::InvalidToken));
+    let (Some(issuer), Some(audience), Some(jwks_url)) = (
+        workspace.idp_issuer,
+        workspace.idp_audience,
+        workspace.idp_jwks_url,
+    ) else {
+        return Err(EndUserRefusal::Denied(
+            Some(workspace_id),
+            DenialReason::InvalidToken,
+        ));
     };
-    let idp = IdentityProvider { issuer, audience, jwks_url };
+    let idp = IdentityProvider {
+        issuer,
+        audience,
+        jwks_url,
+    };
     match state.identity.verify(&token, &idp, state.clock.now()).await {
-        Ok(user_id) => Ok(EndUser { workspace_id, user_id }),
-        Err(TokenError::Expired) => Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::ExpiredToken)),
-        Err(TokenError::Invalid(_)) => Err(EndUserRefusal::Denied(Some(workspace_id), DenialReason::InvalidToken)),
+        Ok(user_id) => Ok(EndUser {
+            workspace_id,
+            user_id,
+        }),
+        Err(TokenError::Expired) => Err(EndUserRefusal::Denied(
+            Some(workspace_id),
+            DenialReason::ExpiredToken,
+        )),
+        Err(TokenError::Invalid(_)) => Err(EndUserRefusal::Denied(
+            Some(workspace_id),
+            DenialReason::InvalidToken,
+        )),
         Err(TokenError::ProviderUnavailable(e)) => Err(EndUserRefusal::Unavailable(e)),
     }
 }

@@ -35,20 +35,49 @@ const DISABLE: &str = "/v1/auth-configs/{id}/disable";
 const ENABLE: &str = "/v1/auth-configs/{id}/enable";
 const VERSIONS: &str = "/v1/auth-configs/{id}/versions";
 
-async fn current(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Response, ApiError> {
-    match state.projections.auth_config(&caller.workspace_id, id).await? {
+async fn current(
+    state: &AppState,
+    caller: &Caller,
+    method: &str,
+    route: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    match state
+        .projections
+        .auth_config(&caller.workspace_id, id)
+        .await?
+    {
         Some(row) => Ok(Json(view(&row)).into_response()),
         None => not_found(state, caller, method, route, id).await,
     }
 }
 
-async fn not_found(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Response, ApiError> {
-    let elsewhere = state.projections.auth_config_elsewhere(&caller.workspace_id, id).await?;
+async fn not_found(
+    state: &AppState,
+    caller: &Caller,
+    method: &str,
+    route: &str,
+    id: &str,
+) -> Result<Response, ApiError> {
+    let elsewhere = state
+        .projections
+        .auth_config_elsewhere(&caller.workspace_id, id)
+        .await?;
     super::not_found_audited(state, caller, (method, route), id, elsewhere, "auth config").await
 }
 
-async fn exists(state: &AppState, caller: &Caller, method: &str, route: &str, id: &str) -> Result<Option<Response>, ApiError> {
-    match state.projections.auth_config(&caller.workspace_id, id).await? {
+async fn exists(
+    state: &AppState,
+    caller: &Caller,
+    method: &str,
+    route: &str,
+    id: &str,
+) -> Result<Option<Response>, ApiError> {
+    match state
+        .projections
+        .auth_config(&caller.workspace_id, id)
+        .await?
+    {
         Some(row) if row.status != "deleted" => Ok(None),
         _ => not_found(state, caller, method, route, id).await.map(Some),
     }
@@ -64,7 +93,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, resp).into_response())
 }
 
-pub async fn list(State(state): State<AppState>, Extension(caller): Extension<Caller>) -> Result<Response, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
     let rows = state.projections.auth_configs(&caller.workspace_id).await?;
     Ok(Json(json!({ "items": rows.iter().map(view).collect::<Vec<_>>() })).into_response())
 }
@@ -111,7 +143,16 @@ pub async fn delete(
         return Ok(resp);
     }
     // Connections arrive with the connections API; until then nothing depends on a config.
-    auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Delete { dependants: 0, cascade }).await?;
+    auth_configs::lifecycle(
+        &state,
+        &caller,
+        &id,
+        AuthConfigCommand::Delete {
+            dependants: 0,
+            cascade,
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -159,10 +200,18 @@ pub async fn versions(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if state.projections.auth_config(&caller.workspace_id, &id).await?.is_none() {
+    if state
+        .projections
+        .auth_config(&caller.workspace_id, &id)
+        .await?
+        .is_none()
+    {
         return not_found(&state, &caller, "GET", VERSIONS, &id).await;
     }
-    let rows = state.projections.auth_config_versions(&caller.workspace_id, &id).await?;
+    let rows = state
+        .projections
+        .auth_config_versions(&caller.workspace_id, &id)
+        .await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {

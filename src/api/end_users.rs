@@ -25,9 +25,16 @@ pub async fn configure_identity_provider(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<IdentityProviderBody>,
 ) -> Result<Response, ApiError> {
-    let idp = IdentityProviderConfigured { issuer: body.issuer, audience: body.audience, jwks_url: body.jwks_url };
+    let idp = IdentityProviderConfigured {
+        issuer: body.issuer,
+        audience: body.audience,
+        jwks_url: body.jwks_url,
+    };
     commands::configure_identity_provider(&state, &caller, idp.clone()).await?;
-    Ok(Json(json!({ "issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url })).into_response())
+    Ok(
+        Json(json!({ "issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url }))
+            .into_response(),
+    )
 }
 
 /// Who the end user is, as authledger sees them.

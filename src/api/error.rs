@@ -28,15 +28,31 @@ impl From<crate::projector::ProjectionError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let p = match self {
-            ApiError::NotFound(what) => Problem::new(StatusCode::NOT_FOUND, "not-found", &format!("No such {what}"), None),
-            ApiError::BadRequest(d) => Problem::new(StatusCode::BAD_REQUEST, "invalid-request", "Invalid request", Some(d)),
+            ApiError::NotFound(what) => Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                &format!("No such {what}"),
+                None,
+            ),
+            ApiError::BadRequest(d) => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                Some(d),
+            ),
             ApiError::Command(CommandError::Domain(d)) => match d {
-                DomainError::NotFound(what) => {
-                    Problem::new(StatusCode::NOT_FOUND, "not-found", &format!("No such {what}"), None)
-                }
-                DomainError::AlreadyExists(_) | DomainError::Rejected(_) => {
-                    Problem::new(StatusCode::CONFLICT, "conflict", "Conflicts with the current state", Some(d.to_string()))
-                }
+                DomainError::NotFound(what) => Problem::new(
+                    StatusCode::NOT_FOUND,
+                    "not-found",
+                    &format!("No such {what}"),
+                    None,
+                ),
+                DomainError::AlreadyExists(_) | DomainError::Rejected(_) => Problem::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "Conflicts with the current state",
+                    Some(d.to_string()),
+                ),
                 DomainError::Invalid { .. } => Problem::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "validation-failed",
@@ -47,14 +63,27 @@ impl IntoResponse for ApiError {
             },
             ApiError::Command(CommandError::Ledger(LedgerError::Log(LogError::Unavailable(e)))) => {
                 tracing::warn!(error = %e, "event log unavailable");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "The ledger is unavailable; nothing was written", None)
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The ledger is unavailable; nothing was written",
+                    None,
+                )
             }
-            ApiError::Command(CommandError::Ledger(LedgerError::Contended(..))) => {
-                Problem::new(StatusCode::CONFLICT, "contended", "Too many concurrent changes; retry", None)
-            }
+            ApiError::Command(CommandError::Ledger(LedgerError::Contended(..))) => Problem::new(
+                StatusCode::CONFLICT,
+                "contended",
+                "Too many concurrent changes; retry",
+                None,
+            ),
             ApiError::Command(CommandError::Crypto(crate::crypto::CryptoError::Store(e))) => {
                 tracing::warn!(error = %e, "data-key store unavailable");
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Secret storage is unavailable; nothing was written", None)
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "Secret storage is unavailable; nothing was written",
+                    None,
+                )
             }
             ApiError::Command(e) => internal(&e),
         };
@@ -64,5 +93,10 @@ impl IntoResponse for ApiError {
 
 fn internal(e: &dyn std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "internal error");
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        None,
+    )
 }

@@ -29,7 +29,10 @@ fn problem_of(r: &JsonRejection) -> Problem {
     let status = r.status();
     let (kind, title) = match status {
         StatusCode::PAYLOAD_TOO_LARGE => ("payload-too-large", "Request body too large"),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Expected Content-Type: application/json"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported-media-type",
+            "Expected Content-Type: application/json",
+        ),
         StatusCode::UNPROCESSABLE_ENTITY => ("validation-failed", "The request is not valid"),
         _ => ("malformed-json", "The body is not valid JSON"),
     };

@@ -1,8 +1,8 @@
 //! HTTP layer: thin axum handlers over `AppState`. No SQL or NATS here.
 
 pub mod api_keys;
-pub mod auth_configs;
 pub mod auth;
+pub mod auth_configs;
 pub mod end_users;
 pub mod error;
 pub mod extract;
@@ -53,12 +53,19 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
-        let Ok(method) = Method::from_bytes(spec.method.as_bytes()) else { continue };
-        let Ok(filter) = MethodFilter::try_from(method) else { continue };
+        let Ok(method) = Method::from_bytes(spec.method.as_bytes()) else {
+            continue;
+        };
+        let Ok(filter) = MethodFilter::try_from(method) else {
+            continue;
+        };
         router = router.route(spec.path, handler(spec.id, filter));
     }
     router
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authorize))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -83,13 +90,19 @@ pub(crate) async fn not_found_audited(
             reason: crate::domain::DenialReason::OtherWorkspace,
             target_id: Some(auth::sanitize(id, 128)),
         };
-        crate::commands::record_denial(state, Some(&caller.workspace_id), caller.actor(), denial).await;
+        crate::commands::record_denial(state, Some(&caller.workspace_id), caller.actor(), denial)
+            .await;
     }
     Err(error::ApiError::NotFound(what))
 }
 
 async fn method_not_allowed() -> Problem {
-    Problem::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed on this route", None)
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed on this route",
+        None,
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -103,7 +116,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let offset = tokio::time::timeout(probe, state.projections.offset()).await;
     match (head, offset) {
         (Ok(Ok(head)), Ok(Ok(offset))) => {
-            Json(json!({ "status": "ready", "log_head": head, "projection_offset": offset })).into_response()
+            Json(json!({ "status": "ready", "log_head": head, "projection_offset": offset }))
+                .into_response()
         }
         (head, offset) => {
             let mut reasons = Vec::new();
@@ -117,20 +131,33 @@ async fn readyz(State(state): State<AppState>) -> Response {
                 Ok(Err(e)) => reasons.push(format!("projections: {e}")),
                 Err(_) => reasons.push("projections: no answer within 3s".to_string()),
             }
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Service not ready", Some(reasons.join("; ")))
-                .into_response()
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not-ready",
+                "Service not ready",
+                Some(reasons.join("; ")),
+            )
+            .into_response()
         }
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.encode(),
     )
         .into_response()
 }
 
 async fn not_found() -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "no-such-route", "No such route", None)
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-such-route",
+        "No such route",
+        None,
+    )
 }

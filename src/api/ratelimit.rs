@@ -12,15 +12,36 @@ pub struct Bucket {
 
 /// Takes one token at `now` from a bucket refilled at `rate`/s up to `burst`; on refusal,
 /// how long until a token is available.
-pub fn take(bucket: Option<Bucket>, now: Instant, rate: f64, burst: f64) -> (Bucket, Result<(), Duration>) {
-    let b = bucket.unwrap_or(Bucket { tokens: burst, at: now });
+pub fn take(
+    bucket: Option<Bucket>,
+    now: Instant,
+    rate: f64,
+    burst: f64,
+) -> (Bucket, Result<(), Duration>) {
+    let b = bucket.unwrap_or(Bucket {
+        tokens: burst,
+        at: now,
+    });
     let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
     let tokens = (b.tokens + elapsed * rate).min(burst);
     if tokens >= 1.0 {
-        (Bucket { tokens: tokens - 1.0, at: now }, Ok(()))
+        (
+            Bucket {
+                tokens: tokens - 1.0,
+                at: now,
+            },
+            Ok(()),
+        )
     } else {
-        let wait = if rate > 0.0 { (1.0 - tokens) / rate } else { 3600.0 };
-        (Bucket { tokens, at: now }, Err(Duration::from_secs_f64(wait)))
+        let wait = if rate > 0.0 {
+            (1.0 - tokens) / rate
+        } else {
+            3600.0
+        };
+        (
+            Bucket { tokens, at: now },
+            Err(Duration::from_secs_f64(wait)),
+        )
     }
 }
 
@@ -32,15 +53,26 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn new(rate_per_sec: f64, burst: f64) -> Self {
-        RateLimiter { rate: rate_per_sec.max(0.0), burst: burst.max(1.0), buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            rate: rate_per_sec.max(0.0),
+            burst: burst.max(1.0),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else { return Ok(()) };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
         if buckets.len() > 100_000 {
             buckets.clear();
         }
-        let (bucket, verdict) = take(buckets.get(key).copied(), Instant::now(), self.rate, self.burst);
+        let (bucket, verdict) = take(
+            buckets.get(key).copied(),
+            Instant::now(),
+            self.rate,
+            self.burst,
+        );
         buckets.insert(key.to_string(), bucket);
         verdict
     }

@@ -67,24 +67,84 @@ pub struct RouteSpec {
 }
 
 pub const ROUTES: &[RouteSpec] = &[
-    RouteSpec { id: RouteId::Healthz, method: "GET", path: "/healthz", permission: Permission::Public },
-    RouteSpec { id: RouteId::Readyz, method: "GET", path: "/readyz", permission: Permission::Public },
-    RouteSpec { id: RouteId::Metrics, method: "GET", path: "/metrics", permission: Permission::Public },
-    RouteSpec { id: RouteId::GetWorkspace, method: "GET", path: "/v1/workspace", permission: Permission::Authenticated },
-    RouteSpec { id: RouteId::CreateApiKey, method: "POST", path: "/v1/api-keys", permission: Permission::ManageApiKeys },
-    RouteSpec { id: RouteId::ListApiKeys, method: "GET", path: "/v1/api-keys", permission: Permission::ManageApiKeys },
-    RouteSpec { id: RouteId::GetApiKey, method: "GET", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
-    RouteSpec { id: RouteId::RevokeApiKey, method: "DELETE", path: "/v1/api-keys/{id}", permission: Permission::ManageApiKeys },
+    RouteSpec {
+        id: RouteId::Healthz,
+        method: "GET",
+        path: "/healthz",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::Readyz,
+        method: "GET",
+        path: "/readyz",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::Metrics,
+        method: "GET",
+        path: "/metrics",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::GetWorkspace,
+        method: "GET",
+        path: "/v1/workspace",
+        permission: Permission::Authenticated,
+    },
+    RouteSpec {
+        id: RouteId::CreateApiKey,
+        method: "POST",
+        path: "/v1/api-keys",
+        permission: Permission::ManageApiKeys,
+    },
+    RouteSpec {
+        id: RouteId::ListApiKeys,
+        method: "GET",
+        path: "/v1/api-keys",
+        permission: Permission::ManageApiKeys,
+    },
+    RouteSpec {
+        id: RouteId::GetApiKey,
+        method: "GET",
+        path: "/v1/api-keys/{id}",
+        permission: Permission::ManageApiKeys,
+    },
+    RouteSpec {
+        id: RouteId::RevokeApiKey,
+        method: "DELETE",
+        path: "/v1/api-keys/{id}",
+        permission: Permission::ManageApiKeys,
+    },
     RouteSpec {
         id: RouteId::ConfigureIdentityProvider,
         method: "PUT",
         path: "/v1/workspace/identity-provider",
         permission: Permission::ManageWorkspace,
     },
-    RouteSpec { id: RouteId::Me, method: "GET", path: "/v1/me", permission: Permission::EndUser },
-    RouteSpec { id: RouteId::CreateAuthConfig, method: "POST", path: "/v1/auth-configs", permission: Permission::ManageAuthConfigs },
-    RouteSpec { id: RouteId::ListAuthConfigs, method: "GET", path: "/v1/auth-configs", permission: Permission::ReadState },
-    RouteSpec { id: RouteId::GetAuthConfig, method: "GET", path: "/v1/auth-configs/{id}", permission: Permission::ReadState },
+    RouteSpec {
+        id: RouteId::Me,
+        method: "GET",
+        path: "/v1/me",
+        permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::CreateAuthConfig,
+        method: "POST",
+        path: "/v1/auth-configs",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::ListAuthConfigs,
+        method: "GET",
+        path: "/v1/auth-configs",
+        permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::GetAuthConfig,
+        method: "GET",
+        path: "/v1/auth-configs/{id}",
+        permission: Permission::ReadState,
+    },
     RouteSpec {
         id: RouteId::UpdateAuthConfig,
         method: "PATCH",
@@ -121,7 +181,13 @@ pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES.iter().find(|r| r.method == method && r.path == path)
 }
 
-pub const ALL_ROLES: [Role; 5] = [Role::Admin, Role::Developer, Role::Viewer, Role::Auditor, Role::Agent];
+pub const ALL_ROLES: [Role; 5] = [
+    Role::Admin,
+    Role::Developer,
+    Role::Viewer,
+    Role::Auditor,
+    Role::Agent,
+];
 
 #[cfg(test)]
 mod tests {
@@ -131,11 +197,19 @@ mod tests {
     fn every_route_is_unique_and_key_management_is_admin_only() {
         for (i, a) in ROUTES.iter().enumerate() {
             for b in &ROUTES[i + 1..] {
-                assert!(!(a.method == b.method && a.path == b.path), "{} {} twice", a.method, a.path);
+                assert!(
+                    !(a.method == b.method && a.path == b.path),
+                    "{} {} twice",
+                    a.method,
+                    a.path
+                );
             }
         }
         for role in ALL_ROLES {
-            assert_eq!(role_allows(role, Permission::ManageApiKeys), role == Role::Admin);
+            assert_eq!(
+                role_allows(role, Permission::ManageApiKeys),
+                role == Role::Admin
+            );
         }
         assert!(!role_allows(Role::Agent, Permission::ReadState));
     }

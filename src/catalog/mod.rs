@@ -94,7 +94,11 @@ mod tests {
     fn default_scopes_are_listed_scopes() {
         for p in providers() {
             for s in &p.oauth2.default_scopes {
-                assert!(p.oauth2.scopes.iter().any(|i| &i.scope == s), "{}: {s}", p.id);
+                assert!(
+                    p.oauth2.scopes.iter().any(|i| &i.scope == s),
+                    "{}: {s}",
+                    p.id
+                );
             }
         }
     }

@@ -12,8 +12,8 @@ use super::{wait_for_write, Caller, CommandError};
 use crate::app::AppState;
 use crate::crypto::resource_aad;
 use crate::domain::auth_config::{
-    ApiKeySettings, AuthConfig, AuthConfigCommand, AuthSettings, ClientAuthMethod, OAuth2Settings, PostgresSettings,
-    SealedSecret,
+    ApiKeySettings, AuthConfig, AuthConfigCommand, AuthSettings, ClientAuthMethod, OAuth2Settings,
+    PostgresSettings, SealedSecret,
 };
 use crate::domain::{AuthConfigCreated, DomainError};
 
@@ -74,13 +74,19 @@ pub struct UpdateAuthConfigInput {
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
-    CommandError::Domain(DomainError::Invalid { field, reason: reason.into() })
+    CommandError::Domain(DomainError::Invalid {
+        field,
+        reason: reason.into(),
+    })
 }
 
 /// Plain-http endpoints are for development: refused unless the service allows them.
 fn check_loopback(state: &AppState, urls: &[&str]) -> Result<(), CommandError> {
     if !state.allow_loopback_urls && urls.iter().any(|u| u.starts_with("http://")) {
-        return Err(invalid("oauth2", "endpoints must be https:// (this service does not allow loopback URLs)"));
+        return Err(invalid(
+            "oauth2",
+            "endpoints must be https:// (this service does not allow loopback URLs)",
+        ));
     }
     Ok(())
 }
@@ -98,7 +104,12 @@ async fn seal_client_secret(
     }
     let data_key_id = match data_key_id {
         Some(d) => d.to_string(),
-        None => state.vault.create_data_key(&format!("auth_config:{}/{id}", caller.workspace_id)).await?,
+        None => {
+            state
+                .vault
+                .create_data_key(&format!("auth_config:{}/{id}", caller.workspace_id))
+                .await?
+        }
     };
     let aad = resource_aad(&caller.workspace_id, "auth_config", id, "client_secret");
     let sealed = state.vault.seal(&data_key_id, plaintext, &aad).await?;
@@ -121,47 +132,84 @@ async fn oauth2_settings(
         None
     } else {
         Some(crate::catalog::provider(provider).ok_or_else(|| {
-            invalid("provider", format!("{provider} is not in the catalog; use \"custom\" with explicit URLs"))
+            invalid(
+                "provider",
+                format!("{provider} is not in the catalog; use \"custom\" with explicit URLs"),
+            )
         })?)
     };
     let endpoint = |given: Option<String>, from_catalog: Option<String>, field: &'static str| {
-        given.or(from_catalog).ok_or_else(|| invalid(field, "required for a custom provider"))
+        given
+            .or(from_catalog)
+            .ok_or_else(|| invalid(field, "required for a custom provider"))
     };
-    let authorization_url =
-        endpoint(input.authorization_url, catalog.map(|c| c.oauth2.authorization_url.clone()), "authorization_url")?;
-    let token_url = endpoint(input.token_url, catalog.map(|c| c.oauth2.token_url.clone()), "token_url")?;
-    let revocation_url = input.revocation_url.or_else(|| catalog.and_then(|c| c.oauth2.revocation_url.clone()));
+    let authorization_url = endpoint(
+        input.authorization_url,
+        catalog.map(|c| c.oauth2.authorization_url.clone()),
+        "authorization_url",
+    )?;
+    let token_url = endpoint(
+        input.token_url,
+        catalog.map(|c| c.oauth2.token_url.clone()),
+        "token_url",
+    )?;
+    let revocation_url = input
+        .revocation_url
+        .or_else(|| catalog.and_then(|c| c.oauth2.revocation_url.clone()));
     let mut urls = vec![authorization_url.as_str(), token_url.as_str()];
     urls.extend(revocation_url.as_deref());
-    let redirect_urls = input.redirect_urls.ok_or_else(|| invalid("redirect_urls", "at least one is required"))?;
+    let redirect_urls = input
+        .redirect_urls
+        .ok_or_else(|| invalid("redirect_urls", "at least one is required"))?;
     urls.extend(redirect_urls.iter().map(String::as_str));
     check_loopback(state, &urls)?;
-    let client_id = input.client_id.ok_or_else(|| invalid("client_id", "required"))?;
-    let secret = input.client_secret.ok_or_else(|| invalid("client_secret", "required"))?;
+    let client_id = input
+        .client_id
+        .ok_or_else(|| invalid("client_id", "required"))?;
+    let secret = input
+        .client_secret
+        .ok_or_else(|| invalid("client_secret", "required"))?;
     let client_secret = seal_client_secret(state, caller, id, None, &secret).await?;
-    let client_auth_method = input.client_auth_method.unwrap_or(match catalog.map(|c| &c.oauth2.client_auth_method) {
-        Some(crate::catalog::ClientAuthMethod::ClientSecretBasic) => ClientAuthMethod::ClientSecretBasic,
-        _ => ClientAuthMethod::ClientSecretPost,
-    });
+    let client_auth_method =
+        input
+            .client_auth_method
+            .unwrap_or(match catalog.map(|c| &c.oauth2.client_auth_method) {
+                Some(crate::catalog::ClientAuthMethod::ClientSecretBasic) => {
+                    ClientAuthMethod::ClientSecretBasic
+                }
+                _ => ClientAuthMethod::ClientSecretPost,
+            });
     Ok(OAuth2Settings {
         authorization_url,
         token_url,
         revocation_url,
         client_id,
         client_secret,
-        scopes: input.scopes.unwrap_or_else(|| catalog.map(|c| c.oauth2.default_scopes.clone()).unwrap_or_default()),
+        scopes: input.scopes.unwrap_or_else(|| {
+            catalog
+                .map(|c| c.oauth2.default_scopes.clone())
+                .unwrap_or_default()
+        }),
         client_auth_method,
         pkce: input.pkce.unwrap_or(true),
-        scope_separator: catalog.map(|c| c.oauth2.scope_separator.clone()).unwrap_or_else(|| " ".into()),
-        extra_authorize_params: input
-            .extra_authorize_params
-            .unwrap_or_else(|| catalog.map(|c| c.oauth2.extra_authorize_params.clone()).unwrap_or_default()),
+        scope_separator: catalog
+            .map(|c| c.oauth2.scope_separator.clone())
+            .unwrap_or_else(|| " ".into()),
+        extra_authorize_params: input.extra_authorize_params.unwrap_or_else(|| {
+            catalog
+                .map(|c| c.oauth2.extra_authorize_params.clone())
+                .unwrap_or_default()
+        }),
         redirect_urls,
     })
 }
 
 /// Creates an auth config; returns its id and the log position reached.
-pub async fn create(state: &AppState, caller: &Caller, input: CreateAuthConfigInput) -> Result<(String, u64), CommandError> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    input: CreateAuthConfigInput,
+) -> Result<(String, u64), CommandError> {
     let id = Uuid::now_v7().to_string();
     let given = [
         ("oauth2", input.oauth2.is_some()),
@@ -179,22 +227,45 @@ pub async fn create(state: &AppState, caller: &Caller, input: CreateAuthConfigIn
         AuthTypeInput::NoAuth => "no_auth",
         AuthTypeInput::Postgres => "postgres",
     };
-    if let Some((other, _)) = given.iter().find(|(name, present)| *present && *name != type_name) {
-        return Err(invalid("auth_type", format!("settings under \"{other}\" do not match auth_type {type_name}")));
+    if let Some((other, _)) = given
+        .iter()
+        .find(|(name, present)| *present && *name != type_name)
+    {
+        return Err(invalid(
+            "auth_type",
+            format!("settings under \"{other}\" do not match auth_type {type_name}"),
+        ));
     }
     let settings = match input.auth_type {
         AuthTypeInput::Oauth2 => {
-            let o = input.oauth2.ok_or_else(|| invalid("oauth2", "required for auth_type oauth2"))?;
+            let o = input
+                .oauth2
+                .ok_or_else(|| invalid("oauth2", "required for auth_type oauth2"))?;
             AuthSettings::Oauth2(oauth2_settings(state, caller, &id, &input.provider, o).await?)
         }
-        AuthTypeInput::ApiKey => AuthSettings::ApiKey(input.api_key.ok_or_else(|| invalid("api_key", "required"))?),
-        AuthTypeInput::Postgres => AuthSettings::Postgres(input.postgres.ok_or_else(|| invalid("postgres", "required"))?),
+        AuthTypeInput::ApiKey => AuthSettings::ApiKey(
+            input
+                .api_key
+                .ok_or_else(|| invalid("api_key", "required"))?,
+        ),
+        AuthTypeInput::Postgres => AuthSettings::Postgres(
+            input
+                .postgres
+                .ok_or_else(|| invalid("postgres", "required"))?,
+        ),
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
         AuthTypeInput::Basic => AuthSettings::Basic,
         AuthTypeInput::NoAuth => AuthSettings::NoAuth,
     };
-    let command = AuthConfigCommand::Create(AuthConfigCreated { name: input.name, provider: input.provider, settings });
-    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, &id, &caller.actor(), &command).await;
+    let command = AuthConfigCommand::Create(AuthConfigCreated {
+        name: input.name,
+        provider: input.provider,
+        settings,
+    });
+    let committed = state
+        .ledger
+        .execute::<AuthConfig>(&caller.workspace_id, &id, &caller.actor(), &command)
+        .await;
     let committed = match committed {
         Ok(c) => c,
         Err(e) => {
@@ -223,9 +294,19 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<AuthConfig,
     let key = crate::ledger::AggregateKey::new(&caller.workspace_id, AuthConfig::TYPE, id)
         .map_err(|_| CommandError::Domain(DomainError::NotFound("auth config")))?;
     let mut agg = AuthConfig::default();
-    for r in state.ledger.log().read_aggregate(&key).await.map_err(|e| CommandError::Ledger(e.into()))? {
-        let opened = crate::ledger::envelope::open_envelope(&r.envelope)
-            .map_err(|e| CommandError::Ledger(crate::ledger::LedgerError::Corrupt { position: r.position, reason: e.to_string() }))?;
+    for r in state
+        .ledger
+        .log()
+        .read_aggregate(&key)
+        .await
+        .map_err(|e| CommandError::Ledger(e.into()))?
+    {
+        let opened = crate::ledger::envelope::open_envelope(&r.envelope).map_err(|e| {
+            CommandError::Ledger(crate::ledger::LedgerError::Corrupt {
+                position: r.position,
+                reason: e.to_string(),
+            })
+        })?;
         let event = crate::domain::Event::from_parts(&opened.body.kind, &opened.body.payload)?;
         agg.apply(&event);
     }
@@ -233,9 +314,17 @@ async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<AuthConfig,
 }
 
 /// Applies a partial update; a new client secret is sealed under the same data key.
-pub async fn update(state: &AppState, caller: &Caller, id: &str, input: UpdateAuthConfigInput) -> Result<u64, CommandError> {
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    input: UpdateAuthConfigInput,
+) -> Result<u64, CommandError> {
     let current = load(state, caller, id).await?;
-    let old = current.settings.clone().ok_or(CommandError::Domain(DomainError::NotFound("auth config")))?;
+    let old = current
+        .settings
+        .clone()
+        .ok_or(CommandError::Domain(DomainError::NotFound("auth config")))?;
     let settings = match (old, input.oauth2, input.api_key, input.postgres) {
         (AuthSettings::Oauth2(mut o), Some(i), None, None) => {
             if let Some(v) = i.client_id {
@@ -279,23 +368,45 @@ pub async fn update(state: &AppState, caller: &Caller, id: &str, input: UpdateAu
         (AuthSettings::Postgres(_), None, None, Some(p)) => AuthSettings::Postgres(p),
         (old, None, None, None) => old,
         (old, ..) => {
-            return Err(invalid("auth_type", format!("this auth config is {}; settings of another type were given", old.auth_type())))
+            return Err(invalid(
+                "auth_type",
+                format!(
+                    "this auth config is {}; settings of another type were given",
+                    old.auth_type()
+                ),
+            ))
         }
     };
-    let command = AuthConfigCommand::Update { name: input.name.unwrap_or(current.name.clone()), settings };
-    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command).await?;
+    let command = AuthConfigCommand::Update {
+        name: input.name.unwrap_or(current.name.clone()),
+        settings,
+    };
+    let committed = state
+        .ledger
+        .execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command)
+        .await?;
     wait_for_write(state, committed.position).await?;
     Ok(committed.position)
 }
 
 /// Disables, enables or deletes; deletion shreds the auth config's data key afterwards, so
 /// its history stays verifiable and its secret becomes unrecoverable.
-pub async fn lifecycle(state: &AppState, caller: &Caller, id: &str, command: AuthConfigCommand) -> Result<u64, CommandError> {
+pub async fn lifecycle(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    command: AuthConfigCommand,
+) -> Result<u64, CommandError> {
     let data_key = match (&command, load(state, caller, id).await?.settings) {
-        (AuthConfigCommand::Delete { .. }, Some(AuthSettings::Oauth2(o))) => Some(o.client_secret.data_key_id),
+        (AuthConfigCommand::Delete { .. }, Some(AuthSettings::Oauth2(o))) => {
+            Some(o.client_secret.data_key_id)
+        }
         _ => None,
     };
-    let committed = state.ledger.execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command).await?;
+    let committed = state
+        .ledger
+        .execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command)
+        .await?;
     if let Some(dk) = data_key {
         state.vault.shred(&dk).await?;
     }

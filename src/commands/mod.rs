@@ -29,7 +29,10 @@ pub struct Caller {
 
 impl Caller {
     pub fn actor(&self) -> Actor {
-        Actor { actor_type: ActorType::ApiKey, id: self.api_key_id.clone() }
+        Actor {
+            actor_type: ActorType::ApiKey,
+            id: self.api_key_id.clone(),
+        }
     }
 }
 
@@ -75,7 +78,11 @@ pub async fn create_api_key(
 ) -> Result<CreatedApiKey, CommandError> {
     if let Some(at) = expires_at {
         if at <= state.clock.now() {
-            return Err(DomainError::Invalid { field: "expires_at", reason: "must be in the future".into() }.into());
+            return Err(DomainError::Invalid {
+                field: "expires_at",
+                reason: "must be in the future".into(),
+            }
+            .into());
         }
     }
     let secret = NewApiKey::generate(&mut rand::rngs::OsRng);
@@ -89,9 +96,19 @@ pub async fn create_api_key(
     };
     let committed = state
         .ledger
-        .execute::<ApiKey>(&caller.workspace_id, &id, &caller.actor(), &ApiKeyCommand::Create(created.clone()))
+        .execute::<ApiKey>(
+            &caller.workspace_id,
+            &id,
+            &caller.actor(),
+            &ApiKeyCommand::Create(created.clone()),
+        )
         .await?;
-    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    wait_for(
+        state.projections.as_ref(),
+        committed.position,
+        READ_YOUR_WRITES,
+    )
+    .await?;
     let row = match state.projections.api_key(&caller.workspace_id, &id).await? {
         Some(row) => row,
         // Projections lag beyond the bound: answer from the event itself.
@@ -106,11 +123,18 @@ pub async fn create_api_key(
             revoked_at: None,
         },
     };
-    Ok(CreatedApiKey { row, key: secret.secret })
+    Ok(CreatedApiKey {
+        row,
+        key: secret.secret,
+    })
 }
 
 /// Revokes a key of the caller's workspace; effective for authentication when this returns.
-pub async fn revoke_api_key(state: &AppState, caller: &Caller, id: &str) -> Result<(), CommandError> {
+pub async fn revoke_api_key(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(), CommandError> {
     // The aggregate lives under the caller's workspace: another workspace's key id names
     // an aggregate that does not exist here, so it is simply not found.
     if AggregateKey::new(&caller.workspace_id, "api_key", id).is_err() {
@@ -118,9 +142,19 @@ pub async fn revoke_api_key(state: &AppState, caller: &Caller, id: &str) -> Resu
     }
     let committed = state
         .ledger
-        .execute::<ApiKey>(&caller.workspace_id, id, &caller.actor(), &ApiKeyCommand::Revoke { reason: None })
+        .execute::<ApiKey>(
+            &caller.workspace_id,
+            id,
+            &caller.actor(),
+            &ApiKeyCommand::Revoke { reason: None },
+        )
         .await?;
-    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    wait_for(
+        state.projections.as_ref(),
+        committed.position,
+        READ_YOUR_WRITES,
+    )
+    .await?;
     Ok(())
 }
 
@@ -147,7 +181,12 @@ pub async fn configure_identity_provider(
             &WorkspaceCommand::ConfigureIdentityProvider(idp),
         )
         .await?;
-    wait_for(state.projections.as_ref(), committed.position, READ_YOUR_WRITES).await?;
+    wait_for(
+        state.projections.as_ref(),
+        committed.position,
+        READ_YOUR_WRITES,
+    )
+    .await?;
     Ok(())
 }
 
@@ -160,7 +199,12 @@ pub struct EndUser {
 
 /// Records a refused request. Best effort towards the caller (the refusal stands either
 /// way) but never silent: a failure to record is logged.
-pub async fn record_denial(state: &AppState, workspace_id: Option<&str>, actor: Actor, denial: AccessDenied) {
+pub async fn record_denial(
+    state: &AppState,
+    workspace_id: Option<&str>,
+    actor: Actor,
+    denial: AccessDenied,
+) {
     let workspace = workspace_id.unwrap_or(SYSTEM_WORKSPACE);
     let key = match AggregateKey::new(workspace, DENIAL_AGGREGATE, Uuid::now_v7().to_string()) {
         Ok(k) => k,
@@ -169,7 +213,11 @@ pub async fn record_denial(state: &AppState, workspace_id: Option<&str>, actor: 
             return;
         }
     };
-    if let Err(e) = state.ledger.append_next(&key, &actor, &Event::AccessDenied(denial)).await {
+    if let Err(e) = state
+        .ledger
+        .append_next(&key, &actor, &Event::AccessDenied(denial))
+        .await
+    {
         tracing::error!(error = %e, "could not record an access denial in the ledger");
     }
 }

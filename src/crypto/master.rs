@@ -50,8 +50,17 @@ pub fn master_keys_from(
     create: bool,
 ) -> Result<MasterKeys, CryptoError> {
     let mut accepted = Vec::new();
-    for (i, text) in env_accepted.unwrap_or("").split(',').map(str::trim).filter(|t| !t.is_empty()).enumerate() {
-        accepted.push(MasterKey::from_base64(text, &format!("{MASTER_KEYS_ACCEPTED_ENV} (entry {})", i + 1))?);
+    for (i, text) in env_accepted
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .enumerate()
+    {
+        accepted.push(MasterKey::from_base64(
+            text,
+            &format!("{MASTER_KEYS_ACCEPTED_ENV} (entry {})", i + 1),
+        )?);
     }
     let current = match env_current.map(str::trim).filter(|t| !t.is_empty()) {
         Some(text) => MasterKey::from_base64(text, MASTER_KEY_ENV)?,
@@ -92,7 +101,10 @@ pub fn read_master_file(path: &Path) -> Result<Option<MasterKey>, CryptoError> {
             MasterKey::from_base64(&text, &path.display().to_string()).map(Some)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CryptoError::Io { path: path.to_path_buf(), source }),
+        Err(source) => Err(CryptoError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -103,8 +115,9 @@ fn create_master_file(path: &Path) -> Result<MasterKey, CryptoError> {
     if write_new_private(path, key.to_base64().as_bytes())? {
         return Ok(key);
     }
-    read_master_file(path)?
-        .ok_or_else(|| CryptoError::invalid(path.display().to_string(), "vanished while being created"))
+    read_master_file(path)?.ok_or_else(|| {
+        CryptoError::invalid(path.display().to_string(), "vanished while being created")
+    })
 }
 
 /// Stages the rotation target in `<key_dir>/master.next.key` (or returns the one already
@@ -129,7 +142,10 @@ fn create_private_dir(dir: &Path) -> Result<(), CryptoError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| CryptoError::Io { path: dir.to_path_buf(), source })
+        .map_err(|source| CryptoError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 fn sync_dir(dir: &Path) {
@@ -142,13 +158,27 @@ fn sync_dir(dir: &Path) {
 /// `path` does not exist. Returns false (and writes nothing) when it already exists.
 fn write_new_private(path: &Path, bytes: &[u8]) -> Result<bool, CryptoError> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     create_private_dir(&dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", uuid::Uuid::now_v7().simple()));
-    let err = |source| CryptoError::Io { path: path.to_path_buf(), source };
+    let err = |source| CryptoError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(err)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(err)?;
         f.write_all(bytes).map_err(err)?;
         f.sync_all().map_err(err)?;
         drop(f);
@@ -173,14 +203,21 @@ mod tests {
     use super::*;
 
     fn mode(path: &Path) -> u32 {
-        std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
     }
 
     #[test]
     fn master_file_is_private_reloads_and_is_never_replaced() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("keys");
-        assert!(matches!(master_keys_from(None, None, &dir, false), Err(CryptoError::Invalid { .. })));
+        assert!(matches!(
+            master_keys_from(None, None, &dir, false),
+            Err(CryptoError::Invalid { .. })
+        ));
         let a = master_keys_from(None, None, &dir, true).expect("create");
         assert_eq!(mode(&dir.join(MASTER_KEY_FILE)), 0o600);
         assert_eq!(mode(&dir), 0o700);
@@ -188,34 +225,63 @@ mod tests {
         assert_eq!(a.current.id(), b.current.id());
         assert!(b.accepted.is_empty());
         // No temp files left behind.
-        let names: Vec<_> = std::fs::read_dir(&dir).expect("dir").map(|e| e.expect("entry").file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(MASTER_KEY_FILE)]);
     }
 
     #[test]
     fn env_wins_and_bad_values_are_not_echoed() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let file_key = master_keys_from(None, None, tmp.path(), true).expect("file").current;
+        let file_key = master_keys_from(None, None, tmp.path(), true)
+            .expect("file")
+            .current;
         let env = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
         let other = base64::engine::general_purpose::STANDARD.encode([6u8; 32]);
-        let keys = master_keys_from(Some(&env), Some(&format!(" {other} ,{env}")), tmp.path(), false).expect("env");
+        let keys = master_keys_from(
+            Some(&env),
+            Some(&format!(" {other} ,{env}")),
+            tmp.path(),
+            false,
+        )
+        .expect("env");
         assert_ne!(keys.current.id(), file_key.id());
-        assert_eq!(keys.accepted.len(), 1, "the current key is not repeated as accepted");
-        assert!(master_keys_from(Some("  "), None, tmp.path(), false).is_ok(), "empty = unset");
-        let err = master_keys_from(Some("c2VjcmV0"), None, tmp.path(), false).expect_err("short").to_string();
+        assert_eq!(
+            keys.accepted.len(),
+            1,
+            "the current key is not repeated as accepted"
+        );
+        assert!(
+            master_keys_from(Some("  "), None, tmp.path(), false).is_ok(),
+            "empty = unset"
+        );
+        let err = master_keys_from(Some("c2VjcmV0"), None, tmp.path(), false)
+            .expect_err("short")
+            .to_string();
         assert!(err.contains(MASTER_KEY_ENV) && !err.contains("c2VjcmV0"));
     }
 
     #[test]
     fn staged_key_is_accepted_until_promoted() {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let old = master_keys_from(None, None, tmp.path(), true).expect("create").current;
+        let old = master_keys_from(None, None, tmp.path(), true)
+            .expect("create")
+            .current;
         let next = stage_next_master(tmp.path()).expect("stage");
-        assert_eq!(stage_next_master(tmp.path()).expect("again").id(), next.id(), "staging resumes");
+        assert_eq!(
+            stage_next_master(tmp.path()).expect("again").id(),
+            next.id(),
+            "staging resumes"
+        );
         assert_eq!(mode(&tmp.path().join(NEXT_MASTER_KEY_FILE)), 0o600);
         let mid = master_keys_from(None, None, tmp.path(), false).expect("mid-rotation");
         assert_eq!(mid.current.id(), old.id());
-        assert_eq!(mid.accepted.iter().map(|k| k.id()).collect::<Vec<_>>(), vec![next.id()]);
+        assert_eq!(
+            mid.accepted.iter().map(|k| k.id()).collect::<Vec<_>>(),
+            vec![next.id()]
+        );
         promote_next_master(tmp.path()).expect("promote");
         let after = master_keys_from(None, None, tmp.path(), false).expect("after");
         assert_eq!(after.current.id(), next.id());

@@ -68,7 +68,8 @@ mod store;
 mod vault;
 
 pub use master::{
-    load_master_keys, MasterKeys, MASTER_KEYS_ACCEPTED_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE, NEXT_MASTER_KEY_FILE,
+    load_master_keys, MasterKeys, MASTER_KEYS_ACCEPTED_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE,
+    NEXT_MASTER_KEY_FILE,
 };
 pub use primitives::{fingerprint, resource_aad, MasterKey, Sealed};
 pub use store::{DataKeyStore, DestroyOutcome, PgDataKeys, SqliteDataKeys, Stored, WrappedKey};
@@ -83,7 +84,10 @@ pub enum CryptoError {
     #[error("unknown data key {0}")]
     UnknownKey(String),
     #[error("data key {data_key_id} is wrapped by master key {master_key_id}, which this instance does not hold")]
-    UnknownMaster { data_key_id: String, master_key_id: String },
+    UnknownMaster {
+        data_key_id: String,
+        master_key_id: String,
+    },
     /// Authentication failed: the value (or wrapped key) was altered, the AAD differs,
     /// or it was sealed under another key.
     #[error("sealed value does not authenticate (tampered, wrong AAD or wrong key)")]
@@ -93,13 +97,19 @@ pub enum CryptoError {
     #[error("{what} is not valid: {reason}")]
     Invalid { what: String, reason: String },
     #[error("cannot access {path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("the operating system's random number generator failed")]
     Entropy,
 }
 
 impl CryptoError {
     pub(crate) fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Self {
-        CryptoError::Invalid { what: what.into(), reason: reason.into() }
+        CryptoError::Invalid {
+            what: what.into(),
+            reason: reason.into(),
+        }
     }
 }

@@ -25,7 +25,9 @@ const MASTER_ID_LABEL: &[u8] = b"authledger.master-key-id.v1";
 /// Fills a fresh array from the OS random number generator.
 pub(crate) fn random<const N: usize>() -> Result<Zeroizing<[u8; N]>, CryptoError> {
     let mut out = Zeroizing::new([0u8; N]);
-    rand::rngs::OsRng.try_fill_bytes(out.as_mut_slice()).map_err(|_| CryptoError::Entropy)?;
+    rand::rngs::OsRng
+        .try_fill_bytes(out.as_mut_slice())
+        .map_err(|_| CryptoError::Entropy)?;
     Ok(out)
 }
 
@@ -41,7 +43,12 @@ pub(crate) fn frame(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The recommended AAD of a sealed field: binds it to one workspace, resource and field.
-pub fn resource_aad(workspace_id: &str, resource_type: &str, resource_id: &str, field: &str) -> Vec<u8> {
+pub fn resource_aad(
+    workspace_id: &str,
+    resource_type: &str,
+    resource_id: &str,
+    field: &str,
+) -> Vec<u8> {
     frame(&[
         AAD_LABEL,
         workspace_id.as_bytes(),
@@ -72,7 +79,9 @@ pub struct MasterKey {
 
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MasterKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("MasterKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -93,10 +102,13 @@ impl MasterKey {
     /// Errors name `what`, never the value.
     pub fn from_base64(text: &str, what: &str) -> Result<Self, CryptoError> {
         let raw = Zeroizing::new(
-            B64.decode(text.trim().as_bytes()).map_err(|_| CryptoError::invalid(what, "not base64"))?,
+            B64.decode(text.trim().as_bytes())
+                .map_err(|_| CryptoError::invalid(what, "not base64"))?,
         );
-        let bytes: [u8; KEY_LEN] =
-            raw.as_slice().try_into().map_err(|_| CryptoError::invalid(what, "not base64 of 32 bytes"))?;
+        let bytes: [u8; KEY_LEN] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::invalid(what, "not base64 of 32 bytes"))?;
         Ok(MasterKey::from_bytes(Zeroizing::new(bytes)))
     }
 
@@ -109,7 +121,11 @@ impl MasterKey {
     }
 
     /// Wraps a data key (AAD binds it to its id and owner, so rows cannot be swapped).
-    pub(crate) fn wrap(&self, data_key: &DataKey, owner: &str) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
+    pub(crate) fn wrap(
+        &self,
+        data_key: &DataKey,
+        owner: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), CryptoError> {
         let nonce = random::<NONCE_LEN>()?;
         let aad = frame(&[WRAP_LABEL, data_key.id.as_bytes(), owner.as_bytes()]);
         let mut buf = Zeroizing::new(Vec::with_capacity(KEY_LEN + 16));
@@ -121,13 +137,27 @@ impl MasterKey {
     }
 
     /// Unwraps a data key wrapped by [`MasterKey::wrap`].
-    pub(crate) fn unwrap_key(&self, id: &str, owner: &str, nonce: &[u8], wrapped: &[u8]) -> Result<DataKey, CryptoError> {
+    pub(crate) fn unwrap_key(
+        &self,
+        id: &str,
+        owner: &str,
+        nonce: &[u8],
+        wrapped: &[u8],
+    ) -> Result<DataKey, CryptoError> {
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Tampered)?;
         let aad = frame(&[WRAP_LABEL, id.as_bytes(), owner.as_bytes()]);
         let mut buf = Zeroizing::new(wrapped.to_vec());
-        cipher(&self.key).decrypt_in_place((&nonce).into(), &aad, &mut *buf).map_err(|_| CryptoError::Tampered)?;
-        let key: [u8; KEY_LEN] = buf.as_slice().try_into().map_err(|_| CryptoError::Tampered)?;
-        Ok(DataKey { id: id.to_string(), key: Zeroizing::new(key) })
+        cipher(&self.key)
+            .decrypt_in_place((&nonce).into(), &aad, &mut *buf)
+            .map_err(|_| CryptoError::Tampered)?;
+        let key: [u8; KEY_LEN] = buf
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Tampered)?;
+        Ok(DataKey {
+            id: id.to_string(),
+            key: Zeroizing::new(key),
+        })
     }
 }
 
@@ -143,13 +173,18 @@ pub(crate) struct DataKey {
 
 impl std::fmt::Debug for DataKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DataKey").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("DataKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 impl DataKey {
     pub(crate) fn generate(id: String) -> Result<Self, CryptoError> {
-        Ok(DataKey { id, key: random::<KEY_LEN>()? })
+        Ok(DataKey {
+            id,
+            key: random::<KEY_LEN>()?,
+        })
     }
 
     fn aad(&self, aad: &[u8]) -> Vec<u8> {
@@ -165,7 +200,11 @@ impl DataKey {
         cipher(&self.key)
             .encrypt_in_place((&*nonce).into(), &self.aad(aad), &mut *buf)
             .map_err(|_| CryptoError::invalid("plaintext", "too long to seal"))?;
-        Ok(Sealed { data_key_id: self.id.clone(), nonce: B64.encode(*nonce), ciphertext: B64.encode(&*buf) })
+        Ok(Sealed {
+            data_key_id: self.id.clone(),
+            nonce: B64.encode(*nonce),
+            ciphertext: B64.encode(&*buf),
+        })
     }
 
     /// Opens a value sealed by [`DataKey::seal`]. Any malformed or altered part, another
@@ -174,9 +213,17 @@ impl DataKey {
         if sealed.data_key_id != self.id {
             return Err(CryptoError::Tampered);
         }
-        let nonce = B64.decode(sealed.nonce.as_bytes()).map_err(|_| CryptoError::Tampered)?;
-        let nonce: [u8; NONCE_LEN] = nonce.as_slice().try_into().map_err(|_| CryptoError::Tampered)?;
-        let mut buf = Zeroizing::new(B64.decode(sealed.ciphertext.as_bytes()).map_err(|_| CryptoError::Tampered)?);
+        let nonce = B64
+            .decode(sealed.nonce.as_bytes())
+            .map_err(|_| CryptoError::Tampered)?;
+        let nonce: [u8; NONCE_LEN] = nonce
+            .as_slice()
+            .try_into()
+            .map_err(|_| CryptoError::Tampered)?;
+        let mut buf = Zeroizing::new(
+            B64.decode(sealed.ciphertext.as_bytes())
+                .map_err(|_| CryptoError::Tampered)?,
+        );
         cipher(&self.key)
             .decrypt_in_place((&nonce).into(), &self.aad(aad), &mut *buf)
             .map_err(|_| CryptoError::Tampered)?;
@@ -217,10 +264,18 @@ mod tests {
     #[test]
     fn round_trip() {
         let k = key("dk:1");
-        for plaintext in [&b""[..], b"x", b"ya29.a0AfH6SMB-access-token", &[0u8; 4096][..]] {
+        for plaintext in [
+            &b""[..],
+            b"x",
+            b"ya29.a0AfH6SMB-access-token",
+            &[0u8; 4096][..],
+        ] {
             let sealed = k.seal(plaintext, b"aad").expect("seal");
             assert_eq!(sealed.data_key_id, "dk:1");
-            assert_eq!(k.open(&sealed, b"aad").expect("open").expose_secret(), plaintext);
+            assert_eq!(
+                k.open(&sealed, b"aad").expect("open").expose_secret(),
+                plaintext
+            );
         }
     }
 
@@ -231,20 +286,47 @@ mod tests {
         let ct_len = B64.decode(&sealed.ciphertext).expect("b64").len();
         assert_eq!(ct_len, b"refresh-token-value".len() + 16);
         for i in 0..ct_len {
-            let bad = Sealed { ciphertext: flip_b64(&sealed.ciphertext, i), ..sealed.clone() };
-            assert!(matches!(k.open(&bad, b"aad"), Err(CryptoError::Tampered)), "ciphertext byte {i}");
+            let bad = Sealed {
+                ciphertext: flip_b64(&sealed.ciphertext, i),
+                ..sealed.clone()
+            };
+            assert!(
+                matches!(k.open(&bad, b"aad"), Err(CryptoError::Tampered)),
+                "ciphertext byte {i}"
+            );
         }
         for i in 0..NONCE_LEN {
-            let bad = Sealed { nonce: flip_b64(&sealed.nonce, i), ..sealed.clone() };
-            assert!(matches!(k.open(&bad, b"aad"), Err(CryptoError::Tampered)), "nonce byte {i}");
+            let bad = Sealed {
+                nonce: flip_b64(&sealed.nonce, i),
+                ..sealed.clone()
+            };
+            assert!(
+                matches!(k.open(&bad, b"aad"), Err(CryptoError::Tampered)),
+                "nonce byte {i}"
+            );
         }
         // Malformed parts are tampering too, not a panic.
         for bad in [
-            Sealed { nonce: "!!".into(), ..sealed.clone() },
-            Sealed { nonce: B64.encode([0u8; 11]), ..sealed.clone() },
-            Sealed { ciphertext: B64.encode([0u8; 3]), ..sealed.clone() },
-            Sealed { ciphertext: String::new(), ..sealed.clone() },
-            Sealed { data_key_id: "dk:2".into(), ..sealed.clone() },
+            Sealed {
+                nonce: "!!".into(),
+                ..sealed.clone()
+            },
+            Sealed {
+                nonce: B64.encode([0u8; 11]),
+                ..sealed.clone()
+            },
+            Sealed {
+                ciphertext: B64.encode([0u8; 3]),
+                ..sealed.clone()
+            },
+            Sealed {
+                ciphertext: String::new(),
+                ..sealed.clone()
+            },
+            Sealed {
+                data_key_id: "dk:2".into(),
+                ..sealed.clone()
+            },
         ] {
             assert!(matches!(k.open(&bad, b"aad"), Err(CryptoError::Tampered)));
         }
@@ -263,27 +345,47 @@ mod tests {
             resource_aad("ws1", "auth_config", "c1", "access_token"),
             Vec::new(),
         ] {
-            assert!(matches!(k.open(&sealed, &other), Err(CryptoError::Tampered)));
+            assert!(matches!(
+                k.open(&sealed, &other),
+                Err(CryptoError::Tampered)
+            ));
         }
         // Same id, different key material.
         let impostor = key("dk:1");
-        assert!(matches!(impostor.open(&sealed, &aad), Err(CryptoError::Tampered)));
+        assert!(matches!(
+            impostor.open(&sealed, &aad),
+            Err(CryptoError::Tampered)
+        ));
     }
 
     #[test]
     fn aad_framing_is_unambiguous() {
-        assert_ne!(resource_aad("a", "bc", "d", "e"), resource_aad("ab", "c", "d", "e"));
-        assert_ne!(resource_aad("a", "", "d", "e"), resource_aad("", "a", "d", "e"));
+        assert_ne!(
+            resource_aad("a", "bc", "d", "e"),
+            resource_aad("ab", "c", "d", "e")
+        );
+        assert_ne!(
+            resource_aad("a", "", "d", "e"),
+            resource_aad("", "a", "d", "e")
+        );
     }
 
     #[test]
     fn every_seal_uses_a_distinct_nonce() {
         let k = key("dk:1");
-        let sealed: Vec<Sealed> = (0..200).map(|_| k.seal(b"same", b"aad").expect("seal")).collect();
-        let nonces: std::collections::BTreeSet<&str> = sealed.iter().map(|s| s.nonce.as_str()).collect();
+        let sealed: Vec<Sealed> = (0..200)
+            .map(|_| k.seal(b"same", b"aad").expect("seal"))
+            .collect();
+        let nonces: std::collections::BTreeSet<&str> =
+            sealed.iter().map(|s| s.nonce.as_str()).collect();
         assert_eq!(nonces.len(), sealed.len());
-        let cts: std::collections::BTreeSet<&str> = sealed.iter().map(|s| s.ciphertext.as_str()).collect();
-        assert_eq!(cts.len(), sealed.len(), "same plaintext, different ciphertexts");
+        let cts: std::collections::BTreeSet<&str> =
+            sealed.iter().map(|s| s.ciphertext.as_str()).collect();
+        assert_eq!(
+            cts.len(),
+            sealed.len(),
+            "same plaintext, different ciphertexts"
+        );
     }
 
     #[test]
@@ -292,15 +394,29 @@ mod tests {
         let dk = key("dk:1");
         let (nonce, wrapped) = mk.wrap(&dk, "ws1/connection/c1").expect("wrap");
         assert!(!wrapped.windows(KEY_LEN).any(|w| w == dk.key.as_slice()));
-        let back = mk.unwrap_key("dk:1", "ws1/connection/c1", &nonce, &wrapped).expect("unwrap");
+        let back = mk
+            .unwrap_key("dk:1", "ws1/connection/c1", &nonce, &wrapped)
+            .expect("unwrap");
         assert_eq!(*back.key, *dk.key);
-        assert!(matches!(mk.unwrap_key("dk:2", "ws1/connection/c1", &nonce, &wrapped), Err(CryptoError::Tampered)));
-        assert!(matches!(mk.unwrap_key("dk:1", "ws1/connection/c2", &nonce, &wrapped), Err(CryptoError::Tampered)));
+        assert!(matches!(
+            mk.unwrap_key("dk:2", "ws1/connection/c1", &nonce, &wrapped),
+            Err(CryptoError::Tampered)
+        ));
+        assert!(matches!(
+            mk.unwrap_key("dk:1", "ws1/connection/c2", &nonce, &wrapped),
+            Err(CryptoError::Tampered)
+        ));
         let other = MasterKey::generate().expect("master");
-        assert!(matches!(other.unwrap_key("dk:1", "ws1/connection/c1", &nonce, &wrapped), Err(CryptoError::Tampered)));
+        assert!(matches!(
+            other.unwrap_key("dk:1", "ws1/connection/c1", &nonce, &wrapped),
+            Err(CryptoError::Tampered)
+        ));
         let mut bad = wrapped.clone();
         bad[0] ^= 1;
-        assert!(matches!(mk.unwrap_key("dk:1", "ws1/connection/c1", &nonce, &bad), Err(CryptoError::Tampered)));
+        assert!(matches!(
+            mk.unwrap_key("dk:1", "ws1/connection/c1", &nonce, &bad),
+            Err(CryptoError::Tampered)
+        ));
     }
 
     #[test]
@@ -318,7 +434,9 @@ mod tests {
         assert!(!shown.contains(&hex::encode(dk.key.as_slice())));
         assert!(!shown.contains(&format!("{:?}", dk.key.as_slice())));
 
-        let opened = dk.open(&dk.seal(b"hunter2-secret", b"").expect("seal"), b"").expect("open");
+        let opened = dk
+            .open(&dk.seal(b"hunter2-secret", b"").expect("seal"), b"")
+            .expect("open");
         let shown = format!("{opened:?}");
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains(&format!("{:?}", b"hunter2-secret")));
@@ -330,12 +448,23 @@ mod tests {
         let again = MasterKey::from_base64(&B64.encode([9u8; 32]), "test").expect("parse");
         assert_eq!(mk.id(), again.id());
         assert!(mk.id().starts_with("mk:") && mk.id().len() == 3 + 16);
-        assert_ne!(mk.id(), MasterKey::from_bytes(Zeroizing::new([8u8; 32])).id());
-        assert_ne!(&mk.id()[3..], &hex::encode(Sha256::digest([9u8; 32]))[..16], "domain-separated");
+        assert_ne!(
+            mk.id(),
+            MasterKey::from_bytes(Zeroizing::new([8u8; 32])).id()
+        );
+        assert_ne!(
+            &mk.id()[3..],
+            &hex::encode(Sha256::digest([9u8; 32]))[..16],
+            "domain-separated"
+        );
         let short = B64.encode([7u8; 31]);
-        let err = MasterKey::from_base64(&short, "AUTHLEDGER_MASTER_KEY").expect_err("31 bytes").to_string();
+        let err = MasterKey::from_base64(&short, "AUTHLEDGER_MASTER_KEY")
+            .expect_err("31 bytes")
+            .to_string();
         assert!(err.contains("AUTHLEDGER_MASTER_KEY") && !err.contains(&short));
-        let err = MasterKey::from_base64("not base64 at all!", "x").expect_err("garbage").to_string();
+        let err = MasterKey::from_base64("not base64 at all!", "x")
+            .expect_err("garbage")
+            .to_string();
         assert!(!err.contains("not base64 at all!"));
     }
 
@@ -348,11 +477,18 @@ mod tests {
         assert!(a.starts_with("hmac-sha256:") && a.len() == "hmac-sha256:".len() + 64);
         assert_ne!(a, fingerprint(&k1, b"token-b"));
         assert_ne!(a, fingerprint(&k2, b"token-a"), "keyed");
-        assert_ne!(&a["hmac-sha256:".len()..], hex::encode(Sha256::digest(b"token-a")), "not a plain hash");
+        assert_ne!(
+            &a["hmac-sha256:".len()..],
+            hex::encode(Sha256::digest(b"token-a")),
+            "not a plain hash"
+        );
         // Equals standard HMAC-SHA256 with the 32-byte key (the zero-padding shortcut).
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&k1).expect("hmac");
         mac.update(b"token-a");
-        assert_eq!(a, format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes())));
+        assert_eq!(
+            a,
+            format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
+        );
         // RFC 4231 test case 2 (key "Jefe"): checks the construction against a known vector.
         let mut jefe = [0u8; 32];
         jefe[..4].copy_from_slice(b"Jefe");

@@ -69,11 +69,19 @@ pub trait DataKeyStore: Send + Sync + 'static {
     async fn list_ids(&self) -> Result<Vec<String>, CryptoError>;
     /// Up to `limit` live keys with id > `after_id` (sorted by id) not wrapped by
     /// `master_key_id`: the pages a rotation walks.
-    async fn not_wrapped_by(&self, master_key_id: &str, after_id: &str, limit: u32)
-        -> Result<Vec<WrappedKey>, CryptoError>;
+    async fn not_wrapped_by(
+        &self,
+        master_key_id: &str,
+        after_id: &str,
+        limit: u32,
+    ) -> Result<Vec<WrappedKey>, CryptoError>;
     /// Replaces the wrapping of `new.id` only if it is still wrapped by `expected_master_key_id`
     /// (compare-and-swap: a concurrent rotation or shred wins). Returns whether it did.
-    async fn replace_wrapped(&self, expected_master_key_id: &str, new: &WrappedKey) -> Result<bool, CryptoError>;
+    async fn replace_wrapped(
+        &self,
+        expected_master_key_id: &str,
+        new: &WrappedKey,
+    ) -> Result<bool, CryptoError>;
     /// How many live keys `master_key_id` wraps.
     async fn count_wrapped_by(&self, master_key_id: &str) -> Result<u64, CryptoError>;
     fn describe(&self) -> String;
@@ -291,9 +299,17 @@ impl SqliteDataKeys {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| CryptoError::Store(format!("cannot open data keys {}: {e}", path.display())))?;
-        sqlx::raw_sql(SQLITE_SCHEMA).execute(&pool).await.map_err(db)?;
-        Ok(SqliteDataKeys { pool, description: format!("SQLite data keys {}", path.display()) })
+            .map_err(|e| {
+                CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
+            })?;
+        sqlx::raw_sql(SQLITE_SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(db)?;
+        Ok(SqliteDataKeys {
+            pool,
+            description: format!("SQLite data keys {}", path.display()),
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
@@ -303,7 +319,9 @@ impl SqliteDataKeys {
     /// Best effort: move the shred into the main file and empty the WAL, so the old page
     /// images holding the wrapped key do not linger there.
     async fn after_destroy(&self) {
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await;
+        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await;
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -336,10 +354,19 @@ impl PgDataKeys {
     pub async fn from_pool(pool: PgPool) -> Result<Self, CryptoError> {
         // Instances starting together would race on CREATE TABLE IF NOT EXISTS: serialise.
         let mut tx = pool.begin().await.map_err(db)?;
-        sqlx::query("SELECT pg_advisory_xact_lock(7153860951742097409)").execute(&mut *tx).await.map_err(db)?;
-        sqlx::raw_sql(PG_SCHEMA).execute(&mut *tx).await.map_err(db)?;
+        sqlx::query("SELECT pg_advisory_xact_lock(7153860951742097409)")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        sqlx::raw_sql(PG_SCHEMA)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(PgDataKeys { pool, description: "PostgreSQL data keys".into() })
+        Ok(PgDataKeys {
+            pool,
+            description: "PostgreSQL data keys".into(),
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {

@@ -49,16 +49,29 @@ impl Vault {
         store: Arc<dyn DataKeyStore>,
     ) -> Result<Vault, CryptoError> {
         let current_id = current.id().to_string();
-        let mut keys: BTreeMap<String, MasterKey> = accepted.into_iter().map(|k| (k.id().to_string(), k)).collect();
+        let mut keys: BTreeMap<String, MasterKey> = accepted
+            .into_iter()
+            .map(|k| (k.id().to_string(), k))
+            .collect();
         keys.insert(current_id.clone(), current);
-        let masters = RwLock::new(MasterRing { current: current_id, keys });
-        let mut vault = Vault { masters, store, fingerprint_key: Zeroizing::new([0u8; KEY_LEN]) };
+        let masters = RwLock::new(MasterRing {
+            current: current_id,
+            keys,
+        });
+        let mut vault = Vault {
+            masters,
+            store,
+            fingerprint_key: Zeroizing::new([0u8; KEY_LEN]),
+        };
         vault.fingerprint_key = vault.load_fingerprint_key().await?;
         Ok(vault)
     }
 
     /// [`Vault::load`] with keys from [`super::load_master_keys`].
-    pub async fn with_keys(keys: super::MasterKeys, store: Arc<dyn DataKeyStore>) -> Result<Vault, CryptoError> {
+    pub async fn with_keys(
+        keys: super::MasterKeys,
+        store: Arc<dyn DataKeyStore>,
+    ) -> Result<Vault, CryptoError> {
         Vault::load(keys.current, keys.accepted, store).await
     }
 
@@ -80,11 +93,15 @@ impl Vault {
 
     fn ring(&self) -> std::sync::RwLockReadGuard<'_, MasterRing> {
         // The ring is never left half-updated, so a poisoned lock is still consistent.
-        self.masters.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.masters
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn ring_mut(&self) -> std::sync::RwLockWriteGuard<'_, MasterRing> {
-        self.masters.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.masters
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The id of the master key that wraps new data keys.
@@ -99,24 +116,29 @@ impl Vault {
 
     /// Adds an unwrap-only master key (first step of a multi-instance rotation).
     pub fn accept_master(&self, key: MasterKey) {
-        self.ring_mut().keys.entry(key.id().to_string()).or_insert(key);
+        self.ring_mut()
+            .keys
+            .entry(key.id().to_string())
+            .or_insert(key);
     }
 
     fn wrap_current(&self, key: &DataKey, owner: &str) -> Result<WrappedKey, CryptoError> {
         let ring = self.ring();
-        let master = ring
-            .keys
-            .get(&ring.current)
-            .ok_or_else(|| CryptoError::invalid("master key ring", "the current master key is missing"))?;
+        let master = ring.keys.get(&ring.current).ok_or_else(|| {
+            CryptoError::invalid("master key ring", "the current master key is missing")
+        })?;
         wrap_with(master, key, owner)
     }
 
     fn unwrap(&self, w: &WrappedKey) -> Result<DataKey, CryptoError> {
         let ring = self.ring();
-        let master = ring.keys.get(&w.master_key_id).ok_or_else(|| CryptoError::UnknownMaster {
-            data_key_id: w.id.clone(),
-            master_key_id: w.master_key_id.clone(),
-        })?;
+        let master = ring
+            .keys
+            .get(&w.master_key_id)
+            .ok_or_else(|| CryptoError::UnknownMaster {
+                data_key_id: w.id.clone(),
+                master_key_id: w.master_key_id.clone(),
+            })?;
         master.unwrap_key(&w.id, &w.owner, &w.nonce, &w.wrapped)
     }
 
@@ -131,7 +153,10 @@ impl Vault {
     /// A data key that may seal and open (the fingerprint key may not).
     async fn sealing_key(&self, id: &str) -> Result<DataKey, CryptoError> {
         if id == FINGERPRINT_KEY_ID {
-            return Err(CryptoError::invalid("data key id", "reserved for the fingerprint key"));
+            return Err(CryptoError::invalid(
+                "data key id",
+                "reserved for the fingerprint key",
+            ));
         }
         self.data_key(id).await
     }
@@ -148,27 +173,40 @@ impl Vault {
         let key = DataKey::generate(format!("dk:{}", uuid::Uuid::now_v7().simple()))?;
         let wrapped = self.wrap_current(&key, owner)?;
         if !self.store.put(&wrapped).await? {
-            return Err(CryptoError::Store(format!("data key id {} already taken", key.id)));
+            return Err(CryptoError::Store(format!(
+                "data key id {} already taken",
+                key.id
+            )));
         }
         Ok(key.id.clone())
     }
 
     /// Seals `plaintext` under the data key; `aad` (see [`super::resource_aad`]) must be
     /// given again to open it.
-    pub async fn seal(&self, data_key_id: &str, plaintext: &[u8], aad: &[u8]) -> Result<Sealed, CryptoError> {
+    pub async fn seal(
+        &self,
+        data_key_id: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Sealed, CryptoError> {
         self.sealing_key(data_key_id).await?.seal(plaintext, aad)
     }
 
     /// Opens a sealed value. Errors: `Shredded`, `UnknownKey`, `UnknownMaster`, `Tampered`.
     pub async fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<SecretSlice<u8>, CryptoError> {
-        self.sealing_key(&sealed.data_key_id).await?.open(sealed, aad)
+        self.sealing_key(&sealed.data_key_id)
+            .await?
+            .open(sealed, aad)
     }
 
     /// Destroys the data key: everything sealed under it becomes unrecoverable. Idempotent
     /// (shredding a shredded key succeeds); an id never created is `UnknownKey`.
     pub async fn shred(&self, data_key_id: &str) -> Result<(), CryptoError> {
         if data_key_id == FINGERPRINT_KEY_ID {
-            return Err(CryptoError::invalid("data key id", "the fingerprint key cannot be shredded"));
+            return Err(CryptoError::invalid(
+                "data key id",
+                "the fingerprint key cannot be shredded",
+            ));
         }
         match self.store.destroy(data_key_id).await? {
             DestroyOutcome::Destroyed | DestroyOutcome::AlreadyShredded => Ok(()),
@@ -191,13 +229,20 @@ impl Vault {
         let mut after = String::new();
         let mut rewrapped = 0usize;
         loop {
-            let page = self.store.not_wrapped_by(&new_id, &after, ROTATION_PAGE).await?;
+            let page = self
+                .store
+                .not_wrapped_by(&new_id, &after, ROTATION_PAGE)
+                .await?;
             let Some(last) = page.last() else { break };
             after = last.id.clone();
             for w in &page {
                 let key = self.unwrap(w)?;
                 let replacement = wrap_with(&new, &key, &w.owner)?;
-                if self.store.replace_wrapped(&w.master_key_id, &replacement).await? {
+                if self
+                    .store
+                    .replace_wrapped(&w.master_key_id, &replacement)
+                    .await?
+                {
                     rewrapped += 1;
                 }
             }
@@ -208,7 +253,10 @@ impl Vault {
     /// Drops an accepted master key from this vault once no data key is wrapped by it.
     pub async fn retire_master(&self, master_key_id: &str) -> Result<(), CryptoError> {
         if master_key_id == self.current_master_id() {
-            return Err(CryptoError::invalid(master_key_id, "is the current master key"));
+            return Err(CryptoError::invalid(
+                master_key_id,
+                "is the current master key",
+            ));
         }
         let still = self.store.count_wrapped_by(master_key_id).await?;
         if still > 0 {

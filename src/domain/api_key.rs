@@ -55,7 +55,11 @@ impl NewApiKey {
         let secret = format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(raw.as_ref()));
         let key_prefix = secret.chars().take(KEY_PREFIX.len() + 8).collect();
         let key_hash = hash_key(&secret);
-        NewApiKey { secret: SecretString::from(secret), key_prefix, key_hash }
+        NewApiKey {
+            secret: SecretString::from(secret),
+            key_prefix,
+            key_hash,
+        }
     }
 
     pub fn expose(&self) -> &str {
@@ -98,7 +102,10 @@ impl Aggregate for ApiKey {
                 }
                 check_name("name", &c.name, 100)?;
                 if !c.key_hash.starts_with("sha256:") || c.key_hash.len() != 71 {
-                    return Err(DomainError::Invalid { field: "key_hash", reason: "not sha256:<hex>".into() });
+                    return Err(DomainError::Invalid {
+                        field: "key_hash",
+                        reason: "not sha256:<hex>".into(),
+                    });
                 }
                 Ok(Event::ApiKeyCreated(c.clone()))
             }
@@ -109,7 +116,9 @@ impl Aggregate for ApiKey {
                 if self.revoked {
                     return Err(DomainError::Rejected("api key is already revoked".into()));
                 }
-                Ok(Event::ApiKeyRevoked(ApiKeyRevoked { reason: reason.clone() }))
+                Ok(Event::ApiKeyRevoked(ApiKeyRevoked {
+                    reason: reason.clone(),
+                }))
             }
         }
     }
@@ -135,7 +144,10 @@ mod tests {
     #[test]
     fn revoke_needs_a_live_key() {
         let mut k = ApiKey::default();
-        assert_eq!(k.decide(&ApiKeyCommand::Revoke { reason: None }), Err(DomainError::NotFound("api key")));
+        assert_eq!(
+            k.decide(&ApiKeyCommand::Revoke { reason: None }),
+            Err(DomainError::NotFound("api key"))
+        );
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         let n = NewApiKey::generate(&mut rng);
         let created = ApiKeyCreated {
@@ -145,9 +157,13 @@ mod tests {
             key_hash: n.key_hash,
             expires_at: None,
         };
-        let ev = k.decide(&ApiKeyCommand::Create(created)).unwrap_or_else(|e| unreachable!("{e}"));
+        let ev = k
+            .decide(&ApiKeyCommand::Create(created))
+            .unwrap_or_else(|e| unreachable!("{e}"));
         k.apply(&ev);
-        let rev = k.decide(&ApiKeyCommand::Revoke { reason: None }).unwrap_or_else(|e| unreachable!("{e}"));
+        let rev = k
+            .decide(&ApiKeyCommand::Revoke { reason: None })
+            .unwrap_or_else(|e| unreachable!("{e}"));
         k.apply(&rev);
         assert!(k.decide(&ApiKeyCommand::Revoke { reason: None }).is_err());
     }

@@ -150,13 +150,21 @@ pub struct AuthConfig {
 
 pub enum AuthConfigCommand {
     Create(AuthConfigCreated),
-    Update { name: String, settings: AuthSettings },
+    Update {
+        name: String,
+        settings: AuthSettings,
+    },
     RotateClientSecret(SealedSecret),
-    Disable { reason: Option<String> },
+    Disable {
+        reason: Option<String>,
+    },
     Enable,
     /// `dependants` are the live connections (counted by the caller); without `cascade`
     /// deletion is refused while there are any.
-    Delete { dependants: u64, cascade: bool },
+    Delete {
+        dependants: u64,
+        cascade: bool,
+    },
 }
 
 /// Checks an endpoint URL: https, or plain http on the loopback interface (whether the
@@ -178,17 +186,41 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
             }
             check_name("client_id", &o.client_id, 512)?;
             if o.redirect_urls.is_empty() {
-                return Err(DomainError::Invalid { field: "redirect_urls", reason: "at least one is required".into() });
+                return Err(DomainError::Invalid {
+                    field: "redirect_urls",
+                    reason: "at least one is required".into(),
+                });
             }
             for u in &o.redirect_urls {
                 check_endpoint_url("redirect_urls", u)?;
             }
-            if o.scopes.iter().any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control())) {
-                return Err(DomainError::Invalid { field: "scopes", reason: "scopes are non-empty and without spaces".into() });
+            if o.scopes
+                .iter()
+                .any(|s| s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()))
+            {
+                return Err(DomainError::Invalid {
+                    field: "scopes",
+                    reason: "scopes are non-empty and without spaces".into(),
+                });
             }
-            let reserved = ["client_id", "redirect_uri", "state", "scope", "response_type", "code_challenge", "code_challenge_method"];
-            if let Some(k) = o.extra_authorize_params.keys().find(|k| reserved.contains(&k.as_str())) {
-                return Err(DomainError::Invalid { field: "extra_authorize_params", reason: format!("{k} is set by the ledger") });
+            let reserved = [
+                "client_id",
+                "redirect_uri",
+                "state",
+                "scope",
+                "response_type",
+                "code_challenge",
+                "code_challenge_method",
+            ];
+            if let Some(k) = o
+                .extra_authorize_params
+                .keys()
+                .find(|k| reserved.contains(&k.as_str()))
+            {
+                return Err(DomainError::Invalid {
+                    field: "extra_authorize_params",
+                    reason: format!("{k} is set by the ledger"),
+                });
             }
             Ok(())
         }
@@ -196,8 +228,13 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
         AuthSettings::Postgres(p) => {
             check_name("host", &p.host, 255)?;
             check_name("database", &p.database, 63)?;
-            if !["disable", "prefer", "require", "verify-ca", "verify-full"].contains(&p.ssl_mode.as_str()) {
-                return Err(DomainError::Invalid { field: "ssl_mode", reason: "disable|prefer|require|verify-ca|verify-full".into() });
+            if !["disable", "prefer", "require", "verify-ca", "verify-full"]
+                .contains(&p.ssl_mode.as_str())
+            {
+                return Err(DomainError::Invalid {
+                    field: "ssl_mode",
+                    reason: "disable|prefer|require|verify-ca|verify-full".into(),
+                });
             }
             Ok(())
         }
@@ -206,7 +243,12 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
 }
 
 /// Field names that differ between two settings (for `changed`), and scopes removed.
-pub fn diff(old_name: &str, old: &AuthSettings, new_name: &str, new: &AuthSettings) -> (Vec<String>, Vec<String>) {
+pub fn diff(
+    old_name: &str,
+    old: &AuthSettings,
+    new_name: &str,
+    new: &AuthSettings,
+) -> (Vec<String>, Vec<String>) {
     let mut changed = Vec::new();
     if old_name != new_name {
         changed.push("name".to_string());
@@ -215,19 +257,41 @@ pub fn diff(old_name: &str, old: &AuthSettings, new_name: &str, new: &AuthSettin
     match (old, new) {
         (AuthSettings::Oauth2(a), AuthSettings::Oauth2(b)) => {
             let fields: [(&str, bool); 10] = [
-                ("authorization_url", a.authorization_url != b.authorization_url),
+                (
+                    "authorization_url",
+                    a.authorization_url != b.authorization_url,
+                ),
                 ("token_url", a.token_url != b.token_url),
                 ("revocation_url", a.revocation_url != b.revocation_url),
                 ("client_id", a.client_id != b.client_id),
-                ("client_secret", a.client_secret.fingerprint != b.client_secret.fingerprint),
+                (
+                    "client_secret",
+                    a.client_secret.fingerprint != b.client_secret.fingerprint,
+                ),
                 ("scopes", a.scopes != b.scopes),
-                ("client_auth_method", a.client_auth_method != b.client_auth_method),
+                (
+                    "client_auth_method",
+                    a.client_auth_method != b.client_auth_method,
+                ),
                 ("pkce", a.pkce != b.pkce),
-                ("extra_authorize_params", a.extra_authorize_params != b.extra_authorize_params),
+                (
+                    "extra_authorize_params",
+                    a.extra_authorize_params != b.extra_authorize_params,
+                ),
                 ("redirect_urls", a.redirect_urls != b.redirect_urls),
             ];
-            changed.extend(fields.iter().filter(|(_, c)| *c).map(|(f, _)| f.to_string()));
-            removed = a.scopes.iter().filter(|s| !b.scopes.contains(s)).cloned().collect();
+            changed.extend(
+                fields
+                    .iter()
+                    .filter(|(_, c)| *c)
+                    .map(|(f, _)| f.to_string()),
+            );
+            removed = a
+                .scopes
+                .iter()
+                .filter(|s| !b.scopes.contains(s))
+                .cloned()
+                .collect();
         }
         (a, b) if a != b => changed.push("settings".to_string()),
         _ => {}
@@ -296,9 +360,15 @@ impl Aggregate for AuthConfig {
                 live()?;
                 check_name("name", name, 200)?;
                 check_settings(settings)?;
-                let old = self.settings.as_ref().ok_or(DomainError::NotFound("auth config"))?;
+                let old = self
+                    .settings
+                    .as_ref()
+                    .ok_or(DomainError::NotFound("auth config"))?;
                 if old.auth_type() != settings.auth_type() {
-                    return Err(DomainError::Invalid { field: "auth_type", reason: "cannot change; create a new auth config".into() });
+                    return Err(DomainError::Invalid {
+                        field: "auth_type",
+                        reason: "cannot change; create a new auth config".into(),
+                    });
                 }
                 let (changed, removed_scopes) = diff(&self.name, old, name, settings);
                 if changed.is_empty() {
@@ -316,9 +386,14 @@ impl Aggregate for AuthConfig {
                 live()?;
                 match &self.settings {
                     Some(AuthSettings::Oauth2(_)) => {
-                        Ok(Event::ClientSecretRotated(ClientSecretRotated { version: next, client_secret: secret.clone() }))
+                        Ok(Event::ClientSecretRotated(ClientSecretRotated {
+                            version: next,
+                            client_secret: secret.clone(),
+                        }))
                     }
-                    _ => Err(DomainError::Rejected("only oauth2 auth configs have a client secret".into())),
+                    _ => Err(DomainError::Rejected(
+                        "only oauth2 auth configs have a client secret".into(),
+                    )),
                 }
             }
             Disable { reason } => {
@@ -326,16 +401,25 @@ impl Aggregate for AuthConfig {
                 if self.lifecycle == Lifecycle::Disabled {
                     return Err(DomainError::Rejected("already disabled".into()));
                 }
-                Ok(Event::AuthConfigDisabled(AuthConfigStatusChanged { version: next, reason: reason.clone() }))
+                Ok(Event::AuthConfigDisabled(AuthConfigStatusChanged {
+                    version: next,
+                    reason: reason.clone(),
+                }))
             }
             Enable => {
                 live()?;
                 if self.lifecycle == Lifecycle::Enabled {
                     return Err(DomainError::Rejected("already enabled".into()));
                 }
-                Ok(Event::AuthConfigEnabled(AuthConfigStatusChanged { version: next, reason: None }))
+                Ok(Event::AuthConfigEnabled(AuthConfigStatusChanged {
+                    version: next,
+                    reason: None,
+                }))
             }
-            Delete { dependants, cascade } => {
+            Delete {
+                dependants,
+                cascade,
+            } => {
                 live()?;
                 if *dependants > 0 && !cascade {
                     return Err(DomainError::Rejected(format!(
@@ -356,7 +440,12 @@ mod tests {
     use super::*;
 
     fn sealed(fp: &str) -> SealedSecret {
-        SealedSecret { data_key_id: "dk1".into(), nonce: "n".into(), ciphertext: "c".into(), fingerprint: fp.into() }
+        SealedSecret {
+            data_key_id: "dk1".into(),
+            nonce: "n".into(),
+            ciphertext: "c".into(),
+            fingerprint: fp.into(),
+        }
     }
 
     fn oauth(scopes: &[&str]) -> AuthSettings {
@@ -385,20 +474,44 @@ mod tests {
     }
 
     fn created(scopes: &[&str]) -> Event {
-        Event::AuthConfigCreated(AuthConfigCreated { name: "Gmail".into(), provider: "google".into(), settings: oauth(scopes) })
+        Event::AuthConfigCreated(AuthConfigCreated {
+            name: "Gmail".into(),
+            provider: "google".into(),
+            settings: oauth(scopes),
+        })
     }
 
     #[test]
     fn create_validates_and_only_once() {
-        let c = AuthConfigCreated { name: "Gmail".into(), provider: "google".into(), settings: oauth(&["a"]) };
-        assert_eq!(check(&[], AuthConfigCommand::Create(c.clone())), Ok(created(&["a"])));
-        assert_eq!(check(&[created(&["a"])], AuthConfigCommand::Create(c)), Err(DomainError::AlreadyExists("auth config")));
+        let c = AuthConfigCreated {
+            name: "Gmail".into(),
+            provider: "google".into(),
+            settings: oauth(&["a"]),
+        };
+        assert_eq!(
+            check(&[], AuthConfigCommand::Create(c.clone())),
+            Ok(created(&["a"]))
+        );
+        assert_eq!(
+            check(&[created(&["a"])], AuthConfigCommand::Create(c)),
+            Err(DomainError::AlreadyExists("auth config"))
+        );
         let mut bad = oauth(&["a"]);
         if let AuthSettings::Oauth2(o) = &mut bad {
             o.token_url = "http://evil.example.com/token".into();
         }
-        let c = AuthConfigCreated { name: "x".into(), provider: "custom".into(), settings: bad };
-        assert!(matches!(check(&[], AuthConfigCommand::Create(c)), Err(DomainError::Invalid { field: "token_url", .. })));
+        let c = AuthConfigCreated {
+            name: "x".into(),
+            provider: "custom".into(),
+            settings: bad,
+        };
+        assert!(matches!(
+            check(&[], AuthConfigCommand::Create(c)),
+            Err(DomainError::Invalid {
+                field: "token_url",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -407,7 +520,13 @@ mod tests {
         if let AuthSettings::Oauth2(o) = &mut new {
             o.client_secret = sealed("hmac-sha256:bb");
         }
-        let ev = check(&[created(&["a", "b"])], AuthConfigCommand::Update { name: "Gmail".into(), settings: new });
+        let ev = check(
+            &[created(&["a", "b"])],
+            AuthConfigCommand::Update {
+                name: "Gmail".into(),
+                settings: new,
+            },
+        );
         match ev {
             Ok(Event::AuthConfigUpdated(u)) => {
                 assert_eq!(u.version, 2);
@@ -416,7 +535,13 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let same = check(&[created(&["a"])], AuthConfigCommand::Update { name: "Gmail".into(), settings: oauth(&["a"]) });
+        let same = check(
+            &[created(&["a"])],
+            AuthConfigCommand::Update {
+                name: "Gmail".into(),
+                settings: oauth(&["a"]),
+            },
+        );
         assert_eq!(same, Err(DomainError::Rejected("nothing changed".into())));
     }
 
@@ -424,25 +549,67 @@ mod tests {
     fn delete_is_refused_while_connections_depend_unless_cascading() {
         let given = [created(&["a"])];
         assert!(matches!(
-            check(&given, AuthConfigCommand::Delete { dependants: 2, cascade: false }),
+            check(
+                &given,
+                AuthConfigCommand::Delete {
+                    dependants: 2,
+                    cascade: false
+                }
+            ),
             Err(DomainError::Rejected(_))
         ));
         assert_eq!(
-            check(&given, AuthConfigCommand::Delete { dependants: 2, cascade: true }),
-            Ok(Event::AuthConfigDeleted(AuthConfigDeleted { version: 2, revoked_connections: 2 }))
+            check(
+                &given,
+                AuthConfigCommand::Delete {
+                    dependants: 2,
+                    cascade: true
+                }
+            ),
+            Ok(Event::AuthConfigDeleted(AuthConfigDeleted {
+                version: 2,
+                revoked_connections: 2
+            }))
         );
-        let deleted = [created(&["a"]), Event::AuthConfigDeleted(AuthConfigDeleted { version: 2, revoked_connections: 0 })];
-        assert_eq!(check(&deleted, AuthConfigCommand::Enable), Err(DomainError::NotFound("auth config")));
+        let deleted = [
+            created(&["a"]),
+            Event::AuthConfigDeleted(AuthConfigDeleted {
+                version: 2,
+                revoked_connections: 0,
+            }),
+        ];
+        assert_eq!(
+            check(&deleted, AuthConfigCommand::Enable),
+            Err(DomainError::NotFound("auth config"))
+        );
     }
 
     #[test]
     fn disable_enable_toggle_and_versions_count() {
-        let d = Event::AuthConfigDisabled(AuthConfigStatusChanged { version: 2, reason: Some("incident".into()) });
-        assert_eq!(check(&[created(&["a"])], AuthConfigCommand::Disable { reason: Some("incident".into()) }), Ok(d.clone()));
-        assert!(check(&[created(&["a"]), d.clone()], AuthConfigCommand::Disable { reason: None }).is_err());
+        let d = Event::AuthConfigDisabled(AuthConfigStatusChanged {
+            version: 2,
+            reason: Some("incident".into()),
+        });
+        assert_eq!(
+            check(
+                &[created(&["a"])],
+                AuthConfigCommand::Disable {
+                    reason: Some("incident".into())
+                }
+            ),
+            Ok(d.clone())
+        );
+        assert!(check(
+            &[created(&["a"]), d.clone()],
+            AuthConfigCommand::Disable { reason: None }
+        )
+        .is_err());
         assert_eq!(
             check(&[created(&["a"]), d], AuthConfigCommand::Enable),
-            Ok(Event::AuthConfigEnabled(AuthConfigStatusChanged { version: 3, reason: None }))
+            Ok(Event::AuthConfigEnabled(AuthConfigStatusChanged {
+                version: 3,
+                reason: None
+            }))
         );
     }
 
@@ -450,9 +617,20 @@ mod tests {
     fn reserved_authorize_parameters_cannot_be_overridden() {
         let mut s = oauth(&["a"]);
         if let AuthSettings::Oauth2(o) = &mut s {
-            o.extra_authorize_params.insert("redirect_uri".into(), "https://evil.example.com".into());
+            o.extra_authorize_params
+                .insert("redirect_uri".into(), "https://evil.example.com".into());
         }
-        let c = AuthConfigCreated { name: "x".into(), provider: "custom".into(), settings: s };
-        assert!(matches!(check(&[], AuthConfigCommand::Create(c)), Err(DomainError::Invalid { field: "extra_authorize_params", .. })));
+        let c = AuthConfigCreated {
+            name: "x".into(),
+            provider: "custom".into(),
+            settings: s,
+        };
+        assert!(matches!(
+            check(&[], AuthConfigCommand::Create(c)),
+            Err(DomainError::Invalid {
+                field: "extra_authorize_params",
+                ..
+            })
+        ));
     }
 }

@@ -12,10 +12,11 @@ pub mod workspace;
 use serde::{Deserialize, Serialize};
 
 pub use access::{AccessDenied, DenialReason};
-pub use auth_config::{
-    AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated, ClientSecretRotated,
-};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
+pub use auth_config::{
+    AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated,
+    ClientSecretRotated,
+};
 pub use signing_key::SigningKeyRotated;
 pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
 
@@ -108,8 +109,12 @@ impl Event {
 
     /// `(kind, payload)` as they go into the signed body.
     pub fn to_parts(&self) -> Result<(String, serde_json::Value), DomainError> {
-        let mut v = serde_json::to_value(self).map_err(|e| DomainError::Undecodable(e.to_string()))?;
-        let payload = v.get_mut("payload").map(serde_json::Value::take).unwrap_or_default();
+        let mut v =
+            serde_json::to_value(self).map_err(|e| DomainError::Undecodable(e.to_string()))?;
+        let payload = v
+            .get_mut("payload")
+            .map(serde_json::Value::take)
+            .unwrap_or_default();
         Ok((self.kind().to_string(), payload))
     }
 
@@ -122,7 +127,9 @@ impl Event {
     pub fn examples() -> Vec<Event> {
         let at = time::macros::datetime!(2026-01-02 03:04:05 UTC);
         vec![
-            Event::WorkspaceCreated(WorkspaceCreated { name: "Acme".into() }),
+            Event::WorkspaceCreated(WorkspaceCreated {
+                name: "Acme".into(),
+            }),
             Event::IdentityProviderConfigured(IdentityProviderConfigured {
                 issuer: "https://idp.example.com/".into(),
                 audience: "authledger".into(),
@@ -135,7 +142,9 @@ impl Event {
                 key_hash: format!("sha256:{}", "ab".repeat(32)),
                 expires_at: Some(at),
             }),
-            Event::ApiKeyRevoked(ApiKeyRevoked { reason: Some("rotated".into()) }),
+            Event::ApiKeyRevoked(ApiKeyRevoked {
+                reason: Some("rotated".into()),
+            }),
             Event::SigningKeyRotated(SigningKeyRotated {
                 previous_key_id: "ed25519:0011223344556677".into(),
                 new_key_id: "ed25519:8899aabbccddeeff".into(),
@@ -164,10 +173,22 @@ impl Event {
                 }),
                 removed_scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
             }),
-            Event::ClientSecretRotated(ClientSecretRotated { version: 3, client_secret: example_sealed() }),
-            Event::AuthConfigDisabled(AuthConfigStatusChanged { version: 4, reason: Some("incident 42".into()) }),
-            Event::AuthConfigEnabled(AuthConfigStatusChanged { version: 5, reason: None }),
-            Event::AuthConfigDeleted(AuthConfigDeleted { version: 6, revoked_connections: 3 }),
+            Event::ClientSecretRotated(ClientSecretRotated {
+                version: 3,
+                client_secret: example_sealed(),
+            }),
+            Event::AuthConfigDisabled(AuthConfigStatusChanged {
+                version: 4,
+                reason: Some("incident 42".into()),
+            }),
+            Event::AuthConfigEnabled(AuthConfigStatusChanged {
+                version: 5,
+                reason: None,
+            }),
+            Event::AuthConfigDeleted(AuthConfigDeleted {
+                version: 6,
+                revoked_connections: 3,
+            }),
         ]
     }
 }
@@ -192,7 +213,9 @@ fn example_oauth2() -> auth_config::OAuth2Settings {
         client_auth_method: auth_config::ClientAuthMethod::ClientSecretPost,
         pkce: true,
         scope_separator: " ".into(),
-        extra_authorize_params: [("access_type".to_string(), "offline".to_string())].into_iter().collect(),
+        extra_authorize_params: [("access_type".to_string(), "offline".to_string())]
+            .into_iter()
+            .collect(),
         redirect_urls: vec!["https://app.example.com/connected".into()],
     }
 }
@@ -213,7 +236,9 @@ pub fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), Do
     if value.trim() != value || n == 0 || n > max || value.chars().any(char::is_control) {
         return Err(DomainError::Invalid {
             field,
-            reason: format!("must be 1-{max} characters, no leading/trailing space or control characters"),
+            reason: format!(
+                "must be 1-{max} characters, no leading/trailing space or control characters"
+            ),
         });
     }
     Ok(())
@@ -230,7 +255,10 @@ mod tests {
         for (ev, kind) in examples.iter().zip(ALL_KINDS) {
             let (k, payload) = ev.to_parts().unwrap_or_else(|e| unreachable!("{e}"));
             assert_eq!(&k, kind);
-            assert_eq!(&Event::from_parts(&k, &payload).unwrap_or_else(|e| unreachable!("{e}")), ev);
+            assert_eq!(
+                &Event::from_parts(&k, &payload).unwrap_or_else(|e| unreachable!("{e}")),
+                ev
+            );
         }
     }
 

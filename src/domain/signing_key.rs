@@ -44,7 +44,9 @@ impl Aggregate for SigningKeyRing {
             }
         }
         if r.previous_key_id == r.new_key_id {
-            return Err(DomainError::Rejected("the new key is the current key".into()));
+            return Err(DomainError::Rejected(
+                "the new key is the current key".into(),
+            ));
         }
         Ok(Event::SigningKeyRotated(r.clone()))
     }

@@ -30,10 +30,18 @@ pub enum WorkspaceCommand {
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
 pub fn check_jwks_url(url: &str) -> Result<(), DomainError> {
-    let loopback = ["http://127.0.0.1:", "http://127.0.0.1/", "http://localhost:", "http://localhost/", "http://[::1]:"];
+    let loopback = [
+        "http://127.0.0.1:",
+        "http://127.0.0.1/",
+        "http://localhost:",
+        "http://localhost/",
+        "http://[::1]:",
+    ];
     let ok = url.len() <= 2048
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        && (url.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+        && (url
+            .strip_prefix("https://")
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
             || loopback.iter().any(|p| url.starts_with(p)));
     if ok {
         Ok(())
@@ -64,7 +72,9 @@ impl Aggregate for Workspace {
                     return Err(DomainError::AlreadyExists("workspace"));
                 }
                 check_name("name", name, 100)?;
-                Ok(Event::WorkspaceCreated(WorkspaceCreated { name: name.clone() }))
+                Ok(Event::WorkspaceCreated(WorkspaceCreated {
+                    name: name.clone(),
+                }))
             }
             WorkspaceCommand::ConfigureIdentityProvider(idp) => {
                 if self.name.is_none() {
@@ -86,24 +96,44 @@ mod tests {
     #[test]
     fn given_nothing_when_create_then_created_and_not_twice() {
         let ws = Workspace::default();
-        let ev = ws.decide(&WorkspaceCommand::Create { name: "Acme".into() });
-        assert_eq!(ev, Ok(Event::WorkspaceCreated(WorkspaceCreated { name: "Acme".into() })));
+        let ev = ws.decide(&WorkspaceCommand::Create {
+            name: "Acme".into(),
+        });
+        assert_eq!(
+            ev,
+            Ok(Event::WorkspaceCreated(WorkspaceCreated {
+                name: "Acme".into()
+            }))
+        );
         let mut ws = ws;
         if let Ok(ev) = ev {
             ws.apply(&ev);
         }
         assert_eq!(
-            ws.decide(&WorkspaceCommand::Create { name: "Acme".into() }),
+            ws.decide(&WorkspaceCommand::Create {
+                name: "Acme".into()
+            }),
             Err(DomainError::AlreadyExists("workspace"))
         );
     }
 
     #[test]
     fn jwks_urls_need_tls_except_on_loopback() {
-        for ok in ["https://idp.example.com/.well-known/jwks.json", "http://127.0.0.1:9000/jwks", "http://localhost/jwks"] {
+        for ok in [
+            "https://idp.example.com/.well-known/jwks.json",
+            "http://127.0.0.1:9000/jwks",
+            "http://localhost/jwks",
+        ] {
             assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
         }
-        for bad in ["http://idp.example.com/jwks", "http://127.0.0.1.evil.com/jwks", "https://", "ftp://x", "https://a b", "file:///etc/passwd"] {
+        for bad in [
+            "http://idp.example.com/jwks",
+            "http://127.0.0.1.evil.com/jwks",
+            "https://",
+            "ftp://x",
+            "https://a b",
+            "file:///etc/passwd",
+        ] {
             assert!(check_jwks_url(bad).is_err(), "{bad}");
         }
     }
@@ -111,7 +141,9 @@ mod tests {
     #[test]
     fn bad_names_are_refused() {
         for bad in ["", " x", "a\nb", &"x".repeat(101)] {
-            assert!(Workspace::default().decide(&WorkspaceCommand::Create { name: bad.into() }).is_err());
+            assert!(Workspace::default()
+                .decide(&WorkspaceCommand::Create { name: bad.into() })
+                .is_err());
         }
     }
 }

@@ -81,7 +81,10 @@ pub enum ActorType {
 
 impl Actor {
     pub fn system(id: impl Into<String>) -> Self {
-        Actor { actor_type: ActorType::System, id: id.into() }
+        Actor {
+            actor_type: ActorType::System,
+            id: id.into(),
+        }
     }
 }
 
@@ -109,7 +112,10 @@ impl AggregateKey {
         check_token("aggregate_id", &key.aggregate_id)?;
         if key.aggregate_type.is_empty()
             || key.aggregate_type.len() > 64
-            || !key.aggregate_type.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+            || !key
+                .aggregate_type
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_')
         {
             return Err(EnvelopeError::InvalidField {
                 field: "aggregate_type",
@@ -120,20 +126,28 @@ impl AggregateKey {
     }
 
     pub fn subject(&self, prefix: &str) -> String {
-        format!("{prefix}.{}.{}.{}", self.workspace_id, self.aggregate_type, self.aggregate_id)
+        format!(
+            "{prefix}.{}.{}.{}",
+            self.workspace_id, self.aggregate_type, self.aggregate_id
+        )
     }
 }
 
 impl std::fmt::Display for AggregateKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.workspace_id, self.aggregate_type, self.aggregate_id)
+        write!(
+            f,
+            "{}/{}/{}",
+            self.workspace_id, self.aggregate_type, self.aggregate_id
+        )
     }
 }
 
 fn check_token(field: &'static str, v: &str) -> Result<(), EnvelopeError> {
     let ok = !v.is_empty()
         && v.len() <= 128
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -191,7 +205,10 @@ pub fn encode_envelope(body: &[u8], key_id: &str, sig: &[u8; 64]) -> Result<Byte
     let env = DsseEnvelope {
         payload_type: PAYLOAD_TYPE.to_string(),
         payload: B64.encode(body),
-        signatures: vec![DsseSignature { keyid: key_id.to_string(), sig: B64.encode(sig) }],
+        signatures: vec![DsseSignature {
+            keyid: key_id.to_string(),
+            sig: B64.encode(sig),
+        }],
     };
     let bytes = serde_json::to_vec(&env).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     if bytes.len() > MAX_ENVELOPE_BYTES {
@@ -221,7 +238,9 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
     if env.payload_type != PAYLOAD_TYPE {
         return Err(EnvelopeError::PayloadType(env.payload_type));
     }
-    let body_bytes = B64.decode(env.payload.as_bytes()).map_err(|_| EnvelopeError::PayloadEncoding)?;
+    let body_bytes = B64
+        .decode(env.payload.as_bytes())
+        .map_err(|_| EnvelopeError::PayloadEncoding)?;
     match env.signatures.len() {
         0 => return Err(EnvelopeError::NoSignature),
         1 => {}
@@ -229,14 +248,23 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
     }
     let mut signatures = Vec::with_capacity(env.signatures.len());
     for s in env.signatures {
-        let raw = B64.decode(s.sig.as_bytes()).map_err(|_| EnvelopeError::SignatureEncoding)?;
-        let sig: [u8; 64] = raw.try_into().map_err(|_| EnvelopeError::SignatureEncoding)?;
+        let raw = B64
+            .decode(s.sig.as_bytes())
+            .map_err(|_| EnvelopeError::SignatureEncoding)?;
+        let sig: [u8; 64] = raw
+            .try_into()
+            .map_err(|_| EnvelopeError::SignatureEncoding)?;
         signatures.push((s.keyid, sig));
     }
     let body: EventBody =
         serde_json::from_slice(&body_bytes).map_err(|e| EnvelopeError::Body(e.to_string()))?;
     body.aggregate_key()?;
-    Ok(OpenedEnvelope { body_bytes, body, signatures, hash: event_hash(envelope) })
+    Ok(OpenedEnvelope {
+        body_bytes,
+        body,
+        signatures,
+        hash: event_hash(envelope),
+    })
 }
 
 #[cfg(test)]
@@ -247,7 +275,10 @@ mod tests {
     fn pae_matches_dsse_spec_example() {
         // From the DSSE protocol document.
         let got = pae("http://example.com/HelloWorld", b"hello world");
-        assert_eq!(got, b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec());
+        assert_eq!(
+            got,
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
     }
 
     #[test]
@@ -264,8 +295,14 @@ mod tests {
     #[test]
     fn open_rejects_wrong_payload_type_and_missing_signature() {
         let env = br#"{"payloadType":"text/plain","payload":"","signatures":[]}"#;
-        assert_eq!(open_envelope(env).err(), Some(EnvelopeError::PayloadType("text/plain".into())));
+        assert_eq!(
+            open_envelope(env).err(),
+            Some(EnvelopeError::PayloadType("text/plain".into()))
+        );
         let env = format!(r#"{{"payloadType":"{PAYLOAD_TYPE}","payload":"","signatures":[]}}"#);
-        assert_eq!(open_envelope(env.as_bytes()).err(), Some(EnvelopeError::NoSignature));
+        assert_eq!(
+            open_envelope(env.as_bytes()).err(),
+            Some(EnvelopeError::NoSignature)
+        );
     }
 }

@@ -50,7 +50,10 @@ pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<
     let mut problems = Vec::new();
     let wanted = format!("{}.>", opts.subject_prefix);
     if !config.subjects.contains(&wanted) {
-        problems.push(format!("stream subjects {:?} do not include {wanted}", config.subjects));
+        problems.push(format!(
+            "stream subjects {:?} do not include {wanted}",
+            config.subjects
+        ));
     }
     if config.storage != stream::StorageType::File {
         problems.push("storage is not file".into());
@@ -92,7 +95,9 @@ pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<
 /// and error messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        (Some(scheme), Some(at)) if at > scheme => {
+            format!("{}***{}", &url[..scheme + 3], &url[at..])
+        }
         (None, Some(at)) => format!("***{}", &url[at..]),
         _ => url.to_string(),
     }
@@ -101,7 +106,11 @@ pub fn redact_url(url: &str) -> String {
 pub fn parse_server_version(v: &str) -> Option<(u64, u64, u64)> {
     let core = v.trim_start_matches('v').split(['-', '+']).next()?;
     let mut parts = core.split('.').map(|p| p.parse::<u64>().ok());
-    Some((parts.next()??, parts.next()??, parts.next().flatten().unwrap_or(0)))
+    Some((
+        parts.next()??,
+        parts.next()??,
+        parts.next().flatten().unwrap_or(0),
+    ))
 }
 
 pub struct JetStreamEventLog {
@@ -147,14 +156,21 @@ impl JetStreamEventLog {
             .name("authledger")
             .connect(opts.url.as_str())
             .await
-            .map_err(|e| LogError::Misconfigured(format!("cannot connect to NATS at {}: {e}", redact_url(&opts.url))))?;
+            .map_err(|e| {
+                LogError::Misconfigured(format!(
+                    "cannot connect to NATS at {}: {e}",
+                    redact_url(&opts.url)
+                ))
+            })?;
         let version = client.server_info().version;
         match parse_server_version(&version) {
             Some((major, minor, _)) if (major, minor) >= MIN_SERVER => {}
             _ => {
                 return Err(LogError::Misconfigured(format!(
                     "NATS server {version} at {} is too old: the ledger needs {}.{} or newer",
-                    redact_url(&opts.url), MIN_SERVER.0, MIN_SERVER.1
+                    redact_url(&opts.url),
+                    MIN_SERVER.0,
+                    MIN_SERVER.1
                 )))
             }
         }
@@ -166,22 +182,41 @@ impl JetStreamEventLog {
                 let not_found = matches!(e.kind(), jetstream::context::GetStreamErrorKind::JetStream(ref je)
                     if je.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND);
                 if not_found && create {
-                    js.create_stream(Self::stream_config(&opts)).await.map_err(|e| {
-                        LogError::Misconfigured(format!("cannot create stream {}: {e}", opts.stream))
-                    })?
+                    js.create_stream(Self::stream_config(&opts))
+                        .await
+                        .map_err(|e| {
+                            LogError::Misconfigured(format!(
+                                "cannot create stream {}: {e}",
+                                opts.stream
+                            ))
+                        })?
                 } else if not_found {
                     return Err(LogError::Misconfigured(format!(
                         "stream {} does not exist at {}",
-                        opts.stream, redact_url(&opts.url)
+                        opts.stream,
+                        redact_url(&opts.url)
                     )));
                 } else {
-                    return Err(LogError::Misconfigured(format!("cannot open stream {}: {e}", opts.stream)));
+                    return Err(LogError::Misconfigured(format!(
+                        "cannot open stream {}: {e}",
+                        opts.stream
+                    )));
                 }
             }
         };
         let warnings = stream_problems(&stream.cached_info().config, &opts);
-        let parser = SubjectParser { prefix: opts.subject_prefix.clone() };
-        Ok(JetStreamEventLog { opts, client, js, stream, tails: Mutex::new(HashMap::new()), parser, warnings })
+        let parser = SubjectParser {
+            prefix: opts.subject_prefix.clone(),
+        };
+        Ok(JetStreamEventLog {
+            opts,
+            client,
+            js,
+            stream,
+            tails: Mutex::new(HashMap::new()),
+            parser,
+            warnings,
+        })
     }
 
     pub fn stream_config(opts: &JetStreamOptions) -> stream::Config {
@@ -214,8 +249,18 @@ impl JetStreamEventLog {
         key.subject(&self.opts.subject_prefix)
     }
 
-    fn record(&self, subject: &str, position: u64, payload: bytes::Bytes) -> Result<RecordedEvent, LogError> {
-        Ok(RecordedEvent { position, key: self.parser.key(subject)?, version: None, envelope: payload })
+    fn record(
+        &self,
+        subject: &str,
+        position: u64,
+        payload: bytes::Bytes,
+    ) -> Result<RecordedEvent, LogError> {
+        Ok(RecordedEvent {
+            position,
+            key: self.parser.key(subject)?,
+            version: None,
+            envelope: payload,
+        })
     }
 
     /// (version, stream sequence) of the aggregate's last event, read from the server.
@@ -223,7 +268,10 @@ impl JetStreamEventLog {
         match self.stream.get_last_raw_message_by_subject(subject).await {
             Ok(msg) => {
                 let opened = open_envelope(&msg.payload).map_err(|e| {
-                    LogError::Backend(format!("last event on {subject} (seq {}) is unreadable: {e}", msg.sequence))
+                    LogError::Backend(format!(
+                        "last event on {subject} (seq {}) is unreadable: {e}",
+                        msg.sequence
+                    ))
                 })?;
                 let tail = (opened.body.aggregate_version, msg.sequence);
                 self.remember(subject, tail);
@@ -255,15 +303,26 @@ impl JetStreamEventLog {
     }
 
     /// The expected version did not match: is it because this very event already won?
-    async fn conflict_or_duplicate(&self, event: &SignedEvent, expected: u64) -> Result<Appended, LogError> {
+    async fn conflict_or_duplicate(
+        &self,
+        event: &SignedEvent,
+        expected: u64,
+    ) -> Result<Appended, LogError> {
         let events = self.read_aggregate(&event.key).await?;
         let actual = events.len() as u64;
         if let Some(winner) = events.get(expected as usize) {
             if winner.envelope == event.envelope {
-                return Ok(Appended { position: winner.position, duplicate: true });
+                return Ok(Appended {
+                    position: winner.position,
+                    duplicate: true,
+                });
             }
         }
-        Err(LogError::Conflict { key: event.key.clone(), expected, actual })
+        Err(LogError::Conflict {
+            key: event.key.clone(),
+            expected,
+            actual,
+        })
     }
 
     /// An ordered consumer from `start`, and how many matching messages it has pending.
@@ -276,7 +335,9 @@ impl JetStreamEventLog {
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject,
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: start.max(1) },
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: start.max(1),
+                },
                 ..Default::default()
             })
             .await
@@ -323,7 +384,11 @@ impl JetStreamEventLog {
 
 #[async_trait::async_trait]
 impl EventLog for JetStreamEventLog {
-    async fn append(&self, event: &SignedEvent, expected_version: u64) -> Result<Appended, LogError> {
+    async fn append(
+        &self,
+        event: &SignedEvent,
+        expected_version: u64,
+    ) -> Result<Appended, LogError> {
         if event.version != expected_version + 1 {
             return Err(LogError::Invalid(format!(
                 "event version {} does not follow expected version {expected_version}",
@@ -351,15 +416,25 @@ impl EventLog for JetStreamEventLog {
                 // The server deduplicates by Nats-Msg-Id alone: make sure the stored event
                 // is this very one, not another event reusing its id.
                 self.forget(&subject);
-                let stored = self.stream.get_raw_message(ack.sequence).await.map_err(unavailable)?;
+                let stored = self
+                    .stream
+                    .get_raw_message(ack.sequence)
+                    .await
+                    .map_err(unavailable)?;
                 if stored.payload != event.envelope {
                     return Err(LogError::EventIdReused(event.event_id));
                 }
-                Ok(Appended { position: ack.sequence, duplicate: true })
+                Ok(Appended {
+                    position: ack.sequence,
+                    duplicate: true,
+                })
             }
             Ok(ack) => {
                 self.remember(&subject, (event.version, ack.sequence));
-                Ok(Appended { position: ack.sequence, duplicate: false })
+                Ok(Appended {
+                    position: ack.sequence,
+                    duplicate: false,
+                })
             }
             Err(e) if e.kind() == jetstream::context::PublishErrorKind::WrongLastSequence => {
                 self.forget(&subject);
@@ -367,7 +442,9 @@ impl EventLog for JetStreamEventLog {
             }
             Err(e) => {
                 self.forget(&subject);
-                Err(LogError::Unavailable(format!("append to {subject} not confirmed: {e}")))
+                Err(LogError::Unavailable(format!(
+                    "append to {subject} not confirmed: {e}"
+                )))
             }
         }
     }
@@ -376,13 +453,18 @@ impl EventLog for JetStreamEventLog {
         let subject = self.subject(key);
         let last = match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(msg) => msg.sequence,
-            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
+                return Ok(Vec::new())
+            }
             Err(e) => return Err(unavailable(e)),
         };
         self.read_range(subject, 1, last, usize::MAX).await
     }
 
-    async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError> {
+    async fn last_of_aggregate(
+        &self,
+        key: &AggregateKey,
+    ) -> Result<Option<RecordedEvent>, LogError> {
         let subject = self.subject(key);
         match self.stream.get_last_raw_message_by_subject(&subject).await {
             Ok(msg) => {
@@ -391,7 +473,11 @@ impl EventLog for JetStreamEventLog {
                 if let Ok(opened) = open_envelope(&msg.payload) {
                     self.remember(&subject, (opened.body.aggregate_version, msg.sequence));
                 }
-                Ok(Some(self.record(msg.subject.as_str(), msg.sequence, msg.payload)?))
+                Ok(Some(self.record(
+                    msg.subject.as_str(),
+                    msg.sequence,
+                    msg.payload,
+                )?))
             }
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(unavailable(e)),
@@ -400,7 +486,8 @@ impl EventLog for JetStreamEventLog {
 
     async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
         let head = self.head().await?;
-        self.read_range(String::new(), from.max(1), head, limit).await
+        self.read_range(String::new(), from.max(1), head, limit)
+            .await
     }
 
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
@@ -426,7 +513,11 @@ impl EventLog for JetStreamEventLog {
     }
 
     fn describe(&self) -> String {
-        format!("JetStream stream {} at {}", self.opts.stream, redact_url(&self.opts.url))
+        format!(
+            "JetStream stream {} at {}",
+            self.opts.stream,
+            redact_url(&self.opts.url)
+        )
     }
 }
 
@@ -445,7 +536,9 @@ impl SubjectParser {
         match parts.as_slice() {
             [w, t, a] => AggregateKey::new(*w, *t, *a)
                 .map_err(|e| LogError::Backend(format!("message on subject {subject}: {e}"))),
-            _ => Err(LogError::Backend(format!("message on malformed subject {subject}"))),
+            _ => Err(LogError::Backend(format!(
+                "message on malformed subject {subject}"
+            ))),
         }
     }
 }
@@ -456,7 +549,10 @@ mod tests {
 
     #[test]
     fn credentials_never_reach_messages() {
-        assert_eq!(redact_url("nats://alice:s3cret@10.0.0.1:4222"), "nats://***@10.0.0.1:4222");
+        assert_eq!(
+            redact_url("nats://alice:s3cret@10.0.0.1:4222"),
+            "nats://***@10.0.0.1:4222"
+        );
         assert_eq!(redact_url("tok@host:4222"), "***@host:4222");
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
     }
@@ -473,7 +569,10 @@ mod tests {
     fn the_stream_we_create_has_no_problems_and_a_bare_one_has_all() {
         let opts = JetStreamOptions::new("nats://127.0.0.1:4222");
         assert!(stream_problems(&JetStreamEventLog::stream_config(&opts), &opts).is_empty());
-        let bare = stream::Config { name: "X".into(), ..Default::default() };
+        let bare = stream::Config {
+            name: "X".into(),
+            ..Default::default()
+        };
         let problems = stream_problems(&bare, &opts).join("\n");
         for word in ["deny_delete", "deny_purge", "duplicate_window", "subjects"] {
             assert!(problems.contains(word), "{problems}");

@@ -20,9 +20,15 @@ use super::envelope::{encode_envelope, pae, EnvelopeError, PAYLOAD_TYPE};
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{what} is not valid: {reason}")]
     Invalid { what: String, reason: String },
     #[error("no signing key in {0}; create one with `authledger keys init --key-dir {0}` (share it with every instance) or set AUTHLEDGER_SIGNING_KEY")]
@@ -47,7 +53,9 @@ pub struct Signer {
 
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signer").field("key_id", &self.key_id).finish_non_exhaustive()
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +75,10 @@ impl Signer {
     /// Parses base64 of a 32-byte seed (the `active.key` / `AUTHLEDGER_SIGNING_KEY` form).
     pub fn from_base64_seed(text: &str, what: &str) -> Result<Self, KeyError> {
         let raw = zeroize::Zeroizing::new(B64.decode(text.trim().as_bytes()).map_err(|_| {
-            KeyError::Invalid { what: what.into(), reason: "not base64".into() }
+            KeyError::Invalid {
+                what: what.into(),
+                reason: "not base64".into(),
+            }
         })?);
         let seed: &[u8; 32] = raw.as_slice().try_into().map_err(|_| KeyError::Invalid {
             what: what.into(),
@@ -145,7 +156,12 @@ impl KeyRing {
     }
 
     /// Verifies `sig` over the PAE of `body` with the trusted key `key_id`.
-    pub fn verify(&self, key_id: &str, body: &[u8], sig: &[u8; 64]) -> Result<(), SignatureProblem> {
+    pub fn verify(
+        &self,
+        key_id: &str,
+        body: &[u8],
+        sig: &[u8; 64],
+    ) -> Result<(), SignatureProblem> {
         let key = self.keys.get(key_id).ok_or(SignatureProblem::UnknownKey)?;
         key.verify(&pae(PAYLOAD_TYPE, body), &Signature::from_bytes(sig))
             .map_err(|_| SignatureProblem::BadSignature)
@@ -164,14 +180,20 @@ pub enum SignatureProblem {
 }
 
 pub fn parse_public(text: &str, what: &str) -> Result<VerifyingKey, KeyError> {
-    let raw = B64.decode(text.trim().as_bytes())
-        .map_err(|_| KeyError::Invalid { what: what.into(), reason: "not base64".into() })?;
+    let raw = B64
+        .decode(text.trim().as_bytes())
+        .map_err(|_| KeyError::Invalid {
+            what: what.into(),
+            reason: "not base64".into(),
+        })?;
     let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| KeyError::Invalid {
         what: what.into(),
         reason: "not a 32-byte ed25519 public key".into(),
     })?;
-    VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| KeyError::Invalid { what: what.into(), reason: "not an ed25519 point".into() })
+    VerifyingKey::from_bytes(&bytes).map_err(|_| KeyError::Invalid {
+        what: what.into(),
+        reason: "not an ed25519 point".into(),
+    })
 }
 
 /// The key dir on disk.
@@ -211,7 +233,9 @@ impl KeyDir {
                 Ok(signer)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => self.init(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(KeyError::Missing(self.dir.clone())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(KeyError::Missing(self.dir.clone()))
+            }
             Err(source) => Err(KeyError::Read { path, source }),
         }
     }
@@ -245,7 +269,10 @@ impl KeyDir {
             if id != entry.key_id {
                 return Err(KeyError::Invalid {
                     what: "ring.json".into(),
-                    reason: format!("key id {} does not match its public key ({id})", entry.key_id),
+                    reason: format!(
+                        "key id {} does not match its public key ({id})",
+                        entry.key_id
+                    ),
                 });
             }
         }
@@ -276,7 +303,11 @@ impl KeyDir {
     /// Writes the next key beside the active one, before the rotation event is appended.
     pub fn stage_next(&self) -> Result<Signer, KeyError> {
         let signer = Signer::generate();
-        write_private(&self.dir.join("next.key"), signer.seed_base64().as_bytes(), false)?;
+        write_private(
+            &self.dir.join("next.key"),
+            signer.seed_base64().as_bytes(),
+            false,
+        )?;
         Ok(signer)
     }
 
@@ -294,8 +325,10 @@ impl KeyDir {
         });
         self.write_ring(&ring)?;
         let next_path = self.dir.join("next.key");
-        std::fs::rename(&next_path, self.active_path())
-            .map_err(|source| KeyError::Write { path: next_path, source })
+        std::fs::rename(&next_path, self.active_path()).map_err(|source| KeyError::Write {
+            path: next_path,
+            source,
+        })
     }
 }
 
@@ -305,7 +338,10 @@ fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| KeyError::Write { path: dir.to_path_buf(), source })
+        .map_err(|source| KeyError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes via a temp file and rename, mode 0600 from creation (never world-readable).
@@ -321,7 +357,10 @@ fn write_private(path: &Path, bytes: &[u8], must_not_exist: bool) -> Result<(), 
         create_private_dir(parent)?;
     }
     let tmp = path.with_extension("tmp");
-    let err = |source| KeyError::Write { path: path.to_path_buf(), source };
+    let err = |source| KeyError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -351,9 +390,15 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let b = kd.load_signer(false).unwrap_or_else(|e| unreachable!("{e}"));
+        let b = kd
+            .load_signer(false)
+            .unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(a.key_id(), b.key_id());
-        assert!(kd.trusted().unwrap_or_else(|e| unreachable!("{e}")).get(a.key_id()).is_some());
+        assert!(kd
+            .trusted()
+            .unwrap_or_else(|e| unreachable!("{e}"))
+            .get(a.key_id())
+            .is_some());
         assert!(!format!("{a:?}").contains(&*a.seed_base64()));
     }
 
@@ -364,7 +409,13 @@ mod tests {
         ring.insert(s.public_key());
         let sig = s.key.sign(&pae(PAYLOAD_TYPE, b"{}")).to_bytes();
         assert_eq!(ring.verify(s.key_id(), b"{}", &sig), Ok(()));
-        assert_eq!(ring.verify(s.key_id(), b"{ }", &sig), Err(SignatureProblem::BadSignature));
-        assert_eq!(ring.verify("ed25519:00", b"{}", &sig), Err(SignatureProblem::UnknownKey));
+        assert_eq!(
+            ring.verify(s.key_id(), b"{ }", &sig),
+            Err(SignatureProblem::BadSignature)
+        );
+        assert_eq!(
+            ring.verify("ed25519:00", b"{}", &sig),
+            Err(SignatureProblem::UnknownKey)
+        );
     }
 }

@@ -43,7 +43,11 @@ pub struct Appended {
 pub enum LogError {
     /// Someone else appended first: reload the aggregate and decide again.
     #[error("version conflict on {key}: expected version {expected}, log is at {actual}")]
-    Conflict { key: AggregateKey, expected: u64, actual: u64 },
+    Conflict {
+        key: AggregateKey,
+        expected: u64,
+        actual: u64,
+    },
     #[error("event {0} is already in the log with different content")]
     EventIdReused(Uuid),
     #[error("invalid append: {0}")]
@@ -66,13 +70,20 @@ pub trait EventLog: Send + Sync + 'static {
     /// (0 = new aggregate). `event.version` must be `expected_version + 1`.
     /// Exactly once by event id: appending the same signed event again returns its
     /// original position with `duplicate = true`.
-    async fn append(&self, event: &SignedEvent, expected_version: u64) -> Result<Appended, LogError>;
+    async fn append(
+        &self,
+        event: &SignedEvent,
+        expected_version: u64,
+    ) -> Result<Appended, LogError>;
 
     /// Every event of one aggregate, in version order.
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError>;
 
     /// The last event of one aggregate, if any.
-    async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError>;
+    async fn last_of_aggregate(
+        &self,
+        key: &AggregateKey,
+    ) -> Result<Option<RecordedEvent>, LogError>;
 
     /// Up to `limit` events with position >= `from`, in global order.
     async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError>;

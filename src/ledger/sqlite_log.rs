@@ -43,13 +43,20 @@ impl SqliteEventLog {
             .max_connections(1)
             .connect_with(options.clone())
             .await
-            .map_err(|e| LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display())))?;
-        sqlx::raw_sql(SCHEMA).execute(&writer).await.map_err(backend)?;
+            .map_err(|e| {
+                LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
+            })?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&writer)
+            .await
+            .map_err(backend)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display())))?;
+            .map_err(|e| {
+                LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
+            })?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
             writer,
@@ -78,7 +85,8 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError
     let version: i64 = row.try_get("aggregate_version").map_err(backend)?;
     let key = AggregateKey::new(
         row.try_get::<String, _>("workspace_id").map_err(backend)?,
-        row.try_get::<String, _>("aggregate_type").map_err(backend)?,
+        row.try_get::<String, _>("aggregate_type")
+            .map_err(backend)?,
         row.try_get::<String, _>("aggregate_id").map_err(backend)?,
     )
     .map_err(|e| LogError::Backend(format!("stored event at position {position}: {e}")))?;
@@ -100,14 +108,22 @@ fn to_i64(v: u64) -> Result<i64, LogError> {
 
 #[async_trait::async_trait]
 impl EventLog for SqliteEventLog {
-    async fn append(&self, event: &SignedEvent, expected_version: u64) -> Result<Appended, LogError> {
+    async fn append(
+        &self,
+        event: &SignedEvent,
+        expected_version: u64,
+    ) -> Result<Appended, LogError> {
         if event.version != expected_version + 1 {
             return Err(LogError::Invalid(format!(
                 "event version {} does not follow expected version {expected_version}",
                 event.version
             )));
         }
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let existing = sqlx::query("SELECT position, envelope FROM events WHERE event_id = ?")
             .bind(event.event_id.to_string())
             .fetch_optional(&mut *tx)
@@ -119,7 +135,10 @@ impl EventLog for SqliteEventLog {
                 return Err(LogError::EventIdReused(event.event_id));
             }
             let position: i64 = row.try_get("position").map_err(backend)?;
-            return Ok(Appended { position: u64::try_from(position).unwrap_or(0), duplicate: true });
+            return Ok(Appended {
+                position: u64::try_from(position).unwrap_or(0),
+                duplicate: true,
+            });
         }
         let actual: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(aggregate_version), 0) FROM events
@@ -133,7 +152,11 @@ impl EventLog for SqliteEventLog {
         .map_err(backend)?;
         let actual = u64::try_from(actual).unwrap_or(0);
         if actual != expected_version {
-            return Err(LogError::Conflict { key: event.key.clone(), expected: expected_version, actual });
+            return Err(LogError::Conflict {
+                key: event.key.clone(),
+                expected: expected_version,
+                actual,
+            });
         }
         let position: i64 = sqlx::query_scalar(
             "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
@@ -150,7 +173,10 @@ impl EventLog for SqliteEventLog {
         .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         self.appended.notify_waiters();
-        Ok(Appended { position: u64::try_from(position).unwrap_or(0), duplicate: false })
+        Ok(Appended {
+            position: u64::try_from(position).unwrap_or(0),
+            duplicate: false,
+        })
     }
 
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError> {
@@ -166,7 +192,10 @@ impl EventLog for SqliteEventLog {
         rows.iter().map(row_to_event).collect()
     }
 
-    async fn last_of_aggregate(&self, key: &AggregateKey) -> Result<Option<RecordedEvent>, LogError> {
+    async fn last_of_aggregate(
+        &self,
+        key: &AggregateKey,
+    ) -> Result<Option<RecordedEvent>, LogError> {
         let row = sqlx::query(&format!(
             "{SELECT} WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ?
              ORDER BY aggregate_version DESC LIMIT 1"
@@ -181,12 +210,14 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        let rows = sqlx::query(&format!("{SELECT} WHERE position >= ? ORDER BY position LIMIT ?"))
-            .bind(to_i64(from)?)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(backend)?;
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE position >= ? ORDER BY position LIMIT ?"
+        ))
+        .bind(to_i64(from)?)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
         rows.iter().map(row_to_event).collect()
     }
 
@@ -246,5 +277,8 @@ impl EventLog for SqliteEventLog {
 pub(crate) fn tokio_stream_from(
     rx: tokio::sync::mpsc::Receiver<Result<RecordedEvent, LogError>>,
 ) -> EventStream {
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
 }

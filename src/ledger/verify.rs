@@ -97,7 +97,10 @@ impl Verifier {
         // A bad signature at or before the structural failure is the root cause.
         if let Some(bad) = first_bad_signature(&jobs) {
             let rec = &batch[bad];
-            let mut f = describe(rec, "signature does not verify (body or signature altered, or forged)");
+            let mut f = describe(
+                rec,
+                "signature does not verify (body or signature altered, or forged)",
+            );
             if let Ok(o) = open_envelope(&rec.envelope) {
                 f.problem = format!(
                     "signature does not verify under trusted key {} (body or signature altered, or forged)",
@@ -138,7 +141,10 @@ impl Verifier {
             )));
         }
         let Some(key) = self.trusted.get(&body.key_id).copied() else {
-            return Err(fail(format!("signed by unknown key {} (not in the trusted key ring)", body.key_id)));
+            return Err(fail(format!(
+                "signed by unknown key {} (not in the trusted key ring)",
+                body.key_id
+            )));
         };
         let job = SigJob {
             index: 0,
@@ -146,27 +152,37 @@ impl Verifier {
             signature: Signature::from_bytes(&sig),
             key,
         };
-        let with_job = |problem: String, job: SigJob| Box::new((describe(rec, &problem), Some(job)));
+        let with_job =
+            |problem: String, job: SigJob| Box::new((describe(rec, &problem), Some(job)));
         let body_key = match body.aggregate_key() {
             Ok(k) => k,
             Err(e) => return Err(with_job(e.to_string(), job)),
         };
         if body_key != rec.key {
             return Err(with_job(
-                format!("stored under aggregate {} but the signed body says {body_key}", rec.key),
+                format!(
+                    "stored under aggregate {} but the signed body says {body_key}",
+                    rec.key
+                ),
                 job,
             ));
         }
         if let Some(v) = rec.version {
             if v != body.aggregate_version {
                 return Err(with_job(
-                    format!("indexed as version {v} but the signed body says version {}", body.aggregate_version),
+                    format!(
+                        "indexed as version {v} but the signed body says version {}",
+                        body.aggregate_version
+                    ),
                     job,
                 ));
             }
         }
         if !self.event_ids.insert(body.event_id) {
-            return Err(with_job(format!("event id {} appears twice", body.event_id), job));
+            return Err(with_job(
+                format!("event id {} appears twice", body.event_id),
+                job,
+            ));
         }
         let (last_version, last_hash) = match self.tails.get(&body_key) {
             Some((v, h)) => (*v, Some(h.as_str())),
@@ -203,14 +219,20 @@ impl Verifier {
             && body.aggregate_type == "signing_key"
             && body.aggregate_id == crate::domain::signing_key::RING_ID;
         if body.kind == "signing_key.rotated" && !in_ring {
-            return Err(with_job(format!("signing_key.rotated outside {SYSTEM_WORKSPACE}/signing_key/ring"), job));
+            return Err(with_job(
+                format!("signing_key.rotated outside {SYSTEM_WORKSPACE}/signing_key/ring"),
+                job,
+            ));
         }
         if in_ring {
             match Event::from_parts(&body.kind, &body.payload) {
                 Ok(Event::SigningKeyRotated(r)) => {
                     if r.previous_key_id != body.key_id {
                         return Err(with_job(
-                            format!("key rotation signed by {} instead of the outgoing key {}", body.key_id, r.previous_key_id),
+                            format!(
+                                "key rotation signed by {} instead of the outgoing key {}",
+                                body.key_id, r.previous_key_id
+                            ),
                             job,
                         ));
                     }
@@ -218,14 +240,20 @@ impl Verifier {
                         Ok(pk) if super::keys::key_id(&pk) == r.new_key_id => {
                             self.trusted.insert(pk);
                         }
-                        _ => return Err(with_job("key rotation names an invalid new key".into(), job)),
+                        _ => {
+                            return Err(with_job(
+                                "key rotation names an invalid new key".into(),
+                                job,
+                            ))
+                        }
                     }
                 }
                 Ok(_) => {}
                 Err(e) => return Err(with_job(e.to_string(), job)),
             }
         }
-        self.tails.insert(body_key, (body.aggregate_version, opened.hash.clone()));
+        self.tails
+            .insert(body_key, (body.aggregate_version, opened.hash.clone()));
         self.keys_used.insert(body.key_id.clone());
         self.events += 1;
         Ok(job)
@@ -238,7 +266,10 @@ fn describe(rec: &RecordedEvent, problem: &str) -> Failure {
         position: rec.position,
         event_id: opened.as_ref().map(|o| o.body.event_id.to_string()),
         aggregate: Some(rec.key.to_string()),
-        version: opened.as_ref().map(|o| o.body.aggregate_version).or(rec.version),
+        version: opened
+            .as_ref()
+            .map(|o| o.body.aggregate_version)
+            .or(rec.version),
         problem: problem.to_string(),
     }
 }
@@ -248,13 +279,25 @@ fn first_bad_signature(jobs: &[SigJob]) -> Option<usize> {
     if jobs.is_empty() {
         return None;
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     let chunk = jobs.len().div_ceil(threads).max(64);
     let bad: Vec<Option<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = jobs.chunks(chunk).map(|c| scope.spawn(move || check_chunk(c))).collect();
-        handles.into_iter().map(|h| h.join().unwrap_or(Some(usize::MAX))).collect()
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || check_chunk(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Some(usize::MAX)))
+            .collect()
     });
-    bad.into_iter().flatten().min().map(|i| if i == usize::MAX { 0 } else { i })
+    bad.into_iter()
+        .flatten()
+        .min()
+        .map(|i| if i == usize::MAX { 0 } else { i })
 }
 
 fn check_chunk(jobs: &[SigJob]) -> Option<usize> {
@@ -264,7 +307,9 @@ fn check_chunk(jobs: &[SigJob]) -> Option<usize> {
     if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
         return None;
     }
-    jobs.iter().find(|j| j.key.verify_strict(&j.message, &j.signature).is_err()).map(|j| j.index)
+    jobs.iter()
+        .find(|j| j.key.verify_strict(&j.message, &j.signature).is_err())
+        .map(|j| j.index)
 }
 
 /// Verifies the log from position 1 to its head at the start of the run.
@@ -284,13 +329,18 @@ pub async fn verify_log(
         while next <= head {
             let page = reader_log.read_from(next, PAGE).await;
             let page = match page {
-                Ok(p) => p.into_iter().take_while(|e| e.position <= head).collect::<Vec<_>>(),
+                Ok(p) => p
+                    .into_iter()
+                    .take_while(|e| e.position <= head)
+                    .collect::<Vec<_>>(),
                 Err(e) => {
                     let _ = tx.send(Err(e)).await;
                     return;
                 }
             };
-            let Some(last) = page.last().map(|e| e.position) else { return };
+            let Some(last) = page.last().map(|e| e.position) else {
+                return;
+            };
             next = last + 1;
             if tx.send(Ok(page)).await.is_err() {
                 return;
@@ -336,7 +386,11 @@ pub async fn verify_log(
         first_position: verifier.first_position,
         last_position: verifier.last_position,
         seconds,
-        events_per_sec: if seconds > 0.0 { verifier.events as f64 / seconds } else { 0.0 },
+        events_per_sec: if seconds > 0.0 {
+            verifier.events as f64 / seconds
+        } else {
+            0.0
+        },
         warnings,
         failure,
     })

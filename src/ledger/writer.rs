@@ -51,7 +51,12 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    pub fn new(log: Arc<dyn EventLog>, signer: Signer, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
+    pub fn new(
+        log: Arc<dyn EventLog>,
+        signer: Signer,
+        clock: Arc<dyn Clock>,
+        metrics: Metrics,
+    ) -> Self {
         Ledger {
             log,
             signer: RwLock::new(Arc::new(signer)),
@@ -94,10 +99,17 @@ impl Ledger {
             let mut state = A::default();
             let mut tail: Option<(u64, String)> = None;
             for r in &recorded {
-                let opened = open_envelope(&r.envelope)
-                    .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
-                let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
-                    .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
+                let opened = open_envelope(&r.envelope).map_err(|e| LedgerError::Corrupt {
+                    position: r.position,
+                    reason: e.to_string(),
+                })?;
+                let event =
+                    Event::from_parts(&opened.body.kind, &opened.body.payload).map_err(|e| {
+                        LedgerError::Corrupt {
+                            position: r.position,
+                            reason: e.to_string(),
+                        }
+                    })?;
                 state.apply(&event);
                 tail = Some((opened.body.aggregate_version, opened.hash));
             }
@@ -113,15 +125,22 @@ impl Ledger {
     /// Appends an event that needs no decision over prior state (a record of something that
     /// happened), chaining it to the aggregate's tail. Uses this instance's cached tail and
     /// re-reads it only after a conflict.
-    pub async fn append_next(&self, key: &AggregateKey, actor: &Actor, event: &Event) -> Result<Committed, LedgerError> {
+    pub async fn append_next(
+        &self,
+        key: &AggregateKey,
+        actor: &Actor,
+        event: &Event,
+    ) -> Result<Committed, LedgerError> {
         for attempt in 0..MAX_ATTEMPTS {
             let cached = self.tails.lock().ok().and_then(|t| t.get(key).cloned());
             let tail = match cached {
                 Some(t) => Some(t),
                 None => match self.log.last_of_aggregate(key).await? {
                     Some(r) => {
-                        let o = open_envelope(&r.envelope)
-                            .map_err(|e| LedgerError::Corrupt { position: r.position, reason: e.to_string() })?;
+                        let o = open_envelope(&r.envelope).map_err(|e| LedgerError::Corrupt {
+                            position: r.position,
+                            reason: e.to_string(),
+                        })?;
                         Some((o.body.aggregate_version, o.hash))
                     }
                     None => None,
@@ -153,7 +172,15 @@ impl Ledger {
             None => (0, None),
         };
         let signer = self.signer();
-        let (signed, hash) = seal_event(&signer, key, expected, prev_hash, actor, event, self.clock.now())?;
+        let (signed, hash) = seal_event(
+            &signer,
+            key,
+            expected,
+            prev_hash,
+            actor,
+            event,
+            self.clock.now(),
+        )?;
         let event_id = signed.event_id;
         let started = Instant::now();
         let mut result = self.log.append(&signed, expected).await;
@@ -166,14 +193,19 @@ impl Ledger {
             tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
             result = self.log.append(&signed, expected).await;
         }
-        self.metrics.append_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
         let label = match &result {
             Ok(a) if a.duplicate => "duplicate",
             Ok(_) => "ok",
             Err(LogError::Conflict { .. }) => "conflict",
             Err(_) => "error",
         };
-        self.metrics.appends.get_or_create(&ResultLabel { result: label }).inc();
+        self.metrics
+            .appends
+            .get_or_create(&ResultLabel { result: label })
+            .inc();
         match result {
             Ok(appended) => {
                 if let Ok(mut t) = self.tails.lock() {
@@ -236,8 +268,17 @@ pub fn seal_event(
         prev_hash,
         key_id: signer.key_id().to_string(),
     };
-    let body_bytes = serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+    let body_bytes =
+        serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     let envelope = signer.seal(&body_bytes)?;
     let hash = super::envelope::event_hash(&envelope);
-    Ok((SignedEvent { key: key.clone(), version: expected + 1, event_id, envelope }, hash))
+    Ok((
+        SignedEvent {
+            key: key.clone(),
+            version: expected + 1,
+            event_id,
+            envelope,
+        },
+        hash,
+    ))
 }

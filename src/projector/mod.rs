@@ -29,7 +29,11 @@ pub struct Projector {
 
 impl Projector {
     pub fn new(store: Arc<dyn ProjectionStore>, log: Arc<dyn EventLog>, metrics: Metrics) -> Self {
-        Projector { store, log, metrics }
+        Projector {
+            store,
+            log,
+            metrics,
+        }
     }
 
     /// Applies everything currently in the log; returns the number of events applied.
@@ -88,14 +92,20 @@ impl Projector {
         if let (Ok(head), Ok(offset)) = (self.log.head().await, self.store.offset().await) {
             self.metrics
                 .projection_lag
-                .get_or_create(&ProjectionLabel { projection: store::PROJECTION })
+                .get_or_create(&ProjectionLabel {
+                    projection: store::PROJECTION,
+                })
                 .set(i64::try_from(head.saturating_sub(offset)).unwrap_or(i64::MAX));
         }
     }
 }
 
 /// Waits (bounded) until the projections include `position` (read-your-writes).
-pub async fn wait_for(store: &dyn ProjectionStore, position: u64, timeout: Duration) -> Result<bool, ProjectionError> {
+pub async fn wait_for(
+    store: &dyn ProjectionStore,
+    position: u64,
+    timeout: Duration,
+) -> Result<bool, ProjectionError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         if store.offset().await? >= position {

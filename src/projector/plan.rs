@@ -21,8 +21,19 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Audit(AuditRow),
-    CreateWorkspace { id: String, name: String, at: String, version: i64 },
-    ConfigureIdentityProvider { id: String, issuer: String, audience: String, jwks_url: String, version: i64 },
+    CreateWorkspace {
+        id: String,
+        name: String,
+        at: String,
+        version: i64,
+    },
+    ConfigureIdentityProvider {
+        id: String,
+        issuer: String,
+        audience: String,
+        jwks_url: String,
+        version: i64,
+    },
     CreateApiKey {
         workspace_id: String,
         id: String,
@@ -34,7 +45,12 @@ pub enum Op {
         expires_at: Option<String>,
         version: i64,
     },
-    RevokeApiKey { workspace_id: String, id: String, at: String, version: i64 },
+    RevokeApiKey {
+        workspace_id: String,
+        id: String,
+        at: String,
+        version: i64,
+    },
     /// Sets the auth config's current row (insert at version 1) and records the version.
     AuthConfigVersion {
         workspace_id: String,
@@ -130,39 +146,69 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             at,
             version,
         }),
-        Event::AuthConfigCreated(e) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            name: Some(e.name.clone()),
-            provider: Some(e.provider.clone()),
-            auth_type: Some(e.settings.auth_type().to_string()),
-            status: Some("enabled"),
-            settings: Some(public_settings(&e.settings).to_string()),
-            changed: vec!["created".into()],
-        })),
-        Event::AuthConfigUpdated(e) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            name: Some(e.name.clone()),
-            settings: Some(public_settings(&e.settings).to_string()),
-            changed: e.changed.clone(),
-            ..Default::default()
-        })),
-        Event::ClientSecretRotated(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            changed: vec!["client_secret".into()],
-            ..Default::default()
-        })),
-        Event::AuthConfigDisabled(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            status: Some("disabled"),
-            changed: vec!["status".into()],
-            ..Default::default()
-        })),
-        Event::AuthConfigEnabled(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            status: Some("enabled"),
-            changed: vec!["status".into()],
-            ..Default::default()
-        })),
-        Event::AuthConfigDeleted(_) => ops.push(auth_config_op(body, at, version, AuthConfigChange {
-            status: Some("deleted"),
-            changed: vec!["status".into()],
-            ..Default::default()
-        })),
+        Event::AuthConfigCreated(e) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                name: Some(e.name.clone()),
+                provider: Some(e.provider.clone()),
+                auth_type: Some(e.settings.auth_type().to_string()),
+                status: Some("enabled"),
+                settings: Some(public_settings(&e.settings).to_string()),
+                changed: vec!["created".into()],
+            },
+        )),
+        Event::AuthConfigUpdated(e) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                name: Some(e.name.clone()),
+                settings: Some(public_settings(&e.settings).to_string()),
+                changed: e.changed.clone(),
+                ..Default::default()
+            },
+        )),
+        Event::ClientSecretRotated(_) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                changed: vec!["client_secret".into()],
+                ..Default::default()
+            },
+        )),
+        Event::AuthConfigDisabled(_) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                status: Some("disabled"),
+                changed: vec!["status".into()],
+                ..Default::default()
+            },
+        )),
+        Event::AuthConfigEnabled(_) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                status: Some("enabled"),
+                changed: vec!["status".into()],
+                ..Default::default()
+            },
+        )),
+        Event::AuthConfigDeleted(_) => ops.push(auth_config_op(
+            body,
+            at,
+            version,
+            AuthConfigChange {
+                status: Some("deleted"),
+                changed: vec!["status".into()],
+                ..Default::default()
+            },
+        )),
         Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
     }
     ops

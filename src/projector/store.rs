@@ -48,18 +48,39 @@ pub trait ProjectionStore: Send + Sync + 'static {
     /// API keys of one workspace, oldest first.
     async fn api_keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRow>, ProjectionError>;
     /// One API key, only if it belongs to `workspace_id`.
-    async fn api_key(&self, workspace_id: &str, id: &str) -> Result<Option<ApiKeyRow>, ProjectionError>;
+    async fn api_key(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ApiKeyRow>, ProjectionError>;
     /// Whether an API key with this id exists in some *other* workspace (for auditing
     /// cross-workspace attempts; never shown to the caller).
-    async fn api_key_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError>;
+    async fn api_key_elsewhere(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<bool, ProjectionError>;
     async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError>;
     /// Auth configs of one workspace (deleted ones excluded), oldest first.
-    async fn auth_configs(&self, workspace_id: &str) -> Result<Vec<AuthConfigRow>, ProjectionError>;
+    async fn auth_configs(&self, workspace_id: &str)
+        -> Result<Vec<AuthConfigRow>, ProjectionError>;
     /// One auth config of `workspace_id` (deleted ones too, with status `deleted`).
-    async fn auth_config(&self, workspace_id: &str, id: &str) -> Result<Option<AuthConfigRow>, ProjectionError>;
-    async fn auth_config_versions(&self, workspace_id: &str, id: &str) -> Result<Vec<AuthConfigVersionRow>, ProjectionError>;
+    async fn auth_config(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<AuthConfigRow>, ProjectionError>;
+    async fn auth_config_versions(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Vec<AuthConfigVersionRow>, ProjectionError>;
     /// Whether an auth config with this id exists in some other workspace (audit only).
-    async fn auth_config_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError>;
+    async fn auth_config_elsewhere(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<bool, ProjectionError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -87,7 +108,8 @@ pub struct AuthConfigVersionRow {
     pub actor_id: String,
 }
 
-const AUTH_CONFIG_COLUMNS: &str = "id, name, provider, auth_type, status, version, settings, created_at, updated_at";
+const AUTH_CONFIG_COLUMNS: &str =
+    "id, name, provider, auth_type, status, version, settings, created_at, updated_at";
 
 /// An API key as projected (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -112,14 +134,20 @@ pub struct WorkspaceRow {
     pub idp_jwks_url: Option<String>,
 }
 
-const API_KEY_COLUMNS: &str = "workspace_id, id, name, role, key_prefix, created_at, expires_at, revoked_at";
+const API_KEY_COLUMNS: &str =
+    "workspace_id, id, name, role, key_prefix, created_at, expires_at, revoked_at";
 
 /// Decodes the events of a batch into operations, outside any transaction.
-fn plan_batch(events: &[crate::ledger::RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
+fn plan_batch(
+    events: &[crate::ledger::RecordedEvent],
+) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
     events
         .iter()
         .map(|rec| {
-            let undecodable = |reason: String| ProjectionError::Undecodable { position: rec.position, reason };
+            let undecodable = |reason: String| ProjectionError::Undecodable {
+                position: rec.position,
+                reason,
+            };
             let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
             let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
                 .map_err(|e| undecodable(e.to_string()))?;
@@ -447,14 +475,26 @@ impl SqliteProjections {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await.map_err(|e| {
-            ProjectionError::Misconfigured(format!("cannot open projections {}: {e}", path.display()))
-        })?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!(
+                    "cannot open projections {}: {e}",
+                    path.display()
+                ))
+            })?;
         sqlx::migrate!("./projections/sqlite")
             .run(&pool)
             .await
-            .map_err(|e| ProjectionError::Misconfigured(format!("projection migrations failed: {e}")))?;
-        Ok(SqliteProjections { pool, description: format!("SQLite projections {}", path.display()) })
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("projection migrations failed: {e}"))
+            })?;
+        Ok(SqliteProjections {
+            pool,
+            description: format!("SQLite projections {}", path.display()),
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
@@ -467,7 +507,11 @@ impl SqliteProjections {
     }
 }
 
-sql_projection_store!(SqliteProjections, SqlitePool, "SELECT position FROM projection_offsets WHERE name = $1");
+sql_projection_store!(
+    SqliteProjections,
+    SqlitePool,
+    "SELECT position FROM projection_offsets WHERE name = $1"
+);
 
 pub struct PgProjections {
     pool: PgPool,
@@ -481,12 +525,19 @@ impl PgProjections {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| ProjectionError::Misconfigured(format!("cannot connect to PostgreSQL: {e}")))?;
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("cannot connect to PostgreSQL: {e}"))
+            })?;
         sqlx::migrate!("./projections/postgres")
             .run(&pool)
             .await
-            .map_err(|e| ProjectionError::Misconfigured(format!("projection migrations failed: {e}")))?;
-        Ok(PgProjections { pool, description: "PostgreSQL projections".into() })
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("projection migrations failed: {e}"))
+            })?;
+        Ok(PgProjections {
+            pool,
+            description: "PostgreSQL projections".into(),
+        })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
@@ -499,4 +550,8 @@ impl PgProjections {
 }
 
 // FOR UPDATE: a second instance waits here, then sees the advanced offset.
-sql_projection_store!(PgProjections, PgPool, "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE");
+sql_projection_store!(
+    PgProjections,
+    PgPool,
+    "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE"
+);

@@ -36,11 +36,22 @@ impl Env {
         let storage = args(&["--data-dir", &data.display().to_string()]);
         let svc = Service::start(&storage, envs, dir.path()).await;
         let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
+            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
+                .expect("json");
         let admin = printed["admin_api_key"].as_str().expect("key").to_string();
         // A second workspace, bootstrapped by the CLI while the service runs.
-        let out = run_cli(&args(&["--data-dir", &data.display().to_string(), "bootstrap", "--workspace", "Other"]));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = run_cli(&args(&[
+            "--data-dir",
+            &data.display().to_string(),
+            "bootstrap",
+            "--workspace",
+            "Other",
+        ]));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let other: Value = serde_json::from_slice(&out.stdout).expect("json");
         let env = Env {
             dir,
@@ -52,17 +63,34 @@ impl Env {
         let http = env.http.clone();
         let url = env.svc.url("/v1/workspace");
         let other_admin = env.other_admin.clone();
-        eventually(Duration::from_secs(10), "the other workspace's key to be usable", || {
-            let http = http.clone();
-            let url = url.clone();
-            let key = other_admin.clone();
-            async move { http.get(url).bearer_auth(key).send().await.map(|r| r.status() == 200).unwrap_or(false) }
-        })
+        eventually(
+            Duration::from_secs(10),
+            "the other workspace's key to be usable",
+            || {
+                let http = http.clone();
+                let url = url.clone();
+                let key = other_admin.clone();
+                async move {
+                    http.get(url)
+                        .bearer_auth(key)
+                        .send()
+                        .await
+                        .map(|r| r.status() == 200)
+                        .unwrap_or(false)
+                }
+            },
+        )
         .await;
         env
     }
 
-    async fn call(&self, method: Method, path: &str, key: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.http.request(method, self.svc.url(path));
         if let Some(k) = key {
             req = req.bearer_auth(k);
@@ -84,12 +112,17 @@ impl Env {
             })))
             .await;
         assert_eq!(status, StatusCode::CREATED, "{v}");
-        (v["id"].as_str().expect("id").to_string(), v["key"].as_str().expect("key").to_string())
+        (
+            v["id"].as_str().expect("id").to_string(),
+            v["key"].as_str().expect("key").to_string(),
+        )
     }
 
     /// Every `access.denied` event so far: (status, reason, method, route, actor type).
     async fn denials(&self) -> Vec<(u64, String, String, String, String)> {
-        let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db")).await.expect("open log");
+        let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db"))
+            .await
+            .expect("open log");
         let mut out = Vec::new();
         for e in log.read_from(1, 100_000).await.expect("read") {
             let body = open_envelope(&e.envelope).expect("envelope").body;
@@ -100,7 +133,11 @@ impl Env {
                     p["reason"].as_str().expect("reason").to_string(),
                     p["method"].as_str().expect("method").to_string(),
                     p["route"].as_str().expect("route").to_string(),
-                    serde_json::to_value(body.actor.actor_type).expect("actor").as_str().expect("s").to_string(),
+                    serde_json::to_value(body.actor.actor_type)
+                        .expect("actor")
+                        .as_str()
+                        .expect("s")
+                        .to_string(),
                 ));
             }
         }
@@ -130,11 +167,25 @@ fn auth_config_body(name: &str) -> Value {
 impl Env {
     /// Creates an auth config with `key`; returns its id.
     async fn create_auth_config(&self, key: &str, disabled: bool) -> String {
-        let (s, v) = self.call(Method::POST, "/v1/auth-configs", Some(key), Some(auth_config_body("table target"))).await;
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/auth-configs",
+                Some(key),
+                Some(auth_config_body("table target")),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let id = v["id"].as_str().expect("id").to_string();
         if disabled {
-            let (s, v) = self.call(Method::POST, &format!("/v1/auth-configs/{id}/disable"), Some(key), None).await;
+            let (s, v) = self
+                .call(
+                    Method::POST,
+                    &format!("/v1/auth-configs/{id}/disable"),
+                    Some(key),
+                    None,
+                )
+                .await;
             assert_eq!(s, StatusCode::OK, "{v}");
         }
         id
@@ -145,7 +196,8 @@ impl Env {
         if !path.contains("{id}") {
             String::new()
         } else if path.starts_with("/v1/auth-configs") {
-            self.create_auth_config(&self.admin, path.ends_with("/enable")).await
+            self.create_auth_config(&self.admin, path.ends_with("/enable"))
+                .await
         } else {
             self.create_key(Role::Viewer, None).await.0
         }
@@ -160,18 +212,35 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         keys.push((role, env.create_key(role, None).await.1));
     }
     let (revoked_id, revoked) = env.create_key(Role::Admin, None).await;
-    let (s, _) = env.call(Method::DELETE, &format!("/v1/api-keys/{revoked_id}"), Some(&env.admin), None).await;
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{revoked_id}"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
-    let soon = expiry.format(&time::format_description::well_known::Rfc3339).expect("time");
+    let soon = expiry
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
     let (_, expired) = env.create_key(Role::Admin, Some(soon)).await;
     // Real time, as the service keeps it: wait until the key has expired.
     let left = expiry - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
-    tokio::time::sleep(Duration::from_millis(left.whole_milliseconds().max(0) as u64)).await;
+    tokio::time::sleep(Duration::from_millis(
+        left.whole_milliseconds().max(0) as u64
+    ))
+    .await;
     // Another workspace's key id, for the isolation column.
-    let (s, other_keys) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
+    let (s, other_keys) = env
+        .call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
-    let other_id = other_keys["items"][0]["id"].as_str().expect("id").to_string();
+    let other_id = other_keys["items"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
     let other_auth_config = env.create_auth_config(&env.other_admin, false).await;
 
     // Setup itself may have been refused (polling a key before it was projected).
@@ -182,15 +251,29 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         let body = match (spec.method, spec.path) {
             ("POST", "/v1/auth-configs") => Some(auth_config_body("made in the table")),
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
-            ("POST", "/v1/api-keys") => Some(json!({ "name": "made in the table", "role": "viewer" })),
-            ("PUT", _) => Some(json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" })),
+            ("POST", "/v1/api-keys") => {
+                Some(json!({ "name": "made in the table", "role": "viewer" }))
+            }
+            ("PUT", _) => Some(
+                json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" }),
+            ),
             _ => None,
         };
         if spec.permission == Permission::EndUser {
             // End-user routes take a JWT, never an API key (of any role, valid or not).
-            for (key, reason) in [(None, "missing_credentials"), (Some(env.admin.as_str()), "invalid_token"), (Some(revoked.as_str()), "invalid_token")] {
+            for (key, reason) in [
+                (None, "missing_credentials"),
+                (Some(env.admin.as_str()), "invalid_token"),
+                (Some(revoked.as_str()), "invalid_token"),
+            ] {
                 let (status, v) = env.call(method.clone(), spec.path, key, None).await;
-                assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {}: {v}", spec.method, spec.path);
+                assert_eq!(
+                    status,
+                    StatusCode::UNAUTHORIZED,
+                    "{} {}: {v}",
+                    spec.method,
+                    spec.path
+                );
                 expected_denials.push((401, reason.into(), spec.method.into(), spec.path.into()));
             }
             continue;
@@ -198,13 +281,37 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         // Own workspace, every role.
         for (role, key) in &keys {
             let target = env.target_for(spec.path).await;
-            let (status, v) = env.call(method.clone(), &path_for(spec.path, &target), Some(key), body.clone()).await;
+            let (status, v) = env
+                .call(
+                    method.clone(),
+                    &path_for(spec.path, &target),
+                    Some(key),
+                    body.clone(),
+                )
+                .await;
             if role_allows(*role, spec.permission) {
-                assert_eq!(status, success_status(spec.method, spec.path), "{} {} as {role:?}: {v}", spec.method, spec.path);
+                assert_eq!(
+                    status,
+                    success_status(spec.method, spec.path),
+                    "{} {} as {role:?}: {v}",
+                    spec.method,
+                    spec.path
+                );
             } else {
-                assert_eq!(status, StatusCode::FORBIDDEN, "{} {} as {role:?}: {v}", spec.method, spec.path);
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{} {} as {role:?}: {v}",
+                    spec.method,
+                    spec.path
+                );
                 assert_eq!(v["type"], "https://authledger.dev/problems/forbidden");
-                expected_denials.push((403, "role_not_permitted".into(), spec.method.into(), spec.path.into()));
+                expected_denials.push((
+                    403,
+                    "role_not_permitted".into(),
+                    spec.method.into(),
+                    spec.path.into(),
+                ));
             }
         }
         // No key, garbage key, revoked key, expired key.
@@ -216,38 +323,87 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             (Some(revoked.as_str()), "revoked_key"),
             (Some(expired.as_str()), "expired_key"),
         ] {
-            let (status, v) = env.call(method.clone(), &path_for(spec.path, id), key, body.clone()).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{} {} with {reason}: {v}", spec.method, spec.path);
+            let (status, v) = env
+                .call(method.clone(), &path_for(spec.path, id), key, body.clone())
+                .await;
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{} {} with {reason}: {v}",
+                spec.method,
+                spec.path
+            );
             assert_eq!(v["type"], "https://authledger.dev/problems/unauthorized");
             expected_denials.push((401, reason.into(), spec.method.into(), spec.path.into()));
         }
         // Another workspace's id: the same 404 as an unknown id, and audited.
         if spec.path.contains("{id}") {
-            let theirs = if spec.path.starts_with("/v1/auth-configs") { &other_auth_config } else { &other_id };
-            let (status, v) = env.call(method.clone(), &path_for(spec.path, theirs), Some(&env.admin), body.clone()).await;
-            let (status_unknown, v_unknown) =
-                env.call(method.clone(), &path_for(spec.path, id), Some(&env.admin), body.clone()).await;
-            assert_eq!((status, status_unknown), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
-            assert_eq!(v, v_unknown, "another workspace's id must look exactly like an unknown one");
-            expected_denials.push((404, "other_workspace".into(), spec.method.into(), spec.path.into()));
+            let theirs = if spec.path.starts_with("/v1/auth-configs") {
+                &other_auth_config
+            } else {
+                &other_id
+            };
+            let (status, v) = env
+                .call(
+                    method.clone(),
+                    &path_for(spec.path, theirs),
+                    Some(&env.admin),
+                    body.clone(),
+                )
+                .await;
+            let (status_unknown, v_unknown) = env
+                .call(
+                    method.clone(),
+                    &path_for(spec.path, id),
+                    Some(&env.admin),
+                    body.clone(),
+                )
+                .await;
+            assert_eq!(
+                (status, status_unknown),
+                (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND)
+            );
+            assert_eq!(
+                v, v_unknown,
+                "another workspace's id must look exactly like an unknown one"
+            );
+            expected_denials.push((
+                404,
+                "other_workspace".into(),
+                spec.method.into(),
+                spec.path.into(),
+            ));
         }
     }
     // The other workspace's key is untouched by all of the above.
-    let (_, still) = env.call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None).await;
+    let (_, still) = env
+        .call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None)
+        .await;
     assert_eq!(still["items"][0]["revoked_at"], Value::Null);
 
     let all = env.denials().await;
     for (_, reason, _, _, actor) in &all[baseline..] {
-        let want = if ["missing_credentials", "unknown_key", "invalid_token"].contains(&reason.as_str()) { "anonymous" } else { "api_key" };
+        let want =
+            if ["missing_credentials", "unknown_key", "invalid_token"].contains(&reason.as_str()) {
+                "anonymous"
+            } else {
+                "api_key"
+            };
         assert_eq!(actor, want, "actor of a {reason} denial");
     }
-    let recorded: Vec<(u64, String, String, String)> =
-        all.into_iter().skip(baseline).map(|(s, r, m, p, _)| (s, r, m, p)).collect();
+    let recorded: Vec<(u64, String, String, String)> = all
+        .into_iter()
+        .skip(baseline)
+        .map(|(s, r, m, p, _)| (s, r, m, p))
+        .collect();
     let mut want = expected_denials.clone();
     want.sort();
     let mut got = recorded.clone();
     got.sort();
-    assert_eq!(got, want, "every refusal, and only refusals, is an access.denied event");
+    assert_eq!(
+        got, want,
+        "every refusal, and only refusals, is an access.denied event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -256,32 +412,87 @@ async fn api_keys_are_shown_once_usable_at_once_and_revoked_at_once() {
     let (id, key) = env.create_key(Role::Developer, None).await;
     assert!(key.starts_with("alk_"));
     // Usable immediately (read-your-writes), attributed to the key.
-    let (s, ws) = env.call(Method::GET, "/v1/workspace", Some(&key), None).await;
+    let (s, ws) = env
+        .call(Method::GET, "/v1/workspace", Some(&key), None)
+        .await;
     assert_eq!((s, ws["name"].as_str()), (StatusCode::OK, Some("default")));
     // Never shown again.
-    let (_, list) = env.call(Method::GET, "/v1/api-keys", Some(&env.admin), None).await;
+    let (_, list) = env
+        .call(Method::GET, "/v1/api-keys", Some(&env.admin), None)
+        .await;
     assert!(!list.to_string().contains(&key));
-    assert!(list["items"].as_array().expect("items").iter().all(|k| k.get("key").is_none()));
-    let (s, one) = env.call(Method::GET, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
-    assert_eq!((s, one["role"].as_str(), one["key"].as_str()), (StatusCode::OK, Some("developer"), None));
+    assert!(list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .all(|k| k.get("key").is_none()));
+    let (s, one) = env
+        .call(
+            Method::GET,
+            &format!("/v1/api-keys/{id}"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, one["role"].as_str(), one["key"].as_str()),
+        (StatusCode::OK, Some("developer"), None)
+    );
     // Revoked at once; revoking twice is a conflict, not a second event.
-    let (s, _) = env.call(Method::DELETE, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
+    let (s, _) = env
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{id}"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let (s, _) = env.call(Method::GET, "/v1/workspace", Some(&key), None).await;
+    let (s, _) = env
+        .call(Method::GET, "/v1/workspace", Some(&key), None)
+        .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let (s, v) = env.call(Method::DELETE, &format!("/v1/api-keys/{id}"), Some(&env.admin), None).await;
-    assert_eq!((s, v["type"].as_str()), (StatusCode::CONFLICT, Some("https://authledger.dev/problems/conflict")));
+    let (s, v) = env
+        .call(
+            Method::DELETE,
+            &format!("/v1/api-keys/{id}"),
+            Some(&env.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, v["type"].as_str()),
+        (
+            StatusCode::CONFLICT,
+            Some("https://authledger.dev/problems/conflict")
+        )
+    );
     // The events name the admin key as the actor; the key itself is nowhere in the ledger.
-    let dump = run_cli(&args(&["--data-dir", &env.dir.path().join("data").display().to_string(), "dump-log"]));
+    let dump = run_cli(&args(&[
+        "--data-dir",
+        &env.dir.path().join("data").display().to_string(),
+        "dump-log",
+    ]));
     let text = String::from_utf8_lossy(&dump.stdout).to_string();
     assert!(!text.contains(&key) && !text.contains(&env.admin));
-    let admin_id = list["items"][0]["id"].as_str().expect("admin id").to_string();
+    let admin_id = list["items"][0]["id"]
+        .as_str()
+        .expect("admin id")
+        .to_string();
     let mut created_by_admin = 0;
     for line in text.lines() {
         let rec: Value = serde_json::from_str(line).expect("line");
-        let body = open_envelope(rec["envelope"].as_str().expect("env").as_bytes()).expect("envelope").body;
+        let body = open_envelope(rec["envelope"].as_str().expect("env").as_bytes())
+            .expect("envelope")
+            .body;
         if body.kind == "api_key.created" && body.aggregate_id == id {
-            assert_eq!((serde_json::to_value(body.actor.actor_type).expect("t"), body.actor.id.as_str()), (json!("api_key"), admin_id.as_str()));
+            assert_eq!(
+                (
+                    serde_json::to_value(body.actor.actor_type).expect("t"),
+                    body.actor.id.as_str()
+                ),
+                (json!("api_key"), admin_id.as_str())
+            );
             created_by_admin += 1;
         }
     }
@@ -291,7 +502,9 @@ async fn api_keys_are_shown_once_usable_at_once_and_revoked_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_problem_and_writes_nothing() {
     let env = Env::start(&[]).await;
-    let head_before = env.call(Method::GET, "/readyz", None, None).await.1["log_head"].as_u64().expect("head");
+    let head_before = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
+        .as_u64()
+        .expect("head");
     let post = |body: reqwest::Body, content_type: &'static str| {
         env.http
             .post(env.svc.url("/v1/api-keys"))
@@ -300,42 +513,138 @@ async fn bad_input_gets_a_clear_problem_and_writes_nothing() {
             .body(body)
     };
     let cases: Vec<(reqwest::RequestBuilder, StatusCode, &str)> = vec![
-        (post("{not json".into(), "application/json"), StatusCode::BAD_REQUEST, "malformed-json"),
-        (post(r#"{"name": 5, "role": "viewer"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "x", "role": "root"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "x", "role": "viewer", "admin": true}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "", "role": "viewer"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "x", "role": "viewer", "expires_at": "tomorrow"}"#.into(), "application/json"), StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
-        (post(r#"{"name": "x", "role": "viewer"}"#.into(), "text/plain"), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type"),
-        (post(format!(r#"{{"name": "{}", "role": "viewer"}}"#, "x".repeat(200_000)).into(), "application/json"), StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large"),
+        (
+            post("{not json".into(), "application/json"),
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+        ),
+        (
+            post(
+                r#"{"name": 5, "role": "viewer"}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(
+                r#"{"name": "x", "role": "root"}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(
+                r#"{"name": "x", "role": "viewer", "admin": true}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(
+                r#"{"name": "", "role": "viewer"}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(
+                r#"{"name": "x", "role": "viewer", "expires_at": "2001-01-01T00:00:00Z"}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(
+                r#"{"name": "x", "role": "viewer", "expires_at": "tomorrow"}"#.into(),
+                "application/json",
+            ),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            post(r#"{"name": "x", "role": "viewer"}"#.into(), "text/plain"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+        ),
+        (
+            post(
+                format!(r#"{{"name": "{}", "role": "viewer"}}"#, "x".repeat(200_000)).into(),
+                "application/json",
+            ),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+        ),
     ];
     for (req, status, kind) in cases {
         let resp = req.send().await.expect("send");
         assert_eq!(resp.status(), status, "{kind}");
-        assert_eq!(resp.headers()["content-type"], "application/problem+json", "{kind}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{kind}"
+        );
         let v: Value = resp.json().await.expect("problem");
         assert_eq!(v["type"], format!("https://authledger.dev/problems/{kind}"));
     }
-    for (method, path) in [(Method::GET, "/v1/api-keys/nope"), (Method::DELETE, "/v1/api-keys/..%2F..%2Fetc"), (Method::GET, "/v1/api-keys/a.b.c")] {
+    for (method, path) in [
+        (Method::GET, "/v1/api-keys/nope"),
+        (Method::DELETE, "/v1/api-keys/..%2F..%2Fetc"),
+        (Method::GET, "/v1/api-keys/a.b.c"),
+    ] {
         let (s, v) = env.call(method, path, Some(&env.admin), None).await;
-        assert_eq!((s, v["type"].as_str()), (StatusCode::NOT_FOUND, Some("https://authledger.dev/problems/not-found")), "{path}");
+        assert_eq!(
+            (s, v["type"].as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                Some("https://authledger.dev/problems/not-found")
+            ),
+            "{path}"
+        );
     }
-    let (s, v) = env.call(Method::PUT, "/v1/api-keys", Some(&env.admin), None).await;
-    assert_eq!((s, v["type"].as_str()), (StatusCode::METHOD_NOT_ALLOWED, Some("https://authledger.dev/problems/method-not-allowed")));
-    let head_after = env.call(Method::GET, "/readyz", None, None).await.1["log_head"].as_u64().expect("head");
+    let (s, v) = env
+        .call(Method::PUT, "/v1/api-keys", Some(&env.admin), None)
+        .await;
+    assert_eq!(
+        (s, v["type"].as_str()),
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Some("https://authledger.dev/problems/method-not-allowed")
+        )
+    );
+    let head_after = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
+        .as_u64()
+        .expect("head");
     assert_eq!(head_before, head_after, "a refused request must not write");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_key_is_rate_limited_with_retry_after() {
-    let env = Env::start(&[("AUTHLEDGER_RATE_LIMIT_PER_SEC", "0.5"), ("AUTHLEDGER_RATE_LIMIT_BURST", "3")]).await;
+    let env = Env::start(&[
+        ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "0.5"),
+        ("AUTHLEDGER_RATE_LIMIT_BURST", "3"),
+    ])
+    .await;
     let (_, other) = env.create_key(Role::Viewer, None).await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let resp = env.http.get(env.svc.url("/v1/workspace")).bearer_auth(&other).send().await.expect("send");
+        let resp = env
+            .http
+            .get(env.svc.url("/v1/workspace"))
+            .bearer_auth(&other)
+            .send()
+            .await
+            .expect("send");
         if resp.status() == StatusCode::TOO_MANY_REQUESTS {
-            let retry: u64 = resp.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+            let retry: u64 = resp.headers()["retry-after"]
+                .to_str()
+                .expect("ascii")
+                .parse()
+                .expect("seconds");
             assert!((1..=2).contains(&retry), "Retry-After {retry}");
             let v: Value = resp.json().await.expect("problem");
             assert_eq!(v["type"], "https://authledger.dev/problems/rate-limited");
@@ -347,7 +656,9 @@ async fn each_key_is_rate_limited_with_retry_after() {
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     // Buckets are per key: the admin key (which created one key) still has tokens.
-    let (s, _) = env.call(Method::GET, "/v1/workspace", Some(&env.admin), None).await;
+    let (s, _) = env
+        .call(Method::GET, "/v1/workspace", Some(&env.admin), None)
+        .await;
     assert_eq!(s, StatusCode::OK);
 }
 
@@ -356,7 +667,8 @@ async fn each_key_is_rate_limited_with_retry_after() {
 #[test]
 fn the_openapi_document_matches_the_route_table() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/openapi.json");
-    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json")).expect("json");
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("openapi.json")).expect("json");
     assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = BTreeSet::new();
     for (p, item) in doc["paths"].as_object().expect("paths") {
@@ -367,30 +679,61 @@ fn the_openapi_document_matches_the_route_table() {
             let method = method.to_uppercase();
             documented.insert((method.clone(), p.clone()));
             let spec = ROUTES.iter().find(|r| r.method == method && r.path == p);
-            let Some(spec) = spec else { panic!("documented {method} {p} is not served") };
-            let roles: Vec<&str> = op["x-authledger-roles"].as_array().expect("x-authledger-roles")
-                .iter().map(|r| r.as_str().expect("role")).collect();
+            let Some(spec) = spec else {
+                panic!("documented {method} {p} is not served")
+            };
+            let roles: Vec<&str> = op["x-authledger-roles"]
+                .as_array()
+                .expect("x-authledger-roles")
+                .iter()
+                .map(|r| r.as_str().expect("role"))
+                .collect();
             if spec.permission == Permission::EndUser {
                 assert_eq!(roles, ["end_user"], "{method} {p} roles");
-                assert_eq!(op["security"], json!([{ "endUserJwt": [] }]), "{method} {p} security");
+                assert_eq!(
+                    op["security"],
+                    json!([{ "endUserJwt": [] }]),
+                    "{method} {p} security"
+                );
                 continue;
             }
             let allowed: Vec<&str> = if spec.permission == Permission::Public {
                 vec![]
             } else {
-                ALL_ROLES.iter().filter(|r| role_allows(**r, spec.permission)).map(|r| role_name(*r)).collect()
+                ALL_ROLES
+                    .iter()
+                    .filter(|r| role_allows(**r, spec.permission))
+                    .map(|r| role_name(*r))
+                    .collect()
             };
             assert_eq!(roles, allowed, "{method} {p} roles");
-            let secured = op["security"].as_array().map(|s| !s.is_empty()).unwrap_or(false);
-            assert_eq!(secured, spec.permission != Permission::Public, "{method} {p} security");
+            let secured = op["security"]
+                .as_array()
+                .map(|s| !s.is_empty())
+                .unwrap_or(false);
+            assert_eq!(
+                secured,
+                spec.permission != Permission::Public,
+                "{method} {p} security"
+            );
             let responses = op["responses"].as_object().expect("responses");
             if spec.permission != Permission::Public {
-                assert!(responses.contains_key("401") && responses.contains_key("429"), "{method} {p} error responses");
-                assert_eq!(responses.contains_key("403"), allowed.len() < ALL_ROLES.len(), "{method} {p} 403");
+                assert!(
+                    responses.contains_key("401") && responses.contains_key("429"),
+                    "{method} {p} error responses"
+                );
+                assert_eq!(
+                    responses.contains_key("403"),
+                    allowed.len() < ALL_ROLES.len(),
+                    "{method} {p} 403"
+                );
             }
         }
     }
-    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|r| (r.method.to_string(), r.path.to_string()))
+        .collect();
     assert_eq!(documented, served, "router and OpenAPI document differ");
 }
 
@@ -400,8 +743,18 @@ async fn every_route_in_the_table_is_served() {
     let env = Env::start(&[]).await;
     for spec in ROUTES {
         let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
-        let (_, v) = env.call(method, &path_for(spec.path, "x"), None, None).await;
-        assert_ne!(v["type"], "https://authledger.dev/problems/no-such-route", "{} {}", spec.method, spec.path);
-        assert_ne!(v["type"], "https://authledger.dev/problems/method-not-allowed", "{} {}", spec.method, spec.path);
+        let (_, v) = env
+            .call(method, &path_for(spec.path, "x"), None, None)
+            .await;
+        assert_ne!(
+            v["type"], "https://authledger.dev/problems/no-such-route",
+            "{} {}",
+            spec.method, spec.path
+        );
+        assert_ne!(
+            v["type"], "https://authledger.dev/problems/method-not-allowed",
+            "{} {}",
+            spec.method, spec.path
+        );
     }
 }

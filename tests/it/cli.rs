@@ -15,11 +15,22 @@ fn cli(dir: &std::path::Path, rest: &[&str]) -> std::process::Output {
 
 fn assert_clear_error(out: &std::process::Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "expected exit 2, stderr: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "not a clean error: {stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "expected exit 2, stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "not a clean error: {stderr}"
+    );
     let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("error")).collect();
     assert_eq!(lines.len(), 1, "want one clear error line, got: {stderr}");
-    assert!(lines[0].contains(needle), "error line {:?} should mention {needle:?}", lines[0]);
+    assert!(
+        lines[0].contains(needle),
+        "error line {:?} should mention {needle:?}",
+        lines[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,20 +42,57 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
     let client = reqwest::Client::new();
 
     // First run: the default workspace and its admin key, printed once as JSON.
-    let printed: Value = serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
-    assert!(printed["admin_api_key"].as_str().expect("key").starts_with("alk_"));
+    let printed: Value =
+        serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
+            .expect("json");
+    assert!(printed["admin_api_key"]
+        .as_str()
+        .expect("key")
+        .starts_with("alk_"));
     assert!(printed["workspace_id"].is_string());
 
-    let r = client.get(svc.url("/healthz")).send().await.expect("healthz");
+    let r = client
+        .get(svc.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
     assert_eq!(r.status(), 200);
-    crate::harness::eventually(Duration::from_secs(10), "projections to catch up", || async {
-        let r: Value = client.get(svc.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
-        r["projection_offset"] == 2
-    })
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "projections to catch up",
+        || async {
+            let r: Value = client
+                .get(svc.url("/readyz"))
+                .send()
+                .await
+                .expect("readyz")
+                .json()
+                .await
+                .expect("json");
+            r["projection_offset"] == 2
+        },
+    )
     .await;
-    let ready: Value = client.get(svc.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
-    assert_eq!((ready["status"].as_str(), ready["log_head"].as_u64()), (Some("ready"), Some(2)));
-    let metrics = client.get(svc.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let ready: Value = client
+        .get(svc.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (ready["status"].as_str(), ready["log_head"].as_u64()),
+        (Some("ready"), Some(2))
+    );
+    let metrics = client
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
     for name in [
         "authledger_ledger_appends_total{result=\"ok\"} 2",
         "authledger_ledger_conflicts_total",
@@ -56,9 +104,15 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
     assert!(!metrics.contains(printed["admin_api_key"].as_str().expect("key")));
     let missing = client.get(svc.url("/v1/nope")).send().await.expect("404");
     assert_eq!(missing.status(), 404);
-    assert_eq!(missing.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
     let problem: Value = missing.json().await.expect("problem json");
-    assert_eq!(problem["type"], "https://authledger.dev/problems/no-such-route");
+    assert_eq!(
+        problem["type"],
+        "https://authledger.dev/problems/no-such-route"
+    );
 
     // Graceful shutdown on SIGTERM.
     let mut svc = svc;
@@ -82,7 +136,11 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
     let key = printed["admin_api_key"].as_str().expect("key");
     for entry in walk(&data) {
         let bytes = std::fs::read(&entry).expect("read");
-        assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "API key found in {}", entry.display());
+        assert!(
+            !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
+            "API key found in {}",
+            entry.display()
+        );
     }
 }
 
@@ -104,82 +162,170 @@ async fn readyz_reports_503_with_the_reason_when_the_log_is_gone() {
     let mut nats = NatsServer::start();
     let dir = tempfile::tempdir().expect("dir");
     let keys = dir.path().join("keys");
-    assert!(cli(dir.path(), &["--key-dir", &keys.display().to_string(), "keys", "init"]).status.success());
+    assert!(cli(
+        dir.path(),
+        &["--key-dir", &keys.display().to_string(), "keys", "init"]
+    )
+    .status
+    .success());
     let storage = args(&[
-        "--data-dir", &dir.path().display().to_string(), "--key-dir", &keys.display().to_string(),
-        "--nats-url", &nats.url(),
+        "--data-dir",
+        &dir.path().display().to_string(),
+        "--key-dir",
+        &keys.display().to_string(),
+        "--nats-url",
+        &nats.url(),
     ]);
     let svc = Service::start(&storage, &[], dir.path()).await;
     let client = reqwest::Client::new();
-    assert_eq!(client.get(svc.url("/readyz")).send().await.expect("readyz").status(), 200);
+    assert_eq!(
+        client
+            .get(svc.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz")
+            .status(),
+        200
+    );
     nats.kill();
     let r = client.get(svc.url("/readyz")).send().await.expect("readyz");
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let problem: Value = r.json().await.expect("json");
-    assert!(problem["detail"].as_str().expect("detail").contains("event log"), "{problem}");
-    assert_eq!(client.get(svc.url("/healthz")).send().await.expect("healthz").status(), 200);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("event log"),
+        "{problem}"
+    );
+    assert_eq!(
+        client
+            .get(svc.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        200
+    );
 }
 
 #[test]
 fn bootstrap_prints_the_workspace_and_admin_key_once_as_json() {
     let dir = tempfile::tempdir().expect("dir");
     let out = cli(dir.path(), &["bootstrap", "--workspace", "Acme"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
-    assert!(v["admin_api_key"].as_str().expect("key").starts_with("alk_"));
+    assert!(v["admin_api_key"]
+        .as_str()
+        .expect("key")
+        .starts_with("alk_"));
     assert!(v["workspace_id"].as_str().expect("ws").len() >= 32);
     let report = cli(dir.path(), &["verify", "--json"]);
     let r: Value = serde_json::from_slice(&report.stdout).expect("report");
-    assert_eq!((r["ok"].as_bool(), r["events"].as_u64()), (Some(true), Some(2)));
+    assert_eq!(
+        (r["ok"].as_bool(), r["events"].as_u64()),
+        (Some(true), Some(2))
+    );
 
     let bad = cli(dir.path(), &["bootstrap", "--workspace", ""]);
     assert_clear_error(&bad, "invalid name");
-    let r: Value = serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
+    let r: Value =
+        serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
     assert_eq!(r["events"], 2, "a refused command must write nothing");
 }
 
 #[test]
 fn key_rotation_is_an_event_signed_by_the_outgoing_key() {
     let dir = tempfile::tempdir().expect("dir");
-    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Acme"]).status.success());
-    let ring_before: Value = serde_json::from_slice(&cli(dir.path(), &["keys", "show"]).stdout).expect("ring");
-    let first_key = ring_before["keys"][0]["public_key"].as_str().expect("pk").to_string();
+    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Acme"])
+        .status
+        .success());
+    let ring_before: Value =
+        serde_json::from_slice(&cli(dir.path(), &["keys", "show"]).stdout).expect("ring");
+    let first_key = ring_before["keys"][0]["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_string();
     let rotated = cli(dir.path(), &["keys", "rotate"]);
-    assert!(rotated.status.success(), "{}", String::from_utf8_lossy(&rotated.stderr));
-    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Beta"]).status.success());
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Beta"])
+        .status
+        .success());
 
-    let r: Value = serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
-    assert_eq!((r["ok"].as_bool(), r["events"].as_u64(), r["keys"].as_u64()), (Some(true), Some(5), Some(2)), "{r}");
-    let ring: Value = serde_json::from_slice(&cli(dir.path(), &["keys", "show"]).stdout).expect("ring");
-    let statuses: Vec<&str> = ring["keys"].as_array().expect("keys").iter().map(|k| k["status"].as_str().expect("s")).collect();
+    let r: Value =
+        serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
+    assert_eq!(
+        (r["ok"].as_bool(), r["events"].as_u64(), r["keys"].as_u64()),
+        (Some(true), Some(5), Some(2)),
+        "{r}"
+    );
+    let ring: Value =
+        serde_json::from_slice(&cli(dir.path(), &["keys", "show"]).stdout).expect("ring");
+    let statuses: Vec<&str> = ring["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| k["status"].as_str().expect("s"))
+        .collect();
     assert_eq!(statuses, ["retired", "active"]);
-    let new_key = ring["keys"][1]["public_key"].as_str().expect("pk").to_string();
+    let new_key = ring["keys"][1]["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_string();
 
     // An auditor holding only the first public key follows the rotation.
     let empty = tempfile::tempdir().expect("empty key dir");
     let only_first = cli(
         dir.path(),
-        &["--key-dir", &empty.path().display().to_string(), "verify", "--json", "--trusted-key", &first_key],
+        &[
+            "--key-dir",
+            &empty.path().display().to_string(),
+            "verify",
+            "--json",
+            "--trusted-key",
+            &first_key,
+        ],
     );
     let r: Value = serde_json::from_slice(&only_first.stdout).expect("report");
     assert_eq!(r["ok"], true, "{r}");
     // Holding only the new key, the events before the rotation are unverifiable.
     let only_new = cli(
         dir.path(),
-        &["--key-dir", &empty.path().display().to_string(), "verify", "--json", "--trusted-key", &new_key],
+        &[
+            "--key-dir",
+            &empty.path().display().to_string(),
+            "verify",
+            "--json",
+            "--trusted-key",
+            &new_key,
+        ],
     );
     assert_eq!(only_new.status.code(), Some(1));
     let r: Value = serde_json::from_slice(&only_new.stdout).expect("report");
     assert_eq!(r["failure"]["position"], 1);
-    assert!(r["failure"]["problem"].as_str().expect("p").contains("unknown key"));
+    assert!(r["failure"]["problem"]
+        .as_str()
+        .expect("p")
+        .contains("unknown key"));
     // The retired private key is gone from disk.
     let files: Vec<String> = std::fs::read_dir(dir.path().join("keys"))
         .expect("keys")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    let signing_keys = files.iter().filter(|f| f.ends_with(".key") && !f.starts_with("master")).count();
+    let signing_keys = files
+        .iter()
+        .filter(|f| f.ends_with(".key") && !f.starts_with("master"))
+        .count();
     assert_eq!(signing_keys, 1, "{files:?}");
 }
 
@@ -187,14 +333,26 @@ fn key_rotation_is_an_event_signed_by_the_outgoing_key() {
 fn replay_rebuilds_the_projections_from_the_log() {
     let dir = tempfile::tempdir().expect("dir");
     for ws in ["A", "B", "C"] {
-        assert!(cli(dir.path(), &["bootstrap", "--workspace", ws]).status.success());
+        assert!(cli(dir.path(), &["bootstrap", "--workspace", ws])
+            .status
+            .success());
     }
     let out = cli(dir.path(), &["replay"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "replayed 6 events into the projections");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "replayed 6 events into the projections"
+    );
     // Replaying again gives the same answer (projections are disposable).
     let again = cli(dir.path(), &["replay"]);
-    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "replayed 6 events into the projections");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "replayed 6 events into the projections"
+    );
 }
 
 #[test]
@@ -203,24 +361,59 @@ fn configuration_errors_exit_non_zero_with_one_clear_line() {
     let unreachable = cli(dir.path(), &["--nats-url", "nats://127.0.0.1:1", "serve"]);
     assert_clear_error(&unreachable, "no signing key");
     let keys = dir.path().join("k");
-    assert!(cli(dir.path(), &["--key-dir", &keys.display().to_string(), "keys", "init"]).status.success());
-    let unreachable =
-        cli(dir.path(), &["--key-dir", &keys.display().to_string(), "--nats-url", "nats://127.0.0.1:1", "serve"]);
+    assert!(cli(
+        dir.path(),
+        &["--key-dir", &keys.display().to_string(), "keys", "init"]
+    )
+    .status
+    .success());
+    let unreachable = cli(
+        dir.path(),
+        &[
+            "--key-dir",
+            &keys.display().to_string(),
+            "--nats-url",
+            "nats://127.0.0.1:1",
+            "serve",
+        ],
+    );
     assert_clear_error(&unreachable, "cannot connect to NATS");
-    let bad_url = cli(dir.path(), &["--key-dir", &keys.display().to_string(), "--nats-url", "::not a url::", "verify"]);
+    let bad_url = cli(
+        dir.path(),
+        &[
+            "--key-dir",
+            &keys.display().to_string(),
+            "--nats-url",
+            "::not a url::",
+            "verify",
+        ],
+    );
     assert_eq!(bad_url.status.code(), Some(2));
 
     let corrupt = tempfile::tempdir().expect("dir");
     std::fs::create_dir_all(corrupt.path().join("keys")).expect("mkdir");
     std::fs::write(corrupt.path().join("keys/active.key"), "not base64 !!").expect("write");
-    assert_clear_error(&cli(corrupt.path(), &["serve", "--listen", "127.0.0.1:0"]), "not base64");
+    assert_clear_error(
+        &cli(corrupt.path(), &["serve", "--listen", "127.0.0.1:0"]),
+        "not base64",
+    );
 
     let unreadable = tempfile::tempdir().expect("dir");
-    std::fs::create_dir_all(unreadable.path().join("keys/active.key")).expect("a dir where the key file should be");
-    assert_clear_error(&cli(unreadable.path(), &["serve", "--listen", "127.0.0.1:0"]), "cannot read");
+    std::fs::create_dir_all(unreadable.path().join("keys/active.key"))
+        .expect("a dir where the key file should be");
+    assert_clear_error(
+        &cli(unreadable.path(), &["serve", "--listen", "127.0.0.1:0"]),
+        "cannot read",
+    );
 
     let out = std::process::Command::new(crate::harness::bin())
-        .args(["--data-dir", &dir.path().join("e").display().to_string(), "serve", "--listen", "127.0.0.1:0"])
+        .args([
+            "--data-dir",
+            &dir.path().join("e").display().to_string(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .env("AUTHLEDGER_SIGNING_KEY", "c2hvcnQ=")
         .output()
         .expect("run");
@@ -228,8 +421,17 @@ fn configuration_errors_exit_non_zero_with_one_clear_line() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port().to_string();
-    assert_clear_error(&cli(&dir.path().join("d"), &["serve", "--listen", &format!("127.0.0.1:{port}")]), "cannot listen");
-    assert_clear_error(&cli(&dir.path().join("nothing"), &["verify"]), "no event log");
+    assert_clear_error(
+        &cli(
+            &dir.path().join("d"),
+            &["serve", "--listen", &format!("127.0.0.1:{port}")],
+        ),
+        "cannot listen",
+    );
+    assert_clear_error(
+        &cli(&dir.path().join("nothing"), &["verify"]),
+        "no event log",
+    );
 }
 
 #[tokio::test]
@@ -246,36 +448,74 @@ async fn serve_refuses_a_stream_without_the_ledger_protections() {
     .expect("create stream");
     let dir = tempfile::tempdir().expect("dir");
     let keys = dir.path().join("k");
-    assert!(cli(dir.path(), &["--key-dir", &keys.display().to_string(), "keys", "init"]).status.success());
-    let out = cli(dir.path(), &["--key-dir", &keys.display().to_string(), "--nats-url", &nats.url(), "serve"]);
+    assert!(cli(
+        dir.path(),
+        &["--key-dir", &keys.display().to_string(), "keys", "init"]
+    )
+    .status
+    .success());
+    let out = cli(
+        dir.path(),
+        &[
+            "--key-dir",
+            &keys.display().to_string(),
+            "--nats-url",
+            &nats.url(),
+            "serve",
+        ],
+    );
     assert_clear_error(&out, "not fit for a ledger");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("deny_delete") && stderr.contains("deny_purge"), "{stderr}");
+    assert!(
+        stderr.contains("deny_delete") && stderr.contains("deny_purge"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn master_key_rotation_rewraps_every_data_key_and_replaces_the_master() {
     let dir = tempfile::tempdir().expect("dir");
-    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Acme"]).status.success());
+    assert!(cli(dir.path(), &["bootstrap", "--workspace", "Acme"])
+        .status
+        .success());
     let master = dir.path().join("keys/master.key");
     let before = std::fs::read(&master).expect("master.key created on first run");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&master).expect("meta").permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&master)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
     let out = cli(dir.path(), &["keys", "rotate-master"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     // The fingerprint key is a data key too: at least it was re-wrapped.
-    assert!(said.starts_with("re-wrapped ") && !said.starts_with("re-wrapped 0 "), "{said}");
+    assert!(
+        said.starts_with("re-wrapped ") && !said.starts_with("re-wrapped 0 "),
+        "{said}"
+    );
     let after = std::fs::read(&master).expect("master.key");
     assert_ne!(before, after, "the master key must change");
     assert!(!dir.path().join("keys/master.next.key").exists());
     // A second rotation finds everything under the current key and moves it again.
     let again = cli(dir.path(), &["keys", "rotate-master"]);
-    assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     // The service opens its vault on the rotated master (bootstrap opens it too), and
     // the log still verifies.
     let b = cli(dir.path(), &["bootstrap", "--workspace", "Beta"]);
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    let report: Value = serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
+    let report: Value =
+        serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
     assert_eq!(report["ok"], true);
 }

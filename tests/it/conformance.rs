@@ -13,7 +13,9 @@ use authledger::ledger::{Actor, AggregateKey, LogError, Signer};
 use crate::harness::{ledger, Backend};
 
 fn event(name: &str) -> Event {
-    Event::WorkspaceCreated(WorkspaceCreated { name: name.to_string() })
+    Event::WorkspaceCreated(WorkspaceCreated {
+        name: name.to_string(),
+    })
 }
 
 fn key(id: &str) -> AggregateKey {
@@ -52,47 +54,130 @@ async fn append_then_read_back(backend: Backend) {
     let log = backend.open().await;
     let signer = Signer::generate();
     assert_eq!(log.head().await.expect("head"), 0);
-    assert!(log.read_aggregate(&key("a")).await.expect("read").is_empty());
-    assert!(log.last_of_aggregate(&key("a")).await.expect("last").is_none());
-    let (e1, h1) = seal_event(&signer, &key("a"), 0, None, &Actor::system("t"), &event("one"), now()).expect("seal");
+    assert!(log
+        .read_aggregate(&key("a"))
+        .await
+        .expect("read")
+        .is_empty());
+    assert!(log
+        .last_of_aggregate(&key("a"))
+        .await
+        .expect("last")
+        .is_none());
+    let (e1, h1) = seal_event(
+        &signer,
+        &key("a"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("one"),
+        now(),
+    )
+    .expect("seal");
     let a1 = log.append(&e1, 0).await.expect("append 1");
-    let (e2, _) = seal_event(&signer, &key("b"), 0, None, &Actor::system("t"), &event("two"), now()).expect("seal");
+    let (e2, _) = seal_event(
+        &signer,
+        &key("b"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("two"),
+        now(),
+    )
+    .expect("seal");
     let a2 = log.append(&e2, 0).await.expect("append 2");
-    let (e3, _) = seal_event(&signer, &key("a"), 1, Some(h1), &Actor::system("t"), &event("three"), now()).expect("seal");
+    let (e3, _) = seal_event(
+        &signer,
+        &key("a"),
+        1,
+        Some(h1),
+        &Actor::system("t"),
+        &event("three"),
+        now(),
+    )
+    .expect("seal");
     let a3 = log.append(&e3, 1).await.expect("append 3");
     assert!(a1.position < a2.position && a2.position < a3.position);
     assert!(!a1.duplicate && !a2.duplicate && !a3.duplicate);
     assert_eq!(log.head().await.expect("head"), a3.position);
 
     let agg = log.read_aggregate(&key("a")).await.expect("read a");
-    assert_eq!(agg.iter().map(|r| r.envelope.clone()).collect::<Vec<_>>(), vec![e1.envelope.clone(), e3.envelope.clone()]);
+    assert_eq!(
+        agg.iter().map(|r| r.envelope.clone()).collect::<Vec<_>>(),
+        vec![e1.envelope.clone(), e3.envelope.clone()]
+    );
     assert_eq!(agg[0].key, key("a"));
-    let last = log.last_of_aggregate(&key("a")).await.expect("last").expect("some");
+    let last = log
+        .last_of_aggregate(&key("a"))
+        .await
+        .expect("last")
+        .expect("some");
     assert_eq!(last.envelope, e3.envelope);
     assert_eq!(last.position, a3.position);
 
     let all = log.read_from(1, 100).await.expect("read all");
-    assert_eq!(all.iter().map(|r| r.position).collect::<Vec<_>>(), vec![a1.position, a2.position, a3.position]);
+    assert_eq!(
+        all.iter().map(|r| r.position).collect::<Vec<_>>(),
+        vec![a1.position, a2.position, a3.position]
+    );
     let tail = log.read_from(a2.position, 1).await.expect("read from 2");
     assert_eq!(tail.len(), 1);
     assert_eq!(tail[0].envelope, e2.envelope);
-    assert!(log.read_from(a3.position + 1, 10).await.expect("read past head").is_empty());
+    assert!(log
+        .read_from(a3.position + 1, 10)
+        .await
+        .expect("read past head")
+        .is_empty());
 }
 
 async fn expected_version_is_enforced_with_a_typed_conflict(backend: Backend) {
     let log = backend.open().await;
     let signer = Signer::generate();
-    let (e1, h1) = seal_event(&signer, &key("a"), 0, None, &Actor::system("t"), &event("one"), now()).expect("seal");
+    let (e1, h1) = seal_event(
+        &signer,
+        &key("a"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("one"),
+        now(),
+    )
+    .expect("seal");
     log.append(&e1, 0).await.expect("append");
     // A second "first event" loses.
-    let (stale, _) = seal_event(&signer, &key("a"), 0, None, &Actor::system("t"), &event("stale"), now()).expect("seal");
+    let (stale, _) = seal_event(
+        &signer,
+        &key("a"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("stale"),
+        now(),
+    )
+    .expect("seal");
     match log.append(&stale, 0).await {
-        Err(LogError::Conflict { expected: 0, actual: 1, .. }) => {}
+        Err(LogError::Conflict {
+            expected: 0,
+            actual: 1,
+            ..
+        }) => {}
         other => panic!("{}: expected conflict, got {other:?}", backend.name()),
     }
     // Version must follow the expected version.
-    let (skip, _) = seal_event(&signer, &key("a"), 5, Some(h1), &Actor::system("t"), &event("skip"), now()).expect("seal");
-    assert!(matches!(log.append(&skip, 1).await, Err(LogError::Invalid(_))));
+    let (skip, _) = seal_event(
+        &signer,
+        &key("a"),
+        5,
+        Some(h1),
+        &Actor::system("t"),
+        &event("skip"),
+        now(),
+    )
+    .expect("seal");
+    assert!(matches!(
+        log.append(&skip, 1).await,
+        Err(LogError::Invalid(_))
+    ));
     assert_eq!(log.read_aggregate(&key("a")).await.expect("read").len(), 1);
 }
 
@@ -117,22 +202,42 @@ async fn concurrent_writers_exactly_one_wins_each_version(backend: Backend) {
             )
             .expect("seal");
             let log = log.clone();
-            tasks.push(tokio::spawn(async move { (log.append(&ev, version).await, hash) }));
+            tasks.push(tokio::spawn(async move {
+                (log.append(&ev, version).await, hash)
+            }));
         }
         let mut winners = Vec::new();
         for t in tasks {
             match t.await.expect("task") {
                 (Ok(a), hash) => winners.push((a, hash)),
-                (Err(LogError::Conflict { expected, actual, .. }), _) => {
+                (
+                    Err(LogError::Conflict {
+                        expected, actual, ..
+                    }),
+                    _,
+                ) => {
                     assert_eq!((expected, actual), (version, version + 1));
                 }
                 (Err(e), _) => panic!("{}: unexpected error {e}", backend.name()),
             }
         }
-        assert_eq!(winners.len(), 1, "{}: version {}: {} winners", backend.name(), version + 1, winners.len());
+        assert_eq!(
+            winners.len(),
+            1,
+            "{}: version {}: {} winners",
+            backend.name(),
+            version + 1,
+            winners.len()
+        );
         prev_hash = Some(winners[0].1.clone());
     }
-    assert_eq!(log.read_aggregate(&key("contended")).await.expect("read").len() as u64, VERSIONS);
+    assert_eq!(
+        log.read_aggregate(&key("contended"))
+            .await
+            .expect("read")
+            .len() as u64,
+        VERSIONS
+    );
 }
 
 /// Independent ledgers (separate caches, as separate instances would have) append to one
@@ -149,7 +254,11 @@ async fn concurrent_ledgers_never_lose_or_fork_a_version(backend: Backend) {
             let mut positions = Vec::new();
             for i in 0..EACH {
                 let c = l
-                    .append_next(&key("shared"), &Actor::system(format!("w{w}")), &event(&format!("w{w} {i}")))
+                    .append_next(
+                        &key("shared"),
+                        &Actor::system(format!("w{w}")),
+                        &event(&format!("w{w} {i}")),
+                    )
                     .await
                     .expect("append_next");
                 positions.push(c.position);
@@ -167,7 +276,9 @@ async fn concurrent_ledgers_never_lose_or_fork_a_version(backend: Backend) {
     assert_eq!(events.len(), WRITERS * EACH);
     let mut ring = authledger::ledger::KeyRing::default();
     ring.insert(Signer::from_seed(&seed).public_key());
-    let report = authledger::ledger::verify::verify_log(log.clone(), ring, vec![]).await.expect("verify");
+    let report = authledger::ledger::verify::verify_log(log.clone(), ring, vec![])
+        .await
+        .expect("verify");
     assert!(report.ok, "{:?}", report.failure);
     assert_eq!(report.events as usize, WRITERS * EACH);
 }
@@ -175,14 +286,32 @@ async fn concurrent_ledgers_never_lose_or_fork_a_version(backend: Backend) {
 async fn retry_after_lost_ack_does_not_duplicate(backend: Backend) {
     let log = backend.open().await;
     let signer = Signer::generate();
-    let (e1, h1) = seal_event(&signer, &key("a"), 0, None, &Actor::system("t"), &event("one"), now()).expect("seal");
+    let (e1, h1) = seal_event(
+        &signer,
+        &key("a"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("one"),
+        now(),
+    )
+    .expect("seal");
     let first = log.append(&e1, 0).await.expect("append");
     // The ack was "lost": the caller retries the very same signed event.
     let again = log.append(&e1, 0).await.expect("retry");
     assert_eq!(again.position, first.position);
     assert!(again.duplicate);
     // Even after the aggregate moved on, the retry is recognised, not doubled.
-    let (e2, _) = seal_event(&signer, &key("a"), 1, Some(h1), &Actor::system("t"), &event("two"), now()).expect("seal");
+    let (e2, _) = seal_event(
+        &signer,
+        &key("a"),
+        1,
+        Some(h1),
+        &Actor::system("t"),
+        &event("two"),
+        now(),
+    )
+    .expect("seal");
     let second = log.append(&e2, 1).await.expect("append 2");
     let late = log.append(&e1, 0).await.expect("late retry");
     assert_eq!((late.position, late.duplicate), (first.position, true));
@@ -195,9 +324,27 @@ async fn retry_after_lost_ack_does_not_duplicate(backend: Backend) {
 async fn reusing_an_event_id_for_other_content_is_refused(backend: Backend) {
     let log = backend.open().await;
     let signer = Signer::generate();
-    let (e1, _) = seal_event(&signer, &key("a"), 0, None, &Actor::system("t"), &event("one"), now()).expect("seal");
+    let (e1, _) = seal_event(
+        &signer,
+        &key("a"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("one"),
+        now(),
+    )
+    .expect("seal");
     log.append(&e1, 0).await.expect("append");
-    let (mut forged, _) = seal_event(&signer, &key("b"), 0, None, &Actor::system("t"), &event("two"), now()).expect("seal");
+    let (mut forged, _) = seal_event(
+        &signer,
+        &key("b"),
+        0,
+        None,
+        &Actor::system("t"),
+        &event("two"),
+        now(),
+    )
+    .expect("seal");
     forged.event_id = e1.event_id;
     match log.append(&forged, 0).await {
         Err(LogError::EventIdReused(id)) => assert_eq!(id, e1.event_id),
@@ -212,20 +359,32 @@ async fn global_order_is_stable_across_restarts(mut backend: Backend) {
         let log = backend.open().await;
         let l = ledger(log.clone(), Signer::from_seed(&[3u8; 32]));
         for i in 0..30 {
-            l.append_next(&key(&format!("k{}", i % 7)), &Actor::system("t"), &event(&format!("e{i}")))
-                .await
-                .expect("append");
+            l.append_next(
+                &key(&format!("k{}", i % 7)),
+                &Actor::system("t"),
+                &event(&format!("e{i}")),
+            )
+            .await
+            .expect("append");
         }
         log.read_from(1, 1000).await.expect("read")
     };
     backend.restart();
     let log = backend.open().await;
     let after = log.read_from(1, 1000).await.expect("read after restart");
-    assert_eq!(before, after, "{}: order changed across restart", backend.name());
+    assert_eq!(
+        before,
+        after,
+        "{}: order changed across restart",
+        backend.name()
+    );
     assert_eq!(after.len(), 30);
     // And the log keeps working after the restart.
     let l = ledger(log.clone(), signer);
-    let c = l.append_next(&key("k0"), &Actor::system("t"), &event("after")).await.expect("append after restart");
+    let c = l
+        .append_next(&key("k0"), &Actor::system("t"), &event("after"))
+        .await
+        .expect("append after restart");
     assert_eq!(c.position, 31);
 }
 
@@ -233,7 +392,13 @@ async fn late_subscriber_catches_up_then_follows_live(backend: Backend) {
     let log = backend.open().await;
     let l = ledger(log.clone(), Signer::generate());
     for i in 0..50 {
-        l.append_next(&key(&format!("k{}", i % 5)), &Actor::system("t"), &event(&format!("e{i}"))).await.expect("append");
+        l.append_next(
+            &key(&format!("k{}", i % 5)),
+            &Actor::system("t"),
+            &event(&format!("e{i}")),
+        )
+        .await
+        .expect("append");
     }
     let mut sub = log.subscribe(1).await.expect("subscribe");
     for expected in 1..=50u64 {
@@ -246,7 +411,13 @@ async fn late_subscriber_catches_up_then_follows_live(backend: Backend) {
     }
     let writer = tokio::spawn(async move {
         for i in 0..10 {
-            l.append_next(&key("live"), &Actor::system("t"), &event(&format!("live{i}"))).await.expect("append live");
+            l.append_next(
+                &key("live"),
+                &Actor::system("t"),
+                &event(&format!("live{i}")),
+            )
+            .await
+            .expect("append live");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -262,6 +433,10 @@ async fn late_subscriber_catches_up_then_follows_live(backend: Backend) {
     writer.await.expect("writer");
     // A subscriber that starts in the middle starts exactly there.
     let mut mid = log.subscribe(42).await.expect("subscribe mid");
-    let first = tokio::time::timeout(Duration::from_secs(10), mid.next()).await.expect("in time").expect("open").expect("ev");
+    let first = tokio::time::timeout(Duration::from_secs(10), mid.next())
+        .await
+        .expect("in time")
+        .expect("open")
+        .expect("ev");
     assert_eq!(first.position, 42);
 }

@@ -38,7 +38,8 @@ fn keys() -> Keys {
         "n": B64URL.encode(r.n().to_bytes_be()), "e": B64URL.encode(r.e().to_bytes_be()),
     });
     let rsa_enc = EncodingKey::from_rsa_der(r.to_pkcs1_der().expect("der").as_bytes());
-    let rogue = EncodingKey::from_rsa_der(rsa_key(&mut rng).to_pkcs1_der().expect("der").as_bytes());
+    let rogue =
+        EncodingKey::from_rsa_der(rsa_key(&mut rng).to_pkcs1_der().expect("der").as_bytes());
 
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     use p256::pkcs8::EncodePrivateKey as _;
@@ -56,14 +57,24 @@ fn keys() -> Keys {
         "x": B64URL.encode(ed.verifying_key().as_bytes()),
     });
     let ed_enc = EncodingKey::from_ed_der(ed.to_pkcs8_der().expect("der").as_bytes());
-    Keys { rsa: (rsa_enc, rsa_jwk), ec: (ec_enc, ec_jwk), ed: (ed_enc, ed_jwk), rogue_rsa: rogue }
+    Keys {
+        rsa: (rsa_enc, rsa_jwk),
+        ec: (ec_enc, ec_jwk),
+        ed: (ed_enc, ed_jwk),
+        rogue_rsa: rogue,
+    }
 }
 
 /// Serves `jwks` at `http://127.0.0.1:<port>/jwks` for the life of the test.
 async fn serve_jwks(jwks: Value) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(jwks) }));
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || async move { axum::Json(jwks) }),
+    );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -89,7 +100,9 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
     let data = dir.path().join("data");
     let storage = args(&["--data-dir", &data.display().to_string()]);
     let svc = Service::start(&storage, &[], dir.path()).await;
-    let printed0: Value = serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout")).expect("json");
+    let printed0: Value =
+        serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
+            .expect("json");
     // By default a loopback JWKS URL is refused (a workspace admin could otherwise make the
     // service call local endpoints).
     let r = reqwest::Client::new()
@@ -101,7 +114,12 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
         .expect("put");
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     drop(svc);
-    let svc = Service::start(&storage, &[("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")], dir.path()).await;
+    let svc = Service::start(
+        &storage,
+        &[("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")],
+        dir.path(),
+    )
+    .await;
     let printed = printed0;
     let admin = printed["admin_api_key"].as_str().expect("key").to_string();
     let workspace = printed["workspace_id"].as_str().expect("ws").to_string();
@@ -123,11 +141,25 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
         .send()
         .await
         .expect("put");
-    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "{}",
+        r.text().await.unwrap_or_default()
+    );
 
     // A second workspace with no identity provider.
-    let out = run_cli(&args(&["--data-dir", &data.display().to_string(), "bootstrap", "--workspace", "Other"]));
-    let other_ws = serde_json::from_slice::<Value>(&out.stdout).expect("json")["workspace_id"].as_str().expect("ws").to_string();
+    let out = run_cli(&args(&[
+        "--data-dir",
+        &data.display().to_string(),
+        "bootstrap",
+        "--workspace",
+        "Other",
+    ]));
+    let other_ws = serde_json::from_slice::<Value>(&out.stdout).expect("json")["workspace_id"]
+        .as_str()
+        .expect("ws")
+        .to_string();
 
     let me = |token: String, ws: Option<String>| {
         let http = http.clone();
@@ -150,7 +182,10 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
     ] {
         let (s, v) = me(token(alg, kid, key, &good), Some(workspace.clone())).await;
         assert_eq!(s, StatusCode::OK, "{alg:?}: {v}");
-        assert_eq!((v["user_id"].as_str(), v["workspace_id"].as_str()), (Some("user-42"), Some(workspace.as_str())));
+        assert_eq!(
+            (v["user_id"].as_str(), v["workspace_id"].as_str()),
+            (Some("user-42"), Some(workspace.as_str()))
+        );
     }
 
     let none_token = format!(
@@ -160,39 +195,127 @@ async fn end_users_are_identified_by_their_providers_jwts_and_nothing_else() {
     );
     // HMAC with the RSA public key's bytes as the secret: the classic algorithm confusion.
     let hmac_token = encode(
-        &Header { kid: Some("rsa-1".into()), ..Header::new(Algorithm::HS256) },
+        &Header {
+            kid: Some("rsa-1".into()),
+            ..Header::new(Algorithm::HS256)
+        },
         &good,
         &EncodingKey::from_secret(keys.rsa.1["n"].as_str().expect("n").as_bytes()),
     )
     .expect("hs256");
     let refusals: Vec<(&str, String, Option<String>, &str)> = vec![
-        ("wrong issuer", token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &claims("u", "https://evil.test/", AUDIENCE, 300)), Some(workspace.clone()), "invalid_token"),
-        ("wrong audience", token(Algorithm::ES256, "ec-1", &keys.ec.0, &claims("u", ISSUER, "someone-else", 300)), Some(workspace.clone()), "invalid_token"),
-        ("expired", token(Algorithm::EdDSA, "ed-1", &keys.ed.0, &claims("u", ISSUER, AUDIENCE, -120)), Some(workspace.clone()), "expired_token"),
-        ("wrong key", token(Algorithm::RS256, "rsa-1", &keys.rogue_rsa, &good), Some(workspace.clone()), "invalid_token"),
-        ("key of another type under a kid", token(Algorithm::ES256, "rsa-1", &keys.ec.0, &good), Some(workspace.clone()), "invalid_token"),
-        ("unknown kid", token(Algorithm::RS256, "nope", &keys.rsa.0, &good), Some(workspace.clone()), "invalid_token"),
-        ("alg none", none_token, Some(workspace.clone()), "invalid_token"),
-        ("HS256 confusion", hmac_token, Some(workspace.clone()), "invalid_token"),
-        ("not a JWT", "alk_abc".into(), Some(workspace.clone()), "invalid_token"),
-        ("no workspace header", token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good), None, "invalid_token"),
-        ("workspace without a provider", token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good), Some(other_ws.clone()), "invalid_token"),
-        ("unknown workspace", token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good), Some("no-such-ws".into()), "invalid_token"),
+        (
+            "wrong issuer",
+            token(
+                Algorithm::RS256,
+                "rsa-1",
+                &keys.rsa.0,
+                &claims("u", "https://evil.test/", AUDIENCE, 300),
+            ),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "wrong audience",
+            token(
+                Algorithm::ES256,
+                "ec-1",
+                &keys.ec.0,
+                &claims("u", ISSUER, "someone-else", 300),
+            ),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "expired",
+            token(
+                Algorithm::EdDSA,
+                "ed-1",
+                &keys.ed.0,
+                &claims("u", ISSUER, AUDIENCE, -120),
+            ),
+            Some(workspace.clone()),
+            "expired_token",
+        ),
+        (
+            "wrong key",
+            token(Algorithm::RS256, "rsa-1", &keys.rogue_rsa, &good),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "key of another type under a kid",
+            token(Algorithm::ES256, "rsa-1", &keys.ec.0, &good),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "unknown kid",
+            token(Algorithm::RS256, "nope", &keys.rsa.0, &good),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "alg none",
+            none_token,
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "HS256 confusion",
+            hmac_token,
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "not a JWT",
+            "alk_abc".into(),
+            Some(workspace.clone()),
+            "invalid_token",
+        ),
+        (
+            "no workspace header",
+            token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good),
+            None,
+            "invalid_token",
+        ),
+        (
+            "workspace without a provider",
+            token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good),
+            Some(other_ws.clone()),
+            "invalid_token",
+        ),
+        (
+            "unknown workspace",
+            token(Algorithm::RS256, "rsa-1", &keys.rsa.0, &good),
+            Some("no-such-ws".into()),
+            "invalid_token",
+        ),
     ];
     for (case, t, ws, _) in &refusals {
         let (s, v) = me(t.clone(), ws.clone()).await;
         assert_eq!(s, StatusCode::UNAUTHORIZED, "{case}: {v}");
-        assert_eq!(v["type"], "https://authledger.dev/problems/unauthorized", "{case}");
+        assert_eq!(
+            v["type"], "https://authledger.dev/problems/unauthorized",
+            "{case}"
+        );
     }
     let (s, _) = {
-        let r = http.get(svc.url("/v1/me")).header("Authledger-Workspace", &workspace).send().await.expect("me");
+        let r = http
+            .get(svc.url("/v1/me"))
+            .header("Authledger-Workspace", &workspace)
+            .send()
+            .await
+            .expect("me");
         (r.status(), ())
     };
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // Every refusal is in the ledger, with its reason.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let log = SqliteEventLog::open(&data.join("ledger.db")).await.expect("log");
+    let log = SqliteEventLog::open(&data.join("ledger.db"))
+        .await
+        .expect("log");
     let mut reasons: Vec<String> = Vec::new();
     for e in log.read_from(1, 100_000).await.expect("read") {
         let body = open_envelope(&e.envelope).expect("envelope").body;

@@ -15,7 +15,10 @@ use authledger::ledger::{EventLog, Ledger, Signer};
 use authledger::metrics::Metrics;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn nats_server_bin() -> PathBuf {
@@ -23,9 +26,13 @@ fn nats_server_bin() -> PathBuf {
         return PathBuf::from(p);
     }
     let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join("nats-server")).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join("nats-server"))
+            .find(|p| p.is_file())
     });
-    found.expect("nats-server not found: run the suite with tools/test (it installs nats-server-bin 2.15.1)")
+    found.expect(
+        "nats-server not found: run the suite with tools/test (it installs nats-server-bin 2.15.1)",
+    )
 }
 
 /// A nats-server child owned by one test.
@@ -50,7 +57,12 @@ impl NatsServer {
             ),
         )
         .expect("write nats config");
-        let mut s = NatsServer { port, _store: store, config, child: None };
+        let mut s = NatsServer {
+            port,
+            _store: store,
+            config,
+            child: None,
+        };
         s.spawn();
         s
     }
@@ -66,7 +78,11 @@ impl NatsServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start on port {}", self.port);
+            assert!(
+                Instant::now() < deadline,
+                "nats-server did not start on port {}",
+                self.port
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -127,10 +143,16 @@ impl Backend {
 
     pub async fn open(&self) -> Arc<dyn EventLog> {
         match self {
-            Backend::Sqlite(dir) => Arc::new(SqliteEventLog::open(&dir.path().join("ledger.db")).await.expect("open sqlite log")),
-            Backend::JetStream(nats) => {
-                Arc::new(JetStreamEventLog::open(nats.options("LEDGER")).await.expect("open jetstream log"))
-            }
+            Backend::Sqlite(dir) => Arc::new(
+                SqliteEventLog::open(&dir.path().join("ledger.db"))
+                    .await
+                    .expect("open sqlite log"),
+            ),
+            Backend::JetStream(nats) => Arc::new(
+                JetStreamEventLog::open(nats.options("LEDGER"))
+                    .await
+                    .expect("open jetstream log"),
+            ),
         }
     }
 
@@ -171,8 +193,13 @@ pub async fn fresh_pg_database() -> String {
     let admin = std::env::var("AUTHLEDGER_TEST_DATABASE_URL")
         .expect("AUTHLEDGER_TEST_DATABASE_URL not set: run the suite with tools/test (it starts PostgreSQL)");
     let name = format!("t_{}", uuid::Uuid::now_v7().simple());
-    let pool = sqlx::PgPool::connect(&admin).await.expect("connect to test PostgreSQL");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.expect("create test database");
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("connect to test PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .expect("create test database");
     pool.close().await;
     match admin.rfind('/') {
         Some(i) => format!("{}/{name}", &admin[..i]),
@@ -220,7 +247,11 @@ impl Service {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn serve");
-        let svc = Service { child, addr: format!("127.0.0.1:{port}"), stdout_path };
+        let svc = Service {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+            stdout_path,
+        };
         let url = format!("http://{}/healthz", svc.addr);
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);

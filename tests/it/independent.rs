@@ -28,12 +28,19 @@ fn the_independent_verifier_accepts_a_real_log_and_rejects_a_tampered_one() {
     let d = dir.path().display().to_string();
     let run = |cmd: &[&str]| {
         let out = run_cli(&[args(&["--data-dir", &d]), args(cmd)].concat());
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
     run(&["bootstrap", "--workspace", "Acme"]);
     let ring: Value = serde_json::from_slice(&run(&["keys", "show"]).stdout).expect("ring");
-    let first_key = ring["keys"][0]["public_key"].as_str().expect("pk").to_string();
+    let first_key = ring["keys"][0]["public_key"]
+        .as_str()
+        .expect("pk")
+        .to_string();
     run(&["keys", "rotate"]);
     run(&["bootstrap", "--workspace", "Beta"]);
     let dump = run(&["dump-log"]).stdout;
@@ -42,8 +49,12 @@ fn the_independent_verifier_accepts_a_real_log_and_rejects_a_tampered_one() {
     assert_eq!(String::from_utf8_lossy(&dump).lines().count(), 5);
 
     let ok = python_verify(&path, &first_key);
-    assert!(ok.status.success(), "independent verifier refused a real log: {}{}",
-        String::from_utf8_lossy(&ok.stdout), String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "independent verifier refused a real log: {}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 5 events"));
 
     // Drop the rotation event: everything the new key signed becomes untrusted.
@@ -52,5 +63,10 @@ fn the_independent_verifier_accepts_a_real_log_and_rejects_a_tampered_one() {
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, without_rotation).expect("write");
     let refused = python_verify(&bad, &first_key);
-    assert_eq!(refused.status.code(), Some(1), "{}", String::from_utf8_lossy(&refused.stdout));
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
 }

@@ -82,7 +82,11 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
-    pub fn new(client_id: &str, client_secret: &str, auth_method: ClientAuthMethod) -> ClientConfig {
+    pub fn new(
+        client_id: &str,
+        client_secret: &str,
+        auth_method: ClientAuthMethod,
+    ) -> ClientConfig {
         ClientConfig {
             client_id: client_id.to_string(),
             client_secret: client_secret.to_string(),
@@ -211,7 +215,10 @@ pub struct RecordedRequest {
 
 impl RecordedRequest {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn grant_type(&self) -> Option<&str> {
@@ -382,7 +389,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, ProviderState> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn record(&self, r: RecordedRequest) {
@@ -412,11 +421,17 @@ impl Drop for OAuthProvider {
 impl OAuthProvider {
     /// Binds 127.0.0.1:0 and serves until dropped. Must run inside a tokio runtime.
     pub async fn start(config: ProviderConfig) -> OAuthProvider {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("oauth provider: bind 127.0.0.1:0");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("oauth provider: bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("oauth provider: local addr");
         let base_url = format!("http://{addr}");
         let state = ProviderState {
-            clients: config.clients.into_iter().map(|c| (c.client_id.clone(), c)).collect(),
+            clients: config
+                .clients
+                .into_iter()
+                .map(|c| (c.client_id.clone(), c))
+                .collect(),
             user_id: config.user_id,
             consent: config.consent,
             access_token_ttl: config.access_token_ttl,
@@ -431,7 +446,10 @@ impl OAuthProvider {
             counters: Counters::default(),
             log: Vec::new(),
         };
-        let shared = Arc::new(Shared { issuer: base_url.clone(), state: Mutex::new(state) });
+        let shared = Arc::new(Shared {
+            issuer: base_url.clone(),
+            state: Mutex::new(state),
+        });
         let app = Router::new()
             .route("/authorize", get(authorize))
             .route("/token", post(token))
@@ -448,7 +466,11 @@ impl OAuthProvider {
                 })
                 .await;
         });
-        OAuthProvider { base_url, shared, shutdown: Some(tx) }
+        OAuthProvider {
+            base_url,
+            shared,
+            shutdown: Some(tx),
+        }
     }
 
     /// `http://127.0.0.1:<port>`; also the issuer (`iss`).
@@ -490,7 +512,10 @@ impl OAuthProvider {
 
     /// Registers (or replaces) a client.
     pub fn register_client(&self, client: ClientConfig) {
-        self.shared.lock().clients.insert(client.client_id.clone(), client);
+        self.shared
+            .lock()
+            .clients
+            .insert(client.client_id.clone(), client);
     }
 
     pub fn set_consent(&self, consent: Consent) {
@@ -534,7 +559,10 @@ impl OAuthProvider {
     /// Issues tokens directly (as if `user_id` had gone through the flow with `client_id`).
     pub fn issue_tokens(&self, client_id: &str, user_id: &str, scopes: &[&str]) -> TokenResponse {
         let mut st = self.shared.lock();
-        assert!(st.clients.contains_key(client_id), "issue_tokens: unknown client {client_id:?}");
+        assert!(
+            st.clients.contains_key(client_id),
+            "issue_tokens: unknown client {client_id:?}"
+        );
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         let grant = st.new_grant();
         st.issue(client_id, user_id, &scopes, &scopes, grant)
@@ -543,7 +571,10 @@ impl OAuthProvider {
     /// Makes an access or refresh token expired now. Panics on an unknown token.
     pub fn expire_token(&self, token: &str) {
         let mut st = self.shared.lock();
-        let t = st.tokens.get_mut(token).unwrap_or_else(|| panic!("expire_token: unknown token {token:?}"));
+        let t = st
+            .tokens
+            .get_mut(token)
+            .unwrap_or_else(|| panic!("expire_token: unknown token {token:?}"));
         t.expires_at = Some(Instant::now());
     }
 
@@ -551,7 +582,11 @@ impl OAuthProvider {
     /// `token` belongs to. Panics on an unknown token.
     pub fn revoke_grant_of(&self, token: &str) {
         let mut st = self.shared.lock();
-        let grant = st.tokens.get(token).unwrap_or_else(|| panic!("revoke_grant_of: unknown token {token:?}")).grant;
+        let grant = st
+            .tokens
+            .get(token)
+            .unwrap_or_else(|| panic!("revoke_grant_of: unknown token {token:?}"))
+            .grant;
         st.revoke_grant(grant);
     }
 
@@ -598,11 +633,23 @@ impl OAuthProvider {
     }
 
     pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
-        self.shared.lock().log.iter().filter(|r| r.endpoint == endpoint).cloned().collect()
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .cloned()
+            .collect()
     }
 
     pub fn last_request_to(&self, endpoint: Endpoint) -> Option<RecordedRequest> {
-        self.shared.lock().log.iter().rev().find(|r| r.endpoint == endpoint).cloned()
+        self.shared
+            .lock()
+            .log
+            .iter()
+            .rev()
+            .find(|r| r.endpoint == endpoint)
+            .cloned()
     }
 
     // --- the browser -----------------------------------------------------------------------
@@ -612,13 +659,21 @@ impl OAuthProvider {
     /// `state`, or with `error`). Panics, with the page, if the provider did not redirect.
     pub async fn visit(&self, authorization_request_url: &str) -> reqwest::Url {
         let http = no_redirect_client();
-        let r = http.get(authorization_request_url).send().await.expect("oauth provider: GET authorization URL");
+        let r = http
+            .get(authorization_request_url)
+            .send()
+            .await
+            .expect("oauth provider: GET authorization URL");
         let status = r.status();
-        let location = r.headers().get(header::LOCATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let location = r
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         match location {
-            Some(l) if status.is_redirection() => {
-                reqwest::Url::parse(&l).unwrap_or_else(|e| panic!("oauth provider redirected to an invalid URL {l:?}: {e}"))
-            }
+            Some(l) if status.is_redirection() => reqwest::Url::parse(&l).unwrap_or_else(|e| {
+                panic!("oauth provider redirected to an invalid URL {l:?}: {e}")
+            }),
             _ => {
                 let body = r.text().await.unwrap_or_default();
                 panic!("authorization request was not redirected ({status}): {body}")
@@ -677,7 +732,14 @@ pub fn pkce_challenge(verifier: &str) -> String {
 /// The `Authorization` value for `client_secret_basic` per RFC 6749 §2.3.1 (id and secret
 /// form-urlencoded before base64).
 pub fn basic_auth_header(client_id: &str, client_secret: &str) -> String {
-    format!("Basic {}", B64.encode(format!("{}:{}", form_encode(client_id), form_encode(client_secret))))
+    format!(
+        "Basic {}",
+        B64.encode(format!(
+            "{}:{}",
+            form_encode(client_id),
+            form_encode(client_secret)
+        ))
+    )
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -685,7 +747,9 @@ pub fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -719,11 +783,17 @@ fn random_token(prefix: &str) -> String {
 }
 
 fn scopes_of(s: &str) -> Vec<String> {
-    s.split(' ').filter(|t| !t.is_empty()).map(str::to_string).collect()
+    s.split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 fn duplicate_param(params: &[(String, String)]) -> Option<&str> {
@@ -735,12 +805,17 @@ fn duplicate_param(params: &[(String, String)]) -> Option<&str> {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// RFC 7636 §4.1: 43–128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -756,19 +831,33 @@ struct OAuthError {
 
 impl OAuthError {
     fn new(error: &'static str, description: impl Into<String>) -> OAuthError {
-        let status = if error == "invalid_client" { StatusCode::UNAUTHORIZED } else { StatusCode::BAD_REQUEST };
-        OAuthError { status, error, description: description.into() }
+        let status = if error == "invalid_client" {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
     }
 
     fn into_response(self) -> Response {
         let mut r = (
             self.status,
-            [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+            [
+                (header::CACHE_CONTROL, "no-store"),
+                (header::PRAGMA, "no-cache"),
+            ],
             Json(json!({ "error": self.error, "error_description": self.description })),
         )
             .into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"oauth-provider\""));
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"oauth-provider\""),
+            );
         }
         r
     }
@@ -790,7 +879,11 @@ fn error_page(description: &str) -> Response {
 async fn metadata(State(s): State<Arc<Shared>>) -> Response {
     let scopes: Vec<String> = {
         let st = s.lock();
-        let mut all: Vec<String> = st.clients.values().flat_map(|c| c.scopes.iter().cloned()).collect();
+        let mut all: Vec<String> = st
+            .clients
+            .values()
+            .flat_map(|c| c.scopes.iter().cloned())
+            .collect();
         all.sort();
         all.dedup();
         all
@@ -870,14 +963,22 @@ fn authorize_inner(s: &Shared, params: &[(String, String)]) -> (Response, u16, O
     if let Some(k) = duplicate_param(params) {
         return page(&format!("parameter {k} sent more than once"));
     }
-    let Some(client_id) = param(params, "client_id") else { return page("client_id missing") };
-    let Some(redirect_uri) = param(params, "redirect_uri") else { return page("redirect_uri missing") };
+    let Some(client_id) = param(params, "client_id") else {
+        return page("client_id missing");
+    };
+    let Some(redirect_uri) = param(params, "redirect_uri") else {
+        return page("redirect_uri missing");
+    };
     let mut st = s.lock();
-    let Some(client) = st.clients.get(client_id).cloned() else { return page("unknown client_id") };
+    let Some(client) = st.clients.get(client_id).cloned() else {
+        return page("unknown client_id");
+    };
     if !client.redirect_uris.iter().any(|u| u == redirect_uri) {
         return page("redirect_uri is not registered for this client");
     }
-    let Ok(mut location) = reqwest::Url::parse(redirect_uri) else { return page("registered redirect_uri is not a URL") };
+    let Ok(mut location) = reqwest::Url::parse(redirect_uri) else {
+        return page("registered redirect_uri is not a URL");
+    };
     let state = param(params, "state");
 
     // From here on the redirect URI is trusted: errors go back to the client (§4.1.2.1).
@@ -893,28 +994,51 @@ fn authorize_inner(s: &Shared, params: &[(String, String)]) -> (Response, u16, O
             q.append_pair("iss", &s.issuer);
         }
         let mut r = StatusCode::SEE_OTHER.into_response();
-        r.headers_mut().insert(header::LOCATION, HeaderValue::from_str(location.as_str()).expect("location header"));
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut().insert(
+            header::LOCATION,
+            HeaderValue::from_str(location.as_str()).expect("location header"),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         r
     };
     let fail = |error: &'static str, description: &str| {
-        let r = redirect(&mut location.clone(), &[("error", error), ("error_description", description)]);
+        let r = redirect(
+            &mut location.clone(),
+            &[("error", error), ("error_description", description)],
+        );
         (r, 303, Some(error.to_string()))
     };
 
     if param(params, "response_type") != Some("code") {
-        return fail("unsupported_response_type", "only response_type=code is supported");
+        return fail(
+            "unsupported_response_type",
+            "only response_type=code is supported",
+        );
     }
     match param(params, "code_challenge_method") {
         Some("S256") => {}
-        Some("plain") => return fail("invalid_request", "code_challenge_method plain is not allowed, use S256"),
+        Some("plain") => {
+            return fail(
+                "invalid_request",
+                "code_challenge_method plain is not allowed, use S256",
+            )
+        }
         Some(_) => return fail("invalid_request", "unsupported code_challenge_method"),
-        None => return fail("invalid_request", "PKCE required: code_challenge_method=S256"),
+        None => {
+            return fail(
+                "invalid_request",
+                "PKCE required: code_challenge_method=S256",
+            )
+        }
     }
     let challenge = match param(params, "code_challenge") {
         None => return fail("invalid_request", "PKCE required: code_challenge missing"),
         Some(c) if c.len() != 43 || B64URL.decode(c).map(|b| b.len()) != Ok(32) => {
-            return fail("invalid_request", "code_challenge is not a base64url SHA-256 hash")
+            return fail(
+                "invalid_request",
+                "code_challenge is not a base64url SHA-256 hash",
+            )
         }
         Some(c) => c.to_string(),
     };
@@ -923,12 +1047,18 @@ fn authorize_inner(s: &Shared, params: &[(String, String)]) -> (Response, u16, O
         return fail("invalid_scope", "scope is required");
     }
     if let Some(bad) = requested.iter().find(|r| !client.scopes.contains(r)) {
-        return fail("invalid_scope", &format!("scope {bad} is not allowed for this client"));
+        return fail(
+            "invalid_scope",
+            &format!("scope {bad} is not allowed for this client"),
+        );
     }
     let granted: Vec<String> = match &st.consent {
         Consent::Grant => requested,
         Consent::Deny => Vec::new(),
-        Consent::GrantOnly(allowed) => requested.into_iter().filter(|r| allowed.contains(r)).collect(),
+        Consent::GrantOnly(allowed) => requested
+            .into_iter()
+            .filter(|r| allowed.contains(r))
+            .collect(),
     };
     if granted.is_empty() {
         return fail("access_denied", "the user denied the request");
@@ -961,11 +1091,19 @@ async fn token(
     let task = tokio::spawn(async move { token_task(s, headers, form).await });
     match task.await {
         Ok(r) => r,
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("oauth provider token handler failed: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("oauth provider token handler failed: {e}"),
+        )
+            .into_response(),
     }
 }
 
-async fn token_task(s: Arc<Shared>, headers: HeaderMap, form: Result<Vec<(String, String)>, String>) -> Response {
+async fn token_task(
+    s: Arc<Shared>,
+    headers: HeaderMap,
+    form: Result<Vec<(String, String)>, String>,
+) -> Response {
     let params = form.clone().unwrap_or_default();
     let fault = {
         let mut st = s.lock();
@@ -997,7 +1135,8 @@ async fn token_task(s: Arc<Shared>, headers: HeaderMap, form: Result<Vec<(String
             rec.status = 400;
             rec.error = Some("invalid_grant".into());
             s.record(rec);
-            return OAuthError::new("invalid_grant", "injected: the grant is invalid").into_response();
+            return OAuthError::new("invalid_grant", "injected: the grant is invalid")
+                .into_response();
         }
         Some(TokenFault::ServerError) => {
             rec.status = 500;
@@ -1013,7 +1152,10 @@ async fn token_task(s: Arc<Shared>, headers: HeaderMap, form: Result<Vec<(String
         None => {}
     }
     let result = match form {
-        Err(e) => Err(OAuthError::new("invalid_request", format!("body must be application/x-www-form-urlencoded: {e}"))),
+        Err(e) => Err(OAuthError::new(
+            "invalid_request",
+            format!("body must be application/x-www-form-urlencoded: {e}"),
+        )),
         Ok(params) => {
             let mut st = s.lock();
             token_grant(&mut st, &headers, &params, &mut rec)
@@ -1024,7 +1166,10 @@ async fn token_task(s: Arc<Shared>, headers: HeaderMap, form: Result<Vec<(String
             rec.status = 200;
             (
                 StatusCode::OK,
-                [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
+                [
+                    (header::CACHE_CONTROL, "no-store"),
+                    (header::PRAGMA, "no-cache"),
+                ],
                 Json(json!({
                     "access_token": t.access_token,
                     "token_type": t.token_type,
@@ -1061,11 +1206,13 @@ fn authenticate(
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
                 .ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
-            let (id, secret) =
-                decoded.split_once(':').ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
-            let id = form_decode(id).ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
-            let secret =
-                form_decode(secret).ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
+            let id = form_decode(id)
+                .ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
+            let secret = form_decode(secret)
+                .ok_or_else(|| OAuthError::new("invalid_client", "malformed Basic credentials"))?;
             Some((id, secret))
         }
         _ => None,
@@ -1073,38 +1220,68 @@ fn authenticate(
     let (id, secret, method) = match (basic, body_secret) {
         (Some(_), Some(_)) => {
             rec.client_id = body_id.map(str::to_string);
-            return Err(OAuthError::new("invalid_request", "more than one client authentication method"));
+            return Err(OAuthError::new(
+                "invalid_request",
+                "more than one client authentication method",
+            ));
         }
         (Some((id, secret)), None) => {
             rec.client_id = Some(id.clone());
             rec.client_auth = Some(ClientAuthMethod::ClientSecretBasic);
             if body_id.is_some_and(|b| b != id) {
-                return Err(OAuthError::new("invalid_client", "client_id in the body differs from the Basic credentials"));
+                return Err(OAuthError::new(
+                    "invalid_client",
+                    "client_id in the body differs from the Basic credentials",
+                ));
             }
             (id, secret, ClientAuthMethod::ClientSecretBasic)
         }
         (None, Some(secret)) => {
             rec.client_id = body_id.map(str::to_string);
             rec.client_auth = Some(ClientAuthMethod::ClientSecretPost);
-            let id = body_id.ok_or_else(|| OAuthError::new("invalid_client", "client_secret without client_id"))?;
-            (id.to_string(), secret.to_string(), ClientAuthMethod::ClientSecretPost)
+            let id = body_id.ok_or_else(|| {
+                OAuthError::new("invalid_client", "client_secret without client_id")
+            })?;
+            (
+                id.to_string(),
+                secret.to_string(),
+                ClientAuthMethod::ClientSecretPost,
+            )
         }
         (None, None) => {
             rec.client_id = body_id.map(str::to_string);
-            return Err(OAuthError::new("invalid_client", "client authentication required"));
+            return Err(OAuthError::new(
+                "invalid_client",
+                "client authentication required",
+            ));
         }
     };
-    let client = st.clients.get(&id).ok_or_else(|| OAuthError::new("invalid_client", "unknown client"))?;
+    let client = st
+        .clients
+        .get(&id)
+        .ok_or_else(|| OAuthError::new("invalid_client", "unknown client"))?;
     if client.auth_method != method {
         return Err(OAuthError::new(
             "invalid_client",
-            format!("client is registered for {}, not {}", client.auth_method.as_str(), method.as_str()),
+            format!(
+                "client is registered for {}, not {}",
+                client.auth_method.as_str(),
+                method.as_str()
+            ),
         ));
     }
     let equal = client.client_secret.len() == secret.len()
-        && client.client_secret.bytes().zip(secret.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        && client
+            .client_secret
+            .bytes()
+            .zip(secret.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
     if !equal {
-        return Err(OAuthError::new("invalid_client", "client authentication failed"));
+        return Err(OAuthError::new(
+            "invalid_client",
+            "client authentication failed",
+        ));
     }
     Ok(client.clone())
 }
@@ -1116,13 +1293,19 @@ fn token_grant(
     rec: &mut RecordedRequest,
 ) -> Result<TokenResponse, OAuthError> {
     if let Some(k) = duplicate_param(params) {
-        return Err(OAuthError::new("invalid_request", format!("parameter {k} sent more than once")));
+        return Err(OAuthError::new(
+            "invalid_request",
+            format!("parameter {k} sent more than once"),
+        ));
     }
     let client = authenticate(st, headers, params, rec)?;
     match param(params, "grant_type") {
         Some("authorization_code") => exchange_code(st, &client, params),
         Some("refresh_token") => refresh(st, &client, params),
-        Some(other) => Err(OAuthError::new("unsupported_grant_type", format!("grant_type {other} is not supported"))),
+        Some(other) => Err(OAuthError::new(
+            "unsupported_grant_type",
+            format!("grant_type {other} is not supported"),
+        )),
         None => Err(OAuthError::new("invalid_request", "grant_type missing")),
     }
 }
@@ -1132,30 +1315,53 @@ fn exchange_code(
     client: &ClientConfig,
     params: &[(String, String)],
 ) -> Result<TokenResponse, OAuthError> {
-    let code = param(params, "code").ok_or_else(|| OAuthError::new("invalid_request", "code missing"))?;
-    let redirect_uri =
-        param(params, "redirect_uri").ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri missing"))?;
-    let verifier = param(params, "code_verifier")
-        .ok_or_else(|| OAuthError::new("invalid_request", "code_verifier missing (PKCE is required)"))?;
+    let code =
+        param(params, "code").ok_or_else(|| OAuthError::new("invalid_request", "code missing"))?;
+    let redirect_uri = param(params, "redirect_uri")
+        .ok_or_else(|| OAuthError::new("invalid_request", "redirect_uri missing"))?;
+    let verifier = param(params, "code_verifier").ok_or_else(|| {
+        OAuthError::new(
+            "invalid_request",
+            "code_verifier missing (PKCE is required)",
+        )
+    })?;
     let now = Instant::now();
-    let c = st.codes.get(code).ok_or_else(|| OAuthError::new("invalid_grant", "unknown authorization code"))?;
+    let c = st
+        .codes
+        .get(code)
+        .ok_or_else(|| OAuthError::new("invalid_grant", "unknown authorization code"))?;
     if c.used {
         // RFC 6749 §4.1.2: revoke every token issued from this code.
         let grant = c.grant;
         st.revoke_grant(grant);
-        return Err(OAuthError::new("invalid_grant", "authorization code already used; its tokens are revoked"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "authorization code already used; its tokens are revoked",
+        ));
     }
     if c.client_id != client.client_id {
-        return Err(OAuthError::new("invalid_grant", "authorization code was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "authorization code was issued to another client",
+        ));
     }
     if c.expires_at <= now {
-        return Err(OAuthError::new("invalid_grant", "authorization code expired"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "authorization code expired",
+        ));
     }
     if c.redirect_uri != redirect_uri {
-        return Err(OAuthError::new("invalid_grant", "redirect_uri differs from the authorization request"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "redirect_uri differs from the authorization request",
+        ));
     }
     if !valid_verifier(verifier) {
-        return Err(OAuthError::new("invalid_request", "code_verifier is not 43-128 unreserved characters"));
+        return Err(OAuthError::new(
+            "invalid_request",
+            "code_verifier is not 43-128 unreserved characters",
+        ));
     }
     if pkce_challenge(verifier) != c.challenge {
         return Err(OAuthError::new("invalid_grant", "PKCE verification failed"));
@@ -1167,9 +1373,13 @@ fn exchange_code(
     Ok(st.issue(&client.client_id, &user, &scopes, &scopes, grant))
 }
 
-fn refresh(st: &mut ProviderState, client: &ClientConfig, params: &[(String, String)]) -> Result<TokenResponse, OAuthError> {
-    let presented =
-        param(params, "refresh_token").ok_or_else(|| OAuthError::new("invalid_request", "refresh_token missing"))?;
+fn refresh(
+    st: &mut ProviderState,
+    client: &ClientConfig,
+    params: &[(String, String)],
+) -> Result<TokenResponse, OAuthError> {
+    let presented = param(params, "refresh_token")
+        .ok_or_else(|| OAuthError::new("invalid_request", "refresh_token missing"))?;
     let now = Instant::now();
     let t = st
         .tokens
@@ -1177,7 +1387,10 @@ fn refresh(st: &mut ProviderState, client: &ClientConfig, params: &[(String, Str
         .filter(|t| t.kind == TokenKind::Refresh)
         .ok_or_else(|| OAuthError::new("invalid_grant", "unknown refresh token"))?;
     if t.client_id != client.client_id {
-        return Err(OAuthError::new("invalid_grant", "refresh token was issued to another client"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "refresh token was issued to another client",
+        ));
     }
     if t.revoked {
         return Err(OAuthError::new("invalid_grant", "refresh token revoked"));
@@ -1187,7 +1400,10 @@ fn refresh(st: &mut ProviderState, client: &ClientConfig, params: &[(String, Str
         if st.revoke_grant_on_refresh_reuse {
             st.revoke_grant(grant);
         }
-        return Err(OAuthError::new("invalid_grant", "refresh token already used (rotated)"));
+        return Err(OAuthError::new(
+            "invalid_grant",
+            "refresh token already used (rotated)",
+        ));
     }
     if t.expired(now) {
         return Err(OAuthError::new("invalid_grant", "refresh token expired"));
@@ -1201,7 +1417,10 @@ fn refresh(st: &mut ProviderState, client: &ClientConfig, params: &[(String, Str
                 return Err(OAuthError::new("invalid_scope", "empty scope"));
             }
             if let Some(bad) = requested.iter().find(|r| !original.contains(r)) {
-                return Err(OAuthError::new("invalid_scope", format!("scope {bad} was not originally granted")));
+                return Err(OAuthError::new(
+                    "invalid_scope",
+                    format!("scope {bad} was not originally granted"),
+                ));
             }
             requested
         }
@@ -1247,14 +1466,22 @@ async fn revoke(
             .into_response();
     }
     let result = (|| {
-        let params = form.map_err(|e| OAuthError::new("invalid_request", format!("body must be form-encoded: {e}")))?;
+        let params = form.map_err(|e| {
+            OAuthError::new("invalid_request", format!("body must be form-encoded: {e}"))
+        })?;
         if let Some(k) = duplicate_param(&params) {
-            return Err(OAuthError::new("invalid_request", format!("parameter {k} sent more than once")));
+            return Err(OAuthError::new(
+                "invalid_request",
+                format!("parameter {k} sent more than once"),
+            ));
         }
         let client = authenticate(&st, &headers, &params, &mut rec)?;
-        let token = param(&params, "token").ok_or_else(|| OAuthError::new("invalid_request", "token missing"))?;
+        let token = param(&params, "token")
+            .ok_or_else(|| OAuthError::new("invalid_request", "token missing"))?;
         // token_type_hint is only a hint (§2.1): every kind is searched.
-        let Some(t) = st.tokens.get(token) else { return Ok(()) };
+        let Some(t) = st.tokens.get(token) else {
+            return Ok(());
+        };
         if t.client_id != client.client_id {
             return Ok(()); // not this client's token: 200, nothing revoked, nothing revealed
         }
@@ -1294,7 +1521,11 @@ async fn api_me(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     api(&s, &headers, "/api/me".to_string(), None)
 }
 
-async fn api_require(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(scope): Path<String>) -> Response {
+async fn api_require(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Path(scope): Path<String>,
+) -> Response {
     api(&s, &headers, format!("/api/require/{scope}"), Some(scope))
 }
 
@@ -1305,17 +1536,40 @@ fn api(s: &Shared, headers: &HeaderMap, path: String, required_scope: Option<Str
     let authorization = header_str(headers, header::AUTHORIZATION);
     let bearer = authorization
         .as_deref()
-        .filter(|h| h.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("bearer ")))
+        .filter(|h| {
+            h.get(..7)
+                .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+        })
         .map(|h| h.get(7..).unwrap_or("").trim().to_string());
     let now = Instant::now();
     let outcome: Result<Value, (StatusCode, Option<&'static str>, &'static str)> = match &bearer {
         None => Err((StatusCode::UNAUTHORIZED, None, "bearer token required")),
         Some(tok) => match st.tokens.get(tok).filter(|t| t.kind == TokenKind::Access) {
-            None => Err((StatusCode::UNAUTHORIZED, Some("invalid_token"), "unknown token")),
-            Some(t) if t.revoked => Err((StatusCode::UNAUTHORIZED, Some("invalid_token"), "token revoked")),
-            Some(t) if t.expired(now) => Err((StatusCode::UNAUTHORIZED, Some("invalid_token"), "token expired")),
-            Some(t) if required_scope.as_ref().is_some_and(|r| !t.scopes.contains(r)) => {
-                Err((StatusCode::FORBIDDEN, Some("insufficient_scope"), "token lacks the required scope"))
+            None => Err((
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "unknown token",
+            )),
+            Some(t) if t.revoked => Err((
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "token revoked",
+            )),
+            Some(t) if t.expired(now) => Err((
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "token expired",
+            )),
+            Some(t)
+                if required_scope
+                    .as_ref()
+                    .is_some_and(|r| !t.scopes.contains(r)) =>
+            {
+                Err((
+                    StatusCode::FORBIDDEN,
+                    Some("insufficient_scope"),
+                    "token lacks the required scope",
+                ))
             }
             Some(t) => Ok(json!({
                 "sub": t.user_id,
@@ -1334,10 +1588,19 @@ fn api(s: &Shared, headers: &HeaderMap, path: String, required_scope: Option<Str
                 (Some(e @ "insufficient_scope"), Some(scope)) => {
                     format!("Bearer realm=\"{REALM}\", error=\"{e}\", error_description=\"{description}\", scope=\"{scope}\"")
                 }
-                (Some(e), _) => format!("Bearer realm=\"{REALM}\", error=\"{e}\", error_description=\"{description}\""),
+                (Some(e), _) => format!(
+                    "Bearer realm=\"{REALM}\", error=\"{e}\", error_description=\"{description}\""
+                ),
             };
-            let mut r = (status, Json(json!({ "error": error, "error_description": description }))).into_response();
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&challenge).expect("challenge header"));
+            let mut r = (
+                status,
+                Json(json!({ "error": error, "error_description": description })),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_str(&challenge).expect("challenge header"),
+            );
             (r, status.as_u16(), error.map(str::to_string))
         }
     };
@@ -1384,13 +1647,17 @@ mod self_tests {
     }
 
     fn query(url: &reqwest::Url, name: &str) -> Option<String> {
-        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
     }
 
     /// Runs the front channel; returns (code, verifier).
     async fn code_for(p: &OAuthProvider, client_id: &str, scope: &str) -> (String, String) {
         let (verifier, challenge) = pkce_pair();
-        let loc = p.visit(&p.authorization_request(client_id, REDIRECT, scope, "st-1", &challenge)).await;
+        let loc = p
+            .visit(&p.authorization_request(client_id, REDIRECT, scope, "st-1", &challenge))
+            .await;
         let code = query(&loc, "code").unwrap_or_else(|| panic!("no code in {loc}"));
         (code, verifier)
     }
@@ -1401,16 +1668,28 @@ mod self_tests {
         method: ClientAuthMethod,
     }
 
-    const BASIC: Client<'static> = Client { id: BASIC_ID, secret: BASIC_SECRET, method: ClientAuthMethod::ClientSecretBasic };
-    const POST: Client<'static> = Client { id: POST_ID, secret: POST_SECRET, method: ClientAuthMethod::ClientSecretPost };
+    const BASIC: Client<'static> = Client {
+        id: BASIC_ID,
+        secret: BASIC_SECRET,
+        method: ClientAuthMethod::ClientSecretBasic,
+    };
+    const POST: Client<'static> = Client {
+        id: POST_ID,
+        secret: POST_SECRET,
+        method: ClientAuthMethod::ClientSecretPost,
+    };
 
     /// POSTs a form to `url` authenticated as `c`; returns status and JSON (Null if none).
     async fn post_form(url: &str, c: &Client<'_>, form: &[(&str, &str)]) -> (StatusCode, Value) {
         let mut form: Vec<(&str, &str)> = form.to_vec();
         let mut req = reqwest::Client::new().post(url);
         match c.method {
-            ClientAuthMethod::ClientSecretBasic => req = req.header("authorization", basic_auth_header(c.id, c.secret)),
-            ClientAuthMethod::ClientSecretPost => form.extend([("client_id", c.id), ("client_secret", c.secret)]),
+            ClientAuthMethod::ClientSecretBasic => {
+                req = req.header("authorization", basic_auth_header(c.id, c.secret))
+            }
+            ClientAuthMethod::ClientSecretPost => {
+                form.extend([("client_id", c.id), ("client_secret", c.secret)])
+            }
         }
         let r = req.form(&form).send().await.expect("POST");
         let status = r.status();
@@ -1418,34 +1697,63 @@ mod self_tests {
         (status, serde_json::from_str(&body).unwrap_or(Value::Null))
     }
 
-    async fn exchange(p: &OAuthProvider, c: &Client<'_>, code: &str, verifier: &str) -> (StatusCode, Value) {
+    async fn exchange(
+        p: &OAuthProvider,
+        c: &Client<'_>,
+        code: &str,
+        verifier: &str,
+    ) -> (StatusCode, Value) {
         post_form(
             &p.token_url(),
             c,
-            &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", REDIRECT), ("code_verifier", verifier)],
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
         )
         .await
     }
 
     async fn refresh(p: &OAuthProvider, c: &Client<'_>, rt: &str) -> (StatusCode, Value) {
-        post_form(&p.token_url(), c, &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await
+        post_form(
+            &p.token_url(),
+            c,
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        )
+        .await
     }
 
     async fn me(p: &OAuthProvider, access: &str) -> (StatusCode, Value, String) {
-        let r = reqwest::Client::new().get(p.api_me_url()).bearer_auth(access).send().await.expect("GET /api/me");
+        let r = reqwest::Client::new()
+            .get(p.api_me_url())
+            .bearer_auth(access)
+            .send()
+            .await
+            .expect("GET /api/me");
         let status = r.status();
-        let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         (status, r.json().await.unwrap_or(Value::Null), challenge)
     }
 
     fn s(v: &Value, k: &str) -> String {
-        v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}")).to_string()
+        v[k].as_str()
+            .unwrap_or_else(|| panic!("{k} missing in {v}"))
+            .to_string()
     }
 
     async fn full_flow(c: Client<'_>) {
         let p = OAuthProvider::start(config()).await;
         let (verifier, challenge) = pkce_pair();
-        let loc = p.visit(&p.authorization_request(c.id, REDIRECT, "read write", "xyz state", &challenge)).await;
+        let loc = p
+            .visit(&p.authorization_request(c.id, REDIRECT, "read write", "xyz state", &challenge))
+            .await;
         assert!(loc.as_str().starts_with(REDIRECT), "{loc}");
         assert_eq!(query(&loc, "state").as_deref(), Some("xyz state"));
         assert_eq!(query(&loc, "iss").as_deref(), Some(p.issuer()));
@@ -1461,11 +1769,18 @@ mod self_tests {
         let mut req = r.post(p.token_url());
         match c.method {
             ClientAuthMethod::ClientSecretBasic => req = req.basic_auth(c.id, Some(c.secret)),
-            ClientAuthMethod::ClientSecretPost => form.extend([("client_id", c.id), ("client_secret", c.secret)]),
+            ClientAuthMethod::ClientSecretPost => {
+                form.extend([("client_id", c.id), ("client_secret", c.secret)])
+            }
         }
         let resp = req.form(&form).send().await.expect("token");
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.headers().get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+        assert_eq!(
+            resp.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store")
+        );
         let t: TokenResponse = resp.json().await.expect("token json");
         assert_eq!(t.token_type, "Bearer");
         assert_eq!(t.expires_in, 3600);
@@ -1478,7 +1793,9 @@ mod self_tests {
         assert_eq!(body["client_id"], c.id);
         assert_eq!(body["scopes"], json!(["read", "write"]));
 
-        let req = p.last_request_to(Endpoint::Token).expect("token request logged");
+        let req = p
+            .last_request_to(Endpoint::Token)
+            .expect("token request logged");
         assert_eq!(req.client_auth, Some(c.method));
         assert_eq!(req.client_id.as_deref(), Some(c.id));
         assert_eq!(req.param("code_verifier"), Some(verifier.as_str()));
@@ -1488,11 +1805,21 @@ mod self_tests {
             ClientAuthMethod::ClientSecretBasic => assert_eq!(req.param("client_secret"), None),
             ClientAuthMethod::ClientSecretPost => assert!(req.authorization.is_none()),
         }
-        let a = p.last_request_to(Endpoint::Authorize).expect("authorize logged");
+        let a = p
+            .last_request_to(Endpoint::Authorize)
+            .expect("authorize logged");
         assert_eq!(a.param("code_challenge"), Some(challenge.as_str()));
         assert_eq!(a.param("code_challenge_method"), Some("S256"));
         let n = p.counters();
-        assert_eq!((n.authorization_requests, n.codes_issued, n.token_requests, n.code_exchanges), (1, 1, 1, 1));
+        assert_eq!(
+            (
+                n.authorization_requests,
+                n.codes_issued,
+                n.token_requests,
+                n.code_exchanges
+            ),
+            (1, 1, 1, 1)
+        );
         assert_eq!((n.tokens_issued, n.api_requests, n.refreshes), (1, 1, 0));
     }
 
@@ -1509,7 +1836,12 @@ mod self_tests {
     #[tokio::test]
     async fn metadata_describes_the_endpoints() {
         let p = OAuthProvider::start(config()).await;
-        let m: Value = reqwest::get(p.metadata_url()).await.expect("metadata").json().await.expect("json");
+        let m: Value = reqwest::get(p.metadata_url())
+            .await
+            .expect("metadata")
+            .json()
+            .await
+            .expect("json");
         assert_eq!(m["issuer"], p.issuer());
         assert_eq!(m["token_endpoint"], p.token_url());
         assert_eq!(m["authorization_endpoint"], p.authorization_url());
@@ -1521,28 +1853,76 @@ mod self_tests {
     async fn client_authentication_is_checked() {
         let p = OAuthProvider::start(config()).await;
         let (code, verifier) = code_for(&p, BASIC_ID, "read").await;
-        let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT), ("code_verifier", verifier.as_str())];
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier.as_str()),
+        ];
 
-        for wrong in [Client { secret: "nope", ..BASIC }, Client { secret: "nope", ..POST }, Client { id: "who", ..BASIC }] {
+        for wrong in [
+            Client {
+                secret: "nope",
+                ..BASIC
+            },
+            Client {
+                secret: "nope",
+                ..POST
+            },
+            Client { id: "who", ..BASIC },
+        ] {
             let (status, body) = post_form(&p.token_url(), &wrong, &form).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
             assert_eq!(body["error"], "invalid_client");
         }
         // The basic client presenting its (right) secret in the body: wrong method.
-        let (status, body) = post_form(&p.token_url(), &Client { method: ClientAuthMethod::ClientSecretPost, ..BASIC }, &form).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"), "{body}");
+        let (status, body) = post_form(
+            &p.token_url(),
+            &Client {
+                method: ClientAuthMethod::ClientSecretPost,
+                ..BASIC
+            },
+            &form,
+        )
+        .await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_client"),
+            "{body}"
+        );
         // The post client using Basic: wrong method.
-        let (status, body) = post_form(&p.token_url(), &Client { method: ClientAuthMethod::ClientSecretBasic, ..POST }, &form).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"), "{body}");
+        let (status, body) = post_form(
+            &p.token_url(),
+            &Client {
+                method: ClientAuthMethod::ClientSecretBasic,
+                ..POST
+            },
+            &form,
+        )
+        .await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_client"),
+            "{body}"
+        );
         // No credentials at all.
-        let r = reqwest::Client::new().post(p.token_url()).form(&form).send().await.expect("post");
+        let r = reqwest::Client::new()
+            .post(p.token_url())
+            .form(&form)
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert!(r.headers().get("www-authenticate").is_some());
         // Both methods at once.
         let mut both = form.to_vec();
         both.extend([("client_id", BASIC_ID), ("client_secret", BASIC_SECRET)]);
         let (status, body) = post_form(&p.token_url(), &BASIC, &both).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
         // Not form-encoded.
         let r = reqwest::Client::new()
             .post(p.token_url())
@@ -1552,7 +1932,10 @@ mod self_tests {
             .await
             .expect("post");
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(r.json::<Value>().await.expect("json")["error"], "invalid_request");
+        assert_eq!(
+            r.json::<Value>().await.expect("json")["error"],
+            "invalid_request"
+        );
         // None of that consumed the code.
         let (status, body) = exchange(&p, &BASIC, &code, &verifier).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -1564,13 +1947,24 @@ mod self_tests {
         let p = OAuthProvider::start(config()).await;
         let secret = "s3cr3t:+/& é%";
         p.register_client(
-            ClientConfig::new("odd:id", secret, ClientAuthMethod::ClientSecretBasic).redirect_uri(REDIRECT).scopes(&["read"]),
+            ClientConfig::new("odd:id", secret, ClientAuthMethod::ClientSecretBasic)
+                .redirect_uri(REDIRECT)
+                .scopes(&["read"]),
         );
         let (code, verifier) = code_for(&p, "odd:id", "read").await;
-        let c = Client { id: "odd:id", secret, method: ClientAuthMethod::ClientSecretBasic };
+        let c = Client {
+            id: "odd:id",
+            secret,
+            method: ClientAuthMethod::ClientSecretBasic,
+        };
         let (status, body) = exchange(&p, &c, &code, &verifier).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(p.last_request_to(Endpoint::Token).and_then(|r| r.client_id).as_deref(), Some("odd:id"));
+        assert_eq!(
+            p.last_request_to(Endpoint::Token)
+                .and_then(|r| r.client_id)
+                .as_deref(),
+            Some("odd:id")
+        );
     }
 
     #[tokio::test]
@@ -1585,13 +1979,22 @@ mod self_tests {
             (BASIC_ID, "http://evil.example/callback"),
             ("unknown-client", REDIRECT),
         ] {
-            let r = http.get(p.authorization_request(client, uri, "read", "st", &challenge)).send().await.expect("get");
+            let r = http
+                .get(p.authorization_request(client, uri, "read", "st", &challenge))
+                .send()
+                .await
+                .expect("get");
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{client} {uri}");
             assert!(r.headers().get("location").is_none());
         }
         // Missing redirect_uri: also a page.
-        let url = p.authorization_request(BASIC_ID, REDIRECT, "read", "st", &challenge).replace("redirect_uri=", "x=");
-        assert_eq!(http.get(url).send().await.expect("get").status(), StatusCode::BAD_REQUEST);
+        let url = p
+            .authorization_request(BASIC_ID, REDIRECT, "read", "st", &challenge)
+            .replace("redirect_uri=", "x=");
+        assert_eq!(
+            http.get(url).send().await.expect("get").status(),
+            StatusCode::BAD_REQUEST
+        );
         assert_eq!(p.counters().codes_issued, 0);
 
         // The token request must repeat the exact redirect_uri.
@@ -1603,9 +2006,26 @@ mod self_tests {
             ("code_verifier", verifier.as_str()),
         ];
         let (status, body) = post_form(&p.token_url(), &BASIC, &form).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
-        let (status, body) = post_form(&p.token_url(), &BASIC, &form[..2].iter().chain(&form[3..]).copied().collect::<Vec<_>>()).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
+        let (status, body) = post_form(
+            &p.token_url(),
+            &BASIC,
+            &form[..2]
+                .iter()
+                .chain(&form[3..])
+                .copied()
+                .collect::<Vec<_>>(),
+        )
+        .await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -1615,12 +2035,22 @@ mod self_tests {
         let good = p.authorization_request(BASIC_ID, REDIRECT, "read", "st", &challenge);
         for (url, what) in [
             (good.replace("&code_challenge_method=S256", ""), "no method"),
-            (good.replace("code_challenge_method=S256", "code_challenge_method=plain"), "plain"),
-            (good.replace(&format!("&code_challenge={challenge}"), ""), "no challenge"),
+            (
+                good.replace("code_challenge_method=S256", "code_challenge_method=plain"),
+                "plain",
+            ),
+            (
+                good.replace(&format!("&code_challenge={challenge}"), ""),
+                "no challenge",
+            ),
             (good.replace(&challenge, "short"), "malformed challenge"),
         ] {
             let loc = p.visit(&url).await;
-            assert_eq!(query(&loc, "error").as_deref(), Some("invalid_request"), "{what}: {loc}");
+            assert_eq!(
+                query(&loc, "error").as_deref(),
+                Some("invalid_request"),
+                "{what}: {loc}"
+            );
             assert_eq!(query(&loc, "state").as_deref(), Some("st"), "{what}");
             assert_eq!(query(&loc, "code"), None, "{what}");
         }
@@ -1628,21 +2058,44 @@ mod self_tests {
         let plain = p
             .authorization_request(BASIC_ID, REDIRECT, "read", "st", &verifier)
             .replace("code_challenge_method=S256", "code_challenge_method=plain");
-        assert_eq!(query(&p.visit(&plain).await, "error").as_deref(), Some("invalid_request"));
+        assert_eq!(
+            query(&p.visit(&plain).await, "error").as_deref(),
+            Some("invalid_request")
+        );
         assert_eq!(p.counters().codes_issued, 0);
 
         // Token side: missing, malformed and wrong verifiers.
         let (code, verifier) = code_for(&p, BASIC_ID, "read").await;
         let (other_verifier, _) = pkce_pair();
-        let base = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", REDIRECT)];
+        let base = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+        ];
         let (status, body) = post_form(&p.token_url(), &BASIC, &base).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
         let (status, body) = exchange(&p, &BASIC, &code, "too-short").await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
         let (status, body) = exchange(&p, &BASIC, &code, &other_verifier).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, body) = exchange(&p, &BASIC, &code, &pkce_challenge(&verifier)).await; // the challenge itself
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, body) = exchange(&p, &BASIC, &code, &verifier).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
@@ -1657,13 +2110,26 @@ mod self_tests {
         assert_eq!(me(&p, &access).await.0, StatusCode::OK);
 
         let (status, body) = exchange(&p, &POST, &code, &verifier).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, _, challenge) = me(&p, &access).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(challenge.contains("invalid_token") && challenge.contains("revoked"), "{challenge}");
+        assert!(
+            challenge.contains("invalid_token") && challenge.contains("revoked"),
+            "{challenge}"
+        );
         let (status, body) = refresh(&p, &POST, &refresh_token).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
-        assert!(p.token_info(&refresh_token).is_some_and(|i| i.revoked && !i.active));
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
+        assert!(p
+            .token_info(&refresh_token)
+            .is_some_and(|i| i.revoked && !i.active));
     }
 
     #[tokio::test]
@@ -1671,35 +2137,70 @@ mod self_tests {
         let p = OAuthProvider::start(config()).await;
         let (code, verifier) = code_for(&p, BASIC_ID, "read").await;
         let (status, body) = exchange(&p, &POST, &code, &verifier).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, _) = exchange(&p, &BASIC, &code, &verifier).await;
         assert_eq!(status, StatusCode::OK);
 
         p.set_code_ttl(Duration::ZERO);
         let (code, verifier) = code_for(&p, BASIC_ID, "read").await;
         let (status, body) = exchange(&p, &BASIC, &code, &verifier).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, body) = exchange(&p, &BASIC, "code_unknown", &verifier).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         let (status, body) = post_form(&p.token_url(), &BASIC, &[("grant_type", "password")]).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "unsupported_grant_type"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
     async fn scopes_and_consent() {
         let p = OAuthProvider::start(config()).await;
         let (_, challenge) = pkce_pair();
-        let loc = p.visit(&p.authorization_request(POST_ID, REDIRECT, "read admin", "st", &challenge)).await;
-        assert_eq!(query(&loc, "error").as_deref(), Some("invalid_scope"), "{loc}");
-        let loc = p.visit(&p.authorization_request(POST_ID, REDIRECT, "", "st", &challenge)).await;
-        assert_eq!(query(&loc, "error").as_deref(), Some("invalid_scope"), "{loc}");
+        let loc = p
+            .visit(&p.authorization_request(POST_ID, REDIRECT, "read admin", "st", &challenge))
+            .await;
+        assert_eq!(
+            query(&loc, "error").as_deref(),
+            Some("invalid_scope"),
+            "{loc}"
+        );
+        let loc = p
+            .visit(&p.authorization_request(POST_ID, REDIRECT, "", "st", &challenge))
+            .await;
+        assert_eq!(
+            query(&loc, "error").as_deref(),
+            Some("invalid_scope"),
+            "{loc}"
+        );
 
         p.set_consent(Consent::Deny);
-        let loc = p.visit(&p.authorization_request(POST_ID, REDIRECT, "read", "deny-state", &challenge)).await;
+        let loc = p
+            .visit(&p.authorization_request(POST_ID, REDIRECT, "read", "deny-state", &challenge))
+            .await;
         assert_eq!(query(&loc, "error").as_deref(), Some("access_denied"));
         assert_eq!(query(&loc, "state").as_deref(), Some("deny-state"));
         assert_eq!(query(&loc, "code"), None);
-        assert_eq!(p.last_request_to(Endpoint::Authorize).and_then(|r| r.error).as_deref(), Some("access_denied"));
+        assert_eq!(
+            p.last_request_to(Endpoint::Authorize)
+                .and_then(|r| r.error)
+                .as_deref(),
+            Some("access_denied")
+        );
 
         p.set_consent(Consent::GrantOnly(vec!["read".into()]));
         p.set_user("user-42");
@@ -1708,7 +2209,10 @@ mod self_tests {
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["scope"], "read");
         let (_, who, _) = me(&p, &s(&body, "access_token")).await;
-        assert_eq!((who["user_id"].clone(), who["scopes"].clone()), (json!("user-42"), json!(["read"])));
+        assert_eq!(
+            (who["user_id"].clone(), who["scopes"].clone()),
+            (json!("user-42"), json!(["read"]))
+        );
     }
 
     #[tokio::test]
@@ -1728,38 +2232,78 @@ mod self_tests {
         assert_eq!(me(&p, &s(&t1, "access_token")).await.0, StatusCode::OK);
 
         // Narrowing is allowed, widening is not; the refresh token keeps the original scope.
-        let (status, t2) =
-            post_form(&p.token_url(), &BASIC, &[("grant_type", "refresh_token"), ("refresh_token", &rt1), ("scope", "read")]).await;
+        let (status, t2) = post_form(
+            &p.token_url(),
+            &BASIC,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt1),
+                ("scope", "read"),
+            ],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{t2}");
         assert_eq!(t2["scope"], "read");
         let rt2 = s(&t2, "refresh_token");
-        assert_eq!(p.token_info(&rt2).map(|i| i.scopes), Some(vec!["read".to_string(), "write".to_string()]));
-        let (status, body) =
-            post_form(&p.token_url(), &BASIC, &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("scope", "read admin")])
-                .await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_scope"), "{body}");
+        assert_eq!(
+            p.token_info(&rt2).map(|i| i.scopes),
+            Some(vec!["read".to_string(), "write".to_string()])
+        );
+        let (status, body) = post_form(
+            &p.token_url(),
+            &BASIC,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", &rt2),
+                ("scope", "read admin"),
+            ],
+        )
+        .await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_scope"),
+            "{body}"
+        );
         // Another client cannot use it.
         let (status, body) = refresh(&p, &POST, &rt2).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         assert!(p.is_active(&rt2));
 
         // Reusing a rotated refresh token: refused, and the whole grant revoked.
         let (status, body) = refresh(&p, &BASIC, &rt0).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
         assert!(!p.is_active(&rt2));
-        assert_eq!(me(&p, &s(&t2, "access_token")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            me(&p, &s(&t2, "access_token")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         let (status, _) = refresh(&p, &BASIC, &rt2).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
 
         let n = p.counters();
-        assert_eq!((n.refresh_requests, n.refreshes, n.code_exchanges), (6, 2, 1));
+        assert_eq!(
+            (n.refresh_requests, n.refreshes, n.code_exchanges),
+            (6, 2, 1)
+        );
 
         // Expired refresh tokens.
         let t = p.issue_tokens(BASIC_ID, "user-9", &["read"]);
         let rt = t.refresh_token.expect("refresh token");
         p.expire_token(&rt);
         let (status, body) = refresh(&p, &BASIC, &rt).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -1772,10 +2316,22 @@ mod self_tests {
                 .without_refresh_tokens(),
         );
         let (code, verifier) = code_for(&p, "no-rt", "read").await;
-        let (status, body) =
-            exchange(&p, &Client { id: "no-rt", secret: "x", method: ClientAuthMethod::ClientSecretPost }, &code, &verifier).await;
+        let (status, body) = exchange(
+            &p,
+            &Client {
+                id: "no-rt",
+                secret: "x",
+                method: ClientAuthMethod::ClientSecretPost,
+            },
+            &code,
+            &verifier,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        assert!(body.get("refresh_token").is_none_or(Value::is_null), "{body}");
+        assert!(
+            body.get("refresh_token").is_none_or(Value::is_null),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -1785,7 +2341,15 @@ mod self_tests {
         let rt = t.refresh_token.clone().expect("refresh token");
 
         // Access token: only it is revoked.
-        let (status, _) = post_form(&p.revocation_url(), &POST, &[("token", &t.access_token), ("token_type_hint", "access_token")]).await;
+        let (status, _) = post_form(
+            &p.revocation_url(),
+            &POST,
+            &[
+                ("token", &t.access_token),
+                ("token_type_hint", "access_token"),
+            ],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let (status, _, challenge) = me(&p, &t.access_token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -1796,28 +2360,72 @@ mod self_tests {
         let (status, t2) = refresh(&p, &POST, &rt).await;
         assert_eq!(status, StatusCode::OK);
         let rt2 = s(&t2, "refresh_token");
-        let (status, _) = post_form(&p.revocation_url(), &POST, &[("token", &rt2), ("token_type_hint", "access_token")]).await;
+        let (status, _) = post_form(
+            &p.revocation_url(),
+            &POST,
+            &[("token", &rt2), ("token_type_hint", "access_token")],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         let (status, body) = refresh(&p, &POST, &rt2).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
-        assert_eq!(me(&p, &s(&t2, "access_token")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_grant"),
+            "{body}"
+        );
+        assert_eq!(
+            me(&p, &s(&t2, "access_token")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
 
         // Unknown tokens and other clients' tokens: 200, nothing revoked.
-        let (status, _) = post_form(&p.revocation_url(), &POST, &[("token", "no-such-token")]).await;
+        let (status, _) =
+            post_form(&p.revocation_url(), &POST, &[("token", "no-such-token")]).await;
         assert_eq!(status, StatusCode::OK);
         let other = p.issue_tokens(BASIC_ID, "user-8", &["read"]);
-        let (status, _) = post_form(&p.revocation_url(), &POST, &[("token", &other.access_token)]).await;
+        let (status, _) = post_form(
+            &p.revocation_url(),
+            &POST,
+            &[("token", &other.access_token)],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(p.is_active(&other.access_token));
 
         // Client authentication is required; the token parameter too.
-        let (status, body) = post_form(&p.revocation_url(), &Client { secret: "bad", ..POST }, &[("token", &other.access_token)]).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::UNAUTHORIZED, "invalid_client"), "{body}");
-        let r = reqwest::Client::new().post(p.revocation_url()).form(&[("token", &other.access_token)]).send().await.expect("post");
+        let (status, body) = post_form(
+            &p.revocation_url(),
+            &Client {
+                secret: "bad",
+                ..POST
+            },
+            &[("token", &other.access_token)],
+        )
+        .await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::UNAUTHORIZED, "invalid_client"),
+            "{body}"
+        );
+        let r = reqwest::Client::new()
+            .post(p.revocation_url())
+            .form(&[("token", &other.access_token)])
+            .send()
+            .await
+            .expect("post");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         let (status, body) = post_form(&p.revocation_url(), &BASIC, &[]).await;
-        assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_request"), "{body}");
-        let (status, _) = post_form(&p.revocation_url(), &BASIC, &[("token", &other.access_token)]).await;
+        assert_eq!(
+            (status, s(&body, "error").as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_request"),
+            "{body}"
+        );
+        let (status, _) = post_form(
+            &p.revocation_url(),
+            &BASIC,
+            &[("token", &other.access_token)],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
         assert!(!p.is_active(&other.access_token));
 
@@ -1831,13 +2439,22 @@ mod self_tests {
             .await
             .expect("post");
         assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(r.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+        assert_eq!(
+            r.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
 
         let n = p.counters();
-        assert_eq!((n.revocation_requests, n.revocations, n.faults_injected), (9, 3, 1));
+        assert_eq!(
+            (n.revocation_requests, n.revocations, n.faults_injected),
+            (9, 3, 1)
+        );
         let logged = p.requests_to(Endpoint::Revoke);
         assert_eq!(logged.len(), 9);
-        assert_eq!(logged[0].client_auth, Some(ClientAuthMethod::ClientSecretPost));
+        assert_eq!(
+            logged[0].client_auth,
+            Some(ClientAuthMethod::ClientSecretPost)
+        );
         assert_eq!(logged[0].param("token_type_hint"), Some("access_token"));
     }
 
@@ -1851,10 +2468,17 @@ mod self_tests {
         p.fail_next_token_requests(1, TokenFault::ServerError);
         for _ in 0..2 {
             let (status, body) = refresh(&p, &BASIC, &rt).await;
-            assert_eq!((status, s(&body, "error").as_str()), (StatusCode::BAD_REQUEST, "invalid_grant"), "{body}");
+            assert_eq!(
+                (status, s(&body, "error").as_str()),
+                (StatusCode::BAD_REQUEST, "invalid_grant"),
+                "{body}"
+            );
         }
         let (status, body) = refresh(&p, &BASIC, &rt).await;
-        assert_eq!((status, body), (StatusCode::INTERNAL_SERVER_ERROR, Value::Null));
+        assert_eq!(
+            (status, body),
+            (StatusCode::INTERNAL_SERVER_ERROR, Value::Null)
+        );
         // Nothing was consumed by the faults.
         assert!(p.is_active(&rt));
         let (status, t1) = refresh(&p, &BASIC, &rt).await;
@@ -1870,7 +2494,10 @@ mod self_tests {
             .expect("client")
             .post(p.token_url())
             .basic_auth(BASIC_ID, Some(BASIC_SECRET))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", rt1.as_str())])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", rt1.as_str()),
+            ])
             .send()
             .await;
         assert!(r.is_err_and(|e| e.is_timeout()));
@@ -1888,8 +2515,20 @@ mod self_tests {
         assert!(started.elapsed() >= Duration::from_millis(300));
 
         let n = p.counters();
-        assert_eq!((n.token_requests, n.refresh_requests, n.refreshes, n.faults_injected), (6, 6, 3, 5));
-        let statuses: Vec<u16> = p.requests_to(Endpoint::Token).iter().map(|r| r.status).collect();
+        assert_eq!(
+            (
+                n.token_requests,
+                n.refresh_requests,
+                n.refreshes,
+                n.faults_injected
+            ),
+            (6, 6, 3, 5)
+        );
+        let statuses: Vec<u16> = p
+            .requests_to(Endpoint::Token)
+            .iter()
+            .map(|r| r.status)
+            .collect();
         assert_eq!(statuses, vec![400, 400, 500, 200, 200, 200]);
     }
 
@@ -1902,36 +2541,73 @@ mod self_tests {
 
         let (status, body, _) = me(&p, &t.access_token).await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!((body["sub"].clone(), body["scope"].clone()), (json!("user-5"), json!("read write")));
+        assert_eq!(
+            (body["sub"].clone(), body["scope"].clone()),
+            (json!("user-5"), json!("read write"))
+        );
 
         let http = reqwest::Client::new();
-        let r = http.get(p.api_require_url("write")).bearer_auth(&t.access_token).send().await.expect("get");
+        let r = http
+            .get(p.api_require_url("write"))
+            .bearer_auth(&t.access_token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::OK);
-        let r = http.get(p.api_require_url("admin")).bearer_auth(&t.access_token).send().await.expect("get");
+        let r = http
+            .get(p.api_require_url("admin"))
+            .bearer_auth(&t.access_token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
-        let challenge = r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
 
         let r = http.get(p.api_me_url()).send().await.expect("get");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(r.headers().get("www-authenticate").and_then(|v| v.to_str().ok()), Some("Bearer realm=\"oauth-provider\""));
-        let r = http.get(p.api_me_url()).basic_auth("a", Some("b")).send().await.expect("get");
+        assert_eq!(
+            r.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer realm=\"oauth-provider\"")
+        );
+        let r = http
+            .get(p.api_me_url())
+            .basic_auth("a", Some("b"))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         // A refresh token is not an access token.
-        assert_eq!(me(&p, t.refresh_token.as_deref().expect("rt")).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            me(&p, t.refresh_token.as_deref().expect("rt")).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         assert_eq!(me(&p, "at_made_up").await.0, StatusCode::UNAUTHORIZED);
 
         p.expire_token(&t.access_token);
         let (status, _, challenge) = me(&p, &t.access_token).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert!(challenge.contains("invalid_token") && challenge.contains("expired"), "{challenge}");
+        assert!(
+            challenge.contains("invalid_token") && challenge.contains("expired"),
+            "{challenge}"
+        );
 
         // Expiry by lifetime.
         p.set_access_token_ttl(Duration::from_millis(1500));
         let short = p.issue_tokens(BASIC_ID, "user-5", &["read"]);
         assert_eq!(me(&p, &short.access_token).await.0, StatusCode::OK);
         tokio::time::sleep(Duration::from_millis(1600)).await;
-        assert_eq!(me(&p, &short.access_token).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            me(&p, &short.access_token).await.0,
+            StatusCode::UNAUTHORIZED
+        );
 
         let revoked = p.issue_tokens(BASIC_ID, "user-6", &["read"]);
         p.revoke_grant_of(&revoked.access_token);
@@ -1940,7 +2616,10 @@ mod self_tests {
         assert!(challenge.contains("revoked"), "{challenge}");
 
         let logged = p.requests_to(Endpoint::Api);
-        assert_eq!(logged.first().and_then(|r| r.authorization.clone()), Some(format!("Bearer {}", t.access_token)));
+        assert_eq!(
+            logged.first().and_then(|r| r.authorization.clone()),
+            Some(format!("Bearer {}", t.access_token))
+        );
         assert_eq!(p.counters().api_requests, logged.len() as u64);
     }
 
@@ -1948,7 +2627,9 @@ mod self_tests {
     async fn stops_on_drop() {
         let p = OAuthProvider::start(config()).await;
         let url = p.metadata_url();
-        assert!(reqwest::get(&url).await.is_ok_and(|r| r.status().is_success()));
+        assert!(reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success()));
         drop(p);
         crate::harness::eventually(Duration::from_secs(5), "provider stopped", || async {
             // A fresh client: no pooled keep-alive connection.

@@ -15,61 +15,119 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
     let keys = dir.path().join("shared-keys");
     let shared = |data: &str| {
         args(&[
-            "--data-dir", &dir.path().join(data).display().to_string(),
-            "--key-dir", &keys.display().to_string(),
-            "--nats-url", &nats.url(),
-            "--database-url", &pg,
+            "--data-dir",
+            &dir.path().join(data).display().to_string(),
+            "--key-dir",
+            &keys.display().to_string(),
+            "--nats-url",
+            &nats.url(),
+            "--database-url",
+            &pg,
         ])
     };
-    assert!(run_cli(&[shared("cli"), args(&["keys", "init"])].concat()).status.success());
+    assert!(run_cli(&[shared("cli"), args(&["keys", "init"])].concat())
+        .status
+        .success());
     let one = Service::start(&shared("one"), &[], dir.path()).await;
     let two = Service::start(&shared("two"), &[], dir.path()).await;
 
     // Writers from several processes at once (the CLI works with the services running).
     let mut writers = Vec::new();
     for i in 0..8 {
-        let a = [shared("cli"), args(&["bootstrap", "--workspace", &format!("ws{i}")])].concat();
+        let a = [
+            shared("cli"),
+            args(&["bootstrap", "--workspace", &format!("ws{i}")]),
+        ]
+        .concat();
         writers.push(tokio::task::spawn_blocking(move || run_cli(&a)));
     }
     for w in writers {
         let out = w.await.expect("join");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     let client = reqwest::Client::new();
     for svc in [&one, &two] {
-        eventually(Duration::from_secs(20), "both instances to see the projections caught up", || async {
-            let r: Value = client.get(svc.url("/readyz")).send().await.expect("readyz").json().await.expect("json");
-            r["log_head"] == 16 && r["projection_offset"] == 16
-        })
+        eventually(
+            Duration::from_secs(20),
+            "both instances to see the projections caught up",
+            || async {
+                let r: Value = client
+                    .get(svc.url("/readyz"))
+                    .send()
+                    .await
+                    .expect("readyz")
+                    .json()
+                    .await
+                    .expect("json");
+                r["log_head"] == 16 && r["projection_offset"] == 16
+            },
+        )
         .await;
     }
 
     let pool = sqlx::PgPool::connect(&pg).await.expect("pg");
-    let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events").fetch_one(&pool).await.expect("count");
-    let distinct: i64 =
-        sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM audit_events").fetch_one(&pool).await.expect("count");
-    let max: i64 = sqlx::query_scalar("SELECT MAX(position) FROM audit_events").fetch_one(&pool).await.expect("max");
-    assert_eq!((audit, distinct, max), (16, 16, 16), "each event applied exactly once");
-    let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces").fetch_one(&pool).await.expect("ws");
-    let keys_n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL")
+    let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(&pool)
         .await
-        .expect("keys");
+        .expect("count");
+    let distinct: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT event_id) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    let max: i64 = sqlx::query_scalar("SELECT MAX(position) FROM audit_events")
+        .fetch_one(&pool)
+        .await
+        .expect("max");
+    assert_eq!(
+        (audit, distinct, max),
+        (16, 16, 16),
+        "each event applied exactly once"
+    );
+    let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
+        .fetch_one(&pool)
+        .await
+        .expect("ws");
+    let keys_n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("keys");
     assert_eq!((workspaces, keys_n), (8, 8));
 
     // Rebuilding the projections from the log gives the same rows.
     let before: Vec<(i64, String)> =
-        sqlx::query_as("SELECT position, event_id FROM audit_events ORDER BY position").fetch_all(&pool).await.expect("rows");
+        sqlx::query_as("SELECT position, event_id FROM audit_events ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     drop(one);
     drop(two);
     let replay = run_cli(&[shared("cli"), args(&["replay"])].concat());
-    assert!(replay.status.success(), "{}", String::from_utf8_lossy(&replay.stderr));
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
     let after: Vec<(i64, String)> =
-        sqlx::query_as("SELECT position, event_id FROM audit_events ORDER BY position").fetch_all(&pool).await.expect("rows");
+        sqlx::query_as("SELECT position, event_id FROM audit_events ORDER BY position")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
     assert_eq!(before, after);
 
-    let report: Value = serde_json::from_slice(&run_cli(&[shared("cli"), args(&["verify", "--json"])].concat()).stdout)
-        .expect("report");
-    assert_eq!((report["ok"].as_bool(), report["events"].as_u64()), (Some(true), Some(16)), "{report}");
+    let report: Value = serde_json::from_slice(
+        &run_cli(&[shared("cli"), args(&["verify", "--json"])].concat()).stdout,
+    )
+    .expect("report");
+    assert_eq!(
+        (report["ok"].as_bool(), report["events"].as_u64()),
+        (Some(true), Some(16)),
+        "{report}"
+    );
 }

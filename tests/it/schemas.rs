@@ -18,14 +18,24 @@ fn schema_dir() -> PathBuf {
 
 fn validator(name: &str) -> jsonschema::Validator {
     let path = schema_dir().join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no schema {}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no schema {}", path.display()));
     let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
-    jsonschema::options().should_validate_formats(true).build(&schema).expect("schema compiles")
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .expect("schema compiles")
 }
 
 fn check(v: &jsonschema::Validator, instance: &Value, what: &str) {
-    let errors: Vec<String> = v.iter_errors(instance).map(|e| format!("{} at {}", e, e.instance_path)).collect();
-    assert!(errors.is_empty(), "{what} does not match its schema: {errors:?}\n{instance}");
+    let errors: Vec<String> = v
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not match its schema: {errors:?}\n{instance}"
+    );
 }
 
 /// Validates a stored envelope: the body, then the payload against its kind.
@@ -34,18 +44,32 @@ fn check_envelope(envelope: &[u8]) {
     let body: Value = serde_json::from_slice(&opened.body_bytes).expect("body");
     check(&validator("body"), &body, "body");
     let kind = body["kind"].as_str().expect("kind");
-    assert!(ALL_KINDS.contains(&kind), "emitted kind {kind} is not in ALL_KINDS");
+    assert!(
+        ALL_KINDS.contains(&kind),
+        "emitted kind {kind} is not in ALL_KINDS"
+    );
     check(&validator(kind), &body["payload"], kind);
 }
 
 #[test]
 fn every_kind_has_a_schema_and_every_schema_a_kind() {
     for kind in ALL_KINDS {
-        assert!(schema_dir().join(format!("{kind}.json")).is_file(), "kind {kind} has no schema");
+        assert!(
+            schema_dir().join(format!("{kind}.json")).is_file(),
+            "kind {kind} has no schema"
+        );
     }
     for entry in std::fs::read_dir(schema_dir()).expect("schema dir") {
-        let name = entry.expect("entry").file_name().to_string_lossy().trim_end_matches(".json").to_string();
-        assert!(name == "body" || ALL_KINDS.contains(&name.as_str()), "schema {name} has no event kind");
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .trim_end_matches(".json")
+            .to_string();
+        assert!(
+            name == "body" || ALL_KINDS.contains(&name.as_str()),
+            "schema {name} has no event kind"
+        );
     }
 }
 
@@ -53,7 +77,10 @@ fn every_kind_has_a_schema_and_every_schema_a_kind() {
 fn every_example_payload_matches_its_schema() {
     let examples = Event::examples();
     let kinds: Vec<&str> = examples.iter().map(Event::kind).collect();
-    assert_eq!(kinds, ALL_KINDS, "Event::examples must cover every kind, in ALL_KINDS order");
+    assert_eq!(
+        kinds, ALL_KINDS,
+        "Event::examples must cover every kind, in ALL_KINDS order"
+    );
     for ev in examples {
         let (kind, payload) = ev.to_parts().expect("parts");
         check(&validator(&kind), &payload, &kind);
@@ -63,13 +90,22 @@ fn every_example_payload_matches_its_schema() {
 #[test]
 fn schemas_reject_what_they_should() {
     check_negative("workspace.created", serde_json::json!({ "name": "" }));
-    check_negative("workspace.created", serde_json::json!({ "name": "x", "secret": "y" }));
-    check_negative("api_key.created", serde_json::json!({ "name": "x", "role": "root", "key_prefix": "alk_x",
-        "key_hash": format!("sha256:{}", "0".repeat(64)), "expires_at": null }));
+    check_negative(
+        "workspace.created",
+        serde_json::json!({ "name": "x", "secret": "y" }),
+    );
+    check_negative(
+        "api_key.created",
+        serde_json::json!({ "name": "x", "role": "root", "key_prefix": "alk_x",
+        "key_hash": format!("sha256:{}", "0".repeat(64)), "expires_at": null }),
+    );
 }
 
 fn check_negative(kind: &str, instance: Value) {
-    assert!(!validator(kind).is_valid(&instance), "{kind} accepted {instance}");
+    assert!(
+        !validator(kind).is_valid(&instance),
+        "{kind} accepted {instance}"
+    );
 }
 
 /// Drives the real CLI (bootstrap, key rotation, serve's first-run bootstrap) and
@@ -78,19 +114,37 @@ fn check_negative(kind: &str, instance: Value) {
 async fn every_event_emitted_by_the_cli_matches_its_schemas() {
     let dir = tempfile::tempdir().expect("dir");
     let d = dir.path().display().to_string();
-    for cmd in [vec!["bootstrap", "--workspace", "Acme"], vec!["keys", "rotate"], vec!["bootstrap", "--workspace", "Beta"]] {
+    for cmd in [
+        vec!["bootstrap", "--workspace", "Acme"],
+        vec!["keys", "rotate"],
+        vec!["bootstrap", "--workspace", "Beta"],
+    ] {
         let mut a = args(&["--data-dir", &d]);
         a.extend(args(&cmd));
         let out = run_cli(&a);
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
-    let log = SqliteEventLog::open(&dir.path().join("ledger.db")).await.expect("open");
+    let log = SqliteEventLog::open(&dir.path().join("ledger.db"))
+        .await
+        .expect("open");
     let events = log.read_from(1, 1000).await.expect("read");
-    let kinds: Vec<String> =
-        events.iter().map(|e| open_envelope(&e.envelope).expect("env").body.kind).collect();
+    let kinds: Vec<String> = events
+        .iter()
+        .map(|e| open_envelope(&e.envelope).expect("env").body.kind)
+        .collect();
     assert_eq!(
         kinds,
-        ["workspace.created", "api_key.created", "signing_key.rotated", "workspace.created", "api_key.created"]
+        [
+            "workspace.created",
+            "api_key.created",
+            "signing_key.rotated",
+            "workspace.created",
+            "api_key.created"
+        ]
     );
     for e in &events {
         check_envelope(&e.envelope);

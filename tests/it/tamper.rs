@@ -26,9 +26,15 @@ async fn populate(log: Arc<dyn EventLog>, signer: Signer) {
     let l = ledger(log, signer);
     for v in 1..=3 {
         for agg in ["a", "b", "c"] {
-            l.append_next(&key(agg), &Actor::system("t"), &Event::WorkspaceCreated(WorkspaceCreated { name: format!("{agg}{v}") }))
-                .await
-                .expect("append");
+            l.append_next(
+                &key(agg),
+                &Actor::system("t"),
+                &Event::WorkspaceCreated(WorkspaceCreated {
+                    name: format!("{agg}{v}"),
+                }),
+            )
+            .await
+            .expect("append");
         }
     }
 }
@@ -38,8 +44,12 @@ fn verify(storage: &[String]) -> (i32, Value) {
     let mut a = storage.to_vec();
     a.extend(args(&["verify", "--json"]));
     let out = run_cli(&a);
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|_| panic!("no JSON report; stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "no JSON report; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     (out.status.code().unwrap_or(-1), report)
 }
 
@@ -50,7 +60,10 @@ fn assert_fails_at(storage: &[String], position: u64, words: &[&str]) {
     let f = &report["failure"];
     assert_eq!(f["position"], position, "{report}");
     let problem = f["problem"].as_str().expect("problem").to_lowercase();
-    assert!(words.iter().any(|w| problem.contains(w)), "problem {problem:?} should mention one of {words:?}");
+    assert!(
+        words.iter().any(|w| problem.contains(w)),
+        "problem {problem:?} should mention one of {words:?}"
+    );
 }
 
 // ---------- embedded: edit the SQLite file ----------
@@ -64,12 +77,19 @@ impl SqliteCase {
     async fn new() -> SqliteCase {
         let dir = tempfile::tempdir().expect("dir");
         let signer = KeyDir::new(dir.path().join("keys")).init().expect("key");
-        let log = Arc::new(SqliteEventLog::open(&dir.path().join("ledger.db")).await.expect("open"));
+        let log = Arc::new(
+            SqliteEventLog::open(&dir.path().join("ledger.db"))
+                .await
+                .expect("open"),
+        );
         populate(log.clone(), signer).await;
         log.close().await;
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("ledger.db").display()))
-            .await
-            .expect("open file");
+        let pool = sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}",
+            dir.path().join("ledger.db").display()
+        ))
+        .await
+        .expect("open file");
         // An attacker with the file ignores the append-only triggers.
         sqlx::raw_sql("DROP TRIGGER events_are_append_only_update; DROP TRIGGER events_are_append_only_delete;")
             .execute(&pool)
@@ -102,7 +122,8 @@ impl SqliteCase {
 }
 
 fn body_of(env: &Value) -> Vec<u8> {
-    B64.decode(env["payload"].as_str().expect("payload")).expect("b64")
+    B64.decode(env["payload"].as_str().expect("payload"))
+        .expect("b64")
 }
 
 #[tokio::test]
@@ -123,7 +144,10 @@ async fn sqlite_altered_body_byte_is_caught() {
     let mut body = body_of(&env);
     // Change the name (not an id or hash, which would fail to parse instead).
     let needle = br#""name":"b2""#;
-    let i = body.windows(needle.len()).position(|w| w == needle).expect("name");
+    let i = body
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("name");
     body[i + needle.len() - 2] = b'x';
     env["payload"] = Value::String(B64.encode(&body));
     case.set_envelope(5, &env).await;
@@ -149,7 +173,10 @@ async fn sqlite_forged_or_missing_signature_is_caught() {
 async fn sqlite_event_removed_from_the_middle_is_caught() {
     // Deleted: the global positions show a gap.
     let case = SqliteCase::new().await;
-    sqlx::query("DELETE FROM events WHERE position = 4").execute(&case.pool).await.expect("delete");
+    sqlx::query("DELETE FROM events WHERE position = 4")
+        .execute(&case.pool)
+        .await
+        .expect("delete");
     assert_fails_at(&case.storage(), 5, &["gap"]);
 
     // Deleted and positions renumbered to hide the gap: the aggregate's chain shows it.
@@ -196,7 +223,9 @@ async fn sqlite_event_signed_by_unknown_key_is_caught() {
         1,
         Some(authledger::ledger::envelope::event_hash(&a1)),
         &Actor::system("intruder"),
-        &Event::WorkspaceCreated(WorkspaceCreated { name: "mine now".into() }),
+        &Event::WorkspaceCreated(WorkspaceCreated {
+            name: "mine now".into(),
+        }),
         time::OffsetDateTime::now_utc(),
     )
     .expect("seal");
@@ -223,16 +252,32 @@ async fn jetstream_case(nats: &NatsServer, data: &Path, protected: bool) -> Arc<
         let mut cfg = JetStreamEventLog::stream_config(&opts);
         cfg.deny_delete = false;
         cfg.deny_purge = false;
-        js.create_stream(cfg).await.expect("create unprotected stream");
-        assert!(JetStreamEventLog::open(opts.clone()).await.is_err(), "writer must refuse an unprotected stream");
-        Arc::new(JetStreamEventLog::open_read_only(opts).await.expect("open read-only"))
+        js.create_stream(cfg)
+            .await
+            .expect("create unprotected stream");
+        assert!(
+            JetStreamEventLog::open(opts.clone()).await.is_err(),
+            "writer must refuse an unprotected stream"
+        );
+        Arc::new(
+            JetStreamEventLog::open_read_only(opts)
+                .await
+                .expect("open read-only"),
+        )
     };
     populate(log.clone(), signer).await;
     log
 }
 
 fn js_storage(nats: &NatsServer, data: &Path) -> Vec<String> {
-    args(&["--data-dir", &data.display().to_string(), "--nats-url", &nats.url(), "--nats-stream", "LEDGER"])
+    args(&[
+        "--data-dir",
+        &data.display().to_string(),
+        "--nats-url",
+        &nats.url(),
+        "--nats-stream",
+        "LEDGER",
+    ])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,18 +292,25 @@ async fn jetstream_forged_messages_are_caught() {
     let client = async_nats::connect(nats.url()).await.expect("plain client");
     let js = async_nats::jetstream::new(client);
     // 1. A copy of c3 with one body byte changed, appended as c4 (signature no longer fits).
-    let c3 = log.last_of_aggregate(&key("c")).await.expect("read").expect("c3");
+    let c3 = log
+        .last_of_aggregate(&key("c"))
+        .await
+        .expect("read")
+        .expect("c3");
     let mut env: Value = serde_json::from_slice(&c3.envelope).expect("json");
     let mut body: Value = serde_json::from_slice(&body_of(&env)).expect("body");
     body["aggregate_version"] = Value::from(4);
     body["prev_hash"] = Value::String(authledger::ledger::envelope::event_hash(&c3.envelope));
     body["event_id"] = Value::String(uuid::Uuid::now_v7().to_string());
     env["payload"] = Value::String(B64.encode(serde_json::to_vec(&body).expect("json")));
-    js.publish("ledger.ws1.workspace.c", serde_json::to_vec(&env).expect("json").into())
-        .await
-        .expect("publish")
-        .await
-        .expect("ack");
+    js.publish(
+        "ledger.ws1.workspace.c",
+        serde_json::to_vec(&env).expect("json").into(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("ack");
     assert_fails_at(&storage, 10, &["signature"]);
 }
 
@@ -267,14 +319,20 @@ async fn jetstream_event_signed_by_unknown_key_is_caught() {
     let nats = NatsServer::start();
     let data = tempfile::tempdir().expect("dir");
     let log = jetstream_case(&nats, data.path(), true).await;
-    let b3 = log.last_of_aggregate(&key("b")).await.expect("read").expect("b3");
+    let b3 = log
+        .last_of_aggregate(&key("b"))
+        .await
+        .expect("read")
+        .expect("b3");
     let (forged, _) = seal_event(
         &Signer::generate(),
         &key("b"),
         3,
         Some(authledger::ledger::envelope::event_hash(&b3.envelope)),
         &Actor::system("intruder"),
-        &Event::WorkspaceCreated(WorkspaceCreated { name: "forged".into() }),
+        &Event::WorkspaceCreated(WorkspaceCreated {
+            name: "forged".into(),
+        }),
         time::OffsetDateTime::now_utc(),
     )
     .expect("seal");
@@ -310,12 +368,18 @@ async fn jetstream_deleted_event_on_unprotected_stream_is_caught() {
     let data = tempfile::tempdir().expect("dir");
     let _log = jetstream_case(&nats, data.path(), false).await;
     let client = async_nats::connect(nats.url()).await.expect("plain client");
-    let stream = async_nats::jetstream::new(client).get_stream("LEDGER").await.expect("stream");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("LEDGER")
+        .await
+        .expect("stream");
     assert!(stream.delete_message(5).await.expect("delete"));
     let storage = js_storage(&nats, data.path());
     let (_, report) = verify(&storage);
     let warnings = report["warnings"].to_string();
-    assert!(warnings.contains("deny_delete"), "verify should warn about the unprotected stream: {report}");
+    assert!(
+        warnings.contains("deny_delete"),
+        "verify should warn about the unprotected stream: {report}"
+    );
     assert_fails_at(&storage, 6, &["gap"]);
 }
 
@@ -325,7 +389,10 @@ async fn jetstream_deleted_last_event_is_caught_without_hanging() {
     let data = tempfile::tempdir().expect("dir");
     let _log = jetstream_case(&nats, data.path(), false).await;
     let client = async_nats::connect(nats.url()).await.expect("plain client");
-    let stream = async_nats::jetstream::new(client).get_stream("LEDGER").await.expect("stream");
+    let stream = async_nats::jetstream::new(client)
+        .get_stream("LEDGER")
+        .await
+        .expect("stream");
     assert!(stream.delete_message(9).await.expect("delete"));
     // The stream still reports sequence 9 as its last: the missing tail is named (a read
     // that waited on the deleted message would time out and exit 2, not report exit 1).

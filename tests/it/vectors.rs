@@ -16,12 +16,21 @@ use authledger::ledger::{Actor, EventLog, KeyRing, RecordedEvent, Signer, PAYLOA
 const SEED: [u8; 32] = [0x42; 32];
 
 /// Version 1 is `api_key.created`, version 2 `api_key.revoked` (with `reason`).
-fn body(id: &str, version: u64, prev_hash: Option<String>, reason: &str, signer: &Signer) -> Vec<u8> {
+fn body(
+    id: &str,
+    version: u64,
+    prev_hash: Option<String>,
+    reason: &str,
+    signer: &Signer,
+) -> Vec<u8> {
     let (kind, payload) = if version == 1 {
-        ("api_key.created", json!({
-            "name": "ci", "role": "developer", "key_prefix": "alk_Vectors1",
-            "key_hash": format!("sha256:{}", "5e".repeat(32)), "expires_at": null
-        }))
+        (
+            "api_key.created",
+            json!({
+                "name": "ci", "role": "developer", "key_prefix": "alk_Vectors1",
+                "key_hash": format!("sha256:{}", "5e".repeat(32)), "expires_at": null
+            }),
+        )
     } else {
         ("api_key.revoked", json!({ "reason": reason }))
     };
@@ -48,19 +57,40 @@ fn vectors() -> serde_json::Value {
     let b1 = body("01900000-0000-7000-8000-000000000001", 1, None, "", &signer);
     let env1 = signer.seal(&b1).expect("seal");
     let h1 = event_hash(&env1);
-    let b2 = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "leaked", &signer);
+    let b2 = body(
+        "01900000-0000-7000-8000-000000000002",
+        2,
+        Some(h1.clone()),
+        "leaked",
+        &signer,
+    );
     let env2 = signer.seal(&b2).expect("seal");
     // Invalid: one body byte altered after signing (signature stays).
     let mut altered: serde_json::Value = serde_json::from_slice(&env2).expect("json");
     let mut b2_alt = b2.clone();
-    let pos = b2_alt.windows(6).position(|w| w == b"leaked").expect("reason in body");
+    let pos = b2_alt
+        .windows(6)
+        .position(|w| w == b"leaked")
+        .expect("reason in body");
     b2_alt[pos] = b'a';
     altered["payload"] = json!(base64::engine::general_purpose::STANDARD.encode(&b2_alt));
     // Invalid: signed by a key nobody trusts.
-    let b2_other = body("01900000-0000-7000-8000-000000000002", 2, Some(h1.clone()), "leaked", &other);
+    let b2_other = body(
+        "01900000-0000-7000-8000-000000000002",
+        2,
+        Some(h1.clone()),
+        "leaked",
+        &other,
+    );
     let env_other = other.seal(&b2_other).expect("seal");
     // Invalid: chain broken (prev_hash of nothing in particular), validly signed.
-    let b2_chain = body("01900000-0000-7000-8000-000000000002", 2, Some(format!("sha256:{}", "0".repeat(64))), "leaked", &signer);
+    let b2_chain = body(
+        "01900000-0000-7000-8000-000000000002",
+        2,
+        Some(format!("sha256:{}", "0".repeat(64))),
+        "leaked",
+        &signer,
+    );
     let env_chain = signer.seal(&b2_chain).expect("seal");
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf8");
     json!({
@@ -96,7 +126,8 @@ fn golden_vectors_match_the_code() {
         std::fs::create_dir_all(path().parent().expect("parent")).expect("mkdir");
         std::fs::write(path(), &generated).expect("write vectors");
     }
-    let stored = std::fs::read_to_string(path()).expect("tests/data/vectors.json (bless to create)");
+    let stored =
+        std::fs::read_to_string(path()).expect("tests/data/vectors.json (bless to create)");
     assert_eq!(stored, generated, "the signed form changed: vectors differ");
 }
 
@@ -104,10 +135,12 @@ fn golden_vectors_match_the_code() {
 /// behaviour, not just bytes.
 #[tokio::test]
 async fn vectors_pass_and_fail_the_verifier_as_labelled() {
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors")).expect("json");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors")).expect("json");
     let mut ring = KeyRing::default();
     for (_, pk) in v["trusted_keys"].as_object().expect("keys") {
-        ring.add_base64(pk.as_str().expect("str"), "vector key").expect("key");
+        ring.add_base64(pk.as_str().expect("str"), "vector key")
+            .expect("key");
     }
     let key = authledger::ledger::AggregateKey::new("ws-vectors", "api_key", "key-1").expect("key");
     let rec = |pos: u64, env: &str| RecordedEvent {
@@ -120,26 +153,46 @@ async fn vectors_pass_and_fail_the_verifier_as_labelled() {
         .as_array()
         .expect("valid")
         .iter()
-        .map(|e| rec(e["position"].as_u64().expect("pos"), e["envelope"].as_str().expect("env")))
+        .map(|e| {
+            rec(
+                e["position"].as_u64().expect("pos"),
+                e["envelope"].as_str().expect("env"),
+            )
+        })
         .collect();
     let mut verifier = authledger::ledger::verify::Verifier::new(ring.clone());
     assert_eq!(verifier.check_batch(&valid), Ok(()));
     for case in v["invalid_second_event"].as_array().expect("invalid") {
         let mut verifier = authledger::ledger::verify::Verifier::new(ring.clone());
-        let log = vec![valid[0].clone(), rec(2, case["envelope"].as_str().expect("env"))];
+        let log = vec![
+            valid[0].clone(),
+            rec(2, case["envelope"].as_str().expect("env")),
+        ];
         let failure = verifier.check_batch(&log).expect_err("must fail");
         assert_eq!(failure.position, 2);
         let problem = case["problem"].as_str().expect("problem");
-        assert!(failure.problem.contains(problem), "{}: {}", case["case"], failure.problem);
+        assert!(
+            failure.problem.contains(problem),
+            "{}: {}",
+            case["case"],
+            failure.problem
+        );
     }
     // And through an actual log file + verify_log.
     let dir = tempfile::tempdir().expect("dir");
-    let log: Arc<dyn EventLog> = Arc::new(SqliteEventLog::open(&dir.path().join("l.db")).await.expect("open"));
+    let log: Arc<dyn EventLog> = Arc::new(
+        SqliteEventLog::open(&dir.path().join("l.db"))
+            .await
+            .expect("open"),
+    );
     for (i, r) in valid.iter().enumerate() {
         let signed = authledger::ledger::SignedEvent {
             key: key.clone(),
             version: i as u64 + 1,
-            event_id: authledger::ledger::envelope::open_envelope(&r.envelope).expect("open").body.event_id,
+            event_id: authledger::ledger::envelope::open_envelope(&r.envelope)
+                .expect("open")
+                .body
+                .event_id,
             envelope: r.envelope.clone(),
         };
         log.append(&signed, i as u64).await.expect("append");

@@ -34,7 +34,10 @@ use authledger::ledger::{Actor, AggregateKey, EventLog, KeyRing, Ledger, Signer}
 use authledger::metrics::Metrics;
 
 #[derive(Parser, Debug)]
-#[command(name = "authledger-bench", about = "Raw JetStream vs ledger append/consume/verify throughput")]
+#[command(
+    name = "authledger-bench",
+    about = "Raw JetStream vs ledger append/consume/verify throughput"
+)]
 struct Args {
     /// NATS server to benchmark against (a private one: the run creates two streams).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
@@ -84,19 +87,32 @@ fn actor() -> Actor {
 }
 
 fn padded_event(pad: usize) -> Event {
-    Event::WorkspaceCreated(WorkspaceCreated { name: "x".repeat(pad) })
+    Event::WorkspaceCreated(WorkspaceCreated {
+        name: "x".repeat(pad),
+    })
 }
 
 fn agg_key(task: u64, agg: u64) -> anyhow::Result<AggregateKey> {
-    Ok(AggregateKey::new("bench", "workspace", format!("t{task:04}-a{agg:04}"))?)
+    Ok(AggregateKey::new(
+        "bench",
+        "workspace",
+        format!("t{task:04}-a{agg:04}"),
+    )?)
 }
 
 /// Envelope size of a typical (chained, mid-aggregate) event with a name of `pad` bytes.
 fn sample_envelope_len(signer: &Signer, pad: usize) -> anyhow::Result<usize> {
     let key = agg_key(0, 0)?;
     let prev = Some(format!("sha256:{}", "0".repeat(64)));
-    let (signed, _) =
-        seal_event(signer, &key, 9, prev, &actor(), &padded_event(pad), time::OffsetDateTime::now_utc())?;
+    let (signed, _) = seal_event(
+        signer,
+        &key,
+        9,
+        prev,
+        &actor(),
+        &padded_event(pad),
+        time::OffsetDateTime::now_utc(),
+    )?;
     Ok(signed.envelope.len())
 }
 
@@ -157,7 +173,10 @@ async fn raw_publish(
             if let Some(ack) = in_flight.next().await {
                 let ack = ack.context("raw publish ack")?;
                 if ack.duplicate {
-                    bail!("raw publish: unexpected duplicate ack at sequence {}", ack.sequence);
+                    bail!(
+                        "raw publish: unexpected duplicate ack at sequence {}",
+                        ack.sequence
+                    );
                 }
             }
         }
@@ -183,14 +202,19 @@ async fn ledger_append(
         let ledger = ledger.clone();
         let n = share(events, tasks, t);
         handles.push(tokio::spawn(async move {
-            let keys = (0..aggs.max(1)).map(|a| agg_key(t, a)).collect::<anyhow::Result<Vec<_>>>()?;
+            let keys = (0..aggs.max(1))
+                .map(|a| agg_key(t, a))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let event = padded_event(pad);
             let actor = actor();
             let mut lat = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
             for i in 0..n {
                 let key = &keys[usize::try_from(i % aggs.max(1)).unwrap_or(0)];
                 let t0 = Instant::now();
-                let c = ledger.append_next(key, &actor, &event).await.with_context(|| format!("append to {key}"))?;
+                let c = ledger
+                    .append_next(key, &actor, &event)
+                    .await
+                    .with_context(|| format!("append to {key}"))?;
                 lat.push(t0.elapsed());
                 if c.duplicate {
                     bail!("append to {key}: unexpected duplicate");
@@ -209,7 +233,10 @@ async fn ledger_append(
 }
 
 /// Reads the whole stream with an ordered pull consumer. Returns (seconds, messages, bytes).
-async fn raw_consume(stream: &jetstream::stream::Stream, expected: u64) -> anyhow::Result<(f64, u64, u64)> {
+async fn raw_consume(
+    stream: &jetstream::stream::Stream,
+    expected: u64,
+) -> anyhow::Result<(f64, u64, u64)> {
     let started = Instant::now();
     let consumer = stream
         .create_consumer(consumer::pull::OrderedConfig {
@@ -234,8 +261,15 @@ async fn raw_consume(stream: &jetstream::stream::Stream, expected: u64) -> anyho
     Ok((started.elapsed().as_secs_f64(), count, bytes))
 }
 
-async fn verify(log: Arc<dyn EventLog>, ring: KeyRing, expected: u64, label: &str) -> anyhow::Result<f64> {
-    let report = verify_log(log, ring, Vec::new()).await.with_context(|| format!("{label} verify"))?;
+async fn verify(
+    log: Arc<dyn EventLog>,
+    ring: KeyRing,
+    expected: u64,
+    label: &str,
+) -> anyhow::Result<f64> {
+    let report = verify_log(log, ring, Vec::new())
+        .await
+        .with_context(|| format!("{label} verify"))?;
     if !report.ok || report.events != expected {
         bail!(
             "{label} verify: ok={} events={} (expected {expected}) failure={:?}",
@@ -303,7 +337,11 @@ impl Cpu {
     fn per_event(&self, events: u64) -> String {
         let us = |s: f64| s * 1e6 / events.max(1) as f64;
         match self.server {
-            Some(server) => format!("CPU/event: client {:.0} µs, server {:.0} µs", us(self.client), us(server)),
+            Some(server) => format!(
+                "CPU/event: client {:.0} µs, server {:.0} µs",
+                us(self.client),
+                us(server)
+            ),
             None => format!("CPU/event: client {:.0} µs", us(self.client)),
         }
     }
@@ -366,7 +404,12 @@ async fn main() -> anyhow::Result<()> {
         .context("create raw stream")?;
     let log = Arc::new(JetStreamEventLog::open(ledger_opts.clone()).await?);
     let dyn_log: Arc<dyn EventLog> = log.clone();
-    let ledger = Arc::new(Ledger::new(dyn_log.clone(), signer, Arc::new(SystemClock), Metrics::new()));
+    let ledger = Arc::new(Ledger::new(
+        dyn_log.clone(),
+        signer,
+        Arc::new(SystemClock),
+        Metrics::new(),
+    ));
 
     let mut rows: Vec<Row> = Vec::new();
 
@@ -387,7 +430,10 @@ async fn main() -> anyhow::Result<()> {
             phase: "0. `seal_event` alone (serialise + sign + envelope + hash), one thread".into(),
             events: seal_n,
             rate: seal_n as f64 / secs,
-            note: format!("{:.1} µs/event; no I/O; the CPU floor of an append", secs * 1e6 / seal_n as f64),
+            note: format!(
+                "{:.1} µs/event; no I/O; the CPU floor of an append",
+                secs * 1e6 / seal_n as f64
+            ),
         });
     }
 
@@ -395,13 +441,25 @@ async fn main() -> anyhow::Result<()> {
     let total = args.events * rounds;
 
     // 1 + 2, interleaved per round so both see the same machine conditions.
-    let (mut raw_rates, mut append_rates, mut ratios, mut lat) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw_rates, mut append_rates, mut ratios, mut lat) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let (mut raw_cpu, mut append_cpu) = (Cpu::default(), Cpu::default());
     let spid = args.server_pid;
     for r in 1..=rounds {
         let c0 = Cpu::now(spid);
-        eprintln!("[round {r}/{rounds}] raw JetStream publish: {} x {envelope_len} B, window {} ...", args.events, args.window);
-        let secs = raw_publish(&js, &raw_opts.subject_prefix, args.events, args.window, payload.clone(), subjects).await?;
+        eprintln!(
+            "[round {r}/{rounds}] raw JetStream publish: {} x {envelope_len} B, window {} ...",
+            args.events, args.window
+        );
+        let secs = raw_publish(
+            &js,
+            &raw_opts.subject_prefix,
+            args.events,
+            args.window,
+            payload.clone(),
+            subjects,
+        )
+        .await?;
         let raw = args.events as f64 / secs;
         eprintln!("    {raw:.0}/s");
         let c1 = Cpu::now(spid);
@@ -410,7 +468,14 @@ async fn main() -> anyhow::Result<()> {
             "[round {r}/{rounds}] ledger append_next: {} events, {} tasks x {} aggregates ...",
             args.events, args.tasks, args.aggregates_per_task
         );
-        let (secs, l) = ledger_append(ledger.clone(), args.events, args.tasks, args.aggregates_per_task, pad).await?;
+        let (secs, l) = ledger_append(
+            ledger.clone(),
+            args.events,
+            args.tasks,
+            args.aggregates_per_task,
+            pad,
+        )
+        .await?;
         let append = args.events as f64 / secs;
         append_cpu.add_span(c1, Cpu::now(spid));
         eprintln!("    {append:.0}/s ({:.0}% of raw)", append / raw * 100.0);
@@ -420,7 +485,12 @@ async fn main() -> anyhow::Result<()> {
         lat.extend(l);
     }
     lat.sort_unstable();
-    let raw_count = raw_stream.get_info().await.context("raw stream info")?.state.messages;
+    let raw_count = raw_stream
+        .get_info()
+        .await
+        .context("raw stream info")?
+        .state
+        .messages;
     let ledger_head = log.head().await?;
     if raw_count != total || ledger_head != total {
         bail!("raw stream holds {raw_count} and ledger stream {ledger_head} messages, expected {total} each");
@@ -457,7 +527,10 @@ async fn main() -> anyhow::Result<()> {
     });
 
     // 3. Raw consume of the whole ledger stream.
-    let ledger_stream = js.get_stream(&ledger_opts.stream).await.context("ledger stream")?;
+    let ledger_stream = js
+        .get_stream(&ledger_opts.stream)
+        .await
+        .context("ledger stream")?;
     let mut consume_rates = Vec::new();
     let mut mean_envelope = 0.0;
     let mut consume_cpu = Cpu::default();
@@ -497,7 +570,11 @@ async fn main() -> anyhow::Result<()> {
         rate: verify_rate,
         note: format!(
             "target >= 40,000/s: **{}**; {}; {}",
-            if verify_rate >= 40_000.0 { "met" } else { "NOT met" },
+            if verify_rate >= 40_000.0 {
+                "met"
+            } else {
+                "NOT met"
+            },
             verify_cpu.per_event(total * rounds),
             spread(&verify_rates)
         ),
@@ -505,7 +582,11 @@ async fn main() -> anyhow::Result<()> {
 
     // 5. Optional: embedded SQLite backend (one round).
     if args.sqlite_events > 0 {
-        let dir = args.sqlite_dir.clone().unwrap_or_else(std::env::temp_dir).join(format!("authledger-bench-{run}"));
+        let dir = args
+            .sqlite_dir
+            .clone()
+            .unwrap_or_else(std::env::temp_dir)
+            .join(format!("authledger-bench-{run}"));
         std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
         let path = dir.join("events.db");
         let result = async {
@@ -562,7 +643,13 @@ async fn main() -> anyhow::Result<()> {
     println!("| Phase | Events (per round) | Events/s (median) | Notes |");
     println!("|---|---:|---:|---|");
     for r in &rows {
-        println!("| {} | {} | {:.0} | {} |", r.phase, r.events, r.rate, r.note.trim_end_matches("; "));
+        println!(
+            "| {} | {} | {:.0} | {} |",
+            r.phase,
+            r.events,
+            r.rate,
+            r.note.trim_end_matches("; ")
+        );
     }
     println!();
     println!(

@@ -17,11 +17,6 @@ use crate::domain::api_key::{hash_key, KEY_PREFIX};
 use crate::domain::Role;
 use crate::ledger::{Actor, ActorType};
 
-/// Parses the role names the projection stores.
-fn parse_role(s: &str) -> Option<Role> {
-    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
-}
-
 /// A caller-supplied string made safe to keep in the ledger: at most 128 characters of
 /// `[A-Za-z0-9_-]`.
 pub fn sanitize(s: &str, max: usize) -> String {
@@ -193,7 +188,7 @@ pub async fn authorize(
             .await;
         }
     }
-    let Some(role) = parse_role(&row.role) else {
+    let Some(role) = Role::parse(&row.role) else {
         tracing::error!(role = %row.role, "stored API key has an unknown role");
         return Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,

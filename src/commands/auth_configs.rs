@@ -80,17 +80,6 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
     })
 }
 
-/// Plain-http endpoints are for development: refused unless the service allows them.
-fn check_loopback(state: &AppState, urls: &[&str]) -> Result<(), CommandError> {
-    if !state.allow_loopback_urls && urls.iter().any(|u| u.starts_with("http://")) {
-        return Err(invalid(
-            "oauth2",
-            "endpoints must be https:// (this service does not allow loopback URLs)",
-        ));
-    }
-    Ok(())
-}
-
 async fn seal_client_secret(
     state: &AppState,
     caller: &Caller,
@@ -162,7 +151,7 @@ async fn oauth2_settings(
         .redirect_urls
         .ok_or_else(|| invalid("redirect_urls", "at least one is required"))?;
     urls.extend(redirect_urls.iter().map(String::as_str));
-    check_loopback(state, &urls)?;
+    super::check_loopback(state, "oauth2", &urls)?;
     let client_id = input
         .client_id
         .ok_or_else(|| invalid("client_id", "required"))?;
@@ -288,29 +277,19 @@ async fn shred_unused(state: &AppState, command: &AuthConfigCommand) {
     }
 }
 
-/// Loads the current state of an auth config of the caller's workspace from the log.
+/// The current state of an auth config of the caller's workspace, from the log.
 async fn load(state: &AppState, caller: &Caller, id: &str) -> Result<AuthConfig, CommandError> {
-    use crate::domain::Aggregate;
-    let key = crate::ledger::AggregateKey::new(&caller.workspace_id, AuthConfig::TYPE, id)
-        .map_err(|_| CommandError::Domain(DomainError::NotFound("auth config")))?;
-    let mut agg = AuthConfig::default();
-    for r in state
+    match state
         .ledger
-        .log()
-        .read_aggregate(&key)
+        .load::<AuthConfig>(&caller.workspace_id, id)
         .await
-        .map_err(|e| CommandError::Ledger(e.into()))?
     {
-        let opened = crate::ledger::envelope::open_envelope(&r.envelope).map_err(|e| {
-            CommandError::Ledger(crate::ledger::LedgerError::Corrupt {
-                position: r.position,
-                reason: e.to_string(),
-            })
-        })?;
-        let event = crate::domain::Event::from_parts(&opened.body.kind, &opened.body.payload)?;
-        agg.apply(&event);
+        // An id that cannot name an aggregate names none.
+        Err(crate::ledger::LedgerError::Envelope(_)) => {
+            Err(DomainError::NotFound("auth config").into())
+        }
+        other => Ok(other?),
     }
-    Ok(agg)
 }
 
 /// Applies a partial update; a new client secret is sealed under the same data key.
@@ -357,7 +336,7 @@ pub async fn update(
             let mut urls = vec![o.authorization_url.as_str(), o.token_url.as_str()];
             urls.extend(o.revocation_url.as_deref());
             urls.extend(o.redirect_urls.iter().map(String::as_str));
-            check_loopback(state, &urls)?;
+            super::check_loopback(state, "oauth2", &urls)?;
             if let Some(secret) = i.client_secret {
                 let dk = o.client_secret.data_key_id.clone();
                 o.client_secret = seal_client_secret(state, caller, id, Some(&dk), &secret).await?;

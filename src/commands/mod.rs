@@ -48,6 +48,24 @@ pub enum CommandError {
     Crypto(#[from] crate::crypto::CryptoError),
 }
 
+/// Plain-http URLs (which the domain admits only on loopback) are for development: the
+/// deployment refuses them unless it runs with `--allow-loopback-urls`, since otherwise a
+/// workspace admin could make the service call its own local endpoints.
+pub fn check_loopback(
+    state: &AppState,
+    field: &'static str,
+    urls: &[&str],
+) -> Result<(), CommandError> {
+    if !state.allow_loopback_urls && urls.iter().any(|u| u.starts_with("http://")) {
+        return Err(DomainError::Invalid {
+            field,
+            reason: "must be https:// (this service does not allow loopback URLs)".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Waits (bounded) until the projections include `position`.
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
     wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await?;
@@ -116,7 +134,7 @@ pub async fn create_api_key(
             workspace_id: caller.workspace_id.clone(),
             id: id.clone(),
             name: created.name,
-            role: crate::projector::plan::role_name(role).to_string(),
+            role: role.as_str().to_string(),
             key_prefix: created.key_prefix,
             created_at: crate::projector::plan::rfc3339(state.clock.now()),
             expires_at: expires_at.map(crate::projector::plan::rfc3339),
@@ -165,13 +183,7 @@ pub async fn configure_identity_provider(
     idp: crate::domain::IdentityProviderConfigured,
 ) -> Result<(), CommandError> {
     use crate::domain::workspace::{Workspace, WorkspaceCommand};
-    if idp.jwks_url.starts_with("http://") && !state.allow_loopback_urls {
-        return Err(DomainError::Invalid {
-            field: "jwks_url",
-            reason: "must be https:// (this service does not allow loopback JWKS URLs)".into(),
-        }
-        .into());
-    }
+    check_loopback(state, "jwks_url", &[idp.jwks_url.as_str()])?;
     let committed = state
         .ledger
         .execute::<Workspace>(

@@ -21,21 +21,6 @@ pub enum DenialReason {
     ExpiredToken,
 }
 
-impl DenialReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenialReason::MissingCredentials => "missing_credentials",
-            DenialReason::UnknownKey => "unknown_key",
-            DenialReason::RevokedKey => "revoked_key",
-            DenialReason::ExpiredKey => "expired_key",
-            DenialReason::RoleNotPermitted => "role_not_permitted",
-            DenialReason::OtherWorkspace => "other_workspace",
-            DenialReason::InvalidToken => "invalid_token",
-            DenialReason::ExpiredToken => "expired_token",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessDenied {
     /// HTTP method and the route template (never the raw path, which the caller controls).

@@ -24,6 +24,23 @@ pub enum Role {
     Agent,
 }
 
+impl Role {
+    /// The name used in events, projections and the API (its serde form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Developer => "developer",
+            Role::Viewer => "viewer",
+            Role::Auditor => "auditor",
+            Role::Agent => "agent",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        serde_json::from_value(serde_json::Value::String(name.to_string())).ok()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyCreated {
     pub name: String,
@@ -139,6 +156,24 @@ mod tests {
         assert_eq!(a.key_hash, hash_key(a.expose()));
         assert!(!a.key_hash.contains(a.expose()));
         assert!(a.expose().starts_with(&a.key_prefix));
+    }
+
+    #[test]
+    fn role_names_are_their_serde_form() {
+        for r in [
+            Role::Admin,
+            Role::Developer,
+            Role::Viewer,
+            Role::Auditor,
+            Role::Agent,
+        ] {
+            assert_eq!(
+                serde_json::to_value(r).ok(),
+                Some(serde_json::Value::String(r.as_str().into()))
+            );
+            assert_eq!(Role::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Role::parse("root"), None);
     }
 
     #[test]

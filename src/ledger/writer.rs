@@ -95,24 +95,7 @@ impl Ledger {
     ) -> Result<Committed, LedgerError> {
         let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
         for attempt in 0..MAX_ATTEMPTS {
-            let recorded = self.log.read_aggregate(&key).await?;
-            let mut state = A::default();
-            let mut tail: Option<(u64, String)> = None;
-            for r in &recorded {
-                let opened = open_envelope(&r.envelope).map_err(|e| LedgerError::Corrupt {
-                    position: r.position,
-                    reason: e.to_string(),
-                })?;
-                let event =
-                    Event::from_parts(&opened.body.kind, &opened.body.payload).map_err(|e| {
-                        LedgerError::Corrupt {
-                            position: r.position,
-                            reason: e.to_string(),
-                        }
-                    })?;
-                state.apply(&event);
-                tail = Some((opened.body.aggregate_version, opened.hash));
-            }
+            let (state, tail) = self.load_key::<A>(&key).await?;
             let event = state.decide(command)?;
             match self.append_after(&key, tail, actor, &event).await {
                 Err(LedgerError::Log(LogError::Conflict { .. })) => conflict_backoff(attempt).await,
@@ -120,6 +103,37 @@ impl Ledger {
             }
         }
         Err(LedgerError::Contended(MAX_ATTEMPTS, key))
+    }
+
+    /// The current state of aggregate `A` identified by `(workspace, id)`, folded from the log.
+    pub async fn load<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+    ) -> Result<A, LedgerError> {
+        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
+        Ok(self.load_key::<A>(&key).await?.0)
+    }
+
+    /// Folds an aggregate's events; also returns its tail (version, hash) for appending.
+    async fn load_key<A: Aggregate>(
+        &self,
+        key: &AggregateKey,
+    ) -> Result<(A, Option<(u64, String)>), LedgerError> {
+        let mut state = A::default();
+        let mut tail = None;
+        for r in self.log.read_aggregate(key).await? {
+            let corrupt = |reason: String| LedgerError::Corrupt {
+                position: r.position,
+                reason,
+            };
+            let opened = open_envelope(&r.envelope).map_err(|e| corrupt(e.to_string()))?;
+            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+                .map_err(|e| corrupt(e.to_string()))?;
+            state.apply(&event);
+            tail = Some((opened.body.aggregate_version, opened.hash));
+        }
+        Ok((state, tail))
     }
 
     /// Appends an event that needs no decision over prior state (a record of something that

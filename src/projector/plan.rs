@@ -1,6 +1,6 @@
 //! Pure: what one event changes in the projections, as backend-neutral operations.
 
-use crate::domain::{Event, Role};
+use crate::domain::Event;
 use crate::ledger::EventBody;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,16 +85,6 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub fn role_name(r: Role) -> &'static str {
-    match r {
-        Role::Admin => "admin",
-        Role::Developer => "developer",
-        Role::Viewer => "viewer",
-        Role::Auditor => "auditor",
-        Role::Agent => "agent",
-    }
-}
-
 pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
     let at = rfc3339(body.occurred_at);
     let version = i64::try_from(body.aggregate_version).unwrap_or(i64::MAX);
@@ -133,7 +123,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             workspace_id: body.workspace_id.clone(),
             id: body.aggregate_id.clone(),
             name: e.name.clone(),
-            role: role_name(e.role).to_string(),
+            role: e.role.as_str().to_string(),
             key_prefix: e.key_prefix.clone(),
             key_hash: e.key_hash.clone(),
             at,

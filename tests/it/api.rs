@@ -26,7 +26,7 @@ struct Env {
 }
 
 fn role_name(r: Role) -> &'static str {
-    authledger::projector::plan::role_name(r)
+    r.as_str()
 }
 
 impl Env {

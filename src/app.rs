@@ -309,6 +309,10 @@ pub struct AppState {
     /// would let a workspace admin make the service call local endpoints).
     pub allow_loopback_urls: bool,
     pub vault: Arc<crate::crypto::Vault>,
+    /// Connect flow, refresh and revocation settings (public URL, refresh buffer, retries).
+    pub connections: crate::commands::connections::ConnectionSettings,
+    pub oauth: Arc<crate::oauth::OAuthClient>,
+    pub refresh_locks: Arc<crate::commands::connections::RefreshLocks>,
 }
 
 impl AppState {
@@ -327,6 +331,11 @@ impl AppState {
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
         let vault = open_vault(args).await?;
+        let connections = crate::commands::connections::ConnectionSettings::default();
+        let oauth = Arc::new(
+            crate::oauth::OAuthClient::new(connections.provider_timeout)
+                .map_err(|e| AppError::Io(format!("cannot build the OAuth client: {e}")))?,
+        );
         Ok(AppState {
             ledger,
             log,
@@ -337,6 +346,9 @@ impl AppState {
             identity,
             allow_loopback_urls: false,
             vault,
+            connections,
+            oauth,
+            refresh_locks: Arc::default(),
         })
     }
 }
@@ -359,6 +371,13 @@ pub async fn serve(
     if let Err(e) = projector.catch_up().await {
         tracing::warn!(error = %e, "projections could not catch up at start; serving while they retry");
     }
+    let scheduler_task = state.connections.refresh_schedule.clone().map(|schedule| {
+        tokio::spawn(crate::scheduler::run_refresh_scheduler(
+            state.clone(),
+            schedule,
+            stop_rx.clone(),
+        ))
+    });
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
@@ -368,5 +387,8 @@ pub async fn serve(
         .await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
+    if let Some(task) = scheduler_task {
+        let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    }
     result.map_err(|e| AppError::Io(format!("server error: {e}")))
 }

@@ -41,6 +41,8 @@ enum Command {
         /// endpoints (development and tests only).
         #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_URLS")]
         allow_loopback_urls: bool,
+        #[command(flatten)]
+        connections: ConnectionArgs,
     },
     /// Create a workspace and its first admin API key (printed once, as JSON, on stdout).
     Bootstrap {
@@ -73,6 +75,30 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         writers: u64,
     },
+}
+
+/// Connect flow and refresh settings of `serve`.
+#[derive(clap::Args)]
+struct ConnectionArgs {
+    /// The base URL end users' browsers reach this service at; the OAuth redirect URI
+    /// registered with providers is `{public_url}/v1/oauth/callback`. Default: http://<listen>.
+    #[arg(long, env = "AUTHLEDGER_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// When proactive refresh runs (cron, six fields with seconds; "off" to disable).
+    #[arg(long, env = "AUTHLEDGER_REFRESH_SCHEDULE", default_value = authledger::scheduler::DEFAULT_REFRESH_SCHEDULE)]
+    refresh_schedule: String,
+    /// Refresh access tokens this many seconds before they expire.
+    #[arg(long, env = "AUTHLEDGER_REFRESH_BUFFER_SECS", default_value_t = 300)]
+    refresh_buffer_secs: u64,
+    /// Attempts per refresh on transient provider failures (5xx, timeouts).
+    #[arg(long, env = "AUTHLEDGER_REFRESH_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    refresh_attempts: u32,
+    /// First retry delay in milliseconds (doubles per attempt).
+    #[arg(long, env = "AUTHLEDGER_REFRESH_RETRY_MS", default_value_t = 500)]
+    refresh_retry_ms: u64,
+    /// Timeout of each call to a provider, in seconds.
+    #[arg(long, env = "AUTHLEDGER_PROVIDER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
+    provider_timeout_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -124,10 +150,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate_limit_per_sec,
             rate_limit_burst,
             allow_loopback_urls,
+            connections,
         } => {
             let limiter =
                 authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
-            serve(&storage, &listen, limiter, allow_loopback_urls).await
+            serve(&storage, &listen, limiter, allow_loopback_urls, connections).await
         }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
@@ -204,7 +231,19 @@ async fn serve(
     listen: &str,
     limiter: authledger::api::ratelimit::RateLimiter,
     allow_loopback_urls: bool,
+    connections: ConnectionArgs,
 ) -> anyhow::Result<ExitCode> {
+    let refresh_schedule = match connections.refresh_schedule.as_str() {
+        "off" => None,
+        s => Some(authledger::scheduler::parse_schedule(s)?),
+    };
+    if let Some(url) = &connections.public_url {
+        let parsed = reqwest::Url::parse(url).with_context(|| format!("invalid --public-url {url}"))?;
+        anyhow::ensure!(
+            matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none(),
+            "invalid --public-url {url}: must be an http(s) base URL without a query"
+        );
+    }
     let mut state = AppState::open(storage).await?;
     state.rate_limiter = Arc::new(limiter);
     state.allow_loopback_urls = allow_loopback_urls;
@@ -213,6 +252,18 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let timeout = std::time::Duration::from_secs(connections.provider_timeout_secs);
+    state.connections = authledger::commands::connections::ConnectionSettings {
+        public_url: connections
+            .public_url
+            .unwrap_or_else(|| format!("http://{addr}")),
+        refresh_buffer: std::time::Duration::from_secs(connections.refresh_buffer_secs),
+        refresh_attempts: connections.refresh_attempts,
+        retry_base_delay: std::time::Duration::from_millis(connections.refresh_retry_ms),
+        provider_timeout: timeout,
+        refresh_schedule,
+    };
+    state.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
     if storage.embedded_log() && state.log.head().await? == 0 {
         let out = app::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({

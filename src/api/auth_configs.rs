@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use super::error::ApiError;
 use super::extract::ApiJson;
+use super::problem::Problem;
 use crate::app::AppState;
 use crate::commands::auth_configs::{self, CreateAuthConfigInput, UpdateAuthConfigInput};
 use crate::commands::Caller;
@@ -25,6 +26,8 @@ fn view(row: &AuthConfigRow) -> Value {
         "status": row.status,
         "version": row.version,
         "settings": serde_json::from_str::<Value>(&row.settings).unwrap_or(Value::Null),
+        "connections": row.connections,
+        "last_used_at": row.last_used_at,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     })
@@ -142,18 +145,20 @@ pub async fn delete(
     if let Some(resp) = exists(&state, &caller, "DELETE", ONE, &id).await? {
         return Ok(resp);
     }
-    // Connections arrive with the connections API; until then nothing depends on a config.
-    auth_configs::lifecycle(
-        &state,
-        &caller,
-        &id,
-        AuthConfigCommand::Delete {
-            dependants: 0,
-            cascade,
-        },
-    )
-    .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    match auth_configs::delete(&state, &caller, &id, cascade).await? {
+        auth_configs::Deleted::Done { .. } => Ok(StatusCode::NO_CONTENT.into_response()),
+        auth_configs::Deleted::HasDependants(ids) => Ok(Problem::new(
+            StatusCode::CONFLICT,
+            "has-dependants",
+            "Connections depend on this auth config",
+            Some(format!(
+                "{} live connection(s) depend on it; revoke them or delete with ?cascade=revoke",
+                ids.len()
+            )),
+        )
+        .with("dependants", json!(ids))
+        .into_response()),
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,4 +232,25 @@ pub async fn versions(
         })
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestBody {
+    pub credentials: Option<crate::commands::connections::PostgresCredentials>,
+}
+
+/// Tests an auth config with a native connector (postgres: connect and `SELECT 1`).
+pub async fn test(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TestBody>,
+) -> Result<Response, ApiError> {
+    const TEST: &str = "/v1/auth-configs/{id}/test";
+    if let Some(resp) = exists(&state, &caller, "POST", TEST, &id).await? {
+        return Ok(resp);
+    }
+    let report = auth_configs::test(&state, &caller, &id, body.credentials).await?;
+    Ok(Json(report).into_response())
 }

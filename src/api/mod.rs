@@ -3,6 +3,8 @@
 pub mod api_keys;
 pub mod auth;
 pub mod auth_configs;
+pub mod connections;
+pub mod consistency;
 pub mod end_users;
 pub mod error;
 pub mod extract;
@@ -46,6 +48,16 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::DisableAuthConfig => on(filter, auth_configs::disable),
         RouteId::EnableAuthConfig => on(filter, auth_configs::enable),
         RouteId::AuthConfigVersions => on(filter, auth_configs::versions),
+        RouteId::TestAuthConfig => on(filter, auth_configs::test),
+        RouteId::CreateConnection => on(filter, connections::create),
+        RouteId::ListConnections => on(filter, connections::list),
+        RouteId::GetConnection => on(filter, connections::get),
+        RouteId::RefreshConnection => on(filter, connections::refresh),
+        RouteId::RevokeConnection => on(filter, connections::revoke),
+        RouteId::DeleteConnection => on(filter, connections::delete),
+        RouteId::OAuthCallback => on(filter, connections::callback),
+        RouteId::MyConnections => on(filter, connections::my_list),
+        RouteId::RevokeMyConnection => on(filter, connections::my_revoke),
     }
 }
 
@@ -62,6 +74,10 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, handler(spec.id, filter));
     }
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            consistency::consistency,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,

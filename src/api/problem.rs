@@ -13,6 +13,9 @@ pub struct Problem {
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// RFC 9457 extension members (e.g. `dependants`).
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -23,7 +26,13 @@ impl Problem {
             title: title.to_string(),
             status: status.as_u16(),
             detail,
+            extensions: serde_json::Map::new(),
         }
+    }
+
+    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(key.to_string(), value);
+        self
     }
 }
 

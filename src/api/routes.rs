@@ -18,6 +18,8 @@ pub enum Permission {
     ManageWorkspace,
     /// Create, change, disable and delete auth configs.
     ManageAuthConfigs,
+    /// Create, refresh, revoke and delete connections.
+    ManageConnections,
     /// An end user with a JWT from the workspace's identity provider (never an API key).
     EndUser,
 }
@@ -30,7 +32,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         Public | Authenticated => true,
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
         ManageApiKeys | ManageWorkspace => matches!(role, Admin),
-        ManageAuthConfigs => matches!(role, Admin | Developer),
+        ManageAuthConfigs | ManageConnections => matches!(role, Admin | Developer),
         EndUser => false,
     }
 }
@@ -55,6 +57,16 @@ pub enum RouteId {
     DisableAuthConfig,
     EnableAuthConfig,
     AuthConfigVersions,
+    TestAuthConfig,
+    CreateConnection,
+    ListConnections,
+    GetConnection,
+    RefreshConnection,
+    RevokeConnection,
+    DeleteConnection,
+    OAuthCallback,
+    MyConnections,
+    RevokeMyConnection,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -174,6 +186,66 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/auth-configs/{id}/versions",
         permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::TestAuthConfig,
+        method: "POST",
+        path: "/v1/auth-configs/{id}/test",
+        permission: Permission::ManageAuthConfigs,
+    },
+    RouteSpec {
+        id: RouteId::CreateConnection,
+        method: "POST",
+        path: "/v1/connections",
+        permission: Permission::ManageConnections,
+    },
+    RouteSpec {
+        id: RouteId::ListConnections,
+        method: "GET",
+        path: "/v1/connections",
+        permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::GetConnection,
+        method: "GET",
+        path: "/v1/connections/{id}",
+        permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::RefreshConnection,
+        method: "POST",
+        path: "/v1/connections/{id}/refresh",
+        permission: Permission::ManageConnections,
+    },
+    RouteSpec {
+        id: RouteId::RevokeConnection,
+        method: "POST",
+        path: "/v1/connections/{id}/revoke",
+        permission: Permission::ManageConnections,
+    },
+    RouteSpec {
+        id: RouteId::DeleteConnection,
+        method: "DELETE",
+        path: "/v1/connections/{id}",
+        permission: Permission::ManageConnections,
+    },
+    RouteSpec {
+        id: RouteId::OAuthCallback,
+        method: "GET",
+        path: "/v1/oauth/callback",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::MyConnections,
+        method: "GET",
+        path: "/v1/me/connections",
+        permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::RevokeMyConnection,
+        method: "POST",
+        path: "/v1/me/connections/{id}/revoke",
+        permission: Permission::EndUser,
     },
 ];
 

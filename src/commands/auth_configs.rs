@@ -365,7 +365,120 @@ pub async fn update(
         .execute::<AuthConfig>(&caller.workspace_id, id, &caller.actor(), &command)
         .await?;
     wait_for_write(state, committed.position).await?;
+    if let crate::domain::Event::AuthConfigUpdated(u) = &committed.event {
+        if !u.removed_scopes.is_empty() {
+            super::connections::mark_needs_reconsent(
+                state,
+                &caller.workspace_id,
+                id,
+                u.version,
+                &u.removed_scopes,
+                &caller.actor(),
+            )
+            .await?;
+        }
+    }
     Ok(committed.position)
+}
+
+/// The outcome of deleting an auth config.
+pub enum Deleted {
+    Done { revoked_connections: u64 },
+    /// Refused: these live connections depend on it (no `cascade=revoke`).
+    HasDependants(Vec<String>),
+}
+
+/// Deletes an auth config; with `cascade` its live connections are revoked first (at the
+/// provider too), otherwise their existence refuses the deletion.
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    cascade: bool,
+) -> Result<Deleted, CommandError> {
+    let live = state
+        .projections
+        .live_connections_of(&caller.workspace_id, id)
+        .await?;
+    if !live.is_empty() && !cascade {
+        return Ok(Deleted::HasDependants(
+            live.into_iter().map(|r| r.id).collect(),
+        ));
+    }
+    let mut revoked = 0u64;
+    for row in &live {
+        match super::connections::revoke(
+            state,
+            &caller.workspace_id,
+            &row.id,
+            &caller.actor(),
+            Some("auth config deleted".into()),
+        )
+        .await
+        {
+            Ok(_) => revoked += 1,
+            Err(CommandError::Domain(DomainError::Rejected(_) | DomainError::NotFound(_))) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    lifecycle(
+        state,
+        caller,
+        id,
+        AuthConfigCommand::Delete {
+            dependants: revoked,
+            cascade,
+        },
+    )
+    .await?;
+    Ok(Deleted::Done {
+        revoked_connections: revoked,
+    })
+}
+
+/// Runs the auth config's native connector test (postgres: connect, `SELECT 1`).
+pub async fn test(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    credentials: Option<super::connections::PostgresCredentials>,
+) -> Result<serde_json::Value, CommandError> {
+    let config = load(state, caller, id).await?;
+    match config.settings {
+        Some(AuthSettings::Postgres(p)) => {
+            let c = credentials.ok_or_else(|| {
+                invalid("credentials", "{\"user\", \"password\"} are required to test")
+            })?;
+            super::check_loopback_host(state, "host", &p.host)?;
+            let outcome = crate::connectors::postgres::test(
+                &p,
+                &c.user,
+                &c.password,
+                state.connections.provider_timeout,
+            )
+            .await;
+            Ok(match outcome {
+                Ok(rtt) => serde_json::json!({
+                    "ok": true,
+                    "connector": "postgres",
+                    "latency_ms": rtt.as_millis() as u64,
+                }),
+                Err(e) => serde_json::json!({
+                    "ok": false,
+                    "connector": "postgres",
+                    "error": e.to_string(),
+                }),
+            })
+        }
+        Some(other) => Err(invalid(
+            "auth_type",
+            format!(
+                "{} has no connector test; its connections are checked by the provider",
+                other.auth_type()
+            ),
+        )),
+        None => Err(DomainError::NotFound("auth config").into()),
+    }
 }
 
 /// Disables, enables or deletes; deletion shreds the auth config's data key afterwards, so

@@ -2,6 +2,8 @@
 //! the ledger, then wait (bounded) until the projections show it (read-your-writes).
 
 pub mod auth_configs;
+pub mod connections;
+pub mod sealing;
 
 use std::time::Duration;
 
@@ -66,8 +68,29 @@ pub fn check_loopback(
     Ok(())
 }
 
+/// The same policy for hosts the service connects to directly (native connectors).
+pub fn check_loopback_host(
+    state: &AppState,
+    field: &'static str,
+    host: &str,
+) -> Result<(), CommandError> {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = h.eq_ignore_ascii_case("localhost")
+        || h.parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+    if loopback && !state.allow_loopback_urls {
+        return Err(DomainError::Invalid {
+            field,
+            reason: "loopback hosts are not allowed on this service".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Waits (bounded) until the projections include `position`.
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
+    crate::api::consistency::record_position(position);
     wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await?;
     Ok(())
 }
@@ -121,12 +144,7 @@ pub async fn create_api_key(
             &ApiKeyCommand::Create(created.clone()),
         )
         .await?;
-    wait_for(
-        state.projections.as_ref(),
-        committed.position,
-        READ_YOUR_WRITES,
-    )
-    .await?;
+    wait_for_write(state, committed.position).await?;
     let row = match state.projections.api_key(&caller.workspace_id, &id).await? {
         Some(row) => row,
         // Projections lag beyond the bound: answer from the event itself.
@@ -167,12 +185,7 @@ pub async fn revoke_api_key(
             &ApiKeyCommand::Revoke { reason: None },
         )
         .await?;
-    wait_for(
-        state.projections.as_ref(),
-        committed.position,
-        READ_YOUR_WRITES,
-    )
-    .await?;
+    wait_for_write(state, committed.position).await?;
     Ok(())
 }
 
@@ -193,12 +206,7 @@ pub async fn configure_identity_provider(
             &WorkspaceCommand::ConfigureIdentityProvider(idp),
         )
         .await?;
-    wait_for(
-        state.projections.as_ref(),
-        committed.position,
-        READ_YOUR_WRITES,
-    )
-    .await?;
+    wait_for_write(state, committed.position).await?;
     Ok(())
 }
 

@@ -19,6 +19,10 @@ pub enum DenialReason {
     InvalidToken,
     /// An end-user JWT past its `exp` (or before its `nbf`).
     ExpiredToken,
+    /// An OAuth callback whose `state` is unknown, expired or already used (answered 400).
+    InvalidOauthState,
+    /// An end user asked for another user's resource (answered like an unknown id).
+    OtherUser,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

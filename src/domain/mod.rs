@@ -6,6 +6,7 @@
 pub mod access;
 pub mod api_key;
 pub mod auth_config;
+pub mod connection;
 pub mod signing_key;
 pub mod workspace;
 
@@ -16,6 +17,11 @@ pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
 pub use auth_config::{
     AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated,
     ClientSecretRotated,
+};
+pub use connection::{
+    ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated, ConnectionDeleted,
+    ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked,
+    NeedsReconsent, RefreshFailed, RefreshStarted,
 };
 pub use signing_key::SigningKeyRotated;
 pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
@@ -52,6 +58,28 @@ pub enum Event {
     AuthConfigEnabled(AuthConfigStatusChanged),
     #[serde(rename = "auth_config.deleted")]
     AuthConfigDeleted(AuthConfigDeleted),
+    #[serde(rename = "connection.initiated")]
+    ConnectionInitiated(ConnectionInitiated),
+    #[serde(rename = "connection.created")]
+    ConnectionCreated(ConnectionCreated),
+    #[serde(rename = "connection.authorized")]
+    ConnectionAuthorized(ConnectionAuthorized),
+    #[serde(rename = "connection.authorization_failed")]
+    ConnectionAuthorizationFailed(ConnectionAuthorizationFailed),
+    #[serde(rename = "connection.refresh_started")]
+    ConnectionRefreshStarted(RefreshStarted),
+    #[serde(rename = "connection.refreshed")]
+    ConnectionRefreshed(ConnectionRefreshed),
+    #[serde(rename = "connection.refresh_failed")]
+    ConnectionRefreshFailed(RefreshFailed),
+    #[serde(rename = "connection.expired")]
+    ConnectionExpired(ConnectionExpired),
+    #[serde(rename = "connection.needs_reconsent")]
+    ConnectionNeedsReconsent(NeedsReconsent),
+    #[serde(rename = "connection.revoked")]
+    ConnectionRevoked(ConnectionRevoked),
+    #[serde(rename = "connection.deleted")]
+    ConnectionDeleted(ConnectionDeleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -68,6 +96,17 @@ pub const ALL_KINDS: &[&str] = &[
     "auth_config.disabled",
     "auth_config.enabled",
     "auth_config.deleted",
+    "connection.initiated",
+    "connection.created",
+    "connection.authorized",
+    "connection.authorization_failed",
+    "connection.refresh_started",
+    "connection.refreshed",
+    "connection.refresh_failed",
+    "connection.expired",
+    "connection.needs_reconsent",
+    "connection.revoked",
+    "connection.deleted",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -99,6 +138,17 @@ impl Event {
             Event::AuthConfigDisabled(_) => "auth_config.disabled",
             Event::AuthConfigEnabled(_) => "auth_config.enabled",
             Event::AuthConfigDeleted(_) => "auth_config.deleted",
+            Event::ConnectionInitiated(_) => "connection.initiated",
+            Event::ConnectionCreated(_) => "connection.created",
+            Event::ConnectionAuthorized(_) => "connection.authorized",
+            Event::ConnectionAuthorizationFailed(_) => "connection.authorization_failed",
+            Event::ConnectionRefreshStarted(_) => "connection.refresh_started",
+            Event::ConnectionRefreshed(_) => "connection.refreshed",
+            Event::ConnectionRefreshFailed(_) => "connection.refresh_failed",
+            Event::ConnectionExpired(_) => "connection.expired",
+            Event::ConnectionNeedsReconsent(_) => "connection.needs_reconsent",
+            Event::ConnectionRevoked(_) => "connection.revoked",
+            Event::ConnectionDeleted(_) => "connection.deleted",
         }
     }
 
@@ -189,7 +239,76 @@ impl Event {
                 version: 6,
                 revoked_connections: 3,
             }),
+            Event::ConnectionInitiated(ConnectionInitiated {
+                auth_config_id: "01900000-0000-7000-8000-000000000010".into(),
+                auth_config_version: 2,
+                user_id: "user-42".into(),
+                redirect_url: "https://app.example.com/connected".into(),
+                requested_scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
+                state_hash: format!("sha256:{}", "ef".repeat(32)),
+                state_expires_at: at,
+                pkce_verifier: Some(example_sealed()),
+                data_key_id: "dk:01900000000070008000000000000002".into(),
+            }),
+            Event::ConnectionCreated(ConnectionCreated {
+                auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
+                auth_config_version: 1,
+                user_id: "user-42".into(),
+                credentials: Some(example_sealed()),
+                data_key_id: "dk:01900000000070008000000000000003".into(),
+            }),
+            Event::ConnectionAuthorized(ConnectionAuthorized {
+                scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
+                tokens: example_tokens(at),
+            }),
+            Event::ConnectionAuthorizationFailed(ConnectionAuthorizationFailed {
+                error: "access_denied".into(),
+                error_description: Some("The user denied the request".into()),
+            }),
+            Event::ConnectionRefreshStarted(RefreshStarted {
+                trigger: connection::RefreshTrigger::Scheduled,
+                lease_expires_at: at,
+            }),
+            Event::ConnectionRefreshed(ConnectionRefreshed {
+                scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
+                tokens: example_tokens(at),
+                refresh_token_rotated: true,
+                attempts: 2,
+            }),
+            Event::ConnectionRefreshFailed(RefreshFailed {
+                attempt: 1,
+                error: "provider answered 503".into(),
+                retryable: true,
+                is_final: false,
+            }),
+            Event::ConnectionExpired(ConnectionExpired {
+                reason: "invalid_grant: refresh token revoked".into(),
+            }),
+            Event::ConnectionNeedsReconsent(NeedsReconsent {
+                auth_config_version: 3,
+                removed_scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
+            }),
+            Event::ConnectionRevoked(ConnectionRevoked {
+                reason: Some("user request".into()),
+                provider: connection::ProviderRevocation {
+                    outcome: "revoked".into(),
+                    http_status: Some(200),
+                    detail: None,
+                },
+            }),
+            Event::ConnectionDeleted(ConnectionDeleted {
+                data_key_id: "dk:01900000000070008000000000000002".into(),
+            }),
         ]
+    }
+}
+
+fn example_tokens(at: time::OffsetDateTime) -> connection::OAuthTokens {
+    connection::OAuthTokens {
+        access_token: example_sealed(),
+        refresh_token: Some(example_sealed()),
+        token_type: "Bearer".into(),
+        expires_at: Some(at),
     }
 }
 

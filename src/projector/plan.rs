@@ -1,5 +1,6 @@
 //! Pure: what one event changes in the projections, as backend-neutral operations.
 
+use crate::domain::connection::OAuthTokens;
 use crate::domain::Event;
 use crate::ledger::EventBody;
 
@@ -67,6 +68,61 @@ pub enum Op {
         at: String,
         actor_id: String,
     },
+    /// One connection event: `change.new` inserts the row (the first event), anything else
+    /// updates it guarded by `version - 1` (never applied twice or out of order).
+    ConnectionChange {
+        workspace_id: String,
+        id: String,
+        version: i64,
+        at: String,
+        change: ConnectionChange,
+    },
+}
+
+/// What a connection event changes; `None` / `false` leaves a column as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionChange {
+    /// Set by the first event (`initiated`, `created`): the row is inserted.
+    pub new: Option<NewConnection>,
+    pub status: Option<&'static str>,
+    /// Granted scopes as a JSON array.
+    pub scopes: Option<String>,
+    /// Token metadata, when the event carries tokens.
+    pub tokens: Option<TokenState>,
+    /// `Some(None)` clears the reason, `Some(Some(_))` sets it.
+    pub status_reason: Option<Option<String>>,
+    pub clear_state_hash: bool,
+    /// Sets `last_refreshed_at` to the event time.
+    pub refreshed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConnection {
+    pub auth_config_id: String,
+    pub user_id: String,
+    /// JSON array.
+    pub requested_scopes: String,
+    pub redirect_url: Option<String>,
+    pub state_hash: Option<String>,
+}
+
+/// The access token's expiry (RFC 3339 and Unix seconds, for ordering) and whether a
+/// refresh token is held. Never a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenState {
+    pub expires_at: Option<String>,
+    pub expires_at_unix: Option<i64>,
+    pub has_refresh_token: bool,
+}
+
+impl TokenState {
+    fn of(tokens: &OAuthTokens) -> TokenState {
+        TokenState {
+            expires_at: tokens.expires_at.map(rfc3339),
+            expires_at_unix: tokens.expires_at.map(time::OffsetDateTime::unix_timestamp),
+            has_refresh_token: tokens.refresh_token.is_some(),
+        }
+    }
 }
 
 /// Settings as projections and the API show them: sealed secrets reduced to fingerprints.
@@ -200,8 +256,120 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
             },
         )),
         Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
+        Event::ConnectionInitiated(_)
+        | Event::ConnectionCreated(_)
+        | Event::ConnectionAuthorized(_)
+        | Event::ConnectionAuthorizationFailed(_)
+        | Event::ConnectionRefreshStarted(_)
+        | Event::ConnectionRefreshed(_)
+        | Event::ConnectionRefreshFailed(_)
+        | Event::ConnectionExpired(_)
+        | Event::ConnectionNeedsReconsent(_)
+        | Event::ConnectionRevoked(_)
+        | Event::ConnectionDeleted(_) => {
+            if let Some(change) = connection_change(event) {
+                ops.push(Op::ConnectionChange {
+                    workspace_id: body.workspace_id.clone(),
+                    id: body.aggregate_id.clone(),
+                    version,
+                    at,
+                    change,
+                });
+            }
+        }
     }
     ops
+}
+
+fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// The projection change of a connection event (`None` for any other event).
+fn connection_change(event: &Event) -> Option<ConnectionChange> {
+    let change = match event {
+        Event::ConnectionInitiated(e) => ConnectionChange {
+            new: Some(NewConnection {
+                auth_config_id: e.auth_config_id.clone(),
+                user_id: e.user_id.clone(),
+                requested_scopes: json_list(&e.requested_scopes),
+                redirect_url: Some(e.redirect_url.clone()),
+                state_hash: Some(e.state_hash.clone()),
+            }),
+            status: Some("initiated"),
+            ..Default::default()
+        },
+        Event::ConnectionCreated(e) => ConnectionChange {
+            new: Some(NewConnection {
+                auth_config_id: e.auth_config_id.clone(),
+                user_id: e.user_id.clone(),
+                requested_scopes: "[]".into(),
+                redirect_url: None,
+                state_hash: None,
+            }),
+            status: Some("active"),
+            ..Default::default()
+        },
+        Event::ConnectionAuthorized(e) => ConnectionChange {
+            status: Some("active"),
+            scopes: Some(json_list(&e.scopes)),
+            tokens: Some(TokenState::of(&e.tokens)),
+            status_reason: Some(None),
+            clear_state_hash: true,
+            ..Default::default()
+        },
+        Event::ConnectionAuthorizationFailed(e) => ConnectionChange {
+            status: Some("error"),
+            status_reason: Some(Some(match &e.error_description {
+                Some(d) => format!("{}: {d}", e.error),
+                None => e.error.clone(),
+            })),
+            clear_state_hash: true,
+            ..Default::default()
+        },
+        Event::ConnectionRefreshStarted(_) => ConnectionChange::default(),
+        Event::ConnectionRefreshed(e) => ConnectionChange {
+            scopes: Some(json_list(&e.scopes)),
+            tokens: Some(TokenState::of(&e.tokens)),
+            status_reason: Some(None),
+            refreshed: true,
+            ..Default::default()
+        },
+        Event::ConnectionRefreshFailed(e) => ConnectionChange {
+            status_reason: Some(Some(e.error.clone())),
+            ..Default::default()
+        },
+        Event::ConnectionExpired(e) => ConnectionChange {
+            status: Some("expired"),
+            status_reason: Some(Some(e.reason.clone())),
+            ..Default::default()
+        },
+        Event::ConnectionNeedsReconsent(e) => ConnectionChange {
+            status: Some("needs_reconsent"),
+            status_reason: Some(Some(format!(
+                "scopes removed: {}",
+                e.removed_scopes.join(", ")
+            ))),
+            ..Default::default()
+        },
+        Event::ConnectionRevoked(e) => ConnectionChange {
+            status: Some("revoked"),
+            status_reason: Some(Some(
+                e.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("provider revocation: {}", e.provider.outcome)),
+            )),
+            clear_state_hash: true,
+            ..Default::default()
+        },
+        Event::ConnectionDeleted(_) => ConnectionChange {
+            status: Some("deleted"),
+            clear_state_hash: true,
+            ..Default::default()
+        },
+        _ => return None,
+    };
+    Some(change)
 }
 
 #[derive(Default)]
@@ -228,5 +396,170 @@ fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChang
         changed: serde_json::to_string(&c.changed).unwrap_or_default(),
         at,
         actor_id: body.actor.id.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::auth_config::SealedSecret;
+    use crate::domain::connection::{
+        ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionRevoked, NeedsReconsent,
+        ProviderRevocation,
+    };
+    use crate::ledger::{Actor, ActorType};
+    use time::macros::datetime;
+
+    fn body(version: u64, kind: &str) -> EventBody {
+        EventBody {
+            event_id: uuid::Uuid::nil(),
+            workspace_id: "ws1".into(),
+            aggregate_type: "connection".into(),
+            aggregate_id: "c1".into(),
+            aggregate_version: version,
+            kind: kind.into(),
+            schema_version: 1,
+            occurred_at: datetime!(2026-05-01 10:00:00.25 UTC),
+            actor: Actor {
+                actor_type: ActorType::System,
+                id: "system".into(),
+            },
+            payload: serde_json::Value::Null,
+            prev_hash: None,
+            key_id: "ed25519:00".into(),
+        }
+    }
+
+    /// The connection op `plan` makes of `event` (after the audit row).
+    fn change(version: u64, event: &Event) -> (i64, String, ConnectionChange) {
+        let ops = plan(7, &body(version, event.kind()), event);
+        assert_eq!(ops.len(), 2, "{ops:?}");
+        match ops.into_iter().nth(1) {
+            Some(Op::ConnectionChange {
+                workspace_id,
+                id,
+                version,
+                at,
+                change,
+            }) => {
+                assert_eq!((workspace_id.as_str(), id.as_str()), ("ws1", "c1"));
+                (version, at, change)
+            }
+            other => unreachable!("not a connection change: {other:?}"),
+        }
+    }
+
+    fn sealed() -> SealedSecret {
+        SealedSecret {
+            data_key_id: "dk:1".into(),
+            nonce: "n".into(),
+            ciphertext: "c".into(),
+            fingerprint: "hmac-sha256:f".into(),
+        }
+    }
+
+    #[test]
+    fn every_connection_event_makes_one_connection_change() {
+        for e in Event::examples() {
+            let is_connection = e.kind().starts_with("connection.");
+            let ops = plan(1, &body(1, e.kind()), &e);
+            let changes = ops
+                .iter()
+                .filter(|op| matches!(op, Op::ConnectionChange { .. }))
+                .count();
+            assert_eq!(changes, usize::from(is_connection), "{}", e.kind());
+        }
+    }
+
+    #[test]
+    fn authorized_sets_tokens_and_consumes_the_state() {
+        let e = Event::ConnectionAuthorized(ConnectionAuthorized {
+            scopes: vec!["read".into(), "write".into()],
+            tokens: OAuthTokens {
+                access_token: sealed(),
+                refresh_token: Some(sealed()),
+                token_type: "Bearer".into(),
+                expires_at: Some(datetime!(2026-05-01 11:00:00.5 UTC)),
+            },
+        });
+        let (version, at, c) = change(2, &e);
+        assert_eq!((version, at.as_str()), (2, "2026-05-01T10:00:00.25Z"));
+        assert_eq!(
+            c,
+            ConnectionChange {
+                status: Some("active"),
+                scopes: Some(r#"["read","write"]"#.into()),
+                tokens: Some(TokenState {
+                    expires_at: Some("2026-05-01T11:00:00.5Z".into()),
+                    expires_at_unix: Some(1_777_633_200),
+                    has_refresh_token: true,
+                }),
+                status_reason: Some(None),
+                clear_state_hash: true,
+                ..Default::default()
+            }
+        );
+        // Nothing sealed reaches the projection.
+        assert!(!format!("{c:?}").contains("hmac-sha256"));
+    }
+
+    #[test]
+    fn failures_and_endings_explain_the_status() {
+        let failed = Event::ConnectionAuthorizationFailed(ConnectionAuthorizationFailed {
+            error: "access_denied".into(),
+            error_description: Some("user said no".into()),
+        });
+        let (_, _, c) = change(2, &failed);
+        assert_eq!(c.status, Some("error"));
+        assert_eq!(
+            c.status_reason,
+            Some(Some("access_denied: user said no".into()))
+        );
+        assert!(c.clear_state_hash);
+
+        let reconsent = Event::ConnectionNeedsReconsent(NeedsReconsent {
+            auth_config_version: 3,
+            removed_scopes: vec!["a".into(), "b".into()],
+        });
+        let (_, _, c) = change(3, &reconsent);
+        assert_eq!(c.status, Some("needs_reconsent"));
+        assert_eq!(c.status_reason, Some(Some("scopes removed: a, b".into())));
+
+        let revoked = |reason: Option<&str>| {
+            Event::ConnectionRevoked(ConnectionRevoked {
+                reason: reason.map(str::to_string),
+                provider: ProviderRevocation {
+                    outcome: "not_supported".into(),
+                    http_status: None,
+                    detail: None,
+                },
+            })
+        };
+        let (_, _, c) = change(4, &revoked(Some("user request")));
+        assert_eq!(
+            (c.status, c.status_reason),
+            (Some("revoked"), Some(Some("user request".into())))
+        );
+        let (_, _, c) = change(4, &revoked(None));
+        assert_eq!(
+            c.status_reason,
+            Some(Some("provider revocation: not_supported".into()))
+        );
+    }
+
+    #[test]
+    fn refresh_started_only_advances_the_version() {
+        let e = Event::ConnectionRefreshStarted(crate::domain::RefreshStarted {
+            trigger: crate::domain::connection::RefreshTrigger::Scheduled,
+            lease_expires_at: datetime!(2026-05-01 10:01:00 UTC),
+        });
+        assert_eq!(
+            change(3, &e),
+            (
+                3,
+                "2026-05-01T10:00:00.25Z".into(),
+                ConnectionChange::default()
+            )
+        );
     }
 }

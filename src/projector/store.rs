@@ -81,6 +81,45 @@ pub trait ProjectionStore: Send + Sync + 'static {
         workspace_id: &str,
         id: &str,
     ) -> Result<bool, ProjectionError>;
+
+    /// Connections of one workspace (deleted ones excluded), in id (creation) order, after
+    /// `filter.after_id`, at most `filter.limit`.
+    async fn connections(
+        &self,
+        workspace_id: &str,
+        filter: &ConnectionFilter,
+    ) -> Result<Vec<ConnectionRow>, ProjectionError>;
+    /// One connection of `workspace_id` (deleted ones too, with status `deleted`).
+    async fn connection(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ConnectionRow>, ProjectionError>;
+    /// Whether a connection with this id exists in some other workspace (audit only).
+    async fn connection_elsewhere(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<bool, ProjectionError>;
+    /// The connection waiting for the OAuth callback with this `sha256:` state hash, in any
+    /// workspace; only while its status is `initiated`.
+    async fn connection_by_state_hash(
+        &self,
+        state_hash: &str,
+    ) -> Result<Option<ConnectionRow>, ProjectionError>;
+    /// Active or needs-reconsent connections holding a refresh token whose access token
+    /// expires at or before `expiring_before_unix` (seconds), soonest first, any workspace.
+    async fn connections_due_for_refresh(
+        &self,
+        expiring_before_unix: i64,
+        limit: i64,
+    ) -> Result<Vec<ConnectionRow>, ProjectionError>;
+    /// Live connections (initiated, active, needs_reconsent) of one auth config, by id.
+    async fn live_connections_of(
+        &self,
+        workspace_id: &str,
+        auth_config_id: &str,
+    ) -> Result<Vec<ConnectionRow>, ProjectionError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -95,6 +134,10 @@ pub struct AuthConfigRow {
     pub settings: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Live connections (initiated, active, needs_reconsent) made from this config.
+    pub connections: i64,
+    /// Latest `last_used_at` over its connections.
+    pub last_used_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -108,8 +151,62 @@ pub struct AuthConfigVersionRow {
     pub actor_id: String,
 }
 
-const AUTH_CONFIG_COLUMNS: &str =
-    "id, name, provider, auth_type, status, version, settings, created_at, updated_at";
+/// Statuses of a connection that still holds (or awaits) a grant.
+const LIVE_CONNECTION: &str = "('initiated', 'active', 'needs_reconsent')";
+
+/// `SELECT ... FROM auth_configs a`, with the connection columns; add `WHERE a....`.
+/// (`last_used_at` is the text maximum: exact to the second, the fraction may misorder.)
+fn auth_config_select() -> String {
+    format!(
+        "SELECT a.id, a.name, a.provider, a.auth_type, a.status, a.version, a.settings,
+         a.created_at, a.updated_at,
+         (SELECT COUNT(*) FROM connections c WHERE c.workspace_id = a.workspace_id
+          AND c.auth_config_id = a.id AND c.status IN {LIVE_CONNECTION}) AS connections,
+         (SELECT MAX(c.last_used_at) FROM connections c WHERE c.workspace_id = a.workspace_id
+          AND c.auth_config_id = a.id) AS last_used_at
+         FROM auth_configs a"
+    )
+}
+
+/// A connection as projected: never a token or credential, only their metadata.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ConnectionRow {
+    pub workspace_id: String,
+    pub id: String,
+    pub auth_config_id: String,
+    pub user_id: String,
+    pub status: String,
+    /// Granted scopes, JSON array.
+    pub scopes: String,
+    /// Requested scopes, JSON array (empty for connections created from credentials).
+    pub requested_scopes: String,
+    pub redirect_url: Option<String>,
+    /// When the access token expires (RFC 3339), if known.
+    pub expires_at: Option<String>,
+    pub has_refresh_token: bool,
+    /// Why the connection is in its status (last error, expiry or revocation reason).
+    pub status_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub last_refreshed_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionFilter {
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub status: Option<String>,
+    /// exclusive cursor: ids sort in creation order (UUIDv7)
+    pub after_id: Option<String>,
+    /// At most this many rows (0 or less: none).
+    pub limit: i64,
+}
+
+const CONNECTION_COLUMNS: &str = "workspace_id, id, auth_config_id, user_id, status, scopes,
+     requested_scopes, redirect_url, expires_at, has_refresh_token, status_reason, created_at,
+     updated_at, last_refreshed_at, last_used_at, version";
 
 /// An API key as projected (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
@@ -157,7 +254,7 @@ fn plan_batch(
 }
 
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
-     DELETE FROM auth_configs; DELETE FROM auth_config_versions;
+     DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
      UPDATE projection_offsets SET position = 0;";
 
 /// The same statements serve both backends (`$n` placeholders work in SQLite too); only
@@ -276,6 +373,66 @@ macro_rules! sql_projection_store {
                         .bind(&id)
                         .execute(&mut **tx)
                         .await?;
+                    }
+                    Op::ConnectionChange { workspace_id, id, version, at, change } => {
+                        if let Some(new) = change.new {
+                            sqlx::query(
+                                "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
+                                 requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+                            )
+                            .bind(workspace_id)
+                            .bind(id)
+                            .bind(new.auth_config_id)
+                            .bind(new.user_id)
+                            .bind(change.status.unwrap_or_default())
+                            .bind(change.scopes.unwrap_or_else(|| "[]".into()))
+                            .bind(new.requested_scopes)
+                            .bind(new.redirect_url)
+                            .bind(new.state_hash)
+                            .bind(at)
+                            .bind(version)
+                            .execute(&mut **tx)
+                            .await?;
+                        } else {
+                            let set_tokens = change.tokens.is_some();
+                            let (expires_at, expires_at_unix, has_refresh_token) = match change.tokens {
+                                Some(t) => (t.expires_at, t.expires_at_unix, t.has_refresh_token),
+                                None => (None, None, false),
+                            };
+                            let set_reason = change.status_reason.is_some();
+                            // Guarded by version: an event is never applied twice or out of order.
+                            let done = sqlx::query(
+                                "UPDATE connections SET status = COALESCE($1, status), scopes = COALESCE($2, scopes),
+                                 expires_at = CASE WHEN $3 THEN $4 ELSE expires_at END,
+                                 expires_at_unix = CASE WHEN $3 THEN $5 ELSE expires_at_unix END,
+                                 has_refresh_token = CASE WHEN $3 THEN $6 ELSE has_refresh_token END,
+                                 state_hash = CASE WHEN $7 THEN NULL ELSE state_hash END,
+                                 status_reason = CASE WHEN $8 THEN $9 ELSE status_reason END,
+                                 last_refreshed_at = CASE WHEN $10 THEN $11 ELSE last_refreshed_at END,
+                                 updated_at = $11, version = $12
+                                 WHERE workspace_id = $13 AND id = $14 AND version = $12 - 1",
+                            )
+                            .bind(change.status)
+                            .bind(change.scopes)
+                            .bind(set_tokens)
+                            .bind(expires_at)
+                            .bind(expires_at_unix)
+                            .bind(has_refresh_token)
+                            .bind(change.clear_state_hash)
+                            .bind(set_reason)
+                            .bind(change.status_reason.flatten())
+                            .bind(change.refreshed)
+                            .bind(at)
+                            .bind(version)
+                            .bind(workspace_id)
+                            .bind(id)
+                            .execute(&mut **tx)
+                            .await?;
+                            if done.rows_affected() != 1 {
+                                return Err(sqlx::Error::Protocol("connection change out of order".into()));
+                            }
+                        }
                     }
                     Op::CreateApiKey { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
                         sqlx::query(
@@ -401,8 +558,8 @@ macro_rules! sql_projection_store {
 
             async fn auth_configs(&self, workspace_id: &str) -> Result<Vec<AuthConfigRow>, ProjectionError> {
                 sqlx::query_as(&format!(
-                    "SELECT {AUTH_CONFIG_COLUMNS} FROM auth_configs WHERE workspace_id = $1 AND status <> 'deleted'
-                     ORDER BY created_at, id"
+                    "{} WHERE a.workspace_id = $1 AND a.status <> 'deleted' ORDER BY a.created_at, a.id",
+                    auth_config_select()
                 ))
                 .bind(workspace_id)
                 .fetch_all(&self.pool)
@@ -411,7 +568,7 @@ macro_rules! sql_projection_store {
             }
 
             async fn auth_config(&self, workspace_id: &str, id: &str) -> Result<Option<AuthConfigRow>, ProjectionError> {
-                sqlx::query_as(&format!("SELECT {AUTH_CONFIG_COLUMNS} FROM auth_configs WHERE workspace_id = $1 AND id = $2"))
+                sqlx::query_as(&format!("{} WHERE a.workspace_id = $1 AND a.id = $2", auth_config_select()))
                     .bind(workspace_id)
                     .bind(id)
                     .fetch_optional(&self.pool)
@@ -437,6 +594,85 @@ macro_rules! sql_projection_store {
 
             async fn auth_config_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
                 self.exists_elsewhere("auth_configs", workspace_id, id).await
+            }
+
+            async fn connections(
+                &self,
+                workspace_id: &str,
+                filter: &ConnectionFilter,
+            ) -> Result<Vec<ConnectionRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND status <> 'deleted'
+                     AND ($2 IS NULL OR user_id = $2) AND ($3 IS NULL OR auth_config_id = $3)
+                     AND ($4 IS NULL OR status = $4) AND ($5 IS NULL OR id > $5)
+                     ORDER BY id LIMIT $6"
+                ))
+                .bind(workspace_id)
+                .bind(filter.user_id.as_deref())
+                .bind(filter.auth_config_id.as_deref())
+                .bind(filter.status.as_deref())
+                .bind(filter.after_id.as_deref())
+                .bind(filter.limit.max(0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn connection(&self, workspace_id: &str, id: &str) -> Result<Option<ConnectionRow>, ProjectionError> {
+                sqlx::query_as(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2"))
+                    .bind(workspace_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn connection_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
+                self.exists_elsewhere("connections", workspace_id, id).await
+            }
+
+            async fn connection_by_state_hash(&self, state_hash: &str) -> Result<Option<ConnectionRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections WHERE state_hash = $1 AND status = 'initiated'
+                     ORDER BY workspace_id, id LIMIT 1"
+                ))
+                .bind(state_hash)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn connections_due_for_refresh(
+                &self,
+                expiring_before_unix: i64,
+                limit: i64,
+            ) -> Result<Vec<ConnectionRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections
+                     WHERE expires_at_unix <= $1 AND status IN ('active', 'needs_reconsent') AND has_refresh_token
+                     ORDER BY expires_at_unix, workspace_id, id LIMIT $2"
+                ))
+                .bind(expiring_before_unix)
+                .bind(limit.max(0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn live_connections_of(
+                &self,
+                workspace_id: &str,
+                auth_config_id: &str,
+            ) -> Result<Vec<ConnectionRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND auth_config_id = $2
+                     AND status IN {LIVE_CONNECTION} ORDER BY id"
+                ))
+                .bind(workspace_id)
+                .bind(auth_config_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
             }
 
             async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError> {

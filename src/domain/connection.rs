@@ -1,0 +1,711 @@
+//! Connection: one end user's account from one auth config. Its credentials (OAuth tokens or
+//! the user's key) arrive sealed; the domain never sees plaintext.
+//!
+//! Status: `initiated → active → expired | revoked | error`, plus `needs_reconsent`.
+//! Refresh is single-flight through the aggregate version: `refresh_started` takes a lease
+//! (only one can append at a given version), the holder calls the provider, and
+//! `refreshed` / a final `refresh_failed` / `expired` ends the round. Anyone who saw the
+//! round in flight adopts its outcome instead of calling the provider again.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::auth_config::SealedSecret;
+use super::{check_name, Aggregate, DomainError, Event};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStatus {
+    Initiated,
+    Active,
+    NeedsReconsent,
+    Expired,
+    Revoked,
+    Error,
+    Deleted,
+}
+
+impl ConnectionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionStatus::Initiated => "initiated",
+            ConnectionStatus::Active => "active",
+            ConnectionStatus::NeedsReconsent => "needs_reconsent",
+            ConnectionStatus::Expired => "expired",
+            ConnectionStatus::Revoked => "revoked",
+            ConnectionStatus::Error => "error",
+            ConnectionStatus::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ConnectionStatus> {
+        [
+            ConnectionStatus::Initiated,
+            ConnectionStatus::Active,
+            ConnectionStatus::NeedsReconsent,
+            ConnectionStatus::Expired,
+            ConnectionStatus::Revoked,
+            ConnectionStatus::Error,
+            ConnectionStatus::Deleted,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+
+    /// Whether the connection still holds a grant worth revoking and refreshing.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            ConnectionStatus::Initiated | ConnectionStatus::Active | ConnectionStatus::NeedsReconsent
+        )
+    }
+}
+
+/// OAuth tokens as events carry them: sealed, with the access token's expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OAuthTokens {
+    pub access_token: SealedSecret,
+    pub refresh_token: Option<SealedSecret>,
+    pub token_type: String,
+    #[serde(with = "time::serde::rfc3339::option", default)]
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// OAuth connect flow started: the end user is sent to the provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionInitiated {
+    pub auth_config_id: String,
+    pub auth_config_version: u64,
+    pub user_id: String,
+    /// Where the end user is sent back to when the flow ends (on the config's allow-list).
+    pub redirect_url: String,
+    pub requested_scopes: Vec<String>,
+    /// `sha256:<hex>` of the `state` parameter; the state itself is never stored.
+    pub state_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub state_expires_at: OffsetDateTime,
+    /// The PKCE code verifier, sealed (absent when the config turned PKCE off).
+    pub pkce_verifier: Option<SealedSecret>,
+    /// The data key every secret of this connection is sealed under (shredded on delete).
+    pub data_key_id: String,
+}
+
+/// A connection made from credentials the end user gave (API key, token, password).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionCreated {
+    pub auth_config_id: String,
+    pub auth_config_version: u64,
+    pub user_id: String,
+    /// The credentials as a sealed JSON object (absent for `no_auth`).
+    pub credentials: Option<SealedSecret>,
+    pub data_key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionAuthorized {
+    /// Scopes the provider granted (may be narrower than requested).
+    pub scopes: Vec<String>,
+    pub tokens: OAuthTokens,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionAuthorizationFailed {
+    /// The provider's `error` code (e.g. `access_denied`) or the exchange failure.
+    pub error: String,
+    pub error_description: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTrigger {
+    Scheduled,
+    OnDemand,
+    BeforeUse,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshStarted {
+    pub trigger: RefreshTrigger,
+    /// Another instance may take over the refresh after this time (the holder crashed).
+    #[serde(with = "time::serde::rfc3339")]
+    pub lease_expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRefreshed {
+    pub scopes: Vec<String>,
+    pub tokens: OAuthTokens,
+    /// Whether the provider rotated the refresh token (the old one is then dead).
+    pub refresh_token_rotated: bool,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshFailed {
+    pub attempt: u32,
+    pub error: String,
+    /// Transient (5xx, timeout): retried with backoff while attempts remain.
+    pub retryable: bool,
+    /// The last attempt of this round: the lease ends.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionExpired {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeedsReconsent {
+    pub auth_config_version: u64,
+    /// Granted scopes the auth config no longer allows.
+    pub removed_scopes: Vec<String>,
+}
+
+/// What the provider answered to an RFC 7009 revocation request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderRevocation {
+    /// `revoked` (2xx), `failed` (error or no answer), `not_supported` (no endpoint),
+    /// `nothing_to_revoke` (no token was ever issued).
+    pub outcome: String,
+    pub http_status: Option<u16>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionRevoked {
+    pub reason: Option<String>,
+    pub provider: ProviderRevocation,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDeleted {
+    /// The data key destroyed with it (its sealed history becomes unreadable).
+    pub data_key_id: String,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Connection {
+    pub status: Option<ConnectionStatus>,
+    pub auth_config_id: String,
+    pub auth_config_version: u64,
+    pub user_id: String,
+    pub redirect_url: Option<String>,
+    pub requested_scopes: Vec<String>,
+    pub scopes: Vec<String>,
+    pub state_hash: Option<String>,
+    pub state_expires_at: Option<OffsetDateTime>,
+    pub pkce_verifier: Option<SealedSecret>,
+    pub credentials: Option<SealedSecret>,
+    pub tokens: Option<OAuthTokens>,
+    pub data_key_id: String,
+    /// Set while a refresh round holds the lease.
+    pub refresh_lease: Option<OffsetDateTime>,
+    /// Refresh rounds concluded (success or final failure); waiters compare it.
+    pub refresh_rounds: u64,
+    pub last_error: Option<String>,
+}
+
+impl Connection {
+    pub fn exists(&self) -> bool {
+        !matches!(self.status, None | Some(ConnectionStatus::Deleted))
+    }
+
+    /// Whether a refresh round holds an unexpired lease at `now`.
+    pub fn refresh_in_flight(&self, now: OffsetDateTime) -> bool {
+        self.refresh_lease.is_some_and(|until| until > now)
+    }
+}
+
+pub enum ConnectionCommand {
+    Initiate(ConnectionInitiated),
+    Create(ConnectionCreated),
+    /// The provider redirected back with a code that was exchanged for tokens.
+    Authorize {
+        state_hash: String,
+        now: OffsetDateTime,
+        authorized: ConnectionAuthorized,
+    },
+    /// The provider redirected back with an error, or the code exchange failed.
+    FailAuthorization {
+        state_hash: String,
+        now: OffsetDateTime,
+        failed: ConnectionAuthorizationFailed,
+    },
+    /// Take the refresh lease. `seen_rounds` is `refresh_rounds` as the caller saw it: if a
+    /// round concluded since, the caller adopts that one instead.
+    StartRefresh {
+        now: OffsetDateTime,
+        seen_rounds: u64,
+        started: RefreshStarted,
+    },
+    CompleteRefresh(ConnectionRefreshed),
+    FailRefresh(RefreshFailed),
+    Expire(ConnectionExpired),
+    MarkNeedsReconsent(NeedsReconsent),
+    Revoke(ConnectionRevoked),
+    Delete,
+}
+
+/// Why the state parameter of a callback was refused (answered 400, no state change).
+pub const STATE_REJECTED: &str = "state is unknown, expired or already used";
+
+fn check_state(
+    c: &Connection,
+    state_hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), DomainError> {
+    let valid = c.status == Some(ConnectionStatus::Initiated)
+        && c.state_hash.as_deref() == Some(state_hash)
+        && c.state_expires_at.is_some_and(|exp| now < exp);
+    if valid {
+        Ok(())
+    } else {
+        Err(DomainError::Rejected(STATE_REJECTED.into()))
+    }
+}
+
+fn check_user_id(user_id: &str) -> Result<(), DomainError> {
+    check_name("user_id", user_id, 256)
+}
+
+impl Aggregate for Connection {
+    const TYPE: &'static str = "connection";
+    type Command = ConnectionCommand;
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::ConnectionInitiated(e) => {
+                self.status = Some(ConnectionStatus::Initiated);
+                self.auth_config_id = e.auth_config_id.clone();
+                self.auth_config_version = e.auth_config_version;
+                self.user_id = e.user_id.clone();
+                self.redirect_url = Some(e.redirect_url.clone());
+                self.requested_scopes = e.requested_scopes.clone();
+                self.state_hash = Some(e.state_hash.clone());
+                self.state_expires_at = Some(e.state_expires_at);
+                self.pkce_verifier = e.pkce_verifier.clone();
+                self.data_key_id = e.data_key_id.clone();
+            }
+            Event::ConnectionCreated(e) => {
+                self.status = Some(ConnectionStatus::Active);
+                self.auth_config_id = e.auth_config_id.clone();
+                self.auth_config_version = e.auth_config_version;
+                self.user_id = e.user_id.clone();
+                self.credentials = e.credentials.clone();
+                self.data_key_id = e.data_key_id.clone();
+            }
+            Event::ConnectionAuthorized(e) => {
+                self.status = Some(ConnectionStatus::Active);
+                self.scopes = e.scopes.clone();
+                self.tokens = Some(e.tokens.clone());
+                // The state is single-use and the verifier done with.
+                self.state_hash = None;
+                self.pkce_verifier = None;
+            }
+            Event::ConnectionAuthorizationFailed(e) => {
+                self.status = Some(ConnectionStatus::Error);
+                self.last_error = Some(e.error.clone());
+                self.state_hash = None;
+                self.pkce_verifier = None;
+            }
+            Event::ConnectionRefreshStarted(e) => {
+                self.refresh_lease = Some(e.lease_expires_at);
+            }
+            Event::ConnectionRefreshed(e) => {
+                self.scopes = e.scopes.clone();
+                self.tokens = Some(e.tokens.clone());
+                self.refresh_lease = None;
+                self.refresh_rounds += 1;
+                self.last_error = None;
+            }
+            Event::ConnectionRefreshFailed(e) => {
+                self.last_error = Some(e.error.clone());
+                if e.is_final {
+                    self.refresh_lease = None;
+                    self.refresh_rounds += 1;
+                }
+            }
+            Event::ConnectionExpired(e) => {
+                self.status = Some(ConnectionStatus::Expired);
+                self.last_error = Some(e.reason.clone());
+                if self.refresh_lease.take().is_some() {
+                    self.refresh_rounds += 1;
+                }
+            }
+            Event::ConnectionNeedsReconsent(_) => {
+                self.status = Some(ConnectionStatus::NeedsReconsent);
+            }
+            Event::ConnectionRevoked(_) => {
+                self.status = Some(ConnectionStatus::Revoked);
+                self.state_hash = None;
+                if self.refresh_lease.take().is_some() {
+                    self.refresh_rounds += 1;
+                }
+            }
+            Event::ConnectionDeleted(_) => {
+                self.status = Some(ConnectionStatus::Deleted);
+            }
+            _ => {}
+        }
+    }
+
+    fn decide(&self, command: &ConnectionCommand) -> Result<Event, DomainError> {
+        use ConnectionCommand::*;
+        use ConnectionStatus as S;
+        let not_found = || DomainError::NotFound("connection");
+        match command {
+            Initiate(e) => {
+                if self.status.is_some() {
+                    return Err(DomainError::AlreadyExists("connection"));
+                }
+                check_user_id(&e.user_id)?;
+                if !e.state_hash.starts_with("sha256:") {
+                    return Err(DomainError::Invalid {
+                        field: "state_hash",
+                        reason: "must be sha256:<hex>".into(),
+                    });
+                }
+                Ok(Event::ConnectionInitiated(e.clone()))
+            }
+            Create(e) => {
+                if self.status.is_some() {
+                    return Err(DomainError::AlreadyExists("connection"));
+                }
+                check_user_id(&e.user_id)?;
+                Ok(Event::ConnectionCreated(e.clone()))
+            }
+            Authorize {
+                state_hash,
+                now,
+                authorized,
+            } => {
+                check_state(self, state_hash, *now)?;
+                Ok(Event::ConnectionAuthorized(authorized.clone()))
+            }
+            FailAuthorization {
+                state_hash,
+                now,
+                failed,
+            } => {
+                check_state(self, state_hash, *now)?;
+                Ok(Event::ConnectionAuthorizationFailed(failed.clone()))
+            }
+            StartRefresh {
+                now,
+                seen_rounds,
+                started,
+            } => {
+                match self.status {
+                    Some(S::Active | S::NeedsReconsent) => {}
+                    None | Some(S::Deleted) => return Err(not_found()),
+                    Some(s) => {
+                        return Err(DomainError::Rejected(format!(
+                            "connection is {}; only active connections are refreshed",
+                            s.as_str()
+                        )))
+                    }
+                }
+                if self
+                    .tokens
+                    .as_ref()
+                    .is_none_or(|t| t.refresh_token.is_none())
+                {
+                    return Err(DomainError::Rejected(
+                        "connection has no refresh token (reconnect to renew it)".into(),
+                    ));
+                }
+                if self.refresh_rounds != *seen_rounds {
+                    return Err(DomainError::Rejected(
+                        "a refresh concluded meanwhile".into(),
+                    ));
+                }
+                if self.refresh_in_flight(*now) {
+                    return Err(DomainError::Rejected("a refresh is in flight".into()));
+                }
+                Ok(Event::ConnectionRefreshStarted(started.clone()))
+            }
+            CompleteRefresh(e) => {
+                if self.refresh_lease.is_none() || !self.exists() {
+                    return Err(DomainError::Rejected("no refresh in flight".into()));
+                }
+                Ok(Event::ConnectionRefreshed(e.clone()))
+            }
+            FailRefresh(e) => {
+                if self.refresh_lease.is_none() || !self.exists() {
+                    return Err(DomainError::Rejected("no refresh in flight".into()));
+                }
+                Ok(Event::ConnectionRefreshFailed(e.clone()))
+            }
+            Expire(e) => match self.status {
+                Some(S::Active | S::NeedsReconsent) => Ok(Event::ConnectionExpired(e.clone())),
+                None | Some(S::Deleted) => Err(not_found()),
+                Some(s) => Err(DomainError::Rejected(format!(
+                    "connection is already {}",
+                    s.as_str()
+                ))),
+            },
+            MarkNeedsReconsent(e) => {
+                if self.status != Some(S::Active) {
+                    return Err(DomainError::Rejected("only active connections".into()));
+                }
+                if !e.removed_scopes.iter().any(|s| self.scopes.contains(s)) {
+                    return Err(DomainError::Rejected(
+                        "no granted scope was removed".into(),
+                    ));
+                }
+                Ok(Event::ConnectionNeedsReconsent(e.clone()))
+            }
+            Revoke(e) => match self.status {
+                None | Some(S::Deleted) => Err(not_found()),
+                Some(S::Revoked) => Err(DomainError::Rejected("already revoked".into())),
+                Some(_) => Ok(Event::ConnectionRevoked(e.clone())),
+            },
+            Delete => {
+                if !self.exists() {
+                    return Err(not_found());
+                }
+                Ok(Event::ConnectionDeleted(ConnectionDeleted {
+                    data_key_id: self.data_key_id.clone(),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2026-05-01 10:00:00 UTC);
+
+    fn sealed(fp: &str) -> SealedSecret {
+        SealedSecret {
+            data_key_id: "dk:1".into(),
+            nonce: "n".into(),
+            ciphertext: "c".into(),
+            fingerprint: fp.into(),
+        }
+    }
+
+    fn initiated() -> Event {
+        Event::ConnectionInitiated(ConnectionInitiated {
+            auth_config_id: "ac1".into(),
+            auth_config_version: 1,
+            user_id: "user-1".into(),
+            redirect_url: "https://app.example.com/connected".into(),
+            requested_scopes: vec!["read".into(), "write".into()],
+            state_hash: "sha256:aa".into(),
+            state_expires_at: T0 + time::Duration::minutes(10),
+            pkce_verifier: Some(sealed("hmac-sha256:v")),
+            data_key_id: "dk:1".into(),
+        })
+    }
+
+    fn tokens(refresh: bool) -> OAuthTokens {
+        OAuthTokens {
+            access_token: sealed("hmac-sha256:at"),
+            refresh_token: refresh.then(|| sealed("hmac-sha256:rt")),
+            token_type: "Bearer".into(),
+            expires_at: Some(T0 + time::Duration::hours(1)),
+        }
+    }
+
+    fn authorized() -> Event {
+        Event::ConnectionAuthorized(ConnectionAuthorized {
+            scopes: vec!["read".into()],
+            tokens: tokens(true),
+        })
+    }
+
+    fn check(given: &[Event], when: ConnectionCommand) -> Result<Event, DomainError> {
+        let mut c = Connection::default();
+        for e in given {
+            c.apply(e);
+        }
+        c.decide(&when)
+    }
+
+    fn authorize(hash: &str, now: OffsetDateTime) -> ConnectionCommand {
+        ConnectionCommand::Authorize {
+            state_hash: hash.into(),
+            now,
+            authorized: ConnectionAuthorized {
+                scopes: vec!["read".into()],
+                tokens: tokens(true),
+            },
+        }
+    }
+
+    #[test]
+    fn state_is_single_use_bound_and_expires() {
+        assert_eq!(
+            check(&[initiated()], authorize("sha256:aa", T0)),
+            Ok(authorized())
+        );
+        let rejected = Err(DomainError::Rejected(STATE_REJECTED.into()));
+        // wrong state, expired state, reused state, unknown connection
+        assert_eq!(check(&[initiated()], authorize("sha256:bb", T0)), rejected);
+        assert_eq!(
+            check(
+                &[initiated()],
+                authorize("sha256:aa", T0 + time::Duration::minutes(10))
+            ),
+            rejected
+        );
+        assert_eq!(
+            check(&[initiated(), authorized()], authorize("sha256:aa", T0)),
+            rejected
+        );
+        assert_eq!(check(&[], authorize("sha256:aa", T0)), rejected);
+        let failed = ConnectionCommand::FailAuthorization {
+            state_hash: "sha256:aa".into(),
+            now: T0,
+            failed: ConnectionAuthorizationFailed {
+                error: "access_denied".into(),
+                error_description: None,
+            },
+        };
+        let e = check(&[initiated()], failed);
+        assert!(matches!(e, Ok(Event::ConnectionAuthorizationFailed(_))));
+        let mut c = Connection::default();
+        c.apply(&initiated());
+        c.apply(&e.unwrap_or_else(|e| unreachable!("{e}")));
+        assert_eq!(c.status, Some(ConnectionStatus::Error));
+        assert_eq!(c.decide(&authorize("sha256:aa", T0)), rejected);
+    }
+
+    fn start(now: OffsetDateTime, seen: u64) -> ConnectionCommand {
+        ConnectionCommand::StartRefresh {
+            now,
+            seen_rounds: seen,
+            started: RefreshStarted {
+                trigger: RefreshTrigger::OnDemand,
+                lease_expires_at: now + time::Duration::seconds(60),
+            },
+        }
+    }
+
+    #[test]
+    fn one_refresh_round_at_a_time_and_waiters_adopt_its_outcome() {
+        let given = vec![initiated(), authorized()];
+        let started = check(&given, start(T0, 0)).unwrap_or_else(|e| unreachable!("{e}"));
+        let mut in_flight = given.clone();
+        in_flight.push(started);
+        // A second claimant at the same time is refused while the lease lives ...
+        assert!(check(&in_flight, start(T0, 0)).is_err());
+        // ... but may take over once the lease has lapsed (the holder died).
+        assert!(check(&in_flight, start(T0 + time::Duration::seconds(61), 0)).is_ok());
+        let done = Event::ConnectionRefreshed(ConnectionRefreshed {
+            scopes: vec!["read".into()],
+            tokens: tokens(true),
+            refresh_token_rotated: true,
+            attempts: 1,
+        });
+        let mut refreshed = in_flight.clone();
+        refreshed.push(done);
+        // A caller that saw round 0 adopts round 1 instead of refreshing again.
+        assert!(check(&refreshed, start(T0, 0)).is_err());
+        assert!(check(&refreshed, start(T0, 1)).is_ok());
+        // A retryable failure keeps the lease; the final one ends the round.
+        let fail = |is_final| {
+            Event::ConnectionRefreshFailed(RefreshFailed {
+                attempt: 1,
+                error: "server_error".into(),
+                retryable: true,
+                is_final,
+            })
+        };
+        let mut failing = in_flight.clone();
+        failing.push(fail(false));
+        assert!(check(&failing, start(T0, 0)).is_err());
+        failing.push(fail(true));
+        assert!(check(&failing, start(T0, 1)).is_ok());
+    }
+
+    #[test]
+    fn refresh_needs_an_active_connection_with_a_refresh_token() {
+        let no_rt = Event::ConnectionAuthorized(ConnectionAuthorized {
+            scopes: vec![],
+            tokens: tokens(false),
+        });
+        assert!(check(&[initiated(), no_rt], start(T0, 0)).is_err());
+        assert!(check(&[initiated()], start(T0, 0)).is_err());
+        assert_eq!(
+            check(&[], start(T0, 0)),
+            Err(DomainError::NotFound("connection"))
+        );
+    }
+
+    #[test]
+    fn reconsent_only_when_a_granted_scope_was_removed() {
+        let given = [initiated(), authorized()];
+        let mark = |removed: &[&str]| {
+            ConnectionCommand::MarkNeedsReconsent(NeedsReconsent {
+                auth_config_version: 2,
+                removed_scopes: removed.iter().map(|s| s.to_string()).collect(),
+            })
+        };
+        assert!(check(&given, mark(&["write"])).is_err());
+        assert!(matches!(
+            check(&given, mark(&["read"])),
+            Ok(Event::ConnectionNeedsReconsent(_))
+        ));
+    }
+
+    #[test]
+    fn revoke_then_delete_and_nothing_after() {
+        let revoked = Event::ConnectionRevoked(ConnectionRevoked {
+            reason: None,
+            provider: ProviderRevocation {
+                outcome: "revoked".into(),
+                http_status: Some(200),
+                detail: None,
+            },
+        });
+        let given = vec![initiated(), authorized(), revoked.clone()];
+        assert!(check(&given, ConnectionCommand::Revoke(match &revoked {
+            Event::ConnectionRevoked(r) => r.clone(),
+            _ => unreachable!(),
+        }))
+        .is_err());
+        let deleted = check(&given, ConnectionCommand::Delete);
+        assert_eq!(
+            deleted,
+            Ok(Event::ConnectionDeleted(ConnectionDeleted {
+                data_key_id: "dk:1".into()
+            }))
+        );
+        let mut all = given;
+        all.push(deleted.unwrap_or_else(|e| unreachable!("{e}")));
+        assert_eq!(
+            check(&all, ConnectionCommand::Delete),
+            Err(DomainError::NotFound("connection"))
+        );
+        assert_eq!(
+            check(&all, start(T0, 0)),
+            Err(DomainError::NotFound("connection"))
+        );
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in [
+            ConnectionStatus::Initiated,
+            ConnectionStatus::Active,
+            ConnectionStatus::NeedsReconsent,
+            ConnectionStatus::Expired,
+            ConnectionStatus::Revoked,
+            ConnectionStatus::Error,
+            ConnectionStatus::Deleted,
+        ] {
+            assert_eq!(ConnectionStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap_or_default(),
+                serde_json::json!(s.as_str())
+            );
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Proactive refresh: on a cron schedule, refresh every connection whose access token expires
+//! within the refresh buffer. Every instance may run it: refresh is single-flight through the
+//! log, so two schedulers never refresh one connection twice.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::watch;
+
+use crate::app::AppState;
+use crate::commands::connections::{refresh, RefreshOutcome};
+use crate::domain::connection::RefreshTrigger;
+use crate::ledger::Actor;
+
+/// Default: every 30 seconds (six fields: seconds first).
+pub const DEFAULT_REFRESH_SCHEDULE: &str = "0/30 * * * * *";
+/// Connections refreshed per tick, and at once.
+const BATCH: i64 = 500;
+const CONCURRENCY: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cron schedule {schedule:?}: {reason}")]
+pub struct ScheduleError {
+    schedule: String,
+    reason: String,
+}
+
+pub fn parse_schedule(s: &str) -> Result<cron::Schedule, ScheduleError> {
+    cron::Schedule::from_str(s).map_err(|e| ScheduleError {
+        schedule: s.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Runs until `stop` turns true.
+pub async fn run_refresh_scheduler(
+    state: AppState,
+    schedule: cron::Schedule,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let Some(next) = schedule.upcoming(chrono::Utc).next() else {
+            tracing::warn!("refresh schedule has no upcoming time; scheduler stops");
+            return;
+        };
+        let wait = (next - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        refresh_due(&state).await;
+    }
+}
+
+/// One tick: refresh what expires within the buffer. Returns how many were refreshed.
+pub async fn refresh_due(state: &AppState) -> usize {
+    let horizon = state.clock.now()
+        + time::Duration::try_from(state.connections.refresh_buffer)
+            .unwrap_or(time::Duration::minutes(5));
+    let due = match state
+        .projections
+        .connections_due_for_refresh(horizon.unix_timestamp(), BATCH)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "refresh scheduler cannot read connections");
+            return 0;
+        }
+    };
+    let actor = Actor::system("refresh-scheduler");
+    let outcomes: Vec<bool> = futures::stream::iter(due)
+        .map(|row| {
+            let actor = actor.clone();
+            async move {
+                let r = refresh(
+                    state,
+                    &row.workspace_id,
+                    &row.id,
+                    &actor,
+                    RefreshTrigger::Scheduled,
+                )
+                .await;
+                match r {
+                    Ok(RefreshOutcome::Refreshed { .. }) => true,
+                    Ok(other) => {
+                        tracing::info!(connection = %row.id, outcome = ?other, "scheduled refresh did not renew");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::info!(connection = %row.id, error = %e, "scheduled refresh refused");
+                        false
+                    }
+                }
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    outcomes.into_iter().filter(|ok| *ok).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_schedule_parses_and_bad_ones_are_refused() {
+        assert!(parse_schedule(DEFAULT_REFRESH_SCHEDULE).is_ok());
+        let e = parse_schedule("every minute").map(|_| ()).unwrap_err();
+        assert!(e.to_string().contains("every minute"));
+    }
+}

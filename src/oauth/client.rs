@@ -119,7 +119,7 @@ impl OAuthClient {
         if let Some(verifier) = code_verifier {
             params.push(("code_verifier", verifier));
         }
-        let secrets = [creds.client_secret, code, code_verifier.unwrap_or("")];
+        let secrets = [code, code_verifier.unwrap_or("")];
         self.token_request(token_url, creds, &params, &secrets)
             .await
     }
@@ -145,7 +145,7 @@ impl OAuthClient {
         if let Some(scope) = scope.as_deref() {
             params.push(("scope", scope));
         }
-        let secrets = [creds.client_secret, refresh_token];
+        let secrets = [refresh_token];
         self.token_request(token_url, creds, &params, &secrets)
             .await
     }
@@ -163,7 +163,8 @@ impl OAuthClient {
         if !token_type_hint.is_empty() {
             params.push(("token_type_hint", token_type_hint));
         }
-        let secrets = [creds.client_secret, token];
+        let basic = basic_credentials(creds);
+        let secrets = [creds.client_secret, basic.as_str(), token];
         let answer = match self
             .post_form(
                 Endpoint::Revocation,
@@ -212,8 +213,12 @@ impl OAuthClient {
         token_url: &str,
         creds: &ClientCredentials<'_>,
         params: &[(&str, &str)],
-        secrets: &[&str],
+        request_secrets: &[&str],
     ) -> Result<TokenSet, OAuthError> {
+        let basic = basic_credentials(creds);
+        let mut secrets = vec![creds.client_secret, basic.as_str()];
+        secrets.extend_from_slice(request_secrets);
+        let secrets = secrets.as_slice();
         let answer = self
             .post_form(Endpoint::Token, token_url, creds, params, secrets)
             .await?;
@@ -264,14 +269,7 @@ impl OAuthClient {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
         match creds.method {
             ClientAuthMethod::ClientSecretBasic => {
-                // RFC 6749 §2.3.1: form-encode id and secret, then base64 (not what
-                // reqwest's basic_auth does).
-                let credentials = Zeroizing::new(format!(
-                    "{}:{}",
-                    form_encode(creds.client_id),
-                    form_encode(creds.client_secret)
-                ));
-                let value = Zeroizing::new(format!("Basic {}", B64.encode(credentials.as_bytes())));
+                let value = Zeroizing::new(format!("Basic {}", basic_credentials(creds).as_str()));
                 let mut header = HeaderValue::from_str(&value)
                     .map_err(|_| invalid("the client credentials cannot be sent in a header"))?;
                 header.set_sensitive(true);
@@ -336,6 +334,17 @@ impl OAuthClient {
             reason: format!("{} {where_}: {what}{cause}", endpoint.name()),
         }
     }
+}
+
+/// The `client_secret_basic` credentials: RFC 6749 §2.3.1 form-encodes id and secret, then
+/// base64 (reqwest's `basic_auth` does not form-encode). Also scrubbed from provider text.
+fn basic_credentials(creds: &ClientCredentials<'_>) -> Zeroizing<String> {
+    let joined = Zeroizing::new(format!(
+        "{}:{}",
+        form_encode(creds.client_id),
+        form_encode(creds.client_secret)
+    ));
+    Zeroizing::new(B64.encode(joined.as_bytes()))
 }
 
 /// `scheme://host:port` of a URL: enough to tell endpoints apart, nothing from the path or

@@ -313,6 +313,10 @@ pub struct AppState {
     pub connections: crate::commands::connections::ConnectionSettings,
     pub oauth: Arc<crate::oauth::OAuthClient>,
     pub refresh_locks: Arc<crate::commands::connections::RefreshLocks>,
+    /// The public keys this service trusts (its key dir's ring), for audit reads.
+    pub trusted_keys: Arc<KeyRing>,
+    /// When signed checkpoints are appended (`None`: never).
+    pub checkpoint_schedule: Option<cron::Schedule>,
 }
 
 impl AppState {
@@ -349,6 +353,11 @@ impl AppState {
             connections,
             oauth,
             refresh_locks: Arc::default(),
+            trusted_keys: Arc::new(trusted_keys(args, &[])?),
+            checkpoint_schedule: crate::scheduler::parse_schedule(
+                crate::audit::checkpoints::DEFAULT_CHECKPOINT_SCHEDULE,
+            )
+            .ok(),
         })
     }
 }
@@ -378,6 +387,13 @@ pub async fn serve(
             stop_rx.clone(),
         ))
     });
+    let checkpoint_task = state.checkpoint_schedule.clone().map(|schedule| {
+        tokio::spawn(crate::audit::checkpoints::run_checkpointer(
+            state.clone(),
+            schedule,
+            stop_rx.clone(),
+        ))
+    });
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
@@ -387,7 +403,7 @@ pub async fn serve(
         .await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
-    if let Some(task) = scheduler_task {
+    for task in [scheduler_task, checkpoint_task].into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }
     result.map_err(|e| AppError::Io(format!("server error: {e}")))

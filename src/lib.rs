@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod app;
+pub mod audit;
 pub mod catalog;
 pub mod clock;
 pub mod commands;

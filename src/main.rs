@@ -96,6 +96,10 @@ struct ConnectionArgs {
     /// First retry delay in milliseconds (doubles per attempt).
     #[arg(long, env = "AUTHLEDGER_REFRESH_RETRY_MS", default_value_t = 500)]
     refresh_retry_ms: u64,
+    /// When signed checkpoints (Merkle roots over the log) are appended (cron, six fields;
+    /// "off" to disable).
+    #[arg(long, env = "AUTHLEDGER_CHECKPOINT_SCHEDULE", default_value = authledger::audit::checkpoints::DEFAULT_CHECKPOINT_SCHEDULE)]
+    checkpoint_schedule: String,
     /// Timeout of each call to a provider, in seconds.
     #[arg(long, env = "AUTHLEDGER_PROVIDER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     provider_timeout_secs: u64,
@@ -175,14 +179,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("warning: {w}");
                 }
                 match &report.failure {
-                    None => println!(
-                        "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
-                        report.events,
-                        report.aggregates,
-                        report.keys,
-                        report.seconds,
-                        report.events_per_sec
-                    ),
+                    None => {
+                        println!(
+                            "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
+                            report.events,
+                            report.aggregates,
+                            report.keys,
+                            report.seconds,
+                            report.events_per_sec
+                        );
+                        println!(
+                            "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
+                            report.checkpoints, report.uncovered_positions
+                        );
+                    }
                     Some(f) => println!(
                         "FAILED at position {} (event {}, aggregate {}, version {}): {}",
                         f.position,
@@ -244,7 +254,12 @@ async fn serve(
             "invalid --public-url {url}: must be an http(s) base URL without a query"
         );
     }
+    let checkpoint_schedule = match connections.checkpoint_schedule.as_str() {
+        "off" => None,
+        s => Some(authledger::scheduler::parse_schedule(s)?),
+    };
     let mut state = AppState::open(storage).await?;
+    state.checkpoint_schedule = checkpoint_schedule;
     state.rate_limiter = Arc::new(limiter);
     state.allow_loopback_urls = allow_loopback_urls;
     // Bind before writing anything, so a taken port leaves the log untouched.

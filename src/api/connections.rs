@@ -153,6 +153,8 @@ fn page_filter(q: ListQuery) -> Result<ConnectionFilter, ApiError> {
                 .decode(c.as_bytes())
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                // Cursors are connection ids (UUIDs): anything else was not issued here.
+                .filter(|id| uuid::Uuid::parse_str(id).is_ok())
                 .ok_or_else(|| ApiError::BadRequest("cursor is not one this API issued".into()))?,
         ),
     };

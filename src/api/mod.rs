@@ -1,6 +1,7 @@
 //! HTTP layer: thin axum handlers over `AppState`. No SQL or NATS here.
 
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod auth_configs;
 pub mod connections;
@@ -58,6 +59,10 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::OAuthCallback => on(filter, connections::callback),
         RouteId::MyConnections => on(filter, connections::my_list),
         RouteId::RevokeMyConnection => on(filter, connections::my_revoke),
+        RouteId::AuditEvents => on(filter, audit::list),
+        RouteId::AuditEvent => on(filter, audit::get),
+        RouteId::AuditCheckpoints => on(filter, audit::checkpoints),
+        RouteId::AuditConsistency => on(filter, audit::consistency),
     }
 }
 

@@ -18,6 +18,8 @@ pub enum Permission {
     ManageWorkspace,
     /// Create, change, disable and delete auth configs.
     ManageAuthConfigs,
+    /// Query and export the audit history.
+    ReadAudit,
     /// Create, refresh, revoke and delete connections.
     ManageConnections,
     /// An end user with a JWT from the workspace's identity provider (never an API key).
@@ -32,6 +34,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         Public | Authenticated => true,
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
         ManageApiKeys | ManageWorkspace => matches!(role, Admin),
+        ReadAudit => matches!(role, Admin | Auditor),
         ManageAuthConfigs | ManageConnections => matches!(role, Admin | Developer),
         EndUser => false,
     }
@@ -67,6 +70,10 @@ pub enum RouteId {
     OAuthCallback,
     MyConnections,
     RevokeMyConnection,
+    AuditEvents,
+    AuditEvent,
+    AuditCheckpoints,
+    AuditConsistency,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -246,6 +253,30 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "POST",
         path: "/v1/me/connections/{id}/revoke",
         permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::AuditEvents,
+        method: "GET",
+        path: "/v1/audit/events",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditEvent,
+        method: "GET",
+        path: "/v1/audit/events/{id}",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditCheckpoints,
+        method: "GET",
+        path: "/v1/audit/checkpoints",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditConsistency,
+        method: "GET",
+        path: "/v1/audit/checkpoints/{id}/consistency",
+        permission: Permission::ReadAudit,
     },
 ];
 

@@ -441,7 +441,7 @@ pub async fn test(
     state: &AppState,
     caller: &Caller,
     id: &str,
-    credentials: Option<super::connections::PostgresCredentials>,
+    credentials: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, CommandError> {
     let config = load(state, caller, id).await?;
     match config.settings {
@@ -449,6 +449,11 @@ pub async fn test(
             let c = credentials.ok_or_else(|| {
                 invalid("credentials", "{\"user\", \"password\"} are required to test")
             })?;
+            // Shaped like a connection's credentials: errors never echo a value.
+            let c: super::connections::PostgresCredentials = super::connections::shape(
+                &c,
+                "{\"user\": string, \"password\": string}",
+            )?;
             super::check_loopback_host(state, "host", &p.host)?;
             let outcome = crate::connectors::postgres::test(
                 &p,

@@ -345,13 +345,41 @@ impl std::fmt::Debug for PostgresCredentials {
 #[serde(deny_unknown_fields)]
 struct NoCredentials {}
 
-fn shape<T: serde::de::DeserializeOwned>(
+pub(crate) fn shape<T: serde::de::DeserializeOwned>(
     value: &serde_json::Value,
     expected: &str,
 ) -> Result<T, CommandError> {
-    // serde's message names fields and types only, never values.
-    serde_json::from_value(value.clone())
-        .map_err(|e| invalid("credentials", format!("expected {expected}: {e}")))
+    use serde_json::Value;
+    // Only field names and JSON types are reported, never values: serde's "invalid type"
+    // message quotes what it got (`integer `123``, `string "…"`), which would echo a
+    // credential given with the wrong type.
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let Some(fields) = value.as_object() else {
+        return Err(invalid(
+            "credentials",
+            format!("expected {expected}, got {}", kind(value)),
+        ));
+    };
+    serde_json::from_value(value.clone()).map_err(|e| {
+        let message = e.to_string();
+        let reason = if message.starts_with("missing field") || message.starts_with("unknown field")
+        {
+            message
+        } else {
+            match fields.iter().find(|(_, v)| !v.is_string()) {
+                Some((name, v)) => format!("field `{name}` is {}, not a string", kind(v)),
+                None => "a field has the wrong type".to_string(),
+            }
+        };
+        invalid("credentials", format!("expected {expected}: {reason}"))
+    })
 }
 
 fn non_empty(field: &'static str, v: &str) -> Result<(), CommandError> {
@@ -831,6 +859,9 @@ fn adopted(conn: &Connection) -> RefreshOutcome {
     match conn.status {
         Some(ConnectionStatus::Expired) => RefreshOutcome::Expired {
             reason: conn.last_error.clone().unwrap_or_default(),
+        },
+        Some(ConnectionStatus::Revoked | ConnectionStatus::Deleted) => RefreshOutcome::Failed {
+            error: "the connection was revoked meanwhile".into(),
         },
         _ => match &conn.last_error {
             Some(e) => RefreshOutcome::Failed { error: e.clone() },

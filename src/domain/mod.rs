@@ -5,7 +5,9 @@
 
 pub mod access;
 pub mod api_key;
+pub mod audit;
 pub mod auth_config;
+pub mod checkpoint;
 pub mod connection;
 pub mod signing_key;
 pub mod workspace;
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 pub use access::{AccessDenied, DenialReason};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
+pub use audit::AuditQueried;
+pub use checkpoint::CheckpointCreated;
 pub use auth_config::{
     AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated,
     ClientSecretRotated,
@@ -80,6 +84,10 @@ pub enum Event {
     ConnectionRevoked(ConnectionRevoked),
     #[serde(rename = "connection.deleted")]
     ConnectionDeleted(ConnectionDeleted),
+    #[serde(rename = "audit.queried")]
+    AuditQueried(AuditQueried),
+    #[serde(rename = "ledger.checkpoint")]
+    CheckpointCreated(CheckpointCreated),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -107,6 +115,8 @@ pub const ALL_KINDS: &[&str] = &[
     "connection.needs_reconsent",
     "connection.revoked",
     "connection.deleted",
+    "audit.queried",
+    "ledger.checkpoint",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -149,6 +159,8 @@ impl Event {
             Event::ConnectionNeedsReconsent(_) => "connection.needs_reconsent",
             Event::ConnectionRevoked(_) => "connection.revoked",
             Event::ConnectionDeleted(_) => "connection.deleted",
+            Event::AuditQueried(_) => "audit.queried",
+            Event::CheckpointCreated(_) => "ledger.checkpoint",
         }
     }
 
@@ -298,6 +310,22 @@ impl Event {
             }),
             Event::ConnectionDeleted(ConnectionDeleted {
                 data_key_id: "dk:01900000000070008000000000000002".into(),
+            }),
+            Event::AuditQueried(AuditQueried {
+                route: "/v1/audit/events".into(),
+                filters: [("kind".to_string(), "connection.".to_string())]
+                    .into_iter()
+                    .collect(),
+            }),
+            Event::CheckpointCreated(CheckpointCreated {
+                sequence: 2,
+                from_position: 101,
+                to_position: 180,
+                count: 80,
+                tree_size: 180,
+                merkle_root: "5d".repeat(32),
+                previous_tree_size: Some(100),
+                previous_root: Some("6e".repeat(32)),
             }),
         ]
     }

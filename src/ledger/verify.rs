@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::envelope::{open_envelope, pae, AggregateKey, PAYLOAD_TYPE};
 use super::keys::{parse_public, KeyRing};
 use super::log::{EventLog, LogError, RecordedEvent};
+use crate::audit::merkle;
 use crate::domain::{Event, SYSTEM_WORKSPACE};
 
 /// The first bad event and what is wrong with it.
@@ -44,6 +45,10 @@ pub struct VerifyReport {
     pub events_per_sec: f64,
     pub warnings: Vec<String>,
     pub failure: Option<Failure>,
+    /// Signed checkpoints checked (signature, chain, Merkle root recomputed from the log).
+    pub checkpoints: u64,
+    /// Positions after the last checkpoint's tree (not yet committed to by a checkpoint).
+    pub uncovered_positions: u64,
 }
 
 /// Sequential state of a verification.
@@ -55,6 +60,11 @@ pub struct Verifier {
     first_position: Option<u64>,
     keys_used: BTreeSet<String>,
     events: u64,
+    /// `sha256(envelope)` of every position so far (the Merkle leaves).
+    leaves: Vec<merkle::Hash>,
+    /// The tree of the last checkpoint, grown to the next checkpoint's size when it comes.
+    covered: merkle::CompactRange,
+    checkpoints: u64,
 }
 
 struct SigJob {
@@ -74,7 +84,53 @@ impl Verifier {
             first_position: None,
             keys_used: BTreeSet::new(),
             events: 0,
+            leaves: Vec::new(),
+            covered: merkle::CompactRange::new(),
+            checkpoints: 0,
         }
+    }
+
+    /// Checks a `ledger.checkpoint`: it covers only earlier positions, extends the previous
+    /// checkpoint, and its root is the Merkle tree hash recomputed from the log.
+    fn check_checkpoint(&mut self, position: u64, payload: &serde_json::Value) -> Result<(), String> {
+        let c = match Event::from_parts("ledger.checkpoint", payload) {
+            Ok(Event::CheckpointCreated(c)) => c,
+            Ok(_) => return Err("not a checkpoint".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        let previous = self.covered.size();
+        let previous_root = (previous > 0).then(|| merkle::to_hex(&self.covered.root()));
+        if c.tree_size >= position || c.tree_size <= previous {
+            return Err(format!(
+                "checkpoint {} covers up to position {} but must cover more than {previous} and only positions before its own ({position})",
+                c.sequence, c.tree_size
+            ));
+        }
+        let linked = c.previous_tree_size == (previous > 0).then_some(previous)
+            && c.previous_root == previous_root
+            && c.from_position == previous + 1
+            && c.count == c.tree_size - previous
+            && c.to_position == c.tree_size;
+        if !linked {
+            return Err(format!(
+                "checkpoint {} does not extend the previous checkpoint (tree size {previous})",
+                c.sequence
+            ));
+        }
+        let upto = usize::try_from(c.tree_size).unwrap_or(usize::MAX);
+        let start = usize::try_from(previous).unwrap_or(usize::MAX);
+        for leaf in self.leaves.get(start..upto).unwrap_or_default() {
+            self.covered.push(*leaf);
+        }
+        let root = merkle::to_hex(&self.covered.root());
+        if root != c.merkle_root {
+            return Err(format!(
+                "checkpoint {} claims Merkle root {} over positions 1..={} but the log gives {root}",
+                c.sequence, c.merkle_root, c.tree_size
+            ));
+        }
+        self.checkpoints += 1;
+        Ok(())
     }
 
     /// Checks the next events in global order.
@@ -132,6 +188,12 @@ impl Verifier {
         self.last_position = Some(rec.position);
         self.first_position.get_or_insert(rec.position);
         let opened = open_envelope(&rec.envelope).map_err(|e| fail(e.to_string()))?;
+        let leaf = opened
+            .hash
+            .strip_prefix("sha256:")
+            .and_then(merkle::from_hex)
+            .ok_or_else(|| fail("envelope hash is not sha256".into()))?;
+        self.leaves.push(leaf);
         let body = &opened.body;
         let (hint, sig) = opened.signatures[0].clone();
         if hint != body.key_id {
@@ -250,6 +312,22 @@ impl Verifier {
                 }
                 Ok(_) => {}
                 Err(e) => return Err(with_job(e.to_string(), job)),
+            }
+        }
+        let in_checkpoints = body.workspace_id == SYSTEM_WORKSPACE
+            && body.aggregate_type == crate::domain::checkpoint::CHECKPOINT_AGGREGATE
+            && body.aggregate_id == crate::domain::checkpoint::CHECKPOINT_ID;
+        if (body.kind == "ledger.checkpoint") != in_checkpoints {
+            return Err(with_job(
+                format!(
+                    "ledger.checkpoint events belong to {SYSTEM_WORKSPACE}/checkpoint/ledger, and only they"
+                ),
+                job,
+            ));
+        }
+        if in_checkpoints {
+            if let Err(problem) = self.check_checkpoint(rec.position, &body.payload) {
+                return Err(with_job(problem, job));
             }
         }
         self.tails
@@ -393,5 +471,10 @@ pub async fn verify_log(
         },
         warnings,
         failure,
+        checkpoints: verifier.checkpoints,
+        uncovered_positions: verifier
+            .last_position
+            .unwrap_or(0)
+            .saturating_sub(verifier.covered.size()),
     })
 }

@@ -16,7 +16,50 @@ pub struct AuditRow {
     pub actor_type: String,
     pub actor_id: String,
     pub occurred_at: String,
+    pub occurred_at_unix: i64,
     pub key_id: String,
+    /// `sha256:<hex>` of the envelope as stored (a checkpoint Merkle leaf).
+    pub event_hash: String,
+    /// Who and what the event concerns, flattened for audit queries (absent ones are
+    /// filled from the connection's row where it exists).
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// The audit columns an event's payload gives: (user, auth config, outcome, reason).
+fn audit_facts(
+    body: &EventBody,
+    event: &Event,
+) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+    let s = |v: &str| Some(v.to_string());
+    let failure = |r: String| (None, None, s("failure"), Some(r));
+    match event {
+        Event::ConnectionInitiated(e) => (s(&e.user_id), s(&e.auth_config_id), None, None),
+        Event::ConnectionCreated(e) => (s(&e.user_id), s(&e.auth_config_id), s("success"), None),
+        Event::ConnectionAuthorized(_) | Event::ConnectionRefreshed(_) => {
+            (None, None, s("success"), None)
+        }
+        Event::ConnectionAuthorizationFailed(e) => failure(e.error.clone()),
+        Event::ConnectionRefreshFailed(e) => failure(e.error.clone()),
+        Event::ConnectionExpired(e) => failure(e.reason.clone()),
+        Event::ConnectionRevoked(e) => (
+            None,
+            None,
+            s(&e.provider.outcome),
+            e.reason.clone(),
+        ),
+        Event::AccessDenied(e) => {
+            let reason = serde_json::to_value(e.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string));
+            (None, None, s("denied"), reason)
+        }
+        _ if body.aggregate_type == "auth_config" => (None, s(&body.aggregate_id), None, None),
+        _ => (None, None, None, None),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,13 +184,14 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
+pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) -> Vec<Op> {
     let at = rfc3339(body.occurred_at);
     let version = i64::try_from(body.aggregate_version).unwrap_or(i64::MAX);
     let actor_type = serde_json::to_value(body.actor.actor_type)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
+    let (user_id, auth_config_id, outcome, reason) = audit_facts(body, event);
     let mut ops = vec![Op::Audit(AuditRow {
         position: i64::try_from(position).unwrap_or(i64::MAX),
         event_id: body.event_id.to_string(),
@@ -159,7 +203,14 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
         actor_type,
         actor_id: body.actor.id.clone(),
         occurred_at: at.clone(),
+        occurred_at_unix: body.occurred_at.unix_timestamp(),
         key_id: body.key_id.clone(),
+        event_hash: event_hash.to_string(),
+        user_id,
+        auth_config_id,
+        connection_id: (body.aggregate_type == "connection").then(|| body.aggregate_id.clone()),
+        outcome,
+        reason,
     })];
     match event {
         Event::WorkspaceCreated(e) => ops.push(Op::CreateWorkspace {
@@ -255,7 +306,10 @@ pub fn plan(position: u64, body: &EventBody, event: &Event) -> Vec<Op> {
                 ..Default::default()
             },
         )),
-        Event::SigningKeyRotated(_) | Event::AccessDenied(_) => {}
+        Event::SigningKeyRotated(_)
+        | Event::AccessDenied(_)
+        | Event::AuditQueried(_)
+        | Event::CheckpointCreated(_) => {}
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)
         | Event::ConnectionAuthorized(_)
@@ -432,7 +486,7 @@ mod tests {
 
     /// The connection op `plan` makes of `event` (after the audit row).
     fn change(version: u64, event: &Event) -> (i64, String, ConnectionChange) {
-        let ops = plan(7, &body(version, event.kind()), event);
+        let ops = plan(7, &body(version, event.kind()), event, "sha256:00");
         assert_eq!(ops.len(), 2, "{ops:?}");
         match ops.into_iter().nth(1) {
             Some(Op::ConnectionChange {
@@ -462,7 +516,7 @@ mod tests {
     fn every_connection_event_makes_one_connection_change() {
         for e in Event::examples() {
             let is_connection = e.kind().starts_with("connection.");
-            let ops = plan(1, &body(1, e.kind()), &e);
+            let ops = plan(1, &body(1, e.kind()), &e, "sha256:00");
             let changes = ops
                 .iter()
                 .filter(|op| matches!(op, Op::ConnectionChange { .. }))

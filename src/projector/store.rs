@@ -114,6 +114,30 @@ pub trait ProjectionStore: Send + Sync + 'static {
         expiring_before_unix: i64,
         limit: i64,
     ) -> Result<Vec<ConnectionRow>, ProjectionError>;
+    /// The audit view of one workspace, filtered, in position order (keyset pagination).
+    async fn audit_events(
+        &self,
+        workspace_id: &str,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEventRow>, ProjectionError>;
+    /// One audited event of `workspace_id` by event id.
+    async fn audit_event(
+        &self,
+        workspace_id: &str,
+        event_id: &str,
+    ) -> Result<Option<AuditEventRow>, ProjectionError>;
+    /// Whether an event with this id belongs to another workspace (audit only).
+    async fn audit_event_elsewhere(
+        &self,
+        workspace_id: &str,
+        event_id: &str,
+    ) -> Result<bool, ProjectionError>;
+    /// `(position, event_hash)` of positions `from..=to`, in order (Merkle leaves).
+    async fn event_hashes(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<(i64, Option<String>)>, ProjectionError>;
     /// Live connections (initiated, active, needs_reconsent) of one auth config, by id.
     async fn live_connections_of(
         &self,
@@ -121,6 +145,54 @@ pub trait ProjectionStore: Send + Sync + 'static {
         auth_config_id: &str,
     ) -> Result<Vec<ConnectionRow>, ProjectionError>;
 }
+
+/// Filters of the audit view; `None` means "any".
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub from_unix: Option<i64>,
+    /// Exclusive upper bound.
+    pub to_unix: Option<i64>,
+    pub kind: Option<String>,
+    /// `kind LIKE prefix%` (the caller allows only `[a-z_.]`, so no wildcard escapes).
+    pub kind_prefix: Option<String>,
+    pub actor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub outcome: Option<String>,
+    /// Keyset cursor: positions after (ascending) or before (descending) this one.
+    pub cursor_position: Option<i64>,
+    pub descending: bool,
+    pub limit: i64,
+}
+
+/// One event as the audit view shows it (never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct AuditEventRow {
+    pub position: i64,
+    pub event_id: String,
+    pub workspace_id: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i64,
+    pub kind: String,
+    pub actor_type: String,
+    pub actor_id: String,
+    pub occurred_at: String,
+    pub key_id: String,
+    pub event_hash: Option<String>,
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub token_id: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: Option<String>,
+    pub reason: Option<String>,
+}
+
+const AUDIT_COLUMNS: &str = "position, event_id, workspace_id, aggregate_type, aggregate_id,
+    aggregate_version, kind, actor_type, actor_id, occurred_at, key_id, event_hash, user_id,
+    auth_config_id, connection_id, token_id, tool, outcome, reason";
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct AuthConfigRow {
@@ -248,7 +320,10 @@ fn plan_batch(
             let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
             let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
                 .map_err(|e| undecodable(e.to_string()))?;
-            Ok((rec.position, plan(rec.position, &opened.body, &event)))
+            Ok((
+                rec.position,
+                plan(rec.position, &opened.body, &event, &opened.hash),
+            ))
         })
         .collect()
 }
@@ -281,8 +356,12 @@ macro_rules! sql_projection_store {
                     Op::Audit(a) => {
                         sqlx::query(
                             "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
-                             aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                             aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id,
+                             occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                             COALESCE($14, (SELECT c.user_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
+                             COALESCE($15, (SELECT c.auth_config_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
+                             $16, $17, $18)",
                         )
                         .bind(a.position)
                         .bind(a.event_id)
@@ -295,6 +374,13 @@ macro_rules! sql_projection_store {
                         .bind(a.actor_id)
                         .bind(a.occurred_at)
                         .bind(a.key_id)
+                        .bind(a.occurred_at_unix)
+                        .bind(a.event_hash)
+                        .bind(a.user_id)
+                        .bind(a.auth_config_id)
+                        .bind(a.connection_id)
+                        .bind(a.outcome)
+                        .bind(a.reason)
                         .execute(&mut **tx)
                         .await?;
                     }
@@ -657,6 +743,90 @@ macro_rules! sql_projection_store {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db)
+            }
+
+            async fn audit_events(
+                &self,
+                workspace_id: &str,
+                f: &AuditFilter,
+            ) -> Result<Vec<AuditEventRow>, ProjectionError> {
+                let (cmp, order) = if f.descending { ("<", "DESC") } else { (">", "ASC") };
+                sqlx::query_as(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE workspace_id = $1
+                     AND ($2 IS NULL OR occurred_at_unix >= $2)
+                     AND ($3 IS NULL OR occurred_at_unix < $3)
+                     AND ($4 IS NULL OR kind = $4)
+                     AND ($5 IS NULL OR kind LIKE $5 || '%')
+                     AND ($6 IS NULL OR actor_id = $6)
+                     AND ($7 IS NULL OR user_id = $7)
+                     AND ($8 IS NULL OR auth_config_id = $8)
+                     AND ($9 IS NULL OR connection_id = $9)
+                     AND ($10 IS NULL OR outcome = $10)
+                     AND ($11 IS NULL OR position {cmp} $11)
+                     ORDER BY position {order} LIMIT $12"
+                ))
+                .bind(workspace_id)
+                .bind(f.from_unix)
+                .bind(f.to_unix)
+                .bind(&f.kind)
+                .bind(&f.kind_prefix)
+                .bind(&f.actor_id)
+                .bind(&f.user_id)
+                .bind(&f.auth_config_id)
+                .bind(&f.connection_id)
+                .bind(&f.outcome)
+                .bind(f.cursor_position)
+                .bind(f.limit.max(0))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn audit_event(
+                &self,
+                workspace_id: &str,
+                event_id: &str,
+            ) -> Result<Option<AuditEventRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE workspace_id = $1 AND event_id = $2"
+                ))
+                .bind(workspace_id)
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn event_hashes(
+                &self,
+                from: i64,
+                to: i64,
+            ) -> Result<Vec<(i64, Option<String>)>, ProjectionError> {
+                sqlx::query_as(
+                    "SELECT position, event_hash FROM audit_events WHERE position >= $1 AND position <= $2
+                     ORDER BY position",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn audit_event_elsewhere(
+                &self,
+                workspace_id: &str,
+                event_id: &str,
+            ) -> Result<bool, ProjectionError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM audit_events WHERE workspace_id <> $1 AND event_id = $2",
+                )
+                .bind(workspace_id)
+                .bind(event_id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(n > 0)
             }
 
             async fn live_connections_of(

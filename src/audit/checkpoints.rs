@@ -1,0 +1,205 @@
+//! The checkpoint job and the proofs served from checkpoints. Leaves come from the audit
+//! projection (`event_hash` per position, derived from the log); `authledger verify`
+//! recomputes every root from the log itself, trusting no projection.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::merkle::{self, Hash};
+use crate::app::AppState;
+use crate::commands::CommandError;
+use crate::domain::checkpoint::{CheckpointChain, Commit, CHECKPOINT_ID};
+use crate::domain::{CheckpointCreated, DomainError, Event, SYSTEM_WORKSPACE};
+use crate::ledger::envelope::open_envelope;
+use crate::ledger::{Actor, AggregateKey, LedgerError};
+
+/// Default: every minute, at second 0.
+pub const DEFAULT_CHECKPOINT_SCHEDULE: &str = "0 * * * * *";
+
+fn corrupt(position: u64, reason: impl Into<String>) -> CommandError {
+    CommandError::Ledger(LedgerError::Corrupt {
+        position,
+        reason: reason.into(),
+    })
+}
+
+/// The Merkle leaves of positions `1..=tree_size`, from the audit projection.
+pub async fn leaves(state: &AppState, tree_size: u64) -> Result<Vec<Hash>, CommandError> {
+    let to = i64::try_from(tree_size).unwrap_or(i64::MAX);
+    let rows = state.projections.event_hashes(1, to).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (expected, (position, hash)) in (1i64..).zip(rows) {
+        let p = u64::try_from(position).unwrap_or(0);
+        if position != expected {
+            return Err(corrupt(p, "the audit projection has a gap; run `authledger replay`"));
+        }
+        let leaf = hash
+            .as_deref()
+            .and_then(|h| h.strip_prefix("sha256:"))
+            .and_then(merkle::from_hex)
+            .ok_or_else(|| corrupt(p, "no event hash projected; run `authledger replay`"))?;
+        out.push(leaf);
+    }
+    if out.len() as u64 != tree_size {
+        return Err(corrupt(tree_size, "the projections have not reached this position yet"));
+    }
+    Ok(out)
+}
+
+/// Appends a checkpoint covering the log up to its head; `None` when nothing but the last
+/// checkpoint itself was appended since.
+pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated>, CommandError> {
+    let head = state
+        .log
+        .head()
+        .await
+        .map_err(|e| CommandError::Ledger(LedgerError::Log(e)))?;
+    let chain = state
+        .ledger
+        .load::<CheckpointChain>(SYSTEM_WORKSPACE, CHECKPOINT_ID)
+        .await?;
+    if head <= chain.tree_size + 1 {
+        return Ok(None);
+    }
+    if !crate::projector::wait_for(state.projections.as_ref(), head, Duration::from_secs(30))
+        .await?
+    {
+        return Err(corrupt(head, "projections lag; checkpoint postponed"));
+    }
+    let root = merkle::root(&leaves(state, head).await?);
+    let committed = state
+        .ledger
+        .execute::<CheckpointChain>(
+            SYSTEM_WORKSPACE,
+            CHECKPOINT_ID,
+            &Actor::system("checkpointer"),
+            &Commit {
+                tree_size: head,
+                merkle_root: merkle::to_hex(&root),
+            },
+        )
+        .await;
+    match committed {
+        Ok(c) => match c.event {
+            Event::CheckpointCreated(cp) => Ok(Some(cp)),
+            _ => Ok(None),
+        },
+        // Another instance covered this head first.
+        Err(LedgerError::Domain(DomainError::Rejected(_))) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the checkpoint job on `schedule` until `stop`.
+pub async fn run_checkpointer(
+    state: AppState,
+    schedule: cron::Schedule,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let Some(next) = schedule.upcoming(chrono::Utc).next() else {
+            return;
+        };
+        let wait = (next - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        match checkpoint_now(&state).await {
+            Ok(Some(c)) => tracing::info!(sequence = c.sequence, tree_size = c.tree_size, "checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed; retrying at the next tick"),
+        }
+    }
+}
+
+/// A checkpoint as stored: its payload, its position and envelope hash.
+#[derive(Debug, Clone)]
+pub struct StoredCheckpoint {
+    pub position: u64,
+    pub event_id: String,
+    pub occurred_at: String,
+    pub key_id: String,
+    pub envelope_hash: String,
+    pub checkpoint: CheckpointCreated,
+}
+
+/// Every checkpoint, in order, read from the log.
+pub async fn checkpoints(state: &AppState) -> Result<Vec<StoredCheckpoint>, CommandError> {
+    let key = AggregateKey::new(
+        SYSTEM_WORKSPACE,
+        crate::domain::checkpoint::CHECKPOINT_AGGREGATE,
+        CHECKPOINT_ID,
+    )
+    .map_err(|e| CommandError::Ledger(e.into()))?;
+    let records = state
+        .log
+        .read_aggregate(&key)
+        .await
+        .map_err(|e| CommandError::Ledger(LedgerError::Log(e)))?;
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let opened = open_envelope(&r.envelope).map_err(|e| corrupt(r.position, e.to_string()))?;
+        let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+            .map_err(|e| corrupt(r.position, e.to_string()))?;
+        if let Event::CheckpointCreated(c) = event {
+            out.push(StoredCheckpoint {
+                position: r.position,
+                event_id: opened.body.event_id.to_string(),
+                occurred_at: crate::projector::plan::rfc3339(opened.body.occurred_at),
+                key_id: opened.body.key_id.clone(),
+                envelope_hash: opened.hash,
+                checkpoint: c,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The inclusion proof of `position` in the first checkpoint that covers it.
+pub async fn inclusion(
+    state: &AppState,
+    position: u64,
+) -> Result<Option<(StoredCheckpoint, Vec<Hash>)>, CommandError> {
+    let all = checkpoints(state).await?;
+    let Some(cp) = all.into_iter().find(|c| c.checkpoint.tree_size >= position) else {
+        return Ok(None);
+    };
+    let leaves = leaves(state, cp.checkpoint.tree_size).await?;
+    let index = usize::try_from(position.saturating_sub(1)).unwrap_or(usize::MAX);
+    let proof = merkle::inclusion_proof(&leaves, index)
+        .ok_or_else(|| corrupt(position, "no inclusion proof"))?;
+    Ok(Some((cp, proof)))
+}
+
+/// The consistency proof from checkpoint `m`'s tree to checkpoint `n`'s (by sequence).
+pub async fn consistency(
+    state: &AppState,
+    m: u64,
+    n: u64,
+) -> Result<(StoredCheckpoint, StoredCheckpoint, Vec<Hash>), CommandError> {
+    let all = checkpoints(state).await?;
+    let find = |s: u64| {
+        all.iter()
+            .find(|c| c.checkpoint.sequence == s)
+            .cloned()
+            .ok_or(CommandError::Domain(DomainError::NotFound("checkpoint")))
+    };
+    let (old, new) = (find(m)?, find(n)?);
+    if m > n {
+        return Err(DomainError::Invalid {
+            field: "from",
+            reason: "must not be after the checkpoint".into(),
+        }
+        .into());
+    }
+    let leaves = leaves(state, new.checkpoint.tree_size).await?;
+    let size = usize::try_from(old.checkpoint.tree_size).unwrap_or(usize::MAX);
+    let proof = merkle::consistency_proof(&leaves, size)
+        .ok_or_else(|| corrupt(new.position, "no consistency proof"))?;
+    Ok((old, new, proof))
+}

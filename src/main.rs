@@ -60,6 +60,34 @@ enum Command {
     },
     /// Drop the projections and rebuild them from the log.
     Replay,
+    /// Export a workspace's audit history (streamed to stdout): JSONL with every event as
+    /// signed, the checkpoints, inclusion proofs and public keys (check it with
+    /// tools/verify-export), or CSV for spreadsheets. Recorded as `audit.queried`.
+    Export {
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, default_value = "jsonl", value_parser = ["jsonl", "csv"])]
+        format: String,
+        /// RFC 3339 lower bound (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 upper bound (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        /// An event kind, or a prefix ending in '.' (e.g. `connection.`).
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        user_id: Option<String>,
+        #[arg(long)]
+        auth_config_id: Option<String>,
+        #[arg(long)]
+        connection_id: Option<String>,
+        #[arg(long)]
+        outcome: Option<String>,
+    },
     /// Write the raw log as JSON lines (`position`, `subject`, `envelope` as stored) for an
     /// independent verifier such as tools/verifier/verify.py.
     DumpLog,
@@ -211,6 +239,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Export {
+            workspace,
+            format,
+            from,
+            to,
+            kind,
+            actor,
+            user_id,
+            auth_config_id,
+            connection_id,
+            outcome,
+        } => {
+            let q = authledger::api::audit::ExportQuery {
+                format: Some(format),
+                from,
+                to,
+                kind,
+                actor,
+                user_id,
+                auth_config_id,
+                connection_id,
+                outcome,
+                min_position: None,
+            };
+            export(&storage, &workspace, &q).await
+        }
         Command::Replay => {
             let n = app::replay(&storage).await?;
             println!("replayed {n} events into the projections");
@@ -248,7 +302,8 @@ async fn serve(
         s => Some(authledger::scheduler::parse_schedule(s)?),
     };
     if let Some(url) = &connections.public_url {
-        let parsed = reqwest::Url::parse(url).with_context(|| format!("invalid --public-url {url}"))?;
+        let parsed =
+            reqwest::Url::parse(url).with_context(|| format!("invalid --public-url {url}"))?;
         anyhow::ensure!(
             matches!(parsed.scheme(), "http" | "https") && parsed.query().is_none(),
             "invalid --public-url {url}: must be an http(s) base URL without a query"
@@ -293,6 +348,50 @@ async fn serve(
     }
     eprintln!("authledger listening on http://{addr}");
     app::serve(state, listener, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn export(
+    storage: &StorageArgs,
+    workspace: &str,
+    q: &authledger::api::audit::ExportQuery,
+) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncWriteExt as _;
+    let (format, filter, given) =
+        authledger::api::audit::export_request(q).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = AppState::open(storage).await?;
+    // The service may not be running: bring the projections up to the log first.
+    authledger::projector::Projector::new(
+        state.projections.clone(),
+        state.log.clone(),
+        state.metrics.clone(),
+    )
+    .catch_up()
+    .await?;
+    anyhow::ensure!(
+        state.projections.workspace(workspace).await?.is_some(),
+        "no workspace {workspace}"
+    );
+    authledger::commands::audit::record_query_by(
+        &state,
+        workspace,
+        &authledger::ledger::Actor::system("cli-export"),
+        "authledger export",
+        given.clone(),
+    )
+    .await?;
+    let mut rx = authledger::audit::export::start(
+        state.clone(),
+        workspace.to_string(),
+        filter,
+        given,
+        format,
+    );
+    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
+    while let Some(chunk) = rx.recv().await {
+        out.write_all(&chunk?).await?;
+    }
+    out.flush().await?;
     Ok(ExitCode::SUCCESS)
 }
 

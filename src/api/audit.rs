@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -14,6 +14,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use super::error::ApiError;
+use super::extract::ApiQuery;
 use crate::app::AppState;
 use crate::commands::{audit, Caller};
 use crate::projector::store::{AuditEventRow, AuditFilter};
@@ -57,7 +58,10 @@ impl AuditQuery {
         ];
         let mut out: BTreeMap<String, String> = fields
             .into_iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.chars().take(256).collect())))
+            .filter_map(|(k, v)| {
+                v.as_ref()
+                    .map(|v| (k.to_string(), v.chars().take(256).collect()))
+            })
             .collect();
         if let Some(l) = self.limit {
             out.insert("limit".into(), l.to_string());
@@ -113,8 +117,15 @@ fn filter_of(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
     }
     let (kind, kind_prefix) = match q.kind.as_deref() {
         None => (None, None),
-        Some(k) if k.is_empty() || !k.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') => {
-            return Err(bad("kind is an event kind (e.g. connection.refreshed) or a prefix ending in '.'"))
+        Some(k)
+            if k.is_empty()
+                || !k
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.') =>
+        {
+            return Err(bad(
+                "kind is an event kind (e.g. connection.refreshed) or a prefix ending in '.'",
+            ))
         }
         Some(k) if k.ends_with('.') => (None, Some(k.to_string())),
         Some(k) => (Some(k.to_string()), None),
@@ -129,7 +140,11 @@ fn filter_of(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
         auth_config_id: q.auth_config_id.clone(),
         connection_id: q.connection_id.clone(),
         outcome: q.outcome.clone(),
-        cursor_position: q.cursor.as_deref().map(|c| decode_cursor(c, descending)).transpose()?,
+        cursor_position: q
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, descending))
+            .transpose()?,
         descending,
         // One more than asked, to know whether there is a next page.
         limit: limit + 1,
@@ -160,7 +175,7 @@ pub fn view(row: &AuditEventRow) -> Value {
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<AuditQuery>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let filter = filter_of(&q)?;
     audit::record_query(&state, &caller, EVENTS, q.as_filters()).await?;
@@ -171,7 +186,8 @@ pub async fn list(
         .await?;
     let next_cursor = if rows.len() > want {
         rows.truncate(want);
-        rows.last().map(|r| encode_cursor(r.position, filter.descending))
+        rows.last()
+            .map(|r| encode_cursor(r.position, filter.descending))
     } else {
         None
     };
@@ -192,7 +208,11 @@ pub async fn get(
         .into_iter()
         .collect();
     audit::record_query(&state, &caller, ONE, filters).await?;
-    let Some(row) = state.projections.audit_event(&caller.workspace_id, &id).await? else {
+    let Some(row) = state
+        .projections
+        .audit_event(&caller.workspace_id, &id)
+        .await?
+    else {
         let elsewhere = state
             .projections
             .audit_event_elsewhere(&caller.workspace_id, &id)
@@ -241,12 +261,26 @@ mod tests {
             ..Default::default()
         };
         let f = filter_of(&q("connection.")).ok();
-        assert_eq!(f.as_ref().and_then(|f| f.kind_prefix.clone()).as_deref(), Some("connection."));
+        assert_eq!(
+            f.as_ref().and_then(|f| f.kind_prefix.clone()).as_deref(),
+            Some("connection.")
+        );
         let f = filter_of(&q("connection.refreshed")).ok();
-        assert_eq!(f.and_then(|f| f.kind).as_deref(), Some("connection.refreshed"));
+        assert_eq!(
+            f.and_then(|f| f.kind).as_deref(),
+            Some("connection.refreshed")
+        );
         assert!(filter_of(&q("conn%")).is_err());
-        assert!(filter_of(&AuditQuery { limit: Some(1001), ..Default::default() }).is_err());
-        assert!(filter_of(&AuditQuery { from: Some("yesterday".into()), ..Default::default() }).is_err());
+        assert!(filter_of(&AuditQuery {
+            limit: Some(1001),
+            ..Default::default()
+        })
+        .is_err());
+        assert!(filter_of(&AuditQuery {
+            from: Some("yesterday".into()),
+            ..Default::default()
+        })
+        .is_err());
     }
 }
 
@@ -279,9 +313,10 @@ pub async fn checkpoints(
 ) -> Result<Response, ApiError> {
     audit::record_query(&state, &caller, CHECKPOINTS, BTreeMap::new()).await?;
     let all = crate::audit::checkpoints::checkpoints(&state).await?;
-    let head = state.log.head().await.map_err(|e| {
-        crate::commands::CommandError::Ledger(crate::ledger::LedgerError::Log(e))
-    })?;
+    let head =
+        state.log.head().await.map_err(|e| {
+            crate::commands::CommandError::Ledger(crate::ledger::LedgerError::Log(e))
+        })?;
     let covered = all.last().map(|c| c.checkpoint.tree_size).unwrap_or(0);
     Ok(Json(json!({
         "items": all.iter().map(checkpoint_view).collect::<Vec<_>>(),
@@ -303,7 +338,7 @@ pub async fn consistency(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<ConsistencyQuery>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Response, ApiError> {
     let n: u64 = id
         .parse()
@@ -323,4 +358,124 @@ pub async fn consistency(
         "algorithm": "RFC 9162 §2.1.4 (SHA-256)",
     }))
     .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    pub format: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub kind: Option<String>,
+    pub actor: Option<String>,
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub connection_id: Option<String>,
+    pub outcome: Option<String>,
+    pub min_position: Option<u64>,
+}
+
+impl ExportQuery {
+    fn as_audit_query(&self) -> AuditQuery {
+        AuditQuery {
+            from: self.from.clone(),
+            to: self.to.clone(),
+            kind: self.kind.clone(),
+            actor: self.actor.clone(),
+            user_id: self.user_id.clone(),
+            auth_config_id: self.auth_config_id.clone(),
+            connection_id: self.connection_id.clone(),
+            outcome: self.outcome.clone(),
+            order: Some("asc".into()),
+            ..Default::default()
+        }
+    }
+}
+
+/// Parses export parameters into (format, filter, filters as given).
+pub fn export_request(
+    q: &ExportQuery,
+) -> Result<(crate::audit::export::Format, AuditFilter, BTreeMap<String, String>), ApiError> {
+    let format = match q.format.as_deref() {
+        None | Some("jsonl") => crate::audit::export::Format::Jsonl,
+        Some("csv") => crate::audit::export::Format::Csv,
+        Some(_) => return Err(bad("format must be jsonl or csv")),
+    };
+    let aq = q.as_audit_query();
+    let filter = filter_of(&aq)?;
+    let mut given = aq.as_filters();
+    given.remove("order");
+    given.insert(
+        "format".into(),
+        q.format.clone().unwrap_or_else(|| "jsonl".into()),
+    );
+    Ok((format, filter, given))
+}
+
+/// Streams the export (memory flat whatever its size).
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    const EXPORT: &str = "/v1/audit/export";
+    let (format, filter, given) = export_request(&q)?;
+    audit::record_query(&state, &caller, EXPORT, given.clone()).await?;
+    let rx = crate::audit::export::start(
+        state.clone(),
+        caller.workspace_id.clone(),
+        filter,
+        given,
+        format,
+    );
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let (content_type, name) = match format {
+        crate::audit::export::Format::Jsonl => ("application/x-ndjson", "audit.jsonl"),
+        crate::audit::export::Format::Csv => ("text/csv; charset=utf-8", "audit.csv"),
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type.to_string()),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+            (axum::http::header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessQuery {
+    pub user_id: String,
+    pub as_of: Option<String>,
+    pub min_position: Option<u64>,
+}
+
+/// Who could act as this person (their live connections and scopes), and who did.
+pub async fn access(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<AccessQuery>,
+) -> Result<Response, ApiError> {
+    const ACCESS: &str = "/v1/audit/access";
+    let at = super::extract::AsOfQuery {
+        as_of: q.as_of.clone(),
+        min_position: None,
+    }
+    .instant()?
+    .unwrap_or_else(|| state.clock.now());
+    let mut filters: BTreeMap<String, String> = BTreeMap::new();
+    filters.insert("user_id".into(), q.user_id.chars().take(256).collect());
+    if let Some(a) = &q.as_of {
+        filters.insert("as_of".into(), a.chars().take(64).collect());
+    }
+    audit::record_query(&state, &caller, ACCESS, filters).await?;
+    let report = audit::access_report(&state, &caller.workspace_id, &q.user_id, at).await?;
+    Ok(Json(report).into_response())
 }

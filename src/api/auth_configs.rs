@@ -1,7 +1,7 @@
 //! `/v1/auth-configs`: extract, call one command or query, map the error. Secrets never
 //! leave: settings are returned as projected (a client secret only as its fingerprint).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
+use super::extract::ApiQuery;
 use super::extract::ApiJson;
 use super::problem::Problem;
 use crate::app::AppState;
@@ -108,8 +109,24 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<super::extract::AsOfQuery>,
 ) -> Result<Response, ApiError> {
-    current(&state, &caller, "GET", ONE, &id).await
+    let Some(at) = q.instant()? else {
+        return current(&state, &caller, "GET", ONE, &id).await;
+    };
+    // Point in time: rebuilt from the log, whatever became of it since.
+    if state
+        .projections
+        .auth_config(&caller.workspace_id, &id)
+        .await?
+        .is_none()
+    {
+        return not_found(&state, &caller, "GET", ONE, &id).await;
+    }
+    match crate::commands::audit::auth_config_as_of(&state, &caller.workspace_id, &id, at).await? {
+        Some(v) => Ok(Json(v).into_response()),
+        None => Err(ApiError::NotFound("auth config at that time")),
+    }
 }
 
 pub async fn update(
@@ -135,7 +152,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(q): Query<DeleteQuery>,
+    ApiQuery(q): ApiQuery<DeleteQuery>,
 ) -> Result<Response, ApiError> {
     let cascade = match q.cascade.as_deref() {
         None => false,

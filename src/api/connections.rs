@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::ApiJson;
+use super::extract::{ApiJson, ApiQuery};
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::commands::connections::{
@@ -96,15 +96,15 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateConnectionInput>,
 ) -> Result<Response, ApiError> {
-    let created =
-        connections::create(&state, &caller.workspace_id, &caller.actor(), body).await?;
+    let created = connections::create(&state, &caller.workspace_id, &caller.actor(), body).await?;
     let row = state
         .projections
         .connection(&caller.workspace_id, &created.id)
         .await?;
-    let mut out = row.as_ref().map(view).unwrap_or_else(|| {
-        json!({ "id": created.id, "status": created.status.as_str() })
-    });
+    let mut out = row
+        .as_ref()
+        .map(view)
+        .unwrap_or_else(|| json!({ "id": created.id, "status": created.status.as_str() }));
     if let Value::Object(map) = &mut out {
         if let Some(url) = created.connect_url {
             map.insert("connect_url".into(), json!(url));
@@ -142,9 +142,7 @@ fn page_filter(q: ListQuery) -> Result<ConnectionFilter, ApiError> {
     }
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "limit must be 1-{MAX_LIMIT}"
-        )));
+        return Err(ApiError::BadRequest(format!("limit must be 1-{MAX_LIMIT}")));
     }
     let after_id = match q.cursor {
         None => None,
@@ -191,7 +189,7 @@ async fn page(
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Response, ApiError> {
     page(&state, &caller.workspace_id, page_filter(q)?).await
 }
@@ -200,7 +198,30 @@ pub async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<super::extract::AsOfQuery>,
 ) -> Result<Response, ApiError> {
+    if let Some(at) = q.instant()? {
+        // Point in time: rebuilt from the log, even if deleted since.
+        if state
+            .projections
+            .connection(&caller.workspace_id, &id)
+            .await?
+            .is_none()
+        {
+            let elsewhere = state
+                .projections
+                .connection_elsewhere(&caller.workspace_id, &id)
+                .await?;
+            return super::not_found_audited(&state, &caller, ("GET", ONE), &id, elsewhere, "connection")
+                .await;
+        }
+        return match crate::commands::audit::connection_as_of(&state, &caller.workspace_id, &id, at)
+            .await?
+        {
+            Some(v) => Ok(Json(v).into_response()),
+            None => Err(ApiError::NotFound("connection at that time")),
+        };
+    }
     match visible(&state, &caller, "GET", ONE, &id).await? {
         Ok(row) => Ok(Json(view(&row)).into_response()),
         Err(resp) => Ok(resp),
@@ -359,7 +380,7 @@ pub struct MyListQuery {
 pub async fn my_list(
     State(state): State<AppState>,
     Extension(user): Extension<EndUser>,
-    Query(q): Query<MyListQuery>,
+    ApiQuery(q): ApiQuery<MyListQuery>,
 ) -> Result<Response, ApiError> {
     let filter = page_filter(ListQuery {
         user_id: Some(user.user_id.clone()),
@@ -385,10 +406,13 @@ pub async fn my_revoke(
         actor_type: ActorType::User,
         id: user.user_id.clone(),
     };
-    let row = state.projections.connection(&user.workspace_id, &id).await?;
-    let mine = row
-        .as_ref()
-        .is_some_and(|r| r.user_id == user.user_id && r.status != ConnectionStatus::Deleted.as_str());
+    let row = state
+        .projections
+        .connection(&user.workspace_id, &id)
+        .await?;
+    let mine = row.as_ref().is_some_and(|r| {
+        r.user_id == user.user_id && r.status != ConnectionStatus::Deleted.as_str()
+    });
     if !mine {
         let reason = if row.is_some() {
             Some(DenialReason::OtherUser)

@@ -61,8 +61,10 @@ pub async fn consistency(State(state): State<AppState>, req: Request, next: Next
                         Some(format!("waited {}s for position {n}", MAX_WAIT.as_secs())),
                     )
                     .into_response();
-                    resp.headers_mut()
-                        .insert(axum::http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    resp.headers_mut().insert(
+                        axum::http::header::RETRY_AFTER,
+                        HeaderValue::from_static("1"),
+                    );
                     return resp;
                 }
             }

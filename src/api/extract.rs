@@ -38,3 +38,51 @@ fn problem_of(r: &JsonRejection) -> Problem {
     };
     Problem::new(status, kind, title, Some(r.body_text()))
 }
+
+/// A query-string extractor whose rejection is a problem+json 400 (axum's own is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(rejection) => Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "invalid-request",
+                "Invalid request",
+                Some(rejection.body_text()),
+            )),
+        }
+    }
+}
+
+/// `?as_of=<RFC 3339>` (point-in-time reads) and the consistency layer's `min_position`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsOfQuery {
+    pub as_of: Option<String>,
+    pub min_position: Option<u64>,
+}
+
+impl AsOfQuery {
+    pub fn instant(&self) -> Result<Option<time::OffsetDateTime>, super::error::ApiError> {
+        self.as_of
+            .as_deref()
+            .map(|s| {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                    .map_err(|_| {
+                        super::error::ApiError::BadRequest("as_of must be an RFC 3339 time".into())
+                    })
+            })
+            .transpose()
+    }
+}

@@ -63,6 +63,8 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::AuditEvent => on(filter, audit::get),
         RouteId::AuditCheckpoints => on(filter, audit::checkpoints),
         RouteId::AuditConsistency => on(filter, audit::consistency),
+        RouteId::AuditExport => on(filter, audit::export),
+        RouteId::AuditAccess => on(filter, audit::access),
     }
 }
 

@@ -74,6 +74,8 @@ pub enum RouteId {
     AuditEvent,
     AuditCheckpoints,
     AuditConsistency,
+    AuditExport,
+    AuditAccess,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -276,6 +278,18 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::AuditConsistency,
         method: "GET",
         path: "/v1/audit/checkpoints/{id}/consistency",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditExport,
+        method: "GET",
+        path: "/v1/audit/export",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditAccess,
+        method: "GET",
+        path: "/v1/audit/access",
         permission: Permission::ReadAudit,
     },
 ];

@@ -24,7 +24,8 @@ fn corrupt(position: u64, reason: impl Into<String>) -> CommandError {
     })
 }
 
-/// The Merkle leaves of positions `1..=tree_size`, from the audit projection.
+/// The Merkle leaf hashes of positions `1..=tree_size` (`SHA-256(0x00 || sha256(envelope))`),
+/// from the audit projection.
 pub async fn leaves(state: &AppState, tree_size: u64) -> Result<Vec<Hash>, CommandError> {
     let to = i64::try_from(tree_size).unwrap_or(i64::MAX);
     let rows = state.projections.event_hashes(1, to).await?;
@@ -32,17 +33,23 @@ pub async fn leaves(state: &AppState, tree_size: u64) -> Result<Vec<Hash>, Comma
     for (expected, (position, hash)) in (1i64..).zip(rows) {
         let p = u64::try_from(position).unwrap_or(0);
         if position != expected {
-            return Err(corrupt(p, "the audit projection has a gap; run `authledger replay`"));
+            return Err(corrupt(
+                p,
+                "the audit projection has a gap; run `authledger replay`",
+            ));
         }
         let leaf = hash
             .as_deref()
             .and_then(|h| h.strip_prefix("sha256:"))
             .and_then(merkle::from_hex)
             .ok_or_else(|| corrupt(p, "no event hash projected; run `authledger replay`"))?;
-        out.push(leaf);
+        out.push(merkle::leaf_hash(&leaf));
     }
     if out.len() as u64 != tree_size {
-        return Err(corrupt(tree_size, "the projections have not reached this position yet"));
+        return Err(corrupt(
+            tree_size,
+            "the projections have not reached this position yet",
+        ));
     }
     Ok(out)
 }
@@ -101,7 +108,9 @@ pub async fn run_checkpointer(
         let Some(next) = schedule.upcoming(chrono::Utc).next() else {
             return;
         };
-        let wait = (next - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        let wait = (next - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => return,
@@ -110,7 +119,11 @@ pub async fn run_checkpointer(
             return;
         }
         match checkpoint_now(&state).await {
-            Ok(Some(c)) => tracing::info!(sequence = c.sequence, tree_size = c.tree_size, "checkpoint signed"),
+            Ok(Some(c)) => tracing::info!(
+                sequence = c.sequence,
+                tree_size = c.tree_size,
+                "checkpoint signed"
+            ),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "checkpoint failed; retrying at the next tick"),
         }

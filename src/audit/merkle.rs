@@ -255,6 +255,63 @@ impl CompactRange {
     }
 }
 
+/// Every level of the tree kept in memory (about twice the leaves), so each inclusion
+/// proof costs O(log n) instead of the O(n) of [`inclusion_proof`]. An odd last node is
+/// carried up unchanged, which builds exactly the RFC 6962 tree (left subtrees are the
+/// largest powers of two).
+#[derive(Debug, Clone)]
+pub struct ProofTree {
+    levels: Vec<Vec<Hash>>,
+}
+
+impl ProofTree {
+    pub fn new(leaves: Vec<Hash>) -> ProofTree {
+        let mut levels = vec![leaves];
+        while levels.last().is_some_and(|l| l.len() > 1) {
+            let below = levels.last().map(Vec::as_slice).unwrap_or_default();
+            let above: Vec<Hash> = below
+                .chunks(2)
+                .map(|pair| match pair {
+                    [l, r] => node_hash(l, r),
+                    [only] => *only,
+                    _ => empty_root(),
+                })
+                .collect();
+            levels.push(above);
+        }
+        ProofTree { levels }
+    }
+
+    pub fn size(&self) -> usize {
+        self.levels.first().map(Vec::len).unwrap_or(0)
+    }
+
+    pub fn root(&self) -> Hash {
+        match self.levels.last() {
+            Some(top) if top.len() == 1 => top[0],
+            _ => empty_root(),
+        }
+    }
+
+    /// The RFC 6962 audit path of leaf `index`, bottom first.
+    pub fn inclusion_proof(&self, index: usize) -> Option<Vec<Hash>> {
+        if index >= self.size() {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut i = index;
+        for level in &self.levels[..self.levels.len().saturating_sub(1)] {
+            let sibling = i ^ 1;
+            // A carried-up last node has no sibling at this level.
+            if sibling < level.len() {
+                out.push(level[sibling]);
+            }
+            i /= 2;
+        }
+        Some(out)
+    }
+}
+
 /// Lowercase hex, for display and storage.
 pub fn to_hex(h: &Hash) -> String {
     hex::encode(h)
@@ -563,5 +620,24 @@ mod tests {
         assert_eq!(from_hex(&format!("{}00", ROOTS[7])), None);
         assert_eq!(from_hex(&format!("{}zz", &ROOTS[7][..62])), None);
         assert_eq!(from_hex(""), None);
+    }
+
+    #[test]
+    fn the_level_tree_gives_the_same_roots_and_proofs() {
+        for n in 0..=70usize {
+            let leaves: Vec<Hash> = (0..n)
+                .map(|i| leaf_hash(&(i as u64).to_be_bytes()))
+                .collect();
+            let tree = ProofTree::new(leaves.clone());
+            assert_eq!(tree.root(), root(&leaves), "root of {n}");
+            for i in 0..n {
+                assert_eq!(
+                    tree.inclusion_proof(i),
+                    inclusion_proof(&leaves, i),
+                    "proof {i} of {n}"
+                );
+            }
+            assert_eq!(tree.inclusion_proof(n), None);
+        }
     }
 }

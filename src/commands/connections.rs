@@ -418,17 +418,21 @@ async fn create_from_credentials(
             }
         }
         AuthSettings::Postgres(p) => {
-            let c: PostgresCredentials =
-                shape(&creds, "{\"user\": string, \"password\": string}")?;
+            let c: PostgresCredentials = shape(&creds, "{\"user\": string, \"password\": string}")?;
             non_empty("credentials.user", &c.user)?;
             super::check_loopback_host(state, "host", &p.host)?;
-            crate::connectors::postgres::test(p, &c.user, &c.password, state.connections.provider_timeout)
-                .await
-                .map_err(|e| {
-                    CommandError::Domain(DomainError::Rejected(format!(
-                        "connection test failed: {e}"
-                    )))
-                })?;
+            crate::connectors::postgres::test(
+                p,
+                &c.user,
+                &c.password,
+                state.connections.provider_timeout,
+            )
+            .await
+            .map_err(|e| {
+                CommandError::Domain(DomainError::Rejected(format!(
+                    "connection test failed: {e}"
+                )))
+            })?;
         }
         AuthSettings::NoAuth => {
             if !creds.is_null() {
@@ -545,7 +549,10 @@ pub async fn callback(
             connection_id: None,
         })
     };
-    let presented = query.state.as_deref().filter(|s| !s.is_empty() && s.len() <= 512);
+    let presented = query
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 512);
     let Some(presented) = presented else {
         return Err(unknown());
     };
@@ -813,6 +820,9 @@ pub async fn refresh(
             .filter(Connection::exists)
             .ok_or_else(not_found)?;
         if conn.refresh_rounds != seen {
+            // Another caller's round (maybe on another instance): answer once the
+            // projections show its outcome, like the caller that ran it.
+            adopted_visible(state, workspace_id, id).await?;
             return Ok(adopted(&conn));
         }
         let now = state.clock.now();
@@ -853,6 +863,30 @@ pub async fn refresh(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// Read-your-writes for an adopted round: waits until the projections hold the
+/// connection's latest event (which is at least the one that ended the round).
+async fn adopted_visible(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+) -> Result<(), CommandError> {
+    let key = crate::ledger::AggregateKey::new(
+        workspace_id,
+        <Connection as crate::domain::Aggregate>::TYPE,
+        id,
+    )
+    .map_err(LedgerError::from)?;
+    let last = state
+        .log
+        .last_of_aggregate(&key)
+        .await
+        .map_err(LedgerError::from)?;
+    if let Some(last) = last {
+        wait_for_write(state, last.position).await?;
+    }
+    Ok(())
 }
 
 fn adopted(conn: &Connection) -> RefreshOutcome {
@@ -934,8 +968,16 @@ async fn run_refresh(
             .await;
         match answer {
             Ok(set) => {
-                let sealed = seal_tokens(state, ws, id, &conn.data_key_id, &set, Some(&sealed_rt), now)
-                    .await?;
+                let sealed = seal_tokens(
+                    state,
+                    ws,
+                    id,
+                    &conn.data_key_id,
+                    &set,
+                    Some(&sealed_rt),
+                    now,
+                )
+                .await?;
                 let scopes = set.scope.clone().unwrap_or_else(|| conn.scopes.clone());
                 let done = ConnectionCommand::CompleteRefresh(ConnectionRefreshed {
                     scopes,
@@ -943,7 +985,10 @@ async fn run_refresh(
                     refresh_token_rotated: set.refresh_token.is_some(),
                     attempts: attempt,
                 });
-                let c = state.ledger.execute::<Connection>(ws, id, actor, &done).await?;
+                let c = state
+                    .ledger
+                    .execute::<Connection>(ws, id, actor, &done)
+                    .await?;
                 wait_for_write(state, c.position).await?;
                 return Ok(RefreshOutcome::Refreshed { by_this_call: true });
             }
@@ -953,7 +998,12 @@ async fn run_refresh(
                 let message = clip(&e.to_string(), 512);
                 state
                     .ledger
-                    .execute::<Connection>(ws, id, actor, &fail(attempt, message.clone(), retryable, is_final))
+                    .execute::<Connection>(
+                        ws,
+                        id,
+                        actor,
+                        &fail(attempt, message.clone(), retryable, is_final),
+                    )
                     .await?;
                 if !is_final {
                     let delay = settings.retry_base_delay * 2u32.saturating_pow(attempt - 1);
@@ -1116,11 +1166,10 @@ pub async fn mark_needs_reconsent(
         .live_connections_of(workspace_id, auth_config_id)
         .await?
     {
-        let command =
-            ConnectionCommand::MarkNeedsReconsent(crate::domain::NeedsReconsent {
-                auth_config_version,
-                removed_scopes: removed_scopes.to_vec(),
-            });
+        let command = ConnectionCommand::MarkNeedsReconsent(crate::domain::NeedsReconsent {
+            auth_config_version,
+            removed_scopes: removed_scopes.to_vec(),
+        });
         match state
             .ledger
             .execute::<Connection>(workspace_id, &row.id, actor, &command)

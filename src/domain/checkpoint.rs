@@ -60,10 +60,12 @@ impl Aggregate for CheckpointChain {
                 self.tree_size
             )));
         }
-        if c.merkle_root.len() != 64 || !c
+        if c.merkle_root.len() != 64
+            || !c
                 .merkle_root
                 .chars()
-                .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch)) {
+                .all(|ch| ch.is_ascii_digit() || ('a'..='f').contains(&ch))
+        {
             return Err(DomainError::Invalid {
                 field: "merkle_root",
                 reason: "64 lowercase hex digits".into(),

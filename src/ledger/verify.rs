@@ -60,7 +60,7 @@ pub struct Verifier {
     first_position: Option<u64>,
     keys_used: BTreeSet<String>,
     events: u64,
-    /// `sha256(envelope)` of every position so far (the Merkle leaves).
+    /// The Merkle leaf hash of every position so far (over `sha256(envelope)`).
     leaves: Vec<merkle::Hash>,
     /// The tree of the last checkpoint, grown to the next checkpoint's size when it comes.
     covered: merkle::CompactRange,
@@ -92,7 +92,11 @@ impl Verifier {
 
     /// Checks a `ledger.checkpoint`: it covers only earlier positions, extends the previous
     /// checkpoint, and its root is the Merkle tree hash recomputed from the log.
-    fn check_checkpoint(&mut self, position: u64, payload: &serde_json::Value) -> Result<(), String> {
+    fn check_checkpoint(
+        &mut self,
+        position: u64,
+        payload: &serde_json::Value,
+    ) -> Result<(), String> {
         let c = match Event::from_parts("ledger.checkpoint", payload) {
             Ok(Event::CheckpointCreated(c)) => c,
             Ok(_) => return Err("not a checkpoint".into()),
@@ -193,7 +197,7 @@ impl Verifier {
             .strip_prefix("sha256:")
             .and_then(merkle::from_hex)
             .ok_or_else(|| fail("envelope hash is not sha256".into()))?;
-        self.leaves.push(leaf);
+        self.leaves.push(merkle::leaf_hash(&leaf));
         let body = &opened.body;
         let (hint, sig) = opened.signatures[0].clone();
         if hint != body.key_id {

@@ -115,6 +115,34 @@ impl Ledger {
         Ok(self.load_key::<A>(&key).await?.0)
     }
 
+    /// The state of aggregate `A` as it was at `as_of`: its events up to that time, folded.
+    /// Returns the state and the version it had then (0: it did not exist yet).
+    pub async fn load_as_of<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        as_of: time::OffsetDateTime,
+    ) -> Result<(A, u64), LedgerError> {
+        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
+        let mut state = A::default();
+        let mut version = 0;
+        for r in self.log.read_aggregate(&key).await? {
+            let corrupt = |reason: String| LedgerError::Corrupt {
+                position: r.position,
+                reason,
+            };
+            let opened = open_envelope(&r.envelope).map_err(|e| corrupt(e.to_string()))?;
+            if opened.body.occurred_at > as_of {
+                break;
+            }
+            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+                .map_err(|e| corrupt(e.to_string()))?;
+            state.apply(&event);
+            version = opened.body.aggregate_version;
+        }
+        Ok((state, version))
+    }
+
     /// Folds an aggregate's events; also returns its tail (version, hash) for appending.
     async fn load_key<A: Aggregate>(
         &self,

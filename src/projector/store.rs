@@ -132,6 +132,21 @@ pub trait ProjectionStore: Send + Sync + 'static {
         workspace_id: &str,
         event_id: &str,
     ) -> Result<bool, ProjectionError>;
+    /// Connection ids the audit view links to `user_id`, up to `until_unix` (inclusive).
+    async fn audited_connections_of_user(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        until_unix: i64,
+    ) -> Result<Vec<String>, ProjectionError>;
+    /// Who acted on a connection up to `until_unix`: (actor type, actor id, events, last
+    /// time as unix seconds), most recent first.
+    async fn actors_of_connection(
+        &self,
+        workspace_id: &str,
+        connection_id: &str,
+        until_unix: i64,
+    ) -> Result<Vec<(String, String, i64, i64)>, ProjectionError>;
     /// `(position, event_hash)` of positions `from..=to`, in order (Merkle leaves).
     async fn event_hashes(
         &self,
@@ -793,6 +808,44 @@ macro_rules! sql_projection_store {
                 .bind(workspace_id)
                 .bind(event_id)
                 .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn audited_connections_of_user(
+                &self,
+                workspace_id: &str,
+                user_id: &str,
+                until_unix: i64,
+            ) -> Result<Vec<String>, ProjectionError> {
+                sqlx::query_scalar(
+                    "SELECT connection_id FROM audit_events WHERE workspace_id = $1 AND user_id = $2
+                     AND connection_id IS NOT NULL AND occurred_at_unix <= $3
+                     GROUP BY connection_id ORDER BY MIN(position)",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .bind(until_unix)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn actors_of_connection(
+                &self,
+                workspace_id: &str,
+                connection_id: &str,
+                until_unix: i64,
+            ) -> Result<Vec<(String, String, i64, i64)>, ProjectionError> {
+                sqlx::query_as(
+                    "SELECT actor_type, actor_id, COUNT(*), MAX(occurred_at_unix) FROM audit_events
+                     WHERE workspace_id = $1 AND connection_id = $2 AND occurred_at_unix <= $3
+                     GROUP BY actor_type, actor_id ORDER BY MAX(position) DESC",
+                )
+                .bind(workspace_id)
+                .bind(connection_id)
+                .bind(until_unix)
+                .fetch_all(&self.pool)
                 .await
                 .map_err(db)
             }

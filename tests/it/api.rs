@@ -150,11 +150,24 @@ fn path_for(template: &str, id: &str) -> String {
     template.replace("{id}", id)
 }
 
-fn success_status(method: &str, path: &str) -> StatusCode {
-    match method {
-        "POST" if !path.ends_with("/disable") && !path.ends_with("/enable") => StatusCode::CREATED,
-        "DELETE" => StatusCode::NO_CONTENT,
-        _ => StatusCode::OK,
+/// What an allowed call answers: its success status, or, where the target's state refuses an
+/// authorized call, that refusal and its problem type.
+fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>) {
+    match (method, path) {
+        // Authorized, but an api_key connection has no refresh token to refresh with.
+        ("POST", "/v1/connections/{id}/refresh") => (StatusCode::CONFLICT, Some("conflict")),
+        // Authorized, but an api_key auth config has no connector test.
+        ("POST", "/v1/auth-configs/{id}/test") => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed"))
+        }
+        ("POST", p)
+            if p.ends_with("/disable") || p.ends_with("/enable") || p.ends_with("/revoke") =>
+        {
+            (StatusCode::OK, None)
+        }
+        ("POST", _) => (StatusCode::CREATED, None),
+        ("DELETE", _) => (StatusCode::NO_CONTENT, None),
+        _ => (StatusCode::OK, None),
     }
 }
 
@@ -191,22 +204,112 @@ impl Env {
         id
     }
 
-    /// A fresh target of the kind the route names.
-    async fn target_for(&self, path: &str) -> String {
-        if !path.contains("{id}") {
-            String::new()
+    /// Creates a connection from an `api_key` auth config with `key`; returns its id. Checks
+    /// the write's answer: active at once, and its log position in body and header.
+    async fn create_connection(&self, key: &str, auth_config_id: &str) -> String {
+        let resp = self
+            .http
+            .post(self.svc.url("/v1/connections"))
+            .bearer_auth(key)
+            .json(&connection_body(auth_config_id))
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        let position = resp
+            .headers()
+            .get("authledger-position")
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<u64>().ok());
+        let v: Value = resp.json().await.expect("json");
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        assert_eq!(v["status"], "active", "{v}");
+        assert!(position.is_some(), "a write answers Authledger-Position");
+        assert_eq!(v["position"].as_u64(), position, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// The path of a fresh target of the kind the route names (the template itself when it
+    /// names no id).
+    async fn target_for(&self, fx: &Fixtures, path: &str) -> String {
+        let id = if path == "/v1/audit/access" {
+            return format!("{path}?user_id=table-user");
+        } else if !path.contains("{id}") {
+            return path.to_string();
         } else if path.starts_with("/v1/auth-configs") {
             self.create_auth_config(&self.admin, path.ends_with("/enable"))
                 .await
+        } else if path.starts_with("/v1/connections") {
+            self.create_connection(&self.admin, &fx.auth_config).await
+        } else if path == "/v1/audit/events/{id}" {
+            fx.event.clone()
+        } else if path == "/v1/audit/checkpoints/{id}/consistency" {
+            return format!("{}?from=1", path_for(path, &fx.checkpoint));
+
         } else {
             self.create_key(Role::Viewer, None).await.0
-        }
+        };
+        path_for(path, &id)
     }
+
+    /// The id of one event of the workspace `key` belongs to, from the audit view.
+    async fn some_event(&self, key: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::GET,
+                "/v1/audit/events?kind=api_key.created&limit=1",
+                Some(key),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["items"][0]["event_id"]
+            .as_str()
+            .expect("event id")
+            .to_string()
+    }
+
+    /// The sequence number of the newest signed checkpoint, once there is one.
+    async fn some_checkpoint(&self) -> String {
+        for _ in 0..100 {
+            let (s, v) = self
+                .call(
+                    Method::GET,
+                    "/v1/audit/checkpoints",
+                    Some(&self.admin),
+                    None,
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            if let Some(last) = v["items"].as_array().and_then(|a| a.last()) {
+                return last["sequence"].as_u64().expect("sequence").to_string();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("no checkpoint within 20 s");
+    }
+}
+
+/// Ids of the caller's own workspace that the table's targets and bodies need.
+struct Fixtures {
+    /// An `api_key` auth config: connections are made from it.
+    auth_config: String,
+    /// An event of the workspace (audit view).
+    event: String,
+    /// A signed checkpoint's sequence number (checkpoints cover the whole log).
+    checkpoint: String,
+}
+
+/// A connection from an `api_key` auth config: the end user's key as credentials.
+fn connection_body(auth_config_id: &str) -> Value {
+    json!({ "auth_config_id": auth_config_id, "user_id": "table-user",
+            "credentials": { "api_key": "end-user-secret" } })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audited() {
-    let env = Env::start(&[]).await;
+    // A checkpoint every second, so the consistency route has one to name.
+    let env = Env::start(&[("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *")]).await;
     let mut keys: Vec<(Role, String)> = vec![(Role::Admin, env.admin.clone())];
     for role in ALL_ROLES.into_iter().filter(|r| *r != Role::Admin) {
         keys.push((role, env.create_key(role, None).await.1));
@@ -242,6 +345,15 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         .expect("id")
         .to_string();
     let other_auth_config = env.create_auth_config(&env.other_admin, false).await;
+    let other_connection = env
+        .create_connection(&env.other_admin, &other_auth_config)
+        .await;
+    let other_event = env.some_event(&env.other_admin).await;
+    let fx = Fixtures {
+        auth_config: env.create_auth_config(&env.admin, false).await,
+        event: env.some_event(&env.admin).await,
+        checkpoint: env.some_checkpoint().await,
+    };
 
     // Setup itself may have been refused (polling a key before it was projected).
     let baseline = env.denials().await.len();
@@ -250,6 +362,8 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         let method = Method::from_bytes(spec.method.as_bytes()).expect("method");
         let body = match (spec.method, spec.path) {
             ("POST", "/v1/auth-configs") => Some(auth_config_body("made in the table")),
+            ("POST", "/v1/auth-configs/{id}/test") => Some(json!({})),
+            ("POST", "/v1/connections") => Some(connection_body(&fx.auth_config)),
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))
@@ -280,23 +394,26 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         }
         // Own workspace, every role.
         for (role, key) in &keys {
-            let target = env.target_for(spec.path).await;
+            let target = env.target_for(&fx, spec.path).await;
             let (status, v) = env
-                .call(
-                    method.clone(),
-                    &path_for(spec.path, &target),
-                    Some(key),
-                    body.clone(),
-                )
+                .call(method.clone(), &target, Some(key), body.clone())
                 .await;
             if role_allows(*role, spec.permission) {
+                let (want, problem) = success_status(spec.method, spec.path);
                 assert_eq!(
-                    status,
-                    success_status(spec.method, spec.path),
+                    status, want,
                     "{} {} as {role:?}: {v}",
-                    spec.method,
-                    spec.path
+                    spec.method, spec.path
                 );
+                if let Some(kind) = problem {
+                    assert_eq!(
+                        v["type"],
+                        format!("https://authledger.dev/problems/{kind}"),
+                        "{} {} as {role:?}",
+                        spec.method,
+                        spec.path
+                    );
+                }
             } else {
                 assert_eq!(
                     status,
@@ -336,10 +453,15 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             assert_eq!(v["type"], "https://authledger.dev/problems/unauthorized");
             expected_denials.push((401, reason.into(), spec.method.into(), spec.path.into()));
         }
-        // Another workspace's id: the same 404 as an unknown id, and audited.
-        if spec.path.contains("{id}") {
+        // Another workspace's id: the same 404 as an unknown id, and audited. (Checkpoints
+        // are the whole log's, not a workspace's: there is no other workspace's checkpoint.)
+        if spec.path.contains("{id}") && !spec.path.starts_with("/v1/audit/checkpoints") {
             let theirs = if spec.path.starts_with("/v1/auth-configs") {
                 &other_auth_config
+            } else if spec.path.starts_with("/v1/connections") {
+                &other_connection
+            } else if spec.path.starts_with("/v1/audit/events") {
+                &other_event
             } else {
                 &other_id
             };
@@ -380,6 +502,19 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         .call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None)
         .await;
     assert_eq!(still["items"][0]["revoked_at"], Value::Null);
+    let (s, theirs) = env
+        .call(
+            Method::GET,
+            &format!("/v1/connections/{other_connection}"),
+            Some(&env.other_admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, theirs["status"].as_str()),
+        (StatusCode::OK, Some("active")),
+        "{theirs}"
+    );
 
     let all = env.denials().await;
     for (_, reason, _, _, actor) in &all[baseline..] {
@@ -501,7 +636,8 @@ async fn api_keys_are_shown_once_usable_at_once_and_revoked_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_clear_problem_and_writes_nothing() {
-    let env = Env::start(&[]).await;
+    // No scheduled checkpoints: the log head must move only if a request wrote.
+    let env = Env::start(&[("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")]).await;
     let head_before = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
         .as_u64()
         .expect("head");
@@ -616,6 +752,194 @@ async fn bad_input_gets_a_clear_problem_and_writes_nothing() {
             Some("https://authledger.dev/problems/method-not-allowed")
         )
     );
+    let head_after = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
+        .as_u64()
+        .expect("head");
+    assert_eq!(head_before, head_after, "a refused request must not write");
+}
+
+/// Bad input to `POST /v1/connections` (and to the list's query) is a problem+json that
+/// never echoes a credential, and nothing is created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_connection_input_gets_a_clear_problem_and_creates_nothing() {
+    let env = Env::start(&[("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")]).await;
+    let ours = env.create_auth_config(&env.admin, false).await;
+    let theirs = env.create_auth_config(&env.other_admin, false).await;
+    let head_before = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
+        .as_u64()
+        .expect("head");
+    let post = |body: String, content_type: &'static str| {
+        env.http
+            .post(env.svc.url("/v1/connections"))
+            .bearer_auth(&env.admin)
+            .header("content-type", content_type)
+            .body(body)
+    };
+    let json_post = |v: Value| post(v.to_string(), "application/json");
+    let secret = "hunter2-end-user-secret";
+    let cases: Vec<(&str, reqwest::RequestBuilder, StatusCode, &str)> = vec![
+        (
+            "malformed json",
+            post(
+                format!(r#"{{"auth_config_id": "{ours}", "user_id": "u""#),
+                "application/json",
+            ),
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+        ),
+        (
+            "unknown field",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u",
+                              "credentials": { "api_key": secret }, "status": "active" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "user_id of the wrong type",
+            json_post(json!({ "auth_config_id": ours, "user_id": 5,
+                              "credentials": { "api_key": secret } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "missing user_id",
+            json_post(json!({ "auth_config_id": ours, "credentials": { "api_key": secret } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "empty user_id",
+            json_post(json!({ "auth_config_id": ours, "user_id": "",
+                              "credentials": { "api_key": secret } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "missing credentials",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u" })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "credentials of another auth type",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u",
+                              "credentials": { "token": secret } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "a credential of the wrong type",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u",
+                              "credentials": { "api_key": 4815162342u64 } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "redirect_url on an api_key auth config",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u",
+                              "redirect_url": "https://app.example.com/done",
+                              "credentials": { "api_key": secret } })),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        ),
+        (
+            "not json",
+            post(
+                json!({ "auth_config_id": ours, "user_id": "u",
+                        "credentials": { "api_key": secret } })
+                .to_string(),
+                "text/plain",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+        ),
+        (
+            "oversize body",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u",
+                              "credentials": { "api_key": "k".repeat(70 * 1024) } })),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+        ),
+    ];
+    for (case, req, status, kind) in cases {
+        let resp = req.send().await.expect("send");
+        assert_eq!(resp.status(), status, "{case}");
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/problem+json",
+            "{case}"
+        );
+        assert!(
+            resp.headers().get("authledger-position").is_none(),
+            "{case}: nothing was written"
+        );
+        let text = resp.text().await.expect("body");
+        assert!(
+            !text.contains(secret) && !text.contains("4815162342"),
+            "{case}: a credential is echoed: {text}"
+        );
+        let v: Value = serde_json::from_str(&text).expect("problem");
+        assert_eq!(
+            v["type"],
+            format!("https://authledger.dev/problems/{kind}"),
+            "{case}: {v}"
+        );
+    }
+    // Another workspace's auth config is refused exactly like an unknown one.
+    let mut answers = Vec::new();
+    for id in [theirs.as_str(), "01900000-0000-7000-8000-00000000abcd"] {
+        let resp = json_post(json!({ "auth_config_id": id, "user_id": "u",
+                                     "credentials": { "api_key": secret } }))
+        .send()
+        .await
+        .expect("send");
+        answers.push((resp.status(), resp.text().await.expect("body")));
+    }
+    assert_eq!(
+        answers[0].0,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        answers[0].1
+    );
+    assert_eq!(
+        answers[0], answers[1],
+        "another workspace's auth config must look exactly like an unknown one"
+    );
+    // Bad list queries.
+    for query in [
+        "limit=0",
+        "limit=201",
+        "limit=ten",
+        "cursor=not-a-cursor",
+        "status=deleted",
+        "status=bogus",
+        "min_position=-1",
+        "colour=blue",
+    ] {
+        let resp = env
+            .http
+            .get(env.svc.url(&format!("/v1/connections?{query}")))
+            .bearer_auth(&env.admin)
+            .send()
+            .await
+            .expect("send");
+        let status = resp.status();
+        let content_type = resp.headers().get("content-type").cloned();
+        let text = resp.text().await.expect("body");
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {text}");
+        assert_eq!(
+            content_type.as_ref().and_then(|c| c.to_str().ok()),
+            Some("application/problem+json"),
+            "{query}: {text}"
+        );
+    }
+    // Nothing was created, nothing was written.
+    let (s, list) = env
+        .call(Method::GET, "/v1/connections", Some(&env.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert_eq!(list["items"], json!([]), "{list}");
+    assert_eq!(list["next_cursor"], Value::Null, "{list}");
     let head_after = env.call(Method::GET, "/readyz", None, None).await.1["log_head"]
         .as_u64()
         .expect("head");

@@ -371,7 +371,7 @@ async fn events_come_as_signed_with_inclusion_proofs_and_checkpoints_are_consist
         detail["envelope"]
     );
     // The proof, checked here from the raw envelope bytes and the signed checkpoint.
-    let leaf: merkle::Hash = Sha256::digest(raw).into();
+    let leaf = merkle::leaf_hash(&Sha256::digest(raw));
     let inc = &detail["inclusion"];
     let proof: Vec<merkle::Hash> = inc["proof"]
         .as_array()
@@ -392,7 +392,7 @@ async fn events_come_as_signed_with_inclusion_proofs_and_checkpoints_are_consist
     // ... and the checkpoint's root is the tree of the raw log.
     let leaves: Vec<merkle::Hash> = envelopes[..tree_size as usize]
         .iter()
-        .map(|e| Sha256::digest(e).into())
+        .map(|e| merkle::leaf_hash(&Sha256::digest(e)))
         .collect();
     assert_eq!(merkle::root(&leaves), root);
 
@@ -490,4 +490,340 @@ async fn events_come_as_signed_with_inclusion_proofs_and_checkpoints_are_consist
         report["checkpoints"].as_u64().expect("checkpoints") >= 2,
         "{report}"
     );
+}
+
+fn verify_export(path: &std::path::Path) -> (i32, String) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify-export");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("run tools/verify-export");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_stream_and_pass_the_independent_verifier_until_tampered() {
+    let env = start().await;
+    let auditor = env.key("auditor").await;
+    for i in 0..8 {
+        env.auth_config(&env.admin, &format!("exported {i}")).await;
+    }
+    env.auth_config(&env.other_admin, "not exported").await;
+    // Wait for a checkpoint to cover everything so far, then add events it does not cover.
+    let head = env.envelopes().len() as u64;
+    eventually(
+        Duration::from_secs(20),
+        "a checkpoint covering the setup",
+        || {
+            let (http, url, key) = (
+                env.http.clone(),
+                env.svc.url("/v1/audit/checkpoints"),
+                auditor.clone(),
+            );
+            async move {
+                let v: Value = match http.get(url).bearer_auth(key).send().await {
+                    Ok(r) => r.json().await.unwrap_or(Value::Null),
+                    Err(_) => return false,
+                };
+                v["items"]
+                    .as_array()
+                    .and_then(|a| a.last())
+                    .and_then(|c| c["tree_size"].as_u64())
+                    .is_some_and(|n| n >= head)
+            }
+        },
+    )
+    .await;
+
+    let r = env
+        .http
+        .get(env.svc.url("/v1/audit/export?format=jsonl"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/x-ndjson");
+    let text = r.text().await.expect("body");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines[0]["type"], "header");
+    assert_eq!(lines.last().expect("footer")["type"], "footer");
+    let events = lines.iter().filter(|l| l["type"] == "event").count();
+    let proofs = lines.iter().filter(|l| l["type"] == "inclusion").count();
+    assert!(
+        events >= 10 && proofs >= 9,
+        "events {events}, proofs {proofs}"
+    );
+    // Only this workspace's events.
+    assert!(!text.contains("not exported"));
+
+    let dir = tempfile::tempdir().expect("dir");
+    let clean = dir.path().join("clean.jsonl");
+    std::fs::write(&clean, &text).expect("write");
+    let (code, out) = verify_export(&clean);
+    assert_eq!(code, 0, "{out}");
+
+    // Tampered copies fail, naming the line.
+    let original: Vec<&str> = text.lines().collect();
+    let first_event = original
+        .iter()
+        .position(|l| l.contains("\"type\":\"event\""))
+        .expect("event line");
+    let tamper = |name: &str, f: &dyn Fn(&mut Vec<String>)| {
+        let mut copy: Vec<String> = original.iter().map(|s| s.to_string()).collect();
+        f(&mut copy);
+        let p = dir.path().join(name);
+        std::fs::write(&p, copy.join("\n") + "\n").expect("write");
+        verify_export(&p)
+    };
+    // A flipped character inside an event's signed payload.
+    let (code, out) = tamper("payload.jsonl", &|c| {
+        let line = &mut c[first_event];
+        let at = line.find("payload\\\":\\\"").expect("payload") + 20;
+        let ch = line.as_bytes()[at];
+        let replacement = if ch == b'A' { "B" } else { "A" };
+        line.replace_range(at..at + 1, replacement);
+    });
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("line {}", first_event + 1)), "{out}");
+    // An altered inclusion proof.
+    let (code, out) = tamper("proof.jsonl", &|c| {
+        let i = c
+            .iter()
+            .position(|l| l.contains("\"type\":\"inclusion\"") && l.contains("\"proof\":[\""))
+            .expect("proof");
+        let at = c[i].find("\"proof\":[\"").expect("proof") + 10;
+        let ch = c[i].as_bytes()[at];
+        let replacement = if ch == b'0' { "1" } else { "0" };
+        c[i].replace_range(at..at + 1, replacement);
+    });
+    assert_eq!(code, 1, "{out}");
+    // A dropped event line.
+    let (code, out) = tamper("dropped.jsonl", &|c| {
+        c.remove(first_event + 1);
+    });
+    assert_eq!(code, 1, "{out}");
+    // No footer (a truncated export).
+    let (code, out) = tamper("truncated.jsonl", &|c| {
+        c.pop();
+    });
+    assert_eq!(code, 1, "{out}");
+
+    // CSV: the flattened view, one row per event, formulas defused.
+    let r = env
+        .http
+        .get(env.svc.url("/v1/audit/export?format=csv&kind=auth_config."))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("csv");
+    assert_eq!(r.status(), StatusCode::OK);
+    let csv = r.text().await.expect("csv");
+    let rows: Vec<&str> = csv.lines().collect();
+    assert!(rows[0].starts_with("position,event_id,occurred_at"));
+    assert_eq!(rows.len(), 1 + 8);
+
+    // The CLI writes the same document (plus what happened since), and it verifies too.
+    let workspace = lines[0]["workspace_id"].as_str().expect("ws").to_string();
+    let out = run_cli(&args(&[
+        "--data-dir",
+        &env.data,
+        "export",
+        "--workspace",
+        &workspace,
+    ]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli = dir.path().join("cli.jsonl");
+    std::fs::write(&cli, &out.stdout).expect("write");
+    let (code, report) = verify_export(&cli);
+    assert_eq!(code, 0, "{report}");
+
+    // Every export was recorded with its filters.
+    let (_, v) = env
+        .call(
+            &auditor,
+            Method::GET,
+            "/v1/audit/events?kind=audit.queried&limit=1000",
+            None,
+        )
+        .await;
+    let routes: Vec<&str> = v["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert!(routes.len() >= 3, "{routes:?}");
+    // Bad parameters are refused before anything is streamed.
+    let (s, _) = env
+        .call(&auditor, Method::GET, "/v1/audit/export?format=xml", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn point_in_time_reads_and_the_access_report_rebuild_the_past_from_the_log() {
+    let env = start().await;
+    let auditor = env.key("auditor").await;
+    let config = env.auth_config(&env.admin, "before").await;
+    let (s, conn) = env
+        .call(
+            &env.admin,
+            Method::POST,
+            "/v1/connections",
+            Some(json!({"auth_config_id": config, "user_id": "alice", "credentials": {"api_key": "k-123"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{conn}");
+    let id = conn["id"].as_str().expect("id").to_string();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let then = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("time");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, _) = env
+        .call(
+            &env.admin,
+            Method::PATCH,
+            &format!("/v1/auth-configs/{config}"),
+            Some(json!({"name": "after"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = env
+        .call(
+            &env.admin,
+            Method::POST,
+            &format!("/v1/connections/{id}/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = env
+        .call(
+            &env.admin,
+            Method::DELETE,
+            &format!("/v1/connections/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // Now: deleted (404) and renamed; then: active and named "before".
+    let (s, _) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/connections/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, past) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/connections/{id}?as_of={then}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{past}");
+    assert_eq!(past["status"], "active");
+    assert_eq!(past["user_id"], "alice");
+    assert!(!past.to_string().contains("k-123"));
+    let (_, now) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/auth-configs/{config}"),
+            None,
+        )
+        .await;
+    assert_eq!(now["name"], "after");
+    let (s, before) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/auth-configs/{config}?as_of={then}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{before}");
+    assert_eq!(
+        (before["name"].as_str(), before["version"].as_u64()),
+        (Some("before"), Some(1))
+    );
+    // Before it existed: not found; a bad time: 400.
+    let (s, _) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/auth-configs/{config}?as_of=2001-01-01T00:00:00Z"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/connections/{id}?as_of=yesterday"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // Who could act as alice then (her active connection), and who did; and now (nobody).
+    let (s, report) = env
+        .call(
+            &auditor,
+            Method::GET,
+            &format!("/v1/audit/access?user_id=alice&as_of={then}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{report}");
+    let c = &report["connections"][0];
+    assert_eq!(
+        (
+            c["id"].as_str(),
+            c["status"].as_str(),
+            c["could_act"].as_bool()
+        ),
+        (Some(id.as_str()), Some("active"), Some(true))
+    );
+    assert_eq!(c["actors"][0]["actor"]["type"], "api_key");
+    assert_eq!(c["actors"][0]["events"], 1);
+    let (_, report) = env
+        .call(
+            &auditor,
+            Method::GET,
+            "/v1/audit/access?user_id=alice",
+            None,
+        )
+        .await;
+    let c = &report["connections"][0];
+    assert_eq!(
+        (c["status"].as_str(), c["could_act"].as_bool()),
+        (Some("deleted"), Some(false))
+    );
+    assert!(
+        c["actors"][0]["events"].as_u64().expect("events") >= 3,
+        "{report}"
+    );
+    let (s, _) = env
+        .call(&auditor, Method::GET, "/v1/audit/access", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 }

@@ -16,18 +16,18 @@ use authledger::ledger::EventLog;
 
 use crate::harness::{args, run_cli, Service};
 
-const ISSUER: &str = "https://idp.test/";
-const AUDIENCE: &str = "authledger-test";
+pub(crate) const ISSUER: &str = "https://idp.test/";
+pub(crate) const AUDIENCE: &str = "authledger-test";
 
-struct Keys {
-    rsa: (EncodingKey, Value),
-    ec: (EncodingKey, Value),
-    ed: (EncodingKey, Value),
+pub(crate) struct Keys {
+    pub(crate) rsa: (EncodingKey, Value),
+    pub(crate) ec: (EncodingKey, Value),
+    pub(crate) ed: (EncodingKey, Value),
     /// An RSA key the JWKS does not hold, presented under the listed RSA key's kid.
-    rogue_rsa: EncodingKey,
+    pub(crate) rogue_rsa: EncodingKey,
 }
 
-fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     use rsa::pkcs1::EncodeRsaPrivateKey;
     use rsa::traits::PublicKeyParts;
     let mut rng = rand::rngs::OsRng;
@@ -66,7 +66,7 @@ fn keys() -> Keys {
 }
 
 /// Serves `jwks` at `http://127.0.0.1:<port>/jwks` for the life of the test.
-async fn serve_jwks(jwks: Value) -> String {
+pub(crate) async fn serve_jwks(jwks: Value) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -81,12 +81,12 @@ async fn serve_jwks(jwks: Value) -> String {
     format!("http://{addr}/jwks")
 }
 
-fn claims(sub: &str, iss: &str, aud: &str, exp_in: i64) -> Value {
+pub(crate) fn claims(sub: &str, iss: &str, aud: &str, exp_in: i64) -> Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     json!({ "sub": sub, "iss": iss, "aud": aud, "exp": now + exp_in, "iat": now })
 }
 
-fn token(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
+pub(crate) fn token(alg: Algorithm, kid: &str, key: &EncodingKey, claims: &Value) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_string());
     encode(&header, claims, key).expect("encode")

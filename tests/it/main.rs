@@ -2,15 +2,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod audit;
 mod auth_configs;
 mod catalog;
 mod cli;
 mod conformance;
+mod connection_lifecycle;
+mod connections;
 mod crash;
 mod crypto;
 mod end_user;
 mod harness;
 mod independent;
+mod oauth_client;
 mod oauth_provider;
 mod projections;
 mod scale;

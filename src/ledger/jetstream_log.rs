@@ -19,6 +19,8 @@ use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, Signe
 
 /// Oldest server the ledger runs on.
 pub const MIN_SERVER: (u64, u64) = (2, 10);
+/// Events of one aggregate read with direct gets before switching to a consumer.
+const DIRECT_READS: usize = 32;
 
 #[derive(Debug, Clone)]
 pub struct JetStreamOptions {
@@ -325,12 +327,13 @@ impl JetStreamEventLog {
         })
     }
 
-    /// An ordered consumer from `start`, and how many matching messages it has pending.
+    /// An ordered consumer from `start`, its name, and how many matching messages it has
+    /// pending.
     async fn ordered_consumer(
         &self,
         filter_subject: String,
         start: u64,
-    ) -> Result<(consumer::pull::Ordered, u64), LogError> {
+    ) -> Result<(consumer::pull::Ordered, String, u64), LogError> {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -343,7 +346,8 @@ impl JetStreamEventLog {
             .await
             .map_err(unavailable)?;
         let pending = consumer.cached_info().num_pending;
-        Ok((consumer.messages().await.map_err(unavailable)?, pending))
+        let name = consumer.cached_info().name.clone();
+        Ok((consumer.messages().await.map_err(unavailable)?, name, pending))
     }
 
     /// Reads from `from` up to `until` (inclusive) in order, at most `limit` events.
@@ -359,9 +363,29 @@ impl JetStreamEventLog {
         if from > until || limit == 0 {
             return Ok(out);
         }
-        let (mut messages, pending) = self.ordered_consumer(filter_subject, from).await?;
+        let (mut messages, name, pending) = self.ordered_consumer(filter_subject, from).await?;
+        let result = self
+            .drain_range(&mut messages, pending, until, limit, &mut out)
+            .await;
+        drop(messages);
+        // The server keeps an idle ordered consumer for 30 s and allows 1000 per stream:
+        // one per read would exhaust them under load. Best effort: it expires anyway.
+        if let Err(e) = self.stream.delete_consumer(&name).await {
+            tracing::debug!(error = %e, "could not delete a finished read consumer");
+        }
+        result.map(|()| out)
+    }
+
+    async fn drain_range(
+        &self,
+        messages: &mut consumer::pull::Ordered,
+        pending: u64,
+        until: u64,
+        limit: usize,
+        out: &mut Vec<RecordedEvent>,
+    ) -> Result<(), LogError> {
         if pending == 0 {
-            return Ok(out);
+            return Ok(());
         }
         while let Some(msg) = tokio::time::timeout(self.opts.ack_timeout, messages.next())
             .await
@@ -378,7 +402,7 @@ impl JetStreamEventLog {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -458,7 +482,35 @@ impl EventLog for JetStreamEventLog {
             }
             Err(e) => return Err(unavailable(e)),
         };
-        self.read_range(subject, 1, last, usize::MAX).await
+        // Small aggregates (most) are read with direct gets: no consumer to create and
+        // delete. A replica may answer direct gets from behind the leader, so the result
+        // counts only if it reaches `last`; otherwise the rest comes through a consumer.
+        let mut out = Vec::new();
+        let mut next = 1;
+        for _ in 0..DIRECT_READS {
+            match self
+                .stream
+                .direct_get_next_for_subject(subject.as_str(), Some(next))
+                .await
+            {
+                Ok(msg) if msg.sequence <= last => {
+                    next = msg.sequence + 1;
+                    let done = msg.sequence == last;
+                    out.push(self.record(msg.subject.as_str(), msg.sequence, msg.payload)?);
+                    if done {
+                        return Ok(out);
+                    }
+                }
+                Ok(_) => break,
+                Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, "direct get failed; reading through a consumer");
+                    break;
+                }
+            }
+        }
+        out.extend(self.read_range(subject, next, last, usize::MAX).await?);
+        Ok(out)
     }
 
     async fn last_of_aggregate(
@@ -491,7 +543,7 @@ impl EventLog for JetStreamEventLog {
     }
 
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
-        let (messages, _) = self.ordered_consumer(String::new(), from).await?;
+        let (messages, _, _) = self.ordered_consumer(String::new(), from).await?;
         let this = self.parser.clone();
         Ok(messages
             .map(move |m| {

@@ -440,3 +440,46 @@ async fn late_subscriber_catches_up_then_follows_live(backend: Backend) {
         .expect("ev");
     assert_eq!(first.position, 42);
 }
+
+/// Every read used to create a JetStream consumer that the server kept for 30 s; past 1000
+/// per stream every request failed. Reads now leave no consumer behind (direct gets for
+/// small aggregates, deleted consumers for ranges).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jetstream_reads_leave_no_consumers_behind() {
+    let nats = crate::harness::NatsServer::start();
+    let opened: Arc<dyn authledger::ledger::EventLog> = Arc::new(
+        authledger::ledger::jetstream_log::JetStreamEventLog::open(nats.options("LEDGER"))
+            .await
+            .expect("open"),
+    );
+    let signer = Signer::generate();
+    // 40 events: more than the direct-get budget, so both read paths run.
+    let mut prev = None;
+    for v in 0..40u64 {
+        let (e, h) = seal_event(
+            &signer,
+            &key("long"),
+            v,
+            prev.clone(),
+            &Actor::system("t"),
+            &event(&format!("e{v}")),
+            now(),
+        )
+        .expect("seal");
+        opened.append(&e, v).await.expect("append");
+        prev = Some(h);
+    }
+    for i in 0..1100 {
+        let agg = opened.read_aggregate(&key("long")).await.expect("read");
+        assert_eq!(agg.len(), 40, "read {i}");
+        assert!(agg.windows(2).all(|w| w[0].position < w[1].position));
+        if i % 10 == 0 {
+            assert_eq!(opened.read_from(1, 5).await.expect("range").len(), 5);
+        }
+    }
+    let client = async_nats::connect(nats.url()).await.expect("connect");
+    let js = async_nats::jetstream::new(client);
+    let mut stream = js.get_stream("LEDGER").await.expect("stream");
+    let consumers = stream.info().await.expect("info").state.consumer_count;
+    assert!(consumers < 5, "{consumers} consumers left behind");
+}

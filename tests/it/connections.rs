@@ -903,6 +903,18 @@ async fn concurrent_refreshes_are_single_flight(backend: Backend, instances: usi
         );
         assert_eq!(r.body["expires_at"], after["expires_at"], "request {i}");
     }
+    // ...each with the position of the event that ended the round.
+    let positions: std::collections::BTreeSet<Option<u64>> = answers
+        .iter()
+        .map(|r| {
+            r.headers
+                .get("authledger-position")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+        })
+        .collect();
+    assert_eq!(positions.len(), 1, "{positions:?}");
+    assert!(positions.iter().all(Option::is_some), "{positions:?}");
     let refreshes = token_requests(&provider, "refresh_token");
     assert_eq!(
         refreshes.len(),

@@ -240,6 +240,9 @@ impl Service {
         cmd.args(storage)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .env_remove("AUTHLEDGER_SIGNING_KEY")
+            // Checkpoints append events every minute; tests that count events would race
+            // them. Tests of checkpoints turn them on through `envs`.
+            .env("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));

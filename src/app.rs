@@ -284,14 +284,292 @@ pub async fn dump_log(args: &StorageArgs, out: &mut impl std::io::Write) -> Resu
     Ok(n)
 }
 
-/// Drops the projections and rebuilds them from the log.
-pub async fn replay(args: &StorageArgs) -> Result<u64, AppError> {
+/// Where `replay --until` stops: after a log position, or after the last event whose
+/// `occurred_at` is at or before a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayUntil {
+    Position(u64),
+    Time(time::OffsetDateTime),
+}
+
+impl ReplayUntil {
+    /// A log position (an integer) or an RFC 3339 time.
+    pub fn parse(s: &str) -> Result<ReplayUntil, AppError> {
+        let s = s.trim();
+        if let Ok(p) = s.parse::<u64>() {
+            return Ok(ReplayUntil::Position(p));
+        }
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+            .map(ReplayUntil::Time)
+            .map_err(|_| {
+                AppError::Io(format!(
+                    "--until {s:?} is neither a log position (an integer) nor an RFC 3339 time"
+                ))
+            })
+    }
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayReport {
+    /// Events applied to the rebuilt projections.
+    pub events: u64,
+    /// The log position the projections now end at (the state "as of" this position).
+    pub position: u64,
+    /// The log head when the replay started.
+    pub head: u64,
+    pub seconds: f64,
+    pub events_per_sec: f64,
+}
+
+/// Rebuilds `projection` from the log into fresh tables and swaps them in, so readers never
+/// see a half-built projection: embedded, a new `projections.db` is built next to the old
+/// one and renamed over it (refused while another process, such as `serve`, has the old one
+/// open); PostgreSQL, the tables are emptied and refilled in one transaction (readers see
+/// the old rows until it commits). `until` stops the rebuild early; a later `serve` catches
+/// up from there again. The progress bar is drawn on stderr when `show_progress`.
+pub async fn replay(
+    args: &StorageArgs,
+    projection: &str,
+    until: Option<ReplayUntil>,
+    show_progress: bool,
+) -> Result<ReplayReport, AppError> {
+    use crate::projector::store::PROJECTIONS;
+    if !PROJECTIONS.contains(&projection) {
+        return Err(AppError::Io(format!(
+            "unknown projection {projection:?} (valid: {})",
+            PROJECTIONS.join(", ")
+        )));
+    }
+    let started = std::time::Instant::now();
     let (log, _) = open_log(args, Access::Read).await?;
-    let store = open_projections(args).await?;
-    store.reset().await?;
-    Ok(Projector::new(store, log, Metrics::new())
-        .catch_up()
-        .await?)
+    let head = log.head().await?;
+    let bar = replay_progress_bar(show_progress);
+    let target = match until {
+        None => head,
+        Some(ReplayUntil::Position(p)) => p.min(head),
+        Some(ReplayUntil::Time(t)) => {
+            bar.set_length(head);
+            bar.set_message("finding the last event at or before --until");
+            last_position_at_or_before(log.as_ref(), head, t, &bar).await?
+        }
+    };
+    bar.set_length(target);
+    bar.set_position(0);
+    bar.set_message(format!("replaying {projection}"));
+    let progress = |n: u64| bar.set_position(n);
+    let rebuilt = match &args.database_url {
+        Some(url) => {
+            let store = PgProjections::open(url).await?;
+            let n = store.rebuild(log.as_ref(), target, &progress).await;
+            store.pool().close().await;
+            n?
+        }
+        None => rebuild_embedded_projections(args, log.as_ref(), target, &progress).await?,
+    };
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(ReplayReport {
+        events: rebuilt,
+        position: target,
+        head,
+        seconds,
+        events_per_sec: if seconds > 0.0 {
+            rebuilt as f64 / seconds
+        } else {
+            0.0
+        },
+    })
+}
+
+/// A progress bar on stderr; hidden unless asked for and stderr is a terminal.
+fn replay_progress_bar(show: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal as _;
+    if !show || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:40}] {human_pos}/{human_len} events (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message("reading the log");
+    bar
+}
+
+/// The position of the last event (highest position up to `head`) whose body's
+/// `occurred_at` is at or before `t`; 0 if none.
+async fn last_position_at_or_before(
+    log: &dyn EventLog,
+    head: u64,
+    t: time::OffsetDateTime,
+    bar: &indicatif::ProgressBar,
+) -> Result<u64, AppError> {
+    let mut next = 1;
+    let mut found = 0;
+    while next <= head {
+        let page = log.read_from(next, 4096).await?;
+        let Some(last) = page.last().map(|e| e.position) else {
+            break;
+        };
+        for e in page.iter().take_while(|e| e.position <= head) {
+            let opened = crate::ledger::envelope::open_envelope(&e.envelope).map_err(|err| {
+                AppError::Io(format!(
+                    "event at position {} cannot be read: {err}",
+                    e.position
+                ))
+            })?;
+            if opened.body.occurred_at <= t {
+                found = e.position;
+            }
+        }
+        bar.set_position(last.min(head));
+        next = last + 1;
+    }
+    Ok(found)
+}
+
+/// Embedded projections: builds `<data-dir>/projections.db.replay-<id>` (same migrations),
+/// folds its WAL into the file, then renames it over `projections.db`. A failure leaves the
+/// old projections as they were and removes the new file.
+async fn rebuild_embedded_projections(
+    args: &StorageArgs,
+    log: &dyn EventLog,
+    until: u64,
+    progress: &(dyn Fn(u64) + Send + Sync),
+) -> Result<u64, AppError> {
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| {
+        AppError::Io(format!(
+            "cannot create data dir {}: {e}",
+            args.data_dir.display()
+        ))
+    })?;
+    let live = args.data_dir.join("projections.db");
+    let fresh = args
+        .data_dir
+        .join(format!("projections.db.replay-{}", Uuid::now_v7().simple()));
+    let result = async {
+        use sqlx::Connection as _;
+        let store = SqliteProjections::open(&fresh).await?;
+        let rebuilt = store.rebuild(log, until, progress).await;
+        store.close().await;
+        let rebuilt = rebuilt?;
+        // One self-contained file: no WAL may be left behind (it would not follow the rename).
+        sqlite_leave_wal(&fresh, false)
+            .await?
+            .close()
+            .await
+            .map_err(sqlite_err(&fresh))?;
+        for suffix in ["-wal", "-shm"] {
+            if sqlite_sidecar(&fresh, suffix).exists() {
+                return Err(AppError::Io(format!(
+                    "the rebuilt projections {} still have a {suffix} file",
+                    fresh.display()
+                )));
+            }
+        }
+        std::fs::File::open(&fresh)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| AppError::Io(format!("cannot sync {}: {e}", fresh.display())))?;
+        swap_in(&fresh, &live).await?;
+        Ok(rebuilt)
+    }
+    .await;
+    if result.is_err() {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(sqlite_sidecar(&fresh, suffix));
+        }
+    }
+    result
+}
+
+fn sqlite_sidecar(db: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
+fn sqlite_err(path: &std::path::Path) -> impl Fn(sqlx::Error) -> AppError + '_ {
+    move |e| AppError::Io(format!("projections {}: {e}", path.display()))
+}
+
+/// Opens one connection to an existing SQLite database and switches it from WAL to the
+/// rollback journal: SQLite checkpoints the whole WAL into the file and deletes it. That
+/// needs the only connection to the file, so it fails while another process has it open.
+async fn sqlite_leave_wal(
+    path: &std::path::Path,
+    quick: bool,
+) -> Result<sqlx::SqliteConnection, AppError> {
+    use sqlx::Connection as _;
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(if quick { 2 } else { 10 }));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(sqlite_err(path))?;
+    let in_use = || {
+        AppError::Io(format!(
+            "the projections {} are in use by another process: stop `authledger serve` on this data dir, then replay",
+            path.display()
+        ))
+    };
+    let mode: String = match sqlx::query_scalar("PRAGMA journal_mode = DELETE")
+        .fetch_one(&mut conn)
+        .await
+    {
+        Ok(mode) => mode,
+        Err(sqlx::Error::Database(e)) if e.message().contains("locked") => return Err(in_use()),
+        Err(e) => return Err(sqlite_err(path)(e)),
+    };
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(in_use());
+    }
+    Ok(conn)
+}
+
+/// Renames `fresh` over `live`, holding an exclusive lock on the old file meanwhile so no
+/// process reads or writes it during the swap. The old file's WAL is folded in and removed
+/// first: a WAL left beside the path would be applied to the new file.
+async fn swap_in(fresh: &std::path::Path, live: &std::path::Path) -> Result<(), AppError> {
+    use sqlx::Connection as _;
+    let rename = || {
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let side = sqlite_sidecar(live, suffix);
+            if side.exists() {
+                std::fs::remove_file(&side)
+                    .map_err(|e| AppError::Io(format!("cannot remove {}: {e}", side.display())))?;
+            }
+        }
+        std::fs::rename(fresh, live).map_err(|e| {
+            AppError::Io(format!(
+                "cannot rename {} to {}: {e}",
+                fresh.display(),
+                live.display()
+            ))
+        })?;
+        if let Some(dir) = live.parent() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| AppError::Io(format!("cannot sync {}: {e}", dir.display())))?;
+        }
+        Ok::<(), AppError>(())
+    };
+    if !live.exists() {
+        return rename();
+    }
+    let mut old = sqlite_leave_wal(live, true).await?;
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut old)
+        .await
+        .map_err(sqlite_err(live))?;
+    let renamed = rename();
+    // The lock is on the old file, which the rename unlinked: release it either way.
+    let _ = sqlx::query("ROLLBACK").execute(&mut old).await;
+    let _ = old.close().await;
+    renamed
 }
 
 /// Everything a running service holds.

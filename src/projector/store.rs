@@ -16,6 +16,8 @@ use crate::ledger::envelope::open_envelope;
 use crate::ledger::{EventLog, LogError};
 
 pub const PROJECTION: &str = "state";
+/// Every projection `replay --projection` can rebuild.
+pub const PROJECTIONS: &[&str] = &[PROJECTION];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -41,6 +43,17 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn offset(&self) -> Result<u64, ProjectionError>;
     /// Empties every projection (they are rebuilt by replaying the log).
     async fn reset(&self) -> Result<(), ProjectionError>;
+    /// Rebuilds every projection from the log in ONE transaction: locks the offset row,
+    /// empties the tables, applies the events at positions `1..=until`, sets the offset to
+    /// the last one applied and commits. Readers see the previous state until the commit;
+    /// another instance's batch waits on the offset row, then continues from `until`.
+    /// `progress` is told the number of events applied after each batch. Returns that number.
+    async fn rebuild(
+        &self,
+        log: &dyn EventLog,
+        until: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, ProjectionError>;
     fn describe(&self) -> String;
 
     /// The API key with this `sha256:` hash, in any workspace (authentication).
@@ -347,6 +360,9 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
      UPDATE projection_offsets SET position = 0;";
 
+/// Events read from the log per round trip of a rebuild.
+const REBUILD_BATCH: u64 = 1024;
+
 /// The same statements serve both backends (`$n` placeholders work in SQLite too); only
 /// the pool type, the way a batch takes its lock and the migrations differ.
 macro_rules! sql_projection_store {
@@ -620,6 +636,52 @@ macro_rules! sql_projection_store {
             async fn reset(&self) -> Result<(), ProjectionError> {
                 sqlx::raw_sql(RESET_SQL).execute(&self.pool).await.map_err(db)?;
                 Ok(())
+            }
+
+            async fn rebuild(
+                &self,
+                log: &dyn EventLog,
+                until: u64,
+                progress: &(dyn Fn(u64) + Send + Sync),
+            ) -> Result<u64, ProjectionError> {
+                let mut tx = self.begin().await.map_err(db)?;
+                let _: i64 = sqlx::query_scalar($lock_sql)
+                    .bind(PROJECTION)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                for statement in RESET_SQL.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+                }
+                let mut last = 0;
+                let mut applied = 0;
+                while last < until {
+                    let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
+                    let mut events = log.read_from(last + 1, limit).await?;
+                    events.retain(|e| e.position <= until);
+                    if events.is_empty() {
+                        break;
+                    }
+                    for (position, ops) in plan_batch(&events)? {
+                        for op in ops {
+                            Self::exec_op(&mut tx, op).await.map_err(|e| ProjectionError::Undecodable {
+                                position,
+                                reason: e.to_string(),
+                            })?;
+                        }
+                        last = position;
+                        applied += 1;
+                    }
+                    progress(applied);
+                }
+                sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
+                    .bind(i64::try_from(last).unwrap_or(i64::MAX))
+                    .bind(PROJECTION)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                tx.commit().await.map_err(db)?;
+                Ok(applied)
             }
 
             fn describe(&self) -> String {
@@ -963,6 +1025,20 @@ impl SqliteProjections {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Closes every connection to the file, waiting (bounded) also for ones that were still
+    /// on their way back to the pool when it closed (`SqlitePool::close` alone can miss
+    /// those, leaving one open).
+    pub async fn close(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            self.pool.close().await;
+            if self.pool.size() == 0 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 }
 

@@ -343,15 +343,21 @@ fn replay_rebuilds_the_projections_from_the_log() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "replayed 6 events into the projections"
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .starts_with("replayed 6 events in "),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
     );
     // Replaying again gives the same answer (projections are disposable).
     let again = cli(dir.path(), &["replay"]);
-    assert_eq!(
-        String::from_utf8_lossy(&again.stdout).trim(),
-        "replayed 6 events into the projections"
+    assert!(
+        String::from_utf8_lossy(&again.stdout)
+            .trim()
+            .starts_with("replayed 6 events in "),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
     );
 }
 

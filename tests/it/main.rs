@@ -17,6 +17,7 @@ mod independent;
 mod oauth_client;
 mod oauth_provider;
 mod projections;
+mod replay;
 mod scale;
 mod schemas;
 mod tamper;

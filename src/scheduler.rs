@@ -37,11 +37,28 @@ pub fn parse_schedule(s: &str) -> Result<cron::Schedule, ScheduleError> {
 pub async fn run_refresh_scheduler(
     state: AppState,
     schedule: cron::Schedule,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
+    on_schedule("refresh", schedule, stop, || async {
+        refresh_due(&state).await;
+    })
+    .await;
+}
+
+/// Runs `tick` at every time of `schedule` until `stop` turns true. A tick runs to its end
+/// before the next time is computed, so ticks never overlap.
+pub async fn on_schedule<F, Fut>(
+    job: &str,
+    schedule: cron::Schedule,
+    mut stop: watch::Receiver<bool>,
+    mut tick: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     loop {
         let Some(next) = schedule.upcoming(chrono::Utc).next() else {
-            tracing::warn!("refresh schedule has no upcoming time; scheduler stops");
+            tracing::warn!(job, "schedule has no upcoming time; the job stops");
             return;
         };
         let wait = (next - chrono::Utc::now())
@@ -54,7 +71,7 @@ pub async fn run_refresh_scheduler(
         if *stop.borrow() {
             return;
         }
-        refresh_due(&state).await;
+        tick().await;
     }
 }
 

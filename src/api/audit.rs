@@ -395,7 +395,14 @@ impl ExportQuery {
 /// Parses export parameters into (format, filter, filters as given).
 pub fn export_request(
     q: &ExportQuery,
-) -> Result<(crate::audit::export::Format, AuditFilter, BTreeMap<String, String>), ApiError> {
+) -> Result<
+    (
+        crate::audit::export::Format,
+        AuditFilter,
+        BTreeMap<String, String>,
+    ),
+    ApiError,
+> {
     let format = match q.format.as_deref() {
         None | Some("jsonl") => crate::audit::export::Format::Jsonl,
         Some("csv") => crate::audit::export::Format::Csv,

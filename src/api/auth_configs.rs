@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::error::ApiError;
-use super::extract::ApiQuery;
 use super::extract::ApiJson;
+use super::extract::ApiQuery;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::commands::auth_configs::{self, CreateAuthConfigInput, UpdateAuthConfigInput};

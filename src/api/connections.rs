@@ -212,8 +212,15 @@ pub async fn get(
                 .projections
                 .connection_elsewhere(&caller.workspace_id, &id)
                 .await?;
-            return super::not_found_audited(&state, &caller, ("GET", ONE), &id, elsewhere, "connection")
-                .await;
+            return super::not_found_audited(
+                &state,
+                &caller,
+                ("GET", ONE),
+                &id,
+                elsewhere,
+                "connection",
+            )
+            .await;
         }
         return match crate::commands::audit::connection_as_of(&state, &caller.workspace_id, &id, at)
             .await?

@@ -102,22 +102,9 @@ pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated
 pub async fn run_checkpointer(
     state: AppState,
     schedule: cron::Schedule,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        let Some(next) = schedule.upcoming(chrono::Utc).next() else {
-            return;
-        };
-        let wait = (next - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
-            return;
-        }
+    crate::scheduler::on_schedule("checkpoint", schedule, stop, || async {
         match checkpoint_now(&state).await {
             Ok(Some(c)) => tracing::info!(
                 sequence = c.sequence,
@@ -127,7 +114,8 @@ pub async fn run_checkpointer(
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "checkpoint failed; retrying at the next tick"),
         }
-    }
+    })
+    .await;
 }
 
 /// A checkpoint as stored: its payload, its position and envelope hash.

@@ -156,9 +156,10 @@ async fn jsonl(
         .trusted_keys
         .ids()
         .filter_map(|id| {
-            state.trusted_keys.get(id).map(|k| {
-                json!({ "key_id": id, "public_key": B64.encode(k.as_bytes()) })
-            })
+            state
+                .trusted_keys
+                .get(id)
+                .map(|k| json!({ "key_id": id, "public_key": B64.encode(k.as_bytes()) }))
         })
         .collect();
     send_line(
@@ -199,7 +200,11 @@ async fn jsonl(
         send(tx, text).await?;
     }
     for c in &all_checkpoints {
-        let got = state.log.read_from(c.position, 1).await.map_err(log_error)?;
+        let got = state
+            .log
+            .read_from(c.position, 1)
+            .await
+            .map_err(log_error)?;
         let env = got
             .into_iter()
             .find(|r| r.position == c.position)
@@ -213,7 +218,11 @@ async fn jsonl(
     }
     let mut proofs = 0u64;
     if let (Some(c), Some(tree)) = (&last, &tree) {
-        for p in exported.iter().copied().filter(|p| *p <= c.checkpoint.tree_size) {
+        for p in exported
+            .iter()
+            .copied()
+            .filter(|p| *p <= c.checkpoint.tree_size)
+        {
             let index = usize::try_from(p - 1).unwrap_or(usize::MAX);
             let proof = tree.inclusion_proof(index).unwrap_or_default();
             send_line(
@@ -304,7 +313,11 @@ fn csv_row(r: &AuditEventRow) -> String {
         r.key_id.clone(),
         o(&r.event_hash),
     ];
-    let mut line = fields.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
     line.push_str("\r\n");
     line
 }
@@ -319,7 +332,10 @@ async fn csv(
     filter.descending = false;
     filter.limit = PAGE;
     loop {
-        let rows = state.projections.audit_events(workspace_id, &filter).await?;
+        let rows = state
+            .projections
+            .audit_events(workspace_id, &filter)
+            .await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };

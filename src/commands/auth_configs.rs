@@ -383,7 +383,9 @@ pub async fn update(
 
 /// The outcome of deleting an auth config.
 pub enum Deleted {
-    Done { revoked_connections: u64 },
+    Done {
+        revoked_connections: u64,
+    },
     /// Refused: these live connections depend on it (no `cascade=revoke`).
     HasDependants(Vec<String>),
 }
@@ -447,13 +449,14 @@ pub async fn test(
     match config.settings {
         Some(AuthSettings::Postgres(p)) => {
             let c = credentials.ok_or_else(|| {
-                invalid("credentials", "{\"user\", \"password\"} are required to test")
+                invalid(
+                    "credentials",
+                    "{\"user\", \"password\"} are required to test",
+                )
             })?;
             // Shaped like a connection's credentials: errors never echo a value.
-            let c: super::connections::PostgresCredentials = super::connections::shape(
-                &c,
-                "{\"user\": string, \"password\": string}",
-            )?;
+            let c: super::connections::PostgresCredentials =
+                super::connections::shape(&c, "{\"user\": string, \"password\": string}")?;
             super::check_loopback_host(state, "host", &p.host)?;
             let outcome = crate::connectors::postgres::test(
                 &p,

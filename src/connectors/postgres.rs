@@ -54,8 +54,6 @@ pub async fn test(
             Err(ConnectorError::Failed(message))
         }
         Ok(Ok(1)) => Ok(started.elapsed()),
-        Ok(Ok(other)) => Err(ConnectorError::Failed(format!(
-            "SELECT 1 answered {other}"
-        ))),
+        Ok(Ok(other)) => Err(ConnectorError::Failed(format!("SELECT 1 answered {other}"))),
     }
 }

@@ -56,7 +56,9 @@ impl ConnectionStatus {
     pub fn is_live(self) -> bool {
         matches!(
             self,
-            ConnectionStatus::Initiated | ConnectionStatus::Active | ConnectionStatus::NeedsReconsent
+            ConnectionStatus::Initiated
+                | ConnectionStatus::Active
+                | ConnectionStatus::NeedsReconsent
         )
     }
 }
@@ -251,11 +253,7 @@ pub enum ConnectionCommand {
 /// Why the state parameter of a callback was refused (answered 400, no state change).
 pub const STATE_REJECTED: &str = "state is unknown, expired or already used";
 
-fn check_state(
-    c: &Connection,
-    state_hash: &str,
-    now: OffsetDateTime,
-) -> Result<(), DomainError> {
+fn check_state(c: &Connection, state_hash: &str, now: OffsetDateTime) -> Result<(), DomainError> {
     let valid = c.status == Some(ConnectionStatus::Initiated)
         && c.state_hash.as_deref() == Some(state_hash)
         && c.state_expires_at.is_some_and(|exp| now < exp);
@@ -451,9 +449,7 @@ impl Aggregate for Connection {
                     return Err(DomainError::Rejected("only active connections".into()));
                 }
                 if !e.removed_scopes.iter().any(|s| self.scopes.contains(s)) {
-                    return Err(DomainError::Rejected(
-                        "no granted scope was removed".into(),
-                    ));
+                    return Err(DomainError::Rejected("no granted scope was removed".into()));
                 }
                 Ok(Event::ConnectionNeedsReconsent(e.clone()))
             }
@@ -666,10 +662,13 @@ mod tests {
             },
         });
         let given = vec![initiated(), authorized(), revoked.clone()];
-        assert!(check(&given, ConnectionCommand::Revoke(match &revoked {
-            Event::ConnectionRevoked(r) => r.clone(),
-            _ => unreachable!(),
-        }))
+        assert!(check(
+            &given,
+            ConnectionCommand::Revoke(match &revoked {
+                Event::ConnectionRevoked(r) => r.clone(),
+                _ => unreachable!(),
+            })
+        )
         .is_err());
         let deleted = check(&given, ConnectionCommand::Delete);
         assert_eq!(

@@ -17,15 +17,15 @@ use serde::{Deserialize, Serialize};
 pub use access::{AccessDenied, DenialReason};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
 pub use audit::AuditQueried;
-pub use checkpoint::CheckpointCreated;
 pub use auth_config::{
     AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated,
     ClientSecretRotated,
 };
+pub use checkpoint::CheckpointCreated;
 pub use connection::{
     ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated, ConnectionDeleted,
-    ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked,
-    NeedsReconsent, RefreshFailed, RefreshStarted,
+    ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked, NeedsReconsent,
+    RefreshFailed, RefreshStarted,
 };
 pub use signing_key::SigningKeyRotated;
 pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};

@@ -347,7 +347,11 @@ impl JetStreamEventLog {
             .map_err(unavailable)?;
         let pending = consumer.cached_info().num_pending;
         let name = consumer.cached_info().name.clone();
-        Ok((consumer.messages().await.map_err(unavailable)?, name, pending))
+        Ok((
+            consumer.messages().await.map_err(unavailable)?,
+            name,
+            pending,
+        ))
     }
 
     /// Reads from `from` up to `until` (inclusive) in order, at most `limit` events.

@@ -33,7 +33,12 @@ pub struct AuditRow {
 fn audit_facts(
     body: &EventBody,
     event: &Event,
-) -> (Option<String>, Option<String>, Option<String>, Option<String>) {
+) -> (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+) {
     let s = |v: &str| Some(v.to_string());
     let failure = |r: String| (None, None, s("failure"), Some(r));
     match event {
@@ -45,12 +50,7 @@ fn audit_facts(
         Event::ConnectionAuthorizationFailed(e) => failure(e.error.clone()),
         Event::ConnectionRefreshFailed(e) => failure(e.error.clone()),
         Event::ConnectionExpired(e) => failure(e.reason.clone()),
-        Event::ConnectionRevoked(e) => (
-            None,
-            None,
-            s(&e.provider.outcome),
-            e.reason.clone(),
-        ),
+        Event::ConnectionRevoked(e) => (None, None, s(&e.provider.outcome), e.reason.clone()),
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()

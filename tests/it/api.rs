@@ -245,7 +245,6 @@ impl Env {
             fx.event.clone()
         } else if path == "/v1/audit/checkpoints/{id}/consistency" {
             return format!("{}?from=1", path_for(path, &fx.checkpoint));
-
         } else {
             self.create_key(Role::Viewer, None).await.0
         };

@@ -1,0 +1,355 @@
+//! `POST /v1/connections`: the OAuth connect flow's first leg, or a connection from the
+//! end user's credentials (shape-checked, tested by the connector where one exists).
+
+use super::*;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConnectionInput {
+    pub auth_config_id: String,
+    pub user_id: String,
+    /// OAuth: where the end user returns to (must be on the config's allow-list).
+    pub redirect_url: Option<String>,
+    /// OAuth: a subset of the config's scopes (default: all of them).
+    pub scopes: Option<Vec<String>>,
+    /// Non-OAuth: the end user's credentials, shaped by the auth type.
+    pub credentials: Option<serde_json::Value>,
+}
+
+/// What `POST /v1/connections` answers.
+#[derive(Debug)]
+pub struct CreatedConnection {
+    pub id: String,
+    pub status: ConnectionStatus,
+    /// OAuth only: where to send the end user.
+    pub connect_url: Option<String>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub position: u64,
+}
+
+pub async fn create(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    input: CreateConnectionInput,
+) -> Result<CreatedConnection, CommandError> {
+    crate::domain::check_name("user_id", &input.user_id, 256)?;
+    let config = usable_auth_config(state, workspace_id, &input.auth_config_id).await?;
+    match config.settings.clone() {
+        Some(AuthSettings::Oauth2(o)) => {
+            if input.credentials.is_some() {
+                return Err(invalid(
+                    "credentials",
+                    "an oauth2 connection is made through the connect flow; give redirect_url",
+                ));
+            }
+            initiate_oauth(state, workspace_id, actor, input, &config, &o).await
+        }
+        Some(settings) => {
+            if input.redirect_url.is_some() || input.scopes.is_some() {
+                return Err(invalid(
+                    "redirect_url",
+                    format!(
+                        "only oauth2 connections take redirect_url/scopes; this auth config is {}",
+                        settings.auth_type()
+                    ),
+                ));
+            }
+            create_from_credentials(state, workspace_id, actor, input, &config, &settings).await
+        }
+        None => Err(invalid("auth_config_id", "no such auth config")),
+    }
+}
+
+async fn initiate_oauth(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    input: CreateConnectionInput,
+    config: &AuthConfig,
+    o: &OAuth2Settings,
+) -> Result<CreatedConnection, CommandError> {
+    let redirect_url = input
+        .redirect_url
+        .ok_or_else(|| invalid("redirect_url", "required for an oauth2 connection"))?;
+    if !o.redirect_urls.contains(&redirect_url) {
+        return Err(invalid(
+            "redirect_url",
+            "not on the auth config's allowed redirect URLs (exact match)",
+        ));
+    }
+    let scopes = match input.scopes {
+        Some(s) => {
+            if let Some(extra) = s.iter().find(|x| !o.scopes.contains(x)) {
+                return Err(invalid(
+                    "scopes",
+                    format!("{extra} is not among the auth config's scopes"),
+                ));
+            }
+            s
+        }
+        None => o.scopes.clone(),
+    };
+    let id = Uuid::now_v7().to_string();
+    let data_key_id = state
+        .vault
+        .create_data_key(&format!("connection:{workspace_id}/{id}"))
+        .await?;
+    let result = async {
+        let connect_state = oauth::random_token();
+        let (pkce_verifier, challenge) = if o.pkce {
+            let verifier = oauth::random_token();
+            let sealed = sealing::seal(
+                state,
+                slot(workspace_id, &id, "pkce_verifier"),
+                &data_key_id,
+                verifier.as_bytes(),
+            )
+            .await?;
+            (Some(sealed), Some(oauth::pkce_challenge(&verifier)))
+        } else {
+            (None, None)
+        };
+        let callback = state.connections.callback_url();
+        let connect_url = oauth::authorize_url(&oauth::AuthorizeRequest {
+            authorization_url: &o.authorization_url,
+            client_id: &o.client_id,
+            redirect_uri: &callback,
+            scopes: &scopes,
+            scope_separator: &o.scope_separator,
+            state: &connect_state,
+            code_challenge: challenge.as_deref(),
+            extra_params: &o.extra_authorize_params,
+        })
+        .map_err(|e| invalid("authorization_url", e.to_string()))?;
+        let expires_at = state.clock.now() + STATE_TTL;
+        let command = ConnectionCommand::Initiate(ConnectionInitiated {
+            auth_config_id: input.auth_config_id.clone(),
+            auth_config_version: config.version,
+            user_id: input.user_id.clone(),
+            redirect_url,
+            requested_scopes: scopes.clone(),
+            state_hash: oauth::state_hash(&connect_state),
+            state_expires_at: expires_at,
+            pkce_verifier,
+            data_key_id: data_key_id.clone(),
+        });
+        let committed = state
+            .ledger
+            .execute::<Connection>(workspace_id, &id, actor, &command)
+            .await?;
+        Ok::<_, CommandError>((connect_url, expires_at, committed.position))
+    }
+    .await;
+    match result {
+        Ok((connect_url, expires_at, position)) => {
+            wait_for_write(state, position).await?;
+            Ok(CreatedConnection {
+                id,
+                status: ConnectionStatus::Initiated,
+                connect_url: Some(connect_url),
+                expires_at: Some(expires_at),
+                position,
+            })
+        }
+        Err(e) => {
+            shred_quietly(state, &data_key_id).await;
+            Err(e)
+        }
+    }
+}
+
+/// Credentials by auth type, exactly these fields.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiKeyCredentials {
+    api_key: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BearerCredentials {
+    token: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BasicCredentials {
+    username: String,
+    password: String,
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresCredentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for PostgresCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresCredentials")
+            .field("user", &self.user)
+            .field("password", &"***")
+            .finish()
+    }
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoCredentials {}
+
+pub(crate) fn shape<T: serde::de::DeserializeOwned>(
+    value: &serde_json::Value,
+    expected: &str,
+) -> Result<T, CommandError> {
+    use serde_json::Value;
+    // Only field names and JSON types are reported, never values: serde's "invalid type"
+    // message quotes what it got (`integer `123``, `string "…"`), which would echo a
+    // credential given with the wrong type.
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    };
+    let Some(fields) = value.as_object() else {
+        return Err(invalid(
+            "credentials",
+            format!("expected {expected}, got {}", kind(value)),
+        ));
+    };
+    serde_json::from_value(value.clone()).map_err(|e| {
+        let message = e.to_string();
+        let reason = if message.starts_with("missing field") || message.starts_with("unknown field")
+        {
+            message
+        } else {
+            match fields.iter().find(|(_, v)| !v.is_string()) {
+                Some((name, v)) => format!("field `{name}` is {}, not a string", kind(v)),
+                None => "a field has the wrong type".to_string(),
+            }
+        };
+        invalid("credentials", format!("expected {expected}: {reason}"))
+    })
+}
+
+fn non_empty(field: &'static str, v: &str) -> Result<(), CommandError> {
+    if v.is_empty() || v.len() > 8192 {
+        return Err(invalid(field, "must be 1-8192 bytes"));
+    }
+    Ok(())
+}
+
+async fn create_from_credentials(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    input: CreateConnectionInput,
+    config: &AuthConfig,
+    settings: &AuthSettings,
+) -> Result<CreatedConnection, CommandError> {
+    let creds = input.credentials.clone().unwrap_or(serde_json::Value::Null);
+    let required = || invalid("credentials", "required for this auth type");
+    // Validate the shape, then keep the canonical JSON to seal.
+    match settings {
+        AuthSettings::ApiKey(_) => {
+            let c: ApiKeyCredentials = shape(&creds, "{\"api_key\": string}")?;
+            non_empty("credentials.api_key", &c.api_key)?;
+        }
+        AuthSettings::BearerToken => {
+            let c: BearerCredentials = shape(&creds, "{\"token\": string}")?;
+            non_empty("credentials.token", &c.token)?;
+        }
+        AuthSettings::Basic => {
+            let c: BasicCredentials =
+                shape(&creds, "{\"username\": string, \"password\": string}")?;
+            non_empty("credentials.username", &c.username)?;
+            if c.password.len() > 8192 {
+                return Err(invalid("credentials.password", "at most 8192 bytes"));
+            }
+        }
+        AuthSettings::Postgres(p) => {
+            let c: PostgresCredentials = shape(&creds, "{\"user\": string, \"password\": string}")?;
+            non_empty("credentials.user", &c.user)?;
+            crate::commands::check_loopback_host(state, "host", &p.host)?;
+            crate::connectors::postgres::test(
+                p,
+                &c.user,
+                &c.password,
+                state.connections.provider_timeout,
+            )
+            .await
+            .map_err(|e| {
+                CommandError::Domain(DomainError::Rejected(format!(
+                    "connection test failed: {e}"
+                )))
+            })?;
+        }
+        AuthSettings::NoAuth => {
+            if !creds.is_null() {
+                let _: NoCredentials = shape(&creds, "no credentials")?;
+            }
+        }
+        AuthSettings::Oauth2(_) => return Err(required()),
+    }
+    if creds.is_null() && !matches!(settings, AuthSettings::NoAuth) {
+        return Err(required());
+    }
+    let id = Uuid::now_v7().to_string();
+    let data_key_id = state
+        .vault
+        .create_data_key(&format!("connection:{workspace_id}/{id}"))
+        .await?;
+    let result = async {
+        let credentials = if matches!(settings, AuthSettings::NoAuth) {
+            None
+        } else {
+            let text = SecretString::from(creds.to_string());
+            Some(
+                sealing::seal(
+                    state,
+                    slot(workspace_id, &id, "credentials"),
+                    &data_key_id,
+                    text.expose_secret().as_bytes(),
+                )
+                .await?,
+            )
+        };
+        let command = ConnectionCommand::Create(ConnectionCreated {
+            auth_config_id: input.auth_config_id.clone(),
+            auth_config_version: config.version,
+            user_id: input.user_id.clone(),
+            credentials,
+            data_key_id: data_key_id.clone(),
+        });
+        Ok::<_, CommandError>(
+            state
+                .ledger
+                .execute::<Connection>(workspace_id, &id, actor, &command)
+                .await?
+                .position,
+        )
+    }
+    .await;
+    match result {
+        Ok(position) => {
+            wait_for_write(state, position).await?;
+            Ok(CreatedConnection {
+                id,
+                status: ConnectionStatus::Active,
+                connect_url: None,
+                expires_at: None,
+                position,
+            })
+        }
+        Err(e) => {
+            shred_quietly(state, &data_key_id).await;
+            Err(e)
+        }
+    }
+}
+
+async fn shred_quietly(state: &AppState, data_key_id: &str) {
+    if let Err(e) = state.vault.shred(data_key_id).await {
+        tracing::warn!(error = %e, "could not destroy the data key of a refused connection");
+    }
+}

@@ -581,6 +581,9 @@ pub struct AppState {
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     pub rate_limiter: Arc<crate::api::ratelimit::RateLimiter>,
+    /// Per client address: refused requests (each an `access.denied` event) and OAuth
+    /// callbacks, so refusals cannot flood the ledger.
+    pub denial_limiter: Arc<crate::api::ratelimit::RateLimiter>,
     pub identity: Arc<crate::identity::JwksCache>,
     /// Whether an identity provider's JWKS may be fetched over plain http from this
     /// machine's loopback interface (development and tests; off in production, where it
@@ -611,6 +614,7 @@ impl AppState {
             metrics.clone(),
         ));
         let rate_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(50.0, 100.0));
+        let denial_limiter = Arc::new(crate::api::ratelimit::RateLimiter::new(10.0, 100.0));
         let identity = Arc::new(crate::identity::JwksCache::new());
         let vault = open_vault(args).await?;
         let connections = crate::commands::connections::ConnectionSettings::default();
@@ -625,6 +629,7 @@ impl AppState {
             metrics,
             clock,
             rate_limiter,
+            denial_limiter,
             identity,
             allow_loopback_urls: false,
             vault,
@@ -676,9 +681,12 @@ pub async fn serve(
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
     let router = crate::api::router(state);
-    let result = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let result = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
     for task in [scheduler_task, checkpoint_task].into_iter().flatten() {

@@ -37,6 +37,20 @@ enum Command {
         /// Requests an API key may burst above the sustained rate.
         #[arg(long, env = "AUTHLEDGER_RATE_LIMIT_BURST", default_value_t = 100.0)]
         rate_limit_burst: f64,
+        /// Refused requests (each recorded as an `access.denied` event) per second per client
+        /// address; beyond it (and the burst) the answer is 429 and nothing is recorded.
+        #[arg(
+            long,
+            env = "AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC",
+            default_value_t = 10.0
+        )]
+        denial_rate_limit_per_sec: f64,
+        #[arg(
+            long,
+            env = "AUTHLEDGER_DENIAL_RATE_LIMIT_BURST",
+            default_value_t = 100.0
+        )]
+        denial_rate_limit_burst: f64,
         /// Allow plain-http URLs on 127.0.0.1 / localhost for identity-provider JWKS and OAuth
         /// endpoints (development and tests only).
         #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_URLS")]
@@ -195,11 +209,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate_limit_per_sec,
             rate_limit_burst,
             allow_loopback_urls,
+            denial_rate_limit_per_sec,
+            denial_rate_limit_burst,
             connections,
         } => {
             let limiter =
                 authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
-            serve(&storage, &listen, limiter, allow_loopback_urls, connections).await
+            let denials = authledger::api::ratelimit::RateLimiter::new(
+                denial_rate_limit_per_sec,
+                denial_rate_limit_burst,
+            );
+            serve(
+                &storage,
+                &listen,
+                (limiter, denials),
+                allow_loopback_urls,
+                connections,
+            )
+            .await
         }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
@@ -316,7 +343,10 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 async fn serve(
     storage: &StorageArgs,
     listen: &str,
-    limiter: authledger::api::ratelimit::RateLimiter,
+    (limiter, denials): (
+        authledger::api::ratelimit::RateLimiter,
+        authledger::api::ratelimit::RateLimiter,
+    ),
     allow_loopback_urls: bool,
     connections: ConnectionArgs,
 ) -> anyhow::Result<ExitCode> {
@@ -339,6 +369,7 @@ async fn serve(
     let mut state = AppState::open(storage).await?;
     state.checkpoint_schedule = checkpoint_schedule;
     state.rate_limiter = Arc::new(limiter);
+    state.denial_limiter = Arc::new(denials);
     state.allow_loopback_urls = allow_loopback_urls;
     // Bind before writing anything, so a taken port leaves the log untouched.
     let listener = tokio::net::TcpListener::bind(listen)

@@ -52,7 +52,19 @@ pub async fn authorize(
         )
         .into_response();
     };
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| format!("ip:{}", c.0.ip()));
     if spec.permission == Permission::Public {
+        // The public OAuth callback records refused states: same budget as refusals.
+        if spec.id == routes::RouteId::OAuthCallback {
+            if let Some(client) = &client {
+                if let Err(wait) = state.denial_limiter.check(client) {
+                    return too_many(wait);
+                }
+            }
+        }
         return next.run(req).await;
     }
     let target_id = params.as_ref().and_then(|p| {
@@ -65,6 +77,7 @@ pub async fn authorize(
         method: &method,
         route: &path,
         target_id: target_id.as_deref(),
+        client,
     };
     let deny =
         |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
@@ -239,6 +252,8 @@ struct Denial<'a> {
     method: &'a str,
     route: &'a str,
     target_id: Option<&'a str>,
+    /// `ip:<address>` of the peer, for the refusal rate limit.
+    client: Option<String>,
 }
 
 impl Denial<'_> {
@@ -249,6 +264,13 @@ impl Denial<'_> {
         status: StatusCode,
         reason: DenialReason,
     ) -> Response {
+        // Each refusal is an fsynced event: past its budget a client gets 429 and nothing
+        // is written, so refusals cannot be used to flood the ledger.
+        if let Some(client) = &self.client {
+            if let Err(wait) = self.state.denial_limiter.check(client) {
+                return too_many(wait);
+            }
+        }
         let denial = AccessDenied {
             method: self.method.to_string(),
             route: self.route.to_string(),

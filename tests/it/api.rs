@@ -1081,3 +1081,51 @@ async fn every_route_in_the_table_is_served() {
         );
     }
 }
+
+/// Refusals are events, so a client hammering the API without credentials could grow the
+/// ledger without bound: past a per-address budget the answer is 429 and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_beyond_the_per_client_budget_are_429_and_not_recorded() {
+    let env = Env::start(&[
+        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.2"),
+        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "5"),
+    ])
+    .await;
+    let baseline = env.denials().await.len();
+    let mut refused = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        let r = env
+            .http
+            .get(env.svc.url("/v1/workspace"))
+            .send()
+            .await
+            .expect("request");
+        match r.status() {
+            StatusCode::UNAUTHORIZED => refused += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(r.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    // Setup may have spent part of the budget (polling a key before it was projected).
+    assert!((1..=6).contains(&refused), "{refused} refused");
+    assert_eq!(refused + limited, 20);
+    // The public OAuth callback shares the budget (a bad state is recorded too).
+    let r = env
+        .http
+        .get(env.svc.url("/v1/oauth/callback?state=nope&code=x"))
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Only the refusals that were answered 401 are in the ledger.
+    assert_eq!(env.denials().await.len() - baseline, refused);
+    // Authenticated callers are unaffected.
+    let (s, _) = env
+        .call(Method::GET, "/v1/workspace", Some(&env.admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+}

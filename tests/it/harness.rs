@@ -243,6 +243,9 @@ impl Service {
             // Checkpoints append events every minute; tests that count events would race
             // them. Tests of checkpoints turn them on through `envs`.
             .env("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")
+            // Tests refuse many requests on purpose; the flood limit has its own test.
+            .env("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "100000")
+            .env("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "100000")
             .env("RUST_LOG", "info")
             .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
             .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));

@@ -598,6 +598,8 @@ pub struct AppState {
     pub trusted_keys: Arc<KeyRing>,
     /// When signed checkpoints are appended (`None`: never).
     pub checkpoint_schedule: Option<cron::Schedule>,
+    /// The Merkle tree of the log as far as the last checkpoint tick read it.
+    pub checkpoint_tree: Arc<tokio::sync::Mutex<crate::audit::merkle::CompactRange>>,
 }
 
 impl AppState {
@@ -641,6 +643,7 @@ impl AppState {
                 crate::audit::checkpoints::DEFAULT_CHECKPOINT_SCHEDULE,
             )
             .ok(),
+            checkpoint_tree: Arc::default(),
         })
     }
 }

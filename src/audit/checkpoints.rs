@@ -27,10 +27,23 @@ fn corrupt(position: u64, reason: impl Into<String>) -> CommandError {
 /// The Merkle leaf hashes of positions `1..=tree_size` (`SHA-256(0x00 || sha256(envelope))`),
 /// from the audit projection.
 pub async fn leaves(state: &AppState, tree_size: u64) -> Result<Vec<Hash>, CommandError> {
-    let to = i64::try_from(tree_size).unwrap_or(i64::MAX);
-    let rows = state.projections.event_hashes(1, to).await?;
+    leaves_between(state, 1, tree_size).await
+}
+
+/// The leaf hashes of positions `from..=to`, which must all be projected.
+async fn leaves_between(state: &AppState, from: u64, to: u64) -> Result<Vec<Hash>, CommandError> {
+    if from > to {
+        return Ok(Vec::new());
+    }
+    let rows = state
+        .projections
+        .event_hashes(
+            i64::try_from(from).unwrap_or(i64::MAX),
+            i64::try_from(to).unwrap_or(i64::MAX),
+        )
+        .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (expected, (position, hash)) in (1i64..).zip(rows) {
+    for (expected, (position, hash)) in (i64::try_from(from).unwrap_or(i64::MAX)..).zip(rows) {
         let p = u64::try_from(position).unwrap_or(0);
         if position != expected {
             return Err(corrupt(
@@ -45,9 +58,9 @@ pub async fn leaves(state: &AppState, tree_size: u64) -> Result<Vec<Hash>, Comma
             .ok_or_else(|| corrupt(p, "no event hash projected; run `authledger replay`"))?;
         out.push(merkle::leaf_hash(&leaf));
     }
-    if out.len() as u64 != tree_size {
+    if out.len() as u64 != to - from + 1 {
         return Err(corrupt(
-            tree_size,
+            to,
             "the projections have not reached this position yet",
         ));
     }
@@ -74,7 +87,17 @@ pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated
     {
         return Err(corrupt(head, "projections lag; checkpoint postponed"));
     }
-    let root = merkle::root(&leaves(state, head).await?);
+    // The tree of the log so far is kept between ticks: each tick reads only new leaves.
+    let root = {
+        let mut tree = state.checkpoint_tree.lock().await;
+        if tree.size() > head {
+            *tree = merkle::CompactRange::new();
+        }
+        for leaf in leaves_between(state, tree.size() + 1, head).await? {
+            tree.push(leaf);
+        }
+        tree.root()
+    };
     let committed = state
         .ledger
         .execute::<CheckpointChain>(

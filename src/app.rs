@@ -600,6 +600,11 @@ pub struct AppState {
     pub checkpoint_schedule: Option<cron::Schedule>,
     /// The Merkle tree of the log as far as the last checkpoint tick read it.
     pub checkpoint_tree: Arc<tokio::sync::Mutex<crate::audit::merkle::CompactRange>>,
+    /// Gateway settings (upstream timeout, retries of idempotent calls).
+    pub gateway: crate::commands::agents::gateway::GatewaySettings,
+    /// The gateway's upstream client: never follows redirects (they could carry the
+    /// injected credential to another host).
+    pub gateway_http: reqwest::Client,
 }
 
 impl AppState {
@@ -644,6 +649,13 @@ impl AppState {
             )
             .ok(),
             checkpoint_tree: Arc::default(),
+            gateway: crate::commands::agents::gateway::GatewaySettings::default(),
+            gateway_http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .build()
+                .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
         })
     }
 }

@@ -158,6 +158,13 @@ struct ConnectionArgs {
     /// Timeout of each call to a provider, in seconds.
     #[arg(long, env = "AUTHLEDGER_PROVIDER_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=120))]
     provider_timeout_secs: u64,
+    /// Timeout of each gateway call to an upstream API, in seconds.
+    #[arg(long, env = "AUTHLEDGER_UPSTREAM_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    upstream_timeout_secs: u64,
+    /// Extra attempts of an idempotent gateway call (GET, PUT, DELETE) after a timeout,
+    /// connection error or 5xx; other methods are never retried.
+    #[arg(long, env = "AUTHLEDGER_UPSTREAM_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=5))]
+    upstream_retries: u32,
 }
 
 #[derive(Subcommand)]
@@ -388,6 +395,10 @@ async fn serve(
         refresh_schedule,
     };
     state.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
+    state.gateway = authledger::commands::agents::gateway::GatewaySettings {
+        upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
+        idempotent_retries: connections.upstream_retries,
+    };
     if storage.embedded_log() && state.log.head().await? == 0 {
         let out = app::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({

@@ -88,7 +88,11 @@ pub async fn authorize(
         id: hint.to_string(),
     };
 
-    if spec.permission == Permission::EndUser {
+    // Approvals are decided by an admin key or by the end user's own JWT.
+    let presents_jwt = bearer_token(&req).is_some_and(|t| !t.starts_with(KEY_PREFIX));
+    if spec.permission == Permission::EndUser
+        || (spec.permission == Permission::DecideApprovals && presents_jwt)
+    {
         let bearer = bearer_token(&req).map(str::to_string);
         let workspace = req
             .headers()
@@ -124,6 +128,32 @@ pub async fn authorize(
                     reason,
                 )
                 .await
+            }
+        };
+    }
+    if spec.permission == Permission::CallTools && presents_jwt {
+        let token = bearer_token(&req).map(str::to_string).unwrap_or_default();
+        return match authenticate_scoped_token(&state, &token).await {
+            Ok((caller, claims)) => {
+                if let Err(wait) = state.rate_limiter.check(&caller.api_key_id) {
+                    return too_many(wait);
+                }
+                req.extensions_mut().insert(caller);
+                req.extensions_mut()
+                    .insert(crate::commands::agents::gateway::Authority::Token(
+                        Box::new(claims),
+                    ));
+                next.run(req).await
+            }
+            Err(ScopedTokenRefusal::Unavailable) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "Cannot authenticate right now",
+                None,
+            )
+            .into_response(),
+            Err(ScopedTokenRefusal::Denied(workspace, actor, reason)) => {
+                deny(workspace, actor, StatusCode::UNAUTHORIZED, reason).await
             }
         };
     }
@@ -359,4 +389,75 @@ async fn authenticate_end_user(
         )),
         Err(TokenError::ProviderUnavailable(e)) => Err(EndUserRefusal::Unavailable(e)),
     }
+}
+
+enum ScopedTokenRefusal {
+    Denied(Option<String>, Actor, DenialReason),
+    Unavailable,
+}
+
+/// A scoped token in place of an API key: signed by this ledger, unexpired, and issued to a
+/// key that is still valid (revoking an agent's key ends its tokens too). Revocation and
+/// uses of the token itself are checked when it is used.
+async fn authenticate_scoped_token(
+    state: &AppState,
+    token: &str,
+) -> Result<(Caller, crate::scoped_token::TokenClaims), ScopedTokenRefusal> {
+    use crate::scoped_token::{verify, TokenFormatError};
+    let anonymous = Actor {
+        actor_type: ActorType::Anonymous,
+        id: "scoped_token".into(),
+    };
+    let now = state.clock.now().unix_timestamp();
+    let claims = match verify(
+        token,
+        &state.trusted_keys,
+        &state.connections.public_url,
+        now,
+    ) {
+        Ok(c) => c,
+        Err(TokenFormatError::Expired) => {
+            return Err(ScopedTokenRefusal::Denied(
+                None,
+                anonymous,
+                DenialReason::ExpiredToken,
+            ))
+        }
+        Err(_) => {
+            return Err(ScopedTokenRefusal::Denied(
+                None,
+                anonymous,
+                DenialReason::InvalidToken,
+            ))
+        }
+    };
+    let key_actor = Actor {
+        actor_type: ActorType::ApiKey,
+        id: claims.client_id.clone(),
+    };
+    let row = state
+        .projections
+        .api_key(&claims.workspace_id, &claims.client_id)
+        .await
+        .map_err(|_| ScopedTokenRefusal::Unavailable)?;
+    let live = row.as_ref().is_some_and(|r| {
+        r.revoked_at.is_none()
+            && r.expires_at.as_deref().is_none_or(|e| {
+                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                    .is_ok_and(|at| at > state.clock.now())
+            })
+    });
+    if !live {
+        return Err(ScopedTokenRefusal::Denied(
+            Some(claims.workspace_id),
+            key_actor,
+            DenialReason::RevokedKey,
+        ));
+    }
+    let caller = Caller {
+        workspace_id: claims.workspace_id.clone(),
+        api_key_id: claims.client_id.clone(),
+        role: Role::Agent,
+    };
+    Ok((caller, claims))
 }

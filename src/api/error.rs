@@ -60,6 +60,14 @@ impl IntoResponse for ApiError {
                     Some(d.to_string()),
                 ),
                 DomainError::Undecodable(_) => internal(&d),
+                // Token and approval refusals are mapped by the agent routes; reaching here
+                // means a state conflict all the same.
+                DomainError::Token(_) | DomainError::Approval(_) => Problem::new(
+                    StatusCode::CONFLICT,
+                    "conflict",
+                    "Conflicts with the current state",
+                    Some(d.to_string()),
+                ),
             },
             ApiError::Command(CommandError::Ledger(LedgerError::Log(LogError::Unavailable(e)))) => {
                 tracing::warn!(error = %e, "event log unavailable");

@@ -1,5 +1,6 @@
 //! HTTP layer: thin axum handlers over `AppState`. No SQL or NATS here.
 
+pub mod agents;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;
@@ -65,6 +66,18 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::AuditConsistency => on(filter, audit::consistency),
         RouteId::AuditExport => on(filter, audit::export),
         RouteId::AuditAccess => on(filter, audit::access),
+        RouteId::Jwks => on(filter, agents::jwks),
+        RouteId::IssueToken => on(filter, agents::issue_token),
+        RouteId::GetToken => on(filter, agents::get_token),
+        RouteId::RevokeToken => on(filter, agents::revoke_token),
+        RouteId::ListTools => on(filter, agents::list_tools),
+        RouteId::DefineTool => on(filter, agents::define_tool),
+        RouteId::RemoveTool => on(filter, agents::remove_tool),
+        RouteId::ExecuteTool => on(filter, agents::execute),
+        RouteId::GetApproval => on(filter, agents::get_approval),
+        RouteId::ApproveApproval => on(filter, agents::approve),
+        RouteId::DenyApproval => on(filter, agents::deny),
+        RouteId::Mcp => on(filter, crate::mcp::handle),
     }
 }
 

@@ -49,9 +49,10 @@ impl IntoResponse for Problem {
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The unread rest of the body is still in flight: close the connection so the
             // client does not send its next request down a socket the server is dropping.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
         }
         response
     }

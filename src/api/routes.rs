@@ -24,6 +24,14 @@ pub enum Permission {
     ManageConnections,
     /// An end user with a JWT from the workspace's identity provider (never an API key).
     EndUser,
+    /// Get scoped tokens and run tools with an API key (agents, developers, admins).
+    UseTools,
+    /// `UseTools`, or a scoped token in place of the key (listing and running tools).
+    CallTools,
+    /// Define and remove the workspace's own tools.
+    ManageTools,
+    /// Approve or deny a step-up request: an admin key, or the connection's end user (JWT).
+    DecideApprovals,
 }
 
 /// Which roles hold a permission. The README's permission table mirrors this.
@@ -35,7 +43,9 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
         ManageApiKeys | ManageWorkspace => matches!(role, Admin),
         ReadAudit => matches!(role, Admin | Auditor),
-        ManageAuthConfigs | ManageConnections => matches!(role, Admin | Developer),
+        ManageAuthConfigs | ManageConnections | ManageTools => matches!(role, Admin | Developer),
+        UseTools | CallTools => matches!(role, Admin | Developer | Agent),
+        DecideApprovals => matches!(role, Admin),
         EndUser => false,
     }
 }
@@ -76,6 +86,19 @@ pub enum RouteId {
     AuditConsistency,
     AuditExport,
     AuditAccess,
+    Jwks,
+    IssueToken,
+    GetToken,
+    RevokeToken,
+    ListTools,
+    DefineTool,
+    RemoveTool,
+    ExecuteTool,
+    GetApproval,
+    ApproveApproval,
+    DenyApproval,
+    /// The MCP server (Streamable HTTP, stateless: POST only).
+    Mcp,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -291,6 +314,78 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/audit/access",
         permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::Jwks,
+        method: "GET",
+        path: "/.well-known/jwks.json",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::IssueToken,
+        method: "POST",
+        path: "/v1/tokens",
+        permission: Permission::UseTools,
+    },
+    RouteSpec {
+        id: RouteId::GetToken,
+        method: "GET",
+        path: "/v1/tokens/{id}",
+        permission: Permission::UseTools,
+    },
+    RouteSpec {
+        id: RouteId::RevokeToken,
+        method: "POST",
+        path: "/v1/tokens/{id}/revoke",
+        permission: Permission::UseTools,
+    },
+    RouteSpec {
+        id: RouteId::ListTools,
+        method: "GET",
+        path: "/v1/tools",
+        permission: Permission::CallTools,
+    },
+    RouteSpec {
+        id: RouteId::DefineTool,
+        method: "POST",
+        path: "/v1/tools",
+        permission: Permission::ManageTools,
+    },
+    RouteSpec {
+        id: RouteId::RemoveTool,
+        method: "DELETE",
+        path: "/v1/tools/{name}",
+        permission: Permission::ManageTools,
+    },
+    RouteSpec {
+        id: RouteId::ExecuteTool,
+        method: "POST",
+        path: "/v1/tools/execute",
+        permission: Permission::CallTools,
+    },
+    RouteSpec {
+        id: RouteId::GetApproval,
+        method: "GET",
+        path: "/v1/approvals/{id}",
+        permission: Permission::UseTools,
+    },
+    RouteSpec {
+        id: RouteId::ApproveApproval,
+        method: "POST",
+        path: "/v1/approvals/{id}/approve",
+        permission: Permission::DecideApprovals,
+    },
+    RouteSpec {
+        id: RouteId::DenyApproval,
+        method: "POST",
+        path: "/v1/approvals/{id}/deny",
+        permission: Permission::DecideApprovals,
+    },
+    RouteSpec {
+        id: RouteId::Mcp,
+        method: "POST",
+        path: "/mcp",
+        permission: Permission::CallTools,
     },
 ];
 

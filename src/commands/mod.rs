@@ -1,6 +1,7 @@
 //! What an authenticated caller can do, independent of HTTP: run a domain command through
 //! the ledger, then wait (bounded) until the projections show it (read-your-writes).
 
+pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;

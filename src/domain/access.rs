@@ -21,8 +21,17 @@ pub enum DenialReason {
     ExpiredToken,
     /// An OAuth callback whose `state` is unknown, expired or already used (answered 400).
     InvalidOauthState,
-    /// An end user asked for another user's resource (answered like an unknown id).
+    /// An end user asked for another user's resource (answered like an unknown id), or an
+    /// agent named a connection of another user than the one it acts for.
     OtherUser,
+    /// An agent asked for scopes the connection (or its token) was not granted.
+    ScopeEscalation,
+    /// A scoped token presented for another connection or tool than it was issued for.
+    TokenMismatch,
+    /// A scoped token that was revoked.
+    RevokedToken,
+    /// A scoped token with no uses left.
+    TokenUsedUp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,17 +5,22 @@
 
 pub mod access;
 pub mod api_key;
+pub mod approval;
 pub mod audit;
 pub mod auth_config;
 pub mod checkpoint;
 pub mod connection;
 pub mod signing_key;
+pub mod token;
+pub mod tool_call;
 pub mod workspace;
+pub mod workspace_tool;
 
 use serde::{Deserialize, Serialize};
 
 pub use access::{AccessDenied, DenialReason};
 pub use api_key::{ApiKeyCreated, ApiKeyRevoked, Role};
+pub use approval::{ApprovalConsumed, ApprovalDecided, ApprovalRequested};
 pub use audit::AuditQueried;
 pub use auth_config::{
     AuthConfigCreated, AuthConfigDeleted, AuthConfigStatusChanged, AuthConfigUpdated,
@@ -28,7 +33,10 @@ pub use connection::{
     RefreshFailed, RefreshStarted,
 };
 pub use signing_key::SigningKeyRotated;
+pub use token::{TokenIssued, TokenRevoked, TokenUsed};
+pub use tool_call::{ToolCompleted, ToolRequested};
 pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
+pub use workspace_tool::{ToolDefined, ToolRemoved};
 
 /// The workspace id of ledger-wide aggregates (the signing key ring).
 pub const SYSTEM_WORKSPACE: &str = "system";
@@ -88,6 +96,28 @@ pub enum Event {
     AuditQueried(AuditQueried),
     #[serde(rename = "ledger.checkpoint")]
     CheckpointCreated(CheckpointCreated),
+    #[serde(rename = "token.issued")]
+    TokenIssued(TokenIssued),
+    #[serde(rename = "token.used")]
+    TokenUsed(TokenUsed),
+    #[serde(rename = "token.revoked")]
+    TokenRevoked(TokenRevoked),
+    #[serde(rename = "tool.requested")]
+    ToolRequested(ToolRequested),
+    #[serde(rename = "tool.completed")]
+    ToolCompleted(ToolCompleted),
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested(ApprovalRequested),
+    #[serde(rename = "approval.approved")]
+    ApprovalApproved(ApprovalDecided),
+    #[serde(rename = "approval.denied")]
+    ApprovalDenied(ApprovalDecided),
+    #[serde(rename = "approval.consumed")]
+    ApprovalConsumed(ApprovalConsumed),
+    #[serde(rename = "tool.defined")]
+    ToolDefined(ToolDefined),
+    #[serde(rename = "tool.removed")]
+    ToolRemoved(ToolRemoved),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -117,6 +147,17 @@ pub const ALL_KINDS: &[&str] = &[
     "connection.deleted",
     "audit.queried",
     "ledger.checkpoint",
+    "token.issued",
+    "token.used",
+    "token.revoked",
+    "tool.requested",
+    "tool.completed",
+    "approval.requested",
+    "approval.approved",
+    "approval.denied",
+    "approval.consumed",
+    "tool.defined",
+    "tool.removed",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -131,6 +172,10 @@ pub enum DomainError {
     Rejected(String),
     #[error("cannot read event: {0}")]
     Undecodable(String),
+    #[error(transparent)]
+    Token(#[from] token::TokenRefusal),
+    #[error(transparent)]
+    Approval(#[from] approval::ApprovalRefusal),
 }
 
 impl Event {
@@ -161,6 +206,17 @@ impl Event {
             Event::ConnectionDeleted(_) => "connection.deleted",
             Event::AuditQueried(_) => "audit.queried",
             Event::CheckpointCreated(_) => "ledger.checkpoint",
+            Event::TokenIssued(_) => "token.issued",
+            Event::TokenUsed(_) => "token.used",
+            Event::TokenRevoked(_) => "token.revoked",
+            Event::ToolRequested(_) => "tool.requested",
+            Event::ToolCompleted(_) => "tool.completed",
+            Event::ApprovalRequested(_) => "approval.requested",
+            Event::ApprovalApproved(_) => "approval.approved",
+            Event::ApprovalDenied(_) => "approval.denied",
+            Event::ApprovalConsumed(_) => "approval.consumed",
+            Event::ToolDefined(_) => "tool.defined",
+            Event::ToolRemoved(_) => "tool.removed",
         }
     }
 
@@ -326,6 +382,94 @@ impl Event {
                 merkle_root: "5d".repeat(32),
                 previous_tree_size: Some(100),
                 previous_root: Some("6e".repeat(32)),
+            }),
+            Event::TokenIssued(TokenIssued {
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
+                user_id: "user-42".into(),
+                scopes: vec!["chat:write".into()],
+                tool: Some("slack.post_message".into()),
+                expires_at: at,
+                max_uses: Some(1),
+                fingerprint: format!("sha256:{}", "ab".repeat(32)),
+                key_id: "ed25519:0011223344556677".into(),
+            }),
+            Event::TokenUsed(TokenUsed {
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                use_number: 1,
+                tool: "slack.post_message".into(),
+                tool_call_id: "01900000-0000-7000-8000-000000000030".into(),
+            }),
+            Event::TokenRevoked(TokenRevoked {
+                reason: Some("agent finished".into()),
+            }),
+            Event::ToolRequested(ToolRequested {
+                tool: "slack.post_message".into(),
+                risk: crate::tools::Risk::Write,
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
+                user_id: "user-42".into(),
+                token_id: Some("01900000-0000-7000-8000-000000000021".into()),
+                approval_id: None,
+                argument_fingerprint: format!("sha256:{}", "12".repeat(32)),
+                method: "POST".into(),
+                url: "https://slack.com/api/chat.postMessage".into(),
+            }),
+            Event::ToolCompleted(ToolCompleted {
+                tool: "slack.post_message".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                outcome: tool_call::ToolOutcome::Success,
+                status: Some(200),
+                latency_ms: 182,
+                attempts: 1,
+                response: None,
+                error: None,
+            }),
+            Event::ApprovalRequested(ApprovalRequested {
+                tool: "github.delete_repository".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                user_id: "user-42".into(),
+                argument_fingerprint: format!("sha256:{}", "34".repeat(32)),
+                expires_at: at,
+            }),
+            Event::ApprovalApproved(ApprovalDecided {
+                tool: "github.delete_repository".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                note: Some("yes, archive is done".into()),
+            }),
+            Event::ApprovalDenied(ApprovalDecided {
+                tool: "github.delete_repository".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                note: None,
+            }),
+            Event::ApprovalConsumed(ApprovalConsumed {
+                tool: "github.delete_repository".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                tool_call_id: "01900000-0000-7000-8000-000000000031".into(),
+            }),
+            Event::ToolDefined(ToolDefined {
+                revision: 1,
+                definition: crate::tools::ToolDefinition {
+                    name: "acme.get_invoice".into(),
+                    provider: "acme".into(),
+                    description: "Fetch one invoice".into(),
+                    method: crate::tools::HttpMethod::Get,
+                    base_url: "https://api.acme.example".into(),
+                    path: "/v1/invoices/{invoice_id}".into(),
+                    query: vec![],
+                    headers: Default::default(),
+                    parameters: serde_json::json!({
+                        "type": "object",
+                        "properties": {"invoice_id": {"type": "string"}},
+                        "required": ["invoice_id"],
+                        "additionalProperties": false
+                    }),
+                    required_scopes: vec!["invoices:read".into()],
+                    risk: crate::tools::Risk::Read,
+                },
+            }),
+            Event::ToolRemoved(ToolRemoved {
+                name: "acme.get_invoice".into(),
             }),
         ]
     }

@@ -101,6 +101,29 @@ impl Signer {
         encode_envelope(body, &self.key_id, &sig.to_bytes())
     }
 
+    /// Signs a JWS in compact form (`alg: EdDSA`, RFC 8037) over `header` and `claims`.
+    /// The signing input is base64url text joined by a dot, which never contains the space
+    /// every DSSE PAE starts with ("DSSEv1 "), so a token signature is never an event
+    /// signature and vice versa.
+    pub fn sign_jws(
+        &self,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, EnvelopeError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let part = |v: &serde_json::Value| {
+            serde_json::to_vec(v)
+                .map(|b| URL_SAFE_NO_PAD.encode(b))
+                .map_err(|e| EnvelopeError::Malformed(e.to_string()))
+        };
+        let input = format!("{}.{}", part(header)?, part(claims)?);
+        let sig = self.key.sign(input.as_bytes());
+        Ok(format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(sig.to_bytes())
+        ))
+    }
+
     fn seed_base64(&self) -> zeroize::Zeroizing<String> {
         zeroize::Zeroizing::new(B64.encode(self.key.to_bytes()))
     }

@@ -105,6 +105,32 @@ impl Ledger {
         Err(LedgerError::Contended(MAX_ATTEMPTS, key))
     }
 
+    /// Like `execute`, with the event id chosen by the caller: for an event whose id must
+    /// be known before it is signed (a scoped token carries the id of its `token.issued`).
+    /// Conflicts are re-decided like `execute`; the id is only used once it lands.
+    pub async fn execute_with_id<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        actor: &Actor,
+        command: &A::Command,
+        event_id: Uuid,
+    ) -> Result<Committed, LedgerError> {
+        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (state, tail) = self.load_key::<A>(&key).await?;
+            let event = state.decide(command)?;
+            match self
+                .append_after_as(&key, tail, actor, &event, event_id)
+                .await
+            {
+                Err(LedgerError::Log(LogError::Conflict { .. })) => conflict_backoff(attempt).await,
+                other => return other,
+            }
+        }
+        Err(LedgerError::Contended(MAX_ATTEMPTS, key))
+    }
+
     /// The current state of aggregate `A` identified by `(workspace, id)`, folded from the log.
     pub async fn load<A: Aggregate>(
         &self,
@@ -209,19 +235,31 @@ impl Ledger {
         actor: &Actor,
         event: &Event,
     ) -> Result<Committed, LedgerError> {
+        self.append_after_as(key, tail, actor, event, Uuid::now_v7())
+            .await
+    }
+
+    async fn append_after_as(
+        &self,
+        key: &AggregateKey,
+        tail: Option<(u64, String)>,
+        actor: &Actor,
+        event: &Event,
+        event_id: Uuid,
+    ) -> Result<Committed, LedgerError> {
         let (expected, prev_hash) = match tail {
             Some((v, h)) => (v, Some(h)),
             None => (0, None),
         };
         let signer = self.signer();
-        let (signed, hash) = seal_event(
+        let (signed, hash) = seal_event_as(
             &signer,
             key,
-            expected,
-            prev_hash,
+            (expected, prev_hash),
             actor,
             event,
             self.clock.now(),
+            event_id,
         )?;
         let event_id = signed.event_id;
         let started = Instant::now();
@@ -294,8 +332,28 @@ pub fn seal_event(
     event: &Event,
     occurred_at: time::OffsetDateTime,
 ) -> Result<(SignedEvent, String), LedgerError> {
+    seal_event_as(
+        signer,
+        key,
+        (expected, prev_hash),
+        actor,
+        event,
+        occurred_at,
+        Uuid::now_v7(),
+    )
+}
+
+/// `seal_event` with a given event id.
+fn seal_event_as(
+    signer: &Signer,
+    key: &AggregateKey,
+    (expected, prev_hash): (u64, Option<String>),
+    actor: &Actor,
+    event: &Event,
+    occurred_at: time::OffsetDateTime,
+    event_id: Uuid,
+) -> Result<(SignedEvent, String), LedgerError> {
     let (kind, payload) = event.to_parts()?;
-    let event_id = Uuid::now_v7();
     let body = EventBody {
         event_id,
         workspace_id: key.workspace_id.clone(),

@@ -25,8 +25,37 @@ pub struct AuditRow {
     pub user_id: Option<String>,
     pub auth_config_id: Option<String>,
     pub connection_id: Option<String>,
+    pub token_id: Option<String>,
+    pub tool: Option<String>,
     pub outcome: Option<String>,
     pub reason: Option<String>,
+}
+
+/// What agent events concern: (connection, token, tool).
+fn agent_facts(
+    body: &EventBody,
+    event: &Event,
+) -> (Option<String>, Option<String>, Option<String>) {
+    let s = |v: &str| Some(v.to_string());
+    let token = || s(&body.aggregate_id);
+    match event {
+        Event::TokenIssued(e) => (s(&e.connection_id), token(), e.tool.clone()),
+        Event::TokenUsed(e) => (s(&e.connection_id), token(), s(&e.tool)),
+        Event::TokenRevoked(_) => (None, token(), None),
+        Event::ToolRequested(e) => (s(&e.connection_id), e.token_id.clone(), s(&e.tool)),
+        Event::ToolCompleted(e) => (s(&e.connection_id), None, s(&e.tool)),
+        Event::ApprovalRequested(e) => (s(&e.connection_id), None, s(&e.tool)),
+        Event::ApprovalApproved(e) | Event::ApprovalDenied(e) => {
+            (s(&e.connection_id), None, s(&e.tool))
+        }
+        Event::ToolDefined(e) => (None, None, s(&e.definition.name)),
+        Event::ToolRemoved(e) => (None, None, s(&e.name)),
+        _ => (
+            (body.aggregate_type == "connection").then(|| body.aggregate_id.clone()),
+            None,
+            None,
+        ),
+    }
 }
 
 /// The audit columns an event's payload gives: (user, auth config, outcome, reason).
@@ -51,6 +80,14 @@ fn audit_facts(
         Event::ConnectionRefreshFailed(e) => failure(e.error.clone()),
         Event::ConnectionExpired(e) => failure(e.reason.clone()),
         Event::ConnectionRevoked(e) => (None, None, s(&e.provider.outcome), e.reason.clone()),
+        Event::TokenIssued(e) => (s(&e.user_id), s(&e.auth_config_id), s("success"), None),
+        Event::ToolRequested(e) => (s(&e.user_id), s(&e.auth_config_id), None, None),
+        Event::ToolCompleted(e) => (None, None, s(e.outcome.as_str()), e.error.clone()),
+        Event::ApprovalRequested(e) => (s(&e.user_id), None, s("pending"), None),
+        Event::ApprovalApproved(e) => (None, None, s("approved"), e.note.clone()),
+        Event::ApprovalDenied(e) => (None, None, s("denied"), e.note.clone()),
+        Event::ApprovalConsumed(_) => (None, None, s("consumed"), None),
+        Event::TokenRevoked(e) => (None, None, s("revoked"), e.reason.clone()),
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()
@@ -65,6 +102,17 @@ fn audit_facts(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     Audit(AuditRow),
+    DefineWorkspaceTool {
+        workspace_id: String,
+        name: String,
+        definition: String,
+        version: i64,
+        at: String,
+    },
+    RemoveWorkspaceTool {
+        workspace_id: String,
+        name: String,
+    },
     CreateWorkspace {
         id: String,
         name: String,
@@ -192,6 +240,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     let (user_id, auth_config_id, outcome, reason) = audit_facts(body, event);
+    let (connection_id, token_id, tool) = agent_facts(body, event);
     let mut ops = vec![Op::Audit(AuditRow {
         position: i64::try_from(position).unwrap_or(i64::MAX),
         event_id: body.event_id.to_string(),
@@ -208,7 +257,9 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         event_hash: event_hash.to_string(),
         user_id,
         auth_config_id,
-        connection_id: (body.aggregate_type == "connection").then(|| body.aggregate_id.clone()),
+        connection_id,
+        token_id,
+        tool,
         outcome,
         reason,
     })];
@@ -309,7 +360,27 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         Event::SigningKeyRotated(_)
         | Event::AccessDenied(_)
         | Event::AuditQueried(_)
-        | Event::CheckpointCreated(_) => {}
+        | Event::CheckpointCreated(_)
+        | Event::TokenIssued(_)
+        | Event::TokenUsed(_)
+        | Event::TokenRevoked(_)
+        | Event::ToolRequested(_)
+        | Event::ToolCompleted(_)
+        | Event::ApprovalRequested(_)
+        | Event::ApprovalApproved(_)
+        | Event::ApprovalDenied(_)
+        | Event::ApprovalConsumed(_) => {}
+        Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
+            workspace_id: body.workspace_id.clone(),
+            name: e.definition.name.clone(),
+            definition: serde_json::to_string(&e.definition).unwrap_or_default(),
+            version,
+            at,
+        }),
+        Event::ToolRemoved(e) => ops.push(Op::RemoveWorkspaceTool {
+            workspace_id: body.workspace_id.clone(),
+            name: e.name.clone(),
+        }),
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)
         | Event::ConnectionAuthorized(_)

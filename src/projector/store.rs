@@ -108,6 +108,25 @@ pub trait ProjectionStore: Send + Sync + 'static {
         workspace_id: &str,
         id: &str,
     ) -> Result<Option<ConnectionRow>, ProjectionError>;
+    /// Whether an aggregate of this type and id exists in some other workspace (for
+    /// aggregates without a projection of their own: tokens, approvals). Audit only.
+    async fn aggregate_elsewhere(
+        &self,
+        workspace_id: &str,
+        aggregate_type: &str,
+        id: &str,
+    ) -> Result<bool, ProjectionError>;
+    /// A tool the workspace defined (its definition as JSON), if any.
+    async fn workspace_tool(
+        &self,
+        workspace_id: &str,
+        name: &str,
+    ) -> Result<Option<String>, ProjectionError>;
+    /// The workspace's own tools: (name, definition JSON, version), by name.
+    async fn workspace_tools(
+        &self,
+        workspace_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, ProjectionError>;
     /// Whether a connection with this id exists in some other workspace (audit only).
     async fn connection_elsewhere(
         &self,
@@ -358,6 +377,7 @@ fn plan_batch(
 
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
+     DELETE FROM workspace_tools;
      UPDATE projection_offsets SET position = 0;";
 
 /// Events read from the log per round trip of a rebuild.
@@ -388,11 +408,12 @@ macro_rules! sql_projection_store {
                         sqlx::query(
                             "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
                              aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id,
-                             occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason)
+                             occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason,
+                             token_id, tool)
                              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                              COALESCE($14, (SELECT c.user_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
                              COALESCE($15, (SELECT c.auth_config_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
-                             $16, $17, $18)",
+                             $16, $17, $18, $19, $20)",
                         )
                         .bind(a.position)
                         .bind(a.event_id)
@@ -412,8 +433,31 @@ macro_rules! sql_projection_store {
                         .bind(a.connection_id)
                         .bind(a.outcome)
                         .bind(a.reason)
+                        .bind(a.token_id)
+                        .bind(a.tool)
                         .execute(&mut **tx)
                         .await?;
+                    }
+                    Op::DefineWorkspaceTool { workspace_id, name, definition, version, at } => {
+                        sqlx::query(
+                            "INSERT INTO workspace_tools (workspace_id, name, definition, version, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $5)
+                             ON CONFLICT (workspace_id, name) DO UPDATE SET definition = $3, version = $4, updated_at = $5",
+                        )
+                        .bind(workspace_id)
+                        .bind(name)
+                        .bind(definition)
+                        .bind(version)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Op::RemoveWorkspaceTool { workspace_id, name } => {
+                        sqlx::query("DELETE FROM workspace_tools WHERE workspace_id = $1 AND name = $2")
+                            .bind(workspace_id)
+                            .bind(name)
+                            .execute(&mut **tx)
+                            .await?;
                     }
                     Op::CreateWorkspace { id, name, at, version } => {
                         sqlx::query("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
@@ -788,6 +832,54 @@ macro_rules! sql_projection_store {
                     .fetch_optional(&self.pool)
                     .await
                     .map_err(db)
+            }
+
+            async fn aggregate_elsewhere(
+                &self,
+                workspace_id: &str,
+                aggregate_type: &str,
+                id: &str,
+            ) -> Result<bool, ProjectionError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM audit_events WHERE workspace_id <> $1 AND aggregate_type = $2
+                     AND aggregate_id = $3",
+                )
+                .bind(workspace_id)
+                .bind(aggregate_type)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(n > 0)
+            }
+
+            async fn workspace_tool(
+                &self,
+                workspace_id: &str,
+                name: &str,
+            ) -> Result<Option<String>, ProjectionError> {
+                sqlx::query_scalar(
+                    "SELECT definition FROM workspace_tools WHERE workspace_id = $1 AND name = $2",
+                )
+                .bind(workspace_id)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn workspace_tools(
+                &self,
+                workspace_id: &str,
+            ) -> Result<Vec<(String, String, i64)>, ProjectionError> {
+                sqlx::query_as(
+                    "SELECT name, definition, version FROM workspace_tools WHERE workspace_id = $1
+                     ORDER BY name",
+                )
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
             }
 
             async fn connection_elsewhere(&self, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {

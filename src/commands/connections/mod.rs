@@ -8,12 +8,14 @@ mod create;
 mod provider;
 mod refresh;
 mod revoke;
+mod usage;
 
 pub use callback::{callback, CallbackError, CallbackOutcome, CallbackQuery, InvalidState};
 pub(crate) use create::shape;
 pub use create::{create, CreateConnectionInput, CreatedConnection, PostgresCredentials};
 pub use refresh::{refresh, RefreshOutcome};
 pub use revoke::{delete, mark_needs_reconsent, revoke};
+pub use usage::{credential_for_call, usable, UsableConnection, UsageError};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

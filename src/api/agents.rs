@@ -1,0 +1,523 @@
+//! Agent routes: scoped tokens, the JWKS that verifies them, the tool catalog, the gateway
+//! and step-up approvals. Thin: extract, call one command, map the outcome.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::error::ApiError;
+use super::extract::ApiJson;
+use super::problem::Problem;
+use crate::app::AppState;
+use crate::commands::agents::approvals::{self, Approver};
+use crate::commands::agents::gateway::{self, Authority, ExecuteInput};
+use crate::commands::agents::tokens::{self, IssueTokenInput};
+use crate::commands::agents::AgentError;
+use crate::commands::{record_denial, Caller, EndUser};
+use crate::domain::approval::{Approval, ApprovalRefusal};
+use crate::domain::token::{ScopedToken, TokenRefusal};
+use crate::domain::AccessDenied;
+use crate::projector::plan::rfc3339;
+
+/// The route a refusal is recorded under.
+pub(crate) struct At<'a> {
+    pub(crate) method: &'static str,
+    pub(crate) route: &'static str,
+    pub(crate) target: Option<&'a str>,
+}
+
+/// Maps an agent refusal to its problem; refusals that reach beyond the caller's grant are
+/// recorded as `access.denied` first.
+pub(crate) async fn refuse(
+    state: &AppState,
+    actor: crate::ledger::Actor,
+    ws: &str,
+    at: At<'_>,
+    e: AgentError,
+) -> Response {
+    if let Some(reason) = e.denial_reason() {
+        let status = problem_of(&e).status;
+        let denial = AccessDenied {
+            method: at.method.to_string(),
+            route: at.route.to_string(),
+            status,
+            reason,
+            target_id: at.target.map(|t| super::auth::sanitize(t, 128)),
+        };
+        record_denial(state, Some(ws), actor, denial).await;
+    }
+    match e {
+        AgentError::Command(c) => ApiError::Command(c).into_response(),
+        other => problem_of(&other).into_response(),
+    }
+}
+
+fn problem_of(e: &AgentError) -> Problem {
+    use StatusCode as S;
+    let p =
+        |status: S, kind: &str, title: &str| Problem::new(status, kind, title, Some(e.to_string()));
+    match e {
+        AgentError::NotFound { what, .. } => {
+            Problem::new(S::NOT_FOUND, "not-found", &format!("No such {what}"), None)
+        }
+        AgentError::ConnectionRequired {
+            auth_config_id,
+            user_id,
+            connect_url,
+        } => p(
+            S::CONFLICT,
+            "connection-required",
+            "The user must connect first",
+        )
+        .with("auth_config_id", json!(auth_config_id))
+        .with("user_id", json!(user_id))
+        .with("connect_url", json!(connect_url)),
+        AgentError::ConnectionInactive(_) => p(
+            S::CONFLICT,
+            "connection-inactive",
+            "The connection is not active",
+        ),
+        AgentError::AuthConfigDisabled => p(
+            S::CONFLICT,
+            "auth-config-disabled",
+            "The auth config is disabled",
+        ),
+        AgentError::ScopeEscalation(missing) => p(
+            S::FORBIDDEN,
+            "scope-escalation",
+            "Scopes beyond what was granted",
+        )
+        .with("missing_scopes", json!(missing)),
+        AgentError::OtherUser => p(S::FORBIDDEN, "other-user", "Another user's connection"),
+        AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => p(
+            S::FORBIDDEN,
+            "token-mismatch",
+            "The token was not issued for this",
+        ),
+        AgentError::Token(TokenRefusal::Expired) => {
+            p(S::UNAUTHORIZED, "token-expired", "The token has expired")
+        }
+        AgentError::Token(TokenRefusal::Revoked) => p(
+            S::UNAUTHORIZED,
+            "token-revoked",
+            "The token has been revoked",
+        ),
+        AgentError::Token(TokenRefusal::UsedUp) => {
+            p(S::FORBIDDEN, "token-used-up", "The token has no uses left")
+        }
+        AgentError::Approval(r) => {
+            let (status, kind) = match r {
+                ApprovalRefusal::Pending => (S::FORBIDDEN, "approval-pending"),
+                ApprovalRefusal::Denied => (S::FORBIDDEN, "approval-denied"),
+                ApprovalRefusal::Consumed => (S::CONFLICT, "approval-consumed"),
+                ApprovalRefusal::Expired => (S::FORBIDDEN, "approval-expired"),
+                ApprovalRefusal::AlreadyDecided => (S::CONFLICT, "approval-decided"),
+                ApprovalRefusal::OtherCall => (S::FORBIDDEN, "approval-mismatch"),
+            };
+            p(status, kind, "The approval does not allow this call")
+        }
+        AgentError::ApprovalRequired {
+            approval_id,
+            expires_at,
+        } => p(
+            S::FORBIDDEN,
+            "approval-required",
+            "The user (or an admin) must approve this call",
+        )
+        .with("approval_id", json!(approval_id))
+        .with("approval_expires_at", json!(rfc3339(*expires_at))),
+        AgentError::InvalidArguments(problems) => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "invalid-arguments",
+            "The arguments do not match the tool's schema",
+            None,
+        )
+        .with("errors", json!(problems)),
+        AgentError::CredentialUnavailable(_) => p(
+            S::BAD_GATEWAY,
+            "credential-unavailable",
+            "The connection's credential could not be refreshed",
+        ),
+        AgentError::UpstreamTimeout { tool_call_id } => p(
+            S::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            "The upstream did not answer in time",
+        )
+        .with("tool_call_id", json!(tool_call_id)),
+        AgentError::UpstreamUnreachable { tool_call_id, .. } => p(
+            S::BAD_GATEWAY,
+            "upstream-unreachable",
+            "The upstream cannot be reached",
+        )
+        .with("tool_call_id", json!(tool_call_id)),
+        AgentError::Command(_) => {
+            Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
+        }
+    }
+}
+
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let mut resp = Json(crate::scoped_token::jwks(&state.trusted_keys)).into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
+
+fn token_view(id: &str, t: &ScopedToken, now: time::OffsetDateTime) -> Value {
+    let Some(i) = &t.issued else {
+        return json!({ "id": id });
+    };
+    let status = if t.revoked {
+        "revoked"
+    } else if now >= i.expires_at {
+        "expired"
+    } else if i.max_uses.is_some_and(|m| t.uses >= m) {
+        "used_up"
+    } else {
+        "active"
+    };
+    json!({
+        "id": id,
+        "status": status,
+        "connection_id": i.connection_id,
+        "auth_config_id": i.auth_config_id,
+        "user_id": i.user_id,
+        "scopes": i.scopes,
+        "tool": i.tool,
+        "expires_at": rfc3339(i.expires_at),
+        "max_uses": i.max_uses,
+        "uses": t.uses,
+        "fingerprint": i.fingerprint,
+    })
+}
+
+pub async fn issue_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(input): ApiJson<IssueTokenInput>,
+) -> Response {
+    let target = input.connection_id.clone();
+    let at = At {
+        method: "POST",
+        route: "/v1/tokens",
+        target: target.as_deref(),
+    };
+    match tokens::issue(&state, &caller, input).await {
+        Ok(t) => {
+            let mut body = token_view(
+                &t.id,
+                &ScopedToken {
+                    issued: Some(t.issued.clone()),
+                    uses: 0,
+                    revoked: false,
+                },
+                state.clock.now(),
+            );
+            if let Value::Object(map) = &mut body {
+                map.insert("token".into(), json!(t.token.expose_secret()));
+                map.insert("token_type".into(), json!("Bearer"));
+                map.insert("issued_event_id".into(), json!(t.issued_event_id));
+            }
+            let mut resp = (StatusCode::CREATED, Json(body)).into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+pub async fn get_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let at = At {
+        method: "GET",
+        route: "/v1/tokens/{id}",
+        target: Some(&id),
+    };
+    match tokens::get(&state, &caller, &id).await {
+        Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Option<String>,
+}
+
+/// An optional JSON body: empty is `{}`.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &axum::body::Bytes,
+) -> Result<T, Problem> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "The body is not valid JSON",
+            Some(e.to_string()),
+        )
+    })
+}
+
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let input: ReasonBody = match optional_body(&body) {
+        Ok(b) => b,
+        Err(p) => return p.into_response(),
+    };
+    let at = At {
+        method: "POST",
+        route: "/v1/tokens/{id}/revoke",
+        target: Some(&id),
+    };
+    match tokens::revoke(&state, &caller, &id, input.reason).await {
+        Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+fn authority_of(token: Option<Extension<Authority>>) -> Authority {
+    token.map_or(Authority::ApiKey, |Extension(a)| a)
+}
+
+pub async fn list_tools(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    authority: Option<Extension<Authority>>,
+) -> Result<Response, ApiError> {
+    let authority = authority_of(authority);
+    match gateway::list_tools(&state, &caller, &authority).await {
+        Ok(list) => {
+            let items: Vec<Value> = list
+                .into_iter()
+                .map(|(d, source)| {
+                    let mut v = serde_json::to_value(&d).unwrap_or(Value::Null);
+                    if let Value::Object(m) = &mut v {
+                        m.insert("source".into(), json!(source));
+                    }
+                    v
+                })
+                .collect();
+            Ok(Json(json!({ "items": items })).into_response())
+        }
+        Err(AgentError::Command(c)) => Err(ApiError::Command(c)),
+        Err(other) => Ok(problem_of(&other).into_response()),
+    }
+}
+
+pub async fn define_tool(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(definition): ApiJson<crate::tools::ToolDefinition>,
+) -> Response {
+    let at = At {
+        method: "POST",
+        route: "/v1/tools",
+        target: None,
+    };
+    match gateway::define_tool(&state, &caller, definition).await {
+        Ok((def, version)) => {
+            let mut v = serde_json::to_value(&def).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut v {
+                m.insert("source".into(), json!("workspace"));
+                m.insert("version".into(), json!(version));
+            }
+            (StatusCode::CREATED, Json(v)).into_response()
+        }
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+pub async fn remove_tool(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    let at = At {
+        method: "DELETE",
+        route: "/v1/tools/{name}",
+        target: None,
+    };
+    match gateway::remove_tool(&state, &caller, &name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+pub async fn execute(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    authority: Option<Extension<Authority>>,
+    ApiJson(input): ApiJson<ExecuteInput>,
+) -> Response {
+    let authority = authority_of(authority);
+    let target = input.connection_id.clone();
+    let at = At {
+        method: "POST",
+        route: "/v1/tools/execute",
+        target: target.as_deref(),
+    };
+    match gateway::execute(&state, &caller, &authority, input).await {
+        Ok(done) => {
+            let text = String::from_utf8_lossy(&done.body);
+            let is_json = done
+                .content_type
+                .as_deref()
+                .is_some_and(|c| c.contains("json"));
+            let body = if is_json {
+                serde_json::from_slice::<Value>(&done.body).unwrap_or(json!(text))
+            } else {
+                json!(text)
+            };
+            Json(json!({
+                "tool_call_id": done.tool_call_id,
+                "status": done.status,
+                "content_type": done.content_type,
+                "body": body,
+                "latency_ms": done.latency_ms,
+            }))
+            .into_response()
+        }
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+fn approval_view(id: &str, a: &Approval, now: time::OffsetDateTime) -> Value {
+    let Some(r) = &a.requested else {
+        return json!({ "id": id });
+    };
+    json!({
+        "id": id,
+        "status": a.status(now).map(|s| s.as_str()),
+        "tool": r.tool,
+        "connection_id": r.connection_id,
+        "user_id": r.user_id,
+        "argument_fingerprint": r.argument_fingerprint,
+        "expires_at": rfc3339(r.expires_at),
+        "tool_call_id": a.consumed_by,
+    })
+}
+
+pub async fn get_approval(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let approver = Approver::Admin {
+        workspace_id: caller.workspace_id.clone(),
+        actor: caller.actor(),
+    };
+    let at = At {
+        method: "GET",
+        route: "/v1/approvals/{id}",
+        target: Some(&id),
+    };
+    match approvals::visible(&state, &approver, &id).await {
+        Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+async fn decide(
+    state: AppState,
+    caller: Option<Extension<Caller>>,
+    user: Option<Extension<EndUser>>,
+    id: String,
+    body: axum::body::Bytes,
+    approve: bool,
+) -> Response {
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NoteBody {
+        note: Option<String>,
+    }
+    let input: NoteBody = match optional_body(&body) {
+        Ok(b) => b,
+        Err(p) => return p.into_response(),
+    };
+    let approver = match (caller, user) {
+        (Some(Extension(c)), _) => Approver::Admin {
+            workspace_id: c.workspace_id.clone(),
+            actor: c.actor(),
+        },
+        (None, Some(Extension(u))) => Approver::User(u),
+        (None, None) => {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Valid credentials are required",
+                None,
+            )
+            .into_response()
+        }
+    };
+    let (ws, actor) = match &approver {
+        Approver::Admin {
+            workspace_id,
+            actor,
+        } => (workspace_id.clone(), actor.clone()),
+        Approver::User(u) => (
+            u.workspace_id.clone(),
+            crate::ledger::Actor {
+                actor_type: crate::ledger::ActorType::User,
+                id: u.user_id.clone(),
+            },
+        ),
+    };
+    let at = At {
+        method: "POST",
+        route: if approve {
+            "/v1/approvals/{id}/approve"
+        } else {
+            "/v1/approvals/{id}/deny"
+        },
+        target: Some(&id),
+    };
+    match approvals::decide(&state, &approver, &id, approve, input.note).await {
+        Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
+        // Another user's approval answers exactly like an unknown one (and is audited).
+        Err(AgentError::OtherUser) => {
+            refuse(&state, actor, &ws, at, AgentError::OtherUser).await;
+            Problem::new(StatusCode::NOT_FOUND, "not-found", "No such approval", None)
+                .into_response()
+        }
+        Err(e) => refuse(&state, actor, &ws, at, e).await,
+    }
+}
+
+pub async fn approve(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    user: Option<Extension<EndUser>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    decide(state, caller, user, id, body, true).await
+}
+
+pub async fn deny(
+    State(state): State<AppState>,
+    caller: Option<Extension<Caller>>,
+    user: Option<Extension<EndUser>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    decide(state, caller, user, id, body, false).await
+}

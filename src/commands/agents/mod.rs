@@ -1,0 +1,266 @@
+//! What agents do: get scoped tokens, run tools through the gateway, wait for step-up
+//! approvals. An agent never holds a user's long-lived credential; every step is an event.
+
+pub mod approvals;
+pub mod gateway;
+pub mod tokens;
+
+use crate::app::AppState;
+use crate::commands::connections::{self, UsageError};
+use crate::commands::CommandError;
+use crate::domain::approval::ApprovalRefusal;
+use crate::domain::token::TokenRefusal;
+use crate::domain::{DenialReason, DomainError};
+use crate::ledger::Actor;
+
+/// Why an agent's request was refused (each is its own problem type at the API).
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Unknown here; `elsewhere` when the id exists in another workspace (audited).
+    #[error("no such {what}")]
+    NotFound { what: &'static str, elsewhere: bool },
+    /// The user has no active connection for the auth config the call needs.
+    #[error("the user has no active connection for this auth config")]
+    ConnectionRequired {
+        auth_config_id: String,
+        user_id: String,
+        /// Where the user connects (OAuth); none for credential-based auth configs.
+        connect_url: Option<String>,
+    },
+    #[error("the connection is {0}")]
+    ConnectionInactive(String),
+    #[error("the auth config is disabled")]
+    AuthConfigDisabled,
+    #[error("not granted: {}", .0.join(" "))]
+    ScopeEscalation(Vec<String>),
+    #[error("the connection belongs to another user")]
+    OtherUser,
+    #[error("the token does not cover this: {0}")]
+    TokenMismatch(&'static str),
+    #[error(transparent)]
+    Token(TokenRefusal),
+    #[error(transparent)]
+    Approval(ApprovalRefusal),
+    #[error("this tool needs the user's approval")]
+    ApprovalRequired {
+        approval_id: String,
+        expires_at: time::OffsetDateTime,
+    },
+    #[error("the arguments do not match the tool's schema")]
+    InvalidArguments(Vec<String>),
+    #[error("the credential could not be refreshed: {0}")]
+    CredentialUnavailable(String),
+    #[error("the upstream did not answer in time")]
+    UpstreamTimeout { tool_call_id: String },
+    #[error("the upstream cannot be reached: {detail}")]
+    UpstreamUnreachable {
+        tool_call_id: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Command(CommandError),
+}
+
+impl From<CommandError> for AgentError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Domain(DomainError::Token(r)) => AgentError::Token(r),
+            CommandError::Domain(DomainError::Approval(r)) => AgentError::Approval(r),
+            other => AgentError::Command(other),
+        }
+    }
+}
+
+impl From<crate::ledger::LedgerError> for AgentError {
+    fn from(e: crate::ledger::LedgerError) -> Self {
+        CommandError::from(e).into()
+    }
+}
+
+impl From<crate::projector::ProjectionError> for AgentError {
+    fn from(e: crate::projector::ProjectionError) -> Self {
+        AgentError::Command(e.into())
+    }
+}
+
+impl From<DomainError> for AgentError {
+    fn from(e: DomainError) -> Self {
+        CommandError::Domain(e).into()
+    }
+}
+
+impl AgentError {
+    /// The refusals that are recorded as `access.denied` (attempts to reach beyond what
+    /// the caller holds).
+    pub fn denial_reason(&self) -> Option<DenialReason> {
+        match self {
+            AgentError::NotFound {
+                elsewhere: true, ..
+            } => Some(DenialReason::OtherWorkspace),
+            AgentError::ScopeEscalation(_) => Some(DenialReason::ScopeEscalation),
+            AgentError::OtherUser => Some(DenialReason::OtherUser),
+            AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => {
+                Some(DenialReason::TokenMismatch)
+            }
+            AgentError::Token(TokenRefusal::Expired) => Some(DenialReason::ExpiredToken),
+            AgentError::Token(TokenRefusal::Revoked) => Some(DenialReason::RevokedToken),
+            AgentError::Token(TokenRefusal::UsedUp) => Some(DenialReason::TokenUsedUp),
+            _ => None,
+        }
+    }
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
+    DomainError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+    .into()
+}
+
+/// `missing` scopes of `needed` that `granted` lacks.
+pub fn missing_scopes(needed: &[String], granted: &[String]) -> Vec<String> {
+    needed
+        .iter()
+        .filter(|s| !granted.contains(s))
+        .cloned()
+        .collect()
+}
+
+/// The connection a request names: by id (must be in the workspace), or the user's active
+/// connection of an auth config. With neither active, the answer is `ConnectionRequired`
+/// carrying a fresh connect link for the user (connect on demand).
+pub async fn resolve_connection(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    connection_id: Option<&str>,
+    user: Option<(&str, &str)>,
+) -> Result<String, AgentError> {
+    if let Some(id) = connection_id {
+        let found = state.projections.connection(workspace_id, id).await?;
+        let Some(row) = found.filter(|r| r.status != "deleted") else {
+            let elsewhere = state
+                .projections
+                .connection_elsewhere(workspace_id, id)
+                .await?;
+            return Err(AgentError::NotFound {
+                what: "connection",
+                elsewhere,
+            });
+        };
+        if let Some((user_id, auth_config_id)) = user {
+            if row.user_id != user_id {
+                return Err(AgentError::OtherUser);
+            }
+            if row.auth_config_id != auth_config_id {
+                return Err(invalid(
+                    "auth_config_id",
+                    "the connection is not from this auth config",
+                ));
+            }
+        }
+        return Ok(row.id);
+    }
+    let Some((user_id, auth_config_id)) = user else {
+        return Err(invalid(
+            "connection_id",
+            "give connection_id, or user_id and auth_config_id",
+        ));
+    };
+    crate::domain::check_name("user_id", user_id, 256)?;
+    let config = state
+        .projections
+        .auth_config(workspace_id, auth_config_id)
+        .await?
+        .filter(|c| c.status != "deleted");
+    let Some(config) = config else {
+        let elsewhere = state
+            .projections
+            .auth_config_elsewhere(workspace_id, auth_config_id)
+            .await?;
+        return Err(AgentError::NotFound {
+            what: "auth config",
+            elsewhere,
+        });
+    };
+    if config.status == "disabled" {
+        return Err(AgentError::AuthConfigDisabled);
+    }
+    let filter = crate::projector::store::ConnectionFilter {
+        user_id: Some(user_id.to_string()),
+        auth_config_id: Some(auth_config_id.to_string()),
+        status: Some("active".into()),
+        after_id: None,
+        limit: 200,
+    };
+    let active = state.projections.connections(workspace_id, &filter).await?;
+    // The newest active connection (ids are UUIDv7, so the last is the latest).
+    if let Some(row) = active.last() {
+        return Ok(row.id.clone());
+    }
+    Err(connection_required(state, workspace_id, actor, auth_config_id, user_id).await)
+}
+
+/// The refusal for a user without an active connection: for an OAuth auth config with a
+/// registered redirect URL, starts the connect flow for that user and hands back its link.
+pub async fn connection_required(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    auth_config_id: &str,
+    user_id: &str,
+) -> AgentError {
+    let redirect_url = match state
+        .ledger
+        .load::<crate::domain::auth_config::AuthConfig>(workspace_id, auth_config_id)
+        .await
+    {
+        Ok(c) => match c.settings {
+            Some(crate::domain::auth_config::AuthSettings::Oauth2(o)) => {
+                o.redirect_urls.first().cloned()
+            }
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    let connect_url = match redirect_url {
+        Some(redirect_url) => {
+            let input = connections::CreateConnectionInput {
+                auth_config_id: auth_config_id.to_string(),
+                user_id: user_id.to_string(),
+                redirect_url: Some(redirect_url),
+                scopes: None,
+                credentials: None,
+            };
+            match connections::create(state, workspace_id, actor, input).await {
+                Ok(created) => created.connect_url,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a connect flow on demand");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    AgentError::ConnectionRequired {
+        auth_config_id: auth_config_id.to_string(),
+        user_id: user_id.to_string(),
+        connect_url,
+    }
+}
+
+impl From<UsageError> for AgentError {
+    fn from(e: UsageError) -> Self {
+        match e {
+            UsageError::NotFound => AgentError::NotFound {
+                what: "connection",
+                elsewhere: false,
+            },
+            UsageError::Inactive(s) => AgentError::ConnectionInactive(s.as_str().to_string()),
+            UsageError::AuthConfigDisabled => AgentError::AuthConfigDisabled,
+            UsageError::RefreshFailed(r) => AgentError::CredentialUnavailable(r),
+            UsageError::Command(c) => c.into(),
+        }
+    }
+}

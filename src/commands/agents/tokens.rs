@@ -1,0 +1,232 @@
+//! Scoped tokens: issue (`token.issued`, the token carries that event's id), revoke, and
+//! use (`token.used`, decided against the token's version so `max_uses` holds exactly).
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::{invalid, missing_scopes, resolve_connection, AgentError};
+use crate::app::AppState;
+use crate::commands::{wait_for_write, Caller};
+use crate::domain::connection::Connection;
+use crate::domain::token::{
+    check_scopes, ScopedToken, TokenCommand, TokenIssued, DEFAULT_TTL_SECS, MAX_TTL_SECS,
+};
+use crate::scoped_token::{self, TokenClaims, AUDIENCE};
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueTokenInput {
+    pub connection_id: Option<String>,
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    /// A subset of the connection's scopes; default: the tool's required scopes.
+    pub scopes: Option<Vec<String>>,
+    pub tool: Option<String>,
+    pub ttl_seconds: Option<u32>,
+    pub max_uses: Option<u32>,
+}
+
+pub struct IssuedToken {
+    pub id: String,
+    pub token: SecretString,
+    pub expires_at: time::OffsetDateTime,
+    pub issued: TokenIssued,
+    pub issued_event_id: String,
+}
+
+pub async fn issue(
+    state: &AppState,
+    caller: &Caller,
+    input: IssueTokenInput,
+) -> Result<IssuedToken, AgentError> {
+    let ws = &caller.workspace_id;
+    let actor = caller.actor();
+    let ttl = input.ttl_seconds.unwrap_or(DEFAULT_TTL_SECS);
+    if ttl == 0 || ttl > MAX_TTL_SECS {
+        return Err(invalid("ttl_seconds", format!("must be 1-{MAX_TTL_SECS}")));
+    }
+    if input.max_uses == Some(0) {
+        return Err(invalid("max_uses", "must be at least 1"));
+    }
+    let tool = match &input.tool {
+        Some(name) => Some(super::gateway::find_tool(state, ws, name).await?.ok_or(
+            AgentError::NotFound {
+                what: "tool",
+                elsewhere: false,
+            },
+        )?),
+        None => None,
+    };
+    let user = match (&input.user_id, &input.auth_config_id) {
+        (Some(u), Some(a)) => Some((u.as_str(), a.as_str())),
+        (None, None) => None,
+        _ => return Err(invalid("user_id", "user_id and auth_config_id go together")),
+    };
+    let connection_id =
+        resolve_connection(state, ws, &actor, input.connection_id.as_deref(), user).await?;
+    let usable = match crate::commands::connections::usable(state, ws, &connection_id).await {
+        Ok(u) => u,
+        Err(crate::commands::connections::UsageError::Inactive(_)) => {
+            let c = state.ledger.load::<Connection>(ws, &connection_id).await?;
+            return Err(super::connection_required(
+                state,
+                ws,
+                &actor,
+                &c.auth_config_id,
+                &c.user_id,
+            )
+            .await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let conn = &usable.connection;
+    let scopes = match (&input.scopes, &tool) {
+        (Some(s), _) => s.clone(),
+        (None, Some(t)) => t.definition().required_scopes.clone(),
+        (None, None) => return Err(invalid("scopes", "give scopes, or a tool")),
+    };
+    check_scopes(&scopes)?;
+    let missing = missing_scopes(&scopes, &conn.scopes);
+    if !missing.is_empty() {
+        return Err(AgentError::ScopeEscalation(missing));
+    }
+    if let Some(t) = &tool {
+        super::gateway::check_tool_fits(t, &usable.config)?;
+        let uncovered = missing_scopes(&t.definition().required_scopes, &scopes);
+        if !uncovered.is_empty() {
+            return Err(invalid(
+                "scopes",
+                format!("the tool needs {}", uncovered.join(" ")),
+            ));
+        }
+    }
+    let now = state.clock.now();
+    let expires_at = now + time::Duration::seconds(i64::from(ttl));
+    let id = Uuid::now_v7().to_string();
+    let event_id = Uuid::now_v7();
+    let signer = state.ledger.signer();
+    let claims = TokenClaims {
+        iss: state.connections.public_url.clone(),
+        sub: conn.user_id.clone(),
+        aud: AUDIENCE.into(),
+        jti: id.clone(),
+        iat: now.unix_timestamp(),
+        exp: expires_at.unix_timestamp(),
+        client_id: caller.api_key_id.clone(),
+        scope: scopes.join(" "),
+        workspace_id: ws.clone(),
+        connection_id: connection_id.clone(),
+        auth_config_id: conn.auth_config_id.clone(),
+        tool: input.tool.clone(),
+        max_uses: input.max_uses,
+        issued_event_id: event_id.to_string(),
+    };
+    let token = scoped_token::sign(&signer, &claims).map_err(|e| {
+        AgentError::Command(crate::domain::DomainError::Rejected(e.to_string()).into())
+    })?;
+    let issued = TokenIssued {
+        connection_id,
+        auth_config_id: conn.auth_config_id.clone(),
+        user_id: conn.user_id.clone(),
+        scopes,
+        tool: input.tool,
+        // The JWT's `exp` is whole seconds: record the same instant.
+        expires_at: time::OffsetDateTime::from_unix_timestamp(claims.exp).unwrap_or(expires_at),
+        max_uses: input.max_uses,
+        fingerprint: scoped_token::fingerprint(&token),
+        key_id: signer.key_id().to_string(),
+    };
+    let committed = state
+        .ledger
+        .execute_with_id::<ScopedToken>(
+            ws,
+            &id,
+            &actor,
+            &TokenCommand::Issue(issued.clone()),
+            event_id,
+        )
+        .await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(IssuedToken {
+        id,
+        token: SecretString::from(token),
+        expires_at: issued.expires_at,
+        issued,
+        issued_event_id: event_id.to_string(),
+    })
+}
+
+/// A token's state as the ledger holds it (never the token).
+pub async fn get(state: &AppState, caller: &Caller, id: &str) -> Result<ScopedToken, AgentError> {
+    let token = load(state, &caller.workspace_id, id).await?;
+    if token.issued.is_none() {
+        return Err(not_found_anywhere(state, &caller.workspace_id, id).await);
+    }
+    Ok(token)
+}
+
+pub async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    reason: Option<String>,
+) -> Result<ScopedToken, AgentError> {
+    get(state, caller, id).await?;
+    if let Some(r) = &reason {
+        crate::domain::check_name("reason", r, 500)?;
+    }
+    let committed = state
+        .ledger
+        .execute::<ScopedToken>(
+            &caller.workspace_id,
+            id,
+            &caller.actor(),
+            &TokenCommand::Revoke { reason },
+        )
+        .await?;
+    wait_for_write(state, committed.position).await?;
+    get(state, caller, id).await
+}
+
+async fn load(state: &AppState, ws: &str, id: &str) -> Result<ScopedToken, AgentError> {
+    match state.ledger.load::<ScopedToken>(ws, id).await {
+        Ok(t) => Ok(t),
+        // An id that cannot name an aggregate names no token.
+        Err(crate::ledger::LedgerError::Envelope(_)) => Ok(ScopedToken::default()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn not_found_anywhere(state: &AppState, ws: &str, id: &str) -> AgentError {
+    // Tokens have no projection row: another workspace's token is found in the audit view.
+    let elsewhere = state
+        .projections
+        .aggregate_elsewhere(ws, "token", id)
+        .await
+        .unwrap_or(false);
+    AgentError::NotFound {
+        what: "token",
+        elsewhere,
+    }
+}
+
+/// Records one use of a token for a tool call (refused when revoked, expired, used up or
+/// bound to another tool).
+pub async fn use_token(
+    state: &AppState,
+    claims: &TokenClaims,
+    actor: &crate::ledger::Actor,
+    tool: &str,
+    tool_call_id: &str,
+) -> Result<(), AgentError> {
+    let command = TokenCommand::Use {
+        now: state.clock.now(),
+        tool: tool.to_string(),
+        tool_call_id: tool_call_id.to_string(),
+    };
+    state
+        .ledger
+        .execute::<ScopedToken>(&claims.workspace_id, &claims.jti, actor, &command)
+        .await?;
+    Ok(())
+}

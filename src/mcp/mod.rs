@@ -1,0 +1,420 @@
+//! The MCP server: the gateway's tools over the Model Context Protocol (Streamable HTTP
+//! transport, official Rust SDK `rmcp`), so any MCP client can list and call them.
+//!
+//! # Mount and authentication
+//!
+//! `POST /mcp` is an ordinary route of the table (`api::routes`, permission `CallTools`): the
+//! request passes through `api::auth::authorize` like every other (an agent/developer/admin
+//! API key, or a scoped token; refusals are `access.denied` events; rate limits apply), and
+//! only then is handed to rmcp's `StreamableHttpService`, with the `Caller` (and, for a
+//! scoped token, the `Authority`) in its extensions. rmcp passes the request's
+//! `http::request::Parts` to the handler, which reads the caller from there: every MCP
+//! message is authorized as the HTTP request that carried it.
+//!
+//! The server is **stateless** (`legacy_session_mode: false`, no session manager): every
+//! POST stands alone, no `Mcp-Session-Id` is issued, so there is no session another caller
+//! could present, nothing to expire or to share between instances, and `GET` / `DELETE`
+//! (the session stream and session end) are not served. Nothing here needs a session: the
+//! server never sends requests or notifications of its own. Answers are plain JSON
+//! (`json_response`). rmcp's DNS-rebinding checks stay on: the `Host` must be the public
+//! URL's host or a loopback name, and a request carrying an `Origin` must come from the
+//! public URL's origin (browsers elsewhere get 403).
+//!
+//! # Tools
+//!
+//! `tools/list` answers what `gateway::list_tools` gives the caller (all tools for an API
+//! key; those its scopes and tool binding cover for a scoped token), narrowed by the mount's
+//! [`ToolFilter`]. Each tool's `inputSchema` is its own `parameters` schema plus the routing
+//! fields below; `annotations` say `readOnlyHint` for risk `read` and `destructiveHint` for
+//! risk `destructive`.
+//!
+//! # Arguments: the tool's own, plus routing fields
+//!
+//! A `tools/call`'s `arguments` object holds the tool's arguments and, next to them, these
+//! reserved fields, which are taken out before the tool's schema is checked:
+//!
+//! - `connection_id`: the connection to act through; or
+//! - `user_id` and `auth_config_id`: that user's active connection of that auth config
+//!   (none active: the error carries a `connect_url` for the user);
+//! - `approval_id`: for a destructive tool, the approved step-up request for exactly this
+//!   call (same tool, connection and arguments).
+//!
+//! With a scoped token the connection is the token's: the connection fields are not
+//! advertised (if given, they must name the token's connection). A workspace tool whose own
+//! parameters use a reserved name is not listed over MCP (its calls could not be told apart).
+//!
+//! # Results and errors
+//!
+//! The call runs `gateway::execute` (same checks, same events as `POST /v1/tools/execute`).
+//! The upstream's answer is one text content block, the JSON
+//! `{tool_call_id, status, content_type, body, latency_ms}` (`body` parsed when JSON), with
+//! `isError` when the upstream status is not 2xx. A refusal by the gateway is a tool error
+//! (`isError: true`) whose text is the problem JSON the HTTP API would answer (`type`,
+//! `title`, `status`, `detail`, plus e.g. `approval_id` for `approval-required` or
+//! `connect_url` for `connection-required`), recorded as `access.denied` where the HTTP API
+//! records it. JSON-RPC errors are left for what is not a call at all (malformed messages,
+//! which rmcp answers) and for failing to list tools.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    JsonObject, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    Tool as McpTool, ToolAnnotations,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use serde_json::{json, Value};
+
+use crate::api::agents::{refuse, At};
+use crate::app::AppState;
+use crate::commands::agents::gateway::{self, Authority, ExecuteInput, Executed};
+use crate::commands::agents::AgentError;
+use crate::commands::Caller;
+use crate::tools::{Risk, ToolDefinition};
+
+/// Decides which tools a mount offers, by name (`None` on [`Scope`]: all of them).
+pub type ToolFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// The arguments that route a call instead of going to the tool.
+pub const ROUTING_FIELDS: [&str; 4] = ["connection_id", "user_id", "auth_config_id", "approval_id"];
+
+/// What one MCP mount serves.
+#[derive(Clone)]
+pub struct Scope {
+    /// The route as in the route table, for `access.denied` events (`/mcp`).
+    pub route: &'static str,
+    /// Only the tools this admits are listed and callable; `None`: every tool the caller
+    /// may use.
+    pub filter: Option<ToolFilter>,
+}
+
+impl Scope {
+    /// `/mcp`: every tool the caller may use.
+    pub fn all() -> Scope {
+        Scope {
+            route: "/mcp",
+            filter: None,
+        }
+    }
+
+    fn admits(&self, tool: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| f(tool))
+    }
+}
+
+/// `POST /mcp` (already authorized by `api::auth`).
+pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
+    serve(state, Scope::all(), request).await
+}
+
+/// Answers one authorized MCP request for `scope`. The request must carry the `Caller` (and,
+/// for a scoped token, the `Authority`) that `api::auth::authorize` inserts.
+pub async fn serve(state: AppState, scope: Scope, request: Request) -> Response {
+    // Stateless: the service holds no session between requests, so it is built per request
+    // (a few `Arc`s) with the state and the mount's scope.
+    let config = transport_config(&state.connections.public_url);
+    let server = McpServer { state, scope };
+    let service = StreamableHttpService::new(
+        move || Ok(server.clone()),
+        Arc::new(NeverSessionManager::default()),
+        config,
+    );
+    service
+        .handle(request)
+        .await
+        .map(axum::body::Body::new)
+        .into_response()
+}
+
+/// The transport settings: stateless JSON answers, the API's body limit, and rmcp's
+/// DNS-rebinding protection bound to the public URL.
+fn transport_config(public_url: &str) -> StreamableHttpServerConfig {
+    let (hosts, origins) = allowed_hosts_and_origins(public_url);
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None)
+        .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES)
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins);
+    config = config.enforce_origin_validation();
+    config
+}
+
+/// `Host` values accepted: the public URL's authority and the loopback names. `Origin`
+/// values accepted (when present): the public URL's origin only.
+fn allowed_hosts_and_origins(public_url: &str) -> (Vec<String>, Vec<String>) {
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let mut origins = Vec::new();
+    if let Ok(url) = url::Url::parse(public_url) {
+        if let Some(host) = url.host_str() {
+            // An explicit port must match; none (the scheme's default) accepts `host` alone.
+            hosts.push(match url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_string(),
+            });
+            if let Some(port) = url.port_or_known_default() {
+                origins.push(format!("{}://{host}:{port}", url.scheme()));
+            }
+        }
+    }
+    (hosts, origins)
+}
+
+#[derive(Clone)]
+struct McpServer {
+    state: AppState,
+    scope: Scope,
+}
+
+/// The caller of the HTTP request that carried this MCP request.
+fn caller_of(context: &RequestContext<RoleServer>) -> Result<(Caller, Authority), ErrorData> {
+    let parts = context.extensions.get::<Parts>();
+    let caller = parts.and_then(|p| p.extensions.get::<Caller>()).cloned();
+    let Some(caller) = caller else {
+        // Only reachable if the service were mounted without `api::auth`.
+        tracing::error!("MCP request without an authorized caller");
+        return Err(ErrorData::internal_error("not authorized", None));
+    };
+    let authority = parts
+        .and_then(|p| p.extensions.get::<Authority>())
+        .cloned()
+        .unwrap_or(Authority::ApiKey);
+    Ok((caller, authority))
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new("authledger", env!("CARGO_PKG_VERSION"))
+                    .with_title("authledger tool gateway"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let (caller, authority) = caller_of(&context)?;
+        let token = matches!(authority, Authority::Token(_));
+        let listed = match gateway::list_tools(&self.state, &caller, &authority).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list tools for MCP");
+                return Err(ErrorData::internal_error("cannot list tools right now", None));
+            }
+        };
+        let tools = listed
+            .iter()
+            .filter(|(d, _)| self.scope.admits(&d.name))
+            .filter_map(|(d, _)| mcp_tool(d, token))
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let (caller, authority) = caller_of(&context)?;
+        let tool = request.name.to_string();
+        let routed = split_arguments(tool.clone(), request.arguments);
+        let target = match &routed {
+            Ok(input) => input.connection_id.clone(),
+            Err(_) => None,
+        };
+        let outcome = match routed {
+            Err(e) => Err(e),
+            Ok(_) if !self.scope.admits(&tool) => Err(AgentError::NotFound {
+                what: "tool",
+                elsewhere: false,
+            }),
+            Ok(input) => gateway::execute(&self.state, &caller, &authority, input).await,
+        };
+        let result = match outcome {
+            Ok(done) => executed(done),
+            Err(e) => {
+                let at = At {
+                    method: "POST",
+                    route: self.scope.route,
+                    target: target.as_deref(),
+                };
+                let resp = refuse(&self.state, caller.actor(), &caller.workspace_id, at, e).await;
+                CallToolResult::error(vec![ContentBlock::text(problem_text(resp).await)])
+            }
+        };
+        Ok(result.into())
+    }
+}
+
+const INSTRUCTIONS: &str = "Each tool acts for a user through one of their connections, with \
+credentials you never see. With an API key, name the connection in the call's arguments: \
+connection_id, or user_id and auth_config_id (if the user has not connected yet, the error \
+carries a connect_url to give them). With a scoped token the connection is the token's. A \
+destructive tool first answers an error of type approval-required carrying approval_id: once \
+the user has approved it, call again with the same arguments plus approval_id. Errors are \
+problem JSON (type, title, detail).";
+
+/// One gateway tool as MCP lists it; `None` when its own parameters use a routing name.
+fn mcp_tool(def: &ToolDefinition, token: bool) -> Option<McpTool> {
+    let mut schema: JsonObject = match &def.parameters {
+        Value::Object(m) => m.clone(),
+        _ => JsonObject::new(),
+    };
+    let mut properties = match schema.remove("properties") {
+        Some(Value::Object(p)) => p,
+        _ => JsonObject::new(),
+    };
+    if ROUTING_FIELDS.iter().any(|f| properties.contains_key(*f)) {
+        tracing::warn!(tool = %def.name, "tool parameters use a reserved routing name; not listed over MCP");
+        return None;
+    }
+    if !token {
+        properties.insert(
+            "connection_id".into(),
+            json!({ "type": "string", "description": "Routing (not sent to the tool): the connection to act through. Or give user_id and auth_config_id." }),
+        );
+        properties.insert(
+            "user_id".into(),
+            json!({ "type": "string", "description": "Routing (not sent to the tool): act through this user's active connection of auth_config_id." }),
+        );
+        properties.insert(
+            "auth_config_id".into(),
+            json!({ "type": "string", "description": "Routing (not sent to the tool): the auth config of user_id's connection." }),
+        );
+    }
+    if def.risk == Risk::Destructive {
+        properties.insert(
+            "approval_id".into(),
+            json!({ "type": "string", "description": "Step-up (not sent to the tool): the approved approval_id from this call's approval-required error; same arguments." }),
+        );
+    }
+    schema.insert("type".into(), json!("object"));
+    schema.insert("properties".into(), Value::Object(properties));
+    let annotations = ToolAnnotations::new()
+        .read_only(def.risk == Risk::Read)
+        .destructive(def.risk == Risk::Destructive)
+        .idempotent(def.method.is_idempotent())
+        .open_world(true);
+    Some(
+        McpTool::new(
+            Cow::Owned(def.name.clone()),
+            Cow::Owned(def.description.clone()),
+            Arc::new(schema),
+        )
+        .with_annotations(annotations),
+    )
+}
+
+/// The gateway input of a call: the routing fields taken out of `arguments`, the rest the
+/// tool's own arguments.
+fn split_arguments(tool: String, arguments: Option<JsonObject>) -> Result<ExecuteInput, AgentError> {
+    let mut arguments = arguments.unwrap_or_default();
+    let mut take = |name: &str| -> Result<Option<String>, String> {
+        match arguments.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(format!("/{name}: must be a string")),
+        }
+    };
+    let fields = ROUTING_FIELDS.map(&mut take);
+    let problems: Vec<String> = fields.iter().filter_map(|f| f.clone().err()).collect();
+    if !problems.is_empty() {
+        return Err(AgentError::InvalidArguments(problems));
+    }
+    let [connection_id, user_id, auth_config_id, approval_id] = fields.map(|f| f.ok().flatten());
+    Ok(ExecuteInput {
+        tool,
+        arguments: Value::Object(arguments),
+        connection_id,
+        user_id,
+        auth_config_id,
+        approval_id,
+    })
+}
+
+/// The upstream's answer as a tool result (an error result when not 2xx).
+fn executed(done: Executed) -> CallToolResult {
+    let text = String::from_utf8_lossy(&done.body);
+    let is_json = done
+        .content_type
+        .as_deref()
+        .is_some_and(|c| c.contains("json"));
+    let body = if is_json {
+        serde_json::from_slice::<Value>(&done.body).unwrap_or_else(|_| json!(text))
+    } else {
+        json!(text)
+    };
+    let answer = json!({
+        "tool_call_id": done.tool_call_id,
+        "status": done.status,
+        "content_type": done.content_type,
+        "body": body,
+        "latency_ms": done.latency_ms,
+    });
+    let content = vec![ContentBlock::text(answer.to_string())];
+    if (200..300).contains(&done.status) {
+        CallToolResult::success(content)
+    } else {
+        CallToolResult::error(content)
+    }
+}
+
+/// The problem JSON of a refusal response, as text.
+async fn problem_text(resp: Response) -> String {
+    let status = resp.status().as_u16();
+    match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(_) => json!({
+            "type": "https://authledger.dev/problems/internal",
+            "title": "Internal error",
+            "status": status,
+        })
+        .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_fields_leave_the_tool_arguments() {
+        let args = json!({ "q": "x", "connection_id": "c1", "approval_id": null });
+        let Value::Object(args) = args else { panic!() };
+        let input = split_arguments("a.b".into(), Some(args)).expect("split");
+        assert_eq!(input.arguments, json!({ "q": "x" }));
+        assert_eq!(input.connection_id.as_deref(), Some("c1"));
+        assert_eq!(input.approval_id, None);
+        let Value::Object(bad) = json!({ "user_id": 5 }) else { panic!() };
+        assert!(matches!(
+            split_arguments("a.b".into(), Some(bad)),
+            Err(AgentError::InvalidArguments(p)) if p == ["/user_id: must be a string"]
+        ));
+    }
+
+    #[test]
+    fn hosts_and_origins_follow_the_public_url() {
+        let (hosts, origins) = allowed_hosts_and_origins("https://ledger.example.com");
+        assert!(hosts.contains(&"ledger.example.com".to_string()));
+        assert!(hosts.contains(&"127.0.0.1".to_string()));
+        assert_eq!(origins, ["https://ledger.example.com:443"]);
+        let (hosts, origins) = allowed_hosts_and_origins("http://10.0.0.5:8080");
+        assert!(hosts.contains(&"10.0.0.5:8080".to_string()));
+        assert_eq!(origins, ["http://10.0.0.5:8080"]);
+    }
+}

@@ -1,0 +1,986 @@
+//! A tool as data ([`ToolDefinition`]) and as a checked, compiled [`Tool`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::{Host, Url};
+
+use super::{cut, looks_secret, ToolError};
+
+/// How much harm a call can do; the gateway decides on step-up and approval from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Risk {
+    Read,
+    Write,
+    Destructive,
+}
+
+impl Risk {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Read => "read",
+            Risk::Write => "write",
+            Risk::Destructive => "destructive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+}
+
+impl HttpMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Delete => "DELETE",
+        }
+    }
+
+    /// GET, PUT and DELETE (RFC 9110 §9.2.2): repeating the request has the effect of one.
+    pub fn is_idempotent(self) -> bool {
+        matches!(self, HttpMethod::Get | HttpMethod::Put | HttpMethod::Delete)
+    }
+
+    /// POST, PUT and PATCH send the remaining arguments as a JSON body; GET and DELETE send
+    /// them in the query string.
+    pub fn has_body(self) -> bool {
+        matches!(self, HttpMethod::Post | HttpMethod::Put | HttpMethod::Patch)
+    }
+}
+
+impl fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One tool, as stored and as shipped (`src/tools/builtin/*.json`,
+/// `schemas/tool-definition.schema.json`). Only [`Tool::new`] says whether it is valid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolDefinition {
+    /// `<namespace>.<action>`, each `[a-z0-9_]` (1..=40 and 1..=60 characters).
+    pub name: String,
+    /// A catalog provider id (`google`, `slack`, `github`, ...) or, for workspace tools, any
+    /// `[a-z0-9_-]{1,64}` id.
+    pub provider: String,
+    /// What the tool does, for the model choosing it: 1..=500 characters.
+    pub description: String,
+    pub method: HttpMethod,
+    /// `https://host[:port]` with no path, query, fragment or user info; `http` only for a
+    /// loopback host (tests).
+    pub base_url: String,
+    /// `/`-separated, each `{param}` filled from the argument of that name as one
+    /// percent-encoded path segment.
+    pub path: String,
+    /// Arguments sent in the query string even on POST, PUT and PATCH.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<String>,
+    /// Static request headers (for example `Notion-Version`). Never credentials: names such
+    /// as `authorization`, `cookie` or `x-api-key` are refused, as are hop-by-hop and framing
+    /// headers.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// JSON Schema (2020-12) of the arguments object: `{"type": "object", ...}`. Path
+    /// parameters must be required properties of type string or integer. Only local `$ref`s
+    /// (`#...`).
+    pub parameters: Value,
+    /// OAuth scopes the connection must have been granted, all of them.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    pub risk: Risk,
+}
+
+/// A validated [`ToolDefinition`] with its compiled argument schema.
+pub struct Tool {
+    pub(super) def: ToolDefinition,
+    validator: jsonschema::Validator,
+    /// The path template split into segments, each a run of literal text and placeholders.
+    pub(super) segments: Vec<Vec<Piece>>,
+    pub(super) path_params: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Piece {
+    Literal(String),
+    Param(String),
+}
+
+impl fmt::Debug for Tool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tool")
+            .field("name", &self.def.name)
+            .field("method", &self.def.method)
+            .field("base_url", &self.def.base_url)
+            .field("path", &self.def.path)
+            .field("risk", &self.def.risk)
+            .finish_non_exhaustive()
+    }
+}
+
+const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
+const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+const MAX_PATH_CHARS: usize = 1024;
+const MAX_LIST: usize = 64;
+const MAX_HEADERS: usize = 16;
+/// At most this many argument problems are reported, each at most this many characters.
+const MAX_PROBLEMS: usize = 5;
+const MAX_PROBLEM_CHARS: usize = 200;
+
+impl Tool {
+    /// Checks every rule of [`ToolDefinition`] and compiles the argument schema (draft
+    /// 2020-12, formats asserted, patterns on the linear-time `regex` engine, nothing fetched).
+    pub fn new(def: ToolDefinition) -> Result<Tool, ToolError> {
+        check_name(&def.name)?;
+        check_provider(&def.provider)?;
+        let description_chars = def.description.chars().count();
+        if description_chars == 0 || description_chars > 500 {
+            return Err(ToolError::definition(
+                "description",
+                "must be 1 to 500 characters",
+            ));
+        }
+        parse_base_url(&def.base_url).map_err(|r| ToolError::definition("base_url", r))?;
+        let segments = parse_path(&def.path)?;
+        let path_params: Vec<String> = segments
+            .iter()
+            .flatten()
+            .filter_map(|p| match p {
+                Piece::Param(name) => Some(name.clone()),
+                Piece::Literal(_) => None,
+            })
+            .collect();
+        check_headers(&def.headers)?;
+        check_scopes(&def.required_scopes)?;
+        check_parameters(&def, &path_params)?;
+        let validator = compile(&def.parameters)?;
+        Ok(Tool {
+            def,
+            validator,
+            segments,
+            path_params,
+        })
+    }
+
+    /// Parses and validates a definition given as JSON (what the API receives); an unknown
+    /// field is an error.
+    pub fn from_value(value: Value) -> Result<Tool, ToolError> {
+        let def: ToolDefinition = serde_json::from_value(value)
+            .map_err(|e| ToolError::definition("(document)", cut(&e.to_string(), 300)))?;
+        Tool::new(def)
+    }
+
+    pub fn definition(&self) -> &ToolDefinition {
+        &self.def
+    }
+
+    pub fn name(&self) -> &str {
+        &self.def.name
+    }
+
+    /// Names of the path placeholders, in order.
+    pub fn path_params(&self) -> &[String] {
+        &self.path_params
+    }
+
+    /// Validates `args` against the tool's schema. The error lists the first few problems as
+    /// `<JSON pointer>: <message>`, with the offending values masked.
+    pub fn check_arguments(&self, args: &Value) -> Result<(), ToolError> {
+        let mut problems = Vec::new();
+        for error in self.validator.iter_errors(args) {
+            if problems.len() == MAX_PROBLEMS {
+                problems.push("(more problems not shown)".to_string());
+                break;
+            }
+            let at = match error.instance_path.as_str() {
+                "" => "(root)",
+                pointer => pointer,
+            };
+            problems.push(cut(&format!("{at}: {}", error.masked()), MAX_PROBLEM_CHARS));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ToolError::InvalidArguments(problems))
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ToolError> {
+    let part_ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    match name.split_once('.') {
+        Some((ns, action)) if part_ok(ns, 40) && part_ok(action, 60) => Ok(()),
+        _ => Err(ToolError::definition(
+            "name",
+            "must be <namespace>.<action>, [a-z0-9_]{1,40} and [a-z0-9_]{1,60}",
+        )),
+    }
+}
+
+fn check_provider(provider: &str) -> Result<(), ToolError> {
+    let ok = !provider.is_empty()
+        && provider.len() <= 64
+        && provider
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ToolError::definition(
+            "provider",
+            "must be [a-z0-9_-]{1,64}",
+        ))
+    }
+}
+
+/// A base URL as tools use it: `https://host[:port]`, or `http` to a loopback host.
+/// The reasons never quote the URL (it may carry credentials).
+pub(super) fn parse_base_url(s: &str) -> Result<Url, String> {
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("must not contain whitespace or control characters".into());
+    }
+    let url = Url::parse(s).map_err(|e| format!("not an absolute URL ({e})"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain user info".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if url.path() != "/" {
+        return Err("must not have a path (the path belongs to the tool)".into());
+    }
+    let loopback = match url.host() {
+        None => return Err("must have a host".into()),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+    };
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err("must use https (http only for a loopback host)".into()),
+        _ => Err("must be an https URL".into()),
+    }
+}
+
+fn is_param_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && s.len() <= 64
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Characters a path template may hold outside placeholders: RFC 3986 `pchar` without `%`.
+fn is_literal_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@".contains(c)
+}
+
+fn parse_path(path: &str) -> Result<Vec<Vec<Piece>>, ToolError> {
+    let bad = |reason: &str| ToolError::definition("path", reason);
+    if path.chars().count() > MAX_PATH_CHARS {
+        return Err(bad("is longer than 1024 characters"));
+    }
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(bad("must start with /"));
+    };
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut seen = BTreeSet::new();
+    let mut segments = Vec::new();
+    for raw in rest.split('/') {
+        if raw.is_empty() || raw == "." || raw == ".." {
+            return Err(bad("must not have empty, '.' or '..' segments"));
+        }
+        let mut pieces = Vec::new();
+        let mut literal = String::new();
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' => {
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed || !is_param_name(&name) {
+                        return Err(bad(
+                            "placeholders are {name} with name [A-Za-z_][A-Za-z0-9_]{0,63}",
+                        ));
+                    }
+                    if !seen.insert(name.clone()) {
+                        return Err(bad("a placeholder appears twice"));
+                    }
+                    if !literal.is_empty() {
+                        pieces.push(Piece::Literal(std::mem::take(&mut literal)));
+                    }
+                    pieces.push(Piece::Param(name));
+                }
+                c if is_literal_path_char(c) => literal.push(c),
+                _ => {
+                    return Err(bad(
+                        "may hold only unreserved characters, sub-delimiters, ':', '@' and {placeholders}",
+                    ))
+                }
+            }
+        }
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal));
+        }
+        segments.push(pieces);
+    }
+    Ok(segments)
+}
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<(), ToolError> {
+    const RESERVED: &[&str] = &[
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "host",
+        "content-length",
+        "content-type",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+    ];
+    if headers.len() > MAX_HEADERS {
+        return Err(ToolError::definition("headers", "at most 16 headers"));
+    }
+    let mut lower = BTreeSet::new();
+    for (name, value) in headers {
+        let field = |reason: String| ToolError::definition("headers", reason);
+        let name_ok = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !name_ok {
+            return Err(field("header names are [A-Za-z0-9-]{1,64}".into()));
+        }
+        let l = name.to_ascii_lowercase();
+        if RESERVED.contains(&l.as_str()) || looks_secret(&l) || l.ends_with("key") {
+            return Err(field(format!(
+                "{name} is reserved: credentials are injected from the connection, framing by the gateway"
+            )));
+        }
+        if !lower.insert(l) {
+            return Err(field(format!("{name} appears twice")));
+        }
+        let value_ok = !value.is_empty()
+            && value.len() <= 1024
+            && value.bytes().all(|b| (0x20..0x7f).contains(&b))
+            && value.trim() == value;
+        if !value_ok {
+            return Err(field(format!(
+                "the value of {name} must be 1 to 1024 printable ASCII characters, not padded"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn check_scopes(scopes: &[String]) -> Result<(), ToolError> {
+    if scopes.len() > MAX_LIST {
+        return Err(ToolError::definition(
+            "required_scopes",
+            "at most 64 scopes",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for scope in scopes {
+        let ok = !scope.is_empty()
+            && scope.len() <= 512
+            && scope
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if !ok {
+            return Err(ToolError::definition(
+                "required_scopes",
+                "scopes are 1 to 512 visible ASCII characters, no quote or backslash (RFC 6749 §3.3)",
+            ));
+        }
+        if !seen.insert(scope.as_str()) {
+            return Err(ToolError::definition(
+                "required_scopes",
+                format!("{scope} appears twice"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The JSON types a property schema allows through its `type` keyword (empty: unconstrained).
+fn declared_types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(t)) => vec![t.as_str()],
+        Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn check_parameters(def: &ToolDefinition, path_params: &[String]) -> Result<(), ToolError> {
+    let bad = |reason: String| ToolError::definition("parameters", reason);
+    let Some(schema) = def.parameters.as_object() else {
+        return Err(bad("must be a JSON Schema object".into()));
+    };
+    if schema.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(bad(r#"must have "type": "object""#.into()));
+    }
+    match schema.get("$schema") {
+        None => {}
+        Some(Value::String(s)) if s == DRAFT_2020_12 => {}
+        Some(_) => return Err(bad(format!("$schema, when given, must be {DRAFT_2020_12}"))),
+    }
+    let size = serde_json::to_vec(&def.parameters).map_or(usize::MAX, |v| v.len());
+    if size > MAX_SCHEMA_BYTES {
+        return Err(bad("is larger than 64 KiB".into()));
+    }
+    check_refs(&def.parameters)?;
+    let empty = Map::new();
+    let properties = match schema.get("properties") {
+        None => &empty,
+        Some(Value::Object(p)) => p,
+        Some(_) => return Err(bad("properties must be an object".into())),
+    };
+    let required: Vec<&str> = match schema.get("required") {
+        None => Vec::new(),
+        Some(Value::Array(r)) => r.iter().filter_map(Value::as_str).collect(),
+        Some(_) => return Err(bad("required must be an array".into())),
+    };
+    for param in path_params {
+        let Some(prop) = properties.get(param) else {
+            return Err(ToolError::definition(
+                "path",
+                format!("placeholder {{{param}}} is not a property of parameters"),
+            ));
+        };
+        if !required.contains(&param.as_str()) {
+            return Err(bad(format!("path parameter {param} must be required")));
+        }
+        let types = declared_types(prop);
+        if types.is_empty() || types.iter().any(|t| *t != "string" && *t != "integer") {
+            return Err(bad(format!(
+                "path parameter {param} must be of type string or integer"
+            )));
+        }
+    }
+    if def.query.len() > MAX_LIST {
+        return Err(ToolError::definition("query", "at most 64 names"));
+    }
+    let mut seen = BTreeSet::new();
+    for name in &def.query {
+        let field = |reason: String| ToolError::definition("query", reason);
+        if !seen.insert(name.as_str()) {
+            return Err(field(format!("{name} appears twice")));
+        }
+        if path_params.contains(name) {
+            return Err(field(format!("{name} is already a path parameter")));
+        }
+        let Some(prop) = properties.get(name) else {
+            return Err(field(format!("{name} is not a property of parameters")));
+        };
+        if declared_types(prop).contains(&"object") {
+            return Err(field(format!(
+                "{name} is an object, which a query string cannot carry"
+            )));
+        }
+    }
+    if !def.method.has_body() {
+        for (name, prop) in properties {
+            if !path_params.contains(name) && declared_types(prop).contains(&"object") {
+                return Err(bad(format!(
+                    "{name} is an object, which a {} request cannot send",
+                    def.method
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Only local references: every `$ref` / `$dynamicRef` string starts with `#`.
+fn check_refs(schema: &Value) -> Result<(), ToolError> {
+    match schema {
+        Value::Object(map) => {
+            for (key, value) in map {
+                if key == "$ref" || key == "$dynamicRef" {
+                    if let Value::String(target) = value {
+                        if !target.starts_with('#') {
+                            return Err(ToolError::definition(
+                                "parameters",
+                                "only local $ref (\"#...\") are allowed",
+                            ));
+                        }
+                    }
+                }
+                check_refs(value)?;
+            }
+            Ok(())
+        }
+        Value::Array(items) => items.iter().try_for_each(check_refs),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses every retrieval: a tool's schema is self-contained.
+struct NoRemote;
+
+impl jsonschema::Retrieve for NoRemote {
+    fn retrieve(
+        &self,
+        _uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err("remote references are not allowed in tool schemas".into())
+    }
+}
+
+fn compile(schema: &Value) -> Result<jsonschema::Validator, ToolError> {
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .with_retriever(NoRemote)
+        .should_validate_formats(true)
+        .with_pattern_options(jsonschema::PatternOptions::regex())
+        .build(schema)
+        .map_err(|e| {
+            let at = match e.instance_path.as_str() {
+                "" => "(root)",
+                pointer => pointer,
+            };
+            ToolError::definition(
+                "parameters",
+                cut(
+                    &format!("not a valid JSON Schema: {at}: {}", e.masked()),
+                    300,
+                ),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    pub(crate) fn sample() -> Value {
+        json!({
+            "name": "demo.get_item",
+            "provider": "demo",
+            "description": "Get an item.",
+            "method": "GET",
+            "base_url": "https://api.example.com",
+            "path": "/v1/items/{id}",
+            "parameters": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id"],
+                "properties": {
+                    "id": {"type": "string", "description": "Item id."},
+                    "verbose": {"type": "boolean"}
+                }
+            },
+            "required_scopes": ["items:read"],
+            "risk": "read"
+        })
+    }
+
+    /// `def` with the member at `pointer` set (created if missing).
+    fn with(mut def: Value, pointer: &str, value: Value) -> Value {
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        def.pointer_mut(parent).unwrap()[key] = value;
+        def
+    }
+
+    /// The field an invalid definition is blamed on.
+    fn refused(def: Value) -> String {
+        match Tool::from_value(def) {
+            Err(ToolError::InvalidDefinition { field, reason }) => format!("{field}: {reason}"),
+            other => panic!("expected InvalidDefinition, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_definition_builds() {
+        let tool = Tool::from_value(sample()).unwrap();
+        assert_eq!(tool.name(), "demo.get_item");
+        assert_eq!(tool.path_params(), ["id".to_string()]);
+        assert_eq!(tool.definition().risk, Risk::Read);
+        assert!(format!("{tool:?}").contains("demo.get_item"));
+    }
+
+    #[test]
+    fn names_are_namespace_dot_action() {
+        for bad in [
+            "noDot",
+            "Demo.get",
+            "demo.get.more",
+            ".get",
+            "demo.",
+            "demo.get-item",
+            "démo.x",
+        ] {
+            let why = refused(with(sample(), "/name", json!(bad)));
+            assert!(why.starts_with("name:"), "{bad}: {why}");
+        }
+        let long = format!("{}.x", "a".repeat(41));
+        assert!(refused(with(sample(), "/name", json!(long))).starts_with("name:"));
+        for bad in ["", "Google", "a b", &"p".repeat(65)] {
+            assert!(refused(with(sample(), "/provider", json!(bad))).starts_with("provider:"));
+        }
+        for bad in [String::new(), "d".repeat(501)] {
+            assert!(refused(with(sample(), "/description", json!(bad))).starts_with("description:"));
+        }
+    }
+
+    #[test]
+    fn base_urls_are_https_or_loopback_http_and_bare() {
+        for bad in [
+            "http://api.example.com",
+            "https://api.example.com/v1",
+            "https://api.example.com/?x=1",
+            "https://api.example.com/#f",
+            "https://user:pw@api.example.com",
+            "ftp://api.example.com",
+            "api.example.com",
+            "https://api.example.com /",
+            "http://10.0.0.1",
+        ] {
+            let why = refused(with(sample(), "/base_url", json!(bad)));
+            assert!(why.starts_with("base_url:"), "{bad}: {why}");
+            assert!(!why.contains("pw@"), "never echoes the URL");
+        }
+        for good in [
+            "https://api.example.com",
+            "https://api.example.com/",
+            "https://api.example.com:8443",
+            "http://127.0.0.1:9000",
+            "http://localhost:8080",
+            "http://[::1]:1234",
+        ] {
+            Tool::from_value(with(sample(), "/base_url", json!(good))).unwrap();
+        }
+    }
+
+    #[test]
+    fn path_templates_are_checked() {
+        for bad in [
+            "v1/items/{id}",
+            "/v1//items/{id}",
+            "/v1/../{id}",
+            "/v1/items/{id}?x=1",
+            "/v1/items/{id}#f",
+            "/v1/items/{id}/{id}",
+            "/v1/items/{}",
+            "/v1/items/{i-d}",
+            "/v1/items/{id",
+            "/v1/%2e%2e/{id}",
+            "/v1/it ems/{id}",
+        ] {
+            let why = refused(with(sample(), "/path", json!(bad)));
+            assert!(
+                why.starts_with("path:") || why.starts_with("parameters:"),
+                "{bad}: {why}"
+            );
+        }
+        // A placeholder that is not a property, or not required, or not a scalar.
+        assert!(refused(with(sample(), "/path", json!("/v1/{other}"))).contains("not a property"));
+        assert!(refused(with(sample(), "/parameters/required", json!([]))).contains("required"));
+        let obj = with(
+            sample(),
+            "/parameters/properties/id",
+            json!({"type": "object"}),
+        );
+        assert!(refused(obj).contains("string or integer"));
+        let untyped = with(sample(), "/parameters/properties/id", json!({}));
+        assert!(refused(untyped).contains("string or integer"));
+        let int = with(
+            sample(),
+            "/parameters/properties/id",
+            json!({"type": "integer"}),
+        );
+        Tool::from_value(int).unwrap();
+        // Placeholders may share a segment with literal text.
+        let mixed = with(sample(), "/path", json!("/v1/items/{id}:archive"));
+        let tool = Tool::from_value(mixed).unwrap();
+        assert_eq!(
+            tool.segments[2],
+            vec![Piece::Param("id".into()), Piece::Literal(":archive".into())]
+        );
+    }
+
+    #[test]
+    fn parameters_must_be_a_sound_local_object_schema() {
+        let why = refused(with(sample(), "/parameters", json!({"type": "array"})));
+        assert!(why.starts_with("parameters:"), "{why}");
+        assert!(refused(with(sample(), "/parameters", json!(true))).starts_with("parameters:"));
+        // Not a valid schema (meta-schema check).
+        let invalid = with(
+            sample(),
+            "/parameters/properties/verbose",
+            json!({"type": "boolish"}),
+        );
+        assert!(refused(invalid).contains("not a valid JSON Schema"));
+        let invalid = with(
+            sample(),
+            "/parameters/properties/verbose",
+            json!({"minLength": -1}),
+        );
+        assert!(refused(invalid).contains("not a valid JSON Schema"));
+        // Remote references, in any spelling, are refused before anything could fetch them.
+        for target in [
+            "https://example.com/s.json",
+            "other.json#/x",
+            "file:///etc/passwd",
+        ] {
+            let remote = with(
+                sample(),
+                "/parameters/properties/verbose",
+                json!({"$ref": target}),
+            );
+            assert!(refused(remote).contains("local $ref"), "{target}");
+        }
+        let local = with(
+            with(
+                sample(),
+                "/parameters/$defs",
+                json!({"flag": {"type": "boolean"}}),
+            ),
+            "/parameters/properties/verbose",
+            json!({"$ref": "#/$defs/flag"}),
+        );
+        Tool::from_value(local).unwrap();
+        // A dangling local reference does not compile.
+        let dangling = with(
+            sample(),
+            "/parameters/properties/verbose",
+            json!({"$ref": "#/$defs/nope"}),
+        );
+        assert!(refused(dangling).starts_with("parameters:"));
+        // Another draft is not silently reinterpreted.
+        let draft7 = with(
+            sample(),
+            "/parameters/$schema",
+            json!("http://json-schema.org/draft-07/schema#"),
+        );
+        assert!(refused(draft7).contains("$schema"));
+        // Look-around needs a backtracking engine: not offered to workspace schemas.
+        let lookaround = with(
+            sample(),
+            "/parameters/properties/id/pattern",
+            json!("^(?=a)a+$"),
+        );
+        assert!(refused(lookaround).starts_with("parameters:"));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let mut def = sample();
+        def["headerz"] = json!({});
+        let why = refused(def);
+        assert!(
+            why.starts_with("(document):") && why.contains("headerz"),
+            "{why}"
+        );
+        let def = with(sample(), "/risk", json!("dangerous"));
+        assert!(refused(def).starts_with("(document):"));
+        let def = with(sample(), "/method", json!("get"));
+        assert!(refused(def).starts_with("(document):"));
+    }
+
+    #[test]
+    fn query_names_must_be_scalar_properties_and_not_path_params() {
+        let mut def = sample();
+        def["query"] = json!(["nope"]);
+        assert!(refused(def).contains("not a property"));
+        let mut def = sample();
+        def["query"] = json!(["id"]);
+        assert!(refused(def).contains("path parameter"));
+        let mut def = sample();
+        def["query"] = json!(["verbose", "verbose"]);
+        assert!(refused(def).contains("twice"));
+        let mut def = with(
+            sample(),
+            "/parameters/properties/filter",
+            json!({"type": "object"}),
+        );
+        def["method"] = json!("POST");
+        def["query"] = json!(["filter"]);
+        assert!(refused(def).contains("query string"));
+        // On GET an object argument could never be sent.
+        let def = with(
+            sample(),
+            "/parameters/properties/filter",
+            json!({"type": "object"}),
+        );
+        assert!(refused(def).contains("GET request"));
+    }
+
+    #[test]
+    fn static_headers_cannot_carry_credentials_or_framing() {
+        for name in [
+            "Authorization",
+            "cookie",
+            "X-Api-Key",
+            "X-Auth-Token",
+            "Content-Type",
+            "Host",
+            "bad name",
+            "x_underscore",
+        ] {
+            let mut def = sample();
+            def["headers"] = json!({ name: "v" });
+            assert!(refused(def).starts_with("headers:"), "{name}");
+        }
+        for value in ["", " padded", "line\r\nbreak", "é"] {
+            let mut def = sample();
+            def["headers"] = json!({ "Notion-Version": value });
+            assert!(refused(def).starts_with("headers:"), "{value:?}");
+        }
+        let mut def = sample();
+        def["headers"] = json!({"Accept": "a", "accept": "b"});
+        assert!(refused(def).contains("twice"));
+        let mut def = sample();
+        def["headers"] = json!({"Notion-Version": "2022-06-28"});
+        Tool::from_value(def).unwrap();
+    }
+
+    #[test]
+    fn scopes_are_distinct_visible_tokens() {
+        for bad in [
+            json!([""]),
+            json!(["a b"]),
+            json!(["x", "x"]),
+            json!(["q\"uote"]),
+        ] {
+            let def = with(sample(), "/required_scopes", bad.clone());
+            assert!(refused(def).starts_with("required_scopes:"), "{bad}");
+        }
+        let mut def = sample();
+        def.as_object_mut().unwrap().remove("required_scopes");
+        assert!(Tool::from_value(def)
+            .unwrap()
+            .definition()
+            .required_scopes
+            .is_empty());
+    }
+
+    #[test]
+    fn argument_errors_point_and_never_echo_values() {
+        let tool = Tool::from_value(sample()).unwrap();
+        tool.check_arguments(&json!({"id": "abc", "verbose": true}))
+            .unwrap();
+        let secret = "s3cr3t-value-".repeat(50);
+        let Err(ToolError::InvalidArguments(problems)) =
+            tool.check_arguments(&json!({"id": 7, "verbose": secret, "extra": 1}))
+        else {
+            panic!("expected InvalidArguments")
+        };
+        let all = problems.join("\n");
+        assert!(all.contains("/id"), "{all}");
+        assert!(all.contains("/verbose"), "{all}");
+        assert!(!all.contains("s3cr3t"), "{all}");
+        assert!(problems
+            .iter()
+            .all(|p| p.chars().count() <= MAX_PROBLEM_CHARS + 30));
+        let Err(ToolError::InvalidArguments(problems)) = tool.check_arguments(&json!([1])) else {
+            panic!("expected InvalidArguments")
+        };
+        assert!(problems[0].starts_with("(root):"), "{problems:?}");
+        // Missing required: at the root.
+        assert!(tool.check_arguments(&json!({})).is_err());
+    }
+
+    #[test]
+    fn only_a_few_problems_are_listed() {
+        let mut def = sample();
+        let mut props = serde_json::Map::new();
+        for i in 0..20 {
+            props.insert(format!("p{i}"), json!({"type": "integer"}));
+        }
+        props.insert("id".into(), json!({"type": "string"}));
+        def["parameters"]["properties"] = Value::Object(props);
+        let tool = Tool::from_value(def).unwrap();
+        let args: Map<String, Value> = (0..20)
+            .map(|i| (format!("p{i}"), json!("x")))
+            .chain([("id".to_string(), json!("a"))])
+            .collect();
+        let Err(ToolError::InvalidArguments(problems)) = tool.check_arguments(&Value::Object(args))
+        else {
+            panic!("expected InvalidArguments")
+        };
+        assert_eq!(problems.len(), MAX_PROBLEMS + 1);
+        assert_eq!(problems[MAX_PROBLEMS], "(more problems not shown)");
+    }
+
+    #[test]
+    fn formats_are_asserted() {
+        let def = with(
+            sample(),
+            "/parameters/properties/verbose",
+            json!({"type": "string", "format": "date-time"}),
+        );
+        let tool = Tool::from_value(def).unwrap();
+        tool.check_arguments(&json!({"id": "a", "verbose": "2025-01-31T09:00:00Z"}))
+            .unwrap();
+        assert!(tool
+            .check_arguments(&json!({"id": "a", "verbose": "tomorrow"}))
+            .is_err());
+    }
+
+    #[test]
+    fn methods_and_risks_serialise_as_documented() {
+        assert_eq!(
+            serde_json::to_value(HttpMethod::Patch).unwrap(),
+            json!("PATCH")
+        );
+        assert_eq!(
+            serde_json::to_value(Risk::Destructive).unwrap(),
+            json!("destructive")
+        );
+        for m in [
+            HttpMethod::Get,
+            HttpMethod::Post,
+            HttpMethod::Put,
+            HttpMethod::Patch,
+            HttpMethod::Delete,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), json!(m.as_str()));
+            assert_eq!(m.to_string(), m.as_str());
+        }
+        assert!(HttpMethod::Get.is_idempotent());
+        assert!(HttpMethod::Put.is_idempotent());
+        assert!(HttpMethod::Delete.is_idempotent());
+        assert!(!HttpMethod::Post.is_idempotent());
+        assert!(!HttpMethod::Patch.is_idempotent());
+        assert_eq!(Risk::Write.as_str(), "write");
+        assert!(Risk::Read < Risk::Write && Risk::Write < Risk::Destructive);
+    }
+}

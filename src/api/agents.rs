@@ -15,6 +15,7 @@ use super::problem::Problem;
 use crate::app::AppState;
 use crate::commands::agents::approvals::{self, Approver};
 use crate::commands::agents::gateway::{self, Authority, ExecuteInput};
+use crate::commands::agents::gateways;
 use crate::commands::agents::tokens::{self, IssueTokenInput};
 use crate::commands::agents::AgentError;
 use crate::commands::{record_denial, Caller, EndUser};
@@ -93,6 +94,11 @@ fn problem_of(e: &AgentError) -> Problem {
         )
         .with("missing_scopes", json!(missing)),
         AgentError::OtherUser => p(S::FORBIDDEN, "other-user", "Another user's connection"),
+        AgentError::OutsideGateway => p(
+            S::FORBIDDEN,
+            "outside-gateway",
+            "Not among the tools this key's gateways allow",
+        ),
         AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => p(
             S::FORBIDDEN,
             "token-mismatch",
@@ -520,4 +526,129 @@ pub async fn deny(
     body: axum::body::Bytes,
 ) -> Response {
     decide(state, caller, user, id, body, false).await
+}
+
+fn gateway_view(row: &crate::projector::store::GatewayRow) -> Value {
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "servers": serde_json::from_str::<Value>(&row.servers).unwrap_or(Value::Null),
+        "agent_key_ids": serde_json::from_str::<Value>(&row.agent_key_ids).unwrap_or(Value::Null),
+        "status": row.status,
+        "mcp_path": format!("/mcp/{}", row.id),
+        "version": row.version,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    })
+}
+
+async fn gateway_answer(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+    status: StatusCode,
+) -> Result<Response, ApiError> {
+    match state.projections.gateway(ws, id).await? {
+        Some(row) => Ok((status, Json(gateway_view(&row))).into_response()),
+        None => Err(ApiError::NotFound("gateway")),
+    }
+}
+
+pub async fn create_gateway(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(input): ApiJson<gateways::GatewayInput>,
+) -> Response {
+    let at = At {
+        method: "POST",
+        route: "/v1/gateways",
+        target: None,
+    };
+    match gateways::define(&state, &caller, None, input).await {
+        Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::CREATED)
+            .await
+            .unwrap_or_else(IntoResponse::into_response),
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
+    }
+}
+
+pub async fn list_gateways(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let rows = state.projections.gateways(&caller.workspace_id).await?;
+    Ok(Json(json!({ "items": rows.iter().map(gateway_view).collect::<Vec<_>>() })).into_response())
+}
+
+/// A live gateway of the caller's workspace, or the audited 404.
+async fn visible_gateway(
+    state: &AppState,
+    caller: &Caller,
+    (method, route): (&str, &str),
+    id: &str,
+) -> Result<Result<(), Response>, ApiError> {
+    match state.projections.gateway(&caller.workspace_id, id).await? {
+        Some(row) if row.status != "deleted" => Ok(Ok(())),
+        _ => {
+            let elsewhere = state
+                .projections
+                .aggregate_elsewhere(&caller.workspace_id, "gateway", id)
+                .await?;
+            super::not_found_audited(state, caller, (method, route), id, elsewhere, "gateway")
+                .await
+                .map(Err)
+        }
+    }
+}
+
+pub async fn get_gateway(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if let Err(r) = visible_gateway(&state, &caller, ("GET", "/v1/gateways/{id}"), &id).await? {
+        return Ok(r);
+    }
+    gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await
+}
+
+pub async fn replace_gateway(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<gateways::GatewayInput>,
+) -> Result<Response, ApiError> {
+    const ROUTE: &str = "/v1/gateways/{id}";
+    if let Err(r) = visible_gateway(&state, &caller, ("PUT", ROUTE), &id).await? {
+        return Ok(r);
+    }
+    let at = At {
+        method: "PUT",
+        route: ROUTE,
+        target: Some(&id),
+    };
+    match gateways::define(&state, &caller, Some(&id), input).await {
+        Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await,
+        Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
+    }
+}
+
+pub async fn delete_gateway(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    const ROUTE: &str = "/v1/gateways/{id}";
+    if let Err(r) = visible_gateway(&state, &caller, ("DELETE", ROUTE), &id).await? {
+        return Ok(r);
+    }
+    let at = At {
+        method: "DELETE",
+        route: ROUTE,
+        target: Some(&id),
+    };
+    match gateways::delete(&state, &caller, &id).await {
+        Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
+        Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
+    }
 }

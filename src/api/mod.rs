@@ -77,6 +77,11 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::GetApproval => on(filter, agents::get_approval),
         RouteId::ApproveApproval => on(filter, agents::approve),
         RouteId::DenyApproval => on(filter, agents::deny),
+        RouteId::CreateGateway => on(filter, agents::create_gateway),
+        RouteId::ListGateways => on(filter, agents::list_gateways),
+        RouteId::GetGateway => on(filter, agents::get_gateway),
+        RouteId::ReplaceGateway => on(filter, agents::replace_gateway),
+        RouteId::DeleteGateway => on(filter, agents::delete_gateway),
         RouteId::Mcp => on(filter, crate::mcp::handle),
     }
 }

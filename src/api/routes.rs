@@ -97,6 +97,11 @@ pub enum RouteId {
     GetApproval,
     ApproveApproval,
     DenyApproval,
+    CreateGateway,
+    ListGateways,
+    GetGateway,
+    ReplaceGateway,
+    DeleteGateway,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -386,6 +391,36 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "POST",
         path: "/mcp",
         permission: Permission::CallTools,
+    },
+    RouteSpec {
+        id: RouteId::CreateGateway,
+        method: "POST",
+        path: "/v1/gateways",
+        permission: Permission::ManageTools,
+    },
+    RouteSpec {
+        id: RouteId::ListGateways,
+        method: "GET",
+        path: "/v1/gateways",
+        permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::GetGateway,
+        method: "GET",
+        path: "/v1/gateways/{id}",
+        permission: Permission::ReadState,
+    },
+    RouteSpec {
+        id: RouteId::ReplaceGateway,
+        method: "PUT",
+        path: "/v1/gateways/{id}",
+        permission: Permission::ManageTools,
+    },
+    RouteSpec {
+        id: RouteId::DeleteGateway,
+        method: "DELETE",
+        path: "/v1/gateways/{id}",
+        permission: Permission::ManageTools,
     },
 ];
 

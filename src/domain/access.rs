@@ -32,6 +32,8 @@ pub enum DenialReason {
     RevokedToken,
     /// A scoped token with no uses left.
     TokenUsedUp,
+    /// An agent key bound to gateways asked for a tool or auth config outside them.
+    OutsideGateway,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth_config;
 pub mod checkpoint;
 pub mod connection;
+pub mod gateway;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
@@ -32,6 +33,7 @@ pub use connection::{
     ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked, NeedsReconsent,
     RefreshFailed, RefreshStarted,
 };
+pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
@@ -118,6 +120,10 @@ pub enum Event {
     ToolDefined(ToolDefined),
     #[serde(rename = "tool.removed")]
     ToolRemoved(ToolRemoved),
+    #[serde(rename = "gateway.defined")]
+    GatewayDefined(GatewayDefined),
+    #[serde(rename = "gateway.deleted")]
+    GatewayDeleted(GatewayDeleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -158,6 +164,8 @@ pub const ALL_KINDS: &[&str] = &[
     "approval.consumed",
     "tool.defined",
     "tool.removed",
+    "gateway.defined",
+    "gateway.deleted",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -217,6 +225,8 @@ impl Event {
             Event::ApprovalConsumed(_) => "approval.consumed",
             Event::ToolDefined(_) => "tool.defined",
             Event::ToolRemoved(_) => "tool.removed",
+            Event::GatewayDefined(_) => "gateway.defined",
+            Event::GatewayDeleted(_) => "gateway.deleted",
         }
     }
 
@@ -470,6 +480,18 @@ impl Event {
             }),
             Event::ToolRemoved(ToolRemoved {
                 name: "acme.get_invoice".into(),
+            }),
+            Event::GatewayDefined(GatewayDefined {
+                revision: 1,
+                name: "support agent".into(),
+                servers: vec![gateway::GatewayServer {
+                    auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
+                    tools: vec!["gmail.list_messages".into(), "gmail.get_message".into()],
+                }],
+                agent_key_ids: vec!["01900000-0000-7000-8000-000000000040".into()],
+            }),
+            Event::GatewayDeleted(GatewayDeleted {
+                name: "support agent".into(),
             }),
         ]
     }

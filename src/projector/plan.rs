@@ -113,6 +113,21 @@ pub enum Op {
         workspace_id: String,
         name: String,
     },
+    DefineGateway {
+        workspace_id: String,
+        id: String,
+        name: String,
+        servers: String,
+        agent_key_ids: Vec<String>,
+        version: i64,
+        at: String,
+    },
+    DeleteGateway {
+        workspace_id: String,
+        id: String,
+        version: i64,
+        at: String,
+    },
     CreateWorkspace {
         id: String,
         name: String,
@@ -380,6 +395,21 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         Event::ToolRemoved(e) => ops.push(Op::RemoveWorkspaceTool {
             workspace_id: body.workspace_id.clone(),
             name: e.name.clone(),
+        }),
+        Event::GatewayDefined(e) => ops.push(Op::DefineGateway {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            name: e.name.clone(),
+            servers: serde_json::to_string(&e.servers).unwrap_or_default(),
+            agent_key_ids: e.agent_key_ids.clone(),
+            version,
+            at,
+        }),
+        Event::GatewayDeleted(_) => ops.push(Op::DeleteGateway {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            version,
+            at,
         }),
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)

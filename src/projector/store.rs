@@ -116,6 +116,20 @@ pub trait ProjectionStore: Send + Sync + 'static {
         aggregate_type: &str,
         id: &str,
     ) -> Result<bool, ProjectionError>;
+    /// One gateway of the workspace (deleted ones too, with status `deleted`).
+    async fn gateway(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<GatewayRow>, ProjectionError>;
+    /// The workspace's gateways (not deleted), by id.
+    async fn gateways(&self, workspace_id: &str) -> Result<Vec<GatewayRow>, ProjectionError>;
+    /// The live gateways an API key is bound to.
+    async fn gateways_of_key(
+        &self,
+        workspace_id: &str,
+        api_key_id: &str,
+    ) -> Result<Vec<GatewayRow>, ProjectionError>;
     /// A tool the workspace defined (its definition as JSON), if any.
     async fn workspace_tool(
         &self,
@@ -340,6 +354,22 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<String>,
 }
 
+/// A gateway as projected: servers and bound keys as JSON text.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct GatewayRow {
+    pub id: String,
+    pub name: String,
+    pub servers: String,
+    pub agent_key_ids: String,
+    pub status: String,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+const GATEWAY_COLUMNS: &str =
+    "id, name, servers, agent_key_ids, status, version, created_at, updated_at";
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct WorkspaceRow {
     pub id: String,
@@ -377,7 +407,7 @@ fn plan_batch(
 
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
-     DELETE FROM workspace_tools;
+     DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
      UPDATE projection_offsets SET position = 0;";
 
 /// Events read from the log per round trip of a rebuild.
@@ -456,6 +486,57 @@ macro_rules! sql_projection_store {
                         sqlx::query("DELETE FROM workspace_tools WHERE workspace_id = $1 AND name = $2")
                             .bind(workspace_id)
                             .bind(name)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    Op::DefineGateway { workspace_id, id, name, servers, agent_key_ids, version, at } => {
+                        let keys = serde_json::to_string(&agent_key_ids).unwrap_or_default();
+                        sqlx::query(
+                            "INSERT INTO gateways (workspace_id, id, name, servers, agent_key_ids, status, version, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)
+                             ON CONFLICT (workspace_id, id) DO UPDATE SET name = $3, servers = $4, agent_key_ids = $5,
+                             version = $6, updated_at = $7",
+                        )
+                        .bind(&workspace_id)
+                        .bind(&id)
+                        .bind(name)
+                        .bind(servers)
+                        .bind(keys)
+                        .bind(version)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                        sqlx::query("DELETE FROM gateway_keys WHERE workspace_id = $1 AND gateway_id = $2")
+                            .bind(&workspace_id)
+                            .bind(&id)
+                            .execute(&mut **tx)
+                            .await?;
+                        for key in agent_key_ids {
+                            sqlx::query(
+                                "INSERT INTO gateway_keys (workspace_id, gateway_id, api_key_id) VALUES ($1, $2, $3)
+                                 ON CONFLICT DO NOTHING",
+                            )
+                            .bind(&workspace_id)
+                            .bind(&id)
+                            .bind(key)
+                            .execute(&mut **tx)
+                            .await?;
+                        }
+                    }
+                    Op::DeleteGateway { workspace_id, id, version, at } => {
+                        sqlx::query(
+                            "UPDATE gateways SET status = 'deleted', version = $3, updated_at = $4
+                             WHERE workspace_id = $1 AND id = $2",
+                        )
+                        .bind(&workspace_id)
+                        .bind(&id)
+                        .bind(version)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                        sqlx::query("DELETE FROM gateway_keys WHERE workspace_id = $1 AND gateway_id = $2")
+                            .bind(&workspace_id)
+                            .bind(&id)
                             .execute(&mut **tx)
                             .await?;
                     }
@@ -851,6 +932,42 @@ macro_rules! sql_projection_store {
                 .await
                 .map_err(db)?;
                 Ok(n > 0)
+            }
+
+            async fn gateway(&self, workspace_id: &str, id: &str) -> Result<Option<GatewayRow>, ProjectionError> {
+                sqlx::query_as(&format!("SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1 AND id = $2"))
+                    .bind(workspace_id)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+            }
+
+            async fn gateways(&self, workspace_id: &str) -> Result<Vec<GatewayRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1 AND status <> 'deleted' ORDER BY id"
+                ))
+                .bind(workspace_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn gateways_of_key(
+                &self,
+                workspace_id: &str,
+                api_key_id: &str,
+            ) -> Result<Vec<GatewayRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1 AND status <> 'deleted'
+                     AND id IN (SELECT gateway_id FROM gateway_keys WHERE workspace_id = $1 AND api_key_id = $2)
+                     ORDER BY id"
+                ))
+                .bind(workspace_id)
+                .bind(api_key_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
             }
 
             async fn workspace_tool(

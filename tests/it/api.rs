@@ -160,8 +160,18 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         ("POST", "/v1/auth-configs/{id}/test") => {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed"))
         }
+        // Authorized; the token request asks for a lifetime beyond the maximum.
+        ("POST", "/v1/tokens") => (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed")),
+        // Authorized; the arguments do not match the tool's schema (nothing is called).
+        ("POST", "/v1/tools/execute") => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-arguments"))
+        }
         ("POST", p)
-            if p.ends_with("/disable") || p.ends_with("/enable") || p.ends_with("/revoke") =>
+            if p.ends_with("/disable")
+                || p.ends_with("/enable")
+                || p.ends_with("/revoke")
+                || p.ends_with("/approve")
+                || p.ends_with("/deny") =>
         {
             (StatusCode::OK, None)
         }
@@ -234,7 +244,7 @@ impl Env {
     async fn target_for(&self, fx: &Fixtures, path: &str) -> String {
         let id = if path == "/v1/audit/access" {
             return format!("{path}?user_id=table-user");
-        } else if !path.contains("{id}") {
+        } else if !path.contains("{id}") && !path.contains("{name}") {
             return path.to_string();
         } else if path.starts_with("/v1/auth-configs") {
             self.create_auth_config(&self.admin, path.ends_with("/enable"))
@@ -245,6 +255,14 @@ impl Env {
             fx.event.clone()
         } else if path == "/v1/audit/checkpoints/{id}/consistency" {
             return format!("{}?from=1", path_for(path, &fx.checkpoint));
+        } else if path.starts_with("/v1/tokens") {
+            self.create_token(&self.admin, &fx.connection).await
+        } else if path.starts_with("/v1/gateways") {
+            self.create_gateway(&self.admin, &fx.auth_config).await
+        } else if path.starts_with("/v1/approvals") {
+            self.create_approval(&self.admin, &fx.connection).await
+        } else if path == "/v1/tools/{name}" {
+            return path.replace("{name}", &self.fresh_tool().await);
         } else {
             self.create_key(Role::Viewer, None).await.0
         };
@@ -293,10 +311,112 @@ impl Env {
 struct Fixtures {
     /// An `api_key` auth config: connections are made from it.
     auth_config: String,
+    /// An active connection from it (tokens and tool calls name it).
+    connection: String,
     /// An event of the workspace (audit view).
     event: String,
     /// A signed checkpoint's sequence number (checkpoints cover the whole log).
     checkpoint: String,
+}
+
+/// A workspace tool for the `custom` provider of `auth_config_body` (never called here).
+fn tool_body(name: &str, risk: &str) -> Value {
+    json!({ "name": name, "provider": "custom", "description": "a tool of the table",
+            "method": "GET", "base_url": "https://api.example.invalid", "path": "/things",
+            "parameters": { "type": "object", "properties": { "q": { "type": "string" } },
+                            "additionalProperties": false },
+            "risk": risk })
+}
+
+const TABLE_TOOL: &str = "custom.table_read";
+
+fn gateway_body(auth_config: &str) -> Value {
+    json!({ "name": "table gateway",
+            "servers": [{ "auth_config_id": auth_config, "tools": [TABLE_TOOL] }] })
+}
+const TABLE_DESTROY: &str = "custom.table_destroy";
+
+impl Env {
+    /// Defines the table's two workspace tools with `key`.
+    async fn define_tools(&self, key: &str) {
+        for (name, risk) in [(TABLE_TOOL, "read"), (TABLE_DESTROY, "destructive")] {
+            let (s, v) = self
+                .call(
+                    Method::POST,
+                    "/v1/tools",
+                    Some(key),
+                    Some(tool_body(name, risk)),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+    }
+
+    /// A fresh workspace tool's name (defined with the admin key).
+    async fn fresh_tool(&self) -> String {
+        let name = format!("custom.t{}", uuid::Uuid::now_v7().simple());
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/tools",
+                Some(&self.admin),
+                Some(tool_body(&name, "read")),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        name
+    }
+
+    /// Creates a gateway over `auth_config` with `key`; returns its id.
+    async fn create_gateway(&self, key: &str, auth_config: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/gateways",
+                Some(key),
+                Some(gateway_body(auth_config)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// Issues a scoped token for `connection` with `key`; returns its id.
+    async fn create_token(&self, key: &str, connection: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/tokens",
+                Some(key),
+                Some(json!({ "connection_id": connection, "tool": TABLE_TOOL })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
+    /// Asks for a destructive call on `connection` with `key`; returns the approval id.
+    async fn create_approval(&self, key: &str, connection: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/tools/execute",
+                Some(key),
+                Some(
+                    json!({ "tool": TABLE_DESTROY, "connection_id": connection, "arguments": {} }),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (s, v["type"].as_str()),
+            (
+                StatusCode::FORBIDDEN,
+                Some("https://authledger.dev/problems/approval-required")
+            ),
+            "{v}"
+        );
+        v["approval_id"].as_str().expect("approval id").to_string()
+    }
 }
 
 /// A connection from an `api_key` auth config: the end user's key as credentials.
@@ -348,8 +468,19 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         .create_connection(&env.other_admin, &other_auth_config)
         .await;
     let other_event = env.some_event(&env.other_admin).await;
+    env.define_tools(&env.other_admin).await;
+    let other_token = env.create_token(&env.other_admin, &other_connection).await;
+    let other_approval = env
+        .create_approval(&env.other_admin, &other_connection)
+        .await;
+    let other_gateway = env
+        .create_gateway(&env.other_admin, &other_auth_config)
+        .await;
+    env.define_tools(&env.admin).await;
+    let auth_config = env.create_auth_config(&env.admin, false).await;
     let fx = Fixtures {
-        auth_config: env.create_auth_config(&env.admin, false).await,
+        connection: env.create_connection(&env.admin, &auth_config).await,
+        auth_config,
         event: env.some_event(&env.admin).await,
         checkpoint: env.some_checkpoint().await,
     };
@@ -363,6 +494,15 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             ("POST", "/v1/auth-configs") => Some(auth_config_body("made in the table")),
             ("POST", "/v1/auth-configs/{id}/test") => Some(json!({})),
             ("POST", "/v1/connections") => Some(connection_body(&fx.auth_config)),
+            ("POST", "/v1/gateways") | ("PUT", "/v1/gateways/{id}") => {
+                Some(gateway_body(&fx.auth_config))
+            }
+            ("POST", "/v1/tokens") => {
+                Some(json!({ "connection_id": fx.connection, "ttl_seconds": 5000 }))
+            }
+            ("POST", "/v1/tools/execute") => Some(
+                json!({ "tool": TABLE_TOOL, "connection_id": fx.connection, "arguments": { "unexpected": 1 } }),
+            ),
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))
@@ -394,6 +534,12 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         // Own workspace, every role.
         for (role, key) in &keys {
             let target = env.target_for(&fx, spec.path).await;
+            let body = if (spec.method, spec.path) == ("POST", "/v1/tools") {
+                let name = format!("custom.t{}", uuid::Uuid::now_v7().simple());
+                Some(tool_body(&name, "read"))
+            } else {
+                body.clone()
+            };
             let (status, v) = env
                 .call(method.clone(), &target, Some(key), body.clone())
                 .await;
@@ -432,10 +578,20 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         }
         // No key, garbage key, revoked key, expired key.
         let id = "01900000-0000-7000-8000-00000000abcd";
+        // Where a JWT may stand in for a key (scoped tokens, end users' approvals), a bearer
+        // that is not a key is checked, and refused, as a token.
+        let not_a_key = if matches!(
+            spec.permission,
+            Permission::CallTools | Permission::DecideApprovals
+        ) {
+            "invalid_token"
+        } else {
+            "unknown_key"
+        };
         for (key, reason) in [
             (None, "missing_credentials"),
             (Some("alk_not-a-real-key"), "unknown_key"),
-            (Some("Basic dXNlcjpwYXNz"), "unknown_key"),
+            (Some("Basic dXNlcjpwYXNz"), not_a_key),
             (Some(revoked.as_str()), "revoked_key"),
             (Some(expired.as_str()), "expired_key"),
         ] {
@@ -461,6 +617,12 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 &other_connection
             } else if spec.path.starts_with("/v1/audit/events") {
                 &other_event
+            } else if spec.path.starts_with("/v1/tokens") {
+                &other_token
+            } else if spec.path.starts_with("/v1/gateways") {
+                &other_gateway
+            } else if spec.path.starts_with("/v1/approvals") {
+                &other_approval
             } else {
                 &other_id
             };

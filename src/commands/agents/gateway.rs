@@ -61,6 +61,9 @@ pub struct ExecuteInput {
     pub user_id: Option<String>,
     pub auth_config_id: Option<String>,
     pub approval_id: Option<String>,
+    /// Set by the MCP endpoint of one gateway (never from the request body).
+    #[serde(skip)]
+    pub gateway_id: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -135,6 +138,10 @@ pub async fn execute(
             elsewhere: false,
         })?;
     let def = tool.definition().clone();
+    let scope = super::gateways::scope_of(state, caller, input.gateway_id.as_deref()).await?;
+    if !scope.allows_tool(&def.name) {
+        return Err(AgentError::OutsideGateway);
+    }
     // The connection: the token's, or the one the request names.
     let user = match (&input.user_id, &input.auth_config_id) {
         (Some(u), Some(a)) => Some((u.as_str(), a.as_str())),
@@ -175,6 +182,9 @@ pub async fn execute(
         other => other?,
     };
     check_tool_fits(&tool, &usable.config)?;
+    if !scope.allows(&usable.connection.auth_config_id, &def.name) {
+        return Err(AgentError::OutsideGateway);
+    }
     tool.check_arguments(&input.arguments)
         .map_err(|e| match e {
             tools::ToolError::InvalidArguments(problems) => AgentError::InvalidArguments(problems),
@@ -508,6 +518,18 @@ pub async fn list_tools(
     caller: &Caller,
     authority: &Authority,
 ) -> Result<Vec<(tools::ToolDefinition, &'static str)>, AgentError> {
+    list_tools_in(state, caller, authority, None).await
+}
+
+/// `list_tools`, narrowed to one gateway (its MCP endpoint) and always to the gateways the
+/// caller's key is bound to.
+pub async fn list_tools_in(
+    state: &AppState,
+    caller: &Caller,
+    authority: &Authority,
+    gateway_id: Option<&str>,
+) -> Result<Vec<(tools::ToolDefinition, &'static str)>, AgentError> {
+    let scope = super::gateways::scope_of(state, caller, gateway_id).await?;
     let mut all: Vec<(tools::ToolDefinition, &'static str)> = tools::builtin()
         .iter()
         .map(|t| (t.definition().clone(), "builtin"))
@@ -535,6 +557,7 @@ pub async fn list_tools(
                 && claims.tool.as_deref().is_none_or(|t| t == d.name)
         });
     }
+    all.retain(|(d, _)| scope.allows_tool(&d.name));
     all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     Ok(all)
 }

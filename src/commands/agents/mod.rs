@@ -3,6 +3,7 @@
 
 pub mod approvals;
 pub mod gateway;
+pub mod gateways;
 pub mod tokens;
 
 use crate::app::AppState;
@@ -48,6 +49,9 @@ pub enum AgentError {
     },
     #[error("the arguments do not match the tool's schema")]
     InvalidArguments(Vec<String>),
+    /// The caller's gateways do not include this tool through this auth config.
+    #[error("outside the caller's gateways")]
+    OutsideGateway,
     #[error("the credential could not be refreshed: {0}")]
     CredentialUnavailable(String),
     #[error("the upstream did not answer in time")]
@@ -98,6 +102,7 @@ impl AgentError {
                 elsewhere: true, ..
             } => Some(DenialReason::OtherWorkspace),
             AgentError::ScopeEscalation(_) => Some(DenialReason::ScopeEscalation),
+            AgentError::OutsideGateway => Some(DenialReason::OutsideGateway),
             AgentError::OtherUser => Some(DenialReason::OtherUser),
             AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => {
                 Some(DenialReason::TokenMismatch)

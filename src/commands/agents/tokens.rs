@@ -57,6 +57,10 @@ pub async fn issue(
         )?),
         None => None,
     };
+    let scope = super::gateways::scope_of(state, caller, None).await?;
+    if input.tool.as_deref().is_some_and(|t| !scope.allows_tool(t)) {
+        return Err(AgentError::OutsideGateway);
+    }
     let user = match (&input.user_id, &input.auth_config_id) {
         (Some(u), Some(a)) => Some((u.as_str(), a.as_str())),
         (None, None) => None,
@@ -80,6 +84,13 @@ pub async fn issue(
         Err(e) => return Err(e.into()),
     };
     let conn = &usable.connection;
+    let in_scope = match &input.tool {
+        Some(t) => scope.allows(&conn.auth_config_id, t),
+        None => scope.allows_auth_config(&conn.auth_config_id),
+    };
+    if !in_scope {
+        return Err(AgentError::OutsideGateway);
+    }
     let scopes = match (&input.scopes, &tool) {
         (Some(s), _) => s.clone(),
         (None, Some(t)) => t.definition().required_scopes.clone(),

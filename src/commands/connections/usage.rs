@@ -69,6 +69,14 @@ pub async fn credential_for_call(
             .is_some_and(|at| at - buffer <= state.clock.now())
     };
     if near_expiry(&usable_now.connection) {
+        // One caller at a time decides, on a fresh look, whether to refresh: a caller that
+        // saw the old token while another's round ran would otherwise start a round of its
+        // own right after (`refresh` only joins a round still in flight).
+        let gate = before_use_gates().get(&format!("{workspace_id}/{id}"));
+        let _turn = gate.lock().await;
+        usable_now = usable(state, workspace_id, id).await?;
+    }
+    if near_expiry(&usable_now.connection) {
         let outcome = refresh(state, workspace_id, id, actor, RefreshTrigger::BeforeUse).await?;
         usable_now = usable(state, workspace_id, id).await?;
         let expired = usable_now
@@ -88,6 +96,12 @@ pub async fn credential_for_call(
     }
     let credential = open_credential(state, workspace_id, id, &usable_now).await?;
     Ok((usable_now, credential))
+}
+
+/// Per connection on this instance: callers about to refresh before use take turns.
+fn before_use_gates() -> &'static RefreshLocks {
+    static GATES: std::sync::OnceLock<RefreshLocks> = std::sync::OnceLock::new();
+    GATES.get_or_init(RefreshLocks::default)
 }
 
 async fn open_credential(

@@ -1,0 +1,194 @@
+//! Gateway configs: named least-privilege bundles of (auth config, tools). An agent key
+//! bound to gateways may reach only what they allow; `/mcp/{gateway_id}` narrows any
+//! caller to one gateway.
+
+use uuid::Uuid;
+
+use super::{invalid, AgentError};
+use crate::app::AppState;
+use crate::commands::{wait_for_write, Caller};
+use crate::domain::gateway::{Gateway, GatewayCommand, GatewayServer};
+use crate::projector::store::GatewayRow;
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayInput {
+    pub name: String,
+    pub servers: Vec<GatewayServer>,
+    #[serde(default)]
+    pub agent_key_ids: Vec<String>,
+}
+
+/// What a caller may reach through the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolScope {
+    /// Every tool through every connection of the workspace.
+    All,
+    /// Only these (auth config, tools) pairs.
+    Only(Vec<GatewayServer>),
+}
+
+impl ToolScope {
+    pub fn allows(&self, auth_config_id: &str, tool: &str) -> bool {
+        match self {
+            ToolScope::All => true,
+            ToolScope::Only(servers) => servers
+                .iter()
+                .any(|s| s.auth_config_id == auth_config_id && s.tools.iter().any(|t| t == tool)),
+        }
+    }
+
+    pub fn allows_tool(&self, tool: &str) -> bool {
+        match self {
+            ToolScope::All => true,
+            ToolScope::Only(servers) => servers.iter().any(|s| s.tools.iter().any(|t| t == tool)),
+        }
+    }
+
+    pub fn allows_auth_config(&self, auth_config_id: &str) -> bool {
+        match self {
+            ToolScope::All => true,
+            ToolScope::Only(servers) => servers.iter().any(|s| s.auth_config_id == auth_config_id),
+        }
+    }
+}
+
+fn servers_of(row: &GatewayRow) -> Vec<GatewayServer> {
+    serde_json::from_str(&row.servers).unwrap_or_default()
+}
+
+/// The scope of `caller`: narrowed to `gateway_id` when given (an MCP gateway endpoint), and
+/// to the gateways its key is bound to, if any.
+pub async fn scope_of(
+    state: &AppState,
+    caller: &Caller,
+    gateway_id: Option<&str>,
+) -> Result<ToolScope, AgentError> {
+    let ws = &caller.workspace_id;
+    let bound = state
+        .projections
+        .gateways_of_key(ws, &caller.api_key_id)
+        .await?;
+    match gateway_id {
+        Some(id) => {
+            let row = state
+                .projections
+                .gateway(ws, id)
+                .await?
+                .filter(|g| g.status != "deleted");
+            let Some(row) = row else {
+                let elsewhere = state
+                    .projections
+                    .aggregate_elsewhere(ws, "gateway", id)
+                    .await?;
+                return Err(AgentError::NotFound {
+                    what: "gateway",
+                    elsewhere,
+                });
+            };
+            if !bound.is_empty() && !bound.iter().any(|g| g.id == row.id) {
+                return Err(AgentError::OutsideGateway);
+            }
+            Ok(ToolScope::Only(servers_of(&row)))
+        }
+        None if bound.is_empty() => Ok(ToolScope::All),
+        None => Ok(ToolScope::Only(bound.iter().flat_map(servers_of).collect())),
+    }
+}
+
+/// Creates (`id: None`) or replaces a gateway after checking every reference: auth configs
+/// of the workspace, tools that exist and belong to that auth config's provider, keys of
+/// the workspace.
+pub async fn define(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+    input: GatewayInput,
+) -> Result<String, AgentError> {
+    let ws = &caller.workspace_id;
+    for server in &input.servers {
+        let config = state
+            .projections
+            .auth_config(ws, &server.auth_config_id)
+            .await?
+            .filter(|c| c.status != "deleted")
+            .ok_or_else(|| {
+                invalid(
+                    "servers.auth_config_id",
+                    format!("no auth config {} in this workspace", server.auth_config_id),
+                )
+            })?;
+        for name in &server.tools {
+            let tool = super::gateway::find_tool(state, ws, name)
+                .await?
+                .ok_or_else(|| invalid("servers.tools", format!("no tool {name}")))?;
+            if tool.definition().provider != config.provider {
+                return Err(invalid(
+                    "servers.tools",
+                    format!(
+                        "{name} is a {} tool; the auth config is {}",
+                        tool.definition().provider,
+                        config.provider
+                    ),
+                ));
+            }
+        }
+    }
+    for key in &input.agent_key_ids {
+        let row = state.projections.api_key(ws, key).await?;
+        if row.is_none_or(|r| r.revoked_at.is_some()) {
+            return Err(invalid(
+                "agent_key_ids",
+                format!("no live API key {key} in this workspace"),
+            ));
+        }
+    }
+    let (id, create) = match id {
+        Some(id) => (id.to_string(), false),
+        None => (Uuid::now_v7().to_string(), true),
+    };
+    let command = GatewayCommand::Define {
+        create,
+        name: input.name,
+        servers: input.servers,
+        agent_key_ids: input.agent_key_ids,
+    };
+    let committed = match state
+        .ledger
+        .execute::<Gateway>(ws, &id, &caller.actor(), &command)
+        .await
+    {
+        Err(crate::ledger::LedgerError::Envelope(_)) => {
+            return Err(AgentError::NotFound {
+                what: "gateway",
+                elsewhere: false,
+            })
+        }
+        other => other?,
+    };
+    wait_for_write(state, committed.position).await?;
+    Ok(id)
+}
+
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), AgentError> {
+    let committed = match state
+        .ledger
+        .execute::<Gateway>(
+            &caller.workspace_id,
+            id,
+            &caller.actor(),
+            &GatewayCommand::Delete,
+        )
+        .await
+    {
+        Err(crate::ledger::LedgerError::Envelope(_)) => {
+            return Err(AgentError::NotFound {
+                what: "gateway",
+                elsewhere: false,
+            })
+        }
+        other => other?,
+    };
+    wait_for_write(state, committed.position).await?;
+    Ok(())
+}

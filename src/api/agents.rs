@@ -94,6 +94,11 @@ fn problem_of(e: &AgentError) -> Problem {
         )
         .with("missing_scopes", json!(missing)),
         AgentError::OtherUser => p(S::FORBIDDEN, "other-user", "Another user's connection"),
+        AgentError::TokenReleaseDisabled => p(
+            S::FORBIDDEN,
+            "token-release-disabled",
+            "This auth config does not release access tokens",
+        ),
         AgentError::OutsideGateway => p(
             S::FORBIDDEN,
             "outside-gateway",
@@ -650,5 +655,34 @@ pub async fn delete_gateway(
     match gateways::delete(&state, &caller, &id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
+    }
+}
+
+/// Token release: the connection's upstream access token, for APIs the gateway does not
+/// cover (opt-in per auth config; `credential.released` is recorded first).
+pub async fn release_access_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let at = At {
+        method: "POST",
+        route: "/v1/connections/{id}/access-token",
+        target: Some(&id),
+    };
+    match crate::commands::agents::release::release(&state, &caller, &id).await {
+        Ok(r) => {
+            let mut resp = Json(json!({
+                "connection_id": id,
+                "access_token": r.access_token.expose_secret(),
+                "token_type": r.token_type,
+                "expires_at": r.expires_at.map(rfc3339),
+            }))
+            .into_response();
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp
+        }
+        Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
     }
 }

@@ -82,6 +82,8 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::GetGateway => on(filter, agents::get_gateway),
         RouteId::ReplaceGateway => on(filter, agents::replace_gateway),
         RouteId::DeleteGateway => on(filter, agents::delete_gateway),
+        RouteId::ReleaseAccessToken => on(filter, agents::release_access_token),
+        RouteId::McpGateway => on(filter, crate::mcp::handle_gateway),
         RouteId::Mcp => on(filter, crate::mcp::handle),
     }
 }

@@ -102,6 +102,8 @@ pub enum RouteId {
     GetGateway,
     ReplaceGateway,
     DeleteGateway,
+    ReleaseAccessToken,
+    McpGateway,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -421,6 +423,18 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "DELETE",
         path: "/v1/gateways/{id}",
         permission: Permission::ManageTools,
+    },
+    RouteSpec {
+        id: RouteId::ReleaseAccessToken,
+        method: "POST",
+        path: "/v1/connections/{id}/access-token",
+        permission: Permission::UseTools,
+    },
+    RouteSpec {
+        id: RouteId::McpGateway,
+        method: "POST",
+        path: "/mcp/{gateway_id}",
+        permission: Permission::CallTools,
     },
 ];
 

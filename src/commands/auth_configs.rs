@@ -62,6 +62,9 @@ pub struct CreateAuthConfigInput {
     pub bearer_token: Option<EmptyInput>,
     pub basic: Option<EmptyInput>,
     pub no_auth: Option<EmptyInput>,
+    /// Let agents obtain the upstream access token itself (`POST /v1/connections/{id}/access-token`).
+    #[serde(default)]
+    pub token_release: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +74,7 @@ pub struct UpdateAuthConfigInput {
     pub oauth2: Option<OAuth2Input>,
     pub api_key: Option<ApiKeySettings>,
     pub postgres: Option<PostgresSettings>,
+    pub token_release: Option<bool>,
 }
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
@@ -250,6 +254,7 @@ pub async fn create(
         name: input.name,
         provider: input.provider,
         settings,
+        token_release: input.token_release,
     });
     let committed = state
         .ledger
@@ -359,6 +364,7 @@ pub async fn update(
     let command = AuthConfigCommand::Update {
         name: input.name.unwrap_or(current.name.clone()),
         settings,
+        token_release: input.token_release.unwrap_or(current.token_release),
     };
     let committed = state
         .ledger

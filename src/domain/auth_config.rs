@@ -98,6 +98,10 @@ pub struct AuthConfigCreated {
     /// A catalog provider id, or `custom`.
     pub provider: String,
     pub settings: AuthSettings,
+    /// Whether agents may obtain the upstream access token itself (token release); off
+    /// unless the organisation opts in. Absent from the signed form when off.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_release: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +113,9 @@ pub struct AuthConfigUpdated {
     pub settings: AuthSettings,
     /// Scopes removed by this change: dependent connections need the user's consent again.
     pub removed_scopes: Vec<String>,
+    /// Token release after this change (absent from the signed form when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_release: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +153,7 @@ pub struct AuthConfig {
     pub name: String,
     pub provider: String,
     pub settings: Option<AuthSettings>,
+    pub token_release: bool,
 }
 
 pub enum AuthConfigCommand {
@@ -153,6 +161,7 @@ pub enum AuthConfigCommand {
     Update {
         name: String,
         settings: AuthSettings,
+        token_release: bool,
     },
     RotateClientSecret(SealedSecret),
     Disable {
@@ -311,11 +320,13 @@ impl Aggregate for AuthConfig {
                 self.name = e.name.clone();
                 self.provider = e.provider.clone();
                 self.settings = Some(e.settings.clone());
+                self.token_release = e.token_release;
             }
             Event::AuthConfigUpdated(e) => {
                 self.version = e.version;
                 self.name = e.name.clone();
                 self.settings = Some(e.settings.clone());
+                self.token_release = e.token_release;
             }
             Event::ClientSecretRotated(e) => {
                 self.version = e.version;
@@ -356,7 +367,11 @@ impl Aggregate for AuthConfig {
                 check_settings(&c.settings)?;
                 Ok(Event::AuthConfigCreated(c.clone()))
             }
-            Update { name, settings } => {
+            Update {
+                name,
+                settings,
+                token_release,
+            } => {
                 live()?;
                 check_name("name", name, 200)?;
                 check_settings(settings)?;
@@ -370,7 +385,10 @@ impl Aggregate for AuthConfig {
                         reason: "cannot change; create a new auth config".into(),
                     });
                 }
-                let (changed, removed_scopes) = diff(&self.name, old, name, settings);
+                let (mut changed, removed_scopes) = diff(&self.name, old, name, settings);
+                if self.token_release != *token_release {
+                    changed.push("token_release".into());
+                }
                 if changed.is_empty() {
                     return Err(DomainError::Rejected("nothing changed".into()));
                 }
@@ -380,6 +398,7 @@ impl Aggregate for AuthConfig {
                     name: name.clone(),
                     settings: settings.clone(),
                     removed_scopes,
+                    token_release: *token_release,
                 }))
             }
             RotateClientSecret(secret) => {
@@ -478,6 +497,7 @@ mod tests {
             name: "Gmail".into(),
             provider: "google".into(),
             settings: oauth(scopes),
+            token_release: false,
         })
     }
 
@@ -487,6 +507,7 @@ mod tests {
             name: "Gmail".into(),
             provider: "google".into(),
             settings: oauth(&["a"]),
+            token_release: false,
         };
         assert_eq!(
             check(&[], AuthConfigCommand::Create(c.clone())),
@@ -504,6 +525,7 @@ mod tests {
             name: "x".into(),
             provider: "custom".into(),
             settings: bad,
+            token_release: false,
         };
         assert!(matches!(
             check(&[], AuthConfigCommand::Create(c)),
@@ -525,6 +547,7 @@ mod tests {
             AuthConfigCommand::Update {
                 name: "Gmail".into(),
                 settings: new,
+                token_release: false,
             },
         );
         match ev {
@@ -540,6 +563,7 @@ mod tests {
             AuthConfigCommand::Update {
                 name: "Gmail".into(),
                 settings: oauth(&["a"]),
+                token_release: false,
             },
         );
         assert_eq!(same, Err(DomainError::Rejected("nothing changed".into())));
@@ -624,6 +648,7 @@ mod tests {
             name: "x".into(),
             provider: "custom".into(),
             settings: s,
+            token_release: false,
         };
         assert!(matches!(
             check(&[], AuthConfigCommand::Create(c)),

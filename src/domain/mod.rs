@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth_config;
 pub mod checkpoint;
 pub mod connection;
+pub mod credential_release;
 pub mod gateway;
 pub mod signing_key;
 pub mod token;
@@ -33,6 +34,7 @@ pub use connection::{
     ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked, NeedsReconsent,
     RefreshFailed, RefreshStarted,
 };
+pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
@@ -124,6 +126,8 @@ pub enum Event {
     GatewayDefined(GatewayDefined),
     #[serde(rename = "gateway.deleted")]
     GatewayDeleted(GatewayDeleted),
+    #[serde(rename = "credential.released")]
+    CredentialReleased(CredentialReleased),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -166,6 +170,7 @@ pub const ALL_KINDS: &[&str] = &[
     "tool.removed",
     "gateway.defined",
     "gateway.deleted",
+    "credential.released",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -227,6 +232,7 @@ impl Event {
             Event::ToolRemoved(_) => "tool.removed",
             Event::GatewayDefined(_) => "gateway.defined",
             Event::GatewayDeleted(_) => "gateway.deleted",
+            Event::CredentialReleased(_) => "credential.released",
         }
     }
 
@@ -289,6 +295,7 @@ impl Event {
                 name: "Gmail send-only".into(),
                 provider: "google".into(),
                 settings: auth_config::AuthSettings::Oauth2(example_oauth2()),
+                token_release: false,
             }),
             Event::AuthConfigUpdated(AuthConfigUpdated {
                 version: 2,
@@ -300,6 +307,7 @@ impl Event {
                     prefix: None,
                 }),
                 removed_scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
+                token_release: false,
             }),
             Event::ClientSecretRotated(ClientSecretRotated {
                 version: 3,
@@ -492,6 +500,13 @@ impl Event {
             }),
             Event::GatewayDeleted(GatewayDeleted {
                 name: "support agent".into(),
+            }),
+            Event::CredentialReleased(CredentialReleased {
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
+                user_id: "user-42".into(),
+                fingerprint: format!("hmac-sha256:{}", "cd".repeat(32)),
+                expires_at: Some(at),
             }),
         ]
     }

@@ -93,6 +93,8 @@ pub struct Scope {
     /// Only the tools this admits are listed and callable; `None`: every tool the caller
     /// may use.
     pub filter: Option<ToolFilter>,
+    /// The gateway this mount serves (`/mcp/{gateway_id}`): its tools only.
+    pub gateway_id: Option<String>,
 }
 
 impl Scope {
@@ -101,6 +103,7 @@ impl Scope {
         Scope {
             route: "/mcp",
             filter: None,
+            gateway_id: None,
         }
     }
 
@@ -112,6 +115,35 @@ impl Scope {
 /// `POST /mcp` (already authorized by `api::auth`).
 pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
     serve(state, Scope::all(), request).await
+}
+
+/// `POST /mcp/{gateway_id}`: one gateway's tools only. An unknown (or another workspace's)
+/// gateway answers 404, a gateway the caller's key is not bound to 403, both audited.
+pub async fn handle_gateway(
+    State(state): State<AppState>,
+    axum::extract::Path(gateway_id): axum::extract::Path<String>,
+    request: Request,
+) -> Response {
+    const ROUTE: &str = "/mcp/{gateway_id}";
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    };
+    if let Err(e) =
+        crate::commands::agents::gateways::scope_of(&state, &caller, Some(&gateway_id)).await
+    {
+        let at = At {
+            method: "POST",
+            route: ROUTE,
+            target: Some(&gateway_id),
+        };
+        return refuse(&state, caller.actor(), &caller.workspace_id, at, e).await;
+    }
+    let scope = Scope {
+        route: ROUTE,
+        filter: None,
+        gateway_id: Some(gateway_id),
+    };
+    serve(state, scope, request).await
 }
 
 /// Answers one authorized MCP request for `scope`. The request must carry the `Caller` (and,
@@ -137,15 +169,14 @@ pub async fn serve(state: AppState, scope: Scope, request: Request) -> Response 
 /// DNS-rebinding protection bound to the public URL.
 fn transport_config(public_url: &str) -> StreamableHttpServerConfig {
     let (hosts, origins) = allowed_hosts_and_origins(public_url);
-    let mut config = StreamableHttpServerConfig::default()
+    StreamableHttpServerConfig::default()
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
         .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES)
         .with_allowed_hosts(hosts)
-        .with_allowed_origins(origins);
-    config = config.enforce_origin_validation();
-    config
+        .with_allowed_origins(origins)
+        .enforce_origin_validation()
 }
 
 /// `Host` values accepted: the public URL's authority and the loopback names. `Origin`
@@ -210,13 +241,18 @@ impl ServerHandler for McpServer {
     ) -> Result<ListToolsResult, ErrorData> {
         let (caller, authority) = caller_of(&context)?;
         let token = matches!(authority, Authority::Token(_));
-        let listed = match gateway::list_tools(&self.state, &caller, &authority).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list tools for MCP");
-                return Err(ErrorData::internal_error("cannot list tools right now", None));
-            }
-        };
+        let gateway_id = self.scope.gateway_id.as_deref();
+        let listed =
+            match gateway::list_tools_in(&self.state, &caller, &authority, gateway_id).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list tools for MCP");
+                    return Err(ErrorData::internal_error(
+                        "cannot list tools right now",
+                        None,
+                    ));
+                }
+            };
         let tools = listed
             .iter()
             .filter(|(d, _)| self.scope.admits(&d.name))
@@ -243,7 +279,10 @@ impl ServerHandler for McpServer {
                 what: "tool",
                 elsewhere: false,
             }),
-            Ok(input) => gateway::execute(&self.state, &caller, &authority, input).await,
+            Ok(mut input) => {
+                input.gateway_id.clone_from(&self.scope.gateway_id);
+                gateway::execute(&self.state, &caller, &authority, input).await
+            }
         };
         let result = match outcome {
             Ok(done) => executed(done),
@@ -322,7 +361,10 @@ fn mcp_tool(def: &ToolDefinition, token: bool) -> Option<McpTool> {
 
 /// The gateway input of a call: the routing fields taken out of `arguments`, the rest the
 /// tool's own arguments.
-fn split_arguments(tool: String, arguments: Option<JsonObject>) -> Result<ExecuteInput, AgentError> {
+fn split_arguments(
+    tool: String,
+    arguments: Option<JsonObject>,
+) -> Result<ExecuteInput, AgentError> {
     let mut arguments = arguments.unwrap_or_default();
     let mut take = |name: &str| -> Result<Option<String>, String> {
         match arguments.remove(name) {
@@ -344,6 +386,7 @@ fn split_arguments(tool: String, arguments: Option<JsonObject>) -> Result<Execut
         user_id,
         auth_config_id,
         approval_id,
+        gateway_id: None,
     })
 }
 
@@ -400,7 +443,9 @@ mod tests {
         assert_eq!(input.arguments, json!({ "q": "x" }));
         assert_eq!(input.connection_id.as_deref(), Some("c1"));
         assert_eq!(input.approval_id, None);
-        let Value::Object(bad) = json!({ "user_id": 5 }) else { panic!() };
+        let Value::Object(bad) = json!({ "user_id": 5 }) else {
+            panic!()
+        };
         assert!(matches!(
             split_arguments("a.b".into(), Some(bad)),
             Err(AgentError::InvalidArguments(p)) if p == ["/user_id: must be a string"]

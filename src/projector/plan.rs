@@ -48,6 +48,7 @@ fn agent_facts(
         Event::ApprovalApproved(e) | Event::ApprovalDenied(e) => {
             (s(&e.connection_id), None, s(&e.tool))
         }
+        Event::CredentialReleased(e) => (s(&e.connection_id), None, None),
         Event::ToolDefined(e) => (None, None, s(&e.definition.name)),
         Event::ToolRemoved(e) => (None, None, s(&e.name)),
         _ => (
@@ -88,6 +89,7 @@ fn audit_facts(
         Event::ApprovalDenied(e) => (None, None, s("denied"), e.note.clone()),
         Event::ApprovalConsumed(_) => (None, None, s("consumed"), None),
         Event::TokenRevoked(e) => (None, None, s("revoked"), e.reason.clone()),
+        Event::CredentialReleased(e) => (s(&e.user_id), s(&e.auth_config_id), s("released"), None),
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()
@@ -241,6 +243,21 @@ pub fn public_settings(settings: &crate::domain::auth_config::AuthSettings) -> s
     v
 }
 
+/// `public_settings` plus whether token release is on (shown with the settings).
+pub fn shown_settings(
+    settings: &crate::domain::auth_config::AuthSettings,
+    token_release: bool,
+) -> serde_json::Value {
+    let mut v = public_settings(settings);
+    if let Some(map) = v.as_object_mut() {
+        map.insert(
+            "token_release".into(),
+            serde_json::Value::Bool(token_release),
+        );
+    }
+    v
+}
+
 pub fn rfc3339(t: time::OffsetDateTime) -> String {
     t.to_offset(time::UtcOffset::UTC)
         .format(&time::format_description::well_known::Rfc3339)
@@ -318,7 +335,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
                 provider: Some(e.provider.clone()),
                 auth_type: Some(e.settings.auth_type().to_string()),
                 status: Some("enabled"),
-                settings: Some(public_settings(&e.settings).to_string()),
+                settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
                 changed: vec!["created".into()],
             },
         )),
@@ -328,7 +345,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
             version,
             AuthConfigChange {
                 name: Some(e.name.clone()),
-                settings: Some(public_settings(&e.settings).to_string()),
+                settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
                 changed: e.changed.clone(),
                 ..Default::default()
             },
@@ -384,7 +401,8 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::ApprovalRequested(_)
         | Event::ApprovalApproved(_)
         | Event::ApprovalDenied(_)
-        | Event::ApprovalConsumed(_) => {}
+        | Event::ApprovalConsumed(_)
+        | Event::CredentialReleased(_) => {}
         Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
             workspace_id: body.workspace_id.clone(),
             name: e.definition.name.clone(),

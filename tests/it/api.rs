@@ -162,6 +162,13 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         }
         // Authorized; the token request asks for a lifetime beyond the maximum.
         ("POST", "/v1/tokens") => (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed")),
+        // Authorized; a bare POST is not an MCP message (rmcp wants
+        // `Accept: application/json, text/event-stream`).
+        ("POST", "/mcp") | ("POST", "/mcp/{gateway_id}") => (StatusCode::NOT_ACCEPTABLE, None),
+        // Authorized; the api_key auth config has not opted in to token release.
+        ("POST", "/v1/connections/{id}/access-token") => {
+            (StatusCode::FORBIDDEN, Some("token-release-disabled"))
+        }
         // Authorized; the arguments do not match the tool's schema (nothing is called).
         ("POST", "/v1/tools/execute") => {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-arguments"))
@@ -244,6 +251,9 @@ impl Env {
     async fn target_for(&self, fx: &Fixtures, path: &str) -> String {
         let id = if path == "/v1/audit/access" {
             return format!("{path}?user_id=table-user");
+        } else if path == "/mcp/{gateway_id}" {
+            let id = self.create_gateway(&self.admin, &fx.auth_config).await;
+            return path.replace("{gateway_id}", &id);
         } else if !path.contains("{id}") && !path.contains("{name}") {
             return path.to_string();
         } else if path.starts_with("/v1/auth-configs") {

@@ -1,6 +1,7 @@
 //! One integration-test binary (fast to link), one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod agents;
 mod api;
 mod audit;
 mod auth_configs;
@@ -12,8 +13,10 @@ mod connections;
 mod crash;
 mod crypto;
 mod end_user;
+mod gateways;
 mod harness;
 mod independent;
+mod mcp;
 mod oauth_client;
 mod oauth_provider;
 mod projections;

@@ -55,6 +55,7 @@ async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query
         name: "Gmail".into(),
         provider: "google".into(),
         settings: oauth(&["a", "b"], 'a'),
+        token_release: false,
     });
     l.execute::<AuthConfig>("ws1", "ac1", &admin, &create)
         .await
@@ -62,6 +63,7 @@ async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query
     let update = AuthConfigCommand::Update {
         name: "Gmail send".into(),
         settings: oauth(&["a"], 'b'),
+        token_release: false,
     };
     l.execute::<AuthConfig>("ws1", "ac1", &admin, &update)
         .await
@@ -329,6 +331,7 @@ async fn connections_are_projected(store: Arc<dyn ProjectionStore>, db: impl Set
             name: "Gmail".into(),
             provider: "google".into(),
             settings: oauth(&["a", "b"], 'a'),
+            token_release: false,
         }),
     )
     .await

@@ -13,6 +13,8 @@
 //! 3. raw consume of the ledger stream with an ordered pull consumer;
 //! 4. `verify_log` over the ledger stream;
 //! 5. optionally the embedded SQLite backend: append and verify.
+//!
+//! `--suite audit` runs the audit benchmarks instead (see `audit.rs`).
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -33,12 +35,26 @@ use authledger::ledger::writer::seal_event;
 use authledger::ledger::{Actor, AggregateKey, EventLog, KeyRing, Ledger, Signer};
 use authledger::metrics::Metrics;
 
+mod audit;
+
+/// Which benchmark suite runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Suite {
+    /// Raw JetStream vs ledger append, consume and verify (+ embedded SQLite).
+    Default,
+    /// Issue 5: replay, audit query latency and export on a realistic ledger.
+    Audit,
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "authledger-bench",
     about = "Raw JetStream vs ledger append/consume/verify throughput"
 )]
 struct Args {
+    /// The suite to run.
+    #[arg(long, value_enum, default_value_t = Suite::Default)]
+    suite: Suite,
     /// NATS server to benchmark against (a private one: the run creates two streams).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
@@ -70,9 +86,58 @@ struct Args {
     /// Rounds of phases 1+2 (interleaved), and of 3 and 4; the table shows medians.
     #[arg(long, default_value_t = 3)]
     rounds: u64,
-    /// Keep the benchmark streams on the server after the run.
+    /// Keep the benchmark streams on the server after the run (audit: also the work dir
+    /// and the PostgreSQL database).
     #[arg(long)]
     keep_streams: bool,
+    /// audit: a PostgreSQL URL whose user may CREATE DATABASE (a fresh database is made
+    /// for the projections); without it the PostgreSQL phases are skipped.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// audit: PID of the PostgreSQL postmaster (on this machine), for CPU time per event.
+    #[arg(long)]
+    pg_pid: Option<u32>,
+    /// audit: the PostgreSQL cluster's data directory, to report its size.
+    #[arg(long)]
+    pg_data_dir: Option<std::path::PathBuf>,
+    /// audit: directory for keys, SQLite projections and export logs (default: temp dir).
+    #[arg(long)]
+    work_dir: Option<std::path::PathBuf>,
+    /// audit: the `authledger` binary the exports run as child processes.
+    #[arg(long, default_value = "target/release/authledger")]
+    authledger_bin: std::path::PathBuf,
+    /// audit: workspaces (event shares n : n-1 : ... : 1).
+    #[arg(long, default_value_t = 4)]
+    workspaces: u32,
+    /// audit: days of `occurred_at` the events span.
+    #[arg(long, default_value_t = 90)]
+    span_days: u32,
+    /// audit: measured queries per filter shape and backend (first pages; cursor pages too).
+    #[arg(long, default_value_t = 300)]
+    queries: usize,
+    /// audit: live connections per fill task.
+    #[arg(long, default_value_t = 16)]
+    slots: usize,
+    /// audit: export formats to run (comma-separated: jsonl, csv).
+    #[arg(long, default_value = "jsonl,csv")]
+    export_formats: String,
+    /// audit: no checkpoint before the exports (so no inclusion proofs).
+    #[arg(long)]
+    no_checkpoint: bool,
+    /// audit: replay the first N events (comma-separated list) into fresh PostgreSQL
+    /// databases with the server's default plan cache, to show how that replay scales.
+    #[arg(long, default_value = "10000,20000")]
+    pg_default_replay: String,
+    /// audit: give up a `--pg-default-replay` point after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    pg_default_timeout_secs: u64,
+    /// audit: `plan_cache_mode` set on the database of the whole-log PostgreSQL replay
+    /// ("default": none; the rebuild is then quadratic, see BENCHMARKS.md).
+    #[arg(long, default_value = "force_custom_plan")]
+    pg_replay_plan_cache_mode: String,
+    /// audit: seed of the workload and of the query targets.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 struct Row {
@@ -358,6 +423,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.events == 0 || args.tasks == 0 || args.window == 0 || args.rounds == 0 {
         bail!("--events, --tasks, --window and --rounds must be positive");
+    }
+    if args.suite == Suite::Audit {
+        return audit::run(&args).await;
     }
     let rounds = args.rounds;
     let load_before = load_average();

@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod gateway;
 pub mod gateways;
+pub mod release;
 pub mod tokens;
 
 use crate::app::AppState;
@@ -49,6 +50,9 @@ pub enum AgentError {
     },
     #[error("the arguments do not match the tool's schema")]
     InvalidArguments(Vec<String>),
+    /// The auth config does not allow releasing its access tokens to agents.
+    #[error("token release is not enabled on this auth config")]
+    TokenReleaseDisabled,
     /// The caller's gateways do not include this tool through this auth config.
     #[error("outside the caller's gateways")]
     OutsideGateway,

@@ -69,16 +69,20 @@ pub async fn credential_for_call(
             .is_some_and(|at| at - buffer <= state.clock.now())
     };
     if near_expiry(&usable_now.connection) {
-        // One caller at a time decides, on a fresh look, whether to refresh: a caller that
-        // saw the old token while another's round ran would otherwise start a round of its
-        // own right after (`refresh` only joins a round still in flight).
+        // `refresh` joins a round still in flight, but a caller that saw the old token while
+        // another caller's round ran to its end would start a round of its own right after.
+        // So callers take turns here, look again, and adopt a round that ended since they
+        // looked (whatever its outcome) instead of repeating it.
+        let seen = usable_now.connection.refresh_rounds;
         let gate = before_use_gates().get(&format!("{workspace_id}/{id}"));
         let _turn = gate.lock().await;
         usable_now = usable(state, workspace_id, id).await?;
-    }
-    if near_expiry(&usable_now.connection) {
-        let outcome = refresh(state, workspace_id, id, actor, RefreshTrigger::BeforeUse).await?;
-        usable_now = usable(state, workspace_id, id).await?;
+        let mut outcome = None;
+        if usable_now.connection.refresh_rounds == seen && near_expiry(&usable_now.connection) {
+            outcome =
+                Some(refresh(state, workspace_id, id, actor, RefreshTrigger::BeforeUse).await?);
+            usable_now = usable(state, workspace_id, id).await?;
+        }
         let expired = usable_now
             .connection
             .tokens
@@ -87,9 +91,16 @@ pub async fn credential_for_call(
             .is_some_and(|at| at <= state.clock.now());
         if expired {
             let reason = match outcome {
-                RefreshOutcome::Failed { error } => error,
-                RefreshOutcome::Expired { reason } => reason,
-                RefreshOutcome::Refreshed { .. } => "the provider issued an expired token".into(),
+                Some(RefreshOutcome::Failed { error }) => error,
+                Some(RefreshOutcome::Expired { reason }) => reason,
+                Some(RefreshOutcome::Refreshed { .. }) => {
+                    "the provider issued an expired token".into()
+                }
+                None => usable_now
+                    .connection
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "the access token has expired".into()),
             };
             return Err(UsageError::RefreshFailed(reason));
         }
@@ -98,7 +109,7 @@ pub async fn credential_for_call(
     Ok((usable_now, credential))
 }
 
-/// Per connection on this instance: callers about to refresh before use take turns.
+/// Per connection on this instance: the callers about to refresh before use take turns.
 fn before_use_gates() -> &'static RefreshLocks {
     static GATES: std::sync::OnceLock<RefreshLocks> = std::sync::OnceLock::new();
     GATES.get_or_init(RefreshLocks::default)

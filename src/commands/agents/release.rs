@@ -1,0 +1,93 @@
+//! Token release: hands an agent the connection's current upstream access token, for APIs
+//! the gateway does not cover. Only when the auth config opted in; refreshed first when
+//! near expiry; `credential.released` is appended before the token leaves (fail closed).
+
+use secrecy::SecretString;
+use uuid::Uuid;
+
+use super::AgentError;
+use crate::app::AppState;
+use crate::commands::connections::{self, UsageError};
+use crate::commands::{wait_for_write, Caller};
+use crate::domain::auth_config::AuthSettings;
+use crate::domain::credential_release::CredentialRelease;
+use crate::domain::CredentialReleased;
+use crate::tools::Credential;
+
+pub struct Released {
+    pub access_token: SecretString,
+    pub token_type: String,
+    pub expires_at: Option<time::OffsetDateTime>,
+}
+
+pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Released, AgentError> {
+    let ws = &caller.workspace_id;
+    let found = state.projections.connection(ws, id).await?;
+    if found.filter(|r| r.status != "deleted").is_none() {
+        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
+        return Err(AgentError::NotFound {
+            what: "connection",
+            elsewhere,
+        });
+    }
+    let usable = match connections::usable(state, ws, id).await {
+        Err(UsageError::Inactive(_)) => {
+            let c = state
+                .ledger
+                .load::<crate::domain::connection::Connection>(ws, id)
+                .await?;
+            return Err(super::connection_required(
+                state,
+                ws,
+                &caller.actor(),
+                &c.auth_config_id,
+                &c.user_id,
+            )
+            .await);
+        }
+        other => other?,
+    };
+    let scope = super::gateways::scope_of(state, caller, None).await?;
+    if !scope.allows_auth_config(&usable.connection.auth_config_id) {
+        return Err(AgentError::OutsideGateway);
+    }
+    if !usable.config.token_release {
+        return Err(AgentError::TokenReleaseDisabled);
+    }
+    if !matches!(usable.config.settings, Some(AuthSettings::Oauth2(_))) {
+        return Err(super::invalid(
+            "connection",
+            "only OAuth connections hold an access token to release",
+        ));
+    }
+    let (usable, credential) =
+        connections::credential_for_call(state, ws, id, &caller.actor()).await?;
+    let Credential::Bearer(access_token) = credential else {
+        return Err(super::invalid(
+            "connection",
+            "the connection holds no access token",
+        ));
+    };
+    let tokens = usable
+        .connection
+        .tokens
+        .as_ref()
+        .ok_or_else(|| super::invalid("connection", "the connection holds no access token"))?;
+    let event = CredentialReleased {
+        connection_id: id.to_string(),
+        auth_config_id: usable.connection.auth_config_id.clone(),
+        user_id: usable.connection.user_id.clone(),
+        fingerprint: tokens.access_token.fingerprint.clone(),
+        expires_at: tokens.expires_at,
+    };
+    let committed = state
+        .ledger
+        .execute::<CredentialRelease>(ws, &Uuid::now_v7().to_string(), &caller.actor(), &event)
+        .await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(Released {
+        access_token,
+        token_type: tokens.token_type.clone(),
+        expires_at: tokens.expires_at,
+    })
+}

@@ -124,7 +124,7 @@ pub trait ProjectionStore: Send + Sync + 'static {
     ) -> Result<Option<GatewayRow>, ProjectionError>;
     /// The workspace's gateways (not deleted), by id.
     async fn gateways(&self, workspace_id: &str) -> Result<Vec<GatewayRow>, ProjectionError>;
-    /// The live gateways an API key is bound to.
+    /// The gateways an API key is bound to, deleted ones included (they bind to nothing).
     async fn gateways_of_key(
         &self,
         workspace_id: &str,
@@ -524,6 +524,8 @@ macro_rules! sql_projection_store {
                         }
                     }
                     Op::DeleteGateway { workspace_id, id, version, at } => {
+                        // Bindings stay: a key bound only to deleted gateways reaches nothing
+                        // (deleting a gateway never widens what its agents may do).
                         sqlx::query(
                             "UPDATE gateways SET status = 'deleted', version = $3, updated_at = $4
                              WHERE workspace_id = $1 AND id = $2",
@@ -534,11 +536,6 @@ macro_rules! sql_projection_store {
                         .bind(at)
                         .execute(&mut **tx)
                         .await?;
-                        sqlx::query("DELETE FROM gateway_keys WHERE workspace_id = $1 AND gateway_id = $2")
-                            .bind(&workspace_id)
-                            .bind(&id)
-                            .execute(&mut **tx)
-                            .await?;
                     }
                     Op::CreateWorkspace { id, name, at, version } => {
                         sqlx::query("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
@@ -959,7 +956,7 @@ macro_rules! sql_projection_store {
                 api_key_id: &str,
             ) -> Result<Vec<GatewayRow>, ProjectionError> {
                 sqlx::query_as(&format!(
-                    "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1 AND status <> 'deleted'
+                    "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1
                      AND id IN (SELECT gateway_id FROM gateway_keys WHERE workspace_id = $1 AND api_key_id = $2)
                      ORDER BY id"
                 ))

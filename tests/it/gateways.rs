@@ -4,7 +4,7 @@
 //! `POST /v1/tools/execute` and `POST /v1/tokens`, every refusal being a 403
 //! `outside-gateway` and an `access.denied` event (`outside_gateway`); unbound keys reach
 //! everything. Replacing widens or narrows a gateway (`gateway.defined`, revision + 1),
-//! deleting unbinds its keys (`gateway.deleted`). Definitions are checked against the
+//! deleting leaves its keys bound to nothing (`gateway.deleted`). Definitions are checked against the
 //! workspace (auth configs, tools of the auth config's provider, live keys), and another
 //! workspace's gateway answers exactly like an unknown one.
 //!
@@ -529,7 +529,7 @@ async fn a_bound_key_reaches_only_its_gateways_pairs_and_each_refusal_is_audited
     let fetched = env.get(&env.admin, &format!("/v1/gateways/{id}")).await;
     assert_eq!(fetched.status, StatusCode::OK, "{}", fetched.text);
     assert_eq!(fetched.body, r.body);
-    assert_eq!(env.gateway_ids(&env.admin).await, [id.clone()]);
+    assert_eq!(env.gateway_ids(&env.admin).await, [id.as_str()]);
 
     // The bound key sees one tool, and runs it through A with A's credential.
     assert_eq!(env.tool_names(&f.bound).await, [READ]);
@@ -634,11 +634,11 @@ async fn a_bound_key_reaches_only_its_gateways_pairs_and_each_refusal_is_audited
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. Replace widens the gateway; delete unbinds its keys
+// 2. Replace widens the gateway; delete leaves its keys bound to nothing
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_unbinds_them() {
+async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_them_nothing() {
     let f = Fixture::start().await;
     let env = &f.env;
     let r = env
@@ -727,10 +727,16 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_unbinds
     .expect(StatusCode::NOT_FOUND, "not-found");
     assert!(env.gateway_ids(&env.admin).await.is_empty());
 
-    // CURRENT SEMANTIC (fail open): a key is restricted only while some live gateway lists
-    // it. Deleting its last gateway (or replacing it without the key) makes it an unbound
-    // key again, which reaches every tool through every auth config of the workspace.
-    f.assert_reaches_everything(&f.bound).await;
+    // Fail closed: deleting a gateway never widens what its keys reach. A key bound only to
+    // deleted gateways reaches nothing (replacing a live gateway without the key is how an
+    // admin releases it).
+    assert!(env.tool_names(&f.bound).await.is_empty());
+    env.execute(&f.bound, READ, &f.conn_b)
+        .await
+        .expect(StatusCode::FORBIDDEN, "outside-gateway");
+    env.execute(&f.bound, WRITE, &f.conn_a)
+        .await
+        .expect(StatusCode::FORBIDDEN, "outside-gateway");
 
     // The history: gateway.defined revisions 1, 2, 3 (each the whole definition), then
     // gateway.deleted, all of this gateway's aggregate and by the developer.
@@ -841,7 +847,7 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
     let id = r.str("id");
     let path = format!("/v1/gateways/{id}");
     // Viewers read gateways; agents do not.
-    assert_eq!(env.gateway_ids(&viewer).await, [id.clone()]);
+    assert_eq!(env.gateway_ids(&viewer).await, [id.as_str()]);
     env.get(&f.bound, &path)
         .await
         .expect(StatusCode::FORBIDDEN, "forbidden");
@@ -945,8 +951,8 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
         .get(&other_admin, &format!("/v1/gateways/{theirs}"))
         .await;
     assert_eq!(after.body, before.body);
-    assert_eq!(env.gateway_ids(&other_admin).await, [theirs.clone()]);
-    assert_eq!(env.gateway_ids(&env.admin).await, [id.clone()]);
+    assert_eq!(env.gateway_ids(&other_admin).await, [theirs.as_str()]);
+    assert_eq!(env.gateway_ids(&env.admin).await, [id.as_str()]);
     // Reaching into another workspace is audited (the unknown id is not).
     let denials = env
         .signed_events_until("access.denied", "3 other-workspace denials", |items| {
@@ -968,4 +974,62 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
     assert!(!denials
         .iter()
         .any(|d| d["payload"]["target_id"] == unknown.as_str()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Known bug: the gateway check comes after connection resolution
+// ---------------------------------------------------------------------------------------------
+
+/// A bound key naming a user and an auth config outside its gateways is refused (403
+/// `outside-gateway`, audited) before any connection is resolved: it can neither start a
+/// connect flow for that user on such an auth config nor learn (409 vs 403) whether the user
+/// has a connection there. (Regression: connect on demand once ran before the gateway check.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_key_cannot_start_connect_flows_outside_its_gateways() {
+    let f = Fixture::start().await;
+    let env = &f.env;
+    let r = env
+        .post(
+            &env.admin,
+            "/v1/auth-configs",
+            json!({
+                "name": "OAuth outside the gateway", "provider": "custom", "auth_type": "oauth2",
+                "oauth2": {
+                    "client_id": "gw-client", "client_secret": "gw-cl1ent-s3cret",
+                    "authorization_url": "http://127.0.0.1:9/authorize",
+                    "token_url": "http://127.0.0.1:9/token",
+                    "client_auth_method": "client_secret_basic",
+                    "scopes": ["read"],
+                    "redirect_urls": ["https://app.example.com/connected"],
+                }
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let config_c = r.str("id");
+    let r = env
+        .post(
+            &f.developer,
+            "/v1/gateways",
+            gateway("support", &[(&f.config_a, &[READ])], &[&f.bound_id]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    for config in [&config_c, &f.config_b] {
+        let by_user = json!({ "tool": READ, "user_id": "bob", "auth_config_id": config });
+        env.post(&f.bound, "/v1/tools/execute", by_user.clone())
+            .await
+            .expect(StatusCode::FORBIDDEN, "outside-gateway");
+        env.post(&f.bound, "/v1/tokens", by_user)
+            .await
+            .expect(StatusCode::FORBIDDEN, "outside-gateway");
+    }
+    let started = env.audit("connection.initiated").await;
+    assert!(started.is_empty(), "{started:#?}");
+    let denials = env
+        .signed_events_until("access.denied", "4 denials", |items| items.len() >= 4)
+        .await;
+    assert!(denials
+        .iter()
+        .all(|d| d["payload"]["reason"] == "outside_gateway"));
 }

@@ -164,9 +164,16 @@ pub async fn execute(
             claims.connection_id.clone()
         }
         Authority::ApiKey => {
-            resolve_connection(state, ws, &actor, input.connection_id.as_deref(), user).await?
+            let id = input.connection_id.as_deref();
+            super::check_scope_first(state, ws, &scope, Some(&def.name), id, user).await?;
+            resolve_connection(state, ws, &actor, id, user).await?
         }
     };
+    if let Authority::Token(claims) = authority {
+        // A token issued before its key was bound (or narrowed) is held to the scope now.
+        let bound = (claims.sub.as_str(), claims.auth_config_id.as_str());
+        super::check_scope_first(state, ws, &scope, Some(&def.name), None, Some(bound)).await?;
+    }
     let usable = match connections::usable(state, ws, &connection_id).await {
         Err(UsageError::Inactive(_)) => {
             let c = state.ledger.load::<Connection>(ws, &connection_id).await?;
@@ -202,6 +209,12 @@ pub async fn execute(
         if !missing.is_empty() {
             return Err(AgentError::ScopeEscalation(missing));
         }
+    }
+    // A token that can no longer be used (revoked, expired, used up) is refused before
+    // anything is recorded on its behalf, approval requests included. The use itself is
+    // decided below, against the token's version.
+    if let Authority::Token(claims) = authority {
+        super::tokens::check_usable(state, claims, &def.name).await?;
     }
     let fingerprint = tools::argument_fingerprint(&input.arguments);
     let tool_call_id = Uuid::now_v7().to_string();

@@ -86,13 +86,24 @@ pub async fn scope_of(
                     elsewhere,
                 });
             };
-            if !bound.is_empty() && !bound.iter().any(|g| g.id == row.id) {
+            if !bound.is_empty()
+                && !bound
+                    .iter()
+                    .any(|g| g.id == row.id && g.status != "deleted")
+            {
                 return Err(AgentError::OutsideGateway);
             }
             Ok(ToolScope::Only(servers_of(&row)))
         }
         None if bound.is_empty() => Ok(ToolScope::All),
-        None => Ok(ToolScope::Only(bound.iter().flat_map(servers_of).collect())),
+        // Deleted gateways still bind their keys, to nothing: deletion never widens a key.
+        None => Ok(ToolScope::Only(
+            bound
+                .iter()
+                .filter(|g| g.status != "deleted")
+                .flat_map(servers_of)
+                .collect(),
+        )),
     }
 }
 
@@ -136,7 +147,15 @@ pub async fn define(
     }
     for key in &input.agent_key_ids {
         let row = state.projections.api_key(ws, key).await?;
-        if row.is_none_or(|r| r.revoked_at.is_some()) {
+        let now = state.clock.now();
+        let live = row.is_some_and(|r| {
+            r.revoked_at.is_none()
+                && r.expires_at.as_deref().is_none_or(|e| {
+                    time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                        .is_ok_and(|at| at > now)
+                })
+        });
+        if !live {
             return Err(invalid(
                 "agent_key_ids",
                 format!("no live API key {key} in this workspace"),

@@ -127,6 +127,40 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
     .into()
 }
 
+/// Refuses, before any connection is resolved (or a connect flow started), a request whose
+/// auth config lies outside the caller's gateways: named directly, or through the
+/// connection id. Otherwise a bound key could start connect flows or probe connections
+/// beyond its gateways.
+pub async fn check_scope_first(
+    state: &AppState,
+    workspace_id: &str,
+    scope: &gateways::ToolScope,
+    tool: Option<&str>,
+    connection_id: Option<&str>,
+    user: Option<(&str, &str)>,
+) -> Result<(), AgentError> {
+    if *scope == gateways::ToolScope::All {
+        return Ok(());
+    }
+    let allowed = |auth_config_id: &str| match tool {
+        Some(t) => scope.allows(auth_config_id, t),
+        None => scope.allows_auth_config(auth_config_id),
+    };
+    if let Some((_, auth_config_id)) = user {
+        if !allowed(auth_config_id) {
+            return Err(AgentError::OutsideGateway);
+        }
+    }
+    if let Some(id) = connection_id {
+        if let Some(row) = state.projections.connection(workspace_id, id).await? {
+            if !allowed(&row.auth_config_id) {
+                return Err(AgentError::OutsideGateway);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `missing` scopes of `needed` that `granted` lacks.
 pub fn missing_scopes(needed: &[String], granted: &[String]) -> Vec<String> {
     needed

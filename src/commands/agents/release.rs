@@ -30,6 +30,25 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
             elsewhere,
         });
     }
+    let scope = super::gateways::scope_of(state, caller, None).await?;
+    super::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
+    // Whether the auth config releases tokens at all is decided before the connection's
+    // state: a caller refused the token must not start a connect flow on demand (below).
+    if let Some(row) = state.projections.connection(ws, id).await? {
+        let config = state
+            .ledger
+            .load::<crate::domain::auth_config::AuthConfig>(ws, &row.auth_config_id)
+            .await?;
+        if !config.token_release {
+            return Err(AgentError::TokenReleaseDisabled);
+        }
+        if !matches!(config.settings, Some(AuthSettings::Oauth2(_))) {
+            return Err(super::invalid(
+                "connection",
+                "only OAuth connections hold an access token to release",
+            ));
+        }
+    }
     let usable = match connections::usable(state, ws, id).await {
         Err(UsageError::Inactive(_)) => {
             let c = state
@@ -47,7 +66,6 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
         }
         other => other?,
     };
-    let scope = super::gateways::scope_of(state, caller, None).await?;
     if !scope.allows_auth_config(&usable.connection.auth_config_id) {
         return Err(AgentError::OutsideGateway);
     }

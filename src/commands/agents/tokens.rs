@@ -66,8 +66,9 @@ pub async fn issue(
         (None, None) => None,
         _ => return Err(invalid("user_id", "user_id and auth_config_id go together")),
     };
-    let connection_id =
-        resolve_connection(state, ws, &actor, input.connection_id.as_deref(), user).await?;
+    let named = input.connection_id.as_deref();
+    super::check_scope_first(state, ws, &scope, input.tool.as_deref(), named, user).await?;
+    let connection_id = resolve_connection(state, ws, &actor, named, user).await?;
     let usable = match crate::commands::connections::usable(state, ws, &connection_id).await {
         Ok(u) => u,
         Err(crate::commands::connections::UsageError::Inactive(_)) => {
@@ -219,6 +220,17 @@ async fn not_found_anywhere(state: &AppState, ws: &str, id: &str) -> AgentError 
         what: "token",
         elsewhere,
     }
+}
+
+/// Whether the token could be used for `tool` now (records nothing; `use_token` decides).
+pub async fn check_usable(
+    state: &AppState,
+    claims: &TokenClaims,
+    tool: &str,
+) -> Result<(), AgentError> {
+    let token = load(state, &claims.workspace_id, &claims.jti).await?;
+    token.check_use(state.clock.now(), tool)?;
+    Ok(())
 }
 
 /// Records one use of a token for a tool call (refused when revoked, expired, used up or

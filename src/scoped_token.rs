@@ -57,8 +57,13 @@ impl TokenClaims {
 pub enum TokenFormatError {
     #[error("not a scoped token: {0}")]
     Invalid(&'static str),
+    /// Signature and claims verified, but past `exp`: the workspace and key it names are
+    /// known (so the refusal is recorded where that workspace's auditors see it).
     #[error("the token has expired")]
-    Expired,
+    Expired {
+        workspace_id: String,
+        client_id: String,
+    },
     #[error("cannot sign the token: {0}")]
     Sign(String),
 }
@@ -108,7 +113,10 @@ pub fn verify(
     let data = decode::<TokenClaims>(token, &key, &validation)
         .map_err(|_| TokenFormatError::Invalid("signature or claims do not verify"))?;
     if now_unix >= data.claims.exp {
-        return Err(TokenFormatError::Expired);
+        return Err(TokenFormatError::Expired {
+            workspace_id: data.claims.workspace_id,
+            client_id: data.claims.client_id,
+        });
     }
     Ok(data.claims)
 }
@@ -188,7 +196,10 @@ mod tests {
         let token = sign(&signer, &claims(2000)).unwrap();
         assert_eq!(
             verify(&token, &ring, iss, 2000),
-            Err(TokenFormatError::Expired)
+            Err(TokenFormatError::Expired {
+                workspace_id: "ws".into(),
+                client_id: "key-1".into()
+            })
         );
         assert!(verify(&token, &ring, "https://other.example.com", 1500).is_err());
         // Another key, even with the same kid in the header, does not verify.

@@ -416,12 +416,19 @@ async fn authenticate_scoped_token(
         now,
     ) {
         Ok(c) => c,
-        Err(TokenFormatError::Expired) => {
+        Err(TokenFormatError::Expired {
+            workspace_id,
+            client_id,
+        }) => {
+            let key = Actor {
+                actor_type: ActorType::ApiKey,
+                id: client_id,
+            };
             return Err(ScopedTokenRefusal::Denied(
-                None,
-                anonymous,
+                Some(workspace_id),
+                key,
                 DenialReason::ExpiredToken,
-            ))
+            ));
         }
         Err(_) => {
             return Err(ScopedTokenRefusal::Denied(

@@ -921,6 +921,43 @@ async fn tokens_and_gateway(backend: Backend) {
     );
     env.denial("scope_escalation", "/v1/tools/execute").await;
 
+    // Malformed requests for a token are 422 and issue nothing.
+    for (case, body) in [
+        (
+            "ttl 0",
+            json!({ "connection_id": alice, "scopes": ["read"], "ttl_seconds": 0 }),
+        ),
+        (
+            "ttl past the maximum",
+            json!({ "connection_id": alice, "scopes": ["read"], "ttl_seconds": 901 }),
+        ),
+        (
+            "max_uses 0",
+            json!({ "connection_id": alice, "scopes": ["read"], "max_uses": 0 }),
+        ),
+        ("neither scopes nor tool", json!({ "connection_id": alice })),
+        (
+            "scopes short of the tool's",
+            json!({ "connection_id": alice, "scopes": ["read"], "tool": "custom.require_write" }),
+        ),
+        (
+            "user without auth config",
+            json!({ "user_id": "alice", "scopes": ["read"] }),
+        ),
+        (
+            "unknown field",
+            json!({ "connection_id": alice, "scopes": ["read"], "admin": true }),
+        ),
+    ] {
+        let r = env.issue(&agent, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{case}: {}",
+            r.text
+        );
+    }
+
     // Another workspace's connection answers like an unknown id, and is audited.
     let other_admin = env.other_workspace().await;
     let other_config = {
@@ -1760,8 +1797,13 @@ async fn step_up(backend: Backend) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn destructive_tools_run_once_per_user_approval() {
+async fn destructive_tools_run_once_per_user_approval_embedded() {
     step_up(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destructive_tools_run_once_per_user_approval_on_jetstream_and_postgres() {
+    step_up(Backend::JetStreamPg).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1813,6 +1855,22 @@ async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds()
         )
         .await;
     r.expect(StatusCode::CONFLICT, "connection-required");
+
+    // Without an OAuth flow to offer (a credential-based auth config) there is no link.
+    let keyed = env
+        .credential_config(
+            "api_key",
+            json!({ "key_name": "X-Api-Key", "location": "header", "prefix": null }),
+        )
+        .await;
+    let r = env
+        .execute(
+            &agent,
+            json!({ "tool": "custom.me", "user_id": "carol", "auth_config_id": keyed }),
+        )
+        .await;
+    r.expect(StatusCode::CONFLICT, "connection-required");
+    assert!(r.body["connect_url"].is_null(), "{}", r.text);
 
     // Carol follows the link; then the same call goes through.
     let carol = env.finish_connect(&provider, &connect_url).await;

@@ -24,4 +24,5 @@ mod replay;
 mod scale;
 mod schemas;
 mod tamper;
+mod token_release;
 mod vectors;

@@ -615,3 +615,308 @@ async fn mcp_refuses_unauthenticated_and_unpermitted_callers_and_foreign_origins
     want.sort();
     assert_eq!(got, want, "every refusal is an access.denied event");
 }
+
+/// An rmcp client session (initialize done) on `path` (e.g. `/mcp/{gateway_id}`).
+async fn mcp_at(
+    env: &Env,
+    path: &str,
+    bearer: &str,
+) -> Result<RunningService<RoleClient, ()>, String> {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(env.svc.url(path)).auth_header(bearer);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    tokio::time::timeout(Duration::from_secs(20), ().serve(transport))
+        .await
+        .expect("initialize in time")
+        .map_err(|e| e.to_string())
+}
+
+/// A raw MCP `initialize` POSTed to `path`: (status, body text).
+async fn raw_initialize(env: &Env, path: &str, bearer: &str) -> (StatusCode, String) {
+    let r = env
+        .http
+        .post(env.svc.url(path))
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(bearer)
+        .json(&json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": { "name": "raw", "version": "0" }
+            }
+        }))
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    (status, r.text().await.expect("body"))
+}
+
+/// Every `access.denied` event's payload (with its `target_id`), from the log.
+async fn denial_payloads(env: &Env) -> Vec<Value> {
+    env.events()
+        .await
+        .into_iter()
+        .filter(|(kind, _)| kind == "access.denied")
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn sorted_names(tools: &[Tool]) -> Vec<String> {
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_gateway_mount_serves_one_gateways_tools_and_refuses_the_rest() {
+    const ROUTE: &str = "/mcp/{gateway_id}";
+    let env = Env::start().await;
+    let (provider, auth_config) = provider_and_auth_config(&env).await;
+    let connection = connect(&env, &provider, &auth_config, "alice").await;
+    define_tools(&env, &provider).await;
+    let agent = env.key("agent").await;
+    let bound = env
+        .post(
+            &env.admin,
+            "/v1/api-keys",
+            json!({ "name": "bound agent", "role": "agent" }),
+        )
+        .await;
+    let (bound_id, bound) = (
+        bound["id"].as_str().expect("id").to_string(),
+        bound["key"].as_str().expect("key").to_string(),
+    );
+    let gateway = |name: &str, tools: &[&str], keys: &[&str]| {
+        json!({ "name": name, "servers": [{ "auth_config_id": auth_config, "tools": tools }],
+                "agent_key_ids": keys })
+    };
+    let a = env
+        .post(
+            &env.admin,
+            "/v1/gateways",
+            gateway("whoami only", &[WHOAMI], &[&bound_id]),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let b = env
+        .post(
+            &env.admin,
+            "/v1/gateways",
+            gateway("scope checks", &[REQUIRE, PURGE], &[]),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let path_a = format!("/mcp/{a}");
+    let path_b = format!("/mcp/{b}");
+
+    // tools/list on a gateway's mount: exactly its tools (no built-ins, no others).
+    let client = mcp_at(&env, &path_a, &agent).await.expect("initialize");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(sorted_names(&tools), [WHOAMI]);
+    let mut props = properties(tool(&tools, WHOAMI));
+    props.sort();
+    assert_eq!(props, ["auth_config_id", "connection_id", "user_id"]);
+    // Its tool runs through the gateway as on /mcp.
+    let r = call(&client, WHOAMI, json!({ "connection_id": connection })).await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    assert_eq!(text_json(&r)["body"]["user_id"], "user-1", "{r:?}");
+    // Any other tool, of the workspace or built in, is a tool error: outside-gateway, audited
+    // on this route; nothing reaches the provider.
+    let api_calls = provider.counters().api_requests;
+    let before = denial_payloads(&env).await.len();
+    for (name, arguments) in [
+        (
+            REQUIRE,
+            json!({ "connection_id": connection, "scope": "read" }),
+        ),
+        (
+            "github.get_repository",
+            json!({ "connection_id": connection, "owner": "o", "repo": "r" }),
+        ),
+    ] {
+        let r = call(&client, name, arguments).await;
+        assert_eq!(r.is_error, Some(true), "{name}: {r:?}");
+        assert_eq!(
+            text_json(&r)["type"],
+            format!("{PROBLEMS}outside-gateway"),
+            "{name}: {r:?}"
+        );
+    }
+    assert_eq!(provider.counters().api_requests, api_calls);
+    let denials = denial_payloads(&env).await;
+    assert_eq!(denials.len() - before, 2, "{denials:#?}");
+    for d in &denials[before..] {
+        assert_eq!(
+            (&d["status"], &d["reason"], &d["method"], &d["route"]),
+            (
+                &json!(403),
+                &json!("outside_gateway"),
+                &json!("POST"),
+                &json!(ROUTE)
+            ),
+            "{d}"
+        );
+        assert_eq!(d["target_id"], connection.as_str(), "{d}");
+    }
+    client.cancel().await.expect("close");
+
+    // The other gateway's mount lists its own tools.
+    let client = mcp_at(&env, &path_b, &agent).await.expect("initialize");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(sorted_names(&tools), [PURGE, REQUIRE]);
+    let r = call(&client, WHOAMI, json!({ "connection_id": connection })).await;
+    assert_eq!(
+        text_json(&r)["type"],
+        format!("{PROBLEMS}outside-gateway"),
+        "{r:?}"
+    );
+    client.cancel().await.expect("close");
+
+    // A key bound to gateway A: its mount works, B's is an HTTP 403 (audited), and /mcp
+    // itself offers only A's tools.
+    let client = mcp_at(&env, &path_a, &bound).await.expect("initialize");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(sorted_names(&tools), [WHOAMI]);
+    client.cancel().await.expect("close");
+    let client = env.mcp(&bound).await;
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert_eq!(sorted_names(&tools), [WHOAMI]);
+    client.cancel().await.expect("close");
+    let before = denial_payloads(&env).await.len();
+    assert!(mcp_at(&env, &path_b, &bound).await.is_err());
+    let (status, text) = raw_initialize(&env, &path_b, &bound).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    let problem: Value = serde_json::from_str(&text).expect("problem");
+    assert_eq!(
+        problem["type"],
+        format!("{PROBLEMS}outside-gateway"),
+        "{text}"
+    );
+    let denials = denial_payloads(&env).await;
+    assert!(denials.len() - before >= 2, "{denials:#?}");
+    for d in &denials[before..] {
+        assert_eq!(
+            (&d["status"], &d["reason"], &d["route"], &d["target_id"]),
+            (
+                &json!(403),
+                &json!("outside_gateway"),
+                &json!(ROUTE),
+                &json!(b)
+            ),
+            "{d}"
+        );
+    }
+
+    // Unknown gateway ids (never defined, or deleted) are 404s and not audited.
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let (status, unknown_text) = raw_initialize(&env, &format!("/mcp/{unknown}"), &agent).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown_text}");
+    let problem: Value = serde_json::from_str(&unknown_text).expect("problem");
+    assert_eq!(
+        problem["type"],
+        format!("{PROBLEMS}not-found"),
+        "{unknown_text}"
+    );
+    assert!(mcp_at(&env, &format!("/mcp/{unknown}"), &agent)
+        .await
+        .is_err());
+    for odd in ["x".repeat(300), "g.*.>".to_string()] {
+        let (status, text) = raw_initialize(&env, &format!("/mcp/{odd}"), &agent).await;
+        assert_eq!(
+            (status, &text),
+            (StatusCode::NOT_FOUND, &unknown_text),
+            "{odd}"
+        );
+    }
+    let (status, _) = env
+        .call(
+            &env.admin,
+            Method::DELETE,
+            &format!("/v1/gateways/{b}"),
+            None,
+        )
+        .await;
+    assert!(status.is_success(), "{status}");
+    let (status, text) = raw_initialize(&env, &path_b, &agent).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "deleted: {text}");
+
+    // Another workspace's gateway answers exactly like an unknown id, and is audited.
+    let data = env.dir.path().join("data").display().to_string();
+    let cli = args(&["--data-dir", &data, "bootstrap", "--workspace", "Other"]);
+    let out = tokio::task::spawn_blocking(move || crate::harness::run_cli(&cli))
+        .await
+        .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let other_admin = printed["admin_api_key"].as_str().expect("key").to_string();
+    crate::harness::eventually(Duration::from_secs(15), "the other workspace", || async {
+        env.call(&other_admin, Method::GET, "/v1/workspace", None)
+            .await
+            .0
+            == StatusCode::OK
+    })
+    .await;
+    env.post(
+        &other_admin,
+        "/v1/tools",
+        json!({
+            "name": WHOAMI, "provider": "custom", "description": "Theirs",
+            "method": "GET", "base_url": provider.base_url(), "path": "/api/me",
+            "parameters": { "type": "object", "properties": {}, "additionalProperties": false },
+            "required_scopes": [], "risk": "read",
+        }),
+    )
+    .await;
+    let their_config = env
+        .post(
+            &other_admin,
+            "/v1/auth-configs",
+            json!({ "name": "Theirs", "provider": "custom", "auth_type": "api_key",
+                    "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } }),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let theirs = env
+        .post(
+            &other_admin,
+            "/v1/gateways",
+            json!({ "name": "theirs", "servers": [{ "auth_config_id": their_config, "tools": [WHOAMI] }] }),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, text) = raw_initialize(&env, &format!("/mcp/{theirs}"), &other_admin).await;
+    assert_eq!(status, StatusCode::OK, "their own mount works: {text}");
+    let before = denial_payloads(&env).await.len();
+    let (status, their_text) = raw_initialize(&env, &format!("/mcp/{theirs}"), &agent).await;
+    assert_eq!(
+        (status, &their_text),
+        (StatusCode::NOT_FOUND, &unknown_text),
+        "like an unknown id"
+    );
+    let denials = denial_payloads(&env).await;
+    assert_eq!(
+        denials[before..],
+        [json!({
+            "method": "POST", "route": ROUTE, "status": 404,
+            "reason": "other_workspace", "target_id": theirs,
+        })]
+    );
+    assert!(
+        !denials.iter().any(|d| d["target_id"] == unknown.as_str()
+            || d["target_id"] == b.as_str() && d["status"] == 404),
+        "unknown and deleted ids are not audited: {denials:#?}"
+    );
+}

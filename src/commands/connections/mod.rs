@@ -13,7 +13,7 @@ mod usage;
 pub use callback::{callback, CallbackError, CallbackOutcome, CallbackQuery, InvalidState};
 pub(crate) use create::shape;
 pub use create::{create, CreateConnectionInput, CreatedConnection, PostgresCredentials};
-pub use refresh::{refresh, RefreshOutcome};
+pub use refresh::{refresh, refresh_after, RefreshOutcome};
 pub use revoke::{delete, mark_needs_reconsent, revoke};
 pub use usage::{credential_for_call, usable, UsableConnection, UsageError};
 

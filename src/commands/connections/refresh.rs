@@ -25,12 +25,25 @@ pub async fn refresh(
     actor: &Actor,
     trigger: RefreshTrigger,
 ) -> Result<RefreshOutcome, CommandError> {
-    let not_found = || CommandError::Domain(DomainError::NotFound("connection"));
     let seen = load::<Connection>(state, workspace_id, id)
         .await?
         .filter(Connection::exists)
-        .ok_or_else(not_found)?
+        .ok_or(CommandError::Domain(DomainError::NotFound("connection")))?
         .refresh_rounds;
+    refresh_after(state, workspace_id, id, actor, trigger, seen).await
+}
+
+/// `refresh`, for a caller that decided to refresh on the state it read with `seen` rounds:
+/// a round that ended since then (on any instance) is adopted, not repeated.
+pub async fn refresh_after(
+    state: &AppState,
+    workspace_id: &str,
+    id: &str,
+    actor: &Actor,
+    trigger: RefreshTrigger,
+    seen: u64,
+) -> Result<RefreshOutcome, CommandError> {
+    let not_found = || CommandError::Domain(DomainError::NotFound("connection"));
     // Nothing to attempt (and so nothing to record) while the auth config is unusable.
     let conn_config = load::<Connection>(state, workspace_id, id)
         .await?

@@ -79,8 +79,9 @@ pub async fn credential_for_call(
         usable_now = usable(state, workspace_id, id).await?;
         let mut outcome = None;
         if usable_now.connection.refresh_rounds == seen && near_expiry(&usable_now.connection) {
-            outcome =
-                Some(refresh(state, workspace_id, id, actor, RefreshTrigger::BeforeUse).await?);
+            // The rounds this caller saw: a round ended since (on any instance) is adopted.
+            let trigger = RefreshTrigger::BeforeUse;
+            outcome = Some(refresh_after(state, workspace_id, id, actor, trigger, seen).await?);
             usable_now = usable(state, workspace_id, id).await?;
         }
         let expired = usable_now

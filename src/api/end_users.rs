@@ -41,3 +41,20 @@ pub async fn configure_identity_provider(
 pub async fn me(Extension(user): Extension<EndUser>) -> Response {
     Json(json!({ "workspace_id": user.workspace_id, "user_id": user.user_id })).into_response()
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResponseStorageBody {
+    pub store_tool_responses: bool,
+}
+
+/// `PUT /v1/workspace/tool-response-storage`: keep (redacted) upstream response bodies in
+/// `tool.completed` events, or stop. Off by default.
+pub async fn set_tool_response_storage(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<ToolResponseStorageBody>,
+) -> Result<Response, ApiError> {
+    commands::set_tool_response_storage(&state, &caller, body.store_tool_responses).await?;
+    Ok(Json(json!({ "store_tool_responses": body.store_tool_responses })).into_response())
+}

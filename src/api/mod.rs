@@ -84,6 +84,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::DeleteGateway => on(filter, agents::delete_gateway),
         RouteId::ReleaseAccessToken => on(filter, agents::release_access_token),
         RouteId::McpGateway => on(filter, crate::mcp::handle_gateway),
+        RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
         RouteId::Mcp => on(filter, crate::mcp::handle),
     }
 }

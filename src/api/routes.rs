@@ -104,6 +104,7 @@ pub enum RouteId {
     DeleteGateway,
     ReleaseAccessToken,
     McpGateway,
+    SetToolResponseStorage,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -435,6 +436,12 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "POST",
         path: "/mcp/{gateway_id}",
         permission: Permission::CallTools,
+    },
+    RouteSpec {
+        id: RouteId::SetToolResponseStorage,
+        method: "PUT",
+        path: "/v1/workspace/tool-response-storage",
+        permission: Permission::ManageWorkspace,
     },
 ];
 

@@ -212,6 +212,27 @@ pub async fn configure_identity_provider(
     Ok(())
 }
 
+/// Opts the workspace in (or out) of keeping redacted upstream response bodies in
+/// `tool.completed` events.
+pub async fn set_tool_response_storage(
+    state: &AppState,
+    caller: &Caller,
+    store: bool,
+) -> Result<(), CommandError> {
+    use crate::domain::workspace::{Workspace, WorkspaceCommand};
+    let committed = state
+        .ledger
+        .execute::<Workspace>(
+            &caller.workspace_id,
+            &caller.workspace_id,
+            &caller.actor(),
+            &WorkspaceCommand::SetToolResponseStorage(store),
+        )
+        .await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(())
+}
+
 /// An end user authenticated by the workspace's identity provider.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndUser {

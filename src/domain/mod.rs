@@ -39,7 +39,7 @@ pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
-pub use workspace::{IdentityProviderConfigured, WorkspaceCreated};
+pub use workspace::{IdentityProviderConfigured, ToolResponseStorageSet, WorkspaceCreated};
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 
 /// The workspace id of ledger-wide aggregates (the signing key ring).
@@ -128,6 +128,8 @@ pub enum Event {
     GatewayDeleted(GatewayDeleted),
     #[serde(rename = "credential.released")]
     CredentialReleased(CredentialReleased),
+    #[serde(rename = "workspace.tool_response_storage_set")]
+    ToolResponseStorageSet(ToolResponseStorageSet),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -171,6 +173,7 @@ pub const ALL_KINDS: &[&str] = &[
     "gateway.defined",
     "gateway.deleted",
     "credential.released",
+    "workspace.tool_response_storage_set",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -233,6 +236,7 @@ impl Event {
             Event::GatewayDefined(_) => "gateway.defined",
             Event::GatewayDeleted(_) => "gateway.deleted",
             Event::CredentialReleased(_) => "credential.released",
+            Event::ToolResponseStorageSet(_) => "workspace.tool_response_storage_set",
         }
     }
 
@@ -507,6 +511,9 @@ impl Event {
                 user_id: "user-42".into(),
                 fingerprint: format!("hmac-sha256:{}", "cd".repeat(32)),
                 expires_at: Some(at),
+            }),
+            Event::ToolResponseStorageSet(ToolResponseStorageSet {
+                store_tool_responses: true,
             }),
         ]
     }

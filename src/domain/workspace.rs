@@ -17,15 +17,24 @@ pub struct IdentityProviderConfigured {
     pub jwks_url: String,
 }
 
+/// Whether the gateway keeps (redacted) upstream response bodies in `tool.completed`.
+/// Off unless the workspace opts in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolResponseStorageSet {
+    pub store_tool_responses: bool,
+}
+
 #[derive(Debug, Default)]
 pub struct Workspace {
     pub name: Option<String>,
     pub identity_provider: Option<IdentityProviderConfigured>,
+    pub store_tool_responses: bool,
 }
 
 pub enum WorkspaceCommand {
     Create { name: String },
     ConfigureIdentityProvider(IdentityProviderConfigured),
+    SetToolResponseStorage(bool),
 }
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
@@ -61,6 +70,7 @@ impl Aggregate for Workspace {
         match event {
             Event::WorkspaceCreated(e) => self.name = Some(e.name.clone()),
             Event::IdentityProviderConfigured(e) => self.identity_provider = Some(e.clone()),
+            Event::ToolResponseStorageSet(e) => self.store_tool_responses = e.store_tool_responses,
             _ => {}
         }
     }
@@ -84,6 +94,17 @@ impl Aggregate for Workspace {
                 check_name("audience", &idp.audience, 512)?;
                 check_jwks_url(&idp.jwks_url)?;
                 Ok(Event::IdentityProviderConfigured(idp.clone()))
+            }
+            WorkspaceCommand::SetToolResponseStorage(store) => {
+                if self.name.is_none() {
+                    return Err(DomainError::NotFound("workspace"));
+                }
+                if self.store_tool_responses == *store {
+                    return Err(DomainError::Rejected("already set so".into()));
+                }
+                Ok(Event::ToolResponseStorageSet(ToolResponseStorageSet {
+                    store_tool_responses: *store,
+                }))
             }
         }
     }

@@ -402,7 +402,8 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::ApprovalApproved(_)
         | Event::ApprovalDenied(_)
         | Event::ApprovalConsumed(_)
-        | Event::CredentialReleased(_) => {}
+        | Event::CredentialReleased(_)
+        | Event::ToolResponseStorageSet(_) => {}
         Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
             workspace_id: body.workspace_id.clone(),
             name: e.definition.name.clone(),

@@ -517,6 +517,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))
             }
+            ("PUT", "/v1/workspace/tool-response-storage") => {
+                Some(json!({ "store_tool_responses": true }))
+            }
             ("PUT", _) => Some(
                 json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" }),
             ),

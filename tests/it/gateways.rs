@@ -24,6 +24,7 @@ use crate::harness::{args, run_cli, Service};
 const PROBLEMS: &str = "https://authledger.dev/problems/";
 const READ: &str = "custom.read_thing";
 const WRITE: &str = "custom.write_thing";
+const UPSTREAM_SECRET: &str = "upstream-secret-value";
 /// The credentials of the two auth configs' connections (what the upstream must receive).
 const KEY_A: &str = "gw-test-key-A-0a1b2c";
 const KEY_B: &str = "gw-test-key-B-3d4e5f";
@@ -91,7 +92,10 @@ impl Upstream {
                         path: uri.path().to_string(),
                         headers,
                     });
-                    axum::Json(json!({ "ok": true, "path": uri.path() }))
+                    // A secret-looking field: kept only redacted, and only when opted in.
+                    axum::Json(
+                        json!({ "ok": true, "path": uri.path(), "refresh_token": UPSTREAM_SECRET }),
+                    )
                 }
             },
         );
@@ -1032,4 +1036,79 @@ async fn a_bound_key_cannot_start_connect_flows_outside_its_gateways() {
     assert!(denials
         .iter()
         .all(|d| d["payload"]["reason"] == "outside_gateway"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Response bodies: kept only when the workspace opts in, and then redacted
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_are_kept_only_when_the_workspace_opts_in_and_then_redacted() {
+    let f = Fixture::start().await;
+    let env = &f.env;
+    const ROUTE: &str = "/v1/workspace/tool-response-storage";
+    env.execute(&f.unbound, READ, &f.conn_a).await.expect_ran();
+    // Only an admin opts in; setting what is already set is a conflict.
+    let r = env
+        .call(
+            &f.developer,
+            Method::PUT,
+            ROUTE,
+            Some(json!({ "store_tool_responses": true })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = env
+        .call(
+            &env.admin,
+            Method::PUT,
+            ROUTE,
+            Some(json!({ "store_tool_responses": "yes" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
+    let r = env
+        .call(
+            &env.admin,
+            Method::PUT,
+            ROUTE,
+            Some(json!({ "store_tool_responses": true })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = env
+        .call(
+            &env.admin,
+            Method::PUT,
+            ROUTE,
+            Some(json!({ "store_tool_responses": true })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    env.execute(&f.unbound, READ, &f.conn_a).await.expect_ran();
+    let done = env
+        .signed_events_until("tool.completed", "two calls", |items| items.len() >= 2)
+        .await;
+    assert_eq!(done[0]["payload"]["response"], Value::Null, "{:#}", done[0]);
+    assert_eq!(
+        done[1]["payload"]["response"],
+        json!({ "ok": true, "path": "/read", "refresh_token": "[redacted]" }),
+        "{:#}",
+        done[1]
+    );
+    for e in &done {
+        assert!(!e.to_string().contains(UPSTREAM_SECRET), "{e:#}");
+    }
+    // The agent itself still gets the whole answer (it is its own upstream's).
+    let r = env.execute(&f.unbound, READ, &f.conn_a).await;
+    assert_eq!(r.body["body"]["refresh_token"], UPSTREAM_SECRET);
+    let set = env
+        .signed_events_until(
+            "workspace.tool_response_storage_set",
+            "the opt-in",
+            |items| !items.is_empty(),
+        )
+        .await;
+    assert_eq!(set.len(), 1);
+    assert_eq!(set[0]["payload"], json!({ "store_tool_responses": true }));
 }

@@ -14,7 +14,8 @@
 //! 4. `verify_log` over the ledger stream;
 //! 5. optionally the embedded SQLite backend: append and verify.
 //!
-//! `--suite audit` runs the audit benchmarks instead (see `audit.rs`).
+//! `--suite audit` runs the audit benchmarks instead (see `audit.rs`); `--suite agents`
+//! the agent benchmarks over HTTP against `authledger serve` (see `agents.rs`).
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use authledger::ledger::writer::seal_event;
 use authledger::ledger::{Actor, AggregateKey, EventLog, KeyRing, Ledger, Signer};
 use authledger::metrics::Metrics;
 
+mod agents;
 mod audit;
 
 /// Which benchmark suite runs.
@@ -44,6 +46,8 @@ enum Suite {
     Default,
     /// Issue 5: replay, audit query latency and export on a realistic ledger.
     Audit,
+    /// Issue 6: token issuance and gateway overhead over HTTP against `authledger serve`.
+    Agents,
 }
 
 #[derive(Parser, Debug)]
@@ -138,6 +142,26 @@ struct Args {
     /// audit: seed of the workload and of the query targets.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// agents: backends to run (comma-separated: embedded, jetstream).
+    #[arg(long, default_value = "embedded,jetstream")]
+    agents_backends: String,
+    /// agents: concurrent HTTP clients of the floor and token issuance loads (each its own
+    /// keep-alive connection).
+    #[arg(long, default_value_t = 64)]
+    token_clients: usize,
+    /// agents: measured requests of the floor and token issuance loads.
+    #[arg(long, default_value_t = 20_000)]
+    token_requests: u64,
+    /// agents: warm-up requests before the floor and token issuance loads.
+    #[arg(long, default_value_t = 2_000)]
+    warmup: u64,
+    /// agents: calls per gateway row (direct, agent key, scoped token; sequential and
+    /// concurrent).
+    #[arg(long, default_value_t = 2_000)]
+    gateway_calls: u64,
+    /// agents: clients of the concurrent gateway rows.
+    #[arg(long, default_value_t = 16)]
+    gateway_clients: usize,
 }
 
 struct Row {
@@ -426,6 +450,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Audit {
         return audit::run(&args).await;
+    }
+    if args.suite == Suite::Agents {
+        return agents::run(&args).await;
     }
     let rounds = args.rounds;
     let load_before = load_average();

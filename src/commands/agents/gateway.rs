@@ -301,6 +301,11 @@ pub async fn execute(
             .unwrap_or_default()
             .to_string(),
     };
+    let store_responses = state
+        .ledger
+        .load::<crate::domain::workspace::Workspace>(ws, ws)
+        .await?
+        .store_tool_responses;
     // Fail closed: without the `tool.requested` event there is no call.
     state
         .ledger
@@ -333,7 +338,11 @@ pub async fn execute(
             } else {
                 ToolOutcome::UpstreamError
             };
-            (completed(outcome, Some(resp.status), None), Ok(resp))
+            let mut done = completed(outcome, Some(resp.status), None);
+            if store_responses {
+                done.response = Some(stored_response(&resp.body));
+            }
+            (done, Ok(resp))
         }
         Err(UpstreamFailure::Timeout) => (
             completed(ToolOutcome::Timeout, None, Some("no answer in time".into())),
@@ -394,6 +403,21 @@ async fn request_approval(
         approval_id: id,
         expires_at,
     })
+}
+
+/// Largest response body kept (redacted) in a `tool.completed` event.
+const MAX_STORED_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// What an opted-in workspace keeps of a response: JSON with secret-looking fields redacted
+/// and long strings cut, text cut; a body too large only as its size.
+fn stored_response(body: &[u8]) -> Value {
+    if body.len() > MAX_STORED_RESPONSE_BYTES {
+        return serde_json::json!({ "omitted": "too large", "bytes": body.len() });
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) => tools::redact(&v),
+        Err(_) => tools::redact(&Value::String(String::from_utf8_lossy(body).into_owned())),
+    }
 }
 
 struct UpstreamResponse {

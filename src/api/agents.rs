@@ -686,3 +686,42 @@ pub async fn release_access_token(
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
     }
 }
+
+/// `GET /v1/me/approvals`: the end user's step-up requests, newest first, pending ones
+/// marked `expired` once past their expiry.
+pub async fn my_approvals(
+    State(state): State<AppState>,
+    Extension(user): Extension<EndUser>,
+) -> Result<Response, ApiError> {
+    let rows = state
+        .projections
+        .approvals_of_user(&user.workspace_id, &user.user_id, 200)
+        .await?;
+    let now = state.clock.now();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let past = time::OffsetDateTime::parse(
+                &r.expires_at,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_or(true, |at| at <= now);
+            let status = if r.status == "pending" && past {
+                "expired"
+            } else {
+                r.status.as_str()
+            };
+            json!({
+                "id": r.id,
+                "status": status,
+                "tool": r.tool,
+                "connection_id": r.connection_id,
+                "argument_fingerprint": r.argument_fingerprint,
+                "expires_at": r.expires_at,
+                "tool_call_id": r.tool_call_id,
+                "created_at": r.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "items": items })).into_response())
+}

@@ -85,6 +85,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::ReleaseAccessToken => on(filter, agents::release_access_token),
         RouteId::McpGateway => on(filter, crate::mcp::handle_gateway),
         RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
+        RouteId::MyApprovals => on(filter, agents::my_approvals),
         RouteId::Mcp => on(filter, crate::mcp::handle),
     }
 }

@@ -105,6 +105,7 @@ pub enum RouteId {
     ReleaseAccessToken,
     McpGateway,
     SetToolResponseStorage,
+    MyApprovals,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -442,6 +443,12 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "PUT",
         path: "/v1/workspace/tool-response-storage",
         permission: Permission::ManageWorkspace,
+    },
+    RouteSpec {
+        id: RouteId::MyApprovals,
+        method: "GET",
+        path: "/v1/me/approvals",
+        permission: Permission::EndUser,
     },
 ];
 

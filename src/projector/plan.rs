@@ -115,6 +115,24 @@ pub enum Op {
         workspace_id: String,
         name: String,
     },
+    RequestApproval {
+        workspace_id: String,
+        id: String,
+        user_id: String,
+        connection_id: String,
+        tool: String,
+        argument_fingerprint: String,
+        expires_at: String,
+        at: String,
+    },
+    /// `status`: approved, denied or consumed.
+    ApprovalStatus {
+        workspace_id: String,
+        id: String,
+        status: &'static str,
+        tool_call_id: Option<String>,
+        at: String,
+    },
     DefineGateway {
         workspace_id: String,
         id: String,
@@ -398,10 +416,6 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::TokenRevoked(_)
         | Event::ToolRequested(_)
         | Event::ToolCompleted(_)
-        | Event::ApprovalRequested(_)
-        | Event::ApprovalApproved(_)
-        | Event::ApprovalDenied(_)
-        | Event::ApprovalConsumed(_)
         | Event::CredentialReleased(_)
         | Event::ToolResponseStorageSet(_) => {}
         Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
@@ -415,6 +429,31 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
             workspace_id: body.workspace_id.clone(),
             name: e.name.clone(),
         }),
+        Event::ApprovalRequested(e) => ops.push(Op::RequestApproval {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            user_id: e.user_id.clone(),
+            connection_id: e.connection_id.clone(),
+            tool: e.tool.clone(),
+            argument_fingerprint: e.argument_fingerprint.clone(),
+            expires_at: rfc3339(e.expires_at),
+            at,
+        }),
+        Event::ApprovalApproved(_) | Event::ApprovalDenied(_) | Event::ApprovalConsumed(_) => {
+            let (status, tool_call_id) = match event {
+                Event::ApprovalApproved(_) => ("approved", None),
+                Event::ApprovalDenied(_) => ("denied", None),
+                Event::ApprovalConsumed(c) => ("consumed", Some(c.tool_call_id.clone())),
+                _ => ("pending", None),
+            };
+            ops.push(Op::ApprovalStatus {
+                workspace_id: body.workspace_id.clone(),
+                id: body.aggregate_id.clone(),
+                status,
+                tool_call_id,
+                at,
+            })
+        }
         Event::GatewayDefined(e) => ops.push(Op::DefineGateway {
             workspace_id: body.workspace_id.clone(),
             id: body.aggregate_id.clone(),

@@ -130,6 +130,13 @@ pub trait ProjectionStore: Send + Sync + 'static {
         workspace_id: &str,
         api_key_id: &str,
     ) -> Result<Vec<GatewayRow>, ProjectionError>;
+    /// One end user's approvals, newest first (at most `limit`).
+    async fn approvals_of_user(
+        &self,
+        workspace_id: &str,
+        user_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, ProjectionError>;
     /// A tool the workspace defined (its definition as JSON), if any.
     async fn workspace_tool(
         &self,
@@ -354,6 +361,22 @@ pub struct ApiKeyRow {
     pub revoked_at: Option<String>,
 }
 
+/// A step-up approval as projected (`status` pending/approved/denied/consumed; expiry is
+/// the reader's to compare).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct ApprovalRow {
+    pub id: String,
+    pub user_id: String,
+    pub connection_id: String,
+    pub tool: String,
+    pub argument_fingerprint: String,
+    pub status: String,
+    pub expires_at: String,
+    pub tool_call_id: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
 /// A gateway as projected: servers and bound keys as JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct GatewayRow {
@@ -408,6 +431,7 @@ fn plan_batch(
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
      DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
+     DELETE FROM approvals;
      UPDATE projection_offsets SET position = 0;";
 
 /// Events read from the log per round trip of a rebuild.
@@ -488,6 +512,36 @@ macro_rules! sql_projection_store {
                             .bind(name)
                             .execute(&mut **tx)
                             .await?;
+                    }
+                    Op::RequestApproval { workspace_id, id, user_id, connection_id, tool, argument_fingerprint, expires_at, at } => {
+                        sqlx::query(
+                            "INSERT INTO approvals (workspace_id, id, user_id, connection_id, tool, argument_fingerprint,
+                             status, expires_at, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(user_id)
+                        .bind(connection_id)
+                        .bind(tool)
+                        .bind(argument_fingerprint)
+                        .bind(expires_at)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    Op::ApprovalStatus { workspace_id, id, status, tool_call_id, at } => {
+                        sqlx::query(
+                            "UPDATE approvals SET status = $3, tool_call_id = COALESCE($4, tool_call_id), updated_at = $5
+                             WHERE workspace_id = $1 AND id = $2",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(status)
+                        .bind(tool_call_id)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
                     }
                     Op::DefineGateway { workspace_id, id, name, servers, agent_key_ids, version, at } => {
                         let keys = serde_json::to_string(&agent_key_ids).unwrap_or_default();
@@ -929,6 +983,25 @@ macro_rules! sql_projection_store {
                 .await
                 .map_err(db)?;
                 Ok(n > 0)
+            }
+
+            async fn approvals_of_user(
+                &self,
+                workspace_id: &str,
+                user_id: &str,
+                limit: i64,
+            ) -> Result<Vec<ApprovalRow>, ProjectionError> {
+                sqlx::query_as(
+                    "SELECT id, user_id, connection_id, tool, argument_fingerprint, status, expires_at,
+                     tool_call_id, created_at, updated_at FROM approvals
+                     WHERE workspace_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3",
+                )
+                .bind(workspace_id)
+                .bind(user_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
             }
 
             async fn gateway(&self, workspace_id: &str, id: &str) -> Result<Option<GatewayRow>, ProjectionError> {

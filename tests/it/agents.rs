@@ -1569,6 +1569,28 @@ async fn step_up(backend: Backend) {
     // Pending is not approved.
     let r = env.execute(&agent, call("42", Some(&approval))).await;
     r.expect(StatusCode::FORBIDDEN, "approval-pending");
+    // The user finds it among their own pending approvals; another user does not.
+    let mine = |user: &str| {
+        env.send(
+            env.http
+                .get(env.svc.url("/v1/me/approvals"))
+                .bearer_auth(jwt(user))
+                .header("Authledger-Workspace", env.workspace.as_str()),
+        )
+    };
+    let r = mine("alice").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let listed = r.body["items"].as_array().expect("items").clone();
+    assert!(
+        listed.iter().any(|a| a["id"] == approval.as_str()
+            && a["status"] == "pending"
+            && a["tool"] == "custom.delete_item"),
+        "{}",
+        r.text
+    );
+    let r = mine("bob").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains(approval.as_str()), "{}", r.text);
 
     // Who may not decide: another end user (answered like an unknown approval, audited),
     // the agent's key, and a scoped token (not an end-user JWT).

@@ -91,23 +91,26 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     rounds: u64,
     /// Keep the benchmark streams on the server after the run (audit: also the work dir
-    /// and the PostgreSQL database).
+    /// and the PostgreSQL database; agents: the work dir and the PostgreSQL database).
     #[arg(long)]
     keep_streams: bool,
-    /// audit: a PostgreSQL URL whose user may CREATE DATABASE (a fresh database is made
-    /// for the projections); without it the PostgreSQL phases are skipped.
+    /// audit, agents: a PostgreSQL URL whose user may CREATE DATABASE (a fresh database is
+    /// made for the projections); without it the PostgreSQL phases are skipped (agents:
+    /// JetStream then runs with SQLite projections).
     #[arg(long)]
     database_url: Option<String>,
-    /// audit: PID of the PostgreSQL postmaster (on this machine), for CPU time per event.
+    /// audit, agents: PID of the PostgreSQL postmaster (on this machine), for CPU time.
     #[arg(long)]
     pg_pid: Option<u32>,
     /// audit: the PostgreSQL cluster's data directory, to report its size.
     #[arg(long)]
     pg_data_dir: Option<std::path::PathBuf>,
-    /// audit: directory for keys, SQLite projections and export logs (default: temp dir).
+    /// audit, agents: directory for keys, SQLite projections, export and service logs
+    /// (default: temp dir).
     #[arg(long)]
     work_dir: Option<std::path::PathBuf>,
-    /// audit: the `authledger` binary the exports run as child processes.
+    /// audit, agents: the `authledger` binary the exports (audit) and services (agents)
+    /// run as child processes.
     #[arg(long, default_value = "target/release/authledger")]
     authledger_bin: std::path::PathBuf,
     /// audit: workspaces (event shares n : n-1 : ... : 1).

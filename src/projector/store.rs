@@ -258,6 +258,60 @@ pub struct AuditEventRow {
     pub reason: Option<String>,
 }
 
+/// A bind parameter of a statement built at run time.
+enum SqlArg {
+    Int(i64),
+    Text(String),
+}
+
+/// The audit view query for exactly the filters `f` gives (numbered placeholders work on
+/// both backends).
+fn audit_query(
+    workspace_id: &str,
+    f: &AuditFilter,
+    cmp: &str,
+    order: &str,
+) -> (String, Vec<SqlArg>) {
+    let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE workspace_id = $1");
+    let mut args = vec![SqlArg::Text(workspace_id.to_string())];
+    let mut push = |condition: &str, arg: SqlArg| {
+        args.push(arg);
+        sql.push_str(&format!(" AND {condition} ${}", args.len()));
+    };
+    if let Some(v) = f.from_unix {
+        push("occurred_at_unix >=", SqlArg::Int(v));
+    }
+    if let Some(v) = f.to_unix {
+        push("occurred_at_unix <", SqlArg::Int(v));
+    }
+    let text = |v: &Option<String>| v.clone().map(SqlArg::Text);
+    let columns = [
+        ("kind =", text(&f.kind)),
+        (
+            "kind LIKE",
+            f.kind_prefix
+                .as_ref()
+                .map(|p| SqlArg::Text(format!("{p}%"))),
+        ),
+        ("actor_id =", text(&f.actor_id)),
+        ("user_id =", text(&f.user_id)),
+        ("auth_config_id =", text(&f.auth_config_id)),
+        ("connection_id =", text(&f.connection_id)),
+        ("outcome =", text(&f.outcome)),
+    ];
+    for (condition, arg) in columns {
+        if let Some(arg) = arg {
+            push(condition, arg);
+        }
+    }
+    if let Some(v) = f.cursor_position {
+        push(&format!("position {cmp}"), SqlArg::Int(v));
+    }
+    args.push(SqlArg::Int(f.limit.max(0)));
+    sql.push_str(&format!(" ORDER BY position {order} LIMIT ${}", args.len()));
+    (sql, args)
+}
+
 const AUDIT_COLUMNS: &str = "position, event_id, workspace_id, aggregate_type, aggregate_id,
     aggregate_version, kind, actor_type, actor_id, occurred_at, key_id, event_hash, user_id,
     auth_config_id, connection_id, token_id, tool, outcome, reason";
@@ -1106,36 +1160,19 @@ macro_rules! sql_projection_store {
                 workspace_id: &str,
                 f: &AuditFilter,
             ) -> Result<Vec<AuditEventRow>, ProjectionError> {
+                // Only the filters given go into the statement: `($n IS NULL OR col = $n)`
+                // keeps SQLite from using the per-column indexes, and deep cursors would
+                // re-scan what earlier pages read.
                 let (cmp, order) = if f.descending { ("<", "DESC") } else { (">", "ASC") };
-                sqlx::query_as(&format!(
-                    "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE workspace_id = $1
-                     AND ($2 IS NULL OR occurred_at_unix >= $2)
-                     AND ($3 IS NULL OR occurred_at_unix < $3)
-                     AND ($4 IS NULL OR kind = $4)
-                     AND ($5 IS NULL OR kind LIKE $5 || '%')
-                     AND ($6 IS NULL OR actor_id = $6)
-                     AND ($7 IS NULL OR user_id = $7)
-                     AND ($8 IS NULL OR auth_config_id = $8)
-                     AND ($9 IS NULL OR connection_id = $9)
-                     AND ($10 IS NULL OR outcome = $10)
-                     AND ($11 IS NULL OR position {cmp} $11)
-                     ORDER BY position {order} LIMIT $12"
-                ))
-                .bind(workspace_id)
-                .bind(f.from_unix)
-                .bind(f.to_unix)
-                .bind(&f.kind)
-                .bind(&f.kind_prefix)
-                .bind(&f.actor_id)
-                .bind(&f.user_id)
-                .bind(&f.auth_config_id)
-                .bind(&f.connection_id)
-                .bind(&f.outcome)
-                .bind(f.cursor_position)
-                .bind(f.limit.max(0))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)
+                let (sql, args) = audit_query(workspace_id, f, cmp, order);
+                let mut q = sqlx::query_as(&sql);
+                for a in args {
+                    q = match a {
+                        SqlArg::Int(v) => q.bind(v),
+                        SqlArg::Text(v) => q.bind(v),
+                    };
+                }
+                q.fetch_all(&self.pool).await.map_err(db)
             }
 
             async fn audit_event(
@@ -1334,10 +1371,17 @@ pub struct PgProjections {
 
 impl PgProjections {
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(|e| ProjectionError::Misconfigured(format!("bad PostgreSQL URL: {e}")))?
+            // Statements are prepared once per connection; a generic plan cached while
+            // the tables were small (a replay into fresh tables) turns connection lookups
+            // into scans. Plan each execution for its values instead.
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await
             .map_err(|e| {
                 ProjectionError::Misconfigured(format!("cannot connect to PostgreSQL: {e}"))

@@ -10,7 +10,8 @@
 //! 1. HTTP floor: `GET /v1/workspace` with the agent key (authentication, rate limit, one
 //!    projection read, no event), `--token-clients` clients;
 //! 2. token issuance: `POST /v1/tokens {connection_id, tool}` with the agent key,
-//!    `--token-clients` clients, `--warmup` requests, then `--token-requests` measured;
+//!    `--token-clients` clients, `--warmup` requests, then `--token-requests` measured; then
+//!    500 more from one client (the latency of one issuance without queueing);
 //! 3. gateway overhead: the upstream called directly vs `POST /v1/tools/execute` with the
 //!    agent key, and with a scoped token (one fresh token per call), each with 1 client
 //!    (sequential) and with `--gateway-clients`, `--gateway-calls` calls per row.
@@ -42,6 +43,8 @@ const TOOL: &str = "custom.bench_echo";
 const UPSTREAM_KEY: &str = "bench-upstream-key-5f1c2a9e";
 /// Warm-up calls before each gateway row.
 const GATEWAY_WARMUP: u64 = 200;
+/// Requests of the one-client token issuance row.
+const SEQUENTIAL_ISSUES: u64 = 500;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Backend {
@@ -898,10 +901,10 @@ async fn deploy(
                     let url = create_database(admin, &name).await?;
                     storage.extend(["--database-url".to_string(), url]);
                     d.database = Some(name);
-                    d.description = "JetStream log (the script's nats-server, sync_interval: always) + PostgreSQL projections and data keys".into();
+                    d.description = "JetStream log (--nats-url: the script's nats-server) + PostgreSQL projections and data keys".into();
                 }
                 None => {
-                    d.description = "JetStream log (the script's nats-server, sync_interval: always) + SQLite projections (no --database-url)".into();
+                    d.description = "JetStream log (--nats-url: the script's nats-server) + SQLite projections (no --database-url)".into();
                 }
             }
         }
@@ -1012,6 +1015,17 @@ async fn bench_backend(
                 args.token_clients,
                 args.warmup,
                 args.token_requests,
+                issue.clone(),
+            )
+            .await?,
+        );
+        // One client: the latency of one issuance without queueing.
+        rows.push(
+            ctx.measure(
+                "token issuance: POST /v1/tokens",
+                1,
+                20,
+                args.token_requests.min(SEQUENTIAL_ISSUES),
                 issue,
             )
             .await?,
@@ -1252,7 +1266,7 @@ fn report(
     println!("Targets:");
     for r in rows
         .iter()
-        .filter(|r| r.phase.starts_with("token issuance"))
+        .filter(|r| r.phase.starts_with("token issuance") && r.clients == args.token_clients)
     {
         let (rate, p99) = (r.load.rate(), ms_f(r.load.p(0.99)));
         println!(

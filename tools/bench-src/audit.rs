@@ -80,7 +80,9 @@ impl CpuAt {
     fn now(args: &Args) -> CpuAt {
         CpuAt {
             bench: self_cpu(),
-            nats: args.server_pid.and_then(|p| crate::cpu_seconds(&p.to_string())),
+            nats: args
+                .server_pid
+                .and_then(|p| crate::cpu_seconds(&p.to_string())),
             pg: args.pg_pid.and_then(tree_cpu_seconds),
         }
     }
@@ -202,7 +204,9 @@ async fn run_in(
 ) -> anyhow::Result<()> {
     let events = args.events;
     let key_dir = work.join("keys");
-    let signer = KeyDir::new(&key_dir).init().context("create the signing key")?;
+    let signer = KeyDir::new(&key_dir)
+        .init()
+        .context("create the signing key")?;
     authledger::crypto::master::load_master_file(&key_dir, true)
         .context("create the master key")?;
 
@@ -413,7 +417,10 @@ async fn run_in(
         phase: "`EventLog::read_from`, pages of 1,024 (what a rebuild reads with)".into(),
         events,
         seconds: read_secs,
-        note: format!("one consumer per page; {}", c1.per_event_since(c0, events, false)),
+        note: format!(
+            "one consumer per page; {}",
+            c1.per_event_since(c0, events, false)
+        ),
     };
 
     // 3a. Replay into fresh SQLite projections.
@@ -422,11 +429,19 @@ async fn run_in(
     let report = authledger::app::replay(&sqlite_args, PROJECTION, None, false).await?;
     let c1 = CpuAt::now(args);
     if report.events != events {
-        bail!("SQLite replay applied {} events, expected {events}", report.events);
+        bail!(
+            "SQLite replay applied {} events, expected {events}",
+            report.events
+        );
     }
     let sqlite_file = sqlite_args.data_dir.join("projections.db");
-    let sqlite_bytes = std::fs::metadata(&sqlite_file).map(|m| m.len()).unwrap_or(0);
-    eprintln!("    {:.0}/s ({:.1} s)", report.events_per_sec, report.seconds);
+    let sqlite_bytes = std::fs::metadata(&sqlite_file)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    eprintln!(
+        "    {:.0}/s ({:.1} s)",
+        report.events_per_sec, report.seconds
+    );
     let sqlite_replay = Row {
         phase: "replay into SQLite (`app::replay`, = `authledger replay`)".into(),
         events,
@@ -469,16 +484,17 @@ async fn run_in(
                     Some(authledger::app::ReplayUntil::Position(n)),
                     false,
                 );
-                let outcome = tokio::time::timeout(
-                    Duration::from_secs(args.pg_default_timeout_secs),
-                    replay,
-                )
-                .await;
+                let outcome =
+                    tokio::time::timeout(Duration::from_secs(args.pg_default_timeout_secs), replay)
+                        .await;
                 let c1 = CpuAt::now(args);
                 let row = match outcome {
                     Ok(report) => {
                         let report = report?;
-                        eprintln!("    {:.0}/s ({:.1} s)", report.events_per_sec, report.seconds);
+                        eprintln!(
+                            "    {:.0}/s ({:.1} s)",
+                            report.events_per_sec, report.seconds
+                        );
                         Row {
                             phase: format!(
                                 "replay into PostgreSQL, server defaults, first {n} events (`app::replay --until`)"
@@ -524,10 +540,12 @@ async fn run_in(
         let custom = !mode.is_empty() && mode != "default";
         if custom {
             let mut conn = sqlx::PgConnection::connect(admin).await?;
-            sqlx::query(&format!("ALTER DATABASE {pg_name} SET plan_cache_mode = {mode}"))
-                .execute(&mut conn)
-                .await
-                .context("set plan_cache_mode")?;
+            sqlx::query(&format!(
+                "ALTER DATABASE {pg_name} SET plan_cache_mode = {mode}"
+            ))
+            .execute(&mut conn)
+            .await
+            .context("set plan_cache_mode")?;
             conn.close().await.ok();
         }
         eprintln!(
@@ -538,9 +556,15 @@ async fn run_in(
         let report = authledger::app::replay(pg_args, PROJECTION, None, false).await?;
         let c1 = CpuAt::now(args);
         if report.events != events {
-            bail!("PostgreSQL replay applied {} events, expected {events}", report.events);
+            bail!(
+                "PostgreSQL replay applied {} events, expected {events}",
+                report.events
+            );
         }
-        eprintln!("    {:.0}/s ({:.1} s)", report.events_per_sec, report.seconds);
+        eprintln!(
+            "    {:.0}/s ({:.1} s)",
+            report.events_per_sec, report.seconds
+        );
         let pg_data = args
             .pg_data_dir
             .as_ref()
@@ -569,7 +593,10 @@ async fn run_in(
                 .context("reset plan_cache_mode")?;
         }
         let t0 = Instant::now();
-        sqlx::query("ANALYZE").execute(&mut conn).await.context("ANALYZE")?;
+        sqlx::query("ANALYZE")
+            .execute(&mut conn)
+            .await
+            .context("ANALYZE")?;
         conn.close().await.ok();
         pg_analyze_note = format!(
             "PostgreSQL: after the replay the database's plan_cache_mode was reset to the default and `ANALYZE` ran ({:.1} s), as autovacuum would shortly after the commit",
@@ -582,7 +609,8 @@ async fn run_in(
     let consume_median = consume_secs[consume_secs.len() / 2];
     let consume_rate = events as f64 / consume_median;
     rows.push(Row {
-        phase: "raw consume of the same stream (ordered pull consumer, count only): the ceiling".into(),
+        phase: "raw consume of the same stream (ordered pull consumer, count only): the ceiling"
+            .into(),
         events,
         seconds: consume_median,
         note: format!(
@@ -599,7 +627,11 @@ async fn run_in(
     for mut r in std::iter::once(sqlite_replay).chain(pg_replays) {
         let rate = r.events as f64 / r.seconds;
         if r.events > 0 {
-            r.note = format!("**{:.1}% of raw consume**; {}", rate / consume_rate * 100.0, r.note);
+            r.note = format!(
+                "**{:.1}% of raw consume**; {}",
+                rate / consume_rate * 100.0,
+                r.note
+            );
         }
         rows.push(r);
     }
@@ -841,7 +873,9 @@ async fn run_in(
             .join(", ")
     );
     println!();
-    println!("| Filter | Backend | Page | Queries | p50 | p99 | max | Rows/page (mean) | p99 < 50 ms |");
+    println!(
+        "| Filter | Backend | Page | Queries | p50 | p99 | max | Rows/page (mean) | p99 < 50 ms |"
+    );
     println!("|---|---|---|---:|---:|---:|---:|---:|---|");
     let mut backends_stats = vec![("SQLite", &sqlite_stats)];
     if let Some(p) = &pg_stats {

@@ -127,7 +127,13 @@ pub fn run(mut cmd: Command, stderr_path: &std::path::Path) -> anyhow::Result<Ch
         let log = std::fs::read_to_string(stderr_path).unwrap_or_default();
         bail!(
             "{cmd:?} failed (wait status {status:#x}); stderr:\n{}",
-            log.chars().rev().take(4000).collect::<String>().chars().rev().collect::<String>()
+            log.chars()
+                .rev()
+                .take(4000)
+                .collect::<String>()
+                .chars()
+                .rev()
+                .collect::<String>()
         );
     }
     let text = String::from_utf8_lossy(&tail);

@@ -104,9 +104,7 @@ pub async fn targets(store: &SqliteProjections, ws: &str) -> anyhow::Result<Targ
 pub fn shapes(t: &Targets, n: usize, seed: u64) -> Vec<Shape> {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut pick = |v: &[String]| -> Vec<String> {
-        (0..n)
-            .filter_map(|_| v.choose(&mut rng).cloned())
-            .collect()
+        (0..n).filter_map(|_| v.choose(&mut rng).cloned()).collect()
     };
     let users = pick(&t.users);
     let conns = pick(&t.connections);
@@ -181,7 +179,10 @@ pub async fn measure(
     let rounds = shapes.iter().map(|s| s.first.len()).max().unwrap_or(0);
     for i in 0..rounds + warmup {
         for (shape, st) in shapes.iter().zip(stats.iter_mut()) {
-            let Some(f) = shape.first.get(i.checked_sub(warmup).unwrap_or(i) % shape.first.len().max(1)) else {
+            let Some(f) = shape
+                .first
+                .get(i.checked_sub(warmup).unwrap_or(i) % shape.first.len().max(1))
+            else {
                 continue;
             };
             let record = i >= warmup;

@@ -272,7 +272,14 @@ pub async fn prelude(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::new();
     let mut events = 0u64;
-    let names = ["Acme Corp", "Globex", "Initech", "Umbrella", "Hooli", "Stark Industries"];
+    let names = [
+        "Acme Corp",
+        "Globex",
+        "Initech",
+        "Umbrella",
+        "Hooli",
+        "Stark Industries",
+    ];
     for w in 0..workspaces {
         let name = format!(
             "{} {}",
@@ -524,18 +531,69 @@ impl TaskGen {
         let target = Some(uuid::Uuid::now_v7().to_string());
         let anonymous = Actor {
             actor_type: ActorType::Anonymous,
-            id: format!("10.{}.{}.{}", self.rng.gen_range(0..255), self.rng.gen_range(0..255), self.rng.gen_range(1..255)),
+            id: format!(
+                "10.{}.{}.{}",
+                self.rng.gen_range(0..255),
+                self.rng.gen_range(0..255),
+                self.rng.gen_range(1..255)
+            ),
         };
         let (method, route, status, reason, target_id, actor) = match self.rng.gen_range(0..6) {
-            0 => ("GET", "/v1/connections/{id}", 404, DenialReason::OtherWorkspace, target, self.api_key_actor(ws)),
-            1 => ("POST", "/v1/auth-configs", 403, DenialReason::RoleNotPermitted, None, self.api_key_actor(ws)),
-            2 => ("GET", "/v1/connections", 401, DenialReason::UnknownKey, None, anonymous),
-            3 => ("GET", "/v1/oauth/callback", 400, DenialReason::InvalidOauthState, target, anonymous),
-            4 => ("GET", "/v1/me/connections", 401, DenialReason::ExpiredToken, None, anonymous),
-            _ => ("DELETE", "/v1/api-keys/{id}", 403, DenialReason::RoleNotPermitted, target, self.api_key_actor(ws)),
+            0 => (
+                "GET",
+                "/v1/connections/{id}",
+                404,
+                DenialReason::OtherWorkspace,
+                target,
+                self.api_key_actor(ws),
+            ),
+            1 => (
+                "POST",
+                "/v1/auth-configs",
+                403,
+                DenialReason::RoleNotPermitted,
+                None,
+                self.api_key_actor(ws),
+            ),
+            2 => (
+                "GET",
+                "/v1/connections",
+                401,
+                DenialReason::UnknownKey,
+                None,
+                anonymous,
+            ),
+            3 => (
+                "GET",
+                "/v1/oauth/callback",
+                400,
+                DenialReason::InvalidOauthState,
+                target,
+                anonymous,
+            ),
+            4 => (
+                "GET",
+                "/v1/me/connections",
+                401,
+                DenialReason::ExpiredToken,
+                None,
+                anonymous,
+            ),
+            _ => (
+                "DELETE",
+                "/v1/api-keys/{id}",
+                403,
+                DenialReason::RoleNotPermitted,
+                target,
+                self.api_key_actor(ws),
+            ),
         };
         Ok(Append {
-            key: AggregateKey::new(&self.ws[ws].id, DENIAL_AGGREGATE, uuid::Uuid::now_v7().to_string())?,
+            key: AggregateKey::new(
+                &self.ws[ws].id,
+                DENIAL_AGGREGATE,
+                uuid::Uuid::now_v7().to_string(),
+            )?,
             actor,
             event: Event::AccessDenied(AccessDenied {
                 method: method.into(),
@@ -573,7 +631,11 @@ impl TaskGen {
         }
         let actor = self.api_key_actor(ws);
         Ok(Append {
-            key: AggregateKey::new(&self.ws[ws].id, AUDIT_QUERY_AGGREGATE, uuid::Uuid::now_v7().to_string())?,
+            key: AggregateKey::new(
+                &self.ws[ws].id,
+                AUDIT_QUERY_AGGREGATE,
+                uuid::Uuid::now_v7().to_string(),
+            )?,
             actor,
             event: Event::AuditQueried(AuditQueried {
                 route: "/v1/audit/events".into(),
@@ -609,14 +671,20 @@ impl TaskGen {
                     }
                 }
                 (0..=4, Some(AuthSettings::ApiKey(mut s))) => {
-                    s.prefix = if s.prefix.is_some() { None } else { Some("Bearer".into()) };
+                    s.prefix = if s.prefix.is_some() {
+                        None
+                    } else {
+                        Some("Bearer".into())
+                    };
                     AuthConfigCommand::Update {
                         name: o.state.name.clone(),
                         settings: AuthSettings::ApiKey(s),
                         token_release: false,
                     }
                 }
-                (5..=7, Some(AuthSettings::Oauth2(_))) => AuthConfigCommand::RotateClientSecret(secret),
+                (5..=7, Some(AuthSettings::Oauth2(_))) => {
+                    AuthConfigCommand::RotateClientSecret(secret)
+                }
                 _ => AuthConfigCommand::Disable {
                     reason: Some("incident review".into()),
                 },
@@ -845,7 +913,12 @@ impl TaskGen {
                 event: decided(&mut slot.state, &cmd, "connection.refresh_failed")?,
             });
         } else {
-            let cmd = fail(1, "invalid_grant: Token has been expired or revoked.", false, true);
+            let cmd = fail(
+                1,
+                "invalid_grant: Token has been expired or revoked.",
+                false,
+                true,
+            );
             out.push(Append {
                 key: slot.key.clone(),
                 actor: actor.clone(),

@@ -107,6 +107,9 @@ pub async fn wait_for(
     timeout: Duration,
 ) -> Result<bool, ProjectionError> {
     let deadline = tokio::time::Instant::now() + timeout;
+    // The projector usually applies an event within a millisecond or two: poll fast first,
+    // then back off (a fixed 20 ms sleep put a 20 ms floor under every write's answer).
+    let mut pause = Duration::from_millis(1);
     loop {
         if store.offset().await? >= position {
             return Ok(true);
@@ -114,6 +117,7 @@ pub async fn wait_for(
         if tokio::time::Instant::now() >= deadline {
             return Ok(false);
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }

@@ -17,9 +17,12 @@
 //!    (sequential) and with `--gateway-clients`, `--gateway-calls` calls per row.
 //!
 //! Every client is its own `reqwest::Client` (one keep-alive connection each). Latency is
-//! request sent → whole body read. Each load row also gives the service's own ledger append
-//! latency over the row (`authledger_ledger_append_seconds` from `/metrics`) and CPU time
-//! per request of the service, nats-server, PostgreSQL and this process.
+//! request sent → whole body read. Each row starts on a quiet service (`settle`: under 5 %
+//! of a core) and, after its load, waits until the service is quiet again: the seconds that
+//! took are the row's "busy after", and its CPU time counts until then. Each row also gives
+//! the service's own ledger append latency over the row (`authledger_ledger_append_seconds`
+//! from `/metrics`) and CPU time per request of the service, nats-server, PostgreSQL and this
+//! process.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -770,7 +773,33 @@ struct Row {
     clients: usize,
     load: Load,
     appends: Appends,
+    /// From the start of the load until the service is quiet again (`busy_after`).
     cpu: Cpu,
+    /// Seconds the service kept using CPU after the last answer.
+    busy_after: f64,
+}
+
+/// Settle window: the service is quiet once it uses under 5 % of a core over one window.
+const SETTLE_WINDOW: Duration = Duration::from_millis(500);
+/// Longest wait for a quiet service.
+const SETTLE_MAX: Duration = Duration::from_secs(120);
+
+/// Waits until the service process is quiet (under 5 % of a core over `SETTLE_WINDOW`, at
+/// most `SETTLE_MAX`); returns the seconds it was still busy. Work a load leaves behind
+/// (e.g. the projector's queued wake-ups, one per appended event) runs here.
+async fn settle(pid: u32) -> f64 {
+    let started = Instant::now();
+    let cpu = || cpu_seconds(&pid.to_string()).unwrap_or(0.0);
+    let mut last = cpu();
+    loop {
+        tokio::time::sleep(SETTLE_WINDOW).await;
+        let now = cpu();
+        if now - last < 0.05 * SETTLE_WINDOW.as_secs_f64() || started.elapsed() > SETTLE_MAX {
+            break;
+        }
+        last = now;
+    }
+    (started.elapsed().saturating_sub(SETTLE_WINDOW)).as_secs_f64()
 }
 
 struct Ctx<'a> {
@@ -790,8 +819,12 @@ impl Ctx<'_> {
         total: u64,
         reqs: Arc<Vec<Req>>,
     ) -> anyhow::Result<Row> {
+        // Every row starts on a quiet service: the work a load leaves behind (see
+        // `settle`) must not be measured in the next row.
+        settle(self.pids.service).await;
         if warmup > 0 {
             drive(self.clients, workers, warmup, reqs.clone()).await?;
+            settle(self.pids.service).await;
         }
         eprintln!(
             "[{}] {phase}: {total} requests, {workers} clients ...",
@@ -799,10 +832,11 @@ impl Ctx<'_> {
         );
         let (a0, c0) = (appends(&self.http, self.svc).await?, Cpu::now(self.pids));
         let load = drive(self.clients, workers, total, reqs).await?;
+        let busy_after = settle(self.pids.service).await;
         let cpu = Cpu::now(self.pids).since(&c0);
         let a = appends(&self.http, self.svc).await?.since(&a0);
         eprintln!(
-            "    {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+            "    {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors; service busy {busy_after:.1} s after the load",
             load.rate(),
             ms_f(load.p(0.5)),
             ms_f(load.p(0.99)),
@@ -815,6 +849,7 @@ impl Ctx<'_> {
             load,
             appends: a,
             cpu,
+            busy_after,
         })
     }
 }
@@ -1211,12 +1246,12 @@ fn report(
     println!("### HTTP floor and token issuance");
     println!();
     println!(
-        "| Backend | Phase | Clients | Requests | Errors | req/s | p50 ms | p99 ms | max ms | Ledger appends (service's /metrics) | CPU µs/req: service / nats / pg / bench |"
+        "| Backend | Phase | Clients | Requests | Errors | req/s | p50 ms | p99 ms | max ms | Ledger appends (service's /metrics) | CPU µs/req: service / nats / pg / bench | Service busy after (s) |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
     for r in rows.iter().filter(|r| !is_gateway(r)) {
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {:.1} |",
             r.backend,
             r.phase,
             r.clients,
@@ -1228,15 +1263,16 @@ fn report(
             ms_f(r.load.max()),
             r.appends.per_request(r.load.lat.len()),
             r.cpu.per_request(r.load.lat.len()),
+            r.busy_after,
         );
     }
     println!();
     println!("### Gateway overhead");
     println!();
     println!(
-        "| Backend | Clients | Path | Calls | Errors | calls/s | p50 ms | p99 ms | max ms | p50 added vs direct | Ledger appends (service's /metrics) | CPU µs/call: service / nats / pg / bench |"
+        "| Backend | Clients | Path | Calls | Errors | calls/s | p50 ms | p99 ms | max ms | p50 added vs direct | Ledger appends (service's /metrics) | CPU µs/call: service / nats / pg / bench | Service busy after (s) |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|");
     let mut direct_p50 = None;
     for r in rows.iter().filter(|r| is_gateway(r)) {
         let p50 = ms_f(r.load.p(0.5));
@@ -1247,7 +1283,7 @@ fn report(
             direct_p50.map_or("-".into(), |d| format!("{:+.2} ms", p50 - d))
         };
         println!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.1} |",
             r.backend,
             r.clients,
             r.phase,
@@ -1260,6 +1296,7 @@ fn report(
             added,
             r.appends.per_request(r.load.lat.len()),
             r.cpu.per_request(r.load.lat.len()),
+            r.busy_after,
         );
     }
     println!();

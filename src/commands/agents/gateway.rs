@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{invalid, missing_scopes, resolve_connection, AgentError};
 use crate::app::AppState;
-use crate::commands::connections::{self, UsageError};
+use crate::commands::connections;
 use crate::commands::Caller;
 use crate::domain::approval::{
     Approval, ApprovalCommand, ApprovalRequested, CallBinding, APPROVAL_TTL,
@@ -174,20 +174,7 @@ pub async fn execute(
         let bound = (claims.sub.as_str(), claims.auth_config_id.as_str());
         super::check_scope_first(state, ws, &scope, Some(&def.name), None, Some(bound)).await?;
     }
-    let usable = match connections::usable(state, ws, &connection_id).await {
-        Err(UsageError::Inactive(_)) => {
-            let c = state.ledger.load::<Connection>(ws, &connection_id).await?;
-            return Err(super::connection_required(
-                state,
-                ws,
-                &actor,
-                &c.auth_config_id,
-                &c.user_id,
-            )
-            .await);
-        }
-        other => other?,
-    };
+    let usable = super::usable_or_connect(state, ws, &actor, &connection_id).await?;
     check_tool_fits(&tool, &usable.config)?;
     if !scope.allows(&usable.connection.auth_config_id, &def.name) {
         return Err(AgentError::OutsideGateway);
@@ -277,7 +264,7 @@ pub async fn execute(
             .await?;
     }
     let (usable, credential) =
-        connections::credential_for_call(state, ws, &connection_id, &actor).await?;
+        connections::credential_for_call(state, ws, &connection_id, &actor, usable).await?;
     let mut request = tool
         .build_request(None, &input.arguments)
         .map_err(|e| invalid("arguments", e.to_string()))?;

@@ -293,6 +293,28 @@ pub async fn connection_required(
     }
 }
 
+/// The connection ready for a call; an inactive one answers `connection-required` with a
+/// fresh connect link for its user (connect on demand).
+pub async fn usable_or_connect(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    connection_id: &str,
+) -> Result<connections::UsableConnection, AgentError> {
+    match connections::usable(state, workspace_id, connection_id).await {
+        Err(UsageError::Inactive(_)) => {
+            let c = state
+                .ledger
+                .load::<crate::domain::connection::Connection>(workspace_id, connection_id)
+                .await?;
+            let auth_config_id = c.auth_config_id;
+            let user_id = c.user_id;
+            Err(connection_required(state, workspace_id, actor, &auth_config_id, &user_id).await)
+        }
+        other => Ok(other?),
+    }
+}
+
 impl From<UsageError> for AgentError {
     fn from(e: UsageError) -> Self {
         match e {

@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::AgentError;
 use crate::app::AppState;
-use crate::commands::connections::{self, UsageError};
+use crate::commands::connections;
 use crate::commands::{wait_for_write, Caller};
 use crate::domain::auth_config::AuthSettings;
 use crate::domain::credential_release::CredentialRelease;
@@ -49,23 +49,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
             ));
         }
     }
-    let usable = match connections::usable(state, ws, id).await {
-        Err(UsageError::Inactive(_)) => {
-            let c = state
-                .ledger
-                .load::<crate::domain::connection::Connection>(ws, id)
-                .await?;
-            return Err(super::connection_required(
-                state,
-                ws,
-                &caller.actor(),
-                &c.auth_config_id,
-                &c.user_id,
-            )
-            .await);
-        }
-        other => other?,
-    };
+    let usable = super::usable_or_connect(state, ws, &caller.actor(), id).await?;
     if !scope.allows_auth_config(&usable.connection.auth_config_id) {
         return Err(AgentError::OutsideGateway);
     }
@@ -79,7 +63,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
         ));
     }
     let (usable, credential) =
-        connections::credential_for_call(state, ws, id, &caller.actor()).await?;
+        connections::credential_for_call(state, ws, id, &caller.actor(), usable).await?;
     let Credential::Bearer(access_token) = credential else {
         return Err(super::invalid(
             "connection",

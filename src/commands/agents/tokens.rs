@@ -7,7 +7,6 @@ use uuid::Uuid;
 use super::{invalid, missing_scopes, resolve_connection, AgentError};
 use crate::app::AppState;
 use crate::commands::{wait_for_write, Caller};
-use crate::domain::connection::Connection;
 use crate::domain::token::{
     check_scopes, ScopedToken, TokenCommand, TokenIssued, DEFAULT_TTL_SECS, MAX_TTL_SECS,
 };
@@ -69,21 +68,7 @@ pub async fn issue(
     let named = input.connection_id.as_deref();
     super::check_scope_first(state, ws, &scope, input.tool.as_deref(), named, user).await?;
     let connection_id = resolve_connection(state, ws, &actor, named, user).await?;
-    let usable = match crate::commands::connections::usable(state, ws, &connection_id).await {
-        Ok(u) => u,
-        Err(crate::commands::connections::UsageError::Inactive(_)) => {
-            let c = state.ledger.load::<Connection>(ws, &connection_id).await?;
-            return Err(super::connection_required(
-                state,
-                ws,
-                &actor,
-                &c.auth_config_id,
-                &c.user_id,
-            )
-            .await);
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let usable = super::usable_or_connect(state, ws, &actor, &connection_id).await?;
     let conn = &usable.connection;
     let in_scope = match &input.tool {
         Some(t) => scope.allows(&conn.auth_config_id, t),

@@ -58,8 +58,11 @@ pub async fn credential_for_call(
     workspace_id: &str,
     id: &str,
     actor: &Actor,
+    loaded: UsableConnection,
 ) -> Result<(UsableConnection, Credential), UsageError> {
-    let mut usable_now = usable(state, workspace_id, id).await?;
+    // The caller has just loaded and checked the connection: read it again only if it
+    // must be refreshed.
+    let mut usable_now = loaded;
     let near_expiry = |c: &Connection| {
         let buffer = time::Duration::try_from(state.connections.refresh_buffer)
             .unwrap_or(time::Duration::minutes(5));

@@ -88,7 +88,7 @@ pub fn hash_key(secret: &str) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(secret.as_bytes())))
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct ApiKey {
     pub created: Option<ApiKeyCreated>,
     pub revoked: bool,

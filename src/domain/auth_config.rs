@@ -146,7 +146,7 @@ pub enum Lifecycle {
     Deleted,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct AuthConfig {
     pub lifecycle: Lifecycle,
     pub version: u64,

@@ -28,7 +28,7 @@ pub struct CheckpointCreated {
     pub previous_root: Option<String>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CheckpointChain {
     pub sequence: u64,
     pub tree_size: u64,

@@ -556,7 +556,8 @@ fn example_oauth2() -> auth_config::OAuth2Settings {
 }
 
 /// A pure aggregate: state folded from its events, and the decision for one command.
-pub trait Aggregate: Default + Send + Sync {
+/// `Clone + 'static`: the ledger keeps folded states per instance (see `ledger::writer`).
+pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// The `aggregate_type` of its events (a subject token).
     const TYPE: &'static str;
     type Command: Send + Sync;

@@ -16,7 +16,7 @@ pub struct SigningKeyRotated {
     pub new_public_key: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct SigningKeyRing {
     /// The key the last rotation made active (None before any rotation).
     pub active: Option<String>,

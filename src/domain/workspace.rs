@@ -24,7 +24,7 @@ pub struct ToolResponseStorageSet {
     pub store_tool_responses: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Workspace {
     pub name: Option<String>,
     pub identity_provider: Option<IdentityProviderConfigured>,

@@ -478,19 +478,36 @@ impl EventLog for JetStreamEventLog {
     }
 
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read_aggregate_after(key, 0, 0).await
+    }
+
+    /// One direct read of the subject's last message answers the usual case (nothing
+    /// after `after_position`); otherwise reads on from there.
+    async fn read_aggregate_after(
+        &self,
+        key: &AggregateKey,
+        after_version: u64,
+        after_position: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
         let subject = self.subject(key);
         let last = match self.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(msg) if msg.sequence == after_position && after_version > 0 => return Ok(Vec::new()),
             Ok(msg) => msg.sequence,
             Err(e) if e.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
                 return Ok(Vec::new())
             }
             Err(e) => return Err(unavailable(e)),
         };
+        let start = if after_version > 0 && after_position < last {
+            after_position + 1
+        } else {
+            1
+        };
         // Small aggregates (most) are read with direct gets: no consumer to create and
         // delete. A replica may answer direct gets from behind the leader, so the result
         // counts only if it reaches `last`; otherwise the rest comes through a consumer.
         let mut out = Vec::new();
-        let mut next = 1;
+        let mut next = start;
         for _ in 0..DIRECT_READS {
             match self
                 .stream

@@ -79,6 +79,23 @@ pub trait EventLog: Send + Sync + 'static {
     /// Every event of one aggregate, in version order.
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError>;
 
+    /// The events of one aggregate after version `after_version`, in version order.
+    /// `after_position` is where the event at that version sits (0 when `after_version`
+    /// is 0): a backend may start there. Usually empty: it is how a cached fold is checked.
+    async fn read_aggregate_after(
+        &self,
+        key: &AggregateKey,
+        after_version: u64,
+        after_position: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let _ = after_position;
+        let all = self.read_aggregate(key).await?;
+        Ok(all
+            .into_iter()
+            .skip(usize::try_from(after_version).unwrap_or(usize::MAX))
+            .collect())
+    }
+
     /// The last event of one aggregate, if any.
     async fn last_of_aggregate(
         &self,

@@ -1,6 +1,8 @@
 //! Embedded event log: one SQLite file, WAL, `synchronous=FULL` (an acknowledged append
 //! has been fsynced), an append-only table with unique `(aggregate, version)` and unique
-//! event id. One writer connection serialises appends; readers use a separate pool.
+//! event id. One writer task owns the writer connection and commits the appends waiting
+//! for it together (group commit: one fsync for all of them, each still checked on its
+//! own); readers use a separate pool.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -11,7 +13,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
@@ -20,12 +22,21 @@ const SCHEMA: &str = include_str!("sqlite_log.sql");
 
 /// How often a subscriber looks for events appended by another process.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Most appends committed in one transaction.
+const MAX_GROUP: usize = 256;
 
 pub struct SqliteEventLog {
     path: String,
     writer: SqlitePool,
     reader: SqlitePool,
     appended: Arc<Notify>,
+    appends: mpsc::Sender<AppendRequest>,
+}
+
+struct AppendRequest {
+    event: SignedEvent,
+    expected_version: u64,
+    reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
 impl SqliteEventLog {
@@ -57,11 +68,15 @@ impl SqliteEventLog {
             .map_err(|e| {
                 LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
             })?;
+        let appended = Arc::new(Notify::new());
+        let (appends, queue) = mpsc::channel(4 * MAX_GROUP);
+        tokio::spawn(run_writer(writer.clone(), queue, appended.clone()));
         Ok(SqliteEventLog {
             path: path.display().to_string(),
             writer,
             reader,
-            appended: Arc::new(Notify::new()),
+            appended,
+            appends,
         })
     }
 
@@ -78,6 +93,121 @@ fn backend(e: sqlx::Error) -> LogError {
         }
         other => LogError::Backend(other.to_string()),
     }
+}
+
+/// Takes every append waiting (up to `MAX_GROUP`) and commits them in one transaction.
+/// Ends when the log is dropped.
+async fn run_writer(
+    pool: SqlitePool,
+    mut queue: mpsc::Receiver<AppendRequest>,
+    appended: Arc<Notify>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let results = match append_group(&pool, &group).await {
+            Ok(results) => results,
+            // Something failed beyond one event's own checks (I/O, the file): nothing of
+            // the group was committed. Run each alone so each gets its own answer.
+            Err(_) => {
+                let mut alone = Vec::with_capacity(group.len());
+                for request in &group {
+                    let one = append_group(&pool, std::slice::from_ref(request)).await;
+                    alone.push(one.and_then(|mut r| {
+                        r.pop()
+                            .unwrap_or_else(|| Err(LogError::Backend("no result".into())))
+                    }));
+                }
+                alone
+            }
+        };
+        if results.iter().any(|r| matches!(r, Ok(a) if !a.duplicate)) {
+            appended.notify_waiters();
+        }
+        for (request, result) in group.into_iter().zip(results) {
+            // The caller may have gone; its event is in the log (or not) all the same.
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+/// One transaction for the group. Each event's own refusals (conflict, reused id) are its
+/// answer and do not stop the others; any other error fails the whole group.
+async fn append_group(
+    pool: &SqlitePool,
+    group: &[AppendRequest],
+) -> Result<Vec<Result<Appended, LogError>>, LogError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        results.push(append_in(&mut tx, &request.event, request.expected_version).await?);
+    }
+    tx.commit().await.map_err(backend)?;
+    Ok(results)
+}
+
+/// Checks and inserts one event inside the group's transaction (which sees the events
+/// inserted before it). Outer error: the transaction failed; inner: this event's answer.
+async fn append_in(
+    tx: &mut sqlx::SqliteConnection,
+    event: &SignedEvent,
+    expected_version: u64,
+) -> Result<Result<Appended, LogError>, LogError> {
+    let checks = sqlx::query(
+        "SELECT (SELECT position FROM events WHERE event_id = ?1) AS same_id_position,
+                (SELECT envelope FROM events WHERE event_id = ?1) AS same_id_envelope,
+                (SELECT COALESCE(MAX(aggregate_version), 0) FROM events
+                  WHERE workspace_id = ?2 AND aggregate_type = ?3 AND aggregate_id = ?4) AS actual",
+    )
+    .bind(event.event_id.to_string())
+    .bind(&event.key.workspace_id)
+    .bind(&event.key.aggregate_type)
+    .bind(&event.key.aggregate_id)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    let same_id: Option<i64> = checks.try_get("same_id_position").map_err(backend)?;
+    if let Some(position) = same_id {
+        let stored: Vec<u8> = checks.try_get("same_id_envelope").map_err(backend)?;
+        if stored != event.envelope.as_ref() {
+            return Ok(Err(LogError::EventIdReused(event.event_id)));
+        }
+        return Ok(Ok(Appended {
+            position: u64::try_from(position).unwrap_or(0),
+            duplicate: true,
+        }));
+    }
+    let actual: i64 = checks.try_get("actual").map_err(backend)?;
+    let actual = u64::try_from(actual).unwrap_or(0);
+    if actual != expected_version {
+        return Ok(Err(LogError::Conflict {
+            key: event.key.clone(),
+            expected: expected_version,
+            actual,
+        }));
+    }
+    let position: i64 = sqlx::query_scalar(
+        "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING position",
+    )
+    .bind(event.event_id.to_string())
+    .bind(&event.key.workspace_id)
+    .bind(&event.key.aggregate_type)
+    .bind(&event.key.aggregate_id)
+    .bind(to_i64(event.version)?)
+    .bind(event.envelope.as_ref())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(backend)?;
+    Ok(Ok(Appended {
+        position: u64::try_from(position).unwrap_or(0),
+        duplicate: false,
+    }))
 }
 
 fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError> {
@@ -119,64 +249,19 @@ impl EventLog for SqliteEventLog {
                 event.version
             )));
         }
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
+        let (reply, answer) = oneshot::channel();
+        let request = AppendRequest {
+            event: event.clone(),
+            expected_version,
+            reply,
+        };
+        self.appends
+            .send(request)
             .await
-            .map_err(backend)?;
-        let existing = sqlx::query("SELECT position, envelope FROM events WHERE event_id = ?")
-            .bind(event.event_id.to_string())
-            .fetch_optional(&mut *tx)
+            .map_err(|_| LogError::Unavailable("the event log is closed".into()))?;
+        answer
             .await
-            .map_err(backend)?;
-        if let Some(row) = existing {
-            let stored: Vec<u8> = row.try_get("envelope").map_err(backend)?;
-            if stored != event.envelope.as_ref() {
-                return Err(LogError::EventIdReused(event.event_id));
-            }
-            let position: i64 = row.try_get("position").map_err(backend)?;
-            return Ok(Appended {
-                position: u64::try_from(position).unwrap_or(0),
-                duplicate: true,
-            });
-        }
-        let actual: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(aggregate_version), 0) FROM events
-             WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ?",
-        )
-        .bind(&event.key.workspace_id)
-        .bind(&event.key.aggregate_type)
-        .bind(&event.key.aggregate_id)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let actual = u64::try_from(actual).unwrap_or(0);
-        if actual != expected_version {
-            return Err(LogError::Conflict {
-                key: event.key.clone(),
-                expected: expected_version,
-                actual,
-            });
-        }
-        let position: i64 = sqlx::query_scalar(
-            "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING position",
-        )
-        .bind(event.event_id.to_string())
-        .bind(&event.key.workspace_id)
-        .bind(&event.key.aggregate_type)
-        .bind(&event.key.aggregate_id)
-        .bind(to_i64(event.version)?)
-        .bind(event.envelope.as_ref())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        self.appended.notify_waiters();
-        Ok(Appended {
-            position: u64::try_from(position).unwrap_or(0),
-            duplicate: false,
-        })
+            .map_err(|_| LogError::Unavailable("the event log writer stopped".into()))?
     }
 
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError> {
@@ -186,6 +271,26 @@ impl EventLog for SqliteEventLog {
         .bind(&key.workspace_id)
         .bind(&key.aggregate_type)
         .bind(&key.aggregate_id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(row_to_event).collect()
+    }
+
+    async fn read_aggregate_after(
+        &self,
+        key: &AggregateKey,
+        after_version: u64,
+        _after_position: u64,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let rows = sqlx::query(&format!(
+            "{SELECT} WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ?
+             AND aggregate_version > ? ORDER BY aggregate_version"
+        ))
+        .bind(&key.workspace_id)
+        .bind(&key.aggregate_type)
+        .bind(&key.aggregate_id)
+        .bind(to_i64(after_version)?)
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
@@ -228,6 +333,7 @@ impl EventLog for SqliteEventLog {
             writer: self.writer.clone(),
             reader: self.reader.clone(),
             appended: self.appended.clone(),
+            appends: self.appends.clone(),
         };
         tokio::spawn(async move {
             let mut next = from.max(1);

@@ -1,6 +1,7 @@
 //! The write path: load an aggregate, decide, sign, chain, append with the expected
 //! version. A conflict reloads and decides again; it never overwrites.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
@@ -16,6 +17,8 @@ use crate::metrics::{Metrics, ResultLabel};
 
 /// How many times a command is re-decided after losing a version race.
 const MAX_ATTEMPTS: usize = 24;
+/// Bound of the per-instance caches (a miss only costs one read of the aggregate).
+const CACHE_ENTRIES: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -48,6 +51,26 @@ pub struct Ledger {
     metrics: Metrics,
     /// Last (version, hash) per aggregate this instance wrote, for `append_next`.
     tails: Mutex<HashMap<AggregateKey, (u64, String)>>,
+    /// Folded state per aggregate as this instance last read or wrote it. Never trusted
+    /// alone: `load` asks the log for anything after it, and a decision made on it must
+    /// win its append (the expected version) or is re-decided on a fresh read.
+    folded: Mutex<HashMap<AggregateKey, Folded>>,
+}
+
+/// One aggregate's state folded up to `version` (0: no events), whose last event sits at
+/// `position` with `hash`.
+#[derive(Clone)]
+struct Folded {
+    state: Arc<dyn Any + Send + Sync>,
+    version: u64,
+    hash: Option<String>,
+    position: u64,
+}
+
+impl Folded {
+    fn tail(&self) -> Option<(u64, String)> {
+        self.hash.clone().map(|h| (self.version, h))
+    }
 }
 
 impl Ledger {
@@ -63,6 +86,7 @@ impl Ledger {
             clock,
             metrics,
             tails: Mutex::new(HashMap::new()),
+            folded: Mutex::new(HashMap::new()),
         }
     }
 
@@ -93,16 +117,8 @@ impl Ledger {
         actor: &Actor,
         command: &A::Command,
     ) -> Result<Committed, LedgerError> {
-        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
-        for attempt in 0..MAX_ATTEMPTS {
-            let (state, tail) = self.load_key::<A>(&key).await?;
-            let event = state.decide(command)?;
-            match self.append_after(&key, tail, actor, &event).await {
-                Err(LedgerError::Log(LogError::Conflict { .. })) => conflict_backoff(attempt).await,
-                other => return other,
-            }
-        }
-        Err(LedgerError::Contended(MAX_ATTEMPTS, key))
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None)
+            .await
     }
 
     /// Like `execute`, with the event id chosen by the caller: for an event whose id must
@@ -116,19 +132,74 @@ impl Ledger {
         command: &A::Command,
         event_id: Uuid,
     ) -> Result<Committed, LedgerError> {
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, Some(event_id))
+            .await
+    }
+
+    /// Decides first on the cached state (no read): the append names the version that
+    /// state had, so a stale cache can only lose the race, never overwrite. A refusal or a
+    /// lost race is decided again on state read from the log.
+    async fn execute_as<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        actor: &Actor,
+        command: &A::Command,
+        event_id: Option<Uuid>,
+    ) -> Result<Committed, LedgerError> {
         let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
-        for attempt in 0..MAX_ATTEMPTS {
-            let (state, tail) = self.load_key::<A>(&key).await?;
-            let event = state.decide(command)?;
+        let mut trust_cache = true;
+        let mut attempt = 0;
+        loop {
+            let cached = if trust_cache {
+                self.cached::<A>(&key)
+            } else {
+                None
+            };
+            let from_cache = cached.is_some();
+            let (state, folded) = match cached {
+                Some(c) => c,
+                None => self.load_key::<A>(&key).await?,
+            };
+            trust_cache = false;
+            let event = match state.decide(command) {
+                Ok(event) => event,
+                Err(_) if from_cache => continue,
+                Err(e) => return Err(e.into()),
+            };
+            let id = event_id.unwrap_or_else(Uuid::now_v7);
             match self
-                .append_after_as(&key, tail, actor, &event, event_id)
+                .append_after_as(&key, folded.tail(), actor, &event, id)
                 .await
             {
-                Err(LedgerError::Log(LogError::Conflict { .. })) => conflict_backoff(attempt).await,
-                other => return other,
+                Ok((committed, hash)) => {
+                    let mut next = state;
+                    next.apply(&committed.event);
+                    self.remember(
+                        &key,
+                        Folded {
+                            state: Arc::new(next),
+                            version: committed.version,
+                            hash: Some(hash),
+                            position: committed.position,
+                        },
+                    );
+                    return Ok(committed);
+                }
+                Err(LedgerError::Log(LogError::Conflict { .. })) => {
+                    // The next read picks up only what the cache misses.
+                    if from_cache {
+                        continue;
+                    }
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(LedgerError::Contended(MAX_ATTEMPTS, key));
+                    }
+                    conflict_backoff(attempt - 1).await;
+                }
+                Err(e) => return Err(e),
             }
         }
-        Err(LedgerError::Contended(MAX_ATTEMPTS, key))
     }
 
     /// The current state of aggregate `A` identified by `(workspace, id)`, folded from the log.
@@ -169,25 +240,58 @@ impl Ledger {
         Ok((state, version))
     }
 
-    /// Folds an aggregate's events; also returns its tail (version, hash) for appending.
-    async fn load_key<A: Aggregate>(
-        &self,
-        key: &AggregateKey,
-    ) -> Result<(A, Option<(u64, String)>), LedgerError> {
-        let mut state = A::default();
-        let mut tail = None;
-        for r in self.log.read_aggregate(key).await? {
-            let corrupt = |reason: String| LedgerError::Corrupt {
-                position: r.position,
-                reason,
-            };
-            let opened = open_envelope(&r.envelope).map_err(|e| corrupt(e.to_string()))?;
-            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
-                .map_err(|e| corrupt(e.to_string()))?;
-            state.apply(&event);
-            tail = Some((opened.body.aggregate_version, opened.hash));
+    /// The cached state of an aggregate, unchecked (for deciding: the append checks it).
+    fn cached<A: Aggregate>(&self, key: &AggregateKey) -> Option<(A, Folded)> {
+        let folded = self.folded.lock().ok()?.get(key).cloned()?;
+        let state = folded.state.downcast_ref::<A>()?.clone();
+        Some((state, folded))
+    }
+
+    fn remember(&self, key: &AggregateKey, folded: Folded) {
+        if let Ok(mut f) = self.folded.lock() {
+            let newer = f.get(key).is_none_or(|old| old.version <= folded.version);
+            if newer {
+                if f.len() >= CACHE_ENTRIES {
+                    f.clear();
+                }
+                f.insert(key.clone(), folded);
+            }
         }
-        Ok((state, tail))
+    }
+
+    /// The aggregate's state as the log holds it now: the cached fold plus whatever the
+    /// log has after it (usually nothing: one small read), or a full fold on a miss or
+    /// when what follows does not chain onto the cached tail.
+    async fn load_key<A: Aggregate>(&self, key: &AggregateKey) -> Result<(A, Folded), LedgerError> {
+        if let Some((state, folded)) = self.cached::<A>(key) {
+            let after = self
+                .log
+                .read_aggregate_after(key, folded.version, folded.position)
+                .await?;
+            if after.is_empty() {
+                return Ok((state, folded));
+            }
+            if let Some(next) = fold_onto::<A>(state, folded, &after, true)? {
+                self.remember(key, next.1.clone());
+                return Ok(next);
+            }
+        }
+        let events = self.log.read_aggregate(key).await?;
+        let empty = Folded {
+            state: Arc::new(()),
+            version: 0,
+            hash: None,
+            position: 0,
+        };
+        // A full fold takes the log as it is (`verify` is what judges its chain).
+        let Some((state, folded)) = fold_onto::<A>(A::default(), empty, &events, false)? else {
+            return Err(LedgerError::Corrupt {
+                position: events.first().map_or(0, |r| r.position),
+                reason: format!("the events of {key} could not be folded"),
+            });
+        };
+        self.remember(key, folded.clone());
+        Ok((state, folded))
     }
 
     /// Appends an event that needs no decision over prior state (a record of something that
@@ -237,6 +341,7 @@ impl Ledger {
     ) -> Result<Committed, LedgerError> {
         self.append_after_as(key, tail, actor, event, Uuid::now_v7())
             .await
+            .map(|(committed, _)| committed)
     }
 
     async fn append_after_as(
@@ -246,7 +351,7 @@ impl Ledger {
         actor: &Actor,
         event: &Event,
         event_id: Uuid,
-    ) -> Result<Committed, LedgerError> {
+    ) -> Result<(Committed, String), LedgerError> {
         let (expected, prev_hash) = match tail {
             Some((v, h)) => (v, Some(h)),
             None => (0, None),
@@ -292,15 +397,18 @@ impl Ledger {
                     if t.len() > 100_000 {
                         t.clear();
                     }
-                    t.insert(key.clone(), (expected + 1, hash));
+                    t.insert(key.clone(), (expected + 1, hash.clone()));
                 }
-                Ok(Committed {
-                    position: appended.position,
-                    version: expected + 1,
-                    event_id,
-                    event: event.clone(),
-                    duplicate: appended.duplicate,
-                })
+                Ok((
+                    Committed {
+                        position: appended.position,
+                        version: expected + 1,
+                        event_id,
+                        event: event.clone(),
+                        duplicate: appended.duplicate,
+                    },
+                    hash,
+                ))
             }
             Err(e) => {
                 if matches!(e, LogError::Conflict { .. }) {
@@ -310,6 +418,38 @@ impl Ledger {
             }
         }
     }
+}
+
+/// Folds `events` (in version order) onto `state` at `folded`. With `chained`, `None` when
+/// they do not continue it: a version gap or a `prev_hash` that is not the folded tail's.
+fn fold_onto<A: Aggregate>(
+    mut state: A,
+    mut folded: Folded,
+    events: &[super::log::RecordedEvent],
+    chained: bool,
+) -> Result<Option<(A, Folded)>, LedgerError> {
+    for r in events {
+        let corrupt = |reason: String| LedgerError::Corrupt {
+            position: r.position,
+            reason,
+        };
+        let opened = open_envelope(&r.envelope).map_err(|e| corrupt(e.to_string()))?;
+        if chained
+            && (opened.body.aggregate_version != folded.version + 1
+                || opened.body.prev_hash != folded.hash)
+        {
+            return Ok(None);
+        }
+        let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+            .map_err(|e| corrupt(e.to_string()))?;
+        state.apply(&event);
+        folded.version = opened.body.aggregate_version;
+        folded.hash = Some(opened.hash);
+        folded.position = r.position;
+    }
+    let shared: Arc<dyn Any + Send + Sync> = Arc::new(state.clone());
+    folded.state = shared;
+    Ok(Some((state, folded)))
 }
 
 /// Jittered exponential backoff after losing a version race, so that writers contending

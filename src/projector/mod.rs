@@ -8,7 +8,7 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 pub use store::{PgProjections, ProjectionError, ProjectionStore, SqliteProjections};
@@ -20,6 +20,11 @@ const BATCH: usize = 512;
 /// Fallback poll when no wake-up arrives (events written by another instance are also
 /// seen through the log subscription; this bounds the delay if that drops).
 const IDLE_POLL: Duration = Duration::from_millis(500);
+/// How often the lag metric is refreshed while events flow.
+const LAG_EVERY: Duration = Duration::from_secs(1);
+/// Read-your-writes also re-reads the offset this often, in case no wake-up comes (the
+/// projector is down, or another instance applied the event).
+const OFFSET_POLL: Duration = Duration::from_millis(20);
 
 pub struct Projector {
     store: Arc<dyn ProjectionStore>,
@@ -42,7 +47,8 @@ impl Projector {
         loop {
             let n = self.store.catch_up(self.log.as_ref(), BATCH).await?;
             total += n;
-            if n == 0 {
+            // A short batch reached the head: no empty round (a write lock) to confirm it.
+            if n < BATCH as u64 {
                 return Ok(total);
             }
         }
@@ -54,6 +60,7 @@ impl Projector {
             Ok(head) => self.log.subscribe(head + 1).await.ok(),
             Err(_) => None,
         };
+        let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -69,10 +76,19 @@ impl Projector {
                     continue;
                 }
             }
-            self.record_lag().await;
+            if lag_recorded.elapsed() >= LAG_EVERY {
+                self.record_lag().await;
+                lag_recorded = tokio::time::Instant::now();
+            }
             let next = async {
                 match wake.as_mut() {
-                    Some(w) => w.next().await.map(|_| ()),
+                    Some(w) => {
+                        let first = w.next().await.map(|_| ());
+                        // One round for every event already announced: they are all in
+                        // the log by now (announced after they were written).
+                        while let Some(Some(_)) = w.next().now_or_never() {}
+                        first
+                    }
                     None => std::future::pending().await,
                 }
             };
@@ -100,24 +116,35 @@ impl Projector {
     }
 }
 
-/// Waits (bounded) until the projections include `position` (read-your-writes).
+/// Waits (bounded) until the projections include `position` (read-your-writes): woken by
+/// this instance's projector as soon as it commits, re-reading the offset now and then.
 pub async fn wait_for(
     store: &dyn ProjectionStore,
     position: u64,
     timeout: Duration,
 ) -> Result<bool, ProjectionError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    // The projector usually applies an event within a millisecond or two: poll fast first,
-    // then back off (a fixed 20 ms sleep put a 20 ms floor under every write's answer).
-    let mut pause = Duration::from_millis(1);
+    let mut applied = store.applied();
     loop {
-        if store.offset().await? >= position {
+        if *applied.borrow_and_update() >= position {
             return Ok(true);
         }
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(false);
+        let poll = (tokio::time::Instant::now() + OFFSET_POLL).min(deadline);
+        let woken = tokio::select! {
+            changed = applied.changed() => changed.is_ok(),
+            _ = tokio::time::sleep_until(poll) => false,
+        };
+        if !woken {
+            if store.offset().await? >= position {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            if tokio::time::Instant::now() < poll {
+                // The sender is gone (cannot happen while `store` lives): poll instead.
+                tokio::time::sleep_until(poll).await;
+            }
         }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(20));
     }
 }

@@ -41,6 +41,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
     async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError>;
     /// The position of the last applied event.
     async fn offset(&self) -> Result<u64, ProjectionError>;
+    /// The last offset this instance saw applied (by its projector, or read by `offset`):
+    /// read-your-writes waits on it instead of polling the database.
+    fn applied(&self) -> tokio::sync::watch::Receiver<u64>;
     /// Empties every projection (they are rebuilt by replaying the log).
     async fn reset(&self) -> Result<(), ProjectionError>;
     /// Rebuilds every projection from the log in ONE transaction: locks the offset row,
@@ -496,6 +499,17 @@ const REBUILD_BATCH: u64 = 1024;
 macro_rules! sql_projection_store {
     ($store:ident, $pool:ty, $lock_sql:expr) => {
         impl $store {
+            /// Offsets only grow (until a `reset`): keep the highest seen.
+            fn saw_applied(&self, offset: u64) {
+                self.applied.send_if_modified(|seen| {
+                    let newer = offset > *seen;
+                    if newer {
+                        *seen = offset;
+                    }
+                    newer
+                });
+            }
+
             /// Whether `table` has a row with this id in a workspace other than `workspace_id`.
             async fn exists_elsewhere(&self, table: &'static str, workspace_id: &str, id: &str) -> Result<bool, ProjectionError> {
                 let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE workspace_id <> $1 AND id = $2"))
@@ -829,6 +843,8 @@ macro_rules! sql_projection_store {
                     .await
                     .map_err(db)?;
                 let offset = u64::try_from(offset).unwrap_or(0);
+                // Another instance may have applied up to here.
+                self.saw_applied(offset);
                 let events = log.read_from(offset + 1, limit).await?;
                 if events.is_empty() {
                     return Ok(0);
@@ -851,6 +867,7 @@ macro_rules! sql_projection_store {
                     .await
                     .map_err(db)?;
                 tx.commit().await.map_err(db)?;
+                self.saw_applied(last);
                 Ok(events.len() as u64)
             }
 
@@ -860,11 +877,18 @@ macro_rules! sql_projection_store {
                     .fetch_one(&self.pool)
                     .await
                     .map_err(db)?;
-                Ok(u64::try_from(p).unwrap_or(0))
+                let p = u64::try_from(p).unwrap_or(0);
+                self.saw_applied(p);
+                Ok(p)
+            }
+
+            fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.applied.subscribe()
             }
 
             async fn reset(&self) -> Result<(), ProjectionError> {
                 sqlx::raw_sql(RESET_SQL).execute(&self.pool).await.map_err(db)?;
+                self.applied.send_replace(0);
                 Ok(())
             }
 
@@ -1301,6 +1325,7 @@ impl PoolDb for PgPool {
 pub struct SqliteProjections {
     pool: SqlitePool,
     description: String,
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl SqliteProjections {
@@ -1331,6 +1356,7 @@ impl SqliteProjections {
         Ok(SqliteProjections {
             pool,
             description: format!("SQLite projections {}", path.display()),
+            applied: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -1367,6 +1393,7 @@ sql_projection_store!(
 pub struct PgProjections {
     pool: PgPool,
     description: String,
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl PgProjections {
@@ -1395,6 +1422,7 @@ impl PgProjections {
         Ok(PgProjections {
             pool,
             description: "PostgreSQL projections".into(),
+            applied: tokio::sync::watch::Sender::new(0),
         })
     }
 

@@ -48,6 +48,7 @@ both_backends!(
     reusing_an_event_id_for_other_content_is_refused,
     global_order_is_stable_across_restarts,
     late_subscriber_catches_up_then_follows_live,
+    cached_folds_never_decide_on_stale_state,
 );
 
 async fn append_then_read_back(backend: Backend) {
@@ -114,6 +115,33 @@ async fn append_then_read_back(backend: Backend) {
         .expect("some");
     assert_eq!(last.envelope, e3.envelope);
     assert_eq!(last.position, a3.position);
+
+    // What follows a version (how a cached fold is checked).
+    let envelopes = |v: Vec<authledger::ledger::RecordedEvent>| {
+        v.into_iter().map(|r| r.envelope).collect::<Vec<_>>()
+    };
+    let after = |v, p| {
+        let log = log.clone();
+        async move {
+            log.read_aggregate_after(&key("a"), v, p)
+                .await
+                .expect("read after")
+        }
+    };
+    assert_eq!(
+        envelopes(after(0, 0).await),
+        vec![e1.envelope.clone(), e3.envelope.clone()]
+    );
+    assert_eq!(
+        envelopes(after(1, a1.position).await),
+        vec![e3.envelope.clone()]
+    );
+    assert!(after(2, a3.position).await.is_empty());
+    assert!(log
+        .read_aggregate_after(&key("nothing"), 0, 0)
+        .await
+        .expect("read after")
+        .is_empty());
 
     let all = log.read_from(1, 100).await.expect("read all");
     assert_eq!(
@@ -482,4 +510,80 @@ async fn jetstream_reads_leave_no_consumers_behind() {
     let mut stream = js.get_stream("LEDGER").await.expect("stream");
     let consumers = stream.info().await.expect("info").state.consumer_count;
     assert!(consumers < 5, "{consumers} consumers left behind");
+}
+
+/// Two ledgers (two instances, each with its own cache of folded states) take turns using
+/// one scoped token with `max_uses: 2`. Each decides first on its cached state, which the
+/// other has made stale: the stale decision must lose its append and be decided again on
+/// the log, so exactly two uses land and the third is refused.
+async fn cached_folds_never_decide_on_stale_state(backend: Backend) {
+    use authledger::domain::token::{ScopedToken, TokenCommand, TokenIssued, TokenRefusal};
+    use authledger::domain::DomainError;
+    use authledger::ledger::LedgerError;
+
+    let log = backend.open().await;
+    let seed = [7u8; 32];
+    let a = ledger(log.clone(), Signer::from_seed(&seed));
+    let b = ledger(log.clone(), Signer::from_seed(&seed));
+    let actor = Actor::system("t");
+    let issued = TokenIssued {
+        connection_id: "c1".into(),
+        auth_config_id: "ac1".into(),
+        user_id: "u1".into(),
+        scopes: vec![],
+        tool: None,
+        expires_at: now() + time::Duration::minutes(5),
+        max_uses: Some(2),
+        fingerprint: "sha256:00".into(),
+        key_id: "k".into(),
+    };
+    let use_it = |n: &str| TokenCommand::Use {
+        now: now(),
+        tool: "t.tool".into(),
+        tool_call_id: n.into(),
+    };
+    a.execute::<ScopedToken>("ws1", "tok1", &actor, &TokenCommand::Issue(issued))
+        .await
+        .expect("issue");
+    // a caches version 1 (0 uses); b reads the log.
+    let first = b
+        .execute::<ScopedToken>("ws1", "tok1", &actor, &use_it("1"))
+        .await
+        .expect("first use through b");
+    assert_eq!(first.version, 2);
+    // a's cache is stale (version 1): its decision loses the append and is re-decided.
+    let second = a
+        .execute::<ScopedToken>("ws1", "tok1", &actor, &use_it("2"))
+        .await
+        .expect("second use through a");
+    assert_eq!(second.version, 3);
+    // b's cache (version 2, one use) would allow a third use: the log says used up.
+    let third = b
+        .execute::<ScopedToken>("ws1", "tok1", &actor, &use_it("3"))
+        .await;
+    assert!(
+        matches!(
+            third,
+            Err(LedgerError::Domain(DomainError::Token(
+                TokenRefusal::UsedUp
+            )))
+        ),
+        "{third:?}"
+    );
+    // `load` always reads what follows the cache: both see the two uses.
+    for l in [&a, &b] {
+        let token = l.load::<ScopedToken>("ws1", "tok1").await.expect("load");
+        assert_eq!(token.uses, 2);
+    }
+    let events = log
+        .read_aggregate(&AggregateKey::new("ws1", "token", "tok1").expect("key"))
+        .await
+        .expect("read");
+    assert_eq!(events.len(), 3);
+    let mut ring = authledger::ledger::KeyRing::default();
+    ring.insert(Signer::from_seed(&seed).public_key());
+    let report = authledger::ledger::verify::verify_log(log.clone(), ring, vec![])
+        .await
+        .expect("verify");
+    assert!(report.ok, "{:?}", report.failure);
 }

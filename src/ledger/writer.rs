@@ -68,6 +68,16 @@ struct Folded {
 }
 
 impl Folded {
+    /// No events yet.
+    fn empty() -> Self {
+        Folded {
+            state: Arc::new(()),
+            version: 0,
+            hash: None,
+            position: 0,
+        }
+    }
+
     fn tail(&self) -> Option<(u64, String)> {
         self.hash.clone().map(|h| (self.version, h))
     }
@@ -117,14 +127,28 @@ impl Ledger {
         actor: &Actor,
         command: &A::Command,
     ) -> Result<Committed, LedgerError> {
-        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None)
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None, false)
             .await
     }
 
-    /// Like `execute`, with the event id chosen by the caller: for an event whose id must
-    /// be known before it is signed (a scoped token carries the id of its `token.issued`).
+    /// `execute` on an aggregate whose id the caller has just generated (a fresh UUID):
+    /// decided on the empty state without reading the log. Should the id exist after all,
+    /// the append loses (expected version 0) and the command is decided again on the log.
+    pub async fn create<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        actor: &Actor,
+        command: &A::Command,
+    ) -> Result<Committed, LedgerError> {
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None, true)
+            .await
+    }
+
+    /// `create` with the event id chosen by the caller: for an event whose id must be
+    /// known before it is signed (a scoped token carries the id of its `token.issued`).
     /// Conflicts are re-decided like `execute`; the id is only used once it lands.
-    pub async fn execute_with_id<A: Aggregate>(
+    pub async fn create_with_id<A: Aggregate>(
         &self,
         workspace_id: &str,
         aggregate_id: &str,
@@ -132,8 +156,15 @@ impl Ledger {
         command: &A::Command,
         event_id: Uuid,
     ) -> Result<Committed, LedgerError> {
-        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, Some(event_id))
-            .await
+        self.execute_as::<A>(
+            workspace_id,
+            aggregate_id,
+            actor,
+            command,
+            Some(event_id),
+            true,
+        )
+        .await
     }
 
     /// Decides first on the cached state (no read): the append names the version that
@@ -146,15 +177,19 @@ impl Ledger {
         actor: &Actor,
         command: &A::Command,
         event_id: Option<Uuid>,
+        fresh: bool,
     ) -> Result<Committed, LedgerError> {
         let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
         let mut trust_cache = true;
         let mut attempt = 0;
         loop {
-            let cached = if trust_cache {
-                self.cached::<A>(&key)
-            } else {
-                None
+            let cached = match (trust_cache, fresh) {
+                (false, _) => None,
+                (true, false) => self.cached::<A>(&key),
+                (true, true) => Some(
+                    self.cached::<A>(&key)
+                        .unwrap_or_else(|| (A::default(), Folded::empty())),
+                ),
             };
             let from_cache = cached.is_some();
             let (state, folded) = match cached {
@@ -277,12 +312,7 @@ impl Ledger {
             }
         }
         let events = self.log.read_aggregate(key).await?;
-        let empty = Folded {
-            state: Arc::new(()),
-            version: 0,
-            hash: None,
-            position: 0,
-        };
+        let empty = Folded::empty();
         // A full fold takes the log as it is (`verify` is what judges its chain).
         let Some((state, folded)) = fold_onto::<A>(A::default(), empty, &events, false)? else {
             return Err(LedgerError::Corrupt {

@@ -2,6 +2,7 @@
 //! several instances (see `store`). Projections are disposable: `reset` + replay rebuilds
 //! them from the log alone.
 
+pub mod cache;
 pub mod plan;
 pub mod store;
 
@@ -13,7 +14,7 @@ use tokio::sync::watch;
 
 pub use store::{PgProjections, ProjectionError, ProjectionStore, SqliteProjections};
 
-use crate::ledger::EventLog;
+use crate::ledger::{EventLog, RecordedEvent};
 use crate::metrics::{Metrics, ProjectionLabel};
 
 const BATCH: usize = 512;
@@ -54,54 +55,89 @@ impl Projector {
         }
     }
 
-    /// Runs until `shutdown` turns true: catch up, then follow the log.
+    /// Runs until `shutdown` turns true: catch up, then follow the log. Events arrive
+    /// through a log subscription and are applied as delivered (the log is read again only
+    /// when they do not continue the stored offset: another instance applied them, or a
+    /// gap).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut wake = match self.log.head().await {
+        let mut follow = match self.log.head().await {
             Ok(head) => self.log.subscribe(head + 1).await.ok(),
             Err(_) => None,
         };
+        let mut known: Vec<RecordedEvent> = Vec::new();
         let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
             if *shutdown.borrow() {
                 return;
             }
-            match self.catch_up().await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(error = %e, "projector could not apply events; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                    continue;
+            let applied = if known.is_empty() {
+                self.catch_up().await
+            } else {
+                self.apply_known(&known).await
+            };
+            if let Err(e) = applied {
+                tracing::warn!(error = %e, "projector could not apply events; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => {}
                 }
+                continue;
             }
+            known.clear();
             if lag_recorded.elapsed() >= LAG_EVERY {
                 self.record_lag().await;
                 lag_recorded = tokio::time::Instant::now();
             }
             let next = async {
-                match wake.as_mut() {
-                    Some(w) => {
-                        let first = w.next().await.map(|_| ());
-                        // One round for every event already announced: they are all in
-                        // the log by now (announced after they were written).
-                        while let Some(Some(_)) = w.next().now_or_never() {}
-                        first
+                match follow.as_mut() {
+                    Some(events) => {
+                        let first = events.next().await;
+                        // Everything delivered meanwhile goes into the same round.
+                        let mut more = Vec::new();
+                        while more.len() < BATCH {
+                            match events.next().now_or_never() {
+                                Some(Some(Ok(e))) => more.push(e),
+                                _ => break,
+                            }
+                        }
+                        (first, more)
                     }
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                r = next => {
-                    if r.is_none() {
-                        wake = None;
+                (first, more) = next => match first {
+                    Some(Ok(e)) => {
+                        known.push(e);
+                        known.extend(more);
                     }
-                }
+                    // An error or the end: follow by polling; `catch_up` reads the log.
+                    Some(Err(_)) | None => follow = None,
+                },
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = shutdown.changed() => {}
             }
         }
+    }
+
+    /// Applies events delivered by the subscription, then anything still behind them.
+    async fn apply_known(&self, known: &[RecordedEvent]) -> Result<u64, ProjectionError> {
+        let mut total = 0;
+        let mut rest = known;
+        while !rest.is_empty() {
+            let n = self
+                .store
+                .apply_next(self.log.as_ref(), BATCH, rest)
+                .await?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+            let applied_to = self.store.applied().borrow().to_owned();
+            let skip = rest.iter().take_while(|e| e.position <= applied_to).count();
+            rest = &rest[skip..];
+        }
+        Ok(total)
     }
 
     async fn record_lag(&self) {

@@ -205,6 +205,27 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// The cached reads this op can make stale (see `cache`).
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            Op::Audit(_)
+            | Op::RequestApproval { .. }
+            | Op::ApprovalStatus { .. }
+            | Op::AuthConfigVersion { .. } => None,
+            Op::DefineWorkspaceTool { .. } | Op::RemoveWorkspaceTool { .. } => {
+                Some(Family::WorkspaceTools)
+            }
+            Op::DefineGateway { .. } | Op::DeleteGateway { .. } => Some(Family::Gateways),
+            Op::CreateWorkspace { .. } | Op::ConfigureIdentityProvider { .. } => {
+                Some(Family::Workspaces)
+            }
+            Op::CreateApiKey { .. } | Op::RevokeApiKey { .. } => Some(Family::ApiKeys),
+            Op::ConnectionChange { .. } => Some(Family::Connections),
+        }
+    }
+}
+
 /// What a connection event changes; `None` / `false` leaves a column as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConnectionChange {
@@ -281,6 +302,8 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+use super::cache::Family;
 
 pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) -> Vec<Op> {
     let at = rfc3339(body.occurred_at);

@@ -10,6 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::cache::{Family, ReadCache};
 use super::plan::{plan, Op};
 use crate::domain::Event;
 use crate::ledger::envelope::open_envelope;
@@ -38,7 +39,18 @@ fn db(e: sqlx::Error) -> ProjectionError {
 #[async_trait::async_trait]
 pub trait ProjectionStore: Send + Sync + 'static {
     /// Applies up to `limit` events after the stored offset; returns how many it applied.
-    async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError>;
+    async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError> {
+        self.apply_next(log, limit, &[]).await
+    }
+    /// Like `catch_up`, given the events that follow in order as the caller already holds
+    /// them (from a log subscription): when they continue the stored offset exactly they
+    /// are applied without reading the log again; otherwise the log is read.
+    async fn apply_next(
+        &self,
+        log: &dyn EventLog,
+        limit: usize,
+        known: &[crate::ledger::RecordedEvent],
+    ) -> Result<u64, ProjectionError>;
     /// The position of the last applied event.
     async fn offset(&self) -> Result<u64, ProjectionError>;
     /// The last offset this instance saw applied (by its projector, or read by `offset`):
@@ -499,8 +511,8 @@ const REBUILD_BATCH: u64 = 1024;
 macro_rules! sql_projection_store {
     ($store:ident, $pool:ty, $lock_sql:expr) => {
         impl $store {
-            /// Offsets only grow (until a `reset`): keep the highest seen.
-            fn saw_applied(&self, offset: u64) {
+            /// Offsets only grow (until a `reset`): announces the highest seen.
+            fn announce(&self, offset: u64) {
                 self.applied.send_if_modified(|seen| {
                     let newer = offset > *seen;
                     if newer {
@@ -508,6 +520,31 @@ macro_rules! sql_projection_store {
                     }
                     newer
                 });
+            }
+
+            /// An offset read from the database: when it moved past what this instance
+            /// knew, someone else applied the events in between, so any cached read may be
+            /// stale.
+            fn saw_offset(&self, offset: u64) {
+                if offset > *self.applied.borrow() {
+                    self.cache.changed_all();
+                    self.announce(offset);
+                }
+            }
+
+            /// `read` answered from the cache while `family` has not changed since.
+            async fn cached<T, F>(&self, family: Family, key: String, read: F) -> Result<T, ProjectionError>
+            where
+                T: Clone + Send + Sync + 'static,
+                F: std::future::Future<Output = Result<T, ProjectionError>>,
+            {
+                if let Some(hit) = self.cache.get::<T>(family, &key) {
+                    return Ok(hit);
+                }
+                let generation = self.cache.generation(family);
+                let value = read.await?;
+                self.cache.put(family, key, generation, value.clone());
+                Ok(value)
             }
 
             /// Whether `table` has a row with this id in a workspace other than `workspace_id`.
@@ -835,7 +872,12 @@ macro_rules! sql_projection_store {
 
         #[async_trait::async_trait]
         impl ProjectionStore for $store {
-            async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError> {
+            async fn apply_next(
+                &self,
+                log: &dyn EventLog,
+                limit: usize,
+                known: &[crate::ledger::RecordedEvent],
+            ) -> Result<u64, ProjectionError> {
                 let mut tx = self.begin().await.map_err(db)?;
                 let offset: i64 = sqlx::query_scalar($lock_sql)
                     .bind(PROJECTION)
@@ -844,15 +886,27 @@ macro_rules! sql_projection_store {
                     .map_err(db)?;
                 let offset = u64::try_from(offset).unwrap_or(0);
                 // Another instance may have applied up to here.
-                self.saw_applied(offset);
-                let events = log.read_from(offset + 1, limit).await?;
+                self.saw_offset(offset);
+                let next = known.iter().position(|e| e.position > offset);
+                let events = match next {
+                    Some(i) if known[i].position == offset + 1 => {
+                        known[i..known.len().min(i + limit)].to_vec()
+                    }
+                    _ => log.read_from(offset + 1, limit).await?,
+                };
                 if events.is_empty() {
                     return Ok(0);
                 }
                 let planned = plan_batch(&events)?;
                 let mut last = offset;
+                let mut changed = Vec::new();
                 for (position, ops) in planned {
                     for op in ops {
+                        if let Some(family) = op.family() {
+                            if !changed.contains(&family) {
+                                changed.push(family);
+                            }
+                        }
                         Self::exec_op(&mut tx, op).await.map_err(|e| ProjectionError::Undecodable {
                             position,
                             reason: e.to_string(),
@@ -867,7 +921,11 @@ macro_rules! sql_projection_store {
                     .await
                     .map_err(db)?;
                 tx.commit().await.map_err(db)?;
-                self.saw_applied(last);
+                // Stale entries go before the new offset is announced (read-your-writes).
+                for family in changed {
+                    self.cache.changed(family);
+                }
+                self.announce(last);
                 Ok(events.len() as u64)
             }
 
@@ -878,7 +936,7 @@ macro_rules! sql_projection_store {
                     .await
                     .map_err(db)?;
                 let p = u64::try_from(p).unwrap_or(0);
-                self.saw_applied(p);
+                self.saw_offset(p);
                 Ok(p)
             }
 
@@ -888,6 +946,7 @@ macro_rules! sql_projection_store {
 
             async fn reset(&self) -> Result<(), ProjectionError> {
                 sqlx::raw_sql(RESET_SQL).execute(&self.pool).await.map_err(db)?;
+                self.cache.changed_all();
                 self.applied.send_replace(0);
                 Ok(())
             }
@@ -935,6 +994,8 @@ macro_rules! sql_projection_store {
                     .await
                     .map_err(db)?;
                 tx.commit().await.map_err(db)?;
+                self.cache.changed_all();
+                self.announce(last);
                 Ok(applied)
             }
 
@@ -943,11 +1004,14 @@ macro_rules! sql_projection_store {
             }
 
             async fn api_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRow>, ProjectionError> {
-                sqlx::query_as(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"))
-                    .bind(key_hash)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)
+                let read = async {
+                    sqlx::query_as(&format!("SELECT {API_KEY_COLUMNS} FROM api_keys WHERE key_hash = $1"))
+                        .bind(key_hash)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)
+                };
+                self.cached(Family::ApiKeys, key_hash.to_string(), read).await
             }
 
             async fn api_keys(&self, workspace_id: &str) -> Result<Vec<ApiKeyRow>, ProjectionError> {
@@ -1036,12 +1100,15 @@ macro_rules! sql_projection_store {
             }
 
             async fn connection(&self, workspace_id: &str, id: &str) -> Result<Option<ConnectionRow>, ProjectionError> {
-                sqlx::query_as(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2"))
-                    .bind(workspace_id)
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)
+                let read = async {
+                    sqlx::query_as(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2"))
+                        .bind(workspace_id)
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)
+                };
+                self.cached(Family::Connections, format!("{workspace_id}/{id}"), read).await
             }
 
             async fn aggregate_elsewhere(
@@ -1106,16 +1173,19 @@ macro_rules! sql_projection_store {
                 workspace_id: &str,
                 api_key_id: &str,
             ) -> Result<Vec<GatewayRow>, ProjectionError> {
-                sqlx::query_as(&format!(
-                    "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1
-                     AND id IN (SELECT gateway_id FROM gateway_keys WHERE workspace_id = $1 AND api_key_id = $2)
-                     ORDER BY id"
-                ))
-                .bind(workspace_id)
-                .bind(api_key_id)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db)
+                let read = async {
+                    sqlx::query_as(&format!(
+                        "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1
+                         AND id IN (SELECT gateway_id FROM gateway_keys WHERE workspace_id = $1 AND api_key_id = $2)
+                         ORDER BY id"
+                    ))
+                    .bind(workspace_id)
+                    .bind(api_key_id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(db)
+                };
+                self.cached(Family::Gateways, format!("{workspace_id}/{api_key_id}"), read).await
             }
 
             async fn workspace_tool(
@@ -1123,14 +1193,17 @@ macro_rules! sql_projection_store {
                 workspace_id: &str,
                 name: &str,
             ) -> Result<Option<String>, ProjectionError> {
-                sqlx::query_scalar(
-                    "SELECT definition FROM workspace_tools WHERE workspace_id = $1 AND name = $2",
-                )
-                .bind(workspace_id)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db)
+                let read = async {
+                    sqlx::query_scalar(
+                        "SELECT definition FROM workspace_tools WHERE workspace_id = $1 AND name = $2",
+                    )
+                    .bind(workspace_id)
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(db)
+                };
+                self.cached(Family::WorkspaceTools, format!("{workspace_id}/{name}"), read).await
             }
 
             async fn workspace_tools(
@@ -1301,11 +1374,14 @@ macro_rules! sql_projection_store {
             }
 
             async fn workspace(&self, id: &str) -> Result<Option<WorkspaceRow>, ProjectionError> {
-                sqlx::query_as("SELECT id, name, created_at, idp_issuer, idp_audience, idp_jwks_url FROM workspaces WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)
+                let read = async {
+                    sqlx::query_as("SELECT id, name, created_at, idp_issuer, idp_audience, idp_jwks_url FROM workspaces WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(db)
+                };
+                self.cached(Family::Workspaces, id.to_string(), read).await
             }
         }
     };
@@ -1326,6 +1402,7 @@ pub struct SqliteProjections {
     pool: SqlitePool,
     description: String,
     applied: tokio::sync::watch::Sender<u64>,
+    cache: ReadCache,
 }
 
 impl SqliteProjections {
@@ -1357,6 +1434,7 @@ impl SqliteProjections {
             pool,
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
+            cache: ReadCache::default(),
         })
     }
 
@@ -1394,6 +1472,7 @@ pub struct PgProjections {
     pool: PgPool,
     description: String,
     applied: tokio::sync::watch::Sender<u64>,
+    cache: ReadCache,
 }
 
 impl PgProjections {
@@ -1423,6 +1502,7 @@ impl PgProjections {
             pool,
             description: "PostgreSQL projections".into(),
             applied: tokio::sync::watch::Sender::new(0),
+            cache: ReadCache::default(),
         })
     }
 

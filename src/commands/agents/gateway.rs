@@ -296,7 +296,7 @@ pub async fn execute(
     // Fail closed: without the `tool.requested` event there is no call.
     state
         .ledger
-        .execute::<ToolCall>(
+        .create::<ToolCall>(
             ws,
             &tool_call_id,
             &actor,
@@ -372,7 +372,7 @@ async fn request_approval(
     let expires_at = state.clock.now() + APPROVAL_TTL;
     let committed = state
         .ledger
-        .execute::<Approval>(
+        .create::<Approval>(
             &caller.workspace_id,
             &id,
             &caller.actor(),

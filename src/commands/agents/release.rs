@@ -84,7 +84,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
     };
     let committed = state
         .ledger
-        .execute::<CredentialRelease>(ws, &Uuid::now_v7().to_string(), &caller.actor(), &event)
+        .create::<CredentialRelease>(ws, &Uuid::now_v7().to_string(), &caller.actor(), &event)
         .await?;
     wait_for_write(state, committed.position).await?;
     Ok(Released {

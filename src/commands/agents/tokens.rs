@@ -135,7 +135,7 @@ pub async fn issue(
     };
     let committed = state
         .ledger
-        .execute_with_id::<ScopedToken>(
+        .create_with_id::<ScopedToken>(
             ws,
             &id,
             &actor,

@@ -131,3 +131,101 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
         "{report}"
     );
 }
+
+/// Each instance caches the API key behind every request. A key revoked through one
+/// instance is refused by that instance at once (the revocation waits for the projection,
+/// and the cache entry goes before the new offset is announced) and by the other as soon
+/// as its projector sees the log move (at the latest when the entry's 1 s age runs out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_revoked_through_one_instance_is_refused_by_both() {
+    let nats = NatsServer::start();
+    let pg = fresh_pg_database().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let keys = dir.path().join("shared-keys");
+    let shared = |data: &str| {
+        args(&[
+            "--data-dir",
+            &dir.path().join(data).display().to_string(),
+            "--key-dir",
+            &keys.display().to_string(),
+            "--nats-url",
+            &nats.url(),
+            "--database-url",
+            &pg,
+        ])
+    };
+    assert!(run_cli(&[shared("cli"), args(&["keys", "init"])].concat())
+        .status
+        .success());
+    let out = run_cli(&[shared("cli"), args(&["bootstrap", "--workspace", "w"])].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let admin = printed["admin_api_key"].as_str().expect("key").to_string();
+    let one = Service::start(&shared("one"), &[], dir.path()).await;
+    let two = Service::start(&shared("two"), &[], dir.path()).await;
+    let client = reqwest::Client::new();
+    let status = |svc: &Service, key: &str| {
+        let req = client
+            .get(svc.url("/v1/workspace"))
+            .bearer_auth(key.to_string());
+        async move { req.send().await.expect("request").status().as_u16() }
+    };
+    for svc in [&one, &two] {
+        eventually(Duration::from_secs(20), "the admin key to work", || async {
+            status(svc, &admin).await == 200
+        })
+        .await;
+    }
+    let created: Value = client
+        .post(one.url("/v1/api-keys"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "agent", "role": "developer"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let (id, key) = (
+        created["id"].as_str().expect("id").to_string(),
+        created["key"].as_str().expect("key").to_string(),
+    );
+    // Usable at once where it was created; then on the other instance, twice (the second
+    // answer comes from its cache).
+    assert_eq!(status(&one, &key).await, 200);
+    eventually(
+        Duration::from_secs(10),
+        "the key to work on two",
+        || async { status(&two, &key).await == 200 },
+    )
+    .await;
+    assert_eq!(status(&two, &key).await, 200);
+    assert_eq!(status(&one, &key).await, 200);
+
+    let revoked = client
+        .delete(one.url(&format!("/v1/api-keys/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("revoke");
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    assert_eq!(
+        status(&one, &key).await,
+        401,
+        "refused at once where revoked"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the other instance to refuse the key",
+        || async { status(&two, &key).await == 401 },
+    )
+    .await;
+    for _ in 0..20 {
+        assert_eq!(status(&two, &key).await, 401, "refused for good");
+        assert_eq!(status(&one, &key).await, 401, "refused for good");
+    }
+}

@@ -296,6 +296,9 @@ impl SqliteDataKeys {
             .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
+            // An in-process file: no connection to go stale, and a ping costs a round
+            // trip to the connection's worker thread on every acquire.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options)
             .await

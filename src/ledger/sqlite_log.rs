@@ -51,6 +51,9 @@ impl SqliteEventLog {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
+            // An in-process file: no connection to go stale, and a ping costs a round
+            // trip to the connection's worker thread on every acquire.
+            .test_before_acquire(false)
             .max_connections(1)
             .connect_with(options.clone())
             .await
@@ -62,6 +65,9 @@ impl SqliteEventLog {
             .await
             .map_err(backend)?;
         let reader = SqlitePoolOptions::new()
+            // An in-process file: no connection to go stale, and a ping costs a round
+            // trip to the connection's worker thread on every acquire.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options)
             .await

@@ -1415,6 +1415,9 @@ impl SqliteProjections {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
+            // An in-process file: no connection to go stale, and a ping costs a round
+            // trip to the connection's worker thread on every acquire.
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options)
             .await

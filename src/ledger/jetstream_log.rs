@@ -426,6 +426,9 @@ impl EventLog for JetStreamEventLog {
         let subject = self.subject(&event.key);
         let (version, seq) = match self.cached_tail(&subject) {
             Some(t) if t.0 == expected_version => t,
+            // A new aggregate: the server itself checks that the subject is empty
+            // (expected last subject sequence 0), no read first.
+            None if expected_version == 0 => (0, 0),
             _ => self.fetch_tail(&subject).await?,
         };
         if version != expected_version {

@@ -275,6 +275,13 @@ impl Ledger {
         Ok((state, version))
     }
 
+    /// This instance's last fold of an aggregate, unchecked: for facts that never change
+    /// once written (which auth config a connection belongs to), never for decisions.
+    pub fn peek<A: Aggregate>(&self, workspace_id: &str, aggregate_id: &str) -> Option<A> {
+        let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id).ok()?;
+        self.cached::<A>(&key).map(|(state, _)| state)
+    }
+
     /// The cached state of an aggregate, unchecked (for deciding: the append checks it).
     fn cached<A: Aggregate>(&self, key: &AggregateKey) -> Option<(A, Folded)> {
         let folded = self.folded.lock().ok()?.get(key).cloned()?;

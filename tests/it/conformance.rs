@@ -191,6 +191,16 @@ async fn expected_version_is_enforced_with_a_typed_conflict(backend: Backend) {
         }) => {}
         other => panic!("{}: expected conflict, got {other:?}", backend.name()),
     }
+    // Also through another handle on the same log (another instance: nothing cached).
+    let other = backend.open().await;
+    match other.append(&stale, 0).await {
+        Err(LogError::Conflict {
+            expected: 0,
+            actual: 1,
+            ..
+        }) => {}
+        other => panic!("{}: expected conflict, got {other:?}", backend.name()),
+    }
     // Version must follow the expected version.
     let (skip, _) = seal_event(
         &signer,

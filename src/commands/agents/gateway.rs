@@ -174,7 +174,15 @@ pub async fn execute(
         let bound = (claims.sub.as_str(), claims.auth_config_id.as_str());
         super::check_scope_first(state, ws, &scope, Some(&def.name), None, Some(bound)).await?;
     }
-    let usable = super::usable_or_connect(state, ws, &actor, &connection_id).await?;
+    // The workspace's response-storage setting is read alongside (one wait, not two).
+    let (usable, workspace) = tokio::join!(
+        super::usable_or_connect(state, ws, &actor, &connection_id),
+        state
+            .ledger
+            .load::<crate::domain::workspace::Workspace>(ws, ws)
+    );
+    let usable = usable?;
+    let store_responses = workspace?.store_tool_responses;
     check_tool_fits(&tool, &usable.config)?;
     if !scope.allows(&usable.connection.auth_config_id, &def.name) {
         return Err(AgentError::OutsideGateway);
@@ -288,11 +296,6 @@ pub async fn execute(
             .unwrap_or_default()
             .to_string(),
     };
-    let store_responses = state
-        .ledger
-        .load::<crate::domain::workspace::Workspace>(ws, ws)
-        .await?
-        .store_tool_responses;
     // Fail closed: without the `tool.requested` event there is no call.
     state
         .ledger

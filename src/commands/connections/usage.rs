@@ -33,8 +33,24 @@ pub async fn usable(
     workspace_id: &str,
     id: &str,
 ) -> Result<UsableConnection, UsageError> {
-    let connection = load::<Connection>(state, workspace_id, id)
-        .await?
+    // A connection's auth config never changes: when this instance has seen the
+    // connection before, both are read from the log at once.
+    let known_config = state
+        .ledger
+        .peek::<Connection>(workspace_id, id)
+        .map(|c| c.auth_config_id)
+        .filter(|a| !a.is_empty());
+    let (connection, config) = match &known_config {
+        Some(config_id) => {
+            let (c, a) = tokio::join!(
+                load::<Connection>(state, workspace_id, id),
+                load::<AuthConfig>(state, workspace_id, config_id)
+            );
+            (c?, a?)
+        }
+        None => (load::<Connection>(state, workspace_id, id).await?, None),
+    };
+    let connection = connection
         .filter(Connection::exists)
         .ok_or(UsageError::NotFound)?;
     match connection.status {
@@ -42,9 +58,12 @@ pub async fn usable(
         Some(ConnectionStatus::Deleted) | None => return Err(UsageError::NotFound),
         Some(other) => return Err(UsageError::Inactive(other)),
     }
-    let config = load::<AuthConfig>(state, workspace_id, &connection.auth_config_id)
-        .await?
-        .ok_or(UsageError::NotFound)?;
+    let config = match config {
+        Some(c) if known_config.as_deref() == Some(connection.auth_config_id.as_str()) => c,
+        _ => load::<AuthConfig>(state, workspace_id, &connection.auth_config_id)
+            .await?
+            .ok_or(UsageError::NotFound)?,
+    };
     if config.lifecycle != Lifecycle::Enabled {
         return Err(UsageError::AuthConfigDisabled);
     }

@@ -19,6 +19,11 @@ pub struct ProjectionLabel {
     pub projection: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: &'static str,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -28,6 +33,14 @@ pub struct Metrics {
     pub append_seconds: Histogram,
     /// Events in the log not yet applied by a projection.
     pub projection_lag: Family<ProjectionLabel, Gauge>,
+    /// Where a gateway tool call spends its time: `prepare` (checks and loads up to the
+    /// `tool.requested` append), `requested` (that append), `upstream`, `completed` (the
+    /// `tool.completed` append).
+    pub tool_call_phase_seconds: Family<PhaseLabel, Histogram>,
+}
+
+fn phase_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
 }
 
 impl Default for Metrics {
@@ -43,6 +56,8 @@ impl Metrics {
         let conflicts = Counter::default();
         let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let projection_lag = Family::<ProjectionLabel, Gauge>::default();
+        let tool_call_phase_seconds =
+            Family::<PhaseLabel, Histogram>::new_with_constructor(phase_histogram as fn() -> _);
         registry.register("ledger_appends", "Event appends by result", appends.clone());
         registry.register(
             "ledger_conflicts",
@@ -59,12 +74,18 @@ impl Metrics {
             "Events not yet applied",
             projection_lag.clone(),
         );
+        registry.register(
+            "tool_call_phase_seconds",
+            "Time of one gateway tool call by phase",
+            tool_call_phase_seconds.clone(),
+        );
         Metrics {
             registry: Arc::new(registry),
             appends,
             conflicts,
             append_seconds,
             projection_lag,
+            tool_call_phase_seconds,
         }
     }
 
@@ -74,5 +95,14 @@ impl Metrics {
             out.clear();
         }
         out
+    }
+}
+
+impl Metrics {
+    /// Records `seconds` for one phase of a gateway tool call.
+    pub fn tool_call_phase(&self, phase: &'static str, seconds: f64) {
+        self.tool_call_phase_seconds
+            .get_or_create(&PhaseLabel { phase })
+            .observe(seconds);
     }
 }

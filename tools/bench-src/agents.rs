@@ -553,6 +553,8 @@ struct Appends {
     /// (le, cumulative count), ascending; +Inf last.
     buckets: Vec<(f64, f64)>,
     conflicts: f64,
+    /// Gateway tool call phases (`authledger_tool_call_phase_seconds`): (phase, sum, count).
+    phases: Vec<(String, f64, f64)>,
 }
 
 async fn appends(http: &Client, svc: &Service) -> anyhow::Result<Appends> {
@@ -582,6 +584,26 @@ async fn appends(http: &Client, svc: &Service) -> anyhow::Result<Appends> {
             a.buckets.push((le, value));
         } else if name.starts_with("authledger_ledger_conflicts") {
             a.conflicts = value;
+        } else if let Some(rest) = name.strip_prefix("authledger_tool_call_phase_seconds_") {
+            // `sum{phase="prepare"}` or `count{phase="prepare"}` (buckets are skipped).
+            let Some((stat, labels)) = rest.split_once("{phase=\"") else {
+                continue;
+            };
+            let Some(phase) = labels.strip_suffix("\"}") else {
+                continue;
+            };
+            let i = match a.phases.iter().position(|(p, _, _)| p == phase) {
+                Some(i) => i,
+                None => {
+                    a.phases.push((phase.to_string(), 0.0, 0.0));
+                    a.phases.len() - 1
+                }
+            };
+            match stat {
+                "sum" => a.phases[i].1 = value,
+                "count" => a.phases[i].2 = value,
+                _ => {}
+            }
         }
     }
     a.buckets.sort_by(|x, y| x.0.total_cmp(&y.0));
@@ -602,11 +624,24 @@ impl Appends {
                 (*le, c - b)
             })
             .collect();
+        let phases = self
+            .phases
+            .iter()
+            .map(|(p, sum, count)| {
+                let (s0, c0) = before
+                    .phases
+                    .iter()
+                    .find(|(q, _, _)| q == p)
+                    .map_or((0.0, 0.0), |(_, s, c)| (*s, *c));
+                (p.clone(), sum - s0, count - c0)
+            })
+            .collect();
         Appends {
             count: self.count - before.count,
             sum: self.sum - before.sum,
             buckets,
             conflicts: self.conflicts - before.conflicts,
+            phases,
         }
     }
 
@@ -638,6 +673,19 @@ impl Appends {
         );
         if self.conflicts > 0.0 {
             s.push_str(&format!("; {} conflicts", self.conflicts));
+        }
+        let phases: Vec<String> = ["prepare", "requested", "upstream", "completed"]
+            .iter()
+            .filter_map(|want| {
+                let (_, sum, count) = self.phases.iter().find(|(p, _, _)| p == want)?;
+                (*count > 0.0).then(|| format!("{want} {}", short_ms(sum / count * 1000.0)))
+            })
+            .collect();
+        if !phases.is_empty() {
+            s.push_str(&format!(
+                "; tool call phases, mean ms: {}",
+                phases.join(", ")
+            ));
         }
         s
     }

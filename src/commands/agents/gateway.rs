@@ -129,6 +129,7 @@ pub async fn execute(
     authority: &Authority,
     input: ExecuteInput,
 ) -> Result<Executed, AgentError> {
+    let begun = Instant::now();
     let ws = &caller.workspace_id;
     let actor = caller.actor();
     let tool = find_tool(state, ws, &input.tool)
@@ -296,6 +297,13 @@ pub async fn execute(
             .unwrap_or_default()
             .to_string(),
     };
+    let phase = |name, since: Instant| {
+        state
+            .metrics
+            .tool_call_phase(name, since.elapsed().as_secs_f64());
+        Instant::now()
+    };
+    let recording = phase("prepare", begun);
     // Fail closed: without the `tool.requested` event there is no call.
     state
         .ledger
@@ -306,11 +314,12 @@ pub async fn execute(
             &ToolCallCommand::Request(requested),
         )
         .await?;
+    let started = phase("requested", recording);
     request.inject(&credential);
     drop(credential);
-    let started = Instant::now();
     let (result, attempts) = call_upstream(state, &request).await;
     let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let completing = phase("upstream", started);
     let completed = |outcome, status, error| ToolCompleted {
         tool: def.name.clone(),
         connection_id: connection_id.clone(),
@@ -352,6 +361,7 @@ pub async fn execute(
         .ledger
         .execute::<ToolCall>(ws, &tool_call_id, &actor, &ToolCallCommand::Complete(event))
         .await?;
+    phase("completed", completing);
     crate::api::consistency::record_position(committed.position);
     let resp = answer?;
     Ok(Executed {

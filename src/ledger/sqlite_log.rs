@@ -1,8 +1,9 @@
 //! Embedded event log: one SQLite file, WAL, `synchronous=FULL` (an acknowledged append
 //! has been fsynced), an append-only table with unique `(aggregate, version)` and unique
-//! event id. One writer task owns the writer connection and commits the appends waiting
-//! for it together (group commit: one fsync for all of them, each still checked on its
-//! own); readers use a separate pool.
+//! event id. One writer thread owns the writer connection (`rusqlite`, so a group runs
+//! without a hand-off per statement) and commits the appends waiting for it together
+//! (group commit: one fsync for all of them, each still checked on its own); readers use a
+//! separate `sqlx` pool.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,10 +28,9 @@ const MAX_GROUP: usize = 256;
 
 pub struct SqliteEventLog {
     path: String,
-    writer: SqlitePool,
     reader: SqlitePool,
     appended: Arc<Notify>,
-    appends: mpsc::Sender<AppendRequest>,
+    writer: mpsc::Sender<WriterCommand>,
 }
 
 struct AppendRequest {
@@ -39,31 +39,29 @@ struct AppendRequest {
     reply: oneshot::Sender<Result<Appended, LogError>>,
 }
 
+enum WriterCommand {
+    Append(AppendRequest),
+    /// Finish what is queued before it, close the file, then answer.
+    Close(oneshot::Sender<()>),
+}
+
 impl SqliteEventLog {
     /// Opens (creating when missing) the log file at `path`.
     pub async fn open(path: &Path) -> Result<Self, LogError> {
+        let file = path.to_path_buf();
+        let connection = tokio::task::spawn_blocking(move || open_writer(&file))
+            .await
+            .map_err(|e| LogError::Misconfigured(e.to_string()))?
+            .map_err(|e| {
+                LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
+            })?;
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| LogError::Misconfigured(e.to_string()))?
             .filename(path)
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let writer = SqlitePoolOptions::new()
-            // An in-process file: no connection to go stale, and a ping costs a round
-            // trip to the connection's worker thread on every acquire.
-            .test_before_acquire(false)
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await
-            .map_err(|e| {
-                LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
-            })?;
-        sqlx::raw_sql(SCHEMA)
-            .execute(&writer)
-            .await
-            .map_err(backend)?;
         let reader = SqlitePoolOptions::new()
             // An in-process file: no connection to go stale, and a ping costs a round
             // trip to the connection's worker thread on every acquire.
@@ -75,19 +73,25 @@ impl SqliteEventLog {
                 LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
             })?;
         let appended = Arc::new(Notify::new());
-        let (appends, queue) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run_writer(writer.clone(), queue, appended.clone()));
+        let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
+        let notify = appended.clone();
+        std::thread::Builder::new()
+            .name("authledger-log-writer".into())
+            .spawn(move || run_writer(connection, queue, &notify))
+            .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
-            writer,
             reader,
             appended,
-            appends,
+            writer,
         })
     }
 
     pub async fn close(&self) {
-        self.writer.close().await;
+        let (done, closed) = oneshot::channel();
+        if self.writer.send(WriterCommand::Close(done)).await.is_ok() {
+            let _ = closed.await;
+        }
         self.reader.close().await;
     }
 }
@@ -101,36 +105,80 @@ fn backend(e: sqlx::Error) -> LogError {
     }
 }
 
-/// Takes every append waiting (up to `MAX_GROUP`) and commits them in one transaction.
-/// Ends when the log is dropped.
-async fn run_writer(
-    pool: SqlitePool,
-    mut queue: mpsc::Receiver<AppendRequest>,
-    appended: Arc<Notify>,
+/// A write that may succeed if tried again (the file is busy or the disk failed for a
+/// moment) is `Unavailable`: the ledger retries it with the same bytes.
+fn write_error(e: rusqlite::Error) -> LogError {
+    use rusqlite::ErrorCode::*;
+    match e.sqlite_error_code() {
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) => {
+            LogError::Unavailable(e.to_string())
+        }
+        _ => LogError::Backend(e.to_string()),
+    }
+}
+
+/// The writer's own connection: WAL, `synchronous=FULL`, the schema in place.
+fn open_writer(path: &Path) -> Result<rusqlite::Connection, String> {
+    let open = || -> Result<(rusqlite::Connection, String), rusqlite::Error> {
+        let connection = rusqlite::Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        connection.pragma_update(None, "synchronous", "FULL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.execute_batch(SCHEMA)?;
+        Ok((connection, mode))
+    };
+    let (connection, mode) = open().map_err(|e| e.to_string())?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(format!("journal mode is {mode}, not WAL"));
+    }
+    Ok(connection)
+}
+
+/// The writer thread: takes every append waiting (up to `MAX_GROUP`) and commits them in
+/// one transaction, all on this thread (no hand-off per statement). Ends on `Close` or
+/// when the log is dropped.
+fn run_writer(
+    mut connection: rusqlite::Connection,
+    mut queue: mpsc::Receiver<WriterCommand>,
+    appended: &Notify,
 ) {
-    while let Some(first) = queue.recv().await {
+    while let Some(command) = queue.blocking_recv() {
+        let first = match command {
+            WriterCommand::Append(request) => request,
+            WriterCommand::Close(done) => {
+                drop(connection);
+                let _ = done.send(());
+                return;
+            }
+        };
         let mut group = vec![first];
+        let mut close = None;
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(next) => group.push(next),
+                Ok(WriterCommand::Append(request)) => group.push(request),
+                Ok(WriterCommand::Close(done)) => {
+                    close = Some(done);
+                    break;
+                }
                 Err(_) => break,
             }
         }
-        let results = match append_group(&pool, &group).await {
+        let results = match append_group(&mut connection, &group) {
             Ok(results) => results,
             // Something failed beyond one event's own checks (I/O, the file): nothing of
             // the group was committed. Run each alone so each gets its own answer.
-            Err(_) => {
-                let mut alone = Vec::with_capacity(group.len());
-                for request in &group {
-                    let one = append_group(&pool, std::slice::from_ref(request)).await;
-                    alone.push(one.and_then(|mut r| {
-                        r.pop()
-                            .unwrap_or_else(|| Err(LogError::Backend("no result".into())))
-                    }));
-                }
-                alone
-            }
+            Err(_) => group
+                .iter()
+                .map(|request| {
+                    append_group(&mut connection, std::slice::from_ref(request)).and_then(
+                        |mut one| {
+                            one.pop()
+                                .unwrap_or_else(|| Err(LogError::Backend("no result".into())))
+                        },
+                    )
+                })
+                .collect(),
         };
         if results.iter().any(|r| matches!(r, Ok(a) if !a.duplicate)) {
             appended.notify_waiters();
@@ -139,48 +187,60 @@ async fn run_writer(
             // The caller may have gone; its event is in the log (or not) all the same.
             let _ = request.reply.send(result);
         }
+        if let Some(done) = close {
+            drop(connection);
+            let _ = done.send(());
+            return;
+        }
     }
 }
 
 /// One transaction for the group. Each event's own refusals (conflict, reused id) are its
 /// answer and do not stop the others; any other error fails the whole group.
-async fn append_group(
-    pool: &SqlitePool,
+fn append_group(
+    connection: &mut rusqlite::Connection,
     group: &[AppendRequest],
 ) -> Result<Vec<Result<Appended, LogError>>, LogError> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+    let tx = connection
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(write_error)?;
     let mut results = Vec::with_capacity(group.len());
     for request in group {
-        results.push(append_in(&mut tx, &request.event, request.expected_version).await?);
+        results.push(append_in(&tx, &request.event, request.expected_version)?);
     }
-    tx.commit().await.map_err(backend)?;
+    tx.commit().map_err(write_error)?;
     Ok(results)
 }
 
 /// Checks and inserts one event inside the group's transaction (which sees the events
 /// inserted before it). Outer error: the transaction failed; inner: this event's answer.
-async fn append_in(
-    tx: &mut sqlx::SqliteConnection,
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
     event: &SignedEvent,
     expected_version: u64,
 ) -> Result<Result<Appended, LogError>, LogError> {
-    let checks = sqlx::query(
-        "SELECT (SELECT position FROM events WHERE event_id = ?1) AS same_id_position,
-                (SELECT envelope FROM events WHERE event_id = ?1) AS same_id_envelope,
-                (SELECT COALESCE(MAX(aggregate_version), 0) FROM events
-                  WHERE workspace_id = ?2 AND aggregate_type = ?3 AND aggregate_id = ?4) AS actual",
-    )
-    .bind(event.event_id.to_string())
-    .bind(&event.key.workspace_id)
-    .bind(&event.key.aggregate_type)
-    .bind(&event.key.aggregate_id)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(backend)?;
-    let same_id: Option<i64> = checks.try_get("same_id_position").map_err(backend)?;
+    let event_id = event.event_id.to_string();
+    let (same_id, same_envelope, actual): (Option<i64>, Option<Vec<u8>>, i64) = tx
+        .prepare_cached(
+            "SELECT (SELECT position FROM events WHERE event_id = ?1),
+                    (SELECT envelope FROM events WHERE event_id = ?1),
+                    (SELECT COALESCE(MAX(aggregate_version), 0) FROM events
+                      WHERE workspace_id = ?2 AND aggregate_type = ?3 AND aggregate_id = ?4)",
+        )
+        .and_then(|mut check| {
+            check.query_row(
+                rusqlite::params![
+                    event_id,
+                    event.key.workspace_id,
+                    event.key.aggregate_type,
+                    event.key.aggregate_id
+                ],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
+        })
+        .map_err(write_error)?;
     if let Some(position) = same_id {
-        let stored: Vec<u8> = checks.try_get("same_id_envelope").map_err(backend)?;
-        if stored != event.envelope.as_ref() {
+        if same_envelope.as_deref() != Some(event.envelope.as_ref()) {
             return Ok(Err(LogError::EventIdReused(event.event_id)));
         }
         return Ok(Ok(Appended {
@@ -188,7 +248,6 @@ async fn append_in(
             duplicate: true,
         }));
     }
-    let actual: i64 = checks.try_get("actual").map_err(backend)?;
     let actual = u64::try_from(actual).unwrap_or(0);
     if actual != expected_version {
         return Ok(Err(LogError::Conflict {
@@ -197,19 +256,26 @@ async fn append_in(
             actual,
         }));
     }
-    let position: i64 = sqlx::query_scalar(
-        "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING position",
-    )
-    .bind(event.event_id.to_string())
-    .bind(&event.key.workspace_id)
-    .bind(&event.key.aggregate_type)
-    .bind(&event.key.aggregate_id)
-    .bind(to_i64(event.version)?)
-    .bind(event.envelope.as_ref())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(backend)?;
+    let version = to_i64(event.version)?;
+    let position: i64 = tx
+        .prepare_cached(
+            "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING position",
+        )
+        .and_then(|mut insert| {
+            insert.query_row(
+                rusqlite::params![
+                    event_id,
+                    event.key.workspace_id,
+                    event.key.aggregate_type,
+                    event.key.aggregate_id,
+                    version,
+                    event.envelope.as_ref()
+                ],
+                |row| row.get(0),
+            )
+        })
+        .map_err(write_error)?;
     Ok(Ok(Appended {
         position: u64::try_from(position).unwrap_or(0),
         duplicate: false,
@@ -261,8 +327,8 @@ impl EventLog for SqliteEventLog {
             expected_version,
             reply,
         };
-        self.appends
-            .send(request)
+        self.writer
+            .send(WriterCommand::Append(request))
             .await
             .map_err(|_| LogError::Unavailable("the event log is closed".into()))?;
         answer
@@ -321,32 +387,20 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE position >= ? ORDER BY position LIMIT ?"
-        ))
-        .bind(to_i64(from)?)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(backend)?;
-        rows.iter().map(row_to_event).collect()
+        read_from(&self.reader, from, limit).await
     }
 
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordedEvent, LogError>>(512);
-        let reader = SqliteEventLog {
-            path: self.path.clone(),
-            writer: self.writer.clone(),
-            reader: self.reader.clone(),
-            appended: self.appended.clone(),
-            appends: self.appends.clone(),
-        };
+        // The task holds the read pool, not the log: dropping the log ends its writer.
+        let reader = self.reader.clone();
+        let appended = self.appended.clone();
         tokio::spawn(async move {
             let mut next = from.max(1);
             loop {
                 // Register interest before reading so an append in between is not missed.
-                let notified = reader.appended.notified();
-                match reader.read_from(next, 512).await {
+                let notified = appended.notified();
+                match read_from(&reader, next, 512).await {
                     Ok(batch) if batch.is_empty() => {
                         tokio::select! {
                             _ = notified => {}
@@ -383,6 +437,22 @@ impl EventLog for SqliteEventLog {
     fn describe(&self) -> String {
         format!("embedded SQLite log {}", self.path)
     }
+}
+
+async fn read_from(
+    reader: &SqlitePool,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let rows = sqlx::query(&format!(
+        "{SELECT} WHERE position >= ? ORDER BY position LIMIT ?"
+    ))
+    .bind(to_i64(from)?)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(reader)
+    .await
+    .map_err(backend)?;
+    rows.iter().map(row_to_event).collect()
 }
 
 /// Turns a channel receiver into an `EventStream`.

@@ -139,7 +139,9 @@ pub trait ProjectionStore: Send + Sync + 'static {
     ) -> Result<Option<GatewayRow>, ProjectionError>;
     /// The workspace's gateways (not deleted), by id.
     async fn gateways(&self, workspace_id: &str) -> Result<Vec<GatewayRow>, ProjectionError>;
-    /// The gateways an API key is bound to, deleted ones included (they bind to nothing).
+    /// Every gateway an API key has been bound to: deleted ones and released bindings (the
+    /// key was left out of a later definition; status `released`) included, since both
+    /// bind the key to nothing.
     async fn gateways_of_key(
         &self,
         workspace_id: &str,
@@ -236,7 +238,7 @@ pub struct AuditFilter {
     /// Exclusive upper bound.
     pub to_unix: Option<i64>,
     pub kind: Option<String>,
-    /// `kind LIKE prefix%` (the caller allows only `[a-z_.]`, so no wildcard escapes).
+    /// Kinds starting with this prefix (matched literally: `_` is not a wildcard).
     pub kind_prefix: Option<String>,
     pub actor_id: Option<String>,
     pub user_id: Option<String>,
@@ -289,10 +291,11 @@ fn audit_query(
 ) -> (String, Vec<SqlArg>) {
     let mut sql = format!("SELECT {AUDIT_COLUMNS} FROM audit_events WHERE workspace_id = $1");
     let mut args = vec![SqlArg::Text(workspace_id.to_string())];
-    let mut push = |condition: &str, arg: SqlArg| {
+    let mut push_with = |condition: &str, arg: SqlArg, suffix: &str| {
         args.push(arg);
-        sql.push_str(&format!(" AND {condition} ${}", args.len()));
+        sql.push_str(&format!(" AND {condition} ${}{suffix}", args.len()));
     };
+    let mut push = |condition: &str, arg: SqlArg| push_with(condition, arg, "");
     if let Some(v) = f.from_unix {
         push("occurred_at_unix >=", SqlArg::Int(v));
     }
@@ -302,12 +305,6 @@ fn audit_query(
     let text = |v: &Option<String>| v.clone().map(SqlArg::Text);
     let columns = [
         ("kind =", text(&f.kind)),
-        (
-            "kind LIKE",
-            f.kind_prefix
-                .as_ref()
-                .map(|p| SqlArg::Text(format!("{p}%"))),
-        ),
         ("actor_id =", text(&f.actor_id)),
         ("user_id =", text(&f.user_id)),
         ("auth_config_id =", text(&f.auth_config_id)),
@@ -321,6 +318,22 @@ fn audit_query(
     }
     if let Some(v) = f.cursor_position {
         push(&format!("position {cmp}"), SqlArg::Int(v));
+    }
+    if let Some(prefix) = &f.kind_prefix {
+        // `_` and `%` are LIKE wildcards and kinds contain `_` (`connection.refresh_failed`
+        // must not match `connection.refreshed`): the prefix is matched literally.
+        let escaped: String = prefix
+            .chars()
+            .flat_map(|c| match c {
+                '_' | '%' | '\\' => vec!['\\', c],
+                other => vec![other],
+            })
+            .collect();
+        push_with(
+            "kind LIKE",
+            SqlArg::Text(format!("{escaped}%")),
+            " ESCAPE '\\'",
+        );
     }
     args.push(SqlArg::Int(f.limit.max(0)));
     sql.push_str(&format!(" ORDER BY position {order} LIMIT ${}", args.len()));
@@ -665,15 +678,18 @@ macro_rules! sql_projection_store {
                         .bind(at)
                         .execute(&mut **tx)
                         .await?;
-                        sqlx::query("DELETE FROM gateway_keys WHERE workspace_id = $1 AND gateway_id = $2")
+                        // Keys left out are released, not forgotten: a key once bound
+                        // stays restricted to the gateways that list it.
+                        sqlx::query("UPDATE gateway_keys SET released = TRUE WHERE workspace_id = $1 AND gateway_id = $2")
                             .bind(&workspace_id)
                             .bind(&id)
                             .execute(&mut **tx)
                             .await?;
                         for key in agent_key_ids {
                             sqlx::query(
-                                "INSERT INTO gateway_keys (workspace_id, gateway_id, api_key_id) VALUES ($1, $2, $3)
-                                 ON CONFLICT DO NOTHING",
+                                "INSERT INTO gateway_keys (workspace_id, gateway_id, api_key_id, released)
+                                 VALUES ($1, $2, $3, FALSE)
+                                 ON CONFLICT (workspace_id, gateway_id, api_key_id) DO UPDATE SET released = FALSE",
                             )
                             .bind(&workspace_id)
                             .bind(&id)
@@ -1174,11 +1190,16 @@ macro_rules! sql_projection_store {
                 api_key_id: &str,
             ) -> Result<Vec<GatewayRow>, ProjectionError> {
                 let read = async {
-                    sqlx::query_as(&format!(
-                        "SELECT {GATEWAY_COLUMNS} FROM gateways WHERE workspace_id = $1
-                         AND id IN (SELECT gateway_id FROM gateway_keys WHERE workspace_id = $1 AND api_key_id = $2)
-                         ORDER BY id"
-                    ))
+                    // A released binding answers as its gateway with status `released`.
+                    sqlx::query_as(
+                        "SELECT g.id, g.name, g.servers, g.agent_key_ids,
+                                CASE WHEN k.released THEN 'released' ELSE g.status END AS status,
+                                g.version, g.created_at, g.updated_at
+                         FROM gateway_keys k JOIN gateways g
+                           ON g.workspace_id = k.workspace_id AND g.id = k.gateway_id
+                         WHERE k.workspace_id = $1 AND k.api_key_id = $2
+                         ORDER BY g.id",
+                    )
                     .bind(workspace_id)
                     .bind(api_key_id)
                     .fetch_all(&self.pool)
@@ -1524,3 +1545,50 @@ sql_projection_store!(
     PgPool,
     "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_prefix_is_matched_literally() {
+        let filter = AuditFilter {
+            kind_prefix: Some("connection.refresh_".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let (sql, args) = audit_query("ws1", &filter, "<", "DESC");
+        assert!(sql.contains("kind LIKE $2 ESCAPE '\\'"), "{sql}");
+        match &args[1] {
+            SqlArg::Text(pattern) => assert_eq!(pattern, "connection.refresh\\_%"),
+            SqlArg::Int(_) => unreachable!("the pattern is text"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_escaped_pattern_does_not_match_across_an_underscore() {
+        let filter = AuditFilter {
+            kind_prefix: Some("connection.refresh_".into()),
+            ..Default::default()
+        };
+        let (_, args) = audit_query("ws1", &filter, "<", "DESC");
+        let SqlArg::Text(pattern) = &args[1] else {
+            unreachable!("the pattern is text")
+        };
+        let pool = SqlitePool::connect("sqlite::memory:")
+            .await
+            .expect("sqlite");
+        for (kind, matches) in [
+            ("connection.refresh_failed", true),
+            ("connection.refreshed", false),
+        ] {
+            let got: bool = sqlx::query_scalar("SELECT $1 LIKE $2 ESCAPE '\\'")
+                .bind(kind)
+                .bind(pattern)
+                .fetch_one(&pool)
+                .await
+                .expect("like");
+            assert_eq!(got, matches, "{kind}");
+        }
+    }
+}

@@ -3,8 +3,9 @@
 //! its `agent_key_ids` reaches only those pairs through `GET /v1/tools`,
 //! `POST /v1/tools/execute` and `POST /v1/tokens`, every refusal being a 403
 //! `outside-gateway` and an `access.denied` event (`outside_gateway`); unbound keys reach
-//! everything. Replacing widens or narrows a gateway (`gateway.defined`, revision + 1),
-//! deleting leaves its keys bound to nothing (`gateway.deleted`). Definitions are checked against the
+//! everything. Replacing widens or narrows a gateway (`gateway.defined`, revision + 1);
+//! deleting it (`gateway.deleted`) or replacing it without a key leaves that key bound to
+//! nothing, never unrestricted. Definitions are checked against the
 //! workspace (auth configs, tools of the auth config's provider, live keys), and another
 //! workspace's gateway answers exactly like an unknown one.
 //!
@@ -638,7 +639,8 @@ async fn a_bound_key_reaches_only_its_gateways_pairs_and_each_refusal_is_audited
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. Replace widens the gateway; delete leaves its keys bound to nothing
+// 2. Replace widens or narrows the gateway; leaving a key out or deleting the gateway
+//    leaves the key bound to nothing
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -708,6 +710,47 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_
     env.execute(&f.bound, READ, &f.conn_b).await.expect_ran();
     f.assert_last_hit("GET", "/read", "x-other-key", KEY_B);
 
+    // Replace without the key: the key is left bound to nothing, never to everything.
+    let no_keys: &[&str] = &[];
+    let r = env
+        .call(
+            &f.developer,
+            Method::PUT,
+            &path,
+            Some(gateway("support", &[(&f.config_b, &[READ])], no_keys)),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(env.tool_names(&f.bound).await.is_empty());
+    let hits = f.upstream.hits().len();
+    for (tool, conn) in [(READ, &f.conn_b), (WRITE, &f.conn_a), (READ, &f.conn_a)] {
+        env.execute(&f.bound, tool, conn)
+            .await
+            .expect(StatusCode::FORBIDDEN, "outside-gateway");
+        env.issue(&f.bound, tool, conn)
+            .await
+            .expect(StatusCode::FORBIDDEN, "outside-gateway");
+    }
+    assert_eq!(f.upstream.hits().len(), hits, "no call went out");
+    // Listed again, it reaches the gateway's pairs again.
+    let r = env
+        .call(
+            &f.developer,
+            Method::PUT,
+            &path,
+            Some(gateway(
+                "support",
+                &[(&f.config_b, &[READ])],
+                &[&f.bound_id],
+            )),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    env.execute(&f.bound, READ, &f.conn_b).await.expect_ran();
+    env.execute(&f.bound, WRITE, &f.conn_a)
+        .await
+        .expect(StatusCode::FORBIDDEN, "outside-gateway");
+
     // Delete: the gateway is gone for every route.
     let r = env.call(&f.developer, Method::DELETE, &path, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
@@ -732,8 +775,7 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_
     assert!(env.gateway_ids(&env.admin).await.is_empty());
 
     // Fail closed: deleting a gateway never widens what its keys reach. A key bound only to
-    // deleted gateways reaches nothing (replacing a live gateway without the key is how an
-    // admin releases it).
+    // deleted gateways reaches nothing.
     assert!(env.tool_names(&f.bound).await.is_empty());
     env.execute(&f.bound, READ, &f.conn_b)
         .await
@@ -742,21 +784,23 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_
         .await
         .expect(StatusCode::FORBIDDEN, "outside-gateway");
 
-    // The history: gateway.defined revisions 1, 2, 3 (each the whole definition), then
+    // The history: gateway.defined revisions 1 to 5 (each the whole definition), then
     // gateway.deleted, all of this gateway's aggregate and by the developer.
     let defined = env
-        .signed_events_until("gateway.defined", "3 definitions", |items| items.len() >= 3)
+        .signed_events_until("gateway.defined", "5 definitions", |items| items.len() >= 5)
         .await;
     let revisions: Vec<u64> = defined
         .iter()
         .map(|e| e["payload"]["revision"].as_u64().expect("revision"))
         .collect();
-    assert_eq!(revisions, [1, 2, 3]);
+    assert_eq!(revisions, [1, 2, 3, 4, 5]);
     assert_eq!(
         defined[1]["payload"]["servers"],
         json!([{ "auth_config_id": f.config_a, "tools": [READ, WRITE] }])
     );
     assert_eq!(defined[2]["payload"]["agent_key_ids"], json!([f.bound_id]));
+    assert_eq!(defined[3]["payload"]["agent_key_ids"], json!([]));
+    assert_eq!(defined[4]["payload"]["agent_key_ids"], json!([f.bound_id]));
     let deleted = env
         .signed_events_until("gateway.deleted", "the deletion", |items| !items.is_empty())
         .await;

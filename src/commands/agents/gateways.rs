@@ -86,25 +86,28 @@ pub async fn scope_of(
                     elsewhere,
                 });
             };
-            if !bound.is_empty()
-                && !bound
-                    .iter()
-                    .any(|g| g.id == row.id && g.status != "deleted")
-            {
+            if !bound.is_empty() && !bound.iter().any(|g| g.id == row.id && reaches_through(g)) {
                 return Err(AgentError::OutsideGateway);
             }
             Ok(ToolScope::Only(servers_of(&row)))
         }
         None if bound.is_empty() => Ok(ToolScope::All),
-        // Deleted gateways still bind their keys, to nothing: deletion never widens a key.
+        // Deleted gateways and released bindings still bind their keys, to nothing:
+        // neither deleting nor editing a gateway ever widens a key.
         None => Ok(ToolScope::Only(
             bound
                 .iter()
-                .filter(|g| g.status != "deleted")
+                .filter(|g| reaches_through(g))
                 .flat_map(servers_of)
                 .collect(),
         )),
     }
+}
+
+/// Whether a key reaches tools through this binding: only a live gateway that lists it
+/// (anything else, including a status this code does not know, reaches nothing).
+fn reaches_through(binding: &GatewayRow) -> bool {
+    binding.status == "active"
 }
 
 /// Creates (`id: None`) or replaces a gateway after checking every reference: auth configs

@@ -18,7 +18,7 @@ use crate::metrics::{Metrics, ResultLabel};
 /// How many times a command is re-decided after losing a version race.
 const MAX_ATTEMPTS: usize = 24;
 /// Bound of the per-instance caches (a miss only costs one read of the aggregate).
-const CACHE_ENTRIES: usize = 100_000;
+const CACHE_ENTRIES: usize = 20_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {

@@ -60,10 +60,7 @@ impl Projector {
     /// when they do not continue the stored offset: another instance applied them, or a
     /// gap).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let mut follow = match self.log.head().await {
-            Ok(head) => self.log.subscribe(head + 1).await.ok(),
-            Err(_) => None,
-        };
+        let mut follow = None;
         let mut known: Vec<RecordedEvent> = Vec::new();
         let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
@@ -84,6 +81,12 @@ impl Projector {
                 continue;
             }
             known.clear();
+            if follow.is_none() {
+                // Follow again from what is applied (the log came back, or the stream
+                // ended); until then the idle poll below catches up.
+                let from = *self.store.applied().borrow() + 1;
+                follow = self.log.subscribe(from).await.ok();
+            }
             if lag_recorded.elapsed() >= LAG_EVERY {
                 self.record_lag().await;
                 lag_recorded = tokio::time::Instant::now();
@@ -94,26 +97,34 @@ impl Projector {
                         let first = events.next().await;
                         // Everything delivered meanwhile goes into the same round.
                         let mut more = Vec::new();
+                        let mut ended = false;
                         while more.len() < BATCH {
                             match events.next().now_or_never() {
                                 Some(Some(Ok(e))) => more.push(e),
-                                _ => break,
+                                Some(Some(Err(_)) | None) => {
+                                    ended = true;
+                                    break;
+                                }
+                                None => break,
                             }
                         }
-                        (first, more)
+                        (first, more, ended)
                     }
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                (first, more) = next => match first {
-                    Some(Ok(e)) => {
+                (first, more, ended) = next => {
+                    let delivered = matches!(first, Some(Ok(_)));
+                    if let Some(Ok(e)) = first {
                         known.push(e);
                         known.extend(more);
                     }
                     // An error or the end: follow by polling; `catch_up` reads the log.
-                    Some(Err(_)) | None => follow = None,
-                },
+                    if ended || !delivered {
+                        follow = None;
+                    }
+                }
                 _ = tokio::time::sleep(IDLE_POLL) => {}
                 _ = shutdown.changed() => {}
             }

@@ -7,158 +7,59 @@
 //! log and on JetStream + PostgreSQL.
 //!
 //! Upstreams are the real local OAuth provider (`oauth_provider`: its `/api/...` resources
-//! check the bearer token like a real API) and a small recording HTTP server (`Upstream`)
+//! check the bearer token like a real API) and a recording HTTP server (`support::Upstream`)
 //! that answers 200, 500, a stall or a redirect, and keeps every request it got.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap, Uri};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::end_user;
-use crate::harness::{args, fresh_pg_database, run_cli, NatsServer, Service};
-use crate::oauth_provider::{
-    no_redirect_client, ClientAuthMethod, ClientConfig, Endpoint, OAuthProvider, ProviderConfig,
+use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
+use crate::oauth_provider::{Endpoint, OAuthProvider};
+use crate::support::{
+    self, bootstrap_workspace, follow_connect_url, oauth_config_body, request, Api, Embedded, Hit,
+    Reply, Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
 };
 
-const PROBLEMS: &str = "https://authledger.dev/problems/";
 const CLIENT_ID: &str = "agents-e2e-client";
 const CLIENT_SECRET: &str = "agents-e2e-cl1ent-s3cret";
-const RETURN_TO: &str = "https://app.example.com/connected";
 /// The user the test provider logs in (the provider-side identity of every grant).
 const PROVIDER_USER: &str = "user-1";
 
-/// Every instance: loopback URLs allowed (the provider and upstreams are local), no
-/// scheduler, quick provider retries, and no request rate limit (not under test here).
-const BASE_ENV: &[(&str, &str)] = &[
-    ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-    ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+/// Every instance: on top of the shared base (loopback URLs, no scheduler), quick provider
+/// retries, and no request rate limit (not under test here).
+const AGENTS_ENV: &[(&str, &str)] = &[
     ("AUTHLEDGER_REFRESH_RETRY_MS", "50"),
     ("AUTHLEDGER_PROVIDER_TIMEOUT_SECS", "5"),
-    ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
-    ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
 ];
 
 // ---------------------------------------------------------------------------------------------
 // A recording upstream
 // ---------------------------------------------------------------------------------------------
 
-/// One request as an upstream received it.
-#[derive(Debug, Clone)]
-struct Hit {
-    method: String,
-    path: String,
-    query: Vec<(String, String)>,
-    /// Lower-cased names, in order.
-    headers: Vec<(String, String)>,
-    body: String,
+/// The recording upstream of these tests. `/fail` answers 500, `/slow` answers after 5 s,
+/// `/redirect` answers 302 to `redirect_to`; anything else 200 with the method and path
+/// (never a header or the query, so it cannot echo a credential back).
+async fn recording_upstream(redirect_to: Option<String>) -> Upstream {
+    Upstream::start(move |hit: Hit| {
+        let redirect_to = redirect_to.clone();
+        async move { answer(redirect_to.as_deref(), hit).await }
+    })
+    .await
 }
 
-impl Hit {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    fn query(&self, name: &str) -> Vec<&str> {
-        self.query
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// A local HTTP server that records every request. `/fail` answers 500, `/slow` answers
-/// after 5 s, `/redirect` answers 302 to `redirect_to`; anything else 200 with the method
-/// and path (never a header or the query, so it cannot echo a credential back).
-struct Upstream {
-    base_url: String,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Upstream {
-    async fn start(redirect_to: Option<String>) -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("upstream: bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("upstream: addr"));
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let record = hits.clone();
-        let app =
-            axum::Router::new().fallback(
-                move |method: axum::http::Method, uri: Uri, headers: HeaderMap, body: String| {
-                    let (record, redirect_to) = (record.clone(), redirect_to.clone());
-                    async move {
-                        answer(&record, redirect_to.as_deref(), method, uri, headers, body).await
-                    }
-                },
-            );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Upstream {
-            base_url,
-            hits,
-            _stop: tx,
-        }
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().expect("hits").clone()
-    }
-
-    fn hits_to(&self, path: &str) -> Vec<Hit> {
-        self.hits().into_iter().filter(|h| h.path == path).collect()
-    }
-}
-
-async fn answer(
-    record: &Mutex<Vec<Hit>>,
-    redirect_to: Option<&str>,
-    method: axum::http::Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: String,
-) -> Response {
-    let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    let headers = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
-    record.lock().expect("hits").push(Hit {
-        method: method.as_str().to_string(),
-        path: uri.path().to_string(),
-        query,
-        headers,
-        body,
-    });
-    match uri.path() {
+async fn answer(redirect_to: Option<&str>, hit: Hit) -> Response {
+    match hit.path.as_str() {
         "/fail" => (
             StatusCode::INTERNAL_SERVER_ERROR,
             axum::Json(json!({ "error": "boom" })),
@@ -172,8 +73,9 @@ async fn answer(
             Some(to) => (StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response(),
             None => StatusCode::NOT_FOUND.into_response(),
         },
-        path => axum::Json(json!({ "ok": true, "method": method.as_str(), "path": path }))
-            .into_response(),
+        path => {
+            axum::Json(json!({ "ok": true, "method": hit.method, "path": path })).into_response()
+        }
     }
 }
 
@@ -185,41 +87,6 @@ async fn answer(
 enum Backend {
     Embedded,
     JetStreamPg,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-    text: String,
-}
-
-impl Reply {
-    /// The problem type without its URI prefix (`""` when the answer is not a problem).
-    fn problem(&self) -> &str {
-        self.body["type"]
-            .as_str()
-            .and_then(|t| t.strip_prefix(PROBLEMS))
-            .unwrap_or("")
-    }
-
-    fn str(&self, key: &str) -> String {
-        self.body[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no string {key} in {}", self.text))
-            .to_string()
-    }
-
-    #[track_caller]
-    fn expect(&self, status: StatusCode, problem: &str) {
-        assert_eq!(
-            (self.status, self.problem()),
-            (status, problem),
-            "{}",
-            self.text
-        );
-    }
 }
 
 /// One `serve` instance with its workspace's admin key. Fields drop in order: the service
@@ -238,28 +105,23 @@ struct Env {
 }
 
 async fn deploy(backend: Backend, extra_env: &[(&str, &str)]) -> Env {
-    let dir = tempfile::tempdir().expect("dir");
-    let envs: Vec<(&str, &str)> = BASE_ENV.iter().chain(extra_env).copied().collect();
+    let envs: Vec<(&str, &str)> = [BASE_ENV, AGENTS_ENV, NO_RATE_LIMIT, extra_env].concat();
     match backend {
         Backend::Embedded => {
-            let data: PathBuf = dir.path().join("data");
-            let storage = args(&["--data-dir", &data.display().to_string()]);
-            let svc = Service::start(&storage, &envs, dir.path()).await;
-            let printed: Value =
-                serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                    .expect("first serve prints the admin key");
+            let e = Embedded::start(&envs).await;
             Env {
-                svc,
-                admin: printed["admin_api_key"].as_str().expect("key").into(),
-                workspace: printed["workspace_id"].as_str().expect("ws").into(),
-                cli: storage,
+                svc: e.svc,
+                admin: e.admin,
+                workspace: e.workspace,
+                cli: e.storage,
                 http: Client::new(),
                 bodies: Mutex::new(Vec::new()),
                 _nats: None,
-                _dir: dir,
+                _dir: e.dir,
             }
         }
         Backend::JetStreamPg => {
+            let dir = tempfile::tempdir().expect("dir");
             let nats = NatsServer::start();
             let pg = fresh_pg_database().await;
             let keys = dir.path().join("shared-keys");
@@ -315,49 +177,12 @@ impl Env {
     /// Like `send`, without keeping the body for the secret scan (the one answer that
     /// carries a secret by design: a newly issued token).
     async fn send_unrecorded(&self, req: reqwest::RequestBuilder) -> Reply {
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
-    }
-
-    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(method, self.svc.url(path))
-            .bearer_auth(bearer);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        self.send(req).await
-    }
-
-    async fn get(&self, bearer: &str, path: &str) -> Reply {
-        self.call(bearer, Method::GET, path, None).await
-    }
-
-    async fn post(&self, bearer: &str, path: &str, body: Value) -> Reply {
-        self.call(bearer, Method::POST, path, Some(body)).await
+        Reply::of(req).await
     }
 
     /// A new API key of `role`: (id, key).
     async fn key(&self, role: &str) -> (String, String) {
-        let r = self
-            .post(
-                &self.admin,
-                "/v1/api-keys",
-                json!({ "name": format!("{role} key"), "role": role }),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        (r.str("id"), r.str("key"))
+        self.key_of(&self.admin, role).await
     }
 
     /// `POST /v1/tokens`. A 201 carries the token (kept out of the secret scan); any other
@@ -385,14 +210,7 @@ impl Env {
 
     /// This workspace's audit events matching `query`, oldest first.
     async fn audit(&self, query: &str) -> Vec<Value> {
-        let r = self
-            .get(
-                &self.admin,
-                &format!("/v1/audit/events?{query}&order=asc&limit=1000"),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        r.body["items"].as_array().expect("items").clone()
+        self.audit_events(query).await
     }
 
     /// Polls the audit view until `done` holds (projections follow the log).
@@ -402,18 +220,8 @@ impl Env {
         what: &str,
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let items = self.audit(query).await;
-            if done(&items) {
-                return items;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {items:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.audit_events_until(query, what, Duration::from_secs(15), done)
+            .await
     }
 
     /// Waits for an `access.denied` event with `reason` on `route`, and returns its body.
@@ -475,18 +283,7 @@ impl Env {
             .post(
                 &self.admin,
                 "/v1/auth-configs",
-                json!({
-                    "name": "Example provider", "provider": "custom", "auth_type": "oauth2",
-                    "oauth2": {
-                        "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                        "authorization_url": provider.authorization_url(),
-                        "token_url": provider.token_url(),
-                        "revocation_url": provider.revocation_url(),
-                        "client_auth_method": "client_secret_basic",
-                        "scopes": ["read", "write"],
-                        "redirect_urls": [RETURN_TO],
-                    }
-                }),
+                oauth_config_body(provider, CLIENT_ID, CLIENT_SECRET),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -504,20 +301,8 @@ impl Env {
 
     /// A connection from credentials (active at once).
     async fn credential_connection(&self, config: &str, user: &str, credentials: Value) -> String {
-        let r = self
-            .post(
-                &self.admin,
-                "/v1/connections",
-                json!({ "auth_config_id": config, "user_id": user, "credentials": credentials }),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.body["status"].as_str()),
-            (StatusCode::CREATED, Some("active")),
-            "{}",
-            r.text
-        );
-        r.str("id")
+        self.credential_connection_by(&self.admin, config, user, credentials)
+            .await
     }
 
     /// The whole OAuth connect flow for `user`: returns the active connection's id.
@@ -541,20 +326,7 @@ impl Env {
     /// Plays the user's browser on a connect URL: consent at the provider, then our
     /// callback. Returns the connection id the callback reports active.
     async fn finish_connect(&self, provider: &OAuthProvider, connect_url: &str) -> String {
-        let callback = provider.visit(connect_url).await;
-        let r = no_redirect_client()
-            .get(callback.as_str())
-            .send()
-            .await
-            .expect("callback");
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let location = Url::parse(
-            r.headers()
-                .get("location")
-                .and_then(|v| v.to_str().ok())
-                .expect("location"),
-        )
-        .expect("location url");
+        let location = follow_connect_url(provider, connect_url).await;
         let param = |name: &str| {
             location
                 .query_pairs()
@@ -567,29 +339,11 @@ impl Env {
 
     /// A second workspace, bootstrapped by the CLI while the service runs: its admin key.
     async fn other_workspace(&self) -> String {
-        let a = [
-            self.cli.clone(),
-            args(&["bootstrap", "--workspace", "Other"]),
-        ]
-        .concat();
-        let out = tokio::task::spawn_blocking(move || run_cli(&a))
-            .await
-            .expect("join");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-        let key = printed["admin_api_key"].as_str().expect("key").to_string();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while self.get(&key, "/v1/workspace").await.status != StatusCode::OK {
-            assert!(
-                Instant::now() < deadline,
-                "the other workspace never showed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let key = bootstrap_workspace(&self.cli, "Other").await;
+        eventually(Duration::from_secs(15), "the other workspace", || async {
+            self.get(&key, "/v1/workspace").await.status == StatusCode::OK
+        })
+        .await;
         key
     }
 
@@ -621,19 +375,20 @@ impl Env {
     }
 }
 
+impl Api for Env {
+    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.send(request(&self.http, &self.svc, bearer, method, path, body))
+            .await
+    }
+
+    fn admin(&self) -> &str {
+        &self.admin
+    }
+}
+
 /// The test provider, with our client registered for the service's callback.
 async fn provider_for(env: &Env) -> OAuthProvider {
-    let p = OAuthProvider::start(ProviderConfig::default()).await;
-    p.register_client(
-        ClientConfig::new(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            ClientAuthMethod::ClientSecretBasic,
-        )
-        .redirect_uri(&env.svc.url("/v1/oauth/callback"))
-        .scopes(&["read", "write"]),
-    );
-    p
+    support::provider_for(&env.svc, CLIENT_ID, CLIENT_SECRET).await
 }
 
 /// A workspace tool definition of provider `custom` with free-form arguments.
@@ -1529,7 +1284,7 @@ async fn step_up(backend: Backend) {
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
     let alice = env.connect(&provider, &ac, "alice").await;
-    let upstream = Upstream::start(None).await;
+    let upstream = recording_upstream(None).await;
     let mut def = tool(
         "custom.delete_item",
         &upstream.base_url,
@@ -1934,8 +1689,8 @@ async fn upstream_errors_are_retried_only_when_idempotent_stalls_time_out_and_re
     )
     .await;
     // Where a redirect points: it must never be called (it would get the credential).
-    let elsewhere = Upstream::start(None).await;
-    let upstream = Upstream::start(Some(format!("{}/steal", elsewhere.base_url))).await;
+    let elsewhere = recording_upstream(None).await;
+    let upstream = recording_upstream(Some(format!("{}/steal", elsewhere.base_url))).await;
     let key = "upstream-key-SECRET-3f9a1c";
     let config = env
         .credential_config(
@@ -2016,7 +1771,7 @@ async fn upstream_errors_are_retried_only_when_idempotent_stalls_time_out_and_re
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_injected_where_the_auth_config_says_and_arguments_cannot_override_them() {
     let env = deploy(Backend::Embedded, &[]).await;
-    let upstream = Upstream::start(None).await;
+    let upstream = recording_upstream(None).await;
     let base = upstream.base_url.clone();
     for def in [
         tool("custom.echo", &base, "GET", "/echo", &[], "read"),

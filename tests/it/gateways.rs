@@ -9,20 +9,21 @@
 //! workspace (auth configs, tools of the auth config's provider, live keys), and another
 //! workspace's gateway answers exactly like an unknown one.
 //!
-//! The upstream is a small local HTTP server that records every request (method, path,
-//! headers) and answers 200 JSON, so each test sees whether, and with which injected
+//! The upstream is the shared recording HTTP server (`support::Upstream`), which keeps every
+//! request (method, path, headers) and here answers 200 JSON, so each test sees whether, and with which injected
 //! credential, a call went out.
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::http::{HeaderMap, Uri};
+use axum::response::IntoResponse;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{args, run_cli, Service};
+use crate::harness::{eventually, Service};
+use crate::support::{
+    bootstrap_workspace, request, Api, Embedded, Hit, Reply, Upstream, BASE_ENV, NO_RATE_LIMIT,
+};
 
-const PROBLEMS: &str = "https://authledger.dev/problems/";
 const READ: &str = "custom.read_thing";
 const WRITE: &str = "custom.write_thing";
 const UPSTREAM_SECRET: &str = "upstream-secret-value";
@@ -30,133 +31,25 @@ const UPSTREAM_SECRET: &str = "upstream-secret-value";
 const KEY_A: &str = "gw-test-key-A-0a1b2c";
 const KEY_B: &str = "gw-test-key-B-3d4e5f";
 
-const ENV: &[(&str, &str)] = &[
-    // Workspace tools point at the local upstream (plain http on 127.0.0.1).
-    ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-    ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-    ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
-    ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
-];
-
 // ---------------------------------------------------------------------------------------------
 // A recording upstream
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct Hit {
-    method: String,
-    path: String,
-    /// Lower-cased names.
-    headers: Vec<(String, String)>,
-}
-
-impl Hit {
-    fn header(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-}
-
-/// Answers every request 200 `{"ok": true, ...}` and keeps it.
-struct Upstream {
-    base_url: String,
-    hits: Arc<Mutex<Vec<Hit>>>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Upstream {
-    async fn start() -> Upstream {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("upstream: bind");
-        let base_url = format!("http://{}", listener.local_addr().expect("upstream: addr"));
-        let hits = Arc::new(Mutex::new(Vec::new()));
-        let record = hits.clone();
-        let app = axum::Router::new().fallback(
-            move |method: axum::http::Method, uri: Uri, headers: HeaderMap| {
-                let record = record.clone();
-                async move {
-                    let headers = headers
-                        .iter()
-                        .map(|(k, v)| {
-                            (
-                                k.as_str().to_ascii_lowercase(),
-                                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                            )
-                        })
-                        .collect();
-                    record.lock().expect("hits").push(Hit {
-                        method: method.as_str().to_string(),
-                        path: uri.path().to_string(),
-                        headers,
-                    });
-                    // A secret-looking field: kept only redacted, and only when opted in.
-                    axum::Json(
-                        json!({ "ok": true, "path": uri.path(), "refresh_token": UPSTREAM_SECRET }),
-                    )
-                }
-            },
-        );
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-        });
-        Upstream {
-            base_url,
-            hits,
-            _stop: tx,
-        }
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().expect("hits").clone()
-    }
+/// The recording upstream of these tests: answers every request 200 `{"ok": true, ...}`.
+async fn recording_upstream() -> Upstream {
+    Upstream::start(|hit: Hit| async move {
+        // A secret-looking field: kept only redacted, and only when opted in.
+        axum::Json(json!({ "ok": true, "path": hit.path, "refresh_token": UPSTREAM_SECRET }))
+            .into_response()
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
 // The service
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    body: Value,
-    text: String,
-}
-
 impl Reply {
-    /// The problem type without its URI prefix (`""` when the answer is not a problem).
-    fn problem(&self) -> &str {
-        self.body["type"]
-            .as_str()
-            .and_then(|t| t.strip_prefix(PROBLEMS))
-            .unwrap_or("")
-    }
-
-    fn str(&self, key: &str) -> String {
-        self.body[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("no string {key} in {}", self.text))
-            .to_string()
-    }
-
-    #[track_caller]
-    fn expect(&self, status: StatusCode, problem: &str) {
-        assert_eq!(
-            (self.status, self.problem()),
-            (status, problem),
-            "{}",
-            self.text
-        );
-    }
-
     /// A successful tool call: the upstream answered 200.
     #[track_caller]
     fn expect_ran(&self) {
@@ -173,62 +66,23 @@ impl Reply {
 struct Env {
     svc: Service,
     admin: String,
-    data: String,
+    /// Storage arguments for CLI commands (`bootstrap`).
+    storage: Vec<String>,
     http: Client,
     _dir: tempfile::TempDir,
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data").display().to_string();
-        let svc = Service::start(&args(&["--data-dir", &data]), ENV, dir.path()).await;
-        let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                .expect("first serve prints the admin key");
+        // Workspace tools point at the local upstream (plain http on 127.0.0.1).
+        let e = Embedded::start(&[BASE_ENV, NO_RATE_LIMIT].concat()).await;
         Env {
-            svc,
-            admin: printed["admin_api_key"].as_str().expect("key").into(),
-            data,
+            svc: e.svc,
+            admin: e.admin,
+            storage: e.storage,
             http: Client::new(),
-            _dir: dir,
+            _dir: e.dir,
         }
-    }
-
-    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(method, self.svc.url(path))
-            .bearer_auth(bearer);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply { status, body, text }
-    }
-
-    async fn get(&self, bearer: &str, path: &str) -> Reply {
-        self.call(bearer, Method::GET, path, None).await
-    }
-
-    async fn post(&self, bearer: &str, path: &str, body: Value) -> Reply {
-        self.call(bearer, Method::POST, path, Some(body)).await
-    }
-
-    /// A new API key of `role` (made by `admin`): (id, key).
-    async fn key_of(&self, admin: &str, role: &str) -> (String, String) {
-        let r = self
-            .post(
-                admin,
-                "/v1/api-keys",
-                json!({ "name": format!("{role} key"), "role": role }),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        (r.str("id"), r.str("key"))
     }
 
     async fn key(&self, role: &str) -> (String, String) {
@@ -253,20 +107,8 @@ impl Env {
 
     /// A connection from credentials (active at once).
     async fn connection(&self, admin: &str, config: &str, user: &str, key: &str) -> String {
-        let r = self
-            .post(
-                admin,
-                "/v1/connections",
-                json!({ "auth_config_id": config, "user_id": user, "credentials": { "api_key": key } }),
-            )
-            .await;
-        assert_eq!(
-            (r.status, r.body["status"].as_str()),
-            (StatusCode::CREATED, Some("active")),
-            "{}",
-            r.text
-        );
-        r.str("id")
+        self.credential_connection_by(admin, config, user, json!({ "api_key": key }))
+            .await
     }
 
     /// Defines `custom.read_thing` (GET /read) and `custom.write_thing` (POST /write).
@@ -335,14 +177,7 @@ impl Env {
 
     /// This workspace's audit events of `kind`, oldest first.
     async fn audit(&self, kind: &str) -> Vec<Value> {
-        let r = self
-            .get(
-                &self.admin,
-                &format!("/v1/audit/events?kind={kind}&order=asc&limit=1000"),
-            )
-            .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
-        r.body["items"].as_array().expect("items").clone()
+        self.audit_events(&format!("kind={kind}")).await
     }
 
     /// The events of `kind` once `done` holds for them (the audit view follows the log),
@@ -353,18 +188,9 @@ impl Env {
         what: &str,
         done: impl Fn(&[Value]) -> bool,
     ) -> Vec<Value> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let items = loop {
-            let items = self.audit(kind).await;
-            if done(&items) {
-                break items;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}: {items:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
+        let items = self
+            .audit_events_until(&format!("kind={kind}"), what, Duration::from_secs(10), done)
+            .await;
         let mut out = Vec::new();
         for e in &items {
             let id = e["event_id"].as_str().expect("event_id");
@@ -379,32 +205,22 @@ impl Env {
 
     /// A second workspace, bootstrapped by the CLI while the service runs: its admin key.
     async fn other_workspace(&self) -> String {
-        let a = args(&[
-            "--data-dir",
-            &self.data,
-            "bootstrap",
-            "--workspace",
-            "Other",
-        ]);
-        let out = tokio::task::spawn_blocking(move || run_cli(&a))
-            .await
-            .expect("join");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-        let key = printed["admin_api_key"].as_str().expect("key").to_string();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.get(&key, "/v1/workspace").await.status != StatusCode::OK {
-            assert!(
-                Instant::now() < deadline,
-                "the other workspace never showed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let key = bootstrap_workspace(&self.storage, "Other").await;
+        eventually(Duration::from_secs(10), "the other workspace", || async {
+            self.get(&key, "/v1/workspace").await.status == StatusCode::OK
+        })
+        .await;
         key
+    }
+}
+
+impl Api for Env {
+    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+        Reply::of(request(&self.http, &self.svc, bearer, method, path, body)).await
+    }
+
+    fn admin(&self) -> &str {
+        &self.admin
     }
 }
 
@@ -437,7 +253,7 @@ struct Fixture {
 impl Fixture {
     async fn start() -> Fixture {
         let env = Env::start().await;
-        let upstream = Upstream::start().await;
+        let upstream = recording_upstream().await;
         let (_, developer) = env.key("developer").await;
         env.define_tools(&developer, &upstream.base_url).await;
         let config_a = env.api_key_config(&env.admin, "X-Api-Key").await;
@@ -950,7 +766,7 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
 
     // Another workspace's gateway answers exactly like an unknown id, for every method,
     // and is left as it was.
-    let other_upstream = Upstream::start().await;
+    let other_upstream = recording_upstream().await;
     env.define_tools(&other_admin, &other_upstream.base_url)
         .await;
     let other_config = env.api_key_config(&other_admin, "X-Api-Key").await;

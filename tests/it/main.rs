@@ -23,6 +23,7 @@ mod projections;
 mod replay;
 mod scale;
 mod schemas;
+mod support;
 mod tamper;
 mod token_release;
 mod vectors;

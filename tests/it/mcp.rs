@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use rmcp::model::{CallToolRequestParams, CallToolResult, JsonObject, Tool};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -15,19 +15,15 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
 
-use authledger::ledger::envelope::open_envelope;
-use authledger::ledger::sqlite_log::SqliteEventLog;
-use authledger::ledger::EventLog;
-
-use crate::harness::{args, Service};
-use crate::oauth_provider::{
-    no_redirect_client, ClientAuthMethod, ClientConfig, Endpoint, OAuthProvider, ProviderConfig,
+use crate::harness::Service;
+use crate::oauth_provider::{Endpoint, OAuthProvider};
+use crate::support::{
+    bootstrap_workspace, complete_connect, log_events, oauth_config_body, provider_for, request,
+    Embedded, Reply, BASE_ENV, PROBLEMS, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "mcp-client";
 const CLIENT_SECRET: &str = "mcp-cl1ent-s3cret";
-const RETURN_TO: &str = "https://app.example.com/connected";
-const PROBLEMS: &str = "https://authledger.dev/problems/";
 
 const WHOAMI: &str = "example.whoami";
 const REQUIRE: &str = "example.require_scope";
@@ -38,29 +34,19 @@ struct Env {
     dir: tempfile::TempDir,
     svc: Service,
     admin: String,
+    /// Storage arguments for CLI commands (`bootstrap`).
+    storage: Vec<String>,
     http: Client,
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data");
-        let svc = Service::start(
-            &args(&["--data-dir", &data.display().to_string()]),
-            &[
-                ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-                ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-            ],
-            dir.path(),
-        )
-        .await;
-        let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                .expect("the first serve prints the workspace and admin key");
+        let e = Embedded::start(BASE_ENV).await;
         Env {
-            admin: printed["admin_api_key"].as_str().expect("key").to_string(),
-            dir,
-            svc,
+            admin: e.admin,
+            storage: e.storage,
+            dir: e.dir,
+            svc: e.svc,
             http: Client::new(),
         }
     }
@@ -72,17 +58,8 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.svc.url(path))
-            .bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let text = r.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        let r = Reply::of(request(&self.http, &self.svc, key, method, path, body)).await;
+        (r.status, r.body)
     }
 
     async fn post(&self, key: &str, path: &str, body: Value) -> Value {
@@ -142,48 +119,23 @@ impl Env {
 
     /// Every event so far: (kind, payload), read from the embedded log.
     async fn events(&self) -> Vec<(String, Value)> {
-        let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db"))
+        log_events(self.dir.path())
             .await
-            .expect("open log");
-        let mut out = Vec::new();
-        for e in log.read_from(1, 100_000).await.expect("read") {
-            let body = open_envelope(&e.envelope).expect("envelope").body;
-            out.push((body.kind, body.payload));
-        }
-        log.close().await;
-        out
+            .into_iter()
+            .map(|(_, body)| (body.kind, body.payload))
+            .collect()
     }
 }
 
 /// The test provider with our client registered, and an oauth2 auth config for it; returns
 /// (provider, auth config id).
 async fn provider_and_auth_config(env: &Env) -> (OAuthProvider, String) {
-    let provider = OAuthProvider::start(ProviderConfig::default()).await;
-    provider.register_client(
-        ClientConfig::new(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            ClientAuthMethod::ClientSecretBasic,
-        )
-        .redirect_uri(&env.svc.url("/v1/oauth/callback"))
-        .scopes(&["read", "write"]),
-    );
+    let provider = provider_for(&env.svc, CLIENT_ID, CLIENT_SECRET).await;
     let v = env
         .post(
             &env.admin,
             "/v1/auth-configs",
-            json!({
-                "name": "Example provider", "provider": "custom", "auth_type": "oauth2",
-                "oauth2": {
-                    "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                    "authorization_url": provider.authorization_url(),
-                    "token_url": provider.token_url(),
-                    "revocation_url": provider.revocation_url(),
-                    "client_auth_method": "client_secret_basic",
-                    "scopes": ["read", "write"],
-                    "redirect_urls": [RETURN_TO],
-                }
-            }),
+            oauth_config_body(&provider, CLIENT_ID, CLIENT_SECRET),
         )
         .await;
     (provider, v["id"].as_str().expect("id").to_string())
@@ -204,28 +156,7 @@ async fn connect(
         )
         .await;
     let id = v["id"].as_str().expect("id").to_string();
-    let callback = provider
-        .visit(v["connect_url"].as_str().expect("connect_url"))
-        .await;
-    let r = no_redirect_client()
-        .get(callback.as_str())
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let location = Url::parse(
-        r.headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .expect("location"),
-    )
-    .expect("url");
-    assert!(
-        location
-            .query_pairs()
-            .any(|(k, v)| k == "status" && v == "active"),
-        "{location}"
-    );
+    complete_connect(provider, v["connect_url"].as_str().expect("connect_url")).await;
     id
 }
 
@@ -846,18 +777,7 @@ async fn mcp_gateway_mount_serves_one_gateways_tools_and_refuses_the_rest() {
     assert_eq!(status, StatusCode::NOT_FOUND, "deleted: {text}");
 
     // Another workspace's gateway answers exactly like an unknown id, and is audited.
-    let data = env.dir.path().join("data").display().to_string();
-    let cli = args(&["--data-dir", &data, "bootstrap", "--workspace", "Other"]);
-    let out = tokio::task::spawn_blocking(move || crate::harness::run_cli(&cli))
-        .await
-        .expect("join");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let other_admin = printed["admin_api_key"].as_str().expect("key").to_string();
+    let other_admin = bootstrap_workspace(&env.storage, "Other").await;
     crate::harness::eventually(Duration::from_secs(15), "the other workspace", || async {
         env.call(&other_admin, Method::GET, "/v1/workspace", None)
             .await

@@ -8,25 +8,22 @@
 
 use std::time::Duration;
 
-use reqwest::{Client, Method, StatusCode, Url};
+use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use authledger::ledger::envelope::open_envelope;
-use authledger::ledger::sqlite_log::SqliteEventLog;
-use authledger::ledger::EventLog;
-
-use crate::harness::{args, run_cli, Service};
-use crate::oauth_provider::{
-    no_redirect_client, ClientAuthMethod, ClientConfig, OAuthProvider, ProviderConfig,
+use crate::harness::{eventually, Service};
+use crate::oauth_provider::OAuthProvider;
+use crate::support::{
+    self, bootstrap_workspace, complete_connect, log_events, oauth_config_body, request, Embedded,
+    BASE_ENV, PROBLEMS, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "release-client";
 const CLIENT_SECRET: &str = "rel3ase-cl1ent-s3cret";
-const RETURN_TO: &str = "https://app.example.com/connected";
-const PROBLEMS: &str = "https://authledger.dev/problems/";
 /// The service refreshes a token this close to its expiry before using it.
 const REFRESH_BUFFER_SECS: u64 = 300;
 
+/// An answer with its `Cache-Control` (a released token must never be cached).
 struct Reply {
     status: StatusCode,
     cache_control: Option<String>,
@@ -34,64 +31,53 @@ struct Reply {
     body: Value,
 }
 
+impl From<support::Reply> for Reply {
+    fn from(r: support::Reply) -> Reply {
+        Reply {
+            status: r.status,
+            cache_control: r
+                .headers
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            text: r.text,
+            body: r.body,
+        }
+    }
+}
+
 /// A serve process with its admin key, and an HTTP client.
 struct Env {
     dir: tempfile::TempDir,
     svc: Service,
     admin: String,
+    /// Storage arguments for CLI commands (`bootstrap`).
+    storage: Vec<String>,
     http: Client,
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data");
-        let svc = Service::start(
-            &args(&["--data-dir", &data.display().to_string()]),
-            &[
-                ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-                ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-                (
-                    "AUTHLEDGER_REFRESH_BUFFER_SECS",
-                    &REFRESH_BUFFER_SECS.to_string(),
-                ),
-            ],
-            dir.path(),
-        )
-        .await;
-        let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                .expect("the first serve prints the workspace and admin key");
+        let buffer = REFRESH_BUFFER_SECS.to_string();
+        let envs = [
+            BASE_ENV,
+            &[("AUTHLEDGER_REFRESH_BUFFER_SECS", buffer.as_str())],
+        ]
+        .concat();
+        let e = Embedded::start(&envs).await;
         Env {
-            admin: printed["admin_api_key"].as_str().expect("key").to_string(),
-            dir,
-            svc,
+            admin: e.admin,
+            storage: e.storage,
+            dir: e.dir,
+            svc: e.svc,
             http: Client::new(),
         }
     }
 
     async fn call(&self, key: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(method, self.svc.url(path))
-            .bearer_auth(key);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let cache_control = r
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let text = r.text().await.expect("body");
-        Reply {
-            status,
-            cache_control,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-            text,
-        }
+        support::Reply::of(request(&self.http, &self.svc, key, method, path, body))
+            .await
+            .into()
     }
 
     async fn post(&self, key: &str, path: &str, body: Value) -> Value {
@@ -138,52 +124,27 @@ impl Env {
 
     /// A second workspace (bootstrapped by the CLI on the same log): its admin key.
     async fn other_workspace(&self) -> String {
-        let a = args(&[
-            "--data-dir",
-            &self.dir.path().join("data").display().to_string(),
-            "bootstrap",
-            "--workspace",
-            "Other",
-        ]);
-        let out = tokio::task::spawn_blocking(move || run_cli(&a))
-            .await
-            .expect("join");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-        let key = printed["admin_api_key"].as_str().expect("key").to_string();
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        while self
-            .call(&key, Method::GET, "/v1/workspace", None)
-            .await
-            .status
-            != StatusCode::OK
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the other workspace never showed"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let key = bootstrap_workspace(&self.storage, "Other").await;
+        eventually(Duration::from_secs(15), "the other workspace", || async {
+            self.call(&key, Method::GET, "/v1/workspace", None)
+                .await
+                .status
+                == StatusCode::OK
+        })
+        .await;
         key
     }
 
     /// Every event so far, as signed: (position, kind, whole body JSON), from the log.
     async fn events(&self) -> Vec<(u64, String, Value)> {
-        let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db"))
+        log_events(self.dir.path())
             .await
-            .expect("open log");
-        let mut out = Vec::new();
-        for e in log.read_from(1, 100_000).await.expect("read") {
-            let body = open_envelope(&e.envelope).expect("envelope").body;
-            let whole = serde_json::to_value(&body).expect("body json");
-            out.push((e.position, body.kind, whole));
-        }
-        log.close().await;
-        out
+            .into_iter()
+            .map(|(position, body)| {
+                let whole = serde_json::to_value(&body).expect("body json");
+                (position, body.kind, whole)
+            })
+            .collect()
     }
 
     async fn events_of(&self, kind: &str) -> Vec<(u64, Value)> {
@@ -214,17 +175,7 @@ impl Env {
 
 /// The test provider with our client registered.
 async fn provider(env: &Env) -> OAuthProvider {
-    let provider = OAuthProvider::start(ProviderConfig::default()).await;
-    provider.register_client(
-        ClientConfig::new(
-            CLIENT_ID,
-            CLIENT_SECRET,
-            ClientAuthMethod::ClientSecretBasic,
-        )
-        .redirect_uri(&env.svc.url("/v1/oauth/callback"))
-        .scopes(&["read", "write"]),
-    );
-    provider
+    support::provider_for(&env.svc, CLIENT_ID, CLIENT_SECRET).await
 }
 
 /// An oauth2 auth config at the provider, created by `admin` (`token_release` as given, or
@@ -235,18 +186,7 @@ async fn oauth_config(
     provider: &OAuthProvider,
     token_release: Option<bool>,
 ) -> String {
-    let mut body = json!({
-        "name": "Example provider", "provider": "custom", "auth_type": "oauth2",
-        "oauth2": {
-            "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-            "authorization_url": provider.authorization_url(),
-            "token_url": provider.token_url(),
-            "revocation_url": provider.revocation_url(),
-            "client_auth_method": "client_secret_basic",
-            "scopes": ["read", "write"],
-            "redirect_urls": [RETURN_TO],
-        }
-    });
+    let mut body = oauth_config_body(provider, CLIENT_ID, CLIENT_SECRET);
     if let Some(on) = token_release {
         body["token_release"] = json!(on);
     }
@@ -270,28 +210,7 @@ async fn connect(
         )
         .await;
     let id = v["id"].as_str().expect("id").to_string();
-    let callback = provider
-        .visit(v["connect_url"].as_str().expect("connect_url"))
-        .await;
-    let r = no_redirect_client()
-        .get(callback.as_str())
-        .send()
-        .await
-        .expect("callback");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let location = Url::parse(
-        r.headers()
-            .get("location")
-            .and_then(|l| l.to_str().ok())
-            .expect("location"),
-    )
-    .expect("url");
-    assert!(
-        location
-            .query_pairs()
-            .any(|(k, v)| k == "status" && v == "active"),
-        "{location}"
-    );
+    complete_connect(provider, v["connect_url"].as_str().expect("connect_url")).await;
     id
 }
 

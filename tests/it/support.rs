@@ -1,0 +1,435 @@
+//! Helpers shared by the HTTP end-to-end tests (`agents`, `gateways`, `mcp`,
+//! `token_release`): a recording upstream HTTP server, starting `serve` on the embedded log,
+//! sending requests and reading the answers, the test OAuth provider with our client, the
+//! browser side of the connect flow, a second workspace, and reading the embedded log.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use reqwest::{Client, Method, RequestBuilder, StatusCode, Url};
+use serde_json::Value;
+
+use authledger::ledger::envelope::{open_envelope, EventBody};
+use authledger::ledger::sqlite_log::SqliteEventLog;
+use authledger::ledger::EventLog;
+
+use crate::harness::{args, run_cli, Service};
+use crate::oauth_provider::{
+    no_redirect_client, ClientAuthMethod, ClientConfig, OAuthProvider, ProviderConfig,
+};
+
+pub const PROBLEMS: &str = "https://authledger.dev/problems/";
+/// Where connect flows send the user back (registered on every OAuth auth config).
+pub const RETURN_TO: &str = "https://app.example.com/connected";
+
+/// What every instance needs: loopback URLs allowed (the provider and upstreams are local)
+/// and no refresh scheduler (tests drive refreshes themselves).
+pub const BASE_ENV: &[(&str, &str)] = &[
+    ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
+    ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+];
+
+/// No request rate limit, for tests that make many calls (the limit has its own tests).
+pub const NO_RATE_LIMIT: &[(&str, &str)] = &[
+    ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
+    ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
+];
+
+// ---------------------------------------------------------------------------------------------
+// A recording upstream
+// ---------------------------------------------------------------------------------------------
+
+/// One request as an upstream received it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub method: String,
+    pub path: String,
+    pub query: Vec<(String, String)>,
+    /// Lower-cased names, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Hit {
+    pub fn header(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn query(&self, name: &str) -> Vec<&str> {
+        self.query
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    fn of(method: &axum::http::Method, uri: &Uri, headers: &HeaderMap, body: String) -> Hit {
+        Hit {
+            method: method.as_str().to_string(),
+            path: uri.path().to_string(),
+            query: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_ascii_lowercase(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+            body,
+        }
+    }
+}
+
+/// A local HTTP server that records every request, then lets `answer` reply to it (each
+/// test file decides what its upstream says). Stops on drop.
+pub struct Upstream {
+    pub base_url: String,
+    hits: Arc<Mutex<Vec<Hit>>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Upstream {
+    pub async fn start<F, Fut>(answer: F) -> Upstream
+    where
+        F: Fn(Hit) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("upstream: bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("upstream: addr"));
+        let hits = Arc::new(Mutex::new(Vec::new()));
+        let record = hits.clone();
+        let app = axum::Router::new().fallback(
+            move |method: axum::http::Method, uri: Uri, headers: HeaderMap, body: String| {
+                let (record, answer) = (record.clone(), answer.clone());
+                async move {
+                    let hit = Hit::of(&method, &uri, &headers, body);
+                    record.lock().expect("hits").push(hit.clone());
+                    answer(hit).await
+                }
+            },
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Upstream {
+            base_url,
+            hits,
+            _stop: tx,
+        }
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().expect("hits").clone()
+    }
+
+    pub fn hits_to(&self, path: &str) -> Vec<Hit> {
+        self.hits().into_iter().filter(|h| h.path == path).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The service and its answers
+// ---------------------------------------------------------------------------------------------
+
+/// A first `serve` on a fresh embedded log: it bootstraps a workspace and prints its admin
+/// key. Fields drop in order: the service stops before its directory goes.
+pub struct Embedded {
+    pub svc: Service,
+    pub admin: String,
+    pub workspace: String,
+    /// `--data-dir <dir>/data`, for CLI commands on the same log.
+    pub storage: Vec<String>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Embedded {
+    pub async fn start(envs: &[(&str, &str)]) -> Embedded {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = args(&["--data-dir", &data_dir(dir.path()).display().to_string()]);
+        let svc = Service::start(&storage, envs, dir.path()).await;
+        let printed: Value =
+            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
+                .expect("the first serve prints the workspace and admin key");
+        Embedded {
+            admin: printed["admin_api_key"].as_str().expect("key").into(),
+            workspace: printed["workspace_id"].as_str().expect("ws").into(),
+            svc,
+            storage,
+            dir,
+        }
+    }
+}
+
+/// The embedded log's data directory under a test's temp dir.
+pub fn data_dir(dir: &Path) -> std::path::PathBuf {
+    dir.join("data")
+}
+
+/// An answer: status, headers, the body as JSON (`Null` when it is not) and as text.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Sends `req` and reads the whole answer.
+    pub async fn of(req: RequestBuilder) -> Reply {
+        let r = req.send().await.expect("request");
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// The problem type without its URI prefix (`""` when the answer is not a problem).
+    pub fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix(PROBLEMS))
+            .unwrap_or("")
+    }
+
+    pub fn str(&self, key: &str) -> String {
+        self.body[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {key} in {}", self.text))
+            .to_string()
+    }
+
+    #[track_caller]
+    pub fn expect(&self, status: StatusCode, problem: &str) {
+        assert_eq!(
+            (self.status, self.problem()),
+            (status, problem),
+            "{}",
+            self.text
+        );
+    }
+}
+
+/// `method path` on `svc` with `bearer`, and `body` as JSON when there is one.
+pub fn request(
+    http: &Client,
+    svc: &Service,
+    bearer: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> RequestBuilder {
+    let req = http.request(method, svc.url(path)).bearer_auth(bearer);
+    match body {
+        Some(b) => req.json(&b),
+        None => req,
+    }
+}
+
+/// The calls the agents and gateways tests make on their `Env`, over its own `call` (the
+/// agents `Env` keeps every answer for its secret scan).
+pub trait Api {
+    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply;
+
+    fn admin(&self) -> &str;
+
+    async fn get(&self, bearer: &str, path: &str) -> Reply {
+        self.call(bearer, Method::GET, path, None).await
+    }
+
+    async fn post(&self, bearer: &str, path: &str, body: Value) -> Reply {
+        self.call(bearer, Method::POST, path, Some(body)).await
+    }
+
+    /// A new API key of `role` (made by `admin`): (id, key).
+    async fn key_of(&self, admin: &str, role: &str) -> (String, String) {
+        let r = self
+            .post(
+                admin,
+                "/v1/api-keys",
+                serde_json::json!({ "name": format!("{role} key"), "role": role }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (r.str("id"), r.str("key"))
+    }
+
+    /// A connection from `credentials`, made by `admin` (active at once): its id.
+    async fn credential_connection_by(
+        &self,
+        admin: &str,
+        config: &str,
+        user: &str,
+        credentials: Value,
+    ) -> String {
+        let r = self
+            .post(
+                admin,
+                "/v1/connections",
+                serde_json::json!({ "auth_config_id": config, "user_id": user, "credentials": credentials }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["status"].as_str()),
+            (StatusCode::CREATED, Some("active")),
+            "{}",
+            r.text
+        );
+        r.str("id")
+    }
+
+    /// This workspace's audit events matching `query`, oldest first.
+    async fn audit_events(&self, query: &str) -> Vec<Value> {
+        let r = self
+            .get(
+                self.admin(),
+                &format!("/v1/audit/events?{query}&order=asc&limit=1000"),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["items"].as_array().expect("items").clone()
+    }
+
+    /// Polls the audit view until `done` holds (projections follow the log), failing after
+    /// `timeout`.
+    async fn audit_events_until(
+        &self,
+        query: &str,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let items = self.audit_events(query).await;
+            if done(&items) {
+                return items;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}: {items:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Bootstraps workspace `name` with the CLI on `storage` (while the service runs): its
+/// admin key. The caller waits until the service shows it.
+pub async fn bootstrap_workspace(storage: &[String], name: &str) -> String {
+    let a = [storage.to_vec(), args(&["bootstrap", "--workspace", name])].concat();
+    let out = tokio::task::spawn_blocking(move || run_cli(&a))
+        .await
+        .expect("join");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    printed["admin_api_key"].as_str().expect("key").to_string()
+}
+
+/// Every event in the embedded log under `dir`, as signed: (position, body).
+pub async fn log_events(dir: &Path) -> Vec<(u64, EventBody)> {
+    let log = SqliteEventLog::open(&data_dir(dir).join("ledger.db"))
+        .await
+        .expect("open log");
+    let mut out = Vec::new();
+    for e in log.read_from(1, 100_000).await.expect("read") {
+        let body = open_envelope(&e.envelope).expect("envelope").body;
+        out.push((e.position, body));
+    }
+    log.close().await;
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The test OAuth provider and the connect flow
+// ---------------------------------------------------------------------------------------------
+
+/// The test provider, with our client registered for the service's callback.
+pub async fn provider_for(svc: &Service, client_id: &str, client_secret: &str) -> OAuthProvider {
+    let provider = OAuthProvider::start(ProviderConfig::default()).await;
+    provider.register_client(
+        ClientConfig::new(
+            client_id,
+            client_secret,
+            ClientAuthMethod::ClientSecretBasic,
+        )
+        .redirect_uri(&svc.url("/v1/oauth/callback"))
+        .scopes(&["read", "write"]),
+    );
+    provider
+}
+
+/// The body of an OAuth 2.0 auth config at the test provider, scopes `read write`.
+pub fn oauth_config_body(provider: &OAuthProvider, client_id: &str, client_secret: &str) -> Value {
+    serde_json::json!({
+        "name": "Example provider", "provider": "custom", "auth_type": "oauth2",
+        "oauth2": {
+            "client_id": client_id, "client_secret": client_secret,
+            "authorization_url": provider.authorization_url(),
+            "token_url": provider.token_url(),
+            "revocation_url": provider.revocation_url(),
+            "client_auth_method": "client_secret_basic",
+            "scopes": ["read", "write"],
+            "redirect_urls": [RETURN_TO],
+        }
+    })
+}
+
+/// Plays the user's browser on a connect URL: consent at the provider, then our callback.
+/// Returns where the callback sends the user (its query says how the connect went).
+pub async fn follow_connect_url(provider: &OAuthProvider, connect_url: &str) -> Url {
+    let callback = provider.visit(connect_url).await;
+    let r = no_redirect_client()
+        .get(callback.as_str())
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    Url::parse(
+        r.headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location"),
+    )
+    .expect("location url")
+}
+
+/// `follow_connect_url`, and asserts the connect went through (`status=active`).
+pub async fn complete_connect(provider: &OAuthProvider, connect_url: &str) {
+    let location = follow_connect_url(provider, connect_url).await;
+    assert!(
+        location
+            .query_pairs()
+            .any(|(k, v)| k == "status" && v == "active"),
+        "{location}"
+    );
+}

@@ -61,6 +61,8 @@ impl Projector {
     /// gap).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut follow = None;
+        // A subscription that ends is not retried at once (no busy loop if it keeps ending).
+        let mut follow_again_at = tokio::time::Instant::now();
         let mut known: Vec<RecordedEvent> = Vec::new();
         let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
@@ -81,7 +83,7 @@ impl Projector {
                 continue;
             }
             known.clear();
-            if follow.is_none() {
+            if follow.is_none() && tokio::time::Instant::now() >= follow_again_at {
                 // Follow again from what is applied (the log came back, or the stream
                 // ended); until then the idle poll below catches up.
                 let from = *self.store.applied().borrow() + 1;
@@ -123,6 +125,7 @@ impl Projector {
                     // An error or the end: follow by polling; `catch_up` reads the log.
                     if ended || !delivered {
                         follow = None;
+                        follow_again_at = tokio::time::Instant::now() + IDLE_POLL;
                     }
                 }
                 _ = tokio::time::sleep(IDLE_POLL) => {}

@@ -97,6 +97,9 @@ async fn start() -> Env {
         &[
             ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
             ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+            // Queries come in bursts with one key; the limiter is not under test here.
+            ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
+            ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
         ],
         dir.path(),
     )

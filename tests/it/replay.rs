@@ -19,10 +19,14 @@ const REDIRECT: &str = "https://app.example.com/connected";
 
 /// The service's environment in these tests: loopback provider URLs allowed, nothing
 /// scheduled (so the log only grows by what the test does).
+/// No request rate limit: the test reads every route in a burst with one key, faster than
+/// the default 50/s (burst 100) allows, and the limiter is not under test here.
 const ENVS: &[(&str, &str)] = &[
     ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
     ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off"),
     ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+    ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
+    ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
 ];
 
 /// A client of one service with one API key.

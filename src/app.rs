@@ -605,6 +605,8 @@ pub struct AppState {
     /// The gateway's upstream client: never follows redirects (they could carry the
     /// injected credential to another host).
     pub gateway_http: reqwest::Client,
+    /// Workspace tools compiled once per stored definition.
+    pub compiled_tools: Arc<crate::tools::CompiledTools>,
 }
 
 impl AppState {
@@ -656,6 +658,7 @@ impl AppState {
                 .connect_timeout(std::time::Duration::from_secs(10))
                 .build()
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
+            compiled_tools: Arc::default(),
         })
     }
 }

@@ -44,7 +44,8 @@ mod definition;
 mod inject;
 mod request;
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -52,6 +53,36 @@ use sha2::{Digest, Sha256};
 pub use definition::{HttpMethod, Risk, Tool, ToolDefinition};
 pub use inject::Credential;
 pub use request::UpstreamRequest;
+
+/// Workspace tools compiled once per distinct stored definition. The definition's text is
+/// the key, so a redefined tool is simply another entry: nothing to invalidate. (Compiling
+/// checks every rule and builds the schema validator; it used to run on every call.)
+#[derive(Default)]
+pub struct CompiledTools {
+    tools: Mutex<HashMap<String, Arc<Tool>>>,
+}
+
+/// Bound on distinct definitions kept (a miss only costs one compilation).
+const COMPILED_TOOLS: usize = 1_000;
+
+impl CompiledTools {
+    /// The tool a stored definition (JSON text) describes.
+    pub fn get(&self, stored: &str) -> Result<Arc<Tool>, String> {
+        if let Some(tool) = self.tools.lock().ok().and_then(|t| t.get(stored).cloned()) {
+            return Ok(tool);
+        }
+        let def: ToolDefinition = serde_json::from_str(stored)
+            .map_err(|e| format!("stored definition unreadable: {e}"))?;
+        let tool = Arc::new(Tool::new(def).map_err(|e| e.to_string())?);
+        if let Ok(mut tools) = self.tools.lock() {
+            if tools.len() >= COMPILED_TOOLS {
+                tools.clear();
+            }
+            tools.insert(stored.to_string(), tool.clone());
+        }
+        Ok(tool)
+    }
+}
 
 /// Everything that can be wrong with a tool definition or a call's arguments.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -231,6 +262,27 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_stored_definition_is_compiled_once_and_a_changed_one_again() {
+        let tools = CompiledTools::default();
+        let mut def = builtin_tool("github.create_issue")
+            .expect("builtin")
+            .definition()
+            .clone();
+        def.name = "custom.create_issue".into();
+        def.provider = "custom".into();
+        let stored = serde_json::to_string(&def).expect("json");
+        let first = tools.get(&stored).expect("compiles");
+        assert!(Arc::ptr_eq(&first, &tools.get(&stored).expect("cached")));
+        def.description = "Another description".into();
+        let changed = tools
+            .get(&serde_json::to_string(&def).expect("json"))
+            .expect("compiles");
+        assert_eq!(changed.definition().description, "Another description");
+        assert!(!Arc::ptr_eq(&first, &changed));
+        assert!(tools.get("{\"name\": 1}").is_err());
+    }
 
     #[test]
     fn every_builtin_is_valid_named_uniquely_and_enough() {

@@ -439,11 +439,13 @@ fn connection_body(auth_config_id: &str) -> Value {
 async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audited() {
     // A checkpoint every second, so the consistency route has one to name. No request rate
     // limit: every route is called by every key in a burst (the limiter has its own test).
-    let env = Env::start(&[
-        ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
-        ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
-        ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
-    ])
+    let env = Env::start(
+        &[
+            &[("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *")][..],
+            crate::support::NO_RATE_LIMIT,
+        ]
+        .concat(),
+    )
     .await;
     let mut keys: Vec<(Role, String)> = vec![(Role::Admin, env.admin.clone())];
     for role in ALL_ROLES.into_iter().filter(|r| *r != Role::Admin) {

@@ -94,13 +94,15 @@ async fn start() -> Env {
     let data = dir.path().join("data").display().to_string();
     let svc = Service::start(
         &args(&["--data-dir", &data]),
+        // Queries come in bursts with one key: no request rate limit.
         &[
-            ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
-            ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-            // Queries come in bursts with one key; the limiter is not under test here.
-            ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
-            ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
-        ],
+            &[
+                ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
+                ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+            ][..],
+            crate::support::NO_RATE_LIMIT,
+        ]
+        .concat(),
         dir.path(),
     )
     .await;

@@ -19,15 +19,17 @@ const REDIRECT: &str = "https://app.example.com/connected";
 
 /// The service's environment in these tests: loopback provider URLs allowed, nothing
 /// scheduled (so the log only grows by what the test does).
-/// No request rate limit: the test reads every route in a burst with one key, faster than
-/// the default 50/s (burst 100) allows, and the limiter is not under test here.
 const ENVS: &[(&str, &str)] = &[
     ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
     ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off"),
     ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-    ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
-    ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
 ];
+
+/// `ENVS` without the request rate limit: the test reads every route in a burst with one
+/// key, faster than the default 50/s (burst 100) allows.
+fn envs() -> Vec<(&'static str, &'static str)> {
+    [ENVS, crate::support::NO_RATE_LIMIT].concat()
+}
 
 /// A client of one service with one API key.
 struct Api {
@@ -479,7 +481,7 @@ async fn embedded_rebuilt_projections_answer_every_read_as_before() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let storage = args(&["--data-dir", &data.display().to_string()]);
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     let printed: Value =
         serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
             .expect("the first serve prints the admin key");
@@ -508,7 +510,7 @@ async fn embedded_rebuilt_projections_answer_every_read_as_before() {
         "no WAL of the old file is left beside the new one"
     );
 
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     assert_eq!(caught_up(&svc).await, head, "serve wrote nothing at start");
     let after = capture(&Api::new(&svc, &admin), &fx, cutoff).await;
     assert_same_answers(&before, &after);
@@ -549,7 +551,7 @@ async fn jetstream_and_postgres_rebuilt_projections_answer_every_read_as_before(
     let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
     let admin = printed["admin_api_key"].as_str().expect("key").to_string();
 
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     let fx = populate(&svc, &admin).await;
     let cutoff = caught_up(&svc).await;
     let before = capture(&Api::new(&svc, &admin), &fx, cutoff).await;
@@ -557,7 +559,7 @@ async fn jetstream_and_postgres_rebuilt_projections_answer_every_read_as_before(
     stop(svc);
 
     assert_eq!(replay(&storage, &[]), head, "every event of the log");
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     assert_eq!(caught_up(&svc).await, head);
     let api = Api::new(&svc, &admin);
     let after = capture(&api, &fx, cutoff).await;
@@ -589,7 +591,7 @@ async fn until_rebuilds_the_state_as_of_a_position_or_a_time() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let storage = args(&["--data-dir", &data.display().to_string()]);
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     let printed: Value =
         serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
             .expect("the first serve prints the admin key");
@@ -663,7 +665,7 @@ async fn until_rebuilds_the_state_as_of_a_position_or_a_time() {
         positions[0]
     );
     assert_eq!(projected().await, (args(&["First"]), positions[0]));
-    let svc = Service::start(&storage, ENVS, dir.path()).await;
+    let svc = Service::start(&storage, &envs(), dir.path()).await;
     let r = Api::new(&svc, &admin).get("/v1/auth-configs").await;
     assert_eq!(r.status, StatusCode::OK);
     let listed: Vec<String> = r.body["items"]

@@ -7,27 +7,49 @@ use serde_json::Value;
 
 use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_instances_share_one_log_and_apply_each_event_once() {
-    let nats = NatsServer::start();
-    let pg = fresh_pg_database().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let keys = dir.path().join("shared-keys");
-    let shared = |data: &str| {
+/// One JetStream, one PostgreSQL database and one signing key, shared by every instance
+/// and CLI run; each has its own data dir.
+struct Deployment {
+    nats: NatsServer,
+    pg: String,
+    dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    async fn start() -> Deployment {
+        let d = Deployment {
+            nats: NatsServer::start(),
+            pg: fresh_pg_database().await,
+            dir: tempfile::tempdir().expect("dir"),
+        };
+        assert!(
+            run_cli(&[d.storage("cli"), args(&["keys", "init"])].concat())
+                .status
+                .success()
+        );
+        d
+    }
+
+    /// Storage flags for the instance (or CLI run) whose data dir is `data`.
+    fn storage(&self, data: &str) -> Vec<String> {
         args(&[
             "--data-dir",
-            &dir.path().join(data).display().to_string(),
+            &self.dir.path().join(data).display().to_string(),
             "--key-dir",
-            &keys.display().to_string(),
+            &self.dir.path().join("shared-keys").display().to_string(),
             "--nats-url",
-            &nats.url(),
+            &self.nats.url(),
             "--database-url",
-            &pg,
+            &self.pg,
         ])
-    };
-    assert!(run_cli(&[shared("cli"), args(&["keys", "init"])].concat())
-        .status
-        .success());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_share_one_log_and_apply_each_event_once() {
+    let d = Deployment::start().await;
+    let dir = &d.dir;
+    let shared = |data: &str| d.storage(data);
     let one = Service::start(&shared("one"), &[], dir.path()).await;
     let two = Service::start(&shared("two"), &[], dir.path()).await;
 
@@ -70,7 +92,7 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
         .await;
     }
 
-    let pool = sqlx::PgPool::connect(&pg).await.expect("pg");
+    let pool = sqlx::PgPool::connect(&d.pg).await.expect("pg");
     let audit: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(&pool)
         .await
@@ -138,25 +160,9 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
 /// as its projector sees the log move (at the latest when the entry's 1 s age runs out).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_revoked_through_one_instance_is_refused_by_both() {
-    let nats = NatsServer::start();
-    let pg = fresh_pg_database().await;
-    let dir = tempfile::tempdir().expect("dir");
-    let keys = dir.path().join("shared-keys");
-    let shared = |data: &str| {
-        args(&[
-            "--data-dir",
-            &dir.path().join(data).display().to_string(),
-            "--key-dir",
-            &keys.display().to_string(),
-            "--nats-url",
-            &nats.url(),
-            "--database-url",
-            &pg,
-        ])
-    };
-    assert!(run_cli(&[shared("cli"), args(&["keys", "init"])].concat())
-        .status
-        .success());
+    let d = Deployment::start().await;
+    let dir = &d.dir;
+    let shared = |data: &str| d.storage(data);
     let out = run_cli(&[shared("cli"), args(&["bootstrap", "--workspace", "w"])].concat());
     assert!(
         out.status.success(),

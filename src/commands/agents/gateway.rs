@@ -103,10 +103,11 @@ pub async fn find_tool(
     name: &str,
 ) -> Result<Option<FoundTool>, AgentError> {
     if let Some(def) = state.projections.workspace_tool(workspace_id, name).await? {
-        let def: tools::ToolDefinition = serde_json::from_str(&def)
-            .map_err(|e| invalid("tool", format!("stored definition unreadable: {e}")))?;
-        let tool = Tool::new(def).map_err(|e| invalid("tool", e.to_string()))?;
-        return Ok(Some(FoundTool::Workspace(Arc::new(tool))));
+        let tool = state
+            .compiled_tools
+            .get(&def)
+            .map_err(|e| invalid("tool", e))?;
+        return Ok(Some(FoundTool::Workspace(tool)));
     }
     Ok(tools::builtin_tool(name).map(FoundTool::Builtin))
 }

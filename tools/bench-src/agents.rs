@@ -701,40 +701,6 @@ fn short_ms(v: f64) -> String {
     }
 }
 
-/// CPU seconds of a process and of its direct children (PostgreSQL: the postmaster and
-/// its backends; exited backends through cutime/cstime).
-fn tree_cpu_seconds(pid: u32) -> Option<f64> {
-    let fields = |stat: &str| -> Option<Vec<u64>> {
-        let after = stat.rsplit_once(')')?.1;
-        Some(
-            after
-                .split_whitespace()
-                .map(|v| v.parse::<u64>().unwrap_or(0))
-                .collect(),
-        )
-    };
-    let at = |f: &[u64], i: usize| f.get(i).copied().unwrap_or(0);
-    let own = fields(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-    // After the `)`: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
-    let mut ticks = at(&own, 11) + at(&own, 12) + at(&own, 13) + at(&own, 14);
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if !name.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{name}/stat")) else {
-            continue;
-        };
-        if let Some(f) = fields(&stat) {
-            if at(&f, 1) == u64::from(pid) {
-                ticks += at(&f, 11) + at(&f, 12);
-            }
-        }
-    }
-    Some(ticks as f64 / 100.0)
-}
-
 #[derive(Clone, Copy, Default)]
 struct Cpu {
     service: f64,
@@ -755,7 +721,7 @@ impl Cpu {
         Cpu {
             service: cpu_seconds(&p.service.to_string()).unwrap_or(0.0),
             nats: p.nats.and_then(|n| cpu_seconds(&n.to_string())),
-            pg: p.pg.and_then(tree_cpu_seconds),
+            pg: p.pg.and_then(crate::audit::tree_cpu_seconds),
             bench: cpu_seconds("self").unwrap_or(0.0),
         }
     }

@@ -37,7 +37,7 @@ use crate::{load_average, ms, percentile, raw_consume, share, Args};
 
 /// CPU seconds of a process and of its direct children (PostgreSQL: the postmaster and
 /// its backends; exited backends count through the postmaster's cutime/cstime).
-fn tree_cpu_seconds(pid: u32) -> Option<f64> {
+pub(crate) fn tree_cpu_seconds(pid: u32) -> Option<f64> {
     let fields = |stat: &str| -> Option<Vec<String>> {
         let after = stat.rsplit_once(')')?.1;
         Some(after.split_whitespace().map(str::to_string).collect())

@@ -2,8 +2,11 @@
 //! has been fsynced), an append-only table with unique `(aggregate, version)` and unique
 //! event id. One writer thread owns the writer connection (`rusqlite`, so a group runs
 //! without a hand-off per statement) and commits the appends waiting for it together
-//! (group commit: one fsync for all of them, each still checked on its own); readers use a
-//! separate `sqlx` pool.
+//! (group commit: one fsync for all of them, each still checked on its own). Scans (the
+//! subscription, `read_from`, whole aggregates) use a `sqlx` pool; the short reads on the
+//! request path (what follows a cached fold, an aggregate's last event) run inline on
+//! `rusqlite` connections: an indexed read takes microseconds, less than handing it to a
+//! connection thread and back.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -25,10 +28,16 @@ const SCHEMA: &str = include_str!("sqlite_log.sql");
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Most appends committed in one transaction.
 const MAX_GROUP: usize = 256;
+/// Most events an inline read returns; a longer tail is read through the pool instead, so
+/// a request thread never blocks on a long read.
+const INLINE_ROWS: usize = 64;
+/// Idle inline readers kept open.
+const IDLE_POINT_READERS: usize = 8;
 
 pub struct SqliteEventLog {
     path: String,
     reader: SqlitePool,
+    point_readers: PointReaders,
     appended: Arc<Notify>,
     writer: mpsc::Sender<WriterCommand>,
 }
@@ -82,6 +91,10 @@ impl SqliteEventLog {
         Ok(SqliteEventLog {
             path: path.display().to_string(),
             reader,
+            point_readers: PointReaders {
+                path: path.to_path_buf(),
+                idle: std::sync::Mutex::new(Vec::new()),
+            },
             appended,
             writer,
         })
@@ -133,6 +146,91 @@ fn open_writer(path: &Path) -> Result<rusqlite::Connection, String> {
         return Err(format!("journal mode is {mode}, not WAL"));
     }
     Ok(connection)
+}
+
+/// Read-only `rusqlite` connections for short reads run on the caller's thread. WAL
+/// readers do not wait for the writer.
+struct PointReaders {
+    path: std::path::PathBuf,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl PointReaders {
+    fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, LogError> {
+        let idle = self.idle.lock().map(|mut idle| idle.pop());
+        let connection = match idle {
+            Ok(Some(c)) => c,
+            _ => open_point_reader(&self.path).map_err(write_error)?,
+        };
+        let result = read(&connection).map_err(write_error);
+        // A connection whose read failed is dropped, not reused.
+        if result.is_ok() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < IDLE_POINT_READERS {
+                    idle.push(connection);
+                }
+            }
+        }
+        result
+    }
+}
+
+fn open_point_reader(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // Only a WAL reset (a checkpoint restarting the WAL) can make a reader wait at all.
+    connection.busy_timeout(Duration::from_millis(500))?;
+    Ok(connection)
+}
+
+/// At most `limit` events of one aggregate after `after_version`, oldest or newest first.
+fn tail_inline(
+    connection: &rusqlite::Connection,
+    key: &AggregateKey,
+    after_version: i64,
+    newest_first: bool,
+    limit: usize,
+) -> rusqlite::Result<Vec<(i64, i64, Vec<u8>)>> {
+    let sql = if newest_first {
+        "SELECT position, aggregate_version, envelope FROM events
+          WHERE workspace_id = ?1 AND aggregate_type = ?2 AND aggregate_id = ?3
+            AND aggregate_version > ?4 ORDER BY aggregate_version DESC LIMIT ?5"
+    } else {
+        "SELECT position, aggregate_version, envelope FROM events
+          WHERE workspace_id = ?1 AND aggregate_type = ?2 AND aggregate_id = ?3
+            AND aggregate_version > ?4 ORDER BY aggregate_version LIMIT ?5"
+    };
+    let mut statement = connection.prepare_cached(sql)?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = statement.query_map(
+        rusqlite::params![
+            key.workspace_id,
+            key.aggregate_type,
+            key.aggregate_id,
+            after_version,
+            limit
+        ],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+    )?;
+    rows.collect()
+}
+
+fn inline_event(
+    key: &AggregateKey,
+    (position, version, envelope): (i64, i64, Vec<u8>),
+) -> RecordedEvent {
+    RecordedEvent {
+        position: u64::try_from(position).unwrap_or(0),
+        key: key.clone(),
+        version: u64::try_from(version).ok(),
+        envelope: Bytes::from(envelope),
+    }
 }
 
 /// The writer thread: takes every append waiting (up to `MAX_GROUP`) and commits them in
@@ -355,6 +453,13 @@ impl EventLog for SqliteEventLog {
         after_version: u64,
         _after_position: u64,
     ) -> Result<Vec<RecordedEvent>, LogError> {
+        let after = to_i64(after_version)?;
+        let rows = self
+            .point_readers
+            .with(|c| tail_inline(c, key, after, false, INLINE_ROWS + 1))?;
+        if rows.len() <= INLINE_ROWS {
+            return Ok(rows.into_iter().map(|r| inline_event(key, r)).collect());
+        }
         let rows = sqlx::query(&format!(
             "{SELECT} WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ?
              AND aggregate_version > ? ORDER BY aggregate_version"
@@ -362,7 +467,7 @@ impl EventLog for SqliteEventLog {
         .bind(&key.workspace_id)
         .bind(&key.aggregate_type)
         .bind(&key.aggregate_id)
-        .bind(to_i64(after_version)?)
+        .bind(after)
         .fetch_all(&self.reader)
         .await
         .map_err(backend)?;
@@ -373,17 +478,10 @@ impl EventLog for SqliteEventLog {
         &self,
         key: &AggregateKey,
     ) -> Result<Option<RecordedEvent>, LogError> {
-        let row = sqlx::query(&format!(
-            "{SELECT} WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ?
-             ORDER BY aggregate_version DESC LIMIT 1"
-        ))
-        .bind(&key.workspace_id)
-        .bind(&key.aggregate_type)
-        .bind(&key.aggregate_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(backend)?;
-        row.as_ref().map(row_to_event).transpose()
+        let rows = self
+            .point_readers
+            .with(|c| tail_inline(c, key, 0, true, 1))?;
+        Ok(rows.into_iter().next().map(|r| inline_event(key, r)))
     }
 
     async fn read_from(&self, from: u64, limit: usize) -> Result<Vec<RecordedEvent>, LogError> {

@@ -516,6 +516,63 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM approvals;
      UPDATE projection_offsets SET position = 0;";
 
+/// Most audit rows in one `INSERT` (20 parameters each: far below either database's limit).
+const AUDIT_ROWS_PER_INSERT: usize = 64;
+
+/// `INSERT INTO audit_events … VALUES (…), (…)` for `rows` rows. Built for the sizes
+/// `exec_ops` uses (powers of two up to `AUDIT_ROWS_PER_INSERT`) and kept, so each is
+/// prepared once per connection. A missing user or auth config is filled from the
+/// connection's row: consecutive audit rows have no other write between them, so one
+/// statement sees what one statement per row would have seen.
+fn audit_insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = SQL.get_or_init(|| {
+        (0..=AUDIT_ROWS_PER_INSERT.trailing_zeros())
+            .map(|exp| {
+                let values: Vec<String> = (0..1usize << exp)
+                    .map(|row| {
+                        let p = |n: usize| format!("${}", row * 20 + n);
+                        format!(
+                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
+                             COALESCE({}, (SELECT c.user_id FROM connections c WHERE c.workspace_id = {} AND c.id = {})),
+                             COALESCE({}, (SELECT c.auth_config_id FROM connections c WHERE c.workspace_id = {} AND c.id = {})),
+                             {}, {}, {}, {}, {})",
+                            p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13),
+                            p(14), p(3), p(16),
+                            p(15), p(3), p(16),
+                            p(16), p(17), p(18), p(19), p(20)
+                        )
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
+                     aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id,
+                     occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason,
+                     token_id, tool) VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    });
+    let exp = rows.max(1).ilog2() as usize;
+    all.get(exp).map_or("", String::as_str)
+}
+
+/// Splits `n` rows into the chunk sizes `audit_insert_sql` has (largest first).
+fn audit_chunks(mut n: usize) -> Vec<usize> {
+    let mut chunks = Vec::new();
+    while n > 0 {
+        let size = if n >= AUDIT_ROWS_PER_INSERT {
+            AUDIT_ROWS_PER_INSERT
+        } else {
+            1 << n.ilog2()
+        };
+        chunks.push(size);
+        n -= size;
+    }
+    chunks
+}
+
 /// Events read from the log per round trip of a rebuild.
 const REBUILD_BATCH: u64 = 1024;
 
@@ -571,44 +628,93 @@ macro_rules! sql_projection_store {
                 Ok(n > 0)
             }
 
+            /// Runs one batch's planned ops in order; consecutive audit rows go in as few
+            /// multi-row `INSERT`s as their count allows (one statement costs a round trip).
+            async fn exec_ops<'c>(
+                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
+                planned: Vec<(u64, Vec<Op>)>,
+                changed: &mut Vec<Family>,
+            ) -> Result<(), ProjectionError> {
+                let failed = |position: u64| move |e: sqlx::Error| ProjectionError::Undecodable {
+                    position,
+                    reason: e.to_string(),
+                };
+                let mut audits: Vec<(u64, super::plan::AuditRow)> = Vec::new();
+                for (position, ops) in planned {
+                    for op in ops {
+                        if let Some(family) = op.family() {
+                            if !changed.contains(&family) {
+                                changed.push(family);
+                            }
+                        }
+                        match op {
+                            Op::Audit(row) => audits.push((position, row)),
+                            other => {
+                                Self::insert_audits(tx, std::mem::take(&mut audits)).await?;
+                                Self::exec_op(tx, other).await.map_err(failed(position))?;
+                            }
+                        }
+                    }
+                }
+                Self::insert_audits(tx, audits).await
+            }
+
+            fn bind_audit<'q>(
+                query: sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>>,
+                a: super::plan::AuditRow,
+            ) -> sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>> {
+                query
+                    .bind(a.position)
+                    .bind(a.event_id)
+                    .bind(a.workspace_id)
+                    .bind(a.aggregate_type)
+                    .bind(a.aggregate_id)
+                    .bind(a.aggregate_version)
+                    .bind(a.kind)
+                    .bind(a.actor_type)
+                    .bind(a.actor_id)
+                    .bind(a.occurred_at)
+                    .bind(a.key_id)
+                    .bind(a.occurred_at_unix)
+                    .bind(a.event_hash)
+                    .bind(a.user_id)
+                    .bind(a.auth_config_id)
+                    .bind(a.connection_id)
+                    .bind(a.outcome)
+                    .bind(a.reason)
+                    .bind(a.token_id)
+                    .bind(a.tool)
+            }
+
+            async fn insert_audits<'c>(
+                tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
+                rows: Vec<(u64, super::plan::AuditRow)>,
+            ) -> Result<(), ProjectionError> {
+                let mut rows = rows.into_iter();
+                for size in audit_chunks(rows.len()) {
+                    let chunk: Vec<_> = rows.by_ref().take(size).collect();
+                    let first = chunk.first().map_or(0, |(p, _)| *p);
+                    let mut query = sqlx::query(audit_insert_sql(size));
+                    for (_, a) in chunk {
+                        query = Self::bind_audit(query, a);
+                    }
+                    query.execute(&mut **tx).await.map_err(|e| ProjectionError::Undecodable {
+                        position: first,
+                        reason: e.to_string(),
+                    })?;
+                }
+                Ok(())
+            }
+
             async fn exec_op<'c>(
                 tx: &mut sqlx::Transaction<'c, <$pool as PoolDb>::Db>,
                 op: Op,
             ) -> Result<(), sqlx::Error> {
                 match op {
                     Op::Audit(a) => {
-                        sqlx::query(
-                            "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
-                             aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id,
-                             occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason,
-                             token_id, tool)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                             COALESCE($14, (SELECT c.user_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
-                             COALESCE($15, (SELECT c.auth_config_id FROM connections c WHERE c.workspace_id = $3 AND c.id = $16)),
-                             $16, $17, $18, $19, $20)",
-                        )
-                        .bind(a.position)
-                        .bind(a.event_id)
-                        .bind(a.workspace_id)
-                        .bind(a.aggregate_type)
-                        .bind(a.aggregate_id)
-                        .bind(a.aggregate_version)
-                        .bind(a.kind)
-                        .bind(a.actor_type)
-                        .bind(a.actor_id)
-                        .bind(a.occurred_at)
-                        .bind(a.key_id)
-                        .bind(a.occurred_at_unix)
-                        .bind(a.event_hash)
-                        .bind(a.user_id)
-                        .bind(a.auth_config_id)
-                        .bind(a.connection_id)
-                        .bind(a.outcome)
-                        .bind(a.reason)
-                        .bind(a.token_id)
-                        .bind(a.tool)
-                        .execute(&mut **tx)
-                        .await?;
+                        Self::bind_audit(sqlx::query(audit_insert_sql(1)), a)
+                            .execute(&mut **tx)
+                            .await?;
                     }
                     Op::DefineWorkspaceTool { workspace_id, name, definition, version, at } => {
                         sqlx::query(
@@ -914,22 +1020,9 @@ macro_rules! sql_projection_store {
                     return Ok(0);
                 }
                 let planned = plan_batch(&events)?;
-                let mut last = offset;
+                let last = planned.last().map_or(offset, |(position, _)| *position);
                 let mut changed = Vec::new();
-                for (position, ops) in planned {
-                    for op in ops {
-                        if let Some(family) = op.family() {
-                            if !changed.contains(&family) {
-                                changed.push(family);
-                            }
-                        }
-                        Self::exec_op(&mut tx, op).await.map_err(|e| ProjectionError::Undecodable {
-                            position,
-                            reason: e.to_string(),
-                        })?;
-                    }
-                    last = position;
-                }
+                Self::exec_ops(&mut tx, planned, &mut changed).await?;
                 sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
                     .bind(i64::try_from(last).unwrap_or(i64::MAX))
                     .bind(PROJECTION)
@@ -991,16 +1084,12 @@ macro_rules! sql_projection_store {
                     if events.is_empty() {
                         break;
                     }
-                    for (position, ops) in plan_batch(&events)? {
-                        for op in ops {
-                            Self::exec_op(&mut tx, op).await.map_err(|e| ProjectionError::Undecodable {
-                                position,
-                                reason: e.to_string(),
-                            })?;
-                        }
-                        last = position;
-                        applied += 1;
+                    let planned = plan_batch(&events)?;
+                    if let Some((position, _)) = planned.last() {
+                        last = *position;
                     }
+                    applied += planned.len() as u64;
+                    Self::exec_ops(&mut tx, planned, &mut Vec::new()).await?;
                     progress(applied);
                 }
                 sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
@@ -1549,6 +1638,19 @@ sql_projection_store!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_rows_go_in_power_of_two_chunks() {
+        assert!(audit_chunks(0).is_empty());
+        assert_eq!(audit_chunks(1), vec![1]);
+        assert_eq!(audit_chunks(13), vec![8, 4, 1]);
+        assert_eq!(audit_chunks(200), vec![64, 64, 64, 8]);
+        for n in [1, 2, 4, 8, 64] {
+            let sql = audit_insert_sql(n);
+            assert!(sql.contains(&format!("${}", 20 * n)), "{n}");
+            assert!(!sql.contains(&format!("${}", 20 * n + 1)), "{n}");
+        }
+    }
 
     #[test]
     fn a_kind_prefix_is_matched_literally() {

@@ -140,7 +140,11 @@ fn command(bin: &Path, storage: &[String]) -> Command {
         }
     }
     cmd.args(storage)
-        .env("RUST_LOG", "info")
+        // BENCH_SERVE_LOG (e.g. `info,sqlx::query=debug`) to see what the service does.
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_SERVE_LOG").unwrap_or_else(|_| "info".into()),
+        )
         // The per-key limit (default 50/s) would cap the run.
         .env("AUTHLEDGER_RATE_LIMIT_PER_SEC", "1000000000")
         .env("AUTHLEDGER_RATE_LIMIT_BURST", "1000000000")

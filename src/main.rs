@@ -7,6 +7,11 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+// Requests allocate and free on every runtime thread: mimalloc's per-thread heaps cost a
+// fraction of glibc malloc's arenas there (BENCHMARKS.md, agents suite).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use authledger::app::{self, Access, AppState};
 use authledger::config::StorageArgs;
 use authledger::domain::Event;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
@@ -38,7 +38,9 @@ pub struct SqliteEventLog {
     path: String,
     reader: SqlitePool,
     point_readers: PointReaders,
-    appended: Arc<Notify>,
+    /// Each committed group's new events, in position order: subscribers in this process
+    /// take them from here instead of reading back what was just written.
+    committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     writer: mpsc::Sender<WriterCommand>,
 }
 
@@ -81,12 +83,12 @@ impl SqliteEventLog {
             .map_err(|e| {
                 LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
             })?;
-        let appended = Arc::new(Notify::new());
+        let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
-        let notify = appended.clone();
+        let announce = committed.clone();
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
-            .spawn(move || run_writer(connection, queue, &notify))
+            .spawn(move || run_writer(connection, queue, &announce))
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
@@ -95,7 +97,7 @@ impl SqliteEventLog {
                 path: path.to_path_buf(),
                 idle: std::sync::Mutex::new(Vec::new()),
             },
-            appended,
+            committed,
             writer,
         })
     }
@@ -239,7 +241,7 @@ fn inline_event(
 fn run_writer(
     mut connection: rusqlite::Connection,
     mut queue: mpsc::Receiver<WriterCommand>,
-    appended: &Notify,
+    committed: &broadcast::Sender<Arc<Vec<RecordedEvent>>>,
 ) {
     while let Some(command) = queue.blocking_recv() {
         let first = match command {
@@ -278,8 +280,23 @@ fn run_writer(
                 })
                 .collect(),
         };
-        if results.iter().any(|r| matches!(r, Ok(a) if !a.duplicate)) {
-            appended.notify_waiters();
+        if committed.receiver_count() > 0 {
+            let new: Vec<RecordedEvent> = group
+                .iter()
+                .zip(&results)
+                .filter_map(|(request, result)| match result {
+                    Ok(a) if !a.duplicate => Some(RecordedEvent {
+                        position: a.position,
+                        key: request.event.key.clone(),
+                        version: Some(request.event.version),
+                        envelope: request.event.envelope.clone(),
+                    }),
+                    _ => None,
+                })
+                .collect();
+            if !new.is_empty() {
+                let _ = committed.send(Arc::new(new));
+            }
         }
         for (request, result) in group.into_iter().zip(results) {
             // The caller may have gone; its event is in the log (or not) all the same.
@@ -492,35 +509,10 @@ impl EventLog for SqliteEventLog {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordedEvent, LogError>>(512);
         // The task holds the read pool, not the log: dropping the log ends its writer.
         let reader = self.reader.clone();
-        let appended = self.appended.clone();
-        tokio::spawn(async move {
-            let mut next = from.max(1);
-            loop {
-                // Register interest before reading so an append in between is not missed.
-                let notified = appended.notified();
-                match read_from(&reader, next, 512).await {
-                    Ok(batch) if batch.is_empty() => {
-                        tokio::select! {
-                            _ = notified => {}
-                            _ = tokio::time::sleep(POLL_INTERVAL) => {}
-                            _ = tx.closed() => return,
-                        }
-                    }
-                    Ok(batch) => {
-                        for ev in batch {
-                            next = ev.position + 1;
-                            if tx.send(Ok(ev)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                }
-            }
-        });
+        // Subscribed before the first read: nothing committed in between is missed (what
+        // both deliver is passed on once, by position).
+        let live = self.committed.subscribe();
+        tokio::spawn(follow(reader, live, from.max(1), tx));
         Ok(tokio_stream_from(rx))
     }
 
@@ -534,6 +526,66 @@ impl EventLog for SqliteEventLog {
 
     fn describe(&self) -> String {
         format!("embedded SQLite log {}", self.path)
+    }
+}
+
+/// A subscription: reads the log up to its end, then passes on what this process's writer
+/// commits; reads again on a gap (another process appended), when it fell behind the
+/// broadcast, and every `POLL_INTERVAL` when nothing arrives.
+async fn follow(
+    reader: SqlitePool,
+    mut live: broadcast::Receiver<Arc<Vec<RecordedEvent>>>,
+    mut next: u64,
+    tx: mpsc::Sender<Result<RecordedEvent, LogError>>,
+) {
+    let mut read = true;
+    loop {
+        while read {
+            match read_from(&reader, next, 512).await {
+                Ok(batch) => {
+                    read = batch.len() == 512;
+                    for ev in batch {
+                        next = ev.position + 1;
+                        if tx.send(Ok(ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+        let events = tokio::select! {
+            got = live.recv() => got,
+            _ = tokio::time::sleep(POLL_INTERVAL) => {
+                read = true;
+                continue;
+            }
+            _ = tx.closed() => return,
+        };
+        match events {
+            Ok(events) => {
+                let fresh = events.iter().position(|e| e.position >= next);
+                match fresh.map(|i| &events[i..]) {
+                    None => {}
+                    Some(fresh) if fresh[0].position == next => {
+                        for ev in fresh {
+                            next = ev.position + 1;
+                            if tx.send(Ok(ev.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    // Someone else's events came in between: read them from the log.
+                    Some(_) => read = true,
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => read = true,
+            // The writer is gone: nothing more will be committed here.
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
     }
 }
 

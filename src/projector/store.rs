@@ -519,28 +519,50 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
 /// Most audit rows in one `INSERT` (20 parameters each: far below either database's limit).
 const AUDIT_ROWS_PER_INSERT: usize = 64;
 
+/// How a multi-row statement names its parameters. SQLite looks a numbered (named)
+/// parameter up by walking a list, once per parameter bound: quadratic in a statement
+/// with a thousand of them, so SQLite gets anonymous `?` (values bound again where they
+/// repeat) and PostgreSQL `$n`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placeholders {
+    Anonymous,
+    Numbered,
+}
+
+/// The parameters of one audit row in the order they appear in its `VALUES (…)`: the
+/// workspace (3) and the connection (16) also feed the lookups of a missing user and
+/// auth config.
+const AUDIT_ROW_PARAMS: [usize; 24] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 3, 16, 15, 3, 16, 16, 17, 18, 19, 20,
+];
+
 /// `INSERT INTO audit_events … VALUES (…), (…)` for `rows` rows. Built for the sizes
 /// `exec_ops` uses (powers of two up to `AUDIT_ROWS_PER_INSERT`) and kept, so each is
 /// prepared once per connection. A missing user or auth config is filled from the
 /// connection's row: consecutive audit rows have no other write between them, so one
 /// statement sees what one statement per row would have seen.
-fn audit_insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    let all = SQL.get_or_init(|| {
+fn audit_insert_sql(rows: usize, placeholders: Placeholders) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let build = |placeholders: Placeholders| -> Vec<String> {
         (0..=AUDIT_ROWS_PER_INSERT.trailing_zeros())
             .map(|exp| {
                 let values: Vec<String> = (0..1usize << exp)
                     .map(|row| {
-                        let p = |n: usize| format!("${}", row * 20 + n);
+                        let p: Vec<String> = AUDIT_ROW_PARAMS
+                            .iter()
+                            .map(|n| match placeholders {
+                                Placeholders::Anonymous => "?".to_string(),
+                                Placeholders::Numbered => format!("${}", row * 20 + n),
+                            })
+                            .collect();
                         format!(
-                            "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {},
-                             COALESCE({}, (SELECT c.user_id FROM connections c WHERE c.workspace_id = {} AND c.id = {})),
+                            "({}, COALESCE({}, (SELECT c.user_id FROM connections c WHERE c.workspace_id = {} AND c.id = {})),
                              COALESCE({}, (SELECT c.auth_config_id FROM connections c WHERE c.workspace_id = {} AND c.id = {})),
-                             {}, {}, {}, {}, {})",
-                            p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10), p(11), p(12), p(13),
-                            p(14), p(3), p(16),
-                            p(15), p(3), p(16),
-                            p(16), p(17), p(18), p(19), p(20)
+                             {})",
+                            p[..13].join(", "),
+                            p[13], p[14], p[15],
+                            p[16], p[17], p[18],
+                            p[19..].join(", ")
                         )
                     })
                     .collect();
@@ -553,9 +575,16 @@ fn audit_insert_sql(rows: usize) -> &'static str {
                 )
             })
             .collect()
+    };
+    let all = SQL.get_or_init(|| {
+        [
+            build(Placeholders::Anonymous),
+            build(Placeholders::Numbered),
+        ]
     });
+    let set = &all[usize::from(placeholders == Placeholders::Numbered)];
     let exp = rows.max(1).ilog2() as usize;
-    all.get(exp).map_or("", String::as_str)
+    set.get(exp).map_or("", String::as_str)
 }
 
 /// Splits `n` rows into the chunk sizes `audit_insert_sql` has (largest first).
@@ -579,7 +608,7 @@ const REBUILD_BATCH: u64 = 1024;
 /// The same statements serve both backends (`$n` placeholders work in SQLite too); only
 /// the pool type, the way a batch takes its lock and the migrations differ.
 macro_rules! sql_projection_store {
-    ($store:ident, $pool:ty, $lock_sql:expr) => {
+    ($store:ident, $pool:ty, $lock_sql:expr, $placeholders:expr) => {
         impl $store {
             /// Offsets only grow (until a `reset`): announces the highest seen.
             fn announce(&self, offset: u64) {
@@ -659,31 +688,42 @@ macro_rules! sql_projection_store {
                 Self::insert_audits(tx, audits).await
             }
 
+            /// Binds one audit row's values in `AUDIT_ROW_PARAMS` order (anonymous
+            /// placeholders) or once each (numbered).
             fn bind_audit<'q>(
-                query: sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>>,
-                a: super::plan::AuditRow,
+                mut query: sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>>,
+                a: &'q super::plan::AuditRow,
             ) -> sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>> {
+                let order: &[usize] = if $placeholders == Placeholders::Anonymous {
+                    &AUDIT_ROW_PARAMS
+                } else {
+                    &AUDIT_ROW_PARAMS[..20]
+                };
+                for n in order {
+                    query = match n {
+                        1 => query.bind(a.position),
+                        2 => query.bind(a.event_id.as_str()),
+                        3 => query.bind(a.workspace_id.as_str()),
+                        4 => query.bind(a.aggregate_type.as_str()),
+                        5 => query.bind(a.aggregate_id.as_str()),
+                        6 => query.bind(a.aggregate_version),
+                        7 => query.bind(a.kind.as_str()),
+                        8 => query.bind(a.actor_type.as_str()),
+                        9 => query.bind(a.actor_id.as_str()),
+                        10 => query.bind(a.occurred_at.as_str()),
+                        11 => query.bind(a.key_id.as_str()),
+                        12 => query.bind(a.occurred_at_unix),
+                        13 => query.bind(a.event_hash.as_str()),
+                        14 => query.bind(a.user_id.as_deref()),
+                        15 => query.bind(a.auth_config_id.as_deref()),
+                        16 => query.bind(a.connection_id.as_deref()),
+                        17 => query.bind(a.outcome.as_deref()),
+                        18 => query.bind(a.reason.as_deref()),
+                        19 => query.bind(a.token_id.as_deref()),
+                        _ => query.bind(a.tool.as_deref()),
+                    };
+                }
                 query
-                    .bind(a.position)
-                    .bind(a.event_id)
-                    .bind(a.workspace_id)
-                    .bind(a.aggregate_type)
-                    .bind(a.aggregate_id)
-                    .bind(a.aggregate_version)
-                    .bind(a.kind)
-                    .bind(a.actor_type)
-                    .bind(a.actor_id)
-                    .bind(a.occurred_at)
-                    .bind(a.key_id)
-                    .bind(a.occurred_at_unix)
-                    .bind(a.event_hash)
-                    .bind(a.user_id)
-                    .bind(a.auth_config_id)
-                    .bind(a.connection_id)
-                    .bind(a.outcome)
-                    .bind(a.reason)
-                    .bind(a.token_id)
-                    .bind(a.tool)
             }
 
             async fn insert_audits<'c>(
@@ -694,8 +734,8 @@ macro_rules! sql_projection_store {
                 for size in audit_chunks(rows.len()) {
                     let chunk: Vec<_> = rows.by_ref().take(size).collect();
                     let first = chunk.first().map_or(0, |(p, _)| *p);
-                    let mut query = sqlx::query(audit_insert_sql(size));
-                    for (_, a) in chunk {
+                    let mut query = sqlx::query(audit_insert_sql(size, $placeholders));
+                    for (_, a) in &chunk {
                         query = Self::bind_audit(query, a);
                     }
                     query.execute(&mut **tx).await.map_err(|e| ProjectionError::Undecodable {
@@ -712,7 +752,7 @@ macro_rules! sql_projection_store {
             ) -> Result<(), sqlx::Error> {
                 match op {
                     Op::Audit(a) => {
-                        Self::bind_audit(sqlx::query(audit_insert_sql(1)), a)
+                        Self::bind_audit(sqlx::query(audit_insert_sql(1, $placeholders)), &a)
                             .execute(&mut **tx)
                             .await?;
                     }
@@ -1578,7 +1618,8 @@ impl SqliteProjections {
 sql_projection_store!(
     SqliteProjections,
     SqlitePool,
-    "SELECT position FROM projection_offsets WHERE name = $1"
+    "SELECT position FROM projection_offsets WHERE name = $1",
+    Placeholders::Anonymous
 );
 
 pub struct PgProjections {
@@ -1632,7 +1673,8 @@ impl PgProjections {
 sql_projection_store!(
     PgProjections,
     PgPool,
-    "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE"
+    "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE",
+    Placeholders::Numbered
 );
 
 #[cfg(test)]
@@ -1646,9 +1688,12 @@ mod tests {
         assert_eq!(audit_chunks(13), vec![8, 4, 1]);
         assert_eq!(audit_chunks(200), vec![64, 64, 64, 8]);
         for n in [1, 2, 4, 8, 64] {
-            let sql = audit_insert_sql(n);
+            let sql = audit_insert_sql(n, Placeholders::Numbered);
             assert!(sql.contains(&format!("${}", 20 * n)), "{n}");
             assert!(!sql.contains(&format!("${}", 20 * n + 1)), "{n}");
+            let sql = audit_insert_sql(n, Placeholders::Anonymous);
+            assert_eq!(sql.matches('?').count(), 24 * n, "{n}");
+            assert!(!sql.contains('$'), "{n}");
         }
     }
 

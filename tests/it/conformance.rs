@@ -48,6 +48,7 @@ both_backends!(
     reusing_an_event_id_for_other_content_is_refused,
     global_order_is_stable_across_restarts,
     late_subscriber_catches_up_then_follows_live,
+    a_subscriber_follows_appends_through_another_handle,
     cached_folds_never_decide_on_stale_state,
 );
 
@@ -477,6 +478,49 @@ async fn late_subscriber_catches_up_then_follows_live(backend: Backend) {
         .expect("open")
         .expect("ev");
     assert_eq!(first.position, 42);
+}
+
+/// Two handles on one log (two processes on one SQLite file, two instances on one
+/// stream): a subscriber on the first sees every event in position order, once, whichever
+/// handle appended it (the SQLite handle passes on its own commits without reading them
+/// back, and must notice the other's in between).
+async fn a_subscriber_follows_appends_through_another_handle(backend: Backend) {
+    let first = backend.open().await;
+    let other = backend.open().await;
+    let seed = [9u8; 32];
+    let through_first = ledger(first.clone(), Signer::from_seed(&seed));
+    let through_other = ledger(other.clone(), Signer::from_seed(&seed));
+    let mut sub = first.subscribe(1).await.expect("subscribe");
+    let mut expected_keys = Vec::new();
+    for i in 0..12 {
+        let (l, name) = if i % 3 == 1 {
+            (&through_other, "other")
+        } else {
+            (&through_first, "first")
+        };
+        let k = key(&format!("{name}{i}"));
+        l.append_next(&k, &Actor::system("t"), &event(&format!("e{i}")))
+            .await
+            .expect("append");
+        expected_keys.push(k);
+        if i % 4 == 3 {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+    for (i, k) in expected_keys.iter().enumerate() {
+        let ev = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .expect("event");
+        assert_eq!(ev.position, i as u64 + 1);
+        assert_eq!(&ev.key, k);
+    }
+    let extra = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
+    assert!(
+        extra.is_err(),
+        "nothing beyond the twelve events: {extra:?}"
+    );
 }
 
 /// Every read used to create a JetStream consumer that the server kept for 30 s; past 1000

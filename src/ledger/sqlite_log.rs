@@ -33,6 +33,8 @@ const MAX_GROUP: usize = 256;
 const INLINE_ROWS: usize = 64;
 /// Idle inline readers kept open.
 const IDLE_POINT_READERS: usize = 8;
+/// How often the checkpointer moves the WAL's pages into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct SqliteEventLog {
     path: String,
@@ -86,9 +88,19 @@ impl SqliteEventLog {
         let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
         let announce = committed.clone();
+        // The writer holds the checkpointer's channel: when the writer ends, so does it.
+        let (checkpoint_alive, checkpoint_stop) = std::sync::mpsc::channel::<()>();
+        let checkpoint_file = path.to_path_buf();
+        std::thread::Builder::new()
+            .name("authledger-log-checkpoint".into())
+            .spawn(move || run_checkpointer(&checkpoint_file, &checkpoint_stop))
+            .map_err(|e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")))?;
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
-            .spawn(move || run_writer(connection, queue, &announce))
+            .spawn(move || {
+                run_writer(connection, queue, &announce);
+                drop(checkpoint_alive);
+            })
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
@@ -140,6 +152,9 @@ fn open_writer(path: &Path) -> Result<rusqlite::Connection, String> {
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
+        // Checkpoints run on their own thread (`run_checkpointer`): inside a commit they
+        // would hold every append waiting behind it for milliseconds.
+        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         connection.execute_batch(SCHEMA)?;
         Ok((connection, mode))
     };
@@ -232,6 +247,27 @@ fn inline_event(
         key: key.clone(),
         version: u64::try_from(version).ok(),
         envelope: Bytes::from(envelope),
+    }
+}
+
+/// Copies the WAL into the database file every `CHECKPOINT_INTERVAL` (PASSIVE: it never
+/// waits for, nor blocks, the writer or the readers), until `stop`'s sender is dropped.
+fn run_checkpointer(path: &Path, stop: &std::sync::mpsc::Receiver<()>) {
+    let connection = match rusqlite::Connection::open(path)
+        .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "the event log's checkpointer cannot open the file; the WAL will grow");
+            return;
+        }
+    };
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(CHECKPOINT_INTERVAL)
+    {
+        if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "event log checkpoint failed; retrying");
+        }
     }
 }
 

@@ -694,10 +694,13 @@ macro_rules! sql_projection_store {
                 mut query: sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>>,
                 a: &'q super::plan::AuditRow,
             ) -> sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>> {
+                // Numbered: each value once, `$1` to `$20` in order.
+                const NUMBERED: [usize; 20] =
+                    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
                 let order: &[usize] = if $placeholders == Placeholders::Anonymous {
                     &AUDIT_ROW_PARAMS
                 } else {
-                    &AUDIT_ROW_PARAMS[..20]
+                    &NUMBERED
                 };
                 for n in order {
                     query = match n {
@@ -1075,6 +1078,7 @@ macro_rules! sql_projection_store {
                     self.cache.changed(family);
                 }
                 self.announce(last);
+                self.checkpoint_when_due();
                 Ok(events.len() as u64)
             }
 
@@ -1141,6 +1145,7 @@ macro_rules! sql_projection_store {
                 tx.commit().await.map_err(db)?;
                 self.cache.changed_all();
                 self.announce(last);
+                self.checkpoint_when_due();
                 Ok(applied)
             }
 
@@ -1553,6 +1558,51 @@ pub struct SqliteProjections {
     description: String,
     applied: tokio::sync::watch::Sender<u64>,
     cache: ReadCache,
+    checkpoints: Checkpoints,
+}
+
+/// When the projections' WAL was last copied into the database file. Checkpoints run in a
+/// task of their own (PASSIVE), not inside the projector's commit, which they would hold
+/// (and every read-your-writes wait with it) for milliseconds.
+#[derive(Default)]
+struct Checkpoints {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How often the projections' WAL is checkpointed while events are applied.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+
+impl SqliteProjections {
+    fn checkpoint_when_due(&self) {
+        use std::sync::atomic::Ordering;
+        let now = std::time::Instant::now();
+        if let Ok(mut last) = self.checkpoints.last.lock() {
+            if last.is_some_and(|t| now.duration_since(t) < CHECKPOINT_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if self.checkpoints.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let running = self.checkpoints.running.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "projection checkpoint failed");
+            }
+            running.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl PgProjections {
+    /// PostgreSQL checkpoints on its own.
+    fn checkpoint_when_due(&self) {}
 }
 
 impl SqliteProjections {
@@ -1563,6 +1613,7 @@ impl SqliteProjections {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            .pragma("wal_autocheckpoint", "0")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             // An in-process file: no connection to go stale, and a ping costs a round
@@ -1588,6 +1639,7 @@ impl SqliteProjections {
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
             cache: ReadCache::default(),
+            checkpoints: Checkpoints::default(),
         })
     }
 

@@ -536,6 +536,18 @@ const AUDIT_ROW_PARAMS: [usize; 24] = [
     1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 3, 16, 15, 3, 16, 16, 17, 18, 19, 20,
 ];
 
+/// The values of one audit row in the order they are bound: as they appear in the row
+/// (anonymous placeholders), or each once, `$1` to `$20` (numbered).
+fn audit_bind_order(placeholders: Placeholders) -> &'static [usize] {
+    const NUMBERED: [usize; 20] = [
+        1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    ];
+    match placeholders {
+        Placeholders::Anonymous => &AUDIT_ROW_PARAMS,
+        Placeholders::Numbered => &NUMBERED,
+    }
+}
+
 /// `INSERT INTO audit_events … VALUES (…), (…)` for `rows` rows. Built for the sizes
 /// `exec_ops` uses (powers of two up to `AUDIT_ROWS_PER_INSERT`) and kept, so each is
 /// prepared once per connection. A missing user or auth config is filled from the
@@ -694,15 +706,7 @@ macro_rules! sql_projection_store {
                 mut query: sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>>,
                 a: &'q super::plan::AuditRow,
             ) -> sqlx::query::Query<'q, <$pool as PoolDb>::Db, <<$pool as PoolDb>::Db as sqlx::Database>::Arguments<'q>> {
-                // Numbered: each value once, `$1` to `$20` in order.
-                const NUMBERED: [usize; 20] =
-                    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
-                let order: &[usize] = if $placeholders == Placeholders::Anonymous {
-                    &AUDIT_ROW_PARAMS
-                } else {
-                    &NUMBERED
-                };
-                for n in order {
+                for n in audit_bind_order($placeholders) {
                     query = match n {
                         1 => query.bind(a.position),
                         2 => query.bind(a.event_id.as_str()),
@@ -1747,6 +1751,21 @@ mod tests {
             assert_eq!(sql.matches('?').count(), 24 * n, "{n}");
             assert!(!sql.contains('$'), "{n}");
         }
+        // Binding follows the statement: anonymous values in the order the numbered
+        // statement names them, numbered values once each in order.
+        let named: Vec<usize> = audit_insert_sql(1, Placeholders::Numbered)
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse().ok()
+            })
+            .collect();
+        assert_eq!(audit_bind_order(Placeholders::Anonymous), named.as_slice());
+        assert_eq!(
+            audit_bind_order(Placeholders::Numbered),
+            (1..=20).collect::<Vec<usize>>().as_slice()
+        );
     }
 
     #[test]

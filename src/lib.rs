@@ -33,3 +33,4 @@ pub mod projector;
 pub mod scheduler;
 pub mod scoped_token;
 pub mod tools;
+pub mod wal;

@@ -21,6 +21,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
+use crate::wal::{WalPolicy, WalRestart};
 
 const SCHEMA: &str = include_str!("sqlite_log.sql");
 
@@ -33,8 +34,6 @@ const MAX_GROUP: usize = 256;
 const INLINE_ROWS: usize = 64;
 /// Idle inline readers kept open.
 const IDLE_POINT_READERS: usize = 8;
-/// How often the checkpointer moves the WAL's pages into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 pub struct SqliteEventLog {
     path: String,
@@ -61,8 +60,13 @@ enum WriterCommand {
 impl SqliteEventLog {
     /// Opens (creating when missing) the log file at `path`.
     pub async fn open(path: &Path) -> Result<Self, LogError> {
+        Self::open_with(path, WalPolicy::default()).await
+    }
+
+    /// `open`, with the WAL checkpointed and started over as `wal` says.
+    pub async fn open_with(path: &Path, wal: WalPolicy) -> Result<Self, LogError> {
         let file = path.to_path_buf();
-        let connection = tokio::task::spawn_blocking(move || open_writer(&file))
+        let connection = tokio::task::spawn_blocking(move || open_writer(&file, &wal))
             .await
             .map_err(|e| LogError::Misconfigured(e.to_string()))?
             .map_err(|e| {
@@ -91,14 +95,16 @@ impl SqliteEventLog {
         // The writer holds the checkpointer's channel: when the writer ends, so does it.
         let (checkpoint_alive, checkpoint_stop) = std::sync::mpsc::channel::<()>();
         let checkpoint_file = path.to_path_buf();
+        let restart = WalRestart::default();
+        let asked = restart.clone();
         std::thread::Builder::new()
             .name("authledger-log-checkpoint".into())
-            .spawn(move || run_checkpointer(&checkpoint_file, &checkpoint_stop))
+            .spawn(move || run_checkpointer(&checkpoint_file, &wal, &asked, &checkpoint_stop))
             .map_err(|e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")))?;
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
             .spawn(move || {
-                run_writer(connection, queue, &announce);
+                run_writer(connection, queue, &announce, &restart);
                 drop(checkpoint_alive);
             })
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
@@ -145,7 +151,7 @@ fn write_error(e: rusqlite::Error) -> LogError {
 }
 
 /// The writer's own connection: WAL, `synchronous=FULL`, the schema in place.
-fn open_writer(path: &Path) -> Result<rusqlite::Connection, String> {
+fn open_writer(path: &Path, wal: &WalPolicy) -> Result<rusqlite::Connection, String> {
     let open = || -> Result<(rusqlite::Connection, String), rusqlite::Error> {
         let connection = rusqlite::Connection::open(path)?;
         connection.busy_timeout(Duration::from_secs(10))?;
@@ -155,6 +161,7 @@ fn open_writer(path: &Path) -> Result<rusqlite::Connection, String> {
         // Checkpoints run on their own thread (`run_checkpointer`): inside a commit they
         // would hold every append waiting behind it for milliseconds.
         connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        connection.pragma_update(None, "journal_size_limit", wal.journal_size_limit())?;
         connection.execute_batch(SCHEMA)?;
         Ok((connection, mode))
     };
@@ -250,9 +257,15 @@ fn inline_event(
     }
 }
 
-/// Copies the WAL into the database file every `CHECKPOINT_INTERVAL` (PASSIVE: it never
-/// waits for, nor blocks, the writer or the readers), until `stop`'s sender is dropped.
-fn run_checkpointer(path: &Path, stop: &std::sync::mpsc::Receiver<()>) {
+/// Copies the WAL into the database file every `wal.checkpoint_every` (PASSIVE: it never
+/// waits for, nor blocks, the writer or the readers), until `stop`'s sender is dropped;
+/// asks the writer for a restart when the WAL is long (see `crate::wal`).
+fn run_checkpointer(
+    path: &Path,
+    wal: &WalPolicy,
+    restart: &WalRestart,
+    stop: &std::sync::mpsc::Receiver<()>,
+) {
     let connection = match rusqlite::Connection::open(path)
         .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
     {
@@ -263,10 +276,13 @@ fn run_checkpointer(path: &Path, stop: &std::sync::mpsc::Receiver<()>) {
         }
     };
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(CHECKPOINT_INTERVAL)
+        stop.recv_timeout(wal.checkpoint_every)
     {
-        if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "event log checkpoint failed; retrying");
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        }) {
+            Ok(frames) => restart.after_pass(wal, frames),
+            Err(e) => tracing::warn!(error = %e, "event log checkpoint failed; retrying"),
         }
     }
 }
@@ -278,6 +294,7 @@ fn run_writer(
     mut connection: rusqlite::Connection,
     mut queue: mpsc::Receiver<WriterCommand>,
     committed: &broadcast::Sender<Arc<Vec<RecordedEvent>>>,
+    restart: &WalRestart,
 ) {
     while let Some(command) = queue.blocking_recv() {
         let first = match command {
@@ -337,6 +354,13 @@ fn run_writer(
         for (request, result) in group.into_iter().zip(results) {
             // The caller may have gone; its event is in the log (or not) all the same.
             let _ = request.reply.send(result);
+        }
+        if restart.take() {
+            // Copies what came since the checkpointer's last pass (after the answers, so
+            // no caller waits on it); the next transaction then starts the WAL over.
+            if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, "event log checkpoint by the writer failed");
+            }
         }
         if let Some(done) = close {
             drop(connection);

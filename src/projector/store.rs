@@ -1082,6 +1082,7 @@ macro_rules! sql_projection_store {
                     self.cache.changed(family);
                 }
                 self.announce(last);
+                self.restart_wal_when_asked().await;
                 self.checkpoint_when_due();
                 Ok(events.len() as u64)
             }
@@ -1567,22 +1568,25 @@ pub struct SqliteProjections {
 
 /// When the projections' WAL was last copied into the database file. Checkpoints run in a
 /// task of their own (PASSIVE), not inside the projector's commit, which they would hold
-/// (and every read-your-writes wait with it) for milliseconds.
+/// (and every read-your-writes wait with it) for milliseconds; when the WAL is long, the
+/// projector checkpoints once itself between two batches so the WAL starts over (see
+/// `crate::wal`).
 #[derive(Default)]
 struct Checkpoints {
+    policy: crate::wal::WalPolicy,
     last: std::sync::Mutex<Option<std::time::Instant>>,
     running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    restart: crate::wal::WalRestart,
 }
-
-/// How often the projections' WAL is checkpointed while events are applied.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 impl SqliteProjections {
     fn checkpoint_when_due(&self) {
         use std::sync::atomic::Ordering;
         let now = std::time::Instant::now();
         if let Ok(mut last) = self.checkpoints.last.lock() {
-            if last.is_some_and(|t| now.duration_since(t) < CHECKPOINT_INTERVAL) {
+            if last
+                .is_some_and(|t| now.duration_since(t) < self.checkpoints.policy.checkpoint_every)
+            {
                 return;
             }
             *last = Some(now);
@@ -1592,25 +1596,50 @@ impl SqliteProjections {
         }
         let pool = self.pool.clone();
         let running = self.checkpoints.running.clone();
+        let restart = self.checkpoints.restart.clone();
+        let policy = self.checkpoints.policy;
         tokio::spawn(async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
                 .await
             {
-                tracing::warn!(error = %e, "projection checkpoint failed");
+                Ok((_, frames, _)) => restart.after_pass(&policy, frames),
+                Err(e) => tracing::warn!(error = %e, "projection checkpoint failed"),
             }
             running.store(false, Ordering::Release);
         });
+    }
+
+    /// The projector's own checkpoint, between two batches, when the checkpointer asked.
+    async fn restart_wal_when_asked(&self) {
+        if self.checkpoints.restart.take() {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "projection checkpoint by the projector failed");
+            }
+        }
     }
 }
 
 impl PgProjections {
     /// PostgreSQL checkpoints on its own.
     fn checkpoint_when_due(&self) {}
+
+    async fn restart_wal_when_asked(&self) {}
 }
 
 impl SqliteProjections {
     pub async fn open(path: &std::path::Path) -> Result<Self, ProjectionError> {
+        Self::open_with(path, crate::wal::WalPolicy::default()).await
+    }
+
+    /// `open`, with the WAL checkpointed and started over as `wal` says.
+    pub async fn open_with(
+        path: &std::path::Path,
+        wal: crate::wal::WalPolicy,
+    ) -> Result<Self, ProjectionError> {
         let options = SqliteConnectOptions::from_str("sqlite://")
             .map_err(|e| ProjectionError::Misconfigured(e.to_string()))?
             .filename(path)
@@ -1618,6 +1647,7 @@ impl SqliteProjections {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", wal.journal_size_limit().to_string())
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             // An in-process file: no connection to go stale, and a ping costs a round
@@ -1643,7 +1673,10 @@ impl SqliteProjections {
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
             cache: ReadCache::default(),
-            checkpoints: Checkpoints::default(),
+            checkpoints: Checkpoints {
+                policy: wal,
+                ..Checkpoints::default()
+            },
         })
     }
 

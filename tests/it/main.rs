@@ -27,3 +27,4 @@ mod support;
 mod tamper;
 mod token_release;
 mod vectors;
+mod wal;

@@ -3,6 +3,7 @@
 //! Without that, steady writes with readers alongside grew a WAL without end.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,8 +57,14 @@ async fn append(l: &Ledger, writer: usize, count: usize) {
     }
 }
 
-/// The largest WAL seen while `work` ran, sampled every few milliseconds.
-async fn largest_wal_during(db: &Path, work: impl std::future::Future<Output = ()>) -> u64 {
+/// Runs `work` with `read` looping alongside (the request path and the projector read
+/// while appends go on), sampling the WAL every few milliseconds; fails when it outgrew
+/// `BOUND`.
+async fn wal_stays_bounded<R, F>(db: &Path, work: impl Future<Output = ()>, read: R)
+where
+    R: Fn() -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
     let done = Arc::new(AtomicBool::new(false));
     let watched = db.to_path_buf();
     let finished = done.clone();
@@ -69,9 +76,27 @@ async fn largest_wal_during(db: &Path, work: impl std::future::Future<Output = (
         }
         largest.max(wal_bytes(&watched))
     });
+    let finished = done.clone();
+    let reader = tokio::spawn(async move {
+        let mut reads = 0u64;
+        while !finished.load(Ordering::Acquire) {
+            read().await;
+            reads += 1;
+            tokio::task::yield_now().await;
+        }
+        reads
+    });
     work.await;
     done.store(true, Ordering::Release);
-    sampler.await.expect("sampler")
+    assert!(
+        reader.await.expect("reader") > 0,
+        "nothing was read alongside"
+    );
+    let largest = sampler.await.expect("sampler");
+    assert!(
+        largest <= BOUND,
+        "the WAL grew to {largest} bytes (bound {BOUND})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,24 +106,8 @@ async fn the_event_log_wal_starts_over_under_steady_appends_and_reads() {
     let wal = policy();
     let log = Arc::new(SqliteEventLog::open_with(&db, wal).await.expect("log"));
     let l = Arc::new(ledger(log.clone(), Signer::generate()));
-    // Readers alongside, as the request path and the projector are.
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (log, stop) = (log.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut reads = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                let head = log.head().await.expect("head");
-                log.read_from(head.saturating_sub(20).max(1), 20)
-                    .await
-                    .expect("read");
-                reads += 1;
-                tokio::task::yield_now().await;
-            }
-            reads
-        })
-    };
-    let largest = largest_wal_during(&db, async {
+    let reading = log.clone();
+    let writes = async {
         let writers: Vec<_> = (0..2)
             .map(|w| {
                 let l = l.clone();
@@ -108,15 +117,18 @@ async fn the_event_log_wal_starts_over_under_steady_appends_and_reads() {
         for w in writers {
             w.await.expect("writer");
         }
+    };
+    wal_stays_bounded(&db, writes, move || {
+        let log = reading.clone();
+        async move {
+            let head = log.head().await.expect("head");
+            log.read_from(head.saturating_sub(20).max(1), 20)
+                .await
+                .expect("read");
+        }
     })
     .await;
-    stop.store(true, Ordering::Release);
-    assert!(reader.await.expect("reader") > 0);
     assert_eq!(log.head().await.expect("head"), 3000);
-    assert!(
-        largest <= BOUND,
-        "the WAL grew to {largest} bytes (bound {BOUND})"
-    );
     // Nothing was lost on the way: every event reads back, verified.
     let events = log.read_from(1, 3000).await.expect("read all");
     assert_eq!(events.len(), 3000);
@@ -135,37 +147,25 @@ async fn the_projections_wal_starts_over_under_steady_batches_and_reads() {
     let db = dir.path().join("projections.db");
     let wal = policy();
     let store = Arc::new(SqliteProjections::open_with(&db, wal).await.expect("store"));
-    let stop = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut reads = 0u64;
-            while !stop.load(Ordering::Acquire) {
-                store.offset().await.expect("offset");
-                store
-                    .aggregate_elsewhere("ws2", AUDIT_QUERY_AGGREGATE, "q-0-1")
-                    .await
-                    .expect("read");
-                reads += 1;
-                tokio::task::yield_now().await;
-            }
-            reads
-        })
-    };
-    let largest = largest_wal_during(&db, async {
+    let reading = store.clone();
+    let batches = async {
         for round in 0..300 {
             append(&l, round, 10).await;
             while store.catch_up(log.as_ref(), 4).await.expect("apply") > 0 {}
         }
+    };
+    wal_stays_bounded(&db, batches, move || {
+        let store = reading.clone();
+        async move {
+            store.offset().await.expect("offset");
+            store
+                .aggregate_elsewhere("ws2", AUDIT_QUERY_AGGREGATE, "q-0-1")
+                .await
+                .expect("read");
+        }
     })
     .await;
-    stop.store(true, Ordering::Release);
-    assert!(reader.await.expect("reader") > 0);
     assert_eq!(store.offset().await.expect("offset"), 3000);
-    assert!(
-        largest <= BOUND,
-        "the WAL grew to {largest} bytes (bound {BOUND})"
-    );
     // Every event is in the audit view.
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
         .fetch_one(store.pool())

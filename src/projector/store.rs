@@ -1648,6 +1648,9 @@ impl SqliteProjections {
             .synchronous(SqliteSynchronous::Normal)
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", wal.journal_size_limit().to_string())
+            // A batch's multi-row inserts need a statement journal: in memory, not a temp
+            // file created, written and unlinked per batch.
+            .pragma("temp_store", "memory")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             // An in-process file: no connection to go stale, and a ping costs a round

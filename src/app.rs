@@ -572,9 +572,30 @@ async fn swap_in(fresh: &std::path::Path, live: &std::path::Path) -> Result<(), 
     renamed
 }
 
-/// Everything a running service holds.
+/// Everything a running service holds, behind one `Arc`: every request clones its
+/// handle, so a clone is one reference count, not a copy of the settings (two parsed cron
+/// schedules and a URL among them).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// The settings to change before the service starts (copied if a request already
+    /// holds the state).
+    pub fn configure(&mut self) -> &mut AppStateInner {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// What [`AppState`] holds.
+#[derive(Clone)]
+pub struct AppStateInner {
     pub ledger: Arc<Ledger>,
     pub log: Arc<dyn EventLog>,
     pub projections: Arc<dyn ProjectionStore>,
@@ -631,7 +652,7 @@ impl AppState {
             crate::oauth::OAuthClient::new(connections.provider_timeout)
                 .map_err(|e| AppError::Io(format!("cannot build the OAuth client: {e}")))?,
         );
-        Ok(AppState {
+        Ok(AppState(Arc::new(AppStateInner {
             ledger,
             log,
             projections,
@@ -659,7 +680,7 @@ impl AppState {
                 .build()
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
             compiled_tools: Arc::default(),
-        })
+        })))
     }
 }
 

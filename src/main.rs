@@ -379,17 +379,19 @@ async fn serve(
         s => Some(authledger::scheduler::parse_schedule(s)?),
     };
     let mut state = AppState::open(storage).await?;
-    state.checkpoint_schedule = checkpoint_schedule;
-    state.rate_limiter = Arc::new(limiter);
-    state.denial_limiter = Arc::new(denials);
-    state.allow_loopback_urls = allow_loopback_urls;
+    let settings = state.configure();
+    settings.checkpoint_schedule = checkpoint_schedule;
+    settings.rate_limiter = Arc::new(limiter);
+    settings.denial_limiter = Arc::new(denials);
+    settings.allow_loopback_urls = allow_loopback_urls;
     // Bind before writing anything, so a taken port leaves the log untouched.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let timeout = std::time::Duration::from_secs(connections.provider_timeout_secs);
-    state.connections = authledger::commands::connections::ConnectionSettings {
+    let settings = state.configure();
+    settings.connections = authledger::commands::connections::ConnectionSettings {
         public_url: connections
             .public_url
             .unwrap_or_else(|| format!("http://{addr}")),
@@ -399,8 +401,8 @@ async fn serve(
         provider_timeout: timeout,
         refresh_schedule,
     };
-    state.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
-    state.gateway = authledger::commands::agents::gateway::GatewaySettings {
+    settings.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
+    settings.gateway = authledger::commands::agents::gateway::GatewaySettings {
         upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
         idempotent_retries: connections.upstream_retries,
     };

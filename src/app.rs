@@ -586,15 +586,14 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    /// The settings to change before the service starts (copied if a request already
-    /// holds the state).
-    pub fn configure(&mut self) -> &mut AppStateInner {
-        Arc::make_mut(&mut self.0)
+    /// The settings to change before the service starts; `None` once the state is shared
+    /// (a change then would reach only this handle).
+    pub fn configure(&mut self) -> Option<&mut AppStateInner> {
+        Arc::get_mut(&mut self.0)
     }
 }
 
 /// What [`AppState`] holds.
-#[derive(Clone)]
 pub struct AppStateInner {
     pub ledger: Arc<Ledger>,
     pub log: Arc<dyn EventLog>,

@@ -379,18 +379,19 @@ async fn serve(
         s => Some(authledger::scheduler::parse_schedule(s)?),
     };
     let mut state = AppState::open(storage).await?;
-    let settings = state.configure();
-    settings.checkpoint_schedule = checkpoint_schedule;
-    settings.rate_limiter = Arc::new(limiter);
-    settings.denial_limiter = Arc::new(denials);
-    settings.allow_loopback_urls = allow_loopback_urls;
     // Bind before writing anything, so a taken port leaves the log untouched.
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let timeout = std::time::Duration::from_secs(connections.provider_timeout_secs);
-    let settings = state.configure();
+    let settings = state
+        .configure()
+        .context("the service state is shared before it is configured")?;
+    settings.checkpoint_schedule = checkpoint_schedule;
+    settings.rate_limiter = Arc::new(limiter);
+    settings.denial_limiter = Arc::new(denials);
+    settings.allow_loopback_urls = allow_loopback_urls;
     settings.connections = authledger::commands::connections::ConnectionSettings {
         public_url: connections
             .public_url

@@ -627,6 +627,8 @@ pub struct AppStateInner {
     pub gateway_http: reqwest::Client,
     /// Workspace tools compiled once per stored definition.
     pub compiled_tools: Arc<crate::tools::CompiledTools>,
+    /// What the projector reports and readiness judges (lag, stall, a stuck event).
+    pub projection_health: Arc<crate::projector::ProjectionHealth>,
 }
 
 impl AppState {
@@ -679,6 +681,10 @@ impl AppState {
                 .build()
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
             compiled_tools: Arc::default(),
+            projection_health: Arc::new(crate::projector::ProjectionHealth::new(
+                crate::projector::ReadinessBounds::default(),
+                std::time::Instant::now(),
+            )),
         })))
     }
 }
@@ -695,7 +701,8 @@ pub async fn serve(
         state.projections.clone(),
         state.log.clone(),
         state.metrics.clone(),
-    );
+    )
+    .reporting_to(state.projection_health.clone());
     // Catch up before the first request: authentication reads the projections, and a key
     // created before this start (the first-run admin key among them) must work at once.
     if let Err(e) = projector.catch_up().await {

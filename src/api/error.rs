@@ -28,6 +28,9 @@ impl From<crate::projector::ProjectionError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let p = match self {
+            ApiError::Command(CommandError::NotYetVisible { position, reason }) => {
+                return not_yet_visible(position, &reason)
+            }
             ApiError::NotFound(what) => Problem::new(
                 StatusCode::NOT_FOUND,
                 "not-found",
@@ -97,6 +100,28 @@ impl IntoResponse for ApiError {
         };
         p.into_response()
     }
+}
+
+/// A write that succeeded but cannot be read back yet: 503 (retry the read with
+/// `?min_position=`), never a 404 that says it did not happen.
+fn not_yet_visible(position: u64, reason: &str) -> Response {
+    tracing::warn!(position, reason, "write recorded but not yet visible");
+    let mut response = Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "projection-lagging",
+        "Recorded, but not yet visible",
+        Some(format!(
+            "the change is recorded at log position {position} but cannot be shown yet: \
+             {reason}; read it again with ?min_position={position}"
+        )),
+    )
+    .with("position", serde_json::json!(position))
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 fn internal(e: &dyn std::fmt::Display) -> Problem {

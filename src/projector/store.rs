@@ -890,6 +890,20 @@ macro_rules! sql_projection_store {
                             return Err(sqlx::Error::Protocol("workspace change out of order".into()));
                         }
                     }
+                    Op::SetToolResponseStorage { id, store_tool_responses, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET store_tool_responses = $1, version = $2
+                             WHERE id = $3 AND version = $2 - 1",
+                        )
+                        .bind(store_tool_responses)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if done.rows_affected() != 1 {
+                            return Err(sqlx::Error::Protocol("workspace change out of order".into()));
+                        }
+                    }
                     Op::AuthConfigVersion {
                         workspace_id, id, version, kind, name, provider, auth_type, status, settings, changed, at, actor_id,
                     } => {

@@ -20,6 +20,7 @@ mod mcp;
 mod oauth_client;
 mod oauth_provider;
 mod projections;
+mod readiness;
 mod replay;
 mod scale;
 mod schemas;

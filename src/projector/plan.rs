@@ -195,6 +195,9 @@ pub enum Op {
         status: Option<String>,
         /// Public settings JSON (no secret), when the event changes them.
         settings: Option<String>,
+        /// The new client secret's fingerprint, when only the secret changes (a rotation):
+        /// set into the stored settings.
+        client_secret_fingerprint: Option<String>,
         changed: String,
         at: String,
         actor_id: String,
@@ -409,6 +412,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
                 status: Some("enabled"),
                 settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
                 changed: vec!["created".into()],
+                ..Default::default()
             },
         )),
         Event::AuthConfigUpdated(e) => ops.push(auth_config_op(
@@ -422,11 +426,12 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
                 ..Default::default()
             },
         )),
-        Event::ClientSecretRotated(_) => ops.push(auth_config_op(
+        Event::ClientSecretRotated(e) => ops.push(auth_config_op(
             body,
             at,
             version,
             AuthConfigChange {
+                client_secret_fingerprint: Some(e.client_secret.fingerprint.clone()),
                 changed: vec!["client_secret".into()],
                 ..Default::default()
             },
@@ -650,6 +655,7 @@ struct AuthConfigChange {
     auth_type: Option<String>,
     status: Option<&'static str>,
     settings: Option<String>,
+    client_secret_fingerprint: Option<String>,
     changed: Vec<String>,
 }
 
@@ -664,6 +670,7 @@ fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChang
         auth_type: c.auth_type,
         status: c.status.map(str::to_string),
         settings: c.settings,
+        client_secret_fingerprint: c.client_secret_fingerprint,
         changed: serde_json::to_string(&c.changed).unwrap_or_default(),
         at,
         actor_id: body.actor.id.clone(),

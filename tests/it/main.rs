@@ -17,6 +17,7 @@ mod gateways;
 mod harness;
 mod independent;
 mod mcp;
+mod model;
 mod oauth_client;
 mod oauth_provider;
 mod projections;

@@ -342,17 +342,23 @@ pub trait Api {
 /// Bootstraps workspace `name` with the CLI on `storage` (while the service runs): its
 /// admin key. The caller waits until the service shows it.
 pub async fn bootstrap_workspace(storage: &[String], name: &str) -> String {
-    let a = [storage.to_vec(), args(&["bootstrap", "--workspace", name])].concat();
+    let out = cli(storage, &["bootstrap", "--workspace", name]).await;
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    printed["admin_api_key"].as_str().expect("key").to_string()
+}
+
+/// Runs the CLI on `storage` off the async runtime; fails the test unless it succeeds.
+pub async fn cli(storage: &[String], command: &[&str]) -> std::process::Output {
+    let a = [storage.to_vec(), args(command)].concat();
     let out = tokio::task::spawn_blocking(move || run_cli(&a))
         .await
         .expect("join");
     assert!(
         out.status.success(),
-        "{}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-    printed["admin_api_key"].as_str().expect("key").to_string()
+    out
 }
 
 /// Every event in the embedded log under `dir`, as signed: (position, body).
@@ -514,11 +520,18 @@ impl Deployment {
         }
     }
 
-    /// `serve` again on the same storage (the old process is stopped first).
+    /// `serve` again on the same storage and address (the old process is killed first).
     pub async fn restart(&mut self, envs: &[(&str, &str)]) {
         let _ = self.svc.child.kill();
         let _ = self.svc.child.wait();
-        self.svc = Service::start(&self.storage, envs, self.dir.path()).await;
+        let port = self
+            .svc
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.svc = Service::start_on(port, &self.storage, envs, self.dir.path()).await;
     }
 
     /// The embedded projections file (embedded stack).

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub append_seconds: Histogram,
     /// Events in the log not yet applied by a projection.
     pub projection_lag: Family<ProjectionLabel, Gauge>,
+    /// Times a projection's log subscription ended or went quiet and was opened again.
+    pub projection_resubscribes: Family<ProjectionLabel, Counter>,
     /// Batches a projection could not apply (each retried).
     pub projection_errors: Family<ProjectionLabel, Counter>,
     /// The log position a projection is stuck on (0 while it is not).
@@ -61,6 +63,7 @@ impl Metrics {
         let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let projection_lag = Family::<ProjectionLabel, Gauge>::default();
         let projection_errors = Family::<ProjectionLabel, Counter>::default();
+        let projection_resubscribes = Family::<ProjectionLabel, Counter>::default();
         let projection_stuck_position = Family::<ProjectionLabel, Gauge>::default();
         let tool_call_phase_seconds =
             Family::<PhaseLabel, Histogram>::new_with_constructor(phase_histogram as fn() -> _);
@@ -79,6 +82,11 @@ impl Metrics {
             "projection_lag_events",
             "Events not yet applied",
             projection_lag.clone(),
+        );
+        registry.register(
+            "projection_resubscribes",
+            "Log subscriptions of a projection that ended or went quiet and were opened again",
+            projection_resubscribes.clone(),
         );
         registry.register(
             "projection_errors",
@@ -102,6 +110,7 @@ impl Metrics {
             append_seconds,
             projection_lag,
             projection_errors,
+            projection_resubscribes,
             projection_stuck_position,
             tool_call_phase_seconds,
         }

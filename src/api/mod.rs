@@ -158,7 +158,8 @@ async fn healthz() -> Json<serde_json::Value> {
 /// (no event they cannot apply, lag and stall within their bounds); 503 with the reasons
 /// otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let probe = Duration::from_secs(3);
+    // Well under a probe's usual timeout: an unanswered log or database is itself the news.
+    let probe = Duration::from_millis(800);
     let head = tokio::time::timeout(probe, state.log.head()).await;
     let offset = tokio::time::timeout(probe, state.projections.offset()).await;
     let mut reasons = Vec::new();
@@ -175,12 +176,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
             match &head {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => reasons.push(format!("event log: {e}")),
-                Err(_) => reasons.push("event log: no answer within 3s".to_string()),
+                Err(_) => reasons.push("event log: no answer within 0.8s".to_string()),
             }
             match &offset {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => reasons.push(format!("projections: {e}")),
-                Err(_) => reasons.push("projections: no answer within 3s".to_string()),
+                Err(_) => reasons.push("projections: no answer within 0.8s".to_string()),
             }
         }
     }

@@ -94,28 +94,16 @@ pub fn check_loopback_host(
     Ok(())
 }
 
-/// Waits (bounded) until the projections include `position`; says so when they do not,
-/// at once when the projector is stuck on an event at or before it.
+/// Waits (bounded) until the projections include `position`; says so when they do not
+/// (with the event the projector is stuck on, if it is).
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
     crate::api::consistency::record_position(position);
-    let stuck_before = |state: &AppState| {
-        state
-            .projection_health
-            .stuck()
-            .filter(|s| s.position <= position)
-    };
-    if let Some(stuck) = stuck_before(state) {
-        return Err(CommandError::NotYetVisible {
-            position,
-            reason: format!("the projections are {stuck}"),
-        });
-    }
     if wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await? {
         return Ok(());
     }
-    let reason = match stuck_before(state) {
-        Some(stuck) => format!("the projections are {stuck}"),
-        None => format!(
+    let reason = match state.projection_health.stuck() {
+        Some(stuck) if stuck.position <= position => format!("the projections are {stuck}"),
+        _ => format!(
             "the projections did not reach it within {}s",
             READ_YOUR_WRITES.as_secs()
         ),

@@ -95,14 +95,40 @@ pub fn stream_problems(config: &stream::Config, opts: &JetStreamOptions) -> Vec<
 
 /// The URL without credentials (`nats://user:pass@host` -> `nats://***@host`), for logs
 /// and error messages.
+/// A comma-separated list of servers is redacted server by server.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}***{}", &url[..scheme + 3], &url[at..])
-        }
-        (None, Some(at)) => format!("***{}", &url[at..]),
-        _ => url.to_string(),
-    }
+    url.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &url[..scheme + 3], &url[at..])
+            }
+            (None, Some(at)) => format!("***{}", &url[at..]),
+            _ => url.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The servers of `--nats-url`: one URL or the standard comma-separated list. Any one that
+/// answers is enough to start: the client learns the rest of the cluster from it and fails
+/// over between them.
+pub fn server_addrs(urls: &str) -> Result<Vec<async_nats::ServerAddr>, LogError> {
+    urls.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<async_nats::ServerAddr>().map_err(|e| {
+                LogError::Misconfigured(format!("invalid NATS URL {}: {e}", redact_url(u)))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(|addrs| {
+            if addrs.is_empty() {
+                Err(LogError::Misconfigured("no NATS URL given".into()))
+            } else {
+                Ok(addrs)
+            }
+        })
 }
 
 pub fn parse_server_version(v: &str) -> Option<(u64, u64, u64)> {
@@ -153,10 +179,11 @@ impl JetStreamEventLog {
     }
 
     async fn connect(opts: JetStreamOptions, create: bool) -> Result<Self, LogError> {
+        let servers = server_addrs(&opts.url)?;
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(Duration::from_secs(5))
             .name("authledger")
-            .connect(opts.url.as_str())
+            .connect(servers)
             .await
             .map_err(|e| {
                 LogError::Misconfigured(format!(
@@ -369,7 +396,7 @@ impl JetStreamEventLog {
         }
         let (mut messages, name, pending) = self.ordered_consumer(filter_subject, from).await?;
         let result = self
-            .drain_range(&mut messages, pending, until, limit, &mut out)
+            .drain_range(&mut messages, pending, (from, until), limit, &mut out)
             .await;
         drop(messages);
         // The server keeps an idle ordered consumer for 30 s and allows 1000 per stream:
@@ -384,7 +411,7 @@ impl JetStreamEventLog {
         &self,
         messages: &mut consumer::pull::Ordered,
         pending: u64,
-        until: u64,
+        (from, until): (u64, u64),
         limit: usize,
         out: &mut Vec<RecordedEvent>,
     ) -> Result<(), LogError> {
@@ -398,6 +425,12 @@ impl JetStreamEventLog {
             let msg = msg.map_err(unavailable)?;
             let info = msg.info().map_err(unavailable)?;
             let (seq, left) = (info.stream_sequence, info.pending);
+            // After a reconnect an ordered consumer may hand out a position again: what
+            // was read is skipped, never returned twice (a reader would take it for a
+            // reordered log).
+            if seq < out.last().map_or(from, |e| e.position + 1) {
+                continue;
+            }
             if seq > until {
                 break;
             }
@@ -569,16 +602,29 @@ impl EventLog for JetStreamEventLog {
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError> {
         let (messages, _, _) = self.ordered_consumer(String::new(), from).await?;
         let this = self.parser.clone();
+        // Positions delivered again after a reconnect are dropped (see `drain_range`).
+        let mut next = from.max(1);
         Ok(messages
-            .map(move |m| {
-                let msg = m.map_err(unavailable)?;
-                let seq = msg.info().map_err(unavailable)?.stream_sequence;
-                Ok(RecordedEvent {
-                    position: seq,
-                    key: this.key(msg.subject.as_str())?,
-                    version: None,
-                    envelope: msg.payload.clone(),
-                })
+            .filter_map(move |m| {
+                let event = (|| {
+                    let msg = m.map_err(unavailable)?;
+                    let seq = msg.info().map_err(unavailable)?.stream_sequence;
+                    Ok(RecordedEvent {
+                        position: seq,
+                        key: this.key(msg.subject.as_str())?,
+                        version: None,
+                        envelope: msg.payload.clone(),
+                    })
+                })();
+                let keep = match &event {
+                    Ok(e) if e.position < next => None,
+                    Ok(e) => {
+                        next = e.position + 1;
+                        Some(event)
+                    }
+                    Err(_) => Some(event),
+                };
+                std::future::ready(keep)
             })
             .boxed())
     }
@@ -631,6 +677,18 @@ mod tests {
         );
         assert_eq!(redact_url("tok@host:4222"), "***@host:4222");
         assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            redact_url("nats://a:b@h1:4222,nats://h2:4222"),
+            "nats://***@h1:4222,nats://h2:4222"
+        );
+    }
+
+    #[test]
+    fn a_server_list_is_accepted() {
+        let addrs = server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223,").ok();
+        assert_eq!(addrs.map(|a| a.len()), Some(2));
+        assert!(server_addrs("").is_err());
+        assert!(server_addrs("nats://127.0.0.1:4222,::bad url::").is_err());
     }
 
     #[test]

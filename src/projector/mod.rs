@@ -75,8 +75,12 @@ impl Projector {
     /// gap).
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut follow = None;
-        // A subscription that ends is not retried at once (no busy loop if it keeps ending).
+        // A subscription that ends is followed again at once, unless it lived less than
+        // the idle poll (no busy loop if it keeps ending).
         let mut follow_again_at = tokio::time::Instant::now();
+        let mut followed_since = tokio::time::Instant::now();
+        // The last wake-up was the idle poll although a subscription was open.
+        let mut polled_while_following = false;
         let mut known: Vec<RecordedEvent> = Vec::new();
         let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
@@ -89,8 +93,8 @@ impl Projector {
                 self.apply_known(&known).await
             };
             known.clear();
-            if let Err(e) = applied {
-                self.report_failure(&e).await;
+            if let Err(e) = &applied {
+                self.report_failure(e).await;
                 tokio::select! {
                     _ = tokio::time::sleep(RETRY_AFTER) => {}
                     _ = shutdown.changed() => {}
@@ -98,11 +102,19 @@ impl Projector {
                 continue;
             }
             self.advanced();
+            if polled_while_following && matches!(applied, Ok(n) if n > 0) && follow.is_some() {
+                // The poll found events the subscription never delivered: it went quiet
+                // without ending (seen after a NATS reconnect). Follow again at once.
+                self.resubscribing("the subscription stopped delivering");
+                follow = None;
+            }
+            polled_while_following = false;
             if follow.is_none() && tokio::time::Instant::now() >= follow_again_at {
                 // Follow again from what is applied (the log came back, or the stream
                 // ended); until then the idle poll below catches up.
                 let from = *self.store.applied().borrow() + 1;
                 follow = self.log.subscribe(from).await.ok();
+                followed_since = tokio::time::Instant::now();
             }
             if lag_recorded.elapsed() >= LAG_EVERY {
                 self.record_lag().await;
@@ -137,13 +149,22 @@ impl Projector {
                         known.push(e);
                         known.extend(more);
                     }
-                    // An error or the end: follow by polling; `catch_up` reads the log.
+                    // An error or the end: `catch_up` reads the log, and the log is followed
+                    // again (at once, unless the subscription was short-lived).
                     if ended || !delivered {
+                        self.resubscribing("the subscription ended");
                         follow = None;
-                        follow_again_at = tokio::time::Instant::now() + IDLE_POLL;
+                        let now = tokio::time::Instant::now();
+                        follow_again_at = if now - followed_since >= IDLE_POLL {
+                            now
+                        } else {
+                            now + IDLE_POLL
+                        };
                     }
                 }
-                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {
+                    polled_while_following = follow.is_some();
+                }
                 _ = shutdown.changed() => {}
             }
         }
@@ -167,6 +188,16 @@ impl Projector {
             rest = &rest[skip..];
         }
         Ok(total)
+    }
+
+    fn resubscribing(&self, why: &'static str) {
+        tracing::info!(why, "projector follows the log again");
+        self.metrics
+            .projection_resubscribes
+            .get_or_create(&ProjectionLabel {
+                projection: store::PROJECTION,
+            })
+            .inc();
     }
 
     /// The projections moved (or are confirmed where they are): no longer stuck.

@@ -67,6 +67,56 @@ impl NatsServer {
         s
     }
 
+    /// `n` nats-servers clustered on loopback (JetStream on each, fsync always), each
+    /// with its own store; they elect a JetStream leader among themselves.
+    pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes = ports
+            .iter()
+            .map(|(_, c)| format!("\"nats-route://127.0.0.1:{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, cluster_port))| {
+                let store = tempfile::tempdir().expect("temp store");
+                let config = store.path().join("nats.conf");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "server_name: n{i}\nlisten: 127.0.0.1:{port}\n\
+                         jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n\
+                         cluster {{\n  name: authledger-test\n  listen: 127.0.0.1:{cluster_port}\n  routes: [{routes}]\n}}\n",
+                        store.path().join("js").display()
+                    ),
+                )
+                .expect("write nats config");
+                let mut s = NatsServer {
+                    port: *port,
+                    _store: store,
+                    config,
+                    child: None,
+                };
+                s.spawn();
+                s
+            })
+            .collect()
+    }
+
+    /// SIGSTOP / SIGCONT: the process stays, the others see it as gone.
+    pub fn pause(&self, paused: bool) {
+        if let Some(c) = &self.child {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let sig = if paused {
+                nix::sys::signal::Signal::SIGSTOP
+            } else {
+                nix::sys::signal::Signal::SIGCONT
+            };
+            let _ = nix::sys::signal::kill(pid, sig);
+        }
+    }
+
     fn spawn(&mut self) {
         let child = Command::new(nats_server_bin())
             .arg("-c")

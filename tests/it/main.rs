@@ -13,6 +13,7 @@ mod connections;
 mod crash;
 mod crypto;
 mod end_user;
+mod failover;
 mod gateways;
 mod harness;
 mod independent;

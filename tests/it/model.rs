@@ -1074,40 +1074,47 @@ impl World {
 
 /// Every projection table, each row as text, rows sorted.
 async fn projections(d: &Deployment) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
     match &d.database_url {
-        Some(url) => {
-            let pool = sqlx::PgPool::connect(url).await.expect("connect");
-            for t in TABLES {
-                let mut rows: Vec<String> =
-                    sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {t} t"))
-                        .fetch_all(&pool)
-                        .await
-                        .expect("rows");
-                rows.sort();
-                out.insert(t.to_string(), rows);
-            }
-            pool.close().await;
-        }
-        None => {
-            let c = rusqlite::Connection::open(d.projections_db()).expect("open");
-            for t in TABLES {
-                let mut stmt = c.prepare(&format!("SELECT * FROM {t}")).expect("select");
-                let n = stmt.column_count();
-                let mut rows: Vec<String> = stmt
-                    .query_map([], |row| {
-                        (0..n)
-                            .map(|i| row.get_ref(i).map(|v| format!("{v:?}")))
-                            .collect::<Result<Vec<_>, _>>()
-                            .map(|cols| cols.join(" | "))
-                    })
-                    .expect("query")
-                    .collect::<Result<_, _>>()
-                    .expect("rows");
-                rows.sort();
-                out.insert(t.to_string(), rows);
-            }
-        }
+        Some(url) => pg_projections(url).await,
+        None => sqlite_projections(&d.projections_db()),
+    }
+}
+
+/// `projections` of a PostgreSQL database.
+pub async fn pg_projections(url: &str) -> BTreeMap<String, Vec<String>> {
+    let pool = sqlx::PgPool::connect(url).await.expect("connect");
+    let mut out = BTreeMap::new();
+    for t in TABLES {
+        let mut rows: Vec<String> =
+            sqlx::query_scalar(&format!("SELECT row_to_json(t)::text FROM {t} t"))
+                .fetch_all(&pool)
+                .await
+                .expect("rows");
+        rows.sort();
+        out.insert(t.to_string(), rows);
+    }
+    pool.close().await;
+    out
+}
+
+fn sqlite_projections(file: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+    let c = rusqlite::Connection::open(file).expect("open");
+    let mut out = BTreeMap::new();
+    for t in TABLES {
+        let mut stmt = c.prepare(&format!("SELECT * FROM {t}")).expect("select");
+        let n = stmt.column_count();
+        let mut rows: Vec<String> = stmt
+            .query_map([], |row| {
+                (0..n)
+                    .map(|i| row.get_ref(i).map(|v| format!("{v:?}")))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(|cols| cols.join(" | "))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        rows.sort();
+        out.insert(t.to_string(), rows);
     }
     out
 }

@@ -138,7 +138,7 @@ async fn a_stuck_projector_is_reported_until_it_recovers(stack: Stack) {
         "{}",
         metrics.text
     );
-    // Another write behind the stuck one says so at once, with the same reason.
+    // Another write behind the stuck one says so, with the same reason.
     let r = call(
         &d,
         Method::POST,

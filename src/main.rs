@@ -16,6 +16,7 @@ use authledger::app::{self, Access, AppState};
 use authledger::config::StorageArgs;
 use authledger::domain::Event;
 use authledger::ledger::{Actor, AggregateKey, KeyDir};
+use authledger::ops;
 
 #[derive(Parser)]
 #[command(
@@ -242,7 +243,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
-            let out = app::bootstrap(&state.ledger, &workspace).await?;
+            let out = ops::bootstrap(&state.ledger, &workspace).await?;
             print_json(&serde_json::json!({
                 "workspace_id": out.workspace_id,
                 "api_key_id": out.api_key_id,
@@ -251,7 +252,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json, trusted_keys } => {
-            let report = app::verify(&storage, &trusted_keys).await?;
+            let report = ops::verify(&storage, &trusted_keys).await?;
             if json {
                 print_json(&report)?;
             } else {
@@ -318,8 +319,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&storage, &workspace, &q).await
         }
         Command::Replay { projection, until } => {
-            let until = until.as_deref().map(app::ReplayUntil::parse).transpose()?;
-            let report = app::replay(&storage, &projection, until, true).await?;
+            let until = until.as_deref().map(ops::ReplayUntil::parse).transpose()?;
+            let report = ops::replay(&storage, &projection, until, true).await?;
             if report.position < report.head {
                 eprintln!(
                     "projections are as of position {} (log head {}); serve catches up from there",
@@ -335,7 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys(&storage, k).await,
         Command::DumpLog => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = app::dump_log(&storage, &mut out).await?;
+            let n = ops::dump_log(&storage, &mut out).await?;
             out.flush()?;
             eprintln!("dumped {n} events");
             Ok(ExitCode::SUCCESS)
@@ -388,9 +389,6 @@ async fn serve(
     let settings = state
         .configure()
         .context("the service state is shared before it is configured")?;
-    settings.checkpoint_schedule = checkpoint_schedule;
-    settings.rate_limiter = Arc::new(limiter);
-    settings.denial_limiter = Arc::new(denials);
     settings.allow_loopback_urls = allow_loopback_urls;
     settings.connections = authledger::commands::connections::ConnectionSettings {
         public_url: connections
@@ -408,7 +406,7 @@ async fn serve(
         idempotent_retries: connections.upstream_retries,
     };
     if storage.embedded_log() && state.log.head().await? == 0 {
-        let out = app::bootstrap(&state.ledger, "default").await?;
+        let out = ops::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({
             "workspace_id": out.workspace_id,
             "api_key_id": out.api_key_id,
@@ -420,7 +418,14 @@ async fn serve(
         );
     }
     eprintln!("authledger listening on http://{addr}");
-    app::serve(state, listener, shutdown_signal()).await?;
+    let server = authledger::server::ServerSettings {
+        limits: Arc::new(authledger::api::ratelimit::Limits {
+            requests: limiter,
+            denials,
+        }),
+        checkpoint_schedule,
+    };
+    authledger::server::serve(state, server, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -498,12 +503,12 @@ async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCod
             );
         }
         KeysCommand::RotateMaster => {
-            let (id, n) = app::rotate_master_key(storage).await?;
+            let (id, n) = ops::rotate_master_key(storage).await?;
             println!("re-wrapped {n} data keys under master key {id}");
         }
         KeysCommand::Rotate => {
             let state = AppState::open(storage).await?;
-            let rotated = app::rotate_signing_key(storage, &state.ledger).await?;
+            let rotated = ops::rotate_signing_key(storage, &state.ledger).await?;
             println!(
                 "rotated signing key {} -> {}",
                 rotated.previous_key_id, rotated.new_key_id

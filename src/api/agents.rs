@@ -17,22 +17,13 @@ use crate::commands::agents::approvals::{self, Approver};
 use crate::commands::agents::gateway::{self, Authority, ExecuteInput};
 use crate::commands::agents::gateways;
 use crate::commands::agents::tokens::{self, IssueTokenInput};
-use crate::commands::agents::AgentError;
-use crate::commands::{record_denial, Caller, EndUser};
-use crate::domain::approval::{Approval, ApprovalRefusal};
-use crate::domain::token::{ScopedToken, TokenRefusal};
-use crate::domain::AccessDenied;
+use crate::commands::agents::{refused, AgentError, At};
+use crate::commands::{Caller, EndUser};
+use crate::domain::approval::Approval;
+use crate::domain::token::ScopedToken;
 use crate::projector::plan::rfc3339;
 
-/// The route a refusal is recorded under.
-pub(crate) struct At<'a> {
-    pub(crate) method: &'static str,
-    pub(crate) route: &'static str,
-    pub(crate) target: Option<&'a str>,
-}
-
-/// Maps an agent refusal to its problem; refusals that reach beyond the caller's grant are
-/// recorded as `access.denied` first.
+/// Answers an agent refusal (recorded as `access.denied` when it reaches beyond the grant).
 pub(crate) async fn refuse(
     state: &AppState,
     actor: crate::ledger::Actor,
@@ -40,135 +31,7 @@ pub(crate) async fn refuse(
     at: At<'_>,
     e: AgentError,
 ) -> Response {
-    if let Some(reason) = e.denial_reason() {
-        let status = problem_of(&e).status;
-        let denial = AccessDenied {
-            method: at.method.to_string(),
-            route: at.route.to_string(),
-            status,
-            reason,
-            target_id: at.target.map(|t| super::auth::sanitize(t, 128)),
-        };
-        record_denial(state, Some(ws), actor, denial).await;
-    }
-    match e {
-        AgentError::Command(c) => ApiError::Command(c).into_response(),
-        other => problem_of(&other).into_response(),
-    }
-}
-
-fn problem_of(e: &AgentError) -> Problem {
-    use StatusCode as S;
-    let p =
-        |status: S, kind: &str, title: &str| Problem::new(status, kind, title, Some(e.to_string()));
-    match e {
-        AgentError::NotFound { what, .. } => {
-            Problem::new(S::NOT_FOUND, "not-found", &format!("No such {what}"), None)
-        }
-        AgentError::ConnectionRequired {
-            auth_config_id,
-            user_id,
-            connect_url,
-        } => p(
-            S::CONFLICT,
-            "connection-required",
-            "The user must connect first",
-        )
-        .with("auth_config_id", json!(auth_config_id))
-        .with("user_id", json!(user_id))
-        .with("connect_url", json!(connect_url)),
-        AgentError::ConnectionInactive(_) => p(
-            S::CONFLICT,
-            "connection-inactive",
-            "The connection is not active",
-        ),
-        AgentError::AuthConfigDisabled => p(
-            S::CONFLICT,
-            "auth-config-disabled",
-            "The auth config is disabled",
-        ),
-        AgentError::ScopeEscalation(missing) => p(
-            S::FORBIDDEN,
-            "scope-escalation",
-            "Scopes beyond what was granted",
-        )
-        .with("missing_scopes", json!(missing)),
-        AgentError::OtherUser => p(S::FORBIDDEN, "other-user", "Another user's connection"),
-        AgentError::TokenReleaseDisabled => p(
-            S::FORBIDDEN,
-            "token-release-disabled",
-            "This auth config does not release access tokens",
-        ),
-        AgentError::OutsideGateway => p(
-            S::FORBIDDEN,
-            "outside-gateway",
-            "Not among the tools this key's gateways allow",
-        ),
-        AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => p(
-            S::FORBIDDEN,
-            "token-mismatch",
-            "The token was not issued for this",
-        ),
-        AgentError::Token(TokenRefusal::Expired) => {
-            p(S::UNAUTHORIZED, "token-expired", "The token has expired")
-        }
-        AgentError::Token(TokenRefusal::Revoked) => p(
-            S::UNAUTHORIZED,
-            "token-revoked",
-            "The token has been revoked",
-        ),
-        AgentError::Token(TokenRefusal::UsedUp) => {
-            p(S::FORBIDDEN, "token-used-up", "The token has no uses left")
-        }
-        AgentError::Approval(r) => {
-            let (status, kind) = match r {
-                ApprovalRefusal::Pending => (S::FORBIDDEN, "approval-pending"),
-                ApprovalRefusal::Denied => (S::FORBIDDEN, "approval-denied"),
-                ApprovalRefusal::Consumed => (S::CONFLICT, "approval-consumed"),
-                ApprovalRefusal::Expired => (S::FORBIDDEN, "approval-expired"),
-                ApprovalRefusal::AlreadyDecided => (S::CONFLICT, "approval-decided"),
-                ApprovalRefusal::OtherCall => (S::FORBIDDEN, "approval-mismatch"),
-            };
-            p(status, kind, "The approval does not allow this call")
-        }
-        AgentError::ApprovalRequired {
-            approval_id,
-            expires_at,
-        } => p(
-            S::FORBIDDEN,
-            "approval-required",
-            "The user (or an admin) must approve this call",
-        )
-        .with("approval_id", json!(approval_id))
-        .with("approval_expires_at", json!(rfc3339(*expires_at))),
-        AgentError::InvalidArguments(problems) => Problem::new(
-            S::UNPROCESSABLE_ENTITY,
-            "invalid-arguments",
-            "The arguments do not match the tool's schema",
-            None,
-        )
-        .with("errors", json!(problems)),
-        AgentError::CredentialUnavailable(_) => p(
-            S::BAD_GATEWAY,
-            "credential-unavailable",
-            "The connection's credential could not be refreshed",
-        ),
-        AgentError::UpstreamTimeout { tool_call_id } => p(
-            S::GATEWAY_TIMEOUT,
-            "upstream-timeout",
-            "The upstream did not answer in time",
-        )
-        .with("tool_call_id", json!(tool_call_id)),
-        AgentError::UpstreamUnreachable { tool_call_id, .. } => p(
-            S::BAD_GATEWAY,
-            "upstream-unreachable",
-            "The upstream cannot be reached",
-        )
-        .with("tool_call_id", json!(tool_call_id)),
-        AgentError::Command(_) => {
-            Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
-        }
-    }
+    refused(state, actor, ws, at, &e).await.into_response()
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
@@ -329,7 +192,7 @@ pub async fn list_tools(
             Ok(Json(json!({ "items": items })).into_response())
         }
         Err(AgentError::Command(c)) => Err(ApiError::Command(c)),
-        Err(other) => Ok(problem_of(&other).into_response()),
+        Err(other) => Ok(Problem::from(&other).into_response()),
     }
 }
 

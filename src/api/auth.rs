@@ -8,7 +8,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::problem::Problem;
+use super::ratelimit::Limits;
 use super::routes::{self, role_allows, Permission};
 use crate::app::AppState;
 use crate::commands::{record_denial, Caller, EndUser};
@@ -17,17 +20,10 @@ use crate::domain::api_key::{hash_key, KEY_PREFIX};
 use crate::domain::Role;
 use crate::ledger::{Actor, ActorType};
 
-/// A caller-supplied string made safe to keep in the ledger: at most 128 characters of
-/// `[A-Za-z0-9_-]`.
-pub fn sanitize(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(max)
-        .collect()
-}
+pub use crate::domain::access::sanitize;
 
 pub async fn authorize(
-    State(state): State<AppState>,
+    State((state, limits)): State<(AppState, Arc<Limits>)>,
     matched: Option<MatchedPath>,
     req: Request,
     next: Next,
@@ -60,7 +56,7 @@ pub async fn authorize(
         // The public OAuth callback records refused states: same budget as refusals.
         if spec.id == routes::RouteId::OAuthCallback {
             if let Some(client) = &client {
-                if let Err(wait) = state.denial_limiter.check(client) {
+                if let Err(wait) = limits.denials.check(client) {
                     return too_many(wait);
                 }
             }
@@ -74,6 +70,7 @@ pub async fn authorize(
     });
     let denial = Denial {
         state: &state,
+        limits: &limits,
         method: &method,
         route: &path,
         target_id: target_id.as_deref(),
@@ -101,8 +98,8 @@ pub async fn authorize(
             .map(|w| sanitize(w, 128));
         return match authenticate_end_user(&state, bearer, workspace).await {
             Ok(user) => {
-                let limited = state
-                    .rate_limiter
+                let limited = limits
+                    .requests
                     .check(&format!("user:{}:{}", user.workspace_id, user.user_id));
                 if let Err(wait) = limited {
                     return too_many(wait);
@@ -135,7 +132,7 @@ pub async fn authorize(
         let token = bearer_token(&req).map(str::to_string).unwrap_or_default();
         return match authenticate_scoped_token(&state, &token).await {
             Ok((caller, claims)) => {
-                if let Err(wait) = state.rate_limiter.check(&caller.api_key_id) {
+                if let Err(wait) = limits.requests.check(&caller.api_key_id) {
                     return too_many(wait);
                 }
                 req.extensions_mut().insert(caller);
@@ -250,7 +247,7 @@ pub async fn authorize(
         )
         .await;
     }
-    if let Err(wait) = state.rate_limiter.check(&row.id) {
+    if let Err(wait) = limits.requests.check(&row.id) {
         return too_many(wait);
     }
     req.extensions_mut().insert(Caller {
@@ -279,6 +276,7 @@ fn too_many(wait: std::time::Duration) -> Response {
 /// What a refusal records, and the response it gives.
 struct Denial<'a> {
     state: &'a AppState,
+    limits: &'a Limits,
     method: &'a str,
     route: &'a str,
     target_id: Option<&'a str>,
@@ -297,7 +295,7 @@ impl Denial<'_> {
         // Each refusal is an fsynced event: past its budget a client gets 429 and nothing
         // is written, so refusals cannot be used to flood the ledger.
         if let Some(client) = &self.client {
-            if let Err(wait) = self.state.denial_limiter.check(client) {
+            if let Err(wait) = self.limits.denials.check(client) {
                 return too_many(wait);
             }
         }

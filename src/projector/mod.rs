@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod plan;
 pub mod store;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -363,7 +363,7 @@ pub async fn execute(
         .execute::<ToolCall>(ws, &tool_call_id, &actor, &ToolCallCommand::Complete(event))
         .await?;
     phase("completed", completing);
-    crate::api::consistency::record_position(committed.position);
+    crate::commands::written::reached(committed.position);
     let resp = answer?;
     Ok(Executed {
         tool_call_id,

@@ -178,13 +178,9 @@ pub struct AppStateInner {
     pub trusted_keys: Arc<KeyRing>,
     /// The Merkle tree of the log as far as the last checkpoint tick read it.
     pub checkpoint_tree: Arc<tokio::sync::Mutex<crate::audit::merkle::CompactRange>>,
-    /// Gateway settings (upstream timeout, retries of idempotent calls).
-    pub gateway: crate::commands::agents::gateway::GatewaySettings,
-    /// The gateway's upstream client: never follows redirects (they could carry the
-    /// injected credential to another host).
-    pub gateway_http: reqwest::Client,
-    /// Workspace tools compiled once per stored definition.
-    pub compiled_tools: Arc<crate::tools::CompiledTools>,
+    /// The gateway: settings (upstream timeout, retries of idempotent calls), its
+    /// upstream client, the compiled workspace tools.
+    pub gateway: crate::gateway::Gateway,
 }
 
 impl AppState {
@@ -221,14 +217,8 @@ impl AppState {
             refresh_locks: Arc::default(),
             trusted_keys: Arc::new(trusted_keys(args, &[])?),
             checkpoint_tree: Arc::default(),
-            gateway: crate::commands::agents::gateway::GatewaySettings::default(),
-            gateway_http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(std::time::Duration::from_secs(10))
-                .build()
+            gateway: crate::gateway::Gateway::new(Default::default())
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
-            compiled_tools: Arc::default(),
         })))
     }
 }

@@ -401,7 +401,7 @@ async fn serve(
         refresh_schedule,
     };
     settings.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
-    settings.gateway = authledger::commands::agents::gateway::GatewaySettings {
+    settings.gateway.settings = authledger::gateway::GatewaySettings {
         upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
         idempotent_retries: connections.upstream_retries,
     };

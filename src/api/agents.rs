@@ -14,13 +14,13 @@ use super::extract::ApiJson;
 use super::problem::Problem;
 use crate::app::AppState;
 use crate::commands::agents::approvals::{self, Approver};
-use crate::commands::agents::gateway::{self, Authority, ExecuteInput};
-use crate::commands::agents::gateways;
+use crate::commands::agents::gateway_configs as gateways;
 use crate::commands::agents::tokens::{self, IssueTokenInput};
 use crate::commands::agents::{refused, AgentError, At};
 use crate::commands::{Caller, EndUser};
 use crate::domain::approval::Approval;
 use crate::domain::token::ScopedToken;
+use crate::gateway::{self, Authority, ExecuteInput};
 use crate::projector::plan::rfc3339;
 
 /// Answers an agent refusal (recorded as `access.denied` when it reaches beyond the grant).
@@ -199,7 +199,7 @@ pub async fn list_tools(
 pub async fn define_tool(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    ApiJson(definition): ApiJson<crate::tools::ToolDefinition>,
+    ApiJson(definition): ApiJson<crate::gateway::tools::ToolDefinition>,
 ) -> Response {
     let at = At {
         method: "POST",

@@ -137,9 +137,7 @@ pub async fn authorize(
                 }
                 req.extensions_mut().insert(caller);
                 req.extensions_mut()
-                    .insert(crate::commands::agents::gateway::Authority::Token(
-                        Box::new(claims),
-                    ));
+                    .insert(crate::gateway::Authority::Token(Box::new(claims)));
                 next.run(req).await
             }
             Err(ScopedTokenRefusal::Unavailable) => Problem::new(

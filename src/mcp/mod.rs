@@ -73,11 +73,11 @@ use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 
 use crate::app::AppState;
-use crate::commands::agents::gateway::{self, Authority, ExecuteInput, Executed};
 use crate::commands::agents::{refused, AgentError, At};
 use crate::commands::problem::Problem;
 use crate::commands::Caller;
-use crate::tools::{Risk, ToolDefinition};
+use crate::gateway::tools::{Risk, ToolDefinition};
+use crate::gateway::{self, Authority, ExecuteInput, Executed};
 
 /// Decides which tools a mount offers, by name (`None` on [`Scope`]: all of them).
 pub type ToolFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -129,7 +129,7 @@ pub async fn handle_gateway(
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     };
     if let Err(e) =
-        crate::commands::agents::gateways::scope_of(&state, &caller, Some(&gateway_id)).await
+        crate::commands::agents::gateway_configs::scope_of(&state, &caller, Some(&gateway_id)).await
     {
         let at = At {
             method: "POST",

@@ -2,8 +2,7 @@
 //! approvals. An agent never holds a user's long-lived credential; every step is an event.
 
 pub mod approvals;
-pub mod gateway;
-pub mod gateways;
+pub mod gateway_configs;
 pub mod release;
 pub mod tokens;
 
@@ -152,7 +151,7 @@ pub async fn refused(
     problem
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
     DomainError::Invalid {
         field,
         reason: reason.into(),
@@ -167,12 +166,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
 pub async fn check_scope_first(
     state: &AppState,
     workspace_id: &str,
-    scope: &gateways::ToolScope,
+    scope: &gateway_configs::ToolScope,
     tool: Option<&str>,
     connection_id: Option<&str>,
     user: Option<(&str, &str)>,
 ) -> Result<(), AgentError> {
-    if *scope == gateways::ToolScope::All {
+    if *scope == gateway_configs::ToolScope::All {
         return Ok(());
     }
     let allowed = |auth_config_id: &str| match tool {

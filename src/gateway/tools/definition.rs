@@ -67,7 +67,7 @@ impl fmt::Display for HttpMethod {
     }
 }
 
-/// One tool, as stored and as shipped (`src/tools/builtin/*.json`,
+/// One tool, as stored and as shipped (`src/gateway/tools/builtin/*.json`,
 /// `schemas/tool-definition.schema.json`). Only [`Tool::new`] says whether it is valid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

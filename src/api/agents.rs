@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::problem::Problem;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::agents::approvals::{self, Approver};
 use crate::commands::agents::gateway_configs as gateways;
@@ -73,15 +74,12 @@ fn token_view(id: &str, t: &ScopedToken, now: time::OffsetDateTime) -> Value {
 
 pub async fn issue_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<IssueTokenInput>,
 ) -> Response {
     let target = input.connection_id.clone();
-    let at = At {
-        method: "POST",
-        route: "/v1/tokens",
-        target: target.as_deref(),
-    };
+    let at = route.at(target.as_deref());
     match tokens::issue(&state, &caller, input).await {
         Ok(t) => {
             let mut body = token_view(
@@ -109,14 +107,11 @@ pub async fn issue_token(
 
 pub async fn get_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "GET",
-        route: "/v1/tokens/{id}",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match tokens::get(&state, &caller, &id).await {
         Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -148,6 +143,7 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn revoke_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -156,11 +152,7 @@ pub async fn revoke_token(
         Ok(b) => b,
         Err(p) => return p.into_response(),
     };
-    let at = At {
-        method: "POST",
-        route: "/v1/tokens/{id}/revoke",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match tokens::revoke(&state, &caller, &id, input.reason).await {
         Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -198,14 +190,11 @@ pub async fn list_tools(
 
 pub async fn define_tool(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(definition): ApiJson<crate::gateway::tools::ToolDefinition>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/tools",
-        target: None,
-    };
+    let at = route.at(None);
     match gateway::define_tool(&state, &caller, definition).await {
         Ok((def, version)) => {
             let mut v = serde_json::to_value(&def).unwrap_or(Value::Null);
@@ -221,14 +210,11 @@ pub async fn define_tool(
 
 pub async fn remove_tool(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "DELETE",
-        route: "/v1/tools/{name}",
-        target: None,
-    };
+    let at = route.at(None);
     match gateway::remove_tool(&state, &caller, &name).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -237,17 +223,14 @@ pub async fn remove_tool(
 
 pub async fn execute(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     authority: Option<Extension<Authority>>,
     ApiJson(input): ApiJson<ExecuteInput>,
 ) -> Response {
     let authority = authority_of(authority);
     let target = input.connection_id.clone();
-    let at = At {
-        method: "POST",
-        route: "/v1/tools/execute",
-        target: target.as_deref(),
-    };
+    let at = route.at(target.as_deref());
     match gateway::execute(&state, &caller, &authority, input).await {
         Ok(done) => {
             let text = String::from_utf8_lossy(&done.body);
@@ -291,6 +274,7 @@ fn approval_view(id: &str, a: &Approval, now: time::OffsetDateTime) -> Value {
 
 pub async fn get_approval(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
@@ -298,11 +282,7 @@ pub async fn get_approval(
         workspace_id: caller.workspace_id.clone(),
         actor: caller.actor(),
     };
-    let at = At {
-        method: "GET",
-        route: "/v1/approvals/{id}",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match approvals::visible(&state, &approver, &id).await {
         Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -311,6 +291,7 @@ pub async fn get_approval(
 
 async fn decide(
     state: AppState,
+    route: Route,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     id: String,
@@ -355,15 +336,7 @@ async fn decide(
             },
         ),
     };
-    let at = At {
-        method: "POST",
-        route: if approve {
-            "/v1/approvals/{id}/approve"
-        } else {
-            "/v1/approvals/{id}/deny"
-        },
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match approvals::decide(&state, &approver, &id, approve, input.note).await {
         Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
         // Another user's approval answers exactly like an unknown one (and is audited).
@@ -378,22 +351,24 @@ async fn decide(
 
 pub async fn approve(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, caller, user, id, body, true).await
+    decide(state, route, caller, user, id, body, true).await
 }
 
 pub async fn deny(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, caller, user, id, body, false).await
+    decide(state, route, caller, user, id, body, false).await
 }
 
 fn gateway_view(row: &crate::projector::store::GatewayRow) -> Value {
@@ -424,14 +399,11 @@ async fn gateway_answer(
 
 pub async fn create_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<gateways::GatewayInput>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/gateways",
-        target: None,
-    };
+    let at = route.at(None);
     match gateways::define(&state, &caller, None, input).await {
         Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::CREATED)
             .await
@@ -471,10 +443,11 @@ async fn visible_gateway(
 
 pub async fn get_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Err(r) = visible_gateway(&state, &caller, ("GET", "/v1/gateways/{id}"), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
     gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await
@@ -482,19 +455,15 @@ pub async fn get_gateway(
 
 pub async fn replace_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<gateways::GatewayInput>,
 ) -> Result<Response, ApiError> {
-    const ROUTE: &str = "/v1/gateways/{id}";
-    if let Err(r) = visible_gateway(&state, &caller, ("PUT", ROUTE), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
-    let at = At {
-        method: "PUT",
-        route: ROUTE,
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match gateways::define(&state, &caller, Some(&id), input).await {
         Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await,
         Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
@@ -503,18 +472,14 @@ pub async fn replace_gateway(
 
 pub async fn delete_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    const ROUTE: &str = "/v1/gateways/{id}";
-    if let Err(r) = visible_gateway(&state, &caller, ("DELETE", ROUTE), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
-    let at = At {
-        method: "DELETE",
-        route: ROUTE,
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match gateways::delete(&state, &caller, &id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
@@ -525,14 +490,11 @@ pub async fn delete_gateway(
 /// cover (opt-in per auth config; `credential.released` is recorded first).
 pub async fn release_access_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/connections/{id}/access-token",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match crate::commands::agents::release::release(&state, &caller, &id).await {
         Ok(r) => {
             let mut resp = Json(json!({

@@ -48,6 +48,7 @@ pub async fn authorize(
         )
         .into_response();
     };
+    req.extensions_mut().insert(routes::Route(spec));
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()

@@ -14,7 +14,7 @@ pub use callback::{callback, CallbackError, CallbackOutcome, CallbackQuery, Inva
 pub(crate) use create::shape;
 pub use create::{create, CreateConnectionInput, CreatedConnection, PostgresCredentials};
 pub use refresh::{refresh, refresh_after, RefreshOutcome};
-pub use revoke::{delete, mark_needs_reconsent, revoke};
+pub use revoke::{delete, mark_needs_reconsent, revoke, revoke_own};
 pub use usage::{credential_for_call, usable, UsableConnection, UsageError};
 
 use std::collections::HashMap;

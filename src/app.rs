@@ -181,6 +181,8 @@ pub struct AppStateInner {
     /// The gateway: settings (upstream timeout, retries of idempotent calls), its
     /// upstream client, the compiled workspace tools.
     pub gateway: crate::gateway::Gateway,
+    /// What the projector reports and readiness judges (lag, stall, a stuck event).
+    pub projection_health: Arc<crate::projector::ProjectionHealth>,
 }
 
 impl AppState {
@@ -219,6 +221,10 @@ impl AppState {
             checkpoint_tree: Arc::default(),
             gateway: crate::gateway::Gateway::new(Default::default())
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
+            projection_health: Arc::new(crate::projector::ProjectionHealth::new(
+                crate::projector::ReadinessBounds::default(),
+                std::time::Instant::now(),
+            )),
         })))
     }
 }

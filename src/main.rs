@@ -31,6 +31,22 @@ struct Cli {
     command: Command,
 }
 
+/// When `GET /readyz` answers 503 because the read side does not keep up with the log.
+#[derive(clap::Args)]
+struct ReadinessArgs {
+    /// Not ready while the projections are more than this many events behind the log.
+    #[arg(long, env = "AUTHLEDGER_READINESS_MAX_LAG", default_value_t = 10_000)]
+    readiness_max_lag: u64,
+    /// Not ready while the projections have not advanced for this long (seconds) although
+    /// the log is ahead of them.
+    #[arg(
+        long,
+        env = "AUTHLEDGER_READINESS_MAX_STALL_SECS",
+        default_value_t = 30
+    )]
+    readiness_max_stall_secs: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service (embedded SQLite by default; --nats-url / --database-url to scale).
@@ -61,6 +77,8 @@ enum Command {
         /// endpoints (development and tests only).
         #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_URLS")]
         allow_loopback_urls: bool,
+        #[command(flatten)]
+        readiness: ReadinessArgs,
         #[command(flatten)]
         connections: ConnectionArgs,
     },
@@ -193,6 +211,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -224,6 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_loopback_urls,
             denial_rate_limit_per_sec,
             denial_rate_limit_burst,
+            readiness,
             connections,
         } => {
             let limiter =
@@ -237,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &listen,
                 (limiter, denials),
                 allow_loopback_urls,
-                connections,
+                (readiness, connections),
             )
             .await
         }
@@ -361,7 +382,7 @@ async fn serve(
         authledger::api::ratelimit::RateLimiter,
     ),
     allow_loopback_urls: bool,
-    connections: ConnectionArgs,
+    (readiness, connections): (ReadinessArgs, ConnectionArgs),
 ) -> anyhow::Result<ExitCode> {
     let refresh_schedule = match connections.refresh_schedule.as_str() {
         "off" => None,
@@ -390,6 +411,13 @@ async fn serve(
         .configure()
         .context("the service state is shared before it is configured")?;
     settings.allow_loopback_urls = allow_loopback_urls;
+    settings.projection_health = Arc::new(authledger::projector::ProjectionHealth::new(
+        authledger::projector::ReadinessBounds {
+            max_lag: readiness.readiness_max_lag,
+            max_stall: std::time::Duration::from_secs(readiness.readiness_max_stall_secs),
+        },
+        std::time::Instant::now(),
+    ));
     settings.connections = authledger::commands::connections::ConnectionSettings {
         public_url: connections
             .public_url

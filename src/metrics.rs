@@ -33,6 +33,10 @@ pub struct Metrics {
     pub append_seconds: Histogram,
     /// Events in the log not yet applied by a projection.
     pub projection_lag: Family<ProjectionLabel, Gauge>,
+    /// Batches a projection could not apply (each retried).
+    pub projection_errors: Family<ProjectionLabel, Counter>,
+    /// The log position a projection is stuck on (0 while it is not).
+    pub projection_stuck_position: Family<ProjectionLabel, Gauge>,
     /// Where a gateway tool call spends its time: `prepare` (checks and loads up to the
     /// `tool.requested` append), `requested` (that append), `upstream`, `completed` (the
     /// `tool.completed` append).
@@ -56,6 +60,8 @@ impl Metrics {
         let conflicts = Counter::default();
         let append_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let projection_lag = Family::<ProjectionLabel, Gauge>::default();
+        let projection_errors = Family::<ProjectionLabel, Counter>::default();
+        let projection_stuck_position = Family::<ProjectionLabel, Gauge>::default();
         let tool_call_phase_seconds =
             Family::<PhaseLabel, Histogram>::new_with_constructor(phase_histogram as fn() -> _);
         registry.register("ledger_appends", "Event appends by result", appends.clone());
@@ -75,6 +81,16 @@ impl Metrics {
             projection_lag.clone(),
         );
         registry.register(
+            "projection_errors",
+            "Batches a projection could not apply (retried)",
+            projection_errors.clone(),
+        );
+        registry.register(
+            "projection_stuck_position",
+            "The log position a projection cannot apply (0: none)",
+            projection_stuck_position.clone(),
+        );
+        registry.register(
             "tool_call_phase_seconds",
             "Time of one gateway tool call by phase",
             tool_call_phase_seconds.clone(),
@@ -85,6 +101,8 @@ impl Metrics {
             conflicts,
             append_seconds,
             projection_lag,
+            projection_errors,
+            projection_stuck_position,
             tool_call_phase_seconds,
         }
     }

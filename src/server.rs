@@ -45,7 +45,8 @@ pub async fn serve(
         state.projections.clone(),
         state.log.clone(),
         state.metrics.clone(),
-    );
+    )
+    .reporting_to(state.projection_health.clone());
     // Catch up before the first request: authentication reads the projections, and a key
     // created before this start (the first-run admin key among them) must work at once.
     if let Err(e) = projector.catch_up().await {

@@ -156,37 +156,56 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Ready when the log and the projections answer; 503 with the reason otherwise.
+/// Ready when the log and the projections answer and the projections keep up with the log
+/// (no event they cannot apply, lag and stall within their bounds); 503 with the reasons
+/// otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
     let probe = Duration::from_secs(3);
     let head = tokio::time::timeout(probe, state.log.head()).await;
     let offset = tokio::time::timeout(probe, state.projections.offset()).await;
-    match (head, offset) {
+    let mut reasons = Vec::new();
+    match (&head, &offset) {
         (Ok(Ok(head)), Ok(Ok(offset))) => {
-            Json(json!({ "status": "ready", "log_head": head, "projection_offset": offset }))
-                .into_response()
+            let judged = state
+                .projection_health
+                .judge(*head, *offset, std::time::Instant::now());
+            if let Err(why) = judged {
+                reasons.push(why);
+            }
         }
-        (head, offset) => {
-            let mut reasons = Vec::new();
-            match head {
+        _ => {
+            match &head {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => reasons.push(format!("event log: {e}")),
                 Err(_) => reasons.push("event log: no answer within 3s".to_string()),
             }
-            match offset {
+            match &offset {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => reasons.push(format!("projections: {e}")),
                 Err(_) => reasons.push("projections: no answer within 3s".to_string()),
             }
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "Service not ready",
-                Some(reasons.join("; ")),
-            )
-            .into_response()
         }
     }
+    let (head, offset) = (
+        head.ok().and_then(Result::ok),
+        offset.ok().and_then(Result::ok),
+    );
+    if reasons.is_empty() {
+        return Json(json!({ "status": "ready", "log_head": head, "projection_offset": offset }))
+            .into_response();
+    }
+    let stuck = state.projection_health.stuck();
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "not-ready",
+        "Service not ready",
+        Some(reasons.join("; ")),
+    )
+    .with("log_head", json!(head))
+    .with("projection_offset", json!(offset))
+    .with("stuck_position", json!(stuck.as_ref().map(|s| s.position)))
+    .with("stuck_kind", json!(stuck.and_then(|s| s.kind)))
+    .into_response()
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

@@ -4,7 +4,7 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-pub use crate::commands::problem::Problem;
+pub use crate::commands::problem::{Problem, PROJECTION_LAGGING};
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
@@ -16,6 +16,12 @@ impl IntoResponse for Problem {
             body,
         )
             .into_response();
+        if self.is(PROJECTION_LAGGING) {
+            // The projections lag: the same read succeeds once they catch up.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The unread rest of the body is still in flight: close the connection so the
             // client does not send its next request down a socket the server is dropping.

@@ -77,6 +77,28 @@ pub struct UpdateAuthConfigInput {
     pub token_release: Option<bool>,
 }
 
+impl UpdateAuthConfigInput {
+    /// The new client secret, when that is all this update changes: a rotation, recorded
+    /// as its own event (`auth_config.client_secret_rotated`).
+    fn client_secret_only(&self) -> Option<&SecretString> {
+        let o = self.oauth2.as_ref()?;
+        let nothing_else = self.name.is_none()
+            && self.api_key.is_none()
+            && self.postgres.is_none()
+            && self.token_release.is_none()
+            && o.client_id.is_none()
+            && o.scopes.is_none()
+            && o.redirect_urls.is_none()
+            && o.authorization_url.is_none()
+            && o.token_url.is_none()
+            && o.revocation_url.is_none()
+            && o.client_auth_method.is_none()
+            && o.pkce.is_none()
+            && o.extra_authorize_params.is_none();
+        o.client_secret.as_ref().filter(|_| nothing_else)
+    }
+}
+
 fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
     CommandError::Domain(DomainError::Invalid {
         field,
@@ -309,6 +331,21 @@ pub async fn update(
         .settings
         .clone()
         .ok_or(CommandError::Domain(DomainError::NotFound("auth config")))?;
+    if let (AuthSettings::Oauth2(o), Some(secret)) = (&old, input.client_secret_only()) {
+        let dk = o.client_secret.data_key_id.clone();
+        let sealed = seal_client_secret(state, caller, id, Some(&dk), secret).await?;
+        let committed = state
+            .ledger
+            .execute::<AuthConfig>(
+                &caller.workspace_id,
+                id,
+                &caller.actor(),
+                &AuthConfigCommand::RotateClientSecret(sealed),
+            )
+            .await?;
+        wait_for_write(state, committed.position).await?;
+        return Ok(committed.position);
+    }
     let settings = match (old, input.oauth2, input.api_key, input.postgres) {
         (AuthSettings::Oauth2(mut o), Some(i), None, None) => {
             if let Some(v) = i.client_id {

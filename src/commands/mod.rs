@@ -52,6 +52,10 @@ pub enum CommandError {
     Projection(#[from] ProjectionError),
     #[error(transparent)]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// The write is in the log, but the projections do not show it yet: a read of it now
+    /// would answer as if it had not happened.
+    #[error("recorded at log position {position}, not yet visible: {reason}")]
+    NotYetVisible { position: u64, reason: String },
 }
 
 /// Plain-http URLs (which the domain admits only on loopback) are for development: the
@@ -92,11 +96,33 @@ pub fn check_loopback_host(
     Ok(())
 }
 
-/// Waits (bounded) until the projections include `position`.
+/// Waits (bounded) until the projections include `position`; says so when they do not,
+/// at once when the projector is stuck on an event at or before it.
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
     written::reached(position);
-    wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await?;
-    Ok(())
+    let stuck_before = |state: &AppState| {
+        state
+            .projection_health
+            .stuck()
+            .filter(|s| s.position <= position)
+    };
+    if let Some(stuck) = stuck_before(state) {
+        return Err(CommandError::NotYetVisible {
+            position,
+            reason: format!("the projections are {stuck}"),
+        });
+    }
+    if wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await? {
+        return Ok(());
+    }
+    let reason = match stuck_before(state) {
+        Some(stuck) => format!("the projections are {stuck}"),
+        None => format!(
+            "the projections did not reach it within {}s",
+            READ_YOUR_WRITES.as_secs()
+        ),
+    };
+    Err(CommandError::NotYetVisible { position, reason })
 }
 
 impl From<LedgerError> for CommandError {

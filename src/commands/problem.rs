@@ -29,6 +29,9 @@ pub mod status {
     pub const GATEWAY_TIMEOUT: u16 = 504;
 }
 
+/// The kind of a 503 that a retry (after `Retry-After`) may cure: the projections lag.
+pub const PROJECTION_LAGGING: &str = "projection-lagging";
+
 #[derive(Debug, Serialize)]
 pub struct Problem {
     #[serde(rename = "type")]
@@ -52,6 +55,13 @@ impl Problem {
             detail,
             extensions: serde_json::Map::new(),
         }
+    }
+
+    /// Whether this is the problem of `kind`.
+    pub fn is(&self, kind: &str) -> bool {
+        self.type_uri
+            .strip_prefix("https://authledger.dev/problems/")
+            .is_some_and(|k| k == kind)
     }
 
     pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
@@ -114,6 +124,21 @@ impl From<&CommandError> for Problem {
                     "The ledger is unavailable; nothing was written",
                     None,
                 )
+            }
+            // A write that succeeded but cannot be read back yet: 503 (retry the read with
+            // `?min_position=`), never a 404 that says it did not happen.
+            CommandError::NotYetVisible { position, reason } => {
+                tracing::warn!(position, reason, "write recorded but not yet visible");
+                Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    PROJECTION_LAGGING,
+                    "Recorded, but not yet visible",
+                    Some(format!(
+                        "the change is recorded at log position {position} but cannot be shown \
+                         yet: {reason}; read it again with ?min_position={position}"
+                    )),
+                )
+                .with("position", json!(position))
             }
             CommandError::Ledger(LedgerError::Contended(..)) => Problem::new(
                 S::CONFLICT,

@@ -3,6 +3,7 @@
 //! them from the log alone.
 
 pub mod cache;
+pub mod health;
 pub mod plan;
 pub mod store;
 pub mod swap;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
+pub use health::{ProjectionHealth, ReadinessBounds, Stuck};
 pub use store::{PgProjections, ProjectionError, ProjectionStore, SqliteProjections};
 
 use crate::ledger::{EventLog, RecordedEvent};
@@ -28,19 +30,31 @@ const LAG_EVERY: Duration = Duration::from_secs(1);
 /// projector is down, or another instance applied the event).
 const OFFSET_POLL: Duration = Duration::from_millis(20);
 
+/// How long a failing batch waits before it is tried again.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
 pub struct Projector {
     store: Arc<dyn ProjectionStore>,
     log: Arc<dyn EventLog>,
     metrics: Metrics,
+    health: Arc<ProjectionHealth>,
 }
 
 impl Projector {
     pub fn new(store: Arc<dyn ProjectionStore>, log: Arc<dyn EventLog>, metrics: Metrics) -> Self {
+        let health = ProjectionHealth::new(ReadinessBounds::default(), std::time::Instant::now());
         Projector {
             store,
             log,
             metrics,
+            health: Arc::new(health),
         }
+    }
+
+    /// Reports to `health` (which readiness judges) instead of a private one.
+    pub fn reporting_to(mut self, health: Arc<ProjectionHealth>) -> Self {
+        self.health = health;
+        self
     }
 
     /// Applies everything currently in the log; returns the number of events applied.
@@ -75,15 +89,16 @@ impl Projector {
             } else {
                 self.apply_known(&known).await
             };
+            known.clear();
             if let Err(e) = applied {
-                tracing::warn!(error = %e, "projector could not apply events; retrying");
+                self.report_failure(&e).await;
                 tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(RETRY_AFTER) => {}
                     _ = shutdown.changed() => {}
                 }
                 continue;
             }
-            known.clear();
+            self.advanced();
             if follow.is_none() && tokio::time::Instant::now() >= follow_again_at {
                 // Follow again from what is applied (the log came back, or the stream
                 // ended); until then the idle poll below catches up.
@@ -153,6 +168,79 @@ impl Projector {
             rest = &rest[skip..];
         }
         Ok(total)
+    }
+
+    /// The projections moved (or are confirmed where they are): no longer stuck.
+    fn advanced(&self) {
+        let offset = *self.store.applied().borrow();
+        if let Some(was) = self.health.advanced(offset, std::time::Instant::now()) {
+            tracing::info!(
+                position = was.position,
+                "projector applied the event it was stuck on"
+            );
+            self.stuck_gauge().set(0);
+        }
+    }
+
+    fn stuck_gauge(&self) -> prometheus_client::metrics::gauge::Gauge {
+        self.metrics
+            .projection_stuck_position
+            .get_or_create(&ProjectionLabel {
+                projection: store::PROJECTION,
+            })
+            .clone()
+    }
+
+    /// A batch failed. Applies the events before the one that fails, one at a time (so the
+    /// read side gets as far as it can), then reports that event: an error log line with
+    /// its position and kind, the metrics, and readiness (503 with the reason).
+    async fn report_failure(&self, batch_error: &ProjectionError) {
+        self.metrics
+            .projection_errors
+            .get_or_create(&ProjectionLabel {
+                projection: store::PROJECTION,
+            })
+            .inc();
+        let error = loop {
+            match self.store.apply_next(self.log.as_ref(), 1, &[]).await {
+                Ok(0) => {
+                    // Nothing left that fails (another instance applied it, or the
+                    // failure was passing).
+                    self.advanced();
+                    return;
+                }
+                Ok(_) => continue,
+                Err(e) => break e,
+            }
+        };
+        let position = *self.store.applied().borrow() + 1;
+        let kind = self.kind_at(position).await;
+        let stuck = Stuck {
+            position,
+            kind,
+            error: error.to_string(),
+        };
+        self.stuck_gauge()
+            .set(i64::try_from(position).unwrap_or(i64::MAX));
+        if self.health.report_stuck(stuck.clone()) {
+            tracing::error!(
+                position,
+                kind = stuck.kind.as_deref().unwrap_or("unknown"),
+                error = %stuck.error,
+                batch_error = %batch_error,
+                "projector cannot apply this event; the read side stops here until it can \
+                 (readiness answers 503)"
+            );
+        }
+    }
+
+    /// The kind of the event at `position`, as its signed body says.
+    async fn kind_at(&self, position: u64) -> Option<String> {
+        let events = self.log.read_from(position, 1).await.ok()?;
+        let event = events.into_iter().find(|e| e.position == position)?;
+        crate::ledger::envelope::open_envelope(&event.envelope)
+            .ok()
+            .map(|opened| opened.body.kind)
     }
 
     async fn record_lag(&self) {

@@ -161,6 +161,11 @@ pub enum Op {
         jwks_url: String,
         version: i64,
     },
+    SetToolResponseStorage {
+        id: String,
+        store_tool_responses: bool,
+        version: i64,
+    },
     CreateApiKey {
         workspace_id: String,
         id: String,
@@ -190,6 +195,9 @@ pub enum Op {
         status: Option<String>,
         /// Public settings JSON (no secret), when the event changes them.
         settings: Option<String>,
+        /// The new client secret's fingerprint, when only the secret changes (a rotation):
+        /// set into the stored settings.
+        client_secret_fingerprint: Option<String>,
         changed: String,
         at: String,
         actor_id: String,
@@ -217,11 +225,37 @@ impl Op {
                 Some(Family::WorkspaceTools)
             }
             Op::DefineGateway { .. } | Op::DeleteGateway { .. } => Some(Family::Gateways),
-            Op::CreateWorkspace { .. } | Op::ConfigureIdentityProvider { .. } => {
-                Some(Family::Workspaces)
-            }
+            Op::CreateWorkspace { .. }
+            | Op::ConfigureIdentityProvider { .. }
+            | Op::SetToolResponseStorage { .. } => Some(Family::Workspaces),
             Op::CreateApiKey { .. } | Op::RevokeApiKey { .. } => Some(Family::ApiKeys),
             Op::ConnectionChange { .. } => Some(Family::Connections),
+        }
+    }
+}
+
+impl Op {
+    /// The aggregate type whose projection row this op moves to `version`, if any. A row
+    /// that holds a version must be moved by every event of its aggregate: an update is
+    /// guarded by `version - 1`, so one skipped event would stop the projector for good.
+    pub fn advances_row(&self) -> Option<(&'static str, i64)> {
+        match self {
+            Op::CreateWorkspace { version, .. }
+            | Op::ConfigureIdentityProvider { version, .. }
+            | Op::SetToolResponseStorage { version, .. } => Some(("workspace", *version)),
+            Op::CreateApiKey { version, .. } | Op::RevokeApiKey { version, .. } => {
+                Some(("api_key", *version))
+            }
+            Op::AuthConfigVersion { version, .. } => Some(("auth_config", *version)),
+            Op::ConnectionChange { version, .. } => Some(("connection", *version)),
+            Op::DefineGateway { version, .. } | Op::DeleteGateway { version, .. } => {
+                Some(("gateway", *version))
+            }
+            Op::DefineWorkspaceTool { version, .. } => Some(("workspace_tool", *version)),
+            Op::RemoveWorkspaceTool { .. }
+            | Op::Audit(_)
+            | Op::RequestApproval { .. }
+            | Op::ApprovalStatus { .. } => None,
         }
     }
 }
@@ -378,6 +412,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
                 status: Some("enabled"),
                 settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
                 changed: vec!["created".into()],
+                ..Default::default()
             },
         )),
         Event::AuthConfigUpdated(e) => ops.push(auth_config_op(
@@ -391,11 +426,12 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
                 ..Default::default()
             },
         )),
-        Event::ClientSecretRotated(_) => ops.push(auth_config_op(
+        Event::ClientSecretRotated(e) => ops.push(auth_config_op(
             body,
             at,
             version,
             AuthConfigChange {
+                client_secret_fingerprint: Some(e.client_secret.fingerprint.clone()),
                 changed: vec!["client_secret".into()],
                 ..Default::default()
             },
@@ -439,8 +475,12 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::TokenRevoked(_)
         | Event::ToolRequested(_)
         | Event::ToolCompleted(_)
-        | Event::CredentialReleased(_)
-        | Event::ToolResponseStorageSet(_) => {}
+        | Event::CredentialReleased(_) => {}
+        Event::ToolResponseStorageSet(e) => ops.push(Op::SetToolResponseStorage {
+            id: body.aggregate_id.clone(),
+            store_tool_responses: e.store_tool_responses,
+            version,
+        }),
         Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
             workspace_id: body.workspace_id.clone(),
             name: e.definition.name.clone(),
@@ -615,6 +655,7 @@ struct AuthConfigChange {
     auth_type: Option<String>,
     status: Option<&'static str>,
     settings: Option<String>,
+    client_secret_fingerprint: Option<String>,
     changed: Vec<String>,
 }
 
@@ -629,6 +670,7 @@ fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChang
         auth_type: c.auth_type,
         status: c.status.map(str::to_string),
         settings: c.settings,
+        client_secret_fingerprint: c.client_secret_fingerprint,
         changed: serde_json::to_string(&c.changed).unwrap_or_default(),
         at,
         actor_id: body.actor.id.clone(),
@@ -704,6 +746,44 @@ mod tests {
                 .filter(|op| matches!(op, Op::ConnectionChange { .. }))
                 .count();
             assert_eq!(changes, usize::from(is_connection), "{}", e.kind());
+        }
+    }
+
+    /// The aggregate type each kind is written under, where its projection row holds the
+    /// aggregate's version (workspace tools are removed by deleting the row).
+    fn versioned_row(kind: &str) -> Option<&'static str> {
+        let prefix = kind.split('.').next().unwrap_or_default();
+        match prefix {
+            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" => [
+                "workspace",
+                "api_key",
+                "auth_config",
+                "connection",
+                "gateway",
+            ]
+            .into_iter()
+            .find(|t| *t == prefix),
+            _ if kind == "tool.defined" => Some("workspace_tool"),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn every_event_of_a_versioned_row_advances_its_version() {
+        for e in Event::examples() {
+            let mut b = body(4, e.kind());
+            let expected = versioned_row(e.kind());
+            if let Some(t) = expected {
+                b.aggregate_type = t.into();
+            }
+            let moved: Vec<_> = plan(1, &b, &e, "sha256:00")
+                .iter()
+                .filter_map(Op::advances_row)
+                .collect();
+            match expected {
+                Some(t) => assert_eq!(moved, vec![(t, 4)], "{}", e.kind()),
+                None => assert!(moved.is_empty(), "{}: {moved:?}", e.kind()),
+            }
         }
     }
 

@@ -488,6 +488,18 @@ pub struct WorkspaceRow {
 const API_KEY_COLUMNS: &str =
     "workspace_id, id, name, role, key_prefix, created_at, expires_at, revoked_at";
 
+/// Stored public settings with the client secret's fingerprint replaced (a rotation).
+fn with_client_secret_fingerprint(settings: &str, fingerprint: String) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.insert(
+            "client_secret".into(),
+            serde_json::json!({ "fingerprint": fingerprint }),
+        );
+    }
+    v.to_string()
+}
+
 /// Decodes the events of a batch into operations, outside any transaction.
 fn plan_batch(
     events: &[crate::ledger::RecordedEvent],
@@ -890,9 +902,37 @@ macro_rules! sql_projection_store {
                             return Err(sqlx::Error::Protocol("workspace change out of order".into()));
                         }
                     }
+                    Op::SetToolResponseStorage { id, store_tool_responses, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET store_tool_responses = $1, version = $2
+                             WHERE id = $3 AND version = $2 - 1",
+                        )
+                        .bind(store_tool_responses)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if done.rows_affected() != 1 {
+                            return Err(sqlx::Error::Protocol("workspace change out of order".into()));
+                        }
+                    }
                     Op::AuthConfigVersion {
-                        workspace_id, id, version, kind, name, provider, auth_type, status, settings, changed, at, actor_id,
+                        workspace_id, id, version, kind, name, provider, auth_type, status, settings,
+                        client_secret_fingerprint, changed, at, actor_id,
                     } => {
+                        let settings = match (settings, client_secret_fingerprint) {
+                            (None, Some(fingerprint)) => {
+                                let current: Option<String> = sqlx::query_scalar(
+                                    "SELECT settings FROM auth_configs WHERE workspace_id = $1 AND id = $2",
+                                )
+                                .bind(&workspace_id)
+                                .bind(&id)
+                                .fetch_optional(&mut **tx)
+                                .await?;
+                                current.map(|s| with_client_secret_fingerprint(&s, fingerprint))
+                            }
+                            (settings, _) => settings,
+                        };
                         if version == 1 {
                             sqlx::query(
                                 "INSERT INTO auth_configs (workspace_id, id, name, provider, auth_type, status, version,

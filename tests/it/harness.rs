@@ -223,6 +223,14 @@ where
     }
 }
 
+fn append(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .expect("log file")
+}
+
 /// A `serve` process; killed on drop.
 pub struct Service {
     pub child: Child,
@@ -233,7 +241,17 @@ pub struct Service {
 impl Service {
     /// Starts `authledger <storage args> serve --listen 127.0.0.1:<free>` and waits for /healthz.
     pub async fn start(storage: &[String], envs: &[(&str, &str)], log_dir: &Path) -> Service {
-        let port = free_port();
+        Service::start_on(free_port(), storage, envs, log_dir).await
+    }
+
+    /// `start` on a given port (a restart keeps its address: OAuth clients registered its
+    /// callback URL).
+    pub async fn start_on(
+        port: u16,
+        storage: &[String],
+        envs: &[(&str, &str)],
+        log_dir: &Path,
+    ) -> Service {
         let stdout_path = log_dir.join(format!("serve-{port}.out"));
         let stderr_path = log_dir.join(format!("serve-{port}.err"));
         let mut cmd = Command::new(bin());
@@ -247,8 +265,9 @@ impl Service {
             .env("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "100000")
             .env("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "100000")
             .env("RUST_LOG", "info")
-            .stdout(std::fs::File::create(&stdout_path).expect("stdout file"))
-            .stderr(std::fs::File::create(&stderr_path).expect("stderr file"));
+            // Appended: a restart on the same port keeps what the earlier run wrote.
+            .stdout(append(&stdout_path))
+            .stderr(append(&stderr_path));
         for (k, v) in envs {
             cmd.env(k, v);
         }

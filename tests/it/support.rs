@@ -342,17 +342,23 @@ pub trait Api {
 /// Bootstraps workspace `name` with the CLI on `storage` (while the service runs): its
 /// admin key. The caller waits until the service shows it.
 pub async fn bootstrap_workspace(storage: &[String], name: &str) -> String {
-    let a = [storage.to_vec(), args(&["bootstrap", "--workspace", name])].concat();
+    let out = cli(storage, &["bootstrap", "--workspace", name]).await;
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+    printed["admin_api_key"].as_str().expect("key").to_string()
+}
+
+/// Runs the CLI on `storage` off the async runtime; fails the test unless it succeeds.
+pub async fn cli(storage: &[String], command: &[&str]) -> std::process::Output {
+    let a = [storage.to_vec(), args(command)].concat();
     let out = tokio::task::spawn_blocking(move || run_cli(&a))
         .await
         .expect("join");
     assert!(
         out.status.success(),
-        "{}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-    printed["admin_api_key"].as_str().expect("key").to_string()
+    out
 }
 
 /// Every event in the embedded log under `dir`, as signed: (position, body).
@@ -432,4 +438,120 @@ pub async fn complete_connect(provider: &OAuthProvider, connect_url: &str) {
             .any(|(k, v)| k == "status" && v == "active"),
         "{location}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A deployment on either storage stack
+// ---------------------------------------------------------------------------------------------
+
+/// Where a deployment keeps its log and projections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// The embedded default: SQLite log and projections in the data dir.
+    Embedded,
+    /// A test-owned JetStream server and a fresh PostgreSQL database.
+    JetStreamPg,
+}
+
+/// One `serve` instance on `Stack` with its workspace's admin key. Fields drop in order:
+/// the service stops before its NATS server and directory go.
+pub struct Deployment {
+    pub svc: Service,
+    pub admin: String,
+    pub workspace: String,
+    /// Storage arguments for CLI commands and restarts on the same log and projections.
+    pub storage: Vec<String>,
+    /// The projections' PostgreSQL database (JetStream stack only).
+    pub database_url: Option<String>,
+    pub _nats: Option<crate::harness::NatsServer>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    pub async fn start(stack: Stack, envs: &[(&str, &str)]) -> Deployment {
+        match stack {
+            Stack::Embedded => {
+                let e = Embedded::start(envs).await;
+                Deployment {
+                    svc: e.svc,
+                    admin: e.admin,
+                    workspace: e.workspace,
+                    storage: e.storage,
+                    database_url: None,
+                    _nats: None,
+                    dir: e.dir,
+                }
+            }
+            Stack::JetStreamPg => {
+                let dir = tempfile::tempdir().expect("dir");
+                let nats = crate::harness::NatsServer::start();
+                let pg = crate::harness::fresh_pg_database().await;
+                let storage = args(&[
+                    "--data-dir",
+                    &data_dir(dir.path()).display().to_string(),
+                    "--nats-url",
+                    &nats.url(),
+                    "--database-url",
+                    &pg,
+                ]);
+                for step in [&["keys", "init"][..], &["bootstrap", "--workspace", "acme"]] {
+                    let out = run_cli(&[storage.clone(), args(step)].concat());
+                    assert!(
+                        out.status.success(),
+                        "{step:?}: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    if step[0] == "bootstrap" {
+                        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
+                        let svc = Service::start(&storage, envs, dir.path()).await;
+                        return Deployment {
+                            svc,
+                            admin: printed["admin_api_key"].as_str().expect("key").into(),
+                            workspace: printed["workspace_id"].as_str().expect("ws").into(),
+                            storage,
+                            database_url: Some(pg),
+                            _nats: Some(nats),
+                            dir,
+                        };
+                    }
+                }
+                unreachable!("bootstrap is the last step")
+            }
+        }
+    }
+
+    /// `serve` again on the same storage and address (the old process is killed first).
+    pub async fn restart(&mut self, envs: &[(&str, &str)]) {
+        let _ = self.svc.child.kill();
+        let _ = self.svc.child.wait();
+        let port = self
+            .svc
+            .addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.svc = Service::start_on(port, &self.storage, envs, self.dir.path()).await;
+    }
+
+    /// The embedded projections file (embedded stack).
+    pub fn projections_db(&self) -> std::path::PathBuf {
+        data_dir(self.dir.path()).join("projections.db")
+    }
+
+    /// Runs `sql` on the projections, behind the service's back (to damage or hold them).
+    pub async fn projections_sql(&self, sql: &str) {
+        match &self.database_url {
+            Some(url) => {
+                let pool = sqlx::PgPool::connect(url).await.expect("connect");
+                sqlx::raw_sql(sql).execute(&pool).await.expect("sql");
+                pool.close().await;
+            }
+            None => {
+                let c = rusqlite::Connection::open(self.projections_db()).expect("open");
+                c.busy_timeout(Duration::from_secs(10)).expect("timeout");
+                c.execute_batch(sql).expect("sql");
+            }
+        }
+    }
 }

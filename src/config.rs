@@ -5,8 +5,27 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
+use std::str::FromStr;
 
 use crate::ledger::jetstream_log::JetStreamOptions;
+
+/// Largest request body accepted by every face (413 beyond).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid cron schedule {schedule:?}: {reason}")]
+pub struct ScheduleError {
+    schedule: String,
+    reason: String,
+}
+
+/// A cron schedule (six fields: seconds first), as the scheduled jobs take it.
+pub fn parse_schedule(s: &str) -> Result<cron::Schedule, ScheduleError> {
+    cron::Schedule::from_str(s).map_err(|e| ScheduleError {
+        schedule: s.to_string(),
+        reason: e.to_string(),
+    })
+}
 
 #[derive(Debug, Clone, Args)]
 pub struct StorageArgs {

@@ -16,6 +16,7 @@ use authledger::app::{self, Access, AppState};
 use authledger::config::StorageArgs;
 use authledger::domain::Event;
 use authledger::ledger::{Actor, AggregateKey, KeyDir};
+use authledger::ops;
 
 #[derive(Parser)]
 #[command(
@@ -263,7 +264,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bootstrap { workspace } => {
             let state = AppState::open(&storage).await?;
-            let out = app::bootstrap(&state.ledger, &workspace).await?;
+            let out = ops::bootstrap(&state.ledger, &workspace).await?;
             print_json(&serde_json::json!({
                 "workspace_id": out.workspace_id,
                 "api_key_id": out.api_key_id,
@@ -272,7 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { json, trusted_keys } => {
-            let report = app::verify(&storage, &trusted_keys).await?;
+            let report = ops::verify(&storage, &trusted_keys).await?;
             if json {
                 print_json(&report)?;
             } else {
@@ -339,8 +340,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             export(&storage, &workspace, &q).await
         }
         Command::Replay { projection, until } => {
-            let until = until.as_deref().map(app::ReplayUntil::parse).transpose()?;
-            let report = app::replay(&storage, &projection, until, true).await?;
+            let until = until.as_deref().map(ops::ReplayUntil::parse).transpose()?;
+            let report = ops::replay(&storage, &projection, until, true).await?;
             if report.position < report.head {
                 eprintln!(
                     "projections are as of position {} (log head {}); serve catches up from there",
@@ -356,7 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys(&storage, k).await,
         Command::DumpLog => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = app::dump_log(&storage, &mut out).await?;
+            let n = ops::dump_log(&storage, &mut out).await?;
             out.flush()?;
             eprintln!("dumped {n} events");
             Ok(ExitCode::SUCCESS)
@@ -409,9 +410,6 @@ async fn serve(
     let settings = state
         .configure()
         .context("the service state is shared before it is configured")?;
-    settings.checkpoint_schedule = checkpoint_schedule;
-    settings.rate_limiter = Arc::new(limiter);
-    settings.denial_limiter = Arc::new(denials);
     settings.allow_loopback_urls = allow_loopback_urls;
     settings.projection_health = Arc::new(authledger::projector::ProjectionHealth::new(
         authledger::projector::ReadinessBounds {
@@ -431,12 +429,12 @@ async fn serve(
         refresh_schedule,
     };
     settings.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
-    settings.gateway = authledger::commands::agents::gateway::GatewaySettings {
+    settings.gateway.settings = authledger::gateway::GatewaySettings {
         upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
         idempotent_retries: connections.upstream_retries,
     };
     if storage.embedded_log() && state.log.head().await? == 0 {
-        let out = app::bootstrap(&state.ledger, "default").await?;
+        let out = ops::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({
             "workspace_id": out.workspace_id,
             "api_key_id": out.api_key_id,
@@ -448,7 +446,14 @@ async fn serve(
         );
     }
     eprintln!("authledger listening on http://{addr}");
-    app::serve(state, listener, shutdown_signal()).await?;
+    let server = authledger::server::ServerSettings {
+        limits: Arc::new(authledger::api::ratelimit::Limits {
+            requests: limiter,
+            denials,
+        }),
+        checkpoint_schedule,
+    };
+    authledger::server::serve(state, server, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -526,12 +531,12 @@ async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCod
             );
         }
         KeysCommand::RotateMaster => {
-            let (id, n) = app::rotate_master_key(storage).await?;
+            let (id, n) = ops::rotate_master_key(storage).await?;
             println!("re-wrapped {n} data keys under master key {id}");
         }
         KeysCommand::Rotate => {
             let state = AppState::open(storage).await?;
-            let rotated = app::rotate_signing_key(storage, &state.ledger).await?;
+            let rotated = ops::rotate_signing_key(storage, &state.ledger).await?;
             println!(
                 "rotated signing key {} -> {}",
                 rotated.previous_key_id, rotated.new_key_id

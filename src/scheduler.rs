@@ -2,7 +2,6 @@
 //! within the refresh buffer. Every instance may run it: refresh is single-flight through the
 //! log, so two schedulers never refresh one connection twice.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,25 +12,11 @@ use crate::commands::connections::{refresh, RefreshOutcome};
 use crate::domain::connection::RefreshTrigger;
 use crate::ledger::Actor;
 
-/// Default: every 30 seconds (six fields: seconds first).
-pub const DEFAULT_REFRESH_SCHEDULE: &str = "0/30 * * * * *";
+pub use crate::commands::connections::DEFAULT_REFRESH_SCHEDULE;
+pub use crate::config::{parse_schedule, ScheduleError};
 /// Connections refreshed per tick, and at once.
 const BATCH: i64 = 500;
 const CONCURRENCY: usize = 8;
-
-#[derive(Debug, thiserror::Error)]
-#[error("invalid cron schedule {schedule:?}: {reason}")]
-pub struct ScheduleError {
-    schedule: String,
-    reason: String,
-}
-
-pub fn parse_schedule(s: &str) -> Result<cron::Schedule, ScheduleError> {
-    cron::Schedule::from_str(s).map_err(|e| ScheduleError {
-        schedule: s.to_string(),
-        reason: e.to_string(),
-    })
-}
 
 /// Runs until `stop` turns true.
 pub async fn run_refresh_scheduler(

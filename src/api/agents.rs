@@ -12,27 +12,19 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::ApiJson;
 use super::problem::Problem;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::agents::approvals::{self, Approver};
-use crate::commands::agents::gateway::{self, Authority, ExecuteInput};
-use crate::commands::agents::gateways;
+use crate::commands::agents::gateway_configs as gateways;
 use crate::commands::agents::tokens::{self, IssueTokenInput};
-use crate::commands::agents::AgentError;
-use crate::commands::{record_denial, Caller, EndUser};
-use crate::domain::approval::{Approval, ApprovalRefusal};
-use crate::domain::token::{ScopedToken, TokenRefusal};
-use crate::domain::AccessDenied;
+use crate::commands::agents::{refused, AgentError, At};
+use crate::commands::{Caller, EndUser};
+use crate::domain::approval::Approval;
+use crate::domain::token::ScopedToken;
+use crate::gateway::{self, Authority, ExecuteInput};
 use crate::projector::plan::rfc3339;
 
-/// The route a refusal is recorded under.
-pub(crate) struct At<'a> {
-    pub(crate) method: &'static str,
-    pub(crate) route: &'static str,
-    pub(crate) target: Option<&'a str>,
-}
-
-/// Maps an agent refusal to its problem; refusals that reach beyond the caller's grant are
-/// recorded as `access.denied` first.
+/// Answers an agent refusal (recorded as `access.denied` when it reaches beyond the grant).
 pub(crate) async fn refuse(
     state: &AppState,
     actor: crate::ledger::Actor,
@@ -40,135 +32,7 @@ pub(crate) async fn refuse(
     at: At<'_>,
     e: AgentError,
 ) -> Response {
-    if let Some(reason) = e.denial_reason() {
-        let status = problem_of(&e).status;
-        let denial = AccessDenied {
-            method: at.method.to_string(),
-            route: at.route.to_string(),
-            status,
-            reason,
-            target_id: at.target.map(|t| super::auth::sanitize(t, 128)),
-        };
-        record_denial(state, Some(ws), actor, denial).await;
-    }
-    match e {
-        AgentError::Command(c) => ApiError::Command(c).into_response(),
-        other => problem_of(&other).into_response(),
-    }
-}
-
-fn problem_of(e: &AgentError) -> Problem {
-    use StatusCode as S;
-    let p =
-        |status: S, kind: &str, title: &str| Problem::new(status, kind, title, Some(e.to_string()));
-    match e {
-        AgentError::NotFound { what, .. } => {
-            Problem::new(S::NOT_FOUND, "not-found", &format!("No such {what}"), None)
-        }
-        AgentError::ConnectionRequired {
-            auth_config_id,
-            user_id,
-            connect_url,
-        } => p(
-            S::CONFLICT,
-            "connection-required",
-            "The user must connect first",
-        )
-        .with("auth_config_id", json!(auth_config_id))
-        .with("user_id", json!(user_id))
-        .with("connect_url", json!(connect_url)),
-        AgentError::ConnectionInactive(_) => p(
-            S::CONFLICT,
-            "connection-inactive",
-            "The connection is not active",
-        ),
-        AgentError::AuthConfigDisabled => p(
-            S::CONFLICT,
-            "auth-config-disabled",
-            "The auth config is disabled",
-        ),
-        AgentError::ScopeEscalation(missing) => p(
-            S::FORBIDDEN,
-            "scope-escalation",
-            "Scopes beyond what was granted",
-        )
-        .with("missing_scopes", json!(missing)),
-        AgentError::OtherUser => p(S::FORBIDDEN, "other-user", "Another user's connection"),
-        AgentError::TokenReleaseDisabled => p(
-            S::FORBIDDEN,
-            "token-release-disabled",
-            "This auth config does not release access tokens",
-        ),
-        AgentError::OutsideGateway => p(
-            S::FORBIDDEN,
-            "outside-gateway",
-            "Not among the tools this key's gateways allow",
-        ),
-        AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => p(
-            S::FORBIDDEN,
-            "token-mismatch",
-            "The token was not issued for this",
-        ),
-        AgentError::Token(TokenRefusal::Expired) => {
-            p(S::UNAUTHORIZED, "token-expired", "The token has expired")
-        }
-        AgentError::Token(TokenRefusal::Revoked) => p(
-            S::UNAUTHORIZED,
-            "token-revoked",
-            "The token has been revoked",
-        ),
-        AgentError::Token(TokenRefusal::UsedUp) => {
-            p(S::FORBIDDEN, "token-used-up", "The token has no uses left")
-        }
-        AgentError::Approval(r) => {
-            let (status, kind) = match r {
-                ApprovalRefusal::Pending => (S::FORBIDDEN, "approval-pending"),
-                ApprovalRefusal::Denied => (S::FORBIDDEN, "approval-denied"),
-                ApprovalRefusal::Consumed => (S::CONFLICT, "approval-consumed"),
-                ApprovalRefusal::Expired => (S::FORBIDDEN, "approval-expired"),
-                ApprovalRefusal::AlreadyDecided => (S::CONFLICT, "approval-decided"),
-                ApprovalRefusal::OtherCall => (S::FORBIDDEN, "approval-mismatch"),
-            };
-            p(status, kind, "The approval does not allow this call")
-        }
-        AgentError::ApprovalRequired {
-            approval_id,
-            expires_at,
-        } => p(
-            S::FORBIDDEN,
-            "approval-required",
-            "The user (or an admin) must approve this call",
-        )
-        .with("approval_id", json!(approval_id))
-        .with("approval_expires_at", json!(rfc3339(*expires_at))),
-        AgentError::InvalidArguments(problems) => Problem::new(
-            S::UNPROCESSABLE_ENTITY,
-            "invalid-arguments",
-            "The arguments do not match the tool's schema",
-            None,
-        )
-        .with("errors", json!(problems)),
-        AgentError::CredentialUnavailable(_) => p(
-            S::BAD_GATEWAY,
-            "credential-unavailable",
-            "The connection's credential could not be refreshed",
-        ),
-        AgentError::UpstreamTimeout { tool_call_id } => p(
-            S::GATEWAY_TIMEOUT,
-            "upstream-timeout",
-            "The upstream did not answer in time",
-        )
-        .with("tool_call_id", json!(tool_call_id)),
-        AgentError::UpstreamUnreachable { tool_call_id, .. } => p(
-            S::BAD_GATEWAY,
-            "upstream-unreachable",
-            "The upstream cannot be reached",
-        )
-        .with("tool_call_id", json!(tool_call_id)),
-        AgentError::Command(_) => {
-            Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error", None)
-        }
-    }
+    refused(state, actor, ws, at, &e).await.into_response()
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
@@ -210,15 +74,12 @@ fn token_view(id: &str, t: &ScopedToken, now: time::OffsetDateTime) -> Value {
 
 pub async fn issue_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<IssueTokenInput>,
 ) -> Response {
     let target = input.connection_id.clone();
-    let at = At {
-        method: "POST",
-        route: "/v1/tokens",
-        target: target.as_deref(),
-    };
+    let at = route.at(target.as_deref());
     match tokens::issue(&state, &caller, input).await {
         Ok(t) => {
             let mut body = token_view(
@@ -246,14 +107,11 @@ pub async fn issue_token(
 
 pub async fn get_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "GET",
-        route: "/v1/tokens/{id}",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match tokens::get(&state, &caller, &id).await {
         Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -285,6 +143,7 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(
 
 pub async fn revoke_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -293,11 +152,7 @@ pub async fn revoke_token(
         Ok(b) => b,
         Err(p) => return p.into_response(),
     };
-    let at = At {
-        method: "POST",
-        route: "/v1/tokens/{id}/revoke",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match tokens::revoke(&state, &caller, &id, input.reason).await {
         Ok(t) => Json(token_view(&id, &t, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -329,20 +184,17 @@ pub async fn list_tools(
             Ok(Json(json!({ "items": items })).into_response())
         }
         Err(AgentError::Command(c)) => Err(ApiError::Command(c)),
-        Err(other) => Ok(problem_of(&other).into_response()),
+        Err(other) => Ok(Problem::from(&other).into_response()),
     }
 }
 
 pub async fn define_tool(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
-    ApiJson(definition): ApiJson<crate::tools::ToolDefinition>,
+    ApiJson(definition): ApiJson<crate::gateway::tools::ToolDefinition>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/tools",
-        target: None,
-    };
+    let at = route.at(None);
     match gateway::define_tool(&state, &caller, definition).await {
         Ok((def, version)) => {
             let mut v = serde_json::to_value(&def).unwrap_or(Value::Null);
@@ -358,14 +210,11 @@ pub async fn define_tool(
 
 pub async fn remove_tool(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "DELETE",
-        route: "/v1/tools/{name}",
-        target: None,
-    };
+    let at = route.at(None);
     match gateway::remove_tool(&state, &caller, &name).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -374,17 +223,14 @@ pub async fn remove_tool(
 
 pub async fn execute(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     authority: Option<Extension<Authority>>,
     ApiJson(input): ApiJson<ExecuteInput>,
 ) -> Response {
     let authority = authority_of(authority);
     let target = input.connection_id.clone();
-    let at = At {
-        method: "POST",
-        route: "/v1/tools/execute",
-        target: target.as_deref(),
-    };
+    let at = route.at(target.as_deref());
     match gateway::execute(&state, &caller, &authority, input).await {
         Ok(done) => {
             let text = String::from_utf8_lossy(&done.body);
@@ -428,6 +274,7 @@ fn approval_view(id: &str, a: &Approval, now: time::OffsetDateTime) -> Value {
 
 pub async fn get_approval(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
@@ -435,11 +282,7 @@ pub async fn get_approval(
         workspace_id: caller.workspace_id.clone(),
         actor: caller.actor(),
     };
-    let at = At {
-        method: "GET",
-        route: "/v1/approvals/{id}",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match approvals::visible(&state, &approver, &id).await {
         Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
         Err(e) => refuse(&state, caller.actor(), &caller.workspace_id, at, e).await,
@@ -448,6 +291,7 @@ pub async fn get_approval(
 
 async fn decide(
     state: AppState,
+    route: Route,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     id: String,
@@ -492,15 +336,7 @@ async fn decide(
             },
         ),
     };
-    let at = At {
-        method: "POST",
-        route: if approve {
-            "/v1/approvals/{id}/approve"
-        } else {
-            "/v1/approvals/{id}/deny"
-        },
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match approvals::decide(&state, &approver, &id, approve, input.note).await {
         Ok(a) => Json(approval_view(&id, &a, state.clock.now())).into_response(),
         // Another user's approval answers exactly like an unknown one (and is audited).
@@ -515,22 +351,24 @@ async fn decide(
 
 pub async fn approve(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, caller, user, id, body, true).await
+    decide(state, route, caller, user, id, body, true).await
 }
 
 pub async fn deny(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     caller: Option<Extension<Caller>>,
     user: Option<Extension<EndUser>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    decide(state, caller, user, id, body, false).await
+    decide(state, route, caller, user, id, body, false).await
 }
 
 fn gateway_view(row: &crate::projector::store::GatewayRow) -> Value {
@@ -561,14 +399,11 @@ async fn gateway_answer(
 
 pub async fn create_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(input): ApiJson<gateways::GatewayInput>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/gateways",
-        target: None,
-    };
+    let at = route.at(None);
     match gateways::define(&state, &caller, None, input).await {
         Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::CREATED)
             .await
@@ -608,10 +443,11 @@ async fn visible_gateway(
 
 pub async fn get_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Err(r) = visible_gateway(&state, &caller, ("GET", "/v1/gateways/{id}"), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
     gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await
@@ -619,19 +455,15 @@ pub async fn get_gateway(
 
 pub async fn replace_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<gateways::GatewayInput>,
 ) -> Result<Response, ApiError> {
-    const ROUTE: &str = "/v1/gateways/{id}";
-    if let Err(r) = visible_gateway(&state, &caller, ("PUT", ROUTE), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
-    let at = At {
-        method: "PUT",
-        route: ROUTE,
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match gateways::define(&state, &caller, Some(&id), input).await {
         Ok(id) => gateway_answer(&state, &caller.workspace_id, &id, StatusCode::OK).await,
         Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
@@ -640,18 +472,14 @@ pub async fn replace_gateway(
 
 pub async fn delete_gateway(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    const ROUTE: &str = "/v1/gateways/{id}";
-    if let Err(r) = visible_gateway(&state, &caller, ("DELETE", ROUTE), &id).await? {
+    if let Err(r) = visible_gateway(&state, &caller, route.pair(), &id).await? {
         return Ok(r);
     }
-    let at = At {
-        method: "DELETE",
-        route: ROUTE,
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match gateways::delete(&state, &caller, &id).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
         Err(e) => Ok(refuse(&state, caller.actor(), &caller.workspace_id, at, e).await),
@@ -662,14 +490,11 @@ pub async fn delete_gateway(
 /// cover (opt-in per auth config; `credential.released` is recorded first).
 pub async fn release_access_token(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let at = At {
-        method: "POST",
-        route: "/v1/connections/{id}/access-token",
-        target: Some(&id),
-    };
+    let at = route.at(Some(&id));
     match crate::commands::agents::release::release(&state, &caller, &id).await {
         Ok(r) => {
             let mut resp = Json(json!({

@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::error::ApiError;
 use super::extract::ApiJson;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::{self, Caller};
 use crate::domain::Role;
@@ -58,17 +59,19 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     match state.projections.api_key(&caller.workspace_id, &id).await? {
         Some(row) => Ok(Json(view(&row)).into_response()),
-        None => not_found(&state, &caller, "GET", &id).await,
+        None => not_found(&state, &caller, route, &id).await,
     }
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -78,7 +81,7 @@ pub async fn revoke(
         .await?
         .is_none()
     {
-        return not_found(&state, &caller, "DELETE", &id).await;
+        return not_found(&state, &caller, route, &id).await;
     }
     commands::revoke_api_key(&state, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -87,22 +90,14 @@ pub async fn revoke(
 async fn not_found(
     state: &AppState,
     caller: &Caller,
-    method: &str,
+    route: Route,
     id: &str,
 ) -> Result<Response, ApiError> {
     let elsewhere = state
         .projections
         .api_key_elsewhere(&caller.workspace_id, id)
         .await?;
-    super::not_found_audited(
-        state,
-        caller,
-        (method, "/v1/api-keys/{id}"),
-        id,
-        elsewhere,
-        "api key",
-    )
-    .await
+    super::not_found_audited(state, caller, route.pair(), id, elsewhere, "api key").await
 }
 
 pub async fn workspace(

@@ -15,12 +15,11 @@ use time::OffsetDateTime;
 
 use super::error::ApiError;
 use super::extract::ApiQuery;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::{audit, Caller};
 use crate::projector::store::{AuditEventRow, AuditFilter};
 
-const EVENTS: &str = "/v1/audit/events";
-const ONE: &str = "/v1/audit/events/{id}";
 const MAX_LIMIT: i64 = 1000;
 const DEFAULT_LIMIT: i64 = 100;
 
@@ -174,11 +173,12 @@ pub fn view(row: &AuditEventRow) -> Value {
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let filter = filter_of(&q)?;
-    audit::record_query(&state, &caller, EVENTS, q.as_filters()).await?;
+    audit::record_query(&state, &caller, route.0.path, q.as_filters()).await?;
     let want = usize::try_from(filter.limit - 1).unwrap_or(0);
     let mut rows = state
         .projections
@@ -201,13 +201,14 @@ pub async fn list(
 /// One event exactly as signed, with its signature checked.
 pub async fn get(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let filters = [("event_id".to_string(), id.chars().take(128).collect())]
         .into_iter()
         .collect();
-    audit::record_query(&state, &caller, ONE, filters).await?;
+    audit::record_query(&state, &caller, route.0.path, filters).await?;
     let Some(row) = state
         .projections
         .audit_event(&caller.workspace_id, &id)
@@ -217,7 +218,7 @@ pub async fn get(
             .projections
             .audit_event_elsewhere(&caller.workspace_id, &id)
             .await?;
-        return super::not_found_audited(&state, &caller, ("GET", ONE), &id, elsewhere, "event")
+        return super::not_found_audited(&state, &caller, route.pair(), &id, elsewhere, "event")
             .await;
     };
     let mut signed = audit::signed_event(&state, &row).await?;
@@ -303,15 +304,13 @@ fn checkpoint_view(c: &crate::audit::checkpoints::StoredCheckpoint) -> Value {
     })
 }
 
-const CHECKPOINTS: &str = "/v1/audit/checkpoints";
-const CONSISTENCY: &str = "/v1/audit/checkpoints/{id}/consistency";
-
 /// Every signed checkpoint, oldest first, with the positions not yet covered.
 pub async fn checkpoints(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    audit::record_query(&state, &caller, CHECKPOINTS, BTreeMap::new()).await?;
+    audit::record_query(&state, &caller, route.0.path, BTreeMap::new()).await?;
     let all = crate::audit::checkpoints::checkpoints(&state).await?;
     let head =
         state.log.head().await.map_err(|e| {
@@ -336,6 +335,7 @@ pub struct ConsistencyQuery {
 /// RFC 6962 consistency proof: checkpoint `from`'s tree is a prefix of checkpoint `{id}`'s.
 pub async fn consistency(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
@@ -349,7 +349,7 @@ pub async fn consistency(
     ]
     .into_iter()
     .collect();
-    audit::record_query(&state, &caller, CONSISTENCY, filters).await?;
+    audit::record_query(&state, &caller, route.0.path, filters).await?;
     let (old, new, proof) = crate::audit::checkpoints::consistency(&state, q.from, n).await?;
     Ok(Json(json!({
         "from": checkpoint_view(&old),
@@ -422,12 +422,12 @@ pub fn export_request(
 /// Streams the export (memory flat whatever its size).
 pub async fn export(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    const EXPORT: &str = "/v1/audit/export";
     let (format, filter, given) = export_request(&q)?;
-    audit::record_query(&state, &caller, EXPORT, given.clone()).await?;
+    audit::record_query(&state, &caller, route.0.path, given.clone()).await?;
     let rx = crate::audit::export::start(
         state.clone(),
         caller.workspace_id.clone(),
@@ -467,10 +467,10 @@ pub struct AccessQuery {
 /// Who could act as this person (their live connections and scopes), and who did.
 pub async fn access(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<AccessQuery>,
 ) -> Result<Response, ApiError> {
-    const ACCESS: &str = "/v1/audit/access";
     let at = super::extract::AsOfQuery {
         as_of: q.as_of.clone(),
         min_position: None,
@@ -482,7 +482,7 @@ pub async fn access(
     if let Some(a) = &q.as_of {
         filters.insert("as_of".into(), a.chars().take(64).collect());
     }
-    audit::record_query(&state, &caller, ACCESS, filters).await?;
+    audit::record_query(&state, &caller, route.0.path, filters).await?;
     let report = audit::access_report(&state, &caller.workspace_id, &q.user_id, at).await?;
     Ok(Json(report).into_response())
 }

@@ -8,8 +8,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use std::sync::Arc;
+
 use super::problem::Problem;
-use super::routes::{self, role_allows, Permission};
+use super::ratelimit::Limits;
+use super::routes::{self, role_allows, Permission, RouteSpec};
 use crate::app::AppState;
 use crate::commands::{record_denial, Caller, EndUser};
 use crate::domain::access::{AccessDenied, DenialReason};
@@ -17,17 +20,10 @@ use crate::domain::api_key::{hash_key, KEY_PREFIX};
 use crate::domain::Role;
 use crate::ledger::{Actor, ActorType};
 
-/// A caller-supplied string made safe to keep in the ledger: at most 128 characters of
-/// `[A-Za-z0-9_-]`.
-pub fn sanitize(s: &str, max: usize) -> String {
-    s.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(max)
-        .collect()
-}
+pub use crate::domain::access::sanitize;
 
 pub async fn authorize(
-    State(state): State<AppState>,
+    State((state, limits)): State<(AppState, Arc<Limits>)>,
     matched: Option<MatchedPath>,
     req: Request,
     next: Next,
@@ -52,6 +48,7 @@ pub async fn authorize(
         )
         .into_response();
     };
+    req.extensions_mut().insert(routes::Route(spec));
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -60,7 +57,7 @@ pub async fn authorize(
         // The public OAuth callback records refused states: same budget as refusals.
         if spec.id == routes::RouteId::OAuthCallback {
             if let Some(client) = &client {
-                if let Err(wait) = state.denial_limiter.check(client) {
+                if let Err(wait) = limits.denials.check(client) {
                     return too_many(wait);
                 }
             }
@@ -74,89 +71,125 @@ pub async fn authorize(
     });
     let denial = Denial {
         state: &state,
+        limits: &limits,
         method: &method,
         route: &path,
         target_id: target_id.as_deref(),
         client,
     };
-    let deny =
-        |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
-            denial.refuse(workspace, actor, status, reason)
-        };
-    let anonymous = |hint: &str| Actor {
-        actor_type: ActorType::Anonymous,
-        id: hint.to_string(),
-    };
-
     // Approvals are decided by an admin key or by the end user's own JWT.
     let presents_jwt = bearer_token(&req).is_some_and(|t| !t.starts_with(KEY_PREFIX));
     if spec.permission == Permission::EndUser
         || (spec.permission == Permission::DecideApprovals && presents_jwt)
     {
-        let bearer = bearer_token(&req).map(str::to_string);
-        let workspace = req
-            .headers()
-            .get(WORKSPACE_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .map(|w| sanitize(w, 128));
-        return match authenticate_end_user(&state, bearer, workspace).await {
-            Ok(user) => {
-                let limited = state
-                    .rate_limiter
-                    .check(&format!("user:{}:{}", user.workspace_id, user.user_id));
-                if let Err(wait) = limited {
-                    return too_many(wait);
-                }
-                req.extensions_mut().insert(user);
-                next.run(req).await
-            }
-            Err(EndUserRefusal::Unavailable(e)) => {
-                tracing::warn!(error = %e, "cannot verify an end-user token");
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "The identity provider cannot be reached",
-                    None,
-                )
-                .into_response()
-            }
-            Err(EndUserRefusal::Denied(workspace, reason)) => {
-                deny(
-                    workspace,
-                    anonymous("end_user"),
-                    StatusCode::UNAUTHORIZED,
-                    reason,
-                )
-                .await
-            }
-        };
+        return as_end_user(&state, &limits, &denial, req, next).await;
     }
     if spec.permission == Permission::CallTools && presents_jwt {
-        let token = bearer_token(&req).map(str::to_string).unwrap_or_default();
-        return match authenticate_scoped_token(&state, &token).await {
-            Ok((caller, claims)) => {
-                if let Err(wait) = state.rate_limiter.check(&caller.api_key_id) {
-                    return too_many(wait);
-                }
-                req.extensions_mut().insert(caller);
-                req.extensions_mut()
-                    .insert(crate::commands::agents::gateway::Authority::Token(
-                        Box::new(claims),
-                    ));
-                next.run(req).await
+        return with_scoped_token(&state, &limits, &denial, req, next).await;
+    }
+    with_api_key(&state, &limits, &denial, spec, req, next).await
+}
+
+/// An end user, by a JWT of the workspace's identity provider.
+async fn as_end_user(
+    state: &AppState,
+    limits: &Limits,
+    denial: &Denial<'_>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let deny =
+        |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
+            denial.refuse(workspace, actor, status, reason)
+        };
+    let bearer = bearer_token(&req).map(str::to_string);
+    let workspace = req
+        .headers()
+        .get(WORKSPACE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|w| sanitize(w, 128));
+    match authenticate_end_user(state, bearer, workspace).await {
+        Ok(user) => {
+            let limited = limits
+                .requests
+                .check(&format!("user:{}:{}", user.workspace_id, user.user_id));
+            if let Err(wait) = limited {
+                return too_many(wait);
             }
-            Err(ScopedTokenRefusal::Unavailable) => Problem::new(
+            req.extensions_mut().insert(user);
+            next.run(req).await
+        }
+        Err(EndUserRefusal::Unavailable(e)) => {
+            tracing::warn!(error = %e, "cannot verify an end-user token");
+            Problem::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
-                "Cannot authenticate right now",
+                "The identity provider cannot be reached",
                 None,
             )
-            .into_response(),
-            Err(ScopedTokenRefusal::Denied(workspace, actor, reason)) => {
-                deny(workspace, actor, StatusCode::UNAUTHORIZED, reason).await
-            }
-        };
+            .into_response()
+        }
+        Err(EndUserRefusal::Denied(workspace, reason)) => {
+            deny(
+                workspace,
+                anonymous("end_user"),
+                StatusCode::UNAUTHORIZED,
+                reason,
+            )
+            .await
+        }
     }
+}
+
+/// An agent with a scoped token (tool calls only).
+async fn with_scoped_token(
+    state: &AppState,
+    limits: &Limits,
+    denial: &Denial<'_>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let deny =
+        |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
+            denial.refuse(workspace, actor, status, reason)
+        };
+    let token = bearer_token(&req).map(str::to_string).unwrap_or_default();
+    match authenticate_scoped_token(state, &token).await {
+        Ok((caller, claims)) => {
+            if let Err(wait) = limits.requests.check(&caller.api_key_id) {
+                return too_many(wait);
+            }
+            req.extensions_mut().insert(caller);
+            req.extensions_mut()
+                .insert(crate::gateway::Authority::Token(Box::new(claims)));
+            next.run(req).await
+        }
+        Err(ScopedTokenRefusal::Unavailable) => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Cannot authenticate right now",
+            None,
+        )
+        .into_response(),
+        Err(ScopedTokenRefusal::Denied(workspace, actor, reason)) => {
+            deny(workspace, actor, StatusCode::UNAUTHORIZED, reason).await
+        }
+    }
+}
+
+/// A caller with an API key: known, live, unexpired, and its role allows the route.
+async fn with_api_key(
+    state: &AppState,
+    limits: &Limits,
+    denial: &Denial<'_>,
+    spec: &RouteSpec,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let deny =
+        |workspace: Option<String>, actor: Actor, status: StatusCode, reason: DenialReason| {
+            denial.refuse(workspace, actor, status, reason)
+        };
     let Some(token) = bearer_token(&req).map(str::to_string) else {
         return deny(
             None,
@@ -250,7 +283,7 @@ pub async fn authorize(
         )
         .await;
     }
-    if let Err(wait) = state.rate_limiter.check(&row.id) {
+    if let Err(wait) = limits.requests.check(&row.id) {
         return too_many(wait);
     }
     req.extensions_mut().insert(Caller {
@@ -259,6 +292,14 @@ pub async fn authorize(
         role,
     });
     next.run(req).await
+}
+
+/// A caller not (yet) known, named by a hint (never a secret).
+fn anonymous(hint: &str) -> Actor {
+    Actor {
+        actor_type: ActorType::Anonymous,
+        id: hint.to_string(),
+    }
 }
 
 fn too_many(wait: std::time::Duration) -> Response {
@@ -279,6 +320,7 @@ fn too_many(wait: std::time::Duration) -> Response {
 /// What a refusal records, and the response it gives.
 struct Denial<'a> {
     state: &'a AppState,
+    limits: &'a Limits,
     method: &'a str,
     route: &'a str,
     target_id: Option<&'a str>,
@@ -297,7 +339,7 @@ impl Denial<'_> {
         // Each refusal is an fsynced event: past its budget a client gets 429 and nothing
         // is written, so refusals cannot be used to flood the ledger.
         if let Some(client) = &self.client {
-            if let Err(wait) = self.state.denial_limiter.check(client) {
+            if let Err(wait) = self.limits.denials.check(client) {
                 return too_many(wait);
             }
         }

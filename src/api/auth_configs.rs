@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::extract::ApiJson;
 use super::extract::ApiQuery;
 use super::problem::Problem;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::auth_configs::{self, CreateAuthConfigInput, UpdateAuthConfigInput};
 use crate::commands::Caller;
@@ -34,16 +35,10 @@ fn view(row: &AuthConfigRow) -> Value {
     })
 }
 
-const ONE: &str = "/v1/auth-configs/{id}";
-const DISABLE: &str = "/v1/auth-configs/{id}/disable";
-const ENABLE: &str = "/v1/auth-configs/{id}/enable";
-const VERSIONS: &str = "/v1/auth-configs/{id}/versions";
-
 async fn current(
     state: &AppState,
     caller: &Caller,
-    method: &str,
-    route: &str,
+    route: Route,
     id: &str,
 ) -> Result<Response, ApiError> {
     match state
@@ -52,29 +47,27 @@ async fn current(
         .await?
     {
         Some(row) => Ok(Json(view(&row)).into_response()),
-        None => not_found(state, caller, method, route, id).await,
+        None => not_found(state, caller, route, id).await,
     }
 }
 
 async fn not_found(
     state: &AppState,
     caller: &Caller,
-    method: &str,
-    route: &str,
+    route: Route,
     id: &str,
 ) -> Result<Response, ApiError> {
     let elsewhere = state
         .projections
         .auth_config_elsewhere(&caller.workspace_id, id)
         .await?;
-    super::not_found_audited(state, caller, (method, route), id, elsewhere, "auth config").await
+    super::not_found_audited(state, caller, route.pair(), id, elsewhere, "auth config").await
 }
 
 async fn exists(
     state: &AppState,
     caller: &Caller,
-    method: &str,
-    route: &str,
+    route: Route,
     id: &str,
 ) -> Result<Option<Response>, ApiError> {
     match state
@@ -83,17 +76,18 @@ async fn exists(
         .await?
     {
         Some(row) if row.status != "deleted" => Ok(None),
-        _ => not_found(state, caller, method, route, id).await.map(Some),
+        _ => not_found(state, caller, route, id).await.map(Some),
     }
 }
 
 pub async fn create(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<CreateAuthConfigInput>,
 ) -> Result<Response, ApiError> {
     let (id, _) = auth_configs::create(&state, &caller, body).await?;
-    let resp = current(&state, &caller, "POST", ONE, &id).await?;
+    let resp = current(&state, &caller, route, &id).await?;
     Ok((StatusCode::CREATED, resp).into_response())
 }
 
@@ -107,12 +101,13 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<super::extract::AsOfQuery>,
 ) -> Result<Response, ApiError> {
     let Some(at) = q.instant()? else {
-        return current(&state, &caller, "GET", ONE, &id).await;
+        return current(&state, &caller, route, &id).await;
     };
     // Point in time: rebuilt from the log, whatever became of it since.
     if state
@@ -121,7 +116,7 @@ pub async fn get(
         .await?
         .is_none()
     {
-        return not_found(&state, &caller, "GET", ONE, &id).await;
+        return not_found(&state, &caller, route, &id).await;
     }
     match crate::commands::audit::auth_config_as_of(&state, &caller.workspace_id, &id, at).await? {
         Some(v) => Ok(Json(v).into_response()),
@@ -131,15 +126,16 @@ pub async fn get(
 
 pub async fn update(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateAuthConfigInput>,
 ) -> Result<Response, ApiError> {
-    if let Some(resp) = exists(&state, &caller, "PATCH", ONE, &id).await? {
+    if let Some(resp) = exists(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     auth_configs::update(&state, &caller, &id, body).await?;
-    current(&state, &caller, "PATCH", ONE, &id).await
+    current(&state, &caller, route, &id).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +146,7 @@ pub struct DeleteQuery {
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeleteQuery>,
@@ -159,7 +156,7 @@ pub async fn delete(
         Some("revoke") => true,
         Some(_) => return Err(ApiError::BadRequest("cascade must be \"revoke\"".into())),
     };
-    if let Some(resp) = exists(&state, &caller, "DELETE", ONE, &id).await? {
+    if let Some(resp) = exists(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     match auth_configs::delete(&state, &caller, &id, cascade).await? {
@@ -186,6 +183,7 @@ pub struct DisableBody {
 
 pub async fn disable(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
@@ -198,27 +196,29 @@ pub async fn disable(
             .map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))?
             .reason
     };
-    if let Some(resp) = exists(&state, &caller, "POST", DISABLE, &id).await? {
+    if let Some(resp) = exists(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Disable { reason }).await?;
-    current(&state, &caller, "POST", DISABLE, &id).await
+    current(&state, &caller, route, &id).await
 }
 
 pub async fn enable(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Some(resp) = exists(&state, &caller, "POST", ENABLE, &id).await? {
+    if let Some(resp) = exists(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     auth_configs::lifecycle(&state, &caller, &id, AuthConfigCommand::Enable).await?;
-    current(&state, &caller, "POST", ENABLE, &id).await
+    current(&state, &caller, route, &id).await
 }
 
 pub async fn versions(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -228,7 +228,7 @@ pub async fn versions(
         .await?
         .is_none()
     {
-        return not_found(&state, &caller, "GET", VERSIONS, &id).await;
+        return not_found(&state, &caller, route, &id).await;
     }
     let rows = state
         .projections
@@ -261,12 +261,12 @@ pub struct TestBody {
 /// Tests an auth config with a native connector (postgres: connect and `SELECT 1`).
 pub async fn test(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TestBody>,
 ) -> Result<Response, ApiError> {
-    const TEST: &str = "/v1/auth-configs/{id}/test";
-    if let Some(resp) = exists(&state, &caller, "POST", TEST, &id).await? {
+    if let Some(resp) = exists(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     let report = auth_configs::test(&state, &caller, &id, body.credentials).await?;

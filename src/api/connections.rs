@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use super::error::ApiError;
 use super::extract::{ApiJson, ApiQuery};
 use super::problem::Problem;
+use super::routes::Route;
 use crate::app::AppState;
 use crate::commands::connections::{
     self, CallbackError, CallbackQuery, CreateConnectionInput, RefreshOutcome,
@@ -22,12 +23,6 @@ use crate::domain::connection::{ConnectionStatus, RefreshTrigger};
 use crate::domain::{AccessDenied, DenialReason};
 use crate::ledger::{Actor, ActorType};
 use crate::projector::store::{ConnectionFilter, ConnectionRow};
-
-const ONE: &str = "/v1/connections/{id}";
-const REFRESH: &str = "/v1/connections/{id}/refresh";
-const REVOKE: &str = "/v1/connections/{id}/revoke";
-const MY_REVOKE: &str = "/v1/me/connections/{id}/revoke";
-const CALLBACK: &str = "/v1/oauth/callback";
 
 /// Largest page of a list.
 const MAX_LIMIT: i64 = 200;
@@ -62,8 +57,7 @@ pub fn view(row: &ConnectionRow) -> Value {
 async fn visible(
     state: &AppState,
     caller: &Caller,
-    method: &str,
-    route: &str,
+    route: Route,
     id: &str,
 ) -> Result<Result<ConnectionRow, Response>, ApiError> {
     match state
@@ -77,7 +71,7 @@ async fn visible(
                 .projections
                 .connection_elsewhere(&caller.workspace_id, id)
                 .await?;
-            super::not_found_audited(state, caller, (method, route), id, elsewhere, "connection")
+            super::not_found_audited(state, caller, route.pair(), id, elsewhere, "connection")
                 .await
                 .map(Err)
         }
@@ -196,6 +190,7 @@ pub async fn list(
 
 pub async fn get(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<super::extract::AsOfQuery>,
@@ -215,7 +210,7 @@ pub async fn get(
             return super::not_found_audited(
                 &state,
                 &caller,
-                ("GET", ONE),
+                route.pair(),
                 &id,
                 elsewhere,
                 "connection",
@@ -229,7 +224,7 @@ pub async fn get(
             None => Err(ApiError::NotFound("connection at that time")),
         };
     }
-    match visible(&state, &caller, "GET", ONE, &id).await? {
+    match visible(&state, &caller, route, &id).await? {
         Ok(row) => Ok(Json(view(&row)).into_response()),
         Err(resp) => Ok(resp),
     }
@@ -237,10 +232,11 @@ pub async fn get(
 
 pub async fn refresh(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Err(resp) = visible(&state, &caller, "POST", REFRESH, &id).await? {
+    if let Err(resp) = visible(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     let outcome = connections::refresh(
@@ -290,12 +286,13 @@ fn optional_body(body: &[u8]) -> Result<RevokeBody, ApiError> {
 
 pub async fn revoke(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let body = optional_body(&body)?;
-    if let Err(resp) = visible(&state, &caller, "POST", REVOKE, &id).await? {
+    if let Err(resp) = visible(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     connections::revoke(
@@ -311,10 +308,11 @@ pub async fn revoke(
 
 pub async fn delete(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    if let Err(resp) = visible(&state, &caller, "DELETE", ONE, &id).await? {
+    if let Err(resp) = visible(&state, &caller, route, &id).await? {
         return Ok(resp);
     }
     connections::delete(&state, &caller.workspace_id, &id, &caller.actor()).await?;
@@ -325,6 +323,7 @@ pub async fn delete(
 /// a 303 to the connection's `redirect_url`; a bad `state` is a 400 and an audit event.
 pub async fn callback(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
     match connections::callback(&state, q).await {
@@ -350,8 +349,8 @@ pub async fn callback(
         }
         Err(CallbackError::InvalidState(s)) => {
             let denial = AccessDenied {
-                method: "GET".into(),
-                route: CALLBACK.into(),
+                method: route.0.method.into(),
+                route: route.0.path.into(),
                 status: 400,
                 reason: DenialReason::InvalidOauthState,
                 target_id: s.connection_id.clone(),
@@ -404,46 +403,12 @@ pub async fn my_list(
 /// connection answers 404 like an unknown id, and the attempt is audited.
 pub async fn my_revoke(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(user): Extension<EndUser>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     let body = optional_body(&body)?;
-    let actor = Actor {
-        actor_type: ActorType::User,
-        id: user.user_id.clone(),
-    };
-    let row = state
-        .projections
-        .connection(&user.workspace_id, &id)
-        .await?;
-    let mine = row.as_ref().is_some_and(|r| {
-        r.user_id == user.user_id && r.status != ConnectionStatus::Deleted.as_str()
-    });
-    if !mine {
-        let reason = if row.is_some() {
-            Some(DenialReason::OtherUser)
-        } else if state
-            .projections
-            .connection_elsewhere(&user.workspace_id, &id)
-            .await?
-        {
-            Some(DenialReason::OtherWorkspace)
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            let denial = AccessDenied {
-                method: "POST".into(),
-                route: MY_REVOKE.into(),
-                status: 404,
-                reason,
-                target_id: Some(super::auth::sanitize(&id, 128)),
-            };
-            record_denial(&state, Some(&user.workspace_id), actor, denial).await;
-        }
-        return Err(ApiError::NotFound("connection"));
-    }
-    connections::revoke(&state, &user.workspace_id, &id, &actor, body.reason).await?;
+    connections::revoke_own(&state, &user, &id, body.reason, route.at(Some(&id))).await?;
     current(&state, &user.workspace_id, &id).await
 }

@@ -1,8 +1,7 @@
 //! Read-your-writes across requests: every write answers the log position it reached
-//! (`Authledger-Position` header), and any read given `?min_position=N` waits (bounded) until
+//! (`Authledger-Position` header, from `commands::written::track`), and any read given `?min_position=N` waits (bounded) until
 //! the projections include N, or answers 503 so the client can retry.
 
-use std::cell::Cell;
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -16,15 +15,6 @@ use crate::app::AppState;
 pub const POSITION_HEADER: &str = "authledger-position";
 /// How long a read waits for the projections to reach `min_position`.
 const MAX_WAIT: Duration = Duration::from_secs(10);
-
-tokio::task_local! {
-    static POSITION: Cell<u64>;
-}
-
-/// Notes that this request's write reached `position` (no-op outside a request).
-pub fn record_position(position: u64) {
-    let _ = POSITION.try_with(|p| p.set(p.get().max(position)));
-}
 
 fn min_position(query: Option<&str>) -> Result<Option<u64>, String> {
     let Some(q) = query else { return Ok(None) };
@@ -71,12 +61,7 @@ pub async fn consistency(State(state): State<AppState>, req: Request, next: Next
         }
         Ok(None) => {}
     }
-    let (mut resp, position) = POSITION
-        .scope(Cell::new(0), async {
-            let resp = next.run(req).await;
-            (resp, POSITION.with(Cell::get))
-        })
-        .await;
+    let (mut resp, position) = crate::commands::written::track(next.run(req)).await;
     if position > 0 {
         if let Ok(v) = HeaderValue::from_str(&position.to_string()) {
             resp.headers_mut().insert(POSITION_HEADER, v);

@@ -14,6 +14,7 @@ pub mod problem;
 pub mod ratelimit;
 pub mod routes;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -25,10 +26,10 @@ use serde_json::json;
 
 use crate::app::AppState;
 use problem::Problem;
+use ratelimit::Limits;
 use routes::{RouteId, ROUTES};
 
-/// Largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub use crate::config::MAX_BODY_BYTES;
 
 fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
     match id {
@@ -90,8 +91,9 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
     }
 }
 
-/// The router serves exactly the route table, behind one authorization layer.
-pub fn router(state: AppState) -> Router {
+/// The router serves exactly the route table, behind one authorization layer that spends
+/// the request budgets in `limits`.
+pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
     let mut router = Router::new();
     for spec in ROUTES {
         let Ok(method) = Method::from_bytes(spec.method.as_bytes()) else {
@@ -108,7 +110,7 @@ pub fn router(state: AppState) -> Router {
             consistency::consistency,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), limits),
             auth::authorize,
         ))
         .fallback(not_found)

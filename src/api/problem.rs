@@ -1,40 +1,10 @@
-//! `application/problem+json` (RFC 9457) errors with a stable `type`; internals are logged,
-//! never returned.
+//! `application/problem+json` (RFC 9457) responses: the problem document
+//! (`commands::problem::Problem`, stable `type`) as an HTTP answer.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 
-#[derive(Debug, Serialize)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    pub type_uri: String,
-    pub title: String,
-    pub status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-    /// RFC 9457 extension members (e.g. `dependants`).
-    #[serde(flatten)]
-    pub extensions: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Problem {
-    /// `kind` becomes `https://authledger.dev/problems/<kind>`.
-    pub fn new(status: StatusCode, kind: &str, title: &str, detail: Option<String>) -> Self {
-        Problem {
-            type_uri: format!("https://authledger.dev/problems/{kind}"),
-            title: title.to_string(),
-            status: status.as_u16(),
-            detail,
-            extensions: serde_json::Map::new(),
-        }
-    }
-
-    pub fn with(mut self, key: &str, value: serde_json::Value) -> Self {
-        self.extensions.insert(key.to_string(), value);
-        self
-    }
-}
+pub use crate::commands::problem::{Problem, PROJECTION_LAGGING};
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
@@ -46,6 +16,12 @@ impl IntoResponse for Problem {
             body,
         )
             .into_response();
+        if self.is(PROJECTION_LAGGING) {
+            // The projections lag: the same read succeeds once they catch up.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The unread rest of the body is still in flight: close the connection so the
             // client does not send its next request down a socket the server is dropping.

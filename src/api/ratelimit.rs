@@ -45,6 +45,24 @@ pub fn take(
     }
 }
 
+/// The request budgets the edge enforces, per instance.
+pub struct Limits {
+    /// Per API key (or end user): every authorized request.
+    pub requests: RateLimiter,
+    /// Per client address: refused requests (each an `access.denied` event) and OAuth
+    /// callbacks, so refusals cannot flood the ledger.
+    pub denials: RateLimiter,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            requests: RateLimiter::new(50.0, 100.0),
+            denials: RateLimiter::new(10.0, 100.0),
+        }
+    }
+}
+
 pub struct RateLimiter {
     rate: f64,
     burst: f64,

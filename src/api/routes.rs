@@ -452,6 +452,27 @@ pub const ROUTES: &[RouteSpec] = &[
     },
 ];
 
+/// The route a request was matched to, put on the request by `api::auth::authorize`, so a
+/// handler names its route (for `access.denied`) from the table, never from a literal.
+#[derive(Debug, Clone, Copy)]
+pub struct Route(pub &'static RouteSpec);
+
+impl Route {
+    /// Where a refusal on this route happened, about `target` (the id the caller named).
+    pub fn at(self, target: Option<&str>) -> crate::commands::agents::At<'_> {
+        crate::commands::agents::At {
+            method: self.0.method,
+            route: self.0.path,
+            target,
+        }
+    }
+
+    /// `(method, path)` as in the table.
+    pub fn pair(self) -> (&'static str, &'static str) {
+        (self.0.method, self.0.path)
+    }
+}
+
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES.iter().find(|r| r.method == method && r.path == path)
 }

@@ -44,7 +44,7 @@ pub async fn record_query_by(
         filters,
     });
     let committed = state.ledger.append_next(&key, actor, &event).await?;
-    crate::api::consistency::record_position(committed.position);
+    crate::commands::written::reached(committed.position);
     Ok(committed.position)
 }
 

@@ -146,7 +146,7 @@ async fn oauth2_settings(
     let catalog = if provider == "custom" {
         None
     } else {
-        Some(crate::catalog::provider(provider).ok_or_else(|| {
+        Some(crate::providers::provider(provider).ok_or_else(|| {
             invalid(
                 "provider",
                 format!("{provider} is not in the catalog; use \"custom\" with explicit URLs"),
@@ -189,7 +189,7 @@ async fn oauth2_settings(
         input
             .client_auth_method
             .unwrap_or(match catalog.map(|c| &c.oauth2.client_auth_method) {
-                Some(crate::catalog::ClientAuthMethod::ClientSecretBasic) => {
+                Some(crate::providers::ClientAuthMethod::ClientSecretBasic) => {
                     ClientAuthMethod::ClientSecretBasic
                 }
                 _ => ClientAuthMethod::ClientSecretPost,

@@ -5,7 +5,9 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod problem;
 pub mod sealing;
+pub mod written;
 
 use std::time::Duration;
 
@@ -97,7 +99,7 @@ pub fn check_loopback_host(
 /// Waits (bounded) until the projections include `position`; says so when they do not
 /// (with the event the projector is stuck on, if it is).
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
-    crate::api::consistency::record_position(position);
+    written::reached(position);
     if wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await? {
         return Ok(());
     }

@@ -3,6 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A caller-supplied string made safe to keep in the ledger: at most `max` characters of
+/// `[A-Za-z0-9_-]`.
+pub fn sanitize(s: &str, max: usize) -> String {
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(max)
+        .collect()
+}
+
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -427,7 +427,7 @@ impl Event {
             }),
             Event::ToolRequested(ToolRequested {
                 tool: "slack.post_message".into(),
-                risk: crate::tools::Risk::Write,
+                risk: crate::gateway::tools::Risk::Write,
                 connection_id: "01900000-0000-7000-8000-000000000020".into(),
                 auth_config_id: "01900000-0000-7000-8000-000000000011".into(),
                 user_id: "user-42".into(),
@@ -471,11 +471,11 @@ impl Event {
             }),
             Event::ToolDefined(ToolDefined {
                 revision: 1,
-                definition: crate::tools::ToolDefinition {
+                definition: crate::gateway::tools::ToolDefinition {
                     name: "acme.get_invoice".into(),
                     provider: "acme".into(),
                     description: "Fetch one invoice".into(),
-                    method: crate::tools::HttpMethod::Get,
+                    method: crate::gateway::tools::HttpMethod::Get,
                     base_url: "https://api.acme.example".into(),
                     path: "/v1/invoices/{invoice_id}".into(),
                     query: vec![],
@@ -487,7 +487,7 @@ impl Event {
                         "additionalProperties": false
                     }),
                     required_scopes: vec!["invoices:read".into()],
-                    risk: crate::tools::Risk::Read,
+                    risk: crate::gateway::tools::Risk::Read,
                 },
             }),
             Event::ToolRemoved(ToolRemoved {

@@ -10,7 +10,7 @@ use super::{Aggregate, DomainError, Event};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolRequested {
     pub tool: String,
-    pub risk: crate::tools::Risk,
+    pub risk: crate::gateway::tools::Risk,
     pub connection_id: String,
     pub auth_config_id: String,
     pub user_id: String,
@@ -130,7 +130,7 @@ mod tests {
             .is_err());
         let req = ToolRequested {
             tool: "slack.post_message".into(),
-            risk: crate::tools::Risk::Write,
+            risk: crate::gateway::tools::Risk::Write,
             connection_id: "c".into(),
             auth_config_id: "a".into(),
             user_id: "u".into(),

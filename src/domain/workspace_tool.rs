@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Aggregate, DomainError, Event};
-use crate::tools::ToolDefinition;
+use crate::gateway::tools::ToolDefinition;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolDefined {

@@ -72,12 +72,12 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 
-use crate::api::agents::{refuse, At};
 use crate::app::AppState;
-use crate::commands::agents::gateway::{self, Authority, ExecuteInput, Executed};
-use crate::commands::agents::AgentError;
+use crate::commands::agents::{refused, AgentError, At};
+use crate::commands::problem::Problem;
 use crate::commands::Caller;
-use crate::tools::{Risk, ToolDefinition};
+use crate::gateway::tools::{Risk, ToolDefinition};
+use crate::gateway::{self, Authority, ExecuteInput, Executed};
 
 /// Decides which tools a mount offers, by name (`None` on [`Scope`]: all of them).
 pub type ToolFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -129,14 +129,16 @@ pub async fn handle_gateway(
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     };
     if let Err(e) =
-        crate::commands::agents::gateways::scope_of(&state, &caller, Some(&gateway_id)).await
+        crate::commands::agents::gateway_configs::scope_of(&state, &caller, Some(&gateway_id)).await
     {
         let at = At {
             method: "POST",
             route: ROUTE,
             target: Some(&gateway_id),
         };
-        return refuse(&state, caller.actor(), &caller.workspace_id, at, e).await;
+        return refused(&state, caller.actor(), &caller.workspace_id, at, &e)
+            .await
+            .into_response();
     }
     let scope = Scope {
         route: ROUTE,
@@ -173,7 +175,7 @@ fn transport_config(public_url: &str) -> StreamableHttpServerConfig {
         .with_legacy_session_mode(false)
         .with_json_response(true)
         .with_sse_keep_alive(None)
-        .with_max_request_body_bytes(crate::api::MAX_BODY_BYTES)
+        .with_max_request_body_bytes(crate::config::MAX_BODY_BYTES)
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .enforce_origin_validation()
@@ -292,8 +294,9 @@ impl ServerHandler for McpServer {
                     route: self.scope.route,
                     target: target.as_deref(),
                 };
-                let resp = refuse(&self.state, caller.actor(), &caller.workspace_id, at, e).await;
-                CallToolResult::error(vec![ContentBlock::text(problem_text(resp).await)])
+                let problem =
+                    refused(&self.state, caller.actor(), &caller.workspace_id, at, &e).await;
+                CallToolResult::error(vec![ContentBlock::text(problem_text(&problem))])
             }
         };
         Ok(result.into())
@@ -418,17 +421,16 @@ fn executed(done: Executed) -> CallToolResult {
 }
 
 /// The problem JSON of a refusal response, as text.
-async fn problem_text(resp: Response) -> String {
-    let status = resp.status().as_u16();
-    match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(_) => json!({
+/// The problem document as the HTTP API would answer it (problem+json).
+fn problem_text(problem: &Problem) -> String {
+    serde_json::to_string(problem).unwrap_or_else(|_| {
+        json!({
             "type": "https://authledger.dev/problems/internal",
             "title": "Internal error",
-            "status": status,
+            "status": problem.status,
         })
-        .to_string(),
-    }
+        .to_string()
+    })
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod health;
 pub mod plan;
 pub mod store;
+pub mod swap;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,8 +24,8 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use crate::end_user;
+use crate::fixtures::oauth_provider::{Endpoint, OAuthProvider};
 use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
-use crate::oauth_provider::{Endpoint, OAuthProvider};
 use crate::support::{
     self, bootstrap_workspace, follow_connect_url, oauth_config_body, request, Api, Embedded, Hit,
     Reply, Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,

@@ -13,7 +13,7 @@ fn every_catalog_file_matches_the_schema() {
     let validator = jsonschema::options()
         .build(&schema)
         .expect("schema compiles");
-    for (name, text) in authledger::catalog::FILES {
+    for (name, text) in authledger::providers::FILES {
         let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let errors: Vec<String> = validator
             .iter_errors(&v)
@@ -21,11 +21,11 @@ fn every_catalog_file_matches_the_schema() {
             .collect();
         assert!(errors.is_empty(), "{name}: {errors:?}");
     }
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/providers");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/providers/catalog");
     let on_disk = std::fs::read_dir(dir).expect("dir").count();
     assert_eq!(
         on_disk,
-        authledger::catalog::FILES.len(),
+        authledger::providers::FILES.len(),
         "a data file is not compiled into the catalog"
     );
 }
@@ -42,9 +42,12 @@ fn the_promised_providers_are_in_the_catalog() {
         "microsoft",
         "salesforce",
     ] {
-        assert!(authledger::catalog::provider(id).is_some(), "{id} missing");
+        assert!(
+            authledger::providers::provider(id).is_some(),
+            "{id} missing"
+        );
     }
-    let google = authledger::catalog::provider("google").expect("google");
+    let google = authledger::providers::provider("google").expect("google");
     for scope in [
         "https://www.googleapis.com/auth/gmail.send",
         "https://www.googleapis.com/auth/calendar.events",

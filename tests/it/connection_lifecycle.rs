@@ -19,10 +19,10 @@ use serde_json::{json, Value};
 use authledger::ledger::envelope::open_envelope;
 
 use crate::end_user::{claims, keys, serve_jwks, token, AUDIENCE, ISSUER};
-use crate::harness::{args, eventually, free_port, run_cli, Service};
-use crate::oauth_provider::{
+use crate::fixtures::oauth_provider::{
     no_redirect_client, ClientAuthMethod, ClientConfig, Endpoint, OAuthProvider, ProviderConfig,
 };
+use crate::harness::{args, eventually, free_port, run_cli, Service};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 const PROBLEMS: &str = "https://authledger.dev/problems/";

@@ -24,11 +24,11 @@ use authledger::crypto::{
 };
 use authledger::ledger::envelope::{open_envelope, EventBody};
 
-use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
-use crate::oauth_provider::{
+use crate::fixtures::oauth_provider::{
     basic_auth_header, no_redirect_client, pkce_challenge, ClientAuthMethod, ClientConfig, Consent,
     Endpoint, OAuthProvider, ProviderConfig, RecordedRequest, TokenFault,
 };
+use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
 
 /// Characters that must be form-encoded in HTTP Basic (RFC 6749 §2.3.1).
 const CLIENT_ID: &str = "authledger e2e:client";

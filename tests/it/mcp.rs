@@ -15,8 +15,8 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
 
+use crate::fixtures::oauth_provider::{Endpoint, OAuthProvider};
 use crate::harness::Service;
-use crate::oauth_provider::{Endpoint, OAuthProvider};
 use crate::support::{
     bootstrap_workspace, complete_connect, log_events, oauth_config_body, provider_for, request,
     Embedded, Reply, BASE_ENV, PROBLEMS, RETURN_TO,

@@ -22,8 +22,10 @@ use serde_json::{json, Value};
 use authledger::domain::ALL_KINDS;
 
 use crate::end_user;
+use crate::fixtures::oauth_provider::{
+    ClientAuthMethod, ClientConfig, Consent, OAuthProvider, TokenFault,
+};
 use crate::harness::eventually;
-use crate::oauth_provider::{ClientAuthMethod, ClientConfig, Consent, OAuthProvider, TokenFault};
 use crate::support::{
     bootstrap_workspace, cli, follow_connect_url, request, Deployment, Hit, Reply, Stack, Upstream,
     BASE_ENV, NO_RATE_LIMIT, RETURN_TO,

@@ -19,7 +19,7 @@ use axum::routing::post as route_post;
 use axum::Router;
 use secrecy::ExposeSecret as _;
 
-use crate::oauth_provider::{
+use crate::fixtures::oauth_provider::{
     basic_auth_header, ClientAuthMethod as FixtureMethod, ClientConfig, Endpoint, OAuthProvider,
     ProviderConfig, TokenFault,
 };

@@ -17,10 +17,10 @@ use authledger::ledger::envelope::{open_envelope, EventBody};
 use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::EventLog;
 
-use crate::harness::{args, run_cli, Service};
-use crate::oauth_provider::{
+use crate::fixtures::oauth_provider::{
     no_redirect_client, ClientAuthMethod, ClientConfig, OAuthProvider, ProviderConfig,
 };
+use crate::harness::{args, run_cli, Service};
 
 pub const PROBLEMS: &str = "https://authledger.dev/problems/";
 /// Where connect flows send the user back (registered on every OAuth auth config).

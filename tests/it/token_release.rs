@@ -11,8 +11,8 @@ use std::time::Duration;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::fixtures::oauth_provider::OAuthProvider;
 use crate::harness::{eventually, Service};
-use crate::oauth_provider::OAuthProvider;
 use crate::support::{
     self, bootstrap_workspace, complete_connect, log_events, oauth_config_body, request, Embedded,
     BASE_ENV, PROBLEMS, RETURN_TO,

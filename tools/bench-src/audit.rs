@@ -5,7 +5,7 @@
 //!    `--tasks` concurrent tasks (the production append path, pipelined by concurrency);
 //! 2. raw consume of that stream (ordered pull consumer, count only): the ceiling; plus
 //!    `EventLog::read_from` in the 1,024-event pages a rebuild reads;
-//! 3. replay into fresh SQLite and PostgreSQL projections with `app::replay`, the function
+//! 3. replay into fresh SQLite and PostgreSQL projections with `ops::replay`, the function
 //!    `authledger replay` runs;
 //! 4. audit query latency (`ProjectionStore::audit_events`, the store call of
 //!    `GET /v1/audit/events`) on both backends, p50/p99 per filter shape;
@@ -424,9 +424,9 @@ async fn run_in(
     };
 
     // 3a. Replay into fresh SQLite projections.
-    eprintln!("[replay sqlite] app::replay into a fresh projections.db ...");
+    eprintln!("[replay sqlite] ops::replay into a fresh projections.db ...");
     let c0 = CpuAt::now(args);
-    let report = authledger::app::replay(&sqlite_args, PROJECTION, None, false).await?;
+    let report = authledger::ops::replay(&sqlite_args, PROJECTION, None, false).await?;
     let c1 = CpuAt::now(args);
     if report.events != events {
         bail!(
@@ -443,7 +443,7 @@ async fn run_in(
         report.events_per_sec, report.seconds
     );
     let sqlite_replay = Row {
-        phase: "replay into SQLite (`app::replay`, = `authledger replay`)".into(),
+        phase: "replay into SQLite (`ops::replay`, = `authledger replay`)".into(),
         events,
         seconds: report.seconds,
         note: format!(
@@ -473,15 +473,15 @@ async fn run_in(
                 let url = create_database(admin, &name).await?;
                 let pargs = storage(work.join("pg"), Some(url));
                 eprintln!(
-                    "[replay pg, server defaults] app::replay --until {n} into a fresh database (timeout {} s) ...",
+                    "[replay pg, server defaults] ops::replay --until {n} into a fresh database (timeout {} s) ...",
                     args.pg_default_timeout_secs
                 );
                 let c0 = CpuAt::now(args);
                 let t0 = Instant::now();
-                let replay = authledger::app::replay(
+                let replay = authledger::ops::replay(
                     &pargs,
                     PROJECTION,
-                    Some(authledger::app::ReplayUntil::Position(n)),
+                    Some(authledger::ops::ReplayUntil::Position(n)),
                     false,
                 );
                 let outcome =
@@ -497,7 +497,7 @@ async fn run_in(
                         );
                         Row {
                             phase: format!(
-                                "replay into PostgreSQL, server defaults, first {n} events (`app::replay --until`)"
+                                "replay into PostgreSQL, server defaults, first {n} events (`ops::replay --until`)"
                             ),
                             events: report.events,
                             seconds: report.seconds,
@@ -511,7 +511,7 @@ async fn run_in(
                         eprintln!("    did not finish in {} s", args.pg_default_timeout_secs);
                         Row {
                             phase: format!(
-                                "replay into PostgreSQL, server defaults, first {n} events (`app::replay --until`)"
+                                "replay into PostgreSQL, server defaults, first {n} events (`ops::replay --until`)"
                             ),
                             events: 0,
                             seconds: t0.elapsed().as_secs_f64(),
@@ -549,11 +549,11 @@ async fn run_in(
             conn.close().await.ok();
         }
         eprintln!(
-            "[replay pg] app::replay into a fresh database (plan_cache_mode {}) ...",
+            "[replay pg] ops::replay into a fresh database (plan_cache_mode {}) ...",
             if custom { mode } else { "default" }
         );
         let c0 = CpuAt::now(args);
-        let report = authledger::app::replay(pg_args, PROJECTION, None, false).await?;
+        let report = authledger::ops::replay(pg_args, PROJECTION, None, false).await?;
         let c1 = CpuAt::now(args);
         if report.events != events {
             bail!(
@@ -572,9 +572,9 @@ async fn run_in(
             .unwrap_or_default();
         pg_replays.push(Row {
             phase: if custom {
-                format!("replay into PostgreSQL (`app::replay`), whole log, database set to `plan_cache_mode = {mode}`")
+                format!("replay into PostgreSQL (`ops::replay`), whole log, database set to `plan_cache_mode = {mode}`")
             } else {
-                "replay into PostgreSQL (`app::replay`), whole log, server defaults".into()
+                "replay into PostgreSQL (`ops::replay`), whole log, server defaults".into()
             },
             events,
             seconds: report.seconds,

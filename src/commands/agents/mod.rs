@@ -2,14 +2,15 @@
 //! approvals. An agent never holds a user's long-lived credential; every step is an event.
 
 pub mod approvals;
-pub mod gateway;
-pub mod gateways;
+pub mod gateway_configs;
 pub mod release;
 pub mod tokens;
 
 use crate::app::AppState;
 use crate::commands::connections::{self, UsageError};
-use crate::commands::CommandError;
+use crate::commands::problem::Problem;
+use crate::commands::{record_denial, CommandError};
+use crate::domain::access::{sanitize, AccessDenied};
 use crate::domain::approval::ApprovalRefusal;
 use crate::domain::token::TokenRefusal;
 use crate::domain::{DenialReason, DomainError};
@@ -119,7 +120,38 @@ impl AgentError {
     }
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
+/// Where a refusal happened, for its `access.denied` event: the route as in the route
+/// table and the id the caller named.
+pub struct At<'a> {
+    pub method: &'static str,
+    pub route: &'static str,
+    pub target: Option<&'a str>,
+}
+
+/// The problem an agent refusal answers; refusals that reach beyond the caller's grant are
+/// recorded as `access.denied` first. Every face answers agent refusals through this.
+pub async fn refused(
+    state: &AppState,
+    actor: Actor,
+    ws: &str,
+    at: At<'_>,
+    e: &AgentError,
+) -> Problem {
+    let problem = Problem::from(e);
+    if let Some(reason) = e.denial_reason() {
+        let denial = AccessDenied {
+            method: at.method.to_string(),
+            route: at.route.to_string(),
+            status: problem.status,
+            reason,
+            target_id: at.target.map(|t| sanitize(t, 128)),
+        };
+        record_denial(state, Some(ws), actor, denial).await;
+    }
+    problem
+}
+
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
     DomainError::Invalid {
         field,
         reason: reason.into(),
@@ -134,12 +166,12 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> AgentError {
 pub async fn check_scope_first(
     state: &AppState,
     workspace_id: &str,
-    scope: &gateways::ToolScope,
+    scope: &gateway_configs::ToolScope,
     tool: Option<&str>,
     connection_id: Option<&str>,
     user: Option<(&str, &str)>,
 ) -> Result<(), AgentError> {
-    if *scope == gateways::ToolScope::All {
+    if *scope == gateway_configs::ToolScope::All {
         return Ok(());
     }
     let allowed = |auth_config_id: &str| match tool {

@@ -12,7 +12,7 @@ use crate::commands::{wait_for_write, Caller};
 use crate::domain::auth_config::AuthSettings;
 use crate::domain::credential_release::CredentialRelease;
 use crate::domain::CredentialReleased;
-use crate::tools::Credential;
+use crate::gateway::tools::Credential;
 
 pub struct Released {
     pub access_token: SecretString,
@@ -30,7 +30,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
             elsewhere,
         });
     }
-    let scope = super::gateways::scope_of(state, caller, None).await?;
+    let scope = super::gateway_configs::scope_of(state, caller, None).await?;
     super::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
     // Whether the auth config releases tokens at all is decided before the connection's
     // state: a caller refused the token must not start a connect flow on demand (below).

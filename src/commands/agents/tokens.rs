@@ -48,7 +48,7 @@ pub async fn issue(
         return Err(invalid("max_uses", "must be at least 1"));
     }
     let tool = match &input.tool {
-        Some(name) => Some(super::gateway::find_tool(state, ws, name).await?.ok_or(
+        Some(name) => Some(crate::gateway::find_tool(state, ws, name).await?.ok_or(
             AgentError::NotFound {
                 what: "tool",
                 elsewhere: false,
@@ -56,7 +56,7 @@ pub async fn issue(
         )?),
         None => None,
     };
-    let scope = super::gateways::scope_of(state, caller, None).await?;
+    let scope = super::gateway_configs::scope_of(state, caller, None).await?;
     if input.tool.as_deref().is_some_and(|t| !scope.allows_tool(t)) {
         return Err(AgentError::OutsideGateway);
     }
@@ -88,7 +88,7 @@ pub async fn issue(
         return Err(AgentError::ScopeEscalation(missing));
     }
     if let Some(t) = &tool {
-        super::gateway::check_tool_fits(t, &usable.config)?;
+        crate::gateway::check_tool_fits(t, &usable.config)?;
         let uncovered = missing_scopes(&t.definition().required_scopes, &scopes);
         if !uncovered.is_empty() {
             return Err(invalid(

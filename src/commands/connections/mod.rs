@@ -14,7 +14,7 @@ pub use callback::{callback, CallbackError, CallbackOutcome, CallbackQuery, Inva
 pub(crate) use create::shape;
 pub use create::{create, CreateConnectionInput, CreatedConnection, PostgresCredentials};
 pub use refresh::{refresh, refresh_after, RefreshOutcome};
-pub use revoke::{delete, mark_needs_reconsent, revoke};
+pub use revoke::{delete, mark_needs_reconsent, revoke, revoke_own};
 pub use usage::{credential_for_call, usable, UsableConnection, UsageError};
 
 use std::collections::HashMap;
@@ -64,6 +64,9 @@ pub struct ConnectionSettings {
     pub refresh_schedule: Option<cron::Schedule>,
 }
 
+/// When the proactive refresh runs by default: every 30 seconds (six fields: seconds first).
+pub const DEFAULT_REFRESH_SCHEDULE: &str = "0/30 * * * * *";
+
 impl Default for ConnectionSettings {
     fn default() -> Self {
         ConnectionSettings {
@@ -72,10 +75,7 @@ impl Default for ConnectionSettings {
             refresh_attempts: 3,
             retry_base_delay: Duration::from_millis(500),
             provider_timeout: Duration::from_secs(10),
-            refresh_schedule: crate::scheduler::parse_schedule(
-                crate::scheduler::DEFAULT_REFRESH_SCHEDULE,
-            )
-            .ok(),
+            refresh_schedule: crate::config::parse_schedule(DEFAULT_REFRESH_SCHEDULE).ok(),
         }
     }
 }

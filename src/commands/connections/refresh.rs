@@ -148,6 +148,74 @@ fn adopted(conn: &Connection) -> RefreshOutcome {
 
 /// Holding the lease: call the provider, retrying transient failures with backoff; every
 /// attempt and the outcome are events.
+/// The connection a refresh round is for, and who runs it.
+#[derive(Clone, Copy)]
+struct Round<'a> {
+    ws: &'a str,
+    id: &'a str,
+    actor: &'a Actor,
+}
+
+/// The provider answered new tokens: sealed, recorded (`refresh_completed`), visible.
+async fn complete_refresh(
+    state: &AppState,
+    Round { ws, id, actor }: Round<'_>,
+    conn: &Connection,
+    set: &TokenSet,
+    sealed_rt: &crate::domain::auth_config::SealedSecret,
+    now: OffsetDateTime,
+    attempt: u32,
+) -> Result<RefreshOutcome, CommandError> {
+    let sealed = seal_tokens(state, ws, id, &conn.data_key_id, set, Some(sealed_rt), now).await?;
+    let scopes = set.scope.clone().unwrap_or_else(|| conn.scopes.clone());
+    let done = ConnectionCommand::CompleteRefresh(ConnectionRefreshed {
+        scopes,
+        tokens: sealed,
+        refresh_token_rotated: set.refresh_token.is_some(),
+        attempts: attempt,
+    });
+    let c = state
+        .ledger
+        .execute::<Connection>(ws, id, actor, &done)
+        .await?;
+    wait_for_write(state, c.position).await?;
+    Ok(RefreshOutcome::Refreshed { by_this_call: true })
+}
+
+/// The round's last attempt failed: a dead grant (or an access token already expired)
+/// expires the connection; otherwise it stays active until expiry.
+async fn give_up(
+    state: &AppState,
+    Round { ws, id, actor }: Round<'_>,
+    e: &OAuthError,
+    message: String,
+    expires_at: Option<OffsetDateTime>,
+) -> Result<RefreshOutcome, CommandError> {
+    let token_dead = expires_at.is_some_and(|exp| exp <= state.clock.now());
+    let invalid_grant = matches!(e, OAuthError::InvalidGrant { .. });
+    if !invalid_grant && !token_dead {
+        return Ok(RefreshOutcome::Failed { error: message });
+    }
+    let reason = if invalid_grant {
+        message
+    } else {
+        format!("access token expired and refresh failed: {message}")
+    };
+    let c = state
+        .ledger
+        .execute::<Connection>(
+            ws,
+            id,
+            actor,
+            &ConnectionCommand::Expire(ConnectionExpired {
+                reason: reason.clone(),
+            }),
+        )
+        .await?;
+    wait_for_write(state, c.position).await?;
+    Ok(RefreshOutcome::Expired { reason })
+}
+
 async fn run_refresh(
     state: &AppState,
     ws: &str,
@@ -208,29 +276,8 @@ async fn run_refresh(
             .await;
         match answer {
             Ok(set) => {
-                let sealed = seal_tokens(
-                    state,
-                    ws,
-                    id,
-                    &conn.data_key_id,
-                    &set,
-                    Some(&sealed_rt),
-                    now,
-                )
-                .await?;
-                let scopes = set.scope.clone().unwrap_or_else(|| conn.scopes.clone());
-                let done = ConnectionCommand::CompleteRefresh(ConnectionRefreshed {
-                    scopes,
-                    tokens: sealed,
-                    refresh_token_rotated: set.refresh_token.is_some(),
-                    attempts: attempt,
-                });
-                let c = state
-                    .ledger
-                    .execute::<Connection>(ws, id, actor, &done)
-                    .await?;
-                wait_for_write(state, c.position).await?;
-                return Ok(RefreshOutcome::Refreshed { by_this_call: true });
+                let round = Round { ws, id, actor };
+                return complete_refresh(state, round, &conn, &set, &sealed_rt, now, attempt).await;
             }
             Err(e) => {
                 let retryable = e.retryable();
@@ -250,32 +297,8 @@ async fn run_refresh(
                     tokio::time::sleep(delay).await;
                     continue;
                 }
-                let token_dead = tokens
-                    .expires_at
-                    .is_some_and(|exp| exp <= state.clock.now());
-                let outcome = if matches!(e, OAuthError::InvalidGrant { .. }) || token_dead {
-                    let reason = if matches!(e, OAuthError::InvalidGrant { .. }) {
-                        message.clone()
-                    } else {
-                        format!("access token expired and refresh failed: {message}")
-                    };
-                    let c = state
-                        .ledger
-                        .execute::<Connection>(
-                            ws,
-                            id,
-                            actor,
-                            &ConnectionCommand::Expire(ConnectionExpired {
-                                reason: reason.clone(),
-                            }),
-                        )
-                        .await?;
-                    wait_for_write(state, c.position).await?;
-                    RefreshOutcome::Expired { reason }
-                } else {
-                    RefreshOutcome::Failed { error: message }
-                };
-                return Ok(outcome);
+                let round = Round { ws, id, actor };
+                return give_up(state, round, &e, message, tokens.expires_at).await;
             }
         }
     }

@@ -3,6 +3,10 @@
 
 use super::provider::open_client;
 use super::*;
+use crate::commands::agents::At;
+use crate::commands::{record_denial, EndUser};
+use crate::domain::access::{sanitize, AccessDenied, DenialReason};
+use crate::ledger::ActorType;
 
 /// Revokes a connection: first at the provider (RFC 7009, when it has an endpoint and a
 /// token was issued; its answer is recorded), then in the ledger.
@@ -144,4 +148,49 @@ pub async fn mark_needs_reconsent(
         }
     }
     Ok(marked)
+}
+
+/// An end user revokes one of their own connections. Another user's (or another
+/// workspace's) connection is not found, exactly like an unknown id, and the attempt is
+/// recorded as `access.denied` (404) under `at`.
+pub async fn revoke_own(
+    state: &AppState,
+    user: &EndUser,
+    id: &str,
+    reason: Option<String>,
+    at: At<'_>,
+) -> Result<u64, CommandError> {
+    let actor = Actor {
+        actor_type: ActorType::User,
+        id: user.user_id.clone(),
+    };
+    let row = state.projections.connection(&user.workspace_id, id).await?;
+    let mine = row.as_ref().is_some_and(|r| {
+        r.user_id == user.user_id && r.status != ConnectionStatus::Deleted.as_str()
+    });
+    if !mine {
+        let reason = if row.is_some() {
+            Some(DenialReason::OtherUser)
+        } else if state
+            .projections
+            .connection_elsewhere(&user.workspace_id, id)
+            .await?
+        {
+            Some(DenialReason::OtherWorkspace)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let denial = AccessDenied {
+                method: at.method.to_string(),
+                route: at.route.to_string(),
+                status: 404,
+                reason,
+                target_id: at.target.map(|t| sanitize(t, 128)),
+            };
+            record_denial(state, Some(&user.workspace_id), actor, denial).await;
+        }
+        return Err(DomainError::NotFound("connection").into());
+    }
+    revoke(state, &user.workspace_id, id, &actor, reason).await
 }

@@ -3,7 +3,7 @@
 //! lives only for the call.
 
 use super::*;
-use crate::tools::Credential;
+use crate::gateway::tools::Credential;
 
 /// Why a connection's credential cannot be used right now.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@
 //! `access.denied`, ~2 % `audit.queried`, ~0.02 % `auth_config.*` updates, secret
 //! rotations, disables and re-enables. (The shares below are of bursts: a connection burst
 //! is one to three events, about two on average.) The prelude creates every workspace (through
-//! `app::bootstrap`, with its admin key), two more API keys and 12 auth configs each.
+//! `ops::bootstrap`, with its admin key), two more API keys and 12 auth configs each.
 //!
 //! Time: a [`BenchClock`] hands out `occurred_at` values that advance by a fixed step per
 //! event, so the log spans `--span-days` days whatever the wall-clock duration of the fill.
@@ -286,7 +286,7 @@ pub async fn prelude(
             names[usize::try_from(w).unwrap_or(0) % names.len()],
             w + 1
         );
-        let boot = authledger::app::bootstrap(ledger, &name)
+        let boot = authledger::ops::bootstrap(ledger, &name)
             .await
             .with_context(|| format!("bootstrap workspace {name}"))?;
         events += 2;

@@ -4,7 +4,7 @@
 //!
 //! A tool is a [`ToolDefinition`] (provider, name, HTTP method, URL template, JSON Schema of
 //! its arguments, the OAuth scopes it needs, a [`Risk`] class). [`Tool::new`] validates one
-//! and compiles its schema; the built-in tools ship as data in `src/tools/builtin/` (one
+//! and compiles its schema; the built-in tools ship as data in `src/gateway/tools/builtin/` (one
 //! file per provider, each an array of definitions, described by
 //! `schemas/tool-definition.schema.json`) and are loaded once by [`builtin`]. A workspace
 //! adds its own through the API, validated by the same [`Tool::new`].
@@ -335,7 +335,7 @@ mod tests {
     fn builtin_scopes_are_in_the_provider_catalog() {
         for tool in builtin() {
             let def = tool.definition();
-            let provider = crate::catalog::provider(&def.provider).unwrap_or_else(|| {
+            let provider = crate::providers::provider(&def.provider).unwrap_or_else(|| {
                 panic!("{}: provider {} not in catalog", def.name, def.provider)
             });
             for scope in &def.required_scopes {
@@ -382,7 +382,7 @@ mod tests {
     #[test]
     fn every_builtin_matches_the_published_schema() {
         let schema: Value =
-            serde_json::from_str(include_str!("../../schemas/tool-definition.schema.json"))
+            serde_json::from_str(include_str!("../../../schemas/tool-definition.schema.json"))
                 .unwrap();
         let validator = jsonschema::validator_for(&schema).unwrap();
         for (file, text) in FILES {

@@ -1,5 +1,5 @@
 //! The built-in provider catalog: endpoints and scope lists that pre-fill an auth config
-//! (`"provider": "google"`). Data files live in `src/catalog/providers/`, one per provider,
+//! (`"provider": "google"`). Data files live in `src/providers/catalog/`, one per provider,
 //! validated against `schemas/provider-catalog.schema.json` by the test suite; any other
 //! provider is configured with explicit URLs (`"provider": "custom"`).
 
@@ -46,14 +46,14 @@ pub struct Provider {
 
 /// The raw data files, by name (also read by the schema test).
 pub const FILES: &[(&str, &str)] = &[
-    ("atlassian", include_str!("providers/atlassian.json")),
-    ("github", include_str!("providers/github.json")),
-    ("google", include_str!("providers/google.json")),
-    ("hubspot", include_str!("providers/hubspot.json")),
-    ("microsoft", include_str!("providers/microsoft.json")),
-    ("notion", include_str!("providers/notion.json")),
-    ("salesforce", include_str!("providers/salesforce.json")),
-    ("slack", include_str!("providers/slack.json")),
+    ("atlassian", include_str!("catalog/atlassian.json")),
+    ("github", include_str!("catalog/github.json")),
+    ("google", include_str!("catalog/google.json")),
+    ("hubspot", include_str!("catalog/hubspot.json")),
+    ("microsoft", include_str!("catalog/microsoft.json")),
+    ("notion", include_str!("catalog/notion.json")),
+    ("salesforce", include_str!("catalog/salesforce.json")),
+    ("slack", include_str!("catalog/slack.json")),
 ];
 
 /// Every provider in the catalog. Files that do not parse are left out (the test suite

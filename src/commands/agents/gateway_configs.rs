@@ -133,7 +133,7 @@ pub async fn define(
                 )
             })?;
         for name in &server.tools {
-            let tool = super::gateway::find_tool(state, ws, name)
+            let tool = crate::gateway::find_tool(state, ws, name)
                 .await?
                 .ok_or_else(|| invalid("servers.tools", format!("no tool {name}")))?;
             if tool.definition().provider != config.provider {

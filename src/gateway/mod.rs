@@ -1,0 +1,173 @@
+//! The gateway: runs one tool call for an agent with the user's credential, which the agent
+//! never sees. [`execute`] is the pipeline, one step per module; each refusal stops it:
+//!
+//! 1. `target`: the tool, the caller's gateway scope, the connection (the scoped token's, or
+//!    the one the request names), usable now;
+//! 2. `checks`: arguments, scopes (granted on the connection, held by the token), the
+//!    token still usable;
+//! 3. `step_up`: a destructive call needs an approval bound to exactly this call;
+//! 4. `checks::spend`: the token's use and the approval are recorded against their versions;
+//! 5. refresh before use (`commands::connections::credential_for_call`);
+//! 6. `record::requested`: no `tool.requested` event, no call;
+//! 7. `upstream`: the call (timeout; retries only idempotent methods);
+//! 8. `record::completed`.
+//!
+//! `tools` is the tool catalog as data (pure); `workspace_tools` the workspace's own tools.
+
+mod checks;
+mod record;
+mod step_up;
+mod target;
+pub mod tools;
+mod upstream;
+pub mod workspace_tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::app::AppState;
+use crate::commands::agents::AgentError;
+use crate::commands::connections;
+use crate::commands::Caller;
+use crate::scoped_token::TokenClaims;
+
+pub use upstream::MAX_RESPONSE_BYTES;
+pub use workspace_tools::{
+    check_tool_fits, define_tool, find_tool, list_tools, list_tools_in, remove_tool, FoundTool,
+};
+
+/// Gateway deployment settings.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// Per-attempt upstream timeout.
+    pub upstream_timeout: Duration,
+    /// Extra attempts for idempotent methods on timeouts, connection errors and 5xx.
+    pub idempotent_retries: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            upstream_timeout: Duration::from_secs(30),
+            idempotent_retries: 2,
+        }
+    }
+}
+
+/// What the gateway runs on: its settings, its upstream client and the compiled workspace
+/// tools.
+pub struct Gateway {
+    pub settings: GatewaySettings,
+    /// Never follows redirects (they could carry the injected credential to another host).
+    pub http: reqwest::Client,
+    /// Workspace tools compiled once per stored definition.
+    pub compiled_tools: Arc<tools::CompiledTools>,
+}
+
+impl Gateway {
+    pub fn new(settings: GatewaySettings) -> Result<Gateway, reqwest::Error> {
+        Ok(Gateway {
+            settings,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10))
+                .build()?,
+            compiled_tools: Arc::default(),
+        })
+    }
+}
+
+/// How the agent authenticated: its API key, or a scoped token (whose claims bound it).
+#[derive(Debug, Clone)]
+pub enum Authority {
+    ApiKey,
+    Token(Box<TokenClaims>),
+}
+
+impl Authority {
+    /// The scoped token's claims, if the agent presented one.
+    pub fn token(&self) -> Option<&TokenClaims> {
+        match self {
+            Authority::Token(claims) => Some(claims),
+            Authority::ApiKey => None,
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecuteInput {
+    pub tool: String,
+    #[serde(default = "empty_object")]
+    pub arguments: Value,
+    pub connection_id: Option<String>,
+    pub user_id: Option<String>,
+    pub auth_config_id: Option<String>,
+    pub approval_id: Option<String>,
+    /// Set by the MCP endpoint of one gateway (never from the request body).
+    #[serde(skip)]
+    pub gateway_id: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// What the upstream answered.
+#[derive(Debug)]
+pub struct Executed {
+    pub tool_call_id: String,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    pub latency_ms: u64,
+}
+
+/// Runs one tool call (the steps are listed in the module's documentation).
+pub async fn execute(
+    state: &AppState,
+    caller: &Caller,
+    authority: &Authority,
+    input: ExecuteInput,
+) -> Result<Executed, AgentError> {
+    let phases = record::Phases::start(state);
+    let (target, usable) = target::resolve(state, caller, authority, &input).await?;
+    checks::check_call(state, authority, &target, &usable, &input.arguments).await?;
+    let call = record::Call::new(&input.arguments);
+    let approval_id = step_up::check(state, caller, (&target, &usable), &call, &input).await?;
+    checks::spend(
+        state,
+        caller,
+        authority,
+        &call,
+        approval_id.as_deref(),
+        &target,
+    )
+    .await?;
+    let (usable, credential) = connections::credential_for_call(
+        state,
+        &caller.workspace_id,
+        &target.connection_id,
+        &caller.actor(),
+        usable,
+    )
+    .await?;
+    let mut request = target
+        .tool
+        .build_request(None, &input.arguments)
+        .map_err(|e| crate::commands::agents::invalid("arguments", e.to_string()))?;
+    let requested = record::requested(&target, authority, &call, approval_id, &usable, &request);
+    let phases = phases.next("prepare");
+    record::record_requested(state, caller, &call, requested).await?;
+    let phases = phases.next("requested");
+    request.inject(&credential);
+    drop(credential);
+    let (result, attempts) = upstream::call(state, &request).await;
+    let latency = phases.elapsed();
+    let phases = phases.next("upstream");
+    let completed = record::completed(&target, &call, result, attempts, latency);
+    record::record_completed(state, caller, &call, completed, phases).await
+}

@@ -34,3 +34,4 @@ pub mod scheduler;
 pub mod scoped_token;
 pub mod tools;
 pub mod wal;
+pub mod witness;

@@ -101,6 +101,13 @@ impl Signer {
         encode_envelope(body, &self.key_id, &sig.to_bytes())
     }
 
+    /// Signs a C2SP signed-note body (a checkpoint, `ledger::note`). A note body is text
+    /// whose lines end in newlines and whose first line is the log's origin, so it never
+    /// equals a DSSE PAE (`DSSEv1 …`) nor a JWS signing input (base64url, no newline).
+    pub fn sign_note(&self, body: &str) -> [u8; 64] {
+        self.key.sign(body.as_bytes()).to_bytes()
+    }
+
     /// Signs a JWS in compact form (`alg: EdDSA`, RFC 8037) over `header` and `claims`.
     /// The signing input is base64url text joined by a dot, which never contains the space
     /// every DSSE PAE starts with ("DSSEv1 "), so a token signature is never an event

@@ -5,7 +5,9 @@ pub mod envelope;
 pub mod jetstream_log;
 pub mod keys;
 pub mod log;
+pub mod note;
 pub mod sqlite_log;
+pub mod trust;
 pub mod verify;
 pub mod writer;
 

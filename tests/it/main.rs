@@ -28,3 +28,4 @@ mod tamper;
 mod token_release;
 mod vectors;
 mod wal;
+mod witness;

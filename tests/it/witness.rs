@@ -368,6 +368,13 @@ async fn rewritten_history_is_caught(mut c: Cosigned, witnessed: u64) {
         "the log alone cannot show a rewrite made with the real key: {report}"
     );
 
+    let trusted = c.wdir.join("checkpoint").display().to_string();
+    let (code, report) = verify(&c.storage, &["--trust-checkpoint", &trusted]);
+    assert_eq!(code, 1, "{report}");
+    assert_eq!(report["ok"], false);
+    let failure = report["anchors"]["failure"].as_str().expect("failure");
+    assert!(failure.contains("rewritten"), "{failure}");
+
     let before = std::fs::read_to_string(c.wdir.join("checkpoint")).expect("checkpoint");
     let (code, stderr) = witness_once(&c.svc, &c.wdir, &c.auditor);
     assert_eq!(code, 1, "the witness must refuse: {stderr}");
@@ -378,13 +385,6 @@ async fn rewritten_history_is_caught(mut c: Cosigned, witnessed: u64) {
         before,
         "a refused checkpoint is not cosigned"
     );
-
-    let trusted = c.wdir.join("checkpoint").display().to_string();
-    let (code, report) = verify(&c.storage, &["--trust-checkpoint", &trusted]);
-    assert_eq!(code, 1, "{report}");
-    assert_eq!(report["ok"], false);
-    let failure = report["anchors"]["failure"].as_str().expect("failure");
-    assert!(failure.contains("rewritten"), "{failure}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

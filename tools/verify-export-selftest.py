@@ -180,7 +180,7 @@ def build(forge=None):
               for p in exported if p <= size]
     lines += proofs
     lines.append({"type": "footer", "events": len(exported), "checkpoints": len(checkpoints),
-                  "inclusion_proofs": len(proofs)})
+                  "cosignatures": 0, "inclusion_proofs": len(proofs)})
     return [compact(x) for x in lines], envelopes
 
 
@@ -399,7 +399,7 @@ def tampered_cases(lines, envelopes, extra_key):
         ("footer count wrong", edit(lines, 17, lambda r: r.update(checkpoints=3)),
          17, "footer says"),
         ("footer count as JSON true", edit(drop(lines, *range(3, 17)), 3, lambda r: r.update(
-            events=True, checkpoints=0, inclusion_proofs=0)), 3, "footer says"),
+            events=True, checkpoints=0, cosignatures=0, inclusion_proofs=0)), 3, "footer says"),
         ("line after the footer", lines + [lines[1]], 18, "after the footer"),
         ("header not first", lines[1:], 1, "header"),
         ("empty file", [], 1, "empty"),

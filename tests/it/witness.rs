@@ -148,6 +148,19 @@ fn verify(storage: &[String], extra: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), report)
 }
 
+fn verify_export(path: &Path) -> (i32, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify-export");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(path)
+        .output()
+        .expect("run tools/verify-export");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
 async fn call(
     http: &Client,
     svc: &Service,
@@ -284,6 +297,31 @@ async fn cosigned() -> Cosigned {
             .expect("notes")
             >= 2
     );
+
+    // The export carries both cosignatures; the independent export verifier checks them
+    // against the exported checkpoint notes, and notices one left out.
+    let text = http
+        .get(env.svc.url("/v1/audit/export?format=jsonl"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    let export = env.dir.path().join("export.jsonl");
+    std::fs::write(&export, &text).expect("write");
+    let (code, out) = verify_export(&export);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("2 witness cosignatures"), "{out}");
+    let without: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"cosignature\""))
+        .collect();
+    std::fs::write(&export, without.join("\n") + "\n").expect("write");
+    let (code, out) = verify_export(&export);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("cosignatures"), "{out}");
 
     // A cosignature that does not verify is refused, not recorded.
     let seq = {

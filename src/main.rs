@@ -403,12 +403,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Checks the log against trust from outside the data dir (`ledger::trust`).
+/// Checks the log against trust from outside the data dir (`ledger::anchors`).
 async fn check_anchors(
     storage: &StorageArgs,
     trusted_keys: &[String],
     anchors: &AnchorArgs,
-) -> anyhow::Result<authledger::ledger::trust::TrustReport> {
+) -> anyhow::Result<authledger::ledger::anchors::AnchorReport> {
     use authledger::ledger::note::{Note, WitnessKey};
     let trusted = match &anchors.trust_checkpoint {
         Some(path) => {
@@ -431,10 +431,13 @@ async fn check_anchors(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (log, _) = app::open_log(storage, Access::Read).await?;
     let ring = app::trusted_keys(storage, trusted_keys)?;
-    Ok(authledger::ledger::trust::check(log.as_ref(), &ring, trusted.as_ref(), &witnesses).await?)
+    Ok(
+        authledger::ledger::anchors::check(log.as_ref(), &ring, trusted.as_ref(), &witnesses)
+            .await?,
+    )
 }
 
-fn print_anchors(trust: &authledger::ledger::trust::TrustReport) {
+fn print_anchors(trust: &authledger::ledger::anchors::AnchorReport) {
     match &trust.failure {
         Some(f) => println!("FAILED trust anchors: {f}"),
         None => {

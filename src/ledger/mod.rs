@@ -1,13 +1,13 @@
 //! The signed event ledger: envelope and signing, key ring, the `EventLog` trait and its
 //! two backends, the write path (`Ledger`) and verification.
 
+pub mod anchors;
 pub mod envelope;
 pub mod jetstream_log;
 pub mod keys;
 pub mod log;
 pub mod note;
 pub mod sqlite_log;
-pub mod trust;
 pub mod verify;
 pub mod writer;
 

@@ -31,7 +31,7 @@ use crate::domain::cosignature::COSIGNATURE_AGGREGATE;
 use crate::domain::{Event, SYSTEM_WORKSPACE};
 
 #[derive(Debug, thiserror::Error)]
-pub enum TrustError {
+pub enum AnchorError {
     #[error(transparent)]
     Log(#[from] LogError),
     #[error("aggregate key: {0}")]
@@ -40,7 +40,7 @@ pub enum TrustError {
 
 /// What the anchors check found. `failure` names the first problem.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct TrustReport {
+pub struct AnchorReport {
     pub ok: bool,
     /// The log's origin line (`authledger/<event id at position 1>`).
     pub origin: Option<String>,
@@ -64,8 +64,8 @@ pub struct WitnessSummary {
     pub largest_tree_size: u64,
 }
 
-impl TrustReport {
-    fn fail(mut self, reason: impl Into<String>) -> TrustReport {
+impl AnchorReport {
+    fn fail(mut self, reason: impl Into<String>) -> AnchorReport {
         self.ok = false;
         self.failure = Some(reason.into());
         self
@@ -86,8 +86,8 @@ pub async fn check(
     ring: &KeyRing,
     trusted: Option<&Note>,
     witnesses: &[WitnessKey],
-) -> Result<TrustReport, TrustError> {
-    let mut report = TrustReport {
+) -> Result<AnchorReport, AnchorError> {
+    let mut report = AnchorReport {
         ok: true,
         ..Default::default()
     };
@@ -252,8 +252,8 @@ pub async fn check(
     Ok(report)
 }
 
-fn system_key(aggregate: &str, id: &str) -> Result<AggregateKey, TrustError> {
-    AggregateKey::new(SYSTEM_WORKSPACE, aggregate, id).map_err(|e| TrustError::Key(e.to_string()))
+fn system_key(aggregate: &str, id: &str) -> Result<AggregateKey, AnchorError> {
+    AggregateKey::new(SYSTEM_WORKSPACE, aggregate, id).map_err(|e| AnchorError::Key(e.to_string()))
 }
 
 fn event_of(envelope: &[u8]) -> Option<Event> {
@@ -298,7 +298,7 @@ async fn first_event_id(log: &dyn EventLog) -> Result<Option<Result<String, Stri
 
 /// The trusted keys and every key a `signing_key.rotated` event names (`verify_log` checks
 /// that chain; here any of them may have signed a note).
-async fn log_keys(log: &dyn EventLog, ring: &KeyRing) -> Result<Vec<VerifyingKey>, TrustError> {
+async fn log_keys(log: &dyn EventLog, ring: &KeyRing) -> Result<Vec<VerifyingKey>, AnchorError> {
     let mut keys: Vec<VerifyingKey> = ring.ids().filter_map(|id| ring.get(id).copied()).collect();
     for r in log
         .read_aggregate(&system_key("signing_key", "ring")?)

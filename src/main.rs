@@ -73,9 +73,17 @@ enum Command {
         /// Print a machine-readable JSON report.
         #[arg(long)]
         json: bool,
-        /// Also trust this public key (base64 of 32 bytes); repeatable.
+        /// Pin this public key (base64 of 32 bytes) instead of the data dir's ring.json;
+        /// repeatable. Keys named by rotation events signed by a trusted key follow.
         #[arg(long = "trusted-key")]
         trusted_keys: Vec<String>,
+        /// Pin the keys of a ring.json-format file kept outside the data dir; repeatable.
+        #[arg(long = "ring", value_name = "FILE")]
+        rings: Vec<std::path::PathBuf>,
+        /// Signature-checking threads (default: the CPU count, at most 8); the verdict never
+        /// depends on it.
+        #[arg(long, hide = true)]
+        threads: Option<usize>,
     },
     /// Rebuild the projections from the log into fresh tables, then swap them in: readers
     /// never see a half-built projection. Embedded, a new projections.db is built beside the
@@ -120,8 +128,9 @@ enum Command {
         #[arg(long)]
         outcome: Option<String>,
     },
-    /// Write the raw log as JSON lines (`position`, `subject`, `envelope` as stored) for an
-    /// independent verifier such as tools/verifier/verify.py.
+    /// Write the raw log as JSON lines (`position`, `subject`, `aggregate_version`,
+    /// `event_id`, `envelope` as stored; schemas/README.md §6a) for an independent verifier
+    /// such as tools/verifier/verify.py. Dumps damaged logs too.
     DumpLog,
     /// Manage signing keys.
     #[command(subcommand)]
@@ -250,8 +259,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { json, trusted_keys } => {
-            let report = app::verify(&storage, &trusted_keys).await?;
+        Command::Verify {
+            json,
+            trusted_keys,
+            rings,
+            threads,
+        } => {
+            let (log, warnings) = app::open_log(&storage, Access::Read).await?;
+            let trust =
+                authledger::ledger::trust::trusted_keys(&storage.key_dir(), &trusted_keys, &rings)?;
+            let options = authledger::ledger::verify::VerifyOptions {
+                threads,
+                page: None,
+                trust: Some(trust.description),
+            };
+            let report =
+                authledger::ledger::verify::verify_log_with(log, trust.ring, warnings, &options)
+                    .await?;
             if json {
                 print_json(&report)?;
             } else {
@@ -272,6 +296,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
                             report.checkpoints, report.uncovered_positions
                         );
+                        println!("trust: {}", report.trust);
                     }
                     Some(f) => println!(
                         "FAILED at position {} (event {}, aggregate {}, version {}): {}",
@@ -283,6 +308,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             .unwrap_or_else(|| "?".into()),
                         f.problem
                     ),
+                }
+                if report.failure.is_some() {
+                    println!("trust: {}", report.trust);
                 }
             }
             Ok(if report.ok {
@@ -335,7 +363,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keys(k) => keys(&storage, k).await,
         Command::DumpLog => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = app::dump_log(&storage, &mut out).await?;
+            let (log, _) = app::open_log(&storage, Access::Read).await?;
+            let n = authledger::ledger::dump::dump_log(log, &storage.nats_subject_prefix, &mut out)
+                .await?;
             out.flush()?;
             eprintln!("dumped {n} events");
             Ok(ExitCode::SUCCESS)

@@ -181,8 +181,16 @@ impl Verifier {
 
     /// Checks the next events in global order.
     pub fn check_batch(&mut self, batch: &[RecordedEvent]) -> Result<(), Failure> {
+        let checked = self.check_sequential(batch);
+        checked.decide(batch, self.threads)
+    }
+
+    /// The order-dependent checks of a page, up to its first structural failure; the
+    /// signatures are left to `Checked::decide` (which may run while the next page is
+    /// checked here: the verdict is the same).
+    fn check_sequential(&mut self, batch: &[RecordedEvent]) -> Checked {
         let mut jobs = Vec::with_capacity(batch.len());
-        let mut structural: Option<(usize, Failure)> = None;
+        let mut structural = None;
         for (i, rec) in batch.iter().enumerate() {
             match self.check_one(rec) {
                 Ok(job) => jobs.push(SigJob { index: i, ..job }),
@@ -191,29 +199,12 @@ impl Verifier {
                     if let Some(job) = job {
                         jobs.push(SigJob { index: i, ..job });
                     }
-                    structural = Some((i, failure));
+                    structural = Some(failure);
                     break;
                 }
             }
         }
-        // A bad signature at or before the structural failure is the root cause.
-        if let Some((bad, why)) = first_bad_signature(&jobs, self.threads) {
-            let rec = &batch[bad];
-            let key = open_envelope(&rec.envelope)
-                .ok()
-                .and_then(|o| o.signatures.first().map(|s| s.0.clone()))
-                .unwrap_or_else(|| "?".into());
-            return Err(describe(
-                rec,
-                &format!(
-                    "signature does not verify under trusted key {key}: {why} (body or signature altered, or forged)"
-                ),
-            ));
-        }
-        match structural {
-            Some((_, f)) => Err(f),
-            None => Ok(()),
-        }
+        Checked { jobs, structural }
     }
 
     /// Sequential checks for one event; returns the signature check still to do.
@@ -397,6 +388,37 @@ fn describe(rec: &RecordedEvent, problem: &str) -> Failure {
     }
 }
 
+/// A page after its sequential checks: the signatures still to check, and the first
+/// structural failure (the signature jobs stop there).
+struct Checked {
+    jobs: Vec<SigJob>,
+    structural: Option<Failure>,
+}
+
+impl Checked {
+    /// The page's verdict: a bad signature at or before the structural failure is the root
+    /// cause; else the structural failure.
+    fn decide(self, batch: &[RecordedEvent], threads: usize) -> Result<(), Failure> {
+        if let Some((bad, why)) = first_bad_signature(&self.jobs, threads) {
+            let rec = &batch[bad];
+            let key = open_envelope(&rec.envelope)
+                .ok()
+                .and_then(|o| o.signatures.first().map(|s| s.0.clone()))
+                .unwrap_or_else(|| "?".into());
+            return Err(describe(
+                rec,
+                &format!(
+                    "signature does not verify under trusted key {key}: {why} (body or signature altered, or forged)"
+                ),
+            ));
+        }
+        match self.structural {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Index (into the batch) of the first event whose signature fails, and why; the work is
 /// split over `threads` threads, which changes only how fast the answer comes.
 fn first_bad_signature(jobs: &[SigJob], threads: usize) -> Option<(usize, SignatureError)> {
@@ -474,22 +496,37 @@ pub async fn verify_log_with(
             }
         }
     });
-    let mut verifier = Verifier::with_threads(trusted, options.threads());
-    let mut failure = None;
+    let threads = options.threads();
+    let mut verifier = Verifier::with_threads(trusted, threads);
+    // Signatures of page N are checked while page N+1 gets its sequential checks; pages
+    // are decided in order, so the first failure is the same as checking one by one.
+    let (sig_tx, mut sig_rx) = tokio::sync::mpsc::channel::<(Vec<RecordedEvent>, Checked)>(1);
+    let signatures = tokio::task::spawn_blocking(move || {
+        while let Some((page, checked)) = sig_rx.blocking_recv() {
+            checked.decide(&page, threads)?;
+        }
+        Ok::<(), Failure>(())
+    });
     while let Some(page) = rx.recv().await {
         let page = page?;
-        let (v, result) = tokio::task::spawn_blocking(move || {
-            let r = verifier.check_batch(&page);
-            (verifier, r)
+        let (v, page, checked) = tokio::task::spawn_blocking(move || {
+            let checked = verifier.check_sequential(&page);
+            (verifier, page, checked)
         })
         .await
         .map_err(|e| LogError::Backend(format!("verifier task failed: {e}")))?;
         verifier = v;
-        if let Err(f) = result {
-            failure = Some(f);
+        let stop = checked.structural.is_some();
+        // Stop when the signature stage stopped at a failure, or this page holds one.
+        if sig_tx.send((page, checked)).await.is_err() || stop {
             break;
         }
     }
+    drop(sig_tx);
+    let mut failure = signatures
+        .await
+        .map_err(|e| LogError::Backend(format!("signature task failed: {e}")))?
+        .err();
     reader.abort();
     if failure.is_none() && verifier.last_position.unwrap_or(0) < head {
         failure = Some(Failure {

@@ -73,9 +73,17 @@ enum Command {
         /// Print a machine-readable JSON report.
         #[arg(long)]
         json: bool,
-        /// Also trust this public key (base64 of 32 bytes); repeatable.
+        /// Pin this public key (base64 of 32 bytes) instead of the data dir's ring.json;
+        /// repeatable. Keys named by rotation events signed by a trusted key follow.
         #[arg(long = "trusted-key")]
         trusted_keys: Vec<String>,
+        /// Pin the keys of a ring.json-format file kept outside the data dir; repeatable.
+        #[arg(long = "ring", value_name = "FILE")]
+        rings: Vec<std::path::PathBuf>,
+        /// Signature-checking threads (default: the CPU count, at most 8); the verdict never
+        /// depends on it.
+        #[arg(long, hide = true)]
+        threads: Option<usize>,
         #[command(flatten)]
         anchors: AnchorArgs,
     },
@@ -122,8 +130,9 @@ enum Command {
         #[arg(long)]
         outcome: Option<String>,
     },
-    /// Write the raw log as JSON lines (`position`, `subject`, `envelope` as stored) for an
-    /// independent verifier such as tools/verifier/verify.py.
+    /// Write the raw log as JSON lines (`position`, `subject`, `aggregate_version`,
+    /// `event_id`, `envelope` as stored; schemas/README.md §6a) for an independent verifier
+    /// such as tools/verifier/verify.py. Dumps damaged logs too.
     DumpLog,
     /// Cosign the log's checkpoints as an independent witness (C2SP tlog-cosignature) with
     /// its own key, refusing any checkpoint that does not extend the last one it cosigned.
@@ -300,14 +309,27 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify {
             json,
             trusted_keys,
+            rings,
+            threads,
             anchors,
         } => {
-            let report = app::verify(&storage, &trusted_keys).await?;
-            let trust = check_anchors(&storage, &trusted_keys, &anchors).await?;
+            let (log, warnings) = app::open_log(&storage, Access::Read).await?;
+            let trust =
+                authledger::ledger::trust::trusted_keys(&storage.key_dir(), &trusted_keys, &rings)?;
+            let ring = trust.ring.clone();
+            let options = authledger::ledger::verify::VerifyOptions {
+                threads,
+                page: None,
+                trust: Some(trust.description),
+            };
+            let report =
+                authledger::ledger::verify::verify_log_with(log, trust.ring, warnings, &options)
+                    .await?;
+            let anchored = check_anchors(&storage, &ring, &anchors).await?;
             if json {
                 let mut v = serde_json::to_value(&report)?;
-                v["ok"] = serde_json::Value::Bool(report.ok && trust.ok);
-                v["anchors"] = serde_json::to_value(&trust)?;
+                v["ok"] = serde_json::Value::Bool(report.ok && anchored.ok);
+                v["anchors"] = serde_json::to_value(&anchored)?;
                 print_json(&v)?;
             } else {
                 for w in &report.warnings {
@@ -327,6 +349,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
                             report.checkpoints, report.uncovered_positions
                         );
+                        println!("trust: {}", report.trust);
                     }
                     Some(f) => println!(
                         "FAILED at position {} (event {}, aggregate {}, version {}): {}",
@@ -339,11 +362,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         f.problem
                     ),
                 }
+                if report.failure.is_some() {
+                    println!("trust: {}", report.trust);
+                }
             }
             if !json {
-                print_anchors(&trust);
+                print_anchors(&anchored);
             }
-            Ok(if report.ok && trust.ok {
+            Ok(if report.ok && anchored.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -394,7 +420,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Witness(w) => witness(w).await,
         Command::DumpLog => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = app::dump_log(&storage, &mut out).await?;
+            let (log, _) = app::open_log(&storage, Access::Read).await?;
+            let n = authledger::ledger::dump::dump_log(log, &storage.nats_subject_prefix, &mut out)
+                .await?;
             out.flush()?;
             eprintln!("dumped {n} events");
             Ok(ExitCode::SUCCESS)
@@ -406,7 +434,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// Checks the log against trust from outside the data dir (`ledger::anchors`).
 async fn check_anchors(
     storage: &StorageArgs,
-    trusted_keys: &[String],
+    ring: &authledger::ledger::KeyRing,
     anchors: &AnchorArgs,
 ) -> anyhow::Result<authledger::ledger::anchors::AnchorReport> {
     use authledger::ledger::note::{Note, WitnessKey};
@@ -430,9 +458,8 @@ async fn check_anchors(
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (log, _) = app::open_log(storage, Access::Read).await?;
-    let ring = app::trusted_keys(storage, trusted_keys)?;
     Ok(
-        authledger::ledger::anchors::check(log.as_ref(), &ring, trusted.as_ref(), &witnesses)
+        authledger::ledger::anchors::check(log.as_ref(), ring, trusted.as_ref(), &witnesses)
             .await?,
     )
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -185,7 +185,8 @@ impl KeyRing {
         self.keys.keys()
     }
 
-    /// Verifies `sig` over the PAE of `body` with the trusted key `key_id`.
+    /// Verifies `sig` over the PAE of `body` with the trusted key `key_id`, by the one
+    /// signature rule (`signature::verify`, schemas/README.md §3).
     pub fn verify(
         &self,
         key_id: &str,
@@ -193,7 +194,7 @@ impl KeyRing {
         sig: &[u8; 64],
     ) -> Result<(), SignatureProblem> {
         let key = self.keys.get(key_id).ok_or(SignatureProblem::UnknownKey)?;
-        key.verify(&pae(PAYLOAD_TYPE, body), &Signature::from_bytes(sig))
+        super::signature::verify(key, &pae(PAYLOAD_TYPE, body), sig)
             .map_err(|_| SignatureProblem::BadSignature)
     }
 

@@ -2,12 +2,15 @@
 //! two backends, the write path (`Ledger`) and verification.
 
 pub mod anchors;
+pub mod dump;
 pub mod envelope;
 pub mod jetstream_log;
 pub mod keys;
 pub mod log;
 pub mod note;
+pub mod signature;
 pub mod sqlite_log;
+pub mod trust;
 pub mod verify;
 pub mod writer;
 

@@ -148,11 +148,12 @@ fn verify(storage: &[String], extra: &[&str]) -> (i32, Value) {
     (out.status.code().unwrap_or(-1), report)
 }
 
-fn verify_export(path: &Path) -> (i32, String) {
+fn verify_export(path: &Path, extra: &[&str]) -> (i32, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify-export");
     let out = Command::new("python3")
         .arg(script)
         .arg("--self-certified")
+        .args(extra)
         .arg(path)
         .output()
         .expect("run tools/verify-export");
@@ -312,15 +313,16 @@ async fn cosigned() -> Cosigned {
         .expect("body");
     let export = env.dir.path().join("export.jsonl");
     std::fs::write(&export, &text).expect("write");
-    let (code, out) = verify_export(&export);
+    let (code, out) = verify_export(&export, &["--trust-checkpoint", &trusted]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("2 witness cosignatures"), "{out}");
+    assert!(out.contains("extends the trusted checkpoint"), "{out}");
     let without: Vec<&str> = text
         .lines()
         .filter(|l| !l.contains("\"type\":\"cosignature\""))
         .collect();
     std::fs::write(&export, without.join("\n") + "\n").expect("write");
-    let (code, out) = verify_export(&export);
+    let (code, out) = verify_export(&export, &[]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("cosignatures"), "{out}");
 
@@ -413,6 +415,46 @@ async fn rewritten_history_is_caught(mut c: Cosigned, witnessed: u64) {
     assert_eq!(report["ok"], false);
     let failure = report["anchors"]["failure"].as_str().expect("failure");
     assert!(failure.contains("rewritten"), "{failure}");
+
+    // The independent verifiers agree: the raw log (tools/verifier/verify.py) and an export
+    // of it (tools/verify-export) do not extend the witness's checkpoint.
+    let dump = run_cli(&[c.storage.clone(), args(&["dump-log"])].concat());
+    assert!(dump.status.success());
+    let dumped = c.dir.path().join("rewritten.jsonl");
+    std::fs::write(&dumped, &dump.stdout).expect("write");
+    let key = B64.encode(signer(c.dir.path()).public_key().as_bytes());
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verifier/verify.py"))
+        .arg("--log")
+        .arg(&dumped)
+        .args(["--trusted-key", &key, "--trust-checkpoint", &trusted])
+        .output()
+        .expect("run verify.py");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("rewritten"), "{text}");
+    let export = c
+        .http
+        .get(c.svc.url("/v1/audit/export?format=jsonl"))
+        .bearer_auth(&c.auditor)
+        .send()
+        .await
+        .expect("export")
+        .text()
+        .await
+        .expect("body");
+    let exported = c.dir.path().join("rewritten-export.jsonl");
+    std::fs::write(&exported, export).expect("write");
+    // (A re-signed checkpoint also orphans the witness's cosignature of it, which the
+    // export verifier checks; a truncated log keeps only valid ones.)
+    let (code, out) = verify_export(&exported, &["--trust-checkpoint", &trusted]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        ["rewritten", "truncated", "does not verify", "cannot show"]
+            .iter()
+            .any(|w| out.contains(w)),
+        "{out}"
+    );
 
     let before = std::fs::read_to_string(c.wdir.join("checkpoint")).expect("checkpoint");
     let (code, stderr) = witness_once(&c.svc, &c.wdir, &c.auditor);

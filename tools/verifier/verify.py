@@ -437,6 +437,7 @@ class LogVerifier:
         self.seen_event_ids: set[str] = set()
         self.count = 0
         self.leaves: list[bytes] = []  # d_i = SHA-256(envelope) of positions 1..last
+        self.first_event_id = None     # names the log: its origin (section 7c)
         self.last_checkpoint = None
         self.checkpoints = 0
 
@@ -590,6 +591,8 @@ class LogVerifier:
             self.last_checkpoint = checkpoint
             self.checkpoints += 1
         self.last_position = position
+        if position == 1:
+            self.first_event_id = body["event_id"]
         self.seen_event_ids.add(body["event_id"])
         self.aggregates[agg] = (version, h)
         if new_key is not None:
@@ -603,7 +606,35 @@ class LogVerifier:
 # --------------------------------------------------------------------------
 
 
-def run_log(path: str, trusted_keys: list[str], subject_prefix: str) -> int:
+def parse_checkpoint_note(text: str):
+    """Section 7c: (origin, tree size, root bytes) of a C2SP checkpoint note."""
+    if not text.endswith("\n") or "\n\n" not in text:
+        raise VerifyError("the trusted checkpoint is not a signed note")
+    lines = text[:text.rfind("\n\n")].split("\n")
+    if len(lines) < 3 or not lines[0] or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
+        raise VerifyError("the trusted checkpoint's body is not origin, tree size, root")
+    root = b64decode_strict(lines[2], "the trusted checkpoint's root")
+    if len(root) != 32:
+        raise VerifyError("the trusted checkpoint's root is not 32 bytes")
+    return lines[0], int(lines[1]), root
+
+
+def check_trusted_checkpoint(v, text: str) -> str:
+    """Section 7c, item 2: the log extends the trusted checkpoint. Returns the anchor line."""
+    origin, size, root = parse_checkpoint_note(text)
+    if origin != "authledger/" + str(v.first_event_id):
+        raise VerifyError(f"the trusted checkpoint is of another log (origin {origin})")
+    if len(v.leaves) < size:
+        raise VerifyError(f"the log holds {len(v.leaves)} events but the trusted checkpoint "
+                          f"covers {size}: the log was truncated")
+    if merkle_tree_hash(v.leaves[:size]) != root:
+        raise VerifyError(f"the log's first {size} events do not hash to the trusted "
+                          "checkpoint's root: history was rewritten (or forked) since")
+    return f"anchor: the log extends the trusted checkpoint (tree size {size})"
+
+
+def run_log(path: str, trusted_keys: list[str], subject_prefix: str,
+            trust_checkpoint: str | None = None) -> int:
     trust = TrustStore()
     for i, k in enumerate(trusted_keys):
         try:
@@ -652,8 +683,23 @@ def run_log(path: str, trusted_keys: list[str], subject_prefix: str) -> int:
     if v.count == 0:
         print("FAIL: the log holds no events")
         return 1
+    anchor = None
+    if trust_checkpoint is not None:
+        try:
+            with open(trust_checkpoint, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            anchor = check_trusted_checkpoint(v, text)
+        except VerifyError as exc:
+            print(f"FAIL trusted checkpoint: {exc}")
+            return 1
     print(f"ok: {v.count} events, {len(v.aggregates)} aggregates, {v.checkpoints} "
           f"checkpoints verified; {v.uncovered()} positions not yet covered by a checkpoint")
+    if anchor:
+        print(anchor)
     return 0
 
 
@@ -754,12 +800,14 @@ def main(argv=None) -> int:
                     help="trusted Ed25519 public key (standard base64); repeatable")
     ap.add_argument("--subject-prefix", default=DEFAULT_SUBJECT_PREFIX,
                     help="subject prefix (default: ledger)")
+    ap.add_argument("--trust-checkpoint", metavar="FILE",
+                    help="a checkpoint note kept earlier (section 7c): the log must extend it")
     args = ap.parse_args(argv)
     if args.vectors:
         return run_vectors(args.vectors)
     if not args.trusted_key:
         ap.error("--log needs at least one --trusted-key")
-    return run_log(args.log, args.trusted_key, args.subject_prefix)
+    return run_log(args.log, args.trusted_key, args.subject_prefix, args.trust_checkpoint)
 
 
 if __name__ == "__main__":

@@ -37,3 +37,4 @@ pub mod scheduler;
 pub mod scoped_token;
 pub mod server;
 pub mod wal;
+pub mod witness;

@@ -92,9 +92,19 @@ enum Command {
         /// Print a machine-readable JSON report.
         #[arg(long)]
         json: bool,
-        /// Also trust this public key (base64 of 32 bytes); repeatable.
+        /// Pin this public key (base64 of 32 bytes) instead of the data dir's ring.json;
+        /// repeatable. Keys named by rotation events signed by a trusted key follow.
         #[arg(long = "trusted-key")]
         trusted_keys: Vec<String>,
+        /// Pin the keys of a ring.json-format file kept outside the data dir; repeatable.
+        #[arg(long = "ring", value_name = "FILE")]
+        rings: Vec<std::path::PathBuf>,
+        /// Signature-checking threads (default: the CPU count, at most 8); the verdict never
+        /// depends on it.
+        #[arg(long, hide = true)]
+        threads: Option<usize>,
+        #[command(flatten)]
+        anchors: AnchorArgs,
     },
     /// Rebuild the projections from the log into fresh tables, then swap them in: readers
     /// never see a half-built projection. Embedded, a new projections.db is built beside the
@@ -139,9 +149,13 @@ enum Command {
         #[arg(long)]
         outcome: Option<String>,
     },
-    /// Write the raw log as JSON lines (`position`, `subject`, `envelope` as stored) for an
-    /// independent verifier such as tools/verifier/verify.py.
+    /// Write the raw log as JSON lines (`position`, `subject`, `aggregate_version`,
+    /// `event_id`, `envelope` as stored; schemas/README.md §6a) for an independent verifier
+    /// such as tools/verifier/verify.py. Dumps damaged logs too.
     DumpLog,
+    /// Cosign the log's checkpoints as an independent witness (C2SP tlog-cosignature) with
+    /// its own key, refusing any checkpoint that does not extend the last one it cosigned.
+    Witness(WitnessArgs),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -154,6 +168,48 @@ enum Command {
         #[arg(long, default_value_t = 4)]
         writers: u64,
     },
+}
+
+/// Trust from outside the data dir (`schemas/README.md` §7c).
+#[derive(clap::Args)]
+struct AnchorArgs {
+    /// A checkpoint note recorded earlier (e.g. the witness's `checkpoint` file): the log
+    /// must hold its tree size and its first events must hash to its root.
+    #[arg(long, value_name = "FILE")]
+    trust_checkpoint: Option<std::path::PathBuf>,
+    /// A witness's verifier key (`<name>+<hex>+<base64>`, or a file holding it, such as its
+    /// `witness.vkey`): the log must hold a valid cosignature by it. Repeatable.
+    #[arg(long = "witness-key", value_name = "VKEY|FILE")]
+    witness_keys: Vec<String>,
+}
+
+/// Settings of `authledger witness`.
+#[derive(clap::Args)]
+struct WitnessArgs {
+    /// The witness's own directory: its key (created on first run), the last checkpoint it
+    /// cosigned, its status.
+    #[arg(long, value_name = "DIR")]
+    key_dir: std::path::PathBuf,
+    /// The service's base URL.
+    #[arg(long, value_name = "URL")]
+    log_url: String,
+    /// An API key of role auditor.
+    #[arg(long, env = "AUTHLEDGER_WITNESS_API_KEY", hide_env_values = true)]
+    api_key: String,
+    /// The witness's name, fixed when its key is created (default
+    /// `authledger-witness/<key prefix>`).
+    #[arg(long)]
+    name: Option<String>,
+    /// The log's public key (base64 of 32 bytes) to check checkpoint signatures with;
+    /// repeatable. Default: the keys the log publishes at /.well-known/jwks.json.
+    #[arg(long = "log-key")]
+    log_keys: Vec<String>,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 60)]
+    interval_secs: u64,
+    /// One round, then exit: 0 cosigned or nothing new, 1 refused, 2 the log could not be read.
+    #[arg(long)]
+    once: bool,
 }
 
 /// Connect flow and refresh settings of `serve`.
@@ -272,10 +328,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify { json, trusted_keys } => {
-            let report = ops::verify(&storage, &trusted_keys).await?;
+        Command::Verify {
+            json,
+            trusted_keys,
+            rings,
+            threads,
+            anchors,
+        } => {
+            let (log, warnings) = app::open_log(&storage, Access::Read).await?;
+            let trust =
+                authledger::ledger::trust::trusted_keys(&storage.key_dir(), &trusted_keys, &rings)?;
+            let ring = trust.ring.clone();
+            let options = authledger::ledger::verify::VerifyOptions {
+                threads,
+                page: None,
+                trust: Some(trust.description),
+            };
+            let report =
+                authledger::ledger::verify::verify_log_with(log, trust.ring, warnings, &options)
+                    .await?;
+            let anchored = check_anchors(&storage, &ring, &anchors).await?;
             if json {
-                print_json(&report)?;
+                let mut v = serde_json::to_value(&report)?;
+                v["ok"] = serde_json::Value::Bool(report.ok && anchored.ok);
+                v["anchors"] = serde_json::to_value(&anchored)?;
+                print_json(&v)?;
             } else {
                 for w in &report.warnings {
                     eprintln!("warning: {w}");
@@ -294,6 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
                             report.checkpoints, report.uncovered_positions
                         );
+                        println!("trust: {}", report.trust);
                     }
                     Some(f) => println!(
                         "FAILED at position {} (event {}, aggregate {}, version {}): {}",
@@ -306,8 +384,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         f.problem
                     ),
                 }
+                if report.failure.is_some() {
+                    println!("trust: {}", report.trust);
+                }
             }
-            Ok(if report.ok {
+            if !json {
+                print_anchors(&anchored);
+            }
+            Ok(if report.ok && anchored.ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -355,14 +439,111 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Keys(k) => keys(&storage, k).await,
+        Command::Witness(w) => witness(w).await,
         Command::DumpLog => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            let n = ops::dump_log(&storage, &mut out).await?;
+            let (log, _) = app::open_log(&storage, Access::Read).await?;
+            let n = authledger::ledger::dump::dump_log(log, &storage.nats_subject_prefix, &mut out)
+                .await?;
             out.flush()?;
             eprintln!("dumped {n} events");
             Ok(ExitCode::SUCCESS)
         }
         Command::DebugAppend { count, writers } => debug_append(&storage, count, writers).await,
+    }
+}
+
+/// Checks the log against trust from outside the data dir (`ledger::anchors`).
+async fn check_anchors(
+    storage: &StorageArgs,
+    ring: &authledger::ledger::KeyRing,
+    anchors: &AnchorArgs,
+) -> anyhow::Result<authledger::ledger::anchors::AnchorReport> {
+    use authledger::ledger::note::{Note, WitnessKey};
+    let trusted = match &anchors.trust_checkpoint {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(Note::parse(&text).with_context(|| format!("{}", path.display()))?)
+        }
+        None => None,
+    };
+    let witnesses = anchors
+        .witness_keys
+        .iter()
+        .map(|k| {
+            let text = match std::fs::read_to_string(k) {
+                Ok(t) => t,
+                Err(_) => k.clone(),
+            };
+            WitnessKey::parse(&text).with_context(|| format!("--witness-key {k}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (log, _) = app::open_log(storage, Access::Read).await?;
+    Ok(
+        authledger::ledger::anchors::check(log.as_ref(), ring, trusted.as_ref(), &witnesses)
+            .await?,
+    )
+}
+
+fn print_anchors(trust: &authledger::ledger::anchors::AnchorReport) {
+    match &trust.failure {
+        Some(f) => println!("FAILED trust anchors: {f}"),
+        None => {
+            println!(
+                "checkpoint notes: {} verified (C2SP signed note, log key){}",
+                trust.checkpoint_notes,
+                if trust.checkpoints_without_note > 0 {
+                    format!(
+                        "; {} older checkpoints carry none",
+                        trust.checkpoints_without_note
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            for a in &trust.anchors {
+                println!("anchor: {a}");
+            }
+        }
+    }
+}
+
+/// `authledger witness`: one round with `--once` (exit 0 / 1 refused / 2 error), else a
+/// round every `--interval-secs` until interrupted.
+async fn witness(args: WitnessArgs) -> anyhow::Result<ExitCode> {
+    use authledger::witness::{Outcome, Witness, WitnessConfig};
+    let w = Witness::new(WitnessConfig {
+        key_dir: args.key_dir,
+        log_url: args.log_url,
+        api_key: args.api_key.into(),
+        name: args.name,
+        log_keys: args.log_keys,
+    })?;
+    eprintln!("witness key: {}", w.vkey());
+    if args.once {
+        return Ok(match w.round_and_report().await {
+            Ok(Outcome::Refused(reason)) => {
+                eprintln!("REFUSED: {reason}");
+                ExitCode::from(1)
+            }
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        });
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(args.interval_secs.max(1)));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // Outcomes are logged and written to status.json; a refusal keeps the
+                // witness running (and refusing) until its operator looks.
+                let _ = w.round_and_report().await;
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
     }
 }
 

@@ -6,13 +6,12 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::app::{open_log, open_vault, trusted_keys, Access, AppError};
+use crate::app::{open_log, open_vault, Access, AppError};
 use crate::config::StorageArgs;
 use crate::domain::api_key::{ApiKey, ApiKeyCommand, NewApiKey};
 use crate::domain::signing_key::{Rotate, SigningKeyRing, RING_ID};
 use crate::domain::workspace::{Workspace, WorkspaceCommand};
 use crate::domain::{ApiKeyCreated, Role, SigningKeyRotated, SYSTEM_WORKSPACE};
-use crate::ledger::verify::{verify_log, VerifyReport};
 use crate::ledger::{Actor, EventLog, KeyDir, Ledger};
 use crate::projector::swap::rebuild_embedded_projections;
 use crate::projector::{PgProjections, ProjectionStore as _};
@@ -116,43 +115,6 @@ pub async fn rotate_signing_key(
     dir.promote_next(&next)?;
     ledger.replace_signer(next);
     Ok(rotated)
-}
-
-pub async fn verify(args: &StorageArgs, extra_keys: &[String]) -> Result<VerifyReport, AppError> {
-    let (log, warnings) = open_log(args, Access::Read).await?;
-    let trusted = trusted_keys(args, extra_keys)?;
-    Ok(verify_log(log, trusted, warnings).await?)
-}
-
-/// Writes every event as a JSON line `{"position", "subject", "envelope"}` (the envelope
-/// bytes as stored, which are UTF-8 JSON). Returns the number of events.
-pub async fn dump_log(args: &StorageArgs, out: &mut impl std::io::Write) -> Result<u64, AppError> {
-    let (log, _) = open_log(args, Access::Read).await?;
-    let head = log.head().await?;
-    let mut next = 1;
-    let mut n = 0;
-    while next <= head {
-        let page = log.read_from(next, 4096).await?;
-        let Some(last) = page.last().map(|e| e.position) else {
-            break;
-        };
-        for e in page.iter().take_while(|e| e.position <= head) {
-            let envelope = std::str::from_utf8(&e.envelope).map_err(|_| {
-                AppError::Io(format!("event at position {} is not UTF-8", e.position))
-            })?;
-            let line = serde_json::json!({
-                "position": e.position,
-                "subject": e.key.subject(&args.nats_subject_prefix),
-                "envelope": envelope,
-            });
-            serde_json::to_writer(&mut *out, &line).map_err(|e| AppError::Io(e.to_string()))?;
-            out.write_all(b"\n")
-                .map_err(|e| AppError::Io(e.to_string()))?;
-            n += 1;
-        }
-        next = last + 1;
-    }
-    Ok(n)
 }
 
 /// Where `replay --until` stops: after a log position, or after the last event whose

@@ -180,27 +180,30 @@ def build(forge=None):
               for p in exported if p <= size]
     lines += proofs
     lines.append({"type": "footer", "events": len(exported), "checkpoints": len(checkpoints),
-                  "inclusion_proofs": len(proofs)})
+                  "cosignatures": 0, "inclusion_proofs": len(proofs)})
     return [compact(x) for x in lines], envelopes
 
 
-def run(lines, stdin=False):
+def run(lines, stdin=False, trust=("--self-certified",)):
+    """Most cases check the export's own consistency, so they trust its header's keys."""
     text = "".join(line + "\n" for line in lines)
     if stdin:
-        p = subprocess.run([VERIFIER, "-"], input=text, capture_output=True, text=True)
+        p = subprocess.run([VERIFIER, *trust, "-"], input=text, capture_output=True, text=True)
     else:
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as fh:
             fh.write(text)
         try:
-            p = subprocess.run([VERIFIER, fh.name], capture_output=True, text=True)
+            p = subprocess.run([VERIFIER, *trust, fh.name], capture_output=True, text=True)
         finally:
             os.unlink(fh.name)
     return p.returncode, p.stdout.strip()
 
 
-def expect_ok(name, lines, summary=None, stdin=False):
-    code, out = run(lines, stdin)
-    check(code == 0 and (summary is None or out == summary),
+def expect_ok(name, lines, summary=None, stdin=False, trust=("--self-certified",),
+              trusted="SELF-CERTIFIED"):
+    code, out = run(lines, stdin, trust)
+    check(code == 0 and (summary is None or out.split("; trust: ")[0] == summary)
+          and f"; trust: {trusted}" in out,
           f"{name}: exit {code}, {out!r}")
 
 
@@ -327,7 +330,7 @@ def tampered_cases(lines, envelopes, extra_key):
          edit_body_unsigned(lines, 3, b"ci-key", b"cj-key"), 3, "signature does not verify"),
         ("signatures swapped between two events", swapped, 2, "signature does not verify"),
         ("header lists another key (its own id)",
-         edit(lines, 1, lambda r: r.update(public_keys=[extra_key])), 2, "no public key"),
+         edit(lines, 1, lambda r: r.update(public_keys=[extra_key])), 2, "no trusted public key"),
         ("header key_id not derived from its key",
          edit(lines, 1, lambda r: r["public_keys"][0].update(public_key=extra_key["public_key"])),
          1, "does not match its public key"),
@@ -399,7 +402,7 @@ def tampered_cases(lines, envelopes, extra_key):
         ("footer count wrong", edit(lines, 17, lambda r: r.update(checkpoints=3)),
          17, "footer says"),
         ("footer count as JSON true", edit(drop(lines, *range(3, 17)), 3, lambda r: r.update(
-            events=True, checkpoints=0, inclusion_proofs=0)), 3, "footer says"),
+            events=True, checkpoints=0, cosignatures=0, inclusion_proofs=0)), 3, "footer says"),
         ("line after the footer", lines + [lines[1]], 18, "after the footer"),
         ("header not first", lines[1:], 1, "header"),
         ("empty file", [], 1, "empty"),
@@ -459,16 +462,35 @@ def main():
     expect_ok("extra unrelated key in header",
               edit(lines, 1, lambda r: r["public_keys"].insert(0, extra_key)), summary)
     # A filtered view may leave versions out (7b): drop c1 v2 (pos 10) and its proof.
-    expect_ok("version gap c1 v1, v3 (as a filter would leave it)",
-              edit(drop(lines, 7, 16), 15, lambda r: r.update(events=6, inclusion_proofs=5)),
+    gap = edit(drop(lines, 7, 16), 15, lambda r: r.update(events=6, inclusion_proofs=5))
+    expect_ok("version gap c1 v1, v3 in a filtered export",
+              edit(gap, 1, lambda r: r["filters"].update(**{"from": "2025-06-01T12:00:00Z"})),
               "ok: 6 events, 2 checkpoints, 5 inclusion proofs verified")
+    expect_fail("version gap c1 v1, v3 in an unfiltered export", gap, 7, "events are missing")
+    expect_fail("an event the header's kind filter excludes",
+                edit(lines, 1, lambda r: r["filters"].update(kind="connection.")), 2,
+                "does not match filter kind")
+    expect_fail("an event before the header's from filter",
+                edit(lines, 1, lambda r: r["filters"].update(**{"from": "2025-06-01T12:00:02Z"})),
+                2, "before filter from")
+    expect_fail("an unknown filter in the header",
+                edit(lines, 1, lambda r: r["filters"].update(page="2")), 1, "unknown filter")
+    # Trust (keys pinned from outside the export).
+    own = ("--trusted-key", b64(raw_public(KEY)))
+    expect_ok("honest export, key pinned", lines, summary, trust=own,
+              trusted="pinned keys (--trusted-key)")
+    code, out = run(lines, trust=("--trusted-key", extra_key["public_key"]))
+    check(code == 1 and "no trusted public key" in out,
+          f"honest export, another key pinned: exit {code}, {out!r}")
+    code, out = run(lines, trust=())
+    check(code == 2, f"no trust given: exit {code} (want 2, a refusal)")
 
     for name, tampered, line_no, words in tampered_cases(lines, envelopes, extra_key):
         expect_fail(name, tampered, line_no, words)
     fuzz(ve, lines)
 
-    for args, what in (([], "no argument"), (["a", "b"], "two arguments"),
-                       (["/nonexistent/export.jsonl"], "unreadable file")):
+    for args, what in (([], "no argument"), (["--self-certified", "a", "b"], "two arguments"),
+                       (["--self-certified", "/nonexistent/export.jsonl"], "unreadable file")):
         code = subprocess.run([VERIFIER] + args, capture_output=True).returncode
         check(code == 2, f"usage error, {what}: exit {code} (want 2)")
 

@@ -301,6 +301,7 @@ fn checkpoint_view(c: &crate::audit::checkpoints::StoredCheckpoint) -> Value {
         "signed_at": c.occurred_at,
         "key_id": c.key_id,
         "envelope_hash": c.envelope_hash,
+        "note": cp.note,
     })
 }
 
@@ -358,6 +359,49 @@ pub async fn consistency(
         "algorithm": "RFC 9162 §2.1.4 (SHA-256)",
     }))
     .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CosignatureBody {
+    /// The witness's verifier key (`<name>+<hex key id>+<base64(0x04 || key)>`).
+    pub witness_key: String,
+    /// base64(key id || timestamp || signature) of a `cosignature/v1` of the note.
+    pub cosignature: String,
+}
+
+/// A witness's cosignature of checkpoint `{id}`'s note, recorded as `checkpoint.cosigned`
+/// once it verifies.
+pub async fn cosign(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<CosignatureBody>,
+) -> Result<Response, ApiError> {
+    let n: u64 = id
+        .parse()
+        .map_err(|_| bad("the checkpoint is named by its sequence number"))?;
+    let (event, position) = crate::audit::checkpoints::record_cosignature(
+        &state,
+        &caller.actor(),
+        n,
+        &body.witness_key,
+        &body.cosignature,
+    )
+    .await?;
+    crate::commands::written::reached(position);
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(json!({
+            "checkpoint_sequence": event.checkpoint_sequence,
+            "tree_size": event.tree_size,
+            "witness_name": event.witness_name,
+            "witness_key": event.witness_key,
+            "timestamp": event.timestamp,
+            "position": position,
+        })),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -65,6 +65,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::AuditEvent => on(filter, audit::get),
         RouteId::AuditCheckpoints => on(filter, audit::checkpoints),
         RouteId::AuditConsistency => on(filter, audit::consistency),
+        RouteId::AuditCosign => on(filter, audit::cosign),
         RouteId::AuditExport => on(filter, audit::export),
         RouteId::AuditAccess => on(filter, audit::access),
         RouteId::Jwks => on(filter, agents::jwks),

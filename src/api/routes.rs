@@ -84,6 +84,7 @@ pub enum RouteId {
     AuditEvent,
     AuditCheckpoints,
     AuditConsistency,
+    AuditCosign,
     AuditExport,
     AuditAccess,
     Jwks,
@@ -310,6 +311,12 @@ pub const ROUTES: &[RouteSpec] = &[
         id: RouteId::AuditConsistency,
         method: "GET",
         path: "/v1/audit/checkpoints/{id}/consistency",
+        permission: Permission::ReadAudit,
+    },
+    RouteSpec {
+        id: RouteId::AuditCosign,
+        method: "POST",
+        path: "/v1/audit/checkpoints/{id}/cosignatures",
         permission: Permission::ReadAudit,
     },
     RouteSpec {

@@ -10,9 +10,11 @@ use super::merkle::{self, Hash};
 use crate::app::AppState;
 use crate::commands::CommandError;
 use crate::domain::checkpoint::{CheckpointChain, Commit, CHECKPOINT_ID};
-use crate::domain::{CheckpointCreated, DomainError, Event, SYSTEM_WORKSPACE};
+use crate::domain::cosignature::{Record, WitnessCosignatures};
+use crate::domain::{CheckpointCosigned, CheckpointCreated, DomainError, Event, SYSTEM_WORKSPACE};
 use crate::ledger::envelope::open_envelope;
-use crate::ledger::{Actor, AggregateKey, LedgerError};
+use crate::ledger::note::{self, Note, NoteSignature, WitnessKey};
+use crate::ledger::{Actor, AggregateKey, EventLog, LedgerError};
 
 /// Default: every minute, at second 0.
 pub const DEFAULT_CHECKPOINT_SCHEDULE: &str = "0 * * * * *";
@@ -98,6 +100,17 @@ pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated
         }
         tree.root()
     };
+    let checkpoint = note::Checkpoint {
+        origin: origin(state.log.as_ref()).await?,
+        tree_size: head,
+        root,
+    };
+    let signer = state.ledger.signer();
+    let signed = note::signed_checkpoint(
+        &checkpoint,
+        &signer.public_key(),
+        signer.sign_note(&checkpoint.body()),
+    );
     let committed = state
         .ledger
         .execute::<CheckpointChain>(
@@ -107,6 +120,7 @@ pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated
             &Commit {
                 tree_size: head,
                 merkle_root: merkle::to_hex(&root),
+                note: Some(signed.text()),
             },
         )
         .await;
@@ -119,6 +133,21 @@ pub async fn checkpoint_now(state: &AppState) -> Result<Option<CheckpointCreated
         Err(LedgerError::Domain(DomainError::Rejected(_))) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The log's origin line (`schemas/README.md` §7c): `authledger/` + the event id at
+/// position 1.
+pub async fn origin(log: &dyn EventLog) -> Result<String, CommandError> {
+    let first = log
+        .read_from(1, 1)
+        .await
+        .map_err(|e| CommandError::Ledger(LedgerError::Log(e)))?;
+    let first = first
+        .first()
+        .filter(|r| r.position == 1)
+        .ok_or_else(|| corrupt(1, "the log has no first event"))?;
+    let opened = open_envelope(&first.envelope).map_err(|e| corrupt(1, e.to_string()))?;
+    Ok(note::origin_of(&opened.body.event_id.to_string()))
 }
 
 /// Runs the checkpoint job on `schedule` until `stop`.
@@ -226,4 +255,76 @@ pub async fn consistency(
     let proof = merkle::consistency_proof(&leaves, size)
         .ok_or_else(|| corrupt(new.position, "no consistency proof"))?;
     Ok((old, new, proof))
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> CommandError {
+    DomainError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+    .into()
+}
+
+/// Records a witness's cosignature of checkpoint `sequence` (`checkpoint.cosigned`) once it
+/// verifies (strict Ed25519) against that checkpoint's signed note and the witness key.
+pub async fn record_cosignature(
+    state: &AppState,
+    actor: &Actor,
+    sequence: u64,
+    witness_key: &str,
+    cosignature: &str,
+) -> Result<(CheckpointCosigned, u64), CommandError> {
+    use base64::Engine as _;
+    let witness =
+        WitnessKey::parse(witness_key).map_err(|e| invalid("witness_key", e.to_string()))?;
+    let all = checkpoints(state).await?;
+    let cp = all
+        .iter()
+        .find(|c| c.checkpoint.sequence == sequence)
+        .ok_or(CommandError::Domain(DomainError::NotFound("checkpoint")))?;
+    let text = cp
+        .checkpoint
+        .note
+        .as_deref()
+        .ok_or_else(|| invalid("checkpoint", "this checkpoint has no signed note"))?;
+    let mut signed = Note::parse(text).map_err(|e| corrupt(cp.position, e.to_string()))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(cosignature)
+        .ok()
+        .filter(|r| r.len() == 4 + 8 + 64)
+        .ok_or_else(|| {
+            invalid(
+                "cosignature",
+                "base64 of key id (4), timestamp (8), signature (64)",
+            )
+        })?;
+    signed.signatures.push(NoteSignature {
+        name: witness.name.clone(),
+        key_id: [raw[0], raw[1], raw[2], raw[3]],
+        bytes: raw[4..].to_vec(),
+    });
+    let timestamp = signed.verify_cosignature(&witness).map_err(|_| {
+        invalid(
+            "cosignature",
+            "does not verify for this witness key and checkpoint",
+        )
+    })?;
+    let event = CheckpointCosigned {
+        checkpoint_sequence: sequence,
+        tree_size: cp.checkpoint.tree_size,
+        witness_key: witness.vkey(),
+        witness_name: witness.name.clone(),
+        timestamp,
+        cosignature: cosignature.to_string(),
+    };
+    let committed = state
+        .ledger
+        .execute::<WitnessCosignatures>(
+            SYSTEM_WORKSPACE,
+            &witness.storage_id(),
+            actor,
+            &Record(event.clone()),
+        )
+        .await?;
+    Ok((event, committed.position))
 }

@@ -216,6 +216,29 @@ async fn jsonl(
         )
         .await?;
     }
+    // Witness cosignatures of the checkpoints (§7c): ledger-wide like the checkpoints.
+    let mut cosignatures = 0u64;
+    let mut pages = Pages::new(
+        state,
+        crate::domain::SYSTEM_WORKSPACE,
+        AuditFilter {
+            kind: Some("checkpoint.cosigned".into()),
+            ..AuditFilter::default()
+        },
+    );
+    while let Some(page) = pages.next().await? {
+        let mut text = String::new();
+        for (row, envelope) in page {
+            let envelope = String::from_utf8_lossy(&envelope).into_owned();
+            text.push_str(
+                &json!({ "type": "cosignature", "position": row.position, "envelope": envelope })
+                    .to_string(),
+            );
+            text.push('\n');
+            cosignatures += 1;
+        }
+        send(tx, text).await?;
+    }
     let mut proofs = 0u64;
     if let (Some(c), Some(tree)) = (&last, &tree) {
         for p in exported
@@ -246,6 +269,7 @@ async fn jsonl(
             "type": "footer",
             "events": events,
             "checkpoints": all_checkpoints.len(),
+            "cosignatures": cosignatures,
             "inclusion_proofs": proofs,
         }),
     )

@@ -26,6 +26,10 @@ pub struct CheckpointCreated {
     /// The previous checkpoint's tree (absent for the first).
     pub previous_tree_size: Option<u64>,
     pub previous_root: Option<String>,
+    /// The same commitment as a C2SP signed note (`schemas/README.md` §7c), signed by the
+    /// log's key. Absent in checkpoints written before notes existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -39,6 +43,8 @@ pub struct CheckpointChain {
 pub struct Commit {
     pub tree_size: u64,
     pub merkle_root: String,
+    /// The signed note of this commitment (made by the caller, which holds the key).
+    pub note: Option<String>,
 }
 
 impl Aggregate for CheckpointChain {
@@ -80,6 +86,7 @@ impl Aggregate for CheckpointChain {
             merkle_root: c.merkle_root.clone(),
             previous_tree_size: (self.sequence > 0).then_some(self.tree_size),
             previous_root: self.root.clone(),
+            note: c.note.clone(),
         }))
     }
 }
@@ -95,6 +102,7 @@ mod tests {
             .decide(&Commit {
                 tree_size: 10,
                 merkle_root: "ab".repeat(32),
+                note: None,
             })
             .unwrap_or_else(|e| unreachable!("{e}"));
         chain.apply(&first);
@@ -106,13 +114,15 @@ mod tests {
         assert!(chain
             .decide(&Commit {
                 tree_size: 10,
-                merkle_root: "cd".repeat(32)
+                merkle_root: "cd".repeat(32),
+                note: None,
             })
             .is_err());
         let second = chain
             .decide(&Commit {
                 tree_size: 15,
                 merkle_root: "cd".repeat(32),
+                note: None,
             })
             .unwrap_or_else(|e| unreachable!("{e}"));
         let Event::CheckpointCreated(c2) = second else {

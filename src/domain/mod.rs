@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth_config;
 pub mod checkpoint;
 pub mod connection;
+pub mod cosignature;
 pub mod credential_release;
 pub mod gateway;
 pub mod signing_key;
@@ -34,6 +35,7 @@ pub use connection::{
     ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked, NeedsReconsent,
     RefreshFailed, RefreshStarted,
 };
+pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use signing_key::SigningKeyRotated;
@@ -130,6 +132,8 @@ pub enum Event {
     CredentialReleased(CredentialReleased),
     #[serde(rename = "workspace.tool_response_storage_set")]
     ToolResponseStorageSet(ToolResponseStorageSet),
+    #[serde(rename = "checkpoint.cosigned")]
+    CheckpointCosigned(CheckpointCosigned),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -174,6 +178,7 @@ pub const ALL_KINDS: &[&str] = &[
     "gateway.deleted",
     "credential.released",
     "workspace.tool_response_storage_set",
+    "checkpoint.cosigned",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -237,6 +242,7 @@ impl Event {
             Event::GatewayDeleted(_) => "gateway.deleted",
             Event::CredentialReleased(_) => "credential.released",
             Event::ToolResponseStorageSet(_) => "workspace.tool_response_storage_set",
+            Event::CheckpointCosigned(_) => "checkpoint.cosigned",
         }
     }
 
@@ -404,6 +410,7 @@ impl Event {
                 merkle_root: "5d".repeat(32),
                 previous_tree_size: Some(100),
                 previous_root: Some("6e".repeat(32)),
+                note: None,
             }),
             Event::TokenIssued(TokenIssued {
                 connection_id: "01900000-0000-7000-8000-000000000020".into(),
@@ -514,6 +521,14 @@ impl Event {
             }),
             Event::ToolResponseStorageSet(ToolResponseStorageSet {
                 store_tool_responses: true,
+            }),
+            Event::CheckpointCosigned(CheckpointCosigned {
+                checkpoint_sequence: 2,
+                tree_size: 180,
+                witness_key: format!("witness.example/w1+a1b2c3d4+BA{}", "A".repeat(42)),
+                witness_name: "witness.example/w1".into(),
+                timestamp: 1_767_323_045,
+                cosignature: format!("{}==", "A".repeat(102)),
             }),
         ]
     }

@@ -61,6 +61,7 @@ pub fn event_hash(envelope: &[u8]) -> String {
 
 /// Who caused an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Actor {
     #[serde(rename = "type")]
     pub actor_type: ActorType,
@@ -125,6 +126,20 @@ impl AggregateKey {
         Ok(key)
     }
 
+    /// The aggregate as a log's index filed it, without validation: the signed body is the
+    /// truth, and the verifier reports where an index disagrees with it.
+    pub fn from_index(
+        workspace_id: impl Into<String>,
+        aggregate_type: impl Into<String>,
+        aggregate_id: impl Into<String>,
+    ) -> Self {
+        AggregateKey {
+            workspace_id: workspace_id.into(),
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+        }
+    }
+
     pub fn subject(&self, prefix: &str) -> String {
         format!(
             "{prefix}.{}.{}.{}",
@@ -160,8 +175,14 @@ fn check_token(field: &'static str, v: &str) -> Result<(), EnvelopeError> {
 
 /// The signed body of an event. Field order here is the order written; verifiers never
 /// depend on it because they check the stored bytes.
+///
+/// Reading one is as strict as `schemas/events/v1/body.json` (§1): no other fields (here
+/// or in `actor`), and `EventBody::check` holds (see `open_envelope`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventBody {
+    /// A UUIDv7 in its lowercase hyphenated form.
+    #[serde(deserialize_with = "uuid_v7_text")]
     pub event_id: Uuid,
     pub workspace_id: String,
     pub aggregate_type: String,
@@ -182,6 +203,76 @@ impl EventBody {
     pub fn aggregate_key(&self) -> Result<AggregateKey, EnvelopeError> {
         AggregateKey::new(&self.workspace_id, &self.aggregate_type, &self.aggregate_id)
     }
+
+    /// The field rules of `events/v1/body.json` that the types alone do not enforce.
+    pub fn check(&self) -> Result<(), EnvelopeError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(EnvelopeError::InvalidField {
+                field,
+                reason: reason.into(),
+            })
+        };
+        self.aggregate_key()?;
+        if self.aggregate_version < 1 {
+            return invalid("aggregate_version", "must be an integer >= 1");
+        }
+        if self.schema_version < 1 {
+            return invalid("schema_version", "must be an integer >= 1");
+        }
+        let word =
+            |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        match self.kind.split_once('.') {
+            Some((a, b)) if word(a) && word(b) => {}
+            _ => return invalid("kind", "must match [a-z_]+.[a-z_]+"),
+        }
+        if self.actor.id.is_empty() {
+            return invalid("actor", "id must not be empty");
+        }
+        if !self.payload.is_object() {
+            return invalid("payload", "must be a JSON object");
+        }
+        if let Some(h) = &self.prev_hash {
+            let ok = h
+                .strip_prefix("sha256:")
+                .is_some_and(|x| is_lower_hex(x, 64));
+            if !ok {
+                return invalid("prev_hash", "must be null or sha256:<64 lowercase hex>");
+            }
+        }
+        let ok = self
+            .key_id
+            .strip_prefix("ed25519:")
+            .is_some_and(|x| is_lower_hex(x, 16));
+        if !ok {
+            return invalid("key_id", "must be ed25519:<16 lowercase hex>");
+        }
+        Ok(())
+    }
+}
+
+fn is_lower_hex(s: &str, len: usize) -> bool {
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `event_id`: exactly `xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx` in lowercase hex.
+fn uuid_v7_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    let text = String::deserialize(d)?;
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
+        })
+        && b[14] == b'7'
+        && matches!(b[19], b'8' | b'9' | b'a' | b'b');
+    if !shape_ok {
+        return Err(serde::de::Error::custom(format!(
+            "event_id {text:?} is not a lowercase UUIDv7"
+        )));
+    }
+    Uuid::parse_str(&text).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -258,7 +349,7 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
     }
     let body: EventBody =
         serde_json::from_slice(&body_bytes).map_err(|e| EnvelopeError::Body(e.to_string()))?;
-    body.aggregate_key()?;
+    body.check()?;
     Ok(OpenedEnvelope {
         body_bytes,
         body,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -101,6 +101,13 @@ impl Signer {
         encode_envelope(body, &self.key_id, &sig.to_bytes())
     }
 
+    /// Signs a C2SP signed-note body (a checkpoint, `ledger::note`). A note body is text
+    /// whose lines end in newlines and whose first line is the log's origin, so it never
+    /// equals a DSSE PAE (`DSSEv1 …`) nor a JWS signing input (base64url, no newline).
+    pub fn sign_note(&self, body: &str) -> [u8; 64] {
+        self.key.sign(body.as_bytes()).to_bytes()
+    }
+
     /// Signs a JWS in compact form (`alg: EdDSA`, RFC 8037) over `header` and `claims`.
     /// The signing input is base64url text joined by a dot, which never contains the space
     /// every DSSE PAE starts with ("DSSEv1 "), so a token signature is never an event
@@ -178,7 +185,8 @@ impl KeyRing {
         self.keys.keys()
     }
 
-    /// Verifies `sig` over the PAE of `body` with the trusted key `key_id`.
+    /// Verifies `sig` over the PAE of `body` with the trusted key `key_id`, by the one
+    /// signature rule (`signature::verify`, schemas/README.md §3).
     pub fn verify(
         &self,
         key_id: &str,
@@ -186,7 +194,7 @@ impl KeyRing {
         sig: &[u8; 64],
     ) -> Result<(), SignatureProblem> {
         let key = self.keys.get(key_id).ok_or(SignatureProblem::UnknownKey)?;
-        key.verify(&pae(PAYLOAD_TYPE, body), &Signature::from_bytes(sig))
+        super::signature::verify(key, &pae(PAYLOAD_TYPE, body), sig)
             .map_err(|_| SignatureProblem::BadSignature)
     }
 

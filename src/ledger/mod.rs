@@ -1,11 +1,16 @@
 //! The signed event ledger: envelope and signing, key ring, the `EventLog` trait and its
 //! two backends, the write path (`Ledger`) and verification.
 
+pub mod anchors;
+pub mod dump;
 pub mod envelope;
 pub mod jetstream_log;
 pub mod keys;
 pub mod log;
+pub mod note;
+pub mod signature;
 pub mod sqlite_log;
+pub mod trust;
 pub mod verify;
 pub mod writer;
 

@@ -3,21 +3,23 @@
 //! repeated, unique event ids, and no gap in global positions. Stops at the first bad
 //! event and names it.
 //!
-//! Signatures are checked in batches across all cores (ed25519 batch verification, then
-//! one by one to name the culprit when a batch fails); everything order-dependent is a
-//! single sequential pass.
+//! Signatures are checked one by one by the rule of `signature::verify` (schemas/README.md
+//! §3), spread over threads (`VerifyOptions::threads`); everything order-dependent is a
+//! single sequential pass. The verdict and the first bad position never depend on the
+//! number of threads.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use uuid::Uuid;
 
 use super::envelope::{open_envelope, pae, AggregateKey, PAYLOAD_TYPE};
 use super::keys::{parse_public, KeyRing};
 use super::log::{EventLog, LogError, RecordedEvent};
+use super::signature::{self, SignatureError};
 use crate::audit::merkle;
 use crate::domain::{Event, SYSTEM_WORKSPACE};
 
@@ -45,14 +47,41 @@ pub struct VerifyReport {
     pub events_per_sec: f64,
     pub warnings: Vec<String>,
     pub failure: Option<Failure>,
+    /// What the verdict rests on: where the trusted keys came from.
+    pub trust: String,
     /// Signed checkpoints checked (signature, chain, Merkle root recomputed from the log).
     pub checkpoints: u64,
     /// Positions after the last checkpoint's tree (not yet committed to by a checkpoint).
     pub uncovered_positions: u64,
 }
 
+/// How a verification runs; none of it changes the verdict.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Threads that check signatures (default: the CPU count, at most 8).
+    pub threads: Option<usize>,
+    /// Events read and checked per step (default 4096).
+    pub page: Option<usize>,
+    /// Where the trusted keys came from, for the report (see `trust::TrustedKeys`).
+    pub trust: Option<String>,
+}
+
+impl VerifyOptions {
+    fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .min(8)
+            })
+            .max(1)
+    }
+}
+
 /// Sequential state of a verification.
 pub struct Verifier {
+    threads: usize,
     trusted: KeyRing,
     tails: HashMap<AggregateKey, (u64, String)>,
     event_ids: HashSet<Uuid>,
@@ -70,13 +99,19 @@ pub struct Verifier {
 struct SigJob {
     index: usize,
     message: Vec<u8>,
-    signature: Signature,
+    signature: [u8; 64],
     key: VerifyingKey,
 }
 
 impl Verifier {
     pub fn new(trusted: KeyRing) -> Self {
+        Self::with_threads(trusted, VerifyOptions::default().threads())
+    }
+
+    /// A verifier that checks signatures on `threads` threads.
+    pub fn with_threads(trusted: KeyRing, threads: usize) -> Self {
         Verifier {
+            threads: threads.max(1),
             trusted,
             tails: HashMap::new(),
             event_ids: HashSet::new(),
@@ -102,6 +137,13 @@ impl Verifier {
             Ok(_) => return Err("not a checkpoint".into()),
             Err(e) => return Err(e.to_string()),
         };
+        if c.sequence != self.checkpoints + 1 {
+            return Err(format!(
+                "checkpoint sequence {} where {} is due (sequences are 1, 2, … in log order)",
+                c.sequence,
+                self.checkpoints + 1
+            ));
+        }
         let previous = self.covered.size();
         let previous_root = (previous > 0).then(|| merkle::to_hex(&self.covered.root()));
         if c.tree_size >= position || c.tree_size <= previous {
@@ -139,8 +181,16 @@ impl Verifier {
 
     /// Checks the next events in global order.
     pub fn check_batch(&mut self, batch: &[RecordedEvent]) -> Result<(), Failure> {
+        let checked = self.check_sequential(batch);
+        checked.decide(batch, self.threads)
+    }
+
+    /// The order-dependent checks of a page, up to its first structural failure; the
+    /// signatures are left to `Checked::decide` (which may run while the next page is
+    /// checked here: the verdict is the same).
+    fn check_sequential(&mut self, batch: &[RecordedEvent]) -> Checked {
         let mut jobs = Vec::with_capacity(batch.len());
-        let mut structural: Option<(usize, Failure)> = None;
+        let mut structural = None;
         for (i, rec) in batch.iter().enumerate() {
             match self.check_one(rec) {
                 Ok(job) => jobs.push(SigJob { index: i, ..job }),
@@ -149,30 +199,12 @@ impl Verifier {
                     if let Some(job) = job {
                         jobs.push(SigJob { index: i, ..job });
                     }
-                    structural = Some((i, failure));
+                    structural = Some(failure);
                     break;
                 }
             }
         }
-        // A bad signature at or before the structural failure is the root cause.
-        if let Some(bad) = first_bad_signature(&jobs) {
-            let rec = &batch[bad];
-            let mut f = describe(
-                rec,
-                "signature does not verify (body or signature altered, or forged)",
-            );
-            if let Ok(o) = open_envelope(&rec.envelope) {
-                f.problem = format!(
-                    "signature does not verify under trusted key {} (body or signature altered, or forged)",
-                    o.signatures.first().map(|s| s.0.as_str()).unwrap_or("?")
-                );
-            }
-            return Err(f);
-        }
-        match structural {
-            Some((_, f)) => Err(f),
-            None => Ok(()),
-        }
+        Checked { jobs, structural }
     }
 
     /// Sequential checks for one event; returns the signature check still to do.
@@ -215,7 +247,7 @@ impl Verifier {
         let job = SigJob {
             index: 0,
             message: pae(PAYLOAD_TYPE, &opened.body_bytes),
-            signature: Signature::from_bytes(&sig),
+            signature: sig,
             key,
         };
         let with_job =
@@ -356,42 +388,67 @@ fn describe(rec: &RecordedEvent, problem: &str) -> Failure {
     }
 }
 
-/// Index (into the batch) of the first event whose signature fails, checking in parallel.
-fn first_bad_signature(jobs: &[SigJob]) -> Option<usize> {
+/// A page after its sequential checks: the signatures still to check, and the first
+/// structural failure (the signature jobs stop there).
+struct Checked {
+    jobs: Vec<SigJob>,
+    structural: Option<Failure>,
+}
+
+impl Checked {
+    /// The page's verdict: a bad signature at or before the structural failure is the root
+    /// cause; else the structural failure.
+    fn decide(self, batch: &[RecordedEvent], threads: usize) -> Result<(), Failure> {
+        if let Some((bad, why)) = first_bad_signature(&self.jobs, threads) {
+            let rec = &batch[bad];
+            let key = open_envelope(&rec.envelope)
+                .ok()
+                .and_then(|o| o.signatures.first().map(|s| s.0.clone()))
+                .unwrap_or_else(|| "?".into());
+            return Err(describe(
+                rec,
+                &format!(
+                    "signature does not verify under trusted key {key}: {why} (body or signature altered, or forged)"
+                ),
+            ));
+        }
+        match self.structural {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Index (into the batch) of the first event whose signature fails, and why; the work is
+/// split over `threads` threads, which changes only how fast the answer comes.
+fn first_bad_signature(jobs: &[SigJob], threads: usize) -> Option<(usize, SignatureError)> {
     if jobs.is_empty() {
         return None;
     }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let chunk = jobs.len().div_ceil(threads).max(64);
-    let bad: Vec<Option<usize>> = std::thread::scope(|scope| {
+    let check = |chunk: &[SigJob]| {
+        chunk.iter().find_map(|j| {
+            signature::verify(&j.key, &j.message, &j.signature)
+                .err()
+                .map(|e| (j.index, e))
+        })
+    };
+    if threads <= 1 {
+        return check(jobs);
+    }
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let bad: Vec<Option<(usize, SignatureError)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = jobs
             .chunks(chunk)
-            .map(|c| scope.spawn(move || check_chunk(c)))
+            .map(|c| scope.spawn(move || check(c)))
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or(Some(usize::MAX)))
+            .zip(jobs.chunks(chunk))
+            // A thread that died is re-checked here rather than trusted.
+            .map(|(h, c)| h.join().unwrap_or_else(|_| check(c)))
             .collect()
     });
-    bad.into_iter()
-        .flatten()
-        .min()
-        .map(|i| if i == usize::MAX { 0 } else { i })
-}
-
-fn check_chunk(jobs: &[SigJob]) -> Option<usize> {
-    let messages: Vec<&[u8]> = jobs.iter().map(|j| j.message.as_slice()).collect();
-    let signatures: Vec<Signature> = jobs.iter().map(|j| j.signature).collect();
-    let keys: Vec<VerifyingKey> = jobs.iter().map(|j| j.key).collect();
-    if ed25519_dalek::verify_batch(&messages, &signatures, &keys).is_ok() {
-        return None;
-    }
-    jobs.iter()
-        .find(|j| j.key.verify_strict(&j.message, &j.signature).is_err())
-        .map(|j| j.index)
+    bad.into_iter().flatten().min_by_key(|(i, _)| *i)
 }
 
 /// Verifies the log from position 1 to its head at the start of the run.
@@ -400,7 +457,17 @@ pub async fn verify_log(
     trusted: KeyRing,
     warnings: Vec<String>,
 ) -> Result<VerifyReport, LogError> {
-    const PAGE: usize = 4096;
+    verify_log_with(log, trusted, warnings, &VerifyOptions::default()).await
+}
+
+/// `verify_log` with explicit options (thread count, page size, trust description).
+pub async fn verify_log_with(
+    log: Arc<dyn EventLog>,
+    trusted: KeyRing,
+    warnings: Vec<String>,
+    options: &VerifyOptions,
+) -> Result<VerifyReport, LogError> {
+    let page_size = options.page.unwrap_or(4096).max(1);
     let started = Instant::now();
     let head = log.head().await?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<RecordedEvent>, LogError>>(2);
@@ -409,7 +476,7 @@ pub async fn verify_log(
     let reader = tokio::spawn(async move {
         let mut next = 1;
         while next <= head {
-            let page = reader_log.read_from(next, PAGE).await;
+            let page = reader_log.read_from(next, page_size).await;
             let page = match page {
                 Ok(p) => p
                     .into_iter()
@@ -429,22 +496,37 @@ pub async fn verify_log(
             }
         }
     });
-    let mut verifier = Verifier::new(trusted);
-    let mut failure = None;
+    let threads = options.threads();
+    let mut verifier = Verifier::with_threads(trusted, threads);
+    // Signatures of page N are checked while page N+1 gets its sequential checks; pages
+    // are decided in order, so the first failure is the same as checking one by one.
+    let (sig_tx, mut sig_rx) = tokio::sync::mpsc::channel::<(Vec<RecordedEvent>, Checked)>(1);
+    let signatures = tokio::task::spawn_blocking(move || {
+        while let Some((page, checked)) = sig_rx.blocking_recv() {
+            checked.decide(&page, threads)?;
+        }
+        Ok::<(), Failure>(())
+    });
     while let Some(page) = rx.recv().await {
         let page = page?;
-        let (v, result) = tokio::task::spawn_blocking(move || {
-            let r = verifier.check_batch(&page);
-            (verifier, r)
+        let (v, page, checked) = tokio::task::spawn_blocking(move || {
+            let checked = verifier.check_sequential(&page);
+            (verifier, page, checked)
         })
         .await
         .map_err(|e| LogError::Backend(format!("verifier task failed: {e}")))?;
         verifier = v;
-        if let Err(f) = result {
-            failure = Some(f);
+        let stop = checked.structural.is_some();
+        // Stop when the signature stage stopped at a failure, or this page holds one.
+        if sig_tx.send((page, checked)).await.is_err() || stop {
             break;
         }
     }
+    drop(sig_tx);
+    let mut failure = signatures
+        .await
+        .map_err(|e| LogError::Backend(format!("signature task failed: {e}")))?
+        .err();
     reader.abort();
     if failure.is_none() && verifier.last_position.unwrap_or(0) < head {
         failure = Some(Failure {
@@ -475,6 +557,10 @@ pub async fn verify_log(
         },
         warnings,
         failure,
+        trust: options
+            .trust
+            .clone()
+            .unwrap_or_else(|| "keys given by the caller".into()),
         checkpoints: verifier.checkpoints,
         uncovered_positions: verifier
             .last_position

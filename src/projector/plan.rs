@@ -470,6 +470,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::AccessDenied(_)
         | Event::AuditQueried(_)
         | Event::CheckpointCreated(_)
+        | Event::CheckpointCosigned(_)
         | Event::TokenIssued(_)
         | Event::TokenUsed(_)
         | Event::TokenRevoked(_)

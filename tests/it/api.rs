@@ -170,6 +170,10 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
             (StatusCode::FORBIDDEN, Some("token-release-disabled"))
         }
         // Authorized; the arguments do not match the tool's schema (nothing is called).
+        // Authorized; the body is not a witness's cosignature (nothing is recorded).
+        ("POST", "/v1/audit/checkpoints/{id}/cosignatures") => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed"))
+        }
         ("POST", "/v1/tools/execute") => {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-arguments"))
         }
@@ -265,6 +269,8 @@ impl Env {
             fx.event.clone()
         } else if path == "/v1/audit/checkpoints/{id}/consistency" {
             return format!("{}?from=1", path_for(path, &fx.checkpoint));
+        } else if path == "/v1/audit/checkpoints/{id}/cosignatures" {
+            fx.checkpoint.clone()
         } else if path.starts_with("/v1/tokens") {
             self.create_token(&self.admin, &fx.connection).await
         } else if path.starts_with("/v1/gateways") {
@@ -511,6 +517,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         let body = match (spec.method, spec.path) {
             ("POST", "/v1/auth-configs") => Some(auth_config_body("made in the table")),
             ("POST", "/v1/auth-configs/{id}/test") => Some(json!({})),
+            ("POST", "/v1/audit/checkpoints/{id}/cosignatures") => {
+                Some(json!({ "witness_key": "w+00000000+AA==", "cosignature": "AA==" }))
+            }
             ("POST", "/v1/connections") => Some(connection_body(&fx.auth_config)),
             ("POST", "/v1/gateways") | ("PUT", "/v1/gateways/{id}") => {
                 Some(gateway_body(&fx.auth_config))

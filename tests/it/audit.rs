@@ -497,10 +497,13 @@ async fn events_come_as_signed_with_inclusion_proofs_and_checkpoints_are_consist
     );
 }
 
-fn verify_export(path: &std::path::Path) -> (i32, String) {
+/// Runs tools/verify-export with the keys pinned from the data dir's ring.json.
+fn verify_export(path: &std::path::Path, data: &str) -> (i32, String) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/verify-export");
     let out = std::process::Command::new("python3")
         .arg(script)
+        .arg("--ring")
+        .arg(std::path::Path::new(data).join("keys/ring.json"))
         .arg(path)
         .output()
         .expect("run tools/verify-export");
@@ -572,7 +575,7 @@ async fn exports_stream_and_pass_the_independent_verifier_until_tampered() {
     let dir = tempfile::tempdir().expect("dir");
     let clean = dir.path().join("clean.jsonl");
     std::fs::write(&clean, &text).expect("write");
-    let (code, out) = verify_export(&clean);
+    let (code, out) = verify_export(&clean, &env.data);
     assert_eq!(code, 0, "{out}");
 
     // Tampered copies fail, naming the line.
@@ -586,7 +589,7 @@ async fn exports_stream_and_pass_the_independent_verifier_until_tampered() {
         f(&mut copy);
         let p = dir.path().join(name);
         std::fs::write(&p, copy.join("\n") + "\n").expect("write");
-        verify_export(&p)
+        verify_export(&p, &env.data)
     };
     // A flipped character inside an event's signed payload.
     let (code, out) = tamper("payload.jsonl", &|c| {
@@ -651,7 +654,7 @@ async fn exports_stream_and_pass_the_independent_verifier_until_tampered() {
     );
     let cli = dir.path().join("cli.jsonl");
     std::fs::write(&cli, &out.stdout).expect("write");
-    let (code, report) = verify_export(&cli);
+    let (code, report) = verify_export(&cli, &env.data);
     assert_eq!(code, 0, "{report}");
 
     // Every export was recorded with its filters.

@@ -525,3 +525,59 @@ fn master_key_rotation_rewraps_every_data_key_and_replaces_the_master() {
         serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
     assert_eq!(report["ok"], true);
 }
+
+/// `verify` says what it trusted: the data dir's ring (not independent) by default; keys
+/// pinned from outside with `--ring FILE` / `--trusted-key`, which then replace that ring.
+#[test]
+fn verify_says_what_it_trusted_and_pins_keys_from_outside() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let out = cli(&data, &["bootstrap", "--workspace", "Acme"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let text = cli(&data, &["verify"]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(
+        text.contains("trust: ring.json in the data dir") && text.contains("not independent"),
+        "{text}"
+    );
+    let json: Value =
+        serde_json::from_slice(&cli(&data, &["verify", "--json"]).stdout).expect("report");
+    assert!(
+        json["trust"]
+            .as_str()
+            .expect("trust")
+            .contains("not independent"),
+        "{json}"
+    );
+
+    // The auditor's own copy of the ring, kept elsewhere.
+    let pinned = dir.path().join("auditor-ring.json");
+    std::fs::copy(data.join("keys/ring.json"), &pinned).expect("copy ring");
+    let out = cli(&data, &["verify", "--ring", &pinned.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("trust: pinned ring {} (1 keys)", pinned.display())),
+        "{text}"
+    );
+    // A pinned key that did not sign the log: the data dir's ring is not consulted.
+    let stranger = authledger::ledger::Signer::generate();
+    let b64 = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        stranger.public_key().as_bytes(),
+    );
+    let out = cli(&data, &["verify", "--json", "--trusted-key", &b64]);
+    assert_eq!(out.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&out.stdout).expect("report");
+    assert_eq!(r["failure"]["position"], 1, "{r}");
+    assert_eq!(
+        r["trust"],
+        Value::from(format!("pinned key {}", stranger.key_id()))
+    );
+}

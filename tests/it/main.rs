@@ -31,3 +31,4 @@ mod tamper;
 mod token_release;
 mod vectors;
 mod wal;
+mod witness;

@@ -398,3 +398,117 @@ async fn jetstream_deleted_last_event_is_caught_without_hanging() {
     // that waited on the deleted message would time out and exit 2, not report exit 1).
     assert_fails_at(&js_storage(&nats, data.path()), 9, &["could not be read"]);
 }
+
+// ---------- signed with the real key: what only the schema and the rules refuse ----------
+
+impl SqliteCase {
+    /// The data dir's own signing key (an insider, or anyone who copied the data dir).
+    fn signer(&self) -> Signer {
+        KeyDir::new(self.dir.path().join("keys"))
+            .load_signer(false)
+            .expect("signer")
+    }
+}
+
+/// Defect 2: bodies that `events/v1/body.json` forbids, re-signed with the real key, are
+/// refused at their position.
+#[tokio::test]
+async fn sqlite_bodies_the_schema_forbids_are_refused_even_when_signed() {
+    type Edit = fn(&mut Value);
+    let cases: [(&str, Edit); 7] = [
+        ("extra body field", |b| b["extra"] = Value::from(1)),
+        ("extra actor field", |b| {
+            b["actor"]["extra"] = Value::from("x")
+        }),
+        ("event_id not a UUIDv7", |b| {
+            let id = b["event_id"].as_str().expect("id").to_string();
+            b["event_id"] = Value::from(format!("{}4{}", &id[..14], &id[15..]));
+        }),
+        ("upper-case event_id", |b| {
+            let id = b["event_id"].as_str().expect("id").to_uppercase();
+            b["event_id"] = Value::from(id);
+        }),
+        ("schema_version 0", |b| b["schema_version"] = Value::from(0)),
+        ("upper-case kind", |b| {
+            b["kind"] = Value::from("Workspace.created")
+        }),
+        ("payload an array", |b| b["payload"] = serde_json::json!([])),
+    ];
+    for (what, edit) in cases {
+        let case = SqliteCase::new().await;
+        let env = case.envelope(1).await;
+        let mut body: Value = serde_json::from_slice(&body_of(&env)).expect("body");
+        edit(&mut body);
+        let sealed = case
+            .signer()
+            .seal(&serde_json::to_vec(&body).expect("json"))
+            .expect("seal");
+        let sealed: Value = serde_json::from_slice(&sealed).expect("env");
+        case.set_envelope(1, &sealed).await;
+        let (code, report) = verify(&case.storage());
+        assert_eq!(code, 1, "{what}: {report}");
+        assert_eq!(report["failure"]["position"], 1, "{what}: {report}");
+    }
+}
+
+/// Defect 3: a checkpoint whose sequence is not 1, 2, … is refused, even with the right
+/// root and signature.
+#[tokio::test]
+async fn sqlite_checkpoint_sequence_must_count_from_one() {
+    use authledger::audit::merkle;
+    use authledger::domain::checkpoint::CheckpointCreated;
+    let case = SqliteCase::new().await;
+    let signer = case.signer();
+    let log = SqliteEventLog::open(&case.dir.path().join("ledger.db"))
+        .await
+        .expect("open");
+    let events = log.read_from(1, 100).await.expect("read");
+    let leaves: Vec<merkle::Hash> = events
+        .iter()
+        .map(|e| merkle::leaf_hash(<sha2::Sha256 as sha2::Digest>::digest(&e.envelope).as_slice()))
+        .collect();
+    let checkpoint = Event::CheckpointCreated(CheckpointCreated {
+        sequence: 2,
+        from_position: 1,
+        to_position: 9,
+        count: 9,
+        tree_size: 9,
+        merkle_root: merkle::to_hex(&merkle::root(&leaves)),
+        previous_tree_size: None,
+        previous_root: None,
+        note: None,
+    });
+    let key = AggregateKey::new("system", "checkpoint", "ledger").expect("key");
+    let (signed, _) = seal_event(
+        &signer,
+        &key,
+        0,
+        None,
+        &Actor::system("checkpointer"),
+        &checkpoint,
+        time::OffsetDateTime::now_utc(),
+    )
+    .expect("seal");
+    log.append(&signed, 0).await.expect("append");
+    log.close().await;
+    assert_fails_at(&case.storage(), 10, &["sequence"]);
+}
+
+/// Defect 4: a damaged index column is reported at its position (exit 1), and dump-log
+/// still dumps what is there.
+#[tokio::test]
+async fn sqlite_damaged_index_column_is_named_and_still_dumped() {
+    let case = SqliteCase::new().await;
+    sqlx::query("UPDATE events SET workspace_id = 'ws.1' WHERE position = 5")
+        .execute(&case.pool)
+        .await
+        .expect("damage");
+    assert_fails_at(&case.storage(), 5, &["stored under", "index"]);
+    let out = run_cli(&[case.storage(), args(&["dump-log"])].concat());
+    assert!(
+        out.status.success(),
+        "dump-log: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+}

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use serde_json::json;
 
-use authledger::ledger::envelope::{event_hash, pae, EventBody};
+use authledger::ledger::envelope::{encode_envelope, event_hash, pae, EventBody};
+use authledger::ledger::signature::{self, SignatureError};
 use authledger::ledger::sqlite_log::SqliteEventLog;
-use authledger::ledger::verify::verify_log;
+use authledger::ledger::verify::{verify_log, verify_log_with, VerifyOptions};
 use authledger::ledger::{Actor, EventLog, KeyRing, RecordedEvent, Signer, PAYLOAD_TYPE};
 
 const SEED: [u8; 32] = [0x42; 32];
@@ -49,6 +50,207 @@ fn body(
         key_id: signer.key_id().to_string(),
     };
     serde_json::to_vec(&b).expect("body")
+}
+
+/// Signs `message` for the key with `seed` but with a chosen nonce point: `R` is encoded as
+/// `r_bytes` and stands for `[r]B` (plus whatever else the encoding adds), `S = r + k·a`.
+/// `public` overrides the public key bytes hashed into `k` (then `a` is the caller's say).
+mod craft {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use sha2::{Digest, Sha512};
+
+    pub fn secret(seed: &[u8; 32]) -> Scalar {
+        let h = Sha512::digest(seed);
+        let mut a = [0u8; 32];
+        a.copy_from_slice(&h[..32]);
+        a[0] &= 248;
+        a[31] &= 127;
+        a[31] |= 64;
+        Scalar::from_bytes_mod_order(a)
+    }
+
+    pub fn nonce(i: u8) -> Scalar {
+        let mut wide = [0u8; 64];
+        wide.copy_from_slice(&Sha512::digest(
+            [b"authledger vector nonce ".as_slice(), &[i]].concat(),
+        ));
+        Scalar::from_bytes_mod_order_wide(&wide)
+    }
+
+    pub fn challenge(r: &[u8; 32], public: &[u8; 32], message: &[u8]) -> Scalar {
+        let mut wide = [0u8; 64];
+        wide.copy_from_slice(&Sha512::digest([r.as_slice(), public, message].concat()));
+        Scalar::from_bytes_mod_order_wide(&wide)
+    }
+
+    /// `(R bytes, S)` with `S = r + k·a`.
+    pub fn sign(
+        r_bytes: [u8; 32],
+        r: Scalar,
+        a: Scalar,
+        public: &[u8; 32],
+        message: &[u8],
+    ) -> [u8; 64] {
+        let k = challenge(&r_bytes, public, message);
+        let s = r + k * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&r_bytes);
+        sig[32..].copy_from_slice(s.as_bytes());
+        sig
+    }
+
+    pub fn base(r: Scalar) -> [u8; 32] {
+        (ED25519_BASEPOINT_POINT * r).compress().to_bytes()
+    }
+
+    pub fn torsion(i: usize) -> [u8; 32] {
+        EIGHT_TORSION[i].compress().to_bytes()
+    }
+
+    pub fn base_plus_torsion(r: Scalar, i: usize) -> [u8; 32] {
+        (ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[i])
+            .compress()
+            .to_bytes()
+    }
+
+    /// Little-endian `x + y` over 32 bytes (no reduction).
+    pub fn add_le(x: &[u8], y: &[u8]) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        let mut carry = 0u16;
+        for i in 0..32 {
+            let v = x[i] as u16 + y[i] as u16 + carry;
+            out[i] = v as u8;
+            carry = v >> 8;
+        }
+        out
+    }
+}
+
+/// The group order L, little-endian.
+const L_BYTES: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
+fn rule_name(e: Option<SignatureError>) -> &'static str {
+    match e {
+        None => "valid",
+        Some(SignatureError::ScalarNotReduced) => "S >= L",
+        Some(SignatureError::NonCanonicalKey) => "non-canonical public key",
+        Some(SignatureError::SmallOrderKey) => "small-order public key",
+        Some(SignatureError::NonCanonicalR) => "non-canonical R",
+        Some(SignatureError::SmallOrderR) => "small-order R",
+        Some(SignatureError::Mismatch) => "equation",
+    }
+}
+
+/// §3's rule case by case: every one is a signature some lenient Ed25519 check accepts
+/// (cofactored, or decoding leniently, or reducing S), except the `equation` ones.
+fn signature_cases(signer: &Signer, message: &[u8]) -> Vec<serde_json::Value> {
+    use base64::engine::general_purpose::STANDARD as B64;
+    let a = craft::secret(&SEED);
+    let public = signer.public_key().to_bytes();
+    let zero = curve25519_dalek::scalar::Scalar::ZERO;
+    let r = craft::nonce(1);
+    let valid = craft::sign(craft::base(r), r, a, &public, message);
+    let mut p_plus_1 = [0xffu8; 32];
+    p_plus_1[0] = 0xee;
+    p_plus_1[31] = 0x7f;
+    let mut one_signed = [0u8; 32];
+    one_signed[0] = 1;
+    one_signed[31] = 0x80;
+    let mut minus_one_signed = [0xffu8; 32];
+    minus_one_signed[0] = 0xec;
+    let mut cases: Vec<(String, [u8; 32], [u8; 64], &str)> = vec![
+        ("valid signature".into(), public, valid, "valid"),
+        (
+            "non-canonical R: y = p + 1 (the identity)".into(),
+            public,
+            craft::sign(p_plus_1, zero, a, &public, message),
+            "non-canonical R",
+        ),
+        (
+            "non-canonical R: x = 0 with the sign bit set (y = 1)".into(),
+            public,
+            craft::sign(one_signed, zero, a, &public, message),
+            "non-canonical R",
+        ),
+        (
+            "non-canonical R: x = 0 with the sign bit set (y = p - 1)".into(),
+            public,
+            craft::sign(minus_one_signed, zero, a, &public, message),
+            "non-canonical R",
+        ),
+    ];
+    for i in 0..8 {
+        cases.push((
+            format!("small-order R #{i}: {}", hex::encode(craft::torsion(i))),
+            public,
+            craft::sign(craft::torsion(i), zero, a, &public, message),
+            "small-order R",
+        ));
+    }
+    cases.push((
+        "R with a small-order component (cofactored checks accept it)".into(),
+        public,
+        craft::sign(craft::base_plus_torsion(r, 1), r, a, &public, message),
+        "equation",
+    ));
+    // Keys whose discrete log is 0 (the identity): S = r satisfies the equation.
+    let identity = craft::torsion(0);
+    cases.push((
+        "non-canonical public key: y = p + 1 (the identity)".into(),
+        p_plus_1,
+        craft::sign(craft::base(r), r, zero, &p_plus_1, message),
+        "non-canonical public key",
+    ));
+    cases.push((
+        "small-order public key: the identity".into(),
+        identity,
+        craft::sign(craft::base(r), r, zero, &identity, message),
+        "small-order public key",
+    ));
+    cases.push((
+        "small-order public key: a point of order 8".into(),
+        craft::torsion(1),
+        craft::sign(craft::base(r), r, zero, &craft::torsion(1), message),
+        "small-order public key",
+    ));
+    let mut s_plus_l = valid;
+    s_plus_l[32..].copy_from_slice(&craft::add_le(&valid[32..], &L_BYTES));
+    cases.push((
+        "S >= L: S + L of a valid signature".into(),
+        public,
+        s_plus_l,
+        "S >= L",
+    ));
+    let mut s_is_l = valid;
+    s_is_l[32..].copy_from_slice(&L_BYTES);
+    cases.push(("S = L".into(), public, s_is_l, "S >= L"));
+    let mut s_l_minus_1 = valid;
+    let mut l_minus_1 = L_BYTES;
+    l_minus_1[0] -= 1;
+    s_l_minus_1[32..].copy_from_slice(&l_minus_1);
+    cases.push((
+        "S = L - 1 is in range (only the equation decides)".into(),
+        public,
+        s_l_minus_1,
+        "equation",
+    ));
+    cases
+        .into_iter()
+        .map(|(case, key, sig, rule)| {
+            json!({
+                "case": case,
+                "public_key": B64.encode(key),
+                "message_hex": hex::encode(message),
+                "signature": B64.encode(sig),
+                "valid": rule == "valid",
+                "rule": rule,
+            })
+        })
+        .collect()
 }
 
 fn vectors() -> serde_json::Value {
@@ -107,6 +309,7 @@ fn vectors() -> serde_json::Value {
             { "position": 1, "subject": "ledger.ws-vectors.api_key.key-1", "envelope": text(&env1), "hash": h1 },
             { "position": 2, "subject": "ledger.ws-vectors.api_key.key-1", "envelope": text(&env2), "hash": event_hash(&env2) },
         ],
+        "signature_cases": signature_cases(&signer, &pae(PAYLOAD_TYPE, &b1)),
         "invalid_second_event": [
             { "case": "altered body byte", "envelope": serde_json::to_string(&altered).expect("json"), "problem": "signature" },
             { "case": "signed by an unknown key", "envelope": text(&env_other), "problem": "unknown key" },
@@ -199,4 +402,168 @@ async fn vectors_pass_and_fail_the_verifier_as_labelled() {
     }
     let report = verify_log(log, ring, vec![]).await.expect("verify");
     assert!(report.ok && report.events == 2, "{report:?}");
+}
+
+fn vectors_file() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path()).expect("vectors")).expect("json")
+}
+
+/// §3: the Rust rule gives each signature case its labelled verdict and reason, and both
+/// Python verifiers give the same verdicts.
+#[test]
+fn signature_cases_agree_in_all_three_verifiers() {
+    use base64::engine::general_purpose::STANDARD as B64;
+    let v = vectors_file();
+    let cases = v["signature_cases"].as_array().expect("signature_cases");
+    assert!(cases.len() >= 17, "{}", cases.len());
+    for case in cases {
+        let key: [u8; 32] = B64
+            .decode(case["public_key"].as_str().expect("key"))
+            .expect("b64")
+            .try_into()
+            .expect("32");
+        let sig: [u8; 64] = B64
+            .decode(case["signature"].as_str().expect("sig"))
+            .expect("b64")
+            .try_into()
+            .expect("64");
+        let message = hex::decode(case["message_hex"].as_str().expect("msg")).expect("hex");
+        let got = match ed25519_dalek::VerifyingKey::from_bytes(&key) {
+            Ok(k) => signature::verify(&k, &message, &sig).err(),
+            // A key that does not decode at all is refused before any signature.
+            Err(_) => signature::check_encodings(&key, &sig)
+                .err()
+                .or(Some(SignatureError::Mismatch)),
+        };
+        assert_eq!(
+            rule_name(got),
+            case["rule"].as_str().expect("rule"),
+            "{}",
+            case["case"]
+        );
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (what, out) in [
+        (
+            "verify.py",
+            std::process::Command::new("python3")
+                .arg(root.join("tools/verifier/verify.py"))
+                .arg("--vectors")
+                .arg(path())
+                .output()
+                .expect("python3"),
+        ),
+        (
+            "verify-export",
+            std::process::Command::new("python3")
+                .arg(root.join("tools/verify-export"))
+                .arg("--signature-vectors")
+                .arg(path())
+                .output()
+                .expect("python3"),
+        ),
+    ] {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{what}:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for case in cases {
+            let name = case["case"].as_str().expect("case");
+            assert!(
+                text.contains(&format!("PASS: signature case {name:?}").replace('"', "'")),
+                "{what} did not pass {name}:\n{text}"
+            );
+        }
+    }
+}
+
+/// One event per aggregate: `api_key.revoked` of `key-<i>`, signed by `sig(pae)`.
+fn single_event(
+    i: u64,
+    signer: &Signer,
+    sig: impl Fn(&[u8]) -> [u8; 64],
+) -> authledger::ledger::SignedEvent {
+    let b = EventBody {
+        event_id: format!("01900000-0000-7000-8000-{i:012x}")
+            .parse()
+            .expect("uuid"),
+        workspace_id: "ws-vectors".into(),
+        aggregate_type: "api_key".into(),
+        aggregate_id: format!("key-{i}"),
+        aggregate_version: 1,
+        kind: "api_key.revoked".into(),
+        schema_version: 1,
+        occurred_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+        actor: Actor::system("vectors"),
+        payload: json!({ "reason": "threads" }),
+        prev_hash: None,
+        key_id: signer.key_id().to_string(),
+    };
+    let bytes = serde_json::to_vec(&b).expect("body");
+    let envelope = encode_envelope(&bytes, signer.key_id(), &sig(&pae(PAYLOAD_TYPE, &bytes)))
+        .expect("envelope");
+    authledger::ledger::SignedEvent {
+        key: authledger::ledger::AggregateKey::new("ws-vectors", "api_key", format!("key-{i}"))
+            .expect("key"),
+        version: 1,
+        event_id: b.event_id,
+        envelope,
+    }
+}
+
+/// Defect 1: the verdict and the first bad position do not depend on how many threads
+/// check signatures or how the log is paged. Positions 150 (R with a small-order
+/// component) and 200 (small-order R) carry signatures a cofactored batch accepts.
+#[tokio::test]
+async fn the_verdict_does_not_depend_on_threads_or_chunking() {
+    use ed25519_dalek::Signer as _;
+    let signer = Signer::from_seed(&SEED);
+    let signing = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    let a = craft::secret(&SEED);
+    let public = signer.public_key().to_bytes();
+    let dir = tempfile::tempdir().expect("dir");
+    let log: Arc<dyn EventLog> = Arc::new(
+        SqliteEventLog::open(&dir.path().join("l.db"))
+            .await
+            .expect("open"),
+    );
+    for i in 1..=300u64 {
+        let event = single_event(i, &signer, |m| match i {
+            150 => {
+                let r = craft::nonce(2);
+                craft::sign(craft::base_plus_torsion(r, 3), r, a, &public, m)
+            }
+            200 => craft::sign(
+                craft::torsion(5),
+                curve25519_dalek::scalar::Scalar::ZERO,
+                a,
+                &public,
+                m,
+            ),
+            _ => signing.sign(m).to_bytes(),
+        });
+        log.append(&event, 0).await.expect("append");
+    }
+    let mut ring = KeyRing::default();
+    ring.insert(signer.public_key());
+    let mut verdicts = Vec::new();
+    for (threads, page) in [(1, 4096), (1, 7), (2, 64), (4, 4096), (8, 1), (16, 150)] {
+        let options = VerifyOptions {
+            threads: Some(threads),
+            page: Some(page),
+            trust: None,
+        };
+        let report = verify_log_with(log.clone(), ring.clone(), vec![], &options)
+            .await
+            .expect("verify");
+        let failure = report.failure.expect("must fail");
+        verdicts.push((report.ok, failure.position, failure.problem));
+    }
+    assert_eq!(verdicts[0].1, 150, "{:?}", verdicts[0]);
+    assert!(!verdicts[0].0);
+    for v in &verdicts {
+        assert_eq!(v, &verdicts[0]);
+    }
 }

@@ -126,27 +126,54 @@ def ed25519_public_key_from_seed(seed: bytes) -> bytes:
     return _point_compress(_scalar_mult(a, BASE))
 
 
-def ed25519_verify(public: bytes, msg: bytes, sig: bytes) -> bool:
-    """RFC 8032 section 5.1.7 verification (cofactored group equation)."""
+def _is_canonical(s: bytes) -> bool:
+    """Section 3: y < p, and the sign bit is clear when x = 0 (y = 1 or y = p - 1)."""
+    y = int.from_bytes(s, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    return y < P and not (sign and y in (1, P - 1))
+
+
+def _is_small_order(pt) -> bool:
+    return _point_equal(_scalar_mult(8, pt), IDENTITY)
+
+
+def ed25519_problem(public: bytes, msg: bytes, sig: bytes):
+    """Section 3: RFC 8032 section 5.1.7 with strict encodings (the verify_strict rule).
+
+    Returns None when the signature is valid, else what is wrong with it.
+    """
     if len(public) != 32 or len(sig) != 64:
-        return False
-    a_pt = _point_decompress(public)
-    if a_pt is None:
-        return False
-    r_bytes = sig[:32]
-    r_pt = _point_decompress(r_bytes)
-    if r_pt is None:
-        return False
+        return "wrong length"
     s = int.from_bytes(sig[32:], "little")
     if s >= L:
-        return False
+        return "S >= L"
+    if not _is_canonical(public):
+        return "non-canonical public key"
+    a_pt = _point_decompress(public)
+    if a_pt is None:
+        return "public key does not decode"
+    if _is_small_order(a_pt):
+        return "small-order public key"
+    r_bytes = sig[:32]
+    if not _is_canonical(r_bytes):
+        return "non-canonical R"
+    r_pt = _point_decompress(r_bytes)
+    if r_pt is None:
+        return "R does not decode"
+    if _is_small_order(r_pt):
+        return "small-order R"
     k = int.from_bytes(hashlib.sha512(r_bytes + public + msg).digest(), "little") % L
-    # Check [8][S]B = [8]R + [8][k]A'.
+    # The cofactorless equation [S]B = R + [k]A.
     lhs = _scalar_mult(s, BASE)
     rhs = _point_add(r_pt, _scalar_mult(k, a_pt))
-    lhs8 = _scalar_mult(8, lhs)
-    rhs8 = _scalar_mult(8, rhs)
-    return _point_equal(lhs8, rhs8)
+    if not _point_equal(lhs, rhs):
+        return "equation [S]B = R + [k]A does not hold"
+    return None
+
+
+def ed25519_verify(public: bytes, msg: bytes, sig: bytes) -> bool:
+    return ed25519_problem(public, msg, sig) is None
 
 
 # --------------------------------------------------------------------------
@@ -211,15 +238,32 @@ def _reject_constant(name):
     raise VerifyError(f"non-standard JSON constant {name}")
 
 
+def _reject_surrogates(value, what):
+    """Section 2: a lone surrogate (an escape like \\ud800 unpaired) is not Unicode text."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+                raise VerifyError(f"{what} holds a lone surrogate")
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+
+
 def parse_json_strict(raw: bytes, what: str):
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise VerifyError(f"{what} is not UTF-8 ({exc})") from None
     try:
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant
         )
+        _reject_surrogates(value, what)
+        return value
     except VerifyError as exc:
         raise VerifyError(f"{what}: {exc}") from None
     except ValueError as exc:
@@ -240,7 +284,7 @@ RE_KEY_ID = re.compile(r"ed25519:[0-9a-f]{16}")
 RE_RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
 )
-ACTOR_TYPES = {"system", "api_key", "user", "agent"}
+ACTOR_TYPES = {"system", "api_key", "user", "agent", "anonymous"}
 BODY_FIELDS = [
     "event_id", "workspace_id", "aggregate_type", "aggregate_id", "aggregate_version",
     "kind", "schema_version", "occurred_at", "actor", "payload", "prev_hash", "key_id",
@@ -316,6 +360,74 @@ class TrustStore:
         return list(self.by_id.get(kid, []))
 
 
+def merkle_tree_hash(leaf_data: list[bytes]) -> bytes:
+    """Section 7a: RFC 9162 section 2.1.1 Merkle Tree Hash over the leaf data d_i.
+
+    Built bottom-up; an unpaired last node is carried up a level unchanged, which gives
+    the same tree as RFC 9162's split at the largest power of two below n.
+    """
+    if not leaf_data:
+        return hashlib.sha256(b"").digest()
+    level = [hashlib.sha256(b"\x00" + d).digest() for d in leaf_data]
+    while len(level) > 1:
+        nxt = [
+            hashlib.sha256(b"\x01" + level[i] + level[i + 1]).digest()
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+CHECKPOINT_AGGREGATE = ("system", "checkpoint", "ledger")
+CHECKPOINT_FIELDS = {
+    "sequence", "from_position", "to_position", "count", "tree_size", "merkle_root",
+    "previous_tree_size", "previous_root",
+}
+RE_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_checkpoint(payload, position: int, leaves: list[bytes], last) -> dict:
+    """Section 7a for one ledger.checkpoint. `last` is the previous checkpoint's payload
+    (None for the first); `leaves` the leaf data d_i of positions 1..position-1."""
+    # Section 7c: an optional `note`, the same commitment as a C2SP signed note.
+    if not isinstance(payload, dict) or set(payload) - {"note"} != CHECKPOINT_FIELDS:
+        raise VerifyError(f"checkpoint payload fields are {sorted(payload)}, expected "
+                          f"{sorted(CHECKPOINT_FIELDS)} (and optionally note)")
+    if "note" in payload and not isinstance(payload["note"], str):
+        raise VerifyError("checkpoint note is not a string")
+    for f in ("sequence", "from_position", "to_position", "count", "tree_size"):
+        if not _is_int(payload[f]) or payload[f] < 1:
+            raise VerifyError(f"checkpoint {f} is not an integer >= 1")
+    if not isinstance(payload["merkle_root"], str) or not RE_HEX64.fullmatch(payload["merkle_root"]):
+        raise VerifyError("checkpoint merkle_root is not 64 lowercase hex digits")
+    seq = 1 if last is None else last["sequence"] + 1
+    if payload["sequence"] != seq:
+        raise VerifyError(f"checkpoint sequence {payload['sequence']}, expected {seq}")
+    prev_size = 0 if last is None else last["tree_size"]
+    size = payload["tree_size"]
+    if not prev_size < size < position:
+        raise VerifyError(f"checkpoint tree_size {size} must exceed {prev_size} and be "
+                          f"below its own position {position}")
+    expected = {
+        "from_position": prev_size + 1,
+        "to_position": size,
+        "count": size - prev_size,
+        "previous_tree_size": None if last is None else last["tree_size"],
+        "previous_root": None if last is None else last["merkle_root"],
+    }
+    for f, want in expected.items():
+        got = payload[f]
+        if type(got) is not type(want) or got != want:
+            raise VerifyError(f"checkpoint {f} is {got!r}, expected {want!r}")
+    root = merkle_tree_hash(leaves[:size]).hex()
+    if root != payload["merkle_root"]:
+        raise VerifyError(f"checkpoint {seq} merkle_root {payload['merkle_root']} is not the "
+                          f"root of positions 1..{size} ({root})")
+    return payload
+
+
 class LogVerifier:
     def __init__(self, trust: TrustStore, subject_prefix: str = DEFAULT_SUBJECT_PREFIX):
         self.trust = trust
@@ -324,6 +436,14 @@ class LogVerifier:
         self.aggregates: dict[tuple[str, str, str], tuple[int, str]] = {}
         self.seen_event_ids: set[str] = set()
         self.count = 0
+        self.leaves: list[bytes] = []  # d_i = SHA-256(envelope) of positions 1..last
+        self.first_event_id = None     # names the log: its origin (section 7c)
+        self.last_checkpoint = None
+        self.checkpoints = 0
+
+    def uncovered(self) -> int:
+        covered = self.last_checkpoint["tree_size"] if self.last_checkpoint else 0
+        return self.last_position - covered
 
     def _parse_subject(self, subject):
         if not isinstance(subject, str):
@@ -338,7 +458,7 @@ class LogVerifier:
             )
         return tuple(parts)
 
-    def add(self, position, subject, envelope: bytes) -> str:
+    def add(self, position, subject, envelope: bytes, indexed_version=None) -> str:
         """Verify one event and fold it into the state. Returns its hash.
 
         Raises VerifyError naming the first failed check; the state is then
@@ -401,6 +521,12 @@ class LogVerifier:
                 f"but the body says {'/'.join(agg)}"
             )
 
+        if indexed_version is not None and indexed_version != body["aggregate_version"]:
+            raise VerifyError(
+                f"indexed as version {indexed_version!r}, but the body says "
+                f"{body['aggregate_version']}"
+            )
+
         # 6. unique event id
         if body["event_id"] in self.seen_event_ids:
             raise VerifyError(f"duplicate event_id {body['event_id']}")
@@ -447,9 +573,26 @@ class LogVerifier:
                     f"new_public_key ({key_id_of(new_key)})"
                 )
 
+        # 7a. checkpoints: one chain, only ledger.checkpoint events in it.
+        checkpoint = None
+        if (agg == CHECKPOINT_AGGREGATE) != (body["kind"] == "ledger.checkpoint"):
+            raise VerifyError(
+                "system/checkpoint/ledger holds ledger.checkpoint events, and only it does"
+            )
+        if agg == CHECKPOINT_AGGREGATE:
+            checkpoint = check_checkpoint(
+                body["payload"], position, self.leaves, self.last_checkpoint
+            )
+
         # All checks passed: commit.
         h = event_hash(envelope)
+        self.leaves.append(hashlib.sha256(envelope).digest())
+        if checkpoint is not None:
+            self.last_checkpoint = checkpoint
+            self.checkpoints += 1
         self.last_position = position
+        if position == 1:
+            self.first_event_id = body["event_id"]
         self.seen_event_ids.add(body["event_id"])
         self.aggregates[agg] = (version, h)
         if new_key is not None:
@@ -463,7 +606,35 @@ class LogVerifier:
 # --------------------------------------------------------------------------
 
 
-def run_log(path: str, trusted_keys: list[str], subject_prefix: str) -> int:
+def parse_checkpoint_note(text: str):
+    """Section 7c: (origin, tree size, root bytes) of a C2SP checkpoint note."""
+    if not text.endswith("\n") or "\n\n" not in text:
+        raise VerifyError("the trusted checkpoint is not a signed note")
+    lines = text[:text.rfind("\n\n")].split("\n")
+    if len(lines) < 3 or not lines[0] or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
+        raise VerifyError("the trusted checkpoint's body is not origin, tree size, root")
+    root = b64decode_strict(lines[2], "the trusted checkpoint's root")
+    if len(root) != 32:
+        raise VerifyError("the trusted checkpoint's root is not 32 bytes")
+    return lines[0], int(lines[1]), root
+
+
+def check_trusted_checkpoint(v, text: str) -> str:
+    """Section 7c, item 2: the log extends the trusted checkpoint. Returns the anchor line."""
+    origin, size, root = parse_checkpoint_note(text)
+    if origin != "authledger/" + str(v.first_event_id):
+        raise VerifyError(f"the trusted checkpoint is of another log (origin {origin})")
+    if len(v.leaves) < size:
+        raise VerifyError(f"the log holds {len(v.leaves)} events but the trusted checkpoint "
+                          f"covers {size}: the log was truncated")
+    if merkle_tree_hash(v.leaves[:size]) != root:
+        raise VerifyError(f"the log's first {size} events do not hash to the trusted "
+                          "checkpoint's root: history was rewritten (or forked) since")
+    return f"anchor: the log extends the trusted checkpoint (tree size {size})"
+
+
+def run_log(path: str, trusted_keys: list[str], subject_prefix: str,
+            trust_checkpoint: str | None = None) -> int:
     trust = TrustStore()
     for i, k in enumerate(trusted_keys):
         try:
@@ -498,14 +669,37 @@ def run_log(path: str, trusted_keys: list[str], subject_prefix: str) -> int:
                     where = f"position {rec['position']} (line {lineno})"
                 if not isinstance(rec["envelope"], str):
                     raise VerifyError("envelope is not a JSON string")
-                v.add(rec["position"], rec["subject"], rec["envelope"].encode("utf-8"))
+                indexed = rec.get("aggregate_version")
+                if indexed is not None and not _is_int(indexed):
+                    raise VerifyError("aggregate_version is neither null nor an integer")
+                if "event_id" in rec and rec["event_id"] is not None:
+                    if not isinstance(rec["event_id"], str):
+                        raise VerifyError("event_id is neither null nor a string")
+                v.add(rec["position"], rec["subject"], rec["envelope"].encode("utf-8"),
+                      indexed)
             except VerifyError as exc:
                 print(f"FAIL at {where}: {exc}")
                 return 1
     if v.count == 0:
         print("FAIL: the log holds no events")
         return 1
-    print(f"ok: {v.count} events, {len(v.aggregates)} aggregates")
+    anchor = None
+    if trust_checkpoint is not None:
+        try:
+            with open(trust_checkpoint, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        try:
+            anchor = check_trusted_checkpoint(v, text)
+        except VerifyError as exc:
+            print(f"FAIL trusted checkpoint: {exc}")
+            return 1
+    print(f"ok: {v.count} events, {len(v.aggregates)} aggregates, {v.checkpoints} "
+          f"checkpoints verified; {v.uncovered()} positions not yet covered by a checkpoint")
+    if anchor:
+        print(anchor)
     return 0
 
 
@@ -580,6 +774,17 @@ def run_vectors(path: str) -> int:
         else:
             check(False, f"invalid case {bad['case']!r} was ACCEPTED")
 
+    # signature_cases: the section 3 rule, case by case.
+    for case in vec.get("signature_cases", []):
+        problem = ed25519_problem(
+            base64.b64decode(case["public_key"]),
+            bytes.fromhex(case["message_hex"]),
+            base64.b64decode(case["signature"]),
+        )
+        check((problem is None) == case["valid"],
+              f"signature case {case['case']!r}: "
+              + ("valid" if problem is None else f"invalid ({problem})"))
+
     n_ok = sum(results)
     print(f"{n_ok}/{len(results)} checks passed")
     return 0 if results and all(results) else 1
@@ -595,12 +800,14 @@ def main(argv=None) -> int:
                     help="trusted Ed25519 public key (standard base64); repeatable")
     ap.add_argument("--subject-prefix", default=DEFAULT_SUBJECT_PREFIX,
                     help="subject prefix (default: ledger)")
+    ap.add_argument("--trust-checkpoint", metavar="FILE",
+                    help="a checkpoint note kept earlier (section 7c): the log must extend it")
     args = ap.parse_args(argv)
     if args.vectors:
         return run_vectors(args.vectors)
     if not args.trusted_key:
         ap.error("--log needs at least one --trusted-key")
-    return run_log(args.log, args.trusted_key, args.subject_prefix)
+    return run_log(args.log, args.trusted_key, args.subject_prefix, args.trust_checkpoint)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ fn body(
 /// Signs `message` for the key with `seed` but with a chosen nonce point: `R` is encoded as
 /// `r_bytes` and stands for `[r]B` (plus whatever else the encoding adds), `S = r + k·a`.
 /// `public` overrides the public key bytes hashed into `k` (then `a` is the caller's say).
-mod craft {
+pub(crate) mod craft {
     use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
     use curve25519_dalek::scalar::Scalar;
     use sha2::{Digest, Sha512};

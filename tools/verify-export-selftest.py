@@ -324,7 +324,19 @@ def tampered_cases(lines, envelopes, extra_key):
     other_ws = compact({"type": "event", "position": 2, "envelope": envelopes[2].decode()})
     wrong_root = lambda b: b["payload"].update(merkle_root="00" * 32)  # noqa: E731
 
+    # Section 2: padding required; no byte-order mark; no lone surrogate.
+    padded = next(n for n in range(2, 9)
+                  if json.loads(json.loads(lines[n - 1])["envelope"])["payload"].endswith("="))
+    unpadded = edit_envelope(lines, padded, lambda e: e.update(payload=e["payload"].rstrip("=")))
+    bom = list(lines)
+    bom[1] = "\ufeff" + bom[1]
+
     return [
+        ("unpadded base64 payload", unpadded, padded, "base64"),
+        ("byte-order mark before a line", bom, 2, "not valid JSON"),
+        ("lone surrogate in a signed body",
+         resigned({3: lambda b: b.update(payload=dict(b["payload"], name="\ud800"))}), 3,
+         "lone surrogate"),
         # envelopes, signatures, keys (sections 2-4)
         ("altered body byte in base64 payload",
          edit_body_unsigned(lines, 3, b"ci-key", b"cj-key"), 3, "signature does not verify"),

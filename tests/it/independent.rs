@@ -90,18 +90,16 @@ fn write_lines(path: &std::path::Path, lines: &[Value]) {
     std::fs::write(path, text).expect("write dump");
 }
 
-fn refused_requests(svc: &Service, n: usize) -> impl std::future::Future<Output = ()> + '_ {
-    async move {
-        let http = reqwest::Client::new();
-        for i in 0..n {
-            let r = http
-                .get(svc.url("/v1/audit/events"))
-                .bearer_auth(format!("alk_notakey{i}"))
-                .send()
-                .await
-                .expect("request");
-            assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
-        }
+async fn refused_requests(svc: &Service, n: usize) {
+    let http = reqwest::Client::new();
+    for i in 0..n {
+        let r = http
+            .get(svc.url("/v1/audit/events"))
+            .bearer_auth(format!("alk_notakey{i}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
     }
 }
 

@@ -512,3 +512,84 @@ async fn sqlite_damaged_index_column_is_named_and_still_dumped() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
 }
+
+/// Defect 1 end to end: a signature whose R is the identity (a small-order point), made
+/// with the real key, passes a cofactored batch and dalek's lenient `verify`. `authledger
+/// verify` and the API's `verified` flag both refuse it, by the one rule of §3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_order_r_is_refused_by_verify_and_by_the_api() {
+    use crate::vectors::craft;
+    use authledger::ledger::envelope::{encode_envelope, pae};
+    let crate::support::Embedded {
+        svc,
+        admin,
+        storage,
+        dir,
+        ..
+    } = crate::support::Embedded::start(&[]).await;
+    drop(svc);
+    let events = crate::support::log_events(dir.path()).await;
+    let (position, body) = events
+        .iter()
+        .find(|(_, b)| {
+            b.kind == "api_key.created"
+                && events
+                    .iter()
+                    .filter(|(_, o)| o.aggregate_id == b.aggregate_id)
+                    .count()
+                    == 1
+        })
+        .cloned()
+        .expect("an api_key.created alone in its aggregate");
+    let data = crate::support::data_dir(dir.path());
+    let seed_text = std::fs::read_to_string(data.join("keys/active.key")).expect("active.key");
+    let seed: [u8; 32] = B64
+        .decode(seed_text.trim())
+        .expect("b64")
+        .try_into()
+        .expect("32-byte seed");
+    let signer = Signer::from_seed(&seed);
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", data.join("ledger.db").display()))
+        .await
+        .expect("open file");
+    let raw: Vec<u8> = sqlx::query_scalar("SELECT envelope FROM events WHERE position = ?")
+        .bind(position as i64)
+        .fetch_one(&pool)
+        .await
+        .expect("row");
+    let body_bytes = authledger::ledger::envelope::open_envelope(&raw)
+        .expect("opens")
+        .body_bytes;
+    let sig = craft::sign(
+        craft::torsion(0),
+        curve25519_dalek::scalar::Scalar::ZERO,
+        craft::secret(&seed),
+        signer.public_key().as_bytes(),
+        &pae(authledger::ledger::PAYLOAD_TYPE, &body_bytes),
+    );
+    let forged = encode_envelope(&body_bytes, signer.key_id(), &sig).expect("envelope");
+    sqlx::raw_sql("DROP TRIGGER events_are_append_only_update;")
+        .execute(&pool)
+        .await
+        .expect("drop trigger");
+    sqlx::query("UPDATE events SET envelope = ? WHERE position = ?")
+        .bind(forged.as_ref())
+        .bind(position as i64)
+        .execute(&pool)
+        .await
+        .expect("forge");
+    pool.close().await;
+
+    assert_fails_at(&storage, position, &["small order"]);
+    let svc = crate::harness::Service::start(&storage, &[], dir.path()).await;
+    let r: Value = reqwest::Client::new()
+        .get(svc.url(&format!("/v1/audit/events/{}", body.event_id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("get event")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(r["verified"], false, "{r}");
+}

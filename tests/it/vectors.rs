@@ -55,7 +55,7 @@ fn body(
 /// Signs `message` for the key with `seed` but with a chosen nonce point: `R` is encoded as
 /// `r_bytes` and stands for `[r]B` (plus whatever else the encoding adds), `S = r + k·a`.
 /// `public` overrides the public key bytes hashed into `k` (then `a` is the caller's say).
-mod craft {
+pub(crate) mod craft {
     use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
     use curve25519_dalek::scalar::Scalar;
     use sha2::{Digest, Sha512};
@@ -294,6 +294,31 @@ fn vectors() -> serde_json::Value {
         &signer,
     );
     let env_chain = signer.seal(&b2_chain).expect("seal");
+    // Invalid (section 2): the payload's base64 without its padding, validly signed. The
+    // reason is chosen so that the body's length needs padding.
+    let (b2_pad, env2_pad) = ["leaked", "leakedx"]
+        .iter()
+        .map(|r| {
+            let b = body(
+                "01900000-0000-7000-8000-000000000002",
+                2,
+                Some(h1.clone()),
+                r,
+                &signer,
+            );
+            let e = signer.seal(&b).expect("seal");
+            (b, e)
+        })
+        .find(|(b, _)| b.len() % 3 != 0)
+        .expect("a padded body");
+    let mut unpadded: serde_json::Value = serde_json::from_slice(&env2_pad).expect("json");
+    unpadded["payload"] = json!(base64::engine::general_purpose::STANDARD_NO_PAD.encode(&b2_pad));
+    // Invalid (section 2): a lone surrogate escape in the signed body.
+    let b2_surrogate = String::from_utf8(b2.clone())
+        .expect("utf8")
+        .replace("\"reason\":\"leaked\"", "\"reason\":\"\\ud800\"");
+    assert!(b2_surrogate.contains("ud800"));
+    let env_surrogate = signer.seal(b2_surrogate.as_bytes()).expect("seal");
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf8");
     json!({
         "description": "authledger v1 signed event vectors; see schemas/README.md",
@@ -314,6 +339,9 @@ fn vectors() -> serde_json::Value {
             { "case": "altered body byte", "envelope": serde_json::to_string(&altered).expect("json"), "problem": "signature" },
             { "case": "signed by an unknown key", "envelope": text(&env_other), "problem": "unknown key" },
             { "case": "chain broken", "envelope": text(&env_chain), "problem": "chain" },
+            { "case": "payload base64 without padding", "envelope": serde_json::to_string(&unpadded).expect("json"), "problem": "base64" },
+            { "case": "byte-order mark before the envelope", "envelope": format!("\u{feff}{}", text(&env2)), "problem": "JSON" },
+            { "case": "lone surrogate in the body", "envelope": text(&env_surrogate), "problem": "body" },
         ],
     })
 }

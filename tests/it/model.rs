@@ -191,6 +191,7 @@ enum Action {
     ReleaseToken,
     Restart,
     RotateSigningKey,
+    Witness,
 }
 
 impl Action {
@@ -252,6 +253,7 @@ impl Action {
     fn weight(self) -> u32 {
         match self {
             Action::Restart | Action::RotateSigningKey | Action::NewWorkspace => 1,
+            Action::Witness => 2,
             Action::DeleteConfig | Action::RefreshGrantDead | Action::NarrowScopes => 2,
             Action::CreateOAuthConfig
             | Action::CreateBearerConfig
@@ -306,6 +308,7 @@ const ACTIONS: &[Action] = &[
     Action::ReleaseToken,
     Action::Restart,
     Action::RotateSigningKey,
+    Action::Witness,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -320,6 +323,7 @@ struct World {
     idp_key: EncodingKey,
     jwks_url: String,
     agent: String,
+    auditor: String,
     m: Model,
     rng: StdRng,
     seed: u64,
@@ -351,6 +355,7 @@ impl World {
             idp_key,
             jwks_url,
             agent: String::new(),
+            auditor: String::new(),
             m: Model::default(),
             rng: StdRng::seed_from_u64(seed),
             seed,
@@ -363,6 +368,14 @@ impl World {
             )
             .await;
         w.agent = w.ok(r, StatusCode::CREATED, "agent key").str("key");
+        let r = w
+            .admin(
+                Method::POST,
+                "/v1/api-keys",
+                Some(json!({ "name": "witness", "role": "auditor" })),
+            )
+            .await;
+        w.auditor = w.ok(r, StatusCode::CREATED, "auditor key").str("key");
         w
     }
 
@@ -644,6 +657,21 @@ impl World {
                 let _ = self.d.svc.child.wait();
                 cli(&self.d.storage, &["keys", "rotate"]).await;
                 self.d.restart(&envs(true)).await;
+            }
+            Action::Witness => {
+                // A witness on another machine: its own process and key, cosigning the
+                // latest checkpoint (`checkpoint.cosigned`), or nothing new yet.
+                let (svc_url, dir, key) = (
+                    self.d.svc.url(""),
+                    self.d.dir.path().join("witness"),
+                    self.auditor.clone(),
+                );
+                let (code, stderr) = tokio::task::spawn_blocking(move || {
+                    crate::witness::witness_once_at(&svc_url, &dir, &key)
+                })
+                .await
+                .expect("join");
+                assert_eq!(code, 0, "seed {}: witness: {stderr}", self.seed);
             }
         }
     }

@@ -105,10 +105,15 @@ fn envs() -> Vec<(&'static str, &'static str)> {
 
 /// Runs `authledger witness --once` as its own process: (exit code, stderr).
 fn witness_once(svc: &Service, dir: &Path, api_key: &str) -> (i32, String) {
+    witness_once_at(&svc.url(""), dir, api_key)
+}
+
+/// `witness_once` against the service at `url`.
+pub(crate) fn witness_once_at(url: &str, dir: &Path, api_key: &str) -> (i32, String) {
     let out = Command::new(bin())
         .args(["witness", "--key-dir"])
         .arg(dir)
-        .args(["--log-url", &svc.url(""), "--once"])
+        .args(["--log-url", url, "--once"])
         .env("AUTHLEDGER_WITNESS_API_KEY", api_key)
         .env("RUST_LOG", "info")
         .output()

@@ -46,7 +46,7 @@ const TABLES: &[&str] = &[
     "approvals",
 ];
 /// Every sequence is at least this long, and stops once every kind was produced.
-const MIN_STEPS: usize = 60;
+const MIN_STEPS: usize = 150;
 const MAX_STEPS: usize = 600;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const USERS: &[&str] = &["alice", "bob", "carol"];
@@ -249,6 +249,64 @@ impl Action {
         }
     }
 
+    /// The kinds (or kind prefixes) this action writes or is a step towards.
+    fn leads_to(self) -> &'static [&'static str] {
+        match self {
+            Action::ToggleToolResponseStorage => &["workspace.tool_response_storage_set"],
+            Action::ConfigureIdentityProvider => {
+                &["workspace.identity_provider_configured", "approval."]
+            }
+            Action::NewWorkspace => &["workspace.created"],
+            Action::CreateApiKey => &["api_key.created", "api_key.revoked"],
+            Action::RevokeApiKey => &["api_key.revoked"],
+            Action::Refused => &["access.denied"],
+            Action::CreateOAuthConfig => &["auth_config.", "connection.", "credential.released"],
+            Action::CreateBearerConfig => &[
+                "auth_config.",
+                "connection.",
+                "tool.",
+                "token.",
+                "approval.",
+                "gateway.",
+            ],
+            Action::RenameConfig => &["auth_config.updated"],
+            Action::RotateClientSecret => &["auth_config.client_secret_rotated"],
+            Action::DisableConfig => &["auth_config.disabled", "auth_config.enabled"],
+            Action::EnableConfig => &["auth_config.enabled"],
+            Action::NarrowScopes => &["connection.needs_reconsent"],
+            Action::DeleteConfig => &["auth_config.deleted"],
+            Action::StartConnect => &["connection.", "credential.released"],
+            Action::FinishConnect => &[
+                "connection.authorized",
+                "connection.refresh",
+                "connection.expired",
+                "connection.needs_reconsent",
+                "credential.released",
+            ],
+            Action::DenyConnect => &["connection.authorization_failed"],
+            Action::CredentialConnection => &["connection.", "tool.", "token.", "approval."],
+            Action::Refresh => &["connection.refresh_started", "connection.refreshed"],
+            Action::RefreshFails => &["connection.refresh_failed"],
+            Action::RefreshGrantDead => &["connection.expired"],
+            Action::RevokeConnection => &["connection.revoked"],
+            Action::DeleteConnection => &["connection.deleted"],
+            Action::QueryAudit => &["audit.queried"],
+            Action::DefineTool => &["tool.", "token.", "approval.", "gateway."],
+            Action::RemoveTool => &["tool.removed"],
+            Action::CallTool => &["tool.requested", "tool.completed"],
+            Action::IssueToken => &["token."],
+            Action::UseToken => &["token.used"],
+            Action::RevokeToken => &["token.revoked"],
+            Action::AskApproval | Action::Approve | Action::DenyApproval => &["approval."],
+            Action::DefineGateway => &["gateway."],
+            Action::DeleteGateway => &["gateway.deleted"],
+            Action::ReleaseToken => &["credential.released"],
+            Action::Restart => &[],
+            Action::RotateSigningKey => &["signing_key.rotated"],
+            Action::Witness => &["checkpoint.cosigned", "ledger.checkpoint"],
+        }
+    }
+
     /// How often it is picked among the possible ones.
     fn weight(self) -> u32 {
         match self {
@@ -421,14 +479,23 @@ impl World {
         );
     }
 
-    fn choose(&mut self) -> Action {
+    /// A possible action, by weight; once kinds are known to be missing, the actions on
+    /// the way to them weigh far more (so coverage does not depend on luck).
+    fn choose(&mut self, missing: &[&str]) -> Action {
         let possible: Vec<Action> = ACTIONS
             .iter()
             .copied()
             .filter(|a| a.possible(&self.m))
             .collect();
+        let boost = |a: &Action| {
+            let serves = a
+                .leads_to()
+                .iter()
+                .any(|k| missing.iter().any(|m| m.starts_with(k)));
+            a.weight() * if serves { 25 } else { 1 }
+        };
         *possible
-            .choose_weighted(&mut self.rng, |a| a.weight())
+            .choose_weighted(&mut self.rng, boost)
             .expect("some action is always possible")
     }
 }
@@ -1157,14 +1224,20 @@ async fn model_run(stack: Stack) {
     eprintln!("model test on {stack:?}: seed {seed} (AUTHLEDGER_MODEL_SEED={seed} replays it)");
     let mut w = World::start(stack, seed).await;
     let mut produced = BTreeSet::new();
+    let mut missing: Vec<&str> = Vec::new();
     let mut steps = Vec::new();
     while steps.len() < MAX_STEPS {
-        let action = w.choose();
+        let action = w.choose(&missing);
         steps.push(action);
         w.run(action).await;
         if steps.len() >= MIN_STEPS && steps.len() % 20 == 0 {
             produced = kinds_in_log(&w).await;
-            if ALL_KINDS.iter().all(|k| produced.contains(*k)) {
+            missing = ALL_KINDS
+                .iter()
+                .copied()
+                .filter(|k| !produced.contains(*k))
+                .collect();
+            if missing.is_empty() {
                 break;
             }
         }

@@ -36,5 +36,6 @@ pub mod providers;
 pub mod scheduler;
 pub mod scoped_token;
 pub mod server;
+pub mod sqlite;
 pub mod wal;
 pub mod witness;

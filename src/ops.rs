@@ -14,7 +14,7 @@ use crate::domain::workspace::{Workspace, WorkspaceCommand};
 use crate::domain::{ApiKeyCreated, Role, SigningKeyRotated, SYSTEM_WORKSPACE};
 use crate::ledger::{Actor, EventLog, KeyDir, Ledger};
 use crate::projector::swap::rebuild_embedded_projections;
-use crate::projector::{PgProjections, ProjectionStore as _};
+use crate::projector::{PgProjections, ProjectionWriter as _};
 
 /// Re-wraps every data key under a new master key (staged in the key dir first, so a
 /// crash resumes with the same key), then makes it the key dir's master key.

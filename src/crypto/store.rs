@@ -11,11 +11,10 @@
 //! shredded_data_keys (id TEXT PRIMARY KEY, owner TEXT, shredded_at TEXT)  -- tombstones
 //! ```
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqliteSynchronous;
 use sqlx::{PgPool, SqlitePool};
 
 use super::CryptoError;
@@ -287,24 +286,12 @@ pub struct SqliteDataKeys {
 
 impl SqliteDataKeys {
     pub async fn open(path: &std::path::Path) -> Result<Self, CryptoError> {
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(db)?
-            .filename(path)
+        let options = crate::sqlite::file_options(path, SqliteSynchronous::Full)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .pragma("secure_delete", "ON")
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            // An in-process file: no connection to go stale, and a ping costs a round
-            // trip to the connection's worker thread on every acquire.
-            .test_before_acquire(false)
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
-            })?;
+            .pragma("secure_delete", "ON");
+        let pool = crate::sqlite::open_pool(options).await.map_err(|e| {
+            CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
+        })?;
         sqlx::raw_sql(SQLITE_SCHEMA)
             .execute(&pool)
             .await

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod health;
+pub mod op;
 pub mod plan;
 pub mod store;
 pub mod swap;
@@ -15,7 +16,9 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 pub use health::{ProjectionHealth, ReadinessBounds, Stuck};
-pub use store::{PgProjections, ProjectionError, ProjectionStore, SqliteProjections};
+pub use store::{
+    PgProjections, ProjectionError, ProjectionStore, ProjectionWriter, SqliteProjections,
+};
 
 use crate::ledger::{EventLog, RecordedEvent};
 use crate::metrics::{Metrics, ProjectionLabel};

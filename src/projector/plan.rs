@@ -1,35 +1,11 @@
 //! Pure: what one event changes in the projections, as backend-neutral operations.
 
-use crate::domain::connection::OAuthTokens;
+use super::op::{
+    AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp, NewConnection,
+    Op, TokenState, WorkspaceOp,
+};
 use crate::domain::Event;
 use crate::ledger::EventBody;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditRow {
-    pub position: i64,
-    pub event_id: String,
-    pub workspace_id: String,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub aggregate_version: i64,
-    pub kind: String,
-    pub actor_type: String,
-    pub actor_id: String,
-    pub occurred_at: String,
-    pub occurred_at_unix: i64,
-    pub key_id: String,
-    /// `sha256:<hex>` of the envelope as stored (a checkpoint Merkle leaf).
-    pub event_hash: String,
-    /// Who and what the event concerns, flattened for audit queries (absent ones are
-    /// filled from the connection's row where it exists).
-    pub user_id: Option<String>,
-    pub auth_config_id: Option<String>,
-    pub connection_id: Option<String>,
-    pub token_id: Option<String>,
-    pub tool: Option<String>,
-    pub outcome: Option<String>,
-    pub reason: Option<String>,
-}
 
 /// What agent events concern: (connection, token, tool).
 fn agent_facts(
@@ -101,211 +77,6 @@ fn audit_facts(
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Op {
-    Audit(AuditRow),
-    DefineWorkspaceTool {
-        workspace_id: String,
-        name: String,
-        definition: String,
-        version: i64,
-        at: String,
-    },
-    RemoveWorkspaceTool {
-        workspace_id: String,
-        name: String,
-    },
-    RequestApproval {
-        workspace_id: String,
-        id: String,
-        user_id: String,
-        connection_id: String,
-        tool: String,
-        argument_fingerprint: String,
-        expires_at: String,
-        at: String,
-    },
-    /// `status`: approved, denied or consumed.
-    ApprovalStatus {
-        workspace_id: String,
-        id: String,
-        status: &'static str,
-        tool_call_id: Option<String>,
-        at: String,
-    },
-    DefineGateway {
-        workspace_id: String,
-        id: String,
-        name: String,
-        servers: String,
-        agent_key_ids: Vec<String>,
-        version: i64,
-        at: String,
-    },
-    DeleteGateway {
-        workspace_id: String,
-        id: String,
-        version: i64,
-        at: String,
-    },
-    CreateWorkspace {
-        id: String,
-        name: String,
-        at: String,
-        version: i64,
-    },
-    ConfigureIdentityProvider {
-        id: String,
-        issuer: String,
-        audience: String,
-        jwks_url: String,
-        version: i64,
-    },
-    SetToolResponseStorage {
-        id: String,
-        store_tool_responses: bool,
-        version: i64,
-    },
-    CreateApiKey {
-        workspace_id: String,
-        id: String,
-        name: String,
-        role: String,
-        key_prefix: String,
-        key_hash: String,
-        at: String,
-        expires_at: Option<String>,
-        version: i64,
-    },
-    RevokeApiKey {
-        workspace_id: String,
-        id: String,
-        at: String,
-        version: i64,
-    },
-    /// Sets the auth config's current row (insert at version 1) and records the version.
-    AuthConfigVersion {
-        workspace_id: String,
-        id: String,
-        version: i64,
-        kind: String,
-        name: Option<String>,
-        provider: Option<String>,
-        auth_type: Option<String>,
-        status: Option<String>,
-        /// Public settings JSON (no secret), when the event changes them.
-        settings: Option<String>,
-        /// The new client secret's fingerprint, when only the secret changes (a rotation):
-        /// set into the stored settings.
-        client_secret_fingerprint: Option<String>,
-        changed: String,
-        at: String,
-        actor_id: String,
-    },
-    /// One connection event: `change.new` inserts the row (the first event), anything else
-    /// updates it guarded by `version - 1` (never applied twice or out of order).
-    ConnectionChange {
-        workspace_id: String,
-        id: String,
-        version: i64,
-        at: String,
-        change: ConnectionChange,
-    },
-}
-
-impl Op {
-    /// The cached reads this op can make stale (see `cache`).
-    pub fn family(&self) -> Option<Family> {
-        match self {
-            Op::Audit(_)
-            | Op::RequestApproval { .. }
-            | Op::ApprovalStatus { .. }
-            | Op::AuthConfigVersion { .. } => None,
-            Op::DefineWorkspaceTool { .. } | Op::RemoveWorkspaceTool { .. } => {
-                Some(Family::WorkspaceTools)
-            }
-            Op::DefineGateway { .. } | Op::DeleteGateway { .. } => Some(Family::Gateways),
-            Op::CreateWorkspace { .. }
-            | Op::ConfigureIdentityProvider { .. }
-            | Op::SetToolResponseStorage { .. } => Some(Family::Workspaces),
-            Op::CreateApiKey { .. } | Op::RevokeApiKey { .. } => Some(Family::ApiKeys),
-            Op::ConnectionChange { .. } => Some(Family::Connections),
-        }
-    }
-}
-
-impl Op {
-    /// The aggregate type whose projection row this op moves to `version`, if any. A row
-    /// that holds a version must be moved by every event of its aggregate: an update is
-    /// guarded by `version - 1`, so one skipped event would stop the projector for good.
-    pub fn advances_row(&self) -> Option<(&'static str, i64)> {
-        match self {
-            Op::CreateWorkspace { version, .. }
-            | Op::ConfigureIdentityProvider { version, .. }
-            | Op::SetToolResponseStorage { version, .. } => Some(("workspace", *version)),
-            Op::CreateApiKey { version, .. } | Op::RevokeApiKey { version, .. } => {
-                Some(("api_key", *version))
-            }
-            Op::AuthConfigVersion { version, .. } => Some(("auth_config", *version)),
-            Op::ConnectionChange { version, .. } => Some(("connection", *version)),
-            Op::DefineGateway { version, .. } | Op::DeleteGateway { version, .. } => {
-                Some(("gateway", *version))
-            }
-            Op::DefineWorkspaceTool { version, .. } => Some(("workspace_tool", *version)),
-            Op::RemoveWorkspaceTool { .. }
-            | Op::Audit(_)
-            | Op::RequestApproval { .. }
-            | Op::ApprovalStatus { .. } => None,
-        }
-    }
-}
-
-/// What a connection event changes; `None` / `false` leaves a column as it is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConnectionChange {
-    /// Set by the first event (`initiated`, `created`): the row is inserted.
-    pub new: Option<NewConnection>,
-    pub status: Option<&'static str>,
-    /// Granted scopes as a JSON array.
-    pub scopes: Option<String>,
-    /// Token metadata, when the event carries tokens.
-    pub tokens: Option<TokenState>,
-    /// `Some(None)` clears the reason, `Some(Some(_))` sets it.
-    pub status_reason: Option<Option<String>>,
-    pub clear_state_hash: bool,
-    /// Sets `last_refreshed_at` to the event time.
-    pub refreshed: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewConnection {
-    pub auth_config_id: String,
-    pub user_id: String,
-    /// JSON array.
-    pub requested_scopes: String,
-    pub redirect_url: Option<String>,
-    pub state_hash: Option<String>,
-}
-
-/// The access token's expiry (RFC 3339 and Unix seconds, for ordering) and whether a
-/// refresh token is held. Never a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenState {
-    pub expires_at: Option<String>,
-    pub expires_at_unix: Option<i64>,
-    pub has_refresh_token: bool,
-}
-
-impl TokenState {
-    fn of(tokens: &OAuthTokens) -> TokenState {
-        TokenState {
-            expires_at: tokens.expires_at.map(rfc3339),
-            expires_at_unix: tokens.expires_at.map(time::OffsetDateTime::unix_timestamp),
-            has_refresh_token: tokens.refresh_token.is_some(),
-        }
-    }
-}
-
 /// Settings as projections and the API show them: sealed secrets reduced to fingerprints.
 pub fn public_settings(settings: &crate::domain::auth_config::AuthSettings) -> serde_json::Value {
     let mut v = serde_json::to_value(settings).unwrap_or_default();
@@ -337,28 +108,40 @@ pub fn rfc3339(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-use super::cache::Family;
-
 pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) -> Vec<Op> {
     let at = rfc3339(body.occurred_at);
     let version = i64::try_from(body.aggregate_version).unwrap_or(i64::MAX);
+    let audit = Op::Audit(audit_row(position, body, event, event_hash, &at));
+    std::iter::once(audit)
+        .chain(row_op(body, event, at, version))
+        .collect()
+}
+
+/// The event as the audit view lists it.
+fn audit_row(
+    position: u64,
+    body: &EventBody,
+    event: &Event,
+    event_hash: &str,
+    at: &str,
+) -> AuditRow {
     let actor_type = serde_json::to_value(body.actor.actor_type)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
         .unwrap_or_default();
     let (user_id, auth_config_id, outcome, reason) = audit_facts(body, event);
     let (connection_id, token_id, tool) = agent_facts(body, event);
-    let mut ops = vec![Op::Audit(AuditRow {
+    AuditRow {
         position: i64::try_from(position).unwrap_or(i64::MAX),
         event_id: body.event_id.to_string(),
         workspace_id: body.workspace_id.clone(),
         aggregate_type: body.aggregate_type.clone(),
         aggregate_id: body.aggregate_id.clone(),
-        aggregate_version: version,
+        aggregate_version: i64::try_from(body.aggregate_version).unwrap_or(i64::MAX),
         kind: body.kind.clone(),
         actor_type,
         actor_id: body.actor.id.clone(),
-        occurred_at: at.clone(),
+        occurred_at: at.to_string(),
         occurred_at_unix: body.occurred_at.unix_timestamp(),
         key_id: body.key_id.clone(),
         event_hash: event_hash.to_string(),
@@ -369,170 +152,36 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         tool,
         outcome,
         reason,
-    })];
+    }
+}
+
+/// The op on the projection row of the event's aggregate, if it has one.
+fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<Op> {
     match event {
-        Event::WorkspaceCreated(e) => ops.push(Op::CreateWorkspace {
-            id: body.aggregate_id.clone(),
-            name: e.name.clone(),
-            at,
-            version,
-        }),
-        Event::IdentityProviderConfigured(e) => ops.push(Op::ConfigureIdentityProvider {
-            id: body.aggregate_id.clone(),
-            issuer: e.issuer.clone(),
-            audience: e.audience.clone(),
-            jwks_url: e.jwks_url.clone(),
-            version,
-        }),
-        Event::ApiKeyCreated(e) => ops.push(Op::CreateApiKey {
-            workspace_id: body.workspace_id.clone(),
-            id: body.aggregate_id.clone(),
-            name: e.name.clone(),
-            role: e.role.as_str().to_string(),
-            key_prefix: e.key_prefix.clone(),
-            key_hash: e.key_hash.clone(),
-            at,
-            expires_at: e.expires_at.map(rfc3339),
-            version,
-        }),
-        Event::ApiKeyRevoked(_) => ops.push(Op::RevokeApiKey {
-            workspace_id: body.workspace_id.clone(),
-            id: body.aggregate_id.clone(),
-            at,
-            version,
-        }),
-        Event::AuthConfigCreated(e) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                name: Some(e.name.clone()),
-                provider: Some(e.provider.clone()),
-                auth_type: Some(e.settings.auth_type().to_string()),
-                status: Some("enabled"),
-                settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
-                changed: vec!["created".into()],
-                ..Default::default()
-            },
-        )),
-        Event::AuthConfigUpdated(e) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                name: Some(e.name.clone()),
-                settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
-                changed: e.changed.clone(),
-                ..Default::default()
-            },
-        )),
-        Event::ClientSecretRotated(e) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                client_secret_fingerprint: Some(e.client_secret.fingerprint.clone()),
-                changed: vec!["client_secret".into()],
-                ..Default::default()
-            },
-        )),
-        Event::AuthConfigDisabled(_) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                status: Some("disabled"),
-                changed: vec!["status".into()],
-                ..Default::default()
-            },
-        )),
-        Event::AuthConfigEnabled(_) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                status: Some("enabled"),
-                changed: vec!["status".into()],
-                ..Default::default()
-            },
-        )),
-        Event::AuthConfigDeleted(_) => ops.push(auth_config_op(
-            body,
-            at,
-            version,
-            AuthConfigChange {
-                status: Some("deleted"),
-                changed: vec!["status".into()],
-                ..Default::default()
-            },
-        )),
-        Event::SigningKeyRotated(_)
-        | Event::AccessDenied(_)
-        | Event::AuditQueried(_)
-        | Event::CheckpointCreated(_)
-        | Event::CheckpointCosigned(_)
-        | Event::TokenIssued(_)
-        | Event::TokenUsed(_)
-        | Event::TokenRevoked(_)
-        | Event::ToolRequested(_)
-        | Event::ToolCompleted(_)
-        | Event::CredentialReleased(_) => {}
-        Event::ToolResponseStorageSet(e) => ops.push(Op::SetToolResponseStorage {
-            id: body.aggregate_id.clone(),
-            store_tool_responses: e.store_tool_responses,
-            version,
-        }),
-        Event::ToolDefined(e) => ops.push(Op::DefineWorkspaceTool {
-            workspace_id: body.workspace_id.clone(),
-            name: e.definition.name.clone(),
-            definition: serde_json::to_string(&e.definition).unwrap_or_default(),
-            version,
-            at,
-        }),
-        Event::ToolRemoved(e) => ops.push(Op::RemoveWorkspaceTool {
-            workspace_id: body.workspace_id.clone(),
-            name: e.name.clone(),
-        }),
-        Event::ApprovalRequested(e) => ops.push(Op::RequestApproval {
-            workspace_id: body.workspace_id.clone(),
-            id: body.aggregate_id.clone(),
-            user_id: e.user_id.clone(),
-            connection_id: e.connection_id.clone(),
-            tool: e.tool.clone(),
-            argument_fingerprint: e.argument_fingerprint.clone(),
-            expires_at: rfc3339(e.expires_at),
-            at,
-        }),
-        Event::ApprovalApproved(_) | Event::ApprovalDenied(_) | Event::ApprovalConsumed(_) => {
-            let (status, tool_call_id) = match event {
-                Event::ApprovalApproved(_) => ("approved", None),
-                Event::ApprovalDenied(_) => ("denied", None),
-                Event::ApprovalConsumed(c) => ("consumed", Some(c.tool_call_id.clone())),
-                _ => ("pending", None),
-            };
-            ops.push(Op::ApprovalStatus {
-                workspace_id: body.workspace_id.clone(),
-                id: body.aggregate_id.clone(),
-                status,
-                tool_call_id,
-                at,
-            })
+        Event::WorkspaceCreated(_)
+        | Event::IdentityProviderConfigured(_)
+        | Event::ToolResponseStorageSet(_) => {
+            workspace_op(body, event, at, version).map(Op::Workspace)
         }
-        Event::GatewayDefined(e) => ops.push(Op::DefineGateway {
-            workspace_id: body.workspace_id.clone(),
-            id: body.aggregate_id.clone(),
-            name: e.name.clone(),
-            servers: serde_json::to_string(&e.servers).unwrap_or_default(),
-            agent_key_ids: e.agent_key_ids.clone(),
-            version,
-            at,
-        }),
-        Event::GatewayDeleted(_) => ops.push(Op::DeleteGateway {
-            workspace_id: body.workspace_id.clone(),
-            id: body.aggregate_id.clone(),
-            version,
-            at,
-        }),
+        Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
+            api_key_op(body, event, at, version).map(Op::ApiKey)
+        }
+        Event::AuthConfigCreated(_)
+        | Event::AuthConfigUpdated(_)
+        | Event::ClientSecretRotated(_)
+        | Event::AuthConfigDisabled(_)
+        | Event::AuthConfigEnabled(_)
+        | Event::AuthConfigDeleted(_) => {
+            auth_config_change(event).map(|c| auth_config_op(body, at, version, c))
+        }
+        Event::ToolDefined(_)
+        | Event::ToolRemoved(_)
+        | Event::ApprovalRequested(_)
+        | Event::ApprovalApproved(_)
+        | Event::ApprovalDenied(_)
+        | Event::ApprovalConsumed(_)
+        | Event::GatewayDefined(_)
+        | Event::GatewayDeleted(_) => agents_op(body, event, at, version).map(Op::Agents),
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)
         | Event::ConnectionAuthorized(_)
@@ -543,19 +192,164 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         | Event::ConnectionExpired(_)
         | Event::ConnectionNeedsReconsent(_)
         | Event::ConnectionRevoked(_)
-        | Event::ConnectionDeleted(_) => {
-            if let Some(change) = connection_change(event) {
-                ops.push(Op::ConnectionChange {
-                    workspace_id: body.workspace_id.clone(),
-                    id: body.aggregate_id.clone(),
-                    version,
-                    at,
-                    change,
-                });
-            }
-        }
+        | Event::ConnectionDeleted(_) => connection_change(event).map(|change| {
+            Op::Connection(ConnectionOp {
+                workspace_id: body.workspace_id.clone(),
+                id: body.aggregate_id.clone(),
+                version,
+                at,
+                change,
+            })
+        }),
+        Event::SigningKeyRotated(_)
+        | Event::AccessDenied(_)
+        | Event::AuditQueried(_)
+        | Event::CheckpointCreated(_)
+        | Event::CheckpointCosigned(_)
+        | Event::TokenIssued(_)
+        | Event::TokenUsed(_)
+        | Event::TokenRevoked(_)
+        | Event::ToolRequested(_)
+        | Event::ToolCompleted(_)
+        | Event::CredentialReleased(_) => None,
     }
-    ops
+}
+
+fn workspace_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<WorkspaceOp> {
+    let id = body.aggregate_id.clone();
+    Some(match event {
+        Event::WorkspaceCreated(e) => WorkspaceOp::Create {
+            id,
+            name: e.name.clone(),
+            at,
+            version,
+        },
+        Event::IdentityProviderConfigured(e) => WorkspaceOp::ConfigureIdentityProvider {
+            id,
+            issuer: e.issuer.clone(),
+            audience: e.audience.clone(),
+            jwks_url: e.jwks_url.clone(),
+            version,
+        },
+        Event::ToolResponseStorageSet(e) => WorkspaceOp::SetToolResponseStorage {
+            id,
+            store_tool_responses: e.store_tool_responses,
+            version,
+        },
+        _ => return None,
+    })
+}
+
+fn api_key_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<ApiKeyOp> {
+    let (workspace_id, id) = (body.workspace_id.clone(), body.aggregate_id.clone());
+    Some(match event {
+        Event::ApiKeyCreated(e) => ApiKeyOp::Create {
+            workspace_id,
+            id,
+            name: e.name.clone(),
+            role: e.role.as_str().to_string(),
+            key_prefix: e.key_prefix.clone(),
+            key_hash: e.key_hash.clone(),
+            at,
+            expires_at: e.expires_at.map(rfc3339),
+            version,
+        },
+        Event::ApiKeyRevoked(_) => ApiKeyOp::Revoke {
+            workspace_id,
+            id,
+            at,
+            version,
+        },
+        _ => return None,
+    })
+}
+
+fn auth_config_change(event: &Event) -> Option<AuthConfigChange> {
+    let status = |status: &'static str| AuthConfigChange {
+        status: Some(status),
+        changed: vec!["status".into()],
+        ..Default::default()
+    };
+    Some(match event {
+        Event::AuthConfigCreated(e) => AuthConfigChange {
+            name: Some(e.name.clone()),
+            provider: Some(e.provider.clone()),
+            auth_type: Some(e.settings.auth_type().to_string()),
+            status: Some("enabled"),
+            settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
+            changed: vec!["created".into()],
+            ..Default::default()
+        },
+        Event::AuthConfigUpdated(e) => AuthConfigChange {
+            name: Some(e.name.clone()),
+            settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
+            changed: e.changed.clone(),
+            ..Default::default()
+        },
+        Event::ClientSecretRotated(e) => AuthConfigChange {
+            client_secret_fingerprint: Some(e.client_secret.fingerprint.clone()),
+            changed: vec!["client_secret".into()],
+            ..Default::default()
+        },
+        Event::AuthConfigDisabled(_) => status("disabled"),
+        Event::AuthConfigEnabled(_) => status("enabled"),
+        Event::AuthConfigDeleted(_) => status("deleted"),
+        _ => return None,
+    })
+}
+
+fn agents_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<AgentsOp> {
+    let (workspace_id, id) = (body.workspace_id.clone(), body.aggregate_id.clone());
+    let status =
+        |status: &'static str, tool_call_id: Option<String>, at: String| AgentsOp::ApprovalStatus {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            status,
+            tool_call_id,
+            at,
+        };
+    Some(match event {
+        Event::ToolDefined(e) => AgentsOp::DefineWorkspaceTool {
+            workspace_id,
+            name: e.definition.name.clone(),
+            definition: serde_json::to_string(&e.definition).unwrap_or_default(),
+            version,
+            at,
+        },
+        Event::ToolRemoved(e) => AgentsOp::RemoveWorkspaceTool {
+            workspace_id,
+            name: e.name.clone(),
+        },
+        Event::ApprovalRequested(e) => AgentsOp::RequestApproval {
+            workspace_id,
+            id,
+            user_id: e.user_id.clone(),
+            connection_id: e.connection_id.clone(),
+            tool: e.tool.clone(),
+            argument_fingerprint: e.argument_fingerprint.clone(),
+            expires_at: rfc3339(e.expires_at),
+            at,
+        },
+        Event::ApprovalApproved(_) => status("approved", None, at),
+        Event::ApprovalDenied(_) => status("denied", None, at),
+        Event::ApprovalConsumed(c) => status("consumed", Some(c.tool_call_id.clone()), at),
+        Event::GatewayDefined(e) => AgentsOp::DefineGateway {
+            workspace_id,
+            id,
+            name: e.name.clone(),
+            servers: serde_json::to_string(&e.servers).unwrap_or_default(),
+            agent_key_ids: e.agent_key_ids.clone(),
+            version,
+            at,
+        },
+        Event::GatewayDeleted(_) => AgentsOp::DeleteGateway {
+            workspace_id,
+            id,
+            version,
+            at,
+        },
+        _ => return None,
+    })
 }
 
 fn json_list(items: &[String]) -> String {
@@ -661,7 +455,7 @@ struct AuthConfigChange {
 }
 
 fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChange) -> Op {
-    Op::AuthConfigVersion {
+    Op::AuthConfig(AuthConfigVersion {
         workspace_id: body.workspace_id.clone(),
         id: body.aggregate_id.clone(),
         version,
@@ -675,13 +469,14 @@ fn auth_config_op(body: &EventBody, at: String, version: i64, c: AuthConfigChang
         changed: serde_json::to_string(&c.changed).unwrap_or_default(),
         at,
         actor_id: body.actor.id.clone(),
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::auth_config::SealedSecret;
+    use crate::domain::connection::OAuthTokens;
     use crate::domain::connection::{
         ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionRevoked, NeedsReconsent,
         ProviderRevocation,
@@ -714,13 +509,13 @@ mod tests {
         let ops = plan(7, &body(version, event.kind()), event, "sha256:00");
         assert_eq!(ops.len(), 2, "{ops:?}");
         match ops.into_iter().nth(1) {
-            Some(Op::ConnectionChange {
+            Some(Op::Connection(ConnectionOp {
                 workspace_id,
                 id,
                 version,
                 at,
                 change,
-            }) => {
+            })) => {
                 assert_eq!((workspace_id.as_str(), id.as_str()), ("ws1", "c1"));
                 (version, at, change)
             }
@@ -744,7 +539,7 @@ mod tests {
             let ops = plan(1, &body(1, e.kind()), &e, "sha256:00");
             let changes = ops
                 .iter()
-                .filter(|op| matches!(op, Op::ConnectionChange { .. }))
+                .filter(|op| matches!(op, Op::Connection(_)))
                 .count();
             assert_eq!(changes, usize::from(is_connection), "{}", e.kind());
         }

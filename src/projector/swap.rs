@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::{ProjectionError, ProjectionStore as _, SqliteProjections};
+use super::{ProjectionError, ProjectionWriter as _, SqliteProjections};
 use crate::ledger::EventLog;
 
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,8 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use authledger::projector::{ProjectionStore as _, SqliteProjections};
+use authledger::projector::store::{AuthConfigReads as _, ProjectionWriter as _};
+use authledger::projector::SqliteProjections;
 
 use crate::harness::{args, fresh_pg_database, run_cli, NatsServer, Service};
 

@@ -13,7 +13,8 @@ use authledger::domain::audit::AUDIT_QUERY_AGGREGATE;
 use authledger::domain::{AuditQueried, Event};
 use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::{Actor, ActorType, AggregateKey, EventLog, Ledger, Signer};
-use authledger::projector::{ProjectionStore, SqliteProjections};
+use authledger::projector::store::{AuditReads as _, ProjectionWriter as _};
+use authledger::projector::SqliteProjections;
 use authledger::wal::WalPolicy;
 
 use crate::harness::ledger;

@@ -1,0 +1,279 @@
+//! The two backends' stores: how each opens its pool, runs its migrations, begins a batch
+//! and keeps its WAL short (SQLite), and what both keep beside the pool: the offset this
+//! instance saw applied and the read cache.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::SqliteSynchronous;
+use sqlx::{PgPool, SqlitePool};
+
+use super::audit_insert::Placeholders;
+use super::{db, ProjectionError};
+use crate::projector::cache::{Family, ReadCache};
+
+pub struct SqliteProjections {
+    pub(super) pool: SqlitePool,
+    pub(super) description: String,
+    pub(super) applied: tokio::sync::watch::Sender<u64>,
+    pub(super) cache: ReadCache,
+    checkpoints: Checkpoints,
+}
+
+/// When the projections' WAL was last copied into the database file. Checkpoints run in a
+/// task of their own (PASSIVE), not inside the projector's commit, which they would hold
+/// (and every read-your-writes wait with it) for milliseconds; when the WAL is long, the
+/// projector checkpoints once itself between two batches so the WAL starts over (see
+/// `crate::wal`).
+#[derive(Default)]
+struct Checkpoints {
+    policy: crate::wal::WalPolicy,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    restart: crate::wal::WalRestart,
+}
+
+impl SqliteProjections {
+    pub(super) fn checkpoint_when_due(&self) {
+        use std::sync::atomic::Ordering;
+        let now = std::time::Instant::now();
+        if let Ok(mut last) = self.checkpoints.last.lock() {
+            if last
+                .is_some_and(|t| now.duration_since(t) < self.checkpoints.policy.checkpoint_every)
+            {
+                return;
+            }
+            *last = Some(now);
+        }
+        if self.checkpoints.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let running = self.checkpoints.running.clone();
+        let restart = self.checkpoints.restart.clone();
+        let policy = self.checkpoints.policy;
+        tokio::spawn(async move {
+            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
+                .await
+            {
+                Ok((_, frames, _)) => restart.after_pass(&policy, frames),
+                Err(e) => tracing::warn!(error = %e, "projection checkpoint failed"),
+            }
+            running.store(false, Ordering::Release);
+        });
+    }
+
+    /// The projector's own checkpoint, between two batches, when the checkpointer asked.
+    pub(super) async fn restart_wal_when_asked(&self) {
+        if self.checkpoints.restart.take() {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "projection checkpoint by the projector failed");
+            }
+        }
+    }
+}
+
+impl PgProjections {
+    /// PostgreSQL checkpoints on its own.
+    pub(super) fn checkpoint_when_due(&self) {}
+
+    pub(super) async fn restart_wal_when_asked(&self) {}
+}
+
+impl SqliteProjections {
+    pub(super) const LOCK_OFFSET: &'static str =
+        "SELECT position FROM projection_offsets WHERE name = $1";
+    pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
+
+    pub async fn open(path: &std::path::Path) -> Result<Self, ProjectionError> {
+        Self::open_with(path, crate::wal::WalPolicy::default()).await
+    }
+
+    /// `open`, with the WAL checkpointed and started over as `wal` says.
+    pub async fn open_with(
+        path: &std::path::Path,
+        wal: crate::wal::WalPolicy,
+    ) -> Result<Self, ProjectionError> {
+        let options = crate::sqlite::file_options(path, SqliteSynchronous::Normal)
+            .create_if_missing(true)
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", wal.journal_size_limit().to_string())
+            // A batch's multi-row inserts need a statement journal: in memory, not a temp
+            // file created, written and unlinked per batch.
+            .pragma("temp_store", "memory");
+        let pool = crate::sqlite::open_pool(options).await.map_err(|e| {
+            ProjectionError::Misconfigured(format!(
+                "cannot open projections {}: {e}",
+                path.display()
+            ))
+        })?;
+        sqlx::migrate!("./projections/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("projection migrations failed: {e}"))
+            })?;
+        Ok(SqliteProjections {
+            pool,
+            description: format!("SQLite projections {}", path.display()),
+            applied: tokio::sync::watch::Sender::new(0),
+            cache: ReadCache::default(),
+            checkpoints: Checkpoints {
+                policy: wal,
+                ..Checkpoints::default()
+            },
+        })
+    }
+
+    pub(super) async fn begin(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        // IMMEDIATE takes the write lock up front: the batch is serialised with any other.
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes every connection to the file, waiting (bounded) also for ones that were still
+    /// on their way back to the pool when it closed (`SqlitePool::close` alone can miss
+    /// those, leaving one open).
+    pub async fn close(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            self.pool.close().await;
+            if self.pool.size() == 0 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+pub struct PgProjections {
+    pub(super) pool: PgPool,
+    pub(super) description: String,
+    pub(super) applied: tokio::sync::watch::Sender<u64>,
+    pub(super) cache: ReadCache,
+}
+
+impl PgProjections {
+    // FOR UPDATE: a second instance waits here, then sees the advanced offset.
+    pub(super) const LOCK_OFFSET: &'static str =
+        "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE";
+    pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
+
+    pub async fn open(url: &str) -> Result<Self, ProjectionError> {
+        let options = url
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .map_err(|e| ProjectionError::Misconfigured(format!("bad PostgreSQL URL: {e}")))?
+            // Statements are prepared once per connection; a generic plan cached while
+            // the tables were small (a replay into fresh tables) turns connection lookups
+            // into scans. Plan each execution for its values instead.
+            .options([("plan_cache_mode", "force_custom_plan")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("cannot connect to PostgreSQL: {e}"))
+            })?;
+        sqlx::migrate!("./projections/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!("projection migrations failed: {e}"))
+            })?;
+        Ok(PgProjections {
+            pool,
+            description: "PostgreSQL projections".into(),
+            applied: tokio::sync::watch::Sender::new(0),
+            cache: ReadCache::default(),
+        })
+    }
+
+    pub(super) async fn begin(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// What both stores do the same way beside their SQL.
+macro_rules! store_common {
+    ($store:ident) => {
+        impl $store {
+            /// Offsets only grow (until a `reset`): announces the highest seen.
+            pub(super) fn announce(&self, offset: u64) {
+                self.applied.send_if_modified(|seen| {
+                    let newer = offset > *seen;
+                    if newer {
+                        *seen = offset;
+                    }
+                    newer
+                });
+            }
+
+            /// An offset read from the database: when it moved past what this instance
+            /// knew, someone else applied the events in between, so any cached read may be
+            /// stale.
+            pub(super) fn saw_offset(&self, offset: u64) {
+                if offset > *self.applied.borrow() {
+                    self.cache.changed_all();
+                    self.announce(offset);
+                }
+            }
+
+            /// `read` answered from the cache while `family` has not changed since.
+            pub(super) async fn cached<T, F>(
+                &self,
+                family: Family,
+                key: String,
+                read: F,
+            ) -> Result<T, ProjectionError>
+            where
+                T: Clone + Send + Sync + 'static,
+                F: std::future::Future<Output = Result<T, ProjectionError>>,
+            {
+                if let Some(hit) = self.cache.get::<T>(family, &key) {
+                    return Ok(hit);
+                }
+                let generation = self.cache.generation(family);
+                let value = read.await?;
+                self.cache.put(family, key, generation, value.clone());
+                Ok(value)
+            }
+
+            /// Whether `table` has a row with this id in a workspace other than `workspace_id`.
+            pub(super) async fn exists_elsewhere(
+                &self,
+                table: &'static str,
+                workspace_id: &str,
+                id: &str,
+            ) -> Result<bool, ProjectionError> {
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM {table} WHERE workspace_id <> $1 AND id = $2"
+                ))
+                .bind(workspace_id)
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db)?;
+                Ok(n > 0)
+            }
+        }
+    };
+}
+
+store_common!(SqliteProjections);
+store_common!(PgProjections);

@@ -1,0 +1,392 @@
+//! The SQL each planned op runs, one function per area. An update of a row that holds a
+//! version is guarded by `version - 1`, so an event is never applied twice or out of order
+//! (`in_order`).
+
+use super::audit_insert::audit_insert_sql;
+use super::{PgProjections, SqliteProjections};
+use crate::projector::op::{AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, Op, WorkspaceOp};
+
+/// A version-guarded update changes exactly its row; none changed means the row is not at
+/// `version - 1`: the event came out of order (or twice).
+fn in_order(rows_affected: u64, what: &str) -> Result<(), sqlx::Error> {
+    if rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(sqlx::Error::Protocol(format!("{what} out of order")))
+    }
+}
+
+/// Stored public settings with the client secret's fingerprint replaced (a rotation).
+fn with_client_secret_fingerprint(settings: &str, fingerprint: String) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(settings).unwrap_or_default();
+    if let Some(map) = v.as_object_mut() {
+        map.insert(
+            "client_secret".into(),
+            serde_json::json!({ "fingerprint": fingerprint }),
+        );
+    }
+    v.to_string()
+}
+
+macro_rules! sql_ops {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            pub(super) async fn exec_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: Op,
+            ) -> Result<(), sqlx::Error> {
+                match op {
+                    Op::Audit(a) => {
+                        Self::bind_audit(sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS)), &a)
+                            .execute(&mut **tx)
+                            .await?;
+                        Ok(())
+                    }
+                    Op::Workspace(op) => Self::workspace_op(tx, op).await,
+                    Op::ApiKey(op) => Self::api_key_op(tx, op).await,
+                    Op::AuthConfig(op) => Self::auth_config_version(tx, op).await,
+                    Op::Connection(op) => Self::connection_op(tx, op).await,
+                    Op::Agents(op) => Self::agents_op(tx, op).await,
+                }
+            }
+
+            async fn workspace_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: WorkspaceOp,
+            ) -> Result<(), sqlx::Error> {
+                match op {
+                    WorkspaceOp::Create { id, name, at, version } => {
+                        sqlx::query("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
+                            .bind(id)
+                            .bind(name)
+                            .bind(at)
+                            .bind(version)
+                            .execute(&mut **tx)
+                            .await?;
+                        Ok(())
+                    }
+                    WorkspaceOp::ConfigureIdentityProvider { id, issuer, audience, jwks_url, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET idp_issuer = $1, idp_audience = $2, idp_jwks_url = $3, version = $4
+                             WHERE id = $5 AND version = $4 - 1",
+                        )
+                        .bind(issuer)
+                        .bind(audience)
+                        .bind(jwks_url)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "workspace change")
+                    }
+                    WorkspaceOp::SetToolResponseStorage { id, store_tool_responses, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET store_tool_responses = $1, version = $2
+                             WHERE id = $3 AND version = $2 - 1",
+                        )
+                        .bind(store_tool_responses)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "workspace change")
+                    }
+                }
+            }
+
+            async fn api_key_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: ApiKeyOp,
+            ) -> Result<(), sqlx::Error> {
+                match op {
+                    ApiKeyOp::Create { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
+                        sqlx::query(
+                            "INSERT INTO api_keys (workspace_id, id, name, role, key_prefix, key_hash,
+                             created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(name)
+                        .bind(role)
+                        .bind(key_prefix)
+                        .bind(key_hash)
+                        .bind(at)
+                        .bind(expires_at)
+                        .bind(version)
+                        .execute(&mut **tx)
+                        .await?;
+                        Ok(())
+                    }
+                    ApiKeyOp::Revoke { workspace_id, id, at, version } => {
+                        let done = sqlx::query(
+                            "UPDATE api_keys SET revoked_at = $1, version = $2
+                             WHERE workspace_id = $3 AND id = $4 AND version = $2 - 1",
+                        )
+                        .bind(at)
+                        .bind(version)
+                        .bind(workspace_id)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "api key revocation")
+                    }
+                }
+            }
+
+            /// Sets the current row (inserted at version 1), then records the version as it
+            /// now reads.
+            async fn auth_config_version(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: AuthConfigVersion,
+            ) -> Result<(), sqlx::Error> {
+                let settings = match (op.settings, op.client_secret_fingerprint) {
+                    (None, Some(fingerprint)) => {
+                        let current: Option<String> = sqlx::query_scalar(
+                            "SELECT settings FROM auth_configs WHERE workspace_id = $1 AND id = $2",
+                        )
+                        .bind(&op.workspace_id)
+                        .bind(&op.id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        current.map(|s| with_client_secret_fingerprint(&s, fingerprint))
+                    }
+                    (settings, _) => settings,
+                };
+                if op.version == 1 {
+                    sqlx::query(
+                        "INSERT INTO auth_configs (workspace_id, id, name, provider, auth_type, status, version,
+                         settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)",
+                    )
+                    .bind(&op.workspace_id)
+                    .bind(&op.id)
+                    .bind(op.name.unwrap_or_default())
+                    .bind(op.provider.unwrap_or_default())
+                    .bind(op.auth_type.unwrap_or_default())
+                    .bind(op.status.unwrap_or_default())
+                    .bind(settings.unwrap_or_default())
+                    .bind(&op.at)
+                    .execute(&mut **tx)
+                    .await?;
+                } else {
+                    let done = sqlx::query(
+                        "UPDATE auth_configs SET name = COALESCE($1, name), status = COALESCE($2, status),
+                         settings = COALESCE($3, settings), version = $4, updated_at = $5
+                         WHERE workspace_id = $6 AND id = $7 AND version = $4 - 1",
+                    )
+                    .bind(op.name)
+                    .bind(op.status)
+                    .bind(settings)
+                    .bind(op.version)
+                    .bind(&op.at)
+                    .bind(&op.workspace_id)
+                    .bind(&op.id)
+                    .execute(&mut **tx)
+                    .await?;
+                    in_order(done.rows_affected(), "auth config change")?;
+                }
+                sqlx::query(
+                    "INSERT INTO auth_config_versions (workspace_id, id, version, kind, name, settings, changed, at, actor_id)
+                     SELECT workspace_id, id, version, $1, name, settings, $2, $3, $4 FROM auth_configs
+                     WHERE workspace_id = $5 AND id = $6",
+                )
+                .bind(op.kind)
+                .bind(op.changed)
+                .bind(&op.at)
+                .bind(op.actor_id)
+                .bind(&op.workspace_id)
+                .bind(&op.id)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn connection_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: ConnectionOp,
+            ) -> Result<(), sqlx::Error> {
+                let ConnectionOp { workspace_id, id, version, at, change } = op;
+                if let Some(new) = change.new {
+                    sqlx::query(
+                        "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
+                         requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
+                    )
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(new.auth_config_id)
+                    .bind(new.user_id)
+                    .bind(change.status.unwrap_or_default())
+                    .bind(change.scopes.unwrap_or_else(|| "[]".into()))
+                    .bind(new.requested_scopes)
+                    .bind(new.redirect_url)
+                    .bind(new.state_hash)
+                    .bind(at)
+                    .bind(version)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
+                }
+                let set_tokens = change.tokens.is_some();
+                let (expires_at, expires_at_unix, has_refresh_token) = match change.tokens {
+                    Some(t) => (t.expires_at, t.expires_at_unix, t.has_refresh_token),
+                    None => (None, None, false),
+                };
+                let set_reason = change.status_reason.is_some();
+                let done = sqlx::query(
+                    "UPDATE connections SET status = COALESCE($1, status), scopes = COALESCE($2, scopes),
+                     expires_at = CASE WHEN $3 THEN $4 ELSE expires_at END,
+                     expires_at_unix = CASE WHEN $3 THEN $5 ELSE expires_at_unix END,
+                     has_refresh_token = CASE WHEN $3 THEN $6 ELSE has_refresh_token END,
+                     state_hash = CASE WHEN $7 THEN NULL ELSE state_hash END,
+                     status_reason = CASE WHEN $8 THEN $9 ELSE status_reason END,
+                     last_refreshed_at = CASE WHEN $10 THEN $11 ELSE last_refreshed_at END,
+                     updated_at = $11, version = $12
+                     WHERE workspace_id = $13 AND id = $14 AND version = $12 - 1",
+                )
+                .bind(change.status)
+                .bind(change.scopes)
+                .bind(set_tokens)
+                .bind(expires_at)
+                .bind(expires_at_unix)
+                .bind(has_refresh_token)
+                .bind(change.clear_state_hash)
+                .bind(set_reason)
+                .bind(change.status_reason.flatten())
+                .bind(change.refreshed)
+                .bind(at)
+                .bind(version)
+                .bind(workspace_id)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                in_order(done.rows_affected(), "connection change")
+            }
+
+            async fn agents_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: AgentsOp,
+            ) -> Result<(), sqlx::Error> {
+                match op {
+                    AgentsOp::DefineWorkspaceTool { workspace_id, name, definition, version, at } => {
+                        sqlx::query(
+                            "INSERT INTO workspace_tools (workspace_id, name, definition, version, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $5)
+                             ON CONFLICT (workspace_id, name) DO UPDATE SET definition = $3, version = $4, updated_at = $5",
+                        )
+                        .bind(workspace_id)
+                        .bind(name)
+                        .bind(definition)
+                        .bind(version)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    AgentsOp::RemoveWorkspaceTool { workspace_id, name } => {
+                        sqlx::query("DELETE FROM workspace_tools WHERE workspace_id = $1 AND name = $2")
+                            .bind(workspace_id)
+                            .bind(name)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    AgentsOp::RequestApproval { workspace_id, id, user_id, connection_id, tool, argument_fingerprint, expires_at, at } => {
+                        sqlx::query(
+                            "INSERT INTO approvals (workspace_id, id, user_id, connection_id, tool, argument_fingerprint,
+                             status, expires_at, created_at, updated_at)
+                             VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(user_id)
+                        .bind(connection_id)
+                        .bind(tool)
+                        .bind(argument_fingerprint)
+                        .bind(expires_at)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    AgentsOp::ApprovalStatus { workspace_id, id, status, tool_call_id, at } => {
+                        sqlx::query(
+                            "UPDATE approvals SET status = $3, tool_call_id = COALESCE($4, tool_call_id), updated_at = $5
+                             WHERE workspace_id = $1 AND id = $2",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(status)
+                        .bind(tool_call_id)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    AgentsOp::DefineGateway { workspace_id, id, name, servers, agent_key_ids, version, at } => {
+                        Self::define_gateway(tx, (&workspace_id, &id), name, servers, agent_key_ids, (version, at)).await?;
+                    }
+                    AgentsOp::DeleteGateway { workspace_id, id, version, at } => {
+                        // Bindings stay: a key bound only to deleted gateways reaches nothing
+                        // (deleting a gateway never widens what its agents may do).
+                        sqlx::query(
+                            "UPDATE gateways SET status = 'deleted', version = $3, updated_at = $4
+                             WHERE workspace_id = $1 AND id = $2",
+                        )
+                        .bind(&workspace_id)
+                        .bind(&id)
+                        .bind(version)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn define_gateway(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                (workspace_id, id): (&str, &str),
+                name: String,
+                servers: String,
+                agent_key_ids: Vec<String>,
+                (version, at): (i64, String),
+            ) -> Result<(), sqlx::Error> {
+                let keys = serde_json::to_string(&agent_key_ids).unwrap_or_default();
+                sqlx::query(
+                    "INSERT INTO gateways (workspace_id, id, name, servers, agent_key_ids, status, version, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)
+                     ON CONFLICT (workspace_id, id) DO UPDATE SET name = $3, servers = $4, agent_key_ids = $5,
+                     version = $6, updated_at = $7",
+                )
+                .bind(workspace_id)
+                .bind(id)
+                .bind(name)
+                .bind(servers)
+                .bind(keys)
+                .bind(version)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                // Keys left out are released, not forgotten: a key once bound stays
+                // restricted to the gateways that list it.
+                sqlx::query("UPDATE gateway_keys SET released = TRUE WHERE workspace_id = $1 AND gateway_id = $2")
+                    .bind(workspace_id)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+                for key in agent_key_ids {
+                    sqlx::query(
+                        "INSERT INTO gateway_keys (workspace_id, gateway_id, api_key_id, released)
+                         VALUES ($1, $2, $3, FALSE)
+                         ON CONFLICT (workspace_id, gateway_id, api_key_id) DO UPDATE SET released = FALSE",
+                    )
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(key)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                Ok(())
+            }
+        }
+    };
+}
+
+sql_ops!(SqliteProjections, sqlx::Sqlite);
+sql_ops!(PgProjections, sqlx::Postgres);

@@ -1,0 +1,377 @@
+//! The write side: applies batches of events in order, once each, even with several
+//! instances. Each batch runs in one transaction that first locks the projection's offset
+//! row, so a crash leaves offset and rows consistent.
+
+use super::audit_insert::{audit_bind_order, audit_chunks, audit_insert_sql};
+use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
+use crate::domain::Event;
+use crate::ledger::envelope::open_envelope;
+use crate::ledger::{EventLog, RecordedEvent};
+use crate::projector::cache::Family;
+use crate::projector::op::{AuditRow, Op};
+use crate::projector::plan::plan;
+
+#[async_trait::async_trait]
+pub trait ProjectionWriter: Send + Sync {
+    /// Applies up to `limit` events after the stored offset; returns how many it applied.
+    async fn catch_up(&self, log: &dyn EventLog, limit: usize) -> Result<u64, ProjectionError> {
+        self.apply_next(log, limit, &[]).await
+    }
+    /// Like `catch_up`, given the events that follow in order as the caller already holds
+    /// them (from a log subscription): when they continue the stored offset exactly they
+    /// are applied without reading the log again; otherwise the log is read.
+    async fn apply_next(
+        &self,
+        log: &dyn EventLog,
+        limit: usize,
+        known: &[RecordedEvent],
+    ) -> Result<u64, ProjectionError>;
+    /// The position of the last applied event.
+    async fn offset(&self) -> Result<u64, ProjectionError>;
+    /// The last offset this instance saw applied (by its projector, or read by `offset`):
+    /// read-your-writes waits on it instead of polling the database.
+    fn applied(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Empties every projection (they are rebuilt by replaying the log).
+    async fn reset(&self) -> Result<(), ProjectionError>;
+    /// Rebuilds every projection from the log in ONE transaction: locks the offset row,
+    /// empties the tables, applies the events at positions `1..=until`, sets the offset to
+    /// the last one applied and commits. Readers see the previous state until the commit;
+    /// another instance's batch waits on the offset row, then continues from `until`.
+    /// `progress` is told the number of events applied after each batch. Returns that number.
+    async fn rebuild(
+        &self,
+        log: &dyn EventLog,
+        until: u64,
+        progress: &(dyn Fn(u64) + Send + Sync),
+    ) -> Result<u64, ProjectionError>;
+    fn describe(&self) -> String;
+}
+
+/// Decodes the events of a batch into operations, outside any transaction.
+fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
+    events
+        .iter()
+        .map(|rec| {
+            let undecodable = |reason: String| ProjectionError::Undecodable {
+                position: rec.position,
+                reason,
+            };
+            let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
+            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+                .map_err(|e| undecodable(e.to_string()))?;
+            Ok((
+                rec.position,
+                plan(rec.position, &opened.body, &event, &opened.hash),
+            ))
+        })
+        .collect()
+}
+
+/// Up to `limit` events after `offset`: from `known` when they continue it, else the log.
+async fn events_after(
+    offset: u64,
+    log: &dyn EventLog,
+    limit: usize,
+    known: &[RecordedEvent],
+) -> Result<Vec<RecordedEvent>, ProjectionError> {
+    match known.iter().position(|e| e.position > offset) {
+        Some(i) if known[i].position == offset + 1 => {
+            Ok(known[i..known.len().min(i + limit)].to_vec())
+        }
+        _ => Ok(log.read_from(offset + 1, limit).await?),
+    }
+}
+
+/// Events read (without the lock) after `seen`, kept from `locked` on: another instance
+/// may have applied some in between. `None` when what is left does not continue `locked`.
+fn continuing(events: Vec<RecordedEvent>, seen: u64, locked: u64) -> Option<Vec<RecordedEvent>> {
+    if locked == seen {
+        return Some(events);
+    }
+    let rest: Vec<_> = events.into_iter().filter(|e| e.position > locked).collect();
+    match rest.first() {
+        Some(first) if first.position == locked + 1 => Some(rest),
+        _ => None,
+    }
+}
+
+const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
+     DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
+     DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
+     DELETE FROM approvals;
+     UPDATE projection_offsets SET position = 0;";
+
+/// Events read from the log per round trip of a rebuild.
+const REBUILD_BATCH: u64 = 1024;
+
+macro_rules! sql_writer {
+    ($store:ident, $db:ty) => {
+        impl $store {
+            /// Runs one batch's planned ops in order; consecutive audit rows go in as few
+            /// multi-row `INSERT`s as their count allows (one statement costs a round trip).
+            async fn exec_ops(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                planned: Vec<(u64, Vec<Op>)>,
+                changed: &mut Vec<Family>,
+            ) -> Result<(), ProjectionError> {
+                let failed = |position: u64| {
+                    move |e: sqlx::Error| ProjectionError::Undecodable {
+                        position,
+                        reason: e.to_string(),
+                    }
+                };
+                let mut audits: Vec<(u64, AuditRow)> = Vec::new();
+                for (position, ops) in planned {
+                    for op in ops {
+                        if let Some(family) = op.family() {
+                            if !changed.contains(&family) {
+                                changed.push(family);
+                            }
+                        }
+                        match op {
+                            Op::Audit(row) => audits.push((position, row)),
+                            other => {
+                                Self::insert_audits(tx, std::mem::take(&mut audits)).await?;
+                                Self::exec_op(tx, other).await.map_err(failed(position))?;
+                            }
+                        }
+                    }
+                }
+                Self::insert_audits(tx, audits).await
+            }
+
+            /// Binds one audit row's values in `AUDIT_ROW_PARAMS` order (anonymous
+            /// placeholders) or once each (numbered).
+            pub(super) fn bind_audit<'q>(
+                mut query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
+                a: &'q AuditRow,
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+                for n in audit_bind_order(Self::PLACEHOLDERS) {
+                    query = match n {
+                        1 => query.bind(a.position),
+                        2 => query.bind(a.event_id.as_str()),
+                        3 => query.bind(a.workspace_id.as_str()),
+                        4 => query.bind(a.aggregate_type.as_str()),
+                        5 => query.bind(a.aggregate_id.as_str()),
+                        6 => query.bind(a.aggregate_version),
+                        7 => query.bind(a.kind.as_str()),
+                        8 => query.bind(a.actor_type.as_str()),
+                        9 => query.bind(a.actor_id.as_str()),
+                        10 => query.bind(a.occurred_at.as_str()),
+                        11 => query.bind(a.key_id.as_str()),
+                        12 => query.bind(a.occurred_at_unix),
+                        13 => query.bind(a.event_hash.as_str()),
+                        14 => query.bind(a.user_id.as_deref()),
+                        15 => query.bind(a.auth_config_id.as_deref()),
+                        16 => query.bind(a.connection_id.as_deref()),
+                        17 => query.bind(a.outcome.as_deref()),
+                        18 => query.bind(a.reason.as_deref()),
+                        19 => query.bind(a.token_id.as_deref()),
+                        _ => query.bind(a.tool.as_deref()),
+                    };
+                }
+                query
+            }
+
+            async fn insert_audits(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                rows: Vec<(u64, AuditRow)>,
+            ) -> Result<(), ProjectionError> {
+                let mut rows = rows.into_iter();
+                for size in audit_chunks(rows.len()) {
+                    let chunk: Vec<_> = rows.by_ref().take(size).collect();
+                    let first = chunk.first().map_or(0, |(p, _)| *p);
+                    let mut query = sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS));
+                    for (_, a) in &chunk {
+                        query = Self::bind_audit(query, a);
+                    }
+                    query
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(|e| ProjectionError::Undecodable {
+                            position: first,
+                            reason: e.to_string(),
+                        })?;
+                }
+                Ok(())
+            }
+
+            /// Locks the offset row for the rest of `tx`; returns the offset.
+            async fn lock_offset(
+                tx: &mut sqlx::Transaction<'_, $db>,
+            ) -> Result<u64, ProjectionError> {
+                let offset: i64 = sqlx::query_scalar(Self::LOCK_OFFSET)
+                    .bind(PROJECTION)
+                    .fetch_one(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                Ok(u64::try_from(offset).unwrap_or(0))
+            }
+
+            async fn set_offset(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                last: u64,
+            ) -> Result<(), ProjectionError> {
+                sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
+                    .bind(i64::try_from(last).unwrap_or(i64::MAX))
+                    .bind(PROJECTION)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                Ok(())
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl ProjectionWriter for $store {
+            async fn apply_next(
+                &self,
+                log: &dyn EventLog,
+                limit: usize,
+                known: &[RecordedEvent],
+            ) -> Result<u64, ProjectionError> {
+                // The log is read before the offset row is locked: a read can wait seconds
+                // (a JetStream leader election), and the lock would hold every other
+                // instance's batch that long.
+                let seen = self.offset().await?;
+                let events = events_after(seen, log, limit, known).await?;
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let mut tx = self.begin().await.map_err(db)?;
+                let offset = Self::lock_offset(&mut tx).await?;
+                self.saw_offset(offset);
+                let events = match continuing(events, seen, offset) {
+                    Some(events) => events,
+                    None => log.read_from(offset + 1, limit).await?,
+                };
+                if events.is_empty() {
+                    return Ok(0);
+                }
+                let planned = plan_batch(&events)?;
+                let last = planned.last().map_or(offset, |(position, _)| *position);
+                let mut changed = Vec::new();
+                Self::exec_ops(&mut tx, planned, &mut changed).await?;
+                Self::set_offset(&mut tx, last).await?;
+                tx.commit().await.map_err(db)?;
+                // Stale entries go before the new offset is announced (read-your-writes).
+                for family in changed {
+                    self.cache.changed(family);
+                }
+                self.announce(last);
+                self.restart_wal_when_asked().await;
+                self.checkpoint_when_due();
+                Ok(events.len() as u64)
+            }
+
+            async fn offset(&self) -> Result<u64, ProjectionError> {
+                let p: i64 =
+                    sqlx::query_scalar("SELECT position FROM projection_offsets WHERE name = $1")
+                        .bind(PROJECTION)
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(db)?;
+                let p = u64::try_from(p).unwrap_or(0);
+                self.saw_offset(p);
+                Ok(p)
+            }
+
+            fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
+                self.applied.subscribe()
+            }
+
+            async fn reset(&self) -> Result<(), ProjectionError> {
+                sqlx::raw_sql(RESET_SQL)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(db)?;
+                self.cache.changed_all();
+                self.applied.send_replace(0);
+                Ok(())
+            }
+
+            async fn rebuild(
+                &self,
+                log: &dyn EventLog,
+                until: u64,
+                progress: &(dyn Fn(u64) + Send + Sync),
+            ) -> Result<u64, ProjectionError> {
+                let mut tx = self.begin().await.map_err(db)?;
+                Self::lock_offset(&mut tx).await?;
+                for statement in RESET_SQL
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
+                }
+                let mut last = 0;
+                let mut applied = 0;
+                while last < until {
+                    let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
+                    let mut events = log.read_from(last + 1, limit).await?;
+                    events.retain(|e| e.position <= until);
+                    if events.is_empty() {
+                        break;
+                    }
+                    let planned = plan_batch(&events)?;
+                    if let Some((position, _)) = planned.last() {
+                        last = *position;
+                    }
+                    applied += planned.len() as u64;
+                    Self::exec_ops(&mut tx, planned, &mut Vec::new()).await?;
+                    progress(applied);
+                }
+                Self::set_offset(&mut tx, last).await?;
+                tx.commit().await.map_err(db)?;
+                self.cache.changed_all();
+                self.announce(last);
+                self.checkpoint_when_due();
+                Ok(applied)
+            }
+
+            fn describe(&self) -> String {
+                self.description.clone()
+            }
+        }
+    };
+}
+
+sql_writer!(SqliteProjections, sqlx::Sqlite);
+sql_writer!(PgProjections, sqlx::Postgres);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::envelope::AggregateKey;
+
+    fn at(position: u64) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            key: AggregateKey {
+                workspace_id: "ws1".into(),
+                aggregate_type: "connection".into(),
+                aggregate_id: "c1".into(),
+            },
+            version: None,
+            envelope: bytes::Bytes::new(),
+        }
+    }
+
+    fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<u64>> {
+        events.map(|e| e.iter().map(|e| e.position).collect())
+    }
+
+    #[test]
+    fn events_read_without_the_lock_are_kept_only_where_they_continue_the_locked_offset() {
+        let read = || (5..=8).map(at).collect::<Vec<_>>();
+        assert_eq!(positions(continuing(read(), 4, 4)), Some(vec![5, 6, 7, 8]));
+        // Another instance applied 5 and 6 meanwhile.
+        assert_eq!(positions(continuing(read(), 4, 6)), Some(vec![7, 8]));
+        // ... or all of them, or more: read again under the lock.
+        assert_eq!(positions(continuing(read(), 4, 8)), None);
+        assert_eq!(positions(continuing(read(), 4, 9)), None);
+        // The projections were reset meanwhile.
+        assert_eq!(positions(continuing(read(), 4, 0)), None);
+    }
+}

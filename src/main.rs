@@ -334,69 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rings,
             threads,
             anchors,
-        } => {
-            let (log, warnings) = app::open_log(&storage, Access::Read).await?;
-            let trust =
-                authledger::ledger::trust::trusted_keys(&storage.key_dir(), &trusted_keys, &rings)?;
-            let ring = trust.ring.clone();
-            let options = authledger::ledger::verify::VerifyOptions {
-                threads,
-                page: None,
-                trust: Some(trust.description),
-            };
-            let report =
-                authledger::ledger::verify::verify_log_with(log, trust.ring, warnings, &options)
-                    .await?;
-            let anchored = check_anchors(&storage, &ring, &anchors).await?;
-            if json {
-                let mut v = serde_json::to_value(&report)?;
-                v["ok"] = serde_json::Value::Bool(report.ok && anchored.ok);
-                v["anchors"] = serde_json::to_value(&anchored)?;
-                print_json(&v)?;
-            } else {
-                for w in &report.warnings {
-                    eprintln!("warning: {w}");
-                }
-                match &report.failure {
-                    None => {
-                        println!(
-                            "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
-                            report.events,
-                            report.aggregates,
-                            report.keys,
-                            report.seconds,
-                            report.events_per_sec
-                        );
-                        println!(
-                            "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
-                            report.checkpoints, report.uncovered_positions
-                        );
-                        println!("trust: {}", report.trust);
-                    }
-                    Some(f) => println!(
-                        "FAILED at position {} (event {}, aggregate {}, version {}): {}",
-                        f.position,
-                        f.event_id.as_deref().unwrap_or("?"),
-                        f.aggregate.as_deref().unwrap_or("?"),
-                        f.version
-                            .map(|v| v.to_string())
-                            .unwrap_or_else(|| "?".into()),
-                        f.problem
-                    ),
-                }
-                if report.failure.is_some() {
-                    println!("trust: {}", report.trust);
-                }
-            }
-            if !json {
-                print_anchors(&anchored);
-            }
-            Ok(if report.ok && anchored.ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        } => verify(&storage, json, (&trusted_keys, &rings), threads, &anchors).await,
         Command::Export {
             workspace,
             format,
@@ -423,21 +361,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             export(&storage, &workspace, &q).await
         }
-        Command::Replay { projection, until } => {
-            let until = until.as_deref().map(ops::ReplayUntil::parse).transpose()?;
-            let report = ops::replay(&storage, &projection, until, true).await?;
-            if report.position < report.head {
-                eprintln!(
-                    "projections are as of position {} (log head {}); serve catches up from there",
-                    report.position, report.head
-                );
-            }
-            println!(
-                "replayed {} events in {:.2} s ({:.0} events/s)",
-                report.events, report.seconds, report.events_per_sec
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Replay { projection, until } => replay(&storage, &projection, until).await,
         Command::Keys(k) => keys(&storage, k).await,
         Command::Witness(w) => witness(w).await,
         Command::DumpLog => {
@@ -451,6 +375,95 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::DebugAppend { count, writers } => debug_append(&storage, count, writers).await,
     }
+}
+
+/// `verify`: the log's signatures, chains and checkpoints, then the anchors outside it.
+async fn verify(
+    storage: &StorageArgs,
+    json: bool,
+    (trusted_keys, rings): (&[String], &[std::path::PathBuf]),
+    threads: Option<usize>,
+    anchors: &AnchorArgs,
+) -> anyhow::Result<ExitCode> {
+    let (log, warnings) = app::open_log(storage, Access::Read).await?;
+    let trust = authledger::ledger::trust::trusted_keys(&storage.key_dir(), trusted_keys, rings)?;
+    let ring = trust.ring.clone();
+    let options = authledger::ledger::verify::VerifyOptions {
+        threads,
+        page: None,
+        trust: Some(trust.description),
+    };
+    let report =
+        authledger::ledger::verify::verify_log_with(log, trust.ring, warnings, &options).await?;
+    let anchored = check_anchors(storage, &ring, anchors).await?;
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["ok"] = serde_json::Value::Bool(report.ok && anchored.ok);
+        v["anchors"] = serde_json::to_value(&anchored)?;
+        print_json(&v)?;
+    } else {
+        print_verify_report(&report);
+        print_anchors(&anchored);
+    }
+    Ok(if report.ok && anchored.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_verify_report(report: &authledger::ledger::verify::VerifyReport) {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
+    match &report.failure {
+        None => {
+            println!(
+                "ok: {} events, {} aggregates, {} keys verified in {:.2}s ({:.0} events/s)",
+                report.events,
+                report.aggregates,
+                report.keys,
+                report.seconds,
+                report.events_per_sec
+            );
+            println!(
+                "checkpoints: {} verified (signature, chain, Merkle root); {} positions not yet covered by a checkpoint",
+                report.checkpoints, report.uncovered_positions
+            );
+        }
+        Some(f) => println!(
+            "FAILED at position {} (event {}, aggregate {}, version {}): {}",
+            f.position,
+            f.event_id.as_deref().unwrap_or("?"),
+            f.aggregate.as_deref().unwrap_or("?"),
+            f.version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "?".into()),
+            f.problem
+        ),
+    }
+    println!("trust: {}", report.trust);
+}
+
+/// `replay`: rebuilds the projections from the log (up to `until`).
+async fn replay(
+    storage: &StorageArgs,
+    projection: &str,
+    until: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let until = until.as_deref().map(ops::ReplayUntil::parse).transpose()?;
+    let report = ops::replay(storage, projection, until, true).await?;
+    if report.position < report.head {
+        eprintln!(
+            "projections are as of position {} (log head {}); serve catches up from there",
+            report.position, report.head
+        );
+    }
+    println!(
+        "replayed {} events in {:.2} s ({:.0} events/s)",
+        report.events, report.seconds, report.events_per_sec
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Checks the log against trust from outside the data dir (`ledger::anchors`).

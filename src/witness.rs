@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::audit::merkle;
 use crate::ledger::keys::parse_public;
-use crate::ledger::note::{self, Note, NoteError, WitnessKey};
+use crate::ledger::note::{self, Checkpoint, Note, NoteError, WitnessKey};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WitnessError {
@@ -279,6 +279,24 @@ impl Witness {
     /// One round: fetch, check, cosign (or refuse). Errors are failures to reach or read
     /// the log, never a verdict on it.
     pub async fn round(&self) -> Result<Outcome, WitnessError> {
+        let Some((sequence, text)) = self.latest_checkpoint().await? else {
+            return Ok(Outcome::NothingYet);
+        };
+        let (signed, cp) = match self.signed_by_the_log(sequence, &text).await? {
+            Ok(checked) => checked,
+            Err(refusal) => return Ok(Outcome::Refused(refusal)),
+        };
+        let previous = self.load_state()?;
+        if let Some(old) = &previous {
+            if let Some(verdict) = self.against_cosigned(old, sequence, &cp).await? {
+                return Ok(verdict);
+            }
+        }
+        self.cosign(&signed, &cp, sequence, previous.as_ref()).await
+    }
+
+    /// The sequence and note of the newest checkpoint that has one.
+    async fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, WitnessError> {
         let (_, list) = self
             .call(reqwest::Method::GET, "/v1/audit/checkpoints", None)
             .await?;
@@ -286,114 +304,147 @@ impl Witness {
             .as_array()
             .and_then(|a| a.iter().rev().find(|c| c["note"].is_string()))
         else {
-            return Ok(Outcome::NothingYet);
-        };
-        let answer = |reason: &str| WitnessError::Answer {
-            what: "GET /v1/audit/checkpoints".into(),
-            reason: reason.into(),
+            return Ok(None);
         };
         let sequence = latest["sequence"]
             .as_u64()
-            .ok_or_else(|| answer("no sequence"))?;
-        let text = latest["note"].as_str().unwrap_or_default();
-        let signed = match Note::parse(text) {
-            Ok(n) => n,
-            Err(e) => return Ok(Outcome::Refused(format!("checkpoint {sequence}: {e}"))),
-        };
-        let cp = match signed.checkpoint() {
-            Ok(cp) => cp,
-            Err(e) => return Ok(Outcome::Refused(format!("checkpoint {sequence}: {e}"))),
+            .ok_or_else(|| WitnessError::Answer {
+                what: "GET /v1/audit/checkpoints".into(),
+                reason: "no sequence".into(),
+            })?;
+        let text = latest["note"].as_str().unwrap_or_default().to_string();
+        Ok(Some((sequence, text)))
+    }
+
+    /// The note parsed and its signature checked against the log's keys; `Err` is the
+    /// refusal.
+    async fn signed_by_the_log(
+        &self,
+        sequence: u64,
+        text: &str,
+    ) -> Result<Result<(Note, Checkpoint), String>, WitnessError> {
+        let parsed = Note::parse(text).and_then(|signed| {
+            let cp = signed.checkpoint()?;
+            Ok((signed, cp))
+        });
+        let (signed, cp) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return Ok(Err(format!("checkpoint {sequence}: {e}"))),
         };
         let keys = self.log_keys().await?;
         if signed
             .verify_log_signature(&cp.origin, keys.iter())
             .is_err()
         {
-            return Ok(Outcome::Refused(format!(
+            return Ok(Err(format!(
                 "checkpoint {sequence} (tree size {}) has no valid signature by the log's key",
                 cp.tree_size
             )));
         }
-        let previous = self.load_state()?;
-        if let Some(old) = &previous {
-            if old.origin != cp.origin {
-                return Ok(Outcome::Refused(format!(
-                    "the log's origin changed from {} to {}",
-                    old.origin, cp.origin
-                )));
-            }
-            let old_root: [u8; 32] = B64
-                .decode(&old.root)
-                .ok()
-                .and_then(|r| r.try_into().ok())
-                .ok_or_else(|| WitnessError::Key("state.json: bad root".into()))?;
-            if cp.tree_size < old.tree_size {
-                return Ok(Outcome::Refused(format!(
-                    "the log's latest checkpoint covers {} events, fewer than the {} this witness cosigned: the log was truncated or rolled back",
-                    cp.tree_size, old.tree_size
-                )));
-            }
-            if cp.tree_size == old.tree_size {
-                if cp.root == old_root {
-                    return Ok(Outcome::Unchanged {
-                        tree_size: cp.tree_size,
-                    });
+        Ok(Ok((signed, cp)))
+    }
+
+    /// What the checkpoint says against the one this witness cosigned last: a verdict
+    /// (unchanged, or refused), or `None` when it extends it and may be cosigned.
+    async fn against_cosigned(
+        &self,
+        old: &State,
+        sequence: u64,
+        cp: &Checkpoint,
+    ) -> Result<Option<Outcome>, WitnessError> {
+        if old.origin != cp.origin {
+            return Ok(Some(Outcome::Refused(format!(
+                "the log's origin changed from {} to {}",
+                old.origin, cp.origin
+            ))));
+        }
+        let old_root: [u8; 32] = B64
+            .decode(&old.root)
+            .ok()
+            .and_then(|r| r.try_into().ok())
+            .ok_or_else(|| WitnessError::Key("state.json: bad root".into()))?;
+        if cp.tree_size < old.tree_size {
+            return Ok(Some(Outcome::Refused(format!(
+                "the log's latest checkpoint covers {} events, fewer than the {} this witness cosigned: the log was truncated or rolled back",
+                cp.tree_size, old.tree_size
+            ))));
+        }
+        if cp.tree_size == old.tree_size {
+            return Ok(Some(if cp.root == old_root {
+                Outcome::Unchanged {
+                    tree_size: cp.tree_size,
                 }
-                return Ok(Outcome::Refused(format!(
+            } else {
+                Outcome::Refused(format!(
                     "two different roots for tree size {}: the log forked",
                     cp.tree_size
-                )));
-            }
-            let path = format!(
-                "/v1/audit/checkpoints/{sequence}/consistency?from={}",
-                old.sequence
-            );
-            let (status, proof) = self.call(reqwest::Method::GET, &path, None).await?;
-            if status == 404 {
-                return Ok(Outcome::Refused(format!(
-                    "the log no longer has checkpoint {} (tree size {}) that this witness cosigned",
-                    old.sequence, old.tree_size
-                )));
-            }
-            if proof["from"]["tree_size"].as_u64() != Some(old.tree_size) {
-                return Ok(Outcome::Refused(format!(
-                    "the log's checkpoint {} now covers {} events; the one this witness cosigned covered {}: history was rewritten",
-                    old.sequence, proof["from"]["tree_size"], old.tree_size
-                )));
-            }
-            let hashes: Option<Vec<merkle::Hash>> = proof["proof"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|h| h.as_str().and_then(merkle::from_hex))
-                        .collect()
-                })
-                .unwrap_or(None);
-            let Some(hashes) = hashes else {
-                return Err(WitnessError::Answer {
-                    what: path,
-                    reason: "no proof".into(),
-                });
-            };
-            if !merkle::verify_consistency(
-                old.tree_size,
-                cp.tree_size,
-                &old_root,
-                &cp.root,
-                &hashes,
-            ) {
-                return Ok(Outcome::Refused(format!(
-                    "checkpoint {sequence} (tree size {}) does not extend the checkpoint this witness cosigned (tree size {}): the consistency proof fails, so history before it was rewritten or forked",
-                    cp.tree_size, old.tree_size
-                )));
-            }
+                ))
+            }));
         }
-        // Cosign: store what was cosigned first (the statement is made), then post it.
+        self.consistency(old, &old_root, sequence, cp).await
+    }
+
+    /// Fetches and checks the consistency proof from the cosigned checkpoint to this one.
+    async fn consistency(
+        &self,
+        old: &State,
+        old_root: &merkle::Hash,
+        sequence: u64,
+        cp: &Checkpoint,
+    ) -> Result<Option<Outcome>, WitnessError> {
+        let path = format!(
+            "/v1/audit/checkpoints/{sequence}/consistency?from={}",
+            old.sequence
+        );
+        let (status, proof) = self.call(reqwest::Method::GET, &path, None).await?;
+        if status == 404 {
+            return Ok(Some(Outcome::Refused(format!(
+                "the log no longer has checkpoint {} (tree size {}) that this witness cosigned",
+                old.sequence, old.tree_size
+            ))));
+        }
+        if proof["from"]["tree_size"].as_u64() != Some(old.tree_size) {
+            return Ok(Some(Outcome::Refused(format!(
+                "the log's checkpoint {} now covers {} events; the one this witness cosigned covered {}: history was rewritten",
+                old.sequence, proof["from"]["tree_size"], old.tree_size
+            ))));
+        }
+        let hashes: Option<Vec<merkle::Hash>> = proof["proof"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|h| h.as_str().and_then(merkle::from_hex))
+                    .collect()
+            })
+            .unwrap_or(None);
+        let Some(hashes) = hashes else {
+            return Err(WitnessError::Answer {
+                what: path,
+                reason: "no proof".into(),
+            });
+        };
+        if merkle::verify_consistency(old.tree_size, cp.tree_size, old_root, &cp.root, &hashes) {
+            return Ok(None);
+        }
+        Ok(Some(Outcome::Refused(format!(
+            "checkpoint {sequence} (tree size {}) does not extend the checkpoint this witness cosigned (tree size {}): the consistency proof fails, so history before it was rewritten or forked",
+            cp.tree_size, old.tree_size
+        ))))
+    }
+
+    /// Cosigns: stores what was cosigned first (the statement is made), then posts it.
+    async fn cosign(
+        &self,
+        signed: &Note,
+        cp: &Checkpoint,
+        sequence: u64,
+        previous: Option<&State>,
+    ) -> Result<Outcome, WitnessError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let timestamp = previous.as_ref().map_or(now, |p| now.max(p.timestamp + 1));
+        let timestamp = previous.map_or(now, |p| now.max(p.timestamp + 1));
         let line = note::cosign(&signed.body, &self.id.public.name, &self.id.key, timestamp);
         let mut cosigned = signed.clone();
         cosigned.signatures.push(line.clone());

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::checkpoints::{checkpoints, leaves};
+use super::checkpoints::{checkpoints, leaves, StoredCheckpoint};
 use super::merkle::{self, ProofTree};
 use crate::app::AppState;
 use crate::commands::CommandError;
@@ -152,6 +152,48 @@ async fn jsonl(
     filters_given: BTreeMap<String, String>,
     tx: &mpsc::Sender<Chunk>,
 ) -> Result<(), CommandError> {
+    send_line(tx, &jsonl_header(state, workspace_id, filters_given)).await?;
+    // The last checkpoint's tree proves every exported event it covers.
+    let all_checkpoints = checkpoints(state).await?;
+    let exported = send_envelopes(tx, Pages::new(state, workspace_id, filter), "event").await?;
+    for c in &all_checkpoints {
+        send_checkpoint(state, tx, c.position).await?;
+    }
+    // Witness cosignatures of the checkpoints (§7c): ledger-wide like the checkpoints.
+    let cosigned = AuditFilter {
+        kind: Some("checkpoint.cosigned".into()),
+        ..AuditFilter::default()
+    };
+    let cosignatures = send_envelopes(
+        tx,
+        Pages::new(state, crate::domain::SYSTEM_WORKSPACE, cosigned),
+        "cosignature",
+    )
+    .await?;
+    let proofs = match all_checkpoints.last() {
+        Some(last) => send_inclusion_proofs(state, tx, last, &exported).await?,
+        None => 0,
+    };
+    send_line(
+        tx,
+        &json!({
+            "type": "footer",
+            "events": exported.len(),
+            "checkpoints": all_checkpoints.len(),
+            "cosignatures": cosignatures.len(),
+            "inclusion_proofs": proofs,
+        }),
+    )
+    .await?;
+    Ok(())
+}
+
+/// What the export is of, and the keys that signed it.
+fn jsonl_header(
+    state: &AppState,
+    workspace_id: &str,
+    filters_given: BTreeMap<String, String>,
+) -> Value {
     let keys: Vec<Value> = state
         .trusted_keys
         .ids()
@@ -162,119 +204,92 @@ async fn jsonl(
                 .map(|k| json!({ "key_id": id, "public_key": B64.encode(k.as_bytes()) }))
         })
         .collect();
-    send_line(
-        tx,
-        &json!({
-            "type": "header",
-            "format": "authledger-export/1",
-            "workspace_id": workspace_id,
-            "filters": filters_given,
-            "generated_at": crate::projector::plan::rfc3339(state.clock.now()),
-            "payload_type": PAYLOAD_TYPE,
-            "public_keys": keys,
-        }),
-    )
-    .await?;
-    // The last checkpoint's tree proves every exported event it covers.
-    let all_checkpoints = checkpoints(state).await?;
-    let last = all_checkpoints.last().cloned();
-    let tree = match &last {
-        Some(c) => Some(ProofTree::new(leaves(state, c.checkpoint.tree_size).await?)),
-        None => None,
-    };
-    let mut exported: Vec<u64> = Vec::new();
-    let mut events = 0u64;
-    let mut pages = Pages::new(state, workspace_id, filter);
+    json!({
+        "type": "header",
+        "format": "authledger-export/1",
+        "workspace_id": workspace_id,
+        "filters": filters_given,
+        "generated_at": crate::projector::plan::rfc3339(state.clock.now()),
+        "payload_type": PAYLOAD_TYPE,
+        "public_keys": keys,
+    })
+}
+
+/// Streams every envelope `pages` yields as lines of `line_type`, a page per chunk;
+/// returns their positions.
+async fn send_envelopes(
+    tx: &mpsc::Sender<Chunk>,
+    mut pages: Pages<'_>,
+    line_type: &str,
+) -> Result<Vec<u64>, CommandError> {
+    let mut positions = Vec::new();
     while let Some(page) = pages.next().await? {
         let mut text = String::new();
         for (row, envelope) in page {
             let envelope = String::from_utf8_lossy(&envelope).into_owned();
             text.push_str(
-                &json!({ "type": "event", "position": row.position, "envelope": envelope })
+                &json!({ "type": line_type, "position": row.position, "envelope": envelope })
                     .to_string(),
             );
             text.push('\n');
-            exported.push(u64::try_from(row.position).unwrap_or(0));
-            events += 1;
+            positions.push(u64::try_from(row.position).unwrap_or(0));
         }
         send(tx, text).await?;
     }
-    for c in &all_checkpoints {
-        let got = state
-            .log
-            .read_from(c.position, 1)
-            .await
-            .map_err(log_error)?;
-        let env = got
-            .into_iter()
-            .find(|r| r.position == c.position)
-            .map(|r| String::from_utf8_lossy(&r.envelope).into_owned())
-            .unwrap_or_default();
-        send_line(
-            tx,
-            &json!({ "type": "checkpoint", "position": c.position, "envelope": env }),
-        )
-        .await?;
-    }
-    // Witness cosignatures of the checkpoints (§7c): ledger-wide like the checkpoints.
-    let mut cosignatures = 0u64;
-    let mut pages = Pages::new(
-        state,
-        crate::domain::SYSTEM_WORKSPACE,
-        AuditFilter {
-            kind: Some("checkpoint.cosigned".into()),
-            ..AuditFilter::default()
-        },
-    );
-    while let Some(page) = pages.next().await? {
-        let mut text = String::new();
-        for (row, envelope) in page {
-            let envelope = String::from_utf8_lossy(&envelope).into_owned();
-            text.push_str(
-                &json!({ "type": "cosignature", "position": row.position, "envelope": envelope })
-                    .to_string(),
-            );
-            text.push('\n');
-            cosignatures += 1;
-        }
-        send(tx, text).await?;
-    }
-    let mut proofs = 0u64;
-    if let (Some(c), Some(tree)) = (&last, &tree) {
-        for p in exported
-            .iter()
-            .copied()
-            .filter(|p| *p <= c.checkpoint.tree_size)
-        {
-            let index = usize::try_from(p - 1).unwrap_or(usize::MAX);
-            let proof = tree.inclusion_proof(index).unwrap_or_default();
-            send_line(
-                tx,
-                &json!({
-                    "type": "inclusion",
-                    "position": p,
-                    "checkpoint_sequence": c.checkpoint.sequence,
-                    "tree_size": c.checkpoint.tree_size,
-                    "leaf_index": p - 1,
-                    "proof": proof.iter().map(merkle::to_hex).collect::<Vec<_>>(),
-                }),
-            )
-            .await?;
-            proofs += 1;
-        }
-    }
+    Ok(positions)
+}
+
+async fn send_checkpoint(
+    state: &AppState,
+    tx: &mpsc::Sender<Chunk>,
+    position: u64,
+) -> Result<(), CommandError> {
+    let got = state.log.read_from(position, 1).await.map_err(log_error)?;
+    let env = got
+        .into_iter()
+        .find(|r| r.position == position)
+        .map(|r| String::from_utf8_lossy(&r.envelope).into_owned())
+        .unwrap_or_default();
     send_line(
         tx,
-        &json!({
-            "type": "footer",
-            "events": events,
-            "checkpoints": all_checkpoints.len(),
-            "cosignatures": cosignatures,
-            "inclusion_proofs": proofs,
-        }),
+        &json!({ "type": "checkpoint", "position": position, "envelope": env }),
     )
     .await?;
     Ok(())
+}
+
+/// An inclusion proof against `last` for each exported position it covers; returns how
+/// many were sent.
+async fn send_inclusion_proofs(
+    state: &AppState,
+    tx: &mpsc::Sender<Chunk>,
+    last: &StoredCheckpoint,
+    exported: &[u64],
+) -> Result<u64, CommandError> {
+    let tree = ProofTree::new(leaves(state, last.checkpoint.tree_size).await?);
+    let mut proofs = 0u64;
+    for p in exported
+        .iter()
+        .copied()
+        .filter(|p| *p <= last.checkpoint.tree_size)
+    {
+        let index = usize::try_from(p - 1).unwrap_or(usize::MAX);
+        let proof = tree.inclusion_proof(index).unwrap_or_default();
+        send_line(
+            tx,
+            &json!({
+                "type": "inclusion",
+                "position": p,
+                "checkpoint_sequence": last.checkpoint.sequence,
+                "tree_size": last.checkpoint.tree_size,
+                "leaf_index": p - 1,
+                "proof": proof.iter().map(merkle::to_hex).collect::<Vec<_>>(),
+            }),
+        )
+        .await?;
+        proofs += 1;
+    }
+    Ok(proofs)
 }
 
 const CSV_COLUMNS: [&str; 19] = [

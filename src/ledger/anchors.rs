@@ -103,8 +103,48 @@ pub async fn check(
         }
     };
     report.origin = Some(origin.clone());
-
     let keys = log_keys(log, ring).await?;
+    let checkpoints = match log_checkpoints(log, &origin, &keys, &mut report).await? {
+        Ok(checkpoints) => checkpoints,
+        Err(reason) => return Ok(report.fail(reason)),
+    };
+    for w in witnesses {
+        let summary = match cosignatures_of(log, w, &checkpoints).await? {
+            Ok(summary) => summary,
+            Err(reason) => return Ok(report.fail(reason)),
+        };
+        report.anchors.push(format!(
+            "witness {}: {} cosignatures, up to tree size {}",
+            w.name, summary.cosignatures, summary.largest_tree_size
+        ));
+        report.witnesses.push(summary);
+    }
+    if let Some(t) = trusted {
+        let extends = Extends {
+            origin: &origin,
+            head,
+            keys: &keys,
+            witnesses,
+        };
+        match extends.check(log, t).await? {
+            Ok((tree_size, anchor)) => {
+                report.trusted_tree_size = Some(tree_size);
+                report.anchors.push(anchor);
+            }
+            Err(reason) => return Ok(report.fail(reason)),
+        }
+    }
+    Ok(report)
+}
+
+/// Every checkpoint of the log by sequence, each note checked against what the event
+/// states and signed by a trusted log key; `Err` is the failure.
+async fn log_checkpoints(
+    log: &dyn EventLog,
+    origin: &str,
+    keys: &[VerifyingKey],
+    report: &mut AnchorReport,
+) -> Result<Result<BTreeMap<u64, LogCheckpoint>, String>, AnchorError> {
     let mut checkpoints: BTreeMap<u64, LogCheckpoint> = BTreeMap::new();
     for r in log
         .read_aggregate(&system_key(CHECKPOINT_AGGREGATE, CHECKPOINT_ID)?)
@@ -113,133 +153,146 @@ pub async fn check(
         let Some(Event::CheckpointCreated(c)) = event_of(&r.envelope) else {
             continue;
         };
+        let mut entry = LogCheckpoint {
+            tree_size: c.tree_size,
+            position: r.position,
+            body: None,
+        };
         let Some(text) = c.note.as_deref() else {
             report.checkpoints_without_note += 1;
-            checkpoints.insert(
-                c.sequence,
-                LogCheckpoint {
-                    tree_size: c.tree_size,
-                    position: r.position,
-                    body: None,
-                },
-            );
+            checkpoints.insert(c.sequence, entry);
             continue;
         };
         let expected = merkle::from_hex(&c.merkle_root).map(|root| Checkpoint {
-            origin: origin.clone(),
+            origin: origin.to_string(),
             tree_size: c.tree_size,
             root,
         });
-        let problem = match (Note::parse(text), expected) {
-            (Err(e), _) => Some(e.to_string()),
-            (_, None) => Some("merkle_root is not hex".into()),
+        let body = match (Note::parse(text), expected) {
+            (Err(e), _) => Err(e.to_string()),
+            (_, None) => Err("merkle_root is not hex".into()),
             (Ok(n), Some(e)) if n.body != e.body() => {
-                Some("its note does not state this log's origin, tree size and root".into())
+                Err("its note does not state this log's origin, tree size and root".into())
             }
-            (Ok(n), Some(_)) => match n.verify_log_signature(&origin, keys.iter()) {
-                Ok(_) => {
-                    checkpoints.insert(
-                        c.sequence,
-                        LogCheckpoint {
-                            tree_size: c.tree_size,
-                            position: r.position,
-                            body: Some(n.body),
-                        },
-                    );
-                    None
-                }
-                Err(_) => Some("its note has no valid signature by a trusted log key".into()),
+            (Ok(n), Some(_)) => match n.verify_log_signature(origin, keys.iter()) {
+                Ok(_) => Ok(n.body),
+                Err(_) => Err("its note has no valid signature by a trusted log key".to_string()),
             },
         };
-        if let Some(p) = problem {
-            return Ok(report.fail(format!(
-                "checkpoint {} at position {}: {p}",
-                c.sequence, r.position
-            )));
+        match body {
+            Ok(body) => entry.body = Some(body),
+            Err(p) => {
+                return Ok(Err(format!(
+                    "checkpoint {} at position {}: {p}",
+                    c.sequence, r.position
+                )))
+            }
         }
+        checkpoints.insert(c.sequence, entry);
         report.checkpoint_notes += 1;
     }
+    Ok(Ok(checkpoints))
+}
 
-    for w in witnesses {
-        let mut summary = WitnessSummary {
-            name: w.name.clone(),
-            cosignatures: 0,
-            largest_tree_size: 0,
+/// The witness's cosignatures in the log, each checked against the checkpoint it names;
+/// `Err` is the failure (a bad one, or none at all).
+async fn cosignatures_of(
+    log: &dyn EventLog,
+    w: &WitnessKey,
+    checkpoints: &BTreeMap<u64, LogCheckpoint>,
+) -> Result<Result<WitnessSummary, String>, AnchorError> {
+    let mut summary = WitnessSummary {
+        name: w.name.clone(),
+        cosignatures: 0,
+        largest_tree_size: 0,
+    };
+    for r in log
+        .read_aggregate(&system_key(COSIGNATURE_AGGREGATE, &w.storage_id())?)
+        .await?
+    {
+        let Some(Event::CheckpointCosigned(c)) = event_of(&r.envelope) else {
+            continue;
         };
-        for r in log
-            .read_aggregate(&system_key(COSIGNATURE_AGGREGATE, &w.storage_id())?)
-            .await?
-        {
-            let Some(Event::CheckpointCosigned(c)) = event_of(&r.envelope) else {
-                continue;
-            };
-            let valid = checkpoints
-                .get(&c.checkpoint_sequence)
-                .filter(|cp| cp.tree_size == c.tree_size && cp.position < r.position)
-                .and_then(|cp| cp.body.clone())
-                .is_some_and(|body| cosigned(&body, w, &c.cosignature));
-            if !valid || c.witness_key != w.vkey() {
-                return Ok(report.fail(format!(
-                    "position {}: the cosignature by {} does not verify against checkpoint {}",
-                    r.position, w.name, c.checkpoint_sequence
-                )));
-            }
-            summary.cosignatures += 1;
-            summary.largest_tree_size = summary.largest_tree_size.max(c.tree_size);
-        }
-        if summary.cosignatures == 0 {
-            return Ok(report.fail(format!(
-                "no cosignature by the witness {} in the log",
-                w.name
+        let valid = checkpoints
+            .get(&c.checkpoint_sequence)
+            .filter(|cp| cp.tree_size == c.tree_size && cp.position < r.position)
+            .and_then(|cp| cp.body.clone())
+            .is_some_and(|body| cosigned(&body, w, &c.cosignature));
+        if !valid || c.witness_key != w.vkey() {
+            return Ok(Err(format!(
+                "position {}: the cosignature by {} does not verify against checkpoint {}",
+                r.position, w.name, c.checkpoint_sequence
             )));
         }
-        report.anchors.push(format!(
-            "witness {}: {} cosignatures, up to tree size {}",
-            w.name, summary.cosignatures, summary.largest_tree_size
-        ));
-        report.witnesses.push(summary);
+        summary.cosignatures += 1;
+        summary.largest_tree_size = summary.largest_tree_size.max(c.tree_size);
     }
+    if summary.cosignatures == 0 {
+        return Ok(Err(format!(
+            "no cosignature by the witness {} in the log",
+            w.name
+        )));
+    }
+    Ok(Ok(summary))
+}
 
-    if let Some(t) = trusted {
+/// What a checkpoint kept outside the data dir is checked against.
+struct Extends<'a> {
+    origin: &'a str,
+    head: u64,
+    keys: &'a [VerifyingKey],
+    witnesses: &'a [WitnessKey],
+}
+
+impl Extends<'_> {
+    /// The log extends the trusted checkpoint: same origin, at least as long, and its
+    /// prefix hashes to the checkpoint's root. `Ok` carries the tree size and the anchor
+    /// line (who signed the trusted checkpoint); `Err` is the failure.
+    async fn check(
+        &self,
+        log: &dyn EventLog,
+        t: &Note,
+    ) -> Result<Result<(u64, String), String>, AnchorError> {
         let cp = match t.checkpoint() {
             Ok(cp) => cp,
-            Err(e) => return Ok(report.fail(format!("the trusted checkpoint: {e}"))),
+            Err(e) => return Ok(Err(format!("the trusted checkpoint: {e}"))),
         };
-        if cp.origin != origin {
-            return Ok(report.fail(format!(
-                "the trusted checkpoint is of another log (origin {}, this log is {origin})",
-                cp.origin
+        if cp.origin != self.origin {
+            return Ok(Err(format!(
+                "the trusted checkpoint is of another log (origin {}, this log is {})",
+                cp.origin, self.origin
             )));
         }
-        if head < cp.tree_size {
-            return Ok(report.fail(format!(
-                "the log holds {head} events but the trusted checkpoint covers {}: the log was truncated",
-                cp.tree_size
+        if self.head < cp.tree_size {
+            return Ok(Err(format!(
+                "the log holds {} events but the trusted checkpoint covers {}: the log was truncated",
+                self.head, cp.tree_size
             )));
         }
         let Some(root) = prefix_root(log, cp.tree_size).await? else {
-            return Ok(report.fail(format!(
+            return Ok(Err(format!(
                 "the log's positions 1..{} are not contiguous",
                 cp.tree_size
             )));
         };
         if root != cp.root {
-            return Ok(report.fail(format!(
+            return Ok(Err(format!(
                 "the log's first {} events do not hash to the trusted checkpoint's root: history was rewritten (or forked) since",
                 cp.tree_size
             )));
         }
         let mut signers = Vec::new();
-        if t.verify_log_signature(&origin, keys.iter()).is_ok() {
+        if t.verify_log_signature(self.origin, self.keys.iter())
+            .is_ok()
+        {
             signers.push("the log key".to_string());
         }
-        for w in witnesses {
+        for w in self.witnesses {
             if t.verify_cosignature(w).is_ok() {
                 signers.push(format!("witness {}", w.name));
             }
         }
-        report.trusted_tree_size = Some(cp.tree_size);
-        report.anchors.push(format!(
+        let anchor = format!(
             "trusted checkpoint: the log extends tree size {} ({})",
             cp.tree_size,
             if signers.is_empty() {
@@ -247,9 +300,9 @@ pub async fn check(
             } else {
                 format!("signed by {}", signers.join(", "))
             }
-        ));
+        );
+        Ok(Ok((cp.tree_size, anchor)))
     }
-    Ok(report)
 }
 
 fn system_key(aggregate: &str, id: &str) -> Result<AggregateKey, AnchorError> {

@@ -16,7 +16,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::envelope::{open_envelope, pae, AggregateKey, PAYLOAD_TYPE};
+use super::envelope::{open_envelope, pae, AggregateKey, EventBody, OpenedEnvelope, PAYLOAD_TYPE};
 use super::keys::{parse_public, KeyRing};
 use super::log::{EventLog, LogError, RecordedEvent};
 use super::signature::{self, SignatureError};
@@ -210,19 +210,7 @@ impl Verifier {
     /// Sequential checks for one event; returns the signature check still to do.
     fn check_one(&mut self, rec: &RecordedEvent) -> Result<SigJob, Box<(Failure, Option<SigJob>)>> {
         let fail = |problem: String| Box::new((describe(rec, &problem), None));
-        let expected_position = self.last_position.map(|p| p + 1).unwrap_or(1);
-        if rec.position != expected_position {
-            return Err(fail(if rec.position > expected_position {
-                format!(
-                    "gap in global positions: expected {expected_position}, found {} (events removed)",
-                    rec.position
-                )
-            } else {
-                format!("global position {} repeats or goes backwards", rec.position)
-            }));
-        }
-        self.last_position = Some(rec.position);
-        self.first_position.get_or_insert(rec.position);
+        self.check_position(rec.position).map_err(fail)?;
         let opened = open_envelope(&rec.envelope).map_err(|e| fail(e.to_string()))?;
         let leaf = opened
             .hash
@@ -230,64 +218,91 @@ impl Verifier {
             .and_then(merkle::from_hex)
             .ok_or_else(|| fail("envelope hash is not sha256".into()))?;
         self.leaves.push(merkle::leaf_hash(&leaf));
+        let job = self.signature_job(&opened).map_err(fail)?;
+        match self.check_body(rec, &opened) {
+            Ok(()) => Ok(job),
+            Err(problem) => Err(Box::new((describe(rec, &problem), Some(job)))),
+        }
+    }
+
+    /// Global positions run 1, 2, 3, … without a gap or a repeat.
+    fn check_position(&mut self, position: u64) -> Result<(), String> {
+        let expected = self.last_position.map(|p| p + 1).unwrap_or(1);
+        if position != expected {
+            return Err(if position > expected {
+                format!(
+                    "gap in global positions: expected {expected}, found {position} (events removed)"
+                )
+            } else {
+                format!("global position {position} repeats or goes backwards")
+            });
+        }
+        self.last_position = Some(position);
+        self.first_position.get_or_insert(position);
+        Ok(())
+    }
+
+    /// The signature to check, by a key of the trusted ring the body names.
+    fn signature_job(&self, opened: &OpenedEnvelope) -> Result<SigJob, String> {
         let body = &opened.body;
         let (hint, sig) = opened.signatures[0].clone();
         if hint != body.key_id {
-            return Err(fail(format!(
+            return Err(format!(
                 "envelope key id {hint} differs from the signed body's key_id {}",
                 body.key_id
-            )));
+            ));
         }
         let Some(key) = self.trusted.get(&body.key_id).copied() else {
-            return Err(fail(format!(
+            return Err(format!(
                 "signed by unknown key {} (not in the trusted key ring)",
                 body.key_id
-            )));
+            ));
         };
-        let job = SigJob {
+        Ok(SigJob {
             index: 0,
             message: pae(PAYLOAD_TYPE, &opened.body_bytes),
             signature: sig,
             key,
-        };
-        let with_job =
-            |problem: String, job: SigJob| Box::new((describe(rec, &problem), Some(job)));
-        let body_key = match body.aggregate_key() {
-            Ok(k) => k,
-            Err(e) => return Err(with_job(e.to_string(), job)),
-        };
-        if body_key != rec.key {
-            return Err(with_job(
-                format!(
-                    "stored under aggregate {} but the signed body says {body_key}",
-                    rec.key
-                ),
-                job,
-            ));
-        }
-        if let Some(v) = rec.version {
-            if v != body.aggregate_version {
-                return Err(with_job(
-                    format!(
-                        "indexed as version {v} but the signed body says version {}",
-                        body.aggregate_version
-                    ),
-                    job,
-                ));
-            }
-        }
+        })
+    }
+
+    /// What the signed body says against where the log filed it, the events before it,
+    /// the key ring and the checkpoint chain; on success the event is counted.
+    fn check_body(&mut self, rec: &RecordedEvent, opened: &OpenedEnvelope) -> Result<(), String> {
+        let body = &opened.body;
+        let body_key = body.aggregate_key().map_err(|e| e.to_string())?;
+        filed_as_signed(rec, body, &body_key)?;
         if !self.event_ids.insert(body.event_id) {
-            return Err(with_job(
-                format!("event id {} appears twice", body.event_id),
-                job,
+            return Err(format!("event id {} appears twice", body.event_id));
+        }
+        self.check_chain(body, &body_key)?;
+        self.check_ring(body)?;
+        let in_checkpoints = body.workspace_id == SYSTEM_WORKSPACE
+            && body.aggregate_type == crate::domain::checkpoint::CHECKPOINT_AGGREGATE
+            && body.aggregate_id == crate::domain::checkpoint::CHECKPOINT_ID;
+        if (body.kind == "ledger.checkpoint") != in_checkpoints {
+            return Err(format!(
+                "ledger.checkpoint events belong to {SYSTEM_WORKSPACE}/checkpoint/ledger, and only they"
             ));
         }
-        let (last_version, last_hash) = match self.tails.get(&body_key) {
+        if in_checkpoints {
+            self.check_checkpoint(rec.position, &body.payload)?;
+        }
+        self.tails
+            .insert(body_key, (body.aggregate_version, opened.hash.clone()));
+        self.keys_used.insert(body.key_id.clone());
+        self.events += 1;
+        Ok(())
+    }
+
+    /// The aggregate's versions run 1, 2, 3, … and each event names its predecessor's hash.
+    fn check_chain(&self, body: &EventBody, body_key: &AggregateKey) -> Result<(), String> {
+        let (last_version, last_hash) = match self.tails.get(body_key) {
             Some((v, h)) => (*v, Some(h.as_str())),
             None => (0, None),
         };
         if body.aggregate_version != last_version + 1 {
-            let problem = if body.aggregate_version <= last_version {
+            return Err(if body.aggregate_version <= last_version {
                 format!(
                     "version {} of {body_key} appears again or out of order (already at version {last_version})",
                     body.aggregate_version
@@ -298,79 +313,73 @@ impl Verifier {
                     body.aggregate_version,
                     last_version + 1
                 )
-            };
-            return Err(with_job(problem, job));
+            });
         }
         if body.prev_hash.as_deref() != last_hash {
-            return Err(with_job(
-                format!(
-                    "chain broken: prev_hash {} does not match the previous event's hash {}",
-                    body.prev_hash.as_deref().unwrap_or("null"),
-                    last_hash.unwrap_or("null (first event)")
-                ),
-                job,
+            return Err(format!(
+                "chain broken: prev_hash {} does not match the previous event's hash {}",
+                body.prev_hash.as_deref().unwrap_or("null"),
+                last_hash.unwrap_or("null (first event)")
             ));
         }
-        // A rotation signed by a trusted key makes the new key trusted from here on; only the
-        // system ring aggregate may hold one.
+        Ok(())
+    }
+
+    /// A rotation signed by a trusted key makes the new key trusted from here on; only the
+    /// system ring aggregate may hold one.
+    fn check_ring(&mut self, body: &EventBody) -> Result<(), String> {
         let in_ring = body.workspace_id == SYSTEM_WORKSPACE
             && body.aggregate_type == "signing_key"
             && body.aggregate_id == crate::domain::signing_key::RING_ID;
         if body.kind == "signing_key.rotated" && !in_ring {
-            return Err(with_job(
-                format!("signing_key.rotated outside {SYSTEM_WORKSPACE}/signing_key/ring"),
-                job,
+            return Err(format!(
+                "signing_key.rotated outside {SYSTEM_WORKSPACE}/signing_key/ring"
             ));
         }
-        if in_ring {
-            match Event::from_parts(&body.kind, &body.payload) {
-                Ok(Event::SigningKeyRotated(r)) => {
-                    if r.previous_key_id != body.key_id {
-                        return Err(with_job(
-                            format!(
-                                "key rotation signed by {} instead of the outgoing key {}",
-                                body.key_id, r.previous_key_id
-                            ),
-                            job,
-                        ));
-                    }
-                    match parse_public(&r.new_public_key, "new_public_key") {
-                        Ok(pk) if super::keys::key_id(&pk) == r.new_key_id => {
-                            self.trusted.insert(pk);
-                        }
-                        _ => {
-                            return Err(with_job(
-                                "key rotation names an invalid new key".into(),
-                                job,
-                            ))
-                        }
-                    }
+        if !in_ring {
+            return Ok(());
+        }
+        match Event::from_parts(&body.kind, &body.payload) {
+            Ok(Event::SigningKeyRotated(r)) => {
+                if r.previous_key_id != body.key_id {
+                    return Err(format!(
+                        "key rotation signed by {} instead of the outgoing key {}",
+                        body.key_id, r.previous_key_id
+                    ));
                 }
-                Ok(_) => {}
-                Err(e) => return Err(with_job(e.to_string(), job)),
+                match parse_public(&r.new_public_key, "new_public_key") {
+                    Ok(pk) if super::keys::key_id(&pk) == r.new_key_id => {
+                        self.trusted.insert(pk);
+                        Ok(())
+                    }
+                    _ => Err("key rotation names an invalid new key".into()),
+                }
             }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.to_string()),
         }
-        let in_checkpoints = body.workspace_id == SYSTEM_WORKSPACE
-            && body.aggregate_type == crate::domain::checkpoint::CHECKPOINT_AGGREGATE
-            && body.aggregate_id == crate::domain::checkpoint::CHECKPOINT_ID;
-        if (body.kind == "ledger.checkpoint") != in_checkpoints {
-            return Err(with_job(
-                format!(
-                    "ledger.checkpoint events belong to {SYSTEM_WORKSPACE}/checkpoint/ledger, and only they"
-                ),
-                job,
-            ));
-        }
-        if in_checkpoints {
-            if let Err(problem) = self.check_checkpoint(rec.position, &body.payload) {
-                return Err(with_job(problem, job));
-            }
-        }
-        self.tails
-            .insert(body_key, (body.aggregate_version, opened.hash.clone()));
-        self.keys_used.insert(body.key_id.clone());
-        self.events += 1;
-        Ok(job)
+    }
+}
+
+/// The log filed the event where its signed body says: aggregate and (where the log
+/// indexes one) version.
+fn filed_as_signed(
+    rec: &RecordedEvent,
+    body: &EventBody,
+    body_key: &AggregateKey,
+) -> Result<(), String> {
+    if *body_key != rec.key {
+        return Err(format!(
+            "stored under aggregate {} but the signed body says {body_key}",
+            rec.key
+        ));
+    }
+    match rec.version {
+        Some(v) if v != body.aggregate_version => Err(format!(
+            "indexed as version {v} but the signed body says version {}",
+            body.aggregate_version
+        )),
+        _ => Ok(()),
     }
 }
 

@@ -15,14 +15,20 @@ use authledger::ledger::envelope::open_envelope;
 use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::EventLog;
 
-use crate::harness::{args, eventually, run_cli, Service};
+use crate::harness::{args, run_cli};
+use crate::support::{Deployment, Stack};
 
 struct Env {
-    dir: tempfile::TempDir,
-    svc: Service,
+    d: Deployment,
     http: Client,
-    admin: String,
     other_admin: String,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 fn role_name(r: Role) -> &'static str {
@@ -31,57 +37,13 @@ fn role_name(r: Role) -> &'static str {
 
 impl Env {
     async fn start(envs: &[(&str, &str)]) -> Env {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data");
-        let storage = args(&["--data-dir", &data.display().to_string()]);
-        let svc = Service::start(&storage, envs, dir.path()).await;
-        let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                .expect("json");
-        let admin = printed["admin_api_key"].as_str().expect("key").to_string();
-        // A second workspace, bootstrapped by the CLI while the service runs.
-        let out = run_cli(&args(&[
-            "--data-dir",
-            &data.display().to_string(),
-            "bootstrap",
-            "--workspace",
-            "Other",
-        ]));
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let other: Value = serde_json::from_slice(&out.stdout).expect("json");
-        let env = Env {
-            dir,
-            svc,
+        let d = Deployment::start(Stack::Embedded, envs).await;
+        let other_admin = d.other_workspace("Other").await;
+        Env {
+            d,
             http: Client::new(),
-            admin,
-            other_admin: other["admin_api_key"].as_str().expect("key").to_string(),
-        };
-        let http = env.http.clone();
-        let url = env.svc.url("/v1/workspace");
-        let other_admin = env.other_admin.clone();
-        eventually(
-            Duration::from_secs(10),
-            "the other workspace's key to be usable",
-            || {
-                let http = http.clone();
-                let url = url.clone();
-                let key = other_admin.clone();
-                async move {
-                    http.get(url)
-                        .bearer_auth(key)
-                        .send()
-                        .await
-                        .map(|r| r.status() == 200)
-                        .unwrap_or(false)
-                }
-            },
-        )
-        .await;
-        env
+            other_admin,
+        }
     }
 
     async fn call(

@@ -11,15 +11,22 @@ use sha2::{Digest, Sha256};
 
 use authledger::audit::merkle;
 
-use crate::harness::{args, eventually, run_cli, Service};
+use crate::harness::{args, eventually, run_cli};
+use crate::support::{data_dir, Deployment, Stack};
 
 struct Env {
-    _dir: tempfile::TempDir,
+    d: Deployment,
+    /// The data dir, for CLI commands.
     data: String,
-    svc: Service,
     http: Client,
-    admin: String,
     other_admin: String,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 impl Env {
@@ -90,64 +97,23 @@ impl Env {
 }
 
 async fn start() -> Env {
-    let dir = tempfile::tempdir().expect("dir");
-    let data = dir.path().join("data").display().to_string();
-    let svc = Service::start(
-        &args(&["--data-dir", &data]),
-        // Queries come in bursts with one key: no request rate limit.
+    // Queries come in bursts with one key: no request rate limit.
+    let envs = [
         &[
-            &[
-                ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
-                ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-            ][..],
-            crate::support::NO_RATE_LIMIT,
-        ]
-        .concat(),
-        dir.path(),
-    )
-    .await;
-    let printed: Value =
-        serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-            .expect("json");
-    let admin = printed["admin_api_key"].as_str().expect("key").to_string();
-    let out = run_cli(&args(&[
-        "--data-dir",
-        &data,
-        "bootstrap",
-        "--workspace",
-        "Other",
-    ]));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let other: Value = serde_json::from_slice(&out.stdout).expect("json");
-    let env = Env {
-        _dir: dir,
-        data,
-        svc,
+            ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
+            ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+        ][..],
+        crate::support::NO_RATE_LIMIT,
+    ]
+    .concat();
+    let d = Deployment::start(Stack::Embedded, &envs).await;
+    let other_admin = d.other_workspace("Other").await;
+    Env {
+        data: data_dir(d.dir.path()).display().to_string(),
+        d,
         http: Client::new(),
-        admin,
-        other_admin: other["admin_api_key"].as_str().expect("key").to_string(),
-    };
-    let (http, url, key) = (
-        env.http.clone(),
-        env.svc.url("/v1/workspace"),
-        env.other_admin.clone(),
-    );
-    eventually(Duration::from_secs(10), "the other workspace's key", || {
-        let (http, url, key) = (http.clone(), url.clone(), key.clone());
-        async move {
-            http.get(url)
-                .bearer_auth(key)
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        }
-    })
-    .await;
-    env
+        other_admin,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -487,7 +453,7 @@ async fn events_come_as_signed_with_inclusion_proofs_and_checkpoints_are_consist
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // `verify` recomputes every checkpoint root from the log.
-    drop(env.svc);
+    drop(env.d.svc);
     let out = run_cli(&args(&["--data-dir", &env.data, "verify", "--json"]));
     let report: Value = serde_json::from_slice(&out.stdout).expect("report");
     assert_eq!(report["ok"], true, "{report}");

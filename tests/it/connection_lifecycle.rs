@@ -22,7 +22,8 @@ use crate::end_user::{claims, keys, serve_jwks, token, AUDIENCE, ISSUER};
 use crate::fixtures::oauth_provider::{
     no_redirect_client, ClientAuthMethod, ClientConfig, Endpoint, OAuthProvider, ProviderConfig,
 };
-use crate::harness::{args, eventually, free_port, run_cli, Service};
+use crate::harness::{args, free_port, run_cli, Service};
+use crate::support::{Deployment, Stack};
 
 const PROBLEM_JSON: &str = "application/problem+json";
 const PROBLEMS: &str = "https://authledger.dev/problems/";
@@ -151,33 +152,24 @@ impl Api {
 
 /// A serve process on a fresh embedded data dir, with its first admin key.
 struct Env {
-    dir: tempfile::TempDir,
-    svc: Service,
-    admin: String,
-    workspace: String,
+    d: Deployment,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 impl Env {
     async fn start() -> Env {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data");
-        let svc = Service::start(
-            &args(&["--data-dir", &data.display().to_string()]),
-            &[
-                ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-                ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
-            ],
-            dir.path(),
-        )
-        .await;
-        let printed: Value =
-            serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                .expect("the first serve prints the workspace and admin key");
+        let envs = [
+            ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
+            ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
+        ];
         Env {
-            admin: printed["admin_api_key"].as_str().expect("key").to_string(),
-            workspace: printed["workspace_id"].as_str().expect("ws").to_string(),
-            dir,
-            svc,
+            d: Deployment::start(Stack::Embedded, &envs).await,
         }
     }
 
@@ -191,22 +183,7 @@ impl Env {
 
     /// A second workspace (CLI bootstrap while serve runs); its admin API once serve knows it.
     async fn other_workspace(&self) -> Api {
-        let out = run_cli(&args(&[
-            "--data-dir",
-            &self.data().display().to_string(),
-            "bootstrap",
-            "--workspace",
-            "Other",
-        ]));
-        assert!(out.status.success(), "{out:?}");
-        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-        let api = Api::new(&self.svc, printed["admin_api_key"].as_str().expect("key"));
-        eventually(Duration::from_secs(10), "the other workspace's key", || {
-            let api = &api;
-            async move { api.get("/v1/workspace").await.status == StatusCode::OK }
-        })
-        .await;
-        api
+        Api::new(&self.svc, &self.d.other_workspace("Other").await)
     }
 
     /// The raw `dump-log` output and every event body, decoded.

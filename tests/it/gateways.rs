@@ -19,9 +19,8 @@ use axum::response::IntoResponse;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::harness::{eventually, Service};
 use crate::support::{
-    bootstrap_workspace, request, Api, Embedded, Hit, Reply, Upstream, BASE_ENV, NO_RATE_LIMIT,
+    request, Api, Deployment, Hit, Reply, Stack, Upstream, BASE_ENV, NO_RATE_LIMIT,
 };
 
 const READ: &str = "custom.read_thing";
@@ -64,24 +63,23 @@ impl Reply {
 
 /// One `serve` instance (embedded log) with its workspace's admin key.
 struct Env {
-    svc: Service,
-    admin: String,
-    /// Storage arguments for CLI commands (`bootstrap`).
-    storage: Vec<String>,
+    d: Deployment,
     http: Client,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 impl Env {
     async fn start() -> Env {
         // Workspace tools point at the local upstream (plain http on 127.0.0.1).
-        let e = Embedded::start(&[BASE_ENV, NO_RATE_LIMIT].concat()).await;
         Env {
-            svc: e.svc,
-            admin: e.admin,
-            storage: e.storage,
+            d: Deployment::start(Stack::Embedded, &[BASE_ENV, NO_RATE_LIMIT].concat()).await,
             http: Client::new(),
-            _dir: e.dir,
         }
     }
 
@@ -201,16 +199,6 @@ impl Env {
             out.push(r.body["body"].clone());
         }
         out
-    }
-
-    /// A second workspace, bootstrapped by the CLI while the service runs: its admin key.
-    async fn other_workspace(&self) -> String {
-        let key = bootstrap_workspace(&self.storage, "Other").await;
-        eventually(Duration::from_secs(10), "the other workspace", || async {
-            self.get(&key, "/v1/workspace").await.status == StatusCode::OK
-        })
-        .await;
-        key
     }
 }
 
@@ -647,7 +635,7 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
-    let other_admin = env.other_workspace().await;
+    let other_admin = env.other_workspace("Other").await;
     let (other_key_id, _) = env.key_of(&other_admin, "agent").await;
     let unknown = uuid::Uuid::now_v7().to_string();
 

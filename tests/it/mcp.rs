@@ -16,10 +16,9 @@ use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
 
 use crate::fixtures::oauth_provider::{Endpoint, OAuthProvider};
-use crate::harness::Service;
 use crate::support::{
     bootstrap_workspace, complete_connect, log_events, oauth_config_body, provider_for, request,
-    Embedded, Reply, BASE_ENV, PROBLEMS, RETURN_TO,
+    Deployment, Reply, Stack, BASE_ENV, PROBLEMS, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "mcp-client";
@@ -31,22 +30,21 @@ const PURGE: &str = "example.purge";
 
 /// A serve process with its admin key, the test OAuth provider, and an HTTP client.
 struct Env {
-    dir: tempfile::TempDir,
-    svc: Service,
-    admin: String,
-    /// Storage arguments for CLI commands (`bootstrap`).
-    storage: Vec<String>,
+    d: Deployment,
     http: Client,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 impl Env {
     async fn start() -> Env {
-        let e = Embedded::start(BASE_ENV).await;
         Env {
-            admin: e.admin,
-            storage: e.storage,
-            dir: e.dir,
-            svc: e.svc,
+            d: Deployment::start(Stack::Embedded, BASE_ENV).await,
             http: Client::new(),
         }
     }

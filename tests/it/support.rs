@@ -534,6 +534,22 @@ impl Deployment {
         self.svc = Service::start_on(port, &self.storage, envs, self.dir.path()).await;
     }
 
+    /// A second workspace, bootstrapped by the CLI while the service runs: its admin key,
+    /// once the service accepts it.
+    pub async fn other_workspace(&self, name: &str) -> String {
+        let key = bootstrap_workspace(&self.storage, name).await;
+        let http = Client::new();
+        crate::harness::eventually(Duration::from_secs(15), "the other workspace", || async {
+            http.get(self.svc.url("/v1/workspace"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == StatusCode::OK)
+        })
+        .await;
+        key
+    }
+
     /// The embedded projections file (embedded stack).
     pub fn projections_db(&self) -> std::path::PathBuf {
         data_dir(self.dir.path()).join("projections.db")

@@ -12,10 +12,10 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::fixtures::oauth_provider::OAuthProvider;
-use crate::harness::{eventually, Service};
+use crate::harness::eventually;
 use crate::support::{
-    self, bootstrap_workspace, complete_connect, log_events, oauth_config_body, request, Embedded,
-    BASE_ENV, PROBLEMS, RETURN_TO,
+    self, bootstrap_workspace, complete_connect, log_events, oauth_config_body, request,
+    Deployment, Stack, BASE_ENV, PROBLEMS, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "release-client";
@@ -48,12 +48,15 @@ impl From<support::Reply> for Reply {
 
 /// A serve process with its admin key, and an HTTP client.
 struct Env {
-    dir: tempfile::TempDir,
-    svc: Service,
-    admin: String,
-    /// Storage arguments for CLI commands (`bootstrap`).
-    storage: Vec<String>,
+    d: Deployment,
     http: Client,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
 }
 
 impl Env {
@@ -64,12 +67,8 @@ impl Env {
             &[("AUTHLEDGER_REFRESH_BUFFER_SECS", buffer.as_str())],
         ]
         .concat();
-        let e = Embedded::start(&envs).await;
         Env {
-            admin: e.admin,
-            storage: e.storage,
-            dir: e.dir,
-            svc: e.svc,
+            d: Deployment::start(Stack::Embedded, &envs).await,
             http: Client::new(),
         }
     }

@@ -1,0 +1,101 @@
+//! The one way the service makes outbound HTTP requests: a `reqwest` client bound to the
+//! destination policy.
+
+use std::sync::Arc;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use super::destination::{DestinationError, Policy, Refused};
+
+/// An HTTP client that reaches only what the [`Policy`] allows. Each request's URL is
+/// judged first ([`Policy::url`]: form, and a host given as an address, which never reaches
+/// a resolver); each name is resolved by the policy itself, which checks every address,
+/// and the connection goes to one of those checked addresses (no second resolution).
+/// Never follows redirects and never uses a proxy (both would connect elsewhere than to
+/// the checked address). Cheap to clone.
+#[derive(Clone)]
+pub struct HttpClient {
+    http: reqwest::Client,
+    policy: Arc<Policy>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The policy as `reqwest`'s resolver.
+struct PolicyResolver(Arc<Policy>);
+
+impl Resolve for PolicyResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
+        let name = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs = policy
+                .resolve_name(&name)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.into_iter()) as Addrs)
+        })
+    }
+}
+
+impl HttpClient {
+    /// A client under `policy`; `configure` sets timeouts, user agent and the like (the
+    /// resolver, redirects and proxies are the policy's).
+    pub fn new(
+        policy: &Arc<Policy>,
+        configure: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder,
+    ) -> Result<HttpClient, reqwest::Error> {
+        let http = configure(reqwest::Client::builder())
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+            .build()?;
+        Ok(HttpClient {
+            http,
+            policy: policy.clone(),
+        })
+    }
+
+    /// A request to `url`, if the policy allows its form and literal host.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+    ) -> Result<reqwest::RequestBuilder, Refused> {
+        let url = self.policy.url(url)?;
+        Ok(self.http.request(method, url))
+    }
+
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+}
+
+/// The policy's refusal behind a failed request (the resolver refused the name's
+/// addresses), if that is why it failed.
+pub fn refusal(e: &reqwest::Error) -> Option<Refused> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(c) = cause {
+        if let Some(DestinationError::Refused(r)) = c.downcast_ref::<DestinationError>() {
+            return Some(r.clone());
+        }
+        cause = c.source();
+    }
+    None
+}
+
+/// A failed request as the caller may see it: the policy's refusal, or one sentence for
+/// every failure to reach the destination (refused connection, timeout, unknown name,
+/// TLS), so that answers never tell an open port from a closed or filtered one.
+pub fn failure(e: &reqwest::Error) -> String {
+    match refusal(e) {
+        Some(r) => r.to_string(),
+        None => "the destination could not be reached or did not answer".to_string(),
+    }
+}

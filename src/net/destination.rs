@@ -398,6 +398,16 @@ impl Policy {
         Ok(host)
     }
 
+    /// [`Policy::host`], then every address a name resolves to (configuration time). A name
+    /// that does not resolve now is judged when the service connects.
+    pub async fn check_host(&self, s: &str) -> Result<Host, Refused> {
+        let host = self.host(s)?;
+        match self.addresses(&host).await {
+            Err(DestinationError::Refused(r)) => Err(r),
+            Ok(_) | Err(DestinationError::Unreachable) => Ok(host),
+        }
+    }
+
     /// A host given as an address, or `localhost`, against the address rules.
     fn literal(&self, host: &Host<String>) -> Result<(), Refused> {
         let ip = match host {

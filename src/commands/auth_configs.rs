@@ -267,11 +267,13 @@ pub async fn create(
                 .api_key
                 .ok_or_else(|| invalid("api_key", "required"))?,
         ),
-        AuthTypeInput::Postgres => AuthSettings::Postgres(
-            input
+        AuthTypeInput::Postgres => {
+            let p = input
                 .postgres
-                .ok_or_else(|| invalid("postgres", "required"))?,
-        ),
+                .ok_or_else(|| invalid("postgres", "required"))?;
+            super::check_destination_host(state, "host", &p.host).await?;
+            AuthSettings::Postgres(p)
+        }
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
         AuthTypeInput::Basic => AuthSettings::Basic,
         AuthTypeInput::NoAuth => AuthSettings::NoAuth,
@@ -394,7 +396,10 @@ pub async fn update(
             AuthSettings::Oauth2(o)
         }
         (AuthSettings::ApiKey(_), None, Some(k), None) => AuthSettings::ApiKey(k),
-        (AuthSettings::Postgres(_), None, None, Some(p)) => AuthSettings::Postgres(p),
+        (AuthSettings::Postgres(_), None, None, Some(p)) => {
+            super::check_destination_host(state, "host", &p.host).await?;
+            AuthSettings::Postgres(p)
+        }
         (old, None, None, None) => old,
         (old, ..) => {
             return Err(invalid(

@@ -232,6 +232,13 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
         AuthSettings::ApiKey(k) => check_name("key_name", &k.key_name, 200),
         AuthSettings::Postgres(p) => {
             check_name("host", &p.host, 255)?;
+            // A name or an address: never a unix-socket directory.
+            if p.host.contains(['/', '\\']) {
+                return Err(DomainError::Invalid {
+                    field: "host",
+                    reason: "a host name or an address, not a socket path".into(),
+                });
+            }
             check_name("database", &p.database, 63)?;
             if !["disable", "prefer", "require", "verify-ca", "verify-full"]
                 .contains(&p.ssl_mode.as_str())

@@ -99,3 +99,114 @@ pub fn failure(e: &reqwest::Error) -> String {
         None => "the destination could not be reached or did not answer".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use futures::future::BoxFuture;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::net::Lookup;
+
+    /// Every name resolves to 127.0.0.1 (the system resolver would not know them).
+    struct AllLoopback;
+
+    impl Lookup for AllLoopback {
+        fn lookup(&self, _: &str) -> BoxFuture<'static, io::Result<Vec<IpAddr>>> {
+            Box::pin(async { Ok(vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]) })
+        }
+    }
+
+    async fn server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn names_are_resolved_by_the_policy_and_connected_to_at_the_checked_address() {
+        let port = server().await;
+        let open = Arc::new(Policy::new(true, Vec::new()).with_lookup(Arc::new(AllLoopback)));
+        let client = HttpClient::new(&open, |b| b).unwrap();
+        // `svc.localhost` exists only in the policy's resolver: the connection went there.
+        let r = client
+            .request(
+                reqwest::Method::GET,
+                &format!("http://svc.localhost:{port}/"),
+            )
+            .unwrap()
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.text().await.unwrap(), "ok");
+
+        let strict = Arc::new(Policy::default().with_lookup(Arc::new(AllLoopback)));
+        let client = HttpClient::new(&strict, |b| b).unwrap();
+        // An address in the URL never reaches a resolver: judged before the request.
+        for url in [
+            format!("https://127.0.0.1:{port}/"),
+            format!("https://[::ffff:127.0.0.1]:{port}/"),
+            format!("http://localhost:{port}/"),
+        ] {
+            assert!(client.request(reqwest::Method::GET, &url).is_err(), "{url}");
+        }
+        // A name whose answer is loopback now (it was public when configured): refused at
+        // connection time, and the error says so.
+        let e = client
+            .request(
+                reqwest::Method::GET,
+                &format!("https://rebound.example.com:{port}/"),
+            )
+            .unwrap()
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refusal(&e), Some(Refused::Address { resolved: true, .. })),
+            "{e:?}"
+        );
+        assert!(
+            failure(&e).contains("resolves to a loopback address"),
+            "{}",
+            failure(&e)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_and_an_unknown_name_read_the_same() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let open = Arc::new(Policy::new(true, Vec::new()));
+        let client = HttpClient::new(&open, |b| b).unwrap();
+        let e1 = client
+            .request(reqwest::Method::GET, &format!("http://127.0.0.1:{closed}/"))
+            .unwrap()
+            .send()
+            .await
+            .unwrap_err();
+        let e2 = client
+            .request(reqwest::Method::GET, "https://no-such-name.invalid/")
+            .unwrap()
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(failure(&e1), failure(&e2));
+        assert!(!failure(&e1).contains("refused"), "{}", failure(&e1));
+    }
+}

@@ -104,9 +104,9 @@ async fn tool_base_urls_in_any_spelling_of_http_are_refused_without_loopback_url
     let up = upstream().await;
     let hostport = up.base_url.trim_start_matches("http://").to_string();
     for (i, spelling) in [
-        format!("http://{hostport}"),
         format!("HTTP://{hostport}"),
         format!("hTTp://{hostport}"),
+        format!("http://{hostport}"),
         format!("http:{hostport}"),
         format!("http:/{hostport}"),
         format!("http:\\\\{hostport}"),

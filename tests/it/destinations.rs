@@ -587,6 +587,7 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
         "the service read on: {sent} of {TOTAL} bytes sent"
     );
     let grown = peak_rss_kib(env.svc.child.id()).saturating_sub(before);
+    eprintln!("JWKS server sent {sent} of {TOTAL} bytes; the service's peak RSS grew {grown} KiB");
     assert!(grown < 64 * 1024, "the service grew by {grown} KiB");
     assert!(started.elapsed() < Duration::from_secs(10));
     let log = std::fs::read_to_string(env.dir.path().join(format!(

@@ -597,3 +597,89 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
     .unwrap_or_default();
     assert!(log.contains("JWKS larger than 1048576 bytes"), "{log}");
 }
+
+/// Configuration time is not the only check: a tool defined while loopback destinations
+/// were allowed is judged again when it is called, after the service restarted without
+/// `--allow-loopback-urls`; the upstream never sees the call (nor the credential), and the
+/// recorded outcome says the destination was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_is_judged_again_when_the_service_connects() {
+    let mut env = Embedded::start(BASE_ENV).await;
+    let up = upstream().await;
+    let r = call(
+        &env,
+        Method::POST,
+        "/v1/auth-configs",
+        Some(
+            json!({ "name": "Items", "provider": "custom", "auth_type": "api_key",
+            "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let config = r.str("id");
+    let r = call(
+        &env,
+        Method::POST,
+        "/v1/connections",
+        Some(json!({ "auth_config_id": config, "user_id": "alice",
+            "credentials": { "api_key": "items-secret-0001" } })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let connection = r.str("id");
+    let r = call(
+        &env,
+        Method::POST,
+        "/v1/tools",
+        Some(tool("custom.items", &up.base_url)),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = call(
+        &env,
+        Method::POST,
+        "/v1/api-keys",
+        Some(json!({ "name": "agent", "role": "agent" })),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let agent = r.str("key");
+    let execute = |svc_env: &Embedded| {
+        Reply::of(
+            Client::new()
+                .post(svc_env.svc.url("/v1/tools/execute"))
+                .bearer_auth(&agent)
+                .json(&json!({ "tool": "custom.items", "connection_id": connection })),
+        )
+    };
+    let r = execute(&env).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(up.hits().len(), 1);
+
+    // The same log, served without loopback destinations.
+    env.svc.child.kill().expect("kill");
+    env.svc.child.wait().expect("wait");
+    env.svc = crate::harness::Service::start(&env.storage, STRICT_ENV, env.dir.path()).await;
+    let r = execute(&env).await;
+    r.expect(StatusCode::BAD_GATEWAY, "upstream-unreachable");
+    assert_eq!(
+        up.hits().len(),
+        1,
+        "the upstream was called: {:?}",
+        up.hits()
+    );
+    let r = call(
+        &env,
+        Method::GET,
+        "/v1/audit/events?kind=tool.completed&order=asc&limit=10",
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    let last = items[1].to_string();
+    assert!(last.contains("destination refused"), "{last}");
+    assert!(last.contains("--allow-loopback-urls"), "{last}");
+}

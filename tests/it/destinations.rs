@@ -36,6 +36,13 @@ async fn call(env: &Embedded, method: Method, path: &str, body: Option<Value>) -
     .await
 }
 
+/// `POST path body` as the admin, which must answer 201.
+async fn create(env: &Embedded, path: &str, body: Value) -> Reply {
+    let r = call(env, Method::POST, path, Some(body)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text);
+    r
+}
+
 fn tool(name: &str, base_url: &str) -> Value {
     json!({
         "name": name, "provider": "custom", "description": "Destination policy test tool.",
@@ -348,15 +355,13 @@ async fn the_postgres_host_check_cannot_be_bypassed() {
         assert_refused(&r, host, why);
     }
     // Made while the host was acceptable, tested after it no longer is: refused on use too.
-    let r = call(
+    let id = create(
         &env,
-        Method::POST,
         "/v1/auth-configs",
-        Some(postgres_config("db.example.com", 5432)),
+        postgres_config("db.example.com", 5432),
     )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let id = r.str("id");
+    .await
+    .str("id");
     let r = call(
         &env,
         Method::PATCH,
@@ -398,15 +403,9 @@ async fn postgres_connection_failures_do_not_tell_open_ports_from_closed_ones() 
         .expect("port");
     let mut errors = Vec::new();
     for port in [closed, silent_port, http_port] {
-        let r = call(
-            &env,
-            Method::POST,
-            "/v1/auth-configs",
-            Some(postgres_config("127.0.0.1", port)),
-        )
-        .await;
-        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-        let id = r.str("id");
+        let id = create(&env, "/v1/auth-configs", postgres_config("127.0.0.1", port))
+            .await
+            .str("id");
         let r = call(
             &env,
             Method::POST,
@@ -452,14 +451,7 @@ async fn the_operator_allow_list_names_exceptions() {
             assert_refused(&r, &url, "destination refused");
         }
     }
-    let r = call(
-        &env,
-        Method::POST,
-        "/v1/auth-configs",
-        Some(postgres_config("10.20.0.9", 5432)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    create(&env, "/v1/auth-configs", postgres_config("10.20.0.9", 5432)).await;
 }
 
 /// A JWKS server that answers 200 with a chunked body of `total` bytes and no length,
@@ -606,45 +598,30 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
 async fn a_destination_is_judged_again_when_the_service_connects() {
     let mut env = Embedded::start(BASE_ENV).await;
     let up = upstream().await;
-    let r = call(
+    let config = create(
         &env,
-        Method::POST,
         "/v1/auth-configs",
-        Some(
-            json!({ "name": "Items", "provider": "custom", "auth_type": "api_key",
+        json!({ "name": "Items", "provider": "custom", "auth_type": "api_key",
             "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } }),
-        ),
     )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let config = r.str("id");
-    let r = call(
+    .await
+    .str("id");
+    let connection = create(
         &env,
-        Method::POST,
         "/v1/connections",
-        Some(json!({ "auth_config_id": config, "user_id": "alice",
-            "credentials": { "api_key": "items-secret-0001" } })),
+        json!({ "auth_config_id": config, "user_id": "alice",
+            "credentials": { "api_key": "items-secret-0001" } }),
     )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let connection = r.str("id");
-    let r = call(
+    .await
+    .str("id");
+    create(&env, "/v1/tools", tool("custom.items", &up.base_url)).await;
+    let agent = create(
         &env,
-        Method::POST,
-        "/v1/tools",
-        Some(tool("custom.items", &up.base_url)),
-    )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let r = call(
-        &env,
-        Method::POST,
         "/v1/api-keys",
-        Some(json!({ "name": "agent", "role": "agent" })),
+        json!({ "name": "agent", "role": "agent" }),
     )
-    .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let agent = r.str("key");
+    .await
+    .str("key");
     let execute = |svc_env: &Embedded| {
         Reply::of(
             Client::new()

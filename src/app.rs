@@ -165,10 +165,11 @@ pub struct AppStateInner {
     pub metrics: Metrics,
     pub clock: Arc<dyn Clock>,
     pub identity: Arc<crate::identity::JwksCache>,
-    /// Whether an identity provider's JWKS may be fetched over plain http from this
-    /// machine's loopback interface (development and tests; off in production, where it
-    /// would let a workspace admin make the service call local endpoints).
-    pub allow_loopback_urls: bool,
+    /// Where the service may connect on a tenant's behalf (`net::destination`): https to
+    /// public addresses, loopback only with `--allow-loopback-urls` (development and tests),
+    /// the operator's `--allow-destination` exceptions. The outbound clients (OAuth, JWKS,
+    /// gateway) are built on it.
+    pub destinations: Arc<crate::net::Policy>,
     pub vault: Arc<crate::crypto::Vault>,
     /// Connect flow, refresh and revocation settings (public URL, refresh buffer, retries).
     pub connections: crate::commands::connections::ConnectionSettings,
@@ -199,10 +200,11 @@ impl AppState {
             metrics.clone(),
         ));
         let identity = Arc::new(crate::identity::JwksCache::new());
+        let destinations = Arc::new(crate::net::Policy::default());
         let vault = open_vault(args).await?;
         let connections = crate::commands::connections::ConnectionSettings::default();
         let oauth = Arc::new(
-            crate::oauth::OAuthClient::new(connections.provider_timeout)
+            crate::oauth::OAuthClient::new(connections.provider_timeout, &destinations)
                 .map_err(|e| AppError::Io(format!("cannot build the OAuth client: {e}")))?,
         );
         Ok(AppState(Arc::new(AppStateInner {
@@ -212,14 +214,14 @@ impl AppState {
             metrics,
             clock,
             identity,
-            allow_loopback_urls: false,
+            destinations: destinations.clone(),
             vault,
             connections,
             oauth,
             refresh_locks: Arc::default(),
             trusted_keys: Arc::new(trusted_keys(args, &[])?),
             checkpoint_tree: Arc::default(),
-            gateway: crate::gateway::Gateway::new(Default::default())
+            gateway: crate::gateway::Gateway::new(Default::default(), &destinations)
                 .map_err(|e| AppError::Io(format!("cannot build the gateway client: {e}")))?,
             projection_health: Arc::new(crate::projector::ProjectionHealth::new(
                 crate::projector::ReadinessBounds::default(),

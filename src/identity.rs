@@ -51,7 +51,8 @@ struct CachedJwks {
 }
 
 pub struct JwksCache {
-    http: reqwest::Client,
+    /// `None` only if no HTTP client could be built (then every fetch fails).
+    http: Option<crate::net::HttpClient>,
     entries: Mutex<HashMap<String, CachedJwks>>,
 }
 
@@ -63,15 +64,17 @@ impl Default for JwksCache {
 
 impl JwksCache {
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = jwks_client(&std::sync::Arc::default());
         JwksCache {
             http,
             entries: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same cache fetching only from what `destinations` allows.
+    pub fn with_destinations(mut self, destinations: &std::sync::Arc<crate::net::Policy>) -> Self {
+        self.http = jwks_client(destinations);
+        self
     }
 
     /// Verifies `token` for `idp` at time `now`; returns the end user's id (`sub`).
@@ -166,32 +169,54 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, TokenError> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| TokenError::ProviderUnavailable(e.to_string());
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| unavailable(&e))?;
-        if !resp.status().is_success() {
-            return Err(TokenError::ProviderUnavailable(format!(
-                "JWKS answered {}",
-                resp.status()
-            )));
-        }
-        if resp
-            .content_length()
-            .is_some_and(|n| n as usize > MAX_JWKS_BYTES)
-        {
-            return Err(TokenError::ProviderUnavailable("JWKS too large".into()));
-        }
-        let bytes = resp.bytes().await.map_err(|e| unavailable(&e))?;
-        if bytes.len() > MAX_JWKS_BYTES {
-            return Err(TokenError::ProviderUnavailable("JWKS too large".into()));
-        }
-        serde_json::from_slice(&bytes).map_err(|e| unavailable(&e))
+        let http = self.http.as_ref().ok_or_else(|| {
+            TokenError::ProviderUnavailable("no HTTP client for JWKS fetches".into())
+        })?;
+        fetch_jwks(http, url).await
     }
+}
+
+/// The JWKS client: the destination policy's, 5 s per fetch.
+fn jwks_client(
+    destinations: &std::sync::Arc<crate::net::Policy>,
+) -> Option<crate::net::HttpClient> {
+    crate::net::HttpClient::new(destinations, |b| b.timeout(Duration::from_secs(5))).ok()
+}
+
+/// Fetches a JWKS: only where the destination policy allows, at most [`MAX_JWKS_BYTES`]
+/// read whatever the answer claims (a chunked body without a length is cut off at the
+/// limit, never buffered whole).
+async fn fetch_jwks(http: &crate::net::HttpClient, url: &str) -> Result<JwkSet, TokenError> {
+    let unavailable = |e: String| TokenError::ProviderUnavailable(e);
+    let mut resp = http
+        .request(reqwest::Method::GET, url)
+        .map_err(|refused| unavailable(refused.to_string()))?
+        .send()
+        .await
+        .map_err(|e| unavailable(crate::net::client::failure(&e)))?;
+    if !resp.status().is_success() {
+        return Err(unavailable(format!("JWKS answered {}", resp.status())));
+    }
+    let too_large = || unavailable(format!("JWKS larger than {MAX_JWKS_BYTES} bytes"));
+    if resp
+        .content_length()
+        .is_some_and(|n| n > MAX_JWKS_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| unavailable(crate::net::client::failure(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_JWKS_BYTES {
+            // Dropping the response closes the connection: nothing more is read.
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| unavailable(format!("unusable JWKS: {e}")))
 }
 
 /// Pure: the `exp`/`nbf` check with leeway.

@@ -29,6 +29,7 @@ pub mod identity;
 pub mod ledger;
 pub mod mcp;
 pub mod metrics;
+pub mod net;
 pub mod oauth;
 pub mod ops;
 pub mod projector;

@@ -73,10 +73,23 @@ enum Command {
             default_value_t = 100.0
         )]
         denial_rate_limit_burst: f64,
-        /// Allow plain-http URLs on 127.0.0.1 / localhost for identity-provider JWKS and OAuth
-        /// endpoints (development and tests only).
+        /// Allow loopback destinations (127.0.0.0/8, ::1, localhost), over https or plain
+        /// http, for OAuth endpoints, JWKS, tool base URLs and connectors (development and
+        /// tests only: in production a workspace admin could make the service call its own
+        /// local endpoints).
         #[arg(long, env = "AUTHLEDGER_ALLOW_LOOPBACK_URLS")]
         allow_loopback_urls: bool,
+        /// An exception to the outbound destination policy: a host name (its addresses are
+        /// not checked) or an IP address or CIDR range (addresses in it are allowed even if
+        /// private, link-local, ...). Repeatable; the environment variable takes a comma
+        /// separated list. Never allows plain http off loopback.
+        #[arg(
+            long = "allow-destination",
+            env = "AUTHLEDGER_ALLOW_DESTINATIONS",
+            value_name = "HOST|CIDR",
+            value_delimiter = ','
+        )]
+        allow_destinations: Vec<authledger::net::Allowed>,
         #[command(flatten)]
         readiness: ReadinessArgs,
         #[command(flatten)]
@@ -298,6 +311,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             rate_limit_per_sec,
             rate_limit_burst,
             allow_loopback_urls,
+            allow_destinations,
             denial_rate_limit_per_sec,
             denial_rate_limit_burst,
             readiness,
@@ -313,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &storage,
                 &listen,
                 (limiter, denials),
-                allow_loopback_urls,
+                authledger::net::Policy::new(allow_loopback_urls, allow_destinations),
                 (readiness, connections),
             )
             .await
@@ -575,7 +589,7 @@ async fn serve(
         authledger::api::ratelimit::RateLimiter,
         authledger::api::ratelimit::RateLimiter,
     ),
-    allow_loopback_urls: bool,
+    destinations: authledger::net::Policy,
     (readiness, connections): (ReadinessArgs, ConnectionArgs),
 ) -> anyhow::Result<ExitCode> {
     let refresh_schedule = match connections.refresh_schedule.as_str() {
@@ -604,7 +618,10 @@ async fn serve(
     let settings = state
         .configure()
         .context("the service state is shared before it is configured")?;
-    settings.allow_loopback_urls = allow_loopback_urls;
+    let destinations = Arc::new(destinations);
+    settings.destinations = destinations.clone();
+    settings.identity =
+        Arc::new(authledger::identity::JwksCache::new().with_destinations(&destinations));
     settings.projection_health = Arc::new(authledger::projector::ProjectionHealth::new(
         authledger::projector::ReadinessBounds {
             max_lag: readiness.readiness_max_lag,
@@ -622,11 +639,14 @@ async fn serve(
         provider_timeout: timeout,
         refresh_schedule,
     };
-    settings.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout)?);
-    settings.gateway.settings = authledger::gateway::GatewaySettings {
-        upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
-        idempotent_retries: connections.upstream_retries,
-    };
+    settings.oauth = Arc::new(authledger::oauth::OAuthClient::new(timeout, &destinations)?);
+    settings.gateway = authledger::gateway::Gateway::new(
+        authledger::gateway::GatewaySettings {
+            upstream_timeout: std::time::Duration::from_secs(connections.upstream_timeout_secs),
+            idempotent_retries: connections.upstream_retries,
+        },
+        &destinations,
+    )?;
     if storage.embedded_log() && state.log.head().await? == 0 {
         let out = ops::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({

@@ -171,13 +171,17 @@ async fn oauth2_settings(
     let revocation_url = input
         .revocation_url
         .or_else(|| catalog.and_then(|c| c.oauth2.revocation_url.clone()));
-    let mut urls = vec![authorization_url.as_str(), token_url.as_str()];
-    urls.extend(revocation_url.as_deref());
+    let mut urls = vec![
+        ("authorization_url", authorization_url.as_str()),
+        ("token_url", token_url.as_str()),
+    ];
+    urls.extend(revocation_url.as_deref().map(|u| ("revocation_url", u)));
+    super::check_destinations(state, &urls).await?;
     let redirect_urls = input
         .redirect_urls
         .ok_or_else(|| invalid("redirect_urls", "at least one is required"))?;
-    urls.extend(redirect_urls.iter().map(String::as_str));
-    super::check_loopback(state, "oauth2", &urls)?;
+    let returns: Vec<&str> = redirect_urls.iter().map(String::as_str).collect();
+    super::check_return_urls(state, "redirect_urls", &returns)?;
     let client_id = input
         .client_id
         .ok_or_else(|| invalid("client_id", "required"))?;
@@ -263,11 +267,13 @@ pub async fn create(
                 .api_key
                 .ok_or_else(|| invalid("api_key", "required"))?,
         ),
-        AuthTypeInput::Postgres => AuthSettings::Postgres(
-            input
+        AuthTypeInput::Postgres => {
+            let p = input
                 .postgres
-                .ok_or_else(|| invalid("postgres", "required"))?,
-        ),
+                .ok_or_else(|| invalid("postgres", "required"))?;
+            super::check_destination_host(state, "host", &p.host).await?;
+            AuthSettings::Postgres(p)
+        }
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
         AuthTypeInput::Basic => AuthSettings::Basic,
         AuthTypeInput::NoAuth => AuthSettings::NoAuth,
@@ -375,10 +381,14 @@ pub async fn update(
             if let Some(v) = i.extra_authorize_params {
                 o.extra_authorize_params = v;
             }
-            let mut urls = vec![o.authorization_url.as_str(), o.token_url.as_str()];
-            urls.extend(o.revocation_url.as_deref());
-            urls.extend(o.redirect_urls.iter().map(String::as_str));
-            super::check_loopback(state, "oauth2", &urls)?;
+            let mut urls = vec![
+                ("authorization_url", o.authorization_url.as_str()),
+                ("token_url", o.token_url.as_str()),
+            ];
+            urls.extend(o.revocation_url.as_deref().map(|u| ("revocation_url", u)));
+            super::check_destinations(state, &urls).await?;
+            let returns: Vec<&str> = o.redirect_urls.iter().map(String::as_str).collect();
+            super::check_return_urls(state, "redirect_urls", &returns)?;
             if let Some(secret) = i.client_secret {
                 let dk = o.client_secret.data_key_id.clone();
                 o.client_secret = seal_client_secret(state, caller, id, Some(&dk), &secret).await?;
@@ -386,7 +396,10 @@ pub async fn update(
             AuthSettings::Oauth2(o)
         }
         (AuthSettings::ApiKey(_), None, Some(k), None) => AuthSettings::ApiKey(k),
-        (AuthSettings::Postgres(_), None, None, Some(p)) => AuthSettings::Postgres(p),
+        (AuthSettings::Postgres(_), None, None, Some(p)) => {
+            super::check_destination_host(state, "host", &p.host).await?;
+            AuthSettings::Postgres(p)
+        }
         (old, None, None, None) => old,
         (old, ..) => {
             return Err(invalid(
@@ -500,12 +513,13 @@ pub async fn test(
             // Shaped like a connection's credentials: errors never echo a value.
             let c: super::connections::PostgresCredentials =
                 super::connections::shape(&c, "{\"user\": string, \"password\": string}")?;
-            super::check_loopback_host(state, "host", &p.host)?;
+            super::check_destination_host(state, "host", &p.host).await?;
             let outcome = crate::connectors::postgres::test(
                 &p,
                 &c.user,
                 &c.password,
                 state.connections.provider_timeout,
+                &state.destinations,
             )
             .await;
             Ok(match outcome {

@@ -58,42 +58,62 @@ pub enum CommandError {
     NotYetVisible { position: u64, reason: String },
 }
 
-/// Plain-http URLs (which the domain admits only on loopback) are for development: the
-/// deployment refuses them unless it runs with `--allow-loopback-urls`, since otherwise a
-/// workspace admin could make the service call its own local endpoints.
-pub fn check_loopback(
+/// Endpoints the service will connect to (OAuth endpoints, JWKS, tool base URLs), each
+/// `(field, url)`, judged by the deployment's destination policy (`net::destination`):
+/// https only (plain http to loopback only with `--allow-loopback-urls`), no user info, no
+/// internal address, by address or by what the name resolves to now. A refusal is a clear
+/// 422 now; the connection judges the destination again (the DNS answer may change).
+pub async fn check_destinations(
     state: &AppState,
-    field: &'static str,
-    urls: &[&str],
+    urls: &[(&'static str, &str)],
 ) -> Result<(), CommandError> {
-    if !state.allow_loopback_urls && urls.iter().any(|u| u.starts_with("http://")) {
-        return Err(DomainError::Invalid {
-            field,
-            reason: "must be https:// (this service does not allow loopback URLs)".into(),
-        }
-        .into());
+    for (field, url) in urls {
+        state
+            .destinations
+            .check_url(url)
+            .await
+            .map_err(|refused| destination_refused(field, refused))?;
     }
     Ok(())
 }
 
-/// The same policy for hosts the service connects to directly (native connectors).
-pub fn check_loopback_host(
+/// URLs the service hands out but never connects to (where a provider sends the user
+/// back): their form only (https, or plain http to loopback where allowed; no user info).
+pub fn check_return_urls(
+    state: &AppState,
+    field: &'static str,
+    urls: &[&str],
+) -> Result<(), CommandError> {
+    for url in urls {
+        state
+            .destinations
+            .url_form(url)
+            .map_err(|refused| destination_refused(field, refused))?;
+    }
+    Ok(())
+}
+
+/// A host the service connects to directly (native connectors), by the same policy: a name
+/// or an address, never a socket path, no internal address.
+pub async fn check_destination_host(
     state: &AppState,
     field: &'static str,
     host: &str,
 ) -> Result<(), CommandError> {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = h.eq_ignore_ascii_case("localhost")
-        || h.parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
-    if loopback && !state.allow_loopback_urls {
-        return Err(DomainError::Invalid {
-            field,
-            reason: "loopback hosts are not allowed on this service".into(),
-        }
-        .into());
-    }
+    state
+        .destinations
+        .check_host(host)
+        .await
+        .map_err(|refused| destination_refused(field, refused))?;
     Ok(())
+}
+
+fn destination_refused(field: &'static str, refused: crate::net::Refused) -> CommandError {
+    DomainError::Invalid {
+        field,
+        reason: refused.to_string(),
+    }
+    .into()
 }
 
 /// Waits (bounded) until the projections include `position`; says so when they do not
@@ -214,7 +234,7 @@ pub async fn configure_identity_provider(
     idp: crate::domain::IdentityProviderConfigured,
 ) -> Result<(), CommandError> {
     use crate::domain::workspace::{Workspace, WorkspaceCommand};
-    check_loopback(state, "jwks_url", &[idp.jwks_url.as_str()])?;
+    check_destinations(state, &[("jwks_url", idp.jwks_url.as_str())]).await?;
     let committed = state
         .ledger
         .execute::<Workspace>(

@@ -176,14 +176,10 @@ pub enum AuthConfigCommand {
     },
 }
 
-/// Checks an endpoint URL: https, or plain http on the loopback interface (whether the
-/// latter is allowed is the deployment's decision, made before the command).
-pub fn check_endpoint_url(field: &'static str, url: &str) -> Result<(), DomainError> {
-    super::workspace::check_jwks_url(url).map_err(|_| DomainError::Invalid {
-        field,
-        reason: "must be an https:// URL (http:// only on the loopback interface)".into(),
-    })
-}
+/// Checks an endpoint URL: https, or plain http on the loopback interface, no user info
+/// (whether loopback is allowed at all is the deployment's destination policy, applied
+/// before the command).
+pub use super::workspace::check_endpoint_url;
 
 fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
     match s {
@@ -236,6 +232,13 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
         AuthSettings::ApiKey(k) => check_name("key_name", &k.key_name, 200),
         AuthSettings::Postgres(p) => {
             check_name("host", &p.host, 255)?;
+            // A name or an address: never a unix-socket directory.
+            if p.host.contains(['/', '\\']) {
+                return Err(DomainError::Invalid {
+                    field: "host",
+                    reason: "a host name or an address, not a socket path".into(),
+                });
+            }
             check_name("database", &p.database, 63)?;
             if !["disable", "prefer", "require", "verify-ca", "verify-full"]
                 .contains(&p.ssl_mode.as_str())

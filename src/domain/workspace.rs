@@ -39,25 +39,38 @@ pub enum WorkspaceCommand {
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
 pub fn check_jwks_url(url: &str) -> Result<(), DomainError> {
-    let loopback = [
-        "http://127.0.0.1:",
-        "http://127.0.0.1/",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]:",
-    ];
-    let ok = url.len() <= 2048
-        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        && (url
-            .strip_prefix("https://")
-            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-            || loopback.iter().any(|p| url.starts_with(p)));
+    check_endpoint_url("jwks_url", url)
+}
+
+/// An endpoint URL as an event may carry it, read by a real URL parser (so `HTTP://`,
+/// `http:host` and `http:\\host` are plain http): at most 2048 bytes, no whitespace or
+/// control characters, no user info (`http://127.0.0.1:1@evil/` names `evil`), a host,
+/// and https, or plain http to a loopback host. Whether the deployment allows loopback at
+/// all, and what a name resolves to, is the destination policy's decision
+/// (`net::destination`), made before the command.
+pub fn check_endpoint_url(field: &'static str, url: &str) -> Result<(), DomainError> {
+    use url::Host;
+    let fits = url.len() <= 2048 && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    let ok = fits
+        && url::Url::parse(url).is_ok_and(|u| {
+            let loopback = match u.host() {
+                Some(Host::Domain(d)) => d == "localhost",
+                Some(Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(Host::Ipv6(ip)) => ip.is_loopback(),
+                None => return false,
+            };
+            u.username().is_empty()
+                && u.password().is_none()
+                && (u.scheme() == "https" || (u.scheme() == "http" && loopback))
+        });
     if ok {
         Ok(())
     } else {
         Err(DomainError::Invalid {
-            field: "jwks_url",
-            reason: "must be an https:// URL (http:// only on the loopback interface)".into(),
+            field,
+            reason: "must be an https:// URL without user info (http:// only on the loopback \
+                     interface)"
+                .into(),
         })
     }
 }
@@ -144,12 +157,19 @@ mod tests {
             "https://idp.example.com/.well-known/jwks.json",
             "http://127.0.0.1:9000/jwks",
             "http://localhost/jwks",
+            "HTTP://127.0.0.1:9000/jwks",
+            "http:[::1]:9000/jwks",
         ] {
             assert_eq!(check_jwks_url(ok), Ok(()), "{ok}");
         }
         for bad in [
             "http://idp.example.com/jwks",
             "http://127.0.0.1.evil.com/jwks",
+            "http://127.0.0.1:1@idp.example.com/jwks",
+            "https://user:pw@idp.example.com/jwks",
+            "HTTP://idp.example.com/jwks",
+            "http:idp.example.com/jwks",
+            "http:\\\\idp.example.com/jwks",
             "https://",
             "ftp://x",
             "https://a b",

@@ -60,21 +60,21 @@ impl Default for GatewaySettings {
 /// tools.
 pub struct Gateway {
     pub settings: GatewaySettings,
-    /// Never follows redirects (they could carry the injected credential to another host).
-    pub http: reqwest::Client,
+    /// Never follows redirects (they could carry the injected credential to another host);
+    /// reaches only what the destination policy allows.
+    pub http: crate::net::HttpClient,
     /// Workspace tools compiled once per stored definition.
     pub compiled_tools: Arc<tools::CompiledTools>,
 }
 
 impl Gateway {
-    pub fn new(settings: GatewaySettings) -> Result<Gateway, reqwest::Error> {
+    pub fn new(
+        settings: GatewaySettings,
+        destinations: &Arc<crate::net::Policy>,
+    ) -> Result<Gateway, reqwest::Error> {
         Ok(Gateway {
             settings,
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
-                .connect_timeout(Duration::from_secs(10))
-                .build()?,
+            http: upstream::client(destinations)?,
             compiled_tools: Arc::default(),
         })
     }

@@ -1,10 +1,12 @@
 //! Step 7: the upstream call, with the credential injected. Retries idempotent methods on
 //! timeouts, connection errors and 5xx; never follows redirects; bounds the response body.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::tools::UpstreamRequest;
 use crate::app::AppState;
+use crate::net::{HttpClient, Policy};
 
 /// Largest upstream response body relayed to the agent.
 pub const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
@@ -18,6 +20,15 @@ pub(super) struct UpstreamResponse {
 pub(super) enum UpstreamFailure {
     Timeout,
     Unreachable(String),
+}
+
+/// The upstream client: only destinations the policy allows (each request's URL judged,
+/// each name resolved by the policy and connected to at a checked address), no redirects.
+pub(super) fn client(destinations: &Arc<Policy>) -> Result<HttpClient, reqwest::Error> {
+    HttpClient::new(destinations, |b| {
+        b.user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+    })
 }
 
 /// Calls the upstream; retries idempotent methods on timeouts, connection errors and 5xx.
@@ -57,6 +68,7 @@ async fn attempt_once(
         .gateway
         .http
         .request(method, &request.url)
+        .map_err(|refused| UpstreamFailure::Unreachable(refused.to_string()))?
         .timeout(state.gateway.settings.upstream_timeout);
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
@@ -87,11 +99,15 @@ async fn attempt_once(
     })
 }
 
+/// A failed call. Failing to connect (refused, no route, connect timeout, unknown name) is
+/// one answer, so a tool's base URL cannot tell an open port from a closed one; a refusal
+/// by the destination policy says so. Never the URL: it may carry a query-string credential.
 fn classify(e: reqwest::Error) -> UpstreamFailure {
-    if e.is_timeout() {
+    if e.is_connect() || crate::net::client::refusal(&e).is_some() {
+        UpstreamFailure::Unreachable(crate::net::client::failure(&e))
+    } else if e.is_timeout() {
         UpstreamFailure::Timeout
     } else {
-        // Without the URL: it may carry a query-string credential.
         UpstreamFailure::Unreachable(e.without_url().to_string())
     }
 }

@@ -66,7 +66,8 @@ pub async fn define_tool(
     if tools::builtin_tool(&definition.name).is_some() {
         return Err(invalid("name", "a built-in tool has this name"));
     }
-    crate::commands::check_loopback(state, "base_url", &[definition.base_url.as_str()])
+    crate::commands::check_destinations(state, &[("base_url", definition.base_url.as_str())])
+        .await
         .map_err(AgentError::from)?;
     let tool = Tool::new(definition).map_err(|e| invalid("definition", e.to_string()))?;
     let def = tool.definition().clone();

@@ -1,5 +1,6 @@
 //! The HTTP calls: token endpoint (code exchange, refresh) and revocation endpoint.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -7,6 +8,8 @@ use base64::Engine as _;
 use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 use zeroize::Zeroizing;
+
+use crate::net::{HttpClient, Policy};
 
 use super::response::{error_response, token_response};
 use super::{
@@ -57,7 +60,7 @@ pub struct RevocationAnswer {
 /// [`OAuthClient::new`] (connect, send and read the whole body).
 #[derive(Debug, Clone)]
 pub struct OAuthClient {
-    http: reqwest::Client,
+    http: HttpClient,
     timeout: Duration,
 }
 
@@ -86,17 +89,18 @@ struct Answer {
 }
 
 impl OAuthClient {
-    pub fn new(timeout: Duration) -> Result<OAuthClient, OAuthError> {
+    /// A client that reaches only what `destinations` allows (every endpoint is judged
+    /// again when it is called: the DNS answer may have changed since it was configured).
+    pub fn new(timeout: Duration, destinations: &Arc<Policy>) -> Result<OAuthClient, OAuthError> {
         if timeout.is_zero() {
             return Err(invalid("the OAuth client timeout must be positive"));
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|_| invalid("could not build the HTTP client"))?;
+        let http = HttpClient::new(destinations, |b| {
+            b.timeout(timeout)
+                .connect_timeout(timeout)
+                .user_agent(concat!("authledger/", env!("CARGO_PKG_VERSION")))
+        })
+        .map_err(|_| invalid("could not build the HTTP client"))?;
         Ok(OAuthClient { http, timeout })
     }
 
@@ -264,7 +268,8 @@ impl OAuthClient {
         }
         let mut request = self
             .http
-            .post(url)
+            .request(reqwest::Method::POST, url.as_str())
+            .map_err(|refused| invalid(format!("the {} {where_}: {refused}", endpoint.name())))?
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
         match creds.method {
@@ -311,16 +316,12 @@ impl OAuthClient {
                 endpoint.name()
             ));
         }
-        let what = if e.is_timeout() {
-            format!("timed out after {} ms", self.timeout.as_millis())
-        } else if e.is_connect() {
-            "could not connect".to_string()
-        } else if e.is_body() || e.is_decode() {
-            "reading the answer failed".to_string()
-        } else {
-            "the request failed".to_string()
-        };
-        // The innermost cause ("Connection refused", "invalid peer certificate", ...).
+        // The name now resolves to an address the policy forbids: not worth retrying.
+        if let Some(refused) = crate::net::client::refusal(&e) {
+            return invalid(format!("the {} {where_}: {refused}", endpoint.name()));
+        }
+        // The innermost cause ("Connection refused", "invalid peer certificate", ...), for
+        // the operator's log only.
         let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&e);
         while let Some(next) = cause.and_then(std::error::Error::source) {
             cause = Some(next);
@@ -329,9 +330,21 @@ impl OAuthClient {
             .and_then(|c| safe_text(&c.to_string(), secrets, 200))
             .map(|c| format!(" ({c})"))
             .unwrap_or_default();
+        // A refused connection and a timeout read the same to the caller: the answer must
+        // not tell an open port from a closed or filtered one.
+        let what = if e.is_timeout() || e.is_connect() {
+            format!(
+                "timed out or could not be reached (no answer within {} ms)",
+                self.timeout.as_millis()
+            )
+        } else if e.is_body() || e.is_decode() {
+            "reading the answer failed".to_string()
+        } else {
+            "the request failed".to_string()
+        };
         tracing::debug!(endpoint = endpoint.name(), at = %where_, "{what}{cause}");
         OAuthError::Transient {
-            reason: format!("{} {where_}: {what}{cause}", endpoint.name()),
+            reason: format!("{} {where_}: {what}", endpoint.name()),
         }
     }
 }

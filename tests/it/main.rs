@@ -12,6 +12,7 @@ mod connection_lifecycle;
 mod connections;
 mod crash;
 mod crypto;
+mod destinations;
 mod end_user;
 mod failover;
 mod fixtures;

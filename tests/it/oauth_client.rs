@@ -53,8 +53,13 @@ fn post() -> ClientCredentials<'static> {
     ClientCredentials::new(POST_ID, POST_SECRET, Method::ClientSecretPost)
 }
 
+/// The test provider is on this machine: loopback destinations allowed.
+fn loopback() -> std::sync::Arc<authledger::net::Policy> {
+    std::sync::Arc::new(authledger::net::Policy::new(true, Vec::new()))
+}
+
 fn client() -> OAuthClient {
-    OAuthClient::new(Duration::from_secs(5)).unwrap()
+    OAuthClient::new(Duration::from_secs(5), &loopback()).unwrap()
 }
 
 fn scopes(s: &[&str]) -> Vec<String> {
@@ -313,7 +318,7 @@ async fn a_slow_provider_times_out_as_transient() {
     let c = connect(&p, &basic()).await;
     let rt = c.tokens.refresh_token.unwrap().expose_secret().to_string();
     p.fail_next_token_requests(1, TokenFault::Slow(Duration::from_secs(3)));
-    let impatient = OAuthClient::new(Duration::from_millis(300)).unwrap();
+    let impatient = OAuthClient::new(Duration::from_millis(300), &loopback()).unwrap();
     let started = Instant::now();
     let e = impatient
         .refresh(&p.token_url(), &basic(), &rt, None)
@@ -612,7 +617,7 @@ async fn no_secret_appears_in_any_error() {
     );
     p.fail_next_token_requests(1, TokenFault::Slow(Duration::from_secs(2)));
     errors.push(
-        OAuthClient::new(Duration::from_millis(200))
+        OAuthClient::new(Duration::from_millis(200), &loopback())
             .unwrap()
             .refresh(&p.token_url(), &basic(), &rt, None)
             .await

@@ -270,12 +270,13 @@ async fn create_from_credentials(
         AuthSettings::Postgres(p) => {
             let c: PostgresCredentials = shape(&creds, "{\"user\": string, \"password\": string}")?;
             non_empty("credentials.user", &c.user)?;
-            crate::commands::check_loopback_host(state, "host", &p.host)?;
+            crate::commands::check_destination_host(state, "host", &p.host).await?;
             crate::connectors::postgres::test(
                 p,
                 &c.user,
                 &c.password,
                 state.connections.provider_timeout,
+                &state.destinations,
             )
             .await
             .map_err(|e| {

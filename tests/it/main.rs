@@ -26,6 +26,7 @@ mod readiness;
 mod replay;
 mod scale;
 mod schemas;
+mod scrubbing;
 mod support;
 mod tamper;
 mod token_release;

@@ -16,6 +16,7 @@ mod end_user;
 mod failover;
 mod fixtures;
 mod gateways;
+mod hardening;
 mod harness;
 mod independent;
 mod mcp;

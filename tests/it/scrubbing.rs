@@ -17,6 +17,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use reqwest::{Client, Method, StatusCode};
 use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
@@ -187,17 +188,32 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
     }
 }
 
-struct Env {
-    e: Embedded,
-    http: Client,
+/// One `serve` on the embedded log (`Embedded`) and a client; shared with `hardening`.
+pub(crate) struct Env {
+    pub e: Embedded,
+    pub http: Client,
 }
 
 impl Env {
-    async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub async fn start() -> Env {
+        Env {
+            e: Embedded::start(&[BASE_ENV, NO_RATE_LIMIT].concat()).await,
+            http: Client::new(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        bearer: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         Reply::of(request(&self.http, &self.e.svc, bearer, method, path, body)).await
     }
 
-    async fn created(&self, path: &str, body: Value) -> Value {
+    /// `POST path body` by the admin, which must answer 201: the body.
+    pub async fn created(&self, path: &str, body: Value) -> Value {
         let r = self
             .call(&self.e.admin, Method::POST, path, Some(body))
             .await;
@@ -205,8 +221,22 @@ impl Env {
         r.body
     }
 
+    /// A new API key of `role`, made by `bearer`: (id, key).
+    pub async fn key_by(&self, bearer: &str, role: &str) -> (String, String) {
+        let r = self
+            .call(
+                bearer,
+                Method::POST,
+                "/v1/api-keys",
+                Some(json!({ "name": format!("{role} key"), "role": role })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (r.str("id"), r.str("key"))
+    }
+
     /// An auth config of provider `custom` and a connection of user `u1` on it.
-    async fn connection(&self, auth_type: &str, settings: Value, credentials: Value) -> String {
+    pub async fn connection(&self, auth_type: &str, settings: Value, credentials: Value) -> String {
         let mut body = json!({ "name": auth_type, "provider": "custom", "auth_type": auth_type });
         body[auth_type] = settings;
         let config = self.created("/v1/auth-configs", body).await;
@@ -218,14 +248,35 @@ impl Env {
             .await;
         conn["id"].as_str().expect("id").to_string()
     }
+
+    /// A workspace tool of provider `custom` at `base_url`, free-form arguments.
+    pub async fn tool(&self, name: &str, method: &str, base_url: &str, path: &str) {
+        self.created(
+            "/v1/tools",
+            json!({ "name": name, "provider": "custom", "description": format!("Test tool {name}."),
+                "method": method, "base_url": base_url, "path": path,
+                "parameters": { "type": "object" }, "required_scopes": [], "risk": "read" }),
+        )
+        .await;
+    }
+
+    /// An rmcp client session (initialize done) on `/mcp` with `bearer`.
+    pub async fn mcp(&self, bearer: &str) -> RunningService<RoleClient, ()> {
+        let config = StreamableHttpClientTransportConfig::with_uri(self.e.svc.url("/mcp"))
+            .auth_header(bearer.to_string());
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            ().serve(StreamableHttpClientTransport::from_config(config)),
+        )
+        .await
+        .expect("initialize in time")
+        .expect("MCP initialize")
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
-    let env = Env {
-        e: Embedded::start(&[BASE_ENV, NO_RATE_LIMIT].concat()).await,
-        http: Client::new(),
-    };
+    let env = Env::start().await;
     let up = upstream().await;
     let r = env
         .call(
@@ -241,20 +292,9 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
         ("custom.echo", "POST", "/echo"),
         ("custom.reflect", "GET", "/reflect"),
     ] {
-        env.created(
-            "/v1/tools",
-            json!({ "name": name, "provider": "custom", "description": format!("Scrubbing test {name}."),
-                "method": method, "base_url": up.base_url, "path": path,
-                "parameters": { "type": "object" }, "required_scopes": [], "risk": "read" }),
-        )
-        .await;
+        env.tool(name, method, &up.base_url, path).await;
     }
-    let agent = env
-        .created("/v1/api-keys", json!({ "name": "agent", "role": "agent" }))
-        .await["key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let (_, agent) = env.key_by(&env.e.admin, "agent").await;
 
     let pair = format!("{USER}:{PASSWORD}");
     // (connection, the secrets it uses, what the upstream must have received)
@@ -342,15 +382,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
     }
 
     // Over MCP: the same tools through the bearer and basic connections.
-    let mut config = StreamableHttpClientTransportConfig::with_uri(env.e.svc.url("/mcp"));
-    config = config.auth_header(agent.clone());
-    let client = tokio::time::timeout(
-        Duration::from_secs(20),
-        ().serve(StreamableHttpClientTransport::from_config(config)),
-    )
-    .await
-    .expect("initialize in time")
-    .expect("MCP initialize");
+    let client = env.mcp(&agent).await;
     for (conn, secrets, _) in [&connections[0], &connections[3]] {
         for tool in ["custom.deny", "custom.echo", "custom.reflect"] {
             let args = json!({ "connection_id": conn, "note": "hello" });

@@ -218,6 +218,14 @@ pub async fn check_usable(
     Ok(())
 }
 
+/// Whether the token can still be used at all (revoked, expired and used-up tokens list
+/// no tools). Records nothing.
+pub async fn check_live(state: &AppState, claims: &TokenClaims) -> Result<(), AgentError> {
+    let token = load(state, &claims.workspace_id, &claims.jti).await?;
+    token.check_live(state.clock.now())?;
+    Ok(())
+}
+
 /// Records one use of a token for a tool call (refused when revoked, expired, used up or
 /// bound to another tool).
 pub async fn use_token(

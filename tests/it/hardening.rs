@@ -1,11 +1,18 @@
 //! Issue 15, items 11, 14, 15 and 8, end to end against the real `serve` binary: a revoked
-//! or used-up scoped token lists no tools (HTTP and MCP).
+//! or used-up scoped token lists no tools (HTTP and MCP); concurrent callbacks with one
+//! state send the code to the provider once.
+
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
+use crate::fixtures::oauth_provider::{no_redirect_client, OAuthProvider, TokenFault};
 use crate::scrubbing::Env;
-use crate::support::{Hit, Upstream};
+use crate::support::{self, oauth_config_body, Hit, Upstream, RETURN_TO};
+
+const CLIENT_ID: &str = "hardening-client";
+const CLIENT_SECRET: &str = "hardening-cl1ent-s3cret";
 
 /// An upstream that answers every request 200 `{"ok": true}`.
 async fn ok_upstream() -> Upstream {
@@ -125,4 +132,86 @@ async fn a_revoked_or_used_up_token_lists_no_tools() {
             "{reason} on /v1/tools and /mcp: {reasons:?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 14: one state, many callbacks: the code goes to the provider once
+// ---------------------------------------------------------------------------------------------
+
+/// The test provider and an OAuth auth config at it (scopes `read write`): its id.
+async fn oauth_config(env: &Env) -> (OAuthProvider, String) {
+    let provider = support::provider_for(&env.e.svc, CLIENT_ID, CLIENT_SECRET).await;
+    let config = env
+        .created(
+            "/v1/auth-configs",
+            oauth_config_body(&provider, CLIENT_ID, CLIENT_SECRET),
+        )
+        .await;
+    (provider, config["id"].as_str().expect("id").to_string())
+}
+
+/// A connect flow for `user`: (connection id, connect URL).
+async fn start_connect(env: &Env, config: &str, user: &str) -> (String, String) {
+    let conn = env
+        .created(
+            "/v1/connections",
+            json!({ "auth_config_id": config, "user_id": user, "redirect_url": RETURN_TO }),
+        )
+        .await;
+    let text = |k: &str| conn[k].as_str().expect(k).to_string();
+    (text("id"), text("connect_url"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callbacks_with_one_state_send_the_code_to_the_provider_once() {
+    let env = &Env::start().await;
+    let (provider, config) = oauth_config(env).await;
+    let (id, connect_url) = start_connect(env, &config, "u1").await;
+    // The user consents; the redirect back (code and state) is then delivered many times
+    // at once, while the provider is slow to answer the exchange.
+    let callback = provider.visit(&connect_url).await;
+    provider.fail_next_token_requests(50, TokenFault::Slow(Duration::from_millis(300)));
+    let before = provider.counters().code_exchanges;
+    let http = no_redirect_client();
+    let answers =
+        futures::future::join_all((0..12).map(|_| http.get(callback.as_str()).send())).await;
+    let mut active = 0;
+    for answer in answers {
+        let answer = answer.expect("callback");
+        let location = answer
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if location.contains("status=active") {
+            active += 1;
+        }
+    }
+    assert_eq!(
+        provider.counters().code_exchanges - before,
+        1,
+        "the code is sent to the provider once"
+    );
+    assert_eq!(active, 1, "one callback completes the flow");
+    let r = env
+        .call(
+            &env.e.admin,
+            Method::GET,
+            &format!("/v1/connections/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["status"], "active", "{}", r.text);
+}
+
+#[allow(dead_code)]
+fn scopes_of(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }

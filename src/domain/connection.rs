@@ -105,9 +105,14 @@ pub struct ConnectionCreated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionAuthorized {
-    /// Scopes the provider granted (may be narrower than requested).
+    /// Scopes the connection holds: those granted that were also requested (may be narrower
+    /// than requested, never wider).
     pub scopes: Vec<String>,
     pub tokens: OAuthTokens,
+    /// What the provider granted, when it granted more than was requested (the extra scopes
+    /// are not kept). Absent from the signed form otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +269,16 @@ fn check_state(c: &Connection, state_hash: &str, now: OffsetDateTime) -> Result<
     }
 }
 
+/// The scopes of `granted` that were `requested`, in the provider's order: a provider that
+/// grants more than it was asked for does not widen a connection.
+fn within(granted: &[String], requested: &[String]) -> Vec<String> {
+    granted
+        .iter()
+        .filter(|s| requested.contains(s))
+        .cloned()
+        .collect()
+}
+
 fn check_user_id(user_id: &str) -> Result<(), DomainError> {
     check_name("user_id", user_id, 256)
 }
@@ -380,7 +395,13 @@ impl Aggregate for Connection {
                 authorized,
             } => {
                 check_state(self, state_hash, *now)?;
-                Ok(Event::ConnectionAuthorized(authorized.clone()))
+                let mut authorized = authorized.clone();
+                let kept = within(&authorized.scopes, &self.requested_scopes);
+                if kept.len() != authorized.scopes.len() {
+                    authorized.granted_scopes =
+                        Some(std::mem::replace(&mut authorized.scopes, kept));
+                }
+                Ok(Event::ConnectionAuthorized(authorized))
             }
             FailAuthorization {
                 state_hash,
@@ -428,7 +449,10 @@ impl Aggregate for Connection {
                 if self.refresh_lease.is_none() || !self.exists() {
                     return Err(DomainError::Rejected("no refresh in flight".into()));
                 }
-                Ok(Event::ConnectionRefreshed(e.clone()))
+                // A refresh never widens the connection beyond what was requested.
+                let mut e = e.clone();
+                e.scopes = within(&e.scopes, &self.requested_scopes);
+                Ok(Event::ConnectionRefreshed(e))
             }
             FailRefresh(e) => {
                 if self.refresh_lease.is_none() || !self.exists() {
@@ -513,6 +537,7 @@ mod tests {
         Event::ConnectionAuthorized(ConnectionAuthorized {
             scopes: vec!["read".into()],
             tokens: tokens(true),
+            granted_scopes: None,
         })
     }
 
@@ -531,7 +556,52 @@ mod tests {
             authorized: ConnectionAuthorized {
                 scopes: vec!["read".into()],
                 tokens: tokens(true),
+                granted_scopes: None,
             },
+        }
+    }
+
+    #[test]
+    fn scopes_granted_beyond_the_request_are_recorded_not_kept() {
+        // Requested `read write`; the provider grants `admin read` (and not `write`).
+        let wider = ConnectionCommand::Authorize {
+            state_hash: "sha256:aa".into(),
+            now: T0,
+            authorized: ConnectionAuthorized {
+                scopes: vec!["admin".into(), "read".into()],
+                tokens: tokens(true),
+                granted_scopes: None,
+            },
+        };
+        assert_eq!(
+            check(&[initiated()], wider),
+            Ok(Event::ConnectionAuthorized(ConnectionAuthorized {
+                scopes: vec!["read".into()],
+                tokens: tokens(true),
+                granted_scopes: Some(vec!["admin".into(), "read".into()]),
+            }))
+        );
+        // Within the request: nothing more to record.
+        assert_eq!(
+            check(&[initiated()], authorize("sha256:aa", T0)),
+            Ok(authorized())
+        );
+        // A refresh that answers a wider scope does not widen the connection either.
+        let refreshed = ConnectionCommand::CompleteRefresh(ConnectionRefreshed {
+            scopes: vec!["read".into(), "admin".into()],
+            tokens: tokens(true),
+            refresh_token_rotated: false,
+            attempts: 1,
+        });
+        let mut c = Connection::default();
+        for e in [initiated(), authorized()] {
+            c.apply(&e);
+        }
+        let lease = c.decide(&start(T0, 0)).expect("lease");
+        let given = [initiated(), authorized(), lease];
+        match check(&given, refreshed) {
+            Ok(Event::ConnectionRefreshed(e)) => assert_eq!(e.scopes, vec!["read".to_string()]),
+            other => panic!("{other:?}"),
         }
     }
 
@@ -626,6 +696,7 @@ mod tests {
         let no_rt = Event::ConnectionAuthorized(ConnectionAuthorized {
             scopes: vec![],
             tokens: tokens(false),
+            granted_scopes: None,
         });
         assert!(check(&[initiated(), no_rt], start(T0, 0)).is_err());
         assert!(check(&[initiated()], start(T0, 0)).is_err());

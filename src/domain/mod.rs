@@ -356,6 +356,10 @@ impl Event {
             Event::ConnectionAuthorized(ConnectionAuthorized {
                 scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
                 tokens: example_tokens(at),
+                granted_scopes: Some(vec![
+                    "https://www.googleapis.com/auth/gmail.send".into(),
+                    "https://www.googleapis.com/auth/gmail.readonly".into(),
+                ]),
             }),
             Event::ConnectionAuthorizationFailed(ConnectionAuthorizationFailed {
                 error: "access_denied".into(),

@@ -791,6 +791,7 @@ mod tests {
     #[test]
     fn authorized_sets_tokens_and_consumes_the_state() {
         let e = Event::ConnectionAuthorized(ConnectionAuthorized {
+            granted_scopes: None,
             scopes: vec!["read".into(), "write".into()],
             tokens: OAuthTokens {
                 access_token: sealed(),

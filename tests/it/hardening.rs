@@ -7,9 +7,11 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use crate::fixtures::oauth_provider::{no_redirect_client, OAuthProvider, TokenFault};
+use crate::fixtures::oauth_provider::{
+    no_redirect_client, Consent, Endpoint, OAuthProvider, TokenFault,
+};
 use crate::scrubbing::Env;
-use crate::support::{self, oauth_config_body, Hit, Upstream, RETURN_TO};
+use crate::support::{self, follow_connect_url, oauth_config_body, Hit, Upstream, RETURN_TO};
 
 const CLIENT_ID: &str = "hardening-client";
 const CLIENT_SECRET: &str = "hardening-cl1ent-s3cret";
@@ -205,7 +207,10 @@ async fn concurrent_callbacks_with_one_state_send_the_code_to_the_provider_once(
     assert_eq!(r.body["status"], "active", "{}", r.text);
 }
 
-#[allow(dead_code)]
+// ---------------------------------------------------------------------------------------------
+// Item 15: scopes granted beyond the auth config's are not kept
+// ---------------------------------------------------------------------------------------------
+
 fn scopes_of(v: &Value) -> Vec<String> {
     v.as_array()
         .map(|a| {
@@ -214,4 +219,86 @@ fn scopes_of(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_tokens() {
+    let env = &Env::start().await;
+    let provider = support::provider_for(&env.e.svc, CLIENT_ID, CLIENT_SECRET).await;
+    // The auth config asks for `read`; the provider grants `read write` all the same.
+    let mut body = oauth_config_body(&provider, CLIENT_ID, CLIENT_SECRET);
+    body["oauth2"]["scopes"] = json!(["read"]);
+    let config = env.created("/v1/auth-configs", body).await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    provider.set_consent(Consent::GrantExtra(vec!["write".into()]));
+    let (id, connect_url) = start_connect(env, &config, "u1").await;
+    let back = follow_connect_url(&provider, &connect_url).await;
+    assert!(back.as_str().contains("status=active"), "{back}");
+    let exchange = provider
+        .last_request_to(Endpoint::Token)
+        .expect("the code was exchanged");
+    assert_eq!(exchange.status, 200, "{exchange:?}");
+
+    // The connection keeps what was asked and granted.
+    let r = env
+        .call(
+            &env.e.admin,
+            Method::GET,
+            &format!("/v1/connections/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(scopes_of(&r.body["scopes"]), ["read"], "{}", r.text);
+    // The event records both.
+    let r = env
+        .call(
+            &env.e.admin,
+            Method::GET,
+            "/v1/audit/events?kind=connection.authorized&limit=10",
+            None,
+        )
+        .await;
+    let event_id = r.body["items"][0]["event_id"]
+        .as_str()
+        .expect("event")
+        .to_string();
+    let r = env
+        .call(
+            &env.e.admin,
+            Method::GET,
+            &format!("/v1/audit/events/{event_id}"),
+            None,
+        )
+        .await;
+    let payload = &r.body["body"]["payload"];
+    assert_eq!(scopes_of(&payload["scopes"]), ["read"], "{}", r.text);
+    assert_eq!(
+        scopes_of(&payload["granted_scopes"]),
+        ["read", "write"],
+        "{}",
+        r.text
+    );
+
+    // A scoped token cannot carry the extra scope.
+    let (_, agent) = env.key_by(&env.e.admin, "agent").await;
+    let r = env
+        .call(
+            &agent,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({ "connection_id": id, "scopes": ["write"] })),
+        )
+        .await;
+    r.expect(StatusCode::FORBIDDEN, "scope-escalation");
+    let r = env
+        .call(
+            &agent,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({ "connection_id": id, "scopes": ["read"] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
 }

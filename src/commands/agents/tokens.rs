@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{invalid, missing_scopes, resolve_connection, AgentError};
 use crate::app::AppState;
 use crate::commands::{wait_for_write, Caller};
+use crate::domain::auth_config::AuthSettings;
 use crate::domain::token::{
     check_scopes, ScopedToken, TokenCommand, TokenIssued, DEFAULT_TTL_SECS, MAX_TTL_SECS,
 };
@@ -86,6 +87,14 @@ pub async fn issue(
     let missing = missing_scopes(&scopes, &conn.scopes);
     if !missing.is_empty() {
         return Err(AgentError::ScopeEscalation(missing));
+    }
+    // Never beyond what the auth config asks for either (a connection authorized before
+    // extra grants were dropped may still hold some).
+    if let Some(AuthSettings::Oauth2(o)) = &usable.config.settings {
+        let beyond = missing_scopes(&scopes, &o.scopes);
+        if !beyond.is_empty() {
+            return Err(AgentError::ScopeEscalation(beyond));
+        }
     }
     if let Some(t) = &tool {
         crate::gateway::check_tool_fits(t, &usable.config)?;

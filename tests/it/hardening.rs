@@ -24,15 +24,22 @@ async fn ok_upstream() -> Upstream {
     .await
 }
 
+/// A service whose workspace has the tool `custom.ping` (provider `custom`) on an upstream
+/// that answers 200.
+async fn with_ping_tool() -> (Env, Upstream) {
+    let env = Env::start().await;
+    let up = ok_upstream().await;
+    env.tool("custom.ping", "GET", &up.base_url, "/ping").await;
+    (env, up)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 11: a token that can no longer be used lists nothing
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_or_used_up_token_lists_no_tools() {
-    let env = &Env::start().await;
-    let up = ok_upstream().await;
-    env.tool("custom.ping", "GET", &up.base_url, "/ping").await;
+    let (env, _up) = &with_ping_tool().await;
     let conn = env
         .connection("bearer_token", json!({}), json!({ "token": "tok-item-11" }))
         .await;
@@ -301,4 +308,98 @@ async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_t
         )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: only agent keys are bound, and binding one is an admin's decision
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
+    let (env, _up) = &with_ping_tool().await;
+    let config = env
+        .created(
+            "/v1/auth-configs",
+            json!({ "name": "k", "provider": "custom", "auth_type": "bearer_token", "bearer_token": {} }),
+        )
+        .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let admin_id = {
+        let r = env
+            .call(&env.e.admin, Method::GET, "/v1/api-keys", None)
+            .await;
+        r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|k| k["role"] == "admin")
+            .and_then(|k| k["id"].as_str())
+            .expect("the admin key")
+            .to_string()
+    };
+    let (developer_id, developer) = env.key_by(&env.e.admin, "developer").await;
+    let (agent_id, agent) = env.key_by(&env.e.admin, "agent").await;
+    let gateway = |keys: &[&str]| {
+        json!({ "name": "g", "servers": [{ "auth_config_id": config, "tools": ["custom.ping"] }],
+                "agent_key_ids": keys })
+    };
+    let define = |bearer: String, keys: &[&str]| {
+        let body = gateway(keys);
+        async move {
+            env.call(&bearer, Method::POST, "/v1/gateways", Some(body))
+                .await
+        }
+    };
+
+    // Not the admin's key, nor a developer's: they would lose their tools for good.
+    for (who, bearer) in [("admin", &env.e.admin), ("developer", &developer)] {
+        for key in [&admin_id, &developer_id] {
+            let r = define(bearer.clone(), &[key]).await;
+            assert_eq!(
+                (r.status, r.problem()),
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+                "{who} binding a non-agent key: {}",
+                r.text
+            );
+        }
+    }
+    // A developer does not bind an agent key the admin made.
+    let r = define(developer.clone(), &[&agent_id]).await;
+    assert_eq!(
+        (r.status, r.problem()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed"),
+        "{}",
+        r.text
+    );
+    // The admin still reaches every tool.
+    let r = env.call(&env.e.admin, Method::GET, "/v1/tools", None).await;
+    assert!(r.text.contains("custom.ping"), "{}", r.text);
+    let r = env.call(&agent, Method::GET, "/v1/tools", None).await;
+    assert!(
+        r.text.contains("custom.ping") && r.text.contains("gmail."),
+        "unbound: {}",
+        r.text
+    );
+
+    // The admin binds an agent key; a developer may then edit that gateway keeping it.
+    let r = define(env.e.admin.clone(), &[&agent_id]).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let id = r.str("id");
+    let r = env
+        .call(
+            &developer,
+            Method::PUT,
+            &format!("/v1/gateways/{id}"),
+            Some(gateway(&[&agent_id])),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = env.call(&agent, Method::GET, "/v1/tools", None).await;
+    assert!(
+        r.text.contains("custom.ping") && !r.text.contains("gmail."),
+        "bound: {}",
+        r.text
+    );
 }

@@ -115,6 +115,12 @@ pub struct ConnectionAuthorized {
     pub granted_scopes: Option<Vec<String>>,
 }
 
+/// The callback's code is about to be sent to the provider: the state is claimed (used up
+/// for every other callback) before the exchange, so the code goes out once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationStarted {}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionAuthorizationFailed {
     /// The provider's `error` code (e.g. `access_denied`) or the exchange failure.
@@ -203,6 +209,8 @@ pub struct Connection {
     pub scopes: Vec<String>,
     pub state_hash: Option<String>,
     pub state_expires_at: Option<OffsetDateTime>,
+    /// A callback claimed the state and is exchanging the code (`authorization_started`).
+    pub authorization_started: bool,
     pub pkce_verifier: Option<SealedSecret>,
     pub credentials: Option<SealedSecret>,
     pub tokens: Option<OAuthTokens>,
@@ -228,6 +236,11 @@ impl Connection {
 pub enum ConnectionCommand {
     Initiate(ConnectionInitiated),
     Create(ConnectionCreated),
+    /// A callback with a code claims the state before the exchange.
+    StartAuthorization {
+        state_hash: String,
+        now: OffsetDateTime,
+    },
     /// The provider redirected back with a code that was exchanged for tokens.
     Authorize {
         state_hash: String,
@@ -258,10 +271,12 @@ pub enum ConnectionCommand {
 /// Why the state parameter of a callback was refused (answered 400, no state change).
 pub const STATE_REJECTED: &str = "state is unknown, expired or already used";
 
+/// The state is good: this connection's, still initiated, and either claimed by the caller
+/// (`authorization_started`: the exchange may outlast the state's lifetime) or unexpired.
 fn check_state(c: &Connection, state_hash: &str, now: OffsetDateTime) -> Result<(), DomainError> {
     let valid = c.status == Some(ConnectionStatus::Initiated)
         && c.state_hash.as_deref() == Some(state_hash)
-        && c.state_expires_at.is_some_and(|exp| now < exp);
+        && (c.authorization_started || c.state_expires_at.is_some_and(|exp| now < exp));
     if valid {
         Ok(())
     } else {
@@ -300,6 +315,9 @@ impl Aggregate for Connection {
                 self.state_expires_at = Some(e.state_expires_at);
                 self.pkce_verifier = e.pkce_verifier.clone();
                 self.data_key_id = e.data_key_id.clone();
+            }
+            Event::ConnectionAuthorizationStarted(_) => {
+                self.authorization_started = true;
             }
             Event::ConnectionCreated(e) => {
                 self.status = Some(ConnectionStatus::Active);
@@ -388,6 +406,15 @@ impl Aggregate for Connection {
                 }
                 check_user_id(&e.user_id)?;
                 Ok(Event::ConnectionCreated(e.clone()))
+            }
+            StartAuthorization { state_hash, now } => {
+                check_state(self, state_hash, *now)?;
+                if self.authorization_started {
+                    return Err(DomainError::Rejected(STATE_REJECTED.into()));
+                }
+                Ok(Event::ConnectionAuthorizationStarted(
+                    AuthorizationStarted {},
+                ))
             }
             Authorize {
                 state_hash,
@@ -603,6 +630,38 @@ mod tests {
             Ok(Event::ConnectionRefreshed(e)) => assert_eq!(e.scopes, vec!["read".to_string()]),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_state_is_claimed_once_before_the_exchange() {
+        let claim = |now| ConnectionCommand::StartAuthorization {
+            state_hash: "sha256:aa".into(),
+            now,
+        };
+        let started = Event::ConnectionAuthorizationStarted(AuthorizationStarted {});
+        assert_eq!(check(&[initiated()], claim(T0)), Ok(started.clone()));
+        // A second claim (a concurrent callback) is a replay.
+        let rejected = Err(DomainError::Rejected(STATE_REJECTED.into()));
+        assert_eq!(check(&[initiated(), started.clone()], claim(T0)), rejected);
+        // The claimer completes even if the exchange outlasted the state's ten minutes.
+        let late = T0 + time::Duration::minutes(11);
+        assert_eq!(
+            check(
+                &[initiated(), started.clone()],
+                authorize("sha256:aa", late)
+            ),
+            Ok(authorized())
+        );
+        // Unclaimed, an expired state is refused as before; a wrong one always.
+        assert_eq!(
+            check(&[initiated()], authorize("sha256:aa", late)),
+            rejected
+        );
+        let wrong = ConnectionCommand::StartAuthorization {
+            state_hash: "sha256:bb".into(),
+            now: T0,
+        };
+        assert_eq!(check(&[initiated()], wrong), rejected);
     }
 
     #[test]

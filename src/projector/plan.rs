@@ -535,6 +535,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
         }),
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)
+        | Event::ConnectionAuthorizationStarted(_)
         | Event::ConnectionAuthorized(_)
         | Event::ConnectionAuthorizationFailed(_)
         | Event::ConnectionRefreshStarted(_)
@@ -604,7 +605,9 @@ fn connection_change(event: &Event) -> Option<ConnectionChange> {
             clear_state_hash: true,
             ..Default::default()
         },
-        Event::ConnectionRefreshStarted(_) => ConnectionChange::default(),
+        Event::ConnectionRefreshStarted(_) | Event::ConnectionAuthorizationStarted(_) => {
+            ConnectionChange::default()
+        }
         Event::ConnectionRefreshed(e) => ConnectionChange {
             scopes: Some(json_list(&e.scopes)),
             tokens: Some(TokenState::of(&e.tokens)),

@@ -1,6 +1,7 @@
 //! Issue 15, items 11, 14, 15 and 8, end to end against the real `serve` binary: a revoked
 //! or used-up scoped token lists no tools (HTTP and MCP); concurrent callbacks with one
-//! state send the code to the provider once.
+//! state send the code to the provider once (two instances: `connections`); scopes granted
+//! beyond the auth config's are not kept nor put in tokens; gateways bind only agent keys.
 
 use std::time::Duration;
 

@@ -1,44 +1,14 @@
 //! The provider's redirect back: state check (single use, bound, unexpired), code exchange,
 //! sealed tokens, and where to send the end user.
 //!
-//! The state is claimed before the code is exchanged: of concurrent callbacks with one
-//! state, one claims it and sends the code to the provider; the others are answered as
-//! replays without calling the provider. The claim is held by this process until the
-//! outcome is appended, and the state is checked against the log only once it is held, so
-//! a callback that arrives after the winner's append sees the state used up. The claim is
-//! per process: with several instances, each may send the code once (the append's version
-//! check still lets exactly one callback complete the flow); a claim in the log would need
-//! an event of its own before the exchange.
-
-use std::collections::HashSet;
-use std::sync::LazyLock;
+//! The state is claimed in the log before the code is exchanged
+//! (`connection.authorization_started`): of concurrent callbacks with one state, on any
+//! number of instances, one claims it and sends the code to the provider; the others are
+//! answered as replays without calling the provider. A claim whose outcome never follows
+//! (the instance died mid-exchange) leaves the flow unfinished: the user connects again.
 
 use super::provider::exchange;
 use super::*;
-
-/// The states (hashes) whose callback this process is completing.
-static CLAIMED: LazyLock<Mutex<HashSet<String>>> = LazyLock::new(Mutex::default);
-
-/// One callback's hold on its state; released on drop.
-struct Claim(String);
-
-impl Claim {
-    /// The hold on `state_hash`, or `None` when another callback holds it.
-    fn take(state_hash: &str) -> Option<Claim> {
-        let mut claimed = CLAIMED.lock().ok()?;
-        claimed
-            .insert(state_hash.to_string())
-            .then(|| Claim(state_hash.to_string()))
-    }
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        if let Ok(mut claimed) = CLAIMED.lock() {
-            claimed.remove(&self.0);
-        }
-    }
-}
 
 /// The query of the provider's redirect back to the ledger.
 #[derive(Debug, Default, Deserialize)]
@@ -71,6 +41,26 @@ pub enum CallbackError {
     InvalidState(InvalidState),
     #[error(transparent)]
     Command(#[from] CommandError),
+}
+
+/// Claims the state in the log (`authorization_started`): only the callback whose claim is
+/// appended sends the code; a concurrent one is refused (`Rejected`: a replay).
+async fn claim(
+    state: &AppState,
+    (ws, id): (&str, &str),
+    actor: &Actor,
+    state_hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), CommandError> {
+    let command = ConnectionCommand::StartAuthorization {
+        state_hash: state_hash.to_string(),
+        now,
+    };
+    state
+        .ledger
+        .execute::<Connection>(ws, id, actor, &command)
+        .await?;
+    Ok(())
 }
 
 /// Completes a connect flow: checks the state (single use, bound to one connection, not
@@ -108,11 +98,6 @@ pub async fn callback(
             connection_id: Some(id.clone()),
         })
     };
-    // Claimed first (held until the outcome is appended), then checked against the log:
-    // the code is sent to the provider at most once per state.
-    let Some(_claim) = Claim::take(&state_hash) else {
-        return Err(invalid_here());
-    };
     // The log, not the projection, is the authority on whether the state is still good.
     let conn = load::<Connection>(state, &ws, &id)
         .await?
@@ -141,7 +126,15 @@ pub async fn callback(
             error: "invalid_request".into(),
             error_description: Some("the provider sent neither code nor error".into()),
         }),
-        (None, Some(code)) => exchange(state, &ws, &id, &conn, code, now).await?,
+        (None, Some(code)) => {
+            claim(state, (&ws, &id), &actor, &state_hash, now)
+                .await
+                .map_err(|e| match e {
+                    CommandError::Domain(DomainError::Rejected(_)) => invalid_here(),
+                    other => other.into(),
+                })?;
+            exchange(state, &ws, &id, &conn, code, now).await?
+        }
     };
     let (command, status, error) = match exchanged {
         Ok(authorized) => (

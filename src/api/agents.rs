@@ -165,6 +165,7 @@ fn authority_of(token: Option<Extension<Authority>>) -> Authority {
 
 pub async fn list_tools(
     State(state): State<AppState>,
+    Extension(route): Extension<Route>,
     Extension(caller): Extension<Caller>,
     authority: Option<Extension<Authority>>,
 ) -> Result<Response, ApiError> {
@@ -184,7 +185,14 @@ pub async fn list_tools(
             Ok(Json(json!({ "items": items })).into_response())
         }
         Err(AgentError::Command(c)) => Err(ApiError::Command(c)),
-        Err(other) => Ok(Problem::from(&other).into_response()),
+        Err(other) => Ok(refuse(
+            &state,
+            caller.actor(),
+            &caller.workspace_id,
+            route.at(None),
+            other,
+        )
+        .await),
     }
 }
 

@@ -105,10 +105,21 @@ pub struct ConnectionCreated {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionAuthorized {
-    /// Scopes the provider granted (may be narrower than requested).
+    /// Scopes the connection holds: those granted that were also requested (may be narrower
+    /// than requested, never wider).
     pub scopes: Vec<String>,
     pub tokens: OAuthTokens,
+    /// What the provider granted, when it granted more than was requested (the extra scopes
+    /// are not kept). Absent from the signed form otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted_scopes: Option<Vec<String>>,
 }
+
+/// The callback's code is about to be sent to the provider: the state is claimed (used up
+/// for every other callback) before the exchange, so the code goes out once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationStarted {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionAuthorizationFailed {
@@ -198,6 +209,8 @@ pub struct Connection {
     pub scopes: Vec<String>,
     pub state_hash: Option<String>,
     pub state_expires_at: Option<OffsetDateTime>,
+    /// A callback claimed the state and is exchanging the code (`authorization_started`).
+    pub authorization_started: bool,
     pub pkce_verifier: Option<SealedSecret>,
     pub credentials: Option<SealedSecret>,
     pub tokens: Option<OAuthTokens>,
@@ -223,6 +236,11 @@ impl Connection {
 pub enum ConnectionCommand {
     Initiate(ConnectionInitiated),
     Create(ConnectionCreated),
+    /// A callback with a code claims the state before the exchange.
+    StartAuthorization {
+        state_hash: String,
+        now: OffsetDateTime,
+    },
     /// The provider redirected back with a code that was exchanged for tokens.
     Authorize {
         state_hash: String,
@@ -253,15 +271,27 @@ pub enum ConnectionCommand {
 /// Why the state parameter of a callback was refused (answered 400, no state change).
 pub const STATE_REJECTED: &str = "state is unknown, expired or already used";
 
+/// The state is good: this connection's, still initiated, and either claimed by the caller
+/// (`authorization_started`: the exchange may outlast the state's lifetime) or unexpired.
 fn check_state(c: &Connection, state_hash: &str, now: OffsetDateTime) -> Result<(), DomainError> {
     let valid = c.status == Some(ConnectionStatus::Initiated)
         && c.state_hash.as_deref() == Some(state_hash)
-        && c.state_expires_at.is_some_and(|exp| now < exp);
+        && (c.authorization_started || c.state_expires_at.is_some_and(|exp| now < exp));
     if valid {
         Ok(())
     } else {
         Err(DomainError::Rejected(STATE_REJECTED.into()))
     }
+}
+
+/// The scopes of `granted` that were `requested`, in the provider's order: a provider that
+/// grants more than it was asked for does not widen a connection.
+fn within(granted: &[String], requested: &[String]) -> Vec<String> {
+    granted
+        .iter()
+        .filter(|s| requested.contains(s))
+        .cloned()
+        .collect()
 }
 
 fn check_user_id(user_id: &str) -> Result<(), DomainError> {
@@ -285,6 +315,9 @@ impl Aggregate for Connection {
                 self.state_expires_at = Some(e.state_expires_at);
                 self.pkce_verifier = e.pkce_verifier.clone();
                 self.data_key_id = e.data_key_id.clone();
+            }
+            Event::ConnectionAuthorizationStarted(_) => {
+                self.authorization_started = true;
             }
             Event::ConnectionCreated(e) => {
                 self.status = Some(ConnectionStatus::Active);
@@ -374,13 +407,28 @@ impl Aggregate for Connection {
                 check_user_id(&e.user_id)?;
                 Ok(Event::ConnectionCreated(e.clone()))
             }
+            StartAuthorization { state_hash, now } => {
+                check_state(self, state_hash, *now)?;
+                if self.authorization_started {
+                    return Err(DomainError::Rejected(STATE_REJECTED.into()));
+                }
+                Ok(Event::ConnectionAuthorizationStarted(
+                    AuthorizationStarted {},
+                ))
+            }
             Authorize {
                 state_hash,
                 now,
                 authorized,
             } => {
                 check_state(self, state_hash, *now)?;
-                Ok(Event::ConnectionAuthorized(authorized.clone()))
+                let mut authorized = authorized.clone();
+                let kept = within(&authorized.scopes, &self.requested_scopes);
+                if kept.len() != authorized.scopes.len() {
+                    authorized.granted_scopes =
+                        Some(std::mem::replace(&mut authorized.scopes, kept));
+                }
+                Ok(Event::ConnectionAuthorized(authorized))
             }
             FailAuthorization {
                 state_hash,
@@ -428,7 +476,10 @@ impl Aggregate for Connection {
                 if self.refresh_lease.is_none() || !self.exists() {
                     return Err(DomainError::Rejected("no refresh in flight".into()));
                 }
-                Ok(Event::ConnectionRefreshed(e.clone()))
+                // A refresh never widens the connection beyond what was requested.
+                let mut e = e.clone();
+                e.scopes = within(&e.scopes, &self.requested_scopes);
+                Ok(Event::ConnectionRefreshed(e))
             }
             FailRefresh(e) => {
                 if self.refresh_lease.is_none() || !self.exists() {
@@ -513,6 +564,7 @@ mod tests {
         Event::ConnectionAuthorized(ConnectionAuthorized {
             scopes: vec!["read".into()],
             tokens: tokens(true),
+            granted_scopes: None,
         })
     }
 
@@ -531,8 +583,85 @@ mod tests {
             authorized: ConnectionAuthorized {
                 scopes: vec!["read".into()],
                 tokens: tokens(true),
+                granted_scopes: None,
             },
         }
+    }
+
+    #[test]
+    fn scopes_granted_beyond_the_request_are_recorded_not_kept() {
+        // Requested `read write`; the provider grants `admin read` (and not `write`).
+        let wider = ConnectionCommand::Authorize {
+            state_hash: "sha256:aa".into(),
+            now: T0,
+            authorized: ConnectionAuthorized {
+                scopes: vec!["admin".into(), "read".into()],
+                tokens: tokens(true),
+                granted_scopes: None,
+            },
+        };
+        assert_eq!(
+            check(&[initiated()], wider),
+            Ok(Event::ConnectionAuthorized(ConnectionAuthorized {
+                scopes: vec!["read".into()],
+                tokens: tokens(true),
+                granted_scopes: Some(vec!["admin".into(), "read".into()]),
+            }))
+        );
+        // Within the request: nothing more to record.
+        assert_eq!(
+            check(&[initiated()], authorize("sha256:aa", T0)),
+            Ok(authorized())
+        );
+        // A refresh that answers a wider scope does not widen the connection either.
+        let refreshed = ConnectionCommand::CompleteRefresh(ConnectionRefreshed {
+            scopes: vec!["read".into(), "admin".into()],
+            tokens: tokens(true),
+            refresh_token_rotated: false,
+            attempts: 1,
+        });
+        let mut c = Connection::default();
+        for e in [initiated(), authorized()] {
+            c.apply(&e);
+        }
+        let lease = c.decide(&start(T0, 0)).expect("lease");
+        let given = [initiated(), authorized(), lease];
+        match check(&given, refreshed) {
+            Ok(Event::ConnectionRefreshed(e)) => assert_eq!(e.scopes, vec!["read".to_string()]),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_state_is_claimed_once_before_the_exchange() {
+        let claim = |now| ConnectionCommand::StartAuthorization {
+            state_hash: "sha256:aa".into(),
+            now,
+        };
+        let started = Event::ConnectionAuthorizationStarted(AuthorizationStarted {});
+        assert_eq!(check(&[initiated()], claim(T0)), Ok(started.clone()));
+        // A second claim (a concurrent callback) is a replay.
+        let rejected = Err(DomainError::Rejected(STATE_REJECTED.into()));
+        assert_eq!(check(&[initiated(), started.clone()], claim(T0)), rejected);
+        // The claimer completes even if the exchange outlasted the state's ten minutes.
+        let late = T0 + time::Duration::minutes(11);
+        assert_eq!(
+            check(
+                &[initiated(), started.clone()],
+                authorize("sha256:aa", late)
+            ),
+            Ok(authorized())
+        );
+        // Unclaimed, an expired state is refused as before; a wrong one always.
+        assert_eq!(
+            check(&[initiated()], authorize("sha256:aa", late)),
+            rejected
+        );
+        let wrong = ConnectionCommand::StartAuthorization {
+            state_hash: "sha256:bb".into(),
+            now: T0,
+        };
+        assert_eq!(check(&[initiated()], wrong), rejected);
     }
 
     #[test]
@@ -626,6 +755,7 @@ mod tests {
         let no_rt = Event::ConnectionAuthorized(ConnectionAuthorized {
             scopes: vec![],
             tokens: tokens(false),
+            granted_scopes: None,
         });
         assert!(check(&[initiated(), no_rt], start(T0, 0)).is_err());
         assert!(check(&[initiated()], start(T0, 0)).is_err());

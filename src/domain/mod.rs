@@ -31,9 +31,9 @@ pub use auth_config::{
 };
 pub use checkpoint::CheckpointCreated;
 pub use connection::{
-    ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated, ConnectionDeleted,
-    ConnectionExpired, ConnectionInitiated, ConnectionRefreshed, ConnectionRevoked, NeedsReconsent,
-    RefreshFailed, RefreshStarted,
+    AuthorizationStarted, ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated,
+    ConnectionDeleted, ConnectionExpired, ConnectionInitiated, ConnectionRefreshed,
+    ConnectionRevoked, NeedsReconsent, RefreshFailed, RefreshStarted,
 };
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
@@ -80,6 +80,8 @@ pub enum Event {
     ConnectionInitiated(ConnectionInitiated),
     #[serde(rename = "connection.created")]
     ConnectionCreated(ConnectionCreated),
+    #[serde(rename = "connection.authorization_started")]
+    ConnectionAuthorizationStarted(AuthorizationStarted),
     #[serde(rename = "connection.authorized")]
     ConnectionAuthorized(ConnectionAuthorized),
     #[serde(rename = "connection.authorization_failed")]
@@ -152,6 +154,7 @@ pub const ALL_KINDS: &[&str] = &[
     "auth_config.deleted",
     "connection.initiated",
     "connection.created",
+    "connection.authorization_started",
     "connection.authorized",
     "connection.authorization_failed",
     "connection.refresh_started",
@@ -216,6 +219,7 @@ impl Event {
             Event::AuthConfigDeleted(_) => "auth_config.deleted",
             Event::ConnectionInitiated(_) => "connection.initiated",
             Event::ConnectionCreated(_) => "connection.created",
+            Event::ConnectionAuthorizationStarted(_) => "connection.authorization_started",
             Event::ConnectionAuthorized(_) => "connection.authorized",
             Event::ConnectionAuthorizationFailed(_) => "connection.authorization_failed",
             Event::ConnectionRefreshStarted(_) => "connection.refresh_started",
@@ -353,9 +357,14 @@ impl Event {
                 credentials: Some(example_sealed()),
                 data_key_id: "dk:01900000000070008000000000000003".into(),
             }),
+            Event::ConnectionAuthorizationStarted(AuthorizationStarted {}),
             Event::ConnectionAuthorized(ConnectionAuthorized {
                 scopes: vec!["https://www.googleapis.com/auth/gmail.send".into()],
                 tokens: example_tokens(at),
+                granted_scopes: Some(vec![
+                    "https://www.googleapis.com/auth/gmail.send".into(),
+                    "https://www.googleapis.com/auth/gmail.readonly".into(),
+                ]),
             }),
             Event::ConnectionAuthorizationFailed(ConnectionAuthorizationFailed {
                 error: "access_denied".into(),

@@ -81,6 +81,21 @@ pub enum TokenCommand {
 impl ScopedToken {
     /// Whether the token may be used now for `tool` (pure; `decide` asks the same).
     pub fn check_use(&self, now: OffsetDateTime, tool: &str) -> Result<(), DomainError> {
+        self.check_live(now)?;
+        let bound_elsewhere = self
+            .issued
+            .as_ref()
+            .and_then(|i| i.tool.as_deref())
+            .is_some_and(|t| t != tool);
+        if bound_elsewhere {
+            return Err(DomainError::Token(TokenRefusal::OtherTool));
+        }
+        Ok(())
+    }
+
+    /// Whether the token can still be used at all now: issued, not revoked, not expired,
+    /// uses left (what listing the tools it covers asks).
+    pub fn check_live(&self, now: OffsetDateTime) -> Result<(), DomainError> {
         let issued = self.issued.as_ref().ok_or(DomainError::NotFound("token"))?;
         let refusal = if self.revoked {
             Some(TokenRefusal::Revoked)
@@ -88,8 +103,6 @@ impl ScopedToken {
             Some(TokenRefusal::Expired)
         } else if issued.max_uses.is_some_and(|m| self.uses >= m) {
             Some(TokenRefusal::UsedUp)
-        } else if issued.tool.as_deref().is_some_and(|t| t != tool) {
-            Some(TokenRefusal::OtherTool)
         } else {
             None
         };

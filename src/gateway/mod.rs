@@ -10,18 +10,22 @@
 //! 5. refresh before use (`commands::connections::credential_for_call`);
 //! 6. `record::requested`: no `tool.requested` event, no call;
 //! 7. `upstream`: the call (timeout; retries only idempotent methods);
-//! 8. `record::completed`.
+//! 8. `scrub`: every form of the call's secrets out of the answer (body, content type,
+//!    error), so neither the record nor the agent ever holds the injected credential;
+//! 9. `record::completed`.
 //!
 //! `tools` is the tool catalog as data (pure); `workspace_tools` the workspace's own tools.
 
 mod checks;
 mod record;
+pub mod scrub;
 mod step_up;
 mod target;
 pub mod tools;
 mod upstream;
 pub mod workspace_tools;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +36,8 @@ use crate::commands::agents::AgentError;
 use crate::commands::connections;
 use crate::commands::Caller;
 use crate::scoped_token::TokenClaims;
+use scrub::Scrubber;
+use upstream::{UpstreamFailure, UpstreamResponse};
 
 pub use upstream::MAX_RESPONSE_BYTES;
 pub use workspace_tools::{
@@ -163,11 +169,65 @@ pub async fn execute(
     let phases = phases.next("prepare");
     record::record_requested(state, caller, &call, requested).await?;
     let phases = phases.next("requested");
+    let scrubber = Scrubber::for_credential(&credential);
     request.inject(&credential);
     drop(credential);
     let (result, attempts) = upstream::call(state, &request).await;
+    drop(request);
+    let result = scrubbed(scrubber, result).await;
     let latency = phases.elapsed();
     let phases = phases.next("upstream");
     let completed = record::completed(&target, &call, result, attempts, latency);
     record::record_completed(state, caller, &call, completed, phases).await
+}
+
+/// Bodies larger than this are scrubbed on a blocking thread (a 4 MiB body full of escapes
+/// takes a few hundred milliseconds).
+const SCRUB_INLINE_BYTES: usize = 64 * 1024;
+
+/// Step 8: what the upstream answered without any form of the call's secrets: the body, the
+/// content type (the headers relayed to the agent) and a failure's detail.
+async fn scrubbed(
+    scrubber: Scrubber,
+    result: Result<UpstreamResponse, UpstreamFailure>,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    let large = result
+        .as_ref()
+        .is_ok_and(|r| r.body.len() > SCRUB_INLINE_BYTES);
+    if !large {
+        return scrub_answer(&scrubber, result);
+    }
+    tokio::task::spawn_blocking(move || scrub_answer(&scrubber, result))
+        .await
+        // Fail closed: an answer that could not be scrubbed is not relayed.
+        .unwrap_or_else(|_| {
+            Err(UpstreamFailure::Unreachable(
+                "the answer could not be scrubbed".into(),
+            ))
+        })
+}
+
+fn scrub_answer(
+    scrubber: &Scrubber,
+    result: Result<UpstreamResponse, UpstreamFailure>,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    match result {
+        Ok(mut resp) => {
+            let cleaned = match scrubber.scrub(&resp.body) {
+                Cow::Owned(body) => Some(body),
+                Cow::Borrowed(_) => None,
+            };
+            if let Some(body) = cleaned {
+                resp.body = body;
+            }
+            resp.content_type = resp
+                .content_type
+                .map(|c| scrubber.scrub_str(&c).into_owned());
+            Ok(resp)
+        }
+        Err(UpstreamFailure::Unreachable(detail)) => Err(UpstreamFailure::Unreachable(
+            scrubber.scrub_str(&detail).into_owned(),
+        )),
+        Err(UpstreamFailure::Timeout) => Err(UpstreamFailure::Timeout),
+    }
 }

@@ -7,7 +7,7 @@ use super::tools::{self, Tool};
 use super::Authority;
 use crate::app::AppState;
 use crate::commands::agents::gateway_configs::scope_of;
-use crate::commands::agents::{invalid, missing_scopes, AgentError};
+use crate::commands::agents::{invalid, missing_scopes, tokens, AgentError};
 use crate::commands::Caller;
 use crate::domain::auth_config::AuthConfig;
 
@@ -110,7 +110,7 @@ pub async fn list_tools(
 }
 
 /// `list_tools`, narrowed to one gateway (its MCP endpoint) and always to the gateways the
-/// caller's key is bound to.
+/// caller's key is bound to; refused for a scoped token that can no longer be used.
 pub async fn list_tools_in(
     state: &AppState,
     caller: &Caller,
@@ -133,6 +133,8 @@ pub async fn list_tools_in(
         }
     }
     if let Authority::Token(claims) = authority {
+        // A revoked, expired or used-up token reaches nothing, so it lists nothing.
+        tokens::check_live(state, claims).await?;
         let provider = state
             .ledger
             .load::<AuthConfig>(&claims.workspace_id, &claims.auth_config_id)

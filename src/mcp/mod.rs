@@ -247,6 +247,21 @@ impl ServerHandler for McpServer {
         let listed =
             match gateway::list_tools_in(&self.state, &caller, &authority, gateway_id).await {
                 Ok(l) => l,
+                Err(e) if e.denial_reason().is_some() => {
+                    // A refusal (a token that can no longer be used): audited like the
+                    // HTTP API's, answered with its problem document.
+                    let at = At {
+                        method: "POST",
+                        route: self.scope.route,
+                        target: None,
+                    };
+                    let problem =
+                        refused(&self.state, caller.actor(), &caller.workspace_id, at, &e).await;
+                    return Err(ErrorData::invalid_request(
+                        problem.title.clone(),
+                        serde_json::from_str(&problem_text(&problem)).ok(),
+                    ));
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot list tools for MCP");
                     return Err(ErrorData::internal_error(

@@ -184,6 +184,7 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::GatewayDeleted(_) => agents_op(body, event, at, version).map(Op::Agents),
         Event::ConnectionInitiated(_)
         | Event::ConnectionCreated(_)
+        | Event::ConnectionAuthorizationStarted(_)
         | Event::ConnectionAuthorized(_)
         | Event::ConnectionAuthorizationFailed(_)
         | Event::ConnectionRefreshStarted(_)
@@ -398,7 +399,9 @@ fn connection_change(event: &Event) -> Option<ConnectionChange> {
             clear_state_hash: true,
             ..Default::default()
         },
-        Event::ConnectionRefreshStarted(_) => ConnectionChange::default(),
+        Event::ConnectionRefreshStarted(_) | Event::ConnectionAuthorizationStarted(_) => {
+            ConnectionChange::default()
+        }
         Event::ConnectionRefreshed(e) => ConnectionChange {
             scopes: Some(json_list(&e.scopes)),
             tokens: Some(TokenState::of(&e.tokens)),
@@ -586,6 +589,7 @@ mod tests {
     #[test]
     fn authorized_sets_tokens_and_consumes_the_state() {
         let e = Event::ConnectionAuthorized(ConnectionAuthorized {
+            granted_scopes: None,
             scopes: vec!["read".into(), "write".into()],
             tokens: OAuthTokens {
                 access_token: sealed(),

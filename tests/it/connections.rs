@@ -814,6 +814,7 @@ async fn full_connect_flow(backend: Backend) {
         kinds,
         [
             "connection.initiated",
+            "connection.authorization_started",
             "connection.authorized",
             "connection.refresh_started",
             "connection.refreshed",
@@ -821,7 +822,7 @@ async fn full_connect_flow(backend: Backend) {
             "connection.deleted"
         ]
     );
-    let authorized = of(&events, &id)[1];
+    let authorized = of(&events, &id)[2];
     assert_eq!(
         (
             authorized.actor.id.as_str(),
@@ -830,7 +831,7 @@ async fn full_connect_flow(backend: Backend) {
         ("alice", "User".to_string()),
         "the end user authorized the connection"
     );
-    let revoked = of(&events, &id)[4];
+    let revoked = of(&events, &id)[5];
     assert_eq!(
         revoked.payload["provider"]["outcome"], "revoked",
         "{:?}",
@@ -957,6 +958,47 @@ async fn concurrent_refreshes_make_one_provider_call_across_two_instances() {
     concurrent_refreshes_are_single_flight(Backend::JetStreamPg, 2).await;
 }
 
+/// Issue 15, item 14: the provider's redirect back delivered 12 times at once, to two
+/// instances: the state is claimed in the log first, so the code is sent to the provider
+/// once and one callback completes the flow; the others are refused as replays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callbacks_on_two_instances_send_the_code_once() {
+    let dep = deploy(Backend::JetStreamPg, 2, &[]).await;
+    let (provider, tap) = provider_and_tap(&dep).await;
+    let ac = dep.create_auth_config(&provider, &tap).await;
+    let (id, connect_url) = dep.initiate(&ac, "alice").await;
+    let callback = provider.visit(connect_url.as_str()).await;
+    let query = callback.query().expect("code and state").to_string();
+    provider.fail_next_token_requests(50, TokenFault::Slow(Duration::from_millis(300)));
+    let before = provider.counters().code_exchanges;
+    let http = no_redirect_client();
+    let answers = futures::future::join_all((0..12).map(|i| {
+        let url = dep.services[i % 2].url(&format!("/v1/oauth/callback?{query}"));
+        http.get(url).send()
+    }))
+    .await;
+    let statuses: Vec<StatusCode> = answers
+        .into_iter()
+        .map(|a| a.expect("callback").status())
+        .collect();
+    assert_eq!(
+        provider.counters().code_exchanges - before,
+        1,
+        "the code is sent once"
+    );
+    let completed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    let replays = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    assert_eq!((completed, replays), (1, 11), "{statuses:?}");
+    let r = dep.get_connection(&id).await;
+    assert_ne!(r.body["status"], "initiated", "{}", r.body);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Failures
 // ---------------------------------------------------------------------------------------------
@@ -1041,7 +1083,8 @@ async fn denied_consent_bad_state_and_refresh_failures() {
     let (events, _) = dep.events().await;
     let round: Vec<(String, Value)> = of(&events, &id)
         .iter()
-        .skip(2)
+        // initiated, authorization_started, authorized
+        .skip(3)
         .map(|e| (e.kind.clone(), e.payload.clone()))
         .collect();
     let kinds: Vec<&str> = round.iter().map(|(k, _)| k.as_str()).collect();
@@ -1370,12 +1413,13 @@ async fn scheduler_refreshes_connections_before_their_token_expires() {
         kinds,
         [
             "connection.initiated",
+            "connection.authorization_started",
             "connection.authorized",
             "connection.refresh_started",
             "connection.refreshed"
         ]
     );
-    let started = mine[2];
+    let started = mine[3];
     assert_eq!(
         started.payload["trigger"], "scheduled",
         "{:?}",
@@ -1384,7 +1428,7 @@ async fn scheduler_refreshes_connections_before_their_token_expires() {
     let actor = serde_json::to_value(&started.actor).expect("actor");
     assert_eq!(actor["type"], "system", "{actor}");
     assert_eq!(
-        serde_json::to_value(&mine[3].actor).expect("actor")["type"],
+        serde_json::to_value(&mine[4].actor).expect("actor")["type"],
         "system"
     );
 }

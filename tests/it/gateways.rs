@@ -321,7 +321,8 @@ async fn a_bound_key_reaches_only_its_gateways_pairs_and_each_refusal_is_audited
 
     let r = env
         .post(
-            &f.developer,
+            // Binding a key is an admin's decision (a developer may then edit the gateway).
+            &env.admin,
             "/v1/gateways",
             gateway("support", &[(&f.config_a, &[READ])], &[&f.bound_id]),
         )
@@ -453,7 +454,8 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_
     let env = &f.env;
     let r = env
         .post(
-            &f.developer,
+            // Binding a key is an admin's decision (a developer may then edit the gateway).
+            &env.admin,
             "/v1/gateways",
             gateway("support", &[(&f.config_a, &[READ])], &[&f.bound_id]),
         )
@@ -536,10 +538,11 @@ async fn replacing_a_gateway_changes_what_its_keys_reach_and_deleting_it_leaves_
             .expect(StatusCode::FORBIDDEN, "outside-gateway");
     }
     assert_eq!(f.upstream.hits().len(), hits, "no call went out");
-    // Listed again, it reaches the gateway's pairs again.
+    // Listed again (by the admin: a developer keeps only keys already bound), it reaches
+    // the gateway's pairs again.
     let r = env
         .call(
-            &f.developer,
+            &env.admin,
             Method::PUT,
             &path,
             Some(gateway(
@@ -726,7 +729,8 @@ async fn definitions_are_checked_and_another_workspaces_gateway_is_unknown() {
     assert_eq!(unchanged.body, r.body);
     let r = env
         .call(
-            &f.developer,
+            // A new binding: the admin's (a developer keeps only the keys already bound).
+            &env.admin,
             Method::PUT,
             &path,
             Some(gateway(
@@ -861,7 +865,8 @@ async fn a_bound_key_cannot_start_connect_flows_outside_its_gateways() {
     let config_c = r.str("id");
     let r = env
         .post(
-            &f.developer,
+            // Binding a key is an admin's decision (a developer may then edit the gateway).
+            &env.admin,
             "/v1/gateways",
             gateway("support", &[(&f.config_a, &[READ])], &[&f.bound_id]),
         )

@@ -277,6 +277,7 @@ impl Action {
             Action::DeleteConfig => &["auth_config.deleted"],
             Action::StartConnect => &["connection.", "credential.released"],
             Action::FinishConnect => &[
+                "connection.authorization_started",
                 "connection.authorized",
                 "connection.refresh",
                 "connection.expired",

@@ -288,6 +288,7 @@ impl Connections<'_> {
                 authorized: ConnectionAuthorized {
                     scopes: strings(scopes),
                     tokens: t,
+                    granted_scopes: None,
                 },
             },
         )

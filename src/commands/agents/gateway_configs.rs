@@ -7,7 +7,10 @@ use uuid::Uuid;
 use super::{invalid, AgentError};
 use crate::app::AppState;
 use crate::commands::{wait_for_write, Caller};
+use crate::domain::api_key::{ApiKey, Role};
 use crate::domain::gateway::{Gateway, GatewayCommand, GatewayServer};
+use crate::domain::Aggregate;
+use crate::ledger::envelope::{open_envelope, AggregateKey};
 use crate::projector::store::GatewayRow;
 
 #[derive(Debug, serde::Deserialize)]
@@ -111,8 +114,8 @@ fn reaches_through(binding: &GatewayRow) -> bool {
 }
 
 /// Creates (`id: None`) or replaces a gateway after checking every reference: auth configs
-/// of the workspace, tools that exist and belong to that auth config's provider, keys of
-/// the workspace.
+/// of the workspace, tools that exist and belong to that auth config's provider, live agent
+/// keys of the workspace that the caller may bind (`check_bindable`).
 pub async fn define(
     state: &AppState,
     caller: &Caller,
@@ -148,22 +151,12 @@ pub async fn define(
             }
         }
     }
+    let bound_now = match id {
+        Some(id) => bound_keys(state, ws, id).await?,
+        None => Vec::new(),
+    };
     for key in &input.agent_key_ids {
-        let row = state.projections.api_key(ws, key).await?;
-        let now = state.clock.now();
-        let live = row.is_some_and(|r| {
-            r.revoked_at.is_none()
-                && r.expires_at.as_deref().is_none_or(|e| {
-                    time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
-                        .is_ok_and(|at| at > now)
-                })
-        });
-        if !live {
-            return Err(invalid(
-                "agent_key_ids",
-                format!("no live API key {key} in this workspace"),
-            ));
-        }
+        check_bindable(state, caller, key, &bound_now).await?;
     }
     let (id, create) = match id {
         Some(id) => (id.to_string(), false),
@@ -190,6 +183,79 @@ pub async fn define(
     };
     wait_for_write(state, committed.position).await?;
     Ok(id)
+}
+
+/// The keys a gateway binds now (none when it does not exist).
+async fn bound_keys(state: &AppState, ws: &str, id: &str) -> Result<Vec<String>, AgentError> {
+    match state.ledger.load::<Gateway>(ws, id).await {
+        Ok(g) => Ok(g.definition.map(|d| d.agent_key_ids).unwrap_or_default()),
+        // An id that cannot name an aggregate names no gateway (refused when defined).
+        Err(crate::ledger::LedgerError::Envelope(_)) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `caller` may bind `key`: a live agent key of the workspace (binding another
+/// role's key would take its tools away for good: a bound key stays restricted), and the
+/// binding an admin's decision: a developer binds only keys it created, or keeps those the
+/// gateway already binds.
+async fn check_bindable(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    bound_now: &[String],
+) -> Result<(), AgentError> {
+    let ws = &caller.workspace_id;
+    let row = state.projections.api_key(ws, key).await?;
+    let now = state.clock.now();
+    let Some(row) = row.filter(|r| {
+        r.revoked_at.is_none()
+            && r.expires_at.as_deref().is_none_or(|e| {
+                time::OffsetDateTime::parse(e, &time::format_description::well_known::Rfc3339)
+                    .is_ok_and(|at| at > now)
+            })
+    }) else {
+        return Err(invalid(
+            "agent_key_ids",
+            format!("no live API key {key} in this workspace"),
+        ));
+    };
+    if row.role != Role::Agent.as_str() {
+        return Err(invalid(
+            "agent_key_ids",
+            format!(
+                "{key} is a {} key; only agent keys are bound to gateways",
+                row.role
+            ),
+        ));
+    }
+    if caller.role == Role::Admin || bound_now.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    if creator_of(state, ws, key).await?.as_deref() != Some(caller.api_key_id.as_str()) {
+        return Err(invalid(
+            "agent_key_ids",
+            format!("{key}: binding a key is for an admin, or for the key's creator"),
+        ));
+    }
+    Ok(())
+}
+
+/// Who created an API key: the actor of its first event, as the log says.
+async fn creator_of(state: &AppState, ws: &str, key: &str) -> Result<Option<String>, AgentError> {
+    let Ok(aggregate) = AggregateKey::new(ws, <ApiKey as Aggregate>::TYPE, key) else {
+        return Ok(None);
+    };
+    let events = state
+        .log
+        .read_aggregate(&aggregate)
+        .await
+        .map_err(crate::ledger::LedgerError::from)?;
+    let Some(first) = events.first() else {
+        return Ok(None);
+    };
+    let opened = open_envelope(&first.envelope).map_err(crate::ledger::LedgerError::from)?;
+    Ok(Some(opened.body.actor.id))
 }
 
 pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), AgentError> {

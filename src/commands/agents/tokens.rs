@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{invalid, missing_scopes, resolve_connection, AgentError};
 use crate::app::AppState;
 use crate::commands::{wait_for_write, Caller};
+use crate::domain::auth_config::AuthSettings;
 use crate::domain::token::{
     check_scopes, ScopedToken, TokenCommand, TokenIssued, DEFAULT_TTL_SECS, MAX_TTL_SECS,
 };
@@ -86,6 +87,14 @@ pub async fn issue(
     let missing = missing_scopes(&scopes, &conn.scopes);
     if !missing.is_empty() {
         return Err(AgentError::ScopeEscalation(missing));
+    }
+    // Never beyond what the auth config asks for either (a connection authorized before
+    // extra grants were dropped may still hold some).
+    if let Some(AuthSettings::Oauth2(o)) = &usable.config.settings {
+        let beyond = missing_scopes(&scopes, &o.scopes);
+        if !beyond.is_empty() {
+            return Err(AgentError::ScopeEscalation(beyond));
+        }
     }
     if let Some(t) = &tool {
         crate::gateway::check_tool_fits(t, &usable.config)?;
@@ -215,6 +224,14 @@ pub async fn check_usable(
 ) -> Result<(), AgentError> {
     let token = load(state, &claims.workspace_id, &claims.jti).await?;
     token.check_use(state.clock.now(), tool)?;
+    Ok(())
+}
+
+/// Whether the token can still be used at all (revoked, expired and used-up tokens list
+/// no tools). Records nothing.
+pub async fn check_live(state: &AppState, claims: &TokenClaims) -> Result<(), AgentError> {
+    let token = load(state, &claims.workspace_id, &claims.jti).await?;
+    token.check_live(state.clock.now())?;
     Ok(())
 }
 

@@ -1,5 +1,11 @@
 //! The provider's redirect back: state check (single use, bound, unexpired), code exchange,
 //! sealed tokens, and where to send the end user.
+//!
+//! The state is claimed in the log before the code is exchanged
+//! (`connection.authorization_started`): of concurrent callbacks with one state, on any
+//! number of instances, one claims it and sends the code to the provider; the others are
+//! answered as replays without calling the provider. A claim whose outcome never follows
+//! (the instance died mid-exchange) leaves the flow unfinished: the user connects again.
 
 use super::provider::exchange;
 use super::*;
@@ -35,6 +41,26 @@ pub enum CallbackError {
     InvalidState(InvalidState),
     #[error(transparent)]
     Command(#[from] CommandError),
+}
+
+/// Claims the state in the log (`authorization_started`): only the callback whose claim is
+/// appended sends the code; a concurrent one is refused (`Rejected`: a replay).
+async fn claim(
+    state: &AppState,
+    (ws, id): (&str, &str),
+    actor: &Actor,
+    state_hash: &str,
+    now: OffsetDateTime,
+) -> Result<(), CommandError> {
+    let command = ConnectionCommand::StartAuthorization {
+        state_hash: state_hash.to_string(),
+        now,
+    };
+    state
+        .ledger
+        .execute::<Connection>(ws, id, actor, &command)
+        .await?;
+    Ok(())
 }
 
 /// Completes a connect flow: checks the state (single use, bound to one connection, not
@@ -100,7 +126,15 @@ pub async fn callback(
             error: "invalid_request".into(),
             error_description: Some("the provider sent neither code nor error".into()),
         }),
-        (None, Some(code)) => exchange(state, &ws, &id, &conn, code, now).await?,
+        (None, Some(code)) => {
+            claim(state, (&ws, &id), &actor, &state_hash, now)
+                .await
+                .map_err(|e| match e {
+                    CommandError::Domain(DomainError::Rejected(_)) => invalid_here(),
+                    other => other.into(),
+                })?;
+            exchange(state, &ws, &id, &conn, code, now).await?
+        }
     };
     let (command, status, error) = match exchanged {
         Ok(authorized) => (

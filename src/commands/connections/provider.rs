@@ -83,9 +83,11 @@ pub(super) async fn exchange(
                 .clone()
                 .unwrap_or_else(|| conn.requested_scopes.clone());
             let sealed = seal_tokens(state, ws, id, &conn.data_key_id, &tokens, None, now).await?;
+            // The domain keeps only the requested ones (and records the grant if wider).
             Ok(Ok(ConnectionAuthorized {
                 scopes,
                 tokens: sealed,
+                granted_scopes: None,
             }))
         }
         Err(e) => Ok(Err(ConnectionAuthorizationFailed {

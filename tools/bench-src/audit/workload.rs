@@ -750,6 +750,7 @@ impl TaskGen {
                 let authorized = ConnectionAuthorized {
                     scopes: c.scopes.clone(),
                     tokens: self.tokens(&dk, c.token_bytes),
+                    granted_scopes: None,
                 };
                 let cmd = ConnectionCommand::Authorize {
                     state_hash,

@@ -18,6 +18,7 @@ mod fixtures;
 mod gateways;
 mod harness;
 mod independent;
+mod limits;
 mod mcp;
 mod model;
 mod oauth_client;

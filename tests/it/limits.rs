@@ -44,6 +44,20 @@ fn server_log(env: &Embedded) -> String {
     std::fs::read_to_string(env.dir.path().join(format!("serve-{port}.err"))).unwrap_or_default()
 }
 
+/// Waits until the denials recorded after the first `before` are `want` (never more).
+async fn recorded_eventually(env: &Embedded, before: usize, want: &[(u64, String)]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded: Vec<_> = denials(env).await.split_off(before);
+        if recorded.len() >= want.len() {
+            assert_eq!(recorded, want);
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{recorded:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn set_idp(env: &Embedded, admin: &str, jwks_url: &str) {
     let r = Reply::of(request(
         &Client::new(),
@@ -364,12 +378,13 @@ async fn authenticated_refusals_are_capped_per_address_like_the_others() {
     // Setup may have spent part of the budget (polling the new key before it was served).
     assert!((1..=4).contains(&not_found), "{statuses:?}");
     assert_eq!(not_found + limited, 12, "{statuses:?}");
-    let recorded: Vec<_> = denials(&env).await.split_off(before);
-    assert_eq!(
-        recorded,
-        vec![(404, "other_workspace".to_string()); not_found],
-        "only the answered refusals are recorded"
-    );
+    // Only the answered refusals are recorded (beside the answer: wait for them).
+    recorded_eventually(
+        &env,
+        before,
+        &vec![(404, "other_workspace".to_string()); not_found],
+    )
+    .await;
     // The caller's own workspace still answers.
     let r = Reply::of(request(
         &http,
@@ -497,4 +512,80 @@ async fn a_removed_data_dir_is_not_ready_and_writes_are_not_acknowledged() {
         r.status,
         r.text
     );
+}
+
+/// Item 12: an unknown id and another workspace's id take the same path: both are charged
+/// to the refusal budget (so 429 comes at the same point whichever is probed), and only
+/// the latter is recorded, without the answer waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_other_workspace_ids_take_the_same_path() {
+    let env = Embedded::start(&[
+        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
+        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "6"),
+    ])
+    .await;
+    let (admin_b, _) = second_workspace(&env, "other").await;
+    let http = Client::new();
+    let keys_b = Reply::of(request(
+        &http,
+        &env.svc,
+        &admin_b,
+        Method::GET,
+        "/v1/api-keys",
+        None,
+    ))
+    .await;
+    let id_b = keys_b.body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a key id in {}", keys_b.text))
+        .to_string();
+    let unknown = "01900000-0000-7000-8000-000000000000";
+    let before = denials(&env).await.len();
+    let mut answers = Vec::new();
+    for i in 0..20 {
+        let id = if i % 2 == 0 { unknown } else { id_b.as_str() };
+        let path = format!("/v1/api-keys/{id}");
+        let r = Reply::of(request(
+            &http,
+            &env.svc,
+            &env.admin,
+            Method::GET,
+            &path,
+            None,
+        ))
+        .await;
+        answers.push((id == unknown, r.status, r.text));
+    }
+    let statuses: Vec<_> = answers.iter().map(|(u, s, _)| (*u, *s)).collect();
+    let first_limited = statuses
+        .iter()
+        .position(|(_, s)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .unwrap_or_else(|| panic!("never limited: {statuses:?}"));
+    assert!(first_limited >= 2, "{statuses:?}");
+    assert!(
+        statuses[..first_limited]
+            .iter()
+            .all(|(_, s)| *s == StatusCode::NOT_FOUND),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses[first_limited..]
+            .iter()
+            .all(|(_, s)| *s == StatusCode::TOO_MANY_REQUESTS),
+        "unknown ids are charged like another workspace's: {statuses:?}"
+    );
+    // The two 404s are the same answer.
+    let bodies: std::collections::BTreeSet<_> = answers[..first_limited]
+        .iter()
+        .map(|(_, _, t)| t.clone())
+        .collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    // Only another workspace's ids are recorded (beside the answer: wait for them).
+    let elsewhere = statuses[..first_limited].iter().filter(|(u, _)| !u).count();
+    recorded_eventually(
+        &env,
+        before,
+        &vec![(404, "other_workspace".to_string()); elsewhere],
+    )
+    .await;
 }

@@ -138,9 +138,13 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    // Out of file descriptors and the like: wait a little, do not spin.
-                    tracing::warn!(error = %e, "cannot accept a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    use std::io::ErrorKind as K;
+                    // A client gave up before we took it: nothing to do. Out of file
+                    // descriptors and the like: wait a little, do not spin.
+                    if !matches!(e.kind(), K::ConnectionAborted | K::ConnectionReset) {
+                        tracing::warn!(error = %e, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
                 }
             },

@@ -99,6 +99,24 @@ async fn second_workspace(env: &Embedded, name: &str) -> (String, String) {
     (admin, workspace)
 }
 
+/// The id of an API key of a second workspace on `env`'s log.
+async fn other_workspace_key_id(env: &Embedded) -> String {
+    let (admin_b, _) = second_workspace(env, "other").await;
+    let keys_b = Reply::of(request(
+        &Client::new(),
+        &env.svc,
+        &admin_b,
+        Method::GET,
+        "/v1/api-keys",
+        None,
+    ))
+    .await;
+    keys_b.body["items"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a key id in {}", keys_b.text))
+        .to_string()
+}
+
 fn me(env: &Embedded, workspace: &str, jwt: &str) -> reqwest::RequestBuilder {
     Client::new()
         .get(env.svc.url("/v1/me"))
@@ -337,21 +355,8 @@ async fn authenticated_refusals_are_capped_per_address_like_the_others() {
         ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "4"),
     ])
     .await;
-    let (admin_b, _) = second_workspace(&env, "other").await;
+    let id_b = other_workspace_key_id(&env).await;
     let http = Client::new();
-    let keys_b = Reply::of(request(
-        &http,
-        &env.svc,
-        &admin_b,
-        Method::GET,
-        "/v1/api-keys",
-        None,
-    ))
-    .await;
-    let id_b = keys_b.body["items"][0]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a key id in {}", keys_b.text))
-        .to_string();
     let before = denials(&env).await.len();
     let mut statuses = Vec::new();
     for _ in 0..12 {
@@ -524,21 +529,8 @@ async fn unknown_and_other_workspace_ids_take_the_same_path() {
         ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "6"),
     ])
     .await;
-    let (admin_b, _) = second_workspace(&env, "other").await;
+    let id_b = other_workspace_key_id(&env).await;
     let http = Client::new();
-    let keys_b = Reply::of(request(
-        &http,
-        &env.svc,
-        &admin_b,
-        Method::GET,
-        "/v1/api-keys",
-        None,
-    ))
-    .await;
-    let id_b = keys_b.body["items"][0]["id"]
-        .as_str()
-        .unwrap_or_else(|| panic!("a key id in {}", keys_b.text))
-        .to_string();
     let unknown = "01900000-0000-7000-8000-000000000000";
     let before = denials(&env).await.len();
     let mut answers = Vec::new();

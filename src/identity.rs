@@ -1,8 +1,11 @@
 //! End-user identity: JWTs from the workspace's own identity provider, verified against
 //! its JWKS (RS256, ES256 or EdDSA only; `none` and HMAC are refused). The JWKS is cached
-//! and re-fetched on an unknown key id (rate-limited), so the provider can rotate keys.
+//! per URL and re-fetched on an unknown key id (at most every 10 s), so the provider can
+//! rotate keys. Fetches of one URL are single-flight and a failure is remembered (5 s,
+//! doubling to 2 min), so end-user requests never become a stream of outbound fetches.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, JwkSet};
@@ -19,6 +22,12 @@ const JWKS_TTL: Duration = Duration::from_secs(300);
 /// Least time between two fetches of one JWKS (an unknown `kid` cannot make us hammer it).
 const MIN_REFETCH: Duration = Duration::from_secs(10);
 const MAX_JWKS_BYTES: usize = 1024 * 1024;
+/// How long a failed fetch is the answer before the next try (doubling per consecutive
+/// failure, up to `MAX_NEGATIVE_TTL`): end-user requests cannot turn into fetches.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(5);
+pub const MAX_NEGATIVE_TTL: Duration = Duration::from_secs(120);
+/// Cached JWKS URLs kept (one per configured identity provider).
+const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdentityProvider {
@@ -45,15 +54,53 @@ struct Claims {
     nbf: Option<i64>,
 }
 
-struct CachedJwks {
-    fetched: Instant,
-    set: JwkSet,
+/// One JWKS URL's cache entry. The map of entries is locked only to find or add an entry;
+/// an entry's state only to read or swap it. No lock is held across a fetch except the
+/// entry's own `gate`, which makes fetches of one URL single-flight: a slow provider stalls
+/// its own workspace's end users (for at most the fetch timeout), never anyone else's.
+#[derive(Default)]
+struct Entry {
+    state: std::sync::Mutex<EntryState>,
+    gate: Mutex<()>,
+}
+
+#[derive(Default)]
+struct EntryState {
+    /// The last set fetched, and when.
+    set: Option<(Instant, Arc<JwkSet>)>,
+    /// The last fetch failed: its error is the answer until `until`.
+    failure: Option<Failure>,
+}
+
+#[derive(Clone)]
+struct Failure {
+    until: Instant,
+    /// Consecutive failures; the back-off doubles with each.
+    streak: u32,
+    error: String,
+}
+
+/// Pure: how long a failed fetch is remembered after `streak` consecutive failures
+/// (`NEGATIVE_TTL`, doubling, at most `MAX_NEGATIVE_TTL`).
+pub fn backoff(streak: u32) -> Duration {
+    let doubled = NEGATIVE_TTL.saturating_mul(1u32 << streak.saturating_sub(1).min(16));
+    doubled.min(MAX_NEGATIVE_TTL)
+}
+
+/// What the cache holds for a URL at a moment: what to do next.
+enum Cached {
+    /// A set fetched within `JWKS_TTL`, and whether it may be refetched (for an unknown kid).
+    Fresh(Arc<JwkSet>, bool),
+    /// A recent failure: answer it without fetching.
+    Failed(String),
+    /// Nothing usable: fetch.
+    Missing,
 }
 
 pub struct JwksCache {
     /// `None` only if no HTTP client could be built (then every fetch fails).
     http: Option<crate::net::HttpClient>,
-    entries: Mutex<HashMap<String, CachedJwks>>,
+    entries: std::sync::Mutex<HashMap<String, Arc<Entry>>>,
 }
 
 impl Default for JwksCache {
@@ -67,7 +114,7 @@ impl JwksCache {
         let http = jwks_client(&std::sync::Arc::default());
         JwksCache {
             http,
-            entries: Mutex::new(HashMap::new()),
+            entries: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -121,49 +168,88 @@ impl JwksCache {
         Ok(sub)
     }
 
+    fn entry(&self, url: &str) -> Result<Arc<Entry>, TokenError> {
+        let mut entries = self.entries.lock().map_err(|_| poisoned())?;
+        if entries.len() >= MAX_ENTRIES && !entries.contains_key(url) {
+            // Entries are per configured identity provider; past the bound, drop the ones
+            // nobody is fetching (a dropped entry only costs a fetch).
+            entries.retain(|_, e| Arc::strong_count(e) > 1);
+        }
+        Ok(entries.entry(url.to_string()).or_default().clone())
+    }
+
+    fn cached(entry: &Entry, want_refetch: bool) -> Result<Cached, TokenError> {
+        let state = entry.state.lock().map_err(|_| poisoned())?;
+        let now = Instant::now();
+        let failed = state.failure.as_ref().filter(|f| now < f.until);
+        if let Some((at, set)) = &state.set {
+            let age = now.duration_since(*at);
+            if age < JWKS_TTL {
+                let may_refetch = want_refetch && age >= MIN_REFETCH && failed.is_none();
+                return Ok(Cached::Fresh(set.clone(), may_refetch));
+            }
+        }
+        Ok(match failed {
+            Some(f) => Cached::Failed(f.error.clone()),
+            None => Cached::Missing,
+        })
+    }
+
+    /// The set for `url`: cached, or fetched by one caller while the others for this URL
+    /// wait for its answer (`refetch`: the cached set lacks the key, look again if allowed).
+    async fn set_for(&self, url: &str, refetch: bool) -> Result<Arc<JwkSet>, TokenError> {
+        let entry = self.entry(url)?;
+        let answer = |cached| match cached {
+            Cached::Fresh(set, false) => Some(Ok(set)),
+            Cached::Failed(e) => Some(Err(TokenError::ProviderUnavailable(e))),
+            Cached::Fresh(_, true) | Cached::Missing => None,
+        };
+        if let Some(answer) = answer(Self::cached(&entry, refetch)?) {
+            return answer;
+        }
+        let _gate = entry.gate.lock().await;
+        // The fetch we waited for answers for us too (its set, or its failure).
+        if let Some(answer) = answer(Self::cached(&entry, refetch)?) {
+            return answer;
+        }
+        let fetched = self.fetch(url).await;
+        let mut state = entry.state.lock().map_err(|_| poisoned())?;
+        match fetched {
+            Ok(set) => {
+                let set = Arc::new(set);
+                state.set = Some((Instant::now(), set.clone()));
+                state.failure = None;
+                Ok(set)
+            }
+            Err(e) => {
+                let error = match &e {
+                    TokenError::ProviderUnavailable(m) => m.clone(),
+                    other => other.to_string(),
+                };
+                let streak = state.failure.as_ref().map_or(0, |f| f.streak) + 1;
+                state.failure = Some(Failure {
+                    until: Instant::now() + backoff(streak),
+                    streak,
+                    error,
+                });
+                Err(e)
+            }
+        }
+    }
+
     async fn key_for(
         &self,
         url: &str,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Jwk, TokenError> {
-        let mut entries = self.entries.lock().await;
-        let fresh = entries
-            .get(url)
-            .map(|c| c.fetched.elapsed() < JWKS_TTL)
-            .unwrap_or(false);
-        if !fresh {
-            let set = self.fetch(url).await?;
-            entries.insert(
-                url.to_string(),
-                CachedJwks {
-                    fetched: Instant::now(),
-                    set,
-                },
-            );
-        }
-        if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
+        let set = self.set_for(url, false).await?;
+        if let Some(jwk) = select(&set, kid, alg) {
             return Ok(jwk);
         }
         // Unknown key id: the provider may have rotated; look again, but not too often.
-        let may_refetch = entries
-            .get(url)
-            .map(|c| c.fetched.elapsed() >= MIN_REFETCH)
-            .unwrap_or(true);
-        if may_refetch {
-            let set = self.fetch(url).await?;
-            entries.insert(
-                url.to_string(),
-                CachedJwks {
-                    fetched: Instant::now(),
-                    set,
-                },
-            );
-            if let Some(jwk) = entries.get(url).and_then(|c| select(&c.set, kid, alg)) {
-                return Ok(jwk);
-            }
-        }
-        Err(TokenError::Invalid(
+        let set = self.set_for(url, true).await?;
+        select(&set, kid, alg).ok_or(TokenError::Invalid(
             "no matching key in the provider's JWKS",
         ))
     }
@@ -217,6 +303,10 @@ async fn fetch_jwks(http: &crate::net::HttpClient, url: &str) -> Result<JwkSet, 
         body.extend_from_slice(&chunk);
     }
     serde_json::from_slice(&body).map_err(|e| unavailable(format!("unusable JWKS: {e}")))
+}
+
+fn poisoned() -> TokenError {
+    TokenError::ProviderUnavailable("JWKS cache unavailable".into())
 }
 
 /// Pure: the `exp`/`nbf` check with leeway.
@@ -279,6 +369,14 @@ mod tests {
             Err(TokenError::Expired)
         );
         assert_eq!(check_times(5000, Some(2000), 1970), Ok(()));
+    }
+
+    #[test]
+    fn failures_back_off_doubling_to_a_bound() {
+        assert_eq!(backoff(1), NEGATIVE_TTL);
+        assert_eq!(backoff(2), NEGATIVE_TTL * 2);
+        assert_eq!(backoff(3), NEGATIVE_TTL * 4);
+        assert_eq!(backoff(40), MAX_NEGATIVE_TTL);
     }
 
     #[test]

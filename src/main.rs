@@ -73,6 +73,34 @@ enum Command {
             default_value_t = 100.0
         )]
         denial_rate_limit_burst: f64,
+        /// Sustained requests per second allowed per workspace (all its keys and end users
+        /// together, per instance).
+        #[arg(
+            long,
+            env = "AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC",
+            default_value_t = 500.0
+        )]
+        workspace_rate_limit_per_sec: f64,
+        #[arg(
+            long,
+            env = "AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST",
+            default_value_t = 1000.0
+        )]
+        workspace_rate_limit_burst: f64,
+        /// Seconds a connection has to send a complete request head (from its opening, and
+        /// between requests on a kept-alive connection); then it is closed.
+        #[arg(
+            long,
+            env = "AUTHLEDGER_HEADER_READ_TIMEOUT_SECS",
+            default_value_t = 10.0
+        )]
+        header_read_timeout_secs: f64,
+        /// Seconds a request body may send nothing before the request is cut off.
+        #[arg(long, env = "AUTHLEDGER_IDLE_TIMEOUT_SECS", default_value_t = 60.0)]
+        idle_timeout_secs: f64,
+        /// Open client connections at most; past it new ones wait until one closes.
+        #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
+        max_connections: usize,
         /// Allow loopback destinations (127.0.0.0/8, ::1, localhost), over https or plain
         /// http, for OAuth endpoints, JWKS, tool base URLs and connectors (development and
         /// tests only: in production a workspace admin could make the service call its own
@@ -314,19 +342,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             allow_destinations,
             denial_rate_limit_per_sec,
             denial_rate_limit_burst,
+            workspace_rate_limit_per_sec,
+            workspace_rate_limit_burst,
+            header_read_timeout_secs,
+            idle_timeout_secs,
+            max_connections,
             readiness,
             connections,
         } => {
-            let limiter =
-                authledger::api::ratelimit::RateLimiter::new(rate_limit_per_sec, rate_limit_burst);
-            let denials = authledger::api::ratelimit::RateLimiter::new(
-                denial_rate_limit_per_sec,
-                denial_rate_limit_burst,
-            );
+            use authledger::api::ratelimit::{Limits, RateLimiter};
+            let limits = Limits {
+                requests: RateLimiter::new(rate_limit_per_sec, rate_limit_burst),
+                workspaces: RateLimiter::new(
+                    workspace_rate_limit_per_sec,
+                    workspace_rate_limit_burst,
+                ),
+                denials: RateLimiter::new(denial_rate_limit_per_sec, denial_rate_limit_burst),
+                callbacks: RateLimiter::new(denial_rate_limit_per_sec, denial_rate_limit_burst),
+            };
+            let seconds = |s: f64, flag: &str| {
+                std::time::Duration::try_from_secs_f64(s)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| format!("--{flag} must be a positive number of seconds"))
+            };
+            let connection_limits = authledger::server::ConnectionLimits {
+                header_read_timeout: seconds(header_read_timeout_secs, "header-read-timeout-secs")?,
+                idle_timeout: seconds(idle_timeout_secs, "idle-timeout-secs")?,
+                max_connections: max_connections.max(1),
+            };
             serve(
                 &storage,
                 &listen,
-                (limiter, denials),
+                (limits, connection_limits),
                 authledger::net::Policy::new(allow_loopback_urls, allow_destinations),
                 (readiness, connections),
             )
@@ -585,9 +633,9 @@ fn print_json(v: &impl serde::Serialize) -> anyhow::Result<()> {
 async fn serve(
     storage: &StorageArgs,
     listen: &str,
-    (limiter, denials): (
-        authledger::api::ratelimit::RateLimiter,
-        authledger::api::ratelimit::RateLimiter,
+    (limits, connection_limits): (
+        authledger::api::ratelimit::Limits,
+        authledger::server::ConnectionLimits,
     ),
     destinations: authledger::net::Policy,
     (readiness, connections): (ReadinessArgs, ConnectionArgs),
@@ -661,11 +709,9 @@ async fn serve(
     }
     eprintln!("authledger listening on http://{addr}");
     let server = authledger::server::ServerSettings {
-        limits: Arc::new(authledger::api::ratelimit::Limits {
-            requests: limiter,
-            denials,
-        }),
+        limits: Arc::new(limits),
         checkpoint_schedule,
+        connections: connection_limits,
     };
     authledger::server::serve(state, server, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -9,11 +9,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::problem::Problem;
-use super::ratelimit::Limits;
+use super::ratelimit::{client_key, Limits, RateLimiter};
 use super::routes::{self, role_allows, Permission, RouteSpec};
 use crate::app::AppState;
+use crate::commands::refusals::{self, Budget};
 use crate::commands::{record_denial, Caller, EndUser};
 use crate::domain::access::{AccessDenied, DenialReason};
 use crate::domain::api_key::{hash_key, KEY_PREFIX};
@@ -52,15 +54,13 @@ pub async fn authorize(
     let client = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| format!("ip:{}", c.0.ip()));
+        .map(|c| client_key(c.0.ip()));
     if spec.permission == Permission::Public {
-        // The public OAuth callback records refused states: same budget as refusals.
+        // The public OAuth callback records refused states: their own budget, charged only
+        // by a refused state (a valid callback is never charged nor refused).
         if spec.id == routes::RouteId::OAuthCallback {
-            if let Some(client) = &client {
-                if let Err(wait) = limits.denials.check(client) {
-                    return too_many(wait);
-                }
-            }
+            let budget = refusal_budget(&limits, client.as_deref(), |l| &l.callbacks);
+            return run_within(budget, req, next).await;
         }
         return next.run(req).await;
     }
@@ -93,7 +93,7 @@ pub async fn authorize(
 /// An end user, by a JWT of the workspace's identity provider.
 async fn as_end_user(
     state: &AppState,
-    limits: &Limits,
+    limits: &Arc<Limits>,
     denial: &Denial<'_>,
     mut req: Request,
     next: Next,
@@ -110,14 +110,24 @@ async fn as_end_user(
         .map(|w| sanitize(w, 128));
     match authenticate_end_user(state, bearer, workspace).await {
         Ok(user) => {
-            let limited = limits
-                .requests
-                .check(&format!("user:{}:{}", user.workspace_id, user.user_id));
-            if let Err(wait) = limited {
+            let key = format!("user:{}:{}", user.workspace_id, user.user_id);
+            if let Err(wait) = charge_budgets(limits, &key, &user.workspace_id) {
                 return too_many(wait);
             }
             req.extensions_mut().insert(user);
-            next.run(req).await
+            run_within(denial.budget(), req, next).await
+        }
+        Err(EndUserRefusal::ProviderDown(workspace, e)) => {
+            // Audited and charged like a refusal: an unreachable provider must not become
+            // a free way to make the service work (its failures are cached, see identity).
+            tracing::warn!(error = %e, "cannot verify an end-user token");
+            deny(
+                Some(workspace),
+                anonymous("end_user"),
+                StatusCode::SERVICE_UNAVAILABLE,
+                DenialReason::IdentityProviderUnavailable,
+            )
+            .await
         }
         Err(EndUserRefusal::Unavailable(e)) => {
             tracing::warn!(error = %e, "cannot verify an end-user token");
@@ -144,7 +154,7 @@ async fn as_end_user(
 /// An agent with a scoped token (tool calls only).
 async fn with_scoped_token(
     state: &AppState,
-    limits: &Limits,
+    limits: &Arc<Limits>,
     denial: &Denial<'_>,
     mut req: Request,
     next: Next,
@@ -156,13 +166,13 @@ async fn with_scoped_token(
     let token = bearer_token(&req).map(str::to_string).unwrap_or_default();
     match authenticate_scoped_token(state, &token).await {
         Ok((caller, claims)) => {
-            if let Err(wait) = limits.requests.check(&caller.api_key_id) {
+            if let Err(wait) = charge_budgets(limits, &caller.api_key_id, &caller.workspace_id) {
                 return too_many(wait);
             }
             req.extensions_mut().insert(caller);
             req.extensions_mut()
                 .insert(crate::gateway::Authority::Token(Box::new(claims)));
-            next.run(req).await
+            run_within(denial.budget(), req, next).await
         }
         Err(ScopedTokenRefusal::Unavailable) => Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -180,7 +190,7 @@ async fn with_scoped_token(
 /// A caller with an API key: known, live, unexpired, and its role allows the route.
 async fn with_api_key(
     state: &AppState,
-    limits: &Limits,
+    limits: &Arc<Limits>,
     denial: &Denial<'_>,
     spec: &RouteSpec,
     mut req: Request,
@@ -283,7 +293,7 @@ async fn with_api_key(
         )
         .await;
     }
-    if let Err(wait) = limits.requests.check(&row.id) {
+    if let Err(wait) = charge_budgets(limits, &row.id, &row.workspace_id) {
         return too_many(wait);
     }
     req.extensions_mut().insert(Caller {
@@ -291,7 +301,37 @@ async fn with_api_key(
         api_key_id: row.id,
         role,
     });
-    next.run(req).await
+    run_within(denial.budget(), req, next).await
+}
+
+/// Charges an authorized request to its key's (or end user's) budget and its workspace's.
+fn charge_budgets(limits: &Limits, key: &str, workspace: &str) -> Result<(), Duration> {
+    limits.requests.check(key)?;
+    limits.workspaces.check(&format!("ws:{workspace}"))
+}
+
+/// The refusal budget of `client` in the limiter `which` picks (none for an unknown peer).
+fn refusal_budget(
+    limits: &Arc<Limits>,
+    client: Option<&str>,
+    which: fn(&Limits) -> &RateLimiter,
+) -> Budget {
+    let limits = limits.clone();
+    let client = client.map(str::to_string);
+    Budget::new(Arc::new(move || match &client {
+        Some(client) => which(&limits).check(client),
+        None => Ok(()),
+    }))
+}
+
+/// Runs the handler with the client's refusal budget: a refusal it records past the budget
+/// is not recorded, and the answer is 429 like a refusal at the edge past it.
+async fn run_within(budget: Budget, req: Request, next: Next) -> Response {
+    let resp = refusals::within(budget.clone(), next.run(req)).await;
+    match budget.exceeded() {
+        Some(wait) => too_many(wait),
+        None => resp,
+    }
 }
 
 /// A caller not (yet) known, named by a hint (never a secret).
@@ -302,7 +342,7 @@ fn anonymous(hint: &str) -> Actor {
     }
 }
 
-fn too_many(wait: std::time::Duration) -> Response {
+fn too_many(wait: Duration) -> Response {
     let mut resp = Problem::new(
         StatusCode::TOO_MANY_REQUESTS,
         "rate-limited",
@@ -320,7 +360,7 @@ fn too_many(wait: std::time::Duration) -> Response {
 /// What a refusal records, and the response it gives.
 struct Denial<'a> {
     state: &'a AppState,
-    limits: &'a Limits,
+    limits: &'a Arc<Limits>,
     method: &'a str,
     route: &'a str,
     target_id: Option<&'a str>,
@@ -329,6 +369,11 @@ struct Denial<'a> {
 }
 
 impl Denial<'_> {
+    /// This client's budget for refusals recorded below the edge.
+    fn budget(&self) -> Budget {
+        refusal_budget(self.limits, self.client.as_deref(), |l| &l.denials)
+    }
+
     async fn refuse(
         &self,
         workspace: Option<String>,
@@ -351,10 +396,12 @@ impl Denial<'_> {
             target_id: self.target_id.map(str::to_string),
         };
         record_denial(self.state, workspace.as_deref(), actor, denial).await;
-        let (kind, title) = if status == StatusCode::FORBIDDEN {
-            ("forbidden", "This key's role may not do that")
-        } else {
-            ("unauthorized", "Valid credentials are required")
+        let (kind, title) = match status {
+            StatusCode::FORBIDDEN => ("forbidden", "This key's role may not do that"),
+            StatusCode::SERVICE_UNAVAILABLE => {
+                ("unavailable", "The identity provider cannot be reached")
+            }
+            _ => ("unauthorized", "Valid credentials are required"),
         };
         let mut resp = Problem::new(status, kind, title, None).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -370,6 +417,9 @@ pub const WORKSPACE_HEADER: &str = "authledger-workspace";
 
 enum EndUserRefusal {
     Denied(Option<String>, DenialReason),
+    /// The workspace's identity provider cannot be reached (or recently could not be).
+    ProviderDown(String, String),
+    /// This service cannot answer (its projections).
     Unavailable(String),
 }
 
@@ -429,7 +479,9 @@ async fn authenticate_end_user(
             Some(workspace_id),
             DenialReason::InvalidToken,
         )),
-        Err(TokenError::ProviderUnavailable(e)) => Err(EndUserRefusal::Unavailable(e)),
+        Err(TokenError::ProviderUnavailable(e)) => {
+            Err(EndUserRefusal::ProviderDown(workspace_id, e))
+        }
     }
 }
 

@@ -122,6 +122,9 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
 
 /// The answer for an id the caller's workspace does not have: the same 404 whether the id
 /// is unknown or belongs to another workspace; the latter is recorded as `access.denied`.
+/// Both take the same path, so neither the answer nor its time tells them apart: either
+/// probe is charged to the client's refusal budget (past it the edge answers 429), and the
+/// record of another workspace's id is written beside the answer, not before it.
 pub(crate) async fn not_found_audited(
     state: &AppState,
     caller: &crate::commands::Caller,
@@ -130,7 +133,7 @@ pub(crate) async fn not_found_audited(
     elsewhere: bool,
     what: &'static str,
 ) -> Result<Response, error::ApiError> {
-    if elsewhere {
+    if crate::commands::refusals::charge() && elsewhere {
         let denial = crate::domain::AccessDenied {
             method: method.to_string(),
             route: route.to_string(),
@@ -138,8 +141,12 @@ pub(crate) async fn not_found_audited(
             reason: crate::domain::DenialReason::OtherWorkspace,
             target_id: Some(auth::sanitize(id, 128)),
         };
-        crate::commands::record_denial(state, Some(&caller.workspace_id), caller.actor(), denial)
-            .await;
+        let (state, workspace, actor) =
+            (state.clone(), caller.workspace_id.clone(), caller.actor());
+        // Outside the request's task: already charged, and the answer does not wait.
+        tokio::spawn(async move {
+            crate::commands::record_denial(&state, Some(&workspace), actor, denial).await;
+        });
     }
     Err(error::ApiError::NotFound(what))
 }

@@ -1,98 +1,103 @@
-//! Per-key token buckets (per instance). `take` is pure so it is tested without a clock.
+//! The request budgets the edge enforces (per instance), on `governor`'s keyed GCRA
+//! limiters. A key's state is dropped only once it is indistinguishable from a fresh one
+//! (`retain_recent`), so many new keys (addresses) can never reset anyone's budget.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-/// Takes one token at `now` from a bucket refilled at `rate`/s up to `burst`; on refusal,
-/// how long until a token is available.
-pub fn take(
-    bucket: Option<Bucket>,
-    now: Instant,
-    rate: f64,
-    burst: f64,
-) -> (Bucket, Result<(), Duration>) {
-    let b = bucket.unwrap_or(Bucket {
-        tokens: burst,
-        at: now,
-    });
-    let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
-    let tokens = (b.tokens + elapsed * rate).min(burst);
-    if tokens >= 1.0 {
-        (
-            Bucket {
-                tokens: tokens - 1.0,
-                at: now,
-            },
-            Ok(()),
-        )
-    } else {
-        let wait = if rate > 0.0 {
-            (1.0 - tokens) / rate
-        } else {
-            3600.0
-        };
-        (
-            Bucket { tokens, at: now },
-            Err(Duration::from_secs_f64(wait)),
-        )
-    }
-}
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 
 /// The request budgets the edge enforces, per instance.
 pub struct Limits {
-    /// Per API key (or end user): every authorized request.
+    /// Per API key (or end user, or scoped token's key): every authorized request.
     pub requests: RateLimiter,
-    /// Per client address: refused requests (each an `access.denied` event) and OAuth
-    /// callbacks, so refusals cannot flood the ledger.
+    /// Per workspace: every authorized request of all its keys and end users together.
+    pub workspaces: RateLimiter,
+    /// Per client address: refused requests (each an `access.denied` event, whether the
+    /// refusal comes from authentication or from a handler), so refusals cannot flood the
+    /// ledger.
     pub denials: RateLimiter,
+    /// Per client address: refused OAuth callbacks (bad `state`). Valid callbacks are never
+    /// charged, so users behind one proxy address cannot be locked out of connect flows.
+    pub callbacks: RateLimiter,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             requests: RateLimiter::new(50.0, 100.0),
+            workspaces: RateLimiter::new(500.0, 1000.0),
             denials: RateLimiter::new(10.0, 100.0),
+            callbacks: RateLimiter::new(10.0, 100.0),
         }
     }
 }
 
+/// Checks between two evictions of keys back at a full budget.
+const EVICT_EVERY: u64 = 4096;
+
 pub struct RateLimiter {
-    rate: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<String, Bucket>>,
+    limiter: DefaultKeyedRateLimiter<String>,
+    clock: DefaultClock,
+    checks: AtomicU64,
 }
 
 impl RateLimiter {
+    /// `rate_per_sec` sustained (0: only the burst, refilled once an hour), `burst` at once.
     pub fn new(rate_per_sec: f64, burst: f64) -> Self {
+        let period = if rate_per_sec > 0.0 && rate_per_sec.is_finite() {
+            Duration::from_secs_f64(1.0 / rate_per_sec).max(Duration::from_nanos(1))
+        } else {
+            Duration::from_secs(3600)
+        };
+        let burst = NonZeroU32::new(burst.clamp(1.0, f64::from(u32::MAX)) as u32)
+            .unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
         RateLimiter {
-            rate: rate_per_sec.max(0.0),
-            burst: burst.max(1.0),
-            buckets: Mutex::new(HashMap::new()),
+            limiter: DefaultKeyedRateLimiter::dashmap(quota),
+            clock: DefaultClock::default(),
+            checks: AtomicU64::new(0),
         }
     }
 
+    /// Takes one unit of `key`'s budget; on refusal, how long until one is available.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let Ok(mut buckets) = self.buckets.lock() else {
-            return Ok(());
-        };
-        if buckets.len() > 100_000 {
-            buckets.clear();
+        if self.checks.fetch_add(1, Ordering::Relaxed) % EVICT_EVERY == EVICT_EVERY - 1 {
+            self.limiter.retain_recent();
         }
-        let (bucket, verdict) = take(
-            buckets.get(key).copied(),
-            Instant::now(),
-            self.rate,
-            self.burst,
-        );
-        buckets.insert(key.to_string(), bucket);
-        verdict
+        self.limiter
+            .check_key(&key.to_string())
+            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+    }
+
+    /// Keys with state (for tests: eviction keeps only the ones not back at a full budget).
+    pub fn len(&self) -> usize {
+        self.limiter.retain_recent();
+        self.limiter.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The budget key of a client address: the address for IPv4, its /64 for IPv6 (one host
+/// commonly holds a whole /64, so per-address keys would be free to multiply).
+pub fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -101,17 +106,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn burst_then_refill() {
-        let t0 = Instant::now();
-        let mut b = None;
+    fn burst_then_refused_with_a_wait() {
+        let l = RateLimiter::new(1.0, 3.0);
         for _ in 0..3 {
-            let (nb, v) = take(b, t0, 2.0, 3.0);
-            assert!(v.is_ok());
-            b = Some(nb);
+            assert!(l.check("a").is_ok());
         }
-        let (nb, v) = take(b, t0, 2.0, 3.0);
-        assert_eq!(v, Err(Duration::from_secs_f64(0.5)));
-        let (_, v) = take(Some(nb), t0 + Duration::from_millis(500), 2.0, 3.0);
-        assert!(v.is_ok());
+        let wait = l.check("a").expect_err("over the burst");
+        assert!(wait <= Duration::from_secs(1));
+        // Another key has its own budget.
+        assert!(l.check("b").is_ok());
+    }
+
+    #[test]
+    fn many_new_keys_never_reset_a_spent_budget() {
+        let l = RateLimiter::new(0.0, 2.0);
+        assert!(l.check("victim").is_ok());
+        assert!(l.check("victim").is_ok());
+        assert!(l.check("victim").is_err());
+        for i in 0..(3 * EVICT_EVERY) {
+            let _ = l.check(&format!("spray-{i}"));
+        }
+        assert!(l.check("victim").is_err(), "the spent budget stays spent");
+    }
+
+    #[test]
+    fn keys_back_at_a_full_budget_are_evicted() {
+        let l = RateLimiter::new(1_000_000_000.0, 1.0);
+        for i in 0..100 {
+            let _ = l.check(&format!("k{i}"));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(l.len(), 0);
+    }
+
+    #[test]
+    fn ipv6_clients_share_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        let m: IpAddr = "::ffff:10.0.0.1".parse().expect("ip");
+        assert_eq!(client_key(m), "ip:10.0.0.1");
     }
 }

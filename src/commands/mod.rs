@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth_configs;
 pub mod connections;
 pub mod problem;
+pub mod refusals;
 pub mod sealing;
 pub mod written;
 
@@ -284,6 +285,10 @@ pub async fn record_denial(
     actor: Actor,
     denial: AccessDenied,
 ) {
+    // Past the client's refusal budget nothing is recorded (the edge answers 429).
+    if !refusals::charge() {
+        return;
+    }
     let workspace = workspace_id.unwrap_or(SYSTEM_WORKSPACE);
     let key = match AggregateKey::new(workspace, DENIAL_AGGREGATE, Uuid::now_v7().to_string()) {
         Ok(k) => k,

@@ -43,6 +43,9 @@ pub enum DenialReason {
     TokenUsedUp,
     /// An agent key bound to gateways asked for a tool or auth config outside them.
     OutsideGateway,
+    /// An end-user JWT that cannot be checked: the workspace's identity provider (its
+    /// JWKS) cannot be reached (answered 503).
+    IdentityProviderUnavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,11 @@
 //! request path (what follows a cached fold, an aggregate's last event) run inline on
 //! `rusqlite` connections: an indexed read takes microseconds, less than handing it to a
 //! connection thread and back.
+//!
+//! An append is acknowledged only while the file at the log's path is still the one it
+//! opened: a removed or replaced data directory leaves the open file writable, but what
+//! is written there is lost, so such appends answer `Unavailable` and `head` (readiness)
+//! fails until the service is restarted on a usable directory.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -37,6 +42,7 @@ const IDLE_POINT_READERS: usize = 8;
 
 pub struct SqliteEventLog {
     path: String,
+    storage: Storage,
     reader: SqlitePool,
     point_readers: PointReaders,
     /// Each committed group's new events, in position order: subscribers in this process
@@ -89,6 +95,7 @@ impl SqliteEventLog {
             .map_err(|e| {
                 LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
             })?;
+        let storage = Storage::opened(path)?;
         let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
         let announce = committed.clone();
@@ -97,6 +104,7 @@ impl SqliteEventLog {
         let checkpoint_file = path.to_path_buf();
         let restart = WalRestart::default();
         let asked = restart.clone();
+        let written = storage.clone();
         std::thread::Builder::new()
             .name("authledger-log-checkpoint".into())
             .spawn(move || run_checkpointer(&checkpoint_file, &wal, &asked, &checkpoint_stop))
@@ -104,12 +112,13 @@ impl SqliteEventLog {
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
             .spawn(move || {
-                run_writer(connection, queue, &announce, &restart);
+                run_writer(connection, queue, (&announce, &written), &restart);
                 drop(checkpoint_alive);
             })
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
+            storage,
             reader,
             point_readers: PointReaders {
                 path: path.to_path_buf(),
@@ -127,6 +136,68 @@ impl SqliteEventLog {
         }
         self.reader.close().await;
     }
+}
+
+/// The log's file as opened (device and inode), to tell it from whatever is at its path now.
+#[derive(Debug, Clone)]
+struct Storage {
+    path: std::path::PathBuf,
+    opened: (u64, u64),
+}
+
+impl Storage {
+    fn opened(path: &Path) -> Result<Self, LogError> {
+        let opened = file_identity(path).map_err(|e| {
+            LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
+        })?;
+        Ok(Storage {
+            path: path.to_path_buf(),
+            opened,
+        })
+    }
+
+    /// Whether the file at the path is still the one opened (what is written lands there).
+    fn still_ours(&self) -> Result<(), LogError> {
+        match file_identity(&self.path) {
+            Ok(now) if now == self.opened => Ok(()),
+            Ok(_) => Err(LogError::Unavailable(format!(
+                "event log {} was replaced since it was opened: restart the service",
+                self.path.display()
+            ))),
+            Err(e) => Err(LogError::Unavailable(format!(
+                "event log {} is gone ({e}): restart the service on a usable data dir",
+                self.path.display()
+            ))),
+        }
+    }
+
+    /// `still_ours`, and the file's permissions still allow writing. Never by opening the
+    /// file: closing any descriptor of it would drop this process's SQLite locks.
+    fn usable(&self) -> Result<(), LogError> {
+        self.still_ours()?;
+        match std::fs::metadata(&self.path) {
+            Ok(m) if !m.permissions().readonly() => Ok(()),
+            Ok(_) => Err(LogError::Unavailable(format!(
+                "event log {} is read-only",
+                self.path.display()
+            ))),
+            Err(e) => Err(LogError::Unavailable(format!(
+                "event log {}: {e}",
+                self.path.display()
+            ))),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    std::fs::metadata(path).map(|_| (0, 0))
 }
 
 fn backend(e: sqlx::Error) -> LogError {
@@ -293,7 +364,7 @@ fn run_checkpointer(
 fn run_writer(
     mut connection: rusqlite::Connection,
     mut queue: mpsc::Receiver<WriterCommand>,
-    committed: &broadcast::Sender<Arc<Vec<RecordedEvent>>>,
+    (committed, storage): (&broadcast::Sender<Arc<Vec<RecordedEvent>>>, &Storage),
     restart: &WalRestart,
 ) {
     while let Some(command) = queue.blocking_recv() {
@@ -332,6 +403,19 @@ fn run_writer(
                     )
                 })
                 .collect(),
+        };
+        // Committed to a file that is no longer the log's (its directory was removed or
+        // replaced): lost at the next start, so not acknowledged, not announced.
+        let results = match storage.still_ours() {
+            Ok(()) => results,
+            Err(e) => {
+                tracing::error!(error = %e, "event log storage lost; refusing appends");
+                let message = e.to_string();
+                results
+                    .into_iter()
+                    .map(|r| r.and(Err(LogError::Unavailable(message.clone()))))
+                    .collect()
+            }
         };
         if committed.receiver_count() > 0 {
             let new: Vec<RecordedEvent> = group
@@ -578,6 +662,8 @@ impl EventLog for SqliteEventLog {
     }
 
     async fn head(&self) -> Result<u64, LogError> {
+        // Readiness asks the head: a log whose file is gone or read-only is not ready.
+        self.storage.usable()?;
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(position), 0) FROM events")
             .fetch_one(&self.reader)
             .await

@@ -20,6 +20,7 @@ mod gateways;
 mod hardening;
 mod harness;
 mod independent;
+mod limits;
 mod mcp;
 mod model;
 mod oauth_client;

@@ -626,4 +626,59 @@ mod tests {
     fn unknown_kind_is_an_error_not_a_panic() {
         assert!(Event::from_parts("nope", &serde_json::json!({})).is_err());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        fn json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                (-1e9f64..1e9).prop_map(Value::from),
+                "\\PC{0,16}".prop_map(Value::from),
+            ];
+            leaf.prop_recursive(3, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map("[a-z_]{1,16}", inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Any JSON under any kind decodes to an event of that kind or is refused; never
+            /// a panic.
+            #[test]
+            fn any_payload_decodes_to_its_kind_or_is_refused(kind in 0..ALL_KINDS.len(), payload in json()) {
+                if let Ok(event) = Event::from_parts(ALL_KINDS[kind], &payload) {
+                    prop_assert_eq!(event.kind(), ALL_KINDS[kind]);
+                }
+            }
+
+            /// A real payload with one field replaced (or removed) decodes to its kind or is
+            /// refused.
+            #[test]
+            fn a_damaged_payload_decodes_to_its_kind_or_is_refused(example in 0..ALL_KINDS.len(), field in any::<prop::sample::Index>(), value in proptest::option::of(json())) {
+                let event = &Event::examples()[example];
+                let (kind, mut payload) = event.to_parts().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                if let Some(map) = payload.as_object_mut() {
+                    if !map.is_empty() {
+                        let key = map.keys().nth(field.index(map.len())).cloned().unwrap_or_default();
+                        match value {
+                            Some(v) => map.insert(key, v),
+                            None => map.remove(&key),
+                        };
+                    }
+                }
+                if let Ok(decoded) = Event::from_parts(&kind, &payload) {
+                    prop_assert_eq!(decoded.kind(), event.kind());
+                }
+            }
+        }
+    }
 }

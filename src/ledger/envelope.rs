@@ -396,4 +396,84 @@ mod tests {
             Some(EnvelopeError::NoSignature)
         );
     }
+
+    mod properties {
+        use super::*;
+        use crate::ledger::{Actor, ActorType};
+        use proptest::prelude::*;
+
+        fn body(payload: serde_json::Value) -> Vec<u8> {
+            let body = EventBody {
+                event_id: Uuid::now_v7(),
+                workspace_id: "ws1".into(),
+                aggregate_type: "workspace".into(),
+                aggregate_id: "ws1".into(),
+                aggregate_version: 1,
+                kind: "workspace.created".into(),
+                schema_version: 1,
+                occurred_at: time::OffsetDateTime::UNIX_EPOCH,
+                actor: Actor {
+                    actor_type: ActorType::System,
+                    id: "system".into(),
+                },
+                payload,
+                prev_hash: None,
+                key_id: "ed25519:0011223344556677".into(),
+            };
+            serde_json::to_vec(&body).unwrap_or_default()
+        }
+
+        fn signature() -> impl Strategy<Value = [u8; 64]> {
+            prop::collection::vec(any::<u8>(), 64).prop_map(|v| v.try_into().unwrap_or([0; 64]))
+        }
+
+        #[test]
+        fn a_plain_body_opens() {
+            let env = encode_envelope(&body(serde_json::json!({"name": "Acme"})), "k", &[7; 64]);
+            let env = env.unwrap_or_else(|e| unreachable!("{e}"));
+            assert!(
+                open_envelope(&env).is_ok(),
+                "{:?}",
+                open_envelope(&env).err()
+            );
+        }
+
+        proptest! {
+            /// Any bytes at all open or are refused; never a panic.
+            #[test]
+            fn any_bytes_open_or_are_refused(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                let _ = open_envelope(&bytes);
+            }
+
+            /// What is sealed opens to exactly the body bytes, key id and signature given.
+            #[test]
+            fn a_sealed_body_opens_as_sealed(name in "\\PC{0,40}", key in "[a-z0-9:]{1,24}", sig in signature()) {
+                let body = body(serde_json::json!({ "name": name }));
+                let env = encode_envelope(&body, &key, &sig).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let opened = open_envelope(&env).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(&opened.body_bytes, &body);
+                prop_assert_eq!(opened.signatures, vec![(key, sig)]);
+                prop_assert_eq!(opened.hash, event_hash(&env));
+            }
+
+            /// One changed byte anywhere in an envelope is refused, or opens to other body
+            /// bytes or another signature: never silently to the same signed content.
+            #[test]
+            fn a_changed_byte_never_opens_to_the_same_content(at in any::<prop::sample::Index>(), byte in any::<u8>(), sig in signature()) {
+                let env = encode_envelope(&body(serde_json::json!({"name": "Acme"})), "k1", &sig)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let original = open_envelope(&env).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut changed = env.to_vec();
+                let i = at.index(changed.len());
+                prop_assume!(changed[i] != byte);
+                changed[i] = byte;
+                if let Ok(opened) = open_envelope(&changed) {
+                    prop_assert!(
+                        opened.body_bytes != original.body_bytes || opened.signatures != original.signatures,
+                        "byte {} changed to {} opened to the same content", i, byte
+                    );
+                }
+            }
+        }
+    }
 }

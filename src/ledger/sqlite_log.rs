@@ -14,13 +14,12 @@
 //! fails until the service is restarted on a usable directory.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqliteSynchronous;
 use sqlx::{Row, SqlitePool};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -78,23 +77,10 @@ impl SqliteEventLog {
             .map_err(|e| {
                 LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
             })?;
-        let options = SqliteConnectOptions::from_str("sqlite://")
-            .map_err(|e| LogError::Misconfigured(e.to_string()))?
-            .filename(path)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let reader = SqlitePoolOptions::new()
-            // An in-process file: no connection to go stale, and a ping costs a round
-            // trip to the connection's worker thread on every acquire.
-            .test_before_acquire(false)
-            .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| {
-                LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
-            })?;
+        let options = crate::sqlite::file_options(path, SqliteSynchronous::Full).foreign_keys(true);
+        let reader = crate::sqlite::open_pool(options).await.map_err(|e| {
+            LogError::Misconfigured(format!("cannot open event log {}: {e}", path.display()))
+        })?;
         let storage = Storage::opened(path)?;
         let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);

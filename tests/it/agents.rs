@@ -25,10 +25,10 @@ use sha2::{Digest as _, Sha256};
 
 use crate::end_user;
 use crate::fixtures::oauth_provider::{Endpoint, OAuthProvider};
-use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
+use crate::harness::{args, run_cli};
 use crate::support::{
-    self, bootstrap_workspace, follow_connect_url, oauth_config_body, request, Api, Embedded, Hit,
-    Reply, Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
+    self, follow_connect_url, oauth_config_body, request, Api, Deployment, Hit, Reply, Stack,
+    Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "agents-e2e-client";
@@ -83,87 +83,27 @@ async fn answer(redirect_to: Option<&str>, hit: Hit) -> Response {
 // A deployment of the service
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Embedded,
-    JetStreamPg,
-}
-
-/// One `serve` instance with its workspace's admin key. Fields drop in order: the service
-/// stops before its NATS server and directory go.
+/// One `serve` instance with its workspace's admin key (`support::Deployment`), an HTTP
+/// client, and every response body any call received (scanned for secrets).
 struct Env {
-    svc: Service,
-    admin: String,
-    workspace: String,
-    /// Storage arguments for CLI commands (`bootstrap`, `dump-log`).
-    cli: Vec<String>,
+    d: Deployment,
     http: Client,
-    /// Every response body any call received (scanned for secrets).
     bodies: Mutex<Vec<String>>,
-    _nats: Option<NatsServer>,
-    _dir: tempfile::TempDir,
 }
 
-async fn deploy(backend: Backend, extra_env: &[(&str, &str)]) -> Env {
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
+    }
+}
+
+async fn deploy(stack: Stack, extra_env: &[(&str, &str)]) -> Env {
     let envs: Vec<(&str, &str)> = [BASE_ENV, AGENTS_ENV, NO_RATE_LIMIT, extra_env].concat();
-    match backend {
-        Backend::Embedded => {
-            let e = Embedded::start(&envs).await;
-            Env {
-                svc: e.svc,
-                admin: e.admin,
-                workspace: e.workspace,
-                cli: e.storage,
-                http: Client::new(),
-                bodies: Mutex::new(Vec::new()),
-                _nats: None,
-                _dir: e.dir,
-            }
-        }
-        Backend::JetStreamPg => {
-            let dir = tempfile::tempdir().expect("dir");
-            let nats = NatsServer::start();
-            let pg = fresh_pg_database().await;
-            let keys = dir.path().join("shared-keys");
-            let shared = |data: &str| {
-                args(&[
-                    "--data-dir",
-                    &dir.path().join(data).display().to_string(),
-                    "--key-dir",
-                    &keys.display().to_string(),
-                    "--nats-url",
-                    &nats.url(),
-                    "--database-url",
-                    &pg,
-                ])
-            };
-            let cli = shared("cli");
-            let init = run_cli(&[cli.clone(), args(&["keys", "init"])].concat());
-            assert!(
-                init.status.success(),
-                "{}",
-                String::from_utf8_lossy(&init.stderr)
-            );
-            let boot =
-                run_cli(&[cli.clone(), args(&["bootstrap", "--workspace", "acme"])].concat());
-            assert!(
-                boot.status.success(),
-                "{}",
-                String::from_utf8_lossy(&boot.stderr)
-            );
-            let printed: Value = serde_json::from_slice(&boot.stdout).expect("bootstrap json");
-            let svc = Service::start(&shared("instance0"), &envs, dir.path()).await;
-            Env {
-                svc,
-                admin: printed["admin_api_key"].as_str().expect("key").into(),
-                workspace: printed["workspace_id"].as_str().expect("ws").into(),
-                cli,
-                http: Client::new(),
-                bodies: Mutex::new(Vec::new()),
-                _nats: Some(nats),
-                _dir: dir,
-            }
-        }
+    Env {
+        d: Deployment::start(stack, &envs).await,
+        http: Client::new(),
+        bodies: Mutex::new(Vec::new()),
     }
 }
 
@@ -337,19 +277,9 @@ impl Env {
         param("connection_id").expect("connection_id")
     }
 
-    /// A second workspace, bootstrapped by the CLI while the service runs: its admin key.
-    async fn other_workspace(&self) -> String {
-        let key = bootstrap_workspace(&self.cli, "Other").await;
-        eventually(Duration::from_secs(15), "the other workspace", || async {
-            self.get(&key, "/v1/workspace").await.status == StatusCode::OK
-        })
-        .await;
-        key
-    }
-
     /// The whole log as `authledger dump-log` prints it.
     async fn dump_log(&self) -> String {
-        let a = [self.cli.clone(), args(&["dump-log"])].concat();
+        let a = [self.storage.clone(), args(&["dump-log"])].concat();
         let out = tokio::task::spawn_blocking(move || run_cli(&a))
             .await
             .expect("join");
@@ -468,7 +398,7 @@ fn unix_of(rfc3339: &str) -> i64 {
 // 1-3. Scoped tokens, the gateway with a token, and every refusal
 // ---------------------------------------------------------------------------------------------
 
-async fn tokens_and_gateway(backend: Backend) {
+async fn tokens_and_gateway(backend: Stack) {
     let env = deploy(backend, &[]).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
@@ -714,7 +644,7 @@ async fn tokens_and_gateway(backend: Backend) {
     }
 
     // Another workspace's connection answers like an unknown id, and is audited.
-    let other_admin = env.other_workspace().await;
+    let other_admin = env.other_workspace("Other").await;
     let other_config = {
         let r = env
             .post(
@@ -1081,19 +1011,19 @@ async fn tokens_and_gateway(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_tokens_and_the_gateway_embedded() {
-    tokens_and_gateway(Backend::Embedded).await;
+    tokens_and_gateway(Stack::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scoped_tokens_and_the_gateway_on_jetstream_and_postgres() {
-    tokens_and_gateway(Backend::JetStreamPg).await;
+    tokens_and_gateway(Stack::JetStreamPg).await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // 4. Refresh before the call: one refresh grant for 50 concurrent calls
 // ---------------------------------------------------------------------------------------------
 
-async fn refresh_before_use(backend: Backend) {
+async fn refresh_before_use(backend: Stack) {
     let env = deploy(backend, &[]).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
@@ -1232,19 +1162,19 @@ async fn refresh_before_use(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_before_use_is_single_flight_embedded() {
-    refresh_before_use(Backend::Embedded).await;
+    refresh_before_use(Stack::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_before_use_is_single_flight_on_jetstream_and_postgres() {
-    refresh_before_use(Backend::JetStreamPg).await;
+    refresh_before_use(Stack::JetStreamPg).await;
 }
 
 // ---------------------------------------------------------------------------------------------
 // 5. Step-up approvals
 // ---------------------------------------------------------------------------------------------
 
-async fn step_up(backend: Backend) {
+async fn step_up(backend: Stack) {
     let env = deploy(backend, &[]).await;
     // The workspace's identity provider: end users present its JWTs (EdDSA).
     let idp = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
@@ -1575,12 +1505,12 @@ async fn step_up(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destructive_tools_run_once_per_user_approval_embedded() {
-    step_up(Backend::Embedded).await;
+    step_up(Stack::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn destructive_tools_run_once_per_user_approval_on_jetstream_and_postgres() {
-    step_up(Backend::JetStreamPg).await;
+    step_up(Stack::JetStreamPg).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1589,7 +1519,7 @@ async fn destructive_tools_run_once_per_user_approval_on_jetstream_and_postgres(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds() {
-    let env = deploy(Backend::Embedded, &[]).await;
+    let env = deploy(Stack::Embedded, &[]).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
     let r = env
@@ -1681,7 +1611,7 @@ async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_errors_are_retried_only_when_idempotent_stalls_time_out_and_redirects_stop() {
     let env = deploy(
-        Backend::Embedded,
+        Stack::Embedded,
         &[
             ("AUTHLEDGER_UPSTREAM_TIMEOUT_SECS", "1"),
             ("AUTHLEDGER_UPSTREAM_RETRIES", "2"),
@@ -1770,7 +1700,7 @@ async fn upstream_errors_are_retried_only_when_idempotent_stalls_time_out_and_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_injected_where_the_auth_config_says_and_arguments_cannot_override_them() {
-    let env = deploy(Backend::Embedded, &[]).await;
+    let env = deploy(Stack::Embedded, &[]).await;
     let upstream = recording_upstream(None).await;
     let base = upstream.base_url.clone();
     for def in [
@@ -1907,7 +1837,7 @@ async fn credentials_are_injected_where_the_auth_config_says_and_arguments_canno
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workspace_tools_are_defined_by_developers_and_listed_by_what_a_token_covers() {
-    let env = deploy(Backend::Embedded, &[]).await;
+    let env = deploy(Stack::Embedded, &[]).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
     let alice = env.connect(&provider, &ac, "alice").await;

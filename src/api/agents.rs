@@ -386,7 +386,7 @@ fn gateway_view(row: &crate::projector::store::GatewayRow) -> Value {
         "servers": serde_json::from_str::<Value>(&row.servers).unwrap_or(Value::Null),
         "agent_key_ids": serde_json::from_str::<Value>(&row.agent_key_ids).unwrap_or(Value::Null),
         "status": row.status,
-        "mcp_path": format!("/mcp/{}", row.id),
+        "mcp_path": super::routes::path_to(super::routes::RouteId::McpGateway, &row.id),
         "version": row.version,
         "created_at": row.created_at,
         "updated_at": row.updated_at,

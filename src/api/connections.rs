@@ -18,10 +18,8 @@ use crate::app::AppState;
 use crate::commands::connections::{
     self, CallbackError, CallbackQuery, CreateConnectionInput, RefreshOutcome,
 };
-use crate::commands::{record_denial, Caller, EndUser};
+use crate::commands::{Caller, EndUser};
 use crate::domain::connection::{ConnectionStatus, RefreshTrigger};
-use crate::domain::{AccessDenied, DenialReason};
-use crate::ledger::{Actor, ActorType};
 use crate::projector::store::{ConnectionFilter, ConnectionRow};
 
 /// Largest page of a list.
@@ -326,7 +324,7 @@ pub async fn callback(
     Extension(route): Extension<Route>,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
-    match connections::callback(&state, q).await {
+    match connections::callback(&state, route.pair(), q).await {
         Ok(outcome) => {
             let mut url = reqwest::Url::parse(&outcome.redirect_url)
                 .map_err(|e| ApiError::BadRequest(format!("redirect_url: {e}")))?;
@@ -347,27 +345,13 @@ pub async fn callback(
             )
                 .into_response())
         }
-        Err(CallbackError::InvalidState(s)) => {
-            let denial = AccessDenied {
-                method: route.0.method.into(),
-                route: route.0.path.into(),
-                status: 400,
-                reason: DenialReason::InvalidOauthState,
-                target_id: s.connection_id.clone(),
-            };
-            let actor = Actor {
-                actor_type: ActorType::Anonymous,
-                id: "oauth-callback".into(),
-            };
-            record_denial(&state, s.workspace_id.as_deref(), actor, denial).await;
-            Ok(Problem::new(
-                StatusCode::BAD_REQUEST,
-                "invalid-oauth-state",
-                "This sign-in link is unknown, expired or already used",
-                Some("start the connection again to get a new link".into()),
-            )
-            .into_response())
-        }
+        Err(CallbackError::InvalidState(_)) => Ok(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-oauth-state",
+            "This sign-in link is unknown, expired or already used",
+            Some("start the connection again to get a new link".into()),
+        )
+        .into_response()),
         Err(CallbackError::Command(e)) => Err(e.into()),
     }
 }

@@ -17,17 +17,17 @@ pub mod routes;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{on, MethodFilter, MethodRouter};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use serde_json::json;
 
 use crate::app::AppState;
 use problem::Problem;
 use ratelimit::Limits;
-use routes::{RouteId, ROUTES};
+use routes::{Route, RouteId, ROUTES};
 
 pub use crate::config::MAX_BODY_BYTES;
 
@@ -85,11 +85,30 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::ReplaceGateway => on(filter, agents::replace_gateway),
         RouteId::DeleteGateway => on(filter, agents::delete_gateway),
         RouteId::ReleaseAccessToken => on(filter, agents::release_access_token),
-        RouteId::McpGateway => on(filter, crate::mcp::handle_gateway),
+        RouteId::McpGateway => on(filter, mcp_gateway),
         RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
         RouteId::MyApprovals => on(filter, agents::my_approvals),
-        RouteId::Mcp => on(filter, crate::mcp::handle),
+        RouteId::Mcp => on(filter, mcp_all),
     }
+}
+
+/// The MCP face's mounts: the matched route (from the table) is handed down with the
+/// request, so the face below names no route of its own.
+async fn mcp_all(
+    State(state): State<AppState>,
+    Extension(route): Extension<Route>,
+    request: Request,
+) -> Response {
+    crate::mcp::handle(state, route.0.path, request).await
+}
+
+async fn mcp_gateway(
+    State(state): State<AppState>,
+    Extension(route): Extension<Route>,
+    Path(gateway_id): Path<String>,
+    request: Request,
+) -> Response {
+    crate::mcp::handle_gateway(state, route.0.path, gateway_id, request).await
 }
 
 /// The router serves exactly the route table, behind one authorization layer that spends
@@ -121,10 +140,8 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
 }
 
 /// The answer for an id the caller's workspace does not have: the same 404 whether the id
-/// is unknown or belongs to another workspace; the latter is recorded as `access.denied`.
-/// Both take the same path, so neither the answer nor its time tells them apart: either
-/// probe is charged to the client's refusal budget (past it the edge answers 429), and the
-/// record of another workspace's id is written beside the answer, not before it.
+/// is unknown or belongs to another workspace (`commands::probe_of_other_workspace` charges
+/// and records the probe).
 pub(crate) async fn not_found_audited(
     state: &AppState,
     caller: &crate::commands::Caller,
@@ -133,21 +150,7 @@ pub(crate) async fn not_found_audited(
     elsewhere: bool,
     what: &'static str,
 ) -> Result<Response, error::ApiError> {
-    if crate::commands::refusals::charge() && elsewhere {
-        let denial = crate::domain::AccessDenied {
-            method: method.to_string(),
-            route: route.to_string(),
-            status: 404,
-            reason: crate::domain::DenialReason::OtherWorkspace,
-            target_id: Some(auth::sanitize(id, 128)),
-        };
-        let (state, workspace, actor) =
-            (state.clone(), caller.workspace_id.clone(), caller.actor());
-        // Outside the request's task: already charged, and the answer does not wait.
-        tokio::spawn(async move {
-            crate::commands::record_denial(&state, Some(&workspace), actor, denial).await;
-        });
-    }
+    crate::commands::probe_of_other_workspace(state, caller, (method, route), id, elsewhere);
     Err(error::ApiError::NotFound(what))
 }
 

@@ -480,6 +480,18 @@ impl Route {
     }
 }
 
+/// The path of route `id` with its one parameter filled in (for links in answers, such as
+/// a gateway's `mcp_path`).
+pub fn path_to(id: RouteId, param: &str) -> String {
+    let path = ROUTES.iter().find(|r| r.id == id).map_or("", |r| r.path);
+    match (path.find('{'), path.find('}')) {
+        (Some(open), Some(close)) if open < close => {
+            format!("{}{param}{}", &path[..open], &path[close + 1..])
+        }
+        _ => path.to_string(),
+    }
+}
+
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES.iter().find(|r| r.method == method && r.path == path)
 }
@@ -495,6 +507,16 @@ pub const ALL_ROLES: [Role; 5] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_to_a_route_fills_its_parameter() {
+        assert_eq!(path_to(RouteId::McpGateway, "gw_1"), "/mcp/gw_1");
+        assert_eq!(
+            path_to(RouteId::ApproveApproval, "ap_1"),
+            "/v1/approvals/ap_1/approve"
+        );
+        assert_eq!(path_to(RouteId::Mcp, "ignored"), "/mcp");
+    }
 
     #[test]
     fn every_route_is_unique_and_key_management_is_admin_only() {

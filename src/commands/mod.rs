@@ -277,6 +277,34 @@ pub struct EndUser {
     pub user_id: String,
 }
 
+/// An id asked for that the caller's workspace does not have: charged to the client's
+/// refusal budget whether it is unknown or another workspace's (both probes take the same
+/// path); the latter is recorded as `access.denied`, beside the answer rather than before
+/// it, so neither the answer nor its time tells them apart.
+pub fn probe_of_other_workspace(
+    state: &AppState,
+    caller: &Caller,
+    (method, route): (&str, &str),
+    id: &str,
+    elsewhere: bool,
+) {
+    if refusals::charge() && elsewhere {
+        let denial = AccessDenied {
+            method: method.to_string(),
+            route: route.to_string(),
+            status: 404,
+            reason: crate::domain::DenialReason::OtherWorkspace,
+            target_id: Some(crate::domain::access::sanitize(id, 128)),
+        };
+        let (state, workspace, actor) =
+            (state.clone(), caller.workspace_id.clone(), caller.actor());
+        // Outside the request's task: already charged, and the answer does not wait.
+        tokio::spawn(async move {
+            record_denial(&state, Some(&workspace), actor, denial).await;
+        });
+    }
+}
+
 /// Records a refused request. Best effort towards the caller (the refusal stands either
 /// way) but never silent: a failure to record is logged.
 pub async fn record_denial(

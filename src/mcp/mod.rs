@@ -58,7 +58,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
@@ -98,10 +98,10 @@ pub struct Scope {
 }
 
 impl Scope {
-    /// `/mcp`: every tool the caller may use.
-    pub fn all() -> Scope {
+    /// Every tool the caller may use, served on `route` (as in the route table).
+    pub fn all(route: &'static str) -> Scope {
         Scope {
-            route: "/mcp",
+            route,
             filter: None,
             gateway_id: None,
         }
@@ -112,19 +112,20 @@ impl Scope {
     }
 }
 
-/// `POST /mcp` (already authorized by `api::auth`).
-pub async fn handle(State(state): State<AppState>, request: Request) -> Response {
-    serve(state, Scope::all(), request).await
+/// `POST /mcp` (already authorized by `api::auth`); `route` is the route table's path,
+/// handed over by the API's mount (this face sits below it and names no route itself).
+pub async fn handle(state: AppState, route: &'static str, request: Request) -> Response {
+    serve(state, Scope::all(route), request).await
 }
 
 /// `POST /mcp/{gateway_id}`: one gateway's tools only. An unknown (or another workspace's)
 /// gateway answers 404, a gateway the caller's key is not bound to 403, both audited.
 pub async fn handle_gateway(
-    State(state): State<AppState>,
-    axum::extract::Path(gateway_id): axum::extract::Path<String>,
+    state: AppState,
+    route: &'static str,
+    gateway_id: String,
     request: Request,
 ) -> Response {
-    const ROUTE: &str = "/mcp/{gateway_id}";
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     };
@@ -133,7 +134,7 @@ pub async fn handle_gateway(
     {
         let at = At {
             method: "POST",
-            route: ROUTE,
+            route,
             target: Some(&gateway_id),
         };
         return refused(&state, caller.actor(), &caller.workspace_id, at, &e)
@@ -141,7 +142,7 @@ pub async fn handle_gateway(
             .into_response();
     }
     let scope = Scope {
-        route: ROUTE,
+        route,
         filter: None,
         gateway_id: Some(gateway_id),
     };

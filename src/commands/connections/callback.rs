@@ -9,6 +9,9 @@
 
 use super::provider::exchange;
 use super::*;
+use crate::commands::record_denial;
+use crate::domain::{AccessDenied, DenialReason};
+use crate::ledger::ActorType;
 
 /// The query of the provider's redirect back to the ledger.
 #[derive(Debug, Default, Deserialize)]
@@ -65,7 +68,32 @@ async fn claim(
 
 /// Completes a connect flow: checks the state (single use, bound to one connection, not
 /// expired), exchanges the code (client auth per config, PKCE verifier), seals the tokens.
+/// A state that names no usable flow is refused and recorded as `access.denied` on `route`
+/// (method, path), by the anonymous browser that presented it.
 pub async fn callback(
+    state: &AppState,
+    (method, route): (&str, &str),
+    query: CallbackQuery,
+) -> Result<CallbackOutcome, CallbackError> {
+    let outcome = complete(state, query).await;
+    if let Err(CallbackError::InvalidState(s)) = &outcome {
+        let denial = AccessDenied {
+            method: method.into(),
+            route: route.into(),
+            status: 400,
+            reason: DenialReason::InvalidOauthState,
+            target_id: s.connection_id.clone(),
+        };
+        let actor = Actor {
+            actor_type: ActorType::Anonymous,
+            id: "oauth-callback".into(),
+        };
+        record_denial(state, s.workspace_id.as_deref(), actor, denial).await;
+    }
+    outcome
+}
+
+async fn complete(
     state: &AppState,
     query: CallbackQuery,
 ) -> Result<CallbackOutcome, CallbackError> {

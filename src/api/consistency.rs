@@ -1,6 +1,7 @@
 //! Read-your-writes across requests: every write answers the log position it reached
 //! (`Authledger-Position` header, from `commands::written::track`), and any read given `?min_position=N` waits (bounded) until
-//! the projections include N, or answers 503 so the client can retry.
+//! the projections include N, or answers 503 so the client can retry (400 at once for a
+//! position the log has not reached).
 
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::problem::Problem;
 use crate::app::AppState;
+use crate::commands::{wait_to_read, NotReadable};
 
 pub const POSITION_HEADER: &str = "authledger-position";
 /// How long a read waits for the projections to reach `min_position`.
@@ -41,22 +43,8 @@ pub async fn consistency(State(state): State<AppState>, req: Request, next: Next
             .into_response()
         }
         Ok(Some(n)) => {
-            match crate::projector::wait_for(state.projections.as_ref(), n, MAX_WAIT).await {
-                Ok(true) => {}
-                Ok(false) | Err(_) => {
-                    let mut resp = Problem::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "projection-lagging",
-                        "The projections have not reached min_position yet",
-                        Some(format!("waited {}s for position {n}", MAX_WAIT.as_secs())),
-                    )
-                    .into_response();
-                    resp.headers_mut().insert(
-                        axum::http::header::RETRY_AFTER,
-                        HeaderValue::from_static("1"),
-                    );
-                    return resp;
-                }
+            if let Err(not_readable) = wait_to_read(&state, n, MAX_WAIT).await {
+                return refusal(not_readable);
             }
         }
         Ok(None) => {}
@@ -68,6 +56,39 @@ pub async fn consistency(State(state): State<AppState>, req: Request, next: Next
         }
     }
     resp
+}
+
+/// A read that cannot be answered as of its `min_position`: a position the log has not
+/// reached is the client's mistake (400); projections behind the log are worth a retry (503).
+fn refusal(not_readable: NotReadable) -> Response {
+    match not_readable {
+        NotReadable::BeyondLog { position, head } => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "invalid-request",
+            "min_position is beyond the log",
+            Some(format!(
+                "position {position} was never written: the log's last position is {head}"
+            )),
+        )
+        .into_response(),
+        NotReadable::Lagging { position } => {
+            let mut resp = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "projection-lagging",
+                "The projections have not reached min_position yet",
+                Some(format!(
+                    "waited {}s for position {position}",
+                    MAX_WAIT.as_secs()
+                )),
+            )
+            .into_response();
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+            resp
+        }
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,41 @@ pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), Comma
     Err(CommandError::NotYetVisible { position, reason })
 }
 
+/// Why a read cannot be answered as of the log position its client named.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NotReadable {
+    /// The log itself has not reached the position: no write ever answered it, so waiting
+    /// cannot help (a client's mistake, answered at once).
+    BeyondLog { position: u64, head: u64 },
+    /// The log has it; the projections did not reach it within `max_wait`.
+    Lagging { position: u64 },
+}
+
+/// Waits (bounded by `max_wait`) until the projections include `position`, for a read
+/// that must see a write answered earlier, maybe by another instance. A position beyond the
+/// log's head is refused without waiting.
+pub async fn wait_to_read(
+    state: &AppState,
+    position: u64,
+    max_wait: Duration,
+) -> Result<(), NotReadable> {
+    let store = state.projections.as_ref();
+    if let Ok(true) = wait_for(store, position, Duration::ZERO).await {
+        return Ok(());
+    }
+    // The log is the authority on what was written; when it cannot be read the projections
+    // may still catch up, so only a head it answered refuses the position.
+    if let Ok(head) = state.log.head().await {
+        if head < position {
+            return Err(NotReadable::BeyondLog { position, head });
+        }
+    }
+    match wait_for(store, position, max_wait).await {
+        Ok(true) => Ok(()),
+        _ => Err(NotReadable::Lagging { position }),
+    }
+}
+
 impl From<LedgerError> for CommandError {
     fn from(e: LedgerError) -> Self {
         match e {

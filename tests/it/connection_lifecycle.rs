@@ -1294,7 +1294,9 @@ async fn writes_answer_their_position_and_lists_page_by_cursor() {
     // Reads answer no position.
     assert!(api.get("/v1/connections").await.position.is_none());
 
-    // min_position: reached → 200; malformed → 400; far ahead → 503 after the bounded wait.
+    // min_position: reached → 200; malformed → 400; beyond the log → 400 without waiting
+    // (no write ever answered it; a position the log has but the projections lack is a 503
+    // after the bounded wait: `readiness::a_stuck_projector_is_reported_*`).
     let last = *positions.last().expect("positions");
     let r = api
         .get(&format!("/v1/connections?min_position={last}"))
@@ -1314,14 +1316,24 @@ async fn writes_answer_their_position_and_lists_page_by_cursor() {
     let r = api.get("/v1/connections?min_position=1000000000000").await;
     assert_problem(
         &r,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "projection-lagging",
-        "far ahead",
+        StatusCode::BAD_REQUEST,
+        "invalid-request",
+        "beyond the log",
     );
-    assert!(r.retry_after.is_some(), "503 without Retry-After");
     assert!(
-        started.elapsed() >= Duration::from_secs(9),
-        "answered before the bounded wait"
+        r.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("was never written")),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.retry_after.is_none(),
+        "a retry cannot help: no Retry-After"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "waited for a position the log never had"
     );
 
     // Cursor pagination: 5 connections, pages of 2 → 2 + 2 + 1, in creation order.

@@ -154,6 +154,17 @@ async fn a_stuck_projector_is_reported_until_it_recovers(stack: Stack) {
         r.text
     );
 
+    // A read that must see the stuck write waits its bound, then says to retry.
+    let r = call(
+        &d,
+        Method::GET,
+        &format!("/v1/workspace?min_position={position}"),
+        None,
+    )
+    .await;
+    r.expect(StatusCode::SERVICE_UNAVAILABLE, "projection-lagging");
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+
     d.projections_sql("UPDATE workspaces SET version = version - 100")
         .await;
     eventually(TIMEOUT, "readiness after the repair", || async {

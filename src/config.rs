@@ -12,6 +12,12 @@ use crate::ledger::jetstream_log::JetStreamOptions;
 /// Largest request body accepted by every face (413 beyond).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// How long a request waits for a PostgreSQL connection (projections, data keys) before it
+/// is answered 503. While the database is down every wait runs to this bound, so it is
+/// short: a client hears "unavailable" in seconds rather than holding its request through
+/// the outage. The projector itself retries on its own schedule.
+pub const PG_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 #[derive(Debug, thiserror::Error)]
 #[error("invalid cron schedule {schedule:?}: {reason}")]
 pub struct ScheduleError {

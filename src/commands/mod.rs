@@ -121,15 +121,21 @@ fn destination_refused(field: &'static str, refused: crate::net::Refused) -> Com
 /// (with the event the projector is stuck on, if it is).
 pub async fn wait_for_write(state: &AppState, position: u64) -> Result<(), CommandError> {
     written::reached(position);
-    if wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await? {
-        return Ok(());
-    }
-    let reason = match state.projection_health.stuck() {
-        Some(stuck) if stuck.position <= position => format!("the projections are {stuck}"),
-        _ => format!(
-            "the projections did not reach it within {}s",
-            READ_YOUR_WRITES.as_secs()
-        ),
+    let reason = match wait_for(state.projections.as_ref(), position, READ_YOUR_WRITES).await {
+        Ok(true) => return Ok(()),
+        // The write is in the log whatever the read side says: never an error that reads
+        // as if it failed.
+        Err(e) => {
+            tracing::warn!(error = %e, position, "projections unreadable after a write");
+            "the projections cannot be read now".to_string()
+        }
+        Ok(false) => match state.projection_health.stuck() {
+            Some(stuck) if stuck.position <= position => format!("the projections are {stuck}"),
+            _ => format!(
+                "the projections did not reach it within {}s",
+                READ_YOUR_WRITES.as_secs()
+            ),
+        },
     };
     Err(CommandError::NotYetVisible { position, reason })
 }

@@ -14,6 +14,7 @@ use crate::domain::token::TokenRefusal;
 use crate::domain::DomainError;
 use crate::ledger::{LedgerError, LogError};
 use crate::projector::plan::rfc3339;
+use crate::projector::ProjectionError;
 
 /// Status codes named for reading (the document carries the number).
 pub mod status {
@@ -146,6 +147,18 @@ impl From<&CommandError> for Problem {
                 "Too many concurrent changes; retry",
                 None,
             ),
+            // The read side's database: reads and the checks before a write fail closed.
+            // The answer claims nothing about a write (one that already reached the log
+            // reports `NotYetVisible` instead).
+            CommandError::Projection(ProjectionError::Database(e)) => {
+                tracing::warn!(error = %e, "projection database unavailable");
+                Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The read side is unavailable; retry",
+                    None,
+                )
+            }
             CommandError::Crypto(CryptoError::Store(e)) => {
                 tracing::warn!(error = %e, "data-key store unavailable");
                 Problem::new(

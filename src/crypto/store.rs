@@ -11,8 +11,6 @@
 //! shredded_data_keys (id TEXT PRIMARY KEY, owner TEXT, shredded_at TEXT)  -- tombstones
 //! ```
 
-use std::time::Duration;
-
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::SqliteSynchronous;
 use sqlx::{PgPool, SqlitePool};
@@ -333,7 +331,7 @@ impl PgDataKeys {
         // The URL may hold a password: it is never part of an error.
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(crate::config::PG_ACQUIRE_TIMEOUT)
             .connect(url)
             .await
             .map_err(|e| CryptoError::Store(format!("cannot connect to PostgreSQL: {e}")))?;

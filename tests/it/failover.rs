@@ -44,9 +44,9 @@ async fn stream_leader(cluster: &[NatsServer]) -> usize {
 /// One write: its answer, the API key id when it was acknowledged, and the log position
 /// of a write recorded but not yet visible (`503 projection-lagging`).
 #[derive(Debug)]
-struct Answer {
-    status: Option<StatusCode>,
-    problem: String,
+pub(crate) struct Answer {
+    pub(crate) status: Option<StatusCode>,
+    pub(crate) problem: String,
     id: Option<String>,
     recorded_at: Option<u64>,
 }
@@ -133,28 +133,7 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
     let urls_of: Vec<String> = services.iter().map(|s| s.url("")).collect();
 
     // Writers through both instances, while the leader dies and comes back.
-    let http = Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .build()
-        .expect("client");
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let writers: Vec<_> = (0..CLIENTS)
-        .map(|c| {
-            let (http, admin, stop) = (http.clone(), admin.clone(), stop.clone());
-            let svc = urls_of[c % 2].clone();
-            tokio::spawn(async move {
-                let mut answers = Vec::new();
-                let mut n = c * 100_000;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let a = write(&http, &svc, &admin, n).await;
-                    answers.push((a, started.elapsed()));
-                    n += 1;
-                }
-                answers
-            })
-        })
-        .collect();
+    let writers = Writers::start(&admin, &urls_of);
     tokio::time::sleep(Duration::from_secs(4)).await;
     let leader = stream_leader(&cluster).await;
     cluster[leader].kill();
@@ -167,29 +146,9 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster[paused].pause(false);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let mut answers = Vec::new();
-    for w in writers {
-        answers.extend(w.await.expect("writer"));
-    }
-
-    // Every answer: acknowledged; a 503 that says nothing was written; or a 503 that says
-    // it was recorded at a position but cannot be read back yet (the read side stalls
-    // while the cluster elects). None hung.
-    let acknowledged: Vec<String> = answers.iter().filter_map(|(a, _)| a.id.clone()).collect();
-    let recorded: Vec<u64> = answers.iter().filter_map(|(a, _)| a.recorded_at).collect();
+    let answers = writers.stop().await;
+    let (acknowledged, recorded) = check_answers(&answers, "the failover");
     let refused = answers.len() - acknowledged.len() - recorded.len();
-    for (a, took) in &answers {
-        let unavailable = a.status == Some(StatusCode::SERVICE_UNAVAILABLE);
-        assert!(
-            a.status == Some(StatusCode::CREATED)
-                || (unavailable && a.problem.ends_with("/unavailable"))
-                || (unavailable
-                    && a.problem.ends_with("/projection-lagging")
-                    && a.recorded_at.is_some()),
-            "an answer during the failover: {a:?} after {took:?}"
-        );
-    }
     assert!(
         acknowledged.len() > 50,
         "too few writes went through: {}",
@@ -209,8 +168,100 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
         .await;
     }
 
-    // Exactly once in the log, and the log verifies (read through the recovered cluster).
-    let dump = cli(&ops, &["dump-log"]).await;
+    let in_log = check_exactly_once_and_converged(&ops, &pg, &acknowledged, &recorded).await;
+
+    let mut took: Vec<Duration> = answers.iter().map(|(_, t)| *t).collect();
+    took.sort();
+    eprintln!(
+        "failover: {} writes, {} acknowledged, {} recorded but not yet visible ({} keys in the \
+         log), {refused} refused with 503 (nothing written), median {:?}, max {:?}",
+        answers.len(),
+        acknowledged.len(),
+        recorded.len(),
+        in_log.len(),
+        took[took.len() / 2],
+        took.last()
+    );
+}
+
+/// Clients writing (API keys) round-robin through `services` until stopped, each
+/// remembering every answer and how long it took.
+pub(crate) struct Writers {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Vec<(Answer, Duration)>>>,
+}
+
+impl Writers {
+    pub(crate) fn start(admin: &str, services: &[String]) -> Writers {
+        let http = Client::builder()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("client");
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..CLIENTS)
+            .map(|c| {
+                let (http, admin, stop) = (http.clone(), admin.to_string(), stop.clone());
+                let svc = services[c % services.len()].clone();
+                tokio::spawn(async move {
+                    let mut answers = Vec::new();
+                    let mut n = c * 100_000;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let started = Instant::now();
+                        let a = write(&http, &svc, &admin, n).await;
+                        answers.push((a, started.elapsed()));
+                        n += 1;
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Writers { stop, tasks }
+    }
+
+    pub(crate) async fn stop(self) -> Vec<(Answer, Duration)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut answers = Vec::new();
+        for task in self.tasks {
+            answers.extend(task.await.expect("writer"));
+        }
+        answers
+    }
+}
+
+/// Every answer: acknowledged; a 503 that says nothing was written; or a 503 that says
+/// it was recorded at a position but cannot be read back yet (the read side stalls during
+/// the fault). None hung (the client's timeout would have answered "no answer"). Returns the
+/// acknowledged key ids and the positions of writes recorded but not yet visible.
+pub(crate) fn check_answers(
+    answers: &[(Answer, Duration)],
+    during: &str,
+) -> (Vec<String>, Vec<u64>) {
+    for (a, took) in answers {
+        let unavailable = a.status == Some(StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            a.status == Some(StatusCode::CREATED)
+                || (unavailable && a.problem.ends_with("/unavailable"))
+                || (unavailable
+                    && a.problem.ends_with("/projection-lagging")
+                    && a.recorded_at.is_some()),
+            "an answer during {during}: {a:?} after {took:?}"
+        );
+    }
+    let acknowledged = answers.iter().filter_map(|(a, _)| a.id.clone()).collect();
+    let recorded = answers.iter().filter_map(|(a, _)| a.recorded_at).collect();
+    (acknowledged, recorded)
+}
+
+/// After a fault: every acknowledged write is in the log exactly once, every write said
+/// recorded is at its position, the log verifies, and the PostgreSQL projections equal a
+/// fresh replay. Returns how many times each created key is in the log.
+pub(crate) async fn check_exactly_once_and_converged(
+    ops: &[String],
+    pg: &str,
+    acknowledged: &[String],
+    recorded: &[u64],
+) -> HashMap<String, usize> {
+    let dump = cli(ops, &["dump-log"]).await;
     let mut in_log: HashMap<String, usize> = HashMap::new();
     let mut created_at = std::collections::HashSet::new();
     for line in String::from_utf8_lossy(&dump.stdout).lines() {
@@ -233,34 +284,22 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
                 .or_default() += 1;
         }
     }
-    for id in &acknowledged {
+    for id in acknowledged {
         assert_eq!(in_log.get(id), Some(&1), "acknowledged key {id} in the log");
     }
     assert!(in_log.values().all(|n| *n == 1), "a key created twice");
-    for p in &recorded {
+    for p in recorded {
         assert!(
             created_at.contains(p),
             "a write said recorded at {p} is not"
         );
     }
-    let verify = cli(&ops, &["verify"]).await;
+    let verify = cli(ops, &["verify"]).await;
     assert!(verify.status.success());
 
     // The projections converged: equal to a fresh replay of the log.
-    let before = crate::model::pg_projections(&pg).await;
-    cli(&ops, &["replay"]).await;
-    assert_eq!(before, crate::model::pg_projections(&pg).await);
-
-    let mut took: Vec<Duration> = answers.iter().map(|(_, t)| *t).collect();
-    took.sort();
-    eprintln!(
-        "failover: {} writes, {} acknowledged, {} recorded but not yet visible ({} keys in the \
-         log), {refused} refused with 503 (nothing written), median {:?}, max {:?}",
-        answers.len(),
-        acknowledged.len(),
-        recorded.len(),
-        in_log.len(),
-        took[took.len() / 2],
-        took.last()
-    );
+    let before = crate::model::pg_projections(pg).await;
+    cli(ops, &["replay"]).await;
+    assert_eq!(before, crate::model::pg_projections(pg).await);
+    in_log
 }

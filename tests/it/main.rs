@@ -24,6 +24,7 @@ mod limits;
 mod mcp;
 mod model;
 mod oauth_client;
+mod outages;
 mod projections;
 mod readiness;
 mod replay;

@@ -178,7 +178,7 @@ impl PgProjections {
             .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(crate::config::PG_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|e| {

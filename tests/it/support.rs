@@ -1,7 +1,8 @@
-//! Helpers shared by the HTTP end-to-end tests (`agents`, `gateways`, `mcp`,
-//! `token_release`): a recording upstream HTTP server, starting `serve` on the embedded log,
-//! sending requests and reading the answers, the test OAuth provider with our client, the
-//! browser side of the connect flow, a second workspace, and reading the embedded log.
+//! Helpers shared by the HTTP end-to-end tests: a recording upstream HTTP server, starting
+//! `serve` (`Deployment`: either stack, one or more instances), the service's clock moved by
+//! the test (`TestClock`), sending requests and reading the answers, the test OAuth provider
+//! with our client, the browser side of the connect flow, a second workspace, and reading
+//! the embedded log.
 
 use std::future::Future;
 use std::path::Path;
@@ -465,9 +466,10 @@ impl TestClock {
         }
     }
 
-    /// The variable that gives `serve` this clock.
+    /// The variable that gives `serve` this clock (`authledger::test_clock::CLOCK_FILE_ENV`,
+    /// spelled out so that the suite still compiles where the module is compiled out).
     pub fn env(&self) -> (&'static str, &str) {
-        (authledger::test_clock::CLOCK_FILE_ENV, &self.path)
+        ("AUTHLEDGER_TEST_CLOCK_FILE", &self.path)
     }
 
     /// Moves the service's time forward by `by` (whole seconds).

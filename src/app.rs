@@ -186,13 +186,23 @@ pub struct AppStateInner {
     pub projection_health: Arc<crate::projector::ProjectionHealth>,
 }
 
+/// The system clock; in a debug build, the test clock when a test names one
+/// (`test_clock`, compiled out of release builds).
+fn service_clock() -> Arc<dyn Clock> {
+    #[cfg(debug_assertions)]
+    if let Some(clock) = crate::test_clock::from_env() {
+        return clock;
+    }
+    Arc::new(SystemClock)
+}
+
 impl AppState {
     pub async fn open(args: &StorageArgs) -> Result<AppState, AppError> {
         let signer = load_signer(args)?;
         let (log, _) = open_log(args, Access::Write).await?;
         let projections = open_projections(args).await?;
         let metrics = Metrics::new();
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock = service_clock();
         let ledger = Arc::new(Ledger::new(
             log.clone(),
             signer,

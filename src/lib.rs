@@ -38,5 +38,8 @@ pub mod scheduler;
 pub mod scoped_token;
 pub mod server;
 pub mod sqlite;
+/// Test-only: a clock the end-to-end tests move (absent from release builds).
+#[cfg(debug_assertions)]
+pub mod test_clock;
 pub mod wal;
 pub mod witness;

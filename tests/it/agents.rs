@@ -28,7 +28,7 @@ use crate::fixtures::oauth_provider::{Endpoint, OAuthProvider};
 use crate::harness::{args, run_cli};
 use crate::support::{
     self, follow_connect_url, oauth_config_body, request, Api, Deployment, Hit, Reply, Stack,
-    Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
+    TestClock, Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
 };
 
 const CLIENT_ID: &str = "agents-e2e-client";
@@ -398,8 +398,23 @@ fn unix_of(rfc3339: &str) -> i64 {
 // 1-3. Scoped tokens, the gateway with a token, and every refusal
 // ---------------------------------------------------------------------------------------------
 
-async fn tokens_and_gateway(backend: Stack) {
-    let env = deploy(backend, &[]).await;
+/// What the scoped-token tests start from: one deployment, the test provider, an OAuth 2.0
+/// auth config on it, alice's active connection, an agent key and an auditor key, and three
+/// workspace tools at the provider (`custom.me` needs `read`, `custom.require_write`
+/// `write`, `custom.require_admin` `admin`, which the connection was never granted).
+struct Scene {
+    env: Env,
+    provider: OAuthProvider,
+    ac: String,
+    alice: String,
+    agent_id: String,
+    agent: String,
+    auditor: String,
+    base: String,
+}
+
+async fn scene(stack: Stack, extra_env: &[(&str, &str)]) -> Scene {
+    let env = deploy(stack, extra_env).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
     let alice = env.connect(&provider, &ac, "alice").await;
@@ -428,21 +443,73 @@ async fn tokens_and_gateway(backend: Stack) {
         let r = env.define(&env.admin, def).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     }
+    Scene {
+        env,
+        provider,
+        ac,
+        alice,
+        agent_id,
+        agent,
+        auditor,
+        base,
+    }
+}
+
+impl Env {
+    /// A `read` token of `connection` for ten minutes, issued to `agent`: (token, id).
+    async fn read_token(&self, agent: &str, connection: &str) -> (String, String) {
+        let r = self
+            .issue(
+                agent,
+                json!({ "connection_id": connection, "scopes": ["read"], "ttl_seconds": 600 }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        (r.str("token"), r.str("id"))
+    }
+
+    /// Neither a scoped token nor an access token `provider` saw is in any response or in
+    /// the log.
+    async fn assert_no_token_shown(&self, provider: &OAuthProvider, scoped_tokens: Vec<String>) {
+        let mut secrets = scoped_tokens;
+        secrets.extend(bearer_tokens_seen(provider).into_iter().map(|(t, _)| t));
+        self.assert_never_shown(&secrets).await;
+    }
+}
+
+/// Runs an async `scenario(stack)` as two named tests, one per storage stack.
+macro_rules! on_both_stacks {
+    ($scenario:ident) => {
+        mod $scenario {
+            use crate::support::Stack;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$scenario(Stack::Embedded).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_jetstream_and_postgres() {
+                super::$scenario(Stack::JetStreamPg).await;
+            }
+        }
+    };
+}
+
+// 1. Issue a token for a subset of the granted scopes.
+on_both_stacks!(a_scoped_token_holds_a_subset_of_the_grant_and_verifies_offline);
+async fn a_scoped_token_holds_a_subset_of_the_grant_and_verifies_offline(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent_id,
+        agent,
+        auditor,
+        ac,
+        ..
+    } = scene(stack, &[]).await;
     let mut scoped_tokens = Vec::new();
-
-    // A token that lives one second, presented at the end.
-    let r = env
-        .issue(
-            &agent,
-            json!({ "connection_id": alice, "scopes": ["read"], "ttl_seconds": 1 }),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
-    let short_lived = r.str("token");
-    let short_exp = unix_of(&r.str("expires_at"));
-    scoped_tokens.push(short_lived.clone());
-
-    // --- 1. Issue a token for a subset of the granted scopes --------------------------------
     let r = env
         .issue(
             &agent,
@@ -508,8 +575,22 @@ async fn tokens_and_gateway(backend: Stack) {
         (Some("active"), Some(0))
     );
     assert!(r.body.get("token").is_none(), "{}", r.text);
+    env.assert_no_token_shown(&provider, scoped_tokens).await;
+}
 
-    // --- 2. The gateway with the token -------------------------------------------------------
+// 2. The gateway with the token.
+on_both_stacks!(the_gateway_calls_with_the_connections_credential_and_records_the_call);
+async fn the_gateway_calls_with_the_connections_credential_and_records_the_call(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent,
+        auditor,
+        base,
+        ..
+    } = scene(stack, &[]).await;
+    let (token, token_id) = env.read_token(&agent, &alice).await;
     // An agent argument named like the credential header goes to the query, never a header.
     let r = env
         .execute(
@@ -570,8 +651,20 @@ async fn tokens_and_gateway(backend: Stack) {
     );
     let r = env.get(&agent, &format!("/v1/tokens/{token_id}")).await;
     assert_eq!(r.body["uses"], 1, "{}", r.text);
+    env.assert_no_token_shown(&provider, vec![token]).await;
+}
 
-    // --- 3. Refusals -----------------------------------------------------------------------
+// 3. Refusals.
+on_both_stacks!(scope_escalation_is_refused_at_issue_and_at_the_gateway);
+async fn scope_escalation_is_refused_at_issue_and_at_the_gateway(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
+    let (token, _) = env.read_token(&agent, &alice).await;
     // Scope escalation: at issue, and a token's scopes at the gateway.
     let r = env
         .issue(
@@ -605,7 +698,18 @@ async fn tokens_and_gateway(backend: Stack) {
         "refused before any upstream call"
     );
     env.denial("scope_escalation", "/v1/tools/execute").await;
+    env.assert_no_token_shown(&provider, vec![token]).await;
+}
 
+on_both_stacks!(malformed_token_requests_are_refused_and_issue_nothing);
+async fn malformed_token_requests_are_refused_and_issue_nothing(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
     // Malformed requests for a token are 422 and issue nothing.
     for (case, body) in [
         (
@@ -642,7 +746,19 @@ async fn tokens_and_gateway(backend: Stack) {
             r.text
         );
     }
+    env.assert_no_token_shown(&provider, Vec::new()).await;
+}
 
+on_both_stacks!(another_workspaces_or_users_connection_is_refused_and_audited);
+async fn another_workspaces_or_users_connection_is_refused_and_audited(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        ac,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
     // Another workspace's connection answers like an unknown id, and is audited.
     let other_admin = env.other_workspace("Other").await;
     let other_config = {
@@ -704,7 +820,21 @@ async fn tokens_and_gateway(backend: Stack) {
         .await;
     r.expect(StatusCode::FORBIDDEN, "other-user");
     env.denial("other_user", "/v1/tools/execute").await;
+    env.assert_no_token_shown(&provider, Vec::new()).await;
+}
 
+on_both_stacks!(a_token_serves_only_its_own_connection_and_tool);
+async fn a_token_serves_only_its_own_connection_and_tool(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        ac,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
+    let (token, _) = env.read_token(&agent, &alice).await;
+    let mut scoped_tokens = vec![token.clone()];
     // A token presented for another connection than its own.
     let bob = env.connect(&provider, &ac, "bob").await;
     let r = env
@@ -736,7 +866,19 @@ async fn tokens_and_gateway(backend: Stack) {
         "{}",
         r.text
     );
+    env.assert_no_token_shown(&provider, scoped_tokens).await;
+}
 
+on_both_stacks!(revoked_and_used_up_tokens_are_refused_and_max_uses_holds_under_concurrency);
+async fn revoked_and_used_up_tokens_are_refused_and_max_uses_holds_under_concurrency(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
+    let mut scoped_tokens = Vec::new();
     // Revoked.
     let r = env
         .issue(
@@ -818,7 +960,21 @@ async fn tokens_and_gateway(backend: Stack) {
         (r.body["status"].as_str(), r.body["uses"].as_u64()),
         (Some("used_up"), Some(3))
     );
+    env.assert_no_token_shown(&provider, scoped_tokens).await;
+}
 
+on_both_stacks!(a_revoked_connection_or_a_disabled_auth_config_stops_every_call);
+async fn a_revoked_connection_or_a_disabled_auth_config_stops_every_call(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        ac,
+        alice,
+        agent,
+        ..
+    } = scene(stack, &[]).await;
+    let (token, _) = env.read_token(&agent, &alice).await;
+    let mut scoped_tokens = vec![token.clone()];
     // Inactive connection: revoked → the user must connect again.
     let dave = env.connect(&provider, &ac, "dave").await;
     let r = env
@@ -898,7 +1054,20 @@ async fn tokens_and_gateway(backend: Stack) {
         "{}",
         r.text
     );
+    env.assert_no_token_shown(&provider, scoped_tokens).await;
+}
 
+on_both_stacks!(forged_tokens_and_tokens_on_key_only_routes_are_refused);
+async fn forged_tokens_and_tokens_on_key_only_routes_are_refused(stack: Stack) {
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent,
+        base,
+        ..
+    } = scene(stack, &[]).await;
+    let (token, token_id) = env.read_token(&agent, &alice).await;
     // Forged tokens: a changed claim, a changed signature, another key under our kid.
     let parts: Vec<&str> = token.split('.').collect();
     let mut claims = verify_offline(&env, &token).await.expect("verifies");
@@ -974,15 +1143,37 @@ async fn tokens_and_gateway(backend: Stack) {
     // The token still works where tokens are taken (nothing above revoked it).
     let r = env.get(&agent, &format!("/v1/tokens/{token_id}")).await;
     assert_eq!(r.body["status"], "active", "{}", r.text);
+    env.assert_no_token_shown(&provider, vec![token]).await;
+}
 
-    // Expired: the one-second token, past its exp.
-    let wait = short_exp + 1 - time::OffsetDateTime::now_utc().unix_timestamp();
-    if wait > 0 {
-        tokio::time::sleep(Duration::from_millis(
-            u64::try_from(wait).unwrap_or(0) * 1000 + 50,
-        ))
+// A token ends at its expiry (the service's clock, moved by the test) and with its agent's
+// API key.
+on_both_stacks!(a_token_ends_at_its_expiry_and_with_its_agents_key);
+async fn a_token_ends_at_its_expiry_and_with_its_agents_key(stack: Stack) {
+    let clock = TestClock::new();
+    let Scene {
+        env,
+        provider,
+        alice,
+        agent_id,
+        agent,
+        ..
+    } = scene(stack, &[clock.env()]).await;
+    let (token, _) = env.read_token(&agent, &alice).await;
+    // Expired: a one-minute token, once the service's time is past its exp.
+    let r = env
+        .issue(
+            &agent,
+            json!({ "connection_id": alice, "scopes": ["read"], "ttl_seconds": 60 }),
+        )
         .await;
-    }
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let short_lived = r.str("token");
+    let r = env
+        .execute(&short_lived, json!({ "tool": "custom.me" }))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "alive before its exp: {}", r.text);
+    clock.advance(Duration::from_secs(61));
     let r = env
         .execute(&short_lived, json!({ "tool": "custom.me" }))
         .await;
@@ -1002,21 +1193,8 @@ async fn tokens_and_gateway(backend: Stack) {
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
     let r = env.execute(&token, json!({ "tool": "custom.me" })).await;
     r.expect(StatusCode::UNAUTHORIZED, "unauthorized");
-
-    // Neither a scoped token nor an access token is in any response or in the log.
-    let mut secrets = scoped_tokens;
-    secrets.extend(bearer_tokens_seen(&provider).into_iter().map(|(t, _)| t));
-    env.assert_never_shown(&secrets).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scoped_tokens_and_the_gateway_embedded() {
-    tokens_and_gateway(Stack::Embedded).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scoped_tokens_and_the_gateway_on_jetstream_and_postgres() {
-    tokens_and_gateway(Stack::JetStreamPg).await;
+    env.assert_no_token_shown(&provider, vec![token, short_lived])
+        .await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1027,11 +1205,10 @@ async fn refresh_before_use(backend: Stack) {
     let env = deploy(backend, &[]).await;
     let provider = provider_for(&env).await;
     let ac = env.oauth_config(&provider).await;
-    // The connect flow's access token lives one second: inside the refresh buffer at once,
-    // and dead at the provider by the time the calls come.
+    // The connect flow's access token lives one second: inside the refresh buffer at once;
+    // the provider ends it before the calls come.
     provider.set_access_token_ttl(Duration::from_secs(1));
     let alice = env.connect(&provider, &ac, "alice").await;
-    let connected = Instant::now();
     provider.set_access_token_ttl(Duration::from_secs(3600));
     let (_, agent) = env.key("agent").await;
     let r = env
@@ -1056,9 +1233,8 @@ async fn refresh_before_use(backend: Stack) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let token = r.str("token");
-    if let Some(left) = Duration::from_millis(1100).checked_sub(connected.elapsed()) {
-        tokio::time::sleep(left).await;
-    }
+    // Dead at the provider now, rather than a second from now.
+    provider.expire_access_tokens();
     let before = provider.counters();
     assert_eq!((before.refresh_requests, before.api_requests), (0, 0));
 

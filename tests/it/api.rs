@@ -16,7 +16,7 @@ use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::EventLog;
 
 use crate::harness::{args, run_cli};
-use crate::support::{Deployment, Stack};
+use crate::support::{Deployment, Stack, TestClock};
 
 struct Env {
     d: Deployment,
@@ -407,9 +407,14 @@ fn connection_body(auth_config_id: &str) -> Value {
 async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audited() {
     // A checkpoint every second, so the consistency route has one to name. No request rate
     // limit: every route is called by every key in a burst (the limiter has its own test).
+    // The service's clock is the test's, to expire a key.
+    let clock = TestClock::new();
     let env = Env::start(
         &[
-            &[("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *")][..],
+            &[
+                ("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *"),
+                clock.env(),
+            ][..],
             crate::support::NO_RATE_LIMIT,
         ]
         .concat(),
@@ -429,17 +434,13 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
-    let expiry = time::OffsetDateTime::now_utc() + time::Duration::seconds(3);
+    let expiry = clock.now() + time::Duration::seconds(30);
     let soon = expiry
         .format(&time::format_description::well_known::Rfc3339)
         .expect("time");
     let (_, expired) = env.create_key(Role::Admin, Some(soon)).await;
-    // Real time, as the service keeps it: wait until the key has expired.
-    let left = expiry - time::OffsetDateTime::now_utc() + time::Duration::milliseconds(300);
-    tokio::time::sleep(Duration::from_millis(
-        left.whole_milliseconds().max(0) as u64
-    ))
-    .await;
+    // The service's time, moved past the key's expiry.
+    clock.advance(Duration::from_secs(60));
     // Another workspace's key id, for the isolation column.
     let (s, other_keys) = env
         .call(Method::GET, "/v1/api-keys", Some(&env.other_admin), None)

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use authledger::audit::merkle;
 
 use crate::harness::{args, eventually, run_cli};
-use crate::support::{data_dir, Deployment, Stack};
+use crate::support::{data_dir, Deployment, Stack, TestClock};
 
 struct Env {
     d: Deployment,
@@ -97,6 +97,11 @@ impl Env {
 }
 
 async fn start() -> Env {
+    start_with(&[]).await
+}
+
+/// `start` with `extra_env` on top.
+async fn start_with(extra_env: &[(&str, &str)]) -> Env {
     // Queries come in bursts with one key: no request rate limit.
     let envs = [
         &[
@@ -104,6 +109,7 @@ async fn start() -> Env {
             ("AUTHLEDGER_REFRESH_SCHEDULE", "off"),
         ][..],
         crate::support::NO_RATE_LIMIT,
+        extra_env,
     ]
     .concat();
     let d = Deployment::start(Stack::Embedded, &envs).await;
@@ -648,7 +654,8 @@ async fn exports_stream_and_pass_the_independent_verifier_until_tampered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn point_in_time_reads_and_the_access_report_rebuild_the_past_from_the_log() {
-    let env = start().await;
+    let clock = TestClock::new();
+    let env = start_with(&[clock.env()]).await;
     let auditor = env.key("auditor").await;
     let config = env.auth_config(&env.admin, "before").await;
     let (s, conn) = env
@@ -661,11 +668,12 @@ async fn point_in_time_reads_and_the_access_report_rebuild_the_past_from_the_log
         .await;
     assert_eq!(s, StatusCode::CREATED, "{conn}");
     let id = conn["id"].as_str().expect("id").to_string();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let then = time::OffsetDateTime::now_utc()
+    // The service's time jumps ten seconds; "then" is halfway, after every event so far and
+    // before every event from here on.
+    clock.advance(Duration::from_secs(10));
+    let then = (clock.now() - time::Duration::seconds(5))
         .format(&time::format_description::well_known::Rfc3339)
         .expect("time");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, _) = env
         .call(
             &env.admin,

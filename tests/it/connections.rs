@@ -28,7 +28,8 @@ use crate::fixtures::oauth_provider::{
     basic_auth_header, no_redirect_client, pkce_challenge, ClientAuthMethod, ClientConfig, Consent,
     Endpoint, OAuthProvider, ProviderConfig, RecordedRequest, TokenFault,
 };
-use crate::harness::{args, eventually, fresh_pg_database, run_cli, NatsServer, Service};
+use crate::harness::{args, eventually, run_cli};
+use crate::support::{data_dir, request, Deployment, Reply, Stack};
 
 /// Characters that must be form-encoded in HTTP Basic (RFC 6749 §2.3.1).
 const CLIENT_ID: &str = "authledger e2e:client";
@@ -172,142 +173,54 @@ async fn forward(
 // A deployment of the service
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Embedded,
-    JetStreamPg,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn problem_type(&self) -> String {
-        self.body["type"].as_str().unwrap_or("").to_string()
-    }
-}
-
-/// One or more `serve` instances on one log, with the workspace's admin key. Fields drop in
-/// order: the services stop before their NATS server and directory go.
-struct Deployment {
-    services: Vec<Service>,
-    admin: String,
-    workspace: String,
-    /// Storage arguments for CLI commands (`dump-log`).
-    cli: Vec<String>,
-    /// Embedded only: the data dir.
-    data: PathBuf,
+/// `support::Deployment` (one or more `serve` instances on one log, with the workspace's
+/// admin key), an HTTP client, and every response body any call received (scanned for
+/// secrets).
+struct Env {
+    d: Deployment,
     http: Client,
-    /// Every response body any call received (scanned for secrets).
     bodies: Mutex<Vec<String>>,
-    _nats: Option<NatsServer>,
-    _dir: tempfile::TempDir,
 }
 
-async fn deploy(backend: Backend, instances: usize, extra_env: &[(&str, &str)]) -> Deployment {
-    let dir = tempfile::tempdir().expect("dir");
-    let envs: Vec<(&str, &str)> = BASE_ENV.iter().chain(extra_env).copied().collect();
-    match backend {
-        Backend::Embedded => {
-            assert_eq!(instances, 1, "the embedded log has one writer process");
-            let data = dir.path().join("data");
-            let storage = args(&["--data-dir", &data.display().to_string()]);
-            let svc = Service::start(&storage, &envs, dir.path()).await;
-            let printed: Value =
-                serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
-                    .expect("first serve prints the admin key");
-            Deployment {
-                services: vec![svc],
-                admin: printed["admin_api_key"].as_str().expect("key").into(),
-                workspace: printed["workspace_id"].as_str().expect("ws").into(),
-                cli: storage,
-                data,
-                http: Client::new(),
-                bodies: Mutex::new(Vec::new()),
-                _nats: None,
-                _dir: dir,
-            }
-        }
-        Backend::JetStreamPg => {
-            let nats = NatsServer::start();
-            let pg = fresh_pg_database().await;
-            let keys = dir.path().join("shared-keys");
-            let shared = |data: &str| {
-                args(&[
-                    "--data-dir",
-                    &dir.path().join(data).display().to_string(),
-                    "--key-dir",
-                    &keys.display().to_string(),
-                    "--nats-url",
-                    &nats.url(),
-                    "--database-url",
-                    &pg,
-                ])
-            };
-            let cli = shared("cli");
-            let init = run_cli(&[cli.clone(), args(&["keys", "init"])].concat());
-            assert!(
-                init.status.success(),
-                "{}",
-                String::from_utf8_lossy(&init.stderr)
-            );
-            let boot =
-                run_cli(&[cli.clone(), args(&["bootstrap", "--workspace", "acme"])].concat());
-            assert!(
-                boot.status.success(),
-                "{}",
-                String::from_utf8_lossy(&boot.stderr)
-            );
-            let printed: Value = serde_json::from_slice(&boot.stdout).expect("bootstrap json");
-            let mut services = Vec::new();
-            for i in 0..instances {
-                services.push(
-                    Service::start(&shared(&format!("instance{i}")), &envs, dir.path()).await,
-                );
-            }
-            Deployment {
-                services,
-                admin: printed["admin_api_key"].as_str().expect("key").into(),
-                workspace: printed["workspace_id"].as_str().expect("ws").into(),
-                cli,
-                data: dir.path().join("cli"),
-                http: Client::new(),
-                bodies: Mutex::new(Vec::new()),
-                _nats: Some(nats),
-                _dir: dir,
-            }
-        }
+impl std::ops::Deref for Env {
+    type Target = Deployment;
+    fn deref(&self) -> &Deployment {
+        &self.d
     }
 }
 
-impl Deployment {
+async fn deploy(stack: Stack, instances: usize, extra_env: &[(&str, &str)]) -> Env {
+    let envs: Vec<(&str, &str)> = BASE_ENV.iter().chain(extra_env).copied().collect();
+    Env {
+        d: Deployment::start_instances(stack, instances, &envs).await,
+        http: Client::new(),
+        bodies: Mutex::new(Vec::new()),
+    }
+}
+
+impl Env {
     /// The OAuth redirect URI of instance 0 (its default public URL is its listen address).
     fn callback(&self) -> String {
-        self.services[0].url("/v1/oauth/callback")
+        self.svc.url("/v1/oauth/callback")
+    }
+
+    /// The embedded data dir (keys, data keys, the log).
+    fn data(&self) -> PathBuf {
+        data_dir(self.dir.path())
     }
 
     async fn call_on(&self, i: usize, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut req = self
-            .http
-            .request(method, self.services[i].url(path))
-            .bearer_auth(&self.admin);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let r = req.send().await.expect("request");
-        let status = r.status();
-        let headers = r.headers().clone();
-        let text = r.text().await.expect("body");
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        self.bodies.lock().expect("bodies").push(text);
-        Reply {
-            status,
-            headers,
+        let r = Reply::of(request(
+            &self.http,
+            self.instance(i),
+            &self.admin,
+            method,
+            path,
             body,
-        }
+        ))
+        .await;
+        self.bodies.lock().expect("bodies").push(r.text.clone());
+        r
     }
 
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
@@ -322,7 +235,7 @@ impl Deployment {
     async fn log_head(&self) -> u64 {
         let r: Value = self
             .http
-            .get(self.services[0].url("/readyz"))
+            .get(self.svc.url("/readyz"))
             .send()
             .await
             .expect("readyz")
@@ -334,7 +247,7 @@ impl Deployment {
 
     /// The whole log through `authledger dump-log`: the decoded bodies and the raw text.
     async fn events(&self) -> (Vec<EventBody>, String) {
-        let a = [self.cli.clone(), args(&["dump-log"])].concat();
+        let a = [self.storage.clone(), args(&["dump-log"])].concat();
         let out = tokio::task::spawn_blocking(move || run_cli(&a))
             .await
             .expect("join");
@@ -476,7 +389,7 @@ fn token_requests(provider: &OAuthProvider, grant_type: &str) -> Vec<RecordedReq
         .collect()
 }
 
-async fn provider_and_tap(dep: &Deployment) -> (OAuthProvider, TokenTap) {
+async fn provider_and_tap(dep: &Env) -> (OAuthProvider, TokenTap) {
     let provider = OAuthProvider::start(ProviderConfig::default()).await;
     provider.register_client(
         ClientConfig::new(
@@ -523,7 +436,7 @@ fn assert_no_token_fields(conn: &Value) {
 // 1. The full connect flow, refresh, revocation and deletion
 // ---------------------------------------------------------------------------------------------
 
-async fn full_connect_flow(backend: Backend) {
+async fn full_connect_flow(backend: Stack) {
     let dep = deploy(backend, 1, &[]).await;
     let (provider, tap) = provider_and_tap(&dep).await;
     let ac = dep.create_auth_config(&provider, &tap).await;
@@ -548,7 +461,7 @@ async fn full_connect_flow(backend: Backend) {
             "{bad}: {}",
             r.body
         );
-        assert_eq!(r.problem_type(), format!("{PROBLEMS}validation-failed"));
+        assert_eq!(r.body["type"], format!("{PROBLEMS}validation-failed"));
         assert!(
             r.body["detail"]
                 .as_str()
@@ -853,12 +766,12 @@ async fn full_connect_flow(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_flow_refresh_and_revocation_embedded() {
-    full_connect_flow(Backend::Embedded).await;
+    full_connect_flow(Stack::Embedded).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_flow_refresh_and_revocation_jetstream_postgres() {
-    full_connect_flow(Backend::JetStreamPg).await;
+    full_connect_flow(Stack::JetStreamPg).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -867,7 +780,7 @@ async fn connect_flow_refresh_and_revocation_jetstream_postgres() {
 
 /// 20 concurrent refreshes (split over every instance) while the first provider call is
 /// slow: exactly one reaches the provider, all 20 answer 200 with the refreshed connection.
-async fn concurrent_refreshes_are_single_flight(backend: Backend, instances: usize) {
+async fn concurrent_refreshes_are_single_flight(backend: Stack, instances: usize) {
     let dep = deploy(backend, instances, &[]).await;
     let (provider, tap) = provider_and_tap(&dep).await;
     let ac = dep.create_auth_config(&provider, &tap).await;
@@ -950,12 +863,12 @@ async fn concurrent_refreshes_are_single_flight(backend: Backend, instances: usi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_make_one_provider_call_embedded() {
-    concurrent_refreshes_are_single_flight(Backend::Embedded, 1).await;
+    concurrent_refreshes_are_single_flight(Stack::Embedded, 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_refreshes_make_one_provider_call_across_two_instances() {
-    concurrent_refreshes_are_single_flight(Backend::JetStreamPg, 2).await;
+    concurrent_refreshes_are_single_flight(Stack::JetStreamPg, 2).await;
 }
 
 /// Issue 15, item 14: the provider's redirect back delivered 12 times at once, to two
@@ -963,7 +876,7 @@ async fn concurrent_refreshes_make_one_provider_call_across_two_instances() {
 /// once and one callback completes the flow; the others are refused as replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callbacks_on_two_instances_send_the_code_once() {
-    let dep = deploy(Backend::JetStreamPg, 2, &[]).await;
+    let dep = deploy(Stack::JetStreamPg, 2, &[]).await;
     let (provider, tap) = provider_and_tap(&dep).await;
     let ac = dep.create_auth_config(&provider, &tap).await;
     let (id, connect_url) = dep.initiate(&ac, "alice").await;
@@ -973,7 +886,9 @@ async fn concurrent_callbacks_on_two_instances_send_the_code_once() {
     let before = provider.counters().code_exchanges;
     let http = no_redirect_client();
     let answers = futures::future::join_all((0..12).map(|i| {
-        let url = dep.services[i % 2].url(&format!("/v1/oauth/callback?{query}"));
+        let url = dep
+            .instance(i % 2)
+            .url(&format!("/v1/oauth/callback?{query}"));
         http.get(url).send()
     }))
     .await;
@@ -1006,7 +921,7 @@ async fn concurrent_callbacks_on_two_instances_send_the_code_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn denied_consent_bad_state_and_refresh_failures() {
     let dep = deploy(
-        Backend::Embedded,
+        Stack::Embedded,
         1,
         &[
             ("AUTHLEDGER_REFRESH_ATTEMPTS", "3"),
@@ -1111,7 +1026,7 @@ async fn denied_consent_bad_state_and_refresh_failures() {
     provider.fail_next_token_requests(3, TokenFault::ServerError);
     let r = dep.refresh_on(0, &id).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.body);
-    assert_eq!(r.problem_type(), format!("{PROBLEMS}refresh-failed"));
+    assert_eq!(r.body["type"], format!("{PROBLEMS}refresh-failed"));
     assert_eq!(token_requests(&provider, "refresh_token").len(), 6);
     let r = dep.get_connection(&id).await;
     assert_eq!(r.body["status"], "active", "{}", r.body);
@@ -1135,7 +1050,7 @@ async fn denied_consent_bad_state_and_refresh_failures() {
     provider.fail_next_token_requests(1, TokenFault::InvalidGrant);
     let r = dep.refresh_on(0, &id).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
-    assert_eq!(r.problem_type(), format!("{PROBLEMS}connection-expired"));
+    assert_eq!(r.body["type"], format!("{PROBLEMS}connection-expired"));
     assert_eq!(
         token_requests(&provider, "refresh_token").len(),
         8,
@@ -1197,7 +1112,7 @@ fn sealed_at(payload: &Value, pointer: &str) -> Option<Sealed> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_the_log_and_tokens_are_shredded_on_delete() {
-    let dep = deploy(Backend::Embedded, 1, &[]).await;
+    let dep = deploy(Stack::Embedded, 1, &[]).await;
     let (provider, tap) = provider_and_tap(&dep).await;
     let ac = dep.create_auth_config(&provider, &tap).await;
     let id = dep.connect(&provider, &ac, "alice").await;
@@ -1238,7 +1153,7 @@ async fn no_secret_in_the_log_and_tokens_are_shredded_on_delete() {
             "data_keys.db",
             "data_keys.db-wal",
         ] {
-            if let Ok(bytes) = std::fs::read(dep.data.join(file)) {
+            if let Ok(bytes) = std::fs::read(dep.data().join(file)) {
                 assert!(
                     !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
                     "a secret in {file}"
@@ -1302,9 +1217,9 @@ async fn no_secret_in_the_log_and_tokens_are_shredded_on_delete() {
     // With the operator's master key and data-key store they open (to exactly what the
     // provider issued) while the connection lives...
     let vault = Vault::with_keys(
-        load_master_keys(&dep.data.join("keys"), false).expect("master"),
+        load_master_keys(&dep.data().join("keys"), false).expect("master"),
         Arc::new(
-            SqliteDataKeys::open(&dep.data.join("data_keys.db"))
+            SqliteDataKeys::open(&dep.data().join("data_keys.db"))
                 .await
                 .expect("data keys"),
         ),
@@ -1353,7 +1268,7 @@ async fn no_secret_in_the_log_and_tokens_are_shredded_on_delete() {
     // The provider was told first: the grant is revoked.
     assert!(!provider.is_active(&rt2) && !provider.is_active(&at2));
     // The log still verifies.
-    let a = [dep.cli.clone(), args(&["verify", "--json"])].concat();
+    let a = [dep.storage.clone(), args(&["verify", "--json"])].concat();
     let out = tokio::task::spawn_blocking(move || run_cli(&a))
         .await
         .expect("join");
@@ -1368,7 +1283,7 @@ async fn no_secret_in_the_log_and_tokens_are_shredded_on_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scheduler_refreshes_connections_before_their_token_expires() {
     let dep = deploy(
-        Backend::Embedded,
+        Stack::Embedded,
         1,
         &[
             ("AUTHLEDGER_REFRESH_SCHEDULE", "* * * * * *"),

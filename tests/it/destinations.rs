@@ -14,7 +14,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{request, Embedded, Reply, Upstream, BASE_ENV};
+use crate::support::{request, Deployment, Reply, Stack, Upstream, BASE_ENV};
 
 /// A service that does not allow loopback destinations (production's default).
 const STRICT_ENV: &[(&str, &str)] = &[("AUTHLEDGER_REFRESH_SCHEDULE", "off")];
@@ -24,7 +24,7 @@ async fn upstream() -> Upstream {
     Upstream::start(|_| async { axum::response::IntoResponse::into_response("{}") }).await
 }
 
-async fn call(env: &Embedded, method: Method, path: &str, body: Option<Value>) -> Reply {
+async fn call(env: &Deployment, method: Method, path: &str, body: Option<Value>) -> Reply {
     Reply::of(request(
         &Client::new(),
         &env.svc,
@@ -37,7 +37,7 @@ async fn call(env: &Embedded, method: Method, path: &str, body: Option<Value>) -
 }
 
 /// `POST path body` as the admin, which must answer 201.
-async fn create(env: &Embedded, path: &str, body: Value) -> Reply {
+async fn create(env: &Deployment, path: &str, body: Value) -> Reply {
     let r = call(env, Method::POST, path, Some(body)).await;
     assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text);
     r
@@ -107,7 +107,7 @@ fn hosts_file_loopback_name() -> String {
 /// a service without `--allow-loopback-urls` refuses them; the upstream is never called.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tool_base_urls_in_any_spelling_of_http_are_refused_without_loopback_urls() {
-    let env = Embedded::start(STRICT_ENV).await;
+    let env = Deployment::start(Stack::Embedded, STRICT_ENV).await;
     let up = upstream().await;
     let hostport = up.base_url.trim_start_matches("http://").to_string();
     for (i, spelling) in [
@@ -153,7 +153,7 @@ async fn tool_base_urls_in_any_spelling_of_http_are_refused_without_loopback_url
 /// unspecified addresses and hosts-file names are refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_to_internal_addresses_is_refused_for_every_endpoint() {
-    let env = Embedded::start(STRICT_ENV).await;
+    let env = Deployment::start(Stack::Embedded, STRICT_ENV).await;
     let name = hosts_file_loopback_name();
     let hosts = [
         "127.0.0.1:8443".to_string(),
@@ -255,7 +255,7 @@ async fn https_to_internal_addresses_is_refused_for_every_endpoint() {
 /// any spelling.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_info_never_passes_even_with_loopback_urls() {
-    let env = Embedded::start(BASE_ENV).await;
+    let env = Deployment::start(Stack::Embedded, BASE_ENV).await;
     let up = upstream().await;
     let hostport = up.base_url.trim_start_matches("http://").to_string();
     let smuggled = [
@@ -329,7 +329,7 @@ async fn user_info_never_passes_even_with_loopback_urls() {
 /// made (and when it is tested).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_postgres_host_check_cannot_be_bypassed() {
-    let env = Embedded::start(STRICT_ENV).await;
+    let env = Deployment::start(Stack::Embedded, STRICT_ENV).await;
     let name = hosts_file_loopback_name();
     for (host, why) in [
         ("::ffff:127.0.0.1", "loopback"),
@@ -378,7 +378,7 @@ async fn the_postgres_host_check_cannot_be_bypassed() {
 async fn postgres_connection_failures_do_not_tell_open_ports_from_closed_ones() {
     let mut envs = BASE_ENV.to_vec();
     envs.push(("AUTHLEDGER_PROVIDER_TIMEOUT_SECS", "1"));
-    let env = Embedded::start(&envs).await;
+    let env = Deployment::start(Stack::Embedded, &envs).await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
@@ -430,7 +430,7 @@ async fn the_operator_allow_list_names_exceptions() {
     let allowed = format!("10.20.0.0/16,{name}");
     let mut envs = STRICT_ENV.to_vec();
     envs.push(("AUTHLEDGER_ALLOW_DESTINATIONS", allowed.as_str()));
-    let env = Embedded::start(&envs).await;
+    let env = Deployment::start(Stack::Embedded, &envs).await;
     for (url, ok) in [
         ("https://10.20.3.4/token".to_string(), true),
         (format!("https://{name}/token"), true),
@@ -536,7 +536,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
     const TOTAL: u64 = 512 * 1024 * 1024;
     let jwks = EndlessJwks::start(TOTAL).await;
-    let env = Embedded::start(BASE_ENV).await;
+    let env = Deployment::start(Stack::Embedded, BASE_ENV).await;
     let r = call(
         &env,
         Method::PUT,
@@ -596,7 +596,7 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
 /// recorded outcome says the destination was refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destination_is_judged_again_when_the_service_connects() {
-    let mut env = Embedded::start(BASE_ENV).await;
+    let mut env = Deployment::start(Stack::Embedded, BASE_ENV).await;
     let up = upstream().await;
     let config = create(
         &env,
@@ -622,7 +622,7 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
     )
     .await
     .str("key");
-    let execute = |svc_env: &Embedded| {
+    let execute = |svc_env: &Deployment| {
         Reply::of(
             Client::new()
                 .post(svc_env.svc.url("/v1/tools/execute"))

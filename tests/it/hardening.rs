@@ -44,7 +44,7 @@ async fn a_revoked_or_used_up_token_lists_no_tools() {
     let conn = env
         .connection("bearer_token", json!({}), json!({ "token": "tok-item-11" }))
         .await;
-    let (_, agent) = env.key_by(&env.e.admin, "agent").await;
+    let (_, agent) = env.key_by(&env.d.admin, "agent").await;
     let issue = |max_uses: Option<u32>| {
         let body = match max_uses {
             Some(m) => json!({ "connection_id": conn, "tool": "custom.ping", "max_uses": m }),
@@ -124,7 +124,7 @@ async fn a_revoked_or_used_up_token_lists_no_tools() {
     // Each refusal is audited like any other.
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             "/v1/audit/events?kind=access.denied&limit=100",
             None,
@@ -150,7 +150,7 @@ async fn a_revoked_or_used_up_token_lists_no_tools() {
 
 /// The test provider and an OAuth auth config at it (scopes `read write`): its id.
 async fn oauth_config(env: &Env) -> (OAuthProvider, String) {
-    let provider = support::provider_for(&env.e.svc, CLIENT_ID, CLIENT_SECRET).await;
+    let provider = support::provider_for(&env.d.svc, CLIENT_ID, CLIENT_SECRET).await;
     let config = env
         .created(
             "/v1/auth-configs",
@@ -206,7 +206,7 @@ async fn concurrent_callbacks_with_one_state_send_the_code_to_the_provider_once(
     assert_eq!(active, 1, "one callback completes the flow");
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             &format!("/v1/connections/{id}"),
             None,
@@ -232,7 +232,7 @@ fn scopes_of(v: &Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_tokens() {
     let env = &Env::start().await;
-    let provider = support::provider_for(&env.e.svc, CLIENT_ID, CLIENT_SECRET).await;
+    let provider = support::provider_for(&env.d.svc, CLIENT_ID, CLIENT_SECRET).await;
     // The auth config asks for `read`; the provider grants `read write` all the same.
     let mut body = oauth_config_body(&provider, CLIENT_ID, CLIENT_SECRET);
     body["oauth2"]["scopes"] = json!(["read"]);
@@ -252,7 +252,7 @@ async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_t
     // The connection keeps what was asked and granted.
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             &format!("/v1/connections/{id}"),
             None,
@@ -262,7 +262,7 @@ async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_t
     // The event records both.
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             "/v1/audit/events?kind=connection.authorized&limit=10",
             None,
@@ -274,7 +274,7 @@ async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_t
         .to_string();
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             &format!("/v1/audit/events/{event_id}"),
             None,
@@ -290,7 +290,7 @@ async fn scopes_the_provider_grants_beyond_the_request_are_not_kept_nor_put_in_t
     );
 
     // A scoped token cannot carry the extra scope.
-    let (_, agent) = env.key_by(&env.e.admin, "agent").await;
+    let (_, agent) = env.key_by(&env.d.admin, "agent").await;
     let r = env
         .call(
             &agent,
@@ -329,7 +329,7 @@ async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
         .to_string();
     let admin_id = {
         let r = env
-            .call(&env.e.admin, Method::GET, "/v1/api-keys", None)
+            .call(&env.d.admin, Method::GET, "/v1/api-keys", None)
             .await;
         r.body["items"]
             .as_array()
@@ -340,8 +340,8 @@ async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
             .expect("the admin key")
             .to_string()
     };
-    let (developer_id, developer) = env.key_by(&env.e.admin, "developer").await;
-    let (agent_id, agent) = env.key_by(&env.e.admin, "agent").await;
+    let (developer_id, developer) = env.key_by(&env.d.admin, "developer").await;
+    let (agent_id, agent) = env.key_by(&env.d.admin, "agent").await;
     let gateway = |keys: &[&str]| {
         json!({ "name": "g", "servers": [{ "auth_config_id": config, "tools": ["custom.ping"] }],
                 "agent_key_ids": keys })
@@ -355,7 +355,7 @@ async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
     };
 
     // Not the admin's key, nor a developer's: they would lose their tools for good.
-    for (who, bearer) in [("admin", &env.e.admin), ("developer", &developer)] {
+    for (who, bearer) in [("admin", &env.d.admin), ("developer", &developer)] {
         for key in [&admin_id, &developer_id] {
             let r = define(bearer.clone(), &[key]).await;
             assert_eq!(
@@ -375,7 +375,7 @@ async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
         r.text
     );
     // The admin still reaches every tool.
-    let r = env.call(&env.e.admin, Method::GET, "/v1/tools", None).await;
+    let r = env.call(&env.d.admin, Method::GET, "/v1/tools", None).await;
     assert!(r.text.contains("custom.ping"), "{}", r.text);
     let r = env.call(&agent, Method::GET, "/v1/tools", None).await;
     assert!(
@@ -385,7 +385,7 @@ async fn gateways_bind_only_agent_keys_and_developers_only_keys_they_made() {
     );
 
     // The admin binds an agent key; a developer may then edit that gateway keeping it.
-    let r = define(env.e.admin.clone(), &[&agent_id]).await;
+    let r = define(env.d.admin.clone(), &[&agent_id]).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let id = r.str("id");
     let r = env

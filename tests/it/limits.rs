@@ -17,14 +17,14 @@ use crate::end_user::{claims, keys, serve_jwks, token, AUDIENCE, ISSUER};
 use crate::fixtures::oauth_provider::no_redirect_client;
 use crate::support::{
     bootstrap_workspace, complete_connect, log_events, oauth_config_body, provider_for, request,
-    Embedded, Reply, RETURN_TO,
+    Deployment, Reply, Stack, RETURN_TO,
 };
 
 /// `RS256` header with kid `k1`, empty claims, a junk signature: parses, never verifies.
 const UNVERIFIABLE: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.e30.c2ln";
 
 /// The `access.denied` events recorded so far: (status, reason).
-async fn denials(env: &Embedded) -> Vec<(u64, String)> {
+async fn denials(env: &Deployment) -> Vec<(u64, String)> {
     log_events(env.dir.path())
         .await
         .into_iter()
@@ -39,13 +39,13 @@ async fn denials(env: &Embedded) -> Vec<(u64, String)> {
 }
 
 /// What the service wrote on stderr (for failure messages).
-fn server_log(env: &Embedded) -> String {
+fn server_log(env: &Deployment) -> String {
     let port = env.svc.addr.rsplit(':').next().unwrap_or_default();
     std::fs::read_to_string(env.dir.path().join(format!("serve-{port}.err"))).unwrap_or_default()
 }
 
 /// Waits until the denials recorded after the first `before` are `want` (never more).
-async fn recorded_eventually(env: &Embedded, before: usize, want: &[(u64, String)]) {
+async fn recorded_eventually(env: &Deployment, before: usize, want: &[(u64, String)]) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let recorded: Vec<_> = denials(env).await.split_off(before);
@@ -58,7 +58,7 @@ async fn recorded_eventually(env: &Embedded, before: usize, want: &[(u64, String
     }
 }
 
-async fn set_idp(env: &Embedded, admin: &str, jwks_url: &str) {
+async fn set_idp(env: &Deployment, admin: &str, jwks_url: &str) {
     let r = Reply::of(request(
         &Client::new(),
         &env.svc,
@@ -72,7 +72,7 @@ async fn set_idp(env: &Embedded, admin: &str, jwks_url: &str) {
 }
 
 /// A second workspace on `env`'s log: (its admin key, its workspace id), once served.
-async fn second_workspace(env: &Embedded, name: &str) -> (String, String) {
+async fn second_workspace(env: &Deployment, name: &str) -> (String, String) {
     let admin = bootstrap_workspace(&env.storage, name).await;
     let http = Client::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -100,7 +100,7 @@ async fn second_workspace(env: &Embedded, name: &str) -> (String, String) {
 }
 
 /// The id of an API key of a second workspace on `env`'s log.
-async fn other_workspace_key_id(env: &Embedded) -> String {
+async fn other_workspace_key_id(env: &Deployment) -> String {
     let (admin_b, _) = second_workspace(env, "other").await;
     let keys_b = Reply::of(request(
         &Client::new(),
@@ -117,7 +117,7 @@ async fn other_workspace_key_id(env: &Embedded) -> String {
         .to_string()
 }
 
-fn me(env: &Embedded, workspace: &str, jwt: &str) -> reqwest::RequestBuilder {
+fn me(env: &Deployment, workspace: &str, jwt: &str) -> reqwest::RequestBuilder {
     Client::new()
         .get(env.svc.url("/v1/me"))
         .bearer_auth(jwt)
@@ -145,11 +145,14 @@ async fn a_failing_jwks_is_fetched_once_per_backoff_and_its_503s_are_capped_and_
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let env = Embedded::start(&[
-        ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "10"),
-    ])
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[
+            ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "10"),
+        ],
+    )
     .await;
     set_idp(&env, &env.admin, &jwks_url).await;
     let before = denials(&env).await.len();
@@ -241,7 +244,11 @@ async fn a_hanging_jwks_in_one_workspace_does_not_stall_another() {
     let keys = keys();
     let jwks_a = serve_jwks(json!({ "keys": [keys.rsa.1] })).await;
     let mut jwks_b = holding_jwks().await;
-    let env = Embedded::start(&[("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")]).await;
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")],
+    )
+    .await;
     set_idp(&env, &env.admin, &jwks_a).await;
     let (admin_b, workspace_b) = second_workspace(&env, "other").await;
     set_idp(&env, &admin_b, &jwks_b.url).await;
@@ -276,11 +283,14 @@ async fn a_hanging_jwks_in_one_workspace_does_not_stall_another() {
 /// is never charged nor refused (behind a proxy every user shares one address).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn valid_oauth_callbacks_are_never_charged_and_bad_ones_have_their_own_budget() {
-    let env = Embedded::start(&[
-        ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "3"),
-    ])
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[
+            ("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "3"),
+        ],
+    )
     .await;
     let http = Client::new();
     let provider = provider_for(&env.svc, "limits-client", "limits-s3cret").await;
@@ -350,10 +360,13 @@ async fn valid_oauth_callbacks_are_never_charged_and_bad_ones_have_their_own_bud
 /// same per-address budget as the edge's: past it 429, and nothing more is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn authenticated_refusals_are_capped_per_address_like_the_others() {
-    let env = Embedded::start(&[
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "4"),
-    ])
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "4"),
+        ],
+    )
     .await;
     let id_b = other_workspace_key_id(&env).await;
     let http = Client::new();
@@ -416,7 +429,11 @@ async fn closed_by_server(sock: &mut TcpStream) -> bool {
 /// still answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_connections_are_closed_after_the_header_read_timeout() {
-    let env = Embedded::start(&[("AUTHLEDGER_HEADER_READ_TIMEOUT_SECS", "1")]).await;
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[("AUTHLEDGER_HEADER_READ_TIMEOUT_SECS", "1")],
+    )
+    .await;
     let mut silent = Vec::new();
     for _ in 0..300 {
         silent.push(TcpStream::connect(&env.svc.addr).await.expect("connect"));
@@ -453,10 +470,13 @@ async fn silent_connections_are_closed_after_the_header_read_timeout() {
 /// Item 18: past the connection cap a new connection waits until one closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_cap_wait_until_one_closes() {
-    let env = Embedded::start(&[
-        ("AUTHLEDGER_MAX_CONNECTIONS", "3"),
-        ("AUTHLEDGER_HEADER_READ_TIMEOUT_SECS", "600"),
-    ])
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[
+            ("AUTHLEDGER_MAX_CONNECTIONS", "3"),
+            ("AUTHLEDGER_HEADER_READ_TIMEOUT_SECS", "600"),
+        ],
+    )
     .await;
     // Let the harness's own health-check connection go first.
     let mut holders = Vec::new();
@@ -489,7 +509,7 @@ async fn connections_past_the_cap_wait_until_one_closes() {
 /// acknowledged (it would be lost: the open file is no longer the log's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_data_dir_is_not_ready_and_writes_are_not_acknowledged() {
-    let env = Embedded::start(&[]).await;
+    let env = Deployment::start(Stack::Embedded, &[]).await;
     let http = Client::new();
     let create = |name: &str| {
         request(
@@ -524,10 +544,13 @@ async fn a_removed_data_dir_is_not_ready_and_writes_are_not_acknowledged() {
 /// the latter is recorded, without the answer waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_other_workspace_ids_take_the_same_path() {
-    let env = Embedded::start(&[
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
-        ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "6"),
-    ])
+    let env = Deployment::start(
+        Stack::Embedded,
+        &[
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "0.001"),
+            ("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "6"),
+        ],
+    )
     .await;
     let id_b = other_workspace_key_id(&env).await;
     let http = Client::new();

@@ -23,7 +23,9 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
 
-use crate::support::{cli, request, Embedded, Hit, Reply, Upstream, BASE_ENV, NO_RATE_LIMIT};
+use crate::support::{
+    cli, request, Deployment, Hit, Reply, Stack, Upstream, BASE_ENV, NO_RATE_LIMIT,
+};
 
 /// The credentials, with characters that every encoding writes differently.
 const BEARER: &str = "brr-SECRET/7f3a+Q x=9b";
@@ -188,16 +190,17 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
     }
 }
 
-/// One `serve` on the embedded log (`Embedded`) and a client; shared with `hardening`.
+/// One `serve` on the embedded log (`support::Deployment`) and a client; shared with
+/// `hardening`.
 pub(crate) struct Env {
-    pub e: Embedded,
+    pub d: Deployment,
     pub http: Client,
 }
 
 impl Env {
     pub async fn start() -> Env {
         Env {
-            e: Embedded::start(&[BASE_ENV, NO_RATE_LIMIT].concat()).await,
+            d: Deployment::start(Stack::Embedded, &[BASE_ENV, NO_RATE_LIMIT].concat()).await,
             http: Client::new(),
         }
     }
@@ -209,13 +212,13 @@ impl Env {
         path: &str,
         body: Option<Value>,
     ) -> Reply {
-        Reply::of(request(&self.http, &self.e.svc, bearer, method, path, body)).await
+        Reply::of(request(&self.http, &self.d.svc, bearer, method, path, body)).await
     }
 
     /// `POST path body` by the admin, which must answer 201: the body.
     pub async fn created(&self, path: &str, body: Value) -> Value {
         let r = self
-            .call(&self.e.admin, Method::POST, path, Some(body))
+            .call(&self.d.admin, Method::POST, path, Some(body))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{path}: {}", r.text);
         r.body
@@ -262,7 +265,7 @@ impl Env {
 
     /// An rmcp client session (initialize done) on `/mcp` with `bearer`.
     pub async fn mcp(&self, bearer: &str) -> RunningService<RoleClient, ()> {
-        let config = StreamableHttpClientTransportConfig::with_uri(self.e.svc.url("/mcp"))
+        let config = StreamableHttpClientTransportConfig::with_uri(self.d.svc.url("/mcp"))
             .auth_header(bearer.to_string());
         tokio::time::timeout(
             Duration::from_secs(20),
@@ -280,7 +283,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
     let up = upstream().await;
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::PUT,
             "/v1/workspace/tool-response-storage",
             Some(json!({ "store_tool_responses": true })),
@@ -294,7 +297,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
     ] {
         env.tool(name, method, &up.base_url, path).await;
     }
-    let (_, agent) = env.key_by(&env.e.admin, "agent").await;
+    let (_, agent) = env.key_by(&env.d.admin, "agent").await;
 
     let pair = format!("{USER}:{PASSWORD}");
     // (connection, the secrets it uses, what the upstream must have received)
@@ -430,7 +433,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
     let completed = loop {
         let r = env
             .call(
-                &env.e.admin,
+                &env.d.admin,
                 Method::GET,
                 "/v1/audit/events?kind=tool.completed&limit=1000",
                 None,
@@ -451,7 +454,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
         let id = e["event_id"].as_str().expect("event_id");
         let r = env
             .call(
-                &env.e.admin,
+                &env.d.admin,
                 Method::GET,
                 &format!("/v1/audit/events/{id}"),
                 None,
@@ -470,7 +473,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
     }
     let r = env
         .call(
-            &env.e.admin,
+            &env.d.admin,
             Method::GET,
             "/v1/audit/export?format=jsonl",
             None,
@@ -485,7 +488,7 @@ async fn no_form_of_the_credential_reaches_the_log_or_the_agent() {
         }
     }
     assert_eq!(exported, calls, "every tool.completed is exported");
-    let out = cli(&env.e.storage, &["dump-log"]).await;
+    let out = cli(&env.d.storage, &["dump-log"]).await;
     for line in String::from_utf8_lossy(&out.stdout).lines() {
         assert_clean("dump-log", line, &all);
     }

@@ -1,7 +1,8 @@
-//! Helpers shared by the HTTP end-to-end tests (`agents`, `gateways`, `mcp`,
-//! `token_release`): a recording upstream HTTP server, starting `serve` on the embedded log,
-//! sending requests and reading the answers, the test OAuth provider with our client, the
-//! browser side of the connect flow, a second workspace, and reading the embedded log.
+//! Helpers shared by the HTTP end-to-end tests: a recording upstream HTTP server, starting
+//! `serve` (`Deployment`: either stack, one or more instances), the service's clock moved by
+//! the test (`TestClock`), sending requests and reading the answers, the test OAuth provider
+//! with our client, the browser side of the connect flow, a second workspace, and reading
+//! the embedded log.
 
 use std::future::Future;
 use std::path::Path;
@@ -441,6 +442,54 @@ pub async fn complete_connect(provider: &OAuthProvider, connect_url: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The service's clock
+// ---------------------------------------------------------------------------------------------
+
+/// The service's clock, moved by the test instead of waiting: `serve` reads the system time
+/// plus the seconds in this file when `env()` is in its environment (debug builds only:
+/// `authledger::test_clock`). Starts with no offset.
+pub struct TestClock {
+    path: String,
+    ahead: Mutex<i64>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestClock {
+    pub fn new() -> TestClock {
+        let dir = tempfile::tempdir().expect("clock dir");
+        let path = dir.path().join("clock").display().to_string();
+        std::fs::write(&path, "0").expect("clock file");
+        TestClock {
+            path,
+            ahead: Mutex::new(0),
+            _dir: dir,
+        }
+    }
+
+    /// The variable that gives `serve` this clock (`authledger::test_clock::CLOCK_FILE_ENV`,
+    /// spelled out so that the suite still compiles where the module is compiled out).
+    pub fn env(&self) -> (&'static str, &str) {
+        ("AUTHLEDGER_TEST_CLOCK_FILE", &self.path)
+    }
+
+    /// Moves the service's time forward by `by` (whole seconds).
+    pub fn advance(&self, by: Duration) {
+        let mut ahead = self.ahead.lock().expect("clock");
+        *ahead += i64::try_from(by.as_secs()).expect("seconds");
+        // Renamed into place: the service never reads a half-written file.
+        let next = format!("{}.next", self.path);
+        std::fs::write(&next, ahead.to_string()).expect("clock file");
+        std::fs::rename(&next, &self.path).expect("clock file");
+    }
+
+    /// What the service reads as now.
+    pub fn now(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
+            + time::Duration::seconds(*self.ahead.lock().expect("clock"))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // A deployment on either storage stack
 // ---------------------------------------------------------------------------------------------
 
@@ -457,6 +506,8 @@ pub enum Stack {
 /// the service stops before its NATS server and directory go.
 pub struct Deployment {
     pub svc: Service,
+    /// Instances 1.. on the same log and projections (`start_instances`).
+    pub more: Vec<Service>,
     pub admin: String,
     pub workspace: String,
     /// Storage arguments for CLI commands and restarts on the same log and projections.
@@ -474,6 +525,7 @@ impl Deployment {
                 let e = Embedded::start(envs).await;
                 Deployment {
                     svc: e.svc,
+                    more: Vec::new(),
                     admin: e.admin,
                     workspace: e.workspace,
                     storage: e.storage,
@@ -506,6 +558,7 @@ impl Deployment {
                         let svc = Service::start(&storage, envs, dir.path()).await;
                         return Deployment {
                             svc,
+                            more: Vec::new(),
                             admin: printed["admin_api_key"].as_str().expect("key").into(),
                             workspace: printed["workspace_id"].as_str().expect("ws").into(),
                             storage,
@@ -518,6 +571,58 @@ impl Deployment {
                 unreachable!("bootstrap is the last step")
             }
         }
+    }
+
+    /// `start` with `instances` `serve` processes on one log and one set of projections
+    /// (JetStream stack: the embedded log has one writer process). Instance 0 is `svc`; the
+    /// others, in `more`, each have their own data dir and share instance 0's key dir.
+    pub async fn start_instances(
+        stack: Stack,
+        instances: usize,
+        envs: &[(&str, &str)],
+    ) -> Deployment {
+        assert!(
+            instances == 1 || stack == Stack::JetStreamPg,
+            "the embedded log has one writer process"
+        );
+        let mut d = Deployment::start(stack, envs).await;
+        for i in 1..instances {
+            let storage = d.instance_storage(i);
+            d.more
+                .push(Service::start(&storage, envs, d.dir.path()).await);
+        }
+        d
+    }
+
+    /// Instance `i` of `start_instances` (0 is `svc`).
+    pub fn instance(&self, i: usize) -> &Service {
+        match i {
+            0 => &self.svc,
+            _ => &self.more[i - 1],
+        }
+    }
+
+    /// The storage arguments of instance `i`: its own data dir, instance 0's key dir.
+    fn instance_storage(&self, i: usize) -> Vec<String> {
+        let mut storage = self.storage.clone();
+        let at = storage
+            .iter()
+            .position(|a| a == "--data-dir")
+            .expect("--data-dir")
+            + 1;
+        let data = std::mem::replace(
+            &mut storage[at],
+            self.dir
+                .path()
+                .join(format!("instance{i}"))
+                .display()
+                .to_string(),
+        );
+        storage.extend(args(&[
+            "--key-dir",
+            &Path::new(&data).join("keys").display().to_string(),
+        ]));
+        storage
     }
 
     /// `serve` again on the same storage and address (the old process is killed first).

@@ -520,13 +520,13 @@ async fn sqlite_damaged_index_column_is_named_and_still_dumped() {
 async fn a_small_order_r_is_refused_by_verify_and_by_the_api() {
     use crate::vectors::craft;
     use authledger::ledger::envelope::{encode_envelope, pae};
-    let crate::support::Embedded {
+    let crate::support::Deployment {
         svc,
         admin,
         storage,
         dir,
         ..
-    } = crate::support::Embedded::start(&[]).await;
+    } = crate::support::Deployment::start(crate::support::Stack::Embedded, &[]).await;
     drop(svc);
     let events = crate::support::log_events(dir.path()).await;
     let (position, body) = events

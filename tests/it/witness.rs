@@ -22,7 +22,7 @@ use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::{Actor, AggregateKey, KeyDir, Signer};
 
 use crate::harness::{args, bin, eventually, ledger, run_cli, Service};
-use crate::support::{data_dir, Embedded, NO_RATE_LIMIT};
+use crate::support::{data_dir, Deployment, Stack, NO_RATE_LIMIT};
 
 // ---------- the golden vector ----------
 
@@ -240,7 +240,7 @@ struct Cosigned {
 }
 
 async fn cosigned() -> Cosigned {
-    let env = Embedded::start(&envs()).await;
+    let env = Deployment::start(Stack::Embedded, &envs()).await;
     let http = Client::new();
     let (s, v) = call(
         &http,
@@ -357,7 +357,7 @@ async fn cosigned() -> Cosigned {
     .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
 
-    let Embedded {
+    let Deployment {
         svc, storage, dir, ..
     } = env;
     Cosigned {

@@ -100,6 +100,7 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
 /// the answer when the request wrote to the log or succeeded, else the key is released.
 async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Next) -> Response {
     let budget = refusals::current();
+    let time_left = claim.time_left(state.clock.now());
     let task = tokio::spawn(async move {
         let run = written::track(async move {
             match budget {
@@ -108,7 +109,7 @@ async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Ne
             }
         });
         let (answer, headers, position, recorded) =
-            match tokio::time::timeout(state.idempotency.lease, run).await {
+            match tokio::time::timeout(time_left, run).await {
                 Ok((resp, position)) => {
                     let (parts, body) = resp.into_parts();
                     // The handler built the body in memory already; this only gathers it.

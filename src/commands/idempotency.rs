@@ -137,6 +137,16 @@ pub struct Claim {
     record_id: String,
     claim: u32,
     actor: Actor,
+    lease_expires_at: time::OffsetDateTime,
+}
+
+impl Claim {
+    /// How long the request may still run: until a second before its lease ends, so a
+    /// live instance stops before another may take the key over.
+    pub fn time_left(&self, now: time::OffsetDateTime) -> Duration {
+        let left = self.lease_expires_at - now - time::Duration::SECOND;
+        Duration::try_from(left).unwrap_or(Duration::ZERO)
+    }
 }
 
 /// What a request with a key does.
@@ -178,13 +188,14 @@ pub async fn begin(
                 return replay(state, ws, &record_id, &done).await.map(Begin::Replay)
             }
         };
+        let lease_expires_at = now + state.idempotency.lease;
         let claimed = IdempotencyClaimed {
             key_hash: format!("sha256:{}", hex::encode(Sha256::digest(key.0.as_bytes()))),
             request_fingerprint: fingerprint.clone(),
             method: request.method.to_string(),
             route: request.route.to_string(),
             claim: next,
-            lease_expires_at: now + state.idempotency.lease,
+            lease_expires_at,
             expires_at: now + state.idempotency.retention,
         };
         let command = IdempotencyCommand::Claim { claimed, now };
@@ -199,6 +210,7 @@ pub async fn begin(
                     record_id,
                     claim: next,
                     actor: scope.actor.clone(),
+                    lease_expires_at,
                 }))
             }
             Err(LedgerError::Domain(DomainError::Rejected(_))) => continue,

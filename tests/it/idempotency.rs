@@ -341,6 +341,84 @@ async fn keys_replay_and_refuse_on_jetstream_and_postgres() {
     keys_replay_and_refuse(Stack::JetStreamPg).await;
 }
 
+/// The lease bounds a claim: a request that outlasts it is cut off and answers (and
+/// replays) `idempotent-outcome-unknown`, never run again by a retry; a claim whose
+/// instance died holds its key only until its lease ends, then a retry runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_holds_its_key_no_longer_than_its_lease() {
+    let lease = [("AUTHLEDGER_IDEMPOTENCY_LEASE_SECS", "3")];
+    let with_lease = [envs(), lease.to_vec()].concat();
+    let mut env = Env::start(Stack::Embedded, false).await;
+    env.d.restart(&with_lease).await;
+    let upstream = Upstream::start(|_: Hit| async {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        axum::Json(json!({ "sent": true })).into_response()
+    })
+    .await;
+    let conn = env.tool_connection(&upstream.base_url).await;
+    let (_, agent) = env.key_of(env.admin(), "agent").await;
+    let body = json!({ "tool": "custom.send_email", "connection_id": conn, "arguments": {} });
+
+    // Outlasting the lease: cut off, and the retry is that answer, not a second call.
+    let started = Instant::now();
+    let r = env.keyed(&agent, "slow-1", "/v1/tools/execute", &body).await;
+    r.expect(StatusCode::GATEWAY_TIMEOUT, "idempotent-outcome-unknown");
+    assert!(started.elapsed() < Duration::from_secs(3), "cut off within the lease");
+    let again = env.keyed(&agent, "slow-1", "/v1/tools/execute", &body).await;
+    again.expect(StatusCode::GATEWAY_TIMEOUT, "idempotent-outcome-unknown");
+    assert!(replayed(&again));
+    assert_eq!(upstream.hits_to("/send").len(), 1);
+
+    // The instance dies mid-call: after a restart the key is held until the lease ends,
+    // then a retry runs.
+    let env_ref = &env;
+    let pending = tokio::spawn({
+        let (http, url, agent, body) = (
+            env_ref.http.clone(),
+            env_ref.d.svc.url("/v1/tools/execute"),
+            agent.clone(),
+            body.clone(),
+        );
+        async move {
+            let _ = http
+                .post(url)
+                .bearer_auth(agent)
+                .header(KEY_HEADER, "dies-1")
+                .json(&body)
+                .send()
+                .await;
+        }
+    });
+    crate::harness::eventually(Duration::from_secs(10), "the call reaches the upstream", || {
+        let n = upstream.hits_to("/send").len();
+        async move { n == 2 }
+    })
+    .await;
+    let claimed_by = Instant::now();
+    env.d.restart(&with_lease).await;
+    pending.abort();
+    let mut saw_in_use = false;
+    let answer = loop {
+        let r = env.keyed(&agent, "dies-1", "/v1/tools/execute", &body).await;
+        if r.status != StatusCode::CONFLICT {
+            break r;
+        }
+        saw_in_use = true;
+        assert!(
+            claimed_by.elapsed() < Duration::from_secs(15),
+            "the dead claim still holds its key: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(!replayed(&answer), "the retry ran: {}", answer.text);
+    assert_eq!(upstream.hits_to("/send").len(), 3, "the retry called the upstream");
+    // Held until the lease ended, if the restart was quicker than the lease.
+    if claimed_by.elapsed() < Duration::from_secs(2) {
+        assert!(saw_in_use);
+    }
+}
+
 /// The OpenAPI document names `Idempotency-Key` on exactly the routes that accept it.
 #[test]
 fn the_openapi_document_names_the_header_where_it_is_accepted() {

@@ -146,4 +146,3 @@ mod tests {
         assert!(e.to_string().contains("every minute"));
     }
 }
-

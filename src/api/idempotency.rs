@@ -60,7 +60,10 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
         )
         .into_response();
     };
-    let path = parts.uri.path_and_query().map_or(parts.uri.path(), |p| p.as_str());
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or(parts.uri.path(), |p| p.as_str());
     let shape = idem::RequestShape {
         method: parts.method.as_str(),
         route: route.0.path,
@@ -108,26 +111,26 @@ async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Ne
                 None => next.run(req).await,
             }
         });
-        let (answer, headers, position, recorded) =
-            match tokio::time::timeout(time_left, run).await {
-                Ok((resp, position)) => {
-                    let (parts, body) = resp.into_parts();
-                    // The handler built the body in memory already; this only gathers it.
-                    let body = axum::body::to_bytes(body, usize::MAX)
-                        .await
-                        .unwrap_or_default()
-                        .to_vec();
-                    let status = parts.status.as_u16();
-                    let answer = Answer {
-                        status,
-                        content_type: content_type(&parts.headers),
-                        body,
-                    };
-                    let recorded = position > 0 || parts.status.is_success();
-                    (answer, parts.headers, position, recorded)
-                }
-                Err(_) => (overran(), Default::default(), 0, true),
-            };
+        let (answer, headers, position, recorded) = match tokio::time::timeout(time_left, run).await
+        {
+            Ok((resp, position)) => {
+                let (parts, body) = resp.into_parts();
+                // The handler built the body in memory already; this only gathers it.
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default()
+                    .to_vec();
+                let status = parts.status.as_u16();
+                let answer = Answer {
+                    status,
+                    content_type: content_type(&parts.headers),
+                    body,
+                };
+                let recorded = position > 0 || parts.status.is_success();
+                (answer, parts.headers, position, recorded)
+            }
+            Err(_) => (overran(), Default::default(), 0, true),
+        };
         if let Err(e) = idem::finish(&state, &claim, &answer, recorded).await {
             // The claim then ends with its lease; the caller still gets its answer.
             tracing::warn!(error = %e, "cannot record an idempotent request's outcome");

@@ -185,7 +185,9 @@ pub async fn begin(
                 return Ok(Begin::Running { retry_after_secs });
             }
             Judgement::Replay(done) => {
-                return replay(state, ws, &record_id, &done).await.map(Begin::Replay)
+                return replay(state, ws, &record_id, &done)
+                    .await
+                    .map(Begin::Replay)
             }
         };
         let lease_expires_at = now + state.idempotency.lease;

@@ -131,7 +131,10 @@ impl Aggregate for IdempotencyRecord {
                 }
             }
             IdempotencyCommand::Complete(completed) => {
-                let ours = self.claim.as_ref().is_some_and(|c| c.claim == completed.claim);
+                let ours = self
+                    .claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim == completed.claim);
                 if !ours || self.outcome.is_some() {
                     return Err(DomainError::Rejected(
                         "the idempotency claim was taken over or has ended".into(),
@@ -185,10 +188,16 @@ mod tests {
         let r = IdempotencyRecord::default();
         assert_eq!(r.judge("f", T0), Judgement::Free { next: 1 });
         let r = record(&[Event::IdempotencyClaimed(claimed(1, "f", T0))]);
-        assert!(matches!(r.judge("f", T0 + Duration::seconds(5)), Judgement::Running { .. }));
+        assert!(matches!(
+            r.judge("f", T0 + Duration::seconds(5)),
+            Judgement::Running { .. }
+        ));
         assert_eq!(r.judge("g", T0), Judgement::Mismatch);
         // The claiming instance died: after the lease the key is free, as claim 2.
-        assert_eq!(r.judge("f", T0 + Duration::minutes(3)), Judgement::Free { next: 2 });
+        assert_eq!(
+            r.judge("f", T0 + Duration::minutes(3)),
+            Judgement::Free { next: 2 }
+        );
     }
 
     #[test]
@@ -198,9 +207,15 @@ mod tests {
             Event::IdempotencyClaimed(claimed(1, "f", T0)),
             Event::IdempotencyCompleted(done.clone()),
         ]);
-        assert_eq!(r.judge("f", T0 + Duration::hours(1)), Judgement::Replay(done));
+        assert_eq!(
+            r.judge("f", T0 + Duration::hours(1)),
+            Judgement::Replay(done)
+        );
         assert_eq!(r.judge("g", T0 + Duration::hours(1)), Judgement::Mismatch);
-        assert_eq!(r.judge("g", T0 + Duration::hours(24)), Judgement::Free { next: 2 });
+        assert_eq!(
+            r.judge("g", T0 + Duration::hours(24)),
+            Judgement::Free { next: 2 }
+        );
     }
 
     #[test]

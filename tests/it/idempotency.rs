@@ -38,7 +38,12 @@ struct Env {
 impl Api for Env {
     async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
         Reply::of(crate::support::request(
-            &self.http, &self.d.svc, bearer, method, path, body,
+            &self.http,
+            &self.d.svc,
+            bearer,
+            method,
+            path,
+            body,
         ))
         .await
     }
@@ -79,7 +84,10 @@ impl Env {
             .http
             .post(svc.url(path))
             .bearer_auth(bearer)
-            .header(KEY_HEADER, HeaderValue::from_bytes(key).expect("header value"))
+            .header(
+                KEY_HEADER,
+                HeaderValue::from_bytes(key).expect("header value"),
+            )
             .json(body);
         Reply::of(req).await
     }
@@ -120,9 +128,12 @@ impl Env {
     /// How many events of `kind` the workspace's audit view holds once the projections
     /// show at least `expected` of them (more is a test failure at the caller).
     async fn count(&self, kind: &str, expected: usize) -> usize {
-        self.audit_events_until(&format!("kind={kind}"), kind, Duration::from_secs(15), |i| {
-            i.len() >= expected
-        })
+        self.audit_events_until(
+            &format!("kind={kind}"),
+            kind,
+            Duration::from_secs(15),
+            |i| i.len() >= expected,
+        )
         .await
         .len()
     }
@@ -173,7 +184,13 @@ async fn a_retried_tool_call_runs_once(stack: Stack, two_instances: bool) {
 
     // The first call is still with the upstream: the retry waits its turn.
     let r = env
-        .keyed_on(env.retry_svc(), &agent, b"send-bob-1", "/v1/tools/execute", &body)
+        .keyed_on(
+            env.retry_svc(),
+            &agent,
+            b"send-bob-1",
+            "/v1/tools/execute",
+            &body,
+        )
         .await;
     r.expect(StatusCode::CONFLICT, "idempotency-key-in-use");
     let wait: u64 = r
@@ -187,7 +204,13 @@ async fn a_retried_tool_call_runs_once(stack: Stack, two_instances: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let answer = loop {
         let r = env
-            .keyed_on(env.retry_svc(), &agent, b"send-bob-1", "/v1/tools/execute", &body)
+            .keyed_on(
+                env.retry_svc(),
+                &agent,
+                b"send-bob-1",
+                "/v1/tools/execute",
+                &body,
+            )
             .await;
         if r.status != StatusCode::CONFLICT {
             break r;
@@ -197,7 +220,12 @@ async fn a_retried_tool_call_runs_once(stack: Stack, two_instances: bool) {
     };
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert!(replayed(&answer), "the retry is the first call's answer");
-    assert_eq!(answer.body["body"], json!({ "sent": true }), "{}", answer.text);
+    assert_eq!(
+        answer.body["body"],
+        json!({ "sent": true }),
+        "{}",
+        answer.text
+    );
     let tool_call_id = answer.str("tool_call_id");
     // Once more, on the first instance: the same answer.
     let again = env
@@ -206,18 +234,29 @@ async fn a_retried_tool_call_runs_once(stack: Stack, two_instances: bool) {
     assert!(replayed(&again), "{}", again.text);
     assert_eq!(again.str("tool_call_id"), tool_call_id);
 
-    assert_eq!(upstream.hits_to("/send").len(), 1, "the email went out once");
+    assert_eq!(
+        upstream.hits_to("/send").len(),
+        1,
+        "the email went out once"
+    );
     let requested = env
-        .audit_events_until("kind=tool.", "the tool call", Duration::from_secs(15), |i| {
-            i.iter().any(|e| e["kind"] == "tool.completed")
-        })
+        .audit_events_until(
+            "kind=tool.",
+            "the tool call",
+            Duration::from_secs(15),
+            |i| i.iter().any(|e| e["kind"] == "tool.completed"),
+        )
         .await;
     let kinds: Vec<&str> = requested
         .iter()
         .filter_map(|e| e["kind"].as_str())
         .filter(|k| *k != "tool.defined")
         .collect();
-    assert_eq!(kinds, ["tool.requested", "tool.completed"], "{requested:#?}");
+    assert_eq!(
+        kinds,
+        ["tool.requested", "tool.completed"],
+        "{requested:#?}"
+    );
     // The key's record: claimed once, answered once.
     assert_eq!(env.count("idempotency.claimed", 1).await, 1);
     assert_eq!(env.count("idempotency.completed", 1).await, 1);
@@ -242,7 +281,8 @@ async fn keys_replay_and_refuse(stack: Stack) {
     let conn = env.tool_connection(&upstream.base_url).await;
     let (_, agent) = env.key_of(env.admin(), "agent").await;
     let (_, agent2) = env.key_of(env.admin(), "agent").await;
-    let token_req = json!({ "connection_id": conn, "tool": "custom.send_email", "ttl_seconds": 300 });
+    let token_req =
+        json!({ "connection_id": conn, "tool": "custom.send_email", "ttl_seconds": 300 });
 
     // A token issue replayed is the same token, with one token.issued.
     let first = env.keyed(&agent, "tok-1", "/v1/tokens", &token_req).await;
@@ -254,11 +294,15 @@ async fn keys_replay_and_refuse(stack: Stack) {
     assert!(replayed(&again));
     assert_eq!(again.body, first.body);
     assert_eq!(
-        again.headers.get("cache-control").map(HeaderValue::as_bytes),
+        again
+            .headers
+            .get("cache-control")
+            .map(HeaderValue::as_bytes),
         Some(&b"no-store"[..])
     );
     // The same key with another request.
-    let other_req = json!({ "connection_id": conn, "tool": "custom.send_email", "ttl_seconds": 60 });
+    let other_req =
+        json!({ "connection_id": conn, "tool": "custom.send_email", "ttl_seconds": 60 });
     env.keyed(&agent, "tok-1", "/v1/tokens", &other_req)
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY, "idempotency-key-reused");
@@ -274,7 +318,9 @@ async fn keys_replay_and_refuse(stack: Stack) {
 
     // API keys: another workspace's equal key is its own.
     let key_req = json!({ "name": "ci", "role": "viewer" });
-    let mine = env.keyed(env.admin(), "key-1", "/v1/api-keys", &key_req).await;
+    let mine = env
+        .keyed(env.admin(), "key-1", "/v1/api-keys", &key_req)
+        .await;
     assert_eq!(mine.status, StatusCode::CREATED, "{}", mine.text);
     let admin2 = env.d.other_workspace("globex").await;
     let elsewhere = env.keyed(&admin2, "key-1", "/v1/api-keys", &key_req).await;
@@ -285,11 +331,15 @@ async fn keys_replay_and_refuse(stack: Stack) {
     // Connections, auth configs and revocations.
     let config_req = json!({ "name": "second", "provider": "custom", "auth_type": "api_key",
         "api_key": { "key_name": "X-Key", "location": "header", "prefix": null } });
-    let config = env.keyed(env.admin(), "cfg-1", "/v1/auth-configs", &config_req).await;
+    let config = env
+        .keyed(env.admin(), "cfg-1", "/v1/auth-configs", &config_req)
+        .await;
     assert_eq!(config.status, StatusCode::CREATED, "{}", config.text);
     let conn_req = json!({ "auth_config_id": config.str("id"), "user_id": "u2",
         "credentials": { "api_key": "k-2" } });
-    let made = env.keyed(env.admin(), "conn-1", "/v1/connections", &conn_req).await;
+    let made = env
+        .keyed(env.admin(), "conn-1", "/v1/connections", &conn_req)
+        .await;
     assert_eq!(made.status, StatusCode::CREATED, "{}", made.text);
     let revoke = format!("/v1/tokens/{}/revoke", first.str("id"));
     let revoked = env.keyed(&agent, "rev-1", &revoke, &json!({})).await;
@@ -317,16 +367,31 @@ async fn keys_replay_and_refuse(stack: Stack) {
     for (bearer, key, path, body, was) in [
         (&agent, "tok-1", "/v1/tokens", &token_req, &first),
         (&env.d.admin, "key-1", "/v1/api-keys", &key_req, &mine),
-        (&env.d.admin, "cfg-1", "/v1/auth-configs", &config_req, &config),
+        (
+            &env.d.admin,
+            "cfg-1",
+            "/v1/auth-configs",
+            &config_req,
+            &config,
+        ),
         (&env.d.admin, "conn-1", "/v1/connections", &conn_req, &made),
         (&agent, "rev-1", revoke.as_str(), &json!({}), &revoked),
     ] {
         let r = env.keyed(bearer, key, path, body).await;
-        assert_eq!((r.status, &r.body), (was.status, &was.body), "{path}: {}", r.text);
+        assert_eq!(
+            (r.status, &r.body),
+            (was.status, &was.body),
+            "{path}: {}",
+            r.text
+        );
         assert!(replayed(&r), "{path}");
     }
     assert_eq!(env.count("token.issued", 3).await, 3);
-    assert_eq!(env.count("api_key.created", 4).await, 4, "admin, two agents, ci; none again");
+    assert_eq!(
+        env.count("api_key.created", 4).await,
+        4,
+        "admin, two agents, ci; none again"
+    );
     assert_eq!(env.count("connection.created", 2).await, 2);
     assert_eq!(env.count("token.revoked", 1).await, 1);
 }
@@ -361,10 +426,17 @@ async fn a_claim_holds_its_key_no_longer_than_its_lease() {
 
     // Outlasting the lease: cut off, and the retry is that answer, not a second call.
     let started = Instant::now();
-    let r = env.keyed(&agent, "slow-1", "/v1/tools/execute", &body).await;
+    let r = env
+        .keyed(&agent, "slow-1", "/v1/tools/execute", &body)
+        .await;
     r.expect(StatusCode::GATEWAY_TIMEOUT, "idempotent-outcome-unknown");
-    assert!(started.elapsed() < Duration::from_secs(3), "cut off within the lease");
-    let again = env.keyed(&agent, "slow-1", "/v1/tools/execute", &body).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "cut off within the lease"
+    );
+    let again = env
+        .keyed(&agent, "slow-1", "/v1/tools/execute", &body)
+        .await;
     again.expect(StatusCode::GATEWAY_TIMEOUT, "idempotent-outcome-unknown");
     assert!(replayed(&again));
     assert_eq!(upstream.hits_to("/send").len(), 1);
@@ -389,17 +461,23 @@ async fn a_claim_holds_its_key_no_longer_than_its_lease() {
                 .await;
         }
     });
-    crate::harness::eventually(Duration::from_secs(10), "the call reaches the upstream", || {
-        let n = upstream.hits_to("/send").len();
-        async move { n == 2 }
-    })
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "the call reaches the upstream",
+        || {
+            let n = upstream.hits_to("/send").len();
+            async move { n == 2 }
+        },
+    )
     .await;
     let claimed_by = Instant::now();
     env.d.restart(&with_lease).await;
     pending.abort();
     let mut saw_in_use = false;
     let answer = loop {
-        let r = env.keyed(&agent, "dies-1", "/v1/tools/execute", &body).await;
+        let r = env
+            .keyed(&agent, "dies-1", "/v1/tools/execute", &body)
+            .await;
         if r.status != StatusCode::CONFLICT {
             break r;
         }
@@ -412,7 +490,11 @@ async fn a_claim_holds_its_key_no_longer_than_its_lease() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(!replayed(&answer), "the retry ran: {}", answer.text);
-    assert_eq!(upstream.hits_to("/send").len(), 3, "the retry called the upstream");
+    assert_eq!(
+        upstream.hits_to("/send").len(),
+        3,
+        "the retry called the upstream"
+    );
     // Held until the lease ended, if the restart was quicker than the lease.
     if claimed_by.elapsed() < Duration::from_secs(2) {
         assert!(saw_in_use);

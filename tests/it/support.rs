@@ -565,7 +565,10 @@ impl Deployment {
                 storage.extend([flag.clone(), value.clone()]);
             }
         }
-        assert!(self.database_url.is_some(), "a second instance needs the shared stack");
+        assert!(
+            self.database_url.is_some(),
+            "a second instance needs the shared stack"
+        );
         Service::start(&storage, envs, self.dir.path()).await
     }
 

@@ -111,8 +111,7 @@ async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Ne
                 None => next.run(req).await,
             }
         });
-        let (answer, headers, position, recorded) = match tokio::time::timeout(time_left, run).await
-        {
+        let (answer, headers, recorded) = match tokio::time::timeout(time_left, run).await {
             Ok((resp, position)) => {
                 let (parts, body) = resp.into_parts();
                 // The handler built the body in memory already; this only gathers it.
@@ -125,23 +124,24 @@ async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Ne
                     status,
                     content_type: content_type(&parts.headers),
                     body,
+                    position,
                 };
                 let recorded = position > 0 || parts.status.is_success();
-                (answer, parts.headers, position, recorded)
+                (answer, parts.headers, recorded)
             }
-            Err(_) => (overran(), Default::default(), 0, true),
+            Err(_) => (overran(), Default::default(), true),
         };
         if let Err(e) = idem::finish(&state, &claim, &answer, recorded).await {
             // The claim then ends with its lease; the caller still gets its answer.
             tracing::warn!(error = %e, "cannot record an idempotent request's outcome");
         }
-        (answer, headers, position)
+        (answer, headers)
     });
-    let (answer, headers, position) = match task.await {
+    let (answer, headers) = match task.await {
         Ok(done) => done,
         Err(e) => return Problem::internal(&e).into_response(),
     };
-    written::reached(position);
+    written::reached(answer.position);
     let mut resp = (
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
         answer.body,
@@ -164,10 +164,12 @@ fn overran() -> Answer {
         status: problem.status,
         content_type: Some("application/problem+json".into()),
         body: serde_json::to_vec(&problem).unwrap_or_default(),
+        position: 0,
     }
 }
 
 fn replayed(answer: Answer) -> Response {
+    written::reached(answer.position);
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = (status, answer.body).into_response();
     let headers = resp.headers_mut();

@@ -105,6 +105,10 @@ pub struct Answer {
     pub content_type: Option<String>,
     #[serde(with = "body_b64")]
     pub body: Vec<u8>,
+    /// The log position the request's writes reached (0: none), answered again on replay
+    /// so a retry can read its write too.
+    #[serde(default)]
+    pub position: u64,
 }
 
 impl std::fmt::Debug for Answer {

@@ -327,6 +327,44 @@ async fn keys_replay_and_refuse(stack: Stack) {
     assert_eq!(elsewhere.status, StatusCode::CREATED, "{}", elsewhere.text);
     assert!(!replayed(&elsewhere));
     assert_ne!(elsewhere.str("id"), mine.str("id"));
+    // The replay answers the first request's log position too (read-your-writes).
+    let position = |r: &Reply| r.headers.get("authledger-position").cloned();
+    let mine_again = env
+        .keyed(env.admin(), "key-1", "/v1/api-keys", &key_req)
+        .await;
+    assert!(replayed(&mine_again));
+    assert!(position(&mine).is_some(), "{:?}", mine.headers);
+    assert_eq!(position(&mine_again), position(&mine));
+
+    // Approvals: an admin's decision replayed.
+    let r = env
+        .post(
+            env.admin(),
+            "/v1/tools",
+            json!({ "name": "custom.delete_mail", "provider": "custom",
+                "description": "Deletes all mail.", "method": "DELETE",
+                "base_url": upstream.base_url, "path": "/mail",
+                "parameters": { "type": "object" }, "required_scopes": [], "risk": "destructive" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let asked = env
+        .post(
+            &agent,
+            "/v1/tools/execute",
+            json!({ "tool": "custom.delete_mail", "connection_id": conn, "arguments": {} }),
+        )
+        .await;
+    asked.expect(StatusCode::FORBIDDEN, "approval-required");
+    let approve = format!("/v1/approvals/{}/approve", asked.str("approval_id"));
+    let approved = env.keyed(env.admin(), "appr-1", &approve, &json!({})).await;
+    assert!(approved.status.is_success(), "{}", approved.text);
+    let again = env.keyed(env.admin(), "appr-1", &approve, &json!({})).await;
+    assert_eq!(
+        (again.status, &again.body),
+        (approved.status, &approved.body)
+    );
+    assert!(replayed(&again));
 
     // Connections, auth configs and revocations.
     let config_req = json!({ "name": "second", "provider": "custom", "auth_type": "api_key",
@@ -376,6 +414,13 @@ async fn keys_replay_and_refuse(stack: Stack) {
         ),
         (&env.d.admin, "conn-1", "/v1/connections", &conn_req, &made),
         (&agent, "rev-1", revoke.as_str(), &json!({}), &revoked),
+        (
+            &env.d.admin,
+            "appr-1",
+            approve.as_str(),
+            &json!({}),
+            &approved,
+        ),
     ] {
         let r = env.keyed(bearer, key, path, body).await;
         assert_eq!(

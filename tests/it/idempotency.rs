@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::response::IntoResponse as _;
@@ -15,6 +16,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use authledger::api::routes::{idempotent, ROUTES};
+use authledger::crypto::{DataKeyStore, MasterKey, PgDataKeys, SqliteDataKeys, Vault};
 
 use crate::harness::Service;
 use crate::support::{Api, Deployment, Hit, Reply, Stack, Upstream, BASE_ENV, NO_RATE_LIMIT};
@@ -544,6 +546,69 @@ async fn a_claim_holds_its_key_no_longer_than_its_lease() {
     if claimed_by.elapsed() < Duration::from_secs(2) {
         assert!(saw_in_use);
     }
+}
+
+/// The retention sweep's query: live data keys of idempotency records created before a
+/// time, on both data-key stores; other owners and newer keys are not its business.
+async fn the_sweep_finds_only_old_idempotency_keys(store: Arc<dyn DataKeyStore>) {
+    let vault = Vault::load(
+        MasterKey::generate().expect("master"),
+        vec![],
+        store.clone(),
+    )
+    .await
+    .expect("vault");
+    let answer = vault
+        .create_data_key("ws1/idempotency/0123abcd")
+        .await
+        .expect("key");
+    let connection = vault
+        .create_data_key("ws1/connection/c1")
+        .await
+        .expect("key");
+    let pattern = "%/idempotency/%";
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("time")
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let later = rfc3339(now + time::Duration::hours(1));
+    let earlier = rfc3339(now - time::Duration::hours(1));
+    assert_eq!(
+        store
+            .owned_before(pattern, &later, 10)
+            .await
+            .expect("query"),
+        vec![answer.clone()]
+    );
+    assert!(store
+        .owned_before(pattern, &earlier, 10)
+        .await
+        .expect("query")
+        .is_empty());
+    vault.shred(&answer).await.expect("shred");
+    assert!(store
+        .owned_before(pattern, &later, 10)
+        .await
+        .expect("query")
+        .is_empty());
+    assert!(store.list_ids().await.expect("ids").contains(&connection));
+}
+
+#[tokio::test]
+async fn the_sweep_finds_only_old_idempotency_keys_sqlite() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteDataKeys::open(&dir.path().join("data_keys.db"))
+        .await
+        .expect("store");
+    the_sweep_finds_only_old_idempotency_keys(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn the_sweep_finds_only_old_idempotency_keys_postgres() {
+    let url = crate::harness::fresh_pg_database().await;
+    let store = PgDataKeys::open(&url).await.expect("store");
+    the_sweep_finds_only_old_idempotency_keys(Arc::new(store)).await;
 }
 
 /// The OpenAPI document names `Idempotency-Key` on exactly the routes that accept it.

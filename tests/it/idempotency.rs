@@ -262,6 +262,29 @@ async fn a_retried_tool_call_runs_once(stack: Stack, two_instances: bool) {
     // The key's record: claimed once, answered once.
     assert_eq!(env.count("idempotency.claimed", 1).await, 1);
     assert_eq!(env.count("idempotency.completed", 1).await, 1);
+
+    // Six requests with one key at once, spread over the instances: one runs.
+    let race = json!({ "tool": "custom.send_email", "connection_id": conn,
+        "arguments": { "to": "carol@example.com" } });
+    let answers = futures::future::join_all((0..6).map(|i| {
+        let svc = if i % 2 == 0 {
+            &env.d.svc
+        } else {
+            env.retry_svc()
+        };
+        env.keyed_on(svc, &agent, b"race-1", "/v1/tools/execute", &race)
+    }))
+    .await;
+    let ran: Vec<&Reply> = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::OK)
+        .collect();
+    assert_eq!(ran.len(), 1, "{answers:#?}");
+    assert!(!replayed(ran[0]));
+    for r in answers.iter().filter(|r| r.status != StatusCode::OK) {
+        r.expect(StatusCode::CONFLICT, "idempotency-key-in-use");
+    }
+    assert_eq!(upstream.hits_to("/send").len(), 2, "one email per key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

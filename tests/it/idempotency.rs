@@ -501,8 +501,8 @@ async fn a_claim_holds_its_key_no_longer_than_its_lease() {
         .await;
     r.expect(StatusCode::GATEWAY_TIMEOUT, "idempotent-outcome-unknown");
     assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "cut off within the lease"
+        started.elapsed() < Duration::from_secs(5),
+        "cut off at the lease, not after the upstream"
     );
     let again = env
         .keyed(&agent, "slow-1", "/v1/tools/execute", &body)

@@ -425,6 +425,47 @@ async fn keys_replay_and_refuse(stack: Stack) {
     }
     assert_eq!(env.count("token.issued", 3).await, 3);
 
+    // A scoped token's keys are its own, apart from its agent key's.
+    let fast =
+        Upstream::start(|_: Hit| async { axum::Json(json!({ "pong": true })).into_response() })
+            .await;
+    let r = env
+        .post(
+            env.admin(),
+            "/v1/tools",
+            json!({ "name": "custom.ping", "provider": "custom", "description": "Pings.",
+                "method": "POST", "base_url": fast.base_url, "path": "/ping",
+                "parameters": { "type": "object" }, "required_scopes": [], "risk": "write" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = env
+        .post(
+            &agent2,
+            "/v1/tokens",
+            json!({ "connection_id": conn, "tool": "custom.ping" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let scoped = r.str("token");
+    let ping = json!({ "tool": "custom.ping", "connection_id": conn, "arguments": {} });
+    let by_token = env
+        .keyed(&scoped, "ping-1", "/v1/tools/execute", &ping)
+        .await;
+    assert_eq!(by_token.status, StatusCode::OK, "{}", by_token.text);
+    let by_key = env
+        .keyed(&agent2, "ping-1", "/v1/tools/execute", &ping)
+        .await;
+    assert_eq!(by_key.status, StatusCode::OK, "{}", by_key.text);
+    assert!(!replayed(&by_key));
+    assert_ne!(by_key.str("tool_call_id"), by_token.str("tool_call_id"));
+    let again = env
+        .keyed(&scoped, "ping-1", "/v1/tools/execute", &ping)
+        .await;
+    assert!(replayed(&again), "{}", again.text);
+    assert_eq!(again.str("tool_call_id"), by_token.str("tool_call_id"));
+    assert_eq!(fast.hits_to("/ping").len(), 2);
+
     // After a restart the log still decides: the same answers, nothing run again.
     env.d.restart(&envs()).await;
     for (bearer, key, path, body, was) in [
@@ -456,7 +497,7 @@ async fn keys_replay_and_refuse(stack: Stack) {
         );
         assert!(replayed(&r), "{path}");
     }
-    assert_eq!(env.count("token.issued", 3).await, 3);
+    assert_eq!(env.count("token.issued", 4).await, 4);
     assert_eq!(
         env.count("api_key.created", 4).await,
         4,

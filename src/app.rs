@@ -184,6 +184,8 @@ pub struct AppStateInner {
     pub gateway: crate::gateway::Gateway,
     /// What the projector reports and readiness judges (lag, stall, a stuck event).
     pub projection_health: Arc<crate::projector::ProjectionHealth>,
+    /// Idempotency-Key claims: lease and retention.
+    pub idempotency: crate::commands::idempotency::IdempotencySettings,
 }
 
 /// The system clock; in a debug build, the test clock when a test names one
@@ -237,6 +239,7 @@ impl AppState {
                 crate::projector::ReadinessBounds::default(),
                 std::time::Instant::now(),
             )),
+            idempotency: Default::default(),
         })))
     }
 }

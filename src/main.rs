@@ -286,6 +286,12 @@ struct ConnectionArgs {
     /// connection error or 5xx; other methods are never retried.
     #[arg(long, env = "AUTHLEDGER_UPSTREAM_RETRIES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=5))]
     upstream_retries: u32,
+    /// How long a request with an Idempotency-Key holds its key while it runs, in seconds:
+    /// the request is cut off at this bound (answered and replayed as a 504 whose outcome
+    /// is unknown), and a claim whose instance died frees the key after it. Keep it above
+    /// the upstream timeout times the attempts.
+    #[arg(long, env = "AUTHLEDGER_IDEMPOTENCY_LEASE_SECS", default_value_t = 120, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    idempotency_lease_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -695,6 +701,7 @@ async fn serve(
         },
         &destinations,
     )?;
+    settings.idempotency.lease = std::time::Duration::from_secs(connections.idempotency_lease_secs);
     if storage.embedded_log() && state.log.head().await? == 0 {
         let out = ops::bootstrap(&state.ledger, "default").await?;
         print_json(&serde_json::json!({

@@ -108,6 +108,33 @@ pub async fn refresh_due(state: &AppState) -> usize {
     outcomes.into_iter().filter(|ok| *ok).count()
 }
 
+/// How often recorded idempotent answers past their retention are shredded.
+pub const IDEMPOTENCY_SWEEP: Duration = Duration::from_secs(600);
+
+/// Shreds the sealed answers of idempotency keys past their retention (at start, then
+/// every `every`) until `stop` turns true. Every instance may run it: shredding is
+/// idempotent.
+pub async fn run_idempotency_sweeper(
+    state: AppState,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match crate::commands::idempotency::shred_expired(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(shredded = n, "idempotency answers past retention shredded"),
+            Err(e) => tracing::warn!(error = %e, "cannot shred expired idempotency answers"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@ pub mod consistency;
 pub mod end_users;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
@@ -125,6 +126,10 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         router = router.route(spec.path, handler(spec.id, filter));
     }
     router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotency,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::consistency,

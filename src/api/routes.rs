@@ -492,6 +492,12 @@ pub fn path_to(id: RouteId, param: &str) -> String {
     }
 }
 
+/// Whether a route accepts an `Idempotency-Key`: every `POST` that creates or acts, but
+/// MCP (its own protocol, whose requests carry their own ids).
+pub fn idempotent(spec: &RouteSpec) -> bool {
+    spec.method == "POST" && !matches!(spec.id, RouteId::Mcp | RouteId::McpGateway)
+}
+
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
     ROUTES.iter().find(|r| r.method == method && r.path == path)
 }

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod idempotency;
 pub mod problem;
 pub mod refusals;
 pub mod sealing;

@@ -70,3 +70,8 @@ pub async fn within<F: std::future::Future>(budget: Budget, f: F) -> F::Output {
 pub fn charge() -> bool {
     BUDGET.try_with(Budget::take).unwrap_or(true)
 }
+
+/// The current request's refusal budget, to carry into a task the request spawns.
+pub fn current() -> Option<Budget> {
+    BUDGET.try_with(Budget::clone).ok()
+}

@@ -64,6 +64,14 @@ pub trait DataKeyStore: Send + Sync + 'static {
     async fn destroy(&self, id: &str) -> Result<DestroyOutcome, CryptoError>;
     /// Ids of every live key, sorted.
     async fn list_ids(&self) -> Result<Vec<String>, CryptoError>;
+    /// Up to `limit` live keys whose owner is `LIKE owner_pattern`, created before
+    /// `created_before` (RFC 3339, UTC): what a retention sweep shreds.
+    async fn owned_before(
+        &self,
+        owner_pattern: &str,
+        created_before: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, CryptoError>;
     /// Up to `limit` live keys with id > `after_id` (sorted by id) not wrapped by
     /// `master_key_id`: the pages a rotation walks.
     async fn not_wrapped_by(
@@ -219,6 +227,23 @@ macro_rules! sql_data_key_store {
                     .fetch_all(&self.pool)
                     .await
                     .map_err(db)
+            }
+
+            async fn owned_before(
+                &self,
+                owner_pattern: &str,
+                created_before: &str,
+                limit: u32,
+            ) -> Result<Vec<String>, CryptoError> {
+                sqlx::query_scalar(
+                    "SELECT id FROM data_keys WHERE owner LIKE $1 AND created_at < $2 ORDER BY id LIMIT $3",
+                )
+                .bind(owner_pattern)
+                .bind(created_before)
+                .bind(i64::from(limit))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
             }
 
             async fn not_wrapped_by(

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod cosignature;
 pub mod credential_release;
 pub mod gateway;
+pub mod idempotency;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
@@ -38,6 +39,7 @@ pub use connection::{
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
+pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
@@ -136,6 +138,10 @@ pub enum Event {
     ToolResponseStorageSet(ToolResponseStorageSet),
     #[serde(rename = "checkpoint.cosigned")]
     CheckpointCosigned(CheckpointCosigned),
+    #[serde(rename = "idempotency.claimed")]
+    IdempotencyClaimed(IdempotencyClaimed),
+    #[serde(rename = "idempotency.completed")]
+    IdempotencyCompleted(IdempotencyCompleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -182,6 +188,8 @@ pub const ALL_KINDS: &[&str] = &[
     "credential.released",
     "workspace.tool_response_storage_set",
     "checkpoint.cosigned",
+    "idempotency.claimed",
+    "idempotency.completed",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -247,6 +255,8 @@ impl Event {
             Event::CredentialReleased(_) => "credential.released",
             Event::ToolResponseStorageSet(_) => "workspace.tool_response_storage_set",
             Event::CheckpointCosigned(_) => "checkpoint.cosigned",
+            Event::IdempotencyClaimed(_) => "idempotency.claimed",
+            Event::IdempotencyCompleted(_) => "idempotency.completed",
         }
     }
 
@@ -538,6 +548,21 @@ impl Event {
                 witness_name: "witness.example/w1".into(),
                 timestamp: 1_767_323_045,
                 cosignature: format!("{}==", "A".repeat(102)),
+            }),
+            Event::IdempotencyClaimed(IdempotencyClaimed {
+                key_hash: format!("sha256:{}", "9a".repeat(32)),
+                request_fingerprint: format!("sha256:{}", "7b".repeat(32)),
+                method: "POST".into(),
+                route: "/v1/tools/execute".into(),
+                claim: 1,
+                lease_expires_at: at + time::Duration::minutes(2),
+                expires_at: at + time::Duration::hours(24),
+            }),
+            Event::IdempotencyCompleted(IdempotencyCompleted {
+                claim: 1,
+                outcome: idempotency::IdempotencyOutcome::Recorded,
+                status: 200,
+                answer: Some(example_sealed()),
             }),
         ]
     }

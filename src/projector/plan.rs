@@ -66,6 +66,13 @@ fn audit_facts(
         Event::ApprovalConsumed(_) => (None, None, s("consumed"), None),
         Event::TokenRevoked(e) => (None, None, s("revoked"), e.reason.clone()),
         Event::CredentialReleased(e) => (s(&e.user_id), s(&e.auth_config_id), s("released"), None),
+        Event::IdempotencyCompleted(e) => {
+            let outcome = match e.outcome {
+                crate::domain::idempotency::IdempotencyOutcome::Recorded => "recorded",
+                crate::domain::idempotency::IdempotencyOutcome::Released => "released",
+            };
+            (None, None, s(outcome), None)
+        }
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()
@@ -212,7 +219,9 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::TokenRevoked(_)
         | Event::ToolRequested(_)
         | Event::ToolCompleted(_)
-        | Event::CredentialReleased(_) => None,
+        | Event::CredentialReleased(_)
+        | Event::IdempotencyClaimed(_)
+        | Event::IdempotencyCompleted(_) => None,
     }
 }
 

@@ -19,6 +19,7 @@ mod fixtures;
 mod gateways;
 mod hardening;
 mod harness;
+mod idempotency;
 mod independent;
 mod limits;
 mod mcp;

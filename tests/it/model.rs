@@ -257,7 +257,7 @@ impl Action {
                 &["workspace.identity_provider_configured", "approval."]
             }
             Action::NewWorkspace => &["workspace.created"],
-            Action::CreateApiKey => &["api_key.created", "api_key.revoked"],
+            Action::CreateApiKey => &["api_key.created", "api_key.revoked", "idempotency."],
             Action::RevokeApiKey => &["api_key.revoked"],
             Action::Refused => &["access.denied"],
             Action::CreateOAuthConfig => &["auth_config.", "connection.", "credential.released"],
@@ -536,8 +536,28 @@ impl World {
             Action::CreateApiKey => {
                 let role = *self.pick(&["developer", "viewer", "auditor", "agent"]);
                 let body = json!({ "name": format!("{role} key"), "role": role });
-                let r = self.admin(Method::POST, "/v1/api-keys", Some(body)).await;
+                // With an Idempotency-Key, sent twice: one key, the second answer replayed.
+                let key = format!("model-{}", self.rng.gen::<u64>());
+                let keyed = || {
+                    let req = request(
+                        &self.http,
+                        &self.d.svc,
+                        &self.d.admin,
+                        Method::POST,
+                        "/v1/api-keys",
+                        Some(body.clone()),
+                    );
+                    Reply::of(req.header("Idempotency-Key", key.as_str()))
+                };
+                let r = keyed().await;
                 let id = self.ok(r, StatusCode::CREATED, "api key").str("id");
+                let again = self.ok(keyed().await, StatusCode::CREATED, "api key replayed");
+                assert_eq!(
+                    again.str("id"),
+                    id,
+                    "seed {}: the replay is the same key",
+                    self.seed
+                );
                 self.m.keys.push((id, role.to_string()));
             }
             Action::RevokeApiKey => {

@@ -655,6 +655,28 @@ impl Deployment {
         key
     }
 
+    /// Another `serve` instance on this deployment's JetStream log and PostgreSQL (its own
+    /// data dir, this one's keys).
+    pub async fn second_instance(&self, envs: &[(&str, &str)]) -> Service {
+        let own = self.dir.path().join("second");
+        let mut storage = Vec::new();
+        let mut flags = self.storage.iter();
+        while let Some(flag) = flags.next() {
+            let value = flags.next().expect("a value for every storage flag");
+            if flag == "--data-dir" {
+                storage.extend([flag.clone(), own.display().to_string()]);
+                storage.extend(["--key-dir".to_string(), format!("{value}/keys")]);
+            } else {
+                storage.extend([flag.clone(), value.clone()]);
+            }
+        }
+        assert!(
+            self.database_url.is_some(),
+            "a second instance needs the shared stack"
+        );
+        Service::start(&storage, envs, self.dir.path()).await
+    }
+
     /// The embedded projections file (embedded stack).
     pub fn projections_db(&self) -> std::path::PathBuf {
         data_dir(self.dir.path()).join("projections.db")

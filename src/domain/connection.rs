@@ -298,6 +298,62 @@ fn check_user_id(user_id: &str) -> Result<(), DomainError> {
     check_name("user_id", user_id, 256)
 }
 
+impl Connection {
+    fn initiate(&self, e: &ConnectionInitiated) -> Result<Event, DomainError> {
+        if self.status.is_some() {
+            return Err(DomainError::AlreadyExists("connection"));
+        }
+        check_user_id(&e.user_id)?;
+        if !e.state_hash.starts_with("sha256:") {
+            return Err(DomainError::Invalid {
+                field: "state_hash",
+                reason: "must be sha256:<hex>".into(),
+            });
+        }
+        Ok(Event::ConnectionInitiated(e.clone()))
+    }
+
+    /// The refresh lease: only for a usable connection with a refresh token, when no round
+    /// concluded since the caller looked and none is in flight.
+    fn start_refresh(
+        &self,
+        now: OffsetDateTime,
+        seen_rounds: u64,
+        started: &RefreshStarted,
+    ) -> Result<Event, DomainError> {
+        use ConnectionStatus as S;
+        let not_found = || DomainError::NotFound("connection");
+        match self.status {
+            Some(S::Active | S::NeedsReconsent) => {}
+            None | Some(S::Deleted) => return Err(not_found()),
+            Some(s) => {
+                return Err(DomainError::Rejected(format!(
+                    "connection is {}; only active connections are refreshed",
+                    s.as_str()
+                )))
+            }
+        }
+        if self
+            .tokens
+            .as_ref()
+            .is_none_or(|t| t.refresh_token.is_none())
+        {
+            return Err(DomainError::Rejected(
+                "connection has no refresh token (reconnect to renew it)".into(),
+            ));
+        }
+        if self.refresh_rounds != seen_rounds {
+            return Err(DomainError::Rejected(
+                "a refresh concluded meanwhile".into(),
+            ));
+        }
+        if self.refresh_in_flight(now) {
+            return Err(DomainError::Rejected("a refresh is in flight".into()));
+        }
+        Ok(Event::ConnectionRefreshStarted(started.clone()))
+    }
+}
+
 impl Aggregate for Connection {
     const TYPE: &'static str = "connection";
     type Command = ConnectionCommand;
@@ -387,19 +443,7 @@ impl Aggregate for Connection {
         use ConnectionStatus as S;
         let not_found = || DomainError::NotFound("connection");
         match command {
-            Initiate(e) => {
-                if self.status.is_some() {
-                    return Err(DomainError::AlreadyExists("connection"));
-                }
-                check_user_id(&e.user_id)?;
-                if !e.state_hash.starts_with("sha256:") {
-                    return Err(DomainError::Invalid {
-                        field: "state_hash",
-                        reason: "must be sha256:<hex>".into(),
-                    });
-                }
-                Ok(Event::ConnectionInitiated(e.clone()))
-            }
+            Initiate(e) => self.initiate(e),
             Create(e) => {
                 if self.status.is_some() {
                     return Err(DomainError::AlreadyExists("connection"));
@@ -442,36 +486,7 @@ impl Aggregate for Connection {
                 now,
                 seen_rounds,
                 started,
-            } => {
-                match self.status {
-                    Some(S::Active | S::NeedsReconsent) => {}
-                    None | Some(S::Deleted) => return Err(not_found()),
-                    Some(s) => {
-                        return Err(DomainError::Rejected(format!(
-                            "connection is {}; only active connections are refreshed",
-                            s.as_str()
-                        )))
-                    }
-                }
-                if self
-                    .tokens
-                    .as_ref()
-                    .is_none_or(|t| t.refresh_token.is_none())
-                {
-                    return Err(DomainError::Rejected(
-                        "connection has no refresh token (reconnect to renew it)".into(),
-                    ));
-                }
-                if self.refresh_rounds != *seen_rounds {
-                    return Err(DomainError::Rejected(
-                        "a refresh concluded meanwhile".into(),
-                    ));
-                }
-                if self.refresh_in_flight(*now) {
-                    return Err(DomainError::Rejected("a refresh is in flight".into()));
-                }
-                Ok(Event::ConnectionRefreshStarted(started.clone()))
-            }
+            } => self.start_refresh(*now, *seen_rounds, started),
             CompleteRefresh(e) => {
                 if self.refresh_lease.is_none() || !self.exists() {
                     return Err(DomainError::Rejected("no refresh in flight".into()));

@@ -6,11 +6,13 @@ use uuid::Uuid;
 
 use super::{invalid, missing_scopes, resolve_connection, AgentError};
 use crate::app::AppState;
+use crate::commands::connections::UsableConnection;
 use crate::commands::{wait_for_write, Caller};
 use crate::domain::auth_config::AuthSettings;
 use crate::domain::token::{
     check_scopes, ScopedToken, TokenCommand, TokenIssued, DEFAULT_TTL_SECS, MAX_TTL_SECS,
 };
+use crate::gateway::tools::Tool;
 use crate::scoped_token::{self, TokenClaims, AUDIENCE};
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -78,34 +80,7 @@ pub async fn issue(
     if !in_scope {
         return Err(AgentError::OutsideGateway);
     }
-    let scopes = match (&input.scopes, &tool) {
-        (Some(s), _) => s.clone(),
-        (None, Some(t)) => t.definition().required_scopes.clone(),
-        (None, None) => return Err(invalid("scopes", "give scopes, or a tool")),
-    };
-    check_scopes(&scopes)?;
-    let missing = missing_scopes(&scopes, &conn.scopes);
-    if !missing.is_empty() {
-        return Err(AgentError::ScopeEscalation(missing));
-    }
-    // Never beyond what the auth config asks for either (a connection authorized before
-    // extra grants were dropped may still hold some).
-    if let Some(AuthSettings::Oauth2(o)) = &usable.config.settings {
-        let beyond = missing_scopes(&scopes, &o.scopes);
-        if !beyond.is_empty() {
-            return Err(AgentError::ScopeEscalation(beyond));
-        }
-    }
-    if let Some(t) = &tool {
-        crate::gateway::check_tool_fits(t, &usable.config)?;
-        let uncovered = missing_scopes(&t.definition().required_scopes, &scopes);
-        if !uncovered.is_empty() {
-            return Err(invalid(
-                "scopes",
-                format!("the tool needs {}", uncovered.join(" ")),
-            ));
-        }
-    }
+    let scopes = scopes_to_grant(input.scopes.as_ref(), tool.as_deref(), &usable)?;
     let now = state.clock.now();
     let expires_at = now + time::Duration::seconds(i64::from(ttl));
     let id = Uuid::now_v7().to_string();
@@ -160,6 +135,45 @@ pub async fn issue(
         issued,
         issued_event_id: event_id.to_string(),
     })
+}
+
+/// The scopes the token carries: those asked for (or the tool's), each held by the
+/// connection and asked for by its auth config, and covering what the tool needs.
+fn scopes_to_grant(
+    requested: Option<&Vec<String>>,
+    tool: Option<&Tool>,
+    usable: &UsableConnection,
+) -> Result<Vec<String>, AgentError> {
+    let conn = &usable.connection;
+    let scopes = match (requested, tool) {
+        (Some(s), _) => s.clone(),
+        (None, Some(t)) => t.definition().required_scopes.clone(),
+        (None, None) => return Err(invalid("scopes", "give scopes, or a tool")),
+    };
+    check_scopes(&scopes)?;
+    let missing = missing_scopes(&scopes, &conn.scopes);
+    if !missing.is_empty() {
+        return Err(AgentError::ScopeEscalation(missing));
+    }
+    // Never beyond what the auth config asks for either (a connection authorized before
+    // extra grants were dropped may still hold some).
+    if let Some(AuthSettings::Oauth2(o)) = &usable.config.settings {
+        let beyond = missing_scopes(&scopes, &o.scopes);
+        if !beyond.is_empty() {
+            return Err(AgentError::ScopeEscalation(beyond));
+        }
+    }
+    if let Some(t) = &tool {
+        crate::gateway::check_tool_fits(t, &usable.config)?;
+        let uncovered = missing_scopes(&t.definition().required_scopes, &scopes);
+        if !uncovered.is_empty() {
+            return Err(invalid(
+                "scopes",
+                format!("the tool needs {}", uncovered.join(" ")),
+            ));
+        }
+    }
+    Ok(scopes)
 }
 
 /// A token's state as the ledger holds it (never the token).

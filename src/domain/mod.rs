@@ -13,6 +13,7 @@ pub mod connection;
 pub mod cosignature;
 pub mod credential_release;
 pub mod gateway;
+pub mod member;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
@@ -38,6 +39,9 @@ pub use connection::{
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
+pub use member::{
+    MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSignedIn, MemberSignedOut,
+};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
@@ -136,6 +140,18 @@ pub enum Event {
     ToolResponseStorageSet(ToolResponseStorageSet),
     #[serde(rename = "checkpoint.cosigned")]
     CheckpointCosigned(CheckpointCosigned),
+    #[serde(rename = "member.invited")]
+    MemberInvited(MemberInvited),
+    #[serde(rename = "member.joined")]
+    MemberJoined(MemberJoined),
+    #[serde(rename = "member.signed_in")]
+    MemberSignedIn(MemberSignedIn),
+    #[serde(rename = "member.signed_out")]
+    MemberSignedOut(MemberSignedOut),
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged(MemberRoleChanged),
+    #[serde(rename = "member.removed")]
+    MemberRemoved(MemberRemoved),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -182,6 +198,12 @@ pub const ALL_KINDS: &[&str] = &[
     "credential.released",
     "workspace.tool_response_storage_set",
     "checkpoint.cosigned",
+    "member.invited",
+    "member.joined",
+    "member.signed_in",
+    "member.signed_out",
+    "member.role_changed",
+    "member.removed",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -247,6 +269,12 @@ impl Event {
             Event::CredentialReleased(_) => "credential.released",
             Event::ToolResponseStorageSet(_) => "workspace.tool_response_storage_set",
             Event::CheckpointCosigned(_) => "checkpoint.cosigned",
+            Event::MemberInvited(_) => "member.invited",
+            Event::MemberJoined(_) => "member.joined",
+            Event::MemberSignedIn(_) => "member.signed_in",
+            Event::MemberSignedOut(_) => "member.signed_out",
+            Event::MemberRoleChanged(_) => "member.role_changed",
+            Event::MemberRemoved(_) => "member.removed",
         }
     }
 
@@ -538,6 +566,27 @@ impl Event {
                 witness_name: "witness.example/w1".into(),
                 timestamp: 1_767_323_045,
                 cosignature: format!("{}==", "A".repeat(102)),
+            }),
+            Event::MemberInvited(MemberInvited {
+                email: "ada@example.com".into(),
+                role: Role::Admin,
+                invite_hash: format!("sha256:{}", "ab".repeat(32)),
+                expires_at: at,
+            }),
+            Event::MemberJoined(MemberJoined {
+                invite_hash: format!("sha256:{}", "ab".repeat(32)),
+                password: example_sealed(),
+            }),
+            Event::MemberSignedIn(MemberSignedIn {
+                session_hash: format!("sha256:{}", "ef".repeat(32)),
+                expires_at: at,
+            }),
+            Event::MemberSignedOut(MemberSignedOut {
+                session_hash: format!("sha256:{}", "ef".repeat(32)),
+            }),
+            Event::MemberRoleChanged(MemberRoleChanged { role: Role::Viewer }),
+            Event::MemberRemoved(MemberRemoved {
+                data_key_id: Some("dk_01900000000070008000000000000001".into()),
             }),
         ]
     }

@@ -212,7 +212,13 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::TokenRevoked(_)
         | Event::ToolRequested(_)
         | Event::ToolCompleted(_)
-        | Event::CredentialReleased(_) => None,
+        | Event::CredentialReleased(_)
+        | Event::MemberInvited(_)
+        | Event::MemberJoined(_)
+        | Event::MemberSignedIn(_)
+        | Event::MemberSignedOut(_)
+        | Event::MemberRoleChanged(_)
+        | Event::MemberRemoved(_) => None,
     }
 }
 

@@ -49,6 +49,8 @@ struct Overview<'a> {
     me: Option<Me>,
     section: &'a str,
     auth_configs: usize,
+    connections_total: usize,
+    /// (status, count)
     connections: Vec<(String, usize)>,
     /// (when, actor, reason)
     refusals: Vec<(String, String, String)>,
@@ -107,6 +109,7 @@ async fn overview_data<'a>(
         me: Some(signed.me(state)),
         section: "overview",
         auth_configs: configs.len(),
+        connections_total: by_status.values().sum(),
         connections: by_status.into_iter().collect(),
         refusals,
     })

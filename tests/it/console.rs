@@ -153,14 +153,16 @@ impl Console {
             let png = self.c.screenshot().await.expect("screenshot");
             std::fs::write(dir.join(format!("{name}-{suffix}.png")), png).expect("write png");
             if width == 360 {
-                // Elements reaching past the viewport (not inside a scrolling region).
+                // The page must not scroll sideways; if it does, name what reaches past.
                 let overflow = self
                     .c
                     .execute(
-                        "const w = document.documentElement.clientWidth;
-                         return [...document.querySelectorAll('body *')]
-                           .filter(e => !e.closest('.scroll') && e.getBoundingClientRect().right > w + 1)
-                           .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+                        "const root = document.documentElement, w = root.clientWidth;
+                         if (root.scrollWidth <= w) return [];
+                         const past = [...document.querySelectorAll('body *')]
+                           .filter(e => e.getBoundingClientRect().right > w + 1)
+                           .map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));
+                         return ['page ' + root.scrollWidth + ' px wide', ...past];",
                         vec![],
                     )
                     .await
@@ -181,14 +183,29 @@ impl Console {
         field.send_keys(text).await.expect("type");
     }
 
+    /// Clicks a submit button and waits for the page it leads to (every form posts and
+    /// answers with a new page): the old page's marker gone, the new one loaded.
     async fn submit(&self, css: &str) {
+        let button = self.c.find(Locator::Css(css)).await.expect(css);
+        self.click_to_next_page(button).await;
+    }
+
+    async fn click_to_next_page(&self, button: fantoccini::elements::Element) {
         self.c
-            .find(Locator::Css(css))
+            .execute("window.__before_submit = true; return true;", vec![])
             .await
-            .expect(css)
-            .click()
-            .await
-            .expect("click");
+            .expect("mark the page");
+        button.click().await.expect("click");
+        eventually(Duration::from_secs(10), "the next page", || async {
+            self.c
+                .execute(
+                    "return window.__before_submit === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .is_ok_and(|v| v == json!(true))
+        })
+        .await;
     }
 
     async fn text(&self) -> String {
@@ -301,7 +318,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.submit("main button[type=submit]").await;
     assert_eq!(ui.path().await, "/console/", "{}", ui.text().await);
     assert!(ui.text().await.contains("Overview"));
-    ui.check_page("overview").await;
+    ui.axe("overview").await;
     // The link was single use.
     ui.go(&ui.dep.console_sign_up.clone()).await;
     assert!(ui.text().await.contains("unknown, already used or expired"));
@@ -370,6 +387,12 @@ async fn flow(stack: Stack, shots: bool) {
     ui.denied("wrong_password", "member").await;
     ui.sign_in("admin@example.com", PASSWORD).await;
     assert_eq!(ui.path().await, "/console/");
+    let overview = ui.text().await;
+    assert!(
+        overview.contains("wrong_password") && overview.contains("invalid_csrf"),
+        "{overview}"
+    );
+    ui.check_page("overview").await;
     ui.submit("form.signout button").await;
 
     // The viewer joins through the invite: no create form; a crafted POST is refused.
@@ -427,14 +450,13 @@ async fn flow(stack: Stack, shots: bool) {
             .await
             .expect("the viewer's role select");
     role.select_by_value("developer").await.expect("developer");
-    ui.c.find(Locator::XPath(&format!(
-        "//select[@id='role-{viewer_id}']/following-sibling::button"
-    )))
-    .await
-    .expect("change role")
-    .click()
-    .await
-    .expect("click");
+    let change =
+        ui.c.find(Locator::XPath(&format!(
+            "//select[@id='role-{viewer_id}']/following-sibling::button"
+        )))
+        .await
+        .expect("change role");
+    ui.click_to_next_page(change).await;
     assert!(ui.text().await.contains("Role changed to developer"));
     assert_eq!(
         get_status(&ui.dep, &viewer_cookie, "/console/").await,
@@ -443,12 +465,8 @@ async fn flow(stack: Stack, shots: bool) {
     );
     // Removed: no sign-in any more.
     let remove = format!("//form[input[@name='member' and @value='{viewer_id}']]//button[contains(@class, 'danger')]");
-    ui.c.find(Locator::XPath(&remove))
-        .await
-        .expect("remove")
-        .click()
-        .await
-        .expect("click");
+    let remove = ui.c.find(Locator::XPath(&remove)).await.expect("remove");
+    ui.click_to_next_page(remove).await;
     assert!(ui.text().await.contains("Member removed"));
     ui.submit("form.signout button").await;
     ui.sign_in("viewer@example.com", PASSWORD).await;

@@ -98,11 +98,11 @@ async fn overview_data<'a>(
         };
         for r in state.projections.audit_events(ws, &filter).await? {
             let reason = r.reason.unwrap_or_default();
-            refusals.push((
-                r.occurred_at,
-                format!("{} {}", r.actor_type, r.actor_id),
-                reason,
-            ));
+            // To the second, in UTC: `2026-12-04 11:51:18 UTC`.
+            let when = r.occurred_at.get(..19).map_or(r.occurred_at.clone(), |t| {
+                format!("{} UTC", t.replace('T', " "))
+            });
+            refusals.push((when, format!("{} {}", r.actor_type, r.actor_id), reason));
         }
     }
     Ok(Overview {

@@ -84,7 +84,7 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
         .expect("json");
     assert_eq!(
         (ready["status"].as_str(), ready["log_head"].as_u64()),
-        (Some("ready"), Some(2))
+        (Some("ready"), Some(3))
     );
     let metrics = client
         .get(svc.url("/metrics"))
@@ -95,7 +95,7 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
         .await
         .expect("text");
     for name in [
-        "authledger_ledger_appends_total{result=\"ok\"} 2",
+        "authledger_ledger_appends_total{result=\"ok\"} 3",
         "authledger_ledger_conflicts_total",
         "authledger_ledger_append_seconds_bucket",
         "authledger_projection_lag_events",

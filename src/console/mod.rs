@@ -4,6 +4,21 @@
 //! a session from the cookie (`session`), the route's permission from the API's route table
 //! (`allow`, the same `role_allows`), one command or read, a template.
 
+/// Signs the request in and checks its route in the API's table, or answers instead.
+macro_rules! signed_for {
+    ($state:expr, $headers:expr, $route:expr, $at:expr) => {{
+        let signed = match $crate::console::session::current(&$state, &$headers).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+        if let Err(answer) = $crate::console::allow(&$state, &signed.member, $route, $at).await {
+            return signed.respond(&$state, answer);
+        }
+        signed
+    }};
+}
+
+mod api_keys;
 pub mod pages;
 pub mod session;
 mod throttle;
@@ -46,6 +61,11 @@ pub fn router(state: AppState) -> Router {
             "/console/auth-configs",
             get(pages::auth_configs).post(pages::create_auth_config),
         )
+        .route(
+            "/console/api-keys",
+            get(api_keys::page).post(api_keys::create),
+        )
+        .route("/console/api-keys/revoke", post(api_keys::revoke))
         .route("/console/team", get(pages::team))
         .route("/console/team/invites", post(pages::invite))
         .route("/console/team/role", post(pages::change_role))
@@ -109,6 +129,8 @@ pub struct Me {
     pub email: String,
     pub role: &'static str,
     pub csrf: String,
+    /// Whether the API keys screen is theirs (the permission of `/v1/api-keys`).
+    pub manages_keys: bool,
 }
 
 /// A template as an HTML answer (a rendering failure is logged, answered 500).

@@ -9,8 +9,8 @@ use axum::response::Response;
 use axum::Form;
 use serde::Deserialize;
 
-use super::session::{current, Signed};
-use super::{allow, form_error, refused, render, Me};
+use super::session::Signed;
+use super::{form_error, refused, render, Me};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
 use crate::commands::auth_configs::{self, AuthTypeInput, CreateAuthConfigInput, EmptyInput};
@@ -19,21 +19,7 @@ use crate::domain::auth_config::{ApiKeySettings, KeyLocation};
 use crate::domain::Role;
 use crate::projector::store::{AuditFilter, AuthConfigRow, ConnectionFilter};
 
-/// Signs the request in and checks its route, or answers instead.
-macro_rules! signed_for {
-    ($state:expr, $headers:expr, $route:expr, $at:expr) => {{
-        let signed = match current(&$state, &$headers).await {
-            Ok(s) => s,
-            Err(answer) => return answer,
-        };
-        if let Err(answer) = allow(&$state, &signed.member, $route, $at).await {
-            return signed.respond(&$state, answer);
-        }
-        signed
-    }};
-}
-
-fn unavailable(signed: &Signed, state: &AppState, e: &CommandError) -> Response {
+pub(super) fn unavailable(signed: &Signed, state: &AppState, e: &CommandError) -> Response {
     let me = signed.me(state);
     refused(
         StatusCode::SERVICE_UNAVAILABLE,

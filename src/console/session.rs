@@ -109,6 +109,10 @@ impl Signed {
             email: self.member.email.clone(),
             role: self.member.caller.role.as_str(),
             csrf: mac(state, "csrf", &self.token),
+            manages_keys: crate::api::routes::role_allows(
+                self.member.caller.role,
+                crate::api::routes::Permission::ManageApiKeys,
+            ),
         }
     }
 

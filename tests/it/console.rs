@@ -5,7 +5,8 @@
 //! wide, go to `target/console-screenshots/`.
 //!
 //! The flow: the first admin opens the link `serve` printed and sets a password; creates a
-//! custom auth config; invites a viewer; signs out; a wrong password is refused and
+//! custom auth config; creates an API key (shown once, usable) and revokes it; invites a
+//! viewer; signs out; a wrong password is refused and
 //! recorded; signs in; the viewer joins through the invite, sees no create form, and a
 //! crafted POST of theirs is refused and recorded; a form without the session's CSRF token
 //! is refused and recorded; the admin changes the viewer's role (the viewer's session ends
@@ -332,6 +333,46 @@ async fn flow(stack: Stack, shots: bool) {
     assert!(listed.contains("Acme API") && listed.contains("api_key") && listed.contains("custom"));
     ui.check_page("auth-configs").await;
 
+    // An API key: shown once with a copy button, usable, then revoked.
+    ui.go("/console/api-keys").await;
+    ui.fill("#key-name", "ci agent").await;
+    ui.fill("#key-days", "30").await;
+    ui.submit("#create-api-key button").await;
+    let key =
+        ui.c.find(Locator::Css("#new-key"))
+            .await
+            .expect("the new key")
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("a key");
+    assert!(key.starts_with("alk_"), "{key}");
+    assert!(ui.c.find(Locator::Css("button.copy")).await.is_ok());
+    let workspace = |key: String| {
+        let url = ui.dep.svc.url("/v1/workspace");
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await;
+            r.expect("workspace").status()
+        }
+    };
+    assert_eq!(workspace(key.clone()).await, StatusCode::OK);
+    ui.check_page("api-keys").await;
+    let revoke =
+        ui.c.find(Locator::Css("button[aria-label='Revoke ci agent']"))
+            .await
+            .expect("revoke");
+    ui.click_to_next_page(revoke).await;
+    let keys = ui.text().await;
+    assert!(
+        keys.contains("API key revoked") && !keys.contains(&key),
+        "{keys}"
+    );
+    assert_eq!(workspace(key).await, StatusCode::UNAUTHORIZED);
+
     // Invite a viewer: the link is shown once, with a copy button.
     ui.go("/console/team").await;
     ui.fill("#email", "viewer@example.com").await;
@@ -430,6 +471,13 @@ async fn flow(stack: Stack, shots: bool) {
     .await;
     assert_eq!(crafted, StatusCode::FORBIDDEN);
     ui.denied("role_not_permitted", "member").await;
+    assert!(ui
+        .c
+        .find(Locator::Css("a[href='/console/api-keys']"))
+        .await
+        .is_err());
+    ui.go("/console/api-keys").await;
+    assert!(ui.text().await.contains("Not allowed"));
 
     // The admin makes the viewer a developer: the viewer's session (still open, its
     // cookie kept aside) ends at once.

@@ -548,3 +548,65 @@ async fn console_first_admin_auth_config_invite_and_role_limits_embedded() {
 async fn console_first_admin_auth_config_invite_and_role_limits_jetstream_pg() {
     flow(Stack::JetStreamPg, false).await;
 }
+
+/// Behind an https public URL the cookie is `__Host-` and `Secure`; every console answer
+/// carries the strict headers; a form posted from another origin is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_cookie_and_headers_behind_an_https_public_url() {
+    const PUBLIC: &str = "https://console.example";
+    let dep = Deployment::start(Stack::Embedded, &[("AUTHLEDGER_PUBLIC_URL", PUBLIC)]).await;
+    assert!(
+        dep.console_sign_up.starts_with(PUBLIC),
+        "{}",
+        dep.console_sign_up
+    );
+    let invite = dep.console_sign_up.split("invite=").nth(1).expect("invite");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let page = http
+        .get(dep.svc.url("/console/sign-in"))
+        .send()
+        .await
+        .expect("sign-in page");
+    let header = |name: &str| {
+        page.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let csp = header("content-security-policy");
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "same-origin");
+    assert!(!page.text().await.expect("html").contains("<script>"));
+
+    let sign_up = |origin: &'static str| {
+        http.post(dep.svc.url("/console/sign-up"))
+            .header("origin", origin)
+            .form(&[("invite", invite), ("password", PASSWORD)])
+            .send()
+    };
+    let foreign = sign_up("https://evil.example").await.expect("post");
+    assert_eq!(foreign.status(), StatusCode::NOT_FOUND);
+    let joined = sign_up(PUBLIC).await.expect("post");
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
+    let cookie = joined
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string();
+    assert!(cookie.starts_with("__Host-authledger_session="), "{cookie}");
+    for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+        assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+}

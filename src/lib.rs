@@ -13,7 +13,7 @@
 //! - `domain`: event kinds and aggregates; no I/O, no clock.
 //! - `projector`: applies the log to SQL projections (SQLite or PostgreSQL), once per event.
 //! - `commands`, `gateway`: what a caller can do, HTTP-free; `app`: the services they run on;
-//!   `ops`: operator commands; `server`, `api`, `mcp`: the faces.
+//!   `ops`: operator commands; `server`, `api`, `mcp`, `console`: the faces.
 
 pub mod api;
 pub mod app;
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod connectors;
+pub mod console;
 pub mod crypto;
 pub mod domain;
 pub mod gateway;

@@ -123,10 +123,14 @@ enum Command {
         #[command(flatten)]
         connections: ConnectionArgs,
     },
-    /// Create a workspace and its first admin API key (printed once, as JSON, on stdout).
+    /// Create a workspace, its first admin API key and the first admin's console sign-up
+    /// link (both printed once, as JSON, on stdout).
     Bootstrap {
         #[arg(long)]
         workspace: String,
+        /// The email the first console admin signs in with.
+        #[arg(long, default_value = DEFAULT_ADMIN_EMAIL)]
+        admin_email: String,
     },
     /// Check every signature, chain link, version and position of the whole log.
     Verify {
@@ -256,6 +260,9 @@ struct WitnessArgs {
 /// Connect flow and refresh settings of `serve`.
 #[derive(clap::Args)]
 struct ConnectionArgs {
+    /// The email the first console admin signs in with (fresh data dir only).
+    #[arg(long, env = "AUTHLEDGER_ADMIN_EMAIL", default_value = DEFAULT_ADMIN_EMAIL)]
+    admin_email: String,
     /// The base URL end users' browsers reach this service at; the OAuth redirect URI
     /// registered with providers is `{public_url}/v1/oauth/callback`. Default: http://<listen>.
     #[arg(long, env = "AUTHLEDGER_PUBLIC_URL")]
@@ -305,6 +312,8 @@ enum KeysCommand {
     /// Re-wrap every data key under a new master key (the old master leaves the key dir).
     RotateMaster,
 }
+
+const DEFAULT_ADMIN_EMAIL: &str = "admin@example.com";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -386,13 +395,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
-        Command::Bootstrap { workspace } => {
+        Command::Bootstrap {
+            workspace,
+            admin_email,
+        } => {
             let state = AppState::open(&storage).await?;
-            let out = ops::bootstrap(&state.ledger, &workspace).await?;
+            let out = ops::bootstrap(&state.ledger, &workspace, &admin_email).await?;
             print_json(&serde_json::json!({
                 "workspace_id": out.workspace_id,
                 "api_key_id": out.api_key_id,
                 "admin_api_key": out.admin_api_key,
+                "console_sign_up_path": out.console_sign_up_path(),
+                "console_admin_email": admin_email,
             }))?;
             Ok(ExitCode::SUCCESS)
         }
@@ -683,10 +697,12 @@ async fn serve(
         },
         std::time::Instant::now(),
     ));
+    let public_url = connections
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
     settings.connections = authledger::commands::connections::ConnectionSettings {
-        public_url: connections
-            .public_url
-            .unwrap_or_else(|| format!("http://{addr}")),
+        public_url: public_url.clone(),
         refresh_buffer: std::time::Duration::from_secs(connections.refresh_buffer_secs),
         refresh_attempts: connections.refresh_attempts,
         retry_base_delay: std::time::Duration::from_millis(connections.refresh_retry_ms),
@@ -703,15 +719,21 @@ async fn serve(
     )?;
     settings.idempotency.lease = std::time::Duration::from_secs(connections.idempotency_lease_secs);
     if storage.embedded_log() && state.log.head().await? == 0 {
-        let out = ops::bootstrap(&state.ledger, "default").await?;
+        let admin_email = connections.admin_email.as_str();
+        let out = ops::bootstrap(&state.ledger, "default", admin_email).await?;
+        let sign_up = format!("{public_url}{}", out.console_sign_up_path());
         print_json(&serde_json::json!({
             "workspace_id": out.workspace_id,
             "api_key_id": out.api_key_id,
             "admin_api_key": out.admin_api_key,
+            "console_sign_up_url": sign_up,
+            "console_admin_email": admin_email,
         }))?;
         eprintln!(
             "Created workspace \"default\". Its admin API key above is shown only this once: \
-             send it as `Authorization: Bearer <admin_api_key>`."
+             send it as `Authorization: Bearer <admin_api_key>`.\n\
+             Open the console: {sign_up} (single use, valid 7 days) to set the password of \
+             {admin_email}, the first console admin."
         );
     }
     eprintln!("authledger listening on http://{addr}");

@@ -40,11 +40,24 @@ pub struct Bootstrapped {
     pub api_key_id: String,
     /// Shown once; only its hash is stored.
     pub admin_api_key: String,
+    /// The first admin's console sign-up token (`commands::members`): shown once.
+    pub console_invite: String,
     pub position: u64,
 }
 
+impl Bootstrapped {
+    /// Where the first admin sets their password, below the service's public URL.
+    pub fn console_sign_up_path(&self) -> String {
+        format!("/console/sign-up?invite={}", self.console_invite)
+    }
+}
+
 /// Creates a workspace and its first admin API key.
-pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppError> {
+pub async fn bootstrap(
+    ledger: &Ledger,
+    name: &str,
+    admin_email: &str,
+) -> Result<Bootstrapped, AppError> {
     let actor = Actor::system("bootstrap");
     let workspace_id = Uuid::now_v7().to_string();
     ledger
@@ -74,11 +87,21 @@ pub async fn bootstrap(ledger: &Ledger, name: &str) -> Result<Bootstrapped, AppE
             &ApiKeyCommand::Create(created),
         )
         .await?;
+    let (invite, position) = crate::commands::members::invite(
+        ledger,
+        &workspace_id,
+        &actor,
+        (admin_email, Role::Admin),
+        ledger.now(),
+    )
+    .await
+    .map_err(|e| AppError::Io(format!("cannot invite the first console admin: {e}")))?;
     Ok(Bootstrapped {
         workspace_id,
         api_key_id,
         admin_api_key: key.secret.expose_secret().to_string(),
-        position: committed.position,
+        console_invite: invite.expose(),
+        position: position.max(committed.position),
     })
 }
 

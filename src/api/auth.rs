@@ -300,6 +300,7 @@ async fn with_api_key(
         workspace_id: row.workspace_id,
         api_key_id: row.id,
         role,
+        actor_type: crate::ledger::ActorType::ApiKey,
     });
     run_within(denial.budget(), req, next).await
 }
@@ -559,6 +560,7 @@ async fn authenticate_scoped_token(
         workspace_id: claims.workspace_id.clone(),
         api_key_id: claims.client_id.clone(),
         role: Role::Agent,
+        actor_type: crate::ledger::ActorType::ApiKey,
     };
     Ok((caller, claims))
 }

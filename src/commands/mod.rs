@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth_configs;
 pub mod connections;
 pub mod idempotency;
+pub mod members;
 pub mod problem;
 pub mod refusals;
 pub mod sealing;
@@ -27,18 +28,20 @@ use crate::projector::{wait_for, ProjectionError};
 /// How long a write waits for the projections to show it before answering anyway.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
-/// An authenticated API key.
+/// An authenticated API key, or a team member signed in to the console (`actor_type`
+/// `Member`, `api_key_id` then the member's id): the commands treat both alike.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub workspace_id: String,
     pub api_key_id: String,
     pub role: Role,
+    pub actor_type: ActorType,
 }
 
 impl Caller {
     pub fn actor(&self) -> Actor {
         Actor {
-            actor_type: ActorType::ApiKey,
+            actor_type: self.actor_type,
             id: self.api_key_id.clone(),
         }
     }

@@ -63,6 +63,7 @@
 //!   during step 3) and `retire_master(old)`, then remove the old key from the config.
 
 pub mod master;
+pub mod password;
 mod primitives;
 mod store;
 mod vault;

@@ -46,6 +46,17 @@ pub enum DenialReason {
     /// An end-user JWT that cannot be checked: the workspace's identity provider (its
     /// JWKS) cannot be reached (answered 503).
     IdentityProviderUnavailable,
+    /// A console sign-in with an email no member has, or that has not joined yet.
+    UnknownMember,
+    /// A console sign-in with the wrong password.
+    WrongPassword,
+    /// A console sign-in refused before the password was checked: too many failures for
+    /// this account or from this address (answered 429).
+    SignInThrottled,
+    /// A console form sent without the session's CSRF token, or from another origin.
+    InvalidCsrf,
+    /// A console sign-up link that is unknown, used or expired.
+    InvalidInvite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ pub mod cosignature;
 pub mod credential_release;
 pub mod gateway;
 pub mod idempotency;
+pub mod member;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
@@ -40,6 +41,9 @@ pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
+pub use member::{
+    MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSignedIn, MemberSignedOut,
+};
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
@@ -142,6 +146,18 @@ pub enum Event {
     IdempotencyClaimed(IdempotencyClaimed),
     #[serde(rename = "idempotency.completed")]
     IdempotencyCompleted(IdempotencyCompleted),
+    #[serde(rename = "member.invited")]
+    MemberInvited(MemberInvited),
+    #[serde(rename = "member.joined")]
+    MemberJoined(MemberJoined),
+    #[serde(rename = "member.signed_in")]
+    MemberSignedIn(MemberSignedIn),
+    #[serde(rename = "member.signed_out")]
+    MemberSignedOut(MemberSignedOut),
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged(MemberRoleChanged),
+    #[serde(rename = "member.removed")]
+    MemberRemoved(MemberRemoved),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -190,6 +206,12 @@ pub const ALL_KINDS: &[&str] = &[
     "checkpoint.cosigned",
     "idempotency.claimed",
     "idempotency.completed",
+    "member.invited",
+    "member.joined",
+    "member.signed_in",
+    "member.signed_out",
+    "member.role_changed",
+    "member.removed",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -257,6 +279,12 @@ impl Event {
             Event::CheckpointCosigned(_) => "checkpoint.cosigned",
             Event::IdempotencyClaimed(_) => "idempotency.claimed",
             Event::IdempotencyCompleted(_) => "idempotency.completed",
+            Event::MemberInvited(_) => "member.invited",
+            Event::MemberJoined(_) => "member.joined",
+            Event::MemberSignedIn(_) => "member.signed_in",
+            Event::MemberSignedOut(_) => "member.signed_out",
+            Event::MemberRoleChanged(_) => "member.role_changed",
+            Event::MemberRemoved(_) => "member.removed",
         }
     }
 
@@ -563,6 +591,27 @@ impl Event {
                 outcome: idempotency::IdempotencyOutcome::Recorded,
                 status: 200,
                 answer: Some(example_sealed()),
+            }),
+            Event::MemberInvited(MemberInvited {
+                email: "ada@example.com".into(),
+                role: Role::Admin,
+                invite_hash: format!("sha256:{}", "ab".repeat(32)),
+                expires_at: at,
+            }),
+            Event::MemberJoined(MemberJoined {
+                invite_hash: format!("sha256:{}", "ab".repeat(32)),
+                password: example_sealed(),
+            }),
+            Event::MemberSignedIn(MemberSignedIn {
+                session_hash: format!("sha256:{}", "ef".repeat(32)),
+                expires_at: at,
+            }),
+            Event::MemberSignedOut(MemberSignedOut {
+                session_hash: format!("sha256:{}", "ef".repeat(32)),
+            }),
+            Event::MemberRoleChanged(MemberRoleChanged { role: Role::Viewer }),
+            Event::MemberRemoved(MemberRemoved {
+                data_key_id: Some("dk_01900000000070008000000000000001".into()),
             }),
         ]
     }

@@ -75,6 +75,8 @@ pub enum ActorType {
     System,
     ApiKey,
     User,
+    /// A team member signed in to the console.
+    Member,
     Agent,
     /// A caller that presented no valid credentials (recorded on refusals only).
     Anonymous,

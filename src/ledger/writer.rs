@@ -104,6 +104,11 @@ impl Ledger {
         &self.log
     }
 
+    /// The ledger's clock reading (what its events' `occurred_at` says now).
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.clock.now()
+    }
+
     pub fn signer(&self) -> Arc<Signer> {
         match self.signer.read() {
             Ok(s) => s.clone(),

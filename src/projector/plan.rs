@@ -221,7 +221,13 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::ToolCompleted(_)
         | Event::CredentialReleased(_)
         | Event::IdempotencyClaimed(_)
-        | Event::IdempotencyCompleted(_) => None,
+        | Event::IdempotencyCompleted(_)
+        | Event::MemberInvited(_)
+        | Event::MemberJoined(_)
+        | Event::MemberSignedIn(_)
+        | Event::MemberSignedOut(_)
+        | Event::MemberRoleChanged(_)
+        | Event::MemberRemoved(_) => None,
     }
 }
 

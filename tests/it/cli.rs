@@ -69,7 +69,8 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
                 .json()
                 .await
                 .expect("json");
-            r["projection_offset"] == 2
+            // workspace.created, api_key.created, member.invited (the console's first admin)
+            r["projection_offset"] == 3
         },
     )
     .await;
@@ -83,7 +84,7 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
         .expect("json");
     assert_eq!(
         (ready["status"].as_str(), ready["log_head"].as_u64()),
-        (Some("ready"), Some(2))
+        (Some("ready"), Some(3))
     );
     let metrics = client
         .get(svc.url("/metrics"))
@@ -94,7 +95,7 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
         .await
         .expect("text");
     for name in [
-        "authledger_ledger_appends_total{result=\"ok\"} 2",
+        "authledger_ledger_appends_total{result=\"ok\"} 3",
         "authledger_ledger_conflicts_total",
         "authledger_ledger_append_seconds_bucket",
         "authledger_projection_lag_events",
@@ -229,14 +230,15 @@ fn bootstrap_prints_the_workspace_and_admin_key_once_as_json() {
     let r: Value = serde_json::from_slice(&report.stdout).expect("report");
     assert_eq!(
         (r["ok"].as_bool(), r["events"].as_u64()),
-        (Some(true), Some(2))
+        // workspace, admin key, first console admin's invite
+        (Some(true), Some(3))
     );
 
     let bad = cli(dir.path(), &["bootstrap", "--workspace", ""]);
     assert_clear_error(&bad, "invalid name");
     let r: Value =
         serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
-    assert_eq!(r["events"], 2, "a refused command must write nothing");
+    assert_eq!(r["events"], 3, "a refused command must write nothing");
 }
 
 #[test]
@@ -265,7 +267,8 @@ fn key_rotation_is_an_event_signed_by_the_outgoing_key() {
         serde_json::from_slice(&cli(dir.path(), &["verify", "--json"]).stdout).expect("report");
     assert_eq!(
         (r["ok"].as_bool(), r["events"].as_u64(), r["keys"].as_u64()),
-        (Some(true), Some(5), Some(2)),
+        // 3 per bootstrap (workspace, admin key, console invite) and the rotation
+        (Some(true), Some(7), Some(2)),
         "{r}"
     );
     let ring: Value =
@@ -346,7 +349,7 @@ fn replay_rebuilds_the_projections_from_the_log() {
     assert!(
         String::from_utf8_lossy(&out.stdout)
             .trim()
-            .starts_with("replayed 6 events in "),
+            .starts_with("replayed 9 events in "),
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
@@ -355,7 +358,7 @@ fn replay_rebuilds_the_projections_from_the_log() {
     assert!(
         String::from_utf8_lossy(&again.stdout)
             .trim()
-            .starts_with("replayed 6 events in "),
+            .starts_with("replayed 9 events in "),
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );

@@ -54,7 +54,8 @@ fn the_independent_verifier_accepts_a_real_log_and_rejects_a_tampered_one() {
     let dump = run(&["dump-log"]).stdout;
     let path = dir.path().join("log.jsonl");
     std::fs::write(&path, &dump).expect("write dump");
-    assert_eq!(String::from_utf8_lossy(&dump).lines().count(), 5);
+    // Per bootstrap: workspace, admin key, console invite; the rotation between them.
+    assert_eq!(String::from_utf8_lossy(&dump).lines().count(), 7);
 
     let ok = python_verify(&path, &first_key);
     assert!(
@@ -63,11 +64,20 @@ fn the_independent_verifier_accepts_a_real_log_and_rejects_a_tampered_one() {
         String::from_utf8_lossy(&ok.stdout),
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 5 events"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 7 events"));
 
     // Drop the rotation event: everything the new key signed becomes untrusted.
     let tampered: Vec<&str> = std::str::from_utf8(&dump).expect("utf8").lines().collect();
-    let without_rotation = [tampered[0], tampered[1], tampered[3], tampered[4]].join("\n") + "\n";
+    let without_rotation = [
+        tampered[0],
+        tampered[1],
+        tampered[2],
+        tampered[4],
+        tampered[5],
+        tampered[6],
+    ]
+    .join("\n")
+        + "\n";
     let bad = dir.path().join("bad.jsonl");
     std::fs::write(&bad, without_rotation).expect("write");
     let refused = python_verify(&bad, &first_key);

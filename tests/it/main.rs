@@ -10,6 +10,7 @@ mod cli;
 mod conformance;
 mod connection_lifecycle;
 mod connections;
+mod console;
 mod crash;
 mod crypto;
 mod destinations;

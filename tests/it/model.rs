@@ -109,6 +109,8 @@ struct Token {
 
 #[derive(Debug, Default)]
 struct Model {
+    /// Whether the first admin has set a console password (through `serve`'s link).
+    console_joined: bool,
     store_responses: bool,
     idp: bool,
     /// Non-admin keys that can be revoked: (id, role).
@@ -192,6 +194,7 @@ enum Action {
     Restart,
     RotateSigningKey,
     Witness,
+    ConsoleSession,
 }
 
 impl Action {
@@ -305,6 +308,7 @@ impl Action {
             Action::Restart => &[],
             Action::RotateSigningKey => &["signing_key.rotated"],
             Action::Witness => &["checkpoint.cosigned", "ledger.checkpoint"],
+            Action::ConsoleSession => &["member."],
         }
     }
 
@@ -368,6 +372,7 @@ const ACTIONS: &[Action] = &[
     Action::Restart,
     Action::RotateSigningKey,
     Action::Witness,
+    Action::ConsoleSession,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -498,6 +503,111 @@ impl World {
         *possible
             .choose_weighted(&mut self.rng, boost)
             .expect("some action is always possible")
+    }
+}
+
+impl World {
+    /// The first admin in the console: signs up through `serve`'s link once, later signs
+    /// in; invites a member, changes its role, removes it; then signs out, each form with
+    /// the page's CSRF token (`member.*` events).
+    async fn console_session(&mut self) {
+        const PASSWORD: &str = "model password 1234";
+        let http = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let origin = self.d.svc.url("").trim_end_matches('/').to_string();
+        let ws = self.d.workspace.clone();
+        let entered = if self.m.console_joined {
+            let form = [
+                ("workspace", ws.as_str()),
+                ("email", "admin@example.com"),
+                ("password", PASSWORD),
+            ];
+            http.post(self.d.svc.url("/console/sign-in")).form(&form)
+        } else {
+            let invite = self
+                .d
+                .console_sign_up
+                .split("invite=")
+                .nth(1)
+                .expect("invite");
+            http.post(self.d.svc.url("/console/sign-up"))
+                .form(&[("invite", invite), ("password", PASSWORD)])
+        }
+        .header("origin", &origin)
+        .send()
+        .await
+        .expect("console");
+        assert_eq!(
+            entered.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: console entry",
+            self.seed
+        );
+        self.m.console_joined = true;
+        let cookie = entered
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("session cookie")
+            .to_string();
+        let page = http
+            .get(self.d.svc.url("/console/"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("overview")
+            .text()
+            .await
+            .expect("html");
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the page's CSRF token")
+            .to_string();
+        // A member invited, given another role, removed (each ends the member's sessions).
+        let email = format!("member{}@example.com", self.rng.gen::<u32>());
+        let id = authledger::domain::member::member_id(&email);
+        let team_forms: [(&str, Vec<(&str, &str)>); 3] = [
+            (
+                "/console/team/invites",
+                vec![("email", email.as_str()), ("role", "viewer")],
+            ),
+            (
+                "/console/team/role",
+                vec![("member", id.as_str()), ("role", "developer")],
+            ),
+            ("/console/team/remove", vec![("member", id.as_str())]),
+        ];
+        for (path, mut form) in team_forms {
+            form.push(("csrf", csrf.as_str()));
+            let r = http
+                .post(self.d.svc.url(path))
+                .header("cookie", &cookie)
+                .header("origin", &origin)
+                .form(&form)
+                .send()
+                .await
+                .expect("team form");
+            assert_eq!(r.status(), StatusCode::OK, "seed {}: {path}", self.seed);
+        }
+        let out = http
+            .post(self.d.svc.url("/console/sign-out"))
+            .header("cookie", &cookie)
+            .header("origin", &origin)
+            .form(&[("csrf", csrf.as_str())])
+            .send()
+            .await
+            .expect("sign out");
+        assert_eq!(
+            out.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: sign out",
+            self.seed
+        );
     }
 }
 
@@ -746,6 +856,7 @@ impl World {
                 cli(&self.d.storage, &["keys", "rotate"]).await;
                 self.d.restart(&envs(true)).await;
             }
+            Action::ConsoleSession => self.console_session().await,
             Action::Witness => {
                 // A witness on another machine: its own process and key, cosigning the
                 // latest checkpoint (`checkpoint.cosigned`), or nothing new yet.

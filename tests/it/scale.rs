@@ -86,7 +86,7 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
                     .json()
                     .await
                     .expect("json");
-                r["log_head"] == 16 && r["projection_offset"] == 16
+                r["log_head"] == 24 && r["projection_offset"] == 24
             },
         )
         .await;
@@ -107,7 +107,7 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
         .expect("max");
     assert_eq!(
         (audit, distinct, max),
-        (16, 16, 16),
+        (24, 24, 24),
         "each event applied exactly once"
     );
     let workspaces: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workspaces")
@@ -149,7 +149,7 @@ async fn two_instances_share_one_log_and_apply_each_event_once() {
     .expect("report");
     assert_eq!(
         (report["ok"].as_bool(), report["events"].as_u64()),
-        (Some(true), Some(16)),
+        (Some(true), Some(24)),
         "{report}"
     );
 }

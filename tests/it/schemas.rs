@@ -141,9 +141,11 @@ async fn every_event_emitted_by_the_cli_matches_its_schemas() {
         [
             "workspace.created",
             "api_key.created",
+            "member.invited",
             "signing_key.rotated",
             "workspace.created",
-            "api_key.created"
+            "api_key.created",
+            "member.invited"
         ]
     );
     for e in &events {

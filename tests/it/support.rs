@@ -157,6 +157,8 @@ pub struct Embedded {
     pub svc: Service,
     pub admin: String,
     pub workspace: String,
+    /// The first admin's console sign-up link, as `serve` printed it.
+    pub console_sign_up: String,
     /// `--data-dir <dir>/data`, for CLI commands on the same log.
     pub storage: Vec<String>,
     pub dir: tempfile::TempDir,
@@ -171,6 +173,10 @@ impl Embedded {
             serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
                 .expect("the first serve prints the workspace and admin key");
         Embedded {
+            console_sign_up: printed["console_sign_up_url"]
+                .as_str()
+                .expect("the first serve prints the console sign-up link")
+                .into(),
             admin: printed["admin_api_key"].as_str().expect("key").into(),
             workspace: printed["workspace_id"].as_str().expect("ws").into(),
             svc,
@@ -510,6 +516,8 @@ pub struct Deployment {
     pub more: Vec<Service>,
     pub admin: String,
     pub workspace: String,
+    /// The first admin's console sign-up link (`serve`'s, or `bootstrap`'s path on it).
+    pub console_sign_up: String,
     /// Storage arguments for CLI commands and restarts on the same log and projections.
     pub storage: Vec<String>,
     /// The projections' PostgreSQL database (JetStream stack only).
@@ -524,6 +532,7 @@ impl Deployment {
             Stack::Embedded => {
                 let e = Embedded::start(envs).await;
                 Deployment {
+                    console_sign_up: e.console_sign_up,
                     svc: e.svc,
                     more: Vec::new(),
                     admin: e.admin,
@@ -556,7 +565,9 @@ impl Deployment {
                     if step[0] == "bootstrap" {
                         let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
                         let svc = Service::start(&storage, envs, dir.path()).await;
+                        let path = printed["console_sign_up_path"].as_str().expect("path");
                         return Deployment {
+                            console_sign_up: svc.url(path),
                             svc,
                             more: Vec::new(),
                             admin: printed["admin_api_key"].as_str().expect("key").into(),

@@ -284,7 +284,7 @@ RE_KEY_ID = re.compile(r"ed25519:[0-9a-f]{16}")
 RE_RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"
 )
-ACTOR_TYPES = {"system", "api_key", "user", "agent", "anonymous"}
+ACTOR_TYPES = {"system", "api_key", "user", "member", "agent", "anonymous"}
 BODY_FIELDS = [
     "event_id", "workspace_id", "aggregate_type", "aggregate_id", "aggregate_version",
     "kind", "schema_version", "occurred_at", "actor", "payload", "prev_hash", "key_id",

@@ -286,10 +286,10 @@ pub async fn prelude(
             names[usize::try_from(w).unwrap_or(0) % names.len()],
             w + 1
         );
-        let boot = authledger::ops::bootstrap(ledger, &name)
+        let boot = authledger::ops::bootstrap(ledger, &name, "admin@example.com")
             .await
             .with_context(|| format!("bootstrap workspace {name}"))?;
-        events += 2;
+        events += 3;
         let ws = boot.workspace_id.clone();
         let admin = Actor {
             actor_type: ActorType::ApiKey,

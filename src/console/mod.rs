@@ -1,0 +1,210 @@
+//! The console: team pages under `/console/`, server-rendered from templates checked at
+//! compile time (`templates/`), one stylesheet and one small script served from the binary
+//! (no CDN, no inline script: the Content-Security-Policy forbids both). Handlers are thin:
+//! a session from the cookie (`session`), the route's permission from the API's route table
+//! (`allow`, the same `role_allows`), one command or read, a template.
+
+/// Signs the request in and checks its route in the API's table, or answers instead.
+macro_rules! signed_for {
+    ($state:expr, $headers:expr, $route:expr, $at:expr) => {{
+        let signed = match $crate::console::session::current(&$state, &$headers).await {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+        if let Err(answer) = $crate::console::allow(&$state, &signed.member, $route, $at).await {
+            return signed.respond(&$state, answer);
+        }
+        signed
+    }};
+}
+
+mod api_keys;
+pub mod pages;
+pub mod session;
+mod throttle;
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+
+use crate::api::routes::{role_allows, RouteId, ROUTES};
+use crate::app::AppState;
+use crate::commands::members::MemberSession;
+use crate::commands::{record_denial, CommandError};
+use crate::domain::{AccessDenied, DenialReason};
+
+/// Form posts are small; anything larger is not the console's.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(pages::overview))
+        .route(
+            "/console/sign-in",
+            get(session::sign_in_page).post(session::sign_in),
+        )
+        .route(
+            "/console/sign-up",
+            get(session::sign_up_page).post(session::sign_up),
+        )
+        .route("/console/sign-out", post(session::sign_out))
+        .route(
+            "/console/auth-configs",
+            get(pages::auth_configs).post(pages::create_auth_config),
+        )
+        .route(
+            "/console/api-keys",
+            get(api_keys::page).post(api_keys::create),
+        )
+        .route("/console/api-keys/revoke", post(api_keys::revoke))
+        .route("/console/team", get(pages::team))
+        .route("/console/team/invites", post(pages::invite))
+        .route("/console/team/role", post(pages::change_role))
+        .route("/console/team/remove", post(pages::remove))
+        .route("/console/static/console.css", get(stylesheet))
+        .route("/console/static/console.js", get(script))
+        .layer(Extension(Arc::new(throttle::Throttle::default())))
+        .layer(axum::middleware::map_response(security_headers))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(state)
+}
+
+async fn security_headers(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+async fn stylesheet() -> Response {
+    asset(
+        "text/css; charset=utf-8",
+        include_str!("static/console.css"),
+    )
+}
+
+async fn script() -> Response {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_str!("static/console.js"),
+    )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// What every signed-in page shows of its member.
+pub struct Me {
+    pub email: String,
+    pub role: &'static str,
+    pub csrf: String,
+    /// Whether the API keys screen is theirs (the permission of `/v1/api-keys`).
+    pub manages_keys: bool,
+}
+
+/// A template as an HTML answer (a rendering failure is logged, answered 500).
+pub fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a console page failed to render");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "refused.html")]
+struct Refused<'a> {
+    me: Option<Me>,
+    section: &'a str,
+    heading: &'a str,
+    message: &'a str,
+}
+
+/// A page saying why the request was refused.
+pub fn refused(status: StatusCode, me: Option<Me>, heading: &str, message: &str) -> Response {
+    render(
+        status,
+        &Refused {
+            me,
+            section: "",
+            heading,
+            message,
+        },
+    )
+}
+
+/// Whether the member's role holds the permission of `route` in the API's route table;
+/// a refusal is recorded as `access.denied` (the console path as its route) and answered 403.
+pub async fn allow(
+    state: &AppState,
+    member: &MemberSession,
+    route: RouteId,
+    (method, path): (&str, &str),
+) -> Result<(), Response> {
+    let permitted = ROUTES
+        .iter()
+        .find(|spec| spec.id == route)
+        .is_some_and(|spec| role_allows(member.caller.role, spec.permission));
+    if permitted {
+        return Ok(());
+    }
+    let denial = AccessDenied {
+        method: method.to_string(),
+        route: path.to_string(),
+        status: 403,
+        reason: DenialReason::RoleNotPermitted,
+        target_id: None,
+    };
+    record_denial(
+        state,
+        Some(&member.caller.workspace_id),
+        member.caller.actor(),
+        denial,
+    )
+    .await;
+    Err(refused(
+        StatusCode::FORBIDDEN,
+        None,
+        "Not allowed",
+        "Your role does not allow this. The attempt was recorded.",
+    ))
+}
+
+/// A command's refusal as the words a form shows (internals logged, never shown).
+pub fn form_error(e: &CommandError) -> String {
+    let problem = crate::commands::problem::Problem::from(e);
+    problem.detail.unwrap_or(problem.title)
+}

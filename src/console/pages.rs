@@ -1,0 +1,383 @@
+//! The console's screens: overview, auth configs (list, create a custom one), team
+//! (members, invites, role changes, removal). Each: the session, the route's permission from the API's table, one command
+//! or read, a template.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use axum::Form;
+use serde::Deserialize;
+
+use super::session::Signed;
+use super::{form_error, refused, render, Me};
+use crate::api::routes::RouteId;
+use crate::app::AppState;
+use crate::commands::auth_configs::{self, AuthTypeInput, CreateAuthConfigInput, EmptyInput};
+use crate::commands::{members, CommandError};
+use crate::domain::auth_config::{ApiKeySettings, KeyLocation};
+use crate::domain::Role;
+use crate::projector::store::{AuditFilter, AuthConfigRow, ConnectionFilter};
+
+pub(super) fn unavailable(signed: &Signed, state: &AppState, e: &CommandError) -> Response {
+    let me = signed.me(state);
+    refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(me),
+        "Unavailable",
+        &form_error(e),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct Overview<'a> {
+    me: Option<Me>,
+    section: &'a str,
+    auth_configs: usize,
+    connections_total: usize,
+    /// (status, count)
+    connections: Vec<(String, usize)>,
+    /// (when, actor, reason)
+    refusals: Vec<(String, String, String)>,
+}
+
+pub async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed = signed_for!(
+        state,
+        headers,
+        RouteId::ListAuthConfigs,
+        ("GET", "/console/")
+    );
+    match overview_data(&state, &signed).await {
+        Ok(page) => signed.respond(&state, render(StatusCode::OK, &page)),
+        Err(e) => unavailable(&signed, &state, &e),
+    }
+}
+
+async fn overview_data<'a>(
+    state: &AppState,
+    signed: &Signed,
+) -> Result<Overview<'a>, CommandError> {
+    let ws = &signed.member.caller.workspace_id;
+    let configs = state.projections.auth_configs(ws).await?;
+    let filter = ConnectionFilter {
+        limit: 10_000,
+        ..ConnectionFilter::default()
+    };
+    let mut by_status = std::collections::BTreeMap::<String, usize>::new();
+    for c in state.projections.connections(ws, &filter).await? {
+        *by_status.entry(c.status).or_default() += 1;
+    }
+    // Refusals are audit rows: only roles that may read the audit see them.
+    let may_audit = crate::api::routes::role_allows(
+        signed.member.caller.role,
+        crate::api::routes::Permission::ReadAudit,
+    );
+    let mut refusals = Vec::new();
+    if may_audit {
+        let filter = AuditFilter {
+            kind: Some("access.denied".into()),
+            descending: true,
+            limit: 10,
+            ..AuditFilter::default()
+        };
+        for r in state.projections.audit_events(ws, &filter).await? {
+            let reason = r.reason.unwrap_or_default();
+            // To the second, in UTC: `2026-12-04 11:51:18 UTC`.
+            let when = r.occurred_at.get(..19).map_or(r.occurred_at.clone(), |t| {
+                format!("{} UTC", t.replace('T', " "))
+            });
+            refusals.push((when, format!("{} {}", r.actor_type, r.actor_id), reason));
+        }
+    }
+    Ok(Overview {
+        me: Some(signed.me(state)),
+        section: "overview",
+        auth_configs: configs.len(),
+        connections_total: by_status.values().sum(),
+        connections: by_status.into_iter().collect(),
+        refusals,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "auth_configs.html")]
+struct AuthConfigs<'a> {
+    me: Option<Me>,
+    csrf: String,
+    section: &'a str,
+    rows: Vec<AuthConfigRow>,
+    can_create: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn auth_configs_page(
+    state: &AppState,
+    signed: &Signed,
+    (status, notice, error): (StatusCode, Option<String>, Option<String>),
+) -> Response {
+    let ws = &signed.member.caller.workspace_id;
+    let rows = match state.projections.auth_configs(ws).await {
+        Ok(rows) => rows,
+        Err(e) => return unavailable(signed, state, &e.into()),
+    };
+    let can_create = crate::api::routes::ROUTES
+        .iter()
+        .find(|r| r.id == RouteId::CreateAuthConfig)
+        .is_some_and(|r| crate::api::routes::role_allows(signed.member.caller.role, r.permission));
+    let me = signed.me(state);
+    let page = AuthConfigs {
+        csrf: me.csrf.clone(),
+        me: Some(me),
+        section: "auth-configs",
+        rows,
+        can_create,
+        notice,
+        error,
+    };
+    signed.respond(state, render(status, &page))
+}
+
+pub async fn auth_configs(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let at = ("GET", "/console/auth-configs");
+    let signed = signed_for!(state, headers, RouteId::ListAuthConfigs, at);
+    auth_configs_page(&state, &signed, (StatusCode::OK, None, None)).await
+}
+
+#[derive(Deserialize)]
+pub struct CreateAuthConfigForm {
+    csrf: String,
+    name: String,
+    auth_type: String,
+}
+
+pub async fn create_auth_config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<CreateAuthConfigForm>,
+) -> Response {
+    let at = ("POST", "/console/auth-configs");
+    let signed = signed_for!(state, headers, RouteId::CreateAuthConfig, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    let (auth_type, empty) = match form.auth_type.as_str() {
+        "bearer_token" => (AuthTypeInput::BearerToken, true),
+        "basic" => (AuthTypeInput::Basic, true),
+        _ => (AuthTypeInput::ApiKey, false),
+    };
+    let input = CreateAuthConfigInput {
+        name: form.name.trim().to_string(),
+        provider: "custom".into(),
+        auth_type,
+        oauth2: None,
+        api_key: (!empty).then(|| ApiKeySettings {
+            key_name: "X-API-Key".into(),
+            location: KeyLocation::Header,
+            prefix: None,
+        }),
+        postgres: None,
+        bearer_token: (auth_type == AuthTypeInput::BearerToken).then_some(EmptyInput {}),
+        basic: (auth_type == AuthTypeInput::Basic).then_some(EmptyInput {}),
+        no_auth: None,
+        token_release: false,
+    };
+    let outcome = match auth_configs::create(&state, &signed.member.caller, input).await {
+        Ok(_) => (
+            StatusCode::OK,
+            Some(format!("Created \"{}\".", form.name.trim())),
+            None,
+        ),
+        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(form_error(&e))),
+    };
+    auth_configs_page(&state, &signed, outcome).await
+}
+
+#[derive(Template)]
+#[template(path = "team.html")]
+struct Team<'a> {
+    me: Option<Me>,
+    csrf: String,
+    section: &'a str,
+    members: Vec<members::MemberView>,
+    can_invite: bool,
+    invite_link: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// What a team form did: a new invite link, a notice, or an error.
+#[derive(Default)]
+struct TeamOutcome {
+    link: Option<String>,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+async fn team_page(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    outcome: TeamOutcome,
+) -> Response {
+    let members = match members::list(state, &signed.member.caller).await {
+        Ok(m) => m,
+        Err(e) => return unavailable(signed, state, &e),
+    };
+    let me = signed.me(state);
+    let page = Team {
+        csrf: me.csrf.clone(),
+        me: Some(me),
+        section: "team",
+        members,
+        can_invite: crate::api::routes::role_allows(
+            signed.member.caller.role,
+            crate::api::routes::Permission::ManageApiKeys,
+        ),
+        invite_link: outcome.link,
+        notice: outcome.notice,
+        error: outcome.error,
+    };
+    signed.respond(state, render(status, &page))
+}
+
+fn failed(e: &CommandError) -> TeamOutcome {
+    TeamOutcome {
+        error: Some(form_error(e)),
+        ..TeamOutcome::default()
+    }
+}
+
+pub async fn team(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let at = ("GET", "/console/team");
+    let signed = signed_for!(state, headers, RouteId::GetWorkspace, at);
+    team_page(&state, &signed, StatusCode::OK, TeamOutcome::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct MemberForm {
+    csrf: String,
+    member: String,
+    role: Option<String>,
+}
+
+/// Changing a member's role, like inviting, is an admin's (the permission of managing API
+/// keys); the member's sessions end at once.
+pub async fn change_role(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<MemberForm>,
+) -> Response {
+    let at = ("POST", "/console/team/role");
+    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    let Some(role) = form.role.as_deref().and_then(Role::parse) else {
+        let outcome = TeamOutcome {
+            error: Some("Choose a role.".into()),
+            ..TeamOutcome::default()
+        };
+        return team_page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, outcome).await;
+    };
+    match members::change_role(&state, &signed.member.caller, &form.member, role).await {
+        Ok(()) => {
+            let outcome = TeamOutcome {
+                notice: Some(format!(
+                    "Role changed to {}; their sessions ended.",
+                    role.as_str()
+                )),
+                ..TeamOutcome::default()
+            };
+            team_page(&state, &signed, StatusCode::OK, outcome).await
+        }
+        Err(e) => {
+            team_page(
+                &state,
+                &signed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                failed(&e),
+            )
+            .await
+        }
+    }
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<MemberForm>,
+) -> Response {
+    let at = ("POST", "/console/team/remove");
+    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    match members::remove(&state, &signed.member.caller, &form.member).await {
+        Ok(()) => {
+            let outcome = TeamOutcome {
+                notice: Some("Member removed; their sessions ended.".into()),
+                ..TeamOutcome::default()
+            };
+            team_page(&state, &signed, StatusCode::OK, outcome).await
+        }
+        Err(e) => {
+            team_page(
+                &state,
+                &signed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                failed(&e),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    csrf: String,
+    email: String,
+    role: String,
+}
+
+/// Inviting a member is managing who may act on the workspace: the permission of creating
+/// API keys (admins).
+pub async fn invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<InviteForm>,
+) -> Response {
+    let at = ("POST", "/console/team/invites");
+    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    let Some(role) = Role::parse(&form.role) else {
+        let outcome = TeamOutcome {
+            error: Some("Choose a role.".into()),
+            ..TeamOutcome::default()
+        };
+        return team_page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, outcome).await;
+    };
+    match members::invite_member(&state, &signed.member.caller, &form.email, role).await {
+        Ok(token) => {
+            let base = state.connections.public_url.trim_end_matches('/');
+            let outcome = TeamOutcome {
+                link: Some(format!("{base}/console/sign-up?invite={}", token.expose())),
+                ..TeamOutcome::default()
+            };
+            team_page(&state, &signed, StatusCode::OK, outcome).await
+        }
+        Err(e) => {
+            team_page(
+                &state,
+                &signed,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                failed(&e),
+            )
+            .await
+        }
+    }
+}

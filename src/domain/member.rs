@@ -1,0 +1,402 @@
+//! Team members: people who sign in to the console with an email and a password, each with
+//! a role (admin, developer, viewer, auditor; `agent` stays for API keys). A member is one
+//! aggregate whose id is derived from the email, so sign-in finds it without a projection;
+//! its sessions live in the aggregate too, so every instance decides a session from the
+//! log. Secrets never enter an event: the invite and session secrets as `sha256:` hashes
+//! (256 random bits each), the password's argon2id hash only sealed.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::auth_config::SealedSecret;
+use super::{Aggregate, DomainError, Event, Role};
+
+/// The aggregate id of the member with this email (lower-cased): hex of its SHA-256, cut
+/// to 32 characters (a valid subject token; the email itself is in `member.invited`).
+pub fn member_id(email: &str) -> String {
+    let digest = Sha256::digest(normalize_email(email).as_bytes());
+    hex::encode(&digest[..16])
+}
+
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInvited {
+    pub email: String,
+    pub role: Role,
+    /// `sha256:<hex>` of the single-use sign-up secret.
+    pub invite_hash: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberJoined {
+    /// The invite this sign-up consumed.
+    pub invite_hash: String,
+    /// The password's argon2id hash (PHC string), sealed under the member's data key.
+    pub password: SealedSecret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSignedIn {
+    /// `sha256:<hex>` of the session secret the cookie carries.
+    pub session_hash: String,
+    /// The session's absolute end.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSignedOut {
+    pub session_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRoleChanged {
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRemoved {
+    /// The data key of the sealed password hash, destroyed with the membership.
+    pub data_key_id: Option<String>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Member {
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    /// The pending invite (consumed by `member.joined`, replaced by a new invite).
+    pub invite: Option<MemberInvited>,
+    pub password: Option<SealedSecret>,
+    /// Open sessions: hash → absolute end.
+    pub sessions: BTreeMap<String, time::OffsetDateTime>,
+}
+
+impl Member {
+    pub fn joined(&self) -> bool {
+        self.password.is_some()
+    }
+
+    /// The member's role while `session_hash` is an open session at `now`.
+    pub fn session_role(&self, session_hash: &str, now: time::OffsetDateTime) -> Option<Role> {
+        let end = self.sessions.get(session_hash)?;
+        (now < *end).then_some(self.role?)
+    }
+}
+
+pub enum MemberCommand {
+    Invite(MemberInvited),
+    Join {
+        invite_hash: String,
+        password: SealedSecret,
+        now: time::OffsetDateTime,
+    },
+    SignIn(MemberSignedIn),
+    SignOut {
+        session_hash: String,
+    },
+    /// A new role; every open session ends (the member signs in again under it).
+    ChangeRole(Role),
+    /// The member can no longer sign in; every open session ends.
+    Remove,
+}
+
+impl Aggregate for Member {
+    const TYPE: &'static str = "member";
+    type Command = MemberCommand;
+
+    fn apply(&mut self, event: &Event) {
+        match event {
+            Event::MemberInvited(e) => {
+                self.email = Some(e.email.clone());
+                if self.password.is_none() {
+                    self.role = Some(e.role);
+                }
+                self.invite = Some(e.clone());
+            }
+            Event::MemberJoined(e) => {
+                self.password = Some(e.password.clone());
+                self.role = self.invite.as_ref().map(|i| i.role);
+                self.invite = None;
+            }
+            Event::MemberSignedIn(e) => {
+                self.sessions.insert(e.session_hash.clone(), e.expires_at);
+            }
+            Event::MemberSignedOut(e) => {
+                self.sessions.remove(&e.session_hash);
+            }
+            Event::MemberRoleChanged(e) => {
+                self.role = Some(e.role);
+                if let Some(invite) = &mut self.invite {
+                    invite.role = e.role;
+                }
+                self.sessions.clear();
+            }
+            Event::MemberRemoved(_) => {
+                self.role = None;
+                self.invite = None;
+                self.password = None;
+                self.sessions.clear();
+            }
+            _ => {}
+        }
+    }
+
+    fn decide(&self, command: &MemberCommand) -> Result<Event, DomainError> {
+        match command {
+            MemberCommand::Invite(i) => decide_invite(self, i),
+            MemberCommand::Join {
+                invite_hash,
+                password,
+                now,
+            } => {
+                let pending = self.invite.as_ref().filter(|i| {
+                    i.invite_hash == *invite_hash && *now < i.expires_at && !self.joined()
+                });
+                if pending.is_none() {
+                    return Err(DomainError::Rejected(
+                        "this sign-up link is unknown, used or expired".into(),
+                    ));
+                }
+                Ok(Event::MemberJoined(MemberJoined {
+                    invite_hash: invite_hash.clone(),
+                    password: password.clone(),
+                }))
+            }
+            MemberCommand::SignIn(s) => {
+                if !self.joined() {
+                    return Err(DomainError::NotFound("member"));
+                }
+                check_hash("session_hash", &s.session_hash)?;
+                Ok(Event::MemberSignedIn(s.clone()))
+            }
+            MemberCommand::SignOut { session_hash } => {
+                if !self.sessions.contains_key(session_hash) {
+                    return Err(DomainError::Rejected("no such session".into()));
+                }
+                Ok(Event::MemberSignedOut(MemberSignedOut {
+                    session_hash: session_hash.clone(),
+                }))
+            }
+            MemberCommand::ChangeRole(role) => {
+                if self.role.is_none() {
+                    return Err(DomainError::NotFound("member"));
+                }
+                if *role == Role::Agent {
+                    return Err(DomainError::Invalid {
+                        field: "role",
+                        reason: "members are admin, developer, viewer or auditor".into(),
+                    });
+                }
+                if self.role == Some(*role) {
+                    return Err(DomainError::Rejected(
+                        "the member already has this role".into(),
+                    ));
+                }
+                Ok(Event::MemberRoleChanged(MemberRoleChanged { role: *role }))
+            }
+            MemberCommand::Remove => {
+                if self.role.is_none() {
+                    return Err(DomainError::NotFound("member"));
+                }
+                Ok(Event::MemberRemoved(MemberRemoved {
+                    data_key_id: self.password.as_ref().map(|p| p.data_key_id.clone()),
+                }))
+            }
+        }
+    }
+}
+
+fn decide_invite(member: &Member, i: &MemberInvited) -> Result<Event, DomainError> {
+    if member.joined() {
+        return Err(DomainError::AlreadyExists("member"));
+    }
+    if i.role == Role::Agent {
+        return Err(DomainError::Invalid {
+            field: "role",
+            reason: "members are admin, developer, viewer or auditor; agents use API keys".into(),
+        });
+    }
+    let email = &i.email;
+    let well_formed = email.len() <= 254
+        && *email == normalize_email(email)
+        && email
+            .split_once('@')
+            .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !well_formed {
+        return Err(DomainError::Invalid {
+            field: "email",
+            reason: "must be an email address".into(),
+        });
+    }
+    check_hash("invite_hash", &i.invite_hash)?;
+    Ok(Event::MemberInvited(i.clone()))
+}
+
+fn check_hash(field: &'static str, hash: &str) -> Result<(), DomainError> {
+    let hex = hash.strip_prefix("sha256:").unwrap_or_default();
+    if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(DomainError::Invalid {
+            field,
+            reason: "not sha256:<hex>".into(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check<A: Aggregate>(given: &[Event], when: &A::Command) -> Result<Event, DomainError> {
+        let mut state = A::default();
+        for e in given {
+            state.apply(e);
+        }
+        state.decide(when)
+    }
+
+    fn at(s: i64) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(1_767_000_000 + s)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+    }
+
+    fn hash(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    fn invited(role: Role) -> Event {
+        Event::MemberInvited(MemberInvited {
+            email: "ada@example.com".into(),
+            role,
+            invite_hash: hash('a'),
+            expires_at: at(100),
+        })
+    }
+
+    fn sealed() -> SealedSecret {
+        SealedSecret {
+            data_key_id: "dk_1".into(),
+            nonce: "n".into(),
+            ciphertext: "c".into(),
+            fingerprint: "hmac-sha256:00".into(),
+        }
+    }
+
+    fn join(invite: char, now: i64) -> MemberCommand {
+        MemberCommand::Join {
+            invite_hash: hash(invite),
+            password: sealed(),
+            now: at(now),
+        }
+    }
+
+    #[test]
+    fn an_invite_is_joined_once_before_it_expires() {
+        assert!(check::<Member>(&[invited(Role::Viewer)], &join('a', 10)).is_ok());
+        assert!(check::<Member>(&[invited(Role::Viewer)], &join('b', 10)).is_err());
+        assert!(check::<Member>(&[invited(Role::Viewer)], &join('a', 100)).is_err());
+        let joined = Event::MemberJoined(MemberJoined {
+            invite_hash: hash('a'),
+            password: sealed(),
+        });
+        assert!(check::<Member>(&[invited(Role::Viewer), joined], &join('a', 10)).is_err());
+    }
+
+    #[test]
+    fn agents_and_malformed_emails_are_not_invited() {
+        let mut bad = MemberInvited {
+            email: "ada@example.com".into(),
+            role: Role::Agent,
+            invite_hash: hash('a'),
+            expires_at: at(1),
+        };
+        assert!(check::<Member>(&[], &MemberCommand::Invite(bad.clone())).is_err());
+        bad.role = Role::Admin;
+        assert!(check::<Member>(&[], &MemberCommand::Invite(bad.clone())).is_ok());
+        for email in ["Ada@example.com", "ada", "@example.com", "a b@example.com"] {
+            bad.email = email.into();
+            assert!(
+                check::<Member>(&[], &MemberCommand::Invite(bad.clone())).is_err(),
+                "{email}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_session_counts_until_its_end_or_sign_out() {
+        let mut m = Member::default();
+        for e in [
+            invited(Role::Developer),
+            Event::MemberJoined(MemberJoined {
+                invite_hash: hash('a'),
+                password: sealed(),
+            }),
+            Event::MemberSignedIn(MemberSignedIn {
+                session_hash: hash('s'),
+                expires_at: at(50),
+            }),
+        ] {
+            m.apply(&e);
+        }
+        assert_eq!(m.session_role(&hash('s'), at(10)), Some(Role::Developer));
+        assert_eq!(m.session_role(&hash('s'), at(50)), None);
+        assert_eq!(m.session_role(&hash('t'), at(10)), None);
+        m.apply(&Event::MemberSignedOut(MemberSignedOut {
+            session_hash: hash('s'),
+        }));
+        assert_eq!(m.session_role(&hash('s'), at(10)), None);
+    }
+
+    #[test]
+    fn a_role_change_or_removal_ends_every_session() {
+        let mut m = Member::default();
+        let signed_in = |c| {
+            Event::MemberSignedIn(MemberSignedIn {
+                session_hash: hash(c),
+                expires_at: at(50),
+            })
+        };
+        for e in [
+            invited(Role::Developer),
+            Event::MemberJoined(MemberJoined {
+                invite_hash: hash('a'),
+                password: sealed(),
+            }),
+            signed_in('s'),
+        ] {
+            m.apply(&e);
+        }
+        let change = m.decide(&MemberCommand::ChangeRole(Role::Viewer));
+        assert!(matches!(change, Ok(Event::MemberRoleChanged(_))));
+        assert!(m
+            .decide(&MemberCommand::ChangeRole(Role::Developer))
+            .is_err());
+        m.apply(&Event::MemberRoleChanged(MemberRoleChanged {
+            role: Role::Viewer,
+        }));
+        assert_eq!(m.session_role(&hash('s'), at(10)), None);
+        m.apply(&signed_in('t'));
+        assert_eq!(m.session_role(&hash('t'), at(10)), Some(Role::Viewer));
+        let removed = m.decide(&MemberCommand::Remove);
+        assert!(
+            matches!(&removed, Ok(Event::MemberRemoved(r)) if r.data_key_id.as_deref() == Some("dk_1"))
+        );
+        m.apply(&Event::MemberRemoved(MemberRemoved { data_key_id: None }));
+        assert_eq!(m.session_role(&hash('t'), at(10)), None);
+        assert!(!m.joined());
+        assert!(m
+            .decide(&MemberCommand::SignIn(MemberSignedIn {
+                session_hash: hash('u'),
+                expires_at: at(50),
+            }))
+            .is_err());
+    }
+}

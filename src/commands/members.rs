@@ -200,7 +200,7 @@ pub async fn join(
             },
         )
         .await?;
-    open_session(state, &invite.workspace_id, &invite.member_id).await
+    open_session(state, &invite.workspace_id, &invite.member_id, None).await
 }
 
 fn slot(token: &MemberToken) -> SecretSlot<'_> {
@@ -212,10 +212,13 @@ fn slot(token: &MemberToken) -> SecretSlot<'_> {
     }
 }
 
-async fn open_session(
+/// Opens a session (`member.signed_in`), with the time step of the second-factor code
+/// that was accepted for it, if any.
+pub(super) async fn open_session(
     state: &AppState,
     workspace_id: &str,
     member_id: &str,
+    second_factor_step: Option<u64>,
 ) -> Result<MemberSession, CommandError> {
     let session = MemberToken::generate(workspace_id, member_id);
     let committed = state
@@ -227,6 +230,7 @@ async fn open_session(
             &MemberCommand::SignIn(MemberSignedIn {
                 session_hash: session.hash(),
                 expires_at: state.clock.now() + SESSION_ABSOLUTE,
+                second_factor_step,
             }),
         )
         .await?;
@@ -236,27 +240,42 @@ async fn open_session(
     Ok(MemberSession::of(&member, session, role))
 }
 
+/// What a right password leads to: a session, or the second-factor step first.
+#[derive(Debug)]
+pub enum SignInOutcome {
+    Session(MemberSession),
+    /// The member has a second factor: the sign-in completes only with a code
+    /// (`second_factor::complete_sign_in`).
+    SecondFactorNeeded {
+        workspace_id: String,
+        member_id: String,
+    },
+}
+
 /// Why a sign-in was refused (all answered alike to the browser).
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
     #[error("wrong email or password")]
     Refused,
+    #[error("wrong or already used code")]
+    WrongCode,
     #[error("too many failed sign-ins; try again later")]
     Throttled,
     #[error(transparent)]
     Command(#[from] CommandError),
 }
 
-/// Checks email and password; on success opens a session (`member.signed_in`), on failure
-/// records `access.denied` with the reason. `throttled` is the edge's verdict on this
-/// account and address, decided before the password is looked at.
+/// Checks email and password; on success opens a session (`member.signed_in`) or, for a
+/// member with a second factor, asks for the code; on failure records `access.denied`
+/// with the reason. `throttled` is the edge's verdict on this account and address,
+/// decided before the password is looked at.
 pub async fn sign_in(
     state: &AppState,
     workspace_id: &str,
     email: &str,
     given: SecretString,
     throttled: bool,
-) -> Result<MemberSession, SignInError> {
+) -> Result<SignInOutcome, SignInError> {
     let id = member_id(email);
     let target = Actor {
         actor_type: ActorType::Member,
@@ -304,23 +323,52 @@ pub async fn sign_in(
         deny(state, workspace_id, target, reason, 401).await;
         return Err(SignInError::Refused);
     }
-    Ok(open_session(state, workspace_id, &id).await?)
+    if member.second_factor.is_some() {
+        return Ok(SignInOutcome::SecondFactorNeeded {
+            workspace_id: workspace_id.to_string(),
+            member_id: id,
+        });
+    }
+    Ok(SignInOutcome::Session(
+        open_session(state, workspace_id, &id, None).await?,
+    ))
 }
 
 /// A valid argon2id hash of a random string: what an unknown email is checked against.
 const DUMMY_PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$ZfGbX6ByQ8lIqr5l1cYv1U2Cz7Gp3lJbJ8Y5y7b4pQk";
 
-async fn deny(
+pub(super) async fn deny(
     state: &AppState,
     workspace_id: &str,
     actor: Actor,
     reason: DenialReason,
     status: u16,
 ) {
+    deny_at(
+        state,
+        workspace_id,
+        actor,
+        reason,
+        status,
+        "/console/sign-in",
+    )
+    .await
+}
+
+/// Records a refused sign-in step at `route` (in the system workspace if `workspace_id`
+/// names none).
+pub(super) async fn deny_at(
+    state: &AppState,
+    workspace_id: &str,
+    actor: Actor,
+    reason: DenialReason,
+    status: u16,
+    route: &str,
+) {
     let denial = AccessDenied {
         method: "POST".into(),
-        route: "/console/sign-in".into(),
+        route: route.into(),
         status,
         reason,
         target_id: None,
@@ -378,6 +426,8 @@ pub struct MemberView {
     pub role: Role,
     /// `active` (has a password), `invited`.
     pub status: &'static str,
+    /// Whether the member signs in with a second factor.
+    pub second_factor: bool,
 }
 
 /// The workspace's members (not removed), in the order they were first invited: the ids
@@ -408,6 +458,7 @@ pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<MemberView>, 
                 email,
                 role,
                 status: if member.joined() { "active" } else { "invited" },
+                second_factor: member.second_factor.is_some(),
             });
         }
     }
@@ -444,7 +495,7 @@ pub async fn remove(
     Ok(())
 }
 
-async fn change(
+pub(super) async fn change(
     state: &AppState,
     caller: &Caller,
     member_id: &str,

@@ -10,6 +10,7 @@ pub mod members;
 pub mod problem;
 pub mod refusals;
 pub mod sealing;
+pub mod second_factor;
 pub mod written;
 
 use std::time::Duration;

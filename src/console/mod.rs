@@ -20,6 +20,7 @@ macro_rules! signed_for {
 
 mod api_keys;
 pub mod pages;
+mod second_factor;
 pub mod session;
 mod throttle;
 
@@ -56,7 +57,17 @@ pub fn router(state: AppState) -> Router {
             "/console/sign-up",
             get(session::sign_up_page).post(session::sign_up),
         )
+        .route(
+            "/console/sign-in/second-factor",
+            get(second_factor::code_page).post(second_factor::submit_code),
+        )
         .route("/console/sign-out", post(session::sign_out))
+        .route("/console/account", get(second_factor::account))
+        .route("/console/account/second-factor", post(second_factor::enrol))
+        .route(
+            "/console/team/second-factor/reset",
+            post(second_factor::reset),
+        )
         .route(
             "/console/auth-configs",
             get(pages::auth_configs).post(pages::create_auth_config),

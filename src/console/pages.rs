@@ -210,13 +210,13 @@ struct Team<'a> {
 
 /// What a team form did: a new invite link, a notice, or an error.
 #[derive(Default)]
-struct TeamOutcome {
-    link: Option<String>,
-    notice: Option<String>,
-    error: Option<String>,
+pub(super) struct TeamOutcome {
+    pub link: Option<String>,
+    pub notice: Option<String>,
+    pub error: Option<String>,
 }
 
-async fn team_page(
+pub(super) async fn team_page(
     state: &AppState,
     signed: &Signed,
     status: StatusCode,

@@ -26,7 +26,7 @@ use serde::Deserialize;
 use super::throttle::Throttle;
 use super::{form_error, refused, render, Me};
 use crate::app::AppState;
-use crate::commands::members::{self, MemberSession, SignInError, SESSION_IDLE};
+use crate::commands::members::{self, MemberSession, SignInError, SignInOutcome, SESSION_IDLE};
 use crate::commands::record_denial;
 use crate::domain::member::Member;
 use crate::domain::{AccessDenied, DenialReason};
@@ -40,12 +40,12 @@ fn cookie_name(state: &AppState) -> &'static str {
     }
 }
 
-fn secure(state: &AppState) -> bool {
+pub(super) fn secure(state: &AppState) -> bool {
     state.connections.public_url.starts_with("https://")
 }
 
 /// The HMAC that binds a value to this deployment (hex of the vault's fingerprint).
-fn mac(state: &AppState, purpose: &str, value: &str) -> String {
+pub(super) fn mac(state: &AppState, purpose: &str, value: &str) -> String {
     let f = state
         .vault
         .fingerprint(format!("console-{purpose}:{value}").as_bytes());
@@ -65,10 +65,17 @@ fn clear_cookie(state: &AppState) -> HeaderValue {
 }
 
 fn cookie_header(state: &AppState, value: &str, max_age: Option<u64>) -> HeaderValue {
-    let mut c = format!(
-        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
-        cookie_name(state)
-    );
+    named_cookie(state, cookie_name(state), value, max_age)
+}
+
+/// A `Set-Cookie` value: host-only, `Path=/`, `HttpOnly`, `SameSite=Lax`, `Secure` on https.
+pub(super) fn named_cookie(
+    state: &AppState,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> HeaderValue {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if secure(state) {
         c.push_str("; Secure");
     }
@@ -78,21 +85,30 @@ fn cookie_header(state: &AppState, value: &str, max_age: Option<u64>) -> HeaderV
     HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static("authledger_session=; Max-Age=0"))
 }
 
-/// The cookie's session token, if the cookie is whole and its last use is recent.
-fn cookie_token(state: &AppState, headers: &HeaderMap, now_unix: i64) -> Option<String> {
-    let name = cookie_name(state);
-    let value = headers
+/// The value of the request's cookie `name`, if it has one.
+pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))?;
+        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// Whether `given` is the MAC of `value` for `purpose`, compared in constant time.
+pub(super) fn mac_matches(state: &AppState, purpose: &str, value: &str, given: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(given.as_bytes(), mac(state, purpose, value).as_bytes()).into()
+}
+
+/// The cookie's session token, if the cookie is whole and its last use is recent.
+fn cookie_token(state: &AppState, headers: &HeaderMap, now_unix: i64) -> Option<String> {
+    let value = cookie_value(headers, cookie_name(state))?;
     let mut parts = value.rsplitn(3, '~');
     let (given_mac, seen, token) = (parts.next()?, parts.next()?, parts.next()?);
     let seen: i64 = seen.parse().ok()?;
     let idle = i64::try_from(SESSION_IDLE.as_secs()).unwrap_or(i64::MAX);
     let fresh = now_unix >= seen && now_unix - seen < idle;
-    (fresh && given_mac == mac(state, "idle", &format!("{token}~{seen}")))
+    (fresh && mac_matches(state, "idle", &format!("{token}~{seen}"), given_mac))
         .then(|| token.to_string())
 }
 
@@ -133,7 +149,7 @@ impl Signed {
         csrf: &str,
         path: &str,
     ) -> Result<(), Response> {
-        if same_origin(state, headers) && csrf == mac(state, "csrf", &self.token) {
+        if same_origin(state, headers) && mac_matches(state, "csrf", &self.token, csrf) {
             return Ok(());
         }
         let denial = AccessDenied {
@@ -155,7 +171,7 @@ impl Signed {
 }
 
 /// A POST's `Origin` (browsers send it on form posts) must be the console's own.
-fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
+pub(super) fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
     let public = state.connections.public_url.trim_end_matches('/');
     match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
         Some(origin) => public == origin || public.starts_with(&format!("{origin}/")),
@@ -191,7 +207,7 @@ pub async fn current(state: &AppState, headers: &HeaderMap) -> Result<Signed, Re
     }
 }
 
-fn signed_in(state: &AppState, session: &MemberSession) -> Response {
+pub(super) fn signed_in(state: &AppState, session: &MemberSession) -> Response {
     let now = state.clock.now().unix_timestamp();
     let mut r = Redirect::to("/console/").into_response();
     r.headers_mut().append(
@@ -272,8 +288,12 @@ pub async fn sign_in(
     )
     .await
     {
-        Ok(session) => signed_in(&state, &session),
-        Err(SignInError::Refused) => {
+        Ok(SignInOutcome::Session(session)) => signed_in(&state, &session),
+        Ok(SignInOutcome::SecondFactorNeeded {
+            workspace_id,
+            member_id,
+        }) => super::second_factor::ask_for_code(&state, &workspace_id, &member_id),
+        Err(SignInError::Refused | SignInError::WrongCode) => {
             throttle.failed(&account, &address, Instant::now());
             again(StatusCode::UNAUTHORIZED, "Wrong email or password.")
         }

@@ -66,6 +66,7 @@ pub mod master;
 pub mod password;
 mod primitives;
 mod store;
+pub mod totp;
 mod vault;
 
 pub use master::{

@@ -57,6 +57,10 @@ pub enum DenialReason {
     InvalidCsrf,
     /// A console sign-up link that is unknown, used or expired.
     InvalidInvite,
+    /// A console sign-in whose password was right but whose second-factor code was not.
+    WrongSecondFactor,
+    /// A second-factor code that was already accepted once (RFC 6238 §5.2).
+    SecondFactorReused,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -49,7 +49,24 @@ pub struct MemberSignedIn {
     /// The session's absolute end.
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: time::OffsetDateTime,
+    /// The time step (RFC 6238: unix seconds / 30) of the second-factor code this sign-in
+    /// used; absent for a sign-in with the password alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_factor_step: Option<u64>,
 }
+
+/// The member set up a second factor (a TOTP authenticator, RFC 6238, SHA-1, 6 digits,
+/// 30 s): its shared secret, sealed, and the time step of the code that confirmed it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSecondFactorEnrolled {
+    pub secret: SealedSecret,
+    pub step: u64,
+}
+
+/// An admin removed the member's second factor (a lost authenticator); the member signs
+/// in with the password alone until they set up a new one. Open sessions end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSecondFactorReset {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberSignedOut {
@@ -76,6 +93,11 @@ pub struct Member {
     pub password: Option<SealedSecret>,
     /// Open sessions: hash → absolute end.
     pub sessions: BTreeMap<String, time::OffsetDateTime>,
+    /// The sealed TOTP secret, once set up.
+    pub second_factor: Option<SealedSecret>,
+    /// The newest time step a second-factor code was accepted for: a code is good once
+    /// (RFC 6238 §5.2), so a later sign-in needs a later step.
+    pub last_second_factor_step: u64,
 }
 
 impl Member {
@@ -101,6 +123,8 @@ pub enum MemberCommand {
     SignOut {
         session_hash: String,
     },
+    EnrolSecondFactor(MemberSecondFactorEnrolled),
+    ResetSecondFactor,
     /// A new role; every open session ends (the member signs in again under it).
     ChangeRole(Role),
     /// The member can no longer sign in; every open session ends.
@@ -127,6 +151,17 @@ impl Aggregate for Member {
             }
             Event::MemberSignedIn(e) => {
                 self.sessions.insert(e.session_hash.clone(), e.expires_at);
+                if let Some(step) = e.second_factor_step {
+                    self.last_second_factor_step = self.last_second_factor_step.max(step);
+                }
+            }
+            Event::MemberSecondFactorEnrolled(e) => {
+                self.second_factor = Some(e.secret.clone());
+                self.last_second_factor_step = self.last_second_factor_step.max(e.step);
+            }
+            Event::MemberSecondFactorReset(_) => {
+                self.second_factor = None;
+                self.sessions.clear();
             }
             Event::MemberSignedOut(e) => {
                 self.sessions.remove(&e.session_hash);
@@ -142,6 +177,7 @@ impl Aggregate for Member {
                 self.role = None;
                 self.invite = None;
                 self.password = None;
+                self.second_factor = None;
                 self.sessions.clear();
             }
             _ => {}
@@ -169,12 +205,25 @@ impl Aggregate for Member {
                     password: password.clone(),
                 }))
             }
-            MemberCommand::SignIn(s) => {
+            MemberCommand::SignIn(s) => decide_sign_in(self, s),
+            MemberCommand::EnrolSecondFactor(e) => {
                 if !self.joined() {
                     return Err(DomainError::NotFound("member"));
                 }
-                check_hash("session_hash", &s.session_hash)?;
-                Ok(Event::MemberSignedIn(s.clone()))
+                if self.second_factor.is_some() {
+                    return Err(DomainError::Rejected(
+                        "a second factor is already set up; an admin can reset it".into(),
+                    ));
+                }
+                Ok(Event::MemberSecondFactorEnrolled(e.clone()))
+            }
+            MemberCommand::ResetSecondFactor => {
+                if self.second_factor.is_none() {
+                    return Err(DomainError::Rejected(
+                        "the member has no second factor set up".into(),
+                    ));
+                }
+                Ok(Event::MemberSecondFactorReset(MemberSecondFactorReset {}))
             }
             MemberCommand::SignOut { session_hash } => {
                 if !self.sessions.contains_key(session_hash) {
@@ -211,6 +260,29 @@ impl Aggregate for Member {
             }
         }
     }
+}
+
+/// A session opens for a joined member; a second-factor code counts once, so its step must
+/// be later than any step accepted before (whether a code is required is the caller's
+/// policy: the member's set-up factor, or the workspace's rule).
+fn decide_sign_in(member: &Member, s: &MemberSignedIn) -> Result<Event, DomainError> {
+    if !member.joined() {
+        return Err(DomainError::NotFound("member"));
+    }
+    check_hash("session_hash", &s.session_hash)?;
+    if let Some(step) = s.second_factor_step {
+        if member.second_factor.is_none() {
+            return Err(DomainError::Rejected(
+                "the member has no second factor set up".into(),
+            ));
+        }
+        if step <= member.last_second_factor_step {
+            return Err(DomainError::Rejected(
+                "this code was already used; wait for the next one".into(),
+            ));
+        }
+    }
+    Ok(Event::MemberSignedIn(s.clone()))
 }
 
 fn decide_invite(member: &Member, i: &MemberInvited) -> Result<Event, DomainError> {
@@ -342,6 +414,7 @@ mod tests {
             Event::MemberSignedIn(MemberSignedIn {
                 session_hash: hash('s'),
                 expires_at: at(50),
+                second_factor_step: None,
             }),
         ] {
             m.apply(&e);
@@ -362,6 +435,7 @@ mod tests {
             Event::MemberSignedIn(MemberSignedIn {
                 session_hash: hash(c),
                 expires_at: at(50),
+                second_factor_step: None,
             })
         };
         for e in [
@@ -396,7 +470,88 @@ mod tests {
             .decide(&MemberCommand::SignIn(MemberSignedIn {
                 session_hash: hash('u'),
                 expires_at: at(50),
+                second_factor_step: None,
             }))
             .is_err());
+    }
+
+    fn joined_member() -> Member {
+        let mut m = Member::default();
+        m.apply(&invited(Role::Admin));
+        m.apply(&Event::MemberJoined(MemberJoined {
+            invite_hash: hash('a'),
+            password: sealed(),
+        }));
+        m
+    }
+
+    fn sign_in(step: Option<u64>) -> MemberCommand {
+        MemberCommand::SignIn(MemberSignedIn {
+            session_hash: hash('e'),
+            expires_at: at(50),
+            second_factor_step: step,
+        })
+    }
+
+    #[test]
+    fn a_second_factor_code_counts_once_and_only_once_set_up() {
+        let mut m = joined_member();
+        assert!(
+            m.decide(&sign_in(Some(10))).is_err(),
+            "no factor set up yet"
+        );
+        let enrolled = m.decide(&MemberCommand::EnrolSecondFactor(
+            MemberSecondFactorEnrolled {
+                secret: sealed(),
+                step: 10,
+            },
+        ));
+        let Ok(enrolled) = enrolled else {
+            panic!("enrolment refused: {enrolled:?}");
+        };
+        m.apply(&enrolled);
+        let again = MemberCommand::EnrolSecondFactor(MemberSecondFactorEnrolled {
+            secret: sealed(),
+            step: 11,
+        });
+        assert!(
+            m.decide(&again).is_err(),
+            "a second enrolment needs a reset"
+        );
+        assert!(
+            m.decide(&sign_in(Some(10))).is_err(),
+            "the enrolment's code"
+        );
+        let Ok(signed) = m.decide(&sign_in(Some(11))) else {
+            panic!("a fresh step is refused");
+        };
+        m.apply(&signed);
+        assert!(m.decide(&sign_in(Some(11))).is_err(), "a replayed code");
+        assert!(m.decide(&sign_in(Some(9))).is_err(), "an older code");
+        assert!(m.decide(&sign_in(Some(12))).is_ok());
+    }
+
+    #[test]
+    fn a_reset_removes_the_factor_and_ends_every_session() {
+        let mut m = joined_member();
+        assert!(m.decide(&MemberCommand::ResetSecondFactor).is_err());
+        m.apply(&Event::MemberSecondFactorEnrolled(
+            MemberSecondFactorEnrolled {
+                secret: sealed(),
+                step: 10,
+            },
+        ));
+        m.apply(&Event::MemberSignedIn(MemberSignedIn {
+            session_hash: hash('s'),
+            expires_at: at(50),
+            second_factor_step: Some(11),
+        }));
+        let Ok(reset) = m.decide(&MemberCommand::ResetSecondFactor) else {
+            panic!("reset refused");
+        };
+        m.apply(&reset);
+        assert!(m.second_factor.is_none());
+        assert_eq!(m.session_role(&hash('s'), at(10)), None);
+        assert!(m.decide(&sign_in(None)).is_ok());
     }
 }

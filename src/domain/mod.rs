@@ -42,7 +42,8 @@ pub use credential_release::CredentialReleased;
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
 pub use member::{
-    MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSignedIn, MemberSignedOut,
+    MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSecondFactorEnrolled,
+    MemberSecondFactorReset, MemberSignedIn, MemberSignedOut,
 };
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
@@ -158,6 +159,10 @@ pub enum Event {
     MemberRoleChanged(MemberRoleChanged),
     #[serde(rename = "member.removed")]
     MemberRemoved(MemberRemoved),
+    #[serde(rename = "member.second_factor_enrolled")]
+    MemberSecondFactorEnrolled(MemberSecondFactorEnrolled),
+    #[serde(rename = "member.second_factor_reset")]
+    MemberSecondFactorReset(MemberSecondFactorReset),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -212,6 +217,8 @@ pub const ALL_KINDS: &[&str] = &[
     "member.signed_out",
     "member.role_changed",
     "member.removed",
+    "member.second_factor_enrolled",
+    "member.second_factor_reset",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -285,6 +292,8 @@ impl Event {
             Event::MemberSignedOut(_) => "member.signed_out",
             Event::MemberRoleChanged(_) => "member.role_changed",
             Event::MemberRemoved(_) => "member.removed",
+            Event::MemberSecondFactorEnrolled(_) => "member.second_factor_enrolled",
+            Event::MemberSecondFactorReset(_) => "member.second_factor_reset",
         }
     }
 
@@ -605,6 +614,7 @@ impl Event {
             Event::MemberSignedIn(MemberSignedIn {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
                 expires_at: at,
+                second_factor_step: Some(59_000_000),
             }),
             Event::MemberSignedOut(MemberSignedOut {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
@@ -613,6 +623,11 @@ impl Event {
             Event::MemberRemoved(MemberRemoved {
                 data_key_id: Some("dk_01900000000070008000000000000001".into()),
             }),
+            Event::MemberSecondFactorEnrolled(MemberSecondFactorEnrolled {
+                secret: example_sealed(),
+                step: 58_999_999,
+            }),
+            Event::MemberSecondFactorReset(MemberSecondFactorReset {}),
         ]
     }
 }

@@ -227,7 +227,9 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::MemberSignedIn(_)
         | Event::MemberSignedOut(_)
         | Event::MemberRoleChanged(_)
-        | Event::MemberRemoved(_) => None,
+        | Event::MemberRemoved(_)
+        | Event::MemberSecondFactorEnrolled(_)
+        | Event::MemberSecondFactorReset(_) => None,
     }
 }
 

@@ -610,3 +610,162 @@ async fn console_cookie_and_headers_behind_an_https_public_url() {
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
 }
+
+/// The code an authenticator app shows for `key` (as the account page prints it) at `at`:
+/// computed here with `totp-rs`, independently of the service's own TOTP code.
+fn authenticator_code(key: &str, at: time::OffsetDateTime) -> String {
+    let secret = totp_rs::Secret::Encoded(key.replace(' ', ""))
+        .to_bytes()
+        .expect("a base32 key");
+    let totp = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret).expect("totp");
+    totp.generate(u64::try_from(at.unix_timestamp()).expect("after 1970"))
+}
+
+/// Another six digits than `code`.
+fn wrong(code: &str) -> String {
+    let n: u32 = code.parse().expect("digits");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+/// Two-step sign-in: the admin sets up an authenticator on their account page (a wrong
+/// first code is refused), signs in with password and code, a wrong code and a code used
+/// once already are refused and recorded, the sign-in step expires after five minutes,
+/// and an admin's reset brings back sign-in with the password alone. Time moves by the
+/// service's test clock.
+async fn second_factor_flow(stack: Stack, shots: bool) {
+    let driver = Driver::start();
+    let clock = crate::support::TestClock::new();
+    let dep = Deployment::start(stack, &[clock.env()]).await;
+    let c = driver.browser().await;
+    let ui = Console { c, dep, shots };
+    let key = || async {
+        let shown =
+            ui.c.find(Locator::Css("#setup-key"))
+                .await
+                .expect("the key");
+        shown.text().await.expect("key text")
+    };
+
+    ui.go(&ui.dep.console_sign_up.clone()).await;
+    ui.fill("#password", PASSWORD).await;
+    ui.submit("main button[type=submit]").await;
+    ui.go("/console/account").await;
+    assert!(ui.text().await.contains("Off"), "{}", ui.text().await);
+    ui.check_page("account").await;
+
+    // A wrong first code sets nothing up; the right one does.
+    let first = authenticator_code(&key().await, clock.now());
+    ui.fill("#code", &wrong(&first)).await;
+    ui.submit("#second-factor-setup button").await;
+    assert!(
+        ui.text().await.contains("does not match"),
+        "{}",
+        ui.text().await
+    );
+    let key = key().await;
+    let enrolment_code = authenticator_code(&key, clock.now());
+    ui.fill("#code", &enrolment_code).await;
+    ui.submit("#second-factor-setup button").await;
+    assert!(
+        ui.text().await.contains("Two-step sign-in is on"),
+        "{}",
+        ui.text().await
+    );
+
+    // Password, then code: a wrong code and the enrolment's code are refused and recorded.
+    ui.submit("form.signout button").await;
+    ui.sign_in("admin@example.com", PASSWORD).await;
+    assert_eq!(ui.path().await, "/console/sign-in/second-factor");
+    ui.check_page("second-factor").await;
+    ui.fill("#code", &wrong(&authenticator_code(&key, clock.now())))
+        .await;
+    ui.submit("main button[type=submit]").await;
+    assert!(ui.text().await.contains("wrong or was already used"));
+    ui.denied("wrong_second_factor", "member").await;
+    ui.fill("#code", &enrolment_code).await;
+    ui.submit("main button[type=submit]").await;
+    assert_eq!(ui.path().await, "/console/sign-in/second-factor");
+    ui.denied("second_factor_reused", "member").await;
+
+    // The step between password and code lasts five minutes.
+    clock.advance(Duration::from_secs(301));
+    ui.fill("#code", &authenticator_code(&key, clock.now()))
+        .await;
+    ui.submit("main button[type=submit]").await;
+    assert_eq!(ui.path().await, "/console/sign-in");
+    assert_eq!(
+        get_status(&ui.dep, "", "/console/sign-in/second-factor").await,
+        StatusCode::SEE_OTHER
+    );
+
+    // A fresh code signs in, once.
+    ui.sign_in("admin@example.com", PASSWORD).await;
+    let code = authenticator_code(&key, clock.now());
+    ui.fill("#code", &code).await;
+    ui.submit("main button[type=submit]").await;
+    assert_eq!(ui.path().await, "/console/", "{}", ui.text().await);
+    let newest = ui.audit("member.signed_in").await[0]["event_id"].clone();
+    let detail: Value = reqwest::Client::new()
+        .get(ui.dep.svc.url(&format!(
+            "/v1/audit/events/{}",
+            newest.as_str().unwrap_or_default()
+        )))
+        .bearer_auth(&ui.dep.admin)
+        .send()
+        .await
+        .expect("event")
+        .json()
+        .await
+        .expect("json");
+    let step = u64::try_from(clock.now().unix_timestamp() / 30).expect("step");
+    let recorded = detail
+        .pointer("/body/payload/second_factor_step")
+        .and_then(Value::as_u64);
+    assert!(
+        recorded.is_some_and(|s| s.abs_diff(step) <= 1),
+        "the sign-in records its code's step: {detail}"
+    );
+    ui.go("/console/team").await;
+    ui.check_page("team-two-step").await;
+
+    // The admin resets their own second factor: the session ends; the password alone
+    // signs in again.
+    let reset =
+        ui.c.find(Locator::Css(
+            "form[action='/console/team/second-factor/reset'] button",
+        ))
+        .await
+        .expect("a reset button");
+    ui.click_to_next_page(reset).await;
+    ui.go("/console/team").await;
+    assert_eq!(ui.path().await, "/console/sign-in");
+    ui.sign_in("admin@example.com", PASSWORD).await;
+    assert_eq!(ui.path().await, "/console/");
+    for kind in [
+        "member.second_factor_enrolled",
+        "member.second_factor_reset",
+    ] {
+        let events = ui.audit(kind).await;
+        assert!(
+            events.iter().any(|e| e["actor"]["type"] == "member"),
+            "{kind} by a member: {events:?}"
+        );
+    }
+    let enrolled = ui.audit("member.second_factor_enrolled").await;
+    let text = serde_json::to_string(&enrolled).expect("json");
+    assert!(
+        !text.contains(&key.replace(' ', "")),
+        "the key in the log: {text}"
+    );
+    let _ = ui.c.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_two_step_sign_in_embedded() {
+    second_factor_flow(Stack::Embedded, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_two_step_sign_in_jetstream_pg() {
+    second_factor_flow(Stack::JetStreamPg, false).await;
+}

@@ -511,12 +511,84 @@ impl World {
     /// in; invites a member, changes its role, removes it; then signs out, each form with
     /// the page's CSRF token (`member.*` events).
     async fn console_session(&mut self) {
-        const PASSWORD: &str = "model password 1234";
         let http = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
         let origin = self.d.svc.url("").trim_end_matches('/').to_string();
+        let (cookie, csrf) = self.console_entry(&http, &origin).await;
+        let post = |path: &str, form: Vec<(&str, &str)>, cookie: &str| {
+            http.post(format!("{origin}{path}"))
+                .header("cookie", cookie)
+                .header("origin", &origin)
+                .form(&form)
+                .send()
+        };
+        // A member invited, given another role, removed (each ends the member's sessions).
+        let email = format!("member{}@example.com", self.rng.gen::<u32>());
+        let id = authledger::domain::member::member_id(&email);
+        let team_forms: [(&str, Vec<(&str, &str)>); 3] = [
+            (
+                "/console/team/invites",
+                vec![("email", email.as_str()), ("role", "viewer")],
+            ),
+            (
+                "/console/team/role",
+                vec![("member", id.as_str()), ("role", "developer")],
+            ),
+            ("/console/team/remove", vec![("member", id.as_str())]),
+        ];
+        for (path, mut form) in team_forms {
+            form.push(("csrf", csrf.as_str()));
+            let r = post(path, form, &cookie).await.expect("team form");
+            assert_eq!(r.status(), StatusCode::OK, "seed {}: {path}", self.seed);
+        }
+        // The admin sets up a second factor and resets it (which ends the session).
+        let account = self.console_page(&http, &cookie, "/console/account").await;
+        let (key, end, proof) = (
+            form_value(&account, "key"),
+            form_value(&account, "end"),
+            form_value(&account, "proof"),
+        );
+        let code = totp_code(&key);
+        let setup = vec![
+            ("csrf", csrf.as_str()),
+            ("key", key.as_str()),
+            ("end", end.as_str()),
+            ("proof", proof.as_str()),
+            ("code", code.as_str()),
+        ];
+        let r = post("/console/account/second-factor", setup, &cookie)
+            .await
+            .expect("set up");
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "seed {}: second factor",
+            self.seed
+        );
+        let admin = authledger::domain::member::member_id("admin@example.com");
+        let reset = vec![("csrf", csrf.as_str()), ("member", admin.as_str())];
+        let r = post("/console/team/second-factor/reset", reset, &cookie)
+            .await
+            .expect("reset");
+        assert_eq!(r.status(), StatusCode::OK, "seed {}: reset", self.seed);
+        let (cookie, csrf) = self.console_entry(&http, &origin).await;
+        let out = post("/console/sign-out", vec![("csrf", csrf.as_str())], &cookie)
+            .await
+            .expect("sign out");
+        assert_eq!(
+            out.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: sign out",
+            self.seed
+        );
+    }
+
+    /// The first admin enters the console: signs up through `serve`'s link the first time,
+    /// signs in later. The session cookie and the pages' CSRF token.
+    async fn console_entry(&mut self, http: &Client, origin: &str) -> (String, String) {
+        const PASSWORD: &str = "model password 1234";
         let ws = self.d.workspace.clone();
         let entered = if self.m.console_joined {
             let form = [
@@ -535,7 +607,7 @@ impl World {
             http.post(self.d.svc.url("/console/sign-up"))
                 .form(&[("invite", invite), ("password", PASSWORD)])
         }
-        .header("origin", &origin)
+        .header("origin", origin)
         .send()
         .await
         .expect("console");
@@ -553,62 +625,41 @@ impl World {
             .and_then(|v| v.split(';').next())
             .expect("session cookie")
             .to_string();
-        let page = http
-            .get(self.d.svc.url("/console/"))
-            .header("cookie", &cookie)
+        let page = self.console_page(http, &cookie, "/console/").await;
+        let csrf = form_value(&page, "csrf");
+        (cookie, csrf)
+    }
+
+    async fn console_page(&self, http: &Client, cookie: &str, path: &str) -> String {
+        http.get(self.d.svc.url(path))
+            .header("cookie", cookie)
             .send()
             .await
-            .expect("overview")
+            .expect(path)
             .text()
             .await
-            .expect("html");
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("the page's CSRF token")
-            .to_string();
-        // A member invited, given another role, removed (each ends the member's sessions).
-        let email = format!("member{}@example.com", self.rng.gen::<u32>());
-        let id = authledger::domain::member::member_id(&email);
-        let team_forms: [(&str, Vec<(&str, &str)>); 3] = [
-            (
-                "/console/team/invites",
-                vec![("email", email.as_str()), ("role", "viewer")],
-            ),
-            (
-                "/console/team/role",
-                vec![("member", id.as_str()), ("role", "developer")],
-            ),
-            ("/console/team/remove", vec![("member", id.as_str())]),
-        ];
-        for (path, mut form) in team_forms {
-            form.push(("csrf", csrf.as_str()));
-            let r = http
-                .post(self.d.svc.url(path))
-                .header("cookie", &cookie)
-                .header("origin", &origin)
-                .form(&form)
-                .send()
-                .await
-                .expect("team form");
-            assert_eq!(r.status(), StatusCode::OK, "seed {}: {path}", self.seed);
-        }
-        let out = http
-            .post(self.d.svc.url("/console/sign-out"))
-            .header("cookie", &cookie)
-            .header("origin", &origin)
-            .form(&[("csrf", csrf.as_str())])
-            .send()
-            .await
-            .expect("sign out");
-        assert_eq!(
-            out.status(),
-            StatusCode::SEE_OTHER,
-            "seed {}: sign out",
-            self.seed
-        );
+            .expect("html")
     }
+}
+
+/// The value of the first hidden form field `name` in a console page.
+fn form_value(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} field in the page"))
+        .to_string()
+}
+
+/// The current code of a TOTP authenticator for the base32 `key` (as an app computes it).
+fn totp_code(key: &str) -> String {
+    let secret = totp_rs::Secret::Encoded(key.to_string())
+        .to_bytes()
+        .expect("a base32 key");
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, secret)
+        .expect("totp")
+        .generate_current()
+        .expect("the time")
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -250,6 +250,12 @@ pub enum SignInOutcome {
         workspace_id: String,
         member_id: String,
     },
+    /// The workspace requires a second factor and the member has none: they set one up
+    /// before the session opens (`second_factor::set_up_at_sign_in`).
+    SecondFactorSetUpNeeded {
+        workspace_id: String,
+        member_id: String,
+    },
 }
 
 /// Why a sign-in was refused (all answered alike to the browser).
@@ -325,6 +331,12 @@ pub async fn sign_in(
     }
     if member.second_factor.is_some() {
         return Ok(SignInOutcome::SecondFactorNeeded {
+            workspace_id: workspace_id.to_string(),
+            member_id: id,
+        });
+    }
+    if super::second_factor::required(state, workspace_id).await? {
+        return Ok(SignInOutcome::SecondFactorSetUpNeeded {
             workspace_id: workspace_id.to_string(),
             member_id: id,
         });

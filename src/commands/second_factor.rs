@@ -11,6 +11,7 @@ use super::{wait_for_write, Caller, CommandError};
 use crate::app::AppState;
 use crate::crypto::totp;
 use crate::domain::member::{Member, MemberCommand};
+use crate::domain::workspace::{Workspace, WorkspaceCommand};
 use crate::domain::{DenialReason, DomainError, MemberSecondFactorEnrolled};
 use crate::ledger::{Actor, ActorType};
 
@@ -38,6 +39,29 @@ pub async fn enrol(
     code: &str,
 ) -> Result<(), CommandError> {
     let (workspace_id, member_id) = (&session.session.workspace_id, &session.session.member_id);
+    enrol_member(state, workspace_id, member_id, encoded_secret, code).await
+}
+
+/// Sets up the second factor of a member whose password was just right (the caller holds
+/// proof of that) in a workspace that requires one, and opens the session.
+pub async fn set_up_at_sign_in(
+    state: &AppState,
+    workspace_id: &str,
+    member_id: &str,
+    encoded_secret: &str,
+    code: &str,
+) -> Result<MemberSession, CommandError> {
+    enrol_member(state, workspace_id, member_id, encoded_secret, code).await?;
+    members::open_session(state, workspace_id, member_id, None).await
+}
+
+async fn enrol_member(
+    state: &AppState,
+    workspace_id: &str,
+    member_id: &str,
+    encoded_secret: &str,
+    code: &str,
+) -> Result<(), CommandError> {
     let secret = totp::decode_secret(encoded_secret)?;
     let step = totp::matching_step(&secret, code, unix_now(state)).ok_or_else(|| {
         DomainError::Invalid {
@@ -53,7 +77,10 @@ pub async fn enrol(
         .map(|p| p.data_key_id.clone())
         .ok_or(DomainError::NotFound("member"))?;
     let sealed = sealing::seal(state, slot(workspace_id, member_id), &data_key_id, &secret).await?;
-    let actor = session.caller.actor();
+    let actor = Actor {
+        actor_type: ActorType::Member,
+        id: member_id.to_string(),
+    };
     let command = MemberCommand::EnrolSecondFactor(MemberSecondFactorEnrolled {
         secret: sealed,
         step,
@@ -123,6 +150,33 @@ pub async fn complete_sign_in(
             Err(e) => Err(e.into()),
         },
     }
+}
+
+/// Whether the workspace requires every member to sign in with a second factor.
+pub async fn required(state: &AppState, workspace_id: &str) -> Result<bool, CommandError> {
+    let workspace: Workspace = state.ledger.load(workspace_id, workspace_id).await?;
+    Ok(workspace.second_factor_required)
+}
+
+/// An admin requires (or stops requiring) a second factor of every member
+/// (`workspace.second_factor_requirement_set`); members without one set it up at their
+/// next sign-in, open sessions go on.
+pub async fn set_requirement(
+    state: &AppState,
+    caller: &Caller,
+    required: bool,
+) -> Result<(), CommandError> {
+    let committed = state
+        .ledger
+        .execute::<Workspace>(
+            &caller.workspace_id,
+            &caller.workspace_id,
+            &caller.actor(),
+            &WorkspaceCommand::SetSecondFactorRequirement(required),
+        )
+        .await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(())
 }
 
 /// An admin removes a member's second factor (a lost authenticator); their sessions end.

@@ -61,12 +61,20 @@ pub fn router(state: AppState) -> Router {
             "/console/sign-in/second-factor",
             get(second_factor::code_page).post(second_factor::submit_code),
         )
+        .route(
+            "/console/sign-in/set-up",
+            get(second_factor::sign_in_set_up_page).post(second_factor::sign_in_set_up),
+        )
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/account", get(second_factor::account))
         .route("/console/account/second-factor", post(second_factor::enrol))
         .route(
             "/console/team/second-factor/reset",
             post(second_factor::reset),
+        )
+        .route(
+            "/console/team/second-factor/requirement",
+            post(second_factor::set_requirement),
         )
         .route(
             "/console/auth-configs",

@@ -202,6 +202,7 @@ struct Team<'a> {
     csrf: String,
     section: &'a str,
     members: Vec<members::MemberView>,
+    second_factor_required: bool,
     can_invite: bool,
     invite_link: Option<String>,
     notice: Option<String>,
@@ -222,16 +223,23 @@ pub(super) async fn team_page(
     status: StatusCode,
     outcome: TeamOutcome,
 ) -> Response {
-    let members = match members::list(state, &signed.member.caller).await {
+    let caller = &signed.member.caller;
+    let members = match members::list(state, caller).await {
         Ok(m) => m,
         Err(e) => return unavailable(signed, state, &e),
     };
+    let second_factor_required =
+        match crate::commands::second_factor::required(state, &caller.workspace_id).await {
+            Ok(r) => r,
+            Err(e) => return unavailable(signed, state, &e),
+        };
     let me = signed.me(state);
     let page = Team {
         csrf: me.csrf.clone(),
         me: Some(me),
         section: "team",
         members,
+        second_factor_required,
         can_invite: crate::api::routes::role_allows(
             signed.member.caller.role,
             crate::api::routes::Permission::ManageApiKeys,

@@ -46,10 +46,25 @@ fn pending_name(state: &AppState) -> &'static str {
 /// After a right password for a member with a second factor: the sign-in cookie, and on
 /// to the code page.
 pub fn ask_for_code(state: &AppState, workspace_id: &str, member_id: &str) -> Response {
+    pending_step(
+        state,
+        workspace_id,
+        member_id,
+        "/console/sign-in/second-factor",
+    )
+}
+
+/// After a right password in a workspace that requires a second factor, for a member
+/// without one: the sign-in cookie, and on to setting one up.
+pub fn ask_for_set_up(state: &AppState, workspace_id: &str, member_id: &str) -> Response {
+    pending_step(state, workspace_id, member_id, "/console/sign-in/set-up")
+}
+
+fn pending_step(state: &AppState, workspace_id: &str, member_id: &str, to: &str) -> Response {
     let end = state.clock.now().unix_timestamp() + PENDING_SECS;
     let value = format!("{workspace_id}~{member_id}~{end}");
     let cookie = format!("{value}~{}", session::mac(state, "pending-sign-in", &value));
-    let mut r = Redirect::to("/console/sign-in/second-factor").into_response();
+    let mut r = Redirect::to(to).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,
         session::named_cookie(
@@ -174,13 +189,12 @@ struct Setup {
     proof: String,
 }
 
-fn setup(state: &AppState, signed: &Signed) -> Setup {
+fn setup(state: &AppState, workspace: &str, member: &str, email: &str) -> Setup {
     let secret = totp::new_secret();
     let key = totp::encode_secret(&secret);
     let end = state.clock.now().unix_timestamp() + SETUP_SECS;
-    let member = &signed.member.session.member_id;
-    let issuer = format!("authledger {}", signed.member.caller.workspace_id);
-    let uri = totp::otpauth_uri(&secret, &issuer, &signed.member.email);
+    let issuer = format!("authledger {workspace}");
+    let uri = totp::otpauth_uri(&secret, &issuer, email);
     Setup {
         proof: session::mac(
             state,
@@ -246,7 +260,10 @@ async fn account_page(
         .load(&caller.workspace_id, &signed.member.session.member_id)
         .await;
     let enrolled = member.is_ok_and(|m| m.second_factor.is_some());
-    let setup = (!enrolled).then(|| setup(state, signed));
+    let setup = (!enrolled).then(|| {
+        let member = &signed.member.session.member_id;
+        setup(state, &caller.workspace_id, member, &signed.member.email)
+    });
     let me = signed.me(state);
     let page = AccountPage {
         csrf: me.csrf.clone(),
@@ -288,10 +305,7 @@ pub async fn enrol(
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
-    let member = &signed.member.session.member_id;
-    let bound = format!("{member}~{}~{}", form.key, form.end);
-    let fresh = state.clock.now().unix_timestamp() < form.end;
-    if !(fresh && session::mac_matches(&state, "second-factor-setup", &bound, &form.proof)) {
+    if !offered(&state, &signed.member.session.member_id, &form) {
         let error = "This set-up form expired. Scan the new code below.".to_string();
         return account_page(
             &state,
@@ -319,6 +333,149 @@ pub async fn enrol(
             .await
         }
     }
+}
+
+/// Whether the set-up form carries a key this service offered this member, still fresh.
+fn offered(state: &AppState, member: &str, form: &SetupForm) -> bool {
+    let bound = format!("{member}~{}~{}", form.key, form.end);
+    let fresh = state.clock.now().unix_timestamp() < form.end;
+    fresh && session::mac_matches(state, "second-factor-setup", &bound, &form.proof)
+}
+
+#[derive(Template)]
+#[template(path = "second_factor_set_up.html")]
+struct SetUpPage<'a> {
+    me: Option<Me>,
+    section: &'a str,
+    setup: Setup,
+    spaced_key: String,
+    error: Option<String>,
+}
+
+async fn set_up_page(
+    state: &AppState,
+    (workspace, member): (&str, &str),
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let email = state
+        .ledger
+        .load::<Member>(workspace, member)
+        .await
+        .ok()
+        .and_then(|m| m.email)
+        .unwrap_or_default();
+    let setup = setup(state, workspace, member, &email);
+    let page = SetUpPage {
+        me: None,
+        section: "",
+        spaced_key: spaced(&setup.key),
+        setup,
+        error,
+    };
+    render(status, &page)
+}
+
+/// The set-up step of a sign-in in a workspace that requires a second factor.
+pub async fn sign_in_set_up_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some((workspace, member)) = pending(&state, &headers) else {
+        return back_to_sign_in(&state);
+    };
+    set_up_page(&state, (&workspace, &member), StatusCode::OK, None).await
+}
+
+#[derive(Deserialize)]
+pub struct SignInSetupForm {
+    key: String,
+    end: i64,
+    proof: String,
+    code: String,
+}
+
+pub async fn sign_in_set_up(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInSetupForm>,
+) -> Response {
+    let Some((workspace, member)) = pending(&state, &headers) else {
+        return back_to_sign_in(&state);
+    };
+    let at = (workspace.as_str(), member.as_str());
+    if !session::same_origin(&state, &headers) {
+        let error = "This form came from another site.".to_string();
+        return set_up_page(&state, at, StatusCode::FORBIDDEN, Some(error)).await;
+    }
+    let setup = SetupForm {
+        csrf: String::new(),
+        key: form.key,
+        end: form.end,
+        proof: form.proof,
+        code: form.code,
+    };
+    if !offered(&state, &member, &setup) {
+        let error = "This set-up form expired. Scan the new code below.".to_string();
+        return set_up_page(&state, at, StatusCode::UNPROCESSABLE_ENTITY, Some(error)).await;
+    }
+    match second_factor::set_up_at_sign_in(&state, &workspace, &member, &setup.key, &setup.code)
+        .await
+    {
+        Ok(session) => {
+            let mut r = session::signed_in(&state, &session);
+            r.headers_mut().append(
+                header::SET_COOKIE,
+                session::named_cookie(&state, pending_name(&state), "", Some(0)),
+            );
+            r
+        }
+        Err(e) => {
+            let error = form_error(&e);
+            set_up_page(&state, at, StatusCode::UNPROCESSABLE_ENTITY, Some(error)).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RequirementForm {
+    csrf: String,
+    required: String,
+}
+
+/// An admin requires a second factor of every member, or stops requiring it.
+pub async fn set_requirement(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<RequirementForm>,
+) -> Response {
+    let at = ("POST", "/console/team/second-factor/requirement");
+    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    let required = form.required == "true";
+    let outcome =
+        match second_factor::set_requirement(&state, &signed.member.caller, required).await {
+            Ok(()) if required => TeamOutcome {
+                notice: Some(
+                    "Two-step sign-in is now required: members without it set it up at their next sign-in."
+                        .into(),
+                ),
+                ..TeamOutcome::default()
+            },
+            Ok(()) => TeamOutcome {
+                notice: Some("Two-step sign-in is now each member's choice.".into()),
+                ..TeamOutcome::default()
+            },
+            Err(e) => TeamOutcome {
+                error: Some(form_error(&e)),
+                ..TeamOutcome::default()
+            },
+        };
+    let status = if outcome.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    team_page(&state, &signed, status, outcome).await
 }
 
 #[derive(Deserialize)]

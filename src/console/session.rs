@@ -293,6 +293,10 @@ pub async fn sign_in(
             workspace_id,
             member_id,
         }) => super::second_factor::ask_for_code(&state, &workspace_id, &member_id),
+        Ok(SignInOutcome::SecondFactorSetUpNeeded {
+            workspace_id,
+            member_id,
+        }) => super::second_factor::ask_for_set_up(&state, &workspace_id, &member_id),
         Err(SignInError::Refused | SignInError::WrongCode) => {
             throttle.failed(&account, &address, Instant::now());
             again(StatusCode::UNAUTHORIZED, "Wrong email or password.")

@@ -48,7 +48,10 @@ pub use member::{
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
-pub use workspace::{IdentityProviderConfigured, ToolResponseStorageSet, WorkspaceCreated};
+pub use workspace::{
+    IdentityProviderConfigured, SecondFactorRequirementSet, ToolResponseStorageSet,
+    WorkspaceCreated,
+};
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 
 /// The workspace id of ledger-wide aggregates (the signing key ring).
@@ -163,6 +166,8 @@ pub enum Event {
     MemberSecondFactorEnrolled(MemberSecondFactorEnrolled),
     #[serde(rename = "member.second_factor_reset")]
     MemberSecondFactorReset(MemberSecondFactorReset),
+    #[serde(rename = "workspace.second_factor_requirement_set")]
+    SecondFactorRequirementSet(SecondFactorRequirementSet),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -219,6 +224,7 @@ pub const ALL_KINDS: &[&str] = &[
     "member.removed",
     "member.second_factor_enrolled",
     "member.second_factor_reset",
+    "workspace.second_factor_requirement_set",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -294,6 +300,7 @@ impl Event {
             Event::MemberRemoved(_) => "member.removed",
             Event::MemberSecondFactorEnrolled(_) => "member.second_factor_enrolled",
             Event::MemberSecondFactorReset(_) => "member.second_factor_reset",
+            Event::SecondFactorRequirementSet(_) => "workspace.second_factor_requirement_set",
         }
     }
 
@@ -628,6 +635,7 @@ impl Event {
                 step: 58_999_999,
             }),
             Event::MemberSecondFactorReset(MemberSecondFactorReset {}),
+            Event::SecondFactorRequirementSet(SecondFactorRequirementSet { required: true }),
         ]
     }
 }

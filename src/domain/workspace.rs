@@ -24,17 +24,26 @@ pub struct ToolResponseStorageSet {
     pub store_tool_responses: bool,
 }
 
+/// Whether every team member must sign in to the console with a second factor (members
+/// without one set it up at their next sign-in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecondFactorRequirementSet {
+    pub required: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Workspace {
     pub name: Option<String>,
     pub identity_provider: Option<IdentityProviderConfigured>,
     pub store_tool_responses: bool,
+    pub second_factor_required: bool,
 }
 
 pub enum WorkspaceCommand {
     Create { name: String },
     ConfigureIdentityProvider(IdentityProviderConfigured),
     SetToolResponseStorage(bool),
+    SetSecondFactorRequirement(bool),
 }
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
@@ -84,6 +93,7 @@ impl Aggregate for Workspace {
             Event::WorkspaceCreated(e) => self.name = Some(e.name.clone()),
             Event::IdentityProviderConfigured(e) => self.identity_provider = Some(e.clone()),
             Event::ToolResponseStorageSet(e) => self.store_tool_responses = e.store_tool_responses,
+            Event::SecondFactorRequirementSet(e) => self.second_factor_required = e.required,
             _ => {}
         }
     }
@@ -119,6 +129,19 @@ impl Aggregate for Workspace {
                     store_tool_responses: *store,
                 }))
             }
+            WorkspaceCommand::SetSecondFactorRequirement(required) => {
+                if self.name.is_none() {
+                    return Err(DomainError::NotFound("workspace"));
+                }
+                if self.second_factor_required == *required {
+                    return Err(DomainError::Rejected("already set so".into()));
+                }
+                Ok(Event::SecondFactorRequirementSet(
+                    SecondFactorRequirementSet {
+                        required: *required,
+                    },
+                ))
+            }
         }
     }
 }
@@ -126,6 +149,22 @@ impl Aggregate for Workspace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_second_factor_requirement_changes_only_when_it_differs() {
+        let mut ws = Workspace::default();
+        let set = WorkspaceCommand::SetSecondFactorRequirement;
+        assert!(ws.decide(&set(true)).is_err(), "no workspace yet");
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        assert!(ws.decide(&set(false)).is_err(), "already optional");
+        let on = ws.decide(&set(true)).unwrap();
+        ws.apply(&on);
+        assert!(ws.second_factor_required);
+        assert!(ws.decide(&set(true)).is_err());
+        assert!(ws.decide(&set(false)).is_ok());
+    }
 
     #[test]
     fn given_nothing_when_create_then_created_and_not_twice() {

@@ -66,6 +66,11 @@ pub enum WorkspaceOp {
         store_tool_responses: bool,
         version: i64,
     },
+    SetSecondFactorRequirement {
+        id: String,
+        required: bool,
+        version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,7 +198,8 @@ impl Op {
             Op::Workspace(
                 WorkspaceOp::Create { version, .. }
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
-                | WorkspaceOp::SetToolResponseStorage { version, .. },
+                | WorkspaceOp::SetToolResponseStorage { version, .. }
+                | WorkspaceOp::SetSecondFactorRequirement { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {
                 Some(("api_key", *version))

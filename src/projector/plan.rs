@@ -167,7 +167,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
     match event {
         Event::WorkspaceCreated(_)
         | Event::IdentityProviderConfigured(_)
-        | Event::ToolResponseStorageSet(_) => {
+        | Event::ToolResponseStorageSet(_)
+        | Event::SecondFactorRequirementSet(_) => {
             workspace_op(body, event, at, version).map(Op::Workspace)
         }
         Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
@@ -252,6 +253,11 @@ fn workspace_op(body: &EventBody, event: &Event, at: String, version: i64) -> Op
         Event::ToolResponseStorageSet(e) => WorkspaceOp::SetToolResponseStorage {
             id,
             store_tool_responses: e.store_tool_responses,
+            version,
+        },
+        Event::SecondFactorRequirementSet(e) => WorkspaceOp::SetSecondFactorRequirement {
+            id,
+            required: e.required,
             version,
         },
         _ => return None,

@@ -741,9 +741,32 @@ async fn second_factor_flow(stack: Stack, shots: bool) {
     assert_eq!(ui.path().await, "/console/sign-in");
     ui.sign_in("admin@example.com", PASSWORD).await;
     assert_eq!(ui.path().await, "/console/");
+
+    // The workspace requires two-step sign-in: the next sign-in sets it up first.
+    ui.go("/console/team").await;
+    ui.submit("#second-factor-requirement button").await;
+    assert!(
+        ui.text().await.contains("now required"),
+        "{}",
+        ui.text().await
+    );
+    ui.submit("form.signout button").await;
+    ui.sign_in("admin@example.com", PASSWORD).await;
+    assert_eq!(ui.path().await, "/console/sign-in/set-up");
+    ui.check_page("second-factor-set-up").await;
+    let shown =
+        ui.c.find(Locator::Css("#setup-key"))
+            .await
+            .expect("the key");
+    let new_key = shown.text().await.expect("key text");
+    ui.fill("#code", &authenticator_code(&new_key, clock.now()))
+        .await;
+    ui.submit("#second-factor-setup button").await;
+    assert_eq!(ui.path().await, "/console/", "{}", ui.text().await);
     for kind in [
         "member.second_factor_enrolled",
         "member.second_factor_reset",
+        "workspace.second_factor_requirement_set",
     ] {
         let events = ui.audit(kind).await;
         assert!(

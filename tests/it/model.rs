@@ -567,6 +567,19 @@ impl World {
             "seed {}: second factor",
             self.seed
         );
+        // The workspace requires it of everyone, then leaves it to each member again.
+        for required in ["true", "false"] {
+            let form = vec![("csrf", csrf.as_str()), ("required", required)];
+            let r = post("/console/team/second-factor/requirement", form, &cookie)
+                .await
+                .expect("requirement");
+            assert_eq!(
+                r.status(),
+                StatusCode::OK,
+                "seed {}: requirement",
+                self.seed
+            );
+        }
         let admin = authledger::domain::member::member_id("admin@example.com");
         let reset = vec![("csrf", csrf.as_str()), ("member", admin.as_str())];
         let r = post("/console/team/second-factor/reset", reset, &cookie)

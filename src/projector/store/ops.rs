@@ -91,6 +91,18 @@ macro_rules! sql_ops {
                         .await?;
                         in_order(done.rows_affected(), "workspace change")
                     }
+                    WorkspaceOp::SetSecondFactorRequirement { id, required, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET second_factor_required = $1, version = $2
+                             WHERE id = $3 AND version = $2 - 1",
+                        )
+                        .bind(required)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "workspace change")
+                    }
                 }
             }
 

@@ -337,8 +337,9 @@ pub async fn event(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let path = format!("/console/audit/events/{id}");
-    let signed = signed_for!(state, headers, RouteId::AuditEvent, ("GET", path.as_str()));
+    // The route template, as the API records it (never the id a caller typed).
+    let at = ("GET", "/console/audit/events/{id}");
+    let signed = signed_for!(state, headers, RouteId::AuditEvent, at);
     match event_page(&state, &signed, &id).await {
         Ok(page) => signed.respond(&state, render(StatusCode::OK, &page)),
         Err(e) => refusal_page(&signed, &state, "Invalid request", e),

@@ -109,6 +109,14 @@ impl Console {
         self.c.set_window_size(1280, 900).await.expect("size");
     }
 
+    /// Changes the page's bytes with `script` (as a tamperer would), then verifies again.
+    async fn tamper(&self, script: &str, args: Vec<Value>) -> (String, Vec<String>) {
+        let script =
+            format!("{script}\ndocument.getElementById('verify-again').click(); return true;");
+        self.c.execute(&script, args).await.expect("tamper");
+        self.verified().await
+    }
+
     /// Opens an event's page, reloading until the latest checkpoint covers it.
     async fn event_with_proof(&self, href: &str) {
         self.go(href).await;
@@ -264,17 +272,10 @@ async fn flow(stack: Stack, shots: bool) {
     // The proof of a different event: not verified.
     let alpha_proof = ui.texts("#proof code").await;
     assert_ne!(alpha_proof, beta_proof);
-    ui.c.execute(
-        "const list = document.getElementById('proof');
-         list.replaceChildren(...arguments[0].map(h => {
+    let swap = "document.getElementById('proof').replaceChildren(...arguments[0].map(h => {
            const li = document.createElement('li'), code = document.createElement('code');
-           code.textContent = h; li.append(code); return li; }));
-         document.getElementById('verify-again').click(); return true;",
-        vec![json!(beta_proof)],
-    )
-    .await
-    .expect("swap the proof");
-    let (verdict, checks) = ui.verified().await;
+           code.textContent = h; li.append(code); return li; }));";
+    let (verdict, checks) = ui.tamper(swap, vec![json!(beta_proof)]).await;
     assert!(verdict.starts_with("Not verified"), "{verdict}");
     assert!(
         checks
@@ -290,18 +291,12 @@ async fn flow(stack: Stack, shots: bool) {
     // A flipped signature byte (the page reloaded): the signature is not verified.
     ui.go(&alpha_href).await;
     ui.verified().await;
-    ui.c.execute(
-        "const pre = document.getElementById('envelope');
+    let flip = "const pre = document.getElementById('envelope');
          const env = JSON.parse(pre.textContent);
          const sig = env.signatures[0].sig;
          env.signatures[0].sig = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
-         pre.textContent = JSON.stringify(env);
-         document.getElementById('verify-again').click(); return true;",
-        vec![],
-    )
-    .await
-    .expect("flip the signature");
-    let (verdict, checks) = ui.verified().await;
+         pre.textContent = JSON.stringify(env);";
+    let (verdict, checks) = ui.tamper(flip, vec![]).await;
     assert!(verdict.starts_with("Not verified"), "{verdict}");
     assert!(
         checks

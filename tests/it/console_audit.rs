@@ -171,6 +171,43 @@ impl Console {
     }
 }
 
+/// The page's signature check gives every golden signature case its verdict (schemas/README.md
+/// §3: WebCrypto's Ed25519 with the strict rule's encoding and small-order checks).
+async fn signature_rule_as_the_vectors(ui: &Console) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/vectors.json");
+    let vectors: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("vectors")).expect("json");
+    let cases = vectors["signature_cases"]
+        .as_array()
+        .expect("cases")
+        .clone();
+    let verdicts =
+        ui.c.execute_async(
+            "const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+             const b64 = s => Uint8Array.from(atob(s), c => c.charCodeAt(0));
+             const unhex = h => Uint8Array.from(h.match(/../g) || [], x => parseInt(x, 16));
+             Promise.all(cases.map(c => window.authledgerVerifier
+               .verifyStrict(b64(c.public_key), unhex(c.message_hex), b64(c.signature))
+               .then(ok => ok, e => 'refused: ' + e.message)))
+               .then(done, e => done('failed: ' + e));",
+            vec![json!(cases)],
+        )
+        .await
+        .expect("run the vectors");
+    let verdicts = verdicts.as_array().expect("verdicts").clone();
+    assert_eq!(verdicts.len(), cases.len());
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        let valid = verdict == &json!(true);
+        assert_eq!(
+            valid,
+            case["valid"] == true,
+            "{} ({}): {verdict}",
+            case["case"],
+            case["rule"]
+        );
+    }
+}
+
 async fn flow(stack: Stack, shots: bool) {
     let driver = Driver::start();
     let every_second = [("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *")];
@@ -266,6 +303,7 @@ async fn flow(stack: Stack, shots: bool) {
             .await
             .expect("text");
     ui.check_page("audit-event").await;
+    signature_rule_as_the_vectors(&ui).await;
     ui.shot_at("audit-event-checks", "#browser-verdict").await;
     ui.shot_at("audit-event-proof", "#inclusion").await;
 

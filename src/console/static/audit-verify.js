@@ -1,6 +1,6 @@
 // authledger console: checks one audit event in the browser, from the bytes on its page
 // (schemas/README.md §2-§5, §7a): the Ed25519 signature over the DSSE PAE of the body
-// (WebCrypto), SHA-256 of the envelope as the event's hash and Merkle leaf, the latest
+// (WebCrypto, with §3's strict rule), SHA-256 of the envelope as the event's hash and Merkle leaf, the latest
 // checkpoint's own signature, and the RFC 9162 inclusion proof up to the root it signs.
 // Served as a file (the Content-Security-Policy allows no inline script); no library.
 "use strict";
@@ -48,6 +48,56 @@
     return concat(enc.encode(`DSSEv1 ${t.length} `), t, enc.encode(` ${body.length} `), body);
   };
 
+  // §3's strict rule (ed25519-dalek's verify_strict) beyond what WebCrypto checks itself:
+  // S < L, A and R canonical encodings, neither of small order. WebCrypto's Ed25519 then
+  // checks the equation without the cofactor.
+  const le = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+  const P = le("ed" + "ff".repeat(30) + "7f");
+  const L = le("edd3f55c1a631258d69cf7a2def9de14" + "00".repeat(15) + "10");
+  const ONE = "01" + "00".repeat(31);
+  const P_MINUS_1 = "ec" + "ff".repeat(30) + "7f";
+  const SMALL_ORDER = new Set([
+    ONE,
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "00".repeat(31) + "80",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    P_MINUS_1,
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "00".repeat(32),
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+  ]);
+  // Little-endian a < b, 32 bytes each.
+  const below = (a, b) => {
+    for (let i = 31; i >= 0; i--) if (a[i] !== b[i]) return a[i] < b[i];
+    return false;
+  };
+  const pointProblem = (encoding, what) => {
+    const y = encoding.slice(0, 32);
+    y[31] &= 0x7f;
+    const sign = encoding[31] & 0x80;
+    if (!below(y, P) || (sign && (hex(y) === ONE || hex(y) === P_MINUS_1))) return `non-canonical ${what}`;
+    if (SMALL_ORDER.has(hex(encoding))) return `small-order ${what}`;
+    return null;
+  };
+  const verifyStrict = async (raw, message, signature) => {
+    if (raw.length !== 32) throw new Refusal("the public key is not 32 bytes");
+    if (signature.length !== 64) throw new Refusal("the signature is not 64 bytes");
+    const problem =
+      pointProblem(raw, "public key") ||
+      pointProblem(signature.slice(0, 32), "R") ||
+      (below(signature.slice(32), L) ? null : "S >= L");
+    if (problem) throw new Refusal(`refused by the strict rule: ${problem}`);
+    let key;
+    try {
+      key = await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
+    } catch (e) {
+      throw new Refusal(`this browser cannot use this Ed25519 key (${e.name})`);
+    }
+    return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+  };
+  // For checking this rule against the golden vectors (tests/data/vectors.json).
+  window.authledgerVerifier = Object.freeze({ verifyStrict });
+
   // A key from the page's trusted keys, whose id must be the one its bytes give (§4).
   const trustedKey = async (keyId) => {
     const item = [...document.querySelectorAll("#trusted-keys [data-key-id]")].find((li) => li.dataset.keyId === keyId);
@@ -55,11 +105,7 @@
     const raw = fromBase64(item.dataset.publicKey, "the public key");
     const id = "ed25519:" + hex(await sha256(raw)).slice(0, 16);
     if (raw.length !== 32 || id !== keyId) throw new Refusal(`the key listed as ${keyId} is ${id}`);
-    try {
-      return await crypto.subtle.importKey("raw", raw, { name: "Ed25519" }, false, ["verify"]);
-    } catch (e) {
-      throw new Refusal(`this browser cannot verify Ed25519 (${e.name})`);
-    }
+    return raw;
   };
 
   // Opens a DSSE envelope as stored and verifies its one signature (§2, §3).
@@ -83,8 +129,7 @@
       throw new Refusal("the body is not UTF-8 JSON");
     }
     if (decoded.key_id !== keyid) throw new Refusal("the signature's keyid is not the body's key_id");
-    const key = await trustedKey(keyid);
-    const ok = await crypto.subtle.verify({ name: "Ed25519" }, key, signature, pae(PAYLOAD_TYPE, body));
+    const ok = await verifyStrict(await trustedKey(keyid), pae(PAYLOAD_TYPE, body), signature);
     return { ok, keyid, body: decoded };
   };
 

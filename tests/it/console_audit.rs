@@ -208,6 +208,53 @@ async fn signature_rule_as_the_vectors(ui: &Console) {
     }
 }
 
+/// The page's inclusion check leads every leaf of trees of 1 to 17 leaves to the root the
+/// service's Merkle code computes, and the proof of one leaf given as another's nowhere.
+async fn inclusion_rule_as_the_service(ui: &Console) {
+    use authledger::audit::merkle;
+    use sha2::{Digest, Sha256};
+    let mut cases = Vec::new();
+    for size in 1..=17usize {
+        let entries: Vec<merkle::Hash> = (0..size)
+            .map(|i| Sha256::digest(format!("{size}/{i}")).into())
+            .collect();
+        let leaves: Vec<merkle::Hash> = entries.iter().map(|d| merkle::leaf_hash(d)).collect();
+        let root = merkle::to_hex(&merkle::root(&leaves));
+        for (index, entry) in entries.iter().enumerate() {
+            let proof = merkle::inclusion_proof(&leaves, index).expect("a proof");
+            let proof: Vec<String> = proof.iter().map(merkle::to_hex).collect();
+            cases.push(
+                json!({"entry": merkle::to_hex(entry), "index": index, "size": size,
+                              "proof": proof, "root": root}),
+            );
+        }
+    }
+    let wrong =
+        ui.c.execute_async(
+            "const [cases, done] = [arguments[0], arguments[arguments.length - 1]];
+             const unhex = h => Uint8Array.from(h.match(/../g) || [], x => parseInt(x, 16));
+             const hex = b => Array.from(b, x => x.toString(16).padStart(2, '0')).join('');
+             const root = (c, index) => window.authledgerVerifier
+               .inclusionRoot(unhex(c.entry), index, c.size, c.proof.map(unhex))
+               .then(hex, e => 'refused: ' + e.message);
+             (async () => {
+               const wrong = [];
+               for (const c of cases) {
+                 const right = await root(c, c.index);
+                 if (right !== c.root) wrong.push(`${c.index} of ${c.size}: ${right}`);
+                 if (c.size > 1 && await root(c, c.index ^ 1) === c.root) {
+                   wrong.push(`${c.index} of ${c.size} accepted as ${c.index ^ 1}`);
+                 }
+               }
+               return wrong;
+             })().then(done, e => done(['failed: ' + e]));",
+            vec![json!(cases)],
+        )
+        .await
+        .expect("run the proofs");
+    assert_eq!(wrong, json!([]));
+}
+
 async fn flow(stack: Stack, shots: bool) {
     let driver = Driver::start();
     let every_second = [("AUTHLEDGER_CHECKPOINT_SCHEDULE", "* * * * * *")];
@@ -304,6 +351,7 @@ async fn flow(stack: Stack, shots: bool) {
             .expect("text");
     ui.check_page("audit-event").await;
     signature_rule_as_the_vectors(&ui).await;
+    inclusion_rule_as_the_service(&ui).await;
     ui.shot_at("audit-event-checks", "#browser-verdict").await;
     ui.shot_at("audit-event-proof", "#inclusion").await;
 

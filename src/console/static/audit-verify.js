@@ -95,8 +95,6 @@
     }
     return crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
   };
-  // For checking this rule against the golden vectors (tests/data/vectors.json).
-  window.authledgerVerifier = Object.freeze({ verifyStrict });
 
   // A key from the page's trusted keys, whose id must be the one its bytes give (§4).
   const trustedKey = async (keyId) => {
@@ -158,6 +156,10 @@
     if (sn !== 0) throw new Refusal("the proof is shorter than the tree is deep");
     return r;
   };
+
+  // The two rules on their own, for checking them against the service's (the golden
+  // signature cases, the service's own Merkle proofs).
+  window.authledgerVerifier = Object.freeze({ verifyStrict, inclusionRoot: rootOf });
 
   const list = document.getElementById("checks");
   const verdict = document.getElementById("browser-verdict");

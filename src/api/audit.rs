@@ -420,7 +420,7 @@ pub struct ExportQuery {
 }
 
 impl ExportQuery {
-    fn as_audit_query(&self) -> AuditQuery {
+    pub fn as_audit_query(&self) -> AuditQuery {
         AuditQuery {
             from: self.from.clone(),
             to: self.to.clone(),

@@ -89,18 +89,10 @@ impl Filters {
             Some(l) => l.parse().map_err(|_| "Page size must be a number.")?,
         };
         Ok(AuditQuery {
-            from: instant(&self.from),
-            to: instant(&self.to),
-            kind: given(&self.kind),
-            actor: given(&self.actor),
-            user_id: given(&self.user_id),
-            auth_config_id: given(&self.auth_config_id),
-            connection_id: given(&self.connection_id),
-            outcome: given(&self.outcome),
             order: given(&self.order),
             limit: Some(limit),
             cursor: given(&self.cursor),
-            min_position: None,
+            ..self.export_query().as_audit_query()
         })
     }
 

@@ -285,7 +285,7 @@ mod tests {
     }
 }
 
-pub fn checkpoint_view(c: &crate::audit::checkpoints::StoredCheckpoint) -> Value {
+fn checkpoint_view(c: &crate::audit::checkpoints::StoredCheckpoint) -> Value {
     let cp = &c.checkpoint;
     json!({
         "sequence": cp.sequence,

@@ -42,7 +42,7 @@ pub struct AuditQuery {
 
 impl AuditQuery {
     /// The filters as given, for the `audit.queried` record.
-    fn as_filters(&self) -> BTreeMap<String, String> {
+    pub fn as_filters(&self) -> BTreeMap<String, String> {
         let fields = [
             ("from", &self.from),
             ("to", &self.to),
@@ -84,7 +84,7 @@ fn instant(field: &str, v: &Option<String>) -> Result<Option<i64>, ApiError> {
 }
 
 /// The cursor names the last position served and the order it was served in.
-fn encode_cursor(position: i64, descending: bool) -> String {
+pub fn encode_cursor(position: i64, descending: bool) -> String {
     B64URL.encode(format!("{}:{position}", if descending { "d" } else { "a" }))
 }
 
@@ -104,7 +104,7 @@ fn decode_cursor(c: &str, descending: bool) -> Result<i64, ApiError> {
         .map_err(|_| bad("cursor is not one this API issued"))
 }
 
-fn filter_of(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
+pub fn filter_of(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
     let descending = match q.order.as_deref() {
         None | Some("desc") => true,
         Some("asc") => false,
@@ -420,7 +420,7 @@ pub struct ExportQuery {
 }
 
 impl ExportQuery {
-    fn as_audit_query(&self) -> AuditQuery {
+    pub fn as_audit_query(&self) -> AuditQuery {
         AuditQuery {
             from: self.from.clone(),
             to: self.to.clone(),
@@ -470,8 +470,23 @@ pub async fn export(
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (format, filter, given) = export_request(&q)?;
-    audit::record_query(&state, &caller, route.0.path, given.clone()).await?;
+    let request = export_request(&q)?;
+    export_download(&state, &caller, route.0.path, request).await
+}
+
+/// Records the export as asked on `route` (fail closed), then streams it as a download;
+/// the console's export is this too.
+pub async fn export_download(
+    state: &AppState,
+    caller: &Caller,
+    route: &str,
+    (format, filter, given): (
+        crate::audit::export::Format,
+        AuditFilter,
+        BTreeMap<String, String>,
+    ),
+) -> Result<Response, ApiError> {
+    audit::record_query(state, caller, route, given.clone()).await?;
     let rx = crate::audit::export::start(
         state.clone(),
         caller.workspace_id.clone(),

@@ -19,6 +19,7 @@ macro_rules! signed_for {
 }
 
 mod api_keys;
+mod audit;
 pub mod pages;
 mod second_factor;
 pub mod session;
@@ -91,6 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/team/remove", post(pages::remove))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(audit::routes())
         .layer(Extension(Arc::new(throttle::Throttle::default())))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -150,6 +152,14 @@ pub struct Me {
     pub csrf: String,
     /// Whether the API keys screen is theirs (the permission of `/v1/api-keys`).
     pub manages_keys: bool,
+}
+
+impl Me {
+    /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).
+    pub fn reads_audit(&self) -> bool {
+        crate::domain::Role::parse(self.role)
+            .is_some_and(|role| role_allows(role, crate::api::routes::Permission::ReadAudit))
+    }
 }
 
 /// A template as an HTML answer (a rendering failure is logged, answered 500).

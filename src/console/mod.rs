@@ -19,6 +19,8 @@ macro_rules! signed_for {
 }
 
 mod api_keys;
+mod auth_configs;
+mod connections;
 pub mod pages;
 pub mod session;
 mod throttle;
@@ -45,7 +47,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let screens = connections::routes(auth_configs::routes(Router::new()));
+    screens
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
         .route(
@@ -57,10 +60,6 @@ pub fn router(state: AppState) -> Router {
             get(session::sign_up_page).post(session::sign_up),
         )
         .route("/console/sign-out", post(session::sign_out))
-        .route(
-            "/console/auth-configs",
-            get(pages::auth_configs).post(pages::create_auth_config),
-        )
         .route(
             "/console/api-keys",
             get(api_keys::page).post(api_keys::create),

@@ -940,8 +940,7 @@ fn update_input(row: &AuthConfigRow, f: &AuthConfigForm) -> Result<UpdateAuthCon
                 authorization_url: changed(&now.authorization_url, &f.authorization_url),
                 token_url: changed(&now.token_url, &f.token_url),
                 revocation_url: changed(&now.revocation_url, &f.revocation_url),
-                client_auth_method: match changed(&now.client_auth_method, &f.client_auth_method)
-                {
+                client_auth_method: match changed(&now.client_auth_method, &f.client_auth_method) {
                     Some(m) => Some(method(&m)?),
                     None => None,
                 },

@@ -148,8 +148,10 @@ async fn list_page(
     } else {
         None
     };
-    let names: BTreeMap<String, String> =
-        configs.iter().map(|c| (c.id.clone(), c.name.clone())).collect();
+    let names: BTreeMap<String, String> = configs
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
     let page = Connections {
         me: Some(signed.me(state)),
         section: "connections",
@@ -298,7 +300,11 @@ pub async fn create(
         return answer;
     }
     let ws = &signed.member.caller.workspace_id;
-    let auth_type = match state.projections.auth_config(ws, &form.auth_config_id).await {
+    let auth_type = match state
+        .projections
+        .auth_config(ws, &form.auth_config_id)
+        .await
+    {
         Ok(Some(c)) => c.auth_type,
         Ok(None) => String::new(),
         Err(e) => return unavailable(&signed, &state, &e.into()),
@@ -495,7 +501,14 @@ pub async fn detail(
 ) -> Response {
     let at = ("GET", "/console/connections/{id}");
     let signed = signed_for!(state, headers, RouteId::GetConnection, at);
-    after(&state, &signed, at, &id, (StatusCode::OK, Outcome::default())).await
+    after(
+        &state,
+        &signed,
+        at,
+        &id,
+        (StatusCode::OK, Outcome::default()),
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -568,7 +581,10 @@ pub async fn refresh(
     if let Err(answer) = action(&state, &headers, &signed, (&form, false), (at, &id)).await {
         return answer;
     }
-    let (ws, actor) = (&signed.member.caller.workspace_id, signed.member.caller.actor());
+    let (ws, actor) = (
+        &signed.member.caller.workspace_id,
+        signed.member.caller.actor(),
+    );
     let failed = |m: String| Outcome::failed(StatusCode::BAD_GATEWAY, m);
     let outcome = match connections::refresh(&state, ws, &id, &actor, RefreshTrigger::OnDemand)
         .await
@@ -596,7 +612,10 @@ pub async fn revoke(
     if let Err(answer) = action(&state, &headers, &signed, (&form, true), (at, &id)).await {
         return answer;
     }
-    let (ws, actor) = (&signed.member.caller.workspace_id, signed.member.caller.actor());
+    let (ws, actor) = (
+        &signed.member.caller.workspace_id,
+        signed.member.caller.actor(),
+    );
     let reason = Some(form.reason.trim().to_string()).filter(|r| !r.is_empty());
     let outcome = match connections::revoke(&state, ws, &id, &actor, reason).await {
         Ok(_) => Outcome::done("Revoked, at the provider too where it supports revocation."),
@@ -616,7 +635,10 @@ pub async fn delete(
     if let Err(answer) = action(&state, &headers, &signed, (&form, true), (at, &id)).await {
         return answer;
     }
-    let (ws, actor) = (&signed.member.caller.workspace_id, signed.member.caller.actor());
+    let (ws, actor) = (
+        &signed.member.caller.workspace_id,
+        signed.member.caller.actor(),
+    );
     match connections::delete(&state, ws, &id, &actor).await {
         Ok(_) => {
             let notice = Some("Connection deleted; its credentials are destroyed.".to_string());

@@ -28,16 +28,16 @@ use crate::support::{Deployment, Stack};
 const AXE: &str = include_str!("console/axe.min.js");
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// chromedriver on a free port, stopped (by its PID) on drop.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         for (what, path) in [("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)] {
             assert!(
                 Path::new(path).exists(),
@@ -58,7 +58,7 @@ impl Driver {
         Driver { child, port }
     }
 
-    async fn browser(&self) -> Client {
+    pub(crate) async fn browser(&self) -> Client {
         let url = format!("http://127.0.0.1:{}", self.port);
         let mut caps = serde_json::Map::new();
         caps.insert(
@@ -100,14 +100,14 @@ fn screenshots_dir() -> PathBuf {
 }
 
 /// One browser session and what the checks need.
-struct Console {
-    c: Client,
-    dep: Deployment,
-    shots: bool,
+pub(crate) struct Console {
+    pub(crate) c: Client,
+    pub(crate) dep: Deployment,
+    pub(crate) shots: bool,
 }
 
 impl Console {
-    async fn go(&self, path_or_url: &str) {
+    pub(crate) async fn go(&self, path_or_url: &str) {
         let url = if path_or_url.starts_with("http") {
             path_or_url.to_string()
         } else {
@@ -117,7 +117,7 @@ impl Console {
     }
 
     /// axe-core on the current page: no serious or critical violation.
-    async fn axe(&self, page: &str) {
+    pub(crate) async fn axe(&self, page: &str) {
         self.c
             .execute(&format!("{AXE}\n;return true;"), vec![])
             .await
@@ -140,7 +140,7 @@ impl Console {
     }
 
     /// axe, then screenshots at desktop and 360 px wide (embedded stack only).
-    async fn check_page(&self, name: &str) {
+    pub(crate) async fn check_page(&self, name: &str) {
         self.axe(name).await;
         if !self.shots {
             return;
@@ -178,7 +178,7 @@ impl Console {
             .expect("window size");
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let field = self.c.find(Locator::Css(css)).await.expect(css);
         field.clear().await.expect("clear");
         field.send_keys(text).await.expect("type");
@@ -186,12 +186,12 @@ impl Console {
 
     /// Clicks a submit button and waits for the page it leads to (every form posts and
     /// answers with a new page): the old page's marker gone, the new one loaded.
-    async fn submit(&self, css: &str) {
+    pub(crate) async fn submit(&self, css: &str) {
         let button = self.c.find(Locator::Css(css)).await.expect(css);
         self.click_to_next_page(button).await;
     }
 
-    async fn click_to_next_page(&self, button: fantoccini::elements::Element) {
+    pub(crate) async fn click_to_next_page(&self, button: fantoccini::elements::Element) {
         self.c
             .execute("window.__before_submit = true; return true;", vec![])
             .await
@@ -209,7 +209,7 @@ impl Console {
         .await;
     }
 
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         self.c
             .find(Locator::Css("main"))
             .await
@@ -219,11 +219,11 @@ impl Console {
             .expect("text")
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         self.c.current_url().await.expect("url").path().to_string()
     }
 
-    async fn cookie(&self) -> String {
+    pub(crate) async fn cookie(&self) -> String {
         let c = self
             .c
             .get_named_cookie("authledger_session")
@@ -234,7 +234,7 @@ impl Console {
         format!("authledger_session={}", c.value())
     }
 
-    async fn sign_in(&self, email: &str, password: &str) {
+    pub(crate) async fn sign_in(&self, email: &str, password: &str) {
         self.go(&format!(
             "/console/sign-in?workspace={}",
             self.dep.workspace
@@ -245,7 +245,7 @@ impl Console {
         self.submit("main button[type=submit]").await;
     }
 
-    async fn audit(&self, kind: &str) -> Vec<Value> {
+    pub(crate) async fn audit(&self, kind: &str) -> Vec<Value> {
         let r = reqwest::Client::new()
             .get(
                 self.dep
@@ -261,7 +261,7 @@ impl Console {
     }
 
     /// Waits until an `access.denied` with `reason` by `actor_type` is in the audit view.
-    async fn denied(&self, reason: &str, actor_type: &str) {
+    pub(crate) async fn denied(&self, reason: &str, actor_type: &str) {
         eventually(Duration::from_secs(10), reason, || async {
             self.audit("access.denied")
                 .await
@@ -272,7 +272,7 @@ impl Console {
     }
 }
 
-async fn post_form(
+pub(crate) async fn post_form(
     dep: &Deployment,
     cookie: &str,
     path: &str,
@@ -292,7 +292,7 @@ async fn post_form(
         .status()
 }
 
-async fn get_status(dep: &Deployment, cookie: &str, path: &str) -> StatusCode {
+pub(crate) async fn get_status(dep: &Deployment, cookie: &str, path: &str) -> StatusCode {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -15,7 +15,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth_configs::{actor_names, may, not_found, settings_map, when, Outcome};
+use super::auth_configs::{actor_names, may, settings_map, visible, when, Outcome};
 use super::pages::unavailable;
 use super::session::Signed;
 use super::{form_error, render, Me};
@@ -212,18 +212,13 @@ async fn new_page_of(
     user_id: String,
 ) -> Response {
     let ws = &signed.member.caller.workspace_id;
-    let config = match state.projections.auth_config(ws, id).await {
-        Ok(Some(c)) if c.status != "deleted" => c,
-        Ok(_) => {
-            let elsewhere = state
-                .projections
-                .auth_config_elsewhere(ws, id)
-                .await
-                .unwrap_or(false);
-            let at = ("GET", "/console/connections/new");
-            return not_found(state, signed, at, id, elsewhere).await;
-        }
-        Err(e) => return unavailable(signed, state, &e.into()),
+    let read = state.projections.auth_config(ws, id).await;
+    let deleted = |c: &AuthConfigRow| c.status == "deleted";
+    let elsewhere = state.projections.auth_config_elsewhere(ws, id);
+    let at = (("GET", "/console/connections/new"), id);
+    let config = match visible(state, signed, at, read, (deleted, elsewhere)).await {
+        Ok(c) => c,
+        Err(answer) => return answer,
     };
     let settings = settings_map(&config.settings);
     let words = |k: &str| {
@@ -431,18 +426,10 @@ async fn found(
     id: &str,
 ) -> Result<ConnectionRow, Response> {
     let ws = &signed.member.caller.workspace_id;
-    match state.projections.connection(ws, id).await {
-        Ok(Some(row)) if row.status != ConnectionStatus::Deleted.as_str() => Ok(row),
-        Ok(_) => {
-            let elsewhere = state
-                .projections
-                .connection_elsewhere(ws, id)
-                .await
-                .unwrap_or(false);
-            Err(not_found(state, signed, at, id, elsewhere).await)
-        }
-        Err(e) => Err(unavailable(signed, state, &e.into())),
-    }
+    let read = state.projections.connection(ws, id).await;
+    let deleted = |row: &ConnectionRow| row.status == ConnectionStatus::Deleted.as_str();
+    let elsewhere = state.projections.connection_elsewhere(ws, id);
+    visible(state, signed, (at, id), read, (deleted, elsewhere)).await
 }
 
 async fn detail_page(

@@ -507,3 +507,82 @@ pub async fn edit(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn oauth_row() -> AuthConfigRow {
+        AuthConfigRow {
+            id: "ac1".into(),
+            name: "Gmail".into(),
+            provider: "google".into(),
+            auth_type: "oauth2".into(),
+            status: "enabled".into(),
+            version: 1,
+            settings: r#"{"auth_type":"oauth2","client_id":"cid","client_secret":{"fingerprint":"hmac-sha256:f"},
+                "scopes":["a","b"],"redirect_urls":["https://app.example/back"],"pkce":true,
+                "authorization_url":"https://p.example/auth","token_url":"https://p.example/token",
+                "revocation_url":null,"client_auth_method":"client_secret_basic","token_release":false}"#
+                .into(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            connections: 0,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn an_edit_sends_only_what_changed_so_a_new_secret_alone_is_a_rotation() {
+        let row = oauth_row();
+        let same = update_input(&row, &form_of(&row)).unwrap();
+        assert!(same.name.is_none() && same.oauth2.is_none() && same.token_release.is_none());
+
+        let mut f = form_of(&row);
+        f.client_secret = "new secret".into();
+        let input = update_input(&row, &f).unwrap();
+        assert!(input.name.is_none() && input.token_release.is_none());
+        let o = input.oauth2.unwrap();
+        assert!(o.client_secret.is_some());
+        assert!(o.client_id.is_none() && o.scopes.is_none() && o.redirect_urls.is_none());
+        assert!(o.pkce.is_none() && o.client_auth_method.is_none() && o.revocation_url.is_none());
+
+        let mut f = form_of(&row);
+        f.scopes = "a  c".into();
+        f.pkce = String::new();
+        f.name = "Gmail (team)".into();
+        let input = update_input(&row, &f).unwrap();
+        assert_eq!(input.name.as_deref(), Some("Gmail (team)"));
+        let o = input.oauth2.unwrap();
+        assert_eq!(o.scopes, Some(vec!["a".to_string(), "c".to_string()]));
+        assert_eq!(o.pkce, Some(false));
+        assert!(o.client_secret.is_none() && o.client_id.is_none());
+    }
+
+    #[test]
+    fn a_create_form_is_the_api_body_of_its_type() {
+        let f = AuthConfigForm {
+            name: " Acme ".into(),
+            auth_type: "api_key".into(),
+            location: "query".into(),
+            ..AuthConfigForm::default()
+        };
+        let input = create_input(&f).unwrap();
+        assert_eq!(
+            (input.name.as_str(), input.provider.as_str()),
+            ("Acme", "custom")
+        );
+        let key = input.api_key.unwrap();
+        assert_eq!(
+            (key.key_name.as_str(), key.location),
+            ("X-API-Key", KeyLocation::Query)
+        );
+        let f = AuthConfigForm {
+            auth_type: "postgres".into(),
+            port: "not a port".into(),
+            ..AuthConfigForm::default()
+        };
+        assert!(create_input(&f).is_err());
+    }
+}

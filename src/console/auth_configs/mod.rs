@@ -242,7 +242,6 @@ struct Version {
 
 fn versions_of(rows: &[AuthConfigVersionRow], names: &BTreeMap<String, String>) -> Vec<Version> {
     let mut before = BTreeMap::new();
-    let mut before_name = String::new();
     let mut out = Vec::new();
     for r in rows {
         let mut after = settings_map(&r.settings);
@@ -272,7 +271,6 @@ fn versions_of(rows: &[AuthConfigVersionRow], names: &BTreeMap<String, String>) 
             changed: changed.join(", "),
             diff,
         });
-        before_name.clone_from(&r.name);
         before = after;
     }
     out.reverse();
@@ -535,5 +533,78 @@ pub async fn test(
             let failed = Outcome::failed(StatusCode::UNPROCESSABLE_ENTITY, form_error(&e));
             detail_page(&state, &signed, row, failed, None).await
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn version(
+        n: i64,
+        name: &str,
+        settings: &str,
+        changed: &str,
+        actor: &str,
+    ) -> AuthConfigVersionRow {
+        AuthConfigVersionRow {
+            version: n,
+            kind: "auth_config.updated".into(),
+            name: name.into(),
+            settings: settings.into(),
+            changed: changed.into(),
+            at: "2026-12-04T11:51:18.123Z".into(),
+            actor_id: actor.into(),
+        }
+    }
+
+    #[test]
+    fn each_version_shows_what_changed_from_the_one_before_and_who_changed_it() {
+        let rows = [
+            version(
+                1,
+                "Gmail",
+                r#"{"scopes":["a","b"],"client_secret":{"fingerprint":"hmac-sha256:1"},"pkce":true}"#,
+                r#"["created"]"#,
+                "m1",
+            ),
+            version(
+                2,
+                "Gmail (team)",
+                r#"{"scopes":["a"],"client_secret":{"fingerprint":"hmac-sha256:2"},"pkce":true}"#,
+                r#"["name","scopes","client_secret"]"#,
+                "key1",
+            ),
+        ];
+        let names = BTreeMap::from([("m1".to_string(), "admin@example.com".to_string())]);
+        let v = versions_of(&rows, &names);
+        let diff = |d: &[(String, String, String)]| -> Vec<(String, String, String)> { d.to_vec() };
+        let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+        assert_eq!(
+            (v[0].version, v[0].who.as_str()),
+            (2, "key1"),
+            "newest first"
+        );
+        assert_eq!(v[0].changed, "name, scopes, client_secret");
+        assert_eq!(v[0].at, "2026-12-04 11:51:18 UTC");
+        assert_eq!(
+            diff(&v[0].diff),
+            [
+                t(
+                    "client_secret.fingerprint",
+                    "hmac-sha256:1",
+                    "hmac-sha256:2"
+                ),
+                t("name", "Gmail", "Gmail (team)"),
+                t("scopes", "a b", "a"),
+            ]
+        );
+        assert_eq!(v[1].who, "admin@example.com");
+        assert_eq!(
+            v[1].diff.len(),
+            4,
+            "the first version: every setting is new"
+        );
     }
 }

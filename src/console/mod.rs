@@ -20,6 +20,8 @@ macro_rules! signed_for {
 
 mod api_keys;
 mod audit;
+mod auth_configs;
+mod connections;
 pub mod pages;
 mod second_factor;
 pub mod session;
@@ -47,7 +49,8 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let screens = connections::routes(auth_configs::routes(Router::new()));
+    screens
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
         .route(
@@ -76,10 +79,6 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/console/team/second-factor/requirement",
             post(second_factor::set_requirement),
-        )
-        .route(
-            "/console/auth-configs",
-            get(pages::auth_configs).post(pages::create_auth_config),
         )
         .route(
             "/console/api-keys",

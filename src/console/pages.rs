@@ -1,5 +1,5 @@
-//! The console's screens: overview, auth configs (list, create a custom one), team
-//! (members, invites, role changes, removal). Each: the session, the route's permission from the API's table, one command
+//! The console's screens: overview, team (members, invites, role changes, removal); the
+//! auth configs and connections screens have their own files. Each: the session, the route's permission from the API's table, one command
 //! or read, a template.
 
 use askama::Template;
@@ -13,11 +13,9 @@ use super::session::Signed;
 use super::{form_error, refused, render, Me};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
-use crate::commands::auth_configs::{self, AuthTypeInput, CreateAuthConfigInput, EmptyInput};
 use crate::commands::{members, CommandError};
-use crate::domain::auth_config::{ApiKeySettings, KeyLocation};
 use crate::domain::Role;
-use crate::projector::store::{AuditFilter, AuthConfigRow, ConnectionFilter};
+use crate::projector::store::{AuditFilter, ConnectionFilter};
 
 pub(super) fn unavailable(signed: &Signed, state: &AppState, e: &CommandError) -> Response {
     let me = signed.me(state);
@@ -99,100 +97,6 @@ async fn overview_data<'a>(
         connections: by_status.into_iter().collect(),
         refusals,
     })
-}
-
-#[derive(Template)]
-#[template(path = "auth_configs.html")]
-struct AuthConfigs<'a> {
-    me: Option<Me>,
-    csrf: String,
-    section: &'a str,
-    rows: Vec<AuthConfigRow>,
-    can_create: bool,
-    notice: Option<String>,
-    error: Option<String>,
-}
-
-async fn auth_configs_page(
-    state: &AppState,
-    signed: &Signed,
-    (status, notice, error): (StatusCode, Option<String>, Option<String>),
-) -> Response {
-    let ws = &signed.member.caller.workspace_id;
-    let rows = match state.projections.auth_configs(ws).await {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(signed, state, &e.into()),
-    };
-    let can_create = crate::api::routes::ROUTES
-        .iter()
-        .find(|r| r.id == RouteId::CreateAuthConfig)
-        .is_some_and(|r| crate::api::routes::role_allows(signed.member.caller.role, r.permission));
-    let me = signed.me(state);
-    let page = AuthConfigs {
-        csrf: me.csrf.clone(),
-        me: Some(me),
-        section: "auth-configs",
-        rows,
-        can_create,
-        notice,
-        error,
-    };
-    signed.respond(state, render(status, &page))
-}
-
-pub async fn auth_configs(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let at = ("GET", "/console/auth-configs");
-    let signed = signed_for!(state, headers, RouteId::ListAuthConfigs, at);
-    auth_configs_page(&state, &signed, (StatusCode::OK, None, None)).await
-}
-
-#[derive(Deserialize)]
-pub struct CreateAuthConfigForm {
-    csrf: String,
-    name: String,
-    auth_type: String,
-}
-
-pub async fn create_auth_config(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Form(form): Form<CreateAuthConfigForm>,
-) -> Response {
-    let at = ("POST", "/console/auth-configs");
-    let signed = signed_for!(state, headers, RouteId::CreateAuthConfig, at);
-    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
-        return answer;
-    }
-    let (auth_type, empty) = match form.auth_type.as_str() {
-        "bearer_token" => (AuthTypeInput::BearerToken, true),
-        "basic" => (AuthTypeInput::Basic, true),
-        _ => (AuthTypeInput::ApiKey, false),
-    };
-    let input = CreateAuthConfigInput {
-        name: form.name.trim().to_string(),
-        provider: "custom".into(),
-        auth_type,
-        oauth2: None,
-        api_key: (!empty).then(|| ApiKeySettings {
-            key_name: "X-API-Key".into(),
-            location: KeyLocation::Header,
-            prefix: None,
-        }),
-        postgres: None,
-        bearer_token: (auth_type == AuthTypeInput::BearerToken).then_some(EmptyInput {}),
-        basic: (auth_type == AuthTypeInput::Basic).then_some(EmptyInput {}),
-        no_auth: None,
-        token_release: false,
-    };
-    let outcome = match auth_configs::create(&state, &signed.member.caller, input).await {
-        Ok(_) => (
-            StatusCode::OK,
-            Some(format!("Created \"{}\".", form.name.trim())),
-            None,
-        ),
-        Err(e) => (StatusCode::UNPROCESSABLE_ENTITY, None, Some(form_error(&e))),
-    };
-    auth_configs_page(&state, &signed, outcome).await
 }
 
 #[derive(Template)]

@@ -12,6 +12,7 @@ mod connection_lifecycle;
 mod connections;
 mod console;
 mod console_audit;
+mod console_connections;
 mod crash;
 mod crypto;
 mod destinations;

@@ -9,7 +9,7 @@ use reqwest::{Client, StatusCode};
 
 use crate::failover::{check_answers, check_exactly_once_and_converged, Answer, Writers};
 use crate::harness::eventually;
-use crate::support::{Deployment, Reply, Stack, BASE_ENV, NO_RATE_LIMIT};
+use crate::support::{Api as _, Deployment, Reply, Stack, BASE_ENV, NO_RATE_LIMIT};
 
 fn envs() -> Vec<(&'static str, &'static str)> {
     [BASE_ENV, NO_RATE_LIMIT].concat()
@@ -105,7 +105,8 @@ async fn a_killed_instance_loses_no_acknowledged_write_and_the_other_keeps_servi
     let _ = d.svc.child.kill();
     let _ = d.svc.child.wait();
     let pg = d.database_url.clone().expect("PostgreSQL");
-    let in_log = check_exactly_once_and_converged(&d.storage, &pg, &acknowledged, &recorded).await;
+    let in_log =
+        check_exactly_once_and_converged(&d.storage, Some(&pg), &acknowledged, &recorded).await;
     // Beyond what was acknowledged or said recorded, the log holds at most the bootstrap
     // key and the writes the kill cut off mid-request (written or not: nobody was told).
     let unanswered = in_log.len() - acknowledged.len() - recorded.len();
@@ -125,4 +126,151 @@ async fn a_killed_instance_loses_no_acknowledged_write_and_the_other_keeps_servi
         Duration::from_secs(4),
         started.elapsed()
     );
+}
+
+/// How long a stopping `serve` lets running requests finish in the SIGTERM test.
+const GRACE: Duration = Duration::from_secs(10);
+
+/// `SIGTERM` under load: writers keep creating API keys while an agent's tool call waits
+/// on a slow upstream (`SLOW`); the service gets SIGTERM in the middle of it. The tool call
+/// finishes (200, the upstream's answer); new requests (`/readyz` among them) are answered
+/// `503 unavailable` with `Retry-After` while it runs; then the listener closes (new
+/// connections are refused) and the process exits 0 well within `--shutdown-grace-secs`.
+/// No accepted write is lost and nothing was written that nobody was told about: the log
+/// holds exactly the acknowledged keys (and the bootstrap's); it verifies and the
+/// projections equal a fresh replay.
+async fn sigterm_under_load(stack: Stack) {
+    let started = Instant::now();
+    let grace = GRACE.as_secs().to_string();
+    let envs = [
+        &envs()[..],
+        &[("AUTHLEDGER_SHUTDOWN_GRACE_SECS", grace.as_str())],
+    ]
+    .concat();
+    let mut env = crate::idempotency::Env::start_with(stack, false, &envs).await;
+    let upstream = crate::idempotency::slow_upstream().await;
+    let conn = env.tool_connection(&upstream.base_url).await;
+    let (_, agent) = env.key_of(&env.d.admin, "agent").await;
+    let svc = env.d.svc.url("");
+    let writers = Writers::start(&env.d.admin, std::slice::from_ref(&svc));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let http = Client::new();
+    let call = {
+        let req = http
+            .post(env.d.svc.url("/v1/tools/execute"))
+            .bearer_auth(&agent)
+            .json(
+                &serde_json::json!({ "tool": "custom.send_email", "connection_id": conn,
+                "arguments": { "to": "bob@example.com" } }),
+            );
+        tokio::spawn(Reply::of(req))
+    };
+    eventually(
+        Duration::from_secs(10),
+        "the tool call at the upstream",
+        || async { upstream.hits_to("/send").len() == 1 },
+    )
+    .await;
+    env.d.svc.signal(nix::sys::signal::Signal::SIGTERM);
+    let termed = Instant::now();
+
+    // While the tool call runs: new requests are refused, saying so (a fresh connection
+    // each, so they are new requests and not a kept-alive connection's).
+    let fresh = Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ready = Reply::of(fresh.get(env.d.svc.url("/readyz"))).await;
+    ready.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(ready.text.contains("shutting down"), "{}", ready.text);
+    assert_eq!(
+        ready.headers.get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let refused = Reply::of(
+        fresh
+            .post(env.d.svc.url("/v1/api-keys"))
+            .bearer_auth(&env.d.admin)
+            .json(&serde_json::json!({ "name": "after SIGTERM", "role": "viewer" })),
+    )
+    .await;
+    refused.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        termed.elapsed() < crate::idempotency::SLOW,
+        "the checks above must run while the tool call does"
+    );
+
+    // The running tool call finishes with the upstream's answer.
+    let answered = call.await.expect("tool call");
+    assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
+    assert_eq!(answered.body["body"], serde_json::json!({ "sent": true }));
+
+    // Then the process exits, 0, within the grace period; new connections are refused.
+    let exit = loop {
+        if let Some(status) = env.d.svc.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            termed.elapsed() < GRACE,
+            "serve still running {:?} after SIGTERM",
+            termed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let exited_after = termed.elapsed();
+    assert!(exit.success(), "serve exited with {exit:?}");
+    let answers = writers.stop().await;
+    let after = fresh.get(env.d.svc.url("/readyz")).send().await;
+    assert!(
+        after.as_ref().is_err_and(reqwest::Error::is_connect),
+        "{after:?}"
+    );
+
+    // Writes: answered 201 or 503 (nothing written), or refused at connect once the
+    // listener closed; none cut off mid-request, so the log holds exactly the acknowledged.
+    let (answered, unanswered): (Vec<_>, Vec<_>) =
+        answers.into_iter().partition(|(a, _)| a.status.is_some());
+    let (acknowledged, recorded) = check_answers(&answered, "SIGTERM");
+    let refused_503 = answered.len() - acknowledged.len() - recorded.len();
+    let in_log = check_exactly_once_and_converged(
+        &env.d.storage,
+        env.d.database_url.as_deref(),
+        &acknowledged,
+        &recorded,
+    )
+    .await;
+    // The log's keys: the bootstrap's, the agent's, and the writers' acknowledged ones.
+    assert_eq!(
+        in_log.len(),
+        2 + acknowledged.len() + recorded.len(),
+        "a write reached the log without its client being told"
+    );
+    assert!(
+        acknowledged.len() > 10,
+        "too few writes: {}",
+        acknowledged.len()
+    );
+    assert_eq!(upstream.hits_to("/send").len(), 1);
+    eprintln!(
+        "SIGTERM ({stack:?}): {} writes, {} acknowledged, {refused_503} answered 503 while \
+         stopping, {} refused at connect after the listener closed; {} keys in the log; the \
+         tool call running at SIGTERM answered 200; exit 0 {exited_after:?} after SIGTERM \
+         (grace {GRACE:?}); took {:?}",
+        answered.len() + unanswered.len(),
+        acknowledged.len(),
+        unanswered.len(),
+        in_log.len(),
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_running_requests_embedded() {
+    sigterm_under_load(Stack::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_finishes_running_requests_on_jetstream_and_postgres() {
+    sigterm_under_load(Stack::JetStreamPg).await;
 }

@@ -274,3 +274,157 @@ async fn sigterm_under_load_finishes_running_requests_embedded() {
 async fn sigterm_under_load_finishes_running_requests_on_jetstream_and_postgres() {
     sigterm_under_load(Stack::JetStreamPg).await;
 }
+
+/// A tmpfs of `size` mounted on `dir` for one test (needs root), unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Result<SmallDisk, String> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| e.to_string())?;
+        match out.status.success() {
+            true => Ok(SmallDisk(dir.to_path_buf())),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem under `file` (1 MiB at a time, until it refuses): its size.
+fn fill(file: &std::path::Path) -> u64 {
+    use std::io::Write as _;
+    let mut f = std::fs::File::create(file).expect("ballast");
+    let chunk = vec![0xa5u8; 1 << 20];
+    let mut written = 0;
+    while let Ok(n) = f.write(&chunk) {
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+    }
+    let _ = f.sync_all();
+    written
+}
+
+/// Fault 6: the disk under the embedded log fills up under writes (a 48 MiB tmpfs, filled
+/// by a ballast file), then the ballast is deleted. While it is full, writes are `503
+/// unavailable` (never a 2xx for an event not written, never a 500) and `/readyz` is 503
+/// saying the disk is full; once space is freed the service is ready again by itself and
+/// takes writes; every acknowledged write is in the log once, `verify` passes (no torn or
+/// corrupted log) and the projections equal a fresh replay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().expect("dir");
+    let mnt = dir.path().join("small-disk");
+    let disk = match SmallDisk::mount(&mnt, "48m") {
+        Ok(disk) => disk,
+        Err(e) => {
+            eprintln!(
+                "SKIPPED: a full disk needs a small tmpfs and it cannot be mounted here: {e}"
+            );
+            return;
+        }
+    };
+    let storage = crate::harness::args(&["--data-dir", &mnt.join("data").display().to_string()]);
+    // The service's own output goes outside the small disk.
+    let svc = crate::harness::Service::start(&storage, &envs(), dir.path()).await;
+    let printed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&svc.stdout_path).expect("stdout"))
+            .expect("the first serve prints its admin key");
+    let admin = printed["admin_api_key"].as_str().expect("key").to_string();
+    let http = Client::new();
+    let writers = Writers::start(&admin, &[svc.url("")]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let ballast = mnt.join("ballast");
+    let filled = fill(&ballast);
+    let full_at = Instant::now();
+    let not_ready = std::sync::Mutex::new(String::new());
+    eventually(
+        Duration::from_secs(15),
+        "readiness to say the disk is full",
+        || async {
+            let r = Reply::of(http.get(svc.url("/readyz"))).await;
+            let full =
+                r.status == StatusCode::SERVICE_UNAVAILABLE && r.text.contains("disk is full");
+            if full {
+                *not_ready.lock().expect("lock") = r.text;
+            }
+            full
+        },
+    )
+    .await;
+    let noticed_after = full_at.elapsed();
+    // A write while the disk is full: refused, saying nothing was written.
+    let refused = Reply::of(
+        http.post(svc.url("/v1/api-keys"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({ "name": "on a full disk", "role": "viewer" })),
+    )
+    .await;
+    refused.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    std::fs::remove_file(&ballast).expect("free the disk");
+    let freed_at = Instant::now();
+    eventually(Duration::from_secs(20), "ready again by itself", || async {
+        Reply::of(http.get(svc.url("/readyz"))).await.status == StatusCode::OK
+    })
+    .await;
+    let ready_after = freed_at.elapsed();
+    let after = Reply::of(
+        http.post(svc.url("/v1/api-keys"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({ "name": "after space is freed", "role": "viewer" })),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::CREATED, "{}", after.text);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let answers = writers.stop().await;
+    let (mut acknowledged, recorded) = check_answers(&answers, "a full disk");
+    acknowledged.push(after.str("id"));
+    let unavailable = answers.len() + 1 - acknowledged.len() - recorded.len();
+    assert!(unavailable > 0, "no write noticed the full disk");
+    eventually(
+        Duration::from_secs(20),
+        "the projections caught up",
+        || async {
+            let r = Reply::of(http.get(svc.url("/readyz"))).await;
+            r.status == StatusCode::OK && r.body["log_head"] == r.body["projection_offset"]
+        },
+    )
+    .await;
+    drop(svc);
+    let in_log = check_exactly_once_and_converged(&storage, None, &acknowledged, &recorded).await;
+    assert_eq!(
+        in_log.len(),
+        1 + acknowledged.len() + recorded.len(),
+        "a refused write is in the log"
+    );
+    drop(disk);
+    eprintln!(
+        "full disk: {} writes, {} acknowledged, {} recorded but not yet visible, {unavailable} \
+         refused with 503 (nothing written); {} keys in the log; ballast {filled} bytes; \
+         readiness said so {noticed_after:?} after the disk filled ({}); ready again \
+         {ready_after:?} after space was freed; took {:?}",
+        answers.len() + 1,
+        acknowledged.len(),
+        recorded.len(),
+        in_log.len(),
+        not_ready.lock().expect("lock"),
+        started.elapsed()
+    );
+}

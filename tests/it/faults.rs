@@ -377,7 +377,7 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     // back a few pages (a rolled-back WAL tail) and a write may then fit: it is acknowledged
     // and checked like the others; the ballast takes what was freed and the write is tried
     // again.
-    let mut through_full = Vec::new();
+    let (mut through_full, mut recorded_while_full) = (Vec::new(), Vec::new());
     for n in 0..5 {
         fill(&ballast);
         let r =
@@ -387,6 +387,11 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
             .await;
         if r.status == StatusCode::CREATED {
             through_full.push(r.str("id"));
+            continue;
+        }
+        // Written, but the projections (on the same full disk) cannot show it yet.
+        if r.problem() == "projection-lagging" {
+            recorded_while_full.push(r.body["position"].as_u64().expect("position"));
             continue;
         }
         r.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
@@ -400,10 +405,23 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
 
     std::fs::remove_file(&ballast).expect("free the disk");
     let freed_at = Instant::now();
-    eventually(Duration::from_secs(20), "ready again by itself", || async {
-        Reply::of(http.get(svc.url("/readyz"))).await.status == StatusCode::OK
+    let last = std::sync::Mutex::new(String::new());
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let r = Reply::of(http.get(svc.url("/readyz"))).await;
+            if r.status == StatusCode::OK {
+                break;
+            }
+            *last.lock().expect("lock") = r.text;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await;
+    assert!(
+        waited.is_ok(),
+        "not ready again 20 s after space was freed: {}",
+        last.lock().expect("lock")
+    );
     let ready_after = freed_at.elapsed();
     let after = Reply::of(
         http.post(svc.url("/v1/api-keys"))
@@ -414,11 +432,13 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.text);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let answers = writers.stop().await;
-    let (mut acknowledged, recorded) = check_answers(&answers, "a full disk");
+    let (mut acknowledged, mut recorded) = check_answers(&answers, "a full disk");
     acknowledged.push(after.str("id"));
+    // The writers' refusals (the test's own refused write is not among the answers): the
+    // ledger retries an append refused for space, so a writer may never see one.
     let unavailable = answers.len() + 1 - acknowledged.len() - recorded.len();
     acknowledged.extend(through_full);
-    assert!(unavailable > 0, "no write noticed the full disk");
+    recorded.extend(recorded_while_full);
     eventually(
         Duration::from_secs(20),
         "the projections caught up",
@@ -438,7 +458,8 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     drop(disk);
     eprintln!(
         "full disk: {} writes, {} acknowledged, {} recorded but not yet visible, {unavailable} \
-         refused with 503 (nothing written); {} keys in the log; ballast {filled} bytes; \
+         refused with 503 (nothing written) besides the test's own; {} keys in the log; \
+         ballast {filled} bytes; \
          readiness said so {noticed_after:?} after the disk filled ({}); ready again \
          {ready_after:?} after space was freed; took {:?}",
         answers.len() + 1,

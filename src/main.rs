@@ -101,6 +101,10 @@ enum Command {
         /// Open client connections at most; past it new ones wait until one closes.
         #[arg(long, env = "AUTHLEDGER_MAX_CONNECTIONS", default_value_t = 1024)]
         max_connections: usize,
+        /// On SIGTERM (or Ctrl-C), seconds the requests already running may take to finish;
+        /// new requests are answered 503 meanwhile, then the process exits (0).
+        #[arg(long, env = "AUTHLEDGER_SHUTDOWN_GRACE_SECS", default_value_t = 30.0)]
+        shutdown_grace_secs: f64,
         /// Allow loopback destinations (127.0.0.0/8, ::1, localhost), over https or plain
         /// http, for OAuth endpoints, JWKS, tool base URLs and connectors (development and
         /// tests only: in production a workspace admin could make the service call its own
@@ -362,6 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             header_read_timeout_secs,
             idle_timeout_secs,
             max_connections,
+            shutdown_grace_secs,
             readiness,
             connections,
         } => {
@@ -385,6 +390,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 header_read_timeout: seconds(header_read_timeout_secs, "header-read-timeout-secs")?,
                 idle_timeout: seconds(idle_timeout_secs, "idle-timeout-secs")?,
                 max_connections: max_connections.max(1),
+                shutdown_grace: seconds(shutdown_grace_secs, "shutdown-grace-secs")?,
             };
             serve(
                 &storage,
@@ -803,7 +809,7 @@ async fn shutdown_signal() {
         _ = term => {}
         _ = tokio::signal::ctrl_c() => {}
     }
-    tracing::info!("shutting down: finishing in-flight requests");
+    tracing::info!("shutting down: finishing in-flight requests within the grace period");
 }
 
 async fn keys(storage: &StorageArgs, cmd: KeysCommand) -> anyhow::Result<ExitCode> {

@@ -1,10 +1,12 @@
 //! The HTTP server: binds the API's router to a listener with the service's background
 //! jobs (projector, proactive refresh, signed checkpoints), the request budgets the edge
 //! enforces (rate limiters) and the connection limits (header-read and idle timeouts, a
-//! cap on open connections). The mini-redis shape: `serve(state, settings, listener,
-//! shutdown)`, so tests bind `127.0.0.1:0`.
+//! cap on open connections) and the graceful stop (drain in-flight requests within a grace
+//! period). The mini-redis shape: `serve(state, settings, listener, shutdown)`, so tests
+//! bind `127.0.0.1:0`.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +16,7 @@ use tokio::sync::{watch, Semaphore};
 use tower::Service as _;
 use tower_http::timeout::TimeoutBody;
 
+use crate::api::problem::Problem;
 use crate::api::ratelimit::Limits;
 use crate::app::{AppError, AppState};
 use crate::projector::Projector;
@@ -39,6 +42,9 @@ pub struct ConnectionLimits {
     /// Open connections at most; past it new connections wait in the listen backlog until
     /// one closes.
     pub max_connections: usize,
+    /// On a stop (SIGTERM), how long requests already running may take to finish; new ones
+    /// are answered 503 meanwhile. Past it the rest are cut off.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for ConnectionLimits {
@@ -47,6 +53,7 @@ impl Default for ConnectionLimits {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -120,8 +127,77 @@ pub async fn serve(
     Ok(())
 }
 
-/// Serves each accepted connection (HTTP/1.1) in its own task, within `limits`; on
-/// `shutdown`, stops accepting and waits for the open connections to finish their requests.
+/// The requests running now, and whether the server is stopping (then new requests are
+/// refused and not counted).
+#[derive(Default)]
+struct Drain {
+    stopping: AtomicBool,
+    in_flight: AtomicUsize,
+}
+
+/// One running request: counted until dropped (answered, or cut off with its connection).
+struct Running(Arc<Drain>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drain {
+    /// A new request: counted, or `None` once the server is stopping. Counted before the
+    /// check, so `settled` never misses a request that got in.
+    fn enter(self: &Arc<Self>) -> Option<Running> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        let running = Running(self.clone());
+        (!self.stopping.load(Ordering::SeqCst)).then_some(running)
+    }
+
+    /// Refuses new requests from now on, then waits until the running ones have finished or
+    /// `grace` is over: the deadline of the stop.
+    async fn stop(&self, grace: Duration) -> tokio::time::Instant {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.stopping.store(true, Ordering::SeqCst);
+        tracing::info!(
+            in_flight = self.in_flight.load(Ordering::SeqCst),
+            grace_secs = grace.as_secs_f64(),
+            "stopping: new requests are answered 503, running ones may finish"
+        );
+        while self.in_flight.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        deadline
+    }
+}
+
+/// What a stopping server answers a new request (its `/readyz` too): nothing was done, try
+/// again (another instance, or this one after its restart).
+fn stopping() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut response = Problem::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Service unavailable",
+        Some("this instance is shutting down; nothing was done, retry".to_string()),
+    )
+    .into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    // The client's next request should open a new connection (to a live instance).
+    headers.insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// Serves each accepted connection (HTTP/1.1) in its own task, within `limits`. On
+/// `shutdown`: new requests are answered 503 while the running ones finish (up to
+/// `limits.shutdown_grace`); then the listener closes (new connections are refused), idle
+/// connections are closed and what still runs at the end of the grace period is cut off.
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     router: axum::Router,
@@ -133,15 +209,23 @@ async fn accept_loop(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    tokio::pin!(shutdown);
-    loop {
+    let drain = Arc::new(Drain::default());
+    let stopped = {
+        let drain = drain.clone();
+        async move {
+            shutdown.await;
+            drain.stop(limits.shutdown_grace).await
+        }
+    };
+    tokio::pin!(stopped);
+    let deadline = loop {
         // Take a connection slot before accepting: past the cap, clients wait in the backlog.
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break,
+                Err(_) => break tokio::time::Instant::now() + limits.shutdown_grace,
             },
-            () = &mut shutdown => break,
+            deadline = &mut stopped => break deadline,
         };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -157,15 +241,21 @@ async fn accept_loop(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            deadline = &mut stopped => break deadline,
         };
-        let router = router.clone();
+        let (router, drain) = (router.clone(), drain.clone());
         let idle = limits.idle_timeout;
         let service =
             hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                 let mut req = req.map(|body| TimeoutBody::new(idle, body));
                 req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().call(req)
+                let (mut router, running) = (router.clone(), drain.enter());
+                async move {
+                    match running {
+                        Some(_running) => router.call(req).await,
+                        None => Ok(stopping()),
+                    }
+                }
             });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -174,7 +264,16 @@ async fn accept_loop(
             }
             drop(permit);
         });
-    }
+    };
     drop(listener);
-    graceful.shutdown().await;
+    // Idle connections close now; one still answering closes after its answer.
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = drain.in_flight.load(Ordering::SeqCst),
+            "the grace period is over: requests still running are cut off"
+        );
+    }
 }

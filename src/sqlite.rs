@@ -27,6 +27,15 @@ pub async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx
     SqlitePoolOptions::new()
         .test_before_acquire(false)
         .max_connections(POOL_SIZE)
+        // A COMMIT that fails with a full disk is rolled back by SQLite itself; the
+        // ROLLBACK sqlx then sends fails ("no transaction is active") and sqlx keeps
+        // counting the connection as inside a transaction: every later `begin` on it would
+        // fail for good (a projector stuck after the disk was freed). Such a connection is
+        // closed instead of going back to the pool.
+        .after_release(|connection, _| {
+            let clean = !sqlx::Connection::is_in_transaction(connection);
+            Box::pin(async move { Ok(clean) })
+        })
         .connect_with(options)
         .await
 }

@@ -124,12 +124,23 @@ impl SqliteEventLog {
     }
 }
 
-/// The log's file as opened (device and inode), to tell it from whatever is at its path now.
+/// The log's file as opened (device and inode), to tell it from whatever is at its path now,
+/// and whether the last appends failed for want of disk space.
 #[derive(Debug, Clone)]
 struct Storage {
     path: std::path::PathBuf,
     opened: (u64, u64),
+    /// Set by the writer when a group failed with a full disk, cleared by the next commit.
+    full: Arc<std::sync::atomic::AtomicBool>,
 }
+
+/// How an append refused for a full disk starts its message (the writer recognises it).
+const DISK_FULL: &str = "the event log's disk is full";
+
+/// Free space the log's filesystem needs, after appends failed for want of it, before the
+/// log says it is usable again: a WAL's length (`WalPolicy::default`, 4096 pages), so the
+/// appends a ready instance is sent do not fail again at once.
+const SPACE_TO_RESUME: u64 = 16 * 1024 * 1024;
 
 impl Storage {
     fn opened(path: &Path) -> Result<Self, LogError> {
@@ -139,7 +150,49 @@ impl Storage {
         Ok(Storage {
             path: path.to_path_buf(),
             opened,
+            full: Arc::default(),
         })
+    }
+
+    /// The writer's note of a group's answers: any commit means the disk took it; a
+    /// refusal for a full disk (and no commit) means appends will keep failing until space
+    /// is freed.
+    fn note(&self, results: &[Result<Appended, LogError>]) {
+        use std::sync::atomic::Ordering;
+        if results.iter().any(Result::is_ok) {
+            self.full.store(false, Ordering::Release);
+        } else if results
+            .iter()
+            .any(|r| matches!(r, Err(LogError::Unavailable(m)) if m.starts_with(DISK_FULL)))
+        {
+            self.full.store(true, Ordering::Release);
+        }
+    }
+
+    /// After appends failed for a full disk: not usable while the filesystem has less than
+    /// `SPACE_TO_RESUME` free (it says so); usable again by itself once space is freed.
+    fn has_room(&self) -> Result<(), LogError> {
+        if !self.full.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let free = free_bytes(dir);
+        match free {
+            Ok(free) if free >= SPACE_TO_RESUME => Ok(()),
+            Ok(free) => Err(LogError::Unavailable(format!(
+                "{DISK_FULL} ({free} bytes free on {}): appends are refused until {} MiB are free",
+                dir.display(),
+                SPACE_TO_RESUME / (1024 * 1024)
+            ))),
+            Err(e) => Err(LogError::Unavailable(format!(
+                "{DISK_FULL} and its free space is unknown ({}: {e})",
+                dir.display()
+            ))),
+        }
     }
 
     /// Whether the file at the path is still the one opened (what is written lands there).
@@ -162,7 +215,7 @@ impl Storage {
     fn usable(&self) -> Result<(), LogError> {
         self.still_ours()?;
         match std::fs::metadata(&self.path) {
-            Ok(m) if !m.permissions().readonly() => Ok(()),
+            Ok(m) if !m.permissions().readonly() => self.has_room(),
             Ok(_) => Err(LogError::Unavailable(format!(
                 "event log {} is read-only",
                 self.path.display()
@@ -179,6 +232,20 @@ impl Storage {
 fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
+#[cfg(unix)]
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(std::io::Error::from)?;
+    #[allow(clippy::useless_conversion)] // the field types differ between platforms
+    let free = u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size()));
+    Ok(free)
+}
+
+#[cfg(not(unix))]
+fn free_bytes(_dir: &Path) -> std::io::Result<u64> {
+    Ok(u64::MAX)
 }
 
 #[cfg(not(unix))]
@@ -200,7 +267,8 @@ fn backend(e: sqlx::Error) -> LogError {
 fn write_error(e: rusqlite::Error) -> LogError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | CannotOpen) => {
+        Some(DiskFull) => LogError::Unavailable(format!("{DISK_FULL}: {e}")),
+        Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen) => {
             LogError::Unavailable(e.to_string())
         }
         _ => LogError::Backend(e.to_string()),
@@ -390,6 +458,7 @@ fn run_writer(
                 })
                 .collect(),
         };
+        storage.note(&results);
         // Committed to a file that is no longer the log's (its directory was removed or
         // replaced): lost at the next start, so not acknowledged, not announced.
         let results = match storage.still_ours() {

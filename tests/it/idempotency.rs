@@ -24,14 +24,14 @@ use crate::support::{Api, Deployment, Hit, Reply, Stack, Upstream, BASE_ENV, NO_
 const KEY_HEADER: &str = "Idempotency-Key";
 const REPLAYED: &str = "idempotent-replayed";
 /// How long the slow upstream takes to answer: longer than the agent's patience.
-const SLOW: Duration = Duration::from_secs(3);
+pub(crate) const SLOW: Duration = Duration::from_secs(3);
 
 fn envs() -> Vec<(&'static str, &'static str)> {
     [BASE_ENV, NO_RATE_LIMIT].concat()
 }
 
-struct Env {
-    d: Deployment,
+pub(crate) struct Env {
+    pub(crate) d: Deployment,
     /// Where retries go: a second instance on the shared stack, else the same one.
     other: Option<Service>,
     http: Client,
@@ -57,9 +57,18 @@ impl Api for Env {
 
 impl Env {
     async fn start(stack: Stack, two_instances: bool) -> Env {
-        let d = Deployment::start(stack, &envs()).await;
+        Env::start_with(stack, two_instances, &envs()).await
+    }
+
+    /// `start` with the instances' environment `envs`.
+    pub(crate) async fn start_with(
+        stack: Stack,
+        two_instances: bool,
+        envs: &[(&str, &str)],
+    ) -> Env {
+        let d = Deployment::start(stack, envs).await;
         let other = match two_instances {
-            true => Some(d.second_instance(&envs()).await),
+            true => Some(d.second_instance(envs).await),
             false => None,
         };
         Env {
@@ -101,7 +110,7 @@ impl Env {
 
     /// An `api_key` auth config, a connection of user `u1` on it, and tool
     /// `custom.send_email` (POST /send at `base_url`, risk write): the connection's id.
-    async fn tool_connection(&self, base_url: &str) -> String {
+    pub(crate) async fn tool_connection(&self, base_url: &str) -> String {
         let r = self
             .post(
                 self.admin(),
@@ -148,7 +157,7 @@ fn replayed(r: &Reply) -> bool {
 }
 
 /// An upstream that takes `SLOW` to send each email.
-async fn slow_upstream() -> Upstream {
+pub(crate) async fn slow_upstream() -> Upstream {
     Upstream::start(|_: Hit| async {
         tokio::time::sleep(SLOW).await;
         axum::Json(json!({ "sent": true })).into_response()

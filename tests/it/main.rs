@@ -18,6 +18,7 @@ mod crypto;
 mod destinations;
 mod end_user;
 mod failover;
+mod faults;
 mod fixtures;
 mod gateways;
 mod hardening;

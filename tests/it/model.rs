@@ -1390,7 +1390,7 @@ pub async fn pg_projections(url: &str) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn sqlite_projections(file: &std::path::Path) -> BTreeMap<String, Vec<String>> {
+pub(crate) fn sqlite_projections(file: &std::path::Path) -> BTreeMap<String, Vec<String>> {
     let c = rusqlite::Connection::open(file).expect("open");
     let mut out = BTreeMap::new();
     for t in TABLES {

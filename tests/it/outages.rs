@@ -117,7 +117,7 @@ async fn the_service_rides_out_a_postgres_outage() {
         acknowledged.len()
     );
     drop(svc);
-    check_exactly_once_and_converged(&storage, &pg.url(), &acknowledged, &recorded).await;
+    check_exactly_once_and_converged(&storage, Some(&pg.url()), &acknowledged, &recorded).await;
     let refused: Vec<String> = answers
         .iter()
         .filter(|(a, _)| a.status != Some(StatusCode::CREATED))

@@ -595,3 +595,132 @@ async fn the_verdict_does_not_depend_on_threads_or_chunking() {
         assert_eq!(v, &verdicts[0]);
     }
 }
+
+/// The service's rule (`signature::verify`, the path `authledger verify` takes) and
+/// ed25519-dalek's `verify_strict` give the same verdict for every canonical key: on valid
+/// signatures, on any one bit flipped, on `R + T` for each 8-torsion point `T`, and under
+/// mixed-order keys `[a]B + T` (which the rule does not refuse by themselves).
+mod agrees_with_verify_strict {
+    use super::craft;
+    use authledger::ledger::signature;
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use curve25519_dalek::scalar::Scalar;
+    use ed25519_dalek::{Signature, VerifyingKey};
+    use proptest::prelude::*;
+
+    /// Both verdicts for the canonical key `public` and `sig` over `message`: the rule's,
+    /// then `verify_strict`'s.
+    fn verdicts(public: &[u8; 32], message: &[u8], sig: &[u8; 64]) -> (bool, bool) {
+        assert!(signature::is_canonical_point(public));
+        let key = VerifyingKey::from_bytes(public).expect("a curve point");
+        (
+            signature::verify(&key, message, sig).is_ok(),
+            key.verify_strict(message, &Signature::from_bytes(sig))
+                .is_ok(),
+        )
+    }
+
+    fn scalar(bytes: &[u8; 64]) -> Scalar {
+        Scalar::from_bytes_mod_order_wide(bytes)
+    }
+
+    fn key(a: Scalar, torsion: usize) -> [u8; 32] {
+        (ED25519_BASEPOINT_POINT * a + EIGHT_TORSION[torsion])
+            .compress()
+            .to_bytes()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn valid_and_bit_flipped(
+            a in any::<[u8; 32]>(),
+            r in prop::array::uniform32(any::<u8>()).prop_map(|h| {
+                let mut w = [0u8; 64];
+                w[..32].copy_from_slice(&h);
+                w[32..].copy_from_slice(&h);
+                w
+            }),
+            message in prop::collection::vec(any::<u8>(), 0..300),
+            bit in 0usize..512,
+        ) {
+            let a = craft::secret(&a);
+            let r = scalar(&r);
+            let public = craft::base(a);
+            let sig = craft::sign(craft::base(r), r, a, &public, &message);
+            prop_assert_eq!(verdicts(&public, &message, &sig), (true, true));
+            let mut flipped = sig;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let (ours, strict) = verdicts(&public, &message, &flipped);
+            prop_assert_eq!(ours, strict, "bit {}", bit);
+            prop_assert!(!ours, "bit {} flipped and still accepted", bit);
+        }
+
+        #[test]
+        fn r_plus_torsion_and_mixed_order_keys(
+            seed in any::<[u8; 32]>(),
+            nonce in any::<u8>(),
+            message in prop::collection::vec(any::<u8>(), 0..300),
+            key_torsion in 0usize..8,
+        ) {
+            let a = craft::secret(&seed);
+            let r = craft::nonce(nonce);
+            let public = key(a, key_torsion);
+            for t in 0..8 {
+                let sig = craft::sign(craft::base_plus_torsion(r, t), r, a, &public, &message);
+                let (ours, strict) = verdicts(&public, &message, &sig);
+                prop_assert_eq!(ours, strict, "key torsion {}, R torsion {}", key_torsion, t);
+                if key_torsion == 0 {
+                    // [S]B - [k]A = [r]B, which is R only without a torsion component.
+                    prop_assert_eq!(ours, t == 0, "R torsion {}", t);
+                }
+            }
+        }
+    }
+
+    /// Every small-order and non-canonical case of §3 under a canonical key, and `S + L`.
+    #[test]
+    fn small_order_and_non_canonical_cases() {
+        let message = b"DSSEv1 small order";
+        let a = craft::secret(&[9; 32]);
+        let r = craft::nonce(9);
+        let zero = Scalar::ZERO;
+        let mut keys: Vec<[u8; 32]> = (0..8).map(|t| key(a, t)).collect();
+        keys.extend((0..8).map(craft::torsion));
+        let mut r_encodings: Vec<([u8; 32], Scalar)> =
+            (0..8).map(|t| (craft::torsion(t), zero)).collect();
+        let mut p_plus_1 = [0xffu8; 32];
+        p_plus_1[0] = 0xee;
+        p_plus_1[31] = 0x7f;
+        let mut one_signed = [0u8; 32];
+        one_signed[0] = 1;
+        one_signed[31] = 0x80;
+        let mut minus_one_signed = [0xffu8; 32];
+        minus_one_signed[0] = 0xec;
+        for e in [p_plus_1, one_signed, minus_one_signed] {
+            r_encodings.push((e, zero));
+        }
+        r_encodings.push((craft::base(r), r));
+        let mut checked = 0;
+        for public in &keys {
+            for (r_bytes, r) in &r_encodings {
+                let sig = craft::sign(*r_bytes, *r, a, public, message);
+                let mut unreduced = sig;
+                unreduced[32..].copy_from_slice(&craft::add_le(&sig[32..], &super::L_BYTES));
+                for s in [sig, unreduced] {
+                    let (ours, strict) = verdicts(public, message, &s);
+                    assert_eq!(
+                        ours,
+                        strict,
+                        "key {} R {}",
+                        hex::encode(public),
+                        hex::encode(r_bytes)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 16 * 12 * 2);
+    }
+}

@@ -14,6 +14,8 @@
 //! 4. `verify_log` over the ledger stream;
 //! 5. optionally the embedded SQLite backend: append and verify.
 //!
+//! Phase 0 times `seal_event` alone, phase 0b `verify_log`'s checks alone (`verify_cpu.rs`).
+//!
 //! `--suite audit` runs the audit benchmarks instead (see `audit.rs`); `--suite agents`
 //! the agent benchmarks over HTTP against `authledger serve` (see `agents.rs`).
 
@@ -38,6 +40,7 @@ use authledger::metrics::Metrics;
 
 mod agents;
 mod audit;
+mod verify_cpu;
 
 /// Which benchmark suite runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -534,6 +537,14 @@ async fn main() -> anyhow::Result<()> {
             ),
         });
     }
+
+    // 0b. The CPU cost of verify_log's checks, no I/O, taken apart.
+    rows.push(verify_cpu::run(
+        &ledger.signer(),
+        &ring,
+        args.events.min(20_000),
+        pad,
+    )?);
 
     let subjects = args.tasks * args.aggregates_per_task.max(1);
     let total = args.events * rounds;

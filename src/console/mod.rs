@@ -19,6 +19,7 @@ macro_rules! signed_for {
 }
 
 mod api_keys;
+mod approvals;
 mod audit;
 mod auth_configs;
 mod connections;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .merge(audit::routes())
+        .merge(approvals::routes())
         .layer(Extension(Arc::new(throttle::Throttle::default())))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
@@ -154,6 +156,12 @@ pub struct Me {
 }
 
 impl Me {
+    /// Whether the approvals screen is theirs (the permission of deciding approvals).
+    pub fn decides_approvals(&self) -> bool {
+        crate::domain::Role::parse(self.role)
+            .is_some_and(|role| role_allows(role, crate::api::routes::Permission::DecideApprovals))
+    }
+
     /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).
     pub fn reads_audit(&self) -> bool {
         crate::domain::Role::parse(self.role)

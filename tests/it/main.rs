@@ -11,6 +11,7 @@ mod conformance;
 mod connection_lifecycle;
 mod connections;
 mod console;
+mod console_approvals;
 mod console_audit;
 mod console_connections;
 mod crash;

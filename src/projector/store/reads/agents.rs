@@ -31,6 +31,9 @@ pub struct GatewayRow {
     pub updated_at: String,
 }
 
+const APPROVAL_COLUMNS: &str = "id, user_id, connection_id, tool, argument_fingerprint, status, \
+                                expires_at, tool_call_id, created_at, updated_at";
+
 const GATEWAY_COLUMNS: &str =
     "id, name, servers, agent_key_ids, status, version, created_at, updated_at";
 
@@ -57,6 +60,12 @@ pub trait AgentReads: Send + Sync {
         &self,
         workspace_id: &str,
         user_id: &str,
+        limit: i64,
+    ) -> Result<Vec<ApprovalRow>, ProjectionError>;
+    /// The workspace's approvals, pending ones first, then newest first (at most `limit`).
+    async fn approvals(
+        &self,
+        workspace_id: &str,
         limit: i64,
     ) -> Result<Vec<ApprovalRow>, ProjectionError>;
     /// A tool the workspace defined (its definition as JSON), if any.
@@ -126,13 +135,28 @@ macro_rules! agents_reads {
                 user_id: &str,
                 limit: i64,
             ) -> Result<Vec<ApprovalRow>, ProjectionError> {
-                sqlx::query_as(
-                    "SELECT id, user_id, connection_id, tool, argument_fingerprint, status, expires_at,
-                     tool_call_id, created_at, updated_at FROM approvals
-                     WHERE workspace_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3",
-                )
+                sqlx::query_as(&format!(
+                    "SELECT {APPROVAL_COLUMNS} FROM approvals
+                     WHERE workspace_id = $1 AND user_id = $2 ORDER BY id DESC LIMIT $3"
+                ))
                 .bind(workspace_id)
                 .bind(user_id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db)
+            }
+
+            async fn approvals(
+                &self,
+                workspace_id: &str,
+                limit: i64,
+            ) -> Result<Vec<ApprovalRow>, ProjectionError> {
+                sqlx::query_as(&format!(
+                    "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE workspace_id = $1
+                     ORDER BY CASE WHEN status = 'pending' THEN 0 ELSE 1 END, id DESC LIMIT $2"
+                ))
+                .bind(workspace_id)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await

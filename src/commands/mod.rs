@@ -302,14 +302,28 @@ pub async fn set_tool_response_storage(
     caller: &Caller,
     store: bool,
 ) -> Result<(), CommandError> {
-    use crate::domain::workspace::{Workspace, WorkspaceCommand};
+    change_workspace(
+        state,
+        caller,
+        crate::domain::workspace::WorkspaceCommand::SetToolResponseStorage(store),
+    )
+    .await
+}
+
+/// One change to the caller's workspace aggregate, read back before the answer.
+pub async fn change_workspace(
+    state: &AppState,
+    caller: &Caller,
+    command: crate::domain::workspace::WorkspaceCommand,
+) -> Result<(), CommandError> {
+    use crate::domain::workspace::Workspace;
     let committed = state
         .ledger
         .execute::<Workspace>(
             &caller.workspace_id,
             &caller.workspace_id,
             &caller.actor(),
-            &WorkspaceCommand::SetToolResponseStorage(store),
+            &command,
         )
         .await?;
     wait_for_write(state, committed.position).await?;

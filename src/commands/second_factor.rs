@@ -166,17 +166,12 @@ pub async fn set_requirement(
     caller: &Caller,
     required: bool,
 ) -> Result<(), CommandError> {
-    let committed = state
-        .ledger
-        .execute::<Workspace>(
-            &caller.workspace_id,
-            &caller.workspace_id,
-            &caller.actor(),
-            &WorkspaceCommand::SetSecondFactorRequirement(required),
-        )
-        .await?;
-    wait_for_write(state, committed.position).await?;
-    Ok(())
+    super::change_workspace(
+        state,
+        caller,
+        WorkspaceCommand::SetSecondFactorRequirement(required),
+    )
+    .await
 }
 
 /// An admin removes a member's second factor (a lost authenticator); their sessions end.

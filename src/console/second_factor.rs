@@ -25,7 +25,7 @@ use super::throttle::Throttle;
 use super::{form_error, render, Me};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
-use crate::commands::members::SignInError;
+use crate::commands::members::{MemberSession, SignInError};
 use crate::commands::second_factor;
 use crate::crypto::totp;
 use crate::domain::member::Member;
@@ -90,6 +90,16 @@ fn pending(state: &AppState, headers: &HeaderMap) -> Option<(String, String)> {
     (state.clock.now().unix_timestamp() < end).then(|| (workspace.to_string(), member.to_string()))
 }
 
+/// The session's cookie set, the sign-in step's cookie ended.
+fn signed_in_ending_pending(state: &AppState, member: &MemberSession) -> Response {
+    let mut r = session::signed_in(state, member);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        session::named_cookie(state, pending_name(state), "", Some(0)),
+    );
+    r
+}
+
 fn back_to_sign_in(state: &AppState) -> Response {
     let mut r = Redirect::to("/console/sign-in").into_response();
     r.headers_mut().append(
@@ -151,14 +161,7 @@ pub async fn submit_code(
     let throttled = throttle.throttled(&account, &address, Instant::now());
     match second_factor::complete_sign_in(&state, &workspace, &member, &form.code, throttled).await
     {
-        Ok(session) => {
-            let mut r = session::signed_in(&state, &session);
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                session::named_cookie(&state, pending_name(&state), "", Some(0)),
-            );
-            r
-        }
+        Ok(session) => signed_in_ending_pending(&state, &session),
         Err(SignInError::WrongCode) => {
             throttle.failed(&account, &address, Instant::now());
             again(
@@ -419,14 +422,7 @@ pub async fn sign_in_set_up(
     match second_factor::set_up_at_sign_in(&state, &workspace, &member, &setup.key, &setup.code)
         .await
     {
-        Ok(session) => {
-            let mut r = session::signed_in(&state, &session);
-            r.headers_mut().append(
-                header::SET_COOKIE,
-                session::named_cookie(&state, pending_name(&state), "", Some(0)),
-            );
-            r
-        }
+        Ok(session) => signed_in_ending_pending(&state, &session),
         Err(e) => {
             let error = form_error(&e);
             set_up_page(&state, at, StatusCode::UNPROCESSABLE_ENTITY, Some(error)).await

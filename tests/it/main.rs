@@ -28,6 +28,7 @@ mod idempotency;
 mod independent;
 mod limits;
 mod mcp;
+mod members;
 mod model;
 mod oauth_client;
 mod outages;

@@ -560,9 +560,10 @@ mod tests {
             headers: "Accept: application/json\n\n".into(),
             required_scopes: "items.read  items.list".into(),
             risk: "read".into(),
-            parameters:
-                r#"{"type":"object","required":["id"],"properties":{"id":{"type":"string"}}}"#
-                    .into(),
+            parameters: r#"{"type": "object", "required": ["id"], "properties": {
+                "id": {"type": "string"}, "fields": {"type": "string"}, "expand": {"type": "string"}
+            }}"#
+            .into(),
             ..ToolForm::default()
         }
     }
@@ -578,7 +579,10 @@ mod tests {
         assert_eq!(def.risk, Risk::Read);
         let again = ToolForm::of(&def).definition().unwrap();
         assert_eq!(again, def);
-        assert!(crate::gateway::tools::Tool::new(def).is_ok());
+        let checked = crate::gateway::tools::Tool::new(def)
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(checked, None);
     }
 
     #[test]

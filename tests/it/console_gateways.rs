@@ -156,6 +156,29 @@ async fn invite(ui: &Console, email: &str, role: &str) -> String {
     value(ui, "#invite-link").await
 }
 
+/// The routes of the members' `role_not_permitted` refusals in the audit.
+async fn refused_routes(ui: &Console) -> Vec<String> {
+    let mut routes = Vec::new();
+    for e in ui.audit("access.denied").await {
+        if e["reason"] != "role_not_permitted" || e["actor"]["type"] != "member" {
+            continue;
+        }
+        let id = e["event_id"].as_str().expect("id");
+        let detail: Value = reqwest::Client::new()
+            .get(ui.dep.svc.url(&format!("/v1/audit/events/{id}")))
+            .bearer_auth(&ui.dep.admin)
+            .send()
+            .await
+            .expect("event")
+            .json()
+            .await
+            .expect("json");
+        let route = detail["body"]["payload"]["route"].as_str();
+        routes.push(route.expect("route").to_string());
+    }
+    routes
+}
+
 /// How many `kind` events of the workspace a member did.
 async fn by_member_of(ui: &Console, kind: &str) -> usize {
     ui.audit(kind)
@@ -308,14 +331,12 @@ async fn flow(stack: Stack, shots: bool) {
     ui.submit("#gateway-form button").await;
     let page = ui.text().await;
     assert!(page.contains("Created \"Support bot\""), "{page}");
-    let gateway = ui
-        .path()
-        .await
-        .strip_prefix("/console/gateways/")
-        .expect("the gateway's page")
-        .to_string();
     let mcp_url = value(&ui, "#mcp-url").await;
-    assert_eq!(mcp_url, ui.dep.svc.url(&format!("/mcp/{gateway}")));
+    let gateway = mcp_url
+        .strip_prefix(&ui.dep.svc.url("/mcp/"))
+        .expect("the gateway's MCP URL on the service's public URL")
+        .to_string();
+    assert!(page.contains(&gateway), "its id on its page: {page}");
     assert!(page.contains(&agent_id) && page.contains("custom.get_item"));
     ui.check_page("gateway").await;
 
@@ -470,15 +491,14 @@ async fn flow(stack: Stack, shots: bool) {
         StatusCode::FORBIDDEN
     );
     crate::harness::eventually(Duration::from_secs(10), "the refusals", || async {
-        let denied = ui.audit("access.denied").await;
-        let routes: Vec<&str> = denied
-            .iter()
-            .filter(|e| e["reason"] == "role_not_permitted" && e["actor"]["type"] == "member")
-            .filter_map(|e| e["route"].as_str())
-            .collect();
-        routes.contains(&"/console/gateways")
-            && routes.contains(&"/console/gateways/{id}/delete")
-            && routes.contains(&"/console/tools")
+        let routes = refused_routes(&ui).await;
+        [
+            "/console/gateways",
+            "/console/gateways/{id}/delete",
+            "/console/tools",
+        ]
+        .iter()
+        .all(|r| routes.iter().any(|seen| seen == r))
     })
     .await;
     assert_eq!(listed(&ui.dep, &agent).await.len(), 2, "nothing changed");

@@ -310,6 +310,18 @@ async fn flow(stack: Stack, shots: bool) {
     let page = ui.text().await;
     assert!(page.contains("items.read") && page.contains("\"required\""));
     ui.check_page("tool").await;
+    // Redefining starts from the tool's definition.
+    ui.submit("#redefine").await;
+    assert_eq!(value(&ui, "#t-name").await, "custom.get_item");
+    assert_eq!(value(&ui, "#t-base-url").await, base_url);
+    ui.axe("tool-redefine").await;
+    ui.fill("#t-description", "Gets one item by its id.").await;
+    ui.submit("#tool-form button").await;
+    let page = ui.text().await;
+    assert!(
+        page.contains("Redefined workspace tool custom.get_item (version 2)"),
+        "{page}"
+    );
 
     // A gateway bundling it, with the agent key bound.
     ui.go("/console/gateways").await;
@@ -558,7 +570,11 @@ async fn flow(stack: Stack, shots: bool) {
         "created, edited"
     );
     assert_eq!(by_member_of(&ui, "gateway.deleted").await, 1);
-    assert_eq!(by_member_of(&ui, "tool.defined").await, 1);
+    assert_eq!(
+        by_member_of(&ui, "tool.defined").await,
+        2,
+        "defined, redefined"
+    );
     let _ = ui.c.close().await;
 }
 

@@ -534,6 +534,21 @@ pub async fn edit_page(
     form_page(&state, &signed, editing, &form, (StatusCode::OK, None)).await
 }
 
+/// A form posted about gateway `id`: its fields read, its CSRF token checked, the gateway
+/// found in this workspace; or the answer to give instead.
+async fn posted(
+    state: &AppState,
+    signed: &Signed,
+    headers: &HeaderMap,
+    (id, fields): (&str, Vec<(String, String)>),
+    at: (&str, &str),
+) -> Result<(GatewayForm, GatewayRow), Response> {
+    let form = GatewayForm::parse(fields);
+    signed.check_form(state, headers, &form.csrf, at.1).await?;
+    let row = found(state, signed, at, id).await?;
+    Ok((form, row))
+}
+
 pub async fn edit(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -542,12 +557,8 @@ pub async fn edit(
 ) -> Response {
     let at = ("POST", "/console/gateways/{id}/edit");
     let signed = signed_for!(state, headers, RouteId::ReplaceGateway, at);
-    let form = GatewayForm::parse(fields);
-    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
-        return answer;
-    }
-    let row = match found(&state, &signed, at, &id).await {
-        Ok(row) => row,
+    let (form, row) = match posted(&state, &signed, &headers, (&id, fields), at).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     let caller = &signed.member.caller;
@@ -583,12 +594,8 @@ pub async fn delete(
 ) -> Response {
     let at = ("POST", "/console/gateways/{id}/delete");
     let signed = signed_for!(state, headers, RouteId::DeleteGateway, at);
-    let form = GatewayForm::parse(fields);
-    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
-        return answer;
-    }
-    let row = match found(&state, &signed, at, &id).await {
-        Ok(row) => row,
+    let (form, row) = match posted(&state, &signed, &headers, (&id, fields), at).await {
+        Ok(posted) => posted,
         Err(answer) => return answer,
     };
     if form.confirm != "yes" {

@@ -364,6 +364,15 @@ fn field_of(detail: &str) -> &'static str {
         .unwrap_or("")
 }
 
+/// The words of a refusal about `field`: what follows `<field>: ` (the whole text otherwise).
+fn reason_of(detail: &str, field: &str) -> String {
+    let key = format!("{field}: ");
+    match detail.find(&key) {
+        Some(at) if !field.is_empty() => detail[at + key.len()..].to_string(),
+        _ => detail.to_string(),
+    }
+}
+
 #[derive(Template)]
 #[template(path = "tool_form.html")]
 struct DefinePage<'a> {
@@ -378,6 +387,8 @@ struct DefinePage<'a> {
     error: Option<String>,
     /// The field the error is about (`""` when none is named).
     bad: &'a str,
+    /// What is wrong with that field, shown beside it.
+    reason: String,
 }
 
 fn define_page(
@@ -395,6 +406,10 @@ fn define_page(
         methods: METHODS,
         risks: RISKS,
         redefining,
+        reason: error
+            .as_deref()
+            .map(|e| reason_of(e, bad))
+            .unwrap_or_default(),
         error,
         bad,
     };
@@ -613,5 +628,14 @@ mod tests {
             "name"
         );
         assert_eq!(field_of("the event log is unavailable"), "");
+        assert_eq!(
+            reason_of(&detail, "parameters"),
+            r#"must have "type": "object""#
+        );
+        assert_eq!(
+            reason_of("invalid base_url: must use https", "base_url"),
+            "must use https"
+        );
+        assert_eq!(reason_of("unavailable", ""), "unavailable");
     }
 }

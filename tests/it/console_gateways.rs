@@ -273,6 +273,14 @@ async fn flow(stack: Stack, shots: bool) {
         error.contains("parameters") && error.contains("path parameter id must be required"),
         "{error}"
     );
+    let beside =
+        ui.c.find(Locator::Css("#parameters-error"))
+            .await
+            .expect("the error beside the field")
+            .text()
+            .await
+            .expect("text");
+    assert_eq!(beside, "path parameter id must be required");
     assert_eq!(value(&ui, "#t-name").await, "custom.get_item");
     assert_eq!(value(&ui, "#t-path").await, "/items/{id}");
     assert_eq!(value(&ui, "#t-scopes").await, "items.read");

@@ -126,6 +126,19 @@ impl From<&CommandError> for Problem {
                     None,
                 )
             }
+            CommandError::Ledger(LedgerError::Log(LogError::DiskFull(e))) => {
+                tracing::error!(error = %e, "event log disk full");
+                Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The ledger's disk is full; nothing was written",
+                    Some(
+                        "The event log's disk is full. Writes resume by themselves once \
+                         space is freed on it; until then the service is not ready."
+                            .into(),
+                    ),
+                )
+            }
             // A write that succeeded but cannot be read back yet: 503 (retry the read with
             // `?min_position=`), never a 404 that says it did not happen.
             CommandError::NotYetVisible { position, reason } => {

@@ -71,6 +71,11 @@ pub enum WorkspaceOp {
         required: bool,
         version: i64,
     },
+    SetAgentConnectFlows {
+        id: String,
+        any_user: bool,
+        version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +204,8 @@ impl Op {
                 WorkspaceOp::Create { version, .. }
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
                 | WorkspaceOp::SetToolResponseStorage { version, .. }
-                | WorkspaceOp::SetSecondFactorRequirement { version, .. },
+                | WorkspaceOp::SetSecondFactorRequirement { version, .. }
+                | WorkspaceOp::SetAgentConnectFlows { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {
                 Some(("api_key", *version))

@@ -89,6 +89,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::McpGateway => on(filter, mcp_gateway),
         RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
         RouteId::MyApprovals => on(filter, agents::my_approvals),
+        RouteId::SetAgentConnectFlows => on(filter, end_users::set_agent_connect_flows),
         RouteId::Mcp => on(filter, mcp_all),
     }
 }

@@ -38,6 +38,23 @@ pub struct CallbackOutcome {
     pub error: Option<String>,
 }
 
+impl CallbackOutcome {
+    /// The return URL with how the flow went: `connection_id`, `status`, and `error` when
+    /// it failed.
+    pub fn return_url(&self) -> Result<String, url::ParseError> {
+        let mut url = url::Url::parse(&self.redirect_url)?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("connection_id", &self.connection_id);
+            pairs.append_pair("status", self.status.as_str());
+            if let Some(e) = &self.error {
+                pairs.append_pair("error", e);
+            }
+        }
+        Ok(url.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error("the state is unknown, expired or already used")]
@@ -135,6 +152,13 @@ async fn complete(
         && conn.state_hash.as_deref() == Some(state_hash.as_str())
         && conn.state_expires_at.is_some_and(|exp| now < exp);
     if !state_ok {
+        return Err(invalid_here());
+    }
+    // A hosted connect link (an auth config that is not OAuth) is never completed here.
+    let oauth_config = load::<AuthConfig>(state, &ws, &conn.auth_config_id)
+        .await?
+        .is_some_and(|c| matches!(c.settings, Some(AuthSettings::Oauth2(_))));
+    if !oauth_config {
         return Err(invalid_here());
     }
     let actor = Actor {

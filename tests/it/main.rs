@@ -23,6 +23,7 @@ mod faults;
 mod fixtures;
 mod gateways;
 mod hardening;
+mod hosted_connect;
 mod harness;
 mod idempotency;
 mod independent;

@@ -763,7 +763,10 @@ mod tests {
         let done = Event::ConnectionCredentialsSubmitted(CredentialsSubmitted {
             credentials: Some(sealed("hmac-sha256:key")),
         });
-        assert_eq!(check(&[initiated()], submit("sha256:aa", T0)), Ok(done.clone()));
+        assert_eq!(
+            check(&[initiated()], submit("sha256:aa", T0)),
+            Ok(done.clone())
+        );
         let rejected = Err(DomainError::Rejected(STATE_REJECTED.into()));
         // Another link, an expired one, a used one, none at all.
         assert_eq!(check(&[initiated()], submit("sha256:bb", T0)), rejected);

@@ -34,8 +34,8 @@ pub use auth_config::{
 pub use checkpoint::CheckpointCreated;
 pub use connection::{
     AuthorizationStarted, ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated,
-    ConnectionDeleted, CredentialsSubmitted, ConnectionExpired, ConnectionInitiated, ConnectionRefreshed,
-    ConnectionRevoked, NeedsReconsent, RefreshFailed, RefreshStarted,
+    ConnectionDeleted, ConnectionExpired, ConnectionInitiated, ConnectionRefreshed,
+    ConnectionRevoked, CredentialsSubmitted, NeedsReconsent, RefreshFailed, RefreshStarted,
 };
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
@@ -49,8 +49,8 @@ pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
 pub use workspace::{
-    AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet, ToolResponseStorageSet,
-    WorkspaceCreated,
+    AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
+    ToolResponseStorageSet, WorkspaceCreated,
 };
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 

@@ -194,7 +194,9 @@ mod tests {
         let mut ws = Workspace::default();
         let set = WorkspaceCommand::SetAgentConnectFlows;
         assert!(ws.decide(&set(true)).is_err(), "no workspace yet");
-        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated { name: "w".into() }));
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
         assert!(!ws.agents_connect_any_user, "off for a new workspace");
         assert!(ws.decide(&set(false)).is_err(), "already off");
         let on = ws.decide(&set(true)).unwrap();

@@ -190,6 +190,17 @@ fn with_cookie(mut response: Response, cookie: Option<HeaderValue>) -> Response 
     response
 }
 
+/// The form page, allowed to post into a redirect to the link's return URL.
+fn form_page(link: &HostedLink, status: StatusCode, page: &ConnectPage) -> Response {
+    let mut response = render(status, page);
+    if let Some(csp) = super::csp_with_form_target(&link.redirect_url) {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    response
+}
+
 /// The answer for a link that cannot be used: nothing happened (the refusal is recorded).
 fn refused_link(e: &LinkError) -> Response {
     match e {
@@ -223,7 +234,7 @@ pub async fn page(
     let (nonce, cookie) = nonce(&state, &headers);
     let csrf = csrf_token(&state, &nonce, &presented);
     let page = page_of(&link, &presented, csrf, Shown::default());
-    with_cookie(render(StatusCode::OK, &page), cookie)
+    with_cookie(form_page(&link, StatusCode::OK, &page), cookie)
 }
 
 /// Every field the form may have; the auth type says which count.
@@ -282,12 +293,15 @@ pub async fn submit(
     let again = |shown: Shown, status: StatusCode| {
         let nonce = cookie_value(&headers, cookie_name(&state)).unwrap_or_default();
         let csrf = csrf_token(&state, nonce, &presented);
-        render(status, &page_of(&link, &presented, csrf, shown))
+        form_page(&link, status, &page_of(&link, &presented, csrf, shown))
     };
     if form.action == "test" && hosted::has_test(&link.settings) {
         let shown = match hosted::test(&state, at, &presented, &creds).await {
             Ok(_) => Shown {
-                test: Some((true, "Test passed: the service accepted these credentials.".into())),
+                test: Some((
+                    true,
+                    "Test passed: the service accepted these credentials.".into(),
+                )),
                 username,
                 ..Shown::default()
             },
@@ -319,7 +333,8 @@ pub async fn submit(
         Err(LinkError::Command(e)) if is_refusal(&e) => {
             let shown = Shown {
                 error: Some(format!("Not connected: {}", words(&e))),
-                test: hosted::has_test(&link.settings).then(|| (false, "Nothing was saved.".into())),
+                test: hosted::has_test(&link.settings)
+                    .then(|| (false, "Nothing was saved.".into())),
                 username,
             };
             again(shown, StatusCode::UNPROCESSABLE_ENTITY)

@@ -24,6 +24,20 @@ const MAX_FORM_BYTES: usize = 16 * 1024;
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+/// The CSP of a page whose form's answer redirects to `return_url` (browsers hold a form's
+/// redirects to `form-action` too): the same policy, that one origin added.
+fn csp_with_form_target(return_url: &str) -> Option<HeaderValue> {
+    let origin = url::Url::parse(return_url).ok()?.origin();
+    if !origin.is_tuple() {
+        return None;
+    }
+    let csp = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", origin.ascii_serialization()),
+    );
+    HeaderValue::from_str(&csp).ok()
+}
+
 pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
     Router::new()
         .route("/connect/done", get(connect::connected))
@@ -40,13 +54,20 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
 
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A page whose form may end at another origin (the app's return URL) sets its own.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // The page's URL is a capability: never sent to another site.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // The page's URL is a capability: never sent to another site as a referrer (not
+    // `no-referrer`: browsers then send `Origin: null` on the form's POST).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

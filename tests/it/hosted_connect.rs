@@ -60,7 +60,15 @@ struct Scene {
 
 impl Scene {
     async fn call(&self, bearer: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        Reply::of(request(&self.http, &self.ui.dep.svc, bearer, method, path, body)).await
+        Reply::of(request(
+            &self.http,
+            &self.ui.dep.svc,
+            bearer,
+            method,
+            path,
+            body,
+        ))
+        .await
     }
 
     async fn admin_post(&self, path: &str, body: Value) -> Reply {
@@ -135,7 +143,7 @@ impl Scene {
         );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(h["x-frame-options"], "DENY");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["referrer-policy"], "same-origin");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert_eq!(h["cache-control"], "no-store");
     }
@@ -167,7 +175,12 @@ async fn api_key_on_demand(s: &Scene) {
 
     // Off by default: an agent key may not start a connect flow for an arbitrary user.
     let r = s
-        .call(&agent, Method::POST, "/v1/tools/execute", Some(call.clone()))
+        .call(
+            &agent,
+            Method::POST,
+            "/v1/tools/execute",
+            Some(call.clone()),
+        )
         .await;
     r.expect(StatusCode::FORBIDDEN, "connect-not-allowed");
     assert!(r.body.get("connect_url").is_none(), "{}", r.text);
@@ -199,7 +212,12 @@ async fn api_key_on_demand(s: &Scene) {
     assert_eq!(ui.audit("workspace.agent_connect_flows_set").await.len(), 1);
 
     let r = s
-        .call(&agent, Method::POST, "/v1/tools/execute", Some(call.clone()))
+        .call(
+            &agent,
+            Method::POST,
+            "/v1/tools/execute",
+            Some(call.clone()),
+        )
         .await;
     r.expect(StatusCode::CONFLICT, "connection-required");
     let link = r.str("connect_url");
@@ -219,7 +237,7 @@ async fn api_key_on_demand(s: &Scene) {
     ui.check_page("connect-api-key").await;
     ui.fill("#api_key", KEY).await;
     ui.submit("#connect").await;
-    assert_eq!(ui.path().await, "/connect/done");
+    assert_eq!(ui.path().await, "/connect/done", "{}", ui.text().await);
     assert!(ui.text().await.contains("Your account is connected"));
     ui.check_page("connect-done").await;
     s.assert_no_secret_in_page().await;
@@ -240,14 +258,19 @@ async fn api_key_on_demand(s: &Scene) {
     ui.go(&link).await;
     assert!(ui.text().await.contains("This link cannot be used"));
     ui.check_page("connect-link-used").await;
-    ui.denied("invalid_connect_link", "anonymous").await;
+    // A used link names no connection any more: its refusal is recorded in the ledger's
+    // own workspace, as a replayed OAuth state is (the log is checked at the end).
     let r = s.http.get(&link).send().await.expect("get");
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // The OAuth callback never completes a hosted link either.
     let secret = link.rsplit('/').next().expect("secret");
     let r = s
         .http
-        .get(ui.dep.svc.url(&format!("/v1/oauth/callback?state={secret}&code=x")))
+        .get(
+            ui.dep
+                .svc
+                .url(&format!("/v1/oauth/callback?state={secret}&code=x")),
+        )
         .send()
         .await
         .expect("callback");
@@ -275,7 +298,9 @@ async fn basic_and_bearer(s: &Scene) {
     let status: Vec<_> = here.query_pairs().collect();
     assert!(
         status.iter().any(|(k, v)| k == "status" && v == "active")
-            && status.iter().any(|(k, v)| k == "connection_id" && v == id.as_str()),
+            && status
+                .iter()
+                .any(|(k, v)| k == "connection_id" && v == id.as_str()),
         "{here}"
     );
     assert_eq!(s.connection(&id).await["status"], "active");
@@ -298,7 +323,13 @@ async fn basic_and_bearer(s: &Scene) {
     // Empty: refused by the browser's `required`; a value that is too long by the server.
     ui.fill("#token", TOKEN).await;
     ui.submit("#connect").await;
-    assert!(ui.c.current_url().await.expect("url").as_str().starts_with(&return_to));
+    assert!(ui
+        .c
+        .current_url()
+        .await
+        .expect("url")
+        .as_str()
+        .starts_with(&return_to));
     assert_eq!(s.connection(&id).await["status"], "active");
     let r = s
         .call(
@@ -356,7 +387,10 @@ async fn postgres_with_test(s: &Scene) {
     ui.fill("#password", PASSWORD).await;
     ui.submit("#connect").await;
     let text = ui.text().await;
-    assert!(text.contains("Not connected") && text.contains("Nothing was saved"), "{text}");
+    assert!(
+        text.contains("Not connected") && text.contains("Nothing was saved"),
+        "{text}"
+    );
     s.assert_no_secret_in_page().await;
     assert_eq!(s.connection(&id).await["status"], "initiated");
 
@@ -391,27 +425,47 @@ async fn csrf_and_expiry(s: &Scene, config: &str) {
     ui.submit("#connect").await;
     assert!(ui.text().await.contains("This link cannot be used"));
     ui.check_page("connect-link-expired").await;
+    ui.denied("invalid_connect_link", "anonymous").await;
     assert_eq!(s.connection(&id).await["status"], "initiated");
     s.assert_no_secret_in_page().await;
 }
 
 /// No credential in the log, in any form the scan knows.
 async fn assert_log_has_no_secret(dep: &Deployment) {
-    let a = [
-        dep.storage.clone(),
-        crate::harness::args(&["dump-log"]),
-    ]
-    .concat();
+    let a = [dep.storage.clone(), crate::harness::args(&["dump-log"])].concat();
     let out = tokio::task::spawn_blocking(move || crate::harness::run_cli(&a))
         .await
         .expect("join");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let log = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let raw = String::from_utf8(out.stdout).expect("utf-8");
+    // Each line's envelope holds the signed body base64-encoded: read both.
+    let mut log = raw.clone();
+    for line in raw.lines() {
+        let line: Value = serde_json::from_str(line).expect("a dump line");
+        let envelope: Value =
+            serde_json::from_str(line["envelope"].as_str().expect("envelope")).expect("json");
+        let body = base64::engine::general_purpose::STANDARD
+            .decode(envelope["payload"].as_str().expect("payload"))
+            .expect("base64");
+        log.push_str(&String::from_utf8(body).expect("utf-8 body"));
+    }
     assert!(log.contains("connection.credentials_submitted"));
+    // The used link (twice: the page and the callback), the expired one.
+    assert!(
+        log.matches("invalid_connect_link").count() >= 2,
+        "refused links recorded"
+    );
     let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
     for secret in [KEY, PASSWORD, TOKEN] {
         assert!(!log.contains(secret), "the log holds a credential");
-        assert!(!log.contains(&b64(secret)), "the log holds a credential (base64)");
+        assert!(
+            !log.contains(&b64(secret)),
+            "the log holds a credential (base64)"
+        );
     }
 }
 
@@ -442,7 +496,12 @@ async fn flow(stack: Stack, shots: bool) {
     basic_and_bearer(&s).await;
     postgres_with_test(&s).await;
     let configs = s
-        .call(&s.ui.dep.admin.clone(), Method::GET, "/v1/auth-configs", None)
+        .call(
+            &s.ui.dep.admin.clone(),
+            Method::GET,
+            "/v1/auth-configs",
+            None,
+        )
         .await;
     let acme = configs.body["items"]
         .as_array()

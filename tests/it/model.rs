@@ -1160,7 +1160,12 @@ impl World {
     async fn hosted_connect(&self, link: &str, token: &str) {
         let http = no_redirect_client();
         let page = http.get(link).send().await.expect("connect page");
-        assert_eq!(page.status(), StatusCode::OK, "seed {}: connect page", self.seed);
+        assert_eq!(
+            page.status(),
+            StatusCode::OK,
+            "seed {}: connect page",
+            self.seed
+        );
         let cookie = page
             .headers()
             .get("set-cookie")
@@ -1170,7 +1175,11 @@ impl World {
             .to_string();
         let html = page.text().await.expect("html");
         let csrf = form_value(&html, "csrf");
-        let form = [("csrf", csrf.as_str()), ("action", "connect"), ("token", token)];
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("action", "connect"),
+            ("token", token),
+        ];
         let r = http
             .post(link)
             .header("cookie", cookie)
@@ -1179,7 +1188,12 @@ impl World {
             .send()
             .await
             .expect("connect form");
-        assert_eq!(r.status(), StatusCode::SEE_OTHER, "seed {}: connect form", self.seed);
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: connect form",
+            self.seed
+        );
     }
 
     async fn refresh(&mut self, action: Action) {

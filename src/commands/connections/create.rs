@@ -273,8 +273,7 @@ pub(crate) async fn check_credentials(
             non_empty("credentials.token", &c.token)?;
         }
         AuthSettings::Basic => {
-            let c: BasicCredentials =
-                shape(creds, "{\"username\": string, \"password\": string}")?;
+            let c: BasicCredentials = shape(creds, "{\"username\": string, \"password\": string}")?;
             non_empty("credentials.username", &c.username)?;
             if c.password.len() > 8192 {
                 return Err(invalid("credentials.password", "at most 8192 bytes"));

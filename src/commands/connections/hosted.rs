@@ -27,7 +27,10 @@ pub const CONNECTED_PATH: &str = "/connect/done";
 impl ConnectionSettings {
     /// The hosted connect page of a link's secret.
     pub fn connect_page_url(&self, secret: &str) -> String {
-        format!("{}{CONNECT_PATH}{secret}", self.public_url.trim_end_matches('/'))
+        format!(
+            "{}{CONNECT_PATH}{secret}",
+            self.public_url.trim_end_matches('/')
+        )
     }
 
     fn connected_url(&self) -> String {
@@ -129,6 +132,8 @@ pub struct HostedLink {
     /// The auth config's settings (never OAuth): which fields the form has.
     pub settings: AuthSettings,
     pub expires_at: OffsetDateTime,
+    /// Where the end user is sent when the link is completed.
+    pub redirect_url: String,
     state_hash: String,
     data_key_id: String,
 }
@@ -208,11 +213,10 @@ pub async fn submit(
     {
         Ok(c) => {
             wait_for_write(state, c.position).await?;
-            let conn = load::<Connection>(state, ws, id).await?;
             Ok(CallbackOutcome {
                 connection_id: id.to_string(),
                 status: ConnectionStatus::Active,
-                redirect_url: conn.and_then(|c| c.redirect_url).unwrap_or_default(),
+                redirect_url: link.redirect_url.clone(),
                 error: None,
             })
         }
@@ -311,6 +315,7 @@ async fn find(state: &AppState, presented: &str) -> Result<HostedLink, LinkError
         provider: config.provider.clone(),
         settings,
         expires_at: conn.state_expires_at.unwrap_or(now),
+        redirect_url: conn.redirect_url.clone().unwrap_or_default(),
         state_hash,
         data_key_id: conn.data_key_id.clone(),
     })

@@ -10,6 +10,7 @@
 //! Without an identity provider for end users the link is a bearer capability: whoever
 //! opens it completes that user's connection.
 
+use super::callback::{initiated_flow, InitiatedFlow};
 use super::create::{check_credentials, seal_credentials};
 use super::*;
 use crate::commands::record_denial;
@@ -258,41 +259,23 @@ async fn recorded<T>(
 /// The link a presented secret names, checked against the log: initiated, this hash,
 /// unexpired, never claimed by an OAuth callback, and its auth config enabled and not OAuth.
 async fn find(state: &AppState, presented: &str) -> Result<HostedLink, LinkError> {
-    let unknown = || {
-        LinkError::Invalid(InvalidState {
-            workspace_id: None,
-            connection_id: None,
-        })
-    };
-    if presented.is_empty() || presented.len() > 512 {
-        return Err(unknown());
-    }
-    let state_hash = oauth::state_hash(presented);
-    let Some(row) = state
-        .projections
-        .connection_by_state_hash(&state_hash)
-        .await
-        .map_err(CommandError::from)?
-    else {
-        return Err(unknown());
-    };
-    let (ws, id) = (row.workspace_id.clone(), row.id.clone());
+    let InitiatedFlow {
+        ws,
+        id,
+        conn,
+        state_hash,
+        now,
+    } = initiated_flow(state, presented)
+        .await?
+        .map_err(LinkError::Invalid)?;
     let invalid_here = || {
         LinkError::Invalid(InvalidState {
             workspace_id: Some(ws.clone()),
             connection_id: Some(id.clone()),
         })
     };
-    // The log, not the projection, decides whether the link is still good.
-    let conn = load::<Connection>(state, &ws, &id)
-        .await?
-        .ok_or_else(invalid_here)?;
-    let now = state.clock.now();
-    let link_ok = conn.status == Some(ConnectionStatus::Initiated)
-        && conn.state_hash.as_deref() == Some(state_hash.as_str())
-        && !conn.authorization_started
-        && conn.state_expires_at.is_some_and(|exp| now < exp);
-    if !link_ok {
+    // Never a flow an OAuth callback has claimed.
+    if conn.authorization_started {
         return Err(invalid_here());
     }
     let config = load::<AuthConfig>(state, &ws, &conn.auth_config_id)

@@ -71,6 +71,11 @@ impl Scene {
         .await
     }
 
+    async fn execute(&self, bearer: &str, body: Value) -> Reply {
+        self.call(bearer, Method::POST, "/v1/tools/execute", Some(body))
+            .await
+    }
+
     async fn admin_post(&self, path: &str, body: Value) -> Reply {
         let admin = self.ui.dep.admin.clone();
         self.call(&admin, Method::POST, path, Some(body)).await
@@ -174,14 +179,7 @@ async fn api_key_on_demand(s: &Scene) {
     let call = json!({ "tool": "custom.key_me", "user_id": "carol", "auth_config_id": config });
 
     // Off by default: an agent key may not start a connect flow for an arbitrary user.
-    let r = s
-        .call(
-            &agent,
-            Method::POST,
-            "/v1/tools/execute",
-            Some(call.clone()),
-        )
-        .await;
+    let r = s.execute(&agent, call.clone()).await;
     r.expect(StatusCode::FORBIDDEN, "connect-not-allowed");
     assert!(r.body.get("connect_url").is_none(), "{}", r.text);
     ui.denied("connect_not_allowed", "api_key").await;
@@ -211,14 +209,7 @@ async fn api_key_on_demand(s: &Scene) {
     );
     assert_eq!(ui.audit("workspace.agent_connect_flows_set").await.len(), 1);
 
-    let r = s
-        .call(
-            &agent,
-            Method::POST,
-            "/v1/tools/execute",
-            Some(call.clone()),
-        )
-        .await;
+    let r = s.execute(&agent, call.clone()).await;
     r.expect(StatusCode::CONFLICT, "connection-required");
     let link = r.str("connect_url");
     assert!(link.starts_with(&ui.dep.svc.url("/connect/")), "{link}");
@@ -243,9 +234,7 @@ async fn api_key_on_demand(s: &Scene) {
     s.assert_no_secret_in_page().await;
 
     // The retry reaches the upstream, which checks the key.
-    let r = s
-        .call(&agent, Method::POST, "/v1/tools/execute", Some(call))
-        .await;
+    let r = s.execute(&agent, call).await;
     assert_eq!(
         (r.status, &r.body["status"]),
         (StatusCode::OK, &json!(200)),
@@ -306,11 +295,9 @@ async fn basic_and_bearer(s: &Scene) {
     assert_eq!(s.connection(&id).await["status"], "active");
     let admin = ui.dep.admin.clone();
     let r = s
-        .call(
+        .execute(
             &admin,
-            Method::POST,
-            "/v1/tools/execute",
-            Some(json!({ "tool": "custom.basic_me", "connection_id": id })),
+            json!({ "tool": "custom.basic_me", "connection_id": id }),
         )
         .await;
     assert_eq!(r.body["status"], 200, "{}", r.text);
@@ -332,11 +319,9 @@ async fn basic_and_bearer(s: &Scene) {
         .starts_with(&return_to));
     assert_eq!(s.connection(&id).await["status"], "active");
     let r = s
-        .call(
+        .execute(
             &admin,
-            Method::POST,
-            "/v1/tools/execute",
-            Some(json!({ "tool": "custom.bearer_me", "connection_id": id })),
+            json!({ "tool": "custom.bearer_me", "connection_id": id }),
         )
         .await;
     assert_eq!(r.body["status"], 200, "{}", r.text);

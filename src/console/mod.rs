@@ -23,10 +23,12 @@ mod approvals;
 mod audit;
 mod auth_configs;
 mod connections;
+mod gateways;
 pub mod pages;
 mod second_factor;
 pub mod session;
 mod throttle;
+mod tools;
 
 use std::sync::Arc;
 
@@ -51,6 +53,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 pub fn router(state: AppState) -> Router {
     let screens = connections::routes(auth_configs::routes(Router::new()));
+    let screens = tools::routes(gateways::routes(screens));
     screens
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
@@ -160,6 +163,14 @@ impl Me {
     pub fn decides_approvals(&self) -> bool {
         crate::domain::Role::parse(self.role)
             .is_some_and(|role| role_allows(role, crate::api::routes::Permission::DecideApprovals))
+    }
+
+    /// Whether the gateways screen is theirs (the permission of `GET /v1/gateways`).
+    pub fn reads_gateways(&self) -> bool {
+        let list = ROUTES.iter().find(|r| r.id == RouteId::ListGateways);
+        crate::domain::Role::parse(self.role)
+            .zip(list)
+            .is_some_and(|(role, route)| role_allows(role, route.permission))
     }
 
     /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).

@@ -105,7 +105,7 @@ struct Team<'a> {
     me: Option<Me>,
     csrf: String,
     section: &'a str,
-    members: Vec<members::MemberView>,
+    members: Vec<crate::projector::store::MemberRow>,
     second_factor_required: bool,
     can_invite: bool,
     invite_link: Option<String>,
@@ -146,7 +146,7 @@ pub(super) async fn team_page(
         second_factor_required,
         can_invite: crate::api::routes::role_allows(
             signed.member.caller.role,
-            crate::api::routes::Permission::ManageApiKeys,
+            crate::api::routes::Permission::ManageMembers,
         ),
         invite_link: outcome.link,
         notice: outcome.notice,
@@ -175,15 +175,15 @@ pub struct MemberForm {
     role: Option<String>,
 }
 
-/// Changing a member's role, like inviting, is an admin's (the permission of managing API
-/// keys); the member's sessions end at once.
+/// Changing a member's role (the permission of `PATCH /v1/members/{id}`); the member's
+/// sessions end at once.
 pub async fn change_role(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<MemberForm>,
 ) -> Response {
     let at = ("POST", "/console/team/role");
-    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    let signed = signed_for!(state, headers, RouteId::ChangeMemberRole, at);
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
@@ -223,7 +223,7 @@ pub async fn remove(
     Form(form): Form<MemberForm>,
 ) -> Response {
     let at = ("POST", "/console/team/remove");
-    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    let signed = signed_for!(state, headers, RouteId::RemoveMember, at);
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
@@ -254,15 +254,14 @@ pub struct InviteForm {
     role: String,
 }
 
-/// Inviting a member is managing who may act on the workspace: the permission of creating
-/// API keys (admins).
+/// Inviting a member: the permission of `POST /v1/members`.
 pub async fn invite(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<InviteForm>,
 ) -> Response {
     let at = ("POST", "/console/team/invites");
-    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    let signed = signed_for!(state, headers, RouteId::InviteMember, at);
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
@@ -275,9 +274,8 @@ pub async fn invite(
     };
     match members::invite_member(&state, &signed.member.caller, &form.email, role).await {
         Ok(token) => {
-            let base = state.connections.public_url.trim_end_matches('/');
             let outcome = TeamOutcome {
-                link: Some(format!("{base}/console/sign-up?invite={}", token.expose())),
+                link: Some(members::sign_up_url(&state, &token)),
                 ..TeamOutcome::default()
             };
             team_page(&state, &signed, StatusCode::OK, outcome).await

@@ -206,6 +206,12 @@ impl From<&AgentError> for Problem {
             .with("auth_config_id", json!(auth_config_id))
             .with("user_id", json!(user_id))
             .with("connect_url", json!(connect_url)),
+            AgentError::ConnectNotAllowed { user_id } => p(
+                S::FORBIDDEN,
+                "connect-not-allowed",
+                "This key may not start a connect flow for this user",
+            )
+            .with("user_id", json!(user_id)),
             AgentError::ConnectionInactive(_) => p(
                 S::CONFLICT,
                 "connection-inactive",

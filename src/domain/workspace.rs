@@ -31,12 +31,22 @@ pub struct SecondFactorRequirementSet {
     pub required: bool,
 }
 
+/// Whether agent keys may start connect flows (connect on demand) for any user of the
+/// workspace. Off unless the workspace opts in: an agent otherwise starts one only through a
+/// scoped token of that user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConnectFlowsSet {
+    pub any_user: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Workspace {
     pub name: Option<String>,
     pub identity_provider: Option<IdentityProviderConfigured>,
     pub store_tool_responses: bool,
     pub second_factor_required: bool,
+    /// `workspace.agent_connect_flows_set`: agent keys start connect flows for any user.
+    pub agents_connect_any_user: bool,
 }
 
 pub enum WorkspaceCommand {
@@ -44,6 +54,7 @@ pub enum WorkspaceCommand {
     ConfigureIdentityProvider(IdentityProviderConfigured),
     SetToolResponseStorage(bool),
     SetSecondFactorRequirement(bool),
+    SetAgentConnectFlows(bool),
 }
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
@@ -94,6 +105,7 @@ impl Aggregate for Workspace {
             Event::IdentityProviderConfigured(e) => self.identity_provider = Some(e.clone()),
             Event::ToolResponseStorageSet(e) => self.store_tool_responses = e.store_tool_responses,
             Event::SecondFactorRequirementSet(e) => self.second_factor_required = e.required,
+            Event::AgentConnectFlowsSet(e) => self.agents_connect_any_user = e.any_user,
             _ => {}
         }
     }
@@ -142,6 +154,17 @@ impl Aggregate for Workspace {
                     },
                 ))
             }
+            WorkspaceCommand::SetAgentConnectFlows(any_user) => {
+                if self.name.is_none() {
+                    return Err(DomainError::NotFound("workspace"));
+                }
+                if self.agents_connect_any_user == *any_user {
+                    return Err(DomainError::Rejected("already set so".into()));
+                }
+                Ok(Event::AgentConnectFlowsSet(AgentConnectFlowsSet {
+                    any_user: *any_user,
+                }))
+            }
         }
     }
 }
@@ -162,6 +185,23 @@ mod tests {
         let on = ws.decide(&set(true)).unwrap();
         ws.apply(&on);
         assert!(ws.second_factor_required);
+        assert!(ws.decide(&set(true)).is_err());
+        assert!(ws.decide(&set(false)).is_ok());
+    }
+
+    #[test]
+    fn agents_start_connect_flows_for_any_user_only_once_allowed() {
+        let mut ws = Workspace::default();
+        let set = WorkspaceCommand::SetAgentConnectFlows;
+        assert!(ws.decide(&set(true)).is_err(), "no workspace yet");
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        assert!(!ws.agents_connect_any_user, "off for a new workspace");
+        assert!(ws.decide(&set(false)).is_err(), "already off");
+        let on = ws.decide(&set(true)).unwrap();
+        ws.apply(&on);
+        assert!(ws.agents_connect_any_user);
         assert!(ws.decide(&set(true)).is_err());
         assert!(ws.decide(&set(false)).is_ok());
     }

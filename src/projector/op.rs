@@ -72,6 +72,11 @@ pub enum WorkspaceOp {
         required: bool,
         version: i64,
     },
+    SetAgentConnectFlows {
+        id: String,
+        any_user: bool,
+        version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,7 +234,8 @@ impl Op {
                 WorkspaceOp::Create { version, .. }
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
                 | WorkspaceOp::SetToolResponseStorage { version, .. }
-                | WorkspaceOp::SetSecondFactorRequirement { version, .. },
+                | WorkspaceOp::SetSecondFactorRequirement { version, .. }
+                | WorkspaceOp::SetAgentConnectFlows { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {
                 Some(("api_key", *version))

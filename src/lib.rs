@@ -45,4 +45,5 @@ pub mod sqlite;
 #[cfg(debug_assertions)]
 pub mod test_clock;
 pub mod wal;
+pub mod web;
 pub mod witness;

@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn script() -> Response {
-    super::asset(
+    crate::web::asset(
         "text/javascript; charset=utf-8",
         include_str!("static/audit-verify.js"),
     )

@@ -34,8 +34,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 
@@ -103,50 +103,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    res
+async fn security_headers(res: Response) -> Response {
+    crate::web::page_headers(res, CSP)
 }
 
 async fn stylesheet() -> Response {
-    asset(
+    crate::web::asset(
         "text/css; charset=utf-8",
         include_str!("static/console.css"),
     )
 }
 
 async fn script() -> Response {
-    asset(
+    crate::web::asset(
         "text/javascript; charset=utf-8",
         include_str!("static/console.js"),
     )
-}
-
-fn asset(content_type: &'static str, body: &'static str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// What every signed-in page shows of its member.
@@ -180,16 +152,7 @@ impl Me {
     }
 }
 
-/// A template as an HTML answer (a rendering failure is logged, answered 500).
-pub fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "a console page failed to render");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
+pub use crate::web::render;
 
 #[derive(Template)]
 #[template(path = "refused.html")]

@@ -85,15 +85,7 @@ pub(super) fn named_cookie(
     HeaderValue::from_str(&c).unwrap_or(HeaderValue::from_static("authledger_session=; Max-Age=0"))
 }
 
-/// The value of the request's cookie `name`, if it has one.
-pub(super) fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
-}
+pub(super) use crate::web::cookie_value;
 
 /// Whether `given` is the MAC of `value` for `purpose`, compared in constant time.
 pub(super) fn mac_matches(state: &AppState, purpose: &str, value: &str, given: &str) -> bool {

@@ -124,13 +124,7 @@ fn cookie_name(state: &AppState) -> &'static str {
 }
 
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
-        .filter(|v| !v.is_empty() && v.len() <= 128)
+    crate::web::cookie_value(headers, name).filter(|v| !v.is_empty() && v.len() <= 128)
 }
 
 fn csrf_token(state: &AppState, nonce: &str, presented: &str) -> String {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 
@@ -52,53 +52,15 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         .with_state(state)
 }
 
-async fn security_headers(mut res: Response) -> Response {
-    let h = res.headers_mut();
-    // A page whose form may end at another origin (the app's return URL) sets its own.
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        );
-    }
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    // The page's URL is a capability: never sent to another site as a referrer (not
-    // `no-referrer`: browsers then send `Origin: null` on the form's POST).
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    res
+async fn security_headers(res: Response) -> Response {
+    crate::web::page_headers(res, CSP)
 }
 
 async fn stylesheet() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        include_str!("static/portal.css"),
-    )
-        .into_response()
+    crate::web::asset("text/css; charset=utf-8", include_str!("static/portal.css"))
 }
 
-/// A template as an HTML answer (a rendering failure is logged, answered 500).
-fn render(status: StatusCode, page: &impl Template) -> Response {
-    match page.render() {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "a portal page failed to render");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
+use crate::web::render;
 
 #[derive(Template)]
 #[template(path = "portal/message.html")]

@@ -43,14 +43,14 @@ pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
 pub use member::{
     MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSecondFactorEnrolled,
-    MemberSecondFactorReset, MemberSignedIn, MemberSignedOut,
+    MemberSecondFactorReset, MemberSignedIn, MemberSignedOut, MemberSsoLinked,
 };
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
 pub use workspace::{
-    IdentityProviderConfigured, SecondFactorRequirementSet, ToolResponseStorageSet,
-    WorkspaceCreated,
+    IdentityProviderConfigured, SecondFactorRequirementSet, TeamSsoConfigured,
+    ToolResponseStorageSet, WorkspaceCreated,
 };
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 
@@ -168,6 +168,10 @@ pub enum Event {
     MemberSecondFactorReset(MemberSecondFactorReset),
     #[serde(rename = "workspace.second_factor_requirement_set")]
     SecondFactorRequirementSet(SecondFactorRequirementSet),
+    #[serde(rename = "workspace.team_sso_configured")]
+    TeamSsoConfigured(TeamSsoConfigured),
+    #[serde(rename = "member.sso_linked")]
+    MemberSsoLinked(MemberSsoLinked),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -225,6 +229,8 @@ pub const ALL_KINDS: &[&str] = &[
     "member.second_factor_enrolled",
     "member.second_factor_reset",
     "workspace.second_factor_requirement_set",
+    "workspace.team_sso_configured",
+    "member.sso_linked",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -301,6 +307,8 @@ impl Event {
             Event::MemberSecondFactorEnrolled(_) => "member.second_factor_enrolled",
             Event::MemberSecondFactorReset(_) => "member.second_factor_reset",
             Event::SecondFactorRequirementSet(_) => "workspace.second_factor_requirement_set",
+            Event::TeamSsoConfigured(_) => "workspace.team_sso_configured",
+            Event::MemberSsoLinked(_) => "member.sso_linked",
         }
     }
 
@@ -622,6 +630,7 @@ impl Event {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
                 expires_at: at,
                 second_factor_step: Some(59_000_000),
+                sso_issuer: None,
             }),
             Event::MemberSignedOut(MemberSignedOut {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
@@ -636,6 +645,17 @@ impl Event {
             }),
             Event::MemberSecondFactorReset(MemberSecondFactorReset {}),
             Event::SecondFactorRequirementSet(SecondFactorRequirementSet { required: true }),
+            Event::TeamSsoConfigured(TeamSsoConfigured {
+                issuer: "https://sso.example.com".into(),
+                client_id: "authledger-console".into(),
+                client_secret: example_sealed(),
+                enabled: true,
+            }),
+            Event::MemberSsoLinked(MemberSsoLinked {
+                issuer: "https://sso.example.com".into(),
+                subject: "00u1a2b3c4".into(),
+                invite_hash: Some(format!("sha256:{}", "ab".repeat(32))),
+            }),
         ]
     }
 }

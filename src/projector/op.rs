@@ -71,6 +71,12 @@ pub enum WorkspaceOp {
         required: bool,
         version: i64,
     },
+    /// A change the workspace row keeps nothing of but the version (team SSO settings are
+    /// read from the workspace's events).
+    Advance {
+        id: String,
+        version: i64,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +205,8 @@ impl Op {
                 WorkspaceOp::Create { version, .. }
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
                 | WorkspaceOp::SetToolResponseStorage { version, .. }
-                | WorkspaceOp::SetSecondFactorRequirement { version, .. },
+                | WorkspaceOp::SetSecondFactorRequirement { version, .. }
+                | WorkspaceOp::Advance { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {
                 Some(("api_key", *version))

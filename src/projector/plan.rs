@@ -168,7 +168,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         Event::WorkspaceCreated(_)
         | Event::IdentityProviderConfigured(_)
         | Event::ToolResponseStorageSet(_)
-        | Event::SecondFactorRequirementSet(_) => {
+        | Event::SecondFactorRequirementSet(_)
+        | Event::TeamSsoConfigured(_) => {
             workspace_op(body, event, at, version).map(Op::Workspace)
         }
         Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
@@ -230,7 +231,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::MemberRoleChanged(_)
         | Event::MemberRemoved(_)
         | Event::MemberSecondFactorEnrolled(_)
-        | Event::MemberSecondFactorReset(_) => None,
+        | Event::MemberSecondFactorReset(_)
+        | Event::MemberSsoLinked(_) => None,
     }
 }
 
@@ -260,6 +262,7 @@ fn workspace_op(body: &EventBody, event: &Event, at: String, version: i64) -> Op
             required: e.required,
             version,
         },
+        Event::TeamSsoConfigured(_) => WorkspaceOp::Advance { id, version },
         _ => return None,
     })
 }

@@ -23,9 +23,11 @@ mod approvals;
 mod audit;
 mod auth_configs;
 mod connections;
+mod identity_provider;
 pub mod pages;
 mod second_factor;
 pub mod session;
+mod sso;
 mod throttle;
 
 use std::sync::Arc;
@@ -70,6 +72,20 @@ pub fn router(state: AppState) -> Router {
             "/console/sign-in/set-up",
             get(second_factor::sign_in_set_up_page).post(second_factor::sign_in_set_up),
         )
+        .route("/console/sso/start", post(sso::start))
+        .route("/console/sso/callback", get(sso::callback))
+        .route(
+            "/console/identity-provider",
+            get(identity_provider::show),
+        )
+        .route(
+            "/console/identity-provider/end-users",
+            post(identity_provider::end_users),
+        )
+        .route(
+            "/console/identity-provider/team-sso",
+            post(identity_provider::team_sso),
+        )
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/account", get(second_factor::account))
         .route("/console/account/second-factor", post(second_factor::enrol))
@@ -95,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(approvals::routes())
         .layer(Extension(Arc::new(throttle::Throttle::default())))
+        .layer(Extension(Arc::new(sso::UsedFlows::default())))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
@@ -160,6 +177,18 @@ impl Me {
     pub fn decides_approvals(&self) -> bool {
         crate::domain::Role::parse(self.role)
             .is_some_and(|role| role_allows(role, crate::api::routes::Permission::DecideApprovals))
+    }
+
+    /// Whether the Identity provider screen is theirs (the permission of
+    /// `PUT /v1/workspace/identity-provider` in the route table).
+    pub fn configures_identity_provider(&self) -> bool {
+        let permission = ROUTES
+            .iter()
+            .find(|spec| spec.id == RouteId::ConfigureIdentityProvider)
+            .map(|spec| spec.permission);
+        crate::domain::Role::parse(self.role)
+            .zip(permission)
+            .is_some_and(|(role, permission)| role_allows(role, permission))
     }
 
     /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).

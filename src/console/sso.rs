@@ -271,7 +271,7 @@ async fn callback_answer(
         let named = given
             .split_once('.')
             .map(|(ws, _)| ws)
-            .filter(|ws| crate::ledger::AggregateKey::new(ws, "workspace", ws).is_ok());
+            .filter(|ws| crate::ledger::AggregateKey::new(*ws, "workspace", *ws).is_ok());
         team_sso::bad_state(state, named).await;
         return refusal(named.unwrap_or_default(), DenialReason::InvalidSsoState);
     };
@@ -288,8 +288,10 @@ async fn callback_answer(
         team_sso::provider_refused(state, &workspace).await;
         return refusal(&workspace, DenialReason::SsoProviderError);
     };
-    let account = format!("{workspace}/sso");
+    // Whose sign-in it is is known only after the exchange: the account throttled is this
+    // address's SSO sign-ins in this workspace (and the address's failures overall).
     let address = crate::api::ratelimit::client_key(peer.ip());
+    let account = format!("{workspace}/sso/{address}");
     let throttled = throttle.throttled(&account, &address, Instant::now());
     match team_sso::complete(state, &workspace, &flow, &code, throttled).await {
         Ok(session) => session::signed_in(state, &session),

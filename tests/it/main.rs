@@ -14,6 +14,7 @@ mod console;
 mod console_approvals;
 mod console_audit;
 mod console_connections;
+mod console_sso;
 mod crash;
 mod crypto;
 mod destinations;

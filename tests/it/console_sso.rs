@@ -67,13 +67,13 @@ async fn by(ui: &Console, kind: &str, actor_id: &str) -> Vec<Value> {
         .collect()
 }
 
-/// Waits for an `access.denied` with `reason` (SSO refusals are recorded before the page).
+/// Waits for an `access.denied` with `reason` in the workspace's audit view.
 async fn denied(ui: &Console, reason: &str) {
     eventually(Duration::from_secs(10), reason, || async {
         ui.audit("access.denied")
             .await
             .iter()
-            .any(|e| e["reason"] == reason && e["route"] == "/console/sso/callback")
+            .any(|e| e["reason"] == reason)
     })
     .await;
 }

@@ -614,7 +614,9 @@ impl World {
             .nth(1)
             .and_then(|rest| rest.split('"').next())
             .expect("the redirect URI")
-            .to_string();
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&amp;", "&");
         if self.sso.is_none() {
             self.sso = Some(
                 OidcProvider::start(OidcConfig {

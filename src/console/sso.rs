@@ -1,6 +1,8 @@
 //! Team sign-in with the organisation's own OpenID Connect provider (SSO), in the browser:
 //! the sign-in page's **Sign in with SSO** button starts the code flow
-//! (`POST /console/sso/start`), the provider sends the browser back to
+//! (`POST /console/sso/start`, answered by a page that moves on to the provider by a meta
+//! refresh, since the sign-in page's CSP `form-action 'self'` forbids a form's redirect to
+//! another origin), the provider sends the browser back to
 //! `/console/sso/callback`, and `commands::team_sso` does the rest.
 //!
 //! Between start and callback the browser holds a short-lived flow cookie
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 use askama::Template;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 use serde::Deserialize;
 
@@ -93,6 +95,14 @@ fn sign_in_again(status: StatusCode, workspace: &str, error: &str) -> Response {
     render(status, &page)
 }
 
+#[derive(Template)]
+#[template(path = "sso_continue.html")]
+struct Continue<'a> {
+    me: Option<Me>,
+    section: &'a str,
+    url: String,
+}
+
 #[derive(Deserialize)]
 pub struct StartForm {
     #[serde(default)]
@@ -113,7 +123,14 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form)
                 flow.state, flow.nonce, flow.code_verifier
             );
             let cookie = format!("{value}~{}", session::mac(&state, "sso-flow", &value));
-            let mut r = Redirect::to(&url).into_response();
+            // A page that moves on by itself (meta refresh, no script), not a redirect: the
+            // sign-in page's `form-action 'self'` forbids a form's redirect to another origin.
+            let page = Continue {
+                me: None,
+                section: "",
+                url,
+            };
+            let mut r = render(StatusCode::OK, &page);
             r.headers_mut().append(
                 header::SET_COOKIE,
                 session::named_cookie(

@@ -30,7 +30,7 @@ async fn source(ui: &Console) -> String {
 }
 
 /// From the sign-in page, through the provider's login page as `email`, back to the console.
-async fn sso_sign_in(ui: &Console, email: &str) {
+async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
     ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
         .await;
     let button = ui
@@ -39,6 +39,14 @@ async fn sso_sign_in(ui: &Console, email: &str) {
         .await
         .expect("the SSO button");
     ui.click_to_next_page(button).await;
+    let provider = idp.issuer.clone();
+    eventually(Duration::from_secs(10), "the provider's login page", || async {
+        ui.c.current_url()
+            .await
+            .is_ok_and(|u| u.as_str().starts_with(&provider))
+            && ui.c.find(Locator::Css("#login-email")).await.is_ok()
+    })
+    .await;
     let heading = ui.c.find(Locator::Css("h1")).await.expect("h1").text().await.expect("text");
     assert_eq!(heading, "Sign in to Example IdP", "at the provider's login page");
     ui.fill("#login-email", email).await;
@@ -194,7 +202,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.check_page("sign-in-sso").await;
 
     // The invitee joins by SSO and lands on the overview as themselves.
-    sso_sign_in(&ui, "dev@example.com").await;
+    sso_sign_in(&ui, &idp, "dev@example.com").await;
     assert_eq!(ui.path().await, "/console/", "{}", ui.text().await);
     assert_eq!(signed_in_as(&ui).await, "dev@example.com");
     let dev = member_id("dev@example.com");
@@ -242,14 +250,14 @@ async fn flow(stack: Stack, shots: bool) {
     sign_out(&ui).await;
 
     // A person the provider knows but the workspace does not.
-    sso_sign_in(&ui, "stranger@example.com").await;
+    sso_sign_in(&ui, &idp, "stranger@example.com").await;
     let page = ui.text().await;
     assert!(page.contains("Not a member of this workspace"), "{page}");
     assert_eq!(signed_in_as(&ui).await, "");
     denied(&ui, "unknown_member").await;
 
     // An invitee whose email the provider has not verified.
-    sso_sign_in(&ui, "viewer@example.com").await;
+    sso_sign_in(&ui, &idp, "viewer@example.com").await;
     let page = ui.text().await;
     assert!(page.contains("Email address not verified"), "{page}");
     denied(&ui, "sso_email_unverified").await;
@@ -257,7 +265,7 @@ async fn flow(stack: Stack, shots: bool) {
 
     // The developer's address now belongs to another account at the provider.
     idp.set_user(OidcUser::new("dev@example.com", "sub-someone-else"));
-    sso_sign_in(&ui, "dev@example.com").await;
+    sso_sign_in(&ui, &idp, "dev@example.com").await;
     let page = ui.text().await;
     assert!(page.contains("Another account at your identity provider"), "{page}");
     assert_eq!(signed_in_as(&ui).await, "");
@@ -265,7 +273,7 @@ async fn flow(stack: Stack, shots: bool) {
     assert_eq!(by(&ui, "member.signed_in", &dev).await.len(), 1, "no new session");
 
     // A member who joined with a password signs in with SSO too (first time: bound).
-    sso_sign_in(&ui, "admin@example.com").await;
+    sso_sign_in(&ui, &idp, "admin@example.com").await;
     assert_eq!(ui.path().await, "/console/");
     assert_eq!(signed_in_as(&ui).await, "admin@example.com");
     let admin = member_id("admin@example.com");

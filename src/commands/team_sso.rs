@@ -140,8 +140,8 @@ pub async fn configure(
             .into())
         }
     };
-    let replaced = previous
-        .filter(|p| new_secret.is_some() && p.data_key_id != client_secret.data_key_id);
+    let replaced =
+        previous.filter(|p| new_secret.is_some() && p.data_key_id != client_secret.data_key_id);
     super::change_workspace(
         state,
         caller,
@@ -189,7 +189,10 @@ async fn provider(
         .load(workspace_id, workspace_id)
         .await
         .map_err(|_| SsoError::NotConfigured)?;
-    let sso = ws.team_sso_enabled().cloned().ok_or(SsoError::NotConfigured)?;
+    let sso = ws
+        .team_sso_enabled()
+        .cloned()
+        .ok_or(SsoError::NotConfigured)?;
     match oidc::discover(&state.destinations, &sso.issuer).await {
         Ok(d) => Ok((sso, d)),
         Err(e) => {
@@ -215,7 +218,12 @@ pub async fn start(state: &AppState, workspace_id: &str) -> Result<(Flow, String
 }
 
 /// Records a refused SSO step (the member the email names as actor, when there is one).
-pub async fn deny(state: &AppState, workspace_id: &str, member: Option<&str>, reason: DenialReason) {
+pub async fn deny(
+    state: &AppState,
+    workspace_id: &str,
+    member: Option<&str>,
+    reason: DenialReason,
+) {
     let actor = Actor {
         actor_type: if member.is_some() {
             ActorType::Member
@@ -309,7 +317,13 @@ pub async fn complete(
     };
     let id = member_id(&email);
     if !identity.email_verified {
-        return refuse(state, workspace_id, Some(&id), DenialReason::SsoEmailUnverified).await;
+        return refuse(
+            state,
+            workspace_id,
+            Some(&id),
+            DenialReason::SsoEmailUnverified,
+        )
+        .await;
     }
     let member: Member = state
         .ledger
@@ -321,7 +335,13 @@ pub async fn complete(
         SsoSignIn::Link => Some(None),
         SsoSignIn::Join { invite_hash } => Some(Some(invite_hash)),
         SsoSignIn::OtherSubject => {
-            return refuse(state, workspace_id, Some(&id), DenialReason::SsoSubjectMismatch).await
+            return refuse(
+                state,
+                workspace_id,
+                Some(&id),
+                DenialReason::SsoSubjectMismatch,
+            )
+            .await
         }
         SsoSignIn::NotMember => {
             return refuse(state, workspace_id, Some(&id), DenialReason::UnknownMember).await

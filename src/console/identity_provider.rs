@@ -66,14 +66,14 @@ async fn page(state: &AppState, signed: &Signed, status: StatusCode, o: Outcome<
         Err(e) => return unavailable(signed, state, &e),
     };
     let end_users_set = ws.identity_provider.is_some();
-    let end_users = o
-        .end_users_entered
-        .or(ws.identity_provider)
-        .unwrap_or(IdentityProviderConfigured {
-            issuer: String::new(),
-            audience: String::new(),
-            jwks_url: String::new(),
-        });
+    let end_users =
+        o.end_users_entered
+            .or(ws.identity_provider)
+            .unwrap_or(IdentityProviderConfigured {
+                issuer: String::new(),
+                audience: String::new(),
+                jwks_url: String::new(),
+            });
     let (sso_issuer, sso_client_id, sso_enabled) = o.sso_entered.unwrap_or_else(|| match &sso {
         Some(s) => (s.issuer.clone(), s.client_id.clone(), s.enabled),
         None => (String::new(), String::new(), true),
@@ -180,8 +180,7 @@ pub async fn team_sso(
         client_secret: form.client_secret,
         enabled,
     };
-    let (status, outcome) = match team_sso::configure(&state, &signed.member.caller, input).await
-    {
+    let (status, outcome) = match team_sso::configure(&state, &signed.member.caller, input).await {
         Ok(()) => (
             StatusCode::OK,
             Outcome {

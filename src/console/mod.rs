@@ -74,10 +74,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/console/sso/start", post(sso::start))
         .route("/console/sso/callback", get(sso::callback))
-        .route(
-            "/console/identity-provider",
-            get(identity_provider::show),
-        )
+        .route("/console/identity-provider", get(identity_provider::show))
         .route(
             "/console/identity-provider/end-users",
             post(identity_provider::end_users),

@@ -227,6 +227,18 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
+/// The sign-in page again, with `error` (the SSO start answers with it too).
+pub(super) fn sign_in_error(status: StatusCode, workspace: &str, error: &str) -> Response {
+    let page = SignInPage {
+        me: None,
+        section: "",
+        workspace: workspace.to_string(),
+        email: String::new(),
+        error: Some(error),
+    };
+    render(status, &page)
+}
+
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(default)]

@@ -75,27 +75,6 @@ impl UsedFlows {
 }
 
 #[derive(Template)]
-#[template(path = "sign_in.html")]
-struct SignInPage<'a> {
-    me: Option<Me>,
-    section: &'a str,
-    workspace: String,
-    email: String,
-    error: Option<&'a str>,
-}
-
-fn sign_in_again(status: StatusCode, workspace: &str, error: &str) -> Response {
-    let page = SignInPage {
-        me: None,
-        section: "",
-        workspace: workspace.to_string(),
-        email: String::new(),
-        error: Some(error),
-    };
-    render(status, &page)
-}
-
-#[derive(Template)]
 #[template(path = "sso_continue.html")]
 struct Continue<'a> {
     me: Option<Me>,
@@ -110,10 +89,18 @@ pub struct StartForm {
 }
 
 /// The sign-in page's SSO button: the flow cookie, and on to the provider.
-pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<StartForm>) -> Response {
+pub async fn start(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<StartForm>,
+) -> Response {
     let workspace = form.workspace.trim();
     if !same_origin(&state, &headers) {
-        return sign_in_again(StatusCode::FORBIDDEN, workspace, "This form came from another site.");
+        return session::sign_in_error(
+            StatusCode::FORBIDDEN,
+            workspace,
+            "This form came from another site.",
+        );
     }
     match team_sso::start(&state, workspace).await {
         Ok((flow, url)) => {
@@ -142,14 +129,14 @@ pub async fn start(State(state): State<AppState>, headers: HeaderMap, Form(form)
             );
             r
         }
-        Err(SsoError::NotConfigured) => sign_in_again(
+        Err(SsoError::NotConfigured) => session::sign_in_error(
             StatusCode::UNPROCESSABLE_ENTITY,
             workspace,
             "Single sign-on is not set up for this workspace. Sign in with your email and password.",
         ),
         Err(e) => {
             tracing::warn!(error = %e, "team SSO could not start");
-            sign_in_again(
+            session::sign_in_error(
                 StatusCode::SERVICE_UNAVAILABLE,
                 workspace,
                 "Your organisation's identity provider cannot be reached right now. Try again later.",
@@ -347,7 +334,10 @@ mod tests {
         assert!(!used.take("s-1", now));
         assert!(used.take("s-2", now));
         let later = now + Duration::from_secs(FLOW_SECS.unsigned_abs() + 1);
-        assert!(used.take("s-1", later), "forgotten once its flow could no longer come back");
+        assert!(
+            used.take("s-1", later),
+            "forgotten once its flow could no longer come back"
+        );
     }
 
     #[test]

@@ -380,7 +380,9 @@ fn decide_link_sso(
         SsoSignIn::Link => None,
         SsoSignIn::Join { invite_hash } => Some(invite_hash),
         SsoSignIn::SignIn => {
-            return Err(DomainError::Rejected("this SSO account is already linked".into()))
+            return Err(DomainError::Rejected(
+                "this SSO account is already linked".into(),
+            ))
         }
         SsoSignIn::OtherSubject => {
             return Err(DomainError::Rejected(
@@ -690,10 +692,7 @@ mod tests {
     fn an_invitee_joins_by_sso_once_before_the_invite_expires() {
         let given = [invited(Role::Developer)];
         let joined = check::<Member>(&given, &link_at("sub-1", Some('a'), 10));
-        assert_eq!(
-            joined,
-            Ok(Event::MemberSsoLinked(link("sub-1", Some('a'))))
-        );
+        assert_eq!(joined, Ok(Event::MemberSsoLinked(link("sub-1", Some('a')))));
         // Without the invite, with another invite, or after it expired: refused.
         assert!(check::<Member>(&given, &link_at("sub-1", None, 10)).is_err());
         assert!(check::<Member>(&given, &link_at("sub-1", Some('b'), 10)).is_err());
@@ -705,7 +704,10 @@ mod tests {
         assert_eq!(m.role, Some(Role::Developer));
         // The password sign-up link is used up too.
         assert!(m.decide(&join('a', 10)).is_err());
-        assert_eq!(m.sso_sign_in("https://sso.example.com", "sub-1", at(500)), SsoSignIn::SignIn);
+        assert_eq!(
+            m.sso_sign_in("https://sso.example.com", "sub-1", at(500)),
+            SsoSignIn::SignIn
+        );
     }
 
     #[test]
@@ -727,7 +729,10 @@ mod tests {
         assert!(m.decide(&link_at("sub-2", None, 10)).is_err());
         assert!(m.decide(&link_at("sub-1", None, 10)).is_err());
         // Another issuer (the workspace moved to a new provider) binds afresh.
-        assert_eq!(m.sso_sign_in("https://new.example.com", "x", at(10)), SsoSignIn::Link);
+        assert_eq!(
+            m.sso_sign_in("https://new.example.com", "x", at(10)),
+            SsoSignIn::Link
+        );
         // A removed member is no member, and the binding goes with the membership.
         m.apply(&Event::MemberRemoved(MemberRemoved { data_key_id: None }));
         assert_eq!(m.sso_sign_in(iss, "sub-1", at(10)), SsoSignIn::NotMember);
@@ -737,11 +742,17 @@ mod tests {
     #[test]
     fn no_member_and_expired_invites_are_not_members_for_sso() {
         let iss = "https://sso.example.com";
-        assert_eq!(Member::default().sso_sign_in(iss, "s", at(0)), SsoSignIn::NotMember);
+        assert_eq!(
+            Member::default().sso_sign_in(iss, "s", at(0)),
+            SsoSignIn::NotMember
+        );
         let mut m = Member::default();
         m.apply(&invited(Role::Viewer));
         assert_eq!(m.sso_sign_in(iss, "s", at(100)), SsoSignIn::NotMember);
-        assert!(matches!(m.sso_sign_in(iss, "s", at(99)), SsoSignIn::Join { .. }));
+        assert!(matches!(
+            m.sso_sign_in(iss, "s", at(99)),
+            SsoSignIn::Join { .. }
+        ));
         let control = MemberCommand::LinkSso {
             link: MemberSsoLinked {
                 issuer: iss.into(),

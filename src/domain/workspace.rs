@@ -207,8 +207,14 @@ mod tests {
         let mut ws = Workspace::default();
         let on = WorkspaceCommand::ConfigureTeamSso(sso("https://sso.example.com", true));
         assert!(ws.decide(&on).is_err(), "no workspace yet");
-        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated { name: "w".into() }));
-        for bad in ["http://sso.example.com", "sso.example.com", "https://u:p@sso.example.com"] {
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        for bad in [
+            "http://sso.example.com",
+            "sso.example.com",
+            "https://u:p@sso.example.com",
+        ] {
             let cmd = WorkspaceCommand::ConfigureTeamSso(sso(bad, true));
             assert!(ws.decide(&cmd).is_err(), "{bad}");
         }

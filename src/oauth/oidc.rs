@@ -105,8 +105,7 @@ fn strings(v: &Option<Value>) -> Option<Vec<&str>> {
 /// offered. The endpoints' URLs are judged again by the destination policy when called.
 pub fn parse_discovery(configured_issuer: &str, body: &[u8]) -> Result<Discovery, OidcError> {
     let bad = |m: &str| OidcError::Discovery(m.to_string());
-    let raw: RawDiscovery =
-        serde_json::from_slice(body).map_err(|_| bad("not a JSON object"))?;
+    let raw: RawDiscovery = serde_json::from_slice(body).map_err(|_| bad("not a JSON object"))?;
     let text = |v: Option<Value>, name: &str| match v {
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 2048 => Ok(s),
         _ => Err(bad(&format!("no {name}"))),
@@ -116,7 +115,9 @@ pub fn parse_discovery(configured_issuer: &str, body: &[u8]) -> Result<Discovery
         return Err(bad("its issuer is not the configured issuer"));
     }
     if strings(&raw.response_types_supported).is_some_and(|t| !t.contains(&"code")) {
-        return Err(bad("the provider does not support the authorization code flow"));
+        return Err(bad(
+            "the provider does not support the authorization code flow",
+        ));
     }
     if strings(&raw.code_challenge_methods_supported).is_some_and(|m| !m.contains(&"S256")) {
         return Err(bad("the provider does not support PKCE with S256"));
@@ -305,7 +306,11 @@ pub struct IdClaims {
 
 /// Pure: the claims of a signature-checked `id_token` against what this sign-in expects,
 /// at `now` (unix seconds). OIDC Core §3.1.3.7.
-pub fn check_claims(claims: &IdClaims, expected: &Expected, now: i64) -> Result<Identity, OidcError> {
+pub fn check_claims(
+    claims: &IdClaims,
+    expected: &Expected,
+    now: i64,
+) -> Result<Identity, OidcError> {
     let bad = |m: &str| OidcError::IdToken(m.to_string());
     if claims.iss.as_deref() != Some(expected.issuer) {
         return Err(bad("wrong issuer"));
@@ -319,7 +324,9 @@ pub fn check_claims(claims: &IdClaims, expected: &Expected, now: i64) -> Result<
         return Err(bad("wrong audience"));
     }
     match claims.azp.as_deref() {
-        Some(azp) if azp != expected.client_id => return Err(bad("issued to another client (azp)")),
+        Some(azp) if azp != expected.client_id => {
+            return Err(bad("issued to another client (azp)"))
+        }
         None if audiences.len() > 1 => return Err(bad("several audiences and no azp")),
         _ => {}
     }
@@ -415,7 +422,8 @@ mod tests {
         assert_eq!(d.client_auth, ClientAuthMethod::ClientSecretBasic);
         assert!(parse_discovery("https://other.example.com", &doc("")).is_err());
         assert!(parse_discovery(&format!("{ISS}/"), &doc("")).is_err());
-        let no_jwks = format!(r#"{{"issuer":"{ISS}","authorization_endpoint":"a","token_endpoint":"t"}}"#);
+        let no_jwks =
+            format!(r#"{{"issuer":"{ISS}","authorization_endpoint":"a","token_endpoint":"t"}}"#);
         assert!(parse_discovery(ISS, no_jwks.as_bytes()).is_err());
         assert!(parse_discovery(ISS, b"[]").is_err());
         assert_eq!(
@@ -439,8 +447,14 @@ mod tests {
         let jwt_only = r#","token_endpoint_auth_methods_supported":["private_key_jwt"]"#;
         assert!(parse_discovery(ISS, &doc(jwt_only)).is_err());
         assert!(parse_discovery(ISS, &doc(r#","response_types_supported":["id_token"]"#)).is_err());
-        assert!(parse_discovery(ISS, &doc(r#","code_challenge_methods_supported":["plain"]"#)).is_err());
-        assert!(parse_discovery(ISS, &doc(r#","code_challenge_methods_supported":["S256"]"#)).is_ok());
+        assert!(parse_discovery(
+            ISS,
+            &doc(r#","code_challenge_methods_supported":["plain"]"#)
+        )
+        .is_err());
+        assert!(
+            parse_discovery(ISS, &doc(r#","code_challenge_methods_supported":["S256"]"#)).is_ok()
+        );
     }
 
     #[test]
@@ -457,7 +471,10 @@ mod tests {
         assert_eq!(q["state"], flow.state);
         assert_eq!(q["nonce"], flow.nonce);
         assert_eq!(q["code_challenge_method"], "S256");
-        assert_eq!(q["code_challenge"], super::super::pkce_challenge(&flow.code_verifier));
+        assert_eq!(
+            q["code_challenge"],
+            super::super::pkce_challenge(&flow.code_verifier)
+        );
         assert!(!url.contains(&flow.code_verifier));
         let other = Flow::new();
         assert_ne!(flow.state, other.state);
@@ -501,7 +518,9 @@ mod tests {
     fn each_claim_that_does_not_fit_is_refused() {
         type Bend = fn(&mut IdClaims);
         let cases: [(&str, Bend); 11] = [
-            ("issuer", |c| c.iss = Some("https://evil.example.com".into())),
+            ("issuer", |c| {
+                c.iss = Some("https://evil.example.com".into())
+            }),
             ("no issuer", |c| c.iss = None),
             ("audience", |c| c.aud = Some(Audience::One("other".into()))),
             ("no audience", |c| c.aud = None),
@@ -511,7 +530,9 @@ mod tests {
             }),
             ("expired", |c| c.exp = Some(1500 - LEEWAY_SECS - 1)),
             ("not yet valid", |c| c.nbf = Some(1500 + LEEWAY_SECS + 1)),
-            ("issued in the future", |c| c.iat = Some(1500 + LEEWAY_SECS + 1)),
+            ("issued in the future", |c| {
+                c.iat = Some(1500 + LEEWAY_SECS + 1)
+            }),
             ("no subject", |c| c.sub = Some(String::new())),
             ("no iat", |c| c.iat = None),
         ];

@@ -73,10 +73,7 @@ pub enum WorkspaceOp {
     },
     /// A change the workspace row keeps nothing of but the version (team SSO settings are
     /// read from the workspace's events).
-    Advance {
-        id: String,
-        version: i64,
-    },
+    Advance { id: String, version: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

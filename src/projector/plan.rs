@@ -169,9 +169,7 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::IdentityProviderConfigured(_)
         | Event::ToolResponseStorageSet(_)
         | Event::SecondFactorRequirementSet(_)
-        | Event::TeamSsoConfigured(_) => {
-            workspace_op(body, event, at, version).map(Op::Workspace)
-        }
+        | Event::TeamSsoConfigured(_) => workspace_op(body, event, at, version).map(Op::Workspace),
         Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
             api_key_op(body, event, at, version).map(Op::ApiKey)
         }

@@ -33,24 +33,39 @@ async fn source(ui: &Console) -> String {
 async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
     ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
         .await;
-    let button = ui
-        .c
-        .find(Locator::Css("button[formaction='/console/sso/start']"))
-        .await
-        .expect("the SSO button");
+    let button =
+        ui.c.find(Locator::Css("button[formaction='/console/sso/start']"))
+            .await
+            .expect("the SSO button");
     ui.click_to_next_page(button).await;
     let provider = idp.issuer.clone();
-    eventually(Duration::from_secs(10), "the provider's login page", || async {
-        ui.c.current_url()
-            .await
-            .is_ok_and(|u| u.as_str().starts_with(&provider))
-            && ui.c.find(Locator::Css("#login-email")).await.is_ok()
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the provider's login page",
+        || async {
+            ui.c.current_url()
+                .await
+                .is_ok_and(|u| u.as_str().starts_with(&provider))
+                && ui.c.find(Locator::Css("#login-email")).await.is_ok()
+        },
+    )
     .await;
-    let heading = ui.c.find(Locator::Css("h1")).await.expect("h1").text().await.expect("text");
-    assert_eq!(heading, "Sign in to Example IdP", "at the provider's login page");
+    let heading =
+        ui.c.find(Locator::Css("h1"))
+            .await
+            .expect("h1")
+            .text()
+            .await
+            .expect("text");
+    assert_eq!(
+        heading, "Sign in to Example IdP",
+        "at the provider's login page"
+    );
     ui.fill("#login-email", email).await;
-    let submit = ui.c.find(Locator::Css("#login-submit")).await.expect("continue");
+    let submit =
+        ui.c.find(Locator::Css("#login-submit"))
+            .await
+            .expect("continue");
     ui.click_to_next_page(submit).await;
 }
 
@@ -135,16 +150,18 @@ async fn flow(stack: Stack, shots: bool) {
     // The admin's Identity provider screen: the redirect URI to register, then SSO on.
     ui.go("/console/identity-provider").await;
     ui.check_page("identity-provider").await;
-    let redirect_uri = ui
-        .c
-        .find(Locator::Css("#redirect-uri"))
-        .await
-        .expect("the redirect URI")
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a URI");
-    assert!(redirect_uri.ends_with("/console/sso/callback"), "{redirect_uri}");
+    let redirect_uri =
+        ui.c.find(Locator::Css("#redirect-uri"))
+            .await
+            .expect("the redirect URI")
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("a URI");
+    assert!(
+        redirect_uri.ends_with("/console/sso/callback"),
+        "{redirect_uri}"
+    );
     idp.register(OidcClient {
         client_id: CLIENT_ID.into(),
         client_secret: CLIENT_SECRET.into(),
@@ -164,14 +181,13 @@ async fn flow(stack: Stack, shots: bool) {
     ui.submit("#team-sso-form button[type=submit]").await;
     let page = ui.text().await;
     assert!(page.contains("Single sign-on saved"), "{page}");
-    let fingerprint = ui
-        .c
-        .find(Locator::Css("#sso-secret-fingerprint"))
-        .await
-        .expect("the secret's fingerprint")
-        .text()
-        .await
-        .expect("text");
+    let fingerprint =
+        ui.c.find(Locator::Css("#sso-secret-fingerprint"))
+            .await
+            .expect("the secret's fingerprint")
+            .text()
+            .await
+            .expect("text");
     assert!(fingerprint.starts_with("hmac-sha256:"), "{fingerprint}");
     pages.push(source(&ui).await);
     // The end users' identity provider, on the same screen.
@@ -180,7 +196,9 @@ async fn flow(stack: Stack, shots: bool) {
     ui.fill("#eu-jwks", &format!("{}/jwks", idp.issuer)).await;
     ui.submit("#end-users-form button[type=submit]").await;
     assert!(
-        ui.text().await.contains("End users' identity provider saved"),
+        ui.text()
+            .await
+            .contains("End users' identity provider saved"),
         "{}",
         ui.text().await
     );
@@ -189,7 +207,12 @@ async fn flow(stack: Stack, shots: bool) {
     let configured = ui.audit("workspace.team_sso_configured").await;
     assert_eq!(configured.len(), 1, "{configured:?}");
     assert_eq!(configured[0]["actor"]["type"], "member");
-    assert_eq!(ui.audit("workspace.identity_provider_configured").await.len(), 1);
+    assert_eq!(
+        ui.audit("workspace.identity_provider_configured")
+            .await
+            .len(),
+        1
+    );
 
     // Invites: a developer who will join by SSO, a viewer who joins with a password.
     let _dev_link = invite(&ui, "dev@example.com", "developer").await;
@@ -230,7 +253,11 @@ async fn flow(stack: Stack, shots: bool) {
         .iter()
         .rev()
         .find_map(|s| match s {
-            Seen::Token { auth, params, outcome } => Some((auth.clone(), params.clone(), outcome.clone())),
+            Seen::Token {
+                auth,
+                params,
+                outcome,
+            } => Some((auth.clone(), params.clone(), outcome.clone())),
             _ => None,
         })
         .expect("a token request");
@@ -245,7 +272,11 @@ async fn flow(stack: Stack, shots: bool) {
     assert!(page.contains("expired or already used"), "{page}");
     ui.check_page("sso-refused").await;
     denied(&ui, "invalid_sso_state").await;
-    assert_eq!(idp.token_outcomes().len(), 1, "nothing sent to the provider again");
+    assert_eq!(
+        idp.token_outcomes().len(),
+        1,
+        "nothing sent to the provider again"
+    );
     ui.go("/console/").await;
     sign_out(&ui).await;
 
@@ -261,16 +292,27 @@ async fn flow(stack: Stack, shots: bool) {
     let page = ui.text().await;
     assert!(page.contains("Email address not verified"), "{page}");
     denied(&ui, "sso_email_unverified").await;
-    assert!(by(&ui, "member.sso_linked", &member_id("viewer@example.com")).await.is_empty());
+    assert!(
+        by(&ui, "member.sso_linked", &member_id("viewer@example.com"))
+            .await
+            .is_empty()
+    );
 
     // The developer's address now belongs to another account at the provider.
     idp.set_user(OidcUser::new("dev@example.com", "sub-someone-else"));
     sso_sign_in(&ui, &idp, "dev@example.com").await;
     let page = ui.text().await;
-    assert!(page.contains("Another account at your identity provider"), "{page}");
+    assert!(
+        page.contains("Another account at your identity provider"),
+        "{page}"
+    );
     assert_eq!(signed_in_as(&ui).await, "");
     denied(&ui, "sso_subject_mismatch").await;
-    assert_eq!(by(&ui, "member.signed_in", &dev).await.len(), 1, "no new session");
+    assert_eq!(
+        by(&ui, "member.signed_in", &dev).await.len(),
+        1,
+        "no new session"
+    );
 
     // A member who joined with a password signs in with SSO too (first time: bound).
     sso_sign_in(&ui, &idp, "admin@example.com").await;
@@ -285,25 +327,23 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&viewer_link).await;
     ui.fill("#password", PASSWORD).await;
     ui.submit("main button[type=submit]").await;
-    let nav = ui
-        .c
-        .find(Locator::Css("nav"))
-        .await
-        .expect("nav")
-        .text()
-        .await
-        .expect("nav text");
+    let nav =
+        ui.c.find(Locator::Css("nav"))
+            .await
+            .expect("nav")
+            .text()
+            .await
+            .expect("nav text");
     assert!(!nav.contains("Identity provider"), "{nav}");
     let cookie = ui.cookie().await;
-    let csrf = ui
-        .c
-        .find(Locator::Css("form.signout input[name=csrf]"))
-        .await
-        .expect("csrf")
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a token");
+    let csrf =
+        ui.c.find(Locator::Css("form.signout input[name=csrf]"))
+            .await
+            .expect("csrf")
+            .prop("value")
+            .await
+            .expect("value")
+            .expect("a token");
     let status = post_form(
         &ui.dep,
         &cookie,

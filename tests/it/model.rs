@@ -606,9 +606,16 @@ impl World {
     /// Configures team SSO on the Identity provider screen (`workspace.team_sso_configured`)
     /// and signs the admin in through the provider (`member.sso_linked` the first time,
     /// `member.signed_in`): the new session's cookie and CSRF token.
-    async fn team_sso(&mut self, http: &Client, origin: &str, (cookie, csrf): (&str, &str)) -> (String, String) {
+    async fn team_sso(
+        &mut self,
+        http: &Client,
+        origin: &str,
+        (cookie, csrf): (&str, &str),
+    ) -> (String, String) {
         use crate::fixtures::oidc_provider::{OidcClient, OidcConfig, OidcProvider, OidcUser};
-        let page = self.console_page(http, cookie, "/console/identity-provider").await;
+        let page = self
+            .console_page(http, cookie, "/console/identity-provider")
+            .await;
         let redirect_uri = page
             .split("id=\"redirect-uri\" readonly value=\"")
             .nth(1)
@@ -663,7 +670,12 @@ impl World {
             .send()
             .await
             .expect("sso start");
-        assert_eq!(started.status(), StatusCode::SEE_OTHER, "seed {}: sso start", self.seed);
+        assert_eq!(
+            started.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: sso start",
+            self.seed
+        );
         let flow_cookie = started
             .headers()
             .get("set-cookie")
@@ -687,7 +699,12 @@ impl World {
             .send()
             .await
             .expect("callback");
-        assert_eq!(callback.status(), StatusCode::SEE_OTHER, "seed {}: sso callback", self.seed);
+        assert_eq!(
+            callback.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: sso callback",
+            self.seed
+        );
         let session = callback
             .headers()
             .get_all("set-cookie")

@@ -215,7 +215,7 @@ async fn flow(stack: Stack, shots: bool) {
     );
 
     // Invites: a developer who will join by SSO, a viewer who joins with a password.
-    let _dev_link = invite(&ui, "dev@example.com", "developer").await;
+    let dev_link = invite(&ui, "dev@example.com", "developer").await;
     let viewer_link = invite(&ui, "viewer@example.com", "viewer").await;
     sign_out(&ui).await;
 
@@ -224,7 +224,14 @@ async fn flow(stack: Stack, shots: bool) {
         .await;
     ui.check_page("sign-in-sso").await;
 
-    // The invitee joins by SSO and lands on the overview as themselves.
+    // The invitee's link offers SSO instead of a password; they join by SSO and land on
+    // the overview as themselves.
+    ui.go(&dev_link).await;
+    let offered = ui.text().await;
+    assert!(
+        offered.contains("Your team uses single sign-on"),
+        "{offered}"
+    );
     sso_sign_in(&ui, &idp, "dev@example.com").await;
     assert_eq!(ui.path().await, "/console/", "{}", ui.text().await);
     assert_eq!(signed_in_as(&ui).await, "dev@example.com");
@@ -313,6 +320,48 @@ async fn flow(stack: Stack, shots: bool) {
         1,
         "no new session"
     );
+
+    // A token signed with a key not in the provider's JWKS: refused.
+    idp.sign_with_rogue_key(true);
+    sso_sign_in(&ui, &idp, "admin@example.com").await;
+    let page = ui.text().await;
+    assert!(page.contains("refused the sign-in"), "{page}");
+    assert_eq!(signed_in_as(&ui).await, "");
+    denied(&ui, "invalid_token").await;
+    idp.sign_with_rogue_key(false);
+
+    // The person cancels at the provider: its error comes back, nothing is exchanged.
+    let exchanges = idp.token_outcomes().len();
+    ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
+        .await;
+    let button =
+        ui.c.find(Locator::Css("button[formaction='/console/sso/start']"))
+            .await
+            .expect("the SSO button");
+    ui.click_to_next_page(button).await;
+    let provider = idp.issuer.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the provider's login page",
+        || async {
+            ui.c.find(Locator::Css("#login-cancel")).await.is_ok()
+                && ui
+                    .c
+                    .current_url()
+                    .await
+                    .is_ok_and(|u| u.as_str().starts_with(&provider))
+        },
+    )
+    .await;
+    let cancel =
+        ui.c.find(Locator::Css("#login-cancel"))
+            .await
+            .expect("cancel");
+    ui.click_to_next_page(cancel).await;
+    let page = ui.text().await;
+    assert!(page.contains("refused the sign-in"), "{page}");
+    denied(&ui, "sso_provider_error").await;
+    assert_eq!(idp.token_outcomes().len(), exchanges);
 
     // A member who joined with a password signs in with SSO too (first time: bound).
     sso_sign_in(&ui, &idp, "admin@example.com").await;

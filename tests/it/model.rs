@@ -623,6 +623,7 @@ impl World {
             .expect("the redirect URI")
             .replace("&#x2f;", "/")
             .replace("&#47;", "/")
+            .replace("&#38;", "&")
             .replace("&amp;", "&");
         if self.sso.is_none() {
             self.sso = Some(
@@ -672,7 +673,7 @@ impl World {
             .expect("sso start");
         assert_eq!(
             started.status(),
-            StatusCode::SEE_OTHER,
+            StatusCode::OK,
             "seed {}: sso start",
             self.seed
         );
@@ -683,7 +684,18 @@ impl World {
             .and_then(|v| v.split(';').next())
             .expect("the flow cookie")
             .to_string();
-        let authorize = reqwest::Url::parse(&location(&started)).expect("authorize URL");
+        // The page moves on to the provider by itself; its link is where it goes.
+        let page = started.text().await.expect("the continue page");
+        let href = page
+            .split("id=\"continue\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the provider's URL")
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+        let authorize = reqwest::Url::parse(&href).expect("authorize URL");
         let mut login: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
         login.push(("email".into(), "admin@example.com".into()));
         login.push(("action".into(), "login".into()));
@@ -693,6 +705,12 @@ impl World {
             .send()
             .await
             .expect("provider login");
+        assert_eq!(
+            back.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: provider login for {login:?}",
+            self.seed
+        );
         let callback = http
             .get(location(&back))
             .header("cookie", &flow_cookie)

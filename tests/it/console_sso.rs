@@ -29,8 +29,8 @@ async fn source(ui: &Console) -> String {
     ui.c.source().await.expect("page source")
 }
 
-/// From the sign-in page, through the provider's login page as `email`, back to the console.
-async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
+/// From the sign-in page's SSO button to the provider's login page.
+async fn to_provider(ui: &Console, idp: &OidcProvider) {
     ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
         .await;
     let button =
@@ -61,6 +61,11 @@ async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
         heading, "Sign in to Example IdP",
         "at the provider's login page"
     );
+}
+
+/// From the sign-in page, through the provider's login page as `email`, back to the console.
+async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
+    to_provider(ui, idp).await;
     ui.fill("#login-email", email).await;
     let submit =
         ui.c.find(Locator::Css("#login-submit"))
@@ -332,27 +337,7 @@ async fn flow(stack: Stack, shots: bool) {
 
     // The person cancels at the provider: its error comes back, nothing is exchanged.
     let exchanges = idp.token_outcomes().len();
-    ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
-        .await;
-    let button =
-        ui.c.find(Locator::Css("button[formaction='/console/sso/start']"))
-            .await
-            .expect("the SSO button");
-    ui.click_to_next_page(button).await;
-    let provider = idp.issuer.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the provider's login page",
-        || async {
-            ui.c.find(Locator::Css("#login-cancel")).await.is_ok()
-                && ui
-                    .c
-                    .current_url()
-                    .await
-                    .is_ok_and(|u| u.as_str().starts_with(&provider))
-        },
-    )
-    .await;
+    to_provider(&ui, &idp).await;
     let cancel =
         ui.c.find(Locator::Css("#login-cancel"))
             .await

@@ -251,13 +251,14 @@ async fn refuse<T>(
 }
 
 /// Completes a sign-in at the callback: `flow` is the one the face kept for this browser
-/// (its `state` already matched), `code` the provider's. `throttled` is the edge's verdict
+/// (its `state` already matched), `code` the provider's and `iss` the issuer the
+/// authorization response named, if it named one (RFC 9207). `throttled` is the edge's verdict
 /// on this address, decided before anything is sent to the provider.
 pub async fn complete(
     state: &AppState,
     workspace_id: &str,
     flow: &Flow,
-    code: &str,
+    (code, iss): (&str, Option<&str>),
     throttled: bool,
 ) -> Result<MemberSession, SsoError> {
     if throttled {
@@ -269,6 +270,12 @@ pub async fn complete(
         Err(SsoError::Refused(reason)) => return refuse(state, workspace_id, None, reason).await,
         Err(e) => return Err(e),
     };
+    // RFC 9207: a provider that names itself in the response must be the one asked (a
+    // response from another provider mixed into this flow is refused before its code goes
+    // anywhere).
+    if iss.is_some_and(|iss| iss != discovery.issuer) {
+        return refuse(state, workspace_id, None, DenialReason::SsoProviderError).await;
+    }
     let secret = sealing::open_text(state, slot(workspace_id), &sso.client_secret).await?;
     let exchanged = oidc::exchange_code(
         &state.oauth,

@@ -244,6 +244,9 @@ pub struct CallbackQuery {
     state: Option<String>,
     #[serde(default)]
     error: Option<String>,
+    /// The issuer that answered (RFC 9207), when the provider names it.
+    #[serde(default)]
+    iss: Option<String>,
 }
 
 /// The provider's redirect back: a session, or a page that says why not. The flow cookie
@@ -297,7 +300,15 @@ async fn callback_answer(
     let address = crate::api::ratelimit::client_key(peer.ip());
     let account = format!("{workspace}/sso/{address}");
     let throttled = throttle.throttled(&account, &address, Instant::now());
-    match team_sso::complete(state, &workspace, &flow, &code, throttled).await {
+    match team_sso::complete(
+        state,
+        &workspace,
+        &flow,
+        (&code, q.iss.as_deref()),
+        throttled,
+    )
+    .await
+    {
         Ok(session) => session::signed_in(state, &session),
         Err(SsoError::Refused(reason)) => {
             throttle.failed(&account, &address, Instant::now());

@@ -357,6 +357,20 @@ async fn flow(stack: Stack, shots: bool) {
     pages.push(source(&ui).await);
     sign_out(&ui).await;
 
+    // An authorization response naming another issuer (RFC 9207): its code goes nowhere.
+    let exchanges = idp.token_outcomes().len();
+    let refusals = ui.audit("access.denied").await.len();
+    idp.answer_as(Some("https://mixed-up.example.com"));
+    sso_sign_in(&ui, &idp, "admin@example.com").await;
+    assert!(ui.text().await.contains("refused the sign-in"));
+    assert_eq!(signed_in_as(&ui).await, "");
+    eventually(Duration::from_secs(10), "the mix-up recorded", || async {
+        ui.audit("access.denied").await.len() > refusals
+    })
+    .await;
+    assert_eq!(idp.token_outcomes().len(), exchanges);
+    idp.answer_as(None);
+
     // The viewer joins with a password: no Identity provider link; crafted changes refused.
     ui.go(&viewer_link).await;
     ui.fill("#password", PASSWORD).await;

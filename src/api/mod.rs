@@ -11,6 +11,7 @@ pub mod end_users;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod members;
 pub mod problem;
 pub mod ratelimit;
 pub mod routes;
@@ -89,6 +90,13 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::McpGateway => on(filter, mcp_gateway),
         RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
         RouteId::MyApprovals => on(filter, agents::my_approvals),
+        RouteId::ListMembers => on(filter, members::list),
+        RouteId::InviteMember => on(filter, members::invite),
+        RouteId::GetMember => on(filter, members::get),
+        RouteId::ChangeMemberRole => on(filter, members::change_role),
+        RouteId::RemoveMember => on(filter, members::remove),
+        RouteId::ResetMemberSecondFactor => on(filter, members::reset_second_factor),
+        RouteId::SetSecondFactorRequirement => on(filter, members::set_second_factor_requirement),
         RouteId::Mcp => on(filter, mcp_all),
     }
 }

@@ -16,6 +16,8 @@ pub enum Permission {
     ManageApiKeys,
     /// Change workspace settings (the identity provider).
     ManageWorkspace,
+    /// Invite team members, change their roles, remove them, reset their second factor.
+    ManageMembers,
     /// Create, change, disable and delete auth configs.
     ManageAuthConfigs,
     /// Query and export the audit history.
@@ -41,7 +43,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
     match permission {
         Public | Authenticated => true,
         ReadState => matches!(role, Admin | Developer | Viewer | Auditor),
-        ManageApiKeys | ManageWorkspace => matches!(role, Admin),
+        ManageApiKeys | ManageWorkspace | ManageMembers => matches!(role, Admin),
         ReadAudit => matches!(role, Admin | Auditor),
         ManageAuthConfigs | ManageConnections | ManageTools => matches!(role, Admin | Developer),
         UseTools | CallTools => matches!(role, Admin | Developer | Agent),
@@ -107,6 +109,13 @@ pub enum RouteId {
     McpGateway,
     SetToolResponseStorage,
     MyApprovals,
+    ListMembers,
+    InviteMember,
+    GetMember,
+    ChangeMemberRole,
+    RemoveMember,
+    ResetMemberSecondFactor,
+    SetSecondFactorRequirement,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -456,6 +465,48 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/me/approvals",
         permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::ListMembers,
+        method: "GET",
+        path: "/v1/members",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::InviteMember,
+        method: "POST",
+        path: "/v1/members",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::GetMember,
+        method: "GET",
+        path: "/v1/members/{id}",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::ChangeMemberRole,
+        method: "PATCH",
+        path: "/v1/members/{id}",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::RemoveMember,
+        method: "DELETE",
+        path: "/v1/members/{id}",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::ResetMemberSecondFactor,
+        method: "POST",
+        path: "/v1/members/{id}/second-factor/reset",
+        permission: Permission::ManageMembers,
+    },
+    RouteSpec {
+        id: RouteId::SetSecondFactorRequirement,
+        method: "PUT",
+        path: "/v1/workspace/second-factor-requirement",
+        permission: Permission::ManageWorkspace,
     },
 ];
 

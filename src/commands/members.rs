@@ -20,6 +20,7 @@ use crate::domain::api_key::hash_key;
 use crate::domain::member::{member_id, normalize_email, Member, MemberCommand};
 use crate::domain::{AccessDenied, DenialReason, DomainError, MemberInvited, MemberSignedIn, Role};
 use crate::ledger::{Actor, ActorType, Ledger};
+use crate::projector::store::MemberRow;
 
 /// How long an invite (a sign-up link) stays usable.
 pub const INVITE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -442,51 +443,28 @@ pub async fn sign_out(state: &AppState, session: &MemberSession) -> Result<(), C
     Ok(())
 }
 
-/// One member as the team page lists it.
-#[derive(Debug, Clone)]
-pub struct MemberView {
-    pub id: String,
-    pub email: String,
-    pub role: Role,
-    /// `active` (has a password), `invited`.
-    pub status: &'static str,
-    /// Whether the member signs in with a second factor.
-    pub second_factor: bool,
+/// The workspace's members and pending invitees (not removed), oldest invite first.
+pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<MemberRow>, CommandError> {
+    Ok(state.projections.members(&caller.workspace_id).await?)
 }
 
-/// The workspace's members (not removed), in the order they were first invited: the ids
-/// from the audit view's `member.invited` rows, each member as its events in the log say.
-pub async fn list(state: &AppState, caller: &Caller) -> Result<Vec<MemberView>, CommandError> {
-    let filter = crate::projector::store::AuditFilter {
-        kind: Some("member.invited".into()),
-        limit: 1000,
-        ..Default::default()
-    };
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for row in state
+/// One member of the caller's workspace, removed ones too (`None`: not theirs or unknown).
+pub async fn get(
+    state: &AppState,
+    caller: &Caller,
+    member_id: &str,
+) -> Result<Option<MemberRow>, CommandError> {
+    Ok(state
         .projections
-        .audit_events(&caller.workspace_id, &filter)
-        .await?
-    {
-        if !seen.insert(row.aggregate_id.clone()) {
-            continue;
-        }
-        let member: Member = state
-            .ledger
-            .load(&caller.workspace_id, &row.aggregate_id)
-            .await?;
-        if let (Some(email), Some(role)) = (member.email.clone(), member.role) {
-            out.push(MemberView {
-                id: row.aggregate_id,
-                email,
-                role,
-                status: if member.joined() { "active" } else { "invited" },
-                second_factor: member.second_factor.is_some(),
-            });
-        }
-    }
-    Ok(out)
+        .member(&caller.workspace_id, member_id)
+        .await?)
+}
+
+/// Where an invitee sets their password: the console's sign-up page with the invite
+/// token, below the service's public URL (a secret: shown once, never logged).
+pub fn sign_up_url(state: &AppState, invite: &MemberToken) -> String {
+    let base = state.connections.public_url.trim_end_matches('/');
+    format!("{base}/console/sign-up?invite={}", invite.expose())
 }
 
 /// Gives a member another role: their open sessions end at once (every instance decides

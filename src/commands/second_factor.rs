@@ -160,12 +160,16 @@ pub async fn required(state: &AppState, workspace_id: &str) -> Result<bool, Comm
 
 /// An admin requires (or stops requiring) a second factor of every member
 /// (`workspace.second_factor_requirement_set`); members without one set it up at their
-/// next sign-in, open sessions go on.
+/// next sign-in, open sessions go on. Asking for the rule already in force writes nothing
+/// (a repeated `PUT`, a form sent twice).
 pub async fn set_requirement(
     state: &AppState,
     caller: &Caller,
     required: bool,
 ) -> Result<(), CommandError> {
+    if self::required(state, &caller.workspace_id).await? == required {
+        return Ok(());
+    }
     super::change_workspace(
         state,
         caller,

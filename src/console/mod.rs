@@ -23,12 +23,14 @@ mod approvals;
 mod audit;
 mod auth_configs;
 mod connections;
+mod gateways;
 mod identity_provider;
 pub mod pages;
 mod second_factor;
 pub mod session;
 mod sso;
 mod throttle;
+mod tools;
 
 use std::sync::Arc;
 
@@ -53,6 +55,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
 
 pub fn router(state: AppState) -> Router {
     let screens = connections::routes(auth_configs::routes(Router::new()));
+    let screens = tools::routes(gateways::routes(screens));
     screens
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(pages::overview))
@@ -179,13 +182,20 @@ impl Me {
     /// Whether the Identity provider screen is theirs (the permission of
     /// `PUT /v1/workspace/identity-provider` in the route table).
     pub fn configures_identity_provider(&self) -> bool {
-        let permission = ROUTES
-            .iter()
-            .find(|spec| spec.id == RouteId::ConfigureIdentityProvider)
-            .map(|spec| spec.permission);
+        self.holds(RouteId::ConfigureIdentityProvider)
+    }
+
+    /// Whether the gateways screen is theirs (the permission of `GET /v1/gateways`).
+    pub fn reads_gateways(&self) -> bool {
+        self.holds(RouteId::ListGateways)
+    }
+
+    /// Whether their role holds the permission of `route` in the API's route table.
+    fn holds(&self, route: RouteId) -> bool {
+        let spec = ROUTES.iter().find(|r| r.id == route);
         crate::domain::Role::parse(self.role)
-            .zip(permission)
-            .is_some_and(|(role, permission)| role_allows(role, permission))
+            .zip(spec)
+            .is_some_and(|(role, spec)| role_allows(role, spec.permission))
     }
 
     /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).

@@ -443,7 +443,7 @@ pub async fn set_requirement(
     Form(form): Form<RequirementForm>,
 ) -> Response {
     let at = ("POST", "/console/team/second-factor/requirement");
-    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    let signed = signed_for!(state, headers, RouteId::SetSecondFactorRequirement, at);
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
@@ -480,15 +480,15 @@ pub struct ResetForm {
     member: String,
 }
 
-/// An admin resets a member's second factor (managing members is the permission of
-/// managing API keys, as for invites and role changes).
+/// An admin resets a member's second factor (the permission of
+/// `POST /v1/members/{id}/second-factor/reset`).
 pub async fn reset(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(form): Form<ResetForm>,
 ) -> Response {
     let at = ("POST", "/console/team/second-factor/reset");
-    let signed = signed_for!(state, headers, RouteId::CreateApiKey, at);
+    let signed = signed_for!(state, headers, RouteId::ResetMemberSecondFactor, at);
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }

@@ -44,6 +44,7 @@ pub enum Op {
     /// updates it guarded by `version - 1` (never applied twice or out of order).
     Connection(ConnectionOp),
     Agents(AgentsOp),
+    Member(MemberOp),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +127,35 @@ pub struct ConnectionOp {
     pub change: ConnectionChange,
 }
 
+/// One team member event; the first invite inserts the row, every later event moves it
+/// (guarded by `version - 1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberOp {
+    pub workspace_id: String,
+    pub id: String,
+    pub version: i64,
+    pub at: String,
+    pub change: MemberChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Invited, or invited again (after a removal, or a new link): status `invited`.
+    Invited {
+        email: String,
+        role: String,
+        expires_at: String,
+    },
+    /// Joined: status `active`.
+    Joined,
+    SignedIn,
+    Role(String),
+    SecondFactor(bool),
+    Removed,
+    /// An event that changes nothing shown (a sign-out): only the version moves.
+    Version,
+}
+
 /// Workspace tools, step-up approvals and gateways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentsOp {
@@ -179,7 +209,7 @@ impl Op {
     /// The cached reads this op can make stale (see `cache`).
     pub fn family(&self) -> Option<Family> {
         match self {
-            Op::Audit(_) | Op::AuthConfig(_) => None,
+            Op::Audit(_) | Op::AuthConfig(_) | Op::Member(_) => None,
             Op::Agents(AgentsOp::RequestApproval { .. } | AgentsOp::ApprovalStatus { .. }) => None,
             Op::Agents(
                 AgentsOp::DefineWorkspaceTool { .. } | AgentsOp::RemoveWorkspaceTool { .. },
@@ -210,6 +240,7 @@ impl Op {
             }
             Op::AuthConfig(a) => Some(("auth_config", a.version)),
             Op::Connection(c) => Some(("connection", c.version)),
+            Op::Member(m) => Some(("member", m.version)),
             Op::Agents(
                 AgentsOp::DefineGateway { version, .. } | AgentsOp::DeleteGateway { version, .. },
             ) => Some(("gateway", *version)),

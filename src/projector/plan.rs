@@ -1,8 +1,8 @@
 //! Pure: what one event changes in the projections, as backend-neutral operations.
 
 use super::op::{
-    AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp, NewConnection,
-    Op, TokenState, WorkspaceOp,
+    AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp, MemberChange,
+    MemberOp, NewConnection, Op, TokenState, WorkspaceOp,
 };
 use crate::domain::Event;
 use crate::ledger::EventBody;
@@ -221,8 +221,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::ToolCompleted(_)
         | Event::CredentialReleased(_)
         | Event::IdempotencyClaimed(_)
-        | Event::IdempotencyCompleted(_)
-        | Event::MemberInvited(_)
+        | Event::IdempotencyCompleted(_) => None,
+        Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)
         | Event::MemberSignedOut(_)
@@ -230,7 +230,32 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::MemberRemoved(_)
         | Event::MemberSecondFactorEnrolled(_)
         | Event::MemberSecondFactorReset(_)
-        | Event::MemberSsoLinked(_) => None,
+        | Event::MemberSsoLinked(_) => Some(Op::Member(MemberOp {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            version,
+            at,
+            change: member_change(event),
+        })),
+    }
+}
+
+fn member_change(event: &Event) -> MemberChange {
+    match event {
+        Event::MemberInvited(e) => MemberChange::Invited {
+            email: e.email.clone(),
+            role: e.role.as_str().to_string(),
+            expires_at: rfc3339(e.expires_at),
+        },
+        Event::MemberJoined(_) => MemberChange::Joined,
+        Event::MemberSignedIn(_) => MemberChange::SignedIn,
+        Event::MemberRoleChanged(e) => MemberChange::Role(e.role.as_str().to_string()),
+        Event::MemberRemoved(_) => MemberChange::Removed,
+        Event::MemberSecondFactorEnrolled(_) => MemberChange::SecondFactor(true),
+        Event::MemberSecondFactorReset(_) => MemberChange::SecondFactor(false),
+        // An invitee who joined by SSO is active like one who set a password.
+        Event::MemberSsoLinked(e) if e.invite_hash.is_some() => MemberChange::Joined,
+        _ => MemberChange::Version,
     }
 }
 
@@ -577,12 +602,13 @@ mod tests {
     fn versioned_row(kind: &str) -> Option<&'static str> {
         let prefix = kind.split('.').next().unwrap_or_default();
         match prefix {
-            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" => [
+            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member" => [
                 "workspace",
                 "api_key",
                 "auth_config",
                 "connection",
                 "gateway",
+                "member",
             ]
             .into_iter()
             .find(|t| *t == prefix),

@@ -80,6 +80,21 @@ impl Env {
         )
     }
 
+    /// A member invited by `admin` with a fresh email (a viewer, not joined): their id.
+    async fn invite_member(&self, admin: &str) -> String {
+        let email = format!("m{}@example.com", uuid::Uuid::now_v7().simple());
+        let (status, v) = self
+            .call(
+                Method::POST,
+                "/v1/members",
+                Some(admin),
+                Some(json!({ "email": email, "role": "viewer" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("id").to_string()
+    }
+
     /// Every `access.denied` event so far: (status, reason, method, route, actor type).
     async fn denials(&self) -> Vec<(u64, String, String, String, String)> {
         let log = SqliteEventLog::open(&self.dir.path().join("data/ledger.db"))
@@ -131,7 +146,10 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         ("POST", "/v1/connections/{id}/access-token") => {
             (StatusCode::FORBIDDEN, Some("token-release-disabled"))
         }
-        // Authorized; the arguments do not match the tool's schema (nothing is called).
+        // Authorized, but the invitee has no second factor to reset.
+        ("POST", "/v1/members/{id}/second-factor/reset") => {
+            (StatusCode::CONFLICT, Some("conflict"))
+        }
         // Authorized; the body is not a witness's cosignature (nothing is recorded).
         ("POST", "/v1/audit/checkpoints/{id}/cosignatures") => {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed"))
@@ -241,6 +259,8 @@ impl Env {
             self.create_approval(&self.admin, &fx.connection).await
         } else if path == "/v1/tools/{name}" {
             return path.replace("{name}", &self.fresh_tool().await);
+        } else if path.starts_with("/v1/members") {
+            self.invite_member(&self.admin).await
         } else {
             self.create_key(Role::Viewer, None).await.0
         };
@@ -463,6 +483,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
     let other_gateway = env
         .create_gateway(&env.other_admin, &other_auth_config)
         .await;
+    let other_member = env.invite_member(&env.other_admin).await;
     env.define_tools(&env.admin).await;
     let auth_config = env.create_auth_config(&env.admin, false).await;
     let fx = Fixtures {
@@ -493,6 +514,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             ("POST", "/v1/tools/execute") => Some(
                 json!({ "tool": TABLE_TOOL, "connection_id": fx.connection, "arguments": { "unexpected": 1 } }),
             ),
+            ("PATCH", "/v1/members/{id}") => Some(json!({ "role": "developer" })),
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))
@@ -500,6 +522,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             ("PUT", "/v1/workspace/tool-response-storage") => {
                 Some(json!({ "store_tool_responses": true }))
             }
+            ("PUT", "/v1/workspace/second-factor-requirement") => Some(json!({ "required": true })),
             ("PUT", _) => Some(
                 json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" }),
             ),
@@ -530,6 +553,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             let body = if (spec.method, spec.path) == ("POST", "/v1/tools") {
                 let name = format!("custom.t{}", uuid::Uuid::now_v7().simple());
                 Some(tool_body(&name, "read"))
+            } else if (spec.method, spec.path) == ("POST", "/v1/members") {
+                let email = format!("m{}@example.com", uuid::Uuid::now_v7().simple());
+                Some(json!({ "email": email, "role": "viewer" }))
             } else {
                 body.clone()
             };
@@ -616,6 +642,8 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 &other_gateway
             } else if spec.path.starts_with("/v1/approvals") {
                 &other_approval
+            } else if spec.path.starts_with("/v1/members") {
+                &other_member
             } else {
                 &other_id
             };

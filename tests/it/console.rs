@@ -511,3 +511,126 @@ async fn console_two_step_sign_in_embedded() {
 async fn console_two_step_sign_in_jetstream_pg() {
     second_factor_flow(Stack::JetStreamPg, false).await;
 }
+
+/// A session ends after 30 minutes without a request (the renewed cookie is what keeps
+/// it), and after 12 hours whatever its activity; time moves by the test clock.
+#[tokio::test(flavor = "multi_thread")]
+async fn console_sessions_end_when_idle_and_at_their_absolute_end() {
+    let clock = crate::support::TestClock::new();
+    let dep = Deployment::start(Stack::Embedded, &[clock.env()]).await;
+    let invite = dep.console_sign_up.split("invite=").nth(1).expect("invite");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let origin = dep.svc.url("");
+    let joined = http
+        .post(dep.svc.url("/console/sign-up"))
+        .header("origin", origin.trim_end_matches('/'))
+        .form(&[("invite", invite), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sign up");
+    assert_eq!(joined.status(), StatusCode::SEE_OTHER);
+    let first = session_cookie(&joined);
+
+    // Each answer renews the cookie; the renewed one is good for another 30 minutes.
+    let minute = Duration::from_secs(60);
+    clock.advance(29 * minute);
+    let (status, second) = overview(&http, &dep, &first).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "29 minutes idle is within the limit"
+    );
+    let second = second.expect("a renewed cookie");
+    clock.advance(29 * minute);
+    let (status, third) = overview(&http, &dep, &second).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the renewed cookie counts from its own use"
+    );
+    let (status, _) = overview(&http, &dep, &first).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the first cookie is 58 minutes idle"
+    );
+
+    // 31 minutes without a request: the session is over, even with the newest cookie.
+    let third = third.expect("a renewed cookie");
+    clock.advance(31 * minute);
+    let (status, _) = overview(&http, &dep, &third).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "31 minutes idle ends the session"
+    );
+
+    // Signed in again and active every 25 minutes: good until 12 hours after sign-in.
+    let signed = http
+        .post(dep.svc.url("/console/sign-in"))
+        .header("origin", origin.trim_end_matches('/'))
+        .form(&[
+            ("workspace", dep.workspace.as_str()),
+            ("email", "admin@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    assert_eq!(signed.status(), StatusCode::SEE_OTHER);
+    let mut cookie = session_cookie(&signed);
+    let mut elapsed = Duration::ZERO;
+    loop {
+        clock.advance(25 * minute);
+        elapsed += 25 * minute;
+        let (status, renewed) = overview(&http, &dep, &cookie).await;
+        if elapsed < Duration::from_secs(12 * 3600) {
+            assert_eq!(status, StatusCode::OK, "active for {elapsed:?}");
+            cookie = renewed.expect("a renewed cookie");
+        } else {
+            assert_eq!(
+                status,
+                StatusCode::SEE_OTHER,
+                "past 12 hours at {elapsed:?}"
+            );
+            break;
+        }
+    }
+}
+
+/// The `name=value` of the session cookie an answer sets.
+fn session_cookie(answer: &reqwest::Response) -> String {
+    let set = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("authledger_session=") && !c.contains("Max-Age=0"))
+        .expect("a session cookie");
+    set.split(';').next().expect("name=value").to_string()
+}
+
+/// The overview with `cookie`: its status and the renewed cookie, if one was set.
+async fn overview(
+    http: &reqwest::Client,
+    dep: &Deployment,
+    cookie: &str,
+) -> (StatusCode, Option<String>) {
+    let answer = http
+        .get(dep.svc.url("/console/"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .expect("overview");
+    let renewed = answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| c.contains("authledger_session=") && !c.contains("Max-Age=0"))
+        .then(|| session_cookie(&answer));
+    (answer.status(), renewed)
+}

@@ -69,6 +69,16 @@ async fn delete_item(
     post(dep, agent, "/v1/tools/execute", body).await
 }
 
+/// The overview's count of pending approvals.
+async fn pending_count(ui: &Console) -> String {
+    ui.c.find(fantoccini::Locator::Css("#count-pending-approvals"))
+        .await
+        .expect("the pending approvals tile")
+        .text()
+        .await
+        .expect("its text")
+}
+
 /// Decides the pending approval of `tool` for alice from the page: `approve` or `deny`.
 async fn decide(ui: &Console, approval: &str, decision: &str, note: &str) {
     ui.fill(&format!("#note-{approval}"), note).await;
@@ -110,6 +120,10 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&ui.dep.console_sign_up.clone()).await;
     ui.fill("#password", PASSWORD).await;
     ui.submit("main button[type=submit]").await;
+    // The overview counts what waits for a person, and links to it.
+    ui.go("/console/").await;
+    assert_eq!(pending_count(&ui).await, "2");
+    ui.check_page("overview-pending").await;
     ui.go("/console/approvals").await;
     let page = ui.text().await;
     for shown in [
@@ -128,6 +142,10 @@ async fn flow(stack: Stack, shots: bool) {
     assert!(ui.text().await.contains("Denied"), "{}", ui.text().await);
     let page = ui.text().await;
     assert!(page.contains("Nothing is waiting"), "{page}");
+    ui.go("/console/").await;
+    assert_eq!(pending_count(&ui).await, "0");
+    ui.go("/console/approvals").await;
+    let page = ui.text().await;
     assert!(
         page.contains("approved") && page.contains("denied"),
         "{page}"

@@ -44,6 +44,7 @@ const TABLES: &[&str] = &[
     "gateways",
     "gateway_keys",
     "approvals",
+    "members",
 ];
 /// Every sequence is at least this long, and stops once every kind was produced.
 const MIN_STEPS: usize = 150;

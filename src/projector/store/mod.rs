@@ -14,7 +14,7 @@ pub use backends::{PgProjections, SqliteProjections};
 pub use reads::{
     AccessReads, AgentReads, ApiKeyRow, ApprovalRow, AuditEventRow, AuditFilter, AuditReads,
     AuthConfigReads, AuthConfigRow, AuthConfigVersionRow, ConnectionFilter, ConnectionReads,
-    ConnectionRow, GatewayRow, WorkspaceRow,
+    ConnectionRow, GatewayRow, MemberReads, MemberRow, WorkspaceRow,
 };
 pub use writer::ProjectionWriter;
 
@@ -48,6 +48,7 @@ pub trait ProjectionStore:
     + AuditReads
     + AuthConfigReads
     + ConnectionReads
+    + MemberReads
     + Send
     + Sync
     + 'static
@@ -61,6 +62,7 @@ impl<T> ProjectionStore for T where
         + AuditReads
         + AuthConfigReads
         + ConnectionReads
+        + MemberReads
         + Send
         + Sync
         + 'static

@@ -4,7 +4,9 @@
 
 use super::audit_insert::audit_insert_sql;
 use super::{PgProjections, SqliteProjections};
-use crate::projector::op::{AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, Op, WorkspaceOp};
+use crate::projector::op::{
+    AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, MemberChange, MemberOp, Op, WorkspaceOp,
+};
 
 /// A version-guarded update changes exactly its row; none changed means the row is not at
 /// `version - 1`: the event came out of order (or twice).
@@ -47,6 +49,7 @@ macro_rules! sql_ops {
                     Op::AuthConfig(op) => Self::auth_config_version(tx, op).await,
                     Op::Connection(op) => Self::connection_op(tx, op).await,
                     Op::Agents(op) => Self::agents_op(tx, op).await,
+                    Op::Member(op) => Self::member_op(tx, op).await,
                 }
             }
 
@@ -405,6 +408,68 @@ macro_rules! sql_ops {
                     .await?;
                 }
                 Ok(())
+            }
+
+            async fn member_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: MemberOp,
+            ) -> Result<(), sqlx::Error> {
+                let MemberOp { workspace_id, id, version, at, change } = op;
+                // $1 workspace, $2 id, $3 version, $4 the event's time, $5.. the change's.
+                let (sql, value) = match change {
+                    MemberChange::Invited { email, role, expires_at } => {
+                        let done = sqlx::query(
+                            "INSERT INTO members (workspace_id, id, email, role, status, second_factor,
+                                                  invited_at, invite_expires_at, updated_at, version)
+                             VALUES ($1, $2, $5, $6, 'invited', FALSE, $4, $7, $4, $3)
+                             ON CONFLICT (workspace_id, id) DO UPDATE SET
+                                 email = excluded.email, role = excluded.role, status = 'invited',
+                                 second_factor = FALSE, invited_at = excluded.invited_at,
+                                 invite_expires_at = excluded.invite_expires_at, joined_at = NULL,
+                                 updated_at = excluded.updated_at, version = excluded.version
+                             WHERE members.version = excluded.version - 1",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(version)
+                        .bind(at)
+                        .bind(email)
+                        .bind(role)
+                        .bind(expires_at)
+                        .execute(&mut **tx)
+                        .await?;
+                        return in_order(done.rows_affected(), "member change");
+                    }
+                    MemberChange::Joined => (
+                        "status = 'active', joined_at = $4, invite_expires_at = NULL,",
+                        None,
+                    ),
+                    MemberChange::SignedIn => ("last_signed_in_at = $4,", None),
+                    MemberChange::Role(role) => ("role = $5,", Some(role)),
+                    MemberChange::SecondFactor(on) => (
+                        if on { "second_factor = TRUE," } else { "second_factor = FALSE," },
+                        None,
+                    ),
+                    MemberChange::Removed => (
+                        "status = 'removed', second_factor = FALSE, invite_expires_at = NULL,",
+                        None,
+                    ),
+                    MemberChange::Version => ("", None),
+                };
+                let statement = format!(
+                    "UPDATE members SET {sql} updated_at = $4, version = $3
+                     WHERE workspace_id = $1 AND id = $2 AND version = $3 - 1"
+                );
+                let mut query = sqlx::query(&statement)
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(version)
+                    .bind(at);
+                if let Some(value) = value {
+                    query = query.bind(value);
+                }
+                let done = query.execute(&mut **tx).await?;
+                in_order(done.rows_affected(), "member change")
             }
         }
     };

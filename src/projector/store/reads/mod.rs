@@ -7,9 +7,11 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod members;
 
 pub use access::{AccessReads, ApiKeyRow, WorkspaceRow};
 pub use agents::{AgentReads, ApprovalRow, GatewayRow};
 pub use audit::{AuditEventRow, AuditFilter, AuditReads};
 pub use auth_configs::{AuthConfigReads, AuthConfigRow, AuthConfigVersionRow};
 pub use connections::{ConnectionFilter, ConnectionReads, ConnectionRow};
+pub use members::{MemberReads, MemberRow};

@@ -13,7 +13,8 @@
 //! - `domain`: event kinds and aggregates; no I/O, no clock.
 //! - `projector`: applies the log to SQL projections (SQLite or PostgreSQL), once per event.
 //! - `commands`, `gateway`: what a caller can do, HTTP-free; `app`: the services they run on;
-//!   `ops`: operator commands; `server`, `api`, `mcp`, `console`: the faces.
+//!   `ops`: operator commands; `server`, `api`, `mcp`, `console`, `portal` (end users' pages):
+//!   the faces.
 
 pub mod api;
 pub mod app;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod net;
 pub mod oauth;
 pub mod ops;
+pub mod portal;
 pub mod projector;
 pub mod providers;
 pub mod scheduler;

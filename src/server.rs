@@ -113,8 +113,9 @@ pub async fn serve(
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
-    let router =
-        crate::api::router(state.clone(), settings.limits).merge(crate::console::router(state));
+    let router = crate::api::router(state.clone(), settings.limits.clone())
+        .merge(crate::console::router(state.clone()))
+        .merge(crate::portal::router(state, settings.limits));
     accept_loop(listener, router, settings.connections, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;

@@ -325,6 +325,22 @@ fn refusal_budget(
     }))
 }
 
+/// Runs a public page whose refusals are of a link (the hosted connect page: unknown, used or
+/// expired links, forms without their CSRF token) within the client's budget of refused
+/// callbacks, as the OAuth callback: past it nothing more is recorded and the answer is 429.
+pub async fn within_link_budget(
+    axum::extract::State(limits): axum::extract::State<Arc<Limits>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| client_key(c.0.ip()));
+    let budget = refusal_budget(&limits, client.as_deref(), |l| &l.callbacks);
+    run_within(budget, req, next).await
+}
+
 /// Runs the handler with the client's refusal budget: a refusal it records past the budget
 /// is not recorded, and the answer is 429 like a refusal at the edge past it.
 async fn run_within(budget: Budget, req: Request, next: Next) -> Response {

@@ -326,20 +326,13 @@ pub async fn callback(
 ) -> Result<Response, ApiError> {
     match connections::callback(&state, route.pair(), q).await {
         Ok(outcome) => {
-            let mut url = reqwest::Url::parse(&outcome.redirect_url)
+            let url = outcome
+                .return_url()
                 .map_err(|e| ApiError::BadRequest(format!("redirect_url: {e}")))?;
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs.append_pair("connection_id", &outcome.connection_id);
-                pairs.append_pair("status", outcome.status.as_str());
-                if let Some(e) = &outcome.error {
-                    pairs.append_pair("error", e);
-                }
-            }
             Ok((
                 StatusCode::SEE_OTHER,
                 [
-                    (header::LOCATION, url.to_string()),
+                    (header::LOCATION, url),
                     (header::CACHE_CONTROL, "no-store".to_string()),
                 ],
             )

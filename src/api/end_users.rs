@@ -58,3 +58,22 @@ pub async fn set_tool_response_storage(
     commands::set_tool_response_storage(&state, &caller, body.store_tool_responses).await?;
     Ok(Json(json!({ "store_tool_responses": body.store_tool_responses })).into_response())
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConnectFlowsBody {
+    pub any_user: bool,
+}
+
+/// `PUT /v1/workspace/agent-connect-flows`: let agent keys start connect flows (connect on
+/// demand) for any user of the workspace, or stop (`workspace.agent_connect_flows_set`).
+/// Off by default: an agent then starts one only with a scoped token of that user.
+pub async fn set_agent_connect_flows(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(body): ApiJson<AgentConnectFlowsBody>,
+) -> Result<Response, ApiError> {
+    let command = crate::domain::workspace::WorkspaceCommand::SetAgentConnectFlows(body.any_user);
+    commands::change_workspace(&state, &caller, command).await?;
+    Ok(Json(json!({ "any_user": body.any_user })).into_response())
+}

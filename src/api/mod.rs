@@ -97,6 +97,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::RemoveMember => on(filter, members::remove),
         RouteId::ResetMemberSecondFactor => on(filter, members::reset_second_factor),
         RouteId::SetSecondFactorRequirement => on(filter, members::set_second_factor_requirement),
+        RouteId::SetAgentConnectFlows => on(filter, end_users::set_agent_connect_flows),
         RouteId::Mcp => on(filter, mcp_all),
     }
 }

@@ -116,6 +116,7 @@ pub enum RouteId {
     RemoveMember,
     ResetMemberSecondFactor,
     SetSecondFactorRequirement,
+    SetAgentConnectFlows,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -508,6 +509,12 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/workspace/second-factor-requirement",
         permission: Permission::ManageWorkspace,
     },
+    RouteSpec {
+        id: RouteId::SetAgentConnectFlows,
+        method: "PUT",
+        path: "/v1/workspace/agent-connect-flows",
+        permission: Permission::ManageWorkspace,
+    },
 ];
 
 /// The route a request was matched to, put on the request by `api::auth::authorize`, so a
@@ -594,5 +601,18 @@ mod tests {
             );
         }
         assert!(!role_allows(Role::Agent, Permission::ReadState));
+    }
+
+    /// Connect on demand lets the roles that make connections for any user start a connect
+    /// flow for any user (`commands::agents::Asker::may_connect`): exactly these.
+    #[test]
+    fn keys_that_start_connect_flows_for_anyone_are_those_that_make_connections() {
+        for role in ALL_ROLES {
+            assert_eq!(
+                matches!(role, Role::Admin | Role::Developer),
+                role_allows(role, Permission::ManageConnections),
+                "{role:?}"
+            );
+        }
     }
 }

@@ -126,6 +126,19 @@ impl From<&CommandError> for Problem {
                     None,
                 )
             }
+            CommandError::Ledger(LedgerError::Log(LogError::DiskFull(e))) => {
+                tracing::error!(error = %e, "event log disk full");
+                Problem::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "The ledger's disk is full; nothing was written",
+                    Some(
+                        "The event log's disk is full. Writes resume by themselves once \
+                         space is freed on it; until then the service is not ready."
+                            .into(),
+                    ),
+                )
+            }
             // A write that succeeded but cannot be read back yet: 503 (retry the read with
             // `?min_position=`), never a 404 that says it did not happen.
             CommandError::NotYetVisible { position, reason } => {
@@ -193,6 +206,12 @@ impl From<&AgentError> for Problem {
             .with("auth_config_id", json!(auth_config_id))
             .with("user_id", json!(user_id))
             .with("connect_url", json!(connect_url)),
+            AgentError::ConnectNotAllowed { user_id } => p(
+                S::FORBIDDEN,
+                "connect-not-allowed",
+                "This key may not start a connect flow for this user",
+            )
+            .with("user_id", json!(user_id)),
             AgentError::ConnectionInactive(_) => p(
                 S::CONFLICT,
                 "connection-inactive",

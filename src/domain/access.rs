@@ -61,6 +61,11 @@ pub enum DenialReason {
     WrongSecondFactor,
     /// A second-factor code that was already accepted once (RFC 6238 §5.2).
     SecondFactorReused,
+    /// A hosted connect link that is unknown, expired or already used (answered 400).
+    InvalidConnectLink,
+    /// An agent key asked to start a connect flow for a user it may not act for (the
+    /// workspace does not let agents start connect flows for any user).
+    ConnectNotAllowed,
     /// A team SSO callback whose state is missing, expired or already used, or whose
     /// `id_token` carries another nonce than the flow's.
     InvalidSsoState,

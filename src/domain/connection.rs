@@ -103,6 +103,15 @@ pub struct ConnectionCreated {
     pub data_key_id: String,
 }
 
+/// The end user completed a hosted connect link (`connection.initiated` for an auth config
+/// that is not OAuth): their credentials, sealed, end `initiated` and consume the link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsSubmitted {
+    /// The credentials as a sealed JSON object (absent for `no_auth`).
+    pub credentials: Option<SealedSecret>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionAuthorized {
     /// Scopes the connection holds: those granted that were also requested (may be narrower
@@ -246,6 +255,13 @@ pub enum ConnectionCommand {
         state_hash: String,
         now: OffsetDateTime,
         authorized: ConnectionAuthorized,
+    },
+    /// The end user submitted credentials through the hosted connect link (`state_hash` is
+    /// the link's hash): single use, bound to this connection, unexpired.
+    SubmitCredentials {
+        state_hash: String,
+        now: OffsetDateTime,
+        submitted: CredentialsSubmitted,
     },
     /// The provider redirected back with an error, or the code exchange failed.
     FailAuthorization {
@@ -391,6 +407,12 @@ impl Aggregate for Connection {
                 self.state_hash = None;
                 self.pkce_verifier = None;
             }
+            Event::ConnectionCredentialsSubmitted(e) => {
+                self.status = Some(ConnectionStatus::Active);
+                self.credentials = e.credentials.clone();
+                // The link is single-use.
+                self.state_hash = None;
+            }
             Event::ConnectionAuthorizationFailed(e) => {
                 self.status = Some(ConnectionStatus::Error);
                 self.last_error = Some(e.error.clone());
@@ -473,6 +495,18 @@ impl Aggregate for Connection {
                         Some(std::mem::replace(&mut authorized.scopes, kept));
                 }
                 Ok(Event::ConnectionAuthorized(authorized))
+            }
+            SubmitCredentials {
+                state_hash,
+                now,
+                submitted,
+            } => {
+                // A hosted link is never claimed by an OAuth callback: only unexpired.
+                if self.authorization_started {
+                    return Err(DomainError::Rejected(STATE_REJECTED.into()));
+                }
+                check_state(self, state_hash, *now)?;
+                Ok(Event::ConnectionCredentialsSubmitted(submitted.clone()))
             }
             FailAuthorization {
                 state_hash,
@@ -715,6 +749,39 @@ mod tests {
         c.apply(&e.unwrap_or_else(|e| unreachable!("{e}")));
         assert_eq!(c.status, Some(ConnectionStatus::Error));
         assert_eq!(c.decide(&authorize("sha256:aa", T0)), rejected);
+    }
+
+    #[test]
+    fn a_hosted_link_is_single_use_bound_and_expires() {
+        let submit = |hash: &str, now| ConnectionCommand::SubmitCredentials {
+            state_hash: hash.into(),
+            now,
+            submitted: CredentialsSubmitted {
+                credentials: Some(sealed("hmac-sha256:key")),
+            },
+        };
+        let done = Event::ConnectionCredentialsSubmitted(CredentialsSubmitted {
+            credentials: Some(sealed("hmac-sha256:key")),
+        });
+        assert_eq!(
+            check(&[initiated()], submit("sha256:aa", T0)),
+            Ok(done.clone())
+        );
+        let rejected = Err(DomainError::Rejected(STATE_REJECTED.into()));
+        // Another link, an expired one, a used one, none at all.
+        assert_eq!(check(&[initiated()], submit("sha256:bb", T0)), rejected);
+        let late = T0 + time::Duration::minutes(10);
+        assert_eq!(check(&[initiated()], submit("sha256:aa", late)), rejected);
+        assert_eq!(
+            check(&[initiated(), done.clone()], submit("sha256:aa", T0)),
+            rejected
+        );
+        assert_eq!(check(&[], submit("sha256:aa", T0)), rejected);
+        let mut c = Connection::default();
+        c.apply(&initiated());
+        c.apply(&done);
+        assert_eq!(c.status, Some(ConnectionStatus::Active));
+        assert!(c.credentials.is_some() && c.state_hash.is_none());
     }
 
     fn start(now: OffsetDateTime, seen: u64) -> ConnectionCommand {

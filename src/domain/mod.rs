@@ -35,7 +35,7 @@ pub use checkpoint::CheckpointCreated;
 pub use connection::{
     AuthorizationStarted, ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated,
     ConnectionDeleted, ConnectionExpired, ConnectionInitiated, ConnectionRefreshed,
-    ConnectionRevoked, NeedsReconsent, RefreshFailed, RefreshStarted,
+    ConnectionRevoked, CredentialsSubmitted, NeedsReconsent, RefreshFailed, RefreshStarted,
 };
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
@@ -49,8 +49,8 @@ pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
 pub use workspace::{
-    IdentityProviderConfigured, SecondFactorRequirementSet, TeamSsoConfigured,
-    ToolResponseStorageSet, WorkspaceCreated,
+    AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
+    TeamSsoConfigured, ToolResponseStorageSet, WorkspaceCreated,
 };
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 
@@ -168,6 +168,10 @@ pub enum Event {
     MemberSecondFactorReset(MemberSecondFactorReset),
     #[serde(rename = "workspace.second_factor_requirement_set")]
     SecondFactorRequirementSet(SecondFactorRequirementSet),
+    #[serde(rename = "connection.credentials_submitted")]
+    ConnectionCredentialsSubmitted(CredentialsSubmitted),
+    #[serde(rename = "workspace.agent_connect_flows_set")]
+    AgentConnectFlowsSet(AgentConnectFlowsSet),
     #[serde(rename = "workspace.team_sso_configured")]
     TeamSsoConfigured(TeamSsoConfigured),
     #[serde(rename = "member.sso_linked")]
@@ -229,6 +233,8 @@ pub const ALL_KINDS: &[&str] = &[
     "member.second_factor_enrolled",
     "member.second_factor_reset",
     "workspace.second_factor_requirement_set",
+    "connection.credentials_submitted",
+    "workspace.agent_connect_flows_set",
     "workspace.team_sso_configured",
     "member.sso_linked",
 ];
@@ -307,6 +313,8 @@ impl Event {
             Event::MemberSecondFactorEnrolled(_) => "member.second_factor_enrolled",
             Event::MemberSecondFactorReset(_) => "member.second_factor_reset",
             Event::SecondFactorRequirementSet(_) => "workspace.second_factor_requirement_set",
+            Event::ConnectionCredentialsSubmitted(_) => "connection.credentials_submitted",
+            Event::AgentConnectFlowsSet(_) => "workspace.agent_connect_flows_set",
             Event::TeamSsoConfigured(_) => "workspace.team_sso_configured",
             Event::MemberSsoLinked(_) => "member.sso_linked",
         }
@@ -645,6 +653,10 @@ impl Event {
             }),
             Event::MemberSecondFactorReset(MemberSecondFactorReset {}),
             Event::SecondFactorRequirementSet(SecondFactorRequirementSet { required: true }),
+            Event::ConnectionCredentialsSubmitted(CredentialsSubmitted {
+                credentials: Some(example_sealed()),
+            }),
+            Event::AgentConnectFlowsSet(AgentConnectFlowsSet { any_user: true }),
             Event::TeamSsoConfigured(TeamSsoConfigured {
                 issuer: "https://sso.example.com".into(),
                 client_id: "authledger-console".into(),

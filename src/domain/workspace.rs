@@ -32,6 +32,14 @@ pub struct SecondFactorRequirementSet {
     pub required: bool,
 }
 
+/// Whether agent keys may start connect flows (connect on demand) for any user of the
+/// workspace. Off unless the workspace opts in: an agent otherwise starts one only through a
+/// scoped token of that user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentConnectFlowsSet {
+    pub any_user: bool,
+}
+
 /// Team SSO: console members sign in with the organisation's own OpenID Connect provider
 /// (authorization code + PKCE). The client secret only sealed; `enabled: false` keeps the
 /// settings but turns SSO sign-in off.
@@ -50,6 +58,8 @@ pub struct Workspace {
     pub identity_provider: Option<IdentityProviderConfigured>,
     pub store_tool_responses: bool,
     pub second_factor_required: bool,
+    /// `workspace.agent_connect_flows_set`: agent keys start connect flows for any user.
+    pub agents_connect_any_user: bool,
     pub team_sso: Option<TeamSsoConfigured>,
 }
 
@@ -65,6 +75,7 @@ pub enum WorkspaceCommand {
     ConfigureIdentityProvider(IdentityProviderConfigured),
     SetToolResponseStorage(bool),
     SetSecondFactorRequirement(bool),
+    SetAgentConnectFlows(bool),
     ConfigureTeamSso(TeamSsoConfigured),
 }
 
@@ -116,6 +127,7 @@ impl Aggregate for Workspace {
             Event::IdentityProviderConfigured(e) => self.identity_provider = Some(e.clone()),
             Event::ToolResponseStorageSet(e) => self.store_tool_responses = e.store_tool_responses,
             Event::SecondFactorRequirementSet(e) => self.second_factor_required = e.required,
+            Event::AgentConnectFlowsSet(e) => self.agents_connect_any_user = e.any_user,
             Event::TeamSsoConfigured(e) => self.team_sso = Some(e.clone()),
             _ => {}
         }
@@ -164,6 +176,17 @@ impl Aggregate for Workspace {
                         required: *required,
                     },
                 ))
+            }
+            WorkspaceCommand::SetAgentConnectFlows(any_user) => {
+                if self.name.is_none() {
+                    return Err(DomainError::NotFound("workspace"));
+                }
+                if self.agents_connect_any_user == *any_user {
+                    return Err(DomainError::Rejected("already set so".into()));
+                }
+                Ok(Event::AgentConnectFlowsSet(AgentConnectFlowsSet {
+                    any_user: *any_user,
+                }))
             }
             WorkspaceCommand::ConfigureTeamSso(sso) => decide_team_sso(self, sso),
         }
@@ -241,6 +264,23 @@ mod tests {
         let on = ws.decide(&set(true)).unwrap();
         ws.apply(&on);
         assert!(ws.second_factor_required);
+        assert!(ws.decide(&set(true)).is_err());
+        assert!(ws.decide(&set(false)).is_ok());
+    }
+
+    #[test]
+    fn agents_start_connect_flows_for_any_user_only_once_allowed() {
+        let mut ws = Workspace::default();
+        let set = WorkspaceCommand::SetAgentConnectFlows;
+        assert!(ws.decide(&set(true)).is_err(), "no workspace yet");
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        assert!(!ws.agents_connect_any_user, "off for a new workspace");
+        assert!(ws.decide(&set(false)).is_err(), "already off");
+        let on = ws.decide(&set(true)).unwrap();
+        ws.apply(&on);
+        assert!(ws.agents_connect_any_user);
         assert!(ws.decide(&set(true)).is_err());
         assert!(ws.decide(&set(false)).is_ok());
     }

@@ -9,7 +9,7 @@ use super::{Authority, ExecuteInput};
 use crate::app::AppState;
 use crate::commands::agents::gateway_configs::scope_of;
 use crate::commands::agents::{
-    check_scope_first, invalid, resolve_connection, usable_or_connect, AgentError,
+    check_scope_first, invalid, resolve_connection, usable_or_connect, AgentError, Asker,
 };
 use crate::commands::connections::UsableConnection;
 use crate::commands::Caller;
@@ -33,7 +33,10 @@ pub(super) async fn resolve(
     input: &ExecuteInput,
 ) -> Result<(Target, UsableConnection), AgentError> {
     let ws = &caller.workspace_id;
-    let actor = caller.actor();
+    let asker = Asker {
+        caller,
+        token_user: authority.token().map(|claims| claims.sub.as_str()),
+    };
     let tool = find_tool(state, ws, &input.tool)
         .await?
         .ok_or(AgentError::NotFound {
@@ -61,12 +64,12 @@ pub(super) async fn resolve(
         Authority::ApiKey => {
             let id = input.connection_id.as_deref();
             check_scope_first(state, ws, &scope, Some(&def.name), id, user).await?;
-            resolve_connection(state, ws, &actor, id, user).await?
+            resolve_connection(state, ws, asker, id, user).await?
         }
     };
     // The workspace's response-storage setting is read alongside (one wait, not two).
     let (usable, workspace) = tokio::join!(
-        usable_or_connect(state, ws, &actor, &connection_id),
+        usable_or_connect(state, ws, asker, &connection_id),
         state.ledger.load::<Workspace>(ws, ws)
     );
     let usable = usable?;

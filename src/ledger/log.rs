@@ -56,6 +56,10 @@ pub enum LogError {
     /// have happened: retrying with the same signed event is safe (deduplicated by id).
     #[error("event log unavailable: {0}")]
     Unavailable(String),
+    /// The log's disk is full: the append failed whole (nothing was appended); appends keep
+    /// failing until space is freed.
+    #[error("the event log's disk is full: {0}")]
+    DiskFull(String),
     #[error("event log misconfigured: {0}")]
     Misconfigured(String),
     #[error("event log error: {0}")]

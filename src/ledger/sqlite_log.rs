@@ -134,7 +134,7 @@ struct Storage {
     full: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// How an append refused for a full disk starts its message (the writer recognises it).
+/// How readiness words a full disk.
 const DISK_FULL: &str = "the event log's disk is full";
 
 /// Free space the log's filesystem needs, after appends failed for want of it, before the
@@ -163,7 +163,7 @@ impl Storage {
             self.full.store(false, Ordering::Release);
         } else if results
             .iter()
-            .any(|r| matches!(r, Err(LogError::Unavailable(m)) if m.starts_with(DISK_FULL)))
+            .any(|r| matches!(r, Err(LogError::DiskFull(_))))
         {
             self.full.store(true, Ordering::Release);
         }
@@ -267,7 +267,7 @@ fn backend(e: sqlx::Error) -> LogError {
 fn write_error(e: rusqlite::Error) -> LogError {
     use rusqlite::ErrorCode::*;
     match e.sqlite_error_code() {
-        Some(DiskFull) => LogError::Unavailable(format!("{DISK_FULL}: {e}")),
+        Some(DiskFull) => LogError::DiskFull(e.to_string()),
         Some(DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen) => {
             LogError::Unavailable(e.to_string())
         }

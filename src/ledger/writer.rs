@@ -412,9 +412,13 @@ impl Ledger {
         let started = Instant::now();
         let mut result = self.log.append(&signed, expected).await;
         // An unconfirmed append may have landed: retrying the same signed event is
-        // deduplicated by its id, so a bounded retry is safe and never doubles it.
+        // deduplicated by its id, so a bounded retry is safe and never doubles it. A full
+        // disk may give back a few pages (a checkpointed WAL) within the same bound.
         for backoff_ms in [100u64, 400, 1600] {
-            if !matches!(result, Err(LogError::Unavailable(_))) {
+            if !matches!(
+                result,
+                Err(LogError::Unavailable(_) | LogError::DiskFull(_))
+            ) {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;

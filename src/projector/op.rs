@@ -72,6 +72,11 @@ pub enum WorkspaceOp {
         required: bool,
         version: i64,
     },
+    SetAgentConnectFlows {
+        id: String,
+        any_user: bool,
+        version: i64,
+    },
     /// A change the workspace row keeps nothing of but the version (team SSO settings are
     /// read from the workspace's events).
     Advance { id: String, version: i64 },
@@ -233,6 +238,7 @@ impl Op {
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
                 | WorkspaceOp::SetToolResponseStorage { version, .. }
                 | WorkspaceOp::SetSecondFactorRequirement { version, .. }
+                | WorkspaceOp::SetAgentConnectFlows { version, .. }
                 | WorkspaceOp::Advance { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {

@@ -50,9 +50,9 @@ fn audit_facts(
     match event {
         Event::ConnectionInitiated(e) => (s(&e.user_id), s(&e.auth_config_id), None, None),
         Event::ConnectionCreated(e) => (s(&e.user_id), s(&e.auth_config_id), s("success"), None),
-        Event::ConnectionAuthorized(_) | Event::ConnectionRefreshed(_) => {
-            (None, None, s("success"), None)
-        }
+        Event::ConnectionAuthorized(_)
+        | Event::ConnectionRefreshed(_)
+        | Event::ConnectionCredentialsSubmitted(_) => (None, None, s("success"), None),
         Event::ConnectionAuthorizationFailed(e) => failure(e.error.clone()),
         Event::ConnectionRefreshFailed(e) => failure(e.error.clone()),
         Event::ConnectionExpired(e) => failure(e.reason.clone()),
@@ -169,6 +169,7 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::IdentityProviderConfigured(_)
         | Event::ToolResponseStorageSet(_)
         | Event::SecondFactorRequirementSet(_)
+        | Event::AgentConnectFlowsSet(_)
         | Event::TeamSsoConfigured(_) => workspace_op(body, event, at, version).map(Op::Workspace),
         Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
             api_key_op(body, event, at, version).map(Op::ApiKey)
@@ -193,6 +194,7 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::ConnectionCreated(_)
         | Event::ConnectionAuthorizationStarted(_)
         | Event::ConnectionAuthorized(_)
+        | Event::ConnectionCredentialsSubmitted(_)
         | Event::ConnectionAuthorizationFailed(_)
         | Event::ConnectionRefreshStarted(_)
         | Event::ConnectionRefreshed(_)
@@ -283,6 +285,11 @@ fn workspace_op(body: &EventBody, event: &Event, at: String, version: i64) -> Op
         Event::SecondFactorRequirementSet(e) => WorkspaceOp::SetSecondFactorRequirement {
             id,
             required: e.required,
+            version,
+        },
+        Event::AgentConnectFlowsSet(e) => WorkspaceOp::SetAgentConnectFlows {
+            id,
+            any_user: e.any_user,
             version,
         },
         Event::TeamSsoConfigured(_) => WorkspaceOp::Advance { id, version },
@@ -435,6 +442,12 @@ fn connection_change(event: &Event) -> Option<ConnectionChange> {
             status: Some("active"),
             scopes: Some(json_list(&e.scopes)),
             tokens: Some(TokenState::of(&e.tokens)),
+            status_reason: Some(None),
+            clear_state_hash: true,
+            ..Default::default()
+        },
+        Event::ConnectionCredentialsSubmitted(_) => ConnectionChange {
+            status: Some("active"),
             status_reason: Some(None),
             clear_state_hash: true,
             ..Default::default()

@@ -277,6 +277,20 @@ impl Env {
         param("connection_id").expect("connection_id")
     }
 
+    /// Lets agent keys start connect flows (connect on demand) for any user of the workspace
+    /// (`workspace.agent_connect_flows_set`; off by default).
+    async fn let_agents_connect_anyone(&self) {
+        let r = self
+            .call(
+                &self.admin,
+                Method::PUT,
+                "/v1/workspace/agent-connect-flows",
+                Some(json!({ "any_user": true })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
     /// The whole log as `authledger dump-log` prints it.
     async fn dump_log(&self) -> String {
         let a = [self.storage.clone(), args(&["dump-log"])].concat();
@@ -973,6 +987,7 @@ async fn a_revoked_connection_or_a_disabled_auth_config_stops_every_call(stack: 
         agent,
         ..
     } = scene(stack, &[]).await;
+    env.let_agents_connect_anyone().await;
     let (token, _) = env.read_token(&agent, &alice).await;
     let mut scoped_tokens = vec![token.clone()];
     // Inactive connection: revoked → the user must connect again.
@@ -1714,6 +1729,10 @@ async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds()
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
     let (_, agent) = env.key("agent").await;
     let as_carol = json!({ "tool": "custom.me", "user_id": "carol", "auth_config_id": ac });
+    // Off by default: an agent key may not start a connect flow for an arbitrary user.
+    let r = env.execute(&agent, as_carol.clone()).await;
+    r.expect(StatusCode::FORBIDDEN, "connect-not-allowed");
+    env.let_agents_connect_anyone().await;
 
     let r = env.execute(&agent, as_carol.clone()).await;
     r.expect(StatusCode::CONFLICT, "connection-required");
@@ -1739,7 +1758,7 @@ async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds()
         .await;
     r.expect(StatusCode::CONFLICT, "connection-required");
 
-    // Without an OAuth flow to offer (a credential-based auth config) there is no link.
+    // A credential-based auth config: the link is authledger's hosted connect page.
     let keyed = env
         .credential_config(
             "api_key",
@@ -1753,7 +1772,11 @@ async fn a_user_without_a_connection_is_sent_to_connect_and_the_retry_succeeds()
         )
         .await;
     r.expect(StatusCode::CONFLICT, "connection-required");
-    assert!(r.body["connect_url"].is_null(), "{}", r.text);
+    assert!(
+        r.str("connect_url").starts_with(&env.svc.url("/connect/")),
+        "{}",
+        r.text
+    );
 
     // Carol follows the link; then the same call goes through.
     let carol = env.finish_connect(&provider, &connect_url).await;

@@ -523,6 +523,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 Some(json!({ "store_tool_responses": true }))
             }
             ("PUT", "/v1/workspace/second-factor-requirement") => Some(json!({ "required": true })),
+            ("PUT", "/v1/workspace/agent-connect-flows") => Some(json!({ "any_user": true })),
             ("PUT", _) => Some(
                 json!({ "issuer": "https://idp.example.com/", "audience": "authledger", "jwks_url": "https://idp.example.com/jwks" }),
             ),
@@ -1001,8 +1002,9 @@ async fn bad_connection_input_gets_a_clear_problem_and_creates_nothing() {
             "validation-failed",
         ),
         (
-            "missing credentials",
-            json_post(json!({ "auth_config_id": ours, "user_id": "u" })),
+            // (Without credentials an api_key auth config starts a hosted connect link.)
+            "scopes on an api_key auth config",
+            json_post(json!({ "auth_config_id": ours, "user_id": "u", "scopes": ["read"] })),
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation-failed",
         ),

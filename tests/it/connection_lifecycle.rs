@@ -340,11 +340,6 @@ async fn credential_connections_check_their_shape_and_never_show_the_secret() {
         ),
         ("empty key", connection(&api_key, json!({ "api_key": "" }))),
         (
-            "no credentials",
-            json!({ "auth_config_id": api_key, "user_id": "user-1" }),
-        ),
-        ("null credentials", connection(&bearer, Value::Null)),
-        (
             "basic without password",
             connection(&basic, json!({ "username": "alice" })),
         ),
@@ -496,6 +491,23 @@ async fn credential_connections_check_their_shape_and_never_show_the_secret() {
                 assert!(!contains_bytes(&bytes, secret), "{secret} in {file}");
             }
         }
+    }
+    // Without credentials (absent or null) the end user gives them on the hosted connect
+    // page: the connection waits for them.
+    for body in [
+        json!({ "auth_config_id": bearer, "user_id": "user-1" }),
+        connection(&bearer, Value::Null),
+    ] {
+        let r = api.post("/v1/connections", body).await;
+        assert_eq!(
+            (r.status, r.body["status"].as_str()),
+            (StatusCode::CREATED, Some("initiated")),
+            "{}",
+            r.body
+        );
+        assert!(r.body["connect_url"]
+            .as_str()
+            .is_some_and(|u| u.contains("/connect/")));
     }
 }
 

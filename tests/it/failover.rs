@@ -228,9 +228,10 @@ impl Writers {
     }
 }
 
-/// Every answer: acknowledged; a 503 that says nothing was written; or a 503 that says
-/// it was recorded at a position but cannot be read back yet (the read side stalls during
-/// the fault). None hung (the client's timeout would have answered "no answer"). Returns the
+/// Every answer: acknowledged; a 503 that says nothing was written; a 503 that says it
+/// was recorded at a position but cannot be read back yet (the read side stalls during the
+/// fault); or a 429 (writers looping on fast refusals reach the workspace's rate limit,
+/// which answers before anything is written). None hung (the client's timeout would have answered "no answer"). Returns the
 /// acknowledged key ids and the positions of writes recorded but not yet visible.
 pub(crate) fn check_answers(
     answers: &[(Answer, Duration)],
@@ -243,7 +244,10 @@ pub(crate) fn check_answers(
                 || (unavailable && a.problem.ends_with("/unavailable"))
                 || (unavailable
                     && a.problem.ends_with("/projection-lagging")
-                    && a.recorded_at.is_some()),
+                    && a.recorded_at.is_some())
+                || (a.status == Some(StatusCode::TOO_MANY_REQUESTS)
+                    && a.problem.ends_with("/rate-limited")
+                    && a.id.is_none()),
             "an answer during {during}: {a:?} after {took:?}"
         );
     }

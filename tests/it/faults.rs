@@ -323,7 +323,7 @@ fn fill(file: &std::path::Path) -> u64 {
     written
 }
 
-/// Fault 6: the disk under the embedded log fills up under writes (a 48 MiB tmpfs, filled
+/// Fault 6: the disk under the embedded log fills up under writes (a 96 MiB tmpfs, filled
 /// by a ballast file), then the ballast is deleted. While it is full, writes are `503
 /// unavailable` (never a 2xx for an event not written, never a 500) and `/readyz` is 503
 /// saying the disk is full; once space is freed the service is ready again by itself and
@@ -334,7 +334,10 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     let started = Instant::now();
     let dir = tempfile::tempdir().expect("dir");
     let mnt = dir.path().join("small-disk");
-    let disk = match SmallDisk::mount(&mnt, "48m") {
+    // Room for what the files may hold after the ballast is gone and the log's 16 MiB
+    // readiness margin: each WAL may reach 16 MiB before it is started over (`src/wal.rs`),
+    // and on a loaded machine both do within the first seconds.
+    let disk = match SmallDisk::mount(&mnt, "96m") {
         Ok(disk) => disk,
         Err(e) => {
             eprintln!(
@@ -395,6 +398,13 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
             continue;
         }
         r.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        assert!(
+            r.body["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("disk is full") && t.contains("nothing was written")),
+            "the refusal names the full disk: {}",
+            r.text
+        );
         break;
     }
     assert!(

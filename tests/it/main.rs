@@ -26,6 +26,7 @@ mod fixtures;
 mod gateways;
 mod hardening;
 mod harness;
+mod hosted_connect;
 mod idempotency;
 mod independent;
 mod limits;

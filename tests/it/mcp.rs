@@ -238,6 +238,16 @@ async fn mcp_lists_and_calls_gateway_tools_for_a_real_client() {
     let connection = connect(&env, &provider, &auth_config, "alice").await;
     define_tools(&env, &provider).await;
     let agent = env.key("agent").await;
+    // Connect on demand below: agent keys start connect flows for any user here.
+    let (status, v) = env
+        .call(
+            &env.admin,
+            Method::PUT,
+            "/v1/workspace/agent-connect-flows",
+            Some(json!({ "any_user": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 
     // initialize
     let client = env.mcp(&agent).await;

@@ -23,7 +23,7 @@ use authledger::domain::ALL_KINDS;
 
 use crate::end_user;
 use crate::fixtures::oauth_provider::{
-    ClientAuthMethod, ClientConfig, Consent, OAuthProvider, TokenFault,
+    no_redirect_client, ClientAuthMethod, ClientConfig, Consent, OAuthProvider, TokenFault,
 };
 use crate::harness::eventually;
 use crate::support::{
@@ -256,7 +256,10 @@ impl Action {
     /// The kinds (or kind prefixes) this action writes or is a step towards.
     fn leads_to(self) -> &'static [&'static str] {
         match self {
-            Action::ToggleToolResponseStorage => &["workspace.tool_response_storage_set"],
+            Action::ToggleToolResponseStorage => &[
+                "workspace.tool_response_storage_set",
+                "workspace.agent_connect_flows_set",
+            ],
             Action::ConfigureIdentityProvider => {
                 &["workspace.identity_provider_configured", "approval."]
             }
@@ -832,6 +835,15 @@ impl World {
                     )
                     .await;
                 self.ok(r, StatusCode::OK, "tool response storage");
+                // Agents' connect flows for any user follow the same switch.
+                let r = self
+                    .admin(
+                        Method::PUT,
+                        "/v1/workspace/agent-connect-flows",
+                        Some(json!({ "any_user": on })),
+                    )
+                    .await;
+                self.ok(r, StatusCode::OK, "agent connect flows");
                 self.m.store_responses = on;
             }
             Action::ConfigureIdentityProvider => {
@@ -1260,20 +1272,68 @@ impl World {
         let config = self.pick(&ids).clone();
         let user = self.user();
         let token = self.m.fresh("upstream-bearer-");
-        let body =
-            json!({ "auth_config_id": config, "user_id": user, "credentials": { "token": token } });
+        // Half the time through the hosted connect page, as the end user would.
+        let hosted = self.rng.gen_bool(0.5);
+        let body = if hosted {
+            json!({ "auth_config_id": config, "user_id": user })
+        } else {
+            json!({ "auth_config_id": config, "user_id": user, "credentials": { "token": token } })
+        };
         let r = self
             .admin(Method::POST, "/v1/connections", Some(body))
             .await;
-        let id = self
-            .ok(r, StatusCode::CREATED, "credential connection")
-            .str("id");
+        let r = self.ok(r, StatusCode::CREATED, "credential connection");
+        let id = r.str("id");
+        if hosted {
+            self.hosted_connect(&r.str("connect_url"), &token).await;
+        }
         self.m.connections.push(Connection {
             id,
             config,
             user,
             status: ConnStatus::Active,
         });
+    }
+
+    /// The end user's side of a hosted connect link for a bearer token: the page (its CSRF
+    /// cookie and field), then the form, answered with the way back.
+    async fn hosted_connect(&self, link: &str, token: &str) {
+        let http = no_redirect_client();
+        let page = http.get(link).send().await.expect("connect page");
+        assert_eq!(
+            page.status(),
+            StatusCode::OK,
+            "seed {}: connect page",
+            self.seed
+        );
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("the page's CSRF cookie")
+            .to_string();
+        let html = page.text().await.expect("html");
+        let csrf = form_value(&html, "csrf");
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("action", "connect"),
+            ("token", token),
+        ];
+        let r = http
+            .post(link)
+            .header("cookie", cookie)
+            .header("origin", self.d.svc.url("").trim_end_matches('/'))
+            .form(&form)
+            .send()
+            .await
+            .expect("connect form");
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: connect form",
+            self.seed
+        );
     }
 
     async fn refresh(&mut self, action: Action) {

@@ -9,12 +9,52 @@ pub mod tokens;
 use crate::app::AppState;
 use crate::commands::connections::{self, UsageError};
 use crate::commands::problem::Problem;
-use crate::commands::{record_denial, CommandError};
+use crate::commands::{record_denial, Caller, CommandError};
 use crate::domain::access::{sanitize, AccessDenied};
 use crate::domain::approval::ApprovalRefusal;
 use crate::domain::token::TokenRefusal;
-use crate::domain::{DenialReason, DomainError};
+use crate::domain::{DenialReason, DomainError, Role};
 use crate::ledger::Actor;
+
+/// Who asks for a user's connection (and so, on demand, for a connect flow for that user).
+#[derive(Debug, Clone, Copy)]
+pub struct Asker<'a> {
+    pub caller: &'a Caller,
+    /// The user of the scoped token the caller presented, if it presented one.
+    pub token_user: Option<&'a str>,
+}
+
+impl<'a> Asker<'a> {
+    /// An API key (or console member) asking in its own right.
+    pub fn key(caller: &'a Caller) -> Asker<'a> {
+        Asker {
+            caller,
+            token_user: None,
+        }
+    }
+
+    /// Whether a connect flow for `user_id` may be started on this asker's word: a scoped
+    /// token of that very user; a key whose role makes connections for any user (admin,
+    /// developer: `Permission::ManageConnections`); an agent key only when the workspace
+    /// lets agents start connect flows for any user (`workspace.agent_connect_flows_set`).
+    pub async fn may_connect(&self, state: &AppState, user_id: &str) -> Result<bool, AgentError> {
+        if let Some(user) = self.token_user {
+            return Ok(user == user_id);
+        }
+        match self.caller.role {
+            Role::Admin | Role::Developer => Ok(true),
+            Role::Agent => {
+                let ws = &self.caller.workspace_id;
+                let workspace = state
+                    .ledger
+                    .load::<crate::domain::workspace::Workspace>(ws, ws)
+                    .await?;
+                Ok(workspace.agents_connect_any_user)
+            }
+            Role::Viewer | Role::Auditor => Ok(false),
+        }
+    }
+}
 
 /// Why an agent's request was refused (each is its own problem type at the API).
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +67,14 @@ pub enum AgentError {
     ConnectionRequired {
         auth_config_id: String,
         user_id: String,
-        /// Where the user connects (OAuth); none for credential-based auth configs.
+        /// Where the user connects: the provider's consent (OAuth) or the hosted connect
+        /// page (every other auth type); none only when no flow could be started.
         connect_url: Option<String>,
     },
+    /// The caller may not start a connect flow for this user: an agent key, in a workspace
+    /// that does not let agents start connect flows for any user.
+    #[error("this key may not start a connect flow for user {user_id}")]
+    ConnectNotAllowed { user_id: String },
     #[error("the connection is {0}")]
     ConnectionInactive(String),
     #[error("the auth config is disabled")]
@@ -109,6 +154,7 @@ impl AgentError {
             AgentError::ScopeEscalation(_) => Some(DenialReason::ScopeEscalation),
             AgentError::OutsideGateway => Some(DenialReason::OutsideGateway),
             AgentError::OtherUser => Some(DenialReason::OtherUser),
+            AgentError::ConnectNotAllowed { .. } => Some(DenialReason::ConnectNotAllowed),
             AgentError::TokenMismatch(_) | AgentError::Token(TokenRefusal::OtherTool) => {
                 Some(DenialReason::TokenMismatch)
             }
@@ -208,7 +254,7 @@ pub fn missing_scopes(needed: &[String], granted: &[String]) -> Vec<String> {
 pub async fn resolve_connection(
     state: &AppState,
     workspace_id: &str,
-    actor: &Actor,
+    asker: Asker<'_>,
     connection_id: Option<&str>,
     user: Option<(&str, &str)>,
 ) -> Result<String, AgentError> {
@@ -274,33 +320,47 @@ pub async fn resolve_connection(
     if let Some(row) = active.last() {
         return Ok(row.id.clone());
     }
-    Err(connection_required(state, workspace_id, actor, auth_config_id, user_id).await)
+    Err(connection_required(state, workspace_id, asker, auth_config_id, user_id).await)
 }
 
-/// The refusal for a user without an active connection: for an OAuth auth config with a
-/// registered redirect URL, starts the connect flow for that user and hands back its link.
+/// The refusal for a user without an active connection: starts a connect flow for that
+/// user and hands back its link (the provider's consent for OAuth, with the auth config's
+/// first registered redirect URL; the hosted connect page for every other auth type), when
+/// the asker may act for that user; otherwise `ConnectNotAllowed` (recorded).
 pub async fn connection_required(
     state: &AppState,
     workspace_id: &str,
-    actor: &Actor,
+    asker: Asker<'_>,
     auth_config_id: &str,
     user_id: &str,
 ) -> AgentError {
-    let redirect_url = match state
+    match asker.may_connect(state, user_id).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return AgentError::ConnectNotAllowed {
+                user_id: user_id.to_string(),
+            }
+        }
+        Err(e) => return e,
+    }
+    let actor = asker.caller.actor();
+    let oauth_redirect = match state
         .ledger
         .load::<crate::domain::auth_config::AuthConfig>(workspace_id, auth_config_id)
         .await
     {
         Ok(c) => match c.settings {
             Some(crate::domain::auth_config::AuthSettings::Oauth2(o)) => {
-                o.redirect_urls.first().cloned()
+                Some(o.redirect_urls.first().cloned())
             }
             _ => None,
         },
-        Err(_) => None,
+        Err(_) => Some(None),
     };
-    let connect_url = match redirect_url {
-        Some(redirect_url) => {
+    let started = match oauth_redirect {
+        // OAuth without a registered redirect URL: no flow to offer.
+        Some(None) => None,
+        Some(Some(redirect_url)) => {
             let input = connections::CreateConnectionInput {
                 auth_config_id: auth_config_id.to_string(),
                 user_id: user_id.to_string(),
@@ -308,13 +368,18 @@ pub async fn connection_required(
                 scopes: None,
                 credentials: None,
             };
-            match connections::create(state, workspace_id, actor, input).await {
-                Ok(created) => created.connect_url,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot start a connect flow on demand");
-                    None
-                }
-            }
+            Some(connections::create(state, workspace_id, &actor, input).await)
+        }
+        None => Some(
+            connections::hosted::start_for(state, workspace_id, &actor, auth_config_id, user_id)
+                .await,
+        ),
+    };
+    let connect_url = match started {
+        Some(Ok(created)) => created.connect_url,
+        Some(Err(e)) => {
+            tracing::warn!(error = %e, "cannot start a connect flow on demand");
+            None
         }
         None => None,
     };
@@ -330,7 +395,7 @@ pub async fn connection_required(
 pub async fn usable_or_connect(
     state: &AppState,
     workspace_id: &str,
-    actor: &Actor,
+    asker: Asker<'_>,
     connection_id: &str,
 ) -> Result<connections::UsableConnection, AgentError> {
     match connections::usable(state, workspace_id, connection_id).await {
@@ -341,7 +406,7 @@ pub async fn usable_or_connect(
                 .await?;
             let auth_config_id = c.auth_config_id;
             let user_id = c.user_id;
-            Err(connection_required(state, workspace_id, actor, &auth_config_id, &user_id).await)
+            Err(connection_required(state, workspace_id, asker, &auth_config_id, &user_id).await)
         }
         other => Ok(other?),
     }

@@ -49,7 +49,7 @@ pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Rele
             ));
         }
     }
-    let usable = super::usable_or_connect(state, ws, &caller.actor(), id).await?;
+    let usable = super::usable_or_connect(state, ws, super::Asker::key(caller), id).await?;
     if !scope.allows_auth_config(&usable.connection.auth_config_id) {
         return Err(AgentError::OutsideGateway);
     }

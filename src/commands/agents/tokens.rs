@@ -70,8 +70,9 @@ pub async fn issue(
     };
     let named = input.connection_id.as_deref();
     super::check_scope_first(state, ws, &scope, input.tool.as_deref(), named, user).await?;
-    let connection_id = resolve_connection(state, ws, &actor, named, user).await?;
-    let usable = super::usable_or_connect(state, ws, &actor, &connection_id).await?;
+    let asker = super::Asker::key(caller);
+    let connection_id = resolve_connection(state, ws, asker, named, user).await?;
+    let usable = super::usable_or_connect(state, ws, asker, &connection_id).await?;
     let conn = &usable.connection;
     let in_scope = match &input.tool {
         Some(t) => scope.allows(&conn.auth_config_id, t),

@@ -38,6 +38,23 @@ pub struct CallbackOutcome {
     pub error: Option<String>,
 }
 
+impl CallbackOutcome {
+    /// The return URL with how the flow went: `connection_id`, `status`, and `error` when
+    /// it failed.
+    pub fn return_url(&self) -> Result<String, url::ParseError> {
+        let mut url = url::Url::parse(&self.redirect_url)?;
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs.append_pair("connection_id", &self.connection_id);
+            pairs.append_pair("status", self.status.as_str());
+            if let Some(e) = &self.error {
+                pairs.append_pair("error", e);
+            }
+        }
+        Ok(url.to_string())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackError {
     #[error("the state is unknown, expired or already used")]
@@ -97,44 +114,27 @@ async fn complete(
     state: &AppState,
     query: CallbackQuery,
 ) -> Result<CallbackOutcome, CallbackError> {
-    let unknown = || {
-        CallbackError::InvalidState(InvalidState {
-            workspace_id: None,
-            connection_id: None,
-        })
-    };
-    let presented = query
-        .state
-        .as_deref()
-        .filter(|s| !s.is_empty() && s.len() <= 512);
-    let Some(presented) = presented else {
-        return Err(unknown());
-    };
-    let state_hash = oauth::state_hash(presented);
-    let Some(row) = state
-        .projections
-        .connection_by_state_hash(&state_hash)
-        .await
-        .map_err(CommandError::from)?
-    else {
-        return Err(unknown());
-    };
-    let (ws, id) = (row.workspace_id.clone(), row.id.clone());
+    let presented = query.state.as_deref().unwrap_or_default();
+    let InitiatedFlow {
+        ws,
+        id,
+        conn,
+        state_hash,
+        now,
+    } = initiated_flow(state, presented)
+        .await?
+        .map_err(CallbackError::InvalidState)?;
     let invalid_here = || {
         CallbackError::InvalidState(InvalidState {
             workspace_id: Some(ws.clone()),
             connection_id: Some(id.clone()),
         })
     };
-    // The log, not the projection, is the authority on whether the state is still good.
-    let conn = load::<Connection>(state, &ws, &id)
+    // A hosted connect link (an auth config that is not OAuth) is never completed here.
+    let oauth_config = load::<AuthConfig>(state, &ws, &conn.auth_config_id)
         .await?
-        .ok_or_else(invalid_here)?;
-    let now = state.clock.now();
-    let state_ok = conn.status == Some(ConnectionStatus::Initiated)
-        && conn.state_hash.as_deref() == Some(state_hash.as_str())
-        && conn.state_expires_at.is_some_and(|exp| now < exp);
-    if !state_ok {
+        .is_some_and(|c| matches!(c.settings, Some(AuthSettings::Oauth2(_))));
+    if !oauth_config {
         return Err(invalid_here());
     }
     let actor = Actor {
@@ -202,5 +202,58 @@ async fn complete(
         status,
         redirect_url,
         error,
+    })
+}
+
+/// An initiated connect flow, as the log holds it now.
+pub(super) struct InitiatedFlow {
+    pub(super) ws: String,
+    pub(super) id: String,
+    pub(super) conn: Connection,
+    pub(super) state_hash: String,
+    pub(super) now: OffsetDateTime,
+}
+
+/// The connect flow a presented `state` (or hosted link secret) names: found by its hash
+/// in the projections, then checked against the log (the authority): still initiated, this
+/// hash, unexpired. Otherwise which flow it named, if any (`Ok(Err(_))`).
+pub(super) async fn initiated_flow(
+    state: &AppState,
+    presented: &str,
+) -> Result<Result<InitiatedFlow, InvalidState>, CommandError> {
+    let nothing = InvalidState {
+        workspace_id: None,
+        connection_id: None,
+    };
+    if presented.is_empty() || presented.len() > 512 {
+        return Ok(Err(nothing));
+    }
+    let state_hash = oauth::state_hash(presented);
+    let Some(row) = state
+        .projections
+        .connection_by_state_hash(&state_hash)
+        .await?
+    else {
+        return Ok(Err(nothing));
+    };
+    let (ws, id) = (row.workspace_id, row.id);
+    let now = state.clock.now();
+    let conn = load::<Connection>(state, &ws, &id).await?.filter(|conn| {
+        conn.status == Some(ConnectionStatus::Initiated)
+            && conn.state_hash.as_deref() == Some(state_hash.as_str())
+            && conn.state_expires_at.is_some_and(|exp| now < exp)
+    });
+    Ok(match conn {
+        Some(conn) => Ok(InitiatedFlow {
+            ws,
+            id,
+            conn,
+            state_hash,
+            now,
+        }),
+        None => Err(InvalidState {
+            workspace_id: Some(ws),
+            connection_id: Some(id),
+        }),
     })
 }

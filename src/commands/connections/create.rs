@@ -1,5 +1,6 @@
-//! `POST /v1/connections`: the OAuth connect flow's first leg, or a connection from the
-//! end user's credentials (shape-checked, tested by the connector where one exists).
+//! `POST /v1/connections`: the OAuth connect flow's first leg, a hosted connect link for
+//! the other auth types (`hosted`), or a connection from the end user's credentials
+//! (shape-checked, tested by the connector where one exists).
 
 use super::*;
 
@@ -8,7 +9,10 @@ use super::*;
 pub struct CreateConnectionInput {
     pub auth_config_id: String,
     pub user_id: String,
-    /// OAuth: where the end user returns to (must be on the config's allow-list).
+    /// Where the end user returns to when the connect flow ends. OAuth: must be on the
+    /// config's allow-list. Other auth types (a hosted connect link, when no `credentials`
+    /// are given): an https URL (plain http only to loopback where allowed), no user info;
+    /// default: authledger's own "connected" page.
     pub redirect_url: Option<String>,
     /// OAuth: a subset of the config's scopes (default: all of them).
     pub scopes: Option<Vec<String>>,
@@ -21,7 +25,7 @@ pub struct CreateConnectionInput {
 pub struct CreatedConnection {
     pub id: String,
     pub status: ConnectionStatus,
-    /// OAuth only: where to send the end user.
+    /// Where to send the end user: the provider's consent (OAuth) or the hosted connect page.
     pub connect_url: Option<String>,
     pub expires_at: Option<OffsetDateTime>,
     pub position: u64,
@@ -46,13 +50,24 @@ pub async fn create(
             initiate_oauth(state, workspace_id, actor, input, &config, &o).await
         }
         Some(settings) => {
-            if input.redirect_url.is_some() || input.scopes.is_some() {
+            if input.scopes.is_some() {
                 return Err(invalid(
-                    "redirect_url",
+                    "scopes",
                     format!(
-                        "only oauth2 connections take redirect_url/scopes; this auth config is {}",
+                        "only oauth2 connections take scopes; this auth config is {}",
                         settings.auth_type()
                     ),
+                ));
+            }
+            if input.credentials.is_none() && !matches!(settings, AuthSettings::NoAuth) {
+                // No credentials: the end user gives them on the hosted connect page.
+                return super::hosted::start(state, workspace_id, actor, input, &config).await;
+            }
+            if input.redirect_url.is_some() {
+                return Err(invalid(
+                    "redirect_url",
+                    "a connection from credentials is made at once; give redirect_url without \
+                     credentials for a connect link",
                 ));
             }
             create_from_credentials(state, workspace_id, actor, input, &config, &settings).await
@@ -239,36 +254,33 @@ fn non_empty(field: &'static str, v: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-async fn create_from_credentials(
+/// Checks the end user's credentials for `settings`: exactly the auth type's fields, sizes,
+/// and the connector's test where one exists (PostgreSQL: connect and `SELECT 1`). Shared by
+/// `POST /v1/connections` and the hosted connect page.
+pub(crate) async fn check_credentials(
     state: &AppState,
-    workspace_id: &str,
-    actor: &Actor,
-    input: CreateConnectionInput,
-    config: &AuthConfig,
     settings: &AuthSettings,
-) -> Result<CreatedConnection, CommandError> {
-    let creds = input.credentials.clone().unwrap_or(serde_json::Value::Null);
+    creds: &serde_json::Value,
+) -> Result<(), CommandError> {
     let required = || invalid("credentials", "required for this auth type");
-    // Validate the shape, then keep the canonical JSON to seal.
     match settings {
         AuthSettings::ApiKey(_) => {
-            let c: ApiKeyCredentials = shape(&creds, "{\"api_key\": string}")?;
+            let c: ApiKeyCredentials = shape(creds, "{\"api_key\": string}")?;
             non_empty("credentials.api_key", &c.api_key)?;
         }
         AuthSettings::BearerToken => {
-            let c: BearerCredentials = shape(&creds, "{\"token\": string}")?;
+            let c: BearerCredentials = shape(creds, "{\"token\": string}")?;
             non_empty("credentials.token", &c.token)?;
         }
         AuthSettings::Basic => {
-            let c: BasicCredentials =
-                shape(&creds, "{\"username\": string, \"password\": string}")?;
+            let c: BasicCredentials = shape(creds, "{\"username\": string, \"password\": string}")?;
             non_empty("credentials.username", &c.username)?;
             if c.password.len() > 8192 {
                 return Err(invalid("credentials.password", "at most 8192 bytes"));
             }
         }
         AuthSettings::Postgres(p) => {
-            let c: PostgresCredentials = shape(&creds, "{\"user\": string, \"password\": string}")?;
+            let c: PostgresCredentials = shape(creds, "{\"user\": string, \"password\": string}")?;
             non_empty("credentials.user", &c.user)?;
             crate::commands::check_destination_host(state, "host", &p.host).await?;
             crate::connectors::postgres::test(
@@ -287,7 +299,7 @@ async fn create_from_credentials(
         }
         AuthSettings::NoAuth => {
             if !creds.is_null() {
-                let _: NoCredentials = shape(&creds, "no credentials")?;
+                let _: NoCredentials = shape(creds, "no credentials")?;
             }
         }
         AuthSettings::Oauth2(_) => return Err(required()),
@@ -295,26 +307,48 @@ async fn create_from_credentials(
     if creds.is_null() && !matches!(settings, AuthSettings::NoAuth) {
         return Err(required());
     }
+    Ok(())
+}
+
+/// The checked credentials sealed under the connection's data key (none for `no_auth`).
+pub(super) async fn seal_credentials(
+    state: &AppState,
+    (workspace_id, id, data_key_id): (&str, &str, &str),
+    settings: &AuthSettings,
+    creds: &serde_json::Value,
+) -> Result<Option<crate::domain::auth_config::SealedSecret>, CommandError> {
+    if matches!(settings, AuthSettings::NoAuth) {
+        return Ok(None);
+    }
+    let text = SecretString::from(creds.to_string());
+    let sealed = sealing::seal(
+        state,
+        slot(workspace_id, id, "credentials"),
+        data_key_id,
+        text.expose_secret().as_bytes(),
+    )
+    .await?;
+    Ok(Some(sealed))
+}
+
+async fn create_from_credentials(
+    state: &AppState,
+    workspace_id: &str,
+    actor: &Actor,
+    input: CreateConnectionInput,
+    config: &AuthConfig,
+    settings: &AuthSettings,
+) -> Result<CreatedConnection, CommandError> {
+    let creds = input.credentials.clone().unwrap_or(serde_json::Value::Null);
+    check_credentials(state, settings, &creds).await?;
     let id = Uuid::now_v7().to_string();
     let data_key_id = state
         .vault
         .create_data_key(&format!("connection:{workspace_id}/{id}"))
         .await?;
     let result = async {
-        let credentials = if matches!(settings, AuthSettings::NoAuth) {
-            None
-        } else {
-            let text = SecretString::from(creds.to_string());
-            Some(
-                sealing::seal(
-                    state,
-                    slot(workspace_id, &id, "credentials"),
-                    &data_key_id,
-                    text.expose_secret().as_bytes(),
-                )
-                .await?,
-            )
-        };
+        let credentials =
+            seal_credentials(state, (workspace_id, &id, &data_key_id), settings, &creds).await?;
         let command = ConnectionCommand::Create(ConnectionCreated {
             auth_config_id: input.auth_config_id.clone(),
             auth_config_version: config.version,
@@ -349,7 +383,7 @@ async fn create_from_credentials(
     }
 }
 
-async fn shred_quietly(state: &AppState, data_key_id: &str) {
+pub(super) async fn shred_quietly(state: &AppState, data_key_id: &str) {
     if let Err(e) = state.vault.shred(data_key_id).await {
         tracing::warn!(error = %e, "could not destroy the data key of a refused connection");
     }

@@ -1,10 +1,12 @@
-//! Connection commands: the OAuth connect flow (initiate, callback), connections from
+//! Connection commands: the OAuth connect flow (initiate, callback), hosted connect links
+//! for the other auth types (`hosted`), connections from
 //! credentials, single-flight refresh, revocation at the provider (RFC 7009), deletion with
 //! crypto-shredding. Secrets are sealed under the connection's own data key before any
 //! event is decided; plaintext lives only in these modules' locals.
 
 mod callback;
 mod create;
+pub mod hosted;
 mod provider;
 mod refresh;
 mod revoke;

@@ -116,6 +116,18 @@ macro_rules! sql_ops {
                         .await?;
                         in_order(done.rows_affected(), "workspace change")
                     }
+                    WorkspaceOp::SetAgentConnectFlows { id, any_user, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET agents_connect_any_user = $1, version = $2
+                             WHERE id = $3 AND version = $2 - 1",
+                        )
+                        .bind(any_user)
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "workspace change")
+                    }
                 }
             }
 

@@ -131,18 +131,8 @@ impl JwksCache {
         idp: &IdentityProvider,
         now: time::OffsetDateTime,
     ) -> Result<String, TokenError> {
-        // `alg: none` and unknown algorithms fail to parse here.
-        let header = decode_header(token)
-            .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
-        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
-            return Err(TokenError::Invalid("algorithm not allowed"));
-        }
-        let jwk = self
-            .key_for(&idp.jwks_url, header.kid.as_deref(), header.alg)
-            .await?;
-        let key = DecodingKey::from_jwk(&jwk)
-            .map_err(|_| TokenError::Invalid("unusable key in the JWKS"))?;
-        let mut validation = Validation::new(header.alg);
+        let (alg, key) = self.key(token, &idp.jwks_url).await?;
+        let mut validation = Validation::new(alg);
         validation.set_issuer(&[&idp.issuer]);
         validation.set_audience(&[&idp.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
@@ -166,6 +156,28 @@ impl JwksCache {
             return Err(TokenError::Invalid("unusable subject"));
         }
         Ok(sub)
+    }
+
+    /// The algorithm `token` names (one of [`ALLOWED_ALGORITHMS`]: `none` and HMAC never)
+    /// and the key of the JWKS at `jwks_url` it names, for a caller that checks claims of
+    /// its own (an OpenID Connect `id_token`: `oauth::oidc`).
+    pub async fn key(
+        &self,
+        token: &str,
+        jwks_url: &str,
+    ) -> Result<(Algorithm, DecodingKey), TokenError> {
+        // `alg: none` and unknown algorithms fail to parse here.
+        let header = decode_header(token)
+            .map_err(|_| TokenError::Invalid("malformed token or unsupported algorithm"))?;
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(TokenError::Invalid("algorithm not allowed"));
+        }
+        let jwk = self
+            .key_for(jwks_url, header.kid.as_deref(), header.alg)
+            .await?;
+        let key = DecodingKey::from_jwk(&jwk)
+            .map_err(|_| TokenError::Invalid("unusable key in the JWKS"))?;
+        Ok((header.alg, key))
     }
 
     fn entry(&self, url: &str) -> Result<Arc<Entry>, TokenError> {

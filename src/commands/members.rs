@@ -221,6 +221,17 @@ pub(super) async fn open_session(
     member_id: &str,
     second_factor_step: Option<u64>,
 ) -> Result<MemberSession, CommandError> {
+    open_session_by(state, workspace_id, member_id, second_factor_step, None).await
+}
+
+/// Opens a session; `sso_issuer` names the team SSO provider a sign-in went through.
+pub(super) async fn open_session_by(
+    state: &AppState,
+    workspace_id: &str,
+    member_id: &str,
+    second_factor_step: Option<u64>,
+    sso_issuer: Option<String>,
+) -> Result<MemberSession, CommandError> {
     let session = MemberToken::generate(workspace_id, member_id);
     let committed = state
         .ledger
@@ -232,6 +243,7 @@ pub(super) async fn open_session(
                 session_hash: session.hash(),
                 expires_at: state.clock.now() + SESSION_ABSOLUTE,
                 second_factor_step,
+                sso_issuer,
             }),
         )
         .await?;

@@ -11,6 +11,7 @@ pub mod problem;
 pub mod refusals;
 pub mod sealing;
 pub mod second_factor;
+pub mod team_sso;
 pub mod written;
 
 use std::time::Duration;

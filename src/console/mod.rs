@@ -24,9 +24,11 @@ mod audit;
 mod auth_configs;
 mod connections;
 mod gateways;
+mod identity_provider;
 pub mod pages;
 mod second_factor;
 pub mod session;
+mod sso;
 mod throttle;
 mod tools;
 
@@ -73,6 +75,17 @@ pub fn router(state: AppState) -> Router {
             "/console/sign-in/set-up",
             get(second_factor::sign_in_set_up_page).post(second_factor::sign_in_set_up),
         )
+        .route("/console/sso/start", post(sso::start))
+        .route("/console/sso/callback", get(sso::callback))
+        .route("/console/identity-provider", get(identity_provider::show))
+        .route(
+            "/console/identity-provider/end-users",
+            post(identity_provider::end_users),
+        )
+        .route(
+            "/console/identity-provider/team-sso",
+            post(identity_provider::team_sso),
+        )
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/account", get(second_factor::account))
         .route("/console/account/second-factor", post(second_factor::enrol))
@@ -98,6 +111,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit::routes())
         .merge(approvals::routes())
         .layer(Extension(Arc::new(throttle::Throttle::default())))
+        .layer(Extension(Arc::new(sso::UsedFlows::default())))
         .layer(axum::middleware::map_response(security_headers))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
@@ -137,12 +151,23 @@ impl Me {
             .is_some_and(|role| role_allows(role, crate::api::routes::Permission::DecideApprovals))
     }
 
+    /// Whether the Identity provider screen is theirs (the permission of
+    /// `PUT /v1/workspace/identity-provider` in the route table).
+    pub fn configures_identity_provider(&self) -> bool {
+        self.holds(RouteId::ConfigureIdentityProvider)
+    }
+
     /// Whether the gateways screen is theirs (the permission of `GET /v1/gateways`).
     pub fn reads_gateways(&self) -> bool {
-        let list = ROUTES.iter().find(|r| r.id == RouteId::ListGateways);
+        self.holds(RouteId::ListGateways)
+    }
+
+    /// Whether their role holds the permission of `route` in the API's route table.
+    fn holds(&self, route: RouteId) -> bool {
+        let spec = ROUTES.iter().find(|r| r.id == route);
         crate::domain::Role::parse(self.role)
-            .zip(list)
-            .is_some_and(|(role, route)| role_allows(role, route.permission))
+            .zip(spec)
+            .is_some_and(|(role, spec)| role_allows(role, spec.permission))
     }
 
     /// Whether the audit explorer is theirs (the permission of `/v1/audit/events`).

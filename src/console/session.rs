@@ -219,6 +219,18 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
 }
 
+/// The sign-in page again, with `error` (the SSO start answers with it too).
+pub(super) fn sign_in_error(status: StatusCode, workspace: &str, error: &str) -> Response {
+    let page = SignInPage {
+        me: None,
+        section: "",
+        workspace: workspace.to_string(),
+        email: String::new(),
+        error: Some(error),
+    };
+    render(status, &page)
+}
+
 #[derive(Deserialize)]
 pub struct SignInQuery {
     #[serde(default)]
@@ -315,6 +327,8 @@ struct SignUpPage<'a> {
     invite: String,
     email: Option<String>,
     error: Option<String>,
+    /// The workspace, when it has team SSO on: the invitee may join by SSO instead.
+    sso_workspace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -345,12 +359,20 @@ pub async fn sign_up_page(State(state): State<AppState>, Query(q): Query<SignUpQ
     } else {
         StatusCode::NOT_FOUND
     };
+    let workspace = members::MemberToken::parse(&q.invite).map(|t| t.workspace_id);
+    let sso_workspace = match workspace {
+        Some(ws) if email.is_some() && crate::commands::team_sso::enabled(&state, &ws).await => {
+            Some(ws)
+        }
+        _ => None,
+    };
     let page = SignUpPage {
         me: None,
         section: "",
         invite: q.invite,
         email,
         error: None,
+        sso_workspace,
     };
     render(status, &page)
 }
@@ -397,6 +419,7 @@ pub async fn sign_up(
             invite: String::new(),
             error: None,
             email: None,
+            sso_workspace: None,
         };
         return render(StatusCode::NOT_FOUND, &page);
     }
@@ -409,6 +432,7 @@ pub async fn sign_up(
                 invite: form.invite,
                 error: Some(form_error(&e)),
                 email,
+                sso_workspace: None,
             };
             render(StatusCode::UNPROCESSABLE_ENTITY, &page)
         }

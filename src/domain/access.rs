@@ -66,6 +66,16 @@ pub enum DenialReason {
     /// An agent key asked to start a connect flow for a user it may not act for (the
     /// workspace does not let agents start connect flows for any user).
     ConnectNotAllowed,
+    /// A team SSO callback whose state is missing, expired or already used, or whose
+    /// `id_token` carries another nonce than the flow's.
+    InvalidSsoState,
+    /// A team SSO sign-in whose provider did not mark the email verified.
+    SsoEmailUnverified,
+    /// A team SSO sign-in for a member bound to another account (`sub`) at the provider.
+    SsoSubjectMismatch,
+    /// The team SSO provider refused or failed: an error at the callback, a failed code
+    /// exchange, an `id_token` that does not verify, a discovery document that does not fit.
+    SsoProviderError,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -53,6 +53,23 @@ pub struct MemberSignedIn {
     /// used; absent for a sign-in with the password alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub second_factor_step: Option<u64>,
+    /// The issuer of the workspace's team SSO provider when the member signed in through
+    /// it (its `id_token` verified); absent for a sign-in with the password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_issuer: Option<String>,
+}
+
+/// The member's account at the workspace's team SSO provider (OIDC): the provider's
+/// `sub` for them, bound at their first SSO sign-in. A later `id_token` for the same email
+/// but another `sub` (the address given to someone else at the provider) is refused.
+/// With `invite_hash`, the invitee joined by SSO instead of setting a password (the
+/// invite is consumed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberSsoLinked {
+    pub issuer: String,
+    pub subject: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_hash: Option<String>,
 }
 
 /// The member set up a second factor (a TOTP authenticator, RFC 6238, SHA-1, 6 digits,
@@ -98,11 +115,38 @@ pub struct Member {
     /// The newest time step a second-factor code was accepted for: a code is good once
     /// (RFC 6238 §5.2), so a later sign-in needs a later step.
     pub last_second_factor_step: u64,
+    /// The member's subject at each team SSO issuer they signed in through: issuer → `sub`.
+    pub sso: BTreeMap<String, String>,
 }
 
 impl Member {
+    /// Whether the member has joined: set a password, or joined through SSO.
     pub fn joined(&self) -> bool {
-        self.password.is_some()
+        self.password.is_some() || !self.sso.is_empty()
+    }
+
+    /// What a verified SSO identity (`issuer`, `subject`, for this member's email) comes to
+    /// at `now`: pure, so the console and the commands decide alike.
+    pub fn sso_sign_in(&self, issuer: &str, subject: &str, now: time::OffsetDateTime) -> SsoSignIn {
+        if self.role.is_none() {
+            return SsoSignIn::NotMember;
+        }
+        if let Some(bound) = self.sso.get(issuer) {
+            return if bound == subject {
+                SsoSignIn::SignIn
+            } else {
+                SsoSignIn::OtherSubject
+            };
+        }
+        if self.joined() {
+            return SsoSignIn::Link;
+        }
+        match &self.invite {
+            Some(i) if now < i.expires_at => SsoSignIn::Join {
+                invite_hash: i.invite_hash.clone(),
+            },
+            _ => SsoSignIn::NotMember,
+        }
     }
 
     /// The member's role while `session_hash` is an open session at `now`.
@@ -112,8 +156,28 @@ impl Member {
     }
 }
 
+/// What a verified SSO identity for a member's email comes to ([`Member::sso_sign_in`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SsoSignIn {
+    /// Bound to this subject already: a session opens.
+    SignIn,
+    /// A joined member's first SSO sign-in through this issuer: bind the subject, then sign in.
+    Link,
+    /// An invitee with a pending invite: joins by SSO (the invite consumed), then signs in.
+    Join { invite_hash: String },
+    /// Bound to another subject at this issuer: refused (the email was reassigned).
+    OtherSubject,
+    /// No member, removed, or an invite that expired.
+    NotMember,
+}
+
 pub enum MemberCommand {
     Invite(MemberInvited),
+    /// Binds the member's SSO subject (their first SSO sign-in), or joins an invitee by SSO.
+    LinkSso {
+        link: MemberSsoLinked,
+        now: time::OffsetDateTime,
+    },
     Join {
         invite_hash: String,
         password: SealedSecret,
@@ -173,10 +237,18 @@ impl Aggregate for Member {
                 }
                 self.sessions.clear();
             }
+            Event::MemberSsoLinked(e) => {
+                self.sso.insert(e.issuer.clone(), e.subject.clone());
+                if e.invite_hash.is_some() {
+                    self.role = self.invite.as_ref().map(|i| i.role);
+                    self.invite = None;
+                }
+            }
             Event::MemberRemoved(_) => {
                 self.role = None;
                 self.invite = None;
                 self.password = None;
+                self.sso.clear();
                 self.second_factor = None;
                 self.sessions.clear();
             }
@@ -206,6 +278,7 @@ impl Aggregate for Member {
                 }))
             }
             MemberCommand::SignIn(s) => decide_sign_in(self, s),
+            MemberCommand::LinkSso { link, now } => decide_link_sso(self, link, *now),
             MemberCommand::EnrolSecondFactor(e) => {
                 if !self.joined() {
                     return Err(DomainError::NotFound("member"));
@@ -283,6 +356,47 @@ fn decide_sign_in(member: &Member, s: &MemberSignedIn) -> Result<Event, DomainEr
         }
     }
     Ok(Event::MemberSignedIn(s.clone()))
+}
+
+/// A subject is bound once per issuer; an invite is consumed only while it is pending.
+fn decide_link_sso(
+    member: &Member,
+    link: &MemberSsoLinked,
+    now: time::OffsetDateTime,
+) -> Result<Event, DomainError> {
+    let bounded = |field, v: &str| {
+        if v.is_empty() || v.len() > 512 || v.chars().any(char::is_control) {
+            Err(DomainError::Invalid {
+                field,
+                reason: "must be 1-512 characters without control characters".into(),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    bounded("issuer", &link.issuer)?;
+    bounded("subject", &link.subject)?;
+    let expected = match member.sso_sign_in(&link.issuer, &link.subject, now) {
+        SsoSignIn::Link => None,
+        SsoSignIn::Join { invite_hash } => Some(invite_hash),
+        SsoSignIn::SignIn => {
+            return Err(DomainError::Rejected(
+                "this SSO account is already linked".into(),
+            ))
+        }
+        SsoSignIn::OtherSubject => {
+            return Err(DomainError::Rejected(
+                "another account at the identity provider is linked to this member".into(),
+            ))
+        }
+        SsoSignIn::NotMember => return Err(DomainError::NotFound("member")),
+    };
+    if link.invite_hash != expected {
+        return Err(DomainError::Rejected(
+            "this sign-up link is unknown, used or expired".into(),
+        ));
+    }
+    Ok(Event::MemberSsoLinked(link.clone()))
 }
 
 fn decide_invite(member: &Member, i: &MemberInvited) -> Result<Event, DomainError> {
@@ -415,6 +529,7 @@ mod tests {
                 session_hash: hash('s'),
                 expires_at: at(50),
                 second_factor_step: None,
+                sso_issuer: None,
             }),
         ] {
             m.apply(&e);
@@ -436,6 +551,7 @@ mod tests {
                 session_hash: hash(c),
                 expires_at: at(50),
                 second_factor_step: None,
+                sso_issuer: None,
             })
         };
         for e in [
@@ -471,6 +587,7 @@ mod tests {
                 session_hash: hash('u'),
                 expires_at: at(50),
                 second_factor_step: None,
+                sso_issuer: None,
             }))
             .is_err());
     }
@@ -490,6 +607,7 @@ mod tests {
             session_hash: hash('e'),
             expires_at: at(50),
             second_factor_step: step,
+            sso_issuer: None,
         })
     }
 
@@ -545,6 +663,7 @@ mod tests {
             session_hash: hash('s'),
             expires_at: at(50),
             second_factor_step: Some(11),
+            sso_issuer: None,
         }));
         let Ok(reset) = m.decide(&MemberCommand::ResetSecondFactor) else {
             panic!("reset refused");
@@ -553,5 +672,95 @@ mod tests {
         assert!(m.second_factor.is_none());
         assert_eq!(m.session_role(&hash('s'), at(10)), None);
         assert!(m.decide(&sign_in(None)).is_ok());
+    }
+    fn link(subject: &str, invite: Option<char>) -> MemberSsoLinked {
+        MemberSsoLinked {
+            issuer: "https://sso.example.com".into(),
+            subject: subject.into(),
+            invite_hash: invite.map(hash),
+        }
+    }
+
+    fn link_at(subject: &str, invite: Option<char>, now: i64) -> MemberCommand {
+        MemberCommand::LinkSso {
+            link: link(subject, invite),
+            now: at(now),
+        }
+    }
+
+    #[test]
+    fn an_invitee_joins_by_sso_once_before_the_invite_expires() {
+        let given = [invited(Role::Developer)];
+        let joined = check::<Member>(&given, &link_at("sub-1", Some('a'), 10));
+        assert_eq!(joined, Ok(Event::MemberSsoLinked(link("sub-1", Some('a')))));
+        // Without the invite, with another invite, or after it expired: refused.
+        assert!(check::<Member>(&given, &link_at("sub-1", None, 10)).is_err());
+        assert!(check::<Member>(&given, &link_at("sub-1", Some('b'), 10)).is_err());
+        assert!(check::<Member>(&given, &link_at("sub-1", Some('a'), 100)).is_err());
+        let mut m = Member::default();
+        m.apply(&given[0]);
+        m.apply(&Event::MemberSsoLinked(link("sub-1", Some('a'))));
+        assert!(m.joined() && m.invite.is_none());
+        assert_eq!(m.role, Some(Role::Developer));
+        // The password sign-up link is used up too.
+        assert!(m.decide(&join('a', 10)).is_err());
+        assert_eq!(
+            m.sso_sign_in("https://sso.example.com", "sub-1", at(500)),
+            SsoSignIn::SignIn
+        );
+    }
+
+    #[test]
+    fn a_bound_subject_stays_bound_and_another_is_refused() {
+        let mut m = Member::default();
+        m.apply(&invited(Role::Viewer));
+        m.apply(&Event::MemberJoined(MemberJoined {
+            invite_hash: hash('a'),
+            password: sealed(),
+        }));
+        let iss = "https://sso.example.com";
+        assert_eq!(m.sso_sign_in(iss, "sub-1", at(10)), SsoSignIn::Link);
+        let linked = m.decide(&link_at("sub-1", None, 10));
+        assert!(linked.is_ok());
+        m.apply(&Event::MemberSsoLinked(link("sub-1", None)));
+        assert_eq!(m.sso_sign_in(iss, "sub-1", at(10)), SsoSignIn::SignIn);
+        // The same email at the provider, now another account: refused, never re-bound.
+        assert_eq!(m.sso_sign_in(iss, "sub-2", at(10)), SsoSignIn::OtherSubject);
+        assert!(m.decide(&link_at("sub-2", None, 10)).is_err());
+        assert!(m.decide(&link_at("sub-1", None, 10)).is_err());
+        // Another issuer (the workspace moved to a new provider) binds afresh.
+        assert_eq!(
+            m.sso_sign_in("https://new.example.com", "x", at(10)),
+            SsoSignIn::Link
+        );
+        // A removed member is no member, and the binding goes with the membership.
+        m.apply(&Event::MemberRemoved(MemberRemoved { data_key_id: None }));
+        assert_eq!(m.sso_sign_in(iss, "sub-1", at(10)), SsoSignIn::NotMember);
+        assert!(m.sso.is_empty());
+    }
+
+    #[test]
+    fn no_member_and_expired_invites_are_not_members_for_sso() {
+        let iss = "https://sso.example.com";
+        assert_eq!(
+            Member::default().sso_sign_in(iss, "s", at(0)),
+            SsoSignIn::NotMember
+        );
+        let mut m = Member::default();
+        m.apply(&invited(Role::Viewer));
+        assert_eq!(m.sso_sign_in(iss, "s", at(100)), SsoSignIn::NotMember);
+        assert!(matches!(
+            m.sso_sign_in(iss, "s", at(99)),
+            SsoSignIn::Join { .. }
+        ));
+        let control = MemberCommand::LinkSso {
+            link: MemberSsoLinked {
+                issuer: iss.into(),
+                subject: "a\nb".into(),
+                invite_hash: Some(hash('a')),
+            },
+            now: at(1),
+        };
+        assert!(m.decide(&control).is_err());
     }
 }

@@ -43,14 +43,14 @@ pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
 pub use member::{
     MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSecondFactorEnrolled,
-    MemberSecondFactorReset, MemberSignedIn, MemberSignedOut,
+    MemberSecondFactorReset, MemberSignedIn, MemberSignedOut, MemberSsoLinked,
 };
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
 pub use workspace::{
     AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
-    ToolResponseStorageSet, WorkspaceCreated,
+    TeamSsoConfigured, ToolResponseStorageSet, WorkspaceCreated,
 };
 pub use workspace_tool::{ToolDefined, ToolRemoved};
 
@@ -172,6 +172,10 @@ pub enum Event {
     ConnectionCredentialsSubmitted(CredentialsSubmitted),
     #[serde(rename = "workspace.agent_connect_flows_set")]
     AgentConnectFlowsSet(AgentConnectFlowsSet),
+    #[serde(rename = "workspace.team_sso_configured")]
+    TeamSsoConfigured(TeamSsoConfigured),
+    #[serde(rename = "member.sso_linked")]
+    MemberSsoLinked(MemberSsoLinked),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -231,6 +235,8 @@ pub const ALL_KINDS: &[&str] = &[
     "workspace.second_factor_requirement_set",
     "connection.credentials_submitted",
     "workspace.agent_connect_flows_set",
+    "workspace.team_sso_configured",
+    "member.sso_linked",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -309,6 +315,8 @@ impl Event {
             Event::SecondFactorRequirementSet(_) => "workspace.second_factor_requirement_set",
             Event::ConnectionCredentialsSubmitted(_) => "connection.credentials_submitted",
             Event::AgentConnectFlowsSet(_) => "workspace.agent_connect_flows_set",
+            Event::TeamSsoConfigured(_) => "workspace.team_sso_configured",
+            Event::MemberSsoLinked(_) => "member.sso_linked",
         }
     }
 
@@ -630,6 +638,7 @@ impl Event {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
                 expires_at: at,
                 second_factor_step: Some(59_000_000),
+                sso_issuer: None,
             }),
             Event::MemberSignedOut(MemberSignedOut {
                 session_hash: format!("sha256:{}", "ef".repeat(32)),
@@ -648,6 +657,17 @@ impl Event {
                 credentials: Some(example_sealed()),
             }),
             Event::AgentConnectFlowsSet(AgentConnectFlowsSet { any_user: true }),
+            Event::TeamSsoConfigured(TeamSsoConfigured {
+                issuer: "https://sso.example.com".into(),
+                client_id: "authledger-console".into(),
+                client_secret: example_sealed(),
+                enabled: true,
+            }),
+            Event::MemberSsoLinked(MemberSsoLinked {
+                issuer: "https://sso.example.com".into(),
+                subject: "00u1a2b3c4".into(),
+                invite_hash: Some(format!("sha256:{}", "ab".repeat(32))),
+            }),
         ]
     }
 }

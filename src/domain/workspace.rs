@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::auth_config::SealedSecret;
 use super::{check_name, Aggregate, DomainError, Event};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -39,6 +40,18 @@ pub struct AgentConnectFlowsSet {
     pub any_user: bool,
 }
 
+/// Team SSO: console members sign in with the organisation's own OpenID Connect provider
+/// (authorization code + PKCE). The client secret only sealed; `enabled: false` keeps the
+/// settings but turns SSO sign-in off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamSsoConfigured {
+    /// The provider's issuer identifier (its discovery document must name the same).
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: SealedSecret,
+    pub enabled: bool,
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct Workspace {
     pub name: Option<String>,
@@ -47,6 +60,14 @@ pub struct Workspace {
     pub second_factor_required: bool,
     /// `workspace.agent_connect_flows_set`: agent keys start connect flows for any user.
     pub agents_connect_any_user: bool,
+    pub team_sso: Option<TeamSsoConfigured>,
+}
+
+impl Workspace {
+    /// The team SSO settings while SSO sign-in is on.
+    pub fn team_sso_enabled(&self) -> Option<&TeamSsoConfigured> {
+        self.team_sso.as_ref().filter(|s| s.enabled)
+    }
 }
 
 pub enum WorkspaceCommand {
@@ -55,6 +76,7 @@ pub enum WorkspaceCommand {
     SetToolResponseStorage(bool),
     SetSecondFactorRequirement(bool),
     SetAgentConnectFlows(bool),
+    ConfigureTeamSso(TeamSsoConfigured),
 }
 
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
@@ -106,6 +128,7 @@ impl Aggregate for Workspace {
             Event::ToolResponseStorageSet(e) => self.store_tool_responses = e.store_tool_responses,
             Event::SecondFactorRequirementSet(e) => self.second_factor_required = e.required,
             Event::AgentConnectFlowsSet(e) => self.agents_connect_any_user = e.any_user,
+            Event::TeamSsoConfigured(e) => self.team_sso = Some(e.clone()),
             _ => {}
         }
     }
@@ -165,13 +188,69 @@ impl Aggregate for Workspace {
                     any_user: *any_user,
                 }))
             }
+            WorkspaceCommand::ConfigureTeamSso(sso) => decide_team_sso(self, sso),
         }
     }
+}
+
+/// The issuer is an endpoint URL (discovery is fetched from it); the client id a name; a
+/// change that changes nothing is refused.
+fn decide_team_sso(ws: &Workspace, sso: &TeamSsoConfigured) -> Result<Event, DomainError> {
+    if ws.name.is_none() {
+        return Err(DomainError::NotFound("workspace"));
+    }
+    check_endpoint_url("issuer", &sso.issuer)?;
+    check_name("client_id", &sso.client_id, 255)?;
+    if ws.team_sso.as_ref() == Some(sso) {
+        return Err(DomainError::Rejected("already set so".into()));
+    }
+    Ok(Event::TeamSsoConfigured(sso.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sso(issuer: &str, enabled: bool) -> TeamSsoConfigured {
+        TeamSsoConfigured {
+            issuer: issuer.into(),
+            client_id: "console".into(),
+            client_secret: SealedSecret {
+                data_key_id: "dk_1".into(),
+                nonce: "n".into(),
+                ciphertext: "c".into(),
+                fingerprint: "hmac-sha256:00".into(),
+            },
+            enabled,
+        }
+    }
+
+    #[test]
+    fn team_sso_is_configured_turned_off_and_never_to_a_bad_issuer() {
+        let mut ws = Workspace::default();
+        let on = WorkspaceCommand::ConfigureTeamSso(sso("https://sso.example.com", true));
+        assert!(ws.decide(&on).is_err(), "no workspace yet");
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        for bad in [
+            "http://sso.example.com",
+            "sso.example.com",
+            "https://u:p@sso.example.com",
+        ] {
+            let cmd = WorkspaceCommand::ConfigureTeamSso(sso(bad, true));
+            assert!(ws.decide(&cmd).is_err(), "{bad}");
+        }
+        let ev = ws.decide(&on).unwrap();
+        ws.apply(&ev);
+        assert!(ws.team_sso_enabled().is_some());
+        assert!(ws.decide(&on).is_err(), "the same settings again");
+        let off = WorkspaceCommand::ConfigureTeamSso(sso("https://sso.example.com", false));
+        let ev = ws.decide(&off).unwrap();
+        ws.apply(&ev);
+        assert!(ws.team_sso_enabled().is_none());
+        assert!(ws.team_sso.is_some(), "the settings are kept while off");
+    }
 
     #[test]
     fn the_second_factor_requirement_changes_only_when_it_differs() {

@@ -34,6 +34,7 @@ use sha2::{Digest as _, Sha256};
 pub use crate::domain::auth_config::ClientAuthMethod;
 
 mod client;
+pub mod oidc;
 mod response;
 
 pub use client::{OAuthClient, RevocationAnswer, RevocationOutcome, MAX_RESPONSE_BYTES};
@@ -209,6 +210,9 @@ pub struct TokenSet {
     pub expires_in: Option<u64>,
     /// The granted scopes, if the provider said (absent: as requested, RFC 6749 §5.1).
     pub scope: Option<Vec<String>>,
+    /// The OpenID Connect ID token (OIDC Core §3.1.3.3), when the provider issued one; see
+    /// [`oidc`] for its verification.
+    pub id_token: Option<SecretString>,
 }
 
 impl TokenSet {

@@ -36,6 +36,8 @@ struct RawTokenResponse {
     #[serde(default)]
     scope: Option<Value>,
     #[serde(default)]
+    id_token: Option<Value>,
+    #[serde(default)]
     error: Option<Value>,
     #[serde(default)]
     error_description: Option<Value>,
@@ -132,12 +134,18 @@ pub fn token_response(
         }
         Some(_) => return Err(invalid("scope is not a string")),
     };
+    let id_token = match raw.id_token {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if !t.is_empty() => Some(SecretString::from(t)),
+        Some(_) => return Err(invalid("id_token is not a string")),
+    };
     Ok(TokenSet {
         access_token,
         refresh_token,
         token_type,
         expires_in,
         scope,
+        id_token,
     })
 }
 

@@ -77,6 +77,9 @@ pub enum WorkspaceOp {
         any_user: bool,
         version: i64,
     },
+    /// A change the workspace row keeps nothing of but the version (team SSO settings are
+    /// read from the workspace's events).
+    Advance { id: String, version: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,7 +238,8 @@ impl Op {
                 | WorkspaceOp::ConfigureIdentityProvider { version, .. }
                 | WorkspaceOp::SetToolResponseStorage { version, .. }
                 | WorkspaceOp::SetSecondFactorRequirement { version, .. }
-                | WorkspaceOp::SetAgentConnectFlows { version, .. },
+                | WorkspaceOp::SetAgentConnectFlows { version, .. }
+                | WorkspaceOp::Advance { version, .. },
             ) => Some(("workspace", *version)),
             Op::ApiKey(ApiKeyOp::Create { version, .. } | ApiKeyOp::Revoke { version, .. }) => {
                 Some(("api_key", *version))

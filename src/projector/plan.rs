@@ -169,9 +169,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::IdentityProviderConfigured(_)
         | Event::ToolResponseStorageSet(_)
         | Event::SecondFactorRequirementSet(_)
-        | Event::AgentConnectFlowsSet(_) => {
-            workspace_op(body, event, at, version).map(Op::Workspace)
-        }
+        | Event::AgentConnectFlowsSet(_)
+        | Event::TeamSsoConfigured(_) => workspace_op(body, event, at, version).map(Op::Workspace),
         Event::ApiKeyCreated(_) | Event::ApiKeyRevoked(_) => {
             api_key_op(body, event, at, version).map(Op::ApiKey)
         }
@@ -232,7 +231,8 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::MemberRoleChanged(_)
         | Event::MemberRemoved(_)
         | Event::MemberSecondFactorEnrolled(_)
-        | Event::MemberSecondFactorReset(_) => Some(Op::Member(MemberOp {
+        | Event::MemberSecondFactorReset(_)
+        | Event::MemberSsoLinked(_) => Some(Op::Member(MemberOp {
             workspace_id: body.workspace_id.clone(),
             id: body.aggregate_id.clone(),
             version,
@@ -255,6 +255,8 @@ fn member_change(event: &Event) -> MemberChange {
         Event::MemberRemoved(_) => MemberChange::Removed,
         Event::MemberSecondFactorEnrolled(_) => MemberChange::SecondFactor(true),
         Event::MemberSecondFactorReset(_) => MemberChange::SecondFactor(false),
+        // An invitee who joined by SSO is active like one who set a password.
+        Event::MemberSsoLinked(e) if e.invite_hash.is_some() => MemberChange::Joined,
         _ => MemberChange::Version,
     }
 }
@@ -290,6 +292,7 @@ fn workspace_op(body: &EventBody, event: &Event, at: String, version: i64) -> Op
             any_user: e.any_user,
             version,
         },
+        Event::TeamSsoConfigured(_) => WorkspaceOp::Advance { id, version },
         _ => return None,
     })
 }

@@ -15,6 +15,7 @@ mod console_approvals;
 mod console_audit;
 mod console_connections;
 mod console_gateways;
+mod console_sso;
 mod crash;
 mod crypto;
 mod destinations;

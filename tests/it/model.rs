@@ -390,6 +390,8 @@ struct World {
     upstream: Upstream,
     idp_key: EncodingKey,
     jwks_url: String,
+    /// The organisation's OIDC provider for team SSO (started at the first console session).
+    sso: Option<crate::fixtures::oidc_provider::OidcProvider>,
     agent: String,
     auditor: String,
     m: Model,
@@ -422,6 +424,7 @@ impl World {
             upstream,
             idp_key,
             jwks_url,
+            sso: None,
             agent: String::new(),
             auditor: String::new(),
             m: Model::default(),
@@ -591,6 +594,8 @@ impl World {
             .expect("reset");
         assert_eq!(r.status(), StatusCode::OK, "seed {}: reset", self.seed);
         let (cookie, csrf) = self.console_entry(&http, &origin).await;
+        // Team SSO set up (a new client secret each time), then the admin signs in with it.
+        let (cookie, csrf) = self.team_sso(&http, &origin, (&cookie, &csrf)).await;
         let out = post("/console/sign-out", vec![("csrf", csrf.as_str())], &cookie)
             .await
             .expect("sign out");
@@ -600,6 +605,140 @@ impl World {
             "seed {}: sign out",
             self.seed
         );
+    }
+
+    /// Configures team SSO on the Identity provider screen (`workspace.team_sso_configured`)
+    /// and signs the admin in through the provider (`member.sso_linked` the first time,
+    /// `member.signed_in`): the new session's cookie and CSRF token.
+    async fn team_sso(
+        &mut self,
+        http: &Client,
+        origin: &str,
+        (cookie, csrf): (&str, &str),
+    ) -> (String, String) {
+        use crate::fixtures::oidc_provider::{OidcClient, OidcConfig, OidcProvider, OidcUser};
+        let page = self
+            .console_page(http, cookie, "/console/identity-provider")
+            .await;
+        let redirect_uri = page
+            .split("id=\"redirect-uri\" readonly value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the redirect URI")
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+        if self.sso.is_none() {
+            self.sso = Some(
+                OidcProvider::start(OidcConfig {
+                    clients: vec![OidcClient {
+                        client_id: "model-console".into(),
+                        client_secret: "model-sso-secret".into(),
+                        redirect_uris: vec![redirect_uri],
+                    }],
+                    users: vec![OidcUser::new("admin@example.com", "model-admin")],
+                    ..OidcConfig::default()
+                })
+                .await,
+            );
+        }
+        let issuer = self.sso.as_ref().expect("provider").issuer.clone();
+        let form = [
+            ("csrf", csrf),
+            ("issuer", issuer.as_str()),
+            ("client_id", "model-console"),
+            ("client_secret", "model-sso-secret"),
+            ("enabled", "on"),
+        ];
+        let r = http
+            .post(format!("{origin}/console/identity-provider/team-sso"))
+            .header("cookie", cookie)
+            .header("origin", origin)
+            .form(&form)
+            .send()
+            .await
+            .expect("team sso");
+        assert_eq!(r.status(), StatusCode::OK, "seed {}: team SSO", self.seed);
+        let location = |r: &reqwest::Response| {
+            r.headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("a redirect")
+                .to_string()
+        };
+        let ws = self.d.workspace.clone();
+        let started = http
+            .post(format!("{origin}/console/sso/start"))
+            .header("origin", origin)
+            .form(&[("workspace", ws.as_str())])
+            .send()
+            .await
+            .expect("sso start");
+        assert_eq!(
+            started.status(),
+            StatusCode::OK,
+            "seed {}: sso start",
+            self.seed
+        );
+        let flow_cookie = started
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("the flow cookie")
+            .to_string();
+        // The page moves on to the provider by itself; its link is where it goes.
+        let page = started.text().await.expect("the continue page");
+        let href = page
+            .split("id=\"continue\" href=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the provider's URL")
+            .replace("&#x2f;", "/")
+            .replace("&#47;", "/")
+            .replace("&#38;", "&")
+            .replace("&amp;", "&");
+        let authorize = reqwest::Url::parse(&href).expect("authorize URL");
+        let mut login: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+        login.push(("email".into(), "admin@example.com".into()));
+        login.push(("action".into(), "login".into()));
+        let back = http
+            .post(format!("{issuer}/authorize"))
+            .form(&login)
+            .send()
+            .await
+            .expect("provider login");
+        assert_eq!(
+            back.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: provider login for {login:?}",
+            self.seed
+        );
+        let callback = http
+            .get(location(&back))
+            .header("cookie", &flow_cookie)
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(
+            callback.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: sso callback",
+            self.seed
+        );
+        let session = callback
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("authledger_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session")
+            .to_string();
+        let page = self.console_page(http, &session, "/console/").await;
+        let csrf = form_value(&page, "csrf");
+        (session, csrf)
     }
 
     /// The first admin enters the console: signs up through `serve`'s link the first time,

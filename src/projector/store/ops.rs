@@ -94,6 +94,16 @@ macro_rules! sql_ops {
                         .await?;
                         in_order(done.rows_affected(), "workspace change")
                     }
+                    WorkspaceOp::Advance { id, version } => {
+                        let done = sqlx::query(
+                            "UPDATE workspaces SET version = $1 WHERE id = $2 AND version = $1 - 1",
+                        )
+                        .bind(version)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        in_order(done.rows_affected(), "workspace change")
+                    }
                     WorkspaceOp::SetSecondFactorRequirement { id, required, version } => {
                         let done = sqlx::query(
                             "UPDATE workspaces SET second_factor_required = $1, version = $2

@@ -21,8 +21,9 @@
 //! A base64 or hex form shorter than [`MIN_DERIVED`] characters is not looked for (it
 //! would match unrelated text); the secret itself always is, whatever its length. Text
 //! just before a secret can end in half an escape that, decoded, swallows the secret's
-//! first characters (`%2` then `5A…`): the secret without its first one to four characters
-//! is looked for too, while at least [`MIN_DERIVED`] bytes of it remain.
+//! first characters (`%2` then `5A…`, `\` then `bH4w…`): the secret and each of its base64
+//! and hex forms without their first one to four characters are looked for too, while at
+//! least [`MIN_DERIVED`] bytes remain.
 //! Whatever could not be made clean (a scrubber that cannot be built, a replacement that
 //! keeps forming the secret again) is replaced whole.
 
@@ -97,13 +98,19 @@ impl Scrubber {
             for cut in tail_cuts(secret) {
                 add(secret[cut..].to_vec(), false);
             }
+            // Derived forms and their tails: a decoded escape before a form swallows its
+            // first characters just the same (`\` + `bH4w…` reads a backspace + `H4w…`).
             for form in [hex::encode(secret), hex::encode_upper(secret)] {
                 if form.len() >= MIN_DERIVED {
-                    add(form.into_bytes(), false);
+                    for cut in tail_cuts(form.as_bytes()).chain([0]) {
+                        add(form.as_bytes()[cut..].to_vec(), false);
+                    }
                 }
             }
             for form in base64_forms(secret) {
-                add(form.into_bytes(), true);
+                for cut in tail_cuts(form.as_bytes()).chain([0]) {
+                    add(form.as_bytes()[cut..].to_vec(), true);
+                }
             }
         }
         if patterns.is_empty() {
@@ -535,6 +542,29 @@ mod tests {
                 json_inside(&STANDARD.encode(b)).replace('/', "\\/"),
             ),
         ]
+    }
+
+    /// Found by the property test below: a backslash before a JSON-escaped base64 form
+    /// (`\bH4w…`) reads as a backspace once decoded, and the form lost its first character.
+    #[test]
+    fn an_escape_before_a_derived_form_does_not_hide_it() {
+        let secret = "l~0=AAA\t?~";
+        for (name, encoded) in encodings(secret) {
+            for before in ["\\", "%", "%2", "\\u00"] {
+                let text = format!("{before}{encoded}");
+                let out = scrub(&[secret], &text);
+                assert!(
+                    !out.contains(encoded.as_str()),
+                    "{name} after {before:?}: {out:?}"
+                );
+                for f in forbidden(secret) {
+                    assert!(
+                        !out.contains(&f),
+                        "{name} after {before:?}: {out:?} holds {f:?}"
+                    );
+                }
+            }
+        }
     }
 
     /// What must not be found in a scrubbed text: the secret and its plain forms.

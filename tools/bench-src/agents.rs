@@ -145,11 +145,13 @@ fn command(bin: &Path, storage: &[String]) -> Command {
             "RUST_LOG",
             std::env::var("BENCH_SERVE_LOG").unwrap_or_else(|_| "info".into()),
         )
-        // The per-key limit (default 50/s) would cap the run.
+        // The per-key (50/s) and per-workspace (500/s) limits would cap the run.
         .env("AUTHLEDGER_RATE_LIMIT_PER_SEC", "1000000000")
         .env("AUTHLEDGER_RATE_LIMIT_BURST", "1000000000")
         .env("AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC", "1000000000")
         .env("AUTHLEDGER_DENIAL_RATE_LIMIT_BURST", "1000000000")
+        .env("AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC", "1000000000")
+        .env("AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST", "1000000000")
         // The workspace tool points at the local upstream (plain http on 127.0.0.1).
         .env("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")
         .env("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")

@@ -45,26 +45,49 @@ pub struct NatsServer {
 }
 
 impl NatsServer {
+    /// A nats-server on a free port. The port is only free when picked: another test's
+    /// server may take it first, and then this one fails to bind while the port answers.
+    /// So the server is named, and it is ours only when the port's `INFO` says that name;
+    /// otherwise another port is tried.
     pub fn start() -> NatsServer {
-        let store = tempfile::tempdir().expect("temp store");
-        let port = free_port();
-        let config = store.path().join("nats.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "listen: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
-                store.path().join("js").display()
-            ),
-        )
-        .expect("write nats config");
-        let mut s = NatsServer {
-            port,
-            _store: store,
-            config,
-            child: None,
+        for _ in 0..5 {
+            let store = tempfile::tempdir().expect("temp store");
+            let port = free_port();
+            let name = format!("authledger-test-{}", uuid::Uuid::now_v7().simple());
+            let config = store.path().join("nats.conf");
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: {name}\nlisten: 127.0.0.1:{port}\njetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n",
+                    store.path().join("js").display()
+                ),
+            )
+            .expect("write nats config");
+            let mut s = NatsServer {
+                port,
+                _store: store,
+                config,
+                child: None,
+            };
+            s.spawn();
+            if s.answers_as(&name) {
+                return s;
+            }
+            s.kill();
+        }
+        panic!("no nats-server of this test's own came up on a free port in 5 tries");
+    }
+
+    /// Whether the server on `port` introduces itself (its `INFO` line) as `name`.
+    fn answers_as(&self, name: &str) -> bool {
+        use std::io::BufRead as _;
+        let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
         };
-        s.spawn();
-        s
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let mut info = String::new();
+        let _ = std::io::BufReader::new(stream).read_line(&mut info);
+        info.contains(&format!("\"server_name\":\"{name}\""))
     }
 
     /// `n` nats-servers clustered on loopback (JetStream on each, fsync always), each

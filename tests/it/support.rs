@@ -21,7 +21,7 @@ use authledger::ledger::EventLog;
 use crate::fixtures::oauth_provider::{
     no_redirect_client, ClientAuthMethod, ClientConfig, OAuthProvider, ProviderConfig,
 };
-use crate::harness::{args, run_cli, Service};
+use crate::harness::{args, run_cli, NatsServer, Service};
 
 pub const PROBLEMS: &str = "https://authledger.dev/problems/";
 /// Where connect flows send the user back (registered on every OAuth auth config).
@@ -506,6 +506,17 @@ pub enum Stack {
     Embedded,
     /// A test-owned JetStream server and a fresh PostgreSQL database.
     JetStreamPg,
+    /// A test-owned 3-node JetStream cluster (the stream with 3 replicas) and a fresh
+    /// PostgreSQL database.
+    JetStreamClusterPg,
+}
+
+impl Stack {
+    /// Whether several `serve` processes may share the log (the embedded log has one
+    /// writer process).
+    pub fn shared_log(self) -> bool {
+        self != Stack::Embedded
+    }
 }
 
 /// One `serve` instance on `Stack` with its workspace's admin key. Fields drop in order:
@@ -522,7 +533,8 @@ pub struct Deployment {
     pub storage: Vec<String>,
     /// The projections' PostgreSQL database (JetStream stack only).
     pub database_url: Option<String>,
-    pub _nats: Option<crate::harness::NatsServer>,
+    /// The NATS servers the deployment owns (none, one, or a cluster's three).
+    pub _nats: Vec<crate::harness::NatsServer>,
     pub dir: tempfile::TempDir,
 }
 
@@ -539,48 +551,57 @@ impl Deployment {
                     workspace: e.workspace,
                     storage: e.storage,
                     database_url: None,
-                    _nats: None,
+                    _nats: Vec::new(),
                     dir: e.dir,
                 }
             }
-            Stack::JetStreamPg => {
-                let dir = tempfile::tempdir().expect("dir");
-                let nats = crate::harness::NatsServer::start();
-                let pg = crate::harness::fresh_pg_database().await;
-                let storage = args(&[
-                    "--data-dir",
-                    &data_dir(dir.path()).display().to_string(),
-                    "--nats-url",
-                    &nats.url(),
-                    "--database-url",
-                    &pg,
-                ]);
-                for step in [&["keys", "init"][..], &["bootstrap", "--workspace", "acme"]] {
-                    let out = run_cli(&[storage.clone(), args(step)].concat());
-                    assert!(
-                        out.status.success(),
-                        "{step:?}: {}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                    if step[0] == "bootstrap" {
-                        let printed: Value = serde_json::from_slice(&out.stdout).expect("json");
-                        let svc = Service::start(&storage, envs, dir.path()).await;
-                        let path = printed["console_sign_up_path"].as_str().expect("path");
-                        return Deployment {
-                            console_sign_up: svc.url(path),
-                            svc,
-                            more: Vec::new(),
-                            admin: printed["admin_api_key"].as_str().expect("key").into(),
-                            workspace: printed["workspace_id"].as_str().expect("ws").into(),
-                            storage,
-                            database_url: Some(pg),
-                            _nats: Some(nats),
-                            dir,
-                        };
-                    }
-                }
-                unreachable!("bootstrap is the last step")
+            Stack::JetStreamPg => Deployment::on_nats(vec![NatsServer::start()], envs).await,
+            Stack::JetStreamClusterPg => {
+                Deployment::on_nats(NatsServer::start_cluster(3), envs).await
             }
+        }
+    }
+
+    /// `keys init`, `bootstrap` and `serve` on `nats` (one server, or a cluster whose
+    /// stream gets one replica per server) and a fresh PostgreSQL database.
+    async fn on_nats(nats: Vec<NatsServer>, envs: &[(&str, &str)]) -> Deployment {
+        let dir = tempfile::tempdir().expect("dir");
+        let pg = crate::harness::fresh_pg_database().await;
+        let urls = nats
+            .iter()
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
+        let replicas = nats.len().to_string();
+        let storage = args(&[
+            "--data-dir",
+            &data_dir(dir.path()).display().to_string(),
+            "--nats-url",
+            &urls,
+            "--nats-replicas",
+            &replicas,
+            "--database-url",
+            &pg,
+        ]);
+        let out = run_cli(&[storage.clone(), args(&["keys", "init"])].concat());
+        assert!(
+            out.status.success(),
+            "keys init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let printed = bootstrapped(&storage, nats.len() > 1).await;
+        let svc = Service::start(&storage, envs, dir.path()).await;
+        let path = printed["console_sign_up_path"].as_str().expect("path");
+        Deployment {
+            console_sign_up: svc.url(path),
+            svc,
+            more: Vec::new(),
+            admin: printed["admin_api_key"].as_str().expect("key").into(),
+            workspace: printed["workspace_id"].as_str().expect("ws").into(),
+            storage,
+            database_url: Some(pg),
+            _nats: nats,
+            dir,
         }
     }
 
@@ -593,7 +614,7 @@ impl Deployment {
         envs: &[(&str, &str)],
     ) -> Deployment {
         assert!(
-            instances == 1 || stack == Stack::JetStreamPg,
+            instances == 1 || stack.shared_log(),
             "the embedded log has one writer process"
         );
         let mut d = Deployment::start(stack, envs).await;
@@ -707,5 +728,32 @@ impl Deployment {
                 c.execute_batch(sql).expect("sql");
             }
         }
+    }
+}
+
+/// What `bootstrap` printed. A cluster elects its JetStream leader first and the stream
+/// cannot be made until then, so there it is tried again for up to a minute (each try's
+/// error kept for the message); one server answers at once.
+async fn bootstrapped(storage: &[String], cluster: bool) -> Value {
+    let command = [
+        storage.to_vec(),
+        args(&["bootstrap", "--workspace", "acme"]),
+    ]
+    .concat();
+    let deadline = Instant::now() + Duration::from_secs(if cluster { 60 } else { 0 });
+    loop {
+        let c = command.clone();
+        let out = tokio::task::spawn_blocking(move || run_cli(&c))
+            .await
+            .expect("join");
+        if out.status.success() {
+            return serde_json::from_slice(&out.stdout).expect("json");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bootstrap: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

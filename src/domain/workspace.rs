@@ -11,11 +11,25 @@ pub struct WorkspaceCreated {
 }
 
 /// The organisation's identity provider, whose JWTs identify end users of this workspace.
+/// With a client id and a (sealed) client secret, end users also sign in to their own pages
+/// (`/me/`) through it in the browser (OpenID Connect code flow + PKCE); events written
+/// before browser sign-in existed carry neither.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityProviderConfigured {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SealedSecret>,
+}
+
+impl IdentityProviderConfigured {
+    /// Client id and sealed secret, when end users may sign in in the browser.
+    pub fn browser_client(&self) -> Option<(&str, &SealedSecret)> {
+        Some((self.client_id.as_deref()?, self.client_secret.as_ref()?))
+    }
 }
 
 /// Whether the gateway keeps (redacted) upstream response bodies in `tool.completed`.
@@ -151,6 +165,15 @@ impl Aggregate for Workspace {
                 check_name("issuer", &idp.issuer, 512)?;
                 check_name("audience", &idp.audience, 512)?;
                 check_jwks_url(&idp.jwks_url)?;
+                if let Some(client_id) = &idp.client_id {
+                    check_name("client_id", client_id, 255)?;
+                }
+                if idp.client_id.is_some() != idp.client_secret.is_some() {
+                    return Err(DomainError::Invalid {
+                        field: "client_secret",
+                        reason: "a client id and its client secret go together".into(),
+                    });
+                }
                 Ok(Event::IdentityProviderConfigured(idp.clone()))
             }
             WorkspaceCommand::SetToolResponseStorage(store) => {

@@ -605,6 +605,12 @@ pub async fn show(
     my_page(&state, &signed, StatusCode::OK, notice, None).await
 }
 
+#[derive(Template)]
+#[template(path = "portal/me_continue.html")]
+struct Continue {
+    url: String,
+}
+
 #[derive(Deserialize)]
 pub struct ConnectForm {
     #[serde(default)]
@@ -633,14 +639,20 @@ pub async fn connect(
     let input = CreateConnectionInput {
         auth_config_id: form.auth_config_id,
         user_id: signed.me.user.user_id.clone(),
-        redirect_url: Some(back),
+        redirect_url: Some(back.clone()),
         scopes: None,
         credentials: None,
     };
     let ws = signed.me.user.workspace_id.clone();
     match crate::commands::connections::create(&state, &ws, &user_actor(&signed.me), input).await {
         Ok(created) => match created.connect_url {
-            Some(url) => signed.respond(&state, Redirect::to(&url).into_response()),
+            // The hosted page is this service's own: straight there.
+            Some(url) if url.starts_with(&back.replace("/me/", "/connect/")) => {
+                signed.respond(&state, Redirect::to(&url).into_response())
+            }
+            // The provider's consent: a page that moves on by itself (`form-action 'self'`
+            // forbids a form's redirect to another origin).
+            Some(url) => signed.respond(&state, render(StatusCode::OK, &Continue { url })),
             None => signed.respond(&state, Redirect::to("/me/").into_response()),
         },
         Err(e) => {

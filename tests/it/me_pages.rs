@@ -164,7 +164,11 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&format!("/me/sign-in?workspace={}", ui.dep.workspace))
         .await;
     ui.check_page("me-sign-in").await;
-    ui.submit("#me-sign-in-button").await;
+    let start =
+        ui.c.find(Locator::Css("#me-sign-in-button"))
+            .await
+            .expect("the sign-in button");
+    ui.click_to_next_page(start).await;
     let provider = idp.issuer.clone();
     eventually(
         Duration::from_secs(10),

@@ -249,6 +249,43 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_client_of_the_end_users_provider_has_its_id_and_secret_together() {
+        let mut ws = Workspace::default();
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        let secret = sso("https://idp.example.com", true).client_secret;
+        let idp = |client_id: Option<&str>, client_secret: Option<SealedSecret>| {
+            WorkspaceCommand::ConfigureIdentityProvider(IdentityProviderConfigured {
+                issuer: "https://idp.example.com".into(),
+                audience: "end-users".into(),
+                jwks_url: "https://idp.example.com/jwks".into(),
+                client_id: client_id.map(str::to_string),
+                client_secret,
+            })
+        };
+        assert!(
+            ws.decide(&idp(Some("me"), None)).is_err(),
+            "an id without its secret"
+        );
+        assert!(
+            ws.decide(&idp(None, Some(secret.clone()))).is_err(),
+            "a secret alone"
+        );
+        assert!(ws.decide(&idp(Some(" me"), Some(secret.clone()))).is_err());
+        let ev = ws.decide(&idp(Some("me"), Some(secret))).unwrap();
+        ws.apply(&ev);
+        let configured = ws.identity_provider.as_ref().unwrap();
+        assert_eq!(configured.browser_client().map(|(id, _)| id), Some("me"));
+        let ev = ws.decide(&idp(None, None)).unwrap();
+        ws.apply(&ev);
+        assert!(
+            ws.identity_provider.unwrap().browser_client().is_none(),
+            "turned off"
+        );
+    }
+
+    #[test]
     fn team_sso_is_configured_turned_off_and_never_to_a_bad_issuer() {
         let mut ws = Workspace::default();
         let on = WorkspaceCommand::ConfigureTeamSso(sso("https://sso.example.com", true));

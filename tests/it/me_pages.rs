@@ -5,7 +5,7 @@
 //! `/me/sign-in` through the provider (code + PKCE, `end_user.signed_in`), sees the services
 //! the workspace offers with their status, connects an API-key service through the hosted
 //! page and is back on My connections with it active, disconnects it (revoked in the ledger),
-//! and signs out (`end_user.signed_out`). A crafted disconnect of another person's
+//! and signs out (`end_user.signed_out`). A replayed callback is refused and recorded. A crafted disconnect of another person's
 //! connection answers exactly like an unknown id and is recorded; a team session does not
 //! open `/me/`, an end user's session does not open `/console/`; the client secret is in no
 //! page, not in the log and in no file of the service.
@@ -206,11 +206,24 @@ async fn flow(stack: Stack, shots: bool) {
     assert_eq!(signed_in[0]["actor"]["type"], "user");
     assert_eq!(signed_in[0]["actor"]["id"], "sub-alice");
 
+    // The same callback again (the back button, or a stolen URL): refused, recorded, and
+    // nothing sent to the provider again.
+    let exchanges = idp.token_outcomes().len();
+    let callback = idp.last_redirect().expect("the callback URL");
+    ui.go(&callback).await;
+    let page = ui.text().await;
+    assert!(page.contains("expired or already used"), "{page}");
+    ui.check_page("me-sign-in-refused").await;
+    ui.denied("invalid_sso_state", "anonymous").await;
+    assert_eq!(idp.token_outcomes().len(), exchanges);
+
     // An end user's session does not open the console.
     let r = get_status(&ui.dep, &me_cookie, "/console/").await;
     assert_eq!(r, StatusCode::SEE_OTHER, "to the console's sign-in");
 
     // Connect: the hosted page for this person, then back to My connections, active.
+    ui.go("/me/").await;
+    assert_eq!(ui.path().await, "/me/", "still signed in");
     ui.submit(&format!("#service-{config} button.connect"))
         .await;
     assert!(

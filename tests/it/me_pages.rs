@@ -5,7 +5,8 @@
 //! `/me/sign-in` through the provider (code + PKCE, `end_user.signed_in`), sees the services
 //! the workspace offers with their status, connects an API-key service through the hosted
 //! page and is back on My connections with it active, disconnects it (revoked in the ledger),
-//! and signs out (`end_user.signed_out`). A replayed callback is refused and recorded. A crafted disconnect of another person's
+//! and signs out (`end_user.signed_out`). A replayed callback is refused and recorded; a
+//! session ends after 30 idle minutes and at 12 hours whatever its use (the test clock). A crafted disconnect of another person's
 //! connection answers exactly like an unknown id and is recorded; a team session does not
 //! open `/me/`, an end user's session does not open `/console/`; the client secret is in no
 //! page, not in the log and in no file of the service.
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 use crate::console::browser::{get_status, Console, Driver, PASSWORD};
 use crate::fixtures::oidc_provider::{OidcClient, OidcConfig, OidcProvider, OidcUser};
 use crate::harness::eventually;
-use crate::support::{cli, Deployment, Stack, BASE_ENV, NO_RATE_LIMIT};
+use crate::support::{cli, Deployment, Stack, TestClock, BASE_ENV, NO_RATE_LIMIT};
 
 const CLIENT_ID: &str = "authledger-me";
 const CLIENT_SECRET: &str = "me-client-secret-Zp4Kq8Wd1";
@@ -75,9 +76,34 @@ async fn post_me(
     (r.status(), r.text().await.expect("body"))
 }
 
+/// From the sign-in page's button, through the provider's login page as Alice, back.
+async fn through_provider(ui: &Console, idp: &OidcProvider) {
+    let start =
+        ui.c.find(Locator::Css("#me-sign-in-button"))
+            .await
+            .expect("the sign-in button");
+    ui.click_to_next_page(start).await;
+    let provider = idp.issuer.clone();
+    eventually(
+        Duration::from_secs(10),
+        "the provider's login page",
+        || async {
+            ui.c.current_url()
+                .await
+                .is_ok_and(|u| u.as_str().starts_with(&provider))
+                && ui.c.find(Locator::Css("#login-email")).await.is_ok()
+        },
+    )
+    .await;
+    ui.fill("#login-email", "alice@example.com").await;
+    ui.submit("#login-submit").await;
+}
+
 async fn flow(stack: Stack, shots: bool) {
+    let clock = TestClock::new();
     let driver = Driver::start();
-    let envs: Vec<(&str, &str)> = [BASE_ENV, NO_RATE_LIMIT].concat();
+    let mut envs: Vec<(&str, &str)> = [BASE_ENV, NO_RATE_LIMIT].concat();
+    envs.push(clock.env());
     let dep = Deployment::start(stack, &envs).await;
     let idp = OidcProvider::start(OidcConfig {
         users: vec![OidcUser::new("alice@example.com", "sub-alice")],
@@ -164,25 +190,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&format!("/me/sign-in?workspace={}", ui.dep.workspace))
         .await;
     ui.check_page("me-sign-in").await;
-    let start =
-        ui.c.find(Locator::Css("#me-sign-in-button"))
-            .await
-            .expect("the sign-in button");
-    ui.click_to_next_page(start).await;
-    let provider = idp.issuer.clone();
-    eventually(
-        Duration::from_secs(10),
-        "the provider's login page",
-        || async {
-            ui.c.current_url()
-                .await
-                .is_ok_and(|u| u.as_str().starts_with(&provider))
-                && ui.c.find(Locator::Css("#login-email")).await.is_ok()
-        },
-    )
-    .await;
-    ui.fill("#login-email", "alice@example.com").await;
-    ui.submit("#login-submit").await;
+    through_provider(&ui, &idp).await;
     assert_eq!(ui.path().await, "/me/", "{}", ui.text().await);
     let page = ui.text().await;
     assert!(
@@ -326,6 +334,38 @@ async fn flow(stack: Stack, shots: bool) {
     assert_eq!(ui.audit("end_user.signed_out").await.len(), 1);
     let r = get_status(&ui.dep, &me_cookie, "/me/").await;
     assert_eq!(r, StatusCode::SEE_OTHER, "the session is closed");
+
+    // Lifetimes (the service's clock moved): a cookie not used for 30 minutes is over while
+    // the browser's, renewed by each page, goes on; no session outlives its 12 hours.
+    ui.go(&format!("/me/sign-in?workspace={}", ui.dep.workspace))
+        .await;
+    through_provider(&ui, &idp).await;
+    assert_eq!(ui.path().await, "/me/", "{}", ui.text().await);
+    let first = format!(
+        "authledger_me={}",
+        ui.c.get_named_cookie("authledger_me")
+            .await
+            .expect("cookie")
+            .value()
+    );
+    let mut minutes = 0;
+    for step in [25, 10] {
+        clock.advance(Duration::from_secs(step * 60));
+        minutes += step;
+        ui.go("/me/").await;
+        assert_eq!(ui.path().await, "/me/", "renewed at {minutes} min");
+    }
+    let r = get_status(&ui.dep, &first, "/me/").await;
+    assert_eq!(r, StatusCode::SEE_OTHER, "idle for {minutes} minutes");
+    while minutes + 25 < 12 * 60 {
+        clock.advance(Duration::from_secs(25 * 60));
+        minutes += 25;
+        ui.go("/me/").await;
+        assert_eq!(ui.path().await, "/me/", "at {minutes} min");
+    }
+    clock.advance(Duration::from_secs(25 * 60));
+    ui.go("/me/").await;
+    assert_eq!(ui.path().await, "/me/sign-in", "past the absolute end");
 
     // The client secret: in no page, not in the log, not in any file of the service.
     for page in &pages {

@@ -3,7 +3,8 @@
 //! provider a client id and secret on the Identity provider screen (the redirect URI to
 //! register shown, the secret only as its fingerprint); an end user signs in at
 //! `/me/sign-in` through the provider (code + PKCE, `end_user.signed_in`), sees the services
-//! the workspace offers with their status, connects an API-key service through the hosted
+//! the workspace offers with their status, connects an OAuth service through the provider's
+//! consent (back on My connections with the granted scopes) and an API-key service through the hosted
 //! page and is back on My connections with it active, disconnects it (revoked in the ledger),
 //! and signs out (`end_user.signed_out`). A replayed callback is refused and recorded; a
 //! session ends after 30 idle minutes and at 12 hours whatever its use (the test clock). A crafted disconnect of another person's
@@ -20,7 +21,9 @@ use serde_json::{json, Value};
 use crate::console::browser::{get_status, Console, Driver, PASSWORD};
 use crate::fixtures::oidc_provider::{OidcClient, OidcConfig, OidcProvider, OidcUser};
 use crate::harness::eventually;
-use crate::support::{cli, Deployment, Stack, TestClock, BASE_ENV, NO_RATE_LIMIT};
+use crate::support::{
+    cli, oauth_config_body, provider_for, Deployment, Stack, TestClock, BASE_ENV, NO_RATE_LIMIT,
+};
 
 const CLIENT_ID: &str = "authledger-me";
 const CLIENT_SECRET: &str = "me-client-secret-Zp4Kq8Wd1";
@@ -46,13 +49,15 @@ async fn admin(ui: &Console, method: reqwest::Method, path: &str, body: Option<V
 
 /// The `data-status` of the service card of `config` on My connections.
 async fn status_of(ui: &Console, config: &str) -> String {
-    ui.c.find(Locator::Css(&format!("#service-{config}")))
-        .await
-        .expect("the service's card")
-        .attr("data-status")
-        .await
-        .expect("attr")
-        .unwrap_or_default()
+    match ui.c.find(Locator::Css(&format!("#service-{config}"))).await {
+        Ok(card) => card
+            .attr("data-status")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default(),
+        Err(_) => String::new(),
+    }
 }
 
 /// A POST to `/me/…` with the end user's cookie: (status, body).
@@ -181,6 +186,16 @@ async fn flow(stack: Stack, shots: bool) {
         .expect("id")
         .to_string();
 
+    // An OAuth service: its consent returns to /me/.
+    let oauth = provider_for(&ui.dep.svc, "me-oauth-client", "me-oauth-secret").await;
+    let mut body = oauth_config_body(&oauth, "me-oauth-client", "me-oauth-secret");
+    body["oauth2"]["redirect_urls"] = json!([ui.dep.svc.url("/me/")]);
+    let oauth_config = admin(&ui, reqwest::Method::POST, "/v1/auth-configs", Some(body)).await
+        ["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
     // A team session does not open /me/.
     let team_cookie = ui.cookie().await;
     let r = get_status(&ui.dep, &team_cookie, "/me/").await;
@@ -228,6 +243,33 @@ async fn flow(stack: Stack, shots: bool) {
     // An end user's session does not open the console.
     let r = get_status(&ui.dep, &me_cookie, "/console/").await;
     assert_eq!(r, StatusCode::SEE_OTHER, "to the console's sign-in");
+
+    // Connect an OAuth service: on to the provider's consent (it grants at once), back to
+    // My connections with the granted scopes.
+    ui.go("/me/").await;
+    assert_eq!(status_of(&ui, &oauth_config).await, "not_connected");
+    ui.submit(&format!("#service-{oauth_config} button.connect"))
+        .await;
+    for _ in 0..100 {
+        if ui.path().await == "/me/" && status_of(&ui, &oauth_config).await == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        (ui.path().await, status_of(&ui, &oauth_config).await),
+        ("/me/".to_string(), "active".to_string()),
+        "back from the consent: {}",
+        ui.text().await
+    );
+    let card =
+        ui.c.find(Locator::Css(&format!("#service-{oauth_config} .scopes")))
+            .await
+            .expect("the scopes")
+            .text()
+            .await
+            .expect("text");
+    assert_eq!(card, "read, write");
 
     // Connect: the hosted page for this person, then back to My connections, active.
     ui.go("/me/").await;

@@ -487,6 +487,7 @@ struct Service {
     last_used: String,
     /// The connection Disconnect revokes, when there is one to revoke.
     disconnect: Option<String>,
+    /// Empty: no Connect button (the person's connection is active).
     connect_label: &'static str,
     offered: bool,
 }
@@ -549,10 +550,11 @@ async fn services(state: &AppState, me: &EndUserSession) -> Result<Vec<Service>,
                 .and_then(|c| c.last_used_at.clone())
                 .unwrap_or_else(|| "never".into()),
             disconnect: latest.filter(|_| revocable).map(|c| c.id.clone()),
-            connect_label: if status_key == "active" {
-                "Connect again"
-            } else {
-                "Connect"
+            // An active connection is not connected twice (Disconnect first).
+            connect_label: match status_key.as_str() {
+                "active" => "",
+                "not_connected" => "Connect",
+                _ => "Connect again",
             },
             status_key,
             offered,

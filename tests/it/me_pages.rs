@@ -293,6 +293,12 @@ async fn flow(stack: Stack, shots: bool) {
     .await;
     let page = ui.text().await;
     assert!(page.contains("Connected"), "{page}");
+    assert!(
+        ui.c.find(Locator::Css(&format!("#service-{config} button.connect")))
+            .await
+            .is_err(),
+        "an active connection is not connected twice"
+    );
     ui.check_page("me-connected").await;
     pages.push(source(&ui).await);
     let csrf =

@@ -18,6 +18,12 @@ pub struct IdentityProviderBody {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
+    /// With `client_secret`: end users sign in to `/me/` through this provider.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Write-only; omitted keeps the one configured.
+    #[serde(default)]
+    pub client_secret: Option<secrecy::SecretString>,
 }
 
 pub async fn configure_identity_provider(
@@ -25,16 +31,26 @@ pub async fn configure_identity_provider(
     Extension(caller): Extension<Caller>,
     ApiJson(body): ApiJson<IdentityProviderBody>,
 ) -> Result<Response, ApiError> {
-    let idp = IdentityProviderConfigured {
+    let input = commands::IdentityProviderInput {
         issuer: body.issuer,
         audience: body.audience,
         jwks_url: body.jwks_url,
+        client_id: body.client_id,
+        client_secret: body.client_secret,
     };
-    commands::configure_identity_provider(&state, &caller, idp.clone()).await?;
-    Ok(
-        Json(json!({ "issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url }))
-            .into_response(),
-    )
+    let idp = commands::configure_identity_provider(&state, &caller, input).await?;
+    Ok(Json(identity_provider_view(&idp)).into_response())
+}
+
+/// The settings as the API shows them: the client secret only as its fingerprint.
+fn identity_provider_view(idp: &IdentityProviderConfigured) -> serde_json::Value {
+    let mut view =
+        json!({ "issuer": idp.issuer, "audience": idp.audience, "jwks_url": idp.jwks_url });
+    if let Some((client_id, secret)) = idp.browser_client() {
+        view["client_id"] = json!(client_id);
+        view["client_secret_fingerprint"] = json!(secret.fingerprint);
+    }
+    view
 }
 
 /// Who the end user is, as authledger sees them.

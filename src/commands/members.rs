@@ -38,7 +38,7 @@ pub struct MemberToken {
 }
 
 impl MemberToken {
-    fn generate(workspace_id: &str, member_id: &str) -> Self {
+    pub(crate) fn generate(workspace_id: &str, member_id: &str) -> Self {
         let mut raw = zeroize::Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(raw.as_mut());
         MemberToken {

@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod end_user_sign_in;
 pub mod idempotency;
 pub mod members;
 pub mod problem;
@@ -13,6 +14,8 @@ pub mod sealing;
 pub mod second_factor;
 pub mod team_sso;
 pub mod written;
+
+pub use end_user_sign_in::{configure_identity_provider, IdentityProviderInput};
 
 use std::time::Duration;
 
@@ -269,27 +272,6 @@ pub async fn revoke_api_key(
             id,
             &caller.actor(),
             &ApiKeyCommand::Revoke { reason: None },
-        )
-        .await?;
-    wait_for_write(state, committed.position).await?;
-    Ok(())
-}
-
-/// Sets the identity provider whose JWTs identify the workspace's end users.
-pub async fn configure_identity_provider(
-    state: &AppState,
-    caller: &Caller,
-    idp: crate::domain::IdentityProviderConfigured,
-) -> Result<(), CommandError> {
-    use crate::domain::workspace::{Workspace, WorkspaceCommand};
-    check_destinations(state, &[("jwks_url", idp.jwks_url.as_str())]).await?;
-    let committed = state
-        .ledger
-        .execute::<Workspace>(
-            &caller.workspace_id,
-            &caller.workspace_id,
-            &caller.actor(),
-            &WorkspaceCommand::ConfigureIdentityProvider(idp),
         )
         .await?;
     wait_for_write(state, committed.position).await?;

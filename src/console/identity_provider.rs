@@ -2,6 +2,9 @@
 //! workspace's end users: issuer, audience, JWKS URL) and team SSO (the organisation's own
 //! OpenID Connect provider for console sign-in: issuer, client id, a write-only client
 //! secret shown only as its fingerprint, the redirect URI to register there, on/off).
+//! The end users' provider also takes the client id and write-only client secret of their
+//! browser sign-in at `/me/` (the secret shown only as its fingerprint, the redirect URI to
+//! register shown beside them).
 //! Both through the API's commands, under the permission of
 //! `PUT /v1/workspace/identity-provider`; the destination policy judges every URL when it
 //! is saved.
@@ -20,6 +23,7 @@ use super::{form_error, render, Me};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
 use crate::commands::team_sso::{self, TeamSsoInput, TeamSsoView};
+use crate::commands::IdentityProviderInput;
 use crate::domain::workspace::Workspace;
 use crate::domain::IdentityProviderConfigured;
 
@@ -33,6 +37,11 @@ struct Page<'a> {
     section: &'a str,
     end_users: IdentityProviderConfigured,
     end_users_set: bool,
+    /// The end users' client id as the form shows it, and the stored secret's fingerprint.
+    end_users_client_id: String,
+    end_users_secret_fingerprint: Option<String>,
+    /// The redirect URI to register for end users' browser sign-in (`/me/`).
+    end_users_redirect_uri: String,
     sso: Option<TeamSsoView>,
     /// What the SSO form shows (the settings, or what was just entered and refused).
     sso_issuer: String,
@@ -73,7 +82,14 @@ async fn page(state: &AppState, signed: &Signed, status: StatusCode, o: Outcome<
                 issuer: String::new(),
                 audience: String::new(),
                 jwks_url: String::new(),
+                client_id: None,
+                client_secret: None,
             });
+    let end_users_client_id = end_users.client_id.clone().unwrap_or_default();
+    let end_users_secret_fingerprint = end_users
+        .client_secret
+        .as_ref()
+        .map(|s| s.fingerprint.clone());
     let (sso_issuer, sso_client_id, sso_enabled) = o.sso_entered.unwrap_or_else(|| match &sso {
         Some(s) => (s.issuer.clone(), s.client_id.clone(), s.enabled),
         None => (String::new(), String::new(), true),
@@ -85,6 +101,9 @@ async fn page(state: &AppState, signed: &Signed, status: StatusCode, o: Outcome<
         section: "identity-provider",
         end_users,
         end_users_set,
+        end_users_client_id,
+        end_users_secret_fingerprint,
+        end_users_redirect_uri: crate::commands::end_user_sign_in::redirect_uri(state),
         sso,
         sso_issuer,
         sso_client_id,
@@ -109,6 +128,10 @@ pub struct EndUsersForm {
     issuer: String,
     audience: String,
     jwks_url: String,
+    #[serde(default)]
+    client_id: String,
+    #[serde(default)]
+    client_secret: Option<SecretString>,
 }
 
 pub async fn end_users(
@@ -121,15 +144,25 @@ pub async fn end_users(
     if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
         return answer;
     }
-    let idp = IdentityProviderConfigured {
+    // What the form shows again after a refusal (never the secret).
+    let entered = IdentityProviderConfigured {
         issuer: form.issuer.trim().to_string(),
         audience: form.audience.trim().to_string(),
         jwks_url: form.jwks_url.trim().to_string(),
+        client_id: Some(form.client_id.trim().to_string()),
+        client_secret: None,
+    };
+    let input = IdentityProviderInput {
+        issuer: form.issuer,
+        audience: form.audience,
+        jwks_url: form.jwks_url,
+        client_id: Some(form.client_id),
+        client_secret: form.client_secret,
     };
     let caller = &signed.member.caller;
     let (status, outcome) =
-        match crate::commands::configure_identity_provider(&state, caller, idp.clone()).await {
-            Ok(()) => (
+        match crate::commands::configure_identity_provider(&state, caller, input).await {
+            Ok(_) => (
                 StatusCode::OK,
                 Outcome {
                     notice: Some("End users' identity provider saved."),
@@ -142,7 +175,7 @@ pub async fn end_users(
                 Outcome {
                     error: Some(form_error(&e)),
                     about: "end-users",
-                    end_users_entered: Some(idp),
+                    end_users_entered: Some(entered),
                     ..Outcome::default()
                 },
             ),

@@ -426,7 +426,7 @@ fn decide_invite(member: &Member, i: &MemberInvited) -> Result<Event, DomainErro
     Ok(Event::MemberInvited(i.clone()))
 }
 
-fn check_hash(field: &'static str, hash: &str) -> Result<(), DomainError> {
+pub(super) fn check_hash(field: &'static str, hash: &str) -> Result<(), DomainError> {
     let hex = hash.strip_prefix("sha256:").unwrap_or_default();
     if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(DomainError::Invalid {

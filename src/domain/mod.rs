@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod connection;
 pub mod cosignature;
 pub mod credential_release;
+pub mod end_user;
 pub mod gateway;
 pub mod idempotency;
 pub mod member;
@@ -39,6 +40,7 @@ pub use connection::{
 };
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
+pub use end_user::{EndUserSignedIn, EndUserSignedOut};
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
 pub use member::{
@@ -176,6 +178,10 @@ pub enum Event {
     TeamSsoConfigured(TeamSsoConfigured),
     #[serde(rename = "member.sso_linked")]
     MemberSsoLinked(MemberSsoLinked),
+    #[serde(rename = "end_user.signed_in")]
+    EndUserSignedIn(EndUserSignedIn),
+    #[serde(rename = "end_user.signed_out")]
+    EndUserSignedOut(EndUserSignedOut),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -237,6 +243,8 @@ pub const ALL_KINDS: &[&str] = &[
     "workspace.agent_connect_flows_set",
     "workspace.team_sso_configured",
     "member.sso_linked",
+    "end_user.signed_in",
+    "end_user.signed_out",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -317,6 +325,8 @@ impl Event {
             Event::AgentConnectFlowsSet(_) => "workspace.agent_connect_flows_set",
             Event::TeamSsoConfigured(_) => "workspace.team_sso_configured",
             Event::MemberSsoLinked(_) => "member.sso_linked",
+            Event::EndUserSignedIn(_) => "end_user.signed_in",
+            Event::EndUserSignedOut(_) => "end_user.signed_out",
         }
     }
 
@@ -352,6 +362,8 @@ impl Event {
                 issuer: "https://idp.example.com/".into(),
                 audience: "authledger".into(),
                 jwks_url: "https://idp.example.com/.well-known/jwks.json".into(),
+                client_id: Some("authledger-me".into()),
+                client_secret: Some(example_sealed()),
             }),
             Event::ApiKeyCreated(ApiKeyCreated {
                 name: "ci".into(),
@@ -667,6 +679,15 @@ impl Event {
                 issuer: "https://sso.example.com".into(),
                 subject: "00u1a2b3c4".into(),
                 invite_hash: Some(format!("sha256:{}", "ab".repeat(32))),
+            }),
+            Event::EndUserSignedIn(EndUserSignedIn {
+                user_id: "user-42".into(),
+                issuer: "https://idp.example.com/".into(),
+                session_hash: format!("sha256:{}", "ab".repeat(32)),
+                expires_at: at,
+            }),
+            Event::EndUserSignedOut(EndUserSignedOut {
+                session_hash: format!("sha256:{}", "ab".repeat(32)),
             }),
         ]
     }

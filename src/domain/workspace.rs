@@ -11,11 +11,25 @@ pub struct WorkspaceCreated {
 }
 
 /// The organisation's identity provider, whose JWTs identify end users of this workspace.
+/// With a client id and a (sealed) client secret, end users also sign in to their own pages
+/// (`/me/`) through it in the browser (OpenID Connect code flow + PKCE); events written
+/// before browser sign-in existed carry neither.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityProviderConfigured {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SealedSecret>,
+}
+
+impl IdentityProviderConfigured {
+    /// Client id and sealed secret, when end users may sign in in the browser.
+    pub fn browser_client(&self) -> Option<(&str, &SealedSecret)> {
+        Some((self.client_id.as_deref()?, self.client_secret.as_ref()?))
+    }
 }
 
 /// Whether the gateway keeps (redacted) upstream response bodies in `tool.completed`.
@@ -151,6 +165,15 @@ impl Aggregate for Workspace {
                 check_name("issuer", &idp.issuer, 512)?;
                 check_name("audience", &idp.audience, 512)?;
                 check_jwks_url(&idp.jwks_url)?;
+                if let Some(client_id) = &idp.client_id {
+                    check_name("client_id", client_id, 255)?;
+                }
+                if idp.client_id.is_some() != idp.client_secret.is_some() {
+                    return Err(DomainError::Invalid {
+                        field: "client_secret",
+                        reason: "a client id and its client secret go together".into(),
+                    });
+                }
                 Ok(Event::IdentityProviderConfigured(idp.clone()))
             }
             WorkspaceCommand::SetToolResponseStorage(store) => {
@@ -223,6 +246,43 @@ mod tests {
             },
             enabled,
         }
+    }
+
+    #[test]
+    fn a_browser_client_of_the_end_users_provider_has_its_id_and_secret_together() {
+        let mut ws = Workspace::default();
+        ws.apply(&Event::WorkspaceCreated(WorkspaceCreated {
+            name: "w".into(),
+        }));
+        let secret = sso("https://idp.example.com", true).client_secret;
+        let idp = |client_id: Option<&str>, client_secret: Option<SealedSecret>| {
+            WorkspaceCommand::ConfigureIdentityProvider(IdentityProviderConfigured {
+                issuer: "https://idp.example.com".into(),
+                audience: "end-users".into(),
+                jwks_url: "https://idp.example.com/jwks".into(),
+                client_id: client_id.map(str::to_string),
+                client_secret,
+            })
+        };
+        assert!(
+            ws.decide(&idp(Some("me"), None)).is_err(),
+            "an id without its secret"
+        );
+        assert!(
+            ws.decide(&idp(None, Some(secret.clone()))).is_err(),
+            "a secret alone"
+        );
+        assert!(ws.decide(&idp(Some(" me"), Some(secret.clone()))).is_err());
+        let ev = ws.decide(&idp(Some("me"), Some(secret))).unwrap();
+        ws.apply(&ev);
+        let configured = ws.identity_provider.as_ref().unwrap();
+        assert_eq!(configured.browser_client().map(|(id, _)| id), Some("me"));
+        let ev = ws.decide(&idp(None, None)).unwrap();
+        ws.apply(&ev);
+        assert!(
+            ws.identity_provider.unwrap().browser_client().is_none(),
+            "turned off"
+        );
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! End users' pages (a face beside the console, for the people agents act for): today the
-//! hosted connect page (`connect`); the `/me/` pages join it later. Server-rendered from
+//! End users' pages (a face beside the console, for the people agents act for): the
+//! hosted connect page (`connect`) and the end user's own pages under `/me/` (`me`: sign-in
+//! with the workspace's identity provider, My connections). Server-rendered from
 //! templates checked at compile time (`templates/portal/`), one stylesheet served from the
 //! binary, no script: the same security headers and Content-Security-Policy as the console.
 //! Refused links are charged to the client's refusal budget, as refused OAuth callbacks are.
 
 mod connect;
+mod me;
 
 use std::sync::Arc;
 
@@ -43,6 +45,18 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         .route("/connect/done", get(connect::connected))
         .route("/connect/static/portal.css", get(stylesheet))
         .route("/connect/{link}", get(connect::page).post(connect::submit))
+        .route("/me/", get(me::show))
+        .route(
+            "/me",
+            get(|| async { axum::response::Redirect::to("/me/") }),
+        )
+        .route("/me/sign-in", get(me::sign_in_form))
+        .route("/me/sign-in/start", get(me::start))
+        .route("/me/callback", get(me::callback))
+        .route("/me/sign-out", axum::routing::post(me::sign_out))
+        .route("/me/connect", axum::routing::post(me::connect))
+        .route("/me/disconnect", axum::routing::post(me::disconnect))
+        .layer(axum::Extension(Arc::new(me::UsedFlows::default())))
         .layer(axum::middleware::from_fn_with_state(
             limits,
             crate::api::auth::within_link_budget,

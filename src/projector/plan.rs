@@ -223,7 +223,9 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::ToolCompleted(_)
         | Event::CredentialReleased(_)
         | Event::IdempotencyClaimed(_)
-        | Event::IdempotencyCompleted(_) => None,
+        | Event::IdempotencyCompleted(_)
+        | Event::EndUserSignedIn(_)
+        | Event::EndUserSignedOut(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)

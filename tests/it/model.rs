@@ -596,6 +596,9 @@ impl World {
         let (cookie, csrf) = self.console_entry(&http, &origin).await;
         // Team SSO set up (a new client secret each time), then the admin signs in with it.
         let (cookie, csrf) = self.team_sso(&http, &origin, (&cookie, &csrf)).await;
+        // End users' browser sign-in on the same provider; one signs in at /me/ and out.
+        self.end_user_sign_in(&http, &origin, (&cookie, &csrf))
+            .await;
         let out = post("/console/sign-out", vec![("csrf", csrf.as_str())], &cookie)
             .await
             .expect("sign out");
@@ -605,6 +608,139 @@ impl World {
             "seed {}: sign out",
             self.seed
         );
+    }
+
+    /// Gives the end users' identity provider a browser client on the Identity provider
+    /// screen (`workspace.identity_provider_configured`), then an end user signs in at
+    /// `/me/` through the provider (`end_user.signed_in`) and signs out
+    /// (`end_user.signed_out`).
+    async fn end_user_sign_in(
+        &mut self,
+        http: &Client,
+        origin: &str,
+        (cookie, csrf): (&str, &str),
+    ) {
+        use crate::fixtures::oidc_provider::OidcClient;
+        let provider = self.sso.as_ref().expect("the team SSO provider");
+        provider.register(OidcClient {
+            client_id: "model-me".into(),
+            client_secret: "model-me-secret".into(),
+            redirect_uris: vec![format!("{origin}/me/callback")],
+        });
+        let issuer = provider.issuer.clone();
+        let jwks = format!("{issuer}/jwks");
+        let form = [
+            ("csrf", csrf),
+            ("issuer", issuer.as_str()),
+            ("audience", "model-end-users"),
+            ("jwks_url", jwks.as_str()),
+            ("client_id", "model-me"),
+            ("client_secret", "model-me-secret"),
+        ];
+        let r = http
+            .post(format!("{origin}/console/identity-provider/end-users"))
+            .header("cookie", cookie)
+            .header("origin", origin)
+            .form(&form)
+            .send()
+            .await
+            .expect("end users' provider");
+        assert_eq!(
+            r.status(),
+            StatusCode::OK,
+            "seed {}: end users' provider",
+            self.seed
+        );
+        let location = |r: &reqwest::Response| {
+            r.headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .expect("a redirect")
+                .to_string()
+        };
+        let cookie_of = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find(|v| v.starts_with(&format!("{name}=")))
+                .and_then(|v| v.split(';').next())
+                .unwrap_or_else(|| panic!("no {name} cookie"))
+                .to_string()
+        };
+        let ws = self.d.workspace.clone();
+        let started = http
+            .get(format!("{origin}/me/sign-in/start?workspace={ws}"))
+            .send()
+            .await
+            .expect("/me/ sign-in start");
+        assert_eq!(
+            started.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: /me/ start",
+            self.seed
+        );
+        let flow_cookie = cookie_of(&started, "authledger_me_flow");
+        let authorize = reqwest::Url::parse(&location(&started)).expect("authorize URL");
+        let mut login: Vec<(String, String)> = authorize.query_pairs().into_owned().collect();
+        login.push(("email".into(), "admin@example.com".into()));
+        login.push(("action".into(), "login".into()));
+        let back = http
+            .post(format!("{issuer}/authorize"))
+            .form(&login)
+            .send()
+            .await
+            .expect("provider login");
+        assert_eq!(
+            back.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: login",
+            self.seed
+        );
+        let callback = http
+            .get(location(&back))
+            .header("cookie", &flow_cookie)
+            .send()
+            .await
+            .expect("callback");
+        assert_eq!(
+            callback.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: /me/ callback",
+            self.seed
+        );
+        let session = cookie_of(&callback, "authledger_me");
+        let page = http
+            .get(format!("{origin}/me/"))
+            .header("cookie", &session)
+            .send()
+            .await
+            .expect("/me/");
+        assert_eq!(page.status(), StatusCode::OK, "seed {}: /me/", self.seed);
+        let page = page.text().await.expect("page");
+        let me_csrf = form_value(&page, "csrf");
+        let out = http
+            .post(format!("{origin}/me/sign-out"))
+            .header("cookie", &session)
+            .header("origin", origin)
+            .form(&[("csrf", me_csrf.as_str())])
+            .send()
+            .await
+            .expect("/me/ sign out");
+        assert_eq!(
+            out.status(),
+            StatusCode::SEE_OTHER,
+            "seed {}: /me/ sign out",
+            self.seed
+        ); // The model's own end users' provider (its JWTs) back, if it had one.
+        if self.m.idp {
+            let body = json!({ "issuer": end_user::ISSUER, "audience": end_user::AUDIENCE,
+                "jwks_url": self.jwks_url });
+            let r = self
+                .admin(Method::PUT, "/v1/workspace/identity-provider", Some(body))
+                .await;
+            self.ok(r, StatusCode::OK, "identity provider again");
+        }
     }
 
     /// Configures team SSO on the Identity provider screen (`workspace.team_sso_configured`)

@@ -293,13 +293,21 @@ pub async fn set_tool_response_storage(
     .await
 }
 
-/// One change to the caller's workspace aggregate, read back before the answer.
+/// One change to the caller's workspace aggregate, read back before the answer. A setting
+/// already in force writes nothing (a repeated `PUT`, a form sent twice).
 pub async fn change_workspace(
     state: &AppState,
     caller: &Caller,
     command: crate::domain::workspace::WorkspaceCommand,
 ) -> Result<(), CommandError> {
     use crate::domain::workspace::Workspace;
+    let current: Workspace = state
+        .ledger
+        .load(&caller.workspace_id, &caller.workspace_id)
+        .await?;
+    if command.already_in_force(&current) {
+        return Ok(());
+    }
     let committed = state
         .ledger
         .execute::<Workspace>(

@@ -167,9 +167,6 @@ pub async fn set_requirement(
     caller: &Caller,
     required: bool,
 ) -> Result<(), CommandError> {
-    if self::required(state, &caller.workspace_id).await? == required {
-        return Ok(());
-    }
     super::change_workspace(
         state,
         caller,

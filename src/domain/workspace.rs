@@ -93,6 +93,24 @@ pub enum WorkspaceCommand {
     ConfigureTeamSso(TeamSsoConfigured),
 }
 
+impl WorkspaceCommand {
+    /// Whether this setting is already in force on `ws`: a repeated `PUT` is answered
+    /// without an event (the decision itself still refuses a change that changes nothing).
+    pub fn already_in_force(&self, ws: &Workspace) -> bool {
+        if ws.name.is_none() {
+            return false;
+        }
+        match self {
+            WorkspaceCommand::SetToolResponseStorage(on) => ws.store_tool_responses == *on,
+            WorkspaceCommand::SetSecondFactorRequirement(on) => ws.second_factor_required == *on,
+            WorkspaceCommand::SetAgentConnectFlows(on) => ws.agents_connect_any_user == *on,
+            WorkspaceCommand::Create { .. }
+            | WorkspaceCommand::ConfigureIdentityProvider(_)
+            | WorkspaceCommand::ConfigureTeamSso(_) => false,
+        }
+    }
+}
+
 /// JWKS must be fetched over TLS, except from this machine (development and tests).
 pub fn check_jwks_url(url: &str) -> Result<(), DomainError> {
     check_endpoint_url("jwks_url", url)

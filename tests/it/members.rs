@@ -199,7 +199,7 @@ async fn members_flow(stack: Stack) {
     assert_ne!(status, StatusCode::SEE_OTHER);
     assert!(cookie.is_none());
 
-    // The two-step rule: set once, a repeated PUT writes nothing.
+    // Workspace settings: the two-step rule set once, a repeated PUT writes nothing.
     for _ in 0..2 {
         let r = team
             .call(
@@ -214,6 +214,28 @@ async fn members_flow(stack: Stack) {
     }
     let set = team.audit("workspace.second_factor_requirement_set").await;
     assert_eq!(set.len(), 1, "{set:?}");
+    // So for the other workspace settings.
+    for (path, body, kind) in [
+        (
+            "/v1/workspace/tool-response-storage",
+            json!({ "store_tool_responses": true }),
+            "workspace.tool_response_storage_set",
+        ),
+        (
+            "/v1/workspace/agent-connect-flows",
+            json!({ "any_user": true }),
+            "workspace.agent_connect_flows_set",
+        ),
+    ] {
+        for _ in 0..2 {
+            let r = team
+                .call(admin, Method::PUT, path, Some(body.clone()))
+                .await;
+            assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        }
+        let set = team.audit(kind).await;
+        assert_eq!(set.len(), 1, "{kind}: {set:?}");
+    }
 
     // Each change is an event with the admin key as actor.
     for kind in ["member.invited", "member.role_changed", "member.removed"] {

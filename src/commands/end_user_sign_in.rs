@@ -14,6 +14,7 @@
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::members::MemberToken;
+use super::oidc_callback;
 use super::sealing::{self, SecretSlot};
 use super::{check_destinations, record_denial, wait_for_write, Caller, CommandError, EndUser};
 use crate::app::AppState;
@@ -23,7 +24,7 @@ use crate::domain::{
     AccessDenied, DenialReason, DomainError, EndUserSignedIn, IdentityProviderConfigured,
 };
 use crate::ledger::{Actor, ActorType};
-use crate::oauth::oidc::{self, Discovery, Expected, Flow, OidcError};
+use crate::oauth::oidc::{self, Discovery, Flow};
 
 /// Where the provider sends an end user's browser back, under the service's public URL.
 pub const CALLBACK_PATH: &str = "/me/callback";
@@ -271,52 +272,20 @@ pub async fn complete(
     let Some((client_id, sealed)) = idp.browser_client() else {
         return Err(EndUserSignInError::NotConfigured);
     };
-    if iss.is_some_and(|iss| iss != discovery.issuer) {
-        return refuse(state, workspace_id, DenialReason::SsoProviderError).await;
-    }
     let secret = sealing::open_text(state, slot(workspace_id), sealed).await?;
-    let exchanged = oidc::exchange_code(
-        &state.oauth,
-        &discovery,
-        (client_id, secret.expose_secret()),
-        code,
-        &redirect_uri(state),
-        &flow.code_verifier,
-    )
-    .await;
-    let id_token = match exchanged {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::info!(workspace = workspace_id, error = %e, "end user's code exchange refused");
-            return refuse(state, workspace_id, DenialReason::SsoProviderError).await;
-        }
+    let client = oidc_callback::Client {
+        id: client_id,
+        secret: secret.expose_secret(),
+        redirect_uri: &redirect_uri(state),
+        purpose: "end user",
     };
-    let expected = Expected {
-        issuer: &idp.issuer,
-        client_id,
-        nonce: &flow.nonce,
-    };
-    let now = state.clock.now();
-    let identity = match oidc::verify_id_token(
-        &state.identity,
-        &discovery,
-        &id_token,
-        &expected,
-        now.unix_timestamp(),
-    )
-    .await
-    {
-        Ok(identity) => identity,
-        Err(e) => {
-            tracing::info!(workspace = workspace_id, error = %e, "end user's id_token refused");
-            let reason = match e {
-                OidcError::Nonce => DenialReason::InvalidSsoState,
-                OidcError::IdToken(_) => DenialReason::InvalidToken,
-                _ => DenialReason::SsoProviderError,
-            };
-            return refuse(state, workspace_id, reason).await;
-        }
-    };
+    let identity =
+        match oidc_callback::identify(state, &discovery, &client, (&idp.issuer, flow), (code, iss))
+            .await
+        {
+            Ok(identity) => identity,
+            Err(reason) => return refuse(state, workspace_id, reason).await,
+        };
     open_session(state, workspace_id, &identity.subject, &identity.issuer).await
 }
 

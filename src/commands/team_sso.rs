@@ -17,6 +17,7 @@
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::members::{self, MemberSession, SignInError};
+use super::oidc_callback;
 use super::sealing::{self, SecretSlot};
 use super::{check_destinations, Caller, CommandError};
 use crate::app::AppState;
@@ -24,7 +25,7 @@ use crate::domain::member::{member_id, Member, MemberCommand, SsoSignIn};
 use crate::domain::workspace::{TeamSsoConfigured, Workspace, WorkspaceCommand};
 use crate::domain::{DenialReason, DomainError, MemberSsoLinked};
 use crate::ledger::{Actor, ActorType};
-use crate::oauth::oidc::{self, Discovery, Expected, Flow, OidcError};
+use crate::oauth::oidc::{self, Discovery, Flow};
 
 /// Where the provider sends the browser back, under the service's public URL.
 pub const CALLBACK_PATH: &str = "/console/sso/callback";
@@ -270,55 +271,21 @@ pub async fn complete(
         Err(SsoError::Refused(reason)) => return refuse(state, workspace_id, None, reason).await,
         Err(e) => return Err(e),
     };
-    // RFC 9207: a provider that names itself in the response must be the one asked (a
-    // response from another provider mixed into this flow is refused before its code goes
-    // anywhere).
-    if iss.is_some_and(|iss| iss != discovery.issuer) {
-        return refuse(state, workspace_id, None, DenialReason::SsoProviderError).await;
-    }
     let secret = sealing::open_text(state, slot(workspace_id), &sso.client_secret).await?;
-    let exchanged = oidc::exchange_code(
-        &state.oauth,
-        &discovery,
-        (&sso.client_id, secret.expose_secret()),
-        code,
-        &redirect_uri(state),
-        &flow.code_verifier,
-    )
-    .await;
-    let id_token = match exchanged {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::info!(workspace = workspace_id, error = %e, "team SSO code exchange refused");
-            return refuse(state, workspace_id, None, DenialReason::SsoProviderError).await;
-        }
+    let client = oidc_callback::Client {
+        id: &sso.client_id,
+        secret: secret.expose_secret(),
+        redirect_uri: &redirect_uri(state),
+        purpose: "team SSO",
     };
-    let expected = Expected {
-        issuer: &sso.issuer,
-        client_id: &sso.client_id,
-        nonce: &flow.nonce,
-    };
+    let identity =
+        match oidc_callback::identify(state, &discovery, &client, (&sso.issuer, flow), (code, iss))
+            .await
+        {
+            Ok(identity) => identity,
+            Err(reason) => return refuse(state, workspace_id, None, reason).await,
+        };
     let now = state.clock.now();
-    let identity = match oidc::verify_id_token(
-        &state.identity,
-        &discovery,
-        &id_token,
-        &expected,
-        now.unix_timestamp(),
-    )
-    .await
-    {
-        Ok(identity) => identity,
-        Err(e) => {
-            tracing::info!(workspace = workspace_id, error = %e, "team SSO id_token refused");
-            let reason = match e {
-                OidcError::Nonce => DenialReason::InvalidSsoState,
-                OidcError::IdToken(_) => DenialReason::InvalidToken,
-                _ => DenialReason::SsoProviderError,
-            };
-            return refuse(state, workspace_id, None, reason).await;
-        }
-    };
     let Some(email) = identity.email.clone() else {
         return refuse(state, workspace_id, None, DenialReason::SsoEmailUnverified).await;
     };

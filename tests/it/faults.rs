@@ -75,24 +75,7 @@ async fn killed_instance(stack: Stack) {
         check_answers_of_the_killed(victim_answers, "an instance's death");
     // The survivor still takes writes after the kill.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    // The writers may hold the workspace at its rate limit: a 429 is answered before
-    // anything is written, and a client tries again.
-    let mut after = None;
-    for _ in 0..50 {
-        let r = Reply::of(
-            Client::new()
-                .post(d.svc.url("/v1/api-keys"))
-                .bearer_auth(&d.admin)
-                .json(&serde_json::json!({ "name": "after the kill", "role": "viewer" })),
-        )
-        .await;
-        if r.status != StatusCode::TOO_MANY_REQUESTS {
-            after = Some(r);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let after = after.expect("a write after the kill, not rate-limited for 5 s");
+    let after = create_key(&d.svc.url(""), &d.admin, "after the kill").await;
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.text);
     let answers = survivors.stop().await;
     let (mut acknowledged, mut recorded) = check_answers(&answers, "the other instance's death");
@@ -147,6 +130,27 @@ async fn killed_instance(stack: Stack) {
         Duration::from_secs(4),
         started.elapsed()
     );
+}
+
+/// The test's own `POST /v1/api-keys` beside the writers, which may hold the workspace at
+/// its rate limit: a 429 is answered before anything is written, and a client tries again
+/// (for up to 5 s); any other answer is returned.
+async fn create_key(base: &str, admin: &str, name: &str) -> Reply {
+    let url = format!("{}/v1/api-keys", base.trim_end_matches('/'));
+    for _ in 0..50 {
+        let r = Reply::of(
+            Client::new()
+                .post(&url)
+                .bearer_auth(admin)
+                .json(&serde_json::json!({ "name": name, "role": "viewer" })),
+        )
+        .await;
+        if r.status != StatusCode::TOO_MANY_REQUESTS {
+            return r;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{name}: rate-limited for 5 s");
 }
 
 /// How long a stopping `serve` lets running requests finish in the SIGTERM test.
@@ -404,11 +408,7 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     let (mut through_full, mut recorded_while_full) = (Vec::new(), Vec::new());
     for n in 0..5 {
         fill(&ballast);
-        let r =
-            Reply::of(http.post(svc.url("/v1/api-keys")).bearer_auth(&admin).json(
-                &serde_json::json!({ "name": format!("on a full disk {n}"), "role": "viewer" }),
-            ))
-            .await;
+        let r = create_key(&svc.url(""), &admin, &format!("on a full disk {n}")).await;
         if r.status == StatusCode::CREATED {
             through_full.push(r.str("id"));
             continue;
@@ -454,12 +454,7 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
         last.lock().expect("lock")
     );
     let ready_after = freed_at.elapsed();
-    let after = Reply::of(
-        http.post(svc.url("/v1/api-keys"))
-            .bearer_auth(&admin)
-            .json(&serde_json::json!({ "name": "after space is freed", "role": "viewer" })),
-    )
-    .await;
+    let after = create_key(&svc.url(""), &admin, "after space is freed").await;
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.text);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let answers = writers.stop().await;

@@ -7,6 +7,8 @@
 
 mod connect;
 mod me;
+mod me_activity;
+mod me_approvals;
 
 use std::sync::Arc;
 
@@ -56,6 +58,12 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         .route("/me/sign-out", axum::routing::post(me::sign_out))
         .route("/me/connect", axum::routing::post(me::connect))
         .route("/me/disconnect", axum::routing::post(me::disconnect))
+        .route("/me/activity", get(me_activity::show))
+        .route("/me/approvals", get(me_approvals::show))
+        .route(
+            "/me/approvals/decide",
+            axum::routing::post(me_approvals::decide),
+        )
         .layer(axum::Extension(Arc::new(me::UsedFlows::default())))
         .layer(axum::middleware::from_fn_with_state(
             limits,

@@ -1,6 +1,7 @@
 //! End users' pages (a face beside the console, for the people agents act for): the
 //! hosted connect page (`connect`) and the end user's own pages under `/me/` (`me`: sign-in
-//! with the workspace's identity provider, My connections). Server-rendered from
+//! with the workspace's identity provider, My connections; `me_approvals`: My approvals;
+//! `me_activity`: My activity). Server-rendered from
 //! templates checked at compile time (`templates/portal/`), one stylesheet served from the
 //! binary, no script: the same security headers and Content-Security-Policy as the console.
 //! Refused links are charged to the client's refusal budget, as refused OAuth callbacks are.

@@ -4,7 +4,9 @@
 //! connection, the arguments' fingerprint, the expiry) and nothing of Bob's; she approves
 //! one (the agent's retry with it runs once against the recording upstream) and denies
 //! another (it never reaches the upstream); the decisions are hers in the log. A crafted
-//! decision on Bob's approval answers exactly like an unknown id and is recorded.
+//! decision on Bob's approval answers exactly like an unknown id and is recorded. My activity
+//! lists Alice's calls that ran (tool, time, outcome, agent), newest first, and none of Bob's;
+//! reading it is recorded as an audit query by Alice.
 
 use std::time::Duration;
 
@@ -289,9 +291,23 @@ async fn flow(stack: Stack, shots: bool) {
             v["items"].as_array().cloned().unwrap_or_default()
         }
     };
-    // Both calls ran (Alice's 41, Bob's 99): both are in the audit view.
-    eventually(Duration::from_secs(10), "both calls audited", || async {
-        !requested("sub-alice").await.is_empty() && !requested("sub-bob").await.is_empty()
+    // A second call of Alice's, approved by an admin, runs after Bob's.
+    let later = waits(&ui.dep, &agent, &alices, "43").await;
+    let path = format!("/v1/approvals/{later}/approve");
+    let (s, v) = call(
+        &ui.dep,
+        &ui.dep.admin,
+        reqwest::Method::POST,
+        &path,
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = delete_item(&ui.dep, &agent, &alices, "43", Some(&later)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // The calls that ran (Alice's 41 and 43, Bob's 99) are in the audit view.
+    eventually(Duration::from_secs(10), "the calls audited", || async {
+        requested("sub-alice").await.len() == 2 && requested("sub-bob").await.len() == 1
     })
     .await;
     let alices_calls = requested("sub-alice").await;
@@ -316,14 +332,16 @@ async fn flow(stack: Stack, shots: bool) {
     for shown in ["custom.delete_item", agent_id, "success"] {
         assert!(page.contains(shown), "{shown} not on the page: {page}");
     }
-    let newest =
-        ui.c.find(Locator::Css("#activity li.call .outcome"))
+    let mut times = Vec::new();
+    for when in
+        ui.c.find_all(Locator::Css("#activity .when"))
             .await
-            .expect("newest");
-    assert!(
-        newest.text().await.expect("text").contains("success"),
-        "newest first"
-    );
+            .expect("times")
+    {
+        times.push(when.text().await.expect("text"));
+    }
+    assert_eq!(times.len(), 2);
+    assert!(times[0] > times[1], "newest first: {times:?}");
     ui.check_page("me-activity").await;
     let queried = ui.audit("audit.queried").await;
     assert!(

@@ -111,18 +111,18 @@ fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 }
 
 /// A signed-in end user for this request; answering through it renews the idle clock.
-struct Signed {
-    me: EndUserSession,
+pub(super) struct Signed {
+    pub(super) me: EndUserSession,
     token: String,
     now_unix: i64,
 }
 
 impl Signed {
-    fn csrf(&self, state: &AppState) -> String {
+    pub(super) fn csrf(&self, state: &AppState) -> String {
         mac(state, "csrf", &self.token)
     }
 
-    fn respond(&self, state: &AppState, mut r: Response) -> Response {
+    pub(super) fn respond(&self, state: &AppState, mut r: Response) -> Response {
         r.headers_mut().append(
             header::SET_COOKIE,
             session_value(state, &self.token, self.now_unix),
@@ -131,7 +131,7 @@ impl Signed {
     }
 
     /// The form's CSRF token and origin; a mismatch is recorded (`access.denied`) and a 403.
-    async fn check_form(
+    pub(super) async fn check_form(
         &self,
         state: &AppState,
         headers: &HeaderMap,
@@ -163,7 +163,7 @@ impl Signed {
     }
 }
 
-fn user_actor(me: &EndUserSession) -> Actor {
+pub(super) fn user_actor(me: &EndUserSession) -> Actor {
     Actor {
         actor_type: ActorType::User,
         id: me.user.user_id.clone(),
@@ -171,7 +171,7 @@ fn user_actor(me: &EndUserSession) -> Actor {
 }
 
 /// The signed-in end user, or the answer to give instead (the sign-in page).
-async fn current(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
+pub(super) async fn current(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
     let now_unix = state.clock.now().unix_timestamp();
     let to_sign_in = || {
         let mut r = Redirect::to("/me/sign-in").into_response();
@@ -206,7 +206,7 @@ async fn current(state: &AppState, headers: &HeaderMap) -> Result<Signed, Respon
     }
 }
 
-fn unavailable(e: &CommandError) -> Response {
+pub(super) fn unavailable(e: &CommandError) -> Response {
     tracing::warn!(error = %e, "an end user's page is unavailable");
     super::message(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -1,12 +1,15 @@
 //! End users' pages (a face beside the console, for the people agents act for): the
 //! hosted connect page (`connect`) and the end user's own pages under `/me/` (`me`: sign-in
-//! with the workspace's identity provider, My connections). Server-rendered from
+//! with the workspace's identity provider, My connections; `me_approvals`: My approvals;
+//! `me_activity`: My activity). Server-rendered from
 //! templates checked at compile time (`templates/portal/`), one stylesheet served from the
 //! binary, no script: the same security headers and Content-Security-Policy as the console.
 //! Refused links are charged to the client's refusal budget, as refused OAuth callbacks are.
 
 mod connect;
 mod me;
+mod me_activity;
+mod me_approvals;
 
 use std::sync::Arc;
 
@@ -56,6 +59,12 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         .route("/me/sign-out", axum::routing::post(me::sign_out))
         .route("/me/connect", axum::routing::post(me::connect))
         .route("/me/disconnect", axum::routing::post(me::disconnect))
+        .route("/me/activity", get(me_activity::show))
+        .route("/me/approvals", get(me_approvals::show))
+        .route(
+            "/me/approvals/decide",
+            axum::routing::post(me_approvals::decide),
+        )
         .layer(axum::Extension(Arc::new(me::UsedFlows::default())))
         .layer(axum::middleware::from_fn_with_state(
             limits,

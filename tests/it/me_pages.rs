@@ -61,7 +61,7 @@ async fn status_of(ui: &Console, config: &str) -> String {
 }
 
 /// A POST to `/me/…` with the end user's cookie: (status, body).
-async fn post_me(
+pub(crate) async fn post_me(
     ui: &Console,
     cookie: &str,
     path: &str,
@@ -82,7 +82,7 @@ async fn post_me(
 }
 
 /// From the sign-in page's button, through the provider's login page as Alice, back.
-async fn through_provider(ui: &Console, idp: &OidcProvider) {
+pub(crate) async fn through_provider(ui: &Console, idp: &OidcProvider) {
     let start =
         ui.c.find(Locator::Css("#me-sign-in-button"))
             .await

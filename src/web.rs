@@ -1,5 +1,6 @@
 //! What the server-rendered faces (the team console, end users' pages) share: the security
-//! headers every page carries, a template as an answer, a static asset, a request cookie.
+//! headers every page carries, a template as an answer, a static asset, a request cookie,
+//! a command's refusal in the words a form shows.
 
 use askama::Template;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -63,4 +64,10 @@ pub fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// A command's refusal as the words a form shows (internals logged, never shown).
+pub fn form_error(e: &crate::commands::CommandError) -> String {
+    let problem = crate::commands::problem::Problem::from(e);
+    problem.detail.unwrap_or(problem.title)
 }

@@ -44,7 +44,7 @@ use axum::{Extension, Router};
 use crate::api::routes::{role_allows, RouteId, ROUTES};
 use crate::app::AppState;
 use crate::commands::members::MemberSession;
-use crate::commands::{record_denial, CommandError};
+use crate::commands::record_denial;
 use crate::domain::{AccessDenied, DenialReason};
 
 /// Form posts are small; anything larger is not the console's.
@@ -238,8 +238,4 @@ pub async fn allow(
     ))
 }
 
-/// A command's refusal as the words a form shows (internals logged, never shown).
-pub fn form_error(e: &CommandError) -> String {
-    let problem = crate::commands::problem::Problem::from(e);
-    problem.detail.unwrap_or(problem.title)
-}
+pub use crate::web::form_error;

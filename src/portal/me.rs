@@ -130,6 +130,19 @@ impl Signed {
         r
     }
 
+    /// The signed-in person posting a form to `route`, its CSRF token and origin checked;
+    /// otherwise the answer (sign-in, or a recorded 403).
+    pub(super) async fn posting(
+        state: &AppState,
+        headers: &HeaderMap,
+        csrf: &str,
+        route: &str,
+    ) -> Result<Signed, Response> {
+        let signed = current(state, headers).await?;
+        signed.check_form(state, headers, csrf, route).await?;
+        Ok(signed)
+    }
+
     /// The form's CSRF token and origin; a mismatch is recorded (`access.denied`) and a 403.
     pub(super) async fn check_form(
         &self,
@@ -447,16 +460,10 @@ pub async fn sign_out(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let signed = match current(&state, &headers).await {
+    let signed = match Signed::posting(&state, &headers, &form.csrf, "/me/sign-out").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if let Err(answer) = signed
-        .check_form(&state, &headers, &form.csrf, "/me/sign-out")
-        .await
-    {
-        return answer;
-    }
     if let Err(e) = sign_in::sign_out(&state, &signed.me).await {
         return unavailable(&e);
     }
@@ -627,16 +634,10 @@ pub async fn connect(
     headers: HeaderMap,
     Form(form): Form<ConnectForm>,
 ) -> Response {
-    let signed = match current(&state, &headers).await {
+    let signed = match Signed::posting(&state, &headers, &form.csrf, "/me/connect").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if let Err(answer) = signed
-        .check_form(&state, &headers, &form.csrf, "/me/connect")
-        .await
-    {
-        return answer;
-    }
     let back = format!("{}/me/", state.connections.public_url.trim_end_matches('/'));
     let input = CreateConnectionInput {
         auth_config_id: form.auth_config_id,
@@ -658,8 +659,7 @@ pub async fn connect(
             None => signed.respond(&state, Redirect::to("/me/").into_response()),
         },
         Err(e) => {
-            let problem = crate::commands::problem::Problem::from(&e);
-            let why = problem.detail.unwrap_or(problem.title);
+            let why = crate::web::form_error(&e);
             my_page(
                 &state,
                 &signed,
@@ -687,16 +687,10 @@ pub async fn disconnect(
     headers: HeaderMap,
     Form(form): Form<DisconnectForm>,
 ) -> Response {
-    let signed = match current(&state, &headers).await {
+    let signed = match Signed::posting(&state, &headers, &form.csrf, "/me/disconnect").await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if let Err(answer) = signed
-        .check_form(&state, &headers, &form.csrf, "/me/disconnect")
-        .await
-    {
-        return answer;
-    }
     let at = At {
         method: "POST",
         route: "/me/disconnect",
@@ -726,8 +720,7 @@ pub async fn disconnect(
             .await
         }
         Err(e) => {
-            let problem = crate::commands::problem::Problem::from(&e);
-            let why = problem.detail.unwrap_or(problem.title);
+            let why = crate::web::form_error(&e);
             my_page(
                 &state,
                 &signed,

@@ -170,13 +170,10 @@ pub async fn decide(
     headers: HeaderMap,
     Form(form): Form<DecideForm>,
 ) -> Response {
-    let signed = match current(&state, &headers).await {
+    let signed = match Signed::posting(&state, &headers, &form.csrf, ROUTE).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, ROUTE).await {
-        return answer;
-    }
     let approve = match form.decision.as_str() {
         "approve" => true,
         "deny" => false,

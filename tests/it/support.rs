@@ -38,6 +38,8 @@ pub const BASE_ENV: &[(&str, &str)] = &[
 pub const NO_RATE_LIMIT: &[(&str, &str)] = &[
     ("AUTHLEDGER_RATE_LIMIT_PER_SEC", "100000"),
     ("AUTHLEDGER_RATE_LIMIT_BURST", "100000"),
+    ("AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC", "100000"),
+    ("AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST", "100000"),
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -322,8 +322,13 @@ pub async fn delete(
 pub async fn callback(
     State(state): State<AppState>,
     Extension(route): Extension<Route>,
-    Query(q): Query<CallbackQuery>,
+    headers: axum::http::HeaderMap,
+    Query(mut q): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    // The flow's binding, when the connect page left one (a bound workspace needs it).
+    let secure = state.connections.public_url.starts_with("https://");
+    let name = connections::binding::cookie_name_of_state(q.state.as_deref().unwrap_or(""), secure);
+    q.binding = crate::web::cookie_value(&headers, &name).map(str::to_string);
     match connections::callback(&state, route.pair(), q).await {
         Ok(outcome) => {
             let url = outcome

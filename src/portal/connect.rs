@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::{message, render};
 use crate::app::AppState;
+use crate::commands::connections::binding;
 use crate::commands::connections::hosted::{self, HostedLink, LinkError, CONNECT_PATH};
 use crate::commands::problem::Problem;
 use crate::commands::record_denial;
@@ -195,9 +196,20 @@ fn form_page(link: &HostedLink, status: StatusCode, page: &ConnectPage) -> Respo
     response
 }
 
-/// The answer for a link that cannot be used: nothing happened (the refusal is recorded).
-fn refused_link(e: &LinkError) -> Response {
+/// The answer for a link that cannot be used: nothing happened (the refusal is recorded),
+/// or its person has to sign in first.
+fn refused_link(e: &LinkError, presented: &str) -> Response {
     match e {
+        LinkError::SignInRequired { workspace_id } => {
+            super::me::sign_in_then(workspace_id, &format!("{CONNECT_PATH}{presented}"))
+        }
+        LinkError::OtherPerson => message(
+            StatusCode::FORBIDDEN,
+            "This link is for someone else",
+            "This connect link was made for another person of your organisation: only they can \
+             connect with it. If it is yours, sign out and sign in with your own account; \
+             otherwise ask the application for a link of your own. Nothing was saved.",
+        ),
         LinkError::Invalid(_) => message(
             StatusCode::BAD_REQUEST,
             "This link cannot be used",
@@ -215,20 +227,55 @@ fn refused_link(e: &LinkError) -> Response {
     }
 }
 
-/// `GET /connect/{link}`: the form.
+/// `GET /connect/{link}`: the form, or (a bound OAuth flow, its person signed in) on to the
+/// provider's consent with the flow's binding left in the browser.
 pub async fn page(
     State(state): State<AppState>,
     Path(presented): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let link = match hosted::open(&state, ("GET", ROUTE), &presented).await {
+    let at = ("GET", ROUTE);
+    let presenter = super::me::presenter(&state, &headers).await;
+    match binding::consent(&state, at, &presented, presenter.as_ref(), secure(&state)).await {
+        Ok(Some(consent)) => return to_consent(&state, &consent),
+        Ok(None) => {}
+        Err(e) => return refused_link(&e, &presented),
+    }
+    let link = match hosted::open(&state, at, &presented, presenter.as_ref()).await {
         Ok(l) => l,
-        Err(e) => return refused_link(&e),
+        Err(e) => return refused_link(&e, &presented),
     };
     let (nonce, cookie) = nonce(&state, &headers);
     let csrf = csrf_token(&state, &nonce, &presented);
     let page = page_of(&link, &presented, csrf, Shown::default());
     with_cookie(form_page(&link, StatusCode::OK, &page), cookie)
+}
+
+/// `303` to the provider, the binding cookie set for the callback (`Path=/`: the callback is
+/// under `/v1/`; `SameSite=Lax`: the provider's redirect back is a top-level navigation).
+fn to_consent(state: &AppState, consent: &binding::Consent) -> Response {
+    let seconds = (consent.expires_at - state.clock.now())
+        .whole_seconds()
+        .max(0);
+    let mut c = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={seconds}",
+        consent.cookie_name, consent.cookie_value
+    );
+    if secure(state) {
+        c.push_str("; Secure");
+    }
+    let mut r = (
+        StatusCode::SEE_OTHER,
+        [
+            (header::LOCATION, consent.authorize_url.clone()),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
 }
 
 /// Every field the form may have; the auth type says which count.
@@ -274,9 +321,11 @@ pub async fn submit(
     if !csrf_ok(&state, &headers, &presented, &form.csrf) {
         return csrf_refused(&state, &presented).await;
     }
-    let link = match hosted::open(&state, at, &presented).await {
+    let presenter = super::me::presenter(&state, &headers).await;
+    let person = presenter.as_ref();
+    let link = match hosted::open(&state, at, &presented, person).await {
         Ok(l) => l,
-        Err(e) => return refused_link(&e),
+        Err(e) => return refused_link(&e, &presented),
     };
     let creds = credentials(&link.settings, &form);
     let username = match &link.settings {
@@ -290,7 +339,7 @@ pub async fn submit(
         form_page(&link, status, &page_of(&link, &presented, csrf, shown))
     };
     if form.action == "test" && hosted::has_test(&link.settings) {
-        let shown = match hosted::test(&state, at, &presented, &creds).await {
+        let shown = match hosted::test(&state, at, &presented, person, &creds).await {
             Ok(_) => Shown {
                 test: Some((
                     true,
@@ -304,11 +353,11 @@ pub async fn submit(
                 username,
                 ..Shown::default()
             },
-            Err(e) => return refused_link(&e),
+            Err(e) => return refused_link(&e, &presented),
         };
         return again(shown, StatusCode::OK);
     }
-    match hosted::submit(&state, at, &presented, &creds).await {
+    match hosted::submit(&state, at, &presented, person, &creds).await {
         Ok(outcome) => match outcome.return_url() {
             Ok(url) => (
                 StatusCode::SEE_OTHER,
@@ -333,7 +382,7 @@ pub async fn submit(
             };
             again(shown, StatusCode::UNPROCESSABLE_ENTITY)
         }
-        Err(e) => refused_link(&e),
+        Err(e) => refused_link(&e, &presented),
     }
 }
 
@@ -357,9 +406,11 @@ fn words(e: &crate::commands::CommandError) -> String {
 /// A form without this browser's CSRF token (or from another origin): recorded, refused,
 /// nothing happens.
 async fn csrf_refused(state: &AppState, presented: &str) -> Response {
-    let workspace = match hosted::open(state, ("POST", ROUTE), presented).await {
+    // Which workspace the refusal is recorded in: the link's, whoever presents it.
+    let workspace = match hosted::open(state, ("POST", ROUTE), presented, None).await {
         Ok(link) => Some(link.workspace_id),
-        Err(e) => return refused_link(&e),
+        Err(LinkError::SignInRequired { workspace_id }) => Some(workspace_id),
+        Err(e) => return refused_link(&e, presented),
     };
     let denial = AccessDenied {
         method: "POST".into(),

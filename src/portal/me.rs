@@ -8,13 +8,14 @@
 //! (`access.denied`) and shown on a page that says why.
 //!
 //! The session cookie is the end user's own, never the team console's: `authledger_me`
-//! (`__Secure-authledger_me` with `Secure` on https; not `__Host-`, which requires
-//! `Path=/`), `Path=/me`, `HttpOnly`, `SameSite=Lax`, holding
+//! (`__Host-authledger_me` with `Secure` on https), `Path=/` (the hosted connect page at
+//! `/connect/` checks a bound link's person with it), `HttpOnly`, `SameSite=Lax`, holding
 //! `<session token>~<last used, unix seconds>~<MAC>`. The session is decided from the log
 //! (`end_user.signed_in` / `end_user.signed_out`, absolute end), the MAC'd last use ends
-//! an idle one. The console's cookie has another name and `/me/` never reads it; this one's
-//! path keeps it from ever reaching `/console/`. CSRF: every form carries an HMAC of the
-//! session token, and every POST must come from the service's own origin.
+//! an idle one. The console's cookie has another name and `/me/` never reads it; the console
+//! and the API never read this one. CSRF: every form carries an HMAC of the session token,
+//! and every POST must come from the service's own origin. A sign-in started from a connect
+//! link returns to it (`next`: only `/connect/…` or `/me/…` paths).
 //!
 //! My connections: every enabled auth config of the workspace (there is no "offered" flag:
 //! enabled configs are what the workspace offers), plus any other config the person has a
@@ -41,7 +42,7 @@ use crate::commands::connections::CreateConnectionInput;
 use crate::commands::end_user_sign_in::{
     self as sign_in, EndUserSession, EndUserSignInError, SESSION_IDLE,
 };
-use crate::commands::{record_denial, CommandError};
+use crate::commands::{record_denial, CommandError, EndUser};
 use crate::domain::{AccessDenied, DenialReason};
 use crate::ledger::{Actor, ActorType};
 use crate::oauth::oidc::Flow;
@@ -57,7 +58,7 @@ fn secure(state: &AppState) -> bool {
 
 fn session_cookie(state: &AppState) -> &'static str {
     if secure(state) {
-        "__Secure-authledger_me"
+        "__Host-authledger_me"
     } else {
         "authledger_me"
     }
@@ -71,9 +72,16 @@ fn flow_cookie(state: &AppState) -> &'static str {
     }
 }
 
-/// A `Set-Cookie` value: host-only, `Path=/me`, `HttpOnly`, `SameSite=Lax`, `Secure` on https.
+/// A `Set-Cookie` value: host-only, `HttpOnly`, `SameSite=Lax`, `Secure` on https. The
+/// session's is `Path=/` (the connect page at `/connect/` checks a bound link's person
+/// with it); the sign-in flow's `Path=/me`.
 fn cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/me; HttpOnly; SameSite=Lax");
+    let path = if name == flow_cookie(state) {
+        "/me"
+    } else {
+        "/"
+    };
+    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if secure(state) {
         c.push_str("; Secure");
     }
@@ -219,6 +227,31 @@ pub(super) async fn current(state: &AppState, headers: &HeaderMap) -> Result<Sig
     }
 }
 
+/// The signed-in end user presenting a connect link, if any (no redirect: the connect page
+/// decides whether it needs one).
+pub(super) async fn presenter(state: &AppState, headers: &HeaderMap) -> Option<EndUser> {
+    current(state, headers).await.ok().map(|s| s.me.user)
+}
+
+/// Where a sign-in started from a page returns: a connect link (`/connect/{secret}`) or a
+/// `/me/` page, nothing else.
+fn safe_next(next: &str) -> Option<&str> {
+    let plain = next
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_'));
+    let ours = next.starts_with("/connect/") || next.starts_with("/me/");
+    (plain && ours && next.len() <= 256 && !next.contains("//")).then_some(next)
+}
+
+/// The sign-in that returns to `next` afterwards.
+pub(super) fn sign_in_then(workspace_id: &str, next: &str) -> Response {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("workspace", workspace_id)
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/me/sign-in?{query}")).into_response()
+}
+
 pub(super) fn unavailable(e: &CommandError) -> Response {
     tracing::warn!(error = %e, "an end user's page is unavailable");
     super::message(
@@ -236,18 +269,26 @@ pub(super) fn unavailable(e: &CommandError) -> Response {
 #[template(path = "portal/me_sign_in.html")]
 struct SignInPage<'a> {
     workspace: String,
+    /// The start URL with where to return after (a connect link), when there is one.
+    start: String,
     heading: &'a str,
     error: Option<&'a str>,
 }
 
 fn sign_in_page(
     status: StatusCode,
-    workspace: &str,
+    (workspace, next): (&str, Option<&str>),
     heading: &str,
     error: Option<&str>,
 ) -> Response {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("workspace", workspace);
+    if let Some(next) = next.and_then(safe_next) {
+        query.append_pair("next", next);
+    }
     let page = SignInPage {
         workspace: workspace.to_string(),
+        start: format!("/me/sign-in/start?{}", query.finish()),
         heading,
         error,
     };
@@ -258,11 +299,22 @@ fn sign_in_page(
 pub struct WorkspaceQuery {
     #[serde(default)]
     workspace: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// `/me/sign-in?workspace=…`: a button that goes to the workspace's provider.
 pub async fn sign_in_form(Query(q): Query<WorkspaceQuery>) -> Response {
-    sign_in_page(StatusCode::OK, q.workspace.trim(), "Sign in", None)
+    let heading = match safe_next(&q.next) {
+        Some(n) if n.starts_with("/connect/") => "Sign in to connect your account",
+        _ => "Sign in",
+    };
+    sign_in_page(
+        StatusCode::OK,
+        (q.workspace.trim(), Some(&q.next)),
+        heading,
+        None,
+    )
 }
 
 /// `/me/sign-in/start?workspace=…`: the flow cookie, and on to the provider.
@@ -271,8 +323,9 @@ pub async fn start(State(state): State<AppState>, Query(q): Query<WorkspaceQuery
     match sign_in::start(&state, workspace).await {
         Ok((flow, url)) => {
             let end = state.clock.now().unix_timestamp() + FLOW_SECS;
+            let next = safe_next(&q.next).unwrap_or("/me/");
             let value = format!(
-                "{workspace}~{}~{}~{}~{end}",
+                "{workspace}~{}~{}~{}~{end}~{next}",
                 flow.state, flow.nonce, flow.code_verifier
             );
             let kept = format!("{value}~{}", mac(&state, "flow", &value));
@@ -290,7 +343,7 @@ pub async fn start(State(state): State<AppState>, Query(q): Query<WorkspaceQuery
         }
         Err(EndUserSignInError::NotConfigured) => sign_in_page(
             StatusCode::NOT_FOUND,
-            workspace,
+            (workspace, None),
             "Sign in",
             Some("Sign-in in the browser is not set up for this workspace. Ask the workspace's admins."),
         ),
@@ -298,7 +351,7 @@ pub async fn start(State(state): State<AppState>, Query(q): Query<WorkspaceQuery
             tracing::warn!(error = %e, "an end user's sign-in could not start");
             sign_in_page(
                 StatusCode::SERVICE_UNAVAILABLE,
-                workspace,
+                (workspace, None),
                 "Sign in",
                 Some("Your organisation's identity provider cannot be reached right now. Try again later."),
             )
@@ -326,27 +379,33 @@ impl UsedFlows {
     }
 }
 
-/// (workspace, flow) of a whole, unexpired flow cookie.
-fn kept_flow(state: &AppState, headers: &HeaderMap) -> Option<(String, Flow)> {
+/// A sign-in flow this browser keeps: its workspace, secrets, and where to return.
+struct KeptFlow {
+    workspace: String,
+    flow: Flow,
+    next: String,
+}
+
+/// The whole, unexpired flow cookie.
+fn kept_flow(state: &AppState, headers: &HeaderMap) -> Option<KeptFlow> {
     let kept = crate::web::cookie_value(headers, flow_cookie(state))?;
     let (value, given) = kept.rsplit_once('~')?;
     if !mac_matches(state, "flow", value, given) {
         return None;
     }
     let parts: Vec<&str> = value.split('~').collect();
-    let [workspace, st, nonce, verifier, end] = parts.as_slice() else {
+    let [workspace, st, nonce, verifier, end, next] = parts.as_slice() else {
         return None;
     };
     let end: i64 = end.parse().ok()?;
-    (state.clock.now().unix_timestamp() < end).then(|| {
-        (
-            workspace.to_string(),
-            Flow {
-                state: st.to_string(),
-                nonce: nonce.to_string(),
-                code_verifier: verifier.to_string(),
-            },
-        )
+    (state.clock.now().unix_timestamp() < end).then(|| KeptFlow {
+        workspace: workspace.to_string(),
+        flow: Flow {
+            state: st.to_string(),
+            nonce: nonce.to_string(),
+            code_verifier: verifier.to_string(),
+        },
+        next: safe_next(next).unwrap_or("/me/").to_string(),
     })
 }
 
@@ -373,7 +432,7 @@ fn explain(reason: DenialReason) -> (StatusCode, &'static str, &'static str) {
 
 fn refusal(workspace: &str, reason: DenialReason) -> Response {
     let (status, heading, message) = explain(reason);
-    sign_in_page(status, workspace, heading, Some(message))
+    sign_in_page(status, (workspace, None), heading, Some(message))
 }
 
 #[derive(Deserialize)]
@@ -411,7 +470,12 @@ async fn callback_answer(
     q: CallbackQuery,
 ) -> Response {
     let given = q.state.unwrap_or_default();
-    let Some((workspace, flow)) = kept_flow(state, headers) else {
+    let Some(KeptFlow {
+        workspace,
+        flow,
+        next,
+    }) = kept_flow(state, headers)
+    else {
         let named = given
             .split_once('.')
             .map(|(ws, _)| ws)
@@ -432,7 +496,7 @@ async fn callback_answer(
     match sign_in::complete(state, &workspace, &flow, (&code, q.iss.as_deref())).await {
         Ok(me) => {
             let now = state.clock.now().unix_timestamp();
-            let mut r = Redirect::to("/me/").into_response();
+            let mut r = Redirect::to(&next).into_response();
             r.headers_mut().append(
                 header::SET_COOKIE,
                 session_value(state, &me.session.expose(), now),
@@ -650,11 +714,12 @@ pub async fn connect(
     match crate::commands::connections::create(&state, &ws, &user_actor(&signed.me), input).await {
         Ok(created) => match created.connect_url {
             // The hosted page is this service's own: straight there.
-            Some(url) if url.starts_with(&back.replace("/me/", "/connect/")) => {
+            Some(url) if !created.via_provider => {
                 signed.respond(&state, Redirect::to(&url).into_response())
             }
-            // The provider's consent: a page that moves on by itself (`form-action 'self'`
-            // forbids a form's redirect to another origin).
+            // On to the provider's consent (through the connect page when the link is
+            // bound): a page that moves on by itself (`form-action 'self'` forbids a form's
+            // redirect to another origin, also at the end of a chain).
             Some(url) => signed.respond(&state, render(StatusCode::OK, &Continue { url })),
             None => signed.respond(&state, Redirect::to("/me/").into_response()),
         },

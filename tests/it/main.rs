@@ -5,6 +5,7 @@ mod agents;
 mod api;
 mod audit;
 mod auth_configs;
+mod bound_links;
 mod catalog;
 mod cli;
 mod conformance;

@@ -222,7 +222,8 @@ async fn flow(stack: Stack, shots: bool) {
             .expect("the end user's session cookie");
     assert_eq!(me.http_only(), Some(true));
     assert_eq!(format!("{:?}", me.same_site()), "Some(Lax)");
-    assert_eq!(me.path(), Some("/me"));
+    // `Path=/`: the connect page (`/connect/…`) checks a bound link's person with it.
+    assert_eq!(me.path(), Some("/"));
     let me_cookie = format!("authledger_me={}", me.value());
     let signed_in = ui.audit("end_user.signed_in").await;
     assert_eq!(signed_in.len(), 1, "{signed_in:?}");

@@ -732,15 +732,17 @@ impl World {
             StatusCode::SEE_OTHER,
             "seed {}: /me/ sign out",
             self.seed
-        ); // The model's own end users' provider (its JWTs) back, if it had one.
-        if self.m.idp {
-            let body = json!({ "issuer": end_user::ISSUER, "audience": end_user::AUDIENCE,
-                "jwks_url": self.jwks_url });
-            let r = self
-                .admin(Method::PUT, "/v1/workspace/identity-provider", Some(body))
-                .await;
-            self.ok(r, StatusCode::OK, "identity provider again");
-        }
+        );
+        // The model's own end users' provider (its JWTs, no browser client): connect links
+        // stay bearer capabilities the model opens without signing in (bound links have
+        // their own test, `bound_links`).
+        let body = json!({ "issuer": end_user::ISSUER, "audience": end_user::AUDIENCE,
+            "jwks_url": self.jwks_url });
+        let r = self
+            .admin(Method::PUT, "/v1/workspace/identity-provider", Some(body))
+            .await;
+        self.ok(r, StatusCode::OK, "identity provider again");
+        self.m.idp = true;
     }
 
     /// Configures team SSO on the Identity provider screen (`workspace.team_sso_configured`)

@@ -20,6 +20,9 @@ pub struct CallbackQuery {
     pub code: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The flow's binding cookie from the browser (`binding`), put here by the face.
+    #[serde(skip)]
+    pub binding: Option<String>,
 }
 
 /// A callback whose state names no usable connect flow (unknown, expired, used).
@@ -135,6 +138,10 @@ async fn complete(
         .await?
         .is_some_and(|c| matches!(c.settings, Some(AuthSettings::Oauth2(_))));
     if !oauth_config {
+        return Err(invalid_here());
+    }
+    let binding = query.binding.as_deref();
+    if !super::binding::callback_allowed(state, (&ws, &state_hash, &conn.user_id), binding).await? {
         return Err(invalid_here());
     }
     let actor = Actor {

@@ -27,6 +27,9 @@ pub struct CreatedConnection {
     pub status: ConnectionStatus,
     /// Where to send the end user: the provider's consent (OAuth) or the hosted connect page.
     pub connect_url: Option<String>,
+    /// Whether `connect_url` leads on to the provider's consent (another origin), also when
+    /// it is this service's connect page first (a bound link).
+    pub via_provider: bool,
     pub expires_at: Option<OffsetDateTime>,
     pub position: u64,
 }
@@ -125,18 +128,12 @@ async fn initiate_oauth(
         } else {
             (None, None)
         };
-        let callback = state.connections.callback_url();
-        let connect_url = oauth::authorize_url(&oauth::AuthorizeRequest {
-            authorization_url: &o.authorization_url,
-            client_id: &o.client_id,
-            redirect_uri: &callback,
-            scopes: &scopes,
-            scope_separator: &o.scope_separator,
-            state: &connect_state,
-            code_challenge: challenge.as_deref(),
-            extra_params: &o.extra_authorize_params,
-        })
-        .map_err(|e| invalid("authorization_url", e.to_string()))?;
+        let provider_url = authorize_url(state, o, &scopes, &connect_state, challenge.as_deref())?;
+        // A bound link goes through the person check first (`binding`).
+        let connect_url = match super::binding::bound(state, workspace_id).await? {
+            true => state.connections.connect_page_url(&connect_state),
+            false => provider_url,
+        };
         let expires_at = state.clock.now() + STATE_TTL;
         let command = ConnectionCommand::Initiate(ConnectionInitiated {
             auth_config_id: input.auth_config_id.clone(),
@@ -163,6 +160,7 @@ async fn initiate_oauth(
                 id,
                 status: ConnectionStatus::Initiated,
                 connect_url: Some(connect_url),
+                via_provider: true,
                 expires_at: Some(expires_at),
                 position,
             })
@@ -172,6 +170,29 @@ async fn initiate_oauth(
             Err(e)
         }
     }
+}
+
+/// The provider's authorization URL of a connect flow (its `state`, the PKCE challenge of
+/// its verifier).
+pub(super) fn authorize_url(
+    state: &AppState,
+    o: &OAuth2Settings,
+    scopes: &[String],
+    connect_state: &str,
+    code_challenge: Option<&str>,
+) -> Result<String, CommandError> {
+    let callback = state.connections.callback_url();
+    oauth::authorize_url(&oauth::AuthorizeRequest {
+        authorization_url: &o.authorization_url,
+        client_id: &o.client_id,
+        redirect_uri: &callback,
+        scopes,
+        scope_separator: &o.scope_separator,
+        state: connect_state,
+        code_challenge,
+        extra_params: &o.extra_authorize_params,
+    })
+    .map_err(|e| invalid("authorization_url", e.to_string()))
 }
 
 /// Credentials by auth type, exactly these fields.
@@ -372,6 +393,7 @@ async fn create_from_credentials(
                 id,
                 status: ConnectionStatus::Active,
                 connect_url: None,
+                via_provider: false,
                 expires_at: None,
                 position,
             })

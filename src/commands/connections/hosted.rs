@@ -7,9 +7,11 @@
 //! recorded as `access.denied` (`invalid_connect_link`), as the OAuth callback records a bad
 //! state.
 //!
-//! Without an identity provider for end users the link is a bearer capability: whoever
-//! opens it completes that user's connection.
+//! When the workspace's end users sign in in the browser, a link opens only for its person
+//! (`binding`); otherwise it is a bearer capability: whoever opens it completes that user's
+//! connection.
 
+use super::binding::{check_person, Presenter};
 use super::callback::{initiated_flow, InitiatedFlow};
 use super::create::{check_credentials, seal_credentials};
 use super::*;
@@ -96,6 +98,7 @@ pub async fn start(
         id,
         status: ConnectionStatus::Initiated,
         connect_url: Some(state.connections.connect_page_url(&secret)),
+        via_provider: false,
         expires_at: Some(expires_at),
         position: committed.position,
     })
@@ -144,18 +147,34 @@ pub struct HostedLink {
 pub enum LinkError {
     #[error("the connect link is unknown, expired or already used")]
     Invalid(InvalidState),
+    /// The workspace binds links to their person and no one of it is signed in.
+    #[error("sign in as the person the connect link names")]
+    SignInRequired { workspace_id: String },
+    /// Signed in as someone else than the link names (recorded).
+    #[error("the connect link names another person")]
+    OtherPerson,
     #[error(transparent)]
     Command(#[from] CommandError),
 }
 
-/// Opens a presented link; an unknown, expired or used one is refused and recorded as
-/// `access.denied` on `route` (method, path) by the anonymous browser that presented it.
+/// Opens a presented link for `presenter`; an unknown, expired or used one is refused and
+/// recorded as `access.denied` on `route` (method, path) by the anonymous browser that
+/// presented it; a bound one only for its person (`binding::check_person`).
 pub async fn open(
     state: &AppState,
     route: (&str, &str),
     presented: &str,
+    presenter: Presenter<'_>,
 ) -> Result<HostedLink, LinkError> {
-    recorded(state, route, find(state, presented).await).await
+    let link = recorded(state, route, find(state, presented).await).await?;
+    check_person(
+        state,
+        route,
+        (&link.workspace_id, &link.connection_id, &link.user_id),
+        presenter,
+    )
+    .await?;
+    Ok(link)
 }
 
 /// Tests the credentials where the auth type has a test (the PostgreSQL connector): nothing
@@ -164,9 +183,10 @@ pub async fn test(
     state: &AppState,
     route: (&str, &str),
     presented: &str,
+    presenter: Presenter<'_>,
     credentials: &serde_json::Value,
 ) -> Result<HostedLink, LinkError> {
-    let link = open(state, route, presented).await?;
+    let link = open(state, route, presented, presenter).await?;
     check_credentials(state, &link.settings, credentials).await?;
     Ok(link)
 }
@@ -184,9 +204,10 @@ pub async fn submit(
     state: &AppState,
     route: (&str, &str),
     presented: &str,
+    presenter: Presenter<'_>,
     credentials: &serde_json::Value,
 ) -> Result<CallbackOutcome, LinkError> {
-    let link = open(state, route, presented).await?;
+    let link = open(state, route, presented, presenter).await?;
     check_credentials(state, &link.settings, credentials).await?;
     let (ws, id) = (link.workspace_id.as_str(), link.connection_id.as_str());
     let sealed = seal_credentials(

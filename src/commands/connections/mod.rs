@@ -4,6 +4,7 @@
 //! crypto-shredding. Secrets are sealed under the connection's own data key before any
 //! event is decided; plaintext lives only in these modules' locals.
 
+pub mod binding;
 mod callback;
 mod create;
 pub mod hosted;

@@ -41,22 +41,22 @@ use tokio::process::{Child, Command};
 use crate::{cpu_seconds, load_average, percentile, Args};
 
 /// The workspace tool every gateway call runs.
-const TOOL: &str = "custom.bench_echo";
+pub(super) const TOOL: &str = "custom.bench_echo";
 /// The connection's credential: the upstream checks that the gateway injected it.
-const UPSTREAM_KEY: &str = "bench-upstream-key-5f1c2a9e";
+pub(super) const UPSTREAM_KEY: &str = "bench-upstream-key-5f1c2a9e";
 /// Warm-up calls before each gateway row.
 const GATEWAY_WARMUP: u64 = 200;
 /// Requests of the one-client token issuance row.
 const SEQUENTIAL_ISSUES: u64 = 500;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Backend {
+pub(super) enum Backend {
     Embedded,
     JetStream,
 }
 
 impl Backend {
-    fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Backend::Embedded => "embedded",
             Backend::JetStream => "jetstream",
@@ -76,14 +76,14 @@ struct UpstreamHits {
     unkeyed: AtomicU64,
 }
 
-struct Upstream {
-    base_url: String,
+pub(super) struct Upstream {
+    pub(super) base_url: String,
     hits: Arc<UpstreamHits>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 /// An HTTP server on 127.0.0.1 that answers `GET /echo` at once with a small JSON.
-async fn start_upstream() -> anyhow::Result<Upstream> {
+pub(super) async fn start_upstream() -> anyhow::Result<Upstream> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("upstream: bind")?;
@@ -160,7 +160,11 @@ fn command(bin: &Path, storage: &[String]) -> Command {
 }
 
 /// Runs an `authledger` subcommand to completion; its stdout.
-async fn run_cli(bin: &Path, storage: &[String], sub: &[&str]) -> anyhow::Result<String> {
+pub(super) async fn run_cli(
+    bin: &Path,
+    storage: &[String],
+    sub: &[&str],
+) -> anyhow::Result<String> {
     let out = command(bin, storage)
         .args(sub)
         .stdin(Stdio::null())
@@ -185,15 +189,19 @@ fn tail(path: &Path) -> String {
 }
 
 /// One running `authledger serve`.
-struct Service {
+pub(super) struct Service {
     child: Child,
-    pid: u32,
+    pub(super) pid: u32,
     base: String,
     stderr: PathBuf,
 }
 
 impl Service {
-    async fn start(bin: &Path, storage: &[String], dir: &Path) -> anyhow::Result<Service> {
+    pub(super) async fn start(
+        bin: &Path,
+        storage: &[String],
+        dir: &Path,
+    ) -> anyhow::Result<Service> {
         let port = free_port()?;
         let addr = format!("127.0.0.1:{port}");
         let stdout = dir.join("serve.out");
@@ -232,12 +240,12 @@ impl Service {
         })
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
     /// SIGTERM by PID, up to 10 s to exit, then SIGKILL.
-    async fn stop(mut self) {
+    pub(super) async fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.pid.to_string()])
             .status()
@@ -251,7 +259,7 @@ impl Service {
     }
 }
 
-fn plain_client() -> anyhow::Result<Client> {
+pub(super) fn plain_client() -> anyhow::Result<Client> {
     Ok(Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
@@ -292,7 +300,7 @@ async fn created(
     Ok(v)
 }
 
-fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
+pub(super) fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
     v[key]
         .as_str()
         .map(str::to_string)
@@ -300,12 +308,13 @@ fn str_of(v: &Value, key: &str) -> anyhow::Result<String> {
 }
 
 /// What the benchmark needs in the workspace.
-struct Fixture {
-    agent_key: String,
-    connection_id: String,
+pub(super) struct Fixture {
+    pub(super) agent_key: String,
+    pub(super) connection_id: String,
+    pub(super) auth_config_id: String,
 }
 
-async fn fixture(
+pub(super) async fn fixture(
     http: &Client,
     svc: &Service,
     admin: &str,
@@ -374,6 +383,7 @@ async fn fixture(
     Ok(Fixture {
         agent_key: str_of(&key, "key")?,
         connection_id: str_of(&connection, "id")?,
+        auth_config_id: str_of(&config, "id")?,
     })
 }
 
@@ -879,10 +889,10 @@ fn ms_f(d: Duration) -> f64 {
 }
 
 /// Where the run's services keep their state.
-struct Deployment {
+pub(super) struct Deployment {
     backend: Backend,
-    storage: Vec<String>,
-    description: String,
+    pub(super) storage: Vec<String>,
+    pub(super) description: String,
     /// PostgreSQL database to drop afterwards.
     database: Option<String>,
     /// JetStream stream to delete afterwards.
@@ -919,7 +929,7 @@ async fn drop_database(admin_url: &str, name: &str) {
     }
 }
 
-async fn deploy(
+pub(super) async fn deploy(
     args: &Args,
     backend: Backend,
     dir: &Path,
@@ -968,7 +978,7 @@ async fn deploy(
     Ok(d)
 }
 
-async fn cleanup(args: &Args, d: &Deployment) {
+pub(super) async fn cleanup(args: &Args, d: &Deployment) {
     if args.keep_streams {
         return;
     }
@@ -1170,10 +1180,9 @@ fn direct_keyed(base: &str) -> Req {
     }
 }
 
-pub async fn run(args: &Args) -> anyhow::Result<()> {
-    let backends = args
-        .agents_backends
-        .split(',')
+/// The backends `--agents-backends` names.
+pub(super) fn backends(list: &str) -> anyhow::Result<Vec<Backend>> {
+    list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| match s {
@@ -1181,7 +1190,11 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             "jetstream" => Ok(Backend::JetStream),
             other => bail!("--agents-backends: unknown backend {other} (embedded, jetstream)"),
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect()
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let backends = backends(&args.agents_backends)?;
     if args.token_clients == 0 || args.token_requests == 0 || args.gateway_calls == 0 {
         bail!("--token-clients, --token-requests and --gateway-calls must be positive");
     }

@@ -17,7 +17,8 @@
 //! Phase 0 times `seal_event` alone, phase 0b `verify_log`'s checks alone (`verify_cpu.rs`).
 //!
 //! `--suite audit` runs the audit benchmarks instead (see `audit.rs`); `--suite agents`
-//! the agent benchmarks over HTTP against `authledger serve` (see `agents.rs`).
+//! the agent benchmarks over HTTP against `authledger serve` (see `agents.rs`); `--suite soak`
+//! a long mixed workload sampled for growth (see `soak.rs`).
 
 use std::future::IntoFuture as _;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use authledger::metrics::Metrics;
 
 mod agents;
 mod audit;
+mod soak;
 mod verify_cpu;
 
 /// Which benchmark suite runs.
@@ -51,6 +53,8 @@ enum Suite {
     Audit,
     /// Issue 6: token issuance and gateway overhead over HTTP against `authledger serve`.
     Agents,
+    /// Issue 21: a mixed workload for a while, RSS / fds / WAL / lag / latency sampled.
+    Soak,
 }
 
 #[derive(Parser, Debug)]
@@ -168,6 +172,15 @@ struct Args {
     /// agents: clients of the concurrent gateway rows.
     #[arg(long, default_value_t = 16)]
     gateway_clients: usize,
+    /// soak: seconds of load per backend.
+    #[arg(long, default_value_t = 600)]
+    soak_secs: u64,
+    /// soak: seconds between samples.
+    #[arg(long, default_value_t = 10)]
+    soak_sample_secs: u64,
+    /// soak: concurrent clients (each its own keep-alive connection).
+    #[arg(long, default_value_t = 8)]
+    soak_clients: usize,
 }
 
 struct Row {
@@ -459,6 +472,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Agents {
         return agents::run(&args).await;
+    }
+    if args.suite == Suite::Soak {
+        return soak::run(&args).await;
     }
     let rounds = args.rounds;
     let load_before = load_average();

@@ -282,7 +282,7 @@ impl From<&AgentError> for Problem {
                 "The arguments do not match the tool's schema",
                 None,
             )
-            .with("errors", json!(problems)),
+            .with("errors", argument_errors(problems)),
             AgentError::CredentialUnavailable(_) => p(
                 S::BAD_GATEWAY,
                 "credential-unavailable",
@@ -303,4 +303,19 @@ impl From<&AgentError> for Problem {
             AgentError::Command(c) => Problem::from(c),
         }
     }
+}
+
+/// The tool's argument problems (`<JSON pointer into the arguments>: <detail>`, or
+/// `(root): …`) as problem `errors`, each pointer into the request's `arguments`.
+fn argument_errors(problems: &[String]) -> serde_json::Value {
+    problems
+        .iter()
+        .map(|p| match p.split_once(": ") {
+            Some(("(root)", detail)) => json!({ "pointer": "/arguments", "detail": detail }),
+            Some((at, detail)) if at.starts_with('/') => {
+                json!({ "pointer": format!("/arguments{at}"), "detail": detail })
+            }
+            _ => json!({ "pointer": "/arguments", "detail": p }),
+        })
+        .collect()
 }

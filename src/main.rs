@@ -765,14 +765,15 @@ async fn serve(
             "console_sign_up_url": sign_up,
             "console_admin_email": admin_email,
         }))?;
-        eprintln!(
+        // A log line like any other (JSON when the log is), so collectors can read stderr.
+        tracing::info!(
             "Created workspace \"default\". Its admin API key above is shown only this once: \
-             send it as `Authorization: Bearer <admin_api_key>`.\n\
+             send it as `Authorization: Bearer <admin_api_key>`. \
              Open the console: {sign_up} (single use, valid 7 days) to set the password of \
              {admin_email}, the first console admin."
         );
     }
-    eprintln!("authledger listening on http://{addr}");
+    tracing::info!("authledger listening on http://{addr}");
     let server = authledger::server::ServerSettings {
         limits: Arc::new(limits),
         checkpoint_schedule,

@@ -48,13 +48,21 @@ fn the_inline_tool_definition_is_the_tool_definition_schema() {
 async fn refused_bodies_point_at_the_failing_member() {
     let d = Deployment::start(Stack::Embedded, &[]).await;
     let http = Client::new();
-    let cases: [(&str, String, StatusCode, &str, &str); 7] = [
+    let cases: [(&str, String, StatusCode, &str, &str); 8] = [
+        (
+            "/v1/api-keys",
+            "{not json".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            "",
+        ),
         (
             "/v1/api-keys",
             r#"{"name": "x", "role": "#.into(),
             StatusCode::BAD_REQUEST,
             "malformed-json",
-            "",
+            // Where the JSON broke off.
+            "/role",
         ),
         (
             "/v1/api-keys",

@@ -408,8 +408,8 @@ fn as_prometheus_text(open_metrics: &str) -> String {
     out
 }
 
-/// `promtool` when it is installed (Debian's `prometheus` package; `tools/test` does not
-/// install it).
+/// `promtool` when it is on the PATH (`tools/test` unpacks it from Debian's `prometheus`
+/// package).
 fn promtool() -> Option<std::path::PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)

@@ -319,3 +319,25 @@ fn argument_errors(problems: &[String]) -> serde_json::Value {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_problems_point_into_the_arguments() {
+        let p = Problem::from(&AgentError::InvalidArguments(vec![
+            "/id: 7 is not of type \"string\"".into(),
+            "(root): \"id\" is a required property".into(),
+            "(more problems not shown)".into(),
+        ]));
+        assert_eq!(
+            p.extensions["errors"],
+            json!([
+                { "pointer": "/arguments/id", "detail": "7 is not of type \"string\"" },
+                { "pointer": "/arguments", "detail": "\"id\" is a required property" },
+                { "pointer": "/arguments", "detail": "(more problems not shown)" },
+            ])
+        );
+    }
+}

@@ -27,6 +27,11 @@ use authledger::ops;
 struct Cli {
     #[command(flatten)]
     storage: StorageArgs,
+    /// How log lines are written to stderr: `json` (one object a line) or `text`. Default:
+    /// json when stderr is not a terminal, text on a terminal. Never ANSI colours off a
+    /// terminal. The level is set by RUST_LOG (default info).
+    #[arg(long, global = true, env = "AUTHLEDGER_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -45,6 +50,12 @@ struct ReadinessArgs {
         default_value_t = 30
     )]
     readiness_max_stall_secs: u64,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -321,15 +332,7 @@ const DEFAULT_ADMIN_EMAIL: &str = "admin@example.com";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,6 +350,33 @@ fn main() -> ExitCode {
             eprintln!("authledger: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Log lines on stderr: JSON (flat: `timestamp`, `level`, `target`, `message` and the
+/// event's fields) or text; colours only on a terminal, so files and collectors never see
+/// ANSI codes.
+fn init_logging(format: Option<LogFormat>) {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let json = match format {
+        Some(LogFormat::Json) => true,
+        Some(LogFormat::Text) => false,
+        None => !terminal,
+    };
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_ansi(false)
+            .init();
+    } else {
+        builder.with_ansi(terminal).init();
     }
 }
 
@@ -735,14 +765,15 @@ async fn serve(
             "console_sign_up_url": sign_up,
             "console_admin_email": admin_email,
         }))?;
-        eprintln!(
+        // A log line like any other (JSON when the log is), so collectors can read stderr.
+        tracing::info!(
             "Created workspace \"default\". Its admin API key above is shown only this once: \
-             send it as `Authorization: Bearer <admin_api_key>`.\n\
+             send it as `Authorization: Bearer <admin_api_key>`. \
              Open the console: {sign_up} (single use, valid 7 days) to set the password of \
              {admin_email}, the first console admin."
         );
     }
-    eprintln!("authledger listening on http://{addr}");
+    tracing::info!("authledger listening on http://{addr}");
     let server = authledger::server::ServerSettings {
         limits: Arc::new(limits),
         checkpoint_schedule,

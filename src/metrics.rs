@@ -24,6 +24,32 @@ pub struct PhaseLabel {
     pub phase: &'static str,
 }
 
+/// An HTTP request: its method, the route template (`unmatched` when no route matched)
+/// and the answer's status.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    pub method: &'static str,
+    pub route: String,
+    pub status: u16,
+}
+
+/// A request budget of the edge (`api::ratelimit::Limits`): requests, workspaces, denials,
+/// callbacks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BudgetLabel {
+    pub budget: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct VersionLabel {
+    version: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Arc<Registry>,
@@ -43,10 +69,23 @@ pub struct Metrics {
     /// `tool.requested` append), `requested` (that append), `upstream`, `completed` (the
     /// `tool.completed` append).
     pub tool_call_phase_seconds: Family<PhaseLabel, Histogram>,
+    /// HTTP requests answered, by method, route template and status.
+    pub http_requests: Family<HttpLabels, Counter>,
+    /// Their latency (from the request head to the answer's head).
+    pub http_request_seconds: Family<HttpLabels, Histogram>,
+    /// Requests refused (429) because a budget was spent, by budget.
+    pub rate_limit_refusals: Family<BudgetLabel, Counter>,
+    /// Refused requests (`access.denied`) by reason.
+    pub access_denied: Family<ReasonLabel, Counter>,
 }
 
 fn phase_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// 1 ms to about 16 s.
+fn http_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
 impl Default for Metrics {
@@ -103,6 +142,39 @@ impl Metrics {
             "Time of one gateway tool call by phase",
             tool_call_phase_seconds.clone(),
         );
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_request_seconds =
+            Family::<HttpLabels, Histogram>::new_with_constructor(http_histogram as fn() -> _);
+        let rate_limit_refusals = Family::<BudgetLabel, Counter>::default();
+        let access_denied = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Latency of HTTP requests, by method, route template and status",
+            http_request_seconds.clone(),
+        );
+        registry.register(
+            "rate_limit_refusals",
+            "Requests refused because a request budget was spent, by budget",
+            rate_limit_refusals.clone(),
+        );
+        registry.register(
+            "access_denied",
+            "Refused requests (access.denied), by reason",
+            access_denied.clone(),
+        );
+        // A gauge at 1 (the `_info` convention), so Prometheus-text tools read it too.
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build_info", "The running build", build_info);
         Metrics {
             registry: Arc::new(registry),
             appends,
@@ -113,6 +185,10 @@ impl Metrics {
             projection_resubscribes,
             projection_stuck_position,
             tool_call_phase_seconds,
+            http_requests,
+            http_request_seconds,
+            rate_limit_refusals,
+            access_denied,
         }
     }
 
@@ -131,5 +207,37 @@ impl Metrics {
         self.tool_call_phase_seconds
             .get_or_create(&PhaseLabel { phase })
             .observe(seconds);
+    }
+}
+
+impl Metrics {
+    /// Counts one answered HTTP request and its latency.
+    pub fn http_request(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
+        let labels = HttpLabels {
+            method,
+            route: route.to_string(),
+            status,
+        };
+        self.http_request_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+        self.http_requests.get_or_create(&labels).inc();
+    }
+
+    /// The refusal counter of one request budget (a handle on the family's member, for the
+    /// limiter to keep).
+    pub fn rate_limit_refusals_of(&self, budget: &'static str) -> Counter {
+        self.rate_limit_refusals
+            .get_or_create(&BudgetLabel { budget })
+            .clone()
+    }
+
+    /// Counts one refused request by its reason (`access.denied`'s `reason`).
+    pub fn access_denied(&self, reason: &str) {
+        self.access_denied
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 }

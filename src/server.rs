@@ -18,6 +18,7 @@ use tower_http::timeout::TimeoutBody;
 
 use crate::api::problem::Problem;
 use crate::api::ratelimit::Limits;
+use crate::api::request_log;
 use crate::app::{AppError, AppState};
 use crate::projector::Projector;
 
@@ -113,9 +114,16 @@ pub async fn serve(
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
+    settings.limits.count_refusals_in(&state.metrics);
+    let metrics = state.metrics.clone();
     let router = crate::api::router(state.clone(), settings.limits.clone())
         .merge(crate::console::router(state.clone()))
-        .merge(crate::portal::router(state, settings.limits));
+        .merge(crate::portal::router(state, settings.limits))
+        .route_layer(axum::middleware::from_fn(request_log::note_route))
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            request_log::layer,
+        ));
     accept_loop(listener, router, settings.connections, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
@@ -254,7 +262,14 @@ async fn accept_loop(
                 async move {
                     match running {
                         Some(_running) => router.call(req).await,
-                        None => Ok(stopping()),
+                        None => {
+                            let mut response = stopping();
+                            let id = request_log::request_id(
+                                req.headers().get(&request_log::REQUEST_ID),
+                            );
+                            response.headers_mut().insert(request_log::REQUEST_ID, id);
+                            Ok(response)
+                        }
                     }
                 }
             });

@@ -14,6 +14,7 @@ pub mod idempotency;
 pub mod members;
 pub mod problem;
 pub mod ratelimit;
+pub mod request_log;
 pub mod routes;
 
 use std::sync::Arc;
@@ -139,6 +140,7 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
+        .route_layer(axum::middleware::from_fn(request_log::note_caller))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::consistency,

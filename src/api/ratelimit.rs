@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -25,6 +26,20 @@ pub struct Limits {
     pub callbacks: RateLimiter,
 }
 
+impl Limits {
+    /// Counts each budget's refusals in `metrics` (`authledger_rate_limit_refusals_total`).
+    pub fn count_refusals_in(&self, metrics: &crate::metrics::Metrics) {
+        for (budget, limiter) in [
+            ("requests", &self.requests),
+            ("workspaces", &self.workspaces),
+            ("denials", &self.denials),
+            ("callbacks", &self.callbacks),
+        ] {
+            let _ = limiter.refusals.set(metrics.rate_limit_refusals_of(budget));
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -43,6 +58,8 @@ pub struct RateLimiter {
     limiter: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
     checks: AtomicU64,
+    /// Where refusals are counted, once the server has said (`Limits::count_refusals_in`).
+    refusals: OnceLock<prometheus_client::metrics::counter::Counter>,
 }
 
 impl RateLimiter {
@@ -62,6 +79,7 @@ impl RateLimiter {
             limiter: DefaultKeyedRateLimiter::dashmap(quota),
             clock: DefaultClock::default(),
             checks: AtomicU64::new(0),
+            refusals: OnceLock::new(),
         }
     }
 
@@ -72,7 +90,12 @@ impl RateLimiter {
         }
         self.limiter
             .check_key(&key.to_string())
-            .map_err(|not_until| not_until.wait_time_from(self.clock.now()))
+            .map_err(|not_until| {
+                if let Some(refusals) = self.refusals.get() {
+                    refusals.inc();
+                }
+                not_until.wait_time_from(self.clock.now())
+            })
     }
 
     /// Keys with state (for tests: eviction keeps only the ones not back at a full budget).

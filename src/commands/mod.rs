@@ -365,6 +365,9 @@ pub async fn record_denial(
     actor: Actor,
     denial: AccessDenied,
 ) {
+    if let Ok(serde_json::Value::String(reason)) = serde_json::to_value(denial.reason) {
+        state.metrics.access_denied(&reason);
+    }
     // Past the client's refusal budget nothing is recorded (the edge answers 429).
     if !refusals::charge() {
         return;

@@ -282,7 +282,7 @@ impl From<&AgentError> for Problem {
                 "The arguments do not match the tool's schema",
                 None,
             )
-            .with("errors", json!(problems)),
+            .with("errors", argument_errors(problems)),
             AgentError::CredentialUnavailable(_) => p(
                 S::BAD_GATEWAY,
                 "credential-unavailable",
@@ -302,5 +302,42 @@ impl From<&AgentError> for Problem {
             .with("tool_call_id", json!(tool_call_id)),
             AgentError::Command(c) => Problem::from(c),
         }
+    }
+}
+
+/// The tool's argument problems (`<JSON pointer into the arguments>: <detail>`, or
+/// `(root): …`) as problem `errors`, each pointer into the request's `arguments`.
+fn argument_errors(problems: &[String]) -> serde_json::Value {
+    problems
+        .iter()
+        .map(|p| match p.split_once(": ") {
+            Some(("(root)", detail)) => json!({ "pointer": "/arguments", "detail": detail }),
+            Some((at, detail)) if at.starts_with('/') => {
+                json!({ "pointer": format!("/arguments{at}"), "detail": detail })
+            }
+            _ => json!({ "pointer": "/arguments", "detail": p }),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argument_problems_point_into_the_arguments() {
+        let p = Problem::from(&AgentError::InvalidArguments(vec![
+            "/id: 7 is not of type \"string\"".into(),
+            "(root): \"id\" is a required property".into(),
+            "(more problems not shown)".into(),
+        ]));
+        assert_eq!(
+            p.extensions["errors"],
+            json!([
+                { "pointer": "/arguments/id", "detail": "7 is not of type \"string\"" },
+                { "pointer": "/arguments", "detail": "\"id\" is a required property" },
+                { "pointer": "/arguments", "detail": "(more problems not shown)" },
+            ])
+        );
     }
 }

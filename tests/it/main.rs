@@ -37,6 +37,8 @@ mod me_pages;
 mod members;
 mod model;
 mod oauth_client;
+mod observability;
+mod openapi;
 mod outages;
 mod projections;
 mod readiness;

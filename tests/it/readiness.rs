@@ -192,7 +192,7 @@ async fn a_stuck_projector_is_reported_until_it_recovers(stack: Stack) {
         .collect::<String>();
     assert!(
         stderr.contains("projector cannot apply this event")
-            && stderr.contains(&format!("position={position}")),
+            && stderr.contains(&format!("\"position\":{position}")),
         "{stderr}"
     );
 }

@@ -602,7 +602,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         // that is not a key is checked, and refused, as a token.
         let not_a_key = if matches!(
             spec.permission,
-            Permission::CallTools | Permission::DecideApprovals
+            Permission::CallTools | Permission::DecideApprovals | Permission::UndoToolCalls
         ) {
             "invalid_token"
         } else {

@@ -46,6 +46,7 @@ mod scrubbing;
 mod support;
 mod tamper;
 mod token_release;
+mod undo;
 mod vectors;
 mod wal;
 mod witness;

@@ -273,3 +273,50 @@ fn compensating_request(plan: &PlannedUndo) -> Result<UpstreamRequest, AgentErro
         secret_params: Vec::new(),
     })
 }
+
+/// Where a call's undo stands, as a person's activity shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UndoStanding {
+    /// The tool declares no undo, the call did not succeed, or its window closed (never
+    /// undone).
+    None,
+    /// May be undone now.
+    Possible,
+    /// An attempt is running.
+    Running,
+    /// Undone.
+    Undone,
+    /// The latest attempt failed (with the upstream's status, if it answered); it may be
+    /// tried again while `retry` holds.
+    Failed { status: Option<u16>, retry: bool },
+}
+
+/// The undo standing of the call `id` of the workspace at `now` (an unknown call: `None`).
+pub async fn standing(
+    state: &AppState,
+    ws: &str,
+    id: &str,
+    now: time::OffsetDateTime,
+) -> Result<UndoStanding, AgentError> {
+    let call = match state.ledger.load::<ToolCall>(ws, id).await {
+        Ok(c) => c,
+        Err(crate::ledger::LedgerError::Envelope(_)) => return Ok(UndoStanding::None),
+        Err(e) => return Err(e.into()),
+    };
+    let refusal = call.undo_refusal(now);
+    let tried_and_failed = call.undo.attempt > 0 && call.undo.ended && !call.undo.done;
+    Ok(match refusal {
+        Some(UndoRefusal::AlreadyUndone) => UndoStanding::Undone,
+        Some(UndoRefusal::InProgress) => UndoStanding::Running,
+        None if tried_and_failed => UndoStanding::Failed {
+            status: call.undo.last_status,
+            retry: true,
+        },
+        None => UndoStanding::Possible,
+        Some(_) if tried_and_failed => UndoStanding::Failed {
+            status: call.undo.last_status,
+            retry: false,
+        },
+        Some(_) => UndoStanding::None,
+    })
+}

@@ -33,6 +33,7 @@ mod limits;
 mod mcp;
 mod me_approvals;
 mod me_pages;
+mod me_undo;
 mod members;
 mod model;
 mod oauth_client;

@@ -76,9 +76,7 @@ pub struct Undone {
     pub outcome: ToolOutcome,
     /// The upstream's status, if it answered.
     pub status: Option<u16>,
-    pub content_type: Option<String>,
-    /// The upstream's answer, scrubbed of the credential.
-    pub body: Vec<u8>,
+    /// Why it failed when the upstream did not answer (scrubbed of the credential).
     pub error: Option<String>,
 }
 
@@ -194,35 +192,18 @@ pub async fn undo(state: &AppState, undoer: &Undoer, id: &str) -> Result<Undone,
     let result = super::scrubbed(scrubber, result).await;
     let latency_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
     let tool = requested.tool.clone();
-    let (outcome, status, content_type, body, error) = match result {
-        Ok(resp) => {
-            let outcome = if (200..300).contains(&resp.status) {
-                ToolOutcome::Success
-            } else {
-                ToolOutcome::UpstreamError
-            };
-            (
-                outcome,
-                Some(resp.status),
-                resp.content_type,
-                resp.body,
-                None,
-            )
+    // The answer's body is neither kept nor relayed: the outcome is its status.
+    let (outcome, status, error) = match result {
+        Ok(resp) if (200..300).contains(&resp.status) => {
+            (ToolOutcome::Success, Some(resp.status), None)
         }
+        Ok(resp) => (ToolOutcome::UpstreamError, Some(resp.status), None),
         Err(UpstreamFailure::Timeout) => (
             ToolOutcome::Timeout,
             None,
-            None,
-            Vec::new(),
             Some("no answer in time".to_string()),
         ),
-        Err(UpstreamFailure::Unreachable(detail)) => (
-            ToolOutcome::Unreachable,
-            None,
-            None,
-            Vec::new(),
-            Some(detail),
-        ),
+        Err(UpstreamFailure::Unreachable(detail)) => (ToolOutcome::Unreachable, None, Some(detail)),
     };
     let committed = state
         .ledger
@@ -247,8 +228,6 @@ pub async fn undo(state: &AppState, undoer: &Undoer, id: &str) -> Result<Undone,
         tool,
         outcome,
         status,
-        content_type,
-        body,
         error,
     })
 }

@@ -138,6 +138,16 @@ async fn flow(stack: Stack, shots: bool) {
         deletes[0].header("x-api-key"),
         ["sub-alice-calendar-key-0001"]
     );
+    let card =
+        ui.c.find(Locator::Css(&format!("#call-{first}")))
+            .await
+            .expect("the call");
+    ui.c.execute(
+        "arguments[0].scrollIntoView({block: 'center'}); return true;",
+        vec![serde_json::to_value(&card).expect("element")],
+    )
+    .await
+    .expect("scroll");
     ui.check_page("me-activity-undone").await;
 
     // The second's undo fails, reads so, and may be tried again.

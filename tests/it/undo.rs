@@ -10,7 +10,7 @@
 //! (the service's clock moved, never slept) is `409 undo-window-closed`. The undo events are
 //! on the call's own aggregate, by who undid it.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,14 +56,17 @@ pub(crate) async fn created(dep: &Deployment, path: &str, body: Value) -> Value 
 pub(crate) struct Calendar {
     pub upstream: Upstream,
     pub fail_with: Arc<AtomicU16>,
+    /// How long deleting takes, in milliseconds.
+    pub slow_ms: Arc<AtomicU64>,
 }
 
 pub(crate) async fn calendar() -> Calendar {
     let fail_with = Arc::new(AtomicU16::new(0));
+    let slow_ms = Arc::new(AtomicU64::new(0));
     let made = Arc::new(AtomicUsize::new(0));
-    let fail = fail_with.clone();
+    let (fail, slow) = (fail_with.clone(), slow_ms.clone());
     let upstream = Upstream::start(move |hit: Hit| {
-        let (fail, made) = (fail.clone(), made.clone());
+        let (fail, made, slow) = (fail.clone(), made.clone(), slow.clone());
         async move {
             let next = || made.fetch_add(1, Ordering::SeqCst) + 1;
             match (hit.method.as_str(), hit.path.as_str()) {
@@ -81,6 +84,11 @@ pub(crate) async fn calendar() -> Calendar {
                 }
                 ("POST", "/ping") => axum::Json(json!({ "pong": true })).into_response(),
                 _ => match fail.load(Ordering::SeqCst) {
+                    _ if slow.load(Ordering::SeqCst) > 0 => {
+                        let wait = slow.load(Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                        StatusCode::NO_CONTENT.into_response()
+                    }
                     0 => StatusCode::NO_CONTENT.into_response(),
                     code => (
                         StatusCode::from_u16(code).expect("status"),
@@ -95,6 +103,7 @@ pub(crate) async fn calendar() -> Calendar {
     Calendar {
         upstream,
         fail_with,
+        slow_ms,
     }
 }
 
@@ -307,6 +316,14 @@ async fn flow(stack: Stack) {
     assert_eq!(deleted[0].header("x-api-key"), ["alice-calendar-key-0001"]);
     assert_eq!(deleted[0].header("content-type"), ["application/json"]);
 
+    // A workspace tool's undo is checked like the rest of its definition.
+    let mut bad = tools(&cal.upstream.base_url)[0].clone();
+    bad["name"] = json!("custom.bad_undo");
+    bad["undo"] = json!({ "method": "DELETE", "path": "/calendars/{nope}/events/{response.id}" });
+    let (s, v) = call(&dep, &dep.admin, Method::POST, "/v1/tools", Some(bad)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("undo"), "{v}");
+
     // A tool without an undo; an unknown id.
     let pinged = run(&dep, &agent, alices, "custom.ping", json!({})).await;
     expect(
@@ -455,6 +472,64 @@ async fn flow(stack: Stack) {
             on(&requested, id).is_empty(),
             "a refused undo wrote nothing"
         );
+    }
+}
+
+/// Two instances asked at once to undo one call (the upstream slow to answer): one sends
+/// the compensating request, the other is refused; the upstream receives it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_undo_a_call_once() {
+    let envs: Vec<(&str, &str)> = [BASE_ENV, NO_RATE_LIMIT].concat();
+    let dep = Deployment::start_instances(Stack::JetStreamPg, 2, &envs).await;
+    let cal = calendar().await;
+    let (connections, agent) = workspace_with(&dep, &cal.upstream.base_url, &["alice"]).await;
+    cal.slow_ms.store(300, Ordering::SeqCst);
+    for round in 0..3 {
+        let made = run(
+            &dep,
+            &agent,
+            &connections[0],
+            "custom.create_event",
+            json!({ "calendarId": "primary" }),
+        )
+        .await;
+        let path = format!("/v1/tool-calls/{made}/undo");
+        let ask = |i: usize| {
+            let url = dep.instance(i).url(&path);
+            let admin = dep.admin.clone();
+            async move {
+                let r = reqwest::Client::new()
+                    .post(url)
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .expect("undo");
+                let status = r.status();
+                (status, r.json::<Value>().await.unwrap_or(Value::Null))
+            }
+        };
+        let (a, b) = tokio::join!(ask(0), ask(1));
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::CONFLICT],
+            "round {round}: {a:?} {b:?}"
+        );
+        let refused = if a.0 == StatusCode::CONFLICT {
+            &a.1
+        } else {
+            &b.1
+        };
+        let kind = refused["type"].as_str().unwrap_or_default();
+        assert!(
+            kind.ends_with("/undo-in-progress") || kind.ends_with("/already-undone"),
+            "{refused}"
+        );
+        let sent = cal
+            .upstream
+            .hits_to(&format!("/calendars/primary/events/ev-{}", round + 1));
+        assert_eq!(sent.len(), 1, "round {round}: {sent:?}");
     }
 }
 

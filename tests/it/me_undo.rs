@@ -5,7 +5,9 @@
 //! request with her credential, and the call reads "undone" with no button left. The other
 //! one's undo fails (the upstream answers 500): it reads "undo failed (… 500)" and its
 //! button stays; the second click undoes it. A crafted undo of Bob's call answers exactly
-//! like an unknown id and is recorded; Bob's event is untouched.
+//! like an unknown id and is recorded; Bob's event is untouched. In the console, the
+//! connection's history shows the calls undone and **Undo** on a third, which an admin
+//! clicks.
 
 use std::sync::atomic::Ordering;
 
@@ -13,7 +15,7 @@ use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::console::browser::{Console, Driver};
+use crate::console::browser::{Console, Driver, PASSWORD};
 use crate::fixtures::oidc_provider::{OidcClient, OidcConfig, OidcProvider, OidcUser};
 use crate::me_pages::{post_me, through_provider};
 use crate::support::{Deployment, Stack, BASE_ENV, NO_RATE_LIMIT};
@@ -208,6 +210,64 @@ async fn flow(stack: Stack, shots: bool) {
             .hits_to("/calendars/primary/events/ev-3")
             .is_empty(),
         "Bob's event untouched"
+    );
+
+    // The console lists the connection's calls in its history: an admin undoes one there.
+    let third = run(
+        &ui.dep,
+        &agent,
+        alices,
+        "custom.create_event",
+        json!({ "calendarId": "primary", "summary": "Planning" }),
+    )
+    .await;
+    ui.go(&ui.dep.console_sign_up.clone()).await;
+    ui.fill("#password", PASSWORD).await;
+    ui.submit("main button[type=submit]").await;
+    assert_eq!(ui.path().await, "/console/");
+    ui.go(&format!("/console/connections/{alices}")).await;
+    let page = ui.text().await;
+    assert!(page.contains("undone"), "the undone calls read so: {page}");
+    for done in [&first, &second] {
+        let button = format!("#undo-{done}");
+        assert!(
+            ui.c.find(Locator::Css(&button)).await.is_err(),
+            "{done} undone"
+        );
+    }
+    ui.c.execute(
+        "document.getElementById('history').scrollIntoView({block: 'end'}); return true;",
+        vec![],
+    )
+    .await
+    .expect("scroll");
+    ui.check_page("console-connection-undo").await;
+    let button =
+        ui.c.find(Locator::Css(&format!("#undo-{third}")))
+            .await
+            .expect("Undo in the history");
+    ui.click_to_next_page(button).await;
+    let page = ui.text().await;
+    assert!(
+        page.contains("Undone: the service took the call's action back."),
+        "{page}"
+    );
+    assert!(ui
+        .c
+        .find(Locator::Css(&format!("#undo-{third}")))
+        .await
+        .is_err());
+    assert_eq!(
+        cal.upstream.hits_to("/calendars/primary/events/ev-4").len(),
+        1,
+        "the third event deleted once"
+    );
+    let by_admin = ui.audit("tool.undo_requested").await;
+    assert!(
+        by_admin
+            .iter()
+            .any(|e| e["aggregate"]["id"] == json!(third) && e["actor"]["type"] == "member"),
+        "{by_admin:?}"
     );
     let _ = ui.c.close().await;
 }

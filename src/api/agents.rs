@@ -551,3 +551,66 @@ pub async fn my_approvals(
         .collect();
     Ok(Json(json!({ "items": items })).into_response())
 }
+
+/// `POST /v1/tool-calls/{id}/undo`: sends the call's compensating request
+/// (`gateway::undo`). An admin or developer key, or the connection's end user with a JWT;
+/// another person's call answers like an unknown one (and is recorded). A failed undo is
+/// answered `502 undo-failed` with the upstream's status, and may be tried again.
+pub async fn undo_tool_call(
+    State(state): State<AppState>,
+    Extension(route): Extension<Route>,
+    caller: Option<Extension<Caller>>,
+    user: Option<Extension<EndUser>>,
+    Path(id): Path<String>,
+) -> Response {
+    use gateway::undo::{self, Undoer};
+    let undoer = match (caller, user) {
+        (Some(Extension(c)), _) => Undoer::Key(c),
+        (None, Some(Extension(u))) => Undoer::User(u),
+        (None, None) => {
+            return Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Valid credentials are required",
+                None,
+            )
+            .into_response()
+        }
+    };
+    let (ws, actor) = (undoer.workspace_id().to_string(), undoer.actor());
+    let at = route.at(Some(&id));
+    match undo::undo(&state, &undoer, &id).await {
+        Ok(done) if done.succeeded() => Json(json!({
+            "tool_call_id": done.tool_call_id,
+            "tool": done.tool,
+            "undone": true,
+            "status": done.status,
+        }))
+        .into_response(),
+        Ok(failed) => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            "undo-failed",
+            "The upstream did not undo the call",
+            Some(match (failed.status, &failed.error) {
+                (Some(s), _) => format!("the upstream answered {s}; the undo may be tried again"),
+                (None, Some(e)) => format!("{e}; the undo may be tried again"),
+                (None, None) => "the undo may be tried again".into(),
+            }),
+        )
+        .with("tool_call_id", json!(failed.tool_call_id))
+        .with("upstream_status", json!(failed.status))
+        .into_response(),
+        // Another person's call answers exactly like an unknown one (and is audited).
+        Err(AgentError::OtherUser) => {
+            refuse(&state, actor, &ws, at, AgentError::OtherUser).await;
+            Problem::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "No such tool call",
+                None,
+            )
+            .into_response()
+        }
+        Err(e) => refuse(&state, actor, &ws, at, e).await,
+    }
+}

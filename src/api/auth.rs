@@ -80,7 +80,10 @@ pub async fn authorize(
     // Approvals are decided by an admin key or by the end user's own JWT.
     let presents_jwt = bearer_token(&req).is_some_and(|t| !t.starts_with(KEY_PREFIX));
     if spec.permission == Permission::EndUser
-        || (spec.permission == Permission::DecideApprovals && presents_jwt)
+        || (matches!(
+            spec.permission,
+            Permission::DecideApprovals | Permission::UndoToolCalls
+        ) && presents_jwt)
     {
         return as_end_user(&state, &limits, &denial, req, next).await;
     }

@@ -82,6 +82,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::GetApproval => on(filter, agents::get_approval),
         RouteId::ApproveApproval => on(filter, agents::approve),
         RouteId::DenyApproval => on(filter, agents::deny),
+        RouteId::UndoToolCall => on(filter, agents::undo_tool_call),
         RouteId::CreateGateway => on(filter, agents::create_gateway),
         RouteId::ListGateways => on(filter, agents::list_gateways),
         RouteId::GetGateway => on(filter, agents::get_gateway),

@@ -34,6 +34,8 @@ pub enum Permission {
     ManageTools,
     /// Approve or deny a step-up request: an admin key, or the connection's end user (JWT).
     DecideApprovals,
+    /// Undo a tool call: an admin or developer key, or the connection's end user (JWT).
+    UndoToolCalls,
 }
 
 /// Which roles hold a permission. The README's permission table mirrors this.
@@ -48,6 +50,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         ManageAuthConfigs | ManageConnections | ManageTools => matches!(role, Admin | Developer),
         UseTools | CallTools => matches!(role, Admin | Developer | Agent),
         DecideApprovals => matches!(role, Admin),
+        UndoToolCalls => matches!(role, Admin | Developer),
         EndUser => false,
     }
 }
@@ -119,6 +122,7 @@ pub enum RouteId {
     SetAgentConnectFlows,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
+    UndoToolCall,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -514,6 +518,12 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "PUT",
         path: "/v1/workspace/agent-connect-flows",
         permission: Permission::ManageWorkspace,
+    },
+    RouteSpec {
+        id: RouteId::UndoToolCall,
+        method: "POST",
+        path: "/v1/tool-calls/{id}/undo",
+        permission: Permission::UndoToolCalls,
     },
 ];
 

@@ -116,6 +116,21 @@ impl From<&CommandError> for Problem {
                     Some(d.to_string()),
                 ),
                 DomainError::Undecodable(_) => Problem::internal(d),
+                DomainError::Undo(r) => {
+                    use crate::domain::tool_call::UndoRefusal as U;
+                    let (kind, title) = match r {
+                        U::NotUndoable => ("not-undoable", "This call cannot be undone"),
+                        U::WindowClosed => (
+                            "undo-window-closed",
+                            "The window to undo this call has closed",
+                        ),
+                        U::AlreadyUndone => ("already-undone", "This call is already undone"),
+                        U::InProgress | U::StaleAttempt => {
+                            ("undo-in-progress", "An undo of this call is in progress")
+                        }
+                    };
+                    Problem::new(S::CONFLICT, kind, title, Some(r.to_string()))
+                }
             },
             CommandError::Ledger(LedgerError::Log(LogError::Unavailable(e))) => {
                 tracing::warn!(error = %e, "event log unavailable");

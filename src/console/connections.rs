@@ -3,7 +3,9 @@
 //! connect link of an OAuth2 auth config, or the end user's credentials); a connection's
 //! detail with refresh, revoke and delete (destructive ones confirmed by a checkbox the
 //! server checks), and its history: its events from the audit view, read as the API's audit
-//! read is (recorded first as `audit.queried`, for roles that may read the audit).
+//! read is (recorded first as `audit.queried`, for roles that may read the audit). A tool
+//! call in the history that can be undone has **Undo** (the permission of
+//! `POST /v1/tool-calls/{id}/undo`), through `gateway::undo` as the API does.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +25,7 @@ use crate::api::routes::RouteId;
 use crate::app::AppState;
 use crate::commands::connections::{self, CreateConnectionInput, RefreshOutcome};
 use crate::domain::connection::{ConnectionStatus, RefreshTrigger};
+use crate::gateway::undo::{self, UndoStanding, Undoer};
 use crate::projector::store::{AuditFilter, AuthConfigRow, ConnectionFilter, ConnectionRow};
 
 /// Rows per page of the list.
@@ -40,6 +43,7 @@ pub fn routes(router: Router<AppState>) -> Router<AppState> {
         .route("/console/connections/{id}/refresh", post(refresh))
         .route("/console/connections/{id}/revoke", post(revoke))
         .route("/console/connections/{id}/delete", post(delete))
+        .route("/console/connections/{id}/undo", post(undo_call))
 }
 
 /// The statuses a connection is filtered by (deleted ones are gone from the list).
@@ -362,6 +366,10 @@ struct Event {
     actor: String,
     outcome: String,
     reason: String,
+    /// A completed tool call's id, when the member may undo it now.
+    undo_call: Option<String>,
+    /// `undone` or `undo failed` for a completed call whose undo was tried.
+    undo_outcome: &'static str,
 }
 
 #[derive(Template)]
@@ -402,20 +410,39 @@ async fn history(
         .audit_events(&caller.workspace_id, &filter)
         .await?;
     let names = actor_names(state, signed).await;
-    Ok(Some(
-        rows.into_iter()
-            .map(|r| Event {
-                at: when(&r.occurred_at),
-                kind: r.kind,
-                actor: names
-                    .get(&r.actor_id)
-                    .cloned()
-                    .unwrap_or_else(|| format!("{} {}", r.actor_type, r.actor_id)),
-                outcome: r.outcome.unwrap_or_default(),
-                reason: r.reason.unwrap_or_default(),
-            })
-            .collect(),
-    ))
+    let may_undo = may(signed, RouteId::UndoToolCall);
+    let now = state.clock.now();
+    let mut events = Vec::with_capacity(rows.len());
+    for r in rows {
+        let completed = r.kind == "tool.completed" && r.outcome.as_deref() == Some("success");
+        let standing = if completed {
+            undo::standing(state, &caller.workspace_id, &r.aggregate_id, now)
+                .await
+                .unwrap_or(UndoStanding::None)
+        } else {
+            UndoStanding::None
+        };
+        let (can, undo_outcome) = match standing {
+            UndoStanding::Possible => (true, ""),
+            UndoStanding::Failed { retry, .. } => (retry, "undo failed"),
+            UndoStanding::Undone => (false, "undone"),
+            UndoStanding::Running => (false, "undo in progress"),
+            UndoStanding::None => (false, ""),
+        };
+        events.push(Event {
+            at: when(&r.occurred_at),
+            kind: r.kind,
+            actor: names
+                .get(&r.actor_id)
+                .cloned()
+                .unwrap_or_else(|| format!("{} {}", r.actor_type, r.actor_id)),
+            outcome: r.outcome.unwrap_or_default(),
+            reason: r.reason.unwrap_or_default(),
+            undo_call: (can && may_undo).then_some(r.aggregate_id),
+            undo_outcome,
+        });
+    }
+    Ok(Some(events))
 }
 
 /// The connection of this workspace (not deleted), or the page to answer instead.
@@ -636,4 +663,68 @@ pub async fn delete(
             after(&state, &signed, at, &id, failed).await
         }
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UndoForm {
+    csrf: String,
+    call: String,
+}
+
+/// **Undo** on a tool call of the connection's history: `gateway::undo` with the member's
+/// caller, as `POST /v1/tool-calls/{id}/undo` does. A call of another connection (or none)
+/// answers like an unknown one.
+pub async fn undo_call(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<UndoForm>,
+) -> Response {
+    let at = ("POST", "/console/connections/{id}/undo");
+    let signed = signed_for!(state, headers, RouteId::UndoToolCall, at);
+    if let Err(answer) = signed.check_form(&state, &headers, &form.csrf, at.1).await {
+        return answer;
+    }
+    if let Err(answer) = found(&state, &signed, at, &id).await {
+        return answer;
+    }
+    let undoer = Undoer::Key(signed.member.caller.clone());
+    let unknown = || {
+        Outcome::failed(
+            StatusCode::NOT_FOUND,
+            "No such tool call on this connection.",
+        )
+    };
+    let outcome = match undo::visible(&state, &undoer, &form.call).await {
+        Ok(call)
+            if call
+                .requested
+                .as_ref()
+                .is_some_and(|r| r.connection_id == id) =>
+        {
+            match undo::undo(&state, &undoer, &form.call).await {
+                Ok(done) if done.succeeded() => {
+                    Outcome::done("Undone: the service took the call's action back.")
+                }
+                Ok(failed) => Outcome::failed(
+                    StatusCode::BAD_GATEWAY,
+                    match failed.status {
+                        Some(s) => format!(
+                            "The service did not undo it (it answered {s}); you can try again."
+                        ),
+                        None => "The service could not be reached; you can try again.".to_string(),
+                    },
+                ),
+                Err(e) => {
+                    let problem = crate::commands::problem::Problem::from(&e);
+                    let status =
+                        StatusCode::from_u16(problem.status).unwrap_or(StatusCode::CONFLICT);
+                    Outcome::failed(status, format!("Not undone: {}", problem.title))
+                }
+            }
+        }
+        Ok(_) | Err(_) => unknown(),
+    };
+    after(&state, &signed, at, &id, outcome).await
 }

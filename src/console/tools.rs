@@ -332,6 +332,7 @@ impl ToolForm {
             parameters,
             required_scopes: words(&self.required_scopes),
             risk,
+            undo: None,
         })
     }
 }

@@ -49,7 +49,7 @@ pub use member::{
 };
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
-pub use tool_call::{ToolCompleted, ToolRequested};
+pub use tool_call::{ToolCompleted, ToolRequested, ToolUndoRequested, ToolUndone};
 pub use workspace::{
     AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
     TeamSsoConfigured, ToolResponseStorageSet, WorkspaceCreated,
@@ -182,6 +182,10 @@ pub enum Event {
     EndUserSignedIn(EndUserSignedIn),
     #[serde(rename = "end_user.signed_out")]
     EndUserSignedOut(EndUserSignedOut),
+    #[serde(rename = "tool.undo_requested")]
+    ToolUndoRequested(ToolUndoRequested),
+    #[serde(rename = "tool.undone")]
+    ToolUndone(ToolUndone),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -245,6 +249,8 @@ pub const ALL_KINDS: &[&str] = &[
     "member.sso_linked",
     "end_user.signed_in",
     "end_user.signed_out",
+    "tool.undo_requested",
+    "tool.undone",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -263,6 +269,8 @@ pub enum DomainError {
     Token(#[from] token::TokenRefusal),
     #[error(transparent)]
     Approval(#[from] approval::ApprovalRefusal),
+    #[error(transparent)]
+    Undo(#[from] tool_call::UndoRefusal),
 }
 
 impl Event {
@@ -327,6 +335,8 @@ impl Event {
             Event::MemberSsoLinked(_) => "member.sso_linked",
             Event::EndUserSignedIn(_) => "end_user.signed_in",
             Event::EndUserSignedOut(_) => "end_user.signed_out",
+            Event::ToolUndoRequested(_) => "tool.undo_requested",
+            Event::ToolUndone(_) => "tool.undone",
         }
     }
 
@@ -544,6 +554,20 @@ impl Event {
                 attempts: 1,
                 response: None,
                 error: None,
+                undo: Some(tool_call::PlannedUndo {
+                    method: crate::gateway::tools::HttpMethod::Post,
+                    url: "https://slack.com/api/chat.delete".into(),
+                    headers: [
+                        ("accept".to_string(), "application/json".to_string()),
+                        ("content-type".to_string(), "application/json".to_string()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    body: Some(
+                        serde_json::json!({"channel": "C012AB3CD", "ts": "1700000000.000100"}),
+                    ),
+                    until: at + time::Duration::hours(24),
+                }),
             }),
             Event::ApprovalRequested(ApprovalRequested {
                 tool: "github.delete_repository".into(),
@@ -586,6 +610,7 @@ impl Event {
                     }),
                     required_scopes: vec!["invoices:read".into()],
                     risk: crate::gateway::tools::Risk::Read,
+                    undo: None,
                 },
             }),
             Event::ToolRemoved(ToolRemoved {
@@ -688,6 +713,24 @@ impl Event {
             }),
             Event::EndUserSignedOut(EndUserSignedOut {
                 session_hash: format!("sha256:{}", "ab".repeat(32)),
+            }),
+            Event::ToolUndoRequested(ToolUndoRequested {
+                tool: "slack.post_message".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                user_id: "user-42".into(),
+                attempt: 1,
+                method: "POST".into(),
+                url: "https://slack.com/api/chat.delete".into(),
+                lease_expires_at: at + time::Duration::minutes(2),
+            }),
+            Event::ToolUndone(ToolUndone {
+                tool: "slack.post_message".into(),
+                connection_id: "01900000-0000-7000-8000-000000000020".into(),
+                attempt: 1,
+                outcome: tool_call::ToolOutcome::Success,
+                status: Some(200),
+                latency_ms: 95,
+                error: None,
             }),
         ]
     }

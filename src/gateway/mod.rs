@@ -12,9 +12,11 @@
 //! 7. `upstream`: the call (timeout; retries only idempotent methods);
 //! 8. `scrub`: every form of the call's secrets out of the answer (body, content type,
 //!    error), so neither the record nor the agent ever holds the injected credential;
-//! 9. `record::completed`.
+//! 9. `record::completed`, with the compensating request when the tool declares an undo
+//!    and the call succeeded (`undo::plan`).
 //!
-//! `tools` is the tool catalog as data (pure); `workspace_tools` the workspace's own tools.
+//! `tools` is the tool catalog as data (pure); `workspace_tools` the workspace's own tools;
+//! `undo` sends a call's compensating request through the same steps 5 to 8.
 
 mod checks;
 mod record;
@@ -22,6 +24,7 @@ pub mod scrub;
 mod step_up;
 mod target;
 pub mod tools;
+pub mod undo;
 mod upstream;
 pub mod workspace_tools;
 
@@ -177,7 +180,9 @@ pub async fn execute(
     let result = scrubbed(scrubber, result).await;
     let latency = phases.elapsed();
     let phases = phases.next("upstream");
-    let completed = record::completed(&target, &call, result, attempts, latency);
+    let planned = undo::plan(state, &target, &call, &input.arguments, &result);
+    let mut completed = record::completed(&target, &call, result, attempts, latency);
+    completed.0.undo = planned;
     record::record_completed(state, caller, &call, completed, phases).await
 }
 

@@ -129,6 +129,7 @@ pub(super) fn completed(
         attempts,
         response: None,
         error,
+        undo: None,
     };
     match result {
         Ok(resp) => {

@@ -60,6 +60,10 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
         .route("/me/connect", axum::routing::post(me::connect))
         .route("/me/disconnect", axum::routing::post(me::disconnect))
         .route("/me/activity", get(me_activity::show))
+        .route(
+            "/me/activity/undo",
+            axum::routing::post(me_activity::undo_call),
+        )
         .route("/me/approvals", get(me_approvals::show))
         .route(
             "/me/approvals/decide",

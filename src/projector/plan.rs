@@ -20,6 +20,8 @@ fn agent_facts(
         Event::TokenRevoked(_) => (None, token(), None),
         Event::ToolRequested(e) => (s(&e.connection_id), e.token_id.clone(), s(&e.tool)),
         Event::ToolCompleted(e) => (s(&e.connection_id), None, s(&e.tool)),
+        Event::ToolUndoRequested(e) => (s(&e.connection_id), None, s(&e.tool)),
+        Event::ToolUndone(e) => (s(&e.connection_id), None, s(&e.tool)),
         Event::ApprovalRequested(e) => (s(&e.connection_id), None, s(&e.tool)),
         Event::ApprovalApproved(e) | Event::ApprovalDenied(e) => {
             (s(&e.connection_id), None, s(&e.tool))
@@ -60,6 +62,8 @@ fn audit_facts(
         Event::TokenIssued(e) => (s(&e.user_id), s(&e.auth_config_id), s("success"), None),
         Event::ToolRequested(e) => (s(&e.user_id), s(&e.auth_config_id), None, None),
         Event::ToolCompleted(e) => (None, None, s(e.outcome.as_str()), e.error.clone()),
+        Event::ToolUndoRequested(e) => (s(&e.user_id), None, None, None),
+        Event::ToolUndone(e) => (None, None, s(e.outcome.as_str()), e.error.clone()),
         Event::ApprovalRequested(e) => (s(&e.user_id), None, s("pending"), None),
         Event::ApprovalApproved(e) => (None, None, s("approved"), e.note.clone()),
         Event::ApprovalDenied(e) => (None, None, s("denied"), e.note.clone()),
@@ -225,7 +229,9 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
         | Event::IdempotencyClaimed(_)
         | Event::IdempotencyCompleted(_)
         | Event::EndUserSignedIn(_)
-        | Event::EndUserSignedOut(_) => None,
+        | Event::EndUserSignedOut(_)
+        | Event::ToolUndoRequested(_)
+        | Event::ToolUndone(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)

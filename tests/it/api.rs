@@ -157,6 +157,8 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         ("POST", "/v1/tools/execute") => {
             (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid-arguments"))
         }
+        // Authorized; the call did not succeed, so there is nothing to undo.
+        ("POST", "/v1/tool-calls/{id}/undo") => (StatusCode::CONFLICT, Some("not-undoable")),
         ("POST", p)
             if p.ends_with("/disable")
                 || p.ends_with("/enable")
@@ -261,6 +263,8 @@ impl Env {
             return path.replace("{name}", &self.fresh_tool().await);
         } else if path.starts_with("/v1/members") {
             self.invite_member(&self.admin).await
+        } else if path.starts_with("/v1/tool-calls") {
+            self.create_tool_call(&self.admin, &fx.connection).await
         } else {
             self.create_key(Role::Viewer, None).await.0
         };
@@ -415,6 +419,20 @@ impl Env {
         );
         v["approval_id"].as_str().expect("approval id").to_string()
     }
+
+    /// A call on `connection` with `key` whose upstream cannot be reached (it is recorded,
+    /// and has no undo); returns its id.
+    async fn create_tool_call(&self, key: &str, connection: &str) -> String {
+        let body = json!({ "tool": TABLE_TOOL, "connection_id": connection, "arguments": {} });
+        let (s, v) = self
+            .call(Method::POST, "/v1/tools/execute", Some(key), Some(body))
+            .await;
+        assert!(s.is_server_error(), "{s}: {v}");
+        v["tool_call_id"]
+            .as_str()
+            .expect("tool call id")
+            .to_string()
+    }
 }
 
 /// A connection from an `api_key` auth config: the end user's key as credentials.
@@ -479,6 +497,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
     let other_token = env.create_token(&env.other_admin, &other_connection).await;
     let other_approval = env
         .create_approval(&env.other_admin, &other_connection)
+        .await;
+    let other_tool_call = env
+        .create_tool_call(&env.other_admin, &other_connection)
         .await;
     let other_gateway = env
         .create_gateway(&env.other_admin, &other_auth_config)
@@ -602,7 +623,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         // that is not a key is checked, and refused, as a token.
         let not_a_key = if matches!(
             spec.permission,
-            Permission::CallTools | Permission::DecideApprovals
+            Permission::CallTools | Permission::DecideApprovals | Permission::UndoToolCalls
         ) {
             "invalid_token"
         } else {
@@ -645,6 +666,8 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 &other_approval
             } else if spec.path.starts_with("/v1/members") {
                 &other_member
+            } else if spec.path.starts_with("/v1/tool-calls") {
+                &other_tool_call
             } else {
                 &other_id
             };

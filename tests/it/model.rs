@@ -301,7 +301,12 @@ impl Action {
             Action::QueryAudit => &["audit.queried"],
             Action::DefineTool => &["tool.", "token.", "approval.", "gateway."],
             Action::RemoveTool => &["tool.removed"],
-            Action::CallTool => &["tool.requested", "tool.completed"],
+            Action::CallTool => &[
+                "tool.requested",
+                "tool.completed",
+                "tool.undo_requested",
+                "tool.undone",
+            ],
             Action::IssueToken => &["token."],
             Action::UseToken => &["token.used"],
             Action::RevokeToken => &["token.revoked"],
@@ -1552,11 +1557,14 @@ impl World {
         } else {
             ("GET", "read")
         };
-        let body = json!({
+        let mut body = json!({
             "name": name, "provider": "custom", "description": "A tool of the model test.",
             "method": method, "base_url": self.upstream.base_url, "path": "/items",
             "parameters": { "type": "object" }, "required_scopes": [], "risk": risk,
         });
+        if !destructive {
+            body["undo"] = json!({ "method": "DELETE", "path": "/items" });
+        }
         let r = self.admin(Method::POST, "/v1/tools", Some(body)).await;
         self.ok(r, StatusCode::CREATED, "define tool");
         self.m.tools.push((name, destructive));
@@ -1588,7 +1596,13 @@ impl World {
         let r = self
             .call(&self.agent, Method::POST, "/v1/tools/execute", Some(body))
             .await;
-        self.ok(r, StatusCode::OK, "tool call");
+        let r = self.ok(r, StatusCode::OK, "tool call");
+        // Some calls are undone (their tools declare an undo).
+        if self.rng.gen_bool(0.3) {
+            let path = format!("/v1/tool-calls/{}/undo", r.str("tool_call_id"));
+            let r = self.admin(Method::POST, &path, None).await;
+            self.ok(r, StatusCode::OK, "undo");
+        }
     }
 
     async fn issue_token(&mut self) {

@@ -102,6 +102,9 @@ pub struct ToolDefinition {
     #[serde(default)]
     pub required_scopes: Vec<String>,
     pub risk: Risk,
+    /// How a call is undone, if it can be (`super::undo`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<super::undo::UndoDefinition>,
 }
 
 /// A validated [`ToolDefinition`] with its compiled argument schema.
@@ -166,6 +169,15 @@ impl Tool {
         check_headers(&def.headers)?;
         check_scopes(&def.required_scopes)?;
         check_parameters(&def, &path_params)?;
+        if let Some(undo) = &def.undo {
+            let properties: Vec<&str> = def
+                .parameters
+                .get("properties")
+                .and_then(Value::as_object)
+                .map(|p| p.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            super::undo::check(undo, &properties)?;
+        }
         let validator = compile(&def.parameters)?;
         Ok(Tool {
             def,
@@ -281,7 +293,7 @@ pub(super) fn parse_base_url(s: &str) -> Result<Url, String> {
     }
 }
 
-fn is_param_name(s: &str) -> bool {
+pub(super) fn is_param_name(s: &str) -> bool {
     let mut bytes = s.bytes();
     matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
         && s.len() <= 64
@@ -294,6 +306,14 @@ fn is_literal_path_char(c: char) -> bool {
 }
 
 fn parse_path(path: &str) -> Result<Vec<Vec<Piece>>, ToolError> {
+    parse_path_with(path, is_param_name)
+}
+
+/// A path template whose placeholder names `is_name` accepts.
+pub(super) fn parse_path_with(
+    path: &str,
+    is_name: fn(&str) -> bool,
+) -> Result<Vec<Vec<Piece>>, ToolError> {
     let bad = |reason: &str| ToolError::definition("path", reason);
     if path.chars().count() > MAX_PATH_CHARS {
         return Err(bad("is longer than 1024 characters"));
@@ -325,7 +345,7 @@ fn parse_path(path: &str) -> Result<Vec<Vec<Piece>>, ToolError> {
                         }
                         name.push(c);
                     }
-                    if !closed || !is_param_name(&name) {
+                    if !closed || !is_name(&name) {
                         return Err(bad(
                             "placeholders are {name} with name [A-Za-z_][A-Za-z0-9_]{0,63}",
                         ));

@@ -43,6 +43,7 @@
 mod definition;
 mod inject;
 mod request;
+mod undo;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -53,6 +54,7 @@ use sha2::{Digest, Sha256};
 pub use definition::{HttpMethod, Risk, Tool, ToolDefinition};
 pub use inject::Credential;
 pub use request::UpstreamRequest;
+pub use undo::{UndoDefinition, DEFAULT_UNDO_WINDOW_SECONDS};
 
 /// Workspace tools compiled once per distinct stored definition. The definition's text is
 /// the key, so a redefined tool is simply another entry: nothing to invalidate. (Compiling

@@ -110,7 +110,7 @@ impl fmt::Debug for UpstreamRequest {
 }
 
 /// Every byte outside RFC 3986 `unreserved` is percent-encoded, so the result is one segment.
-fn encode_segment(raw: &str) -> String {
+pub(super) fn encode_segment(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for b in raw.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

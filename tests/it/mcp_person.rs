@@ -151,6 +151,15 @@ async fn flow(stack: Stack) {
         )
         .await;
     assert!(r.status.is_success(), "{}", r.text);
+    let r = env
+        .post(
+            &admin,
+            "/v1/gateways",
+            json!({ "name": "crm", "servers": [{ "auth_config_id": config, "tools": [TOOL] }] }),
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    let gateway = r.str("id");
 
     // Discovery by hand: the 401's challenge, the metadata it names, the root metadata.
     let ws = env.d.workspace.clone();
@@ -279,6 +288,60 @@ async fn flow(stack: Stack) {
             .collect()
     };
     assert_eq!(keys(), [ALICE_KEY]);
+
+    // Alice's token also works on the gateway's URL, and on `/mcp` with the workspace named
+    // in the header (as the end-user JSON routes take it); not without it.
+    let token = alice["access_token"].as_str().expect("access token");
+    let tools_at = |path: String, workspace: Option<String>| {
+        let mut r = env
+            .http
+            .post(env.d.svc.url(&path))
+            .header("accept", "application/json, text/event-stream")
+            .bearer_auth(token)
+            .json(&json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {} }));
+        if let Some(ws) = workspace {
+            r = r.header("authledger-workspace", ws);
+        }
+        async move {
+            let r = r.send().await.expect("post");
+            let status = r.status();
+            (status, r.text().await.expect("body"))
+        }
+    };
+    for (path, header) in [
+        (format!("/mcp/w/{ws}/{gateway}"), None),
+        ("/mcp".to_string(), Some(ws.clone())),
+        (format!("/mcp/{gateway}"), Some(ws.clone())),
+    ] {
+        let (status, body) = tools_at(path.clone(), header).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("JSON-RPC");
+        let names: Vec<&str> = v["result"]["tools"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {body}"))
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(names, [TOOL], "{path}");
+    }
+    let (status, _) = tools_at("/mcp".to_string(), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let gateway_metadata: Value = env
+        .http
+        .get(env.d.svc.url(&format!(
+            "/.well-known/oauth-protected-resource/mcp/w/{ws}/{gateway}"
+        )))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        gateway_metadata["resource"],
+        json!(env.d.svc.url(&format!("/mcp/w/{ws}/{gateway}")))
+    );
+    assert_eq!(gateway_metadata["authorization_servers"], json!([idp.issuer]));
 
     // Bob: Alice's connection by id, or Alice by user_id, answers like an unknown id.
     let unknown = "01900000-0000-7000-8000-00000000dead";

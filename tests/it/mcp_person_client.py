@@ -13,7 +13,7 @@ to the SDK's callback handler.
 Then it initializes, lists tools and makes the calls given with `--call NAME JSON` (the
 arguments as JSON), and prints one JSON report on stdout: every HTTP exchange in order
 (method, URL, status, WWW-Authenticate), the server's name, the tool names, and each
-call's `isError` and text.
+call's `isError` and text, and the access token it obtained.
 """
 
 import argparse
@@ -111,10 +111,11 @@ async def run(args: argparse.Namespace) -> dict:
         token_endpoint_auth_method="client_secret_post",
     )
     browser = Browser(args.email)
+    storage = Storage(client)
     auth = OAuthClientProvider(
         server_url=args.url,
         client_metadata=metadata,
-        storage=Storage(client),
+        storage=storage,
         redirect_handler=browser.redirect,
         callback_handler=browser.callback,
     )
@@ -135,6 +136,8 @@ async def run(args: argparse.Namespace) -> dict:
                     result = await session.call_tool(name, json.loads(arguments))
                     text = "".join(getattr(c, "text", "") for c in result.content)
                     report["calls"].append({"tool": name, "is_error": result.isError, "text": text})
+    # For the test's own requests with the person's token (e.g. `/mcp` with the header).
+    report["access_token"] = storage.tokens.access_token if storage.tokens else None
     return report
 
 

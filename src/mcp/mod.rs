@@ -11,6 +11,18 @@
 //! `http::request::Parts` to the handler, which reads the caller from there: every MCP
 //! message is authorized as the HTTP request that carried it.
 //!
+//! # As the signed-in person
+//!
+//! `POST /mcp/w/{workspace_id}` (and `/mcp/w/{workspace_id}/{gateway_id}`; or `/mcp` with the
+//! `Authledger-Workspace` header) take an end user's JWT from the workspace's identity
+//! provider instead: `api::auth` checks it like the end-user routes' and puts the `EndUser`
+//! and `Authority::Person` on the request. The person calls as themselves (actor `user`,
+//! their `sub`; the token's client as `mcp_client` on `tool.requested`), listing the tools of
+//! their own connections' providers and acting only through their own connections; naming
+//! another person's connection (or `user_id`) answers exactly like an unknown connection and
+//! is recorded as `access.denied` (`other_user`). How a client finds where to sign in:
+//! `api::protected_resource`.
+//!
 //! The server is **stateless** (`legacy_session_mode: false`, no session manager): every
 //! POST stands alone, no `Mcp-Session-Id` is issued, so there is no session another caller
 //! could present, nothing to expire or to share between instances, and `GET` / `DELETE`

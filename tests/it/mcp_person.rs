@@ -341,7 +341,10 @@ async fn flow(stack: Stack) {
         gateway_metadata["resource"],
         json!(env.d.svc.url(&format!("/mcp/w/{ws}/{gateway}")))
     );
-    assert_eq!(gateway_metadata["authorization_servers"], json!([idp.issuer]));
+    assert_eq!(
+        gateway_metadata["authorization_servers"],
+        json!([idp.issuer])
+    );
 
     // Bob: Alice's connection by id, or Alice by user_id, answers like an unknown id.
     let unknown = "01900000-0000-7000-8000-00000000dead";

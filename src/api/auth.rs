@@ -88,10 +88,11 @@ pub async fn authorize(
     // Approvals are decided by an admin key or by the end user's own JWT; the MCP server
     // acts as the end user whose JWT names the workspace (in its path, or the header).
     let presents_jwt = bearer_token(&req).is_some_and(|t| !t.starts_with(KEY_PREFIX));
+    let mcp = matches!(spec.id, routes::RouteId::Mcp | routes::RouteId::McpGateway);
     let names_workspace = req.headers().contains_key(WORKSPACE_HEADER);
     if spec.permission == Permission::EndUser
         || (spec.permission == Permission::DecideApprovals && presents_jwt)
-        || (spec.permission == Permission::CallTools && presents_jwt && names_workspace)
+        || (mcp && presents_jwt && names_workspace)
     {
         let workspace = param("workspace_id");
         return as_end_user(&state, &limits, &denial, workspace, req, next).await;

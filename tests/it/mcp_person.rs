@@ -326,6 +326,16 @@ async fn flow(stack: Stack) {
     }
     let (status, _) = tools_at("/mcp".to_string(), None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // Only MCP acts as the person: the JSON tool routes still want a key or scoped token.
+    let r = env
+        .http
+        .get(env.d.svc.url("/v1/tools"))
+        .bearer_auth(token)
+        .header("authledger-workspace", &ws)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let gateway_metadata: Value = env
         .http
         .get(env.d.svc.url(&format!(

@@ -52,6 +52,20 @@ struct Claims {
     exp: i64,
     #[serde(default)]
     nbf: Option<i64>,
+    /// The client the token was issued to (OpenID Connect `azp`; RFC 9068 `client_id`).
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+}
+
+/// Who a verified end-user token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The end user (`sub`).
+    pub user_id: String,
+    /// The client the provider issued the token to (`azp`, else `client_id`), if it says.
+    pub client: Option<String>,
 }
 
 /// One JWKS URL's cache entry. The map of entries is locked only to find or add an entry;
@@ -131,6 +145,16 @@ impl JwksCache {
         idp: &IdentityProvider,
         now: time::OffsetDateTime,
     ) -> Result<String, TokenError> {
+        Ok(self.verify_person(token, idp, now).await?.user_id)
+    }
+
+    /// [`JwksCache::verify`], also naming the client the token was issued to.
+    pub async fn verify_person(
+        &self,
+        token: &str,
+        idp: &IdentityProvider,
+        now: time::OffsetDateTime,
+    ) -> Result<Verified, TokenError> {
         let (alg, key) = self.key(token, &idp.jwks_url).await?;
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&idp.issuer]);
@@ -155,7 +179,14 @@ impl JwksCache {
         if sub.is_empty() || sub.len() > 256 || sub.chars().any(char::is_control) {
             return Err(TokenError::Invalid("unusable subject"));
         }
-        Ok(sub)
+        let client = [data.claims.azp, data.claims.client_id]
+            .into_iter()
+            .flatten()
+            .find(|c| !c.is_empty() && c.len() <= 256 && !c.chars().any(char::is_control));
+        Ok(Verified {
+            user_id: sub,
+            client,
+        })
     }
 
     /// The algorithm `token` names (one of [`ALLOWED_ALGORITHMS`]: `none` and HMAC never)

@@ -64,11 +64,14 @@ pub async fn authorize(
         }
         return next.run(req).await;
     }
-    let target_id = params.as_ref().and_then(|p| {
-        p.iter()
-            .find(|(k, _)| *k == "id")
-            .map(|(_, v)| sanitize(v, 128))
-    });
+    let param = |name: &str| {
+        params.as_ref().and_then(|p| {
+            p.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| sanitize(v, 128))
+        })
+    };
+    let target_id = param("id");
     let denial = Denial {
         state: &state,
         limits: &limits,
@@ -76,16 +79,26 @@ pub async fn authorize(
         route: &path,
         target_id: target_id.as_deref(),
         client,
+        resource_metadata: super::protected_resource::metadata_url(
+            &state.connections.public_url,
+            spec.id,
+            req.uri().path(),
+        ),
     };
-    // Approvals are decided by an admin key or by the end user's own JWT.
+    // Approvals are decided by an admin key or by the end user's own JWT; the MCP server
+    // acts as the end user whose JWT names the workspace (in its path, or the header).
     let presents_jwt = bearer_token(&req).is_some_and(|t| !t.starts_with(KEY_PREFIX));
+    let mcp = matches!(spec.id, routes::RouteId::Mcp | routes::RouteId::McpGateway);
+    let names_workspace = req.headers().contains_key(WORKSPACE_HEADER);
     if spec.permission == Permission::EndUser
         || (matches!(
             spec.permission,
             Permission::DecideApprovals | Permission::UndoToolCalls
         ) && presents_jwt)
+        || (mcp && presents_jwt && names_workspace)
     {
-        return as_end_user(&state, &limits, &denial, req, next).await;
+        let workspace = param("workspace_id");
+        return as_end_user(&state, &limits, &denial, workspace, req, next).await;
     }
     if spec.permission == Permission::CallTools && presents_jwt {
         return with_scoped_token(&state, &limits, &denial, req, next).await;
@@ -93,11 +106,13 @@ pub async fn authorize(
     with_api_key(&state, &limits, &denial, spec, req, next).await
 }
 
-/// An end user, by a JWT of the workspace's identity provider.
+/// An end user, by a JWT of the workspace's identity provider; the workspace is the route's
+/// (`{workspace_id}`) or else the one the `Authledger-Workspace` header names.
 async fn as_end_user(
     state: &AppState,
     limits: &Arc<Limits>,
     denial: &Denial<'_>,
+    workspace: Option<String>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -106,17 +121,25 @@ async fn as_end_user(
             denial.refuse(workspace, actor, status, reason)
         };
     let bearer = bearer_token(&req).map(str::to_string);
-    let workspace = req
-        .headers()
-        .get(WORKSPACE_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|w| sanitize(w, 128));
+    let workspace = workspace.or_else(|| {
+        req.headers()
+            .get(WORKSPACE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|w| sanitize(w, 128))
+    });
     match authenticate_end_user(state, bearer, workspace).await {
-        Ok(user) => {
+        Ok((user, client)) => {
             let key = format!("user:{}:{}", user.workspace_id, user.user_id);
             if let Err(wait) = charge_budgets(limits, &key, &user.workspace_id) {
                 return too_many(wait);
             }
+            // What the MCP server acts as: this person, through the client the token names.
+            let person = crate::gateway::Person {
+                user_id: user.user_id.clone(),
+                client,
+            };
+            req.extensions_mut()
+                .insert(crate::gateway::Authority::Person(Box::new(person)));
             req.extensions_mut().insert(user);
             run_within(denial.budget(), req, next).await
         }
@@ -386,6 +409,8 @@ struct Denial<'a> {
     target_id: Option<&'a str>,
     /// `ip:<address>` of the peer, for the refusal rate limit.
     client: Option<String>,
+    /// Where an MCP client finds how to sign in (RFC 9728), named on its 401s.
+    resource_metadata: Option<String>,
 }
 
 impl Denial<'_> {
@@ -425,8 +450,13 @@ impl Denial<'_> {
         };
         let mut resp = Problem::new(status, kind, title, None).into_response();
         if status == StatusCode::UNAUTHORIZED {
+            let challenge = match &self.resource_metadata {
+                Some(url) => HeaderValue::from_str(&format!("Bearer resource_metadata=\"{url}\""))
+                    .unwrap_or(HeaderValue::from_static("Bearer")),
+                None => HeaderValue::from_static("Bearer"),
+            };
             resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         resp
     }
@@ -456,7 +486,7 @@ async fn authenticate_end_user(
     state: &AppState,
     token: Option<String>,
     workspace: Option<String>,
-) -> Result<EndUser, EndUserRefusal> {
+) -> Result<(EndUser, Option<String>), EndUserRefusal> {
     use crate::identity::{IdentityProvider, TokenError};
     let token = token.ok_or(EndUserRefusal::Denied(
         None,
@@ -486,11 +516,18 @@ async fn authenticate_end_user(
         audience,
         jwks_url,
     };
-    match state.identity.verify(&token, &idp, state.clock.now()).await {
-        Ok(user_id) => Ok(EndUser {
-            workspace_id,
-            user_id,
-        }),
+    match state
+        .identity
+        .verify_person(&token, &idp, state.clock.now())
+        .await
+    {
+        Ok(verified) => Ok((
+            EndUser {
+                workspace_id,
+                user_id: verified.user_id,
+            },
+            verified.client,
+        )),
         Err(TokenError::Expired) => Err(EndUserRefusal::Denied(
             Some(workspace_id),
             DenialReason::ExpiredToken,

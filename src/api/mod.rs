@@ -13,6 +13,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod members;
 pub mod problem;
+pub mod protected_resource;
 pub mod ratelimit;
 pub mod request_log;
 pub mod routes;
@@ -101,6 +102,11 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::SetSecondFactorRequirement => on(filter, members::set_second_factor_requirement),
         RouteId::SetAgentConnectFlows => on(filter, end_users::set_agent_connect_flows),
         RouteId::Mcp => on(filter, mcp_all),
+        RouteId::McpPerson => on(filter, mcp_all),
+        RouteId::McpPersonGateway => on(filter, mcp_person_gateway),
+        RouteId::ProtectedResource => on(filter, protected_resource::root),
+        RouteId::McpPersonMetadata => on(filter, protected_resource::person),
+        RouteId::McpPersonGatewayMetadata => on(filter, protected_resource::person_gateway),
     }
 }
 
@@ -118,6 +124,15 @@ async fn mcp_gateway(
     State(state): State<AppState>,
     Extension(route): Extension<Route>,
     Path(gateway_id): Path<String>,
+    request: Request,
+) -> Response {
+    crate::mcp::handle_gateway(state, route.0.path, gateway_id, request).await
+}
+
+async fn mcp_person_gateway(
+    State(state): State<AppState>,
+    Extension(route): Extension<Route>,
+    Path((_workspace_id, gateway_id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     crate::mcp::handle_gateway(state, route.0.path, gateway_id, request).await

@@ -123,6 +123,13 @@ pub enum RouteId {
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
     UndoToolCall,
+    /// The MCP server acting as the signed-in person of a workspace (their JWT), and one
+    /// gateway's; their RFC 9728 protected resource metadata, and the root's.
+    McpPerson,
+    McpPersonGateway,
+    ProtectedResource,
+    McpPersonMetadata,
+    McpPersonGatewayMetadata,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -525,6 +532,36 @@ pub const ROUTES: &[RouteSpec] = &[
         path: "/v1/tool-calls/{id}/undo",
         permission: Permission::UndoToolCalls,
     },
+    RouteSpec {
+        id: RouteId::McpPerson,
+        method: "POST",
+        path: "/mcp/w/{workspace_id}",
+        permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::McpPersonGateway,
+        method: "POST",
+        path: "/mcp/w/{workspace_id}/{gateway_id}",
+        permission: Permission::EndUser,
+    },
+    RouteSpec {
+        id: RouteId::ProtectedResource,
+        method: "GET",
+        path: "/.well-known/oauth-protected-resource",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::McpPersonMetadata,
+        method: "GET",
+        path: "/.well-known/oauth-protected-resource/mcp/w/{workspace_id}",
+        permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::McpPersonGatewayMetadata,
+        method: "GET",
+        path: "/.well-known/oauth-protected-resource/mcp/w/{workspace_id}/{gateway_id}",
+        permission: Permission::Public,
+    },
 ];
 
 /// The route a request was matched to, put on the request by `api::auth::authorize`, so a
@@ -563,7 +600,11 @@ pub fn path_to(id: RouteId, param: &str) -> String {
 /// Whether a route accepts an `Idempotency-Key`: every `POST` that creates or acts, but
 /// MCP (its own protocol, whose requests carry their own ids).
 pub fn idempotent(spec: &RouteSpec) -> bool {
-    spec.method == "POST" && !matches!(spec.id, RouteId::Mcp | RouteId::McpGateway)
+    spec.method == "POST"
+        && !matches!(
+            spec.id,
+            RouteId::Mcp | RouteId::McpGateway | RouteId::McpPerson | RouteId::McpPersonGateway
+        )
 }
 
 pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {

@@ -541,6 +541,7 @@ impl Event {
                 user_id: "user-42".into(),
                 token_id: Some("01900000-0000-7000-8000-000000000021".into()),
                 approval_id: None,
+                mcp_client: None,
                 argument_fingerprint: format!("sha256:{}", "12".repeat(32)),
                 method: "POST".into(),
                 url: "https://slack.com/api/chat.postMessage".into(),

@@ -29,6 +29,10 @@ pub struct ToolRequested {
     pub token_id: Option<String>,
     /// The approval this call consumes (destructive tools).
     pub approval_id: Option<String>,
+    /// The MCP client a signed-in person called through (their token's `azp` or
+    /// `client_id`); absent for agents' calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp_client: Option<String>,
     /// `sha256:<hex>` of the canonical JSON of the arguments.
     pub argument_fingerprint: String,
     /// Upstream method and URL without its query string (which may carry a key).
@@ -306,6 +310,7 @@ mod tests {
             user_id: "u".into(),
             token_id: None,
             approval_id: None,
+            mcp_client: None,
             argument_fingerprint: "sha256:00".into(),
             method: "POST".into(),
             url: "https://slack.com/api/chat.postMessage".into(),
@@ -333,6 +338,7 @@ mod tests {
             argument_fingerprint: "sha256:00".into(),
             method: "POST".into(),
             url: "https://www.googleapis.com/calendar/v3/calendars/primary/events".into(),
+            mcp_client: None,
         }));
         call.apply(&Event::ToolCompleted(ToolCompleted {
             tool: "calendar.create_event".into(),

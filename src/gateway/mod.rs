@@ -89,11 +89,23 @@ impl Gateway {
     }
 }
 
-/// How the agent authenticated: its API key, or a scoped token (whose claims bound it).
+/// How the agent authenticated: its API key, a scoped token (whose claims bound it), or
+/// the end user's own token from the workspace's identity provider (MCP as the signed-in
+/// person: only that person's connections).
 #[derive(Debug, Clone)]
 pub enum Authority {
     ApiKey,
     Token(Box<TokenClaims>),
+    Person(Box<Person>),
+}
+
+/// An end user acting through an MCP client with their identity provider's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    /// The end user (`sub`): the `user_id` of the connections they may use.
+    pub user_id: String,
+    /// The MCP client the token was issued to (`azp` / `client_id`), recorded with the call.
+    pub client: Option<String>,
 }
 
 impl Authority {
@@ -101,6 +113,15 @@ impl Authority {
     pub fn token(&self) -> Option<&TokenClaims> {
         match self {
             Authority::Token(claims) => Some(claims),
+            Authority::ApiKey | Authority::Person(_) => None,
+        }
+    }
+
+    /// The one user this authority acts for (a scoped token's, or the person), if any.
+    pub fn user(&self) -> Option<&str> {
+        match self {
+            Authority::Token(claims) => Some(&claims.sub),
+            Authority::Person(person) => Some(&person.user_id),
             Authority::ApiKey => None,
         }
     }

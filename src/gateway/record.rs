@@ -80,6 +80,10 @@ pub(super) fn requested(
         auth_config_id: usable.connection.auth_config_id.clone(),
         user_id: usable.connection.user_id.clone(),
         token_id: authority.token().map(|c| c.jti.clone()),
+        mcp_client: match authority {
+            Authority::Person(person) => person.client.clone(),
+            Authority::ApiKey | Authority::Token(_) => None,
+        },
         approval_id,
         argument_fingerprint: call.fingerprint.clone(),
         method: request.method.as_str().to_string(),

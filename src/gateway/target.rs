@@ -4,10 +4,10 @@
 //! before it is resolved, so a bound key cannot start connect flows beyond its gateways);
 //! then the connection usable now, for the tool's provider, within the scope.
 
-use super::workspace_tools::{check_tool_fits, find_tool, FoundTool};
+use super::workspace_tools::{check_tool_fits, find_tool, person_configs, FoundTool};
 use super::{Authority, ExecuteInput};
 use crate::app::AppState;
-use crate::commands::agents::gateway_configs::scope_of;
+use crate::commands::agents::gateway_configs::{scope_of, ToolScope};
 use crate::commands::agents::{
     check_scope_first, invalid, resolve_connection, usable_or_connect, AgentError, Asker,
 };
@@ -35,7 +35,7 @@ pub(super) async fn resolve(
     let ws = &caller.workspace_id;
     let asker = Asker {
         caller,
-        token_user: authority.token().map(|claims| claims.sub.as_str()),
+        token_user: authority.user(),
     };
     let tool = find_tool(state, ws, &input.tool)
         .await?
@@ -48,12 +48,16 @@ pub(super) async fn resolve(
     if !scope.allows_tool(&def.name) {
         return Err(AgentError::OutsideGateway);
     }
-    let user = match (&input.user_id, &input.auth_config_id) {
-        (Some(u), Some(a)) => Some((u.as_str(), a.as_str())),
-        (None, None) => None,
+    let user = match (&input.user_id, &input.auth_config_id, authority) {
+        (_, _, Authority::Person(_)) => None,
+        (Some(u), Some(a), _) => Some((u.as_str(), a.as_str())),
+        (None, None, _) => None,
         _ => return Err(invalid("user_id", "user_id and auth_config_id go together")),
     };
     let connection_id = match authority {
+        Authority::Person(person) => {
+            own_connection(state, asker, (&scope, &def), &person.user_id, input).await?
+        }
         Authority::Token(claims) => {
             check_token_binding(claims, &def.name, input.connection_id.as_deref(), user)?;
             // A token issued before its key was bound (or narrowed) is held to the scope now.
@@ -85,6 +89,64 @@ pub(super) async fn resolve(
         store_responses,
     };
     Ok((target, usable))
+}
+
+/// The person's own connection a call names: by `connection_id`, by `auth_config_id`, or
+/// (neither) their one active connection for the tool's provider. Another person's
+/// connection (or `user_id`) is `OtherUser`, which the face answers exactly like an unknown
+/// id and records.
+async fn own_connection(
+    state: &AppState,
+    asker: Asker<'_>,
+    (scope, def): (&ToolScope, &ToolDefinition),
+    me: &str,
+    input: &ExecuteInput,
+) -> Result<String, AgentError> {
+    let ws = &asker.caller.workspace_id;
+    if input.user_id.as_deref().is_some_and(|u| u != me) {
+        return Err(AgentError::OtherUser);
+    }
+    let id = input.connection_id.as_deref();
+    if let Some(id) = id {
+        let row = state.projections.connection(ws, id).await?;
+        if row.is_some_and(|r| r.user_id != me) {
+            return Err(AgentError::OtherUser);
+        }
+    }
+    let auth_config_id = match (&input.auth_config_id, id) {
+        (Some(a), _) => Some(a.clone()),
+        (None, Some(_)) => None,
+        (None, None) => Some(only_config_for(state, ws, me, &def.provider).await?),
+    };
+    let user = auth_config_id.as_deref().map(|a| (me, a));
+    check_scope_first(state, ws, scope, Some(&def.name), id, user).await?;
+    resolve_connection(state, ws, asker, id, user).await
+}
+
+/// The auth config of the person's one active connection for `provider`.
+async fn only_config_for(
+    state: &AppState,
+    ws: &str,
+    me: &str,
+    provider: &str,
+) -> Result<String, AgentError> {
+    let configs: Vec<String> = person_configs(state, ws, me)
+        .await?
+        .into_iter()
+        .filter(|(_, p)| p == provider)
+        .map(|(id, _)| id)
+        .collect();
+    match configs.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(invalid(
+            "auth_config_id",
+            "none of your connections serves this tool: give the auth_config_id to connect",
+        )),
+        _ => Err(invalid(
+            "connection_id",
+            "several of your connections serve this tool: give connection_id or auth_config_id",
+        )),
+    }
 }
 
 /// A scoped token acts through its own connection and (if bound) its own tool only.

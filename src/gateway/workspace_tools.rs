@@ -147,7 +147,41 @@ pub async fn list_tools_in(
                 && claims.tool.as_deref().is_none_or(|t| t == d.name)
         });
     }
+    if let Authority::Person(person) = authority {
+        // The person's own active connections are all they reach: their providers' tools.
+        let configs = person_configs(state, &caller.workspace_id, &person.user_id).await?;
+        all.retain(|(d, _)| configs.iter().any(|(_, provider)| *provider == d.provider));
+    }
     all.retain(|(d, _)| scope.allows_tool(&d.name));
     all.sort_by(|a, b| a.0.name.cmp(&b.0.name));
     Ok(all)
+}
+
+/// The auth configs of `user_id`'s active connections, each once, with their providers.
+pub(super) async fn person_configs(
+    state: &AppState,
+    workspace_id: &str,
+    user_id: &str,
+) -> Result<Vec<(String, String)>, AgentError> {
+    let filter = crate::projector::store::ConnectionFilter {
+        user_id: Some(user_id.to_string()),
+        auth_config_id: None,
+        status: Some("active".into()),
+        after_id: None,
+        limit: 100,
+    };
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for row in state.projections.connections(workspace_id, &filter).await? {
+        if configs.iter().any(|(id, _)| *id == row.auth_config_id) {
+            continue;
+        }
+        if let Some(config) = state
+            .projections
+            .auth_config(workspace_id, &row.auth_config_id)
+            .await?
+        {
+            configs.push((row.auth_config_id, config.provider));
+        }
+    }
+    Ok(configs)
 }

@@ -11,6 +11,18 @@
 //! `http::request::Parts` to the handler, which reads the caller from there: every MCP
 //! message is authorized as the HTTP request that carried it.
 //!
+//! # As the signed-in person
+//!
+//! `POST /mcp/w/{workspace_id}` (and `/mcp/w/{workspace_id}/{gateway_id}`; or `/mcp` with the
+//! `Authledger-Workspace` header) take an end user's JWT from the workspace's identity
+//! provider instead: `api::auth` checks it like the end-user routes' and puts the `EndUser`
+//! and `Authority::Person` on the request. The person calls as themselves (actor `user`,
+//! their `sub`; the token's client as `mcp_client` on `tool.requested`), listing the tools of
+//! their own connections' providers and acting only through their own connections; naming
+//! another person's connection (or `user_id`) answers exactly like an unknown connection and
+//! is recorded as `access.denied` (`other_user`). How a client finds where to sign in:
+//! `api::protected_resource`.
+//!
 //! The server is **stateless** (`legacy_session_mode: false`, no session manager): every
 //! POST stands alone, no `Mcp-Session-Id` is issued, so there is no session another caller
 //! could present, nothing to expire or to share between instances, and `GET` / `DELETE`
@@ -75,9 +87,12 @@ use serde_json::{json, Value};
 use crate::app::AppState;
 use crate::commands::agents::{refused, AgentError, At};
 use crate::commands::problem::Problem;
-use crate::commands::Caller;
+use crate::commands::{record_denial, Caller, EndUser};
+use crate::domain::access::{sanitize, AccessDenied, DenialReason};
+use crate::domain::Role;
 use crate::gateway::tools::{Risk, ToolDefinition};
 use crate::gateway::{self, Authority, ExecuteInput, Executed};
+use crate::ledger::ActorType;
 
 /// Decides which tools a mount offers, by name (`None` on [`Scope`]: all of them).
 pub type ToolFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -126,7 +141,7 @@ pub async fn handle_gateway(
     gateway_id: String,
     request: Request,
 ) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+    let Some((caller, _)) = caller_in(request.extensions()) else {
         return axum::http::StatusCode::UNAUTHORIZED.into_response();
     };
     if let Err(e) =
@@ -213,18 +228,55 @@ struct McpServer {
 
 /// The caller of the HTTP request that carried this MCP request.
 fn caller_of(context: &RequestContext<RoleServer>) -> Result<(Caller, Authority), ErrorData> {
-    let parts = context.extensions.get::<Parts>();
-    let caller = parts.and_then(|p| p.extensions.get::<Caller>()).cloned();
-    let Some(caller) = caller else {
+    let found = context
+        .extensions
+        .get::<Parts>()
+        .and_then(|p| caller_in(&p.extensions));
+    found.ok_or_else(|| {
         // Only reachable if the service were mounted without `api::auth`.
         tracing::error!("MCP request without an authorized caller");
-        return Err(ErrorData::internal_error("not authorized", None));
-    };
-    let authority = parts
-        .and_then(|p| p.extensions.get::<Authority>())
-        .cloned()
-        .unwrap_or(Authority::ApiKey);
-    Ok((caller, authority))
+        ErrorData::internal_error("not authorized", None)
+    })
+}
+
+/// What `api::auth` put on an authorized request: an API key's (or scoped token's) caller,
+/// or a signed-in person (`EndUser` and `Authority::Person`), who calls as themselves
+/// (actor `user`, least privilege: the agent role, their own connections only).
+fn caller_in(extensions: &axum::http::Extensions) -> Option<(Caller, Authority)> {
+    let authority = extensions.get::<Authority>().cloned();
+    if let Some(Authority::Person(_)) = authority {
+        let user = extensions.get::<EndUser>()?;
+        let caller = Caller {
+            workspace_id: user.workspace_id.clone(),
+            api_key_id: user.user_id.clone(),
+            role: Role::Agent,
+            actor_type: ActorType::User,
+        };
+        return Some((caller, authority.unwrap_or(Authority::ApiKey)));
+    }
+    let caller = extensions.get::<Caller>()?.clone();
+    Some((caller, authority.unwrap_or(Authority::ApiKey)))
+}
+
+/// Which routing fields a caller's tools advertise.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Routing {
+    /// An API key names any connection: `connection_id`, or `user_id` and `auth_config_id`.
+    Key,
+    /// A scoped token's connection is its own: none.
+    Token,
+    /// A person names one of their own: `connection_id` or `auth_config_id` (or neither).
+    Person,
+}
+
+impl Routing {
+    fn of(authority: &Authority) -> Routing {
+        match authority {
+            Authority::ApiKey => Routing::Key,
+            Authority::Token(_) => Routing::Token,
+            Authority::Person(_) => Routing::Person,
+        }
+    }
 }
 
 impl ServerHandler for McpServer {
@@ -243,7 +295,7 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let (caller, authority) = caller_of(&context)?;
-        let token = matches!(authority, Authority::Token(_));
+        let routing = Routing::of(&authority);
         let gateway_id = self.scope.gateway_id.as_deref();
         let listed =
             match gateway::list_tools_in(&self.state, &caller, &authority, gateway_id).await {
@@ -274,7 +326,7 @@ impl ServerHandler for McpServer {
         let tools = listed
             .iter()
             .filter(|(d, _)| self.scope.admits(&d.name))
-            .filter_map(|(d, _)| mcp_tool(d, token))
+            .filter_map(|(d, _)| mcp_tool(d, routing))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -288,7 +340,7 @@ impl ServerHandler for McpServer {
         let tool = request.name.to_string();
         let routed = split_arguments(tool.clone(), request.arguments);
         let target = match &routed {
-            Ok(input) => input.connection_id.clone(),
+            Ok(input) => input.connection_id.clone().or(input.user_id.clone()),
             Err(_) => None,
         };
         let outcome = match routed {
@@ -310,8 +362,27 @@ impl ServerHandler for McpServer {
                     route: self.scope.route,
                     target: target.as_deref(),
                 };
-                let problem =
-                    refused(&self.state, caller.actor(), &caller.workspace_id, at, &e).await;
+                let problem = match e {
+                    // A person naming another person's connection: exactly an unknown id.
+                    AgentError::OtherUser if Routing::of(&authority) == Routing::Person => {
+                        let unknown = AgentError::NotFound {
+                            what: "connection",
+                            elsewhere: false,
+                        };
+                        let problem = Problem::from(&unknown);
+                        let denial = AccessDenied {
+                            method: at.method.to_string(),
+                            route: at.route.to_string(),
+                            status: problem.status,
+                            reason: DenialReason::OtherUser,
+                            target_id: at.target.map(|t| sanitize(t, 128)),
+                        };
+                        let ws = Some(caller.workspace_id.as_str());
+                        record_denial(&self.state, ws, caller.actor(), denial).await;
+                        problem
+                    }
+                    e => refused(&self.state, caller.actor(), &caller.workspace_id, at, &e).await,
+                };
                 CallToolResult::error(vec![ContentBlock::text(problem_text(&problem))])
             }
         };
@@ -322,13 +393,15 @@ impl ServerHandler for McpServer {
 const INSTRUCTIONS: &str = "Each tool acts for a user through one of their connections, with \
 credentials you never see. With an API key, name the connection in the call's arguments: \
 connection_id, or user_id and auth_config_id (if the user has not connected yet, the error \
-carries a connect_url to give them). With a scoped token the connection is the token's. A \
+carries a connect_url to give them). With a scoped token the connection is the token's. Signed \
+in as a person (their identity provider's token), the tools act through that person's own \
+connections only: connection_id or auth_config_id, or neither when one of them serves the tool. A \
 destructive tool first answers an error of type approval-required carrying approval_id: once \
 the user has approved it, call again with the same arguments plus approval_id. Errors are \
 problem JSON (type, title, detail).";
 
 /// One gateway tool as MCP lists it; `None` when its own parameters use a routing name.
-fn mcp_tool(def: &ToolDefinition, token: bool) -> Option<McpTool> {
+fn mcp_tool(def: &ToolDefinition, routing: Routing) -> Option<McpTool> {
     let mut schema: JsonObject = match &def.parameters {
         Value::Object(m) => m.clone(),
         _ => JsonObject::new(),
@@ -341,7 +414,17 @@ fn mcp_tool(def: &ToolDefinition, token: bool) -> Option<McpTool> {
         tracing::warn!(tool = %def.name, "tool parameters use a reserved routing name; not listed over MCP");
         return None;
     }
-    if !token {
+    if routing == Routing::Person {
+        properties.insert(
+            "connection_id".into(),
+            json!({ "type": "string", "description": "Routing (not sent to the tool): which of your connections to act through. Or give auth_config_id, or neither when one of your connections serves this tool." }),
+        );
+        properties.insert(
+            "auth_config_id".into(),
+            json!({ "type": "string", "description": "Routing (not sent to the tool): act through your active connection of this auth config." }),
+        );
+    }
+    if routing == Routing::Key {
         properties.insert(
             "connection_id".into(),
             json!({ "type": "string", "description": "Routing (not sent to the tool): the connection to act through. Or give user_id and auth_config_id." }),

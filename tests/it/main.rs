@@ -32,6 +32,7 @@ mod idempotency;
 mod independent;
 mod limits;
 mod mcp;
+mod mcp_person;
 mod me_approvals;
 mod me_pages;
 mod me_undo;

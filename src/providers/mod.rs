@@ -15,6 +15,21 @@ pub enum ClientAuthMethod {
     ClientSecretBasic,
 }
 
+/// What the provider does with refresh tokens, from its documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshTokens {
+    /// A refresh may answer a new refresh token that replaces the stored one (the old one
+    /// may stop working at once or after a grace period): always keep the latest.
+    Rotating,
+    /// The refresh token stays valid across refreshes and is not replaced.
+    Reused,
+    /// No refresh tokens: access tokens last until revoked (or the user reconnects).
+    NotIssued,
+    /// The documentation does not say, or it depends on the provider app's settings.
+    Unknown,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 pub struct ScopeInfo {
     pub scope: String,
@@ -33,6 +48,7 @@ pub struct OAuth2Endpoints {
     pub extra_authorize_params: BTreeMap<String, String>,
     pub scopes: Vec<ScopeInfo>,
     pub default_scopes: Vec<String>,
+    pub refresh_tokens: RefreshTokens,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,14 +62,40 @@ pub struct Provider {
 
 /// The raw data files, by name (also read by the schema test).
 pub const FILES: &[(&str, &str)] = &[
+    ("airtable", include_str!("catalog/airtable.json")),
+    ("asana", include_str!("catalog/asana.json")),
     ("atlassian", include_str!("catalog/atlassian.json")),
+    ("bitbucket", include_str!("catalog/bitbucket.json")),
+    ("box", include_str!("catalog/box.json")),
+    ("calendly", include_str!("catalog/calendly.json")),
+    ("clickup", include_str!("catalog/clickup.json")),
+    ("discord", include_str!("catalog/discord.json")),
+    ("docusign", include_str!("catalog/docusign.json")),
+    ("dropbox", include_str!("catalog/dropbox.json")),
+    ("facebook", include_str!("catalog/facebook.json")),
+    ("figma", include_str!("catalog/figma.json")),
     ("github", include_str!("catalog/github.json")),
+    ("gitlab", include_str!("catalog/gitlab.json")),
     ("google", include_str!("catalog/google.json")),
     ("hubspot", include_str!("catalog/hubspot.json")),
+    ("intercom", include_str!("catalog/intercom.json")),
+    ("linear", include_str!("catalog/linear.json")),
+    ("linkedin", include_str!("catalog/linkedin.json")),
+    ("mailchimp", include_str!("catalog/mailchimp.json")),
     ("microsoft", include_str!("catalog/microsoft.json")),
+    ("miro", include_str!("catalog/miro.json")),
+    ("monday", include_str!("catalog/monday.json")),
     ("notion", include_str!("catalog/notion.json")),
+    ("pipedrive", include_str!("catalog/pipedrive.json")),
+    ("quickbooks", include_str!("catalog/quickbooks.json")),
     ("salesforce", include_str!("catalog/salesforce.json")),
     ("slack", include_str!("catalog/slack.json")),
+    ("spotify", include_str!("catalog/spotify.json")),
+    ("stripe", include_str!("catalog/stripe.json")),
+    ("twitter", include_str!("catalog/twitter.json")),
+    ("webflow", include_str!("catalog/webflow.json")),
+    ("xero", include_str!("catalog/xero.json")),
+    ("zoom", include_str!("catalog/zoom.json")),
 ];
 
 /// Every provider in the catalog. Files that do not parse are left out (the test suite

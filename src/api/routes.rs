@@ -34,6 +34,8 @@ pub enum Permission {
     ManageTools,
     /// Approve or deny a step-up request: an admin key, or the connection's end user (JWT).
     DecideApprovals,
+    /// Register, change, rotate, replay and delete webhook endpoints; see their deliveries.
+    ManageWebhooks,
 }
 
 /// Which roles hold a permission. The README's permission table mirrors this.
@@ -49,6 +51,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         UseTools | CallTools => matches!(role, Admin | Developer | Agent),
         DecideApprovals => matches!(role, Admin),
         EndUser => false,
+        ManageWebhooks => matches!(role, Admin | Developer),
     }
 }
 
@@ -117,6 +120,14 @@ pub enum RouteId {
     ResetMemberSecondFactor,
     SetSecondFactorRequirement,
     SetAgentConnectFlows,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    ReplayWebhook,
+    WebhookDeliveries,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
 }
@@ -514,6 +525,54 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "PUT",
         path: "/v1/workspace/agent-connect-flows",
         permission: Permission::ManageWorkspace,
+    },
+    RouteSpec {
+        id: RouteId::CreateWebhook,
+        method: "POST",
+        path: "/v1/webhooks",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::ListWebhooks,
+        method: "GET",
+        path: "/v1/webhooks",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::GetWebhook,
+        method: "GET",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::UpdateWebhook,
+        method: "PATCH",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::DeleteWebhook,
+        method: "DELETE",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::RotateWebhookSecret,
+        method: "POST",
+        path: "/v1/webhooks/{id}/rotate-secret",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::ReplayWebhook,
+        method: "POST",
+        path: "/v1/webhooks/{id}/replay",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::WebhookDeliveries,
+        method: "GET",
+        path: "/v1/webhooks/{id}/deliveries",
+        permission: Permission::ManageWebhooks,
     },
 ];
 

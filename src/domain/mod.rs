@@ -19,6 +19,7 @@ pub mod member;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
+pub mod webhook;
 pub mod workspace;
 pub mod workspace_tool;
 
@@ -50,6 +51,10 @@ pub use member::{
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested};
+pub use webhook::{
+    WebhookCreated, WebhookDeleted, WebhookDisabled, WebhookReplayRequested, WebhookSecretRotated,
+    WebhookUpdated,
+};
 pub use workspace::{
     AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
     TeamSsoConfigured, ToolResponseStorageSet, WorkspaceCreated,
@@ -182,6 +187,18 @@ pub enum Event {
     EndUserSignedIn(EndUserSignedIn),
     #[serde(rename = "end_user.signed_out")]
     EndUserSignedOut(EndUserSignedOut),
+    #[serde(rename = "webhook.created")]
+    WebhookCreated(WebhookCreated),
+    #[serde(rename = "webhook.updated")]
+    WebhookUpdated(WebhookUpdated),
+    #[serde(rename = "webhook.secret_rotated")]
+    WebhookSecretRotated(WebhookSecretRotated),
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled(WebhookDisabled),
+    #[serde(rename = "webhook.replay_requested")]
+    WebhookReplayRequested(WebhookReplayRequested),
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted(WebhookDeleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -245,6 +262,12 @@ pub const ALL_KINDS: &[&str] = &[
     "member.sso_linked",
     "end_user.signed_in",
     "end_user.signed_out",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.secret_rotated",
+    "webhook.disabled",
+    "webhook.replay_requested",
+    "webhook.deleted",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -327,6 +350,12 @@ impl Event {
             Event::MemberSsoLinked(_) => "member.sso_linked",
             Event::EndUserSignedIn(_) => "end_user.signed_in",
             Event::EndUserSignedOut(_) => "end_user.signed_out",
+            Event::WebhookCreated(_) => "webhook.created",
+            Event::WebhookUpdated(_) => "webhook.updated",
+            Event::WebhookSecretRotated(_) => "webhook.secret_rotated",
+            Event::WebhookDisabled(_) => "webhook.disabled",
+            Event::WebhookReplayRequested(_) => "webhook.replay_requested",
+            Event::WebhookDeleted(_) => "webhook.deleted",
         }
     }
 
@@ -688,6 +717,31 @@ impl Event {
             }),
             Event::EndUserSignedOut(EndUserSignedOut {
                 session_hash: format!("sha256:{}", "ab".repeat(32)),
+            }),
+            Event::WebhookCreated(WebhookCreated {
+                url: "https://app.example.com/webhooks/authledger".into(),
+                events: vec!["connection.".into(), "tool.completed".into()],
+                enabled: true,
+                secret: example_sealed(),
+            }),
+            Event::WebhookUpdated(WebhookUpdated {
+                url: "https://app.example.com/webhooks/authledger".into(),
+                events: vec!["connection.expired".into()],
+                enabled: true,
+            }),
+            Event::WebhookSecretRotated(WebhookSecretRotated {
+                secret: example_sealed(),
+                previous_valid_until: at + time::Duration::hours(24),
+            }),
+            Event::WebhookDisabled(WebhookDisabled {
+                position: 1842,
+                attempts: 31,
+                failing_since: at,
+                reason: "HTTP 503".into(),
+            }),
+            Event::WebhookReplayRequested(WebhookReplayRequested { from_position: 1200 }),
+            Event::WebhookDeleted(WebhookDeleted {
+                data_key_id: "dk_01900000000070008000000000000001".into(),
             }),
         ]
     }

@@ -48,4 +48,5 @@ mod tamper;
 mod token_release;
 mod vectors;
 mod wal;
+mod webhooks;
 mod witness;

@@ -126,8 +126,8 @@ pub async fn serve(
         Some(sweeper_task),
         Some(webhooks_task),
     ]
-        .into_iter()
-        .flatten()
+    .into_iter()
+    .flatten()
     {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }

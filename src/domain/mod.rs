@@ -739,7 +739,9 @@ impl Event {
                 failing_since: at,
                 reason: "HTTP 503".into(),
             }),
-            Event::WebhookReplayRequested(WebhookReplayRequested { from_position: 1200 }),
+            Event::WebhookReplayRequested(WebhookReplayRequested {
+                from_position: 1200,
+            }),
             Event::WebhookDeleted(WebhookDeleted {
                 data_key_id: "dk_01900000000070008000000000000001".into(),
             }),

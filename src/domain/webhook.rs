@@ -137,7 +137,9 @@ pub enum WebhookCommand {
         grace: time::Duration,
     },
     Disable(WebhookDisabled),
-    Replay { from_position: u64 },
+    Replay {
+        from_position: u64,
+    },
     Delete,
 }
 
@@ -256,8 +258,14 @@ mod tests {
         let f = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert!(Webhook::wants(&f(&["connection."]), "connection.expired"));
         assert!(!Webhook::wants(&f(&["connection."]), "connections.x"));
-        assert!(Webhook::wants(&f(&["connection.expired"]), "connection.expired"));
-        assert!(!Webhook::wants(&f(&["connection.expired"]), "connection.expired_x"));
+        assert!(Webhook::wants(
+            &f(&["connection.expired"]),
+            "connection.expired"
+        ));
+        assert!(!Webhook::wants(
+            &f(&["connection.expired"]),
+            "connection.expired_x"
+        ));
         assert!(Webhook::wants(&[], "tool.completed"));
         assert!(check_filters(&f(&["Connection."])).is_err());
         assert!(check_filters(&f(&[""])).is_err());
@@ -304,6 +312,8 @@ mod tests {
         w.apply(&ev);
         assert!(matches!(&ev, Event::WebhookDeleted(d) if d.data_key_id == "dk_1"));
         assert!(w.decide(&WebhookCommand::Delete).is_err());
-        assert!(w.decide(&WebhookCommand::Replay { from_position: 1 }).is_err());
+        assert!(w
+            .decide(&WebhookCommand::Replay { from_position: 1 })
+            .is_err());
     }
 }

@@ -75,8 +75,12 @@ pub enum WebhookChange {
         events: String,
         enabled: bool,
     },
-    SecretRotated { fingerprint: String },
-    Disabled { reason: String },
+    SecretRotated {
+        fingerprint: String,
+    },
+    Disabled {
+        reason: String,
+    },
     Deleted,
     /// Changes nothing shown (a replay request): only the version moves.
     Version,

@@ -163,13 +163,7 @@ fn audit_row(
 }
 
 /// The op on the projection row of the event's aggregate, if it has one.
-fn row_op(
-    position: u64,
-    body: &EventBody,
-    event: &Event,
-    at: String,
-    version: i64,
-) -> Option<Op> {
+fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i64) -> Option<Op> {
     match event {
         Event::WorkspaceCreated(_)
         | Event::IdentityProviderConfigured(_)
@@ -661,13 +655,15 @@ mod tests {
     fn versioned_row(kind: &str) -> Option<&'static str> {
         let prefix = kind.split('.').next().unwrap_or_default();
         match prefix {
-            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member" => [
+            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member"
+            | "webhook" => [
                 "workspace",
                 "api_key",
                 "auth_config",
                 "connection",
                 "gateway",
                 "member",
+                "webhook",
             ]
             .into_iter()
             .find(|t| *t == prefix),

@@ -220,7 +220,10 @@ async fn deliver_due(
         let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let (code, error) = match &answer {
             Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-            Ok(r) => (Some(r.status().as_u16()), Some(format!("HTTP {}", r.status()))),
+            Ok(r) => (
+                Some(r.status().as_u16()),
+                Some(format!("HTTP {}", r.status())),
+            ),
             Err(e) => (None, Some(e.chars().take(MAX_ERROR).collect::<String>())),
         };
         state
@@ -233,7 +236,12 @@ async fn deliver_due(
                     position: event.position,
                     kind: event.kind.clone(),
                     attempt,
-                    status: if error.is_none() { "delivered" } else { "failed" }.into(),
+                    status: if error.is_none() {
+                        "delivered"
+                    } else {
+                        "failed"
+                    }
+                    .into(),
                     response_code: code.map(i64::from),
                     latency_ms,
                     error: error.clone(),

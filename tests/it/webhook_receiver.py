@@ -5,8 +5,8 @@ by `webhook-id` (as a receiver must: delivery is at least once).
     python3 webhook_receiver.py PORT STATE_FILE SECRET
 
 POST /hook             a delivery: 2xx when verified (and the set status is 2xx), else 4xx/5xx
-POST /_control         {"secret": "whsec_...", "status": 500}: verify with another secret,
-                       answer verified deliveries with another status
+POST /_control         {"secret": "whsec_...", "status": 503}: verify with another secret;
+                       answer every delivery 5xx (a failing server), or verified ones 2xx
 GET  /_state           {"accepted": [{"id", "body"}...], "received": [id...], "rejected": n}
 
 The state is kept in STATE_FILE, so a receiver stopped and started again keeps it.
@@ -66,6 +66,9 @@ class Handler(BaseHTTPRequestHandler):
                 SETTINGS.update(json.loads(data))
             return self.answer(200, SETTINGS)
         with LOCK:
+            if SETTINGS["status"] >= 500:
+                # A failing server: it answers before looking at the delivery.
+                return self.answer(SETTINGS["status"])
             try:
                 body = Webhook(SETTINGS["secret"]).verify(data, dict(self.headers))
             except WebhookVerificationError as e:

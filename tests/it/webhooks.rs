@@ -156,8 +156,10 @@ impl Env {
                 0,
                 Method::POST,
                 "/v1/auth-configs",
-                Some(json!({ "name": "mail", "provider": "custom", "auth_type": "api_key",
-                    "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } })),
+                Some(
+                    json!({ "name": "mail", "provider": "custom", "auth_type": "api_key",
+                    "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } }),
+                ),
             )
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
@@ -228,7 +230,12 @@ impl Env {
 
     async fn deliveries(&self, id: &str) -> Vec<Value> {
         let r = self
-            .call(0, Method::GET, &format!("/v1/webhooks/{id}/deliveries"), None)
+            .call(
+                0,
+                Method::GET,
+                &format!("/v1/webhooks/{id}/deliveries"),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["items"].as_array().expect("items").clone()
@@ -252,7 +259,12 @@ async fn signed_and_verified_in_log_order(stack: Stack) {
 
     let conn = env.connection(0, "u1").await;
     let r = env
-        .call(0, Method::POST, &format!("/v1/connections/{conn}/revoke"), None)
+        .call(
+            0,
+            Method::POST,
+            &format!("/v1/connections/{conn}/revoke"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let r = env
@@ -262,10 +274,15 @@ async fn signed_and_verified_in_log_order(stack: Stack) {
 
     let logged = env.connection_events().await;
     assert!(logged.len() >= 3, "{logged:#?}");
-    let got = receiver.accepted_until("every connection event", logged.len()).await;
+    let got = receiver
+        .accepted_until("every connection event", logged.len())
+        .await;
     same_events(&got, &logged);
     let kinds: Vec<&str> = got.iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert!(kinds.iter().all(|k| k.starts_with("connection.")), "{kinds:?}");
+    assert!(
+        kinds.iter().all(|k| k.starts_with("connection.")),
+        "{kinds:?}"
+    );
     assert_eq!(receiver.state().await["rejected"], 0);
 
     // The attempts are visible; the secret is in no answer but the first.
@@ -274,14 +291,21 @@ async fn signed_and_verified_in_log_order(stack: Stack) {
         && d["response_code"] == 204
         && d["attempt"] == 1
         && d["latency_ms"].is_i64()));
-    let r = env.call(0, Method::GET, &format!("/v1/webhooks/{id}"), None).await;
+    let r = env
+        .call(0, Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(!r.text.contains(&secret) && r.body.get("secret").is_none());
     let r = env.call(0, Method::GET, "/v1/webhooks", None).await;
     assert_eq!(r.body["items"][0]["id"], id.as_str());
     assert!(!r.text.contains(&secret));
     let all = env
-        .call(0, Method::GET, "/v1/audit/events?kind=webhook.&limit=100", None)
+        .call(
+            0,
+            Method::GET,
+            "/v1/audit/events?kind=webhook.&limit=100",
+            None,
+        )
         .await;
     assert!(all.text.contains("webhook.created") && !all.text.contains(&secret));
 }
@@ -303,7 +327,9 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_the_order() {
     let clock = TestClock::new();
     let env = Env::start(Stack::Embedded, Some(&clock), 1).await;
     let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
-    let (id, secret) = env.webhook(&receiver.url(), json!(["connection.created"])).await;
+    let (id, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
     receiver.use_secret(&secret).await;
     env.connection(0, "u0").await;
     receiver.accepted_until("the first event", 1).await;
@@ -313,7 +339,10 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_the_order() {
         env.connection(0, &format!("u{u}")).await;
     }
     eventually(WAIT, "a failed attempt", || async {
-        env.deliveries(&id).await.iter().any(|d| d["status"] == "failed")
+        env.deliveries(&id)
+            .await
+            .iter()
+            .any(|d| d["status"] == "failed")
     })
     .await;
     receiver.up().await;
@@ -331,7 +360,10 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_the_order() {
         .collect();
     same_events(&receiver.accepted().await, &logged);
     let deliveries = env.deliveries(&id).await;
-    let failed = deliveries.iter().filter(|d| d["status"] == "failed").count();
+    let failed = deliveries
+        .iter()
+        .filter(|d| d["status"] == "failed")
+        .count();
     assert!(failed >= 1, "{deliveries:#?}");
     assert!(
         deliveries
@@ -346,7 +378,9 @@ async fn a_receiver_down_for_a_while_loses_nothing_and_keeps_the_order() {
 async fn two_instances_deliver_each_event_once() {
     let env = Env::start(Stack::JetStreamPg, None, 2).await;
     let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
-    let (_, secret) = env.webhook(&receiver.url(), json!(["connection.created"])).await;
+    let (_, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
     receiver.use_secret(&secret).await;
     for u in 0..12 {
         env.connection(u % 2, &format!("u{u}")).await;
@@ -372,13 +406,20 @@ async fn two_instances_deliver_each_event_once() {
 async fn a_rotated_secret_and_the_old_one_both_verify_during_the_grace_period() {
     let env = Env::start(Stack::Embedded, None, 1).await;
     let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
-    let (id, old) = env.webhook(&receiver.url(), json!(["connection.created"])).await;
+    let (id, old) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
     receiver.use_secret(&old).await;
     env.connection(0, "u0").await;
     receiver.accepted_until("one event", 1).await;
 
     let r = env
-        .call(0, Method::POST, &format!("/v1/webhooks/{id}/rotate-secret"), None)
+        .call(
+            0,
+            Method::POST,
+            &format!("/v1/webhooks/{id}/rotate-secret"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let new = r.str("secret");
@@ -387,15 +428,29 @@ async fn a_rotated_secret_and_the_old_one_both_verify_during_the_grace_period() 
 
     receiver.use_secret(&new).await;
     env.connection(0, "u1").await;
-    receiver.accepted_until("an event under the new secret", 2).await;
+    receiver
+        .accepted_until("an event under the new secret", 2)
+        .await;
     receiver.use_secret(&old).await;
     env.connection(0, "u2").await;
-    receiver.accepted_until("an event under the old secret", 3).await;
+    receiver
+        .accepted_until("an event under the old secret", 3)
+        .await;
     assert_eq!(receiver.state().await["rejected"], 0);
     let r = env
-        .call(0, Method::GET, "/v1/audit/events?kind=webhook.secret_rotated", None)
+        .call(
+            0,
+            Method::GET,
+            "/v1/audit/events?kind=webhook.secret_rotated",
+            None,
+        )
         .await;
-    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
     assert!(!r.text.contains(&new));
 }
 
@@ -405,7 +460,9 @@ async fn a_rotated_secret_and_the_old_one_both_verify_during_the_grace_period() 
 async fn replay_sends_again_from_a_position() {
     let env = Env::start(Stack::Embedded, None, 1).await;
     let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
-    let (id, secret) = env.webhook(&receiver.url(), json!(["connection.created"])).await;
+    let (id, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
     receiver.use_secret(&secret).await;
     for u in 0..3 {
         env.connection(0, &format!("u{u}")).await;
@@ -437,9 +494,19 @@ async fn replay_sends_again_from_a_position() {
     let ids: Vec<&str> = got.iter().filter_map(|e| e["event_id"].as_str()).collect();
     assert_eq!(received, [ids[0], ids[1], ids[2], ids[1], ids[2]]);
     let r = env
-        .call(0, Method::GET, "/v1/audit/events?kind=webhook.replay_requested", None)
+        .call(
+            0,
+            Method::GET,
+            "/v1/audit/events?kind=webhook.replay_requested",
+            None,
+        )
         .await;
-    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(1), "{}", r.text);
+    assert_eq!(
+        r.body["items"].as_array().map(Vec::len),
+        Some(1),
+        "{}",
+        r.text
+    );
     // A position the log starts after is refused.
     let r = env
         .call(
@@ -459,12 +526,17 @@ async fn an_endpoint_failing_for_the_whole_schedule_is_disabled() {
     let clock = TestClock::new();
     let env = Env::start(Stack::Embedded, Some(&clock), 1).await;
     let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
-    let (id, secret) = env.webhook(&receiver.url(), json!(["connection.created"])).await;
+    let (id, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
     receiver.use_secret(&secret).await;
     receiver.control(json!({ "status": 503 })).await;
     env.connection(0, "u0").await;
     eventually(WAIT, "a failed attempt", || async {
-        env.deliveries(&id).await.iter().any(|d| d["response_code"] == 503)
+        env.deliveries(&id)
+            .await
+            .iter()
+            .any(|d| d["response_code"] == 503)
     })
     .await;
     clock.advance(Duration::from_secs(3600));
@@ -472,16 +544,22 @@ async fn an_endpoint_failing_for_the_whole_schedule_is_disabled() {
         env.deliveries(&id).await.len() >= 2
     })
     .await;
-    let r = env.call(0, Method::GET, &format!("/v1/webhooks/{id}"), None).await;
+    let r = env
+        .call(0, Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
     assert_eq!(r.body["enabled"], true, "{}", r.text);
 
     clock.advance(Duration::from_secs(24 * 3600));
     eventually(WAIT, "the endpoint disabled", || async {
-        let r = env.call(0, Method::GET, &format!("/v1/webhooks/{id}"), None).await;
+        let r = env
+            .call(0, Method::GET, &format!("/v1/webhooks/{id}"), None)
+            .await;
         r.body["enabled"] == false
     })
     .await;
-    let r = env.call(0, Method::GET, &format!("/v1/webhooks/{id}"), None).await;
+    let r = env
+        .call(0, Method::GET, &format!("/v1/webhooks/{id}"), None)
+        .await;
     assert!(
         r.body["disabled_reason"]
             .as_str()
@@ -490,7 +568,12 @@ async fn an_endpoint_failing_for_the_whole_schedule_is_disabled() {
         r.text
     );
     let r = env
-        .call(0, Method::GET, "/v1/audit/events?kind=webhook.disabled", None)
+        .call(
+            0,
+            Method::GET,
+            "/v1/audit/events?kind=webhook.disabled",
+            None,
+        )
         .await;
     let items = r.body["items"].as_array().expect("items");
     assert_eq!(items.len(), 1, "{}", r.text);
@@ -545,7 +628,12 @@ async fn a_private_address_is_refused_at_creation() {
             Some(json!({ "url": url })),
         ))
         .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{url}: {}", r.text);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{url}: {}",
+            r.text
+        );
         assert!(!r.text.contains("whsec_"));
     }
     let r = Reply::of(request(

@@ -84,8 +84,11 @@ pub trait WebhookStore: Send + Sync {
         id: &str,
     ) -> Result<Option<WebhookRow>, ProjectionError>;
     /// Whether an endpoint with this id exists in another workspace (audit only).
-    async fn webhook_elsewhere(&self, workspace_id: &str, id: &str)
-        -> Result<bool, ProjectionError>;
+    async fn webhook_elsewhere(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<bool, ProjectionError>;
     /// Every workspace's endpoints that are on.
     async fn deliverable_webhooks(&self) -> Result<Vec<WebhookRow>, ProjectionError>;
     /// The endpoint's cursor, made at `position` if it has none.

@@ -667,3 +667,39 @@ async fn a_private_address_is_refused_at_creation() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
 }
+
+/// `authledger replay` rebuilds the projections, not the delivery state: after it, an
+/// endpoint goes on from its cursor (nothing delivered is sent again).
+#[tokio::test]
+async fn an_operator_replay_keeps_the_delivery_cursors() {
+    let mut env = Env::start(Stack::Embedded, None, 1).await;
+    let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    let (id, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
+    receiver.use_secret(&secret).await;
+    env.connection(0, "u0").await;
+    receiver.accepted_until("one event", 1).await;
+
+    let _ = env.d.svc.child.kill();
+    let _ = env.d.svc.child.wait();
+    let out = crate::support::cli(&env.d.storage, &["replay"]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let envs = [BASE_ENV, NO_RATE_LIMIT].concat();
+    env.d.restart(&envs).await;
+
+    env.connection(0, "u1").await;
+    receiver.accepted_until("the next event", 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let state = receiver.state().await;
+    assert_eq!(
+        state["received"].as_array().map(Vec::len),
+        Some(2),
+        "{state:#}"
+    );
+    assert_eq!(env.deliveries(&id).await.len(), 2);
+}

@@ -40,6 +40,8 @@ use crate::projector::store::AuditFilter;
 
 /// How often each instance looks for work.
 pub const TICK: Duration = Duration::from_millis(250);
+/// The pause after a round that failed.
+const AFTER_ERROR: Duration = Duration::from_secs(2);
 /// How long a claim on an endpoint lasts without renewal (renewed before every attempt;
 /// longer than an attempt's timeout).
 pub const LEASE: Duration = Duration::from_secs(30);
@@ -83,11 +85,16 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     };
     let owner = uuid::Uuid::now_v7().to_string();
     loop {
-        if let Err(e) = round(&state, &client, &owner).await {
-            tracing::warn!(error = %e, "webhook delivery round failed; trying again");
-        }
+        // A failing round (the projections unreachable) waits longer before the next.
+        let pause = match round(&state, &client, &owner).await {
+            Ok(()) => TICK,
+            Err(e) => {
+                tracing::warn!(error = %e, "webhook delivery round failed; trying again");
+                AFTER_ERROR
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
         if *stop.borrow() {

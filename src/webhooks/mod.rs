@@ -145,10 +145,25 @@ async fn endpoint(
     row: &WebhookRow,
 ) -> Result<(), WebhookError> {
     let (ws, id) = (row.workspace_id.as_str(), row.id.as_str());
-    state
-        .projections
-        .ensure_cursor(ws, id, row.created_position)
-        .await?;
+    // Reads first: an endpoint with nothing due is not claimed (no write per round).
+    let Some(seen) = state.projections.cursor(ws, id).await? else {
+        state
+            .projections
+            .ensure_cursor(ws, id, row.created_position)
+            .await?;
+        return Ok(());
+    };
+    if seen.next_attempt_at > state.clock.now().unix_timestamp() {
+        return Ok(());
+    }
+    let next = AuditFilter {
+        cursor_position: Some(seen.position),
+        limit: 1,
+        ..AuditFilter::default()
+    };
+    if state.projections.audit_events(ws, &next).await?.is_empty() {
+        return Ok(());
+    }
     let Some(cursor) = claim(state, row, owner).await? else {
         return Ok(());
     };
@@ -180,16 +195,21 @@ async fn deliver_due(
     };
     let events = state.projections.audit_events(ws, &filter).await?;
     let generation = cursor.generation;
+    // Events the endpoint does not want are passed over in one move of the cursor.
+    let mut passed_over: Option<i64> = None;
     for event in events {
         if !Webhook::wants(&webhook.events, &event.kind) {
+            passed_over = Some(event.position);
+            continue;
+        }
+        if let Some(position) = passed_over.take() {
             if !state
                 .projections
-                .advance_cursor(ws, id, owner, generation, event.position)
+                .advance_cursor(ws, id, owner, generation, position)
                 .await?
             {
                 return Ok(());
             }
-            continue;
         }
         // Renewed before every attempt; a rewind (replay) or another holder stops us.
         let cursor = match claim(state, row, owner).await? {
@@ -268,6 +288,12 @@ async fn deliver_due(
         };
         failed(state, owner, row, &cursor, event.position, attempt, error).await?;
         return Ok(());
+    }
+    if let Some(position) = passed_over {
+        state
+            .projections
+            .advance_cursor(ws, id, owner, generation, position)
+            .await?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ by `webhook-id` (as a receiver must: delivery is at least once).
 POST /hook             a delivery: 2xx when verified (and the set status is 2xx), else 4xx/5xx
 POST /_control         {"secret": "whsec_...", "status": 503}: verify with another secret;
                        answer every delivery 5xx (a failing server), or verified ones 2xx
+                       or 3xx (a redirect to /followed, which counts the requests it gets)
 GET  /_state           {"accepted": [{"id", "body"}...], "received": [id...], "rejected": n}
 
 The state is kept in STATE_FILE, so a receiver stopped and started again keeps it.
@@ -50,6 +51,8 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, status, body=None):
         data = json.dumps(body).encode() if body is not None else b""
         self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("location", "/followed")
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
@@ -61,6 +64,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         data = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.path == "/followed":
+            with LOCK:
+                STATE["followed"] = STATE.get("followed", 0) + 1
+                save()
+            return self.answer(204)
         if self.path == "/_control":
             with LOCK:
                 SETTINGS.update(json.loads(data))

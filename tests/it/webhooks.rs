@@ -5,7 +5,8 @@
 //! two instances deliver each event once; a rotated secret and the one it replaced both
 //! verify during the grace period; replay sends again; an endpoint failing for the whole
 //! retry schedule (the service's clock moved by the test) is disabled and that is an event;
-//! a private address is refused when the webhook is made.
+//! a redirect is a failed attempt, never followed; an operator's `replay` keeps the
+//! cursors; a private address is refused when the webhook is made.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -702,4 +703,30 @@ async fn an_operator_replay_keeps_the_delivery_cursors() {
         "{state:#}"
     );
     assert_eq!(env.deliveries(&id).await.len(), 2);
+}
+
+/// A redirect is not followed: the attempt failed (3xx is not 2xx), and the place it
+/// points to never hears of the delivery.
+#[tokio::test]
+async fn a_redirect_is_a_failed_attempt_never_followed() {
+    let env = Env::start(Stack::Embedded, None, 1).await;
+    let mut receiver = Receiver::start("whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await;
+    let (id, secret) = env
+        .webhook(&receiver.url(), json!(["connection.created"]))
+        .await;
+    receiver.use_secret(&secret).await;
+    receiver.control(json!({ "status": 307 })).await;
+    env.connection(0, "u0").await;
+    eventually(WAIT, "a redirected attempt", || async {
+        env.deliveries(&id)
+            .await
+            .iter()
+            .any(|d| d["response_code"] == 307)
+    })
+    .await;
+    let d = env.deliveries(&id).await;
+    assert_eq!(d[0]["status"], "failed", "{d:#?}");
+    let state = receiver.state().await;
+    assert_eq!(state.get("followed"), None, "{state:#}");
+    assert_eq!(state["accepted"], json!([]));
 }

@@ -46,4 +46,5 @@ pub mod sqlite;
 pub mod test_clock;
 pub mod wal;
 pub mod web;
+pub mod webhooks;
 pub mod witness;

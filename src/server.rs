@@ -111,6 +111,7 @@ pub async fn serve(
         crate::scheduler::IDEMPOTENCY_SWEEP,
         stop_rx.clone(),
     ));
+    let webhooks_task = tokio::spawn(crate::webhooks::run(state.clone(), stop_rx.clone()));
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
@@ -127,9 +128,14 @@ pub async fn serve(
     accept_loop(listener, router, settings.connections, shutdown).await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
-    for task in [scheduler_task, checkpoint_task, Some(sweeper_task)]
-        .into_iter()
-        .flatten()
+    for task in [
+        scheduler_task,
+        checkpoint_task,
+        Some(sweeper_task),
+        Some(webhooks_task),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
     }

@@ -151,24 +151,7 @@ pub fn filter_of(q: &AuditQuery) -> Result<AuditFilter, ApiError> {
 }
 
 pub fn view(row: &AuditEventRow) -> Value {
-    json!({
-        "position": row.position,
-        "event_id": row.event_id,
-        "occurred_at": row.occurred_at,
-        "workspace_id": row.workspace_id,
-        "kind": row.kind,
-        "aggregate": { "type": row.aggregate_type, "id": row.aggregate_id, "version": row.aggregate_version },
-        "actor": { "type": row.actor_type, "id": row.actor_id },
-        "user_id": row.user_id,
-        "auth_config_id": row.auth_config_id,
-        "connection_id": row.connection_id,
-        "token_id": row.token_id,
-        "tool": row.tool,
-        "outcome": row.outcome,
-        "reason": row.reason,
-        "key_id": row.key_id,
-        "event_hash": row.event_hash,
-    })
+    row.view()
 }
 
 pub async fn list(

@@ -17,6 +17,7 @@ pub mod protected_resource;
 pub mod ratelimit;
 pub mod request_log;
 pub mod routes;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +102,14 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::ResetMemberSecondFactor => on(filter, members::reset_second_factor),
         RouteId::SetSecondFactorRequirement => on(filter, members::set_second_factor_requirement),
         RouteId::SetAgentConnectFlows => on(filter, end_users::set_agent_connect_flows),
+        RouteId::CreateWebhook => on(filter, webhooks::create),
+        RouteId::ListWebhooks => on(filter, webhooks::list),
+        RouteId::GetWebhook => on(filter, webhooks::get),
+        RouteId::UpdateWebhook => on(filter, webhooks::update),
+        RouteId::DeleteWebhook => on(filter, webhooks::delete),
+        RouteId::RotateWebhookSecret => on(filter, webhooks::rotate_secret),
+        RouteId::ReplayWebhook => on(filter, webhooks::replay),
+        RouteId::WebhookDeliveries => on(filter, webhooks::deliveries),
         RouteId::Mcp => on(filter, mcp_all),
         RouteId::McpPerson => on(filter, mcp_all),
         RouteId::McpPersonGateway => on(filter, mcp_person_gateway),

@@ -36,6 +36,8 @@ pub enum Permission {
     DecideApprovals,
     /// Undo a tool call: an admin or developer key, or the connection's end user (JWT).
     UndoToolCalls,
+    /// Register, change, rotate, replay and delete webhook endpoints; see their deliveries.
+    ManageWebhooks,
 }
 
 /// Which roles hold a permission. The README's permission table mirrors this.
@@ -52,6 +54,7 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
         DecideApprovals => matches!(role, Admin),
         UndoToolCalls => matches!(role, Admin | Developer),
         EndUser => false,
+        ManageWebhooks => matches!(role, Admin | Developer),
     }
 }
 
@@ -120,6 +123,14 @@ pub enum RouteId {
     ResetMemberSecondFactor,
     SetSecondFactorRequirement,
     SetAgentConnectFlows,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    ReplayWebhook,
+    WebhookDeliveries,
     /// The MCP server (Streamable HTTP, stateless: POST only).
     Mcp,
     UndoToolCall,
@@ -561,6 +572,54 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/.well-known/oauth-protected-resource/mcp/w/{workspace_id}/{gateway_id}",
         permission: Permission::Public,
+    },
+    RouteSpec {
+        id: RouteId::CreateWebhook,
+        method: "POST",
+        path: "/v1/webhooks",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::ListWebhooks,
+        method: "GET",
+        path: "/v1/webhooks",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::GetWebhook,
+        method: "GET",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::UpdateWebhook,
+        method: "PATCH",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::DeleteWebhook,
+        method: "DELETE",
+        path: "/v1/webhooks/{id}",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::RotateWebhookSecret,
+        method: "POST",
+        path: "/v1/webhooks/{id}/rotate-secret",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::ReplayWebhook,
+        method: "POST",
+        path: "/v1/webhooks/{id}/replay",
+        permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::WebhookDeliveries,
+        method: "GET",
+        path: "/v1/webhooks/{id}/deliveries",
+        permission: Permission::ManageWebhooks,
     },
 ];
 

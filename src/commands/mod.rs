@@ -14,6 +14,7 @@ pub mod refusals;
 pub mod sealing;
 pub mod second_factor;
 pub mod team_sso;
+pub mod webhooks;
 pub mod written;
 
 pub use end_user_sign_in::{configure_identity_provider, IdentityProviderInput};

@@ -19,6 +19,7 @@ pub mod member;
 pub mod signing_key;
 pub mod token;
 pub mod tool_call;
+pub mod webhook;
 pub mod workspace;
 pub mod workspace_tool;
 
@@ -50,6 +51,10 @@ pub use member::{
 pub use signing_key::SigningKeyRotated;
 pub use token::{TokenIssued, TokenRevoked, TokenUsed};
 pub use tool_call::{ToolCompleted, ToolRequested, ToolUndoRequested, ToolUndone};
+pub use webhook::{
+    WebhookCreated, WebhookDeleted, WebhookDisabled, WebhookReplayRequested, WebhookSecretRotated,
+    WebhookUpdated,
+};
 pub use workspace::{
     AgentConnectFlowsSet, IdentityProviderConfigured, SecondFactorRequirementSet,
     TeamSsoConfigured, ToolResponseStorageSet, WorkspaceCreated,
@@ -186,6 +191,18 @@ pub enum Event {
     ToolUndoRequested(ToolUndoRequested),
     #[serde(rename = "tool.undone")]
     ToolUndone(ToolUndone),
+    #[serde(rename = "webhook.created")]
+    WebhookCreated(WebhookCreated),
+    #[serde(rename = "webhook.updated")]
+    WebhookUpdated(WebhookUpdated),
+    #[serde(rename = "webhook.secret_rotated")]
+    WebhookSecretRotated(WebhookSecretRotated),
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled(WebhookDisabled),
+    #[serde(rename = "webhook.replay_requested")]
+    WebhookReplayRequested(WebhookReplayRequested),
+    #[serde(rename = "webhook.deleted")]
+    WebhookDeleted(WebhookDeleted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -251,6 +268,12 @@ pub const ALL_KINDS: &[&str] = &[
     "end_user.signed_out",
     "tool.undo_requested",
     "tool.undone",
+    "webhook.created",
+    "webhook.updated",
+    "webhook.secret_rotated",
+    "webhook.disabled",
+    "webhook.replay_requested",
+    "webhook.deleted",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -337,6 +360,12 @@ impl Event {
             Event::EndUserSignedOut(_) => "end_user.signed_out",
             Event::ToolUndoRequested(_) => "tool.undo_requested",
             Event::ToolUndone(_) => "tool.undone",
+            Event::WebhookCreated(_) => "webhook.created",
+            Event::WebhookUpdated(_) => "webhook.updated",
+            Event::WebhookSecretRotated(_) => "webhook.secret_rotated",
+            Event::WebhookDisabled(_) => "webhook.disabled",
+            Event::WebhookReplayRequested(_) => "webhook.replay_requested",
+            Event::WebhookDeleted(_) => "webhook.deleted",
         }
     }
 
@@ -732,6 +761,33 @@ impl Event {
                 status: Some(200),
                 latency_ms: 95,
                 error: None,
+            }),
+            Event::WebhookCreated(WebhookCreated {
+                url: "https://app.example.com/webhooks/authledger".into(),
+                events: vec!["connection.".into(), "tool.completed".into()],
+                enabled: true,
+                secret: example_sealed(),
+            }),
+            Event::WebhookUpdated(WebhookUpdated {
+                url: "https://app.example.com/webhooks/authledger".into(),
+                events: vec!["connection.expired".into()],
+                enabled: true,
+            }),
+            Event::WebhookSecretRotated(WebhookSecretRotated {
+                secret: example_sealed(),
+                previous_valid_until: at + time::Duration::hours(24),
+            }),
+            Event::WebhookDisabled(WebhookDisabled {
+                position: 1842,
+                attempts: 31,
+                failing_since: at,
+                reason: "HTTP 503".into(),
+            }),
+            Event::WebhookReplayRequested(WebhookReplayRequested {
+                from_position: 1200,
+            }),
+            Event::WebhookDeleted(WebhookDeleted {
+                data_key_id: "dk_01900000000070008000000000000001".into(),
             }),
         ]
     }

@@ -45,6 +45,45 @@ pub enum Op {
     Connection(ConnectionOp),
     Agents(AgentsOp),
     Member(MemberOp),
+    Webhook(WebhookOp),
+}
+
+/// One webhook event; `created` inserts the row, every later event moves it (guarded by
+/// `version - 1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookOp {
+    pub workspace_id: String,
+    pub id: String,
+    pub version: i64,
+    pub at: String,
+    pub change: WebhookChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookChange {
+    /// `events` as a JSON array; `position` is the creation's (delivery starts after it).
+    Created {
+        url: String,
+        events: String,
+        enabled: bool,
+        fingerprint: String,
+        position: i64,
+    },
+    /// Settings replaced; turning it on clears why it was disabled.
+    Updated {
+        url: String,
+        events: String,
+        enabled: bool,
+    },
+    SecretRotated {
+        fingerprint: String,
+    },
+    Disabled {
+        reason: String,
+    },
+    Deleted,
+    /// Changes nothing shown (a replay request): only the version moves.
+    Version,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,7 +253,7 @@ impl Op {
     /// The cached reads this op can make stale (see `cache`).
     pub fn family(&self) -> Option<Family> {
         match self {
-            Op::Audit(_) | Op::AuthConfig(_) | Op::Member(_) => None,
+            Op::Audit(_) | Op::AuthConfig(_) | Op::Member(_) | Op::Webhook(_) => None,
             Op::Agents(AgentsOp::RequestApproval { .. } | AgentsOp::ApprovalStatus { .. }) => None,
             Op::Agents(
                 AgentsOp::DefineWorkspaceTool { .. } | AgentsOp::RemoveWorkspaceTool { .. },
@@ -247,6 +286,7 @@ impl Op {
             Op::AuthConfig(a) => Some(("auth_config", a.version)),
             Op::Connection(c) => Some(("connection", c.version)),
             Op::Member(m) => Some(("member", m.version)),
+            Op::Webhook(w) => Some(("webhook", w.version)),
             Op::Agents(
                 AgentsOp::DefineGateway { version, .. } | AgentsOp::DeleteGateway { version, .. },
             ) => Some(("gateway", *version)),

@@ -2,7 +2,7 @@
 
 use super::op::{
     AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp, MemberChange,
-    MemberOp, NewConnection, Op, TokenState, WorkspaceOp,
+    MemberOp, NewConnection, Op, TokenState, WebhookChange, WebhookOp, WorkspaceOp,
 };
 use crate::domain::Event;
 use crate::ledger::EventBody;
@@ -124,7 +124,7 @@ pub fn plan(position: u64, body: &EventBody, event: &Event, event_hash: &str) ->
     let version = i64::try_from(body.aggregate_version).unwrap_or(i64::MAX);
     let audit = Op::Audit(audit_row(position, body, event, event_hash, &at));
     std::iter::once(audit)
-        .chain(row_op(body, event, at, version))
+        .chain(row_op(position, body, event, at, version))
         .collect()
 }
 
@@ -167,7 +167,7 @@ fn audit_row(
 }
 
 /// The op on the projection row of the event's aggregate, if it has one.
-fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<Op> {
+fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i64) -> Option<Op> {
     match event {
         Event::WorkspaceCreated(_)
         | Event::IdentityProviderConfigured(_)
@@ -247,6 +247,44 @@ fn row_op(body: &EventBody, event: &Event, at: String, version: i64) -> Option<O
             at,
             change: member_change(event),
         })),
+        Event::WebhookCreated(_)
+        | Event::WebhookUpdated(_)
+        | Event::WebhookSecretRotated(_)
+        | Event::WebhookDisabled(_)
+        | Event::WebhookReplayRequested(_)
+        | Event::WebhookDeleted(_) => Some(Op::Webhook(WebhookOp {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            version,
+            at,
+            change: webhook_change(event, position),
+        })),
+    }
+}
+
+fn webhook_change(event: &Event, position: u64) -> WebhookChange {
+    let events = |e: &[String]| serde_json::to_string(e).unwrap_or_else(|_| "[]".into());
+    match event {
+        Event::WebhookCreated(e) => WebhookChange::Created {
+            url: e.url.clone(),
+            events: events(&e.events),
+            enabled: e.enabled,
+            fingerprint: e.secret.fingerprint.clone(),
+            position: i64::try_from(position).unwrap_or(i64::MAX),
+        },
+        Event::WebhookUpdated(e) => WebhookChange::Updated {
+            url: e.url.clone(),
+            events: events(&e.events),
+            enabled: e.enabled,
+        },
+        Event::WebhookSecretRotated(e) => WebhookChange::SecretRotated {
+            fingerprint: e.secret.fingerprint.clone(),
+        },
+        Event::WebhookDisabled(e) => WebhookChange::Disabled {
+            reason: e.reason.clone(),
+        },
+        Event::WebhookDeleted(_) => WebhookChange::Deleted,
+        _ => WebhookChange::Version,
     }
 }
 
@@ -623,13 +661,15 @@ mod tests {
     fn versioned_row(kind: &str) -> Option<&'static str> {
         let prefix = kind.split('.').next().unwrap_or_default();
         match prefix {
-            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member" => [
+            "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member"
+            | "webhook" => [
                 "workspace",
                 "api_key",
                 "auth_config",
                 "connection",
                 "gateway",
                 "member",
+                "webhook",
             ]
             .into_iter()
             .find(|t| *t == prefix),

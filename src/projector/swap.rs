@@ -41,6 +41,7 @@ pub async fn rebuild_embedded_projections(
         let rebuilt = store.rebuild(log, until, progress).await;
         store.close().await;
         let rebuilt = rebuilt?;
+        keep_delivery_state(&fresh, &live).await?;
         // One self-contained file: no WAL may be left behind (it would not follow the rename).
         sqlite_leave_wal(&fresh, false)
             .await?
@@ -68,6 +69,53 @@ pub async fn rebuild_embedded_projections(
         }
     }
     result
+}
+
+/// Tables beside the projections that are not rebuilt from the log: webhook delivery
+/// cursors and attempts (`reads::webhooks`). The rebuilt file takes them over, so a replay
+/// does not send every endpoint its workspace's history again.
+const DELIVERY_STATE: &[&str] = &["webhook_cursors", "webhook_deliveries"];
+
+async fn keep_delivery_state(fresh: &Path, live: &Path) -> Result<(), ReplayError> {
+    use sqlx::Connection as _;
+    if !live.exists() {
+        return Ok(());
+    }
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(fresh)
+        .create_if_missing(false)
+        .busy_timeout(Duration::from_secs(10));
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(sqlite_err(fresh))?;
+    sqlx::query("ATTACH DATABASE $1 AS live")
+        .bind(live.display().to_string())
+        .execute(&mut conn)
+        .await
+        .map_err(sqlite_err(live))?;
+    for table in DELIVERY_STATE {
+        // A file from before the table existed has nothing to keep.
+        let present: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM live.sqlite_master WHERE type = 'table' AND name = $1",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await
+        .map_err(sqlite_err(live))?;
+        if present > 0 {
+            sqlx::query(&format!(
+                "INSERT INTO main.{table} SELECT * FROM live.{table}"
+            ))
+            .execute(&mut conn)
+            .await
+            .map_err(sqlite_err(fresh))?;
+        }
+    }
+    sqlx::query("DETACH DATABASE live")
+        .execute(&mut conn)
+        .await
+        .map_err(sqlite_err(live))?;
+    conn.close().await.map_err(sqlite_err(fresh))
 }
 
 fn sqlite_sidecar(db: &Path, suffix: &str) -> PathBuf {

@@ -159,6 +159,8 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         }
         // Authorized; the call did not succeed, so there is nothing to undo.
         ("POST", "/v1/tool-calls/{id}/undo") => (StatusCode::CONFLICT, Some("not-undoable")),
+        ("POST", "/v1/webhooks/{id}/replay") => (StatusCode::ACCEPTED, None),
+        ("POST", "/v1/webhooks/{id}/rotate-secret") => (StatusCode::OK, None),
         ("POST", p)
             if p.ends_with("/disable")
                 || p.ends_with("/enable")
@@ -265,6 +267,8 @@ impl Env {
             self.invite_member(&self.admin).await
         } else if path.starts_with("/v1/tool-calls") {
             self.create_tool_call(&self.admin, &fx.connection).await
+        } else if path.starts_with("/v1/webhooks") {
+            self.create_webhook(&self.admin).await
         } else {
             self.create_key(Role::Viewer, None).await.0
         };
@@ -332,6 +336,10 @@ fn tool_body(name: &str, risk: &str) -> Value {
 
 const TABLE_TOOL: &str = "custom.table_read";
 
+fn webhook_body() -> Value {
+    json!({ "url": "https://198.51.100.7/table", "enabled": false })
+}
+
 fn gateway_body(auth_config: &str) -> Value {
     json!({ "name": "table gateway",
             "servers": [{ "auth_config_id": auth_config, "tools": [TABLE_TOOL] }] })
@@ -367,6 +375,20 @@ impl Env {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         name
+    }
+
+    /// A webhook made with `key` that is off (no delivery is attempted from the table).
+    async fn create_webhook(&self, key: &str) -> String {
+        let (s, v) = self
+            .call(
+                Method::POST,
+                "/v1/webhooks",
+                Some(key),
+                Some(webhook_body()),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["id"].as_str().expect("id").to_string()
     }
 
     /// Creates a gateway over `auth_config` with `key`; returns its id.
@@ -505,6 +527,7 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
         .create_gateway(&env.other_admin, &other_auth_config)
         .await;
     let other_member = env.invite_member(&env.other_admin).await;
+    let other_webhook = env.create_webhook(&env.other_admin).await;
     env.define_tools(&env.admin).await;
     let auth_config = env.create_auth_config(&env.admin, false).await;
     let fx = Fixtures {
@@ -536,6 +559,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 json!({ "tool": TABLE_TOOL, "connection_id": fx.connection, "arguments": { "unexpected": 1 } }),
             ),
             ("PATCH", "/v1/members/{id}") => Some(json!({ "role": "developer" })),
+            ("POST", "/v1/webhooks") => Some(webhook_body()),
+            ("PATCH", "/v1/webhooks/{id}") => Some(json!({ "enabled": false })),
+            ("POST", "/v1/webhooks/{id}/replay") => Some(json!({ "from_position": 1 })),
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))
@@ -668,6 +694,8 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
                 &other_member
             } else if spec.path.starts_with("/v1/tool-calls") {
                 &other_tool_call
+            } else if spec.path.starts_with("/v1/webhooks") {
+                &other_webhook
             } else {
                 &other_id
             };

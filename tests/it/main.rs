@@ -54,4 +54,5 @@ mod token_release;
 mod undo;
 mod vectors;
 mod wal;
+mod webhooks;
 mod witness;

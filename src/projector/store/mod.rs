@@ -14,7 +14,7 @@ pub use backends::{PgProjections, SqliteProjections};
 pub use reads::{
     AccessReads, AgentReads, ApiKeyRow, ApprovalRow, AuditEventRow, AuditFilter, AuditReads,
     AuthConfigReads, AuthConfigRow, AuthConfigVersionRow, ConnectionFilter, ConnectionReads,
-    ConnectionRow, GatewayRow, MemberReads, MemberRow, WorkspaceRow,
+    ConnectionRow, GatewayRow, MemberReads, MemberRow, WebhookStore, WorkspaceRow,
 };
 pub use writer::ProjectionWriter;
 
@@ -49,6 +49,7 @@ pub trait ProjectionStore:
     + AuthConfigReads
     + ConnectionReads
     + MemberReads
+    + WebhookStore
     + Send
     + Sync
     + 'static
@@ -63,6 +64,7 @@ impl<T> ProjectionStore for T where
         + AuthConfigReads
         + ConnectionReads
         + MemberReads
+        + WebhookStore
         + Send
         + Sync
         + 'static

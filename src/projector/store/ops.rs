@@ -5,7 +5,8 @@
 use super::audit_insert::audit_insert_sql;
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
-    AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, MemberChange, MemberOp, Op, WorkspaceOp,
+    AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, MemberChange, MemberOp, Op, WebhookChange,
+    WebhookOp, WorkspaceOp,
 };
 
 /// A version-guarded update changes exactly its row; none changed means the row is not at
@@ -50,6 +51,7 @@ macro_rules! sql_ops {
                     Op::Connection(op) => Self::connection_op(tx, op).await,
                     Op::Agents(op) => Self::agents_op(tx, op).await,
                     Op::Member(op) => Self::member_op(tx, op).await,
+                    Op::Webhook(op) => Self::webhook_op(tx, op).await,
                 }
             }
 
@@ -482,6 +484,66 @@ macro_rules! sql_ops {
                 }
                 let done = query.execute(&mut **tx).await?;
                 in_order(done.rows_affected(), "member change")
+            }
+
+            async fn webhook_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: WebhookOp,
+            ) -> Result<(), sqlx::Error> {
+                let WebhookOp { workspace_id, id, version, at, change } = op;
+                if let WebhookChange::Created { url, events, enabled, fingerprint, position } = change {
+                    sqlx::query(
+                        "INSERT INTO webhooks (workspace_id, id, url, events, enabled, status,
+                                               secret_fingerprint, created_position, created_at,
+                                               updated_at, version)
+                         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $8, $9)",
+                    )
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(url)
+                    .bind(events)
+                    .bind(enabled)
+                    .bind(fingerprint)
+                    .bind(position)
+                    .bind(at)
+                    .bind(version)
+                    .execute(&mut **tx)
+                    .await?;
+                    return Ok(());
+                }
+                // $1 workspace, $2 id, $3 version, $4 the event's time, $5.. the change's.
+                let (sql, values): (&str, Vec<String>) = match change {
+                    WebhookChange::Updated { url, events, enabled } => (
+                        if enabled {
+                            "url = $5, events = $6, enabled = TRUE, disabled_reason = NULL,"
+                        } else {
+                            "url = $5, events = $6, enabled = FALSE,"
+                        },
+                        vec![url, events],
+                    ),
+                    WebhookChange::SecretRotated { fingerprint } => {
+                        ("secret_fingerprint = $5,", vec![fingerprint])
+                    }
+                    WebhookChange::Disabled { reason } => {
+                        ("enabled = FALSE, disabled_reason = $5,", vec![reason])
+                    }
+                    WebhookChange::Deleted => ("status = 'deleted', enabled = FALSE,", vec![]),
+                    WebhookChange::Version | WebhookChange::Created { .. } => ("", vec![]),
+                };
+                let statement = format!(
+                    "UPDATE webhooks SET {sql} updated_at = $4, version = $3
+                     WHERE workspace_id = $1 AND id = $2 AND version = $3 - 1"
+                );
+                let mut query = sqlx::query(&statement)
+                    .bind(workspace_id)
+                    .bind(id)
+                    .bind(version)
+                    .bind(at);
+                for value in values {
+                    query = query.bind(value);
+                }
+                let done = query.execute(&mut **tx).await?;
+                in_order(done.rows_affected(), "webhook change")
             }
         }
     };

@@ -98,7 +98,7 @@ fn continuing(events: Vec<RecordedEvent>, seen: u64, locked: u64) -> Option<Vec<
 const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
      DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
-     DELETE FROM approvals; DELETE FROM members;
+     DELETE FROM approvals; DELETE FROM members; DELETE FROM webhooks;
      UPDATE projection_offsets SET position = 0;";
 
 /// Events read from the log per round trip of a rebuild.

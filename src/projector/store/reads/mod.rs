@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth_configs;
 pub mod connections;
 pub mod members;
+pub mod webhooks;
 
 pub use access::{AccessReads, ApiKeyRow, WorkspaceRow};
 pub use agents::{AgentReads, ApprovalRow, GatewayRow};
@@ -15,3 +16,4 @@ pub use audit::{AuditEventRow, AuditFilter, AuditReads};
 pub use auth_configs::{AuthConfigReads, AuthConfigRow, AuthConfigVersionRow};
 pub use connections::{ConnectionFilter, ConnectionReads, ConnectionRow};
 pub use members::{MemberReads, MemberRow};
+pub use webhooks::{CursorRow, DeliveryRow, Lease, Retry, WebhookRow, WebhookStore};

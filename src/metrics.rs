@@ -77,6 +77,13 @@ pub struct Metrics {
     pub rate_limit_refusals: Family<BudgetLabel, Counter>,
     /// Refused requests (`access.denied`) by reason.
     pub access_denied: Family<ReasonLabel, Counter>,
+    /// Webhook delivery attempts by result: delivered (a 2xx), failed (retried later).
+    pub webhook_deliveries: Family<ResultLabel, Counter>,
+    /// Their latency, from sending to the receiver's answer.
+    pub webhook_delivery_seconds: Histogram,
+    /// Refresh rounds of connections by outcome: refreshed, failed (transient, retried),
+    /// expired (`invalid_grant`).
+    pub refresh_outcomes: Family<ResultLabel, Counter>,
 }
 
 fn phase_histogram() -> Histogram {
@@ -167,6 +174,24 @@ impl Metrics {
             "Refused requests (access.denied), by reason",
             access_denied.clone(),
         );
+        let webhook_deliveries = Family::<ResultLabel, Counter>::default();
+        let webhook_delivery_seconds = http_histogram();
+        let refresh_outcomes = Family::<ResultLabel, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by result (delivered: a 2xx; failed: retried later)",
+            webhook_deliveries.clone(),
+        );
+        registry.register(
+            "webhook_delivery_duration_seconds",
+            "Latency of webhook delivery attempts",
+            webhook_delivery_seconds.clone(),
+        );
+        registry.register(
+            "connection_refreshes",
+            "Refresh rounds of connections, by outcome (refreshed, failed, expired)",
+            refresh_outcomes.clone(),
+        );
         // A gauge at 1 (the `_info` convention), so Prometheus-text tools read it too.
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
@@ -189,6 +214,9 @@ impl Metrics {
             http_request_seconds,
             rate_limit_refusals,
             access_denied,
+            webhook_deliveries,
+            webhook_delivery_seconds,
+            refresh_outcomes,
         }
     }
 

@@ -33,10 +33,11 @@ use crate::commands::webhooks::open_secret;
 use crate::domain::webhook::{Webhook, WebhookCommand};
 use crate::domain::WebhookDisabled;
 use crate::ledger::Actor;
+use crate::metrics::ResultLabel;
 use crate::net::HttpClient;
 use crate::projector::plan::rfc3339;
 use crate::projector::store::reads::{CursorRow, DeliveryRow, Lease, Retry, WebhookRow};
-use crate::projector::store::AuditFilter;
+use crate::projector::store::{AuditEventRow, AuditFilter};
 
 /// How often each instance looks for work.
 pub const TICK: Duration = Duration::from_millis(250);
@@ -217,42 +218,8 @@ async fn deliver_due(
             _ => return Ok(()),
         };
         let attempt = cursor.attempt + 1;
-        let body = serde_json::to_vec(&event.view()).unwrap_or_default();
         let now = state.clock.now();
-        let mut keys = Vec::new();
-        for sealed in webhook.signing_secrets(now) {
-            let secret = open_secret(state, ws, id, sealed).await?;
-            keys.extend(signature::secret_key(secret.expose_secret()));
-        }
-        let timestamp = now.unix_timestamp();
-        let started = Instant::now();
-        let sent = client
-            .request(reqwest::Method::POST, &webhook.url)
-            .map_err(|refused| refused.to_string());
-        let answer = match sent {
-            Ok(request) => request
-                .header("content-type", "application/json")
-                .header("webhook-id", &event.event_id)
-                .header("webhook-timestamp", timestamp.to_string())
-                .header(
-                    "webhook-signature",
-                    signature::signature_header(&keys, &event.event_id, timestamp, &body),
-                )
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| crate::net::client::failure(&e)),
-            Err(refused) => Err(refused),
-        };
-        let latency_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        let (code, error) = match &answer {
-            Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
-            Ok(r) => (
-                Some(r.status().as_u16()),
-                Some(format!("HTTP {}", r.status())),
-            ),
-            Err(e) => (None, Some(e.chars().take(MAX_ERROR).collect::<String>())),
-        };
+        let (code, error, latency_ms) = send(state, client, &webhook, (ws, id), &event).await?;
         state
             .projections
             .record_delivery(
@@ -296,6 +263,69 @@ async fn deliver_due(
             .await?;
     }
     Ok(())
+}
+
+/// One signed delivery attempt of `event` to the endpoint: the answer's status, the error
+/// (a non-2xx answer or a failure to send), the latency in milliseconds.
+async fn send(
+    state: &AppState,
+    client: &HttpClient,
+    webhook: &Webhook,
+    (ws, id): (&str, &str),
+    event: &AuditEventRow,
+) -> Result<(Option<u16>, Option<String>, i64), WebhookError> {
+    let body = serde_json::to_vec(&event.view()).unwrap_or_default();
+    let now = state.clock.now();
+    let mut keys = Vec::new();
+    for sealed in webhook.signing_secrets(now) {
+        let secret = open_secret(state, ws, id, sealed).await?;
+        keys.extend(signature::secret_key(secret.expose_secret()));
+    }
+    let timestamp = now.unix_timestamp();
+    let started = Instant::now();
+    let sent = client
+        .request(reqwest::Method::POST, &webhook.url)
+        .map_err(|refused| refused.to_string());
+    let answer = match sent {
+        Ok(request) => request
+            .header("content-type", "application/json")
+            .header("webhook-id", &event.event_id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                signature::signature_header(&keys, &event.event_id, timestamp, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| crate::net::client::failure(&e)),
+        Err(refused) => Err(refused),
+    };
+    let elapsed = started.elapsed();
+    let latency_ms = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
+    let (code, error) = match &answer {
+        Ok(r) if r.status().is_success() => (Some(r.status().as_u16()), None),
+        Ok(r) => (
+            Some(r.status().as_u16()),
+            Some(format!("HTTP {}", r.status())),
+        ),
+        Err(e) => (None, Some(e.chars().take(MAX_ERROR).collect::<String>())),
+    };
+    let result = if error.is_none() {
+        "delivered"
+    } else {
+        "failed"
+    };
+    state
+        .metrics
+        .webhook_deliveries
+        .get_or_create(&ResultLabel { result })
+        .inc();
+    state
+        .metrics
+        .webhook_delivery_seconds
+        .observe(elapsed.as_secs_f64());
+    Ok((code, error, latency_ms))
 }
 
 /// A failed attempt: the next one on the schedule, or, past it, the endpoint disabled.

@@ -1078,6 +1078,15 @@ async fn denied_consent_bad_state_and_refresh_failures() {
     // An expired connection is not refreshed again.
     let r = dep.refresh_on(0, &id).await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    // The rounds this instance ran, by outcome.
+    let metrics = dep.call_on(0, Method::GET, "/metrics", None).await.text;
+    for (result, n) in [("refreshed", 2), ("failed", 1), ("expired", 1)] {
+        let sample = format!("authledger_connection_refreshes_total{{result=\"{result}\"}} {n}");
+        assert!(
+            metrics.lines().any(|l| l == sample),
+            "{sample} in\n{metrics}"
+        );
+    }
     assert_eq!(token_requests(&provider, "refresh_token").len(), 8);
 
     // Every bad state was audited (the replay of the denied flow, the unknown, the bare one).

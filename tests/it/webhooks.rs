@@ -229,6 +229,15 @@ impl Env {
         r.body["items"].as_array().expect("items").clone()
     }
 
+    /// A sample of instance 0's `/metrics` (its full name with labels), 0 when absent.
+    async fn metric(&self, sample: &str) -> f64 {
+        let r = self.call(0, Method::GET, "/metrics", None).await;
+        r.text
+            .lines()
+            .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
     async fn deliveries(&self, id: &str) -> Vec<Value> {
         let r = self
             .call(
@@ -292,6 +301,10 @@ async fn signed_and_verified_in_log_order(stack: Stack) {
         && d["response_code"] == 204
         && d["attempt"] == 1
         && d["latency_ms"].is_i64()));
+    let delivered = env
+        .metric("authledger_webhook_deliveries_total{result=\"delivered\"}")
+        .await;
+    assert!(delivered >= logged.len() as f64, "{delivered}");
     let r = env
         .call(0, Method::GET, &format!("/v1/webhooks/{id}"), None)
         .await;
@@ -540,6 +553,11 @@ async fn an_endpoint_failing_for_the_whole_schedule_is_disabled() {
             .any(|d| d["response_code"] == 503)
     })
     .await;
+    assert!(
+        env.metric("authledger_webhook_deliveries_total{result=\"failed\"}")
+            .await
+            >= 1.0
+    );
     clock.advance(Duration::from_secs(3600));
     eventually(WAIT, "a second attempt", || async {
         env.deliveries(&id).await.len() >= 2

@@ -89,7 +89,13 @@ pub async fn refresh_after(
             .execute::<Connection>(workspace_id, id, actor, &command)
             .await
         {
-            Ok(_) => return run_refresh(state, workspace_id, id, actor).await,
+            Ok(_) => {
+                let outcome = run_refresh(state, workspace_id, id, actor).await;
+                if let Ok(o) = &outcome {
+                    count(state, o);
+                }
+                return outcome;
+            }
             Err(LedgerError::Domain(DomainError::Rejected(reason))) => {
                 // Another round started or ended meanwhile: look again; anything else
                 // (not active, no refresh token) is the answer.
@@ -103,6 +109,21 @@ pub async fn refresh_after(
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+/// The round this call ran, in `authledger_connection_refreshes_total` (adopted rounds are
+/// counted where they ran).
+fn count(state: &AppState, outcome: &RefreshOutcome) {
+    let result = match outcome {
+        RefreshOutcome::Refreshed { .. } => "refreshed",
+        RefreshOutcome::Failed { .. } => "failed",
+        RefreshOutcome::Expired { .. } => "expired",
+    };
+    state
+        .metrics
+        .refresh_outcomes
+        .get_or_create(&crate::metrics::ResultLabel { result })
+        .inc();
 }
 
 /// Read-your-writes for an adopted round: waits until the projections hold the

@@ -208,6 +208,14 @@ enum Command {
         connection_id: Option<String>,
         #[arg(long)]
         outcome: Option<String>,
+        /// Keep streaming the workspace's events as they are appended (a SIEM feed): each
+        /// line an export event line, the envelope as signed; new events only, unless
+        /// `--from-position`. Only `--kind` filters it.
+        #[arg(long, conflicts_with_all = ["from", "to", "actor", "user_id", "auth_config_id", "connection_id", "outcome"])]
+        follow: bool,
+        /// With `--follow`: start at this log position (resume after the last line seen).
+        #[arg(long, requires = "follow", value_name = "POSITION")]
+        from_position: Option<u64>,
     },
     /// Write the raw log as JSON lines (`position`, `subject`, `aggregate_version`,
     /// `event_id`, `envelope` as stored; schemas/README.md §6a) for an independent verifier
@@ -464,7 +472,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             auth_config_id,
             connection_id,
             outcome,
+            follow,
+            from_position,
         } => {
+            if follow {
+                anyhow::ensure!(format == "jsonl", "--follow streams JSONL only");
+                return follow_export(&storage, &workspace, kind, from_position).await;
+            }
             let q = authledger::api::audit::ExportQuery {
                 format: Some(format),
                 from,
@@ -808,7 +822,7 @@ async fn export(
         &state,
         workspace,
         &authledger::ledger::Actor::system("cli-export"),
-        "authledger export",
+        "/cli/audit/export",
         given.clone(),
     )
     .await?;
@@ -825,6 +839,68 @@ async fn export(
     }
     out.flush().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `export --follow`: the workspace's events from the log as they are appended, one line
+/// each, flushed at once; recorded as `audit.queried` first.
+async fn follow_export(
+    storage: &StorageArgs,
+    workspace: &str,
+    kind: Option<String>,
+    from_position: Option<u64>,
+) -> anyhow::Result<ExitCode> {
+    use futures::StreamExt as _;
+    use tokio::io::AsyncWriteExt as _;
+    let state = AppState::open(storage).await?;
+    authledger::projector::Projector::new(
+        state.projections.clone(),
+        state.log.clone(),
+        state.metrics.clone(),
+    )
+    .catch_up()
+    .await?;
+    anyhow::ensure!(
+        state.projections.workspace(workspace).await?.is_some(),
+        "no workspace {workspace}"
+    );
+    let from = match from_position {
+        Some(p) => p,
+        None => state.log.head().await? + 1,
+    };
+    let mut given = std::collections::BTreeMap::new();
+    given.insert("follow".to_string(), "true".to_string());
+    given.insert("from_position".to_string(), from.to_string());
+    if let Some(k) = &kind {
+        given.insert("kind".to_string(), k.clone());
+    }
+    authledger::commands::audit::record_query_by(
+        &state,
+        workspace,
+        &authledger::ledger::Actor::system("cli-export"),
+        "/cli/audit/export",
+        given,
+    )
+    .await?;
+    let filter = authledger::audit::follow::FollowFilter {
+        workspace_id: workspace.to_string(),
+        kind,
+    };
+    let mut lines = authledger::audit::follow::follow(&state, filter, from).await?;
+    let mut out = tokio::io::stdout();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            line = lines.next() => match line {
+                Some(line) => {
+                    out.write_all(line?.as_bytes()).await?;
+                    out.flush().await?;
+                }
+                None => return Ok(ExitCode::SUCCESS),
+            },
+            _ = term.recv() => return Ok(ExitCode::SUCCESS),
+            _ = tokio::signal::ctrl_c() => return Ok(ExitCode::SUCCESS),
+        }
+    }
 }
 
 async fn shutdown_signal() {

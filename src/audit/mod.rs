@@ -2,4 +2,5 @@
 
 pub mod checkpoints;
 pub mod export;
+pub mod follow;
 pub mod merkle;

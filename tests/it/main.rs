@@ -48,6 +48,7 @@ mod replay;
 mod scale;
 mod schemas;
 mod scrubbing;
+mod siem_feed;
 mod support;
 mod tamper;
 mod token_release;

@@ -295,7 +295,8 @@ pub async fn create(
             let c = input
                 .connector
                 .ok_or_else(|| invalid("connector", "required for auth_type connector"))?;
-            let id = c.id.ok_or_else(|| invalid("connector", "the connector's id is required"))?;
+            let id =
+                c.id.ok_or_else(|| invalid("connector", "the connector's id is required"))?;
             AuthSettings::Connector(connector_settings(state, &id, &c.settings).await?)
         }
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
@@ -376,10 +377,19 @@ pub async fn update(
         wait_for_write(state, committed.position).await?;
         return Ok(committed.position);
     }
-    let settings = match (old, input.oauth2, input.api_key, input.postgres, input.connector) {
+    let settings = match (
+        old,
+        input.oauth2,
+        input.api_key,
+        input.postgres,
+        input.connector,
+    ) {
         (AuthSettings::Connector(old), None, None, None, Some(c)) => {
             if c.id.as_deref().is_some_and(|id| id != old.connector) {
-                return Err(invalid("connector", "the connector of an auth config cannot change"));
+                return Err(invalid(
+                    "connector",
+                    "the connector of an auth config cannot change",
+                ));
             }
             AuthSettings::Connector(connector_settings(state, &old.connector, &c.settings).await?)
         }
@@ -556,7 +566,10 @@ pub async fn test(
         }
         Some(AuthSettings::Connector(c)) => {
             let given = credentials.ok_or_else(|| {
-                invalid("credentials", "the connection's credentials are required to test")
+                invalid(
+                    "credentials",
+                    "the connection's credentials are required to test",
+                )
             })?;
             let definition = known_connector(&c.connector)?;
             let outcome = match connector_test(state, &c, &given).await {
@@ -639,7 +652,10 @@ pub(crate) async fn connector_test(
 fn known_connector(id: &str) -> Result<&'static crate::connectors::Definition, CommandError> {
     crate::connectors::definition(id).ok_or_else(|| {
         let shown: String = id.chars().take(64).collect();
-        invalid("connector", format!("no connector {shown:?} (the README lists them)"))
+        invalid(
+            "connector",
+            format!("no connector {shown:?} (the README lists them)"),
+        )
     })
 }
 

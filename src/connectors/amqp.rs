@@ -53,6 +53,13 @@ fn classify(e: &amqprs::error::Error) -> Failure {
         E::NetworkError(m) if m.contains("refused") => {
             Failure::new(Class::Unreachable, "connection refused")
         }
+        // A broker that answered the protocol header, then hung up once it had the user
+        // name and password: RabbitMQ's way of refusing a login to clients that do not
+        // announce `authentication_failure_close`.
+        E::NetworkError(m) if m.contains("peer shutdown") => Failure::new(
+            Class::InvalidCredentials,
+            "the broker closed the connection after the login (a refused user name or password)",
+        ),
         E::NetworkError(_) => Failure::new(Class::Unreachable, "no AMQP broker answered"),
         _ if message.contains("ACCESS_REFUSED") || message.contains("403") => {
             Failure::new(Class::InvalidCredentials, message)

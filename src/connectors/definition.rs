@@ -223,7 +223,10 @@ pub fn check(
         .keys()
         .find(|k| !definition.fields_of(part).any(|f| &f.name == *k))
     {
-        let known: Vec<&str> = definition.fields_of(part).map(|f| f.name.as_str()).collect();
+        let known: Vec<&str> = definition
+            .fields_of(part)
+            .map(|f| f.name.as_str())
+            .collect();
         // The unknown name is the caller's own text, not a value: naming it is safe enough,
         // but cut it short.
         let shown: String = unknown.chars().take(64).collect();
@@ -304,7 +307,9 @@ impl Values<'_> {
         self.get(name).and_then(Value::as_str).unwrap_or_default()
     }
     pub fn opt_str(&self, name: &str) -> Option<&str> {
-        self.get(name).and_then(Value::as_str).filter(|s| !s.is_empty())
+        self.get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
     }
     pub fn int(&self, name: &str) -> i64 {
         self.get(name).and_then(Value::as_i64).unwrap_or_default()

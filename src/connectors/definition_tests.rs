@@ -46,7 +46,12 @@ fn every_definition_names_a_driver_and_has_the_fields_it_reads() {
             assert!(names.contains(u.as_str()), "{}: test uses {u}", d.id);
         }
         for f in &d.fields {
-            assert!(!f.secret || f.part == Part::Credentials, "{}.{}", d.id, f.name);
+            assert!(
+                !f.secret || f.part == Part::Credentials,
+                "{}.{}",
+                d.id,
+                f.name
+            );
             if let Some(default) = &f.default {
                 check_value(f, default).unwrap_or_else(|e| panic!("{}.{}: {e}", d.id, f.name));
             }
@@ -71,18 +76,34 @@ fn defaults_fill_in_and_unknown_or_mistyped_fields_are_named() {
     assert!(!got.contains_key("ca_certificate"));
 
     let refused = |v: Value, part| check(postgres(), part, &v).expect_err("refused");
-    let r = refused(json!({ "host": "h", "database": "d", "port": 70000 }), Part::Config);
+    let r = refused(
+        json!({ "host": "h", "database": "d", "port": 70000 }),
+        Part::Config,
+    );
     assert_eq!(r.field, "port");
-    let r = refused(json!({ "host": "h", "database": "d", "ssl_mode": "sometimes" }), Part::Config);
+    let r = refused(
+        json!({ "host": "h", "database": "d", "ssl_mode": "sometimes" }),
+        Part::Config,
+    );
     assert_eq!(r.field, "ssl_mode");
     assert!(r.reason.contains("verify-full"), "{}", r.reason);
     let r = refused(json!({ "database": "d" }), Part::Config);
     assert_eq!((r.field, r.reason.as_str()), ("host", "required"));
-    let r = refused(json!({ "host": "h", "database": "d", "password": "x" }), Part::Config);
+    let r = refused(
+        json!({ "host": "h", "database": "d", "password": "x" }),
+        Part::Config,
+    );
     assert_eq!(r.field, "settings");
-    assert!(r.reason.contains("unknown field `password`"), "{}", r.reason);
+    assert!(
+        r.reason.contains("unknown field `password`"),
+        "{}",
+        r.reason
+    );
     // A credential of the wrong type is named, its value never quoted.
-    let r = refused(json!({ "user": "u", "password": 98765432 }), Part::Credentials);
+    let r = refused(
+        json!({ "user": "u", "password": 98765432 }),
+        Part::Credentials,
+    );
     assert_eq!(r.field, "password");
     assert!(!r.reason.contains("98765432"), "{}", r.reason);
     let r = refused(json!("u:p"), Part::Credentials);

@@ -118,7 +118,9 @@ pub async fn test(
         .collect();
     let run = async {
         match definition.driver.as_str() {
-            "postgres" => postgres::test(values, target(values, destinations).await?, timeout).await,
+            "postgres" => {
+                postgres::test(values, target(values, destinations).await?, timeout).await
+            }
             "mysql" => mysql::test(values, target(values, destinations).await?, timeout).await,
             "redis" => redis::test(values, target(values, destinations).await?, timeout).await,
             "amqp" => amqp::test(values, target(values, destinations).await?, timeout).await,
@@ -169,6 +171,14 @@ async fn target(values: &Values<'_>, destinations: &Policy) -> Result<Target, Co
 /// An I/O error while connecting, classified.
 pub(crate) fn io_failure(e: &std::io::Error, what: &str) -> Failure {
     use std::io::ErrorKind as K;
+    // sqlx reports a failed TLS handshake (the certificate, the CA, the name) as I/O.
+    let said = e.to_string();
+    if ["certificate", "handshake", "TLS", "tls"]
+        .iter()
+        .any(|w| said.contains(w))
+    {
+        return Failure::new(Class::TlsFailure, said);
+    }
     match e.kind() {
         K::ConnectionRefused => Failure::new(Class::Unreachable, "connection refused"),
         K::TimedOut => Failure::new(Class::Timeout, format!("{what} timed out")),

@@ -55,7 +55,9 @@ pub(super) async fn test(
             Err(_) => last = Failure::new(Class::Timeout, format!("no answer within {timeout:?}")),
             Ok(Ok(1)) => return Ok(()),
             Ok(Ok(other)) => {
-                return Err(Failure::new(Class::Failed, format!("SELECT 1 answered {other}")).into())
+                return Err(
+                    Failure::new(Class::Failed, format!("SELECT 1 answered {other}")).into(),
+                )
             }
             Ok(Err(e)) => {
                 let failure = classify(&e);

@@ -64,7 +64,9 @@ pub(super) async fn test(
             Err(_) => last = Failure::new(Class::Timeout, format!("no answer within {timeout:?}")),
             Ok(Ok(1)) => return Ok(()),
             Ok(Ok(other)) => {
-                return Err(Failure::new(Class::Failed, format!("SELECT 1 answered {other}")).into())
+                return Err(
+                    Failure::new(Class::Failed, format!("SELECT 1 answered {other}")).into(),
+                )
             }
             Ok(Err(e)) => {
                 let failure = classify(&e);
@@ -130,8 +132,8 @@ pub async fn test_legacy(
     timeout: Duration,
     destinations: &std::sync::Arc<Policy>,
 ) -> Result<Duration, ConnectorError> {
-    let definition = super::definition("postgres")
-        .ok_or_else(|| ConnectorError::NoDriver("postgres".into()))?;
+    let definition =
+        super::definition("postgres").ok_or_else(|| ConnectorError::NoDriver("postgres".into()))?;
     let settings = legacy_settings(p);
     let credentials: BTreeMap<String, Value> = [
         ("user".to_string(), json!(user)),

@@ -29,8 +29,8 @@ pub(super) async fn test(
                 protocol: ProtocolVersion::RESP2,
             },
         };
-        let client = redis::Client::open(info)
-            .map_err(|e| Failure::new(Class::Failed, e.to_string()))?;
+        let client =
+            redis::Client::open(info).map_err(|e| Failure::new(Class::Failed, e.to_string()))?;
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout);

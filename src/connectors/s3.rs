@@ -1,13 +1,17 @@
-//! The `s3` driver (S3-compatible object storage): a SigV4-signed `HeadBucket` (`rusty-s3`
-//! signs, `net::HttpClient` sends it, so the endpoint's addresses pass the destination
-//! policy). A `HEAD` answer has no body, so a refusal is asked again as a one-key
-//! `ListObjectsV2` (read-only too) to read the server's error code.
+//! The `s3` driver (S3-compatible object storage): a `HeadBucket` signed with SigV4 in the
+//! `Authorization` header (`aws-sigv4`, AWS's own signer) and sent by `net::HttpClient`, so
+//! the endpoint's addresses pass the destination policy. A `HEAD` answer has no body, so a
+//! refusal is asked again as a one-key `ListObjectsV2` (read-only too) to read the server's
+//! error code.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use rusty_s3::actions::{HeadBucket, ListObjectsV2, S3Action};
-use rusty_s3::{Bucket, Credentials, UrlStyle};
+use aws_sigv4::http_request::{
+    sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+    UriPathNormalizationMode,
+};
+use aws_sigv4::sign::v4;
 
 use super::{Class, ConnectorError, Failure, Values};
 use crate::net::{HttpClient, Policy};
@@ -21,43 +25,75 @@ pub const FIELDS: &[&str] = &[
     "secret_access_key",
 ];
 
-/// How long a signed URL stays valid (the request is sent at once).
-const SIGNED_FOR: Duration = Duration::from_secs(60);
-
 pub(super) async fn test(
     values: &Values<'_>,
     timeout: Duration,
     destinations: &Arc<Policy>,
 ) -> Result<(), ConnectorError> {
-    let endpoint = destinations.url(values.str("endpoint"))?;
-    let style = if values.flag("path_style") {
-        UrlStyle::Path
+    let mut url = destinations.url(values.str("endpoint"))?;
+    let bucket = values.str("bucket");
+    if values.flag("path_style") {
+        url.path_segments_mut()
+            .map_err(|()| Failure::new(Class::Failed, "the endpoint cannot name a bucket"))?
+            .pop_if_empty()
+            .push(bucket);
     } else {
-        UrlStyle::VirtualHost
-    };
-    let bucket = Bucket::new(
-        endpoint,
-        style,
-        values.str("bucket").to_string(),
-        values.str("region").to_string(),
-    )
-    .map_err(|e| Failure::new(Class::Failed, format!("endpoint: {e}")))?;
-    let credentials = Credentials::new(
+        let host = url.host_str().unwrap_or_default().to_string();
+        url.set_host(Some(&format!("{bucket}.{host}")))
+            .map_err(|e| Failure::new(Class::Failed, format!("endpoint: {e}")))?;
+        destinations.url(url.as_str())?;
+    }
+    let identity = aws_credential_types::Credentials::new(
         values.str("access_key_id"),
         values.str("secret_access_key"),
-    );
+        None,
+        None,
+        "authledger-connector",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
     let http = HttpClient::new(destinations, |b| {
         b.timeout(timeout).user_agent("authledger-connection-test")
     })
     .map_err(|e| Failure::new(Class::Failed, e.to_string()))?;
-    let head = HeadBucket::new(&bucket, Some(&credentials)).sign(SIGNED_FOR);
-    let status = send(&http, reqwest::Method::HEAD, head.as_str()).await?.0;
+    let signed = |method: &'static str, url: &str| -> Result<Vec<(String, String)>, Failure> {
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(values.str("region"))
+            .name("s3")
+            // The server checks the signature's time against its own clock: the real time.
+            .time(SystemTime::now())
+            .settings(settings.clone())
+            .build()
+            .map_err(|e| Failure::new(Class::Failed, e.to_string()))?
+            .into();
+        let request =
+            SignableRequest::new(method, url, std::iter::empty(), SignableBody::Bytes(&[]))
+                .map_err(|e| Failure::new(Class::Failed, format!("cannot sign: {e}")))?;
+        let (instructions, _) = sign(request, &params)
+            .map_err(|e| Failure::new(Class::Failed, format!("cannot sign: {e}")))?
+            .into_parts();
+        Ok(instructions
+            .headers()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    };
+    let head = signed("HEAD", url.as_str())?;
+    let status = send(&http, reqwest::Method::HEAD, url.as_str(), head)
+        .await?
+        .0;
     if status.is_success() {
         return Ok(());
     }
-    let mut list = ListObjectsV2::new(&bucket, Some(&credentials));
-    list.query_mut().insert("max-keys", "1");
-    let (status, body) = send(&http, reqwest::Method::GET, list.sign(SIGNED_FOR).as_str()).await?;
+    let mut list = url.clone();
+    list.query_pairs_mut()
+        .append_pair("list-type", "2")
+        .append_pair("max-keys", "1");
+    let headers = signed("GET", list.as_str())?;
+    let (status, body) = send(&http, reqwest::Method::GET, list.as_str(), headers).await?;
     let code = tag(&body, "Code").unwrap_or_default();
     let message = tag(&body, "Message").unwrap_or_default();
     let said = if message.is_empty() {
@@ -72,11 +108,8 @@ pub(super) async fn test(
         (_, "NoSuchBucket") | (404, _) => Class::NotFound,
         (_, "AccessDenied" | "AllAccessDisabled") | (403, _) => Class::PermissionDenied,
         (401, _) => Class::InvalidCredentials,
-        _ if status.is_success() => {
-            // HEAD was refused and the listing allowed: a server that does not serve HEAD
-            // on a bucket; logged in and read the bucket all the same.
-            return Ok(());
-        }
+        // HEAD refused, the listing allowed: logged in and read the bucket all the same.
+        _ if status.is_success() => return Ok(()),
         _ => Class::Failed,
     };
     Err(Failure::new(class, said).into())
@@ -86,22 +119,28 @@ async fn send(
     http: &HttpClient,
     method: reqwest::Method,
     url: &str,
+    headers: Vec<(String, String)>,
 ) -> Result<(reqwest::StatusCode, String), ConnectorError> {
-    let response = http.request(method, url)?.send().await.map_err(|e| {
+    let mut request = http.request(method, url)?;
+    for (k, v) in headers {
+        request = request.header(k, v);
+    }
+    let response = request.send().await.map_err(|e| {
         if let Some(r) = crate::net::client::refusal(&e) {
             return ConnectorError::Refused(r);
         }
-        let class = if e.is_timeout() {
-            Class::Timeout
-        } else if format!("{e:?}").contains("certificate") || format!("{e:?}").contains("Tls") {
-            Class::TlsFailure
+        let chain = format!("{e:?}");
+        let (class, message) = if e.is_timeout() {
+            (Class::Timeout, "the endpoint did not answer in time")
+        } else if chain.contains("certificate") || chain.contains("Tls") {
+            (
+                Class::TlsFailure,
+                "the TLS handshake with the endpoint failed",
+            )
+        } else if chain.contains("ConnectionRefused") {
+            (Class::Unreachable, "connection refused")
         } else {
-            Class::Unreachable
-        };
-        let message = match class {
-            Class::Timeout => "the endpoint did not answer in time",
-            Class::TlsFailure => "the TLS handshake with the endpoint failed",
-            _ => "the endpoint could not be reached",
+            (Class::Unreachable, "the endpoint could not be reached")
         };
         Failure::new(class, message).into()
     })?;

@@ -94,12 +94,19 @@ fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> Co
     let (host, database) = match &link.settings {
         AuthSettings::Postgres(p) => (format!("{}:{}", p.host, p.port), p.database.clone()),
         AuthSettings::Connector(c) => {
-            let at = |k: &str| c.settings.get(k).map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string));
+            let at = |k: &str| {
+                c.settings
+                    .get(k)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            };
             let place = at("host")
                 .map(|h| format!("{h}:{}", at("port").unwrap_or_default()))
                 .or_else(|| at("endpoint"))
                 .unwrap_or_default();
-            let what = ["database", "vhost", "bucket"].iter().find_map(|k| at(k)).unwrap_or_default();
+            let what = ["database", "vhost", "bucket"]
+                .iter()
+                .find_map(|k| at(k))
+                .unwrap_or_default();
             (place, what)
         }
         _ => (String::new(), String::new()),

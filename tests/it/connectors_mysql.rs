@@ -45,7 +45,11 @@ async fn mariadb() -> MariaDb {
         install_cmd.arg(format!("--user={user}"));
     }
     let out = install_cmd.output().expect("mariadb-install-db");
-    assert!(out.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let port = free_port();
     let mut cmd = Command::new(server);
     cmd.arg("--no-defaults")
@@ -97,12 +101,11 @@ async fn mysql_driver_logs_in_and_classifies_failures_against_a_real_mariadb() {
     let good = json!({ "user": "tester", "password": password });
     let wrong = json!({ "user": "tester", "password": "Not-The-Password-43" });
     let reader = json!({ "user": "reader", "password": password });
-    let settings = |database: &str| {
-        json!({ "host": "127.0.0.1", "port": db.port, "database": database, "ssl_mode": "disable" })
-    };
+    let settings = |database: &str| json!({ "host": "127.0.0.1", "port": db.port, "database": database, "ssl_mode": "disable" });
     for stack in STACKS {
         let lab = Lab::start(stack).await;
-        lab.common_cases("mariadb", &settings("appdb"), &good, &wrong).await;
+        lab.common_cases("mariadb", &settings("appdb"), &good, &wrong)
+            .await;
         let id = lab.config("mysql", settings("appdb")).await;
         Lab::passed(&lab.test(&id, good.clone()).await);
         let said = lab.fails(&id, wrong.clone(), "invalid_credentials").await;
@@ -122,6 +125,7 @@ async fn mysql_driver_logs_in_and_classifies_failures_against_a_real_mariadb() {
             let id = lab.config(connector, settings("appdb")).await;
             Lab::passed(&lab.test(&id, good.clone()).await);
         }
-        lab.assert_nowhere(&[&password, "Not-The-Password-43"]).await;
+        lab.assert_nowhere(&[&password, "Not-The-Password-43"])
+            .await;
     }
 }

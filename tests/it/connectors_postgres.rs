@@ -13,51 +13,97 @@ use serde_json::json;
 use crate::connectors_support::{Lab, STACKS};
 use crate::fixtures::postgres::PrivatePostgres;
 
-/// A CA (its PEM) and, when `server` is given, a certificate for that DNS name signed by it.
+/// `openssl args` in `dir`, which must succeed.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (tools/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA named `name` (files `{name}.key`, `{name}.pem` in `dir`): its PEM.
 pub fn openssl_ca(dir: &Path, name: &str) -> String {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl (tools/test installs it)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-        "-subj", &format!("/CN=authledger test {name}"),
-        "-addext", "basicConstraints=critical,CA:TRUE",
-        "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN=authledger test {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+    );
     std::fs::read_to_string(dir.join(format!("{name}.pem"))).expect("ca pem")
 }
 
-/// A server key and certificate for `dns` signed by the CA `ca` (files `server.key`,
-/// `server.pem` in `dir`).
+/// A server key and certificate for `dns` and 127.0.0.1 signed by the CA `ca` (files
+/// `server.key`, `server.pem` in `dir`).
 pub fn openssl_server_cert(dir: &Path, ca: &str, dns: &str) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "server.key", "-out", "server.csr", "-subj", &format!("/CN={dns}"),
-    ]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &format!("/CN={dns}"),
+        ],
+    );
     std::fs::write(
         dir.join("ext.cnf"),
-        format!("subjectAltName=DNS:{dns}\nbasicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"),
+        format!(
+            "subjectAltName=DNS:{dns},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+        ),
     )
     .expect("ext");
-    run(&[
-        "x509", "-req", "-in", "server.csr", "-CA", &format!("{ca}.pem"), "-CAkey",
-        &format!("{ca}.key"), "-CAcreateserial", "-out", "server.pem", "-days", "2",
-        "-extfile", "ext.cnf",
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
 }
 
 struct TlsPostgres {
@@ -77,7 +123,10 @@ async fn tls_postgres() -> TlsPostgres {
     let data = pg.data_dir();
     for f in ["server.pem", "server.key"] {
         std::fs::copy(certs.path().join(f), data.join(f)).expect("copy cert");
-        let ok = Command::new("chown").arg("postgres").arg(data.join(f)).status();
+        let ok = Command::new("chown")
+            .arg("postgres")
+            .arg(data.join(f))
+            .status();
         assert!(ok.is_ok_and(|s| s.success()) || !is_root(), "chown {f}");
         std::fs::set_permissions(
             data.join(f),
@@ -135,9 +184,7 @@ async fn postgres_driver_every_ssl_mode_and_failure_class_against_a_real_tls_clu
     let port = db.pg.port();
     for stack in STACKS {
         let lab = Lab::start(stack).await;
-        let settings = |ssl: &str| {
-            json!({ "host": "127.0.0.1", "port": port, "database": "appdb", "ssl_mode": ssl })
-        };
+        let settings = |ssl: &str| json!({ "host": "127.0.0.1", "port": port, "database": "appdb", "ssl_mode": ssl });
         let with_ca = |ssl: &str, ca: &str| {
             let mut s = settings(ssl);
             s["ca_certificate"] = json!(ca);
@@ -146,17 +193,25 @@ async fn postgres_driver_every_ssl_mode_and_failure_class_against_a_real_tls_clu
         lab.common_cases("postgres", &settings("require"), &good, &wrong)
             .await;
 
-        // Every SSL mode: disable and require log in; verify-ca with the CA that signed the
-        // server's certificate logs in, with another CA (or the public roots) it is a TLS
-        // failure; verify-full checks the name too (the certificate names db.test.invalid).
-        for s in [settings("disable"), settings("require"), with_ca("verify-ca", &db.ca)] {
+        // Every SSL mode: disable and require log in; verify-ca and verify-full with the CA
+        // that signed the server's certificate log in, with another CA (or the public
+        // roots) it is a TLS failure; verify-full checks the name too (the certificate
+        // names db.test.invalid and 127.0.0.1, not localhost).
+        let mut by_name = with_ca("verify-full", &db.ca);
+        by_name["host"] = json!("localhost");
+        for s in [
+            settings("disable"),
+            settings("require"),
+            with_ca("verify-ca", &db.ca),
+            with_ca("verify-full", &db.ca),
+        ] {
             let id = lab.config("postgres", s).await;
             Lab::passed(&lab.test(&id, good.clone()).await);
         }
         for s in [
             with_ca("verify-ca", &db.other_ca),
             settings("verify-ca"),
-            with_ca("verify-full", &db.ca),
+            by_name,
         ] {
             let id = lab.config("postgres", s).await;
             lab.fails(&id, good.clone(), "tls_failure").await;
@@ -180,7 +235,13 @@ async fn postgres_driver_every_ssl_mode_and_failure_class_against_a_real_tls_clu
         assert!(said.contains("no_such_db"), "{said}");
 
         // Compatible services are definitions on the same driver.
-        for connector in ["cockroachdb", "supabase", "neon", "amazon_redshift", "timescaledb"] {
+        for connector in [
+            "cockroachdb",
+            "supabase",
+            "neon",
+            "amazon_redshift",
+            "timescaledb",
+        ] {
             let id = lab.config(connector, settings("require")).await;
             Lab::passed(&lab.test(&id, good.clone()).await);
         }
@@ -197,6 +258,7 @@ async fn postgres_driver_every_ssl_mode_and_failure_class_against_a_real_tls_clu
             .await;
         r.expect(StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
         assert!(r.text.contains("password"), "{}", r.text);
-        lab.assert_nowhere(&[&db.password, "Not-The-Password-42"]).await;
+        lab.assert_nowhere(&[&db.password, "Not-The-Password-42"])
+            .await;
     }
 }

@@ -1,71 +1,106 @@
-//! The `s3` driver against `s3rver` (npm; it checks SigV4 signatures, header and
-//! query-string, against its account `S3RVER`/`S3RVER`) of the test's own on a free port,
-//! with one bucket: a signed `HeadBucket` passes; a wrong secret (`SignatureDoesNotMatch`)
-//! and an unknown key id are invalid credentials; an unknown bucket is not found; a closed
-//! port, a silent listener. Over HTTP, on both stacks. (moto's server checks signatures
-//! only in the `Authorization` header and not on bucket requests signed in the query
-//! string, so it could not tell a wrong secret here.)
+//! The `s3` driver against `moto` in server mode (PyPI `moto[server]`, pinned by
+//! `tools/test`) with authentication on (`INITIAL_NO_AUTH_ACTION_COUNT`: the setup's few
+//! calls go unauthenticated, every later request's SigV4 signature is checked), on a free
+//! port: an IAM user with S3 rights and one without, one bucket. A signed `HeadBucket`
+//! passes; a wrong secret (`SignatureDoesNotMatch`) and an unknown key id are invalid
+//! credentials; the user without rights is denied; an unknown bucket is not found; a
+//! closed port, a silent listener. Over HTTP, on both stacks.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::connectors_support::{wait_for_port, Lab, STACKS};
+use crate::connectors_support::{Lab, STACKS};
 use crate::harness::free_port;
 
-/// Where `tools/test` installs s3rver (`AUTHLEDGER_TEST_S3RVER` overrides).
-const S3RVER: &str = "/opt/authledger-s3rver/node_modules/s3rver/bin/s3rver.js";
+/// Starts moto with authentication, makes the users, keys and bucket, prints them as one
+/// JSON line, and serves until its standard input closes.
+const MOTO: &str = r#"
+import json, os, sys
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "6"
+from moto.server import ThreadedMotoServer
+import boto3
+port = int(sys.argv[1])
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+server.start()
+url = f"http://127.0.0.1:{port}"
+anon = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+iam = boto3.client("iam", **anon)
+iam.create_user(UserName="tester")
+iam.put_user_policy(UserName="tester", PolicyName="s3", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+tester = iam.create_access_key(UserName="tester")["AccessKey"]
+iam.create_user(UserName="nobody")
+nobody = iam.create_access_key(UserName="nobody")["AccessKey"]
+boto3.client("s3", **anon).create_bucket(Bucket="appbucket")
+print(json.dumps({"tester": [tester["AccessKeyId"], tester["SecretAccessKey"]],
+                  "nobody": [nobody["AccessKeyId"], nobody["SecretAccessKey"]]}), flush=True)
+sys.stdin.read()
+server.stop()
+"#;
 
-struct S3rver {
+struct Moto {
     child: Child,
+    _stdin: ChildStdin,
     port: u16,
-    _dir: tempfile::TempDir,
+    keys: Value,
 }
 
-impl Drop for S3rver {
+impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-async fn s3rver() -> S3rver {
-    let script = std::env::var("AUTHLEDGER_TEST_S3RVER").unwrap_or_else(|_| S3RVER.into());
+fn moto() -> Moto {
+    let ok = Command::new("python3")
+        .args(["-c", "import moto.server, boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     assert!(
-        std::path::Path::new(&script).is_file(),
-        "s3rver is not installed at {script}: tools/test installs it \
-         (npm install --prefix /opt/authledger-s3rver s3rver@3.7.1)"
+        ok,
+        "moto[server] is not installed: tools/test installs it (pip install moto[server])"
     );
-    let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
-    let child = Command::new("node")
-        .arg(&script)
-        .args(["-d", &dir.path().display().to_string()])
-        .args(["-a", "127.0.0.1", "-p", &port.to_string(), "--silent"])
-        .args(["--configure-bucket", "appbucket"])
-        .stdout(Stdio::null())
+    let mut child = Command::new("python3")
+        .args(["-c", MOTO, &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("node s3rver (tools/test installs nodejs)");
-    let server = S3rver {
+        .expect("python3 moto");
+    let stdin = child.stdin.take().expect("stdin");
+    // moto announces itself on stdout first: the keys are the line that is JSON.
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.starts_with('{') {
+        line.clear();
+        let n = out.read_line(&mut line).expect("moto's keys");
+        assert!(n > 0, "moto exited before printing its keys");
+    }
+    let keys: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("moto: {e}: {line}"));
+    Moto {
         child,
+        _stdin: stdin,
         port,
-        _dir: dir,
-    };
-    wait_for_port(port, "s3rver", Duration::from_secs(60)).await;
-    server
+        keys,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_driver_signs_head_bucket_and_classifies_failures() {
-    let server = s3rver().await;
+    let server = tokio::task::spawn_blocking(moto).await.expect("moto");
     let endpoint = format!("http://127.0.0.1:{}", server.port);
-    let good = json!({ "access_key_id": "S3RVER", "secret_access_key": "S3RVER" });
-    let wrong = json!({ "access_key_id": "S3RVER", "secret_access_key": "Not-The-Secret-46" });
-    let settings = |bucket: &str| {
-        json!({ "endpoint": endpoint, "region": "us-east-1", "bucket": bucket, "path_style": true })
-    };
+    let key = |who: &str, i: usize| server.keys[who][i].as_str().expect("key").to_string();
+    let secret = key("tester", 1);
+    let good = json!({ "access_key_id": key("tester", 0), "secret_access_key": secret });
+    let wrong =
+        json!({ "access_key_id": key("tester", 0), "secret_access_key": "Not-The-Secret-46" });
+    let nobody =
+        json!({ "access_key_id": key("nobody", 0), "secret_access_key": key("nobody", 1) });
+    let settings = |bucket: &str| json!({ "endpoint": endpoint, "region": "us-east-1", "bucket": bucket, "path_style": true });
     for stack in STACKS {
         let lab = Lab::start(stack).await;
         // The common cases move the port: here the endpoint carries it.
@@ -75,9 +110,11 @@ async fn s3_driver_signs_head_bucket_and_classifies_failures() {
         assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
         let said = lab.fails(&id, wrong.clone(), "invalid_credentials").await;
         assert!(said.contains("SignatureDoesNotMatch"), "{said}");
-        let unknown_key = json!({ "access_key_id": "NOBODY", "secret_access_key": "S3RVER" });
+        let unknown_key =
+            json!({ "access_key_id": "AKIAUNKNOWN0000000", "secret_access_key": secret });
         let said = lab.fails(&id, unknown_key, "invalid_credentials").await;
         assert!(said.contains("InvalidAccessKeyId"), "{said}");
+        lab.fails(&id, nobody.clone(), "permission_denied").await;
         let r = lab.connect(&id, "owner-2", wrong.clone()).await;
         r.expect(reqwest::StatusCode::CONFLICT, "conflict");
 
@@ -98,8 +135,11 @@ async fn s3_driver_signs_head_bucket_and_classifies_failures() {
         let mut s = settings("appbucket");
         s["path_style"] = json!("yes");
         let r = lab.try_config("s3_compatible", s).await;
-        r.expect(reqwest::StatusCode::UNPROCESSABLE_ENTITY, "validation-failed");
+        r.expect(
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation-failed",
+        );
         assert!(r.text.contains("path_style"), "{}", r.text);
-        lab.assert_nowhere(&["Not-The-Secret-46"]).await;
+        lab.assert_nowhere(&[&secret, "Not-The-Secret-46"]).await;
     }
 }

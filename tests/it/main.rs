@@ -11,6 +11,7 @@ mod conformance;
 mod connection_lifecycle;
 mod connections;
 mod connectors_amqp;
+mod connectors_console;
 mod connectors_mysql;
 mod connectors_postgres;
 mod connectors_redis;

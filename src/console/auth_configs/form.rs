@@ -306,8 +306,7 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
             input.postgres = Some(postgres_settings(f)?);
         }
         "connector" => {
-            let d = crate::connectors::definition(&f.connector)
-                .ok_or("Choose a connector.")?;
+            let d = crate::connectors::definition(&f.connector).ok_or("Choose a connector.")?;
             input.auth_type = AuthTypeInput::Connector;
             input.connector = Some(auth_configs::ConnectorInput {
                 id: Some(d.id.clone()),

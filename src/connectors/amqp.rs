@@ -56,11 +56,17 @@ fn classify(e: &amqprs::error::Error) -> Failure {
         // A broker that answered the protocol header, then hung up once it had the user
         // name and password: RabbitMQ's way of refusing a login to clients that do not
         // announce `authentication_failure_close`.
-        E::NetworkError(m) if m.contains("peer shutdown") => Failure::new(
-            Class::InvalidCredentials,
-            "the broker closed the connection after the login (a refused user name or password)",
-        ),
-        E::NetworkError(_) => Failure::new(Class::Unreachable, "no AMQP broker answered"),
+        E::NetworkError(m)
+            if ["peer shutdown", "reset", "end of file", "broken pipe"]
+                .iter()
+                .any(|w| m.to_lowercase().contains(w)) =>
+        {
+            let said = "the broker closed the connection after the login (user name or password)";
+            Failure::new(Class::InvalidCredentials, said)
+        }
+        E::NetworkError(m) => {
+            Failure::new(Class::Unreachable, format!("no AMQP broker answered ({m})"))
+        }
         _ if message.contains("ACCESS_REFUSED") || message.contains("403") => {
             Failure::new(Class::InvalidCredentials, message)
         }

@@ -47,6 +47,18 @@ pub enum AuthTypeInput {
     Basic,
     NoAuth,
     Postgres,
+    Connector,
+}
+
+/// The `connector` part of a request: a connector definition's id (`src/connectors/
+/// definitions`; on update it may be left out) and the values of its `config` fields,
+/// checked against the definition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorInput {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub settings: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,6 +71,7 @@ pub struct CreateAuthConfigInput {
     pub oauth2: Option<OAuth2Input>,
     pub api_key: Option<ApiKeySettings>,
     pub postgres: Option<PostgresSettings>,
+    pub connector: Option<ConnectorInput>,
     pub bearer_token: Option<EmptyInput>,
     pub basic: Option<EmptyInput>,
     pub no_auth: Option<EmptyInput>,
@@ -74,6 +87,7 @@ pub struct UpdateAuthConfigInput {
     pub oauth2: Option<OAuth2Input>,
     pub api_key: Option<ApiKeySettings>,
     pub postgres: Option<PostgresSettings>,
+    pub connector: Option<ConnectorInput>,
     pub token_release: Option<bool>,
 }
 
@@ -85,6 +99,7 @@ impl UpdateAuthConfigInput {
         let nothing_else = self.name.is_none()
             && self.api_key.is_none()
             && self.postgres.is_none()
+            && self.connector.is_none()
             && self.token_release.is_none()
             && o.client_id.is_none()
             && o.scopes.is_none()
@@ -234,6 +249,7 @@ pub async fn create(
         ("oauth2", input.oauth2.is_some()),
         ("api_key", input.api_key.is_some()),
         ("postgres", input.postgres.is_some()),
+        ("connector", input.connector.is_some()),
         ("bearer_token", input.bearer_token.is_some()),
         ("basic", input.basic.is_some()),
         ("no_auth", input.no_auth.is_some()),
@@ -245,6 +261,7 @@ pub async fn create(
         AuthTypeInput::Basic => "basic",
         AuthTypeInput::NoAuth => "no_auth",
         AuthTypeInput::Postgres => "postgres",
+        AuthTypeInput::Connector => "connector",
     };
     if let Some((other, _)) = given
         .iter()
@@ -273,6 +290,14 @@ pub async fn create(
                 .ok_or_else(|| invalid("postgres", "required"))?;
             super::check_destination_host(state, "host", &p.host).await?;
             AuthSettings::Postgres(p)
+        }
+        AuthTypeInput::Connector => {
+            let c = input
+                .connector
+                .ok_or_else(|| invalid("connector", "required for auth_type connector"))?;
+            let id =
+                c.id.ok_or_else(|| invalid("connector", "the connector's id is required"))?;
+            AuthSettings::Connector(connector_settings(state, &id, &c.settings).await?)
         }
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
         AuthTypeInput::Basic => AuthSettings::Basic,
@@ -352,8 +377,23 @@ pub async fn update(
         wait_for_write(state, committed.position).await?;
         return Ok(committed.position);
     }
-    let settings = match (old, input.oauth2, input.api_key, input.postgres) {
-        (AuthSettings::Oauth2(mut o), Some(i), None, None) => {
+    let settings = match (
+        old,
+        input.oauth2,
+        input.api_key,
+        input.postgres,
+        input.connector,
+    ) {
+        (AuthSettings::Connector(old), None, None, None, Some(c)) => {
+            if c.id.as_deref().is_some_and(|id| id != old.connector) {
+                return Err(invalid(
+                    "connector",
+                    "the connector of an auth config cannot change",
+                ));
+            }
+            AuthSettings::Connector(connector_settings(state, &old.connector, &c.settings).await?)
+        }
+        (AuthSettings::Oauth2(mut o), Some(i), None, None, None) => {
             if let Some(v) = i.client_id {
                 o.client_id = v;
             }
@@ -395,12 +435,12 @@ pub async fn update(
             }
             AuthSettings::Oauth2(o)
         }
-        (AuthSettings::ApiKey(_), None, Some(k), None) => AuthSettings::ApiKey(k),
-        (AuthSettings::Postgres(_), None, None, Some(p)) => {
+        (AuthSettings::ApiKey(_), None, Some(k), None, None) => AuthSettings::ApiKey(k),
+        (AuthSettings::Postgres(_), None, None, Some(p), None) => {
             super::check_destination_host(state, "host", &p.host).await?;
             AuthSettings::Postgres(p)
         }
-        (old, None, None, None) => old,
+        (old, None, None, None, None) => old,
         (old, ..) => {
             return Err(invalid(
                 "auth_type",
@@ -514,7 +554,7 @@ pub async fn test(
             let c: super::connections::PostgresCredentials =
                 super::connections::shape(&c, "{\"user\": string, \"password\": string}")?;
             super::check_destination_host(state, "host", &p.host).await?;
-            let outcome = crate::connectors::postgres::test(
+            let outcome = crate::connectors::postgres::test_legacy(
                 &p,
                 &c.user,
                 &c.password,
@@ -522,18 +562,22 @@ pub async fn test(
                 &state.destinations,
             )
             .await;
-            Ok(match outcome {
-                Ok(rtt) => serde_json::json!({
-                    "ok": true,
-                    "connector": "postgres",
-                    "latency_ms": rtt.as_millis() as u64,
-                }),
-                Err(e) => serde_json::json!({
-                    "ok": false,
-                    "connector": "postgres",
-                    "error": e.to_string(),
-                }),
-            })
+            report("postgres", "postgres", outcome)
+        }
+        Some(AuthSettings::Connector(c)) => {
+            let given = credentials.ok_or_else(|| {
+                invalid(
+                    "credentials",
+                    "the connection's credentials are required to test",
+                )
+            })?;
+            let definition = known_connector(&c.connector)?;
+            let outcome = match connector_test(state, &c, &given).await {
+                Ok(rtt) => Ok(rtt),
+                Err(Ok(failure)) => Err(failure.into()),
+                Err(Err(e)) => return Err(e),
+            };
+            report(&definition.id, &definition.driver, outcome)
         }
         Some(other) => Err(invalid(
             "auth_type",
@@ -544,6 +588,127 @@ pub async fn test(
         )),
         None => Err(DomainError::NotFound("auth config").into()),
     }
+}
+
+/// A connector test's answer: passed with its round trip, or failed with its class and a
+/// message without secrets; a destination the policy refuses is a 422.
+fn report(
+    connector: &str,
+    driver: &str,
+    outcome: Result<std::time::Duration, crate::connectors::ConnectorError>,
+) -> Result<serde_json::Value, CommandError> {
+    use crate::connectors::ConnectorError;
+    Ok(match outcome {
+        Ok(rtt) => serde_json::json!({
+            "ok": true,
+            "connector": connector,
+            "driver": driver,
+            "latency_ms": rtt.as_millis() as u64,
+        }),
+        Err(ConnectorError::Failed(f)) => serde_json::json!({
+            "ok": false,
+            "connector": connector,
+            "driver": driver,
+            "class": f.class,
+            "error": f.to_string(),
+        }),
+        Err(ConnectorError::Refused(r)) => return Err(invalid("host", r.to_string())),
+        Err(e @ ConnectorError::NoDriver(_)) => return Err(invalid("connector", e.to_string())),
+    })
+}
+
+/// Tests a connector auth config with a connection's credentials (checked against the
+/// definition first). `Err(Ok(failure))`: the test ran and failed; `Err(Err(_))`: it could
+/// not run (bad input, a refused destination).
+pub(crate) async fn connector_test(
+    state: &AppState,
+    c: &crate::domain::auth_config::ConnectorSettings,
+    given: &serde_json::Value,
+) -> Result<std::time::Duration, Result<crate::connectors::Failure, CommandError>> {
+    use crate::connectors::ConnectorError;
+    let definition = known_connector(&c.connector).map_err(Err)?;
+    let credentials = connector_credentials(definition, given).map_err(Err)?;
+    recheck_destinations(state, definition, &c.settings)
+        .await
+        .map_err(Err)?;
+    let values = crate::connectors::Values {
+        settings: &c.settings,
+        credentials: &credentials,
+    };
+    crate::connectors::test(
+        definition,
+        &values,
+        state.connections.provider_timeout,
+        &state.destinations,
+    )
+    .await
+    .map_err(|e| match e {
+        ConnectorError::Failed(f) => Ok(f),
+        ConnectorError::Refused(r) => Err(invalid("host", r.to_string())),
+        e @ ConnectorError::NoDriver(_) => Err(invalid("connector", e.to_string())),
+    })
+}
+
+fn known_connector(id: &str) -> Result<&'static crate::connectors::Definition, CommandError> {
+    crate::connectors::definition(id).ok_or_else(|| {
+        let shown: String = id.chars().take(64).collect();
+        invalid(
+            "connector",
+            format!("no connector {shown:?} (the README lists them)"),
+        )
+    })
+}
+
+fn refusal(r: crate::connectors::definition::Refusal) -> CommandError {
+    invalid(r.field, r.reason)
+}
+
+/// A connection's credentials for a connector, checked against its definition.
+pub(crate) fn connector_credentials(
+    definition: &'static crate::connectors::Definition,
+    given: &serde_json::Value,
+) -> Result<BTreeMap<String, serde_json::Value>, CommandError> {
+    crate::connectors::definition::check(definition, crate::connectors::Part::Credentials, given)
+        .map_err(refusal)
+}
+
+/// The auth config's part of a connector's values, checked against its definition, hosts and
+/// endpoints judged by the destination policy.
+async fn connector_settings(
+    state: &AppState,
+    id: &str,
+    given: &serde_json::Value,
+) -> Result<crate::domain::auth_config::ConnectorSettings, CommandError> {
+    let definition = known_connector(id)?;
+    let settings =
+        crate::connectors::definition::check(definition, crate::connectors::Part::Config, given)
+            .map_err(refusal)?;
+    recheck_destinations(state, definition, &settings).await?;
+    Ok(crate::domain::auth_config::ConnectorSettings {
+        connector: definition.id.clone(),
+        settings,
+    })
+}
+
+/// Judges the definition's host and URL fields with the destination policy (again at every
+/// test: the policy may have changed since the auth config was made).
+pub(crate) async fn recheck_destinations(
+    state: &AppState,
+    definition: &'static crate::connectors::Definition,
+    settings: &BTreeMap<String, serde_json::Value>,
+) -> Result<(), CommandError> {
+    use crate::connectors::definition::FieldType;
+    for field in definition.fields_of(crate::connectors::Part::Config) {
+        let Some(value) = settings.get(&field.name).and_then(|v| v.as_str()) else {
+            continue;
+        };
+        match field.kind {
+            FieldType::Host => super::check_destination_host(state, &field.name, value).await?,
+            FieldType::Url => super::check_destinations(state, &[(&field.name, value)]).await?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Disables, enables or deletes; deletion shreds the auth config's data key afterwards, so

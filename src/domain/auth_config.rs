@@ -65,6 +65,15 @@ pub struct PostgresSettings {
     pub ssl_mode: String,
 }
 
+/// A native connector's auth config: the connector definition's id (`src/connectors`) and
+/// the values of its `config` fields, checked against the definition by the command (the
+/// domain knows no definitions). Credentials are each connection's, sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorSettings {
+    pub connector: String,
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
 /// Settings by auth type; the tag is the auth type's name. (Built once per command and
 /// event, so the size difference between variants does not matter.)
 #[allow(clippy::large_enum_variant)]
@@ -77,6 +86,7 @@ pub enum AuthSettings {
     Basic,
     NoAuth,
     Postgres(PostgresSettings),
+    Connector(ConnectorSettings),
 }
 
 impl AuthSettings {
@@ -88,6 +98,7 @@ impl AuthSettings {
             AuthSettings::Basic => "basic",
             AuthSettings::NoAuth => "no_auth",
             AuthSettings::Postgres(_) => "postgres",
+            AuthSettings::Connector(_) => "connector",
         }
     }
 }
@@ -246,6 +257,16 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
                 return Err(DomainError::Invalid {
                     field: "ssl_mode",
                     reason: "disable|prefer|require|verify-ca|verify-full".into(),
+                });
+            }
+            Ok(())
+        }
+        AuthSettings::Connector(c) => {
+            check_name("connector", &c.connector, 64)?;
+            if c.settings.len() > 64 || c.settings.keys().any(|k| k.is_empty() || k.len() > 64) {
+                return Err(DomainError::Invalid {
+                    field: "settings",
+                    reason: "at most 64 fields, each named in 1-64 characters".into(),
                 });
             }
             Ok(())

@@ -45,6 +45,8 @@ struct ConnectPage {
     database: String,
     /// What was typed as a user name (never a secret) when the page is shown again.
     username: String,
+    /// A native connector's credential fields, from its definition.
+    fields: Vec<crate::connectors::definition::FormField>,
     has_test: bool,
     error: Option<String>,
     test_result: Option<String>,
@@ -57,6 +59,16 @@ struct Shown {
     error: Option<String>,
     test: Option<(bool, String)>,
     username: String,
+    /// A connector's non-secret credential values, shown again.
+    kept: std::collections::BTreeMap<String, Value>,
+}
+
+/// The connector definition of a native connector's auth config.
+fn connector_of(settings: &AuthSettings) -> Option<&'static crate::connectors::Definition> {
+    match settings {
+        AuthSettings::Connector(c) => crate::connectors::definition(&c.connector),
+        _ => None,
+    }
 }
 
 fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> ConnectPage {
@@ -65,6 +77,7 @@ fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> Co
         AuthSettings::BearerToken => ("bearer_token", "an access token of your account"),
         AuthSettings::Basic => ("basic", "your username and password"),
         AuthSettings::Postgres(_) => ("postgres", "a database user and its password"),
+        AuthSettings::Connector(_) => ("connector", "the credentials below"),
         AuthSettings::NoAuth => ("no_auth", "nothing but your agreement"),
         AuthSettings::Oauth2(_) => ("oauth2", "your consent at the provider"),
     };
@@ -81,6 +94,22 @@ fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> Co
     };
     let (host, database) = match &link.settings {
         AuthSettings::Postgres(p) => (format!("{}:{}", p.host, p.port), p.database.clone()),
+        AuthSettings::Connector(c) => {
+            let at = |k: &str| {
+                c.settings
+                    .get(k)
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+            };
+            let place = at("host")
+                .map(|h| format!("{h}:{}", at("port").unwrap_or_default()))
+                .or_else(|| at("endpoint"))
+                .unwrap_or_default();
+            let what = ["database", "vhost", "bucket"]
+                .iter()
+                .find_map(|k| at(k))
+                .unwrap_or_default();
+            (place, what)
+        }
         _ => (String::new(), String::new()),
     };
     let expires_at = link
@@ -101,6 +130,15 @@ fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> Co
         host,
         database,
         username: shown.username,
+        fields: connector_of(&link.settings)
+            .map(|d| {
+                crate::connectors::definition::form_fields(
+                    d,
+                    crate::connectors::Part::Credentials,
+                    &shown.kept,
+                )
+            })
+            .unwrap_or_default(),
         has_test: hosted::has_test(&link.settings),
         error: shown.error,
         test_ok: shown.test.as_ref().is_some_and(|(ok, _)| *ok),
@@ -289,6 +327,9 @@ pub struct ConnectForm {
     username: String,
     user: String,
     password: String,
+    /// A native connector's `f_<field>` inputs.
+    #[serde(flatten)]
+    fields: std::collections::HashMap<String, String>,
 }
 
 impl std::fmt::Debug for ConnectForm {
@@ -306,6 +347,15 @@ fn credentials(settings: &AuthSettings, f: &ConnectForm) -> Value {
         AuthSettings::BearerToken => json!({ "token": f.token }),
         AuthSettings::Basic => json!({ "username": f.username.trim(), "password": f.password }),
         AuthSettings::Postgres(_) => json!({ "user": f.user.trim(), "password": f.password }),
+        AuthSettings::Connector(_) => connector_of(settings)
+            .map(|d| {
+                crate::connectors::definition::from_form(
+                    d,
+                    crate::connectors::Part::Credentials,
+                    &f.fields,
+                )
+            })
+            .unwrap_or(Value::Null),
         AuthSettings::NoAuth | AuthSettings::Oauth2(_) => Value::Null,
     }
 }
@@ -333,6 +383,18 @@ pub async fn submit(
         AuthSettings::Postgres(_) => form.user.trim().to_string(),
         _ => String::new(),
     };
+    // A connector's non-secret credential values are shown again (never a secret).
+    let kept: std::collections::BTreeMap<String, Value> = connector_of(&link.settings)
+        .and_then(|d| {
+            let given = creds.as_object()?;
+            Some(
+                d.fields_of(crate::connectors::Part::Credentials)
+                    .filter(|f| !f.secret)
+                    .filter_map(|f| Some((f.name.clone(), given.get(&f.name)?.clone())))
+                    .collect(),
+            )
+        })
+        .unwrap_or_default();
     let again = |shown: Shown, status: StatusCode| {
         let nonce = cookie_value(&headers, cookie_name(&state)).unwrap_or_default();
         let csrf = csrf_token(&state, nonce, &presented);
@@ -345,12 +407,14 @@ pub async fn submit(
                     true,
                     "Test passed: the service accepted these credentials.".into(),
                 )),
-                username,
+                username: username.clone(),
+                kept: kept.clone(),
                 ..Shown::default()
             },
             Err(LinkError::Command(e)) => Shown {
                 test: Some((false, format!("Test failed: {}", words(&e)))),
-                username,
+                username: username.clone(),
+                kept: kept.clone(),
                 ..Shown::default()
             },
             Err(e) => return refused_link(&e, &presented),
@@ -379,6 +443,7 @@ pub async fn submit(
                 test: hosted::has_test(&link.settings)
                     .then(|| (false, "Nothing was saved.".into())),
                 username,
+                kept,
             };
             again(shown, StatusCode::UNPROCESSABLE_ENTITY)
         }

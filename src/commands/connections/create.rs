@@ -304,7 +304,7 @@ pub(crate) async fn check_credentials(
             let c: PostgresCredentials = shape(creds, "{\"user\": string, \"password\": string}")?;
             non_empty("credentials.user", &c.user)?;
             crate::commands::check_destination_host(state, "host", &p.host).await?;
-            crate::connectors::postgres::test(
+            crate::connectors::postgres::test_legacy(
                 p,
                 &c.user,
                 &c.password,
@@ -317,6 +317,16 @@ pub(crate) async fn check_credentials(
                     "connection test failed: {e}"
                 )))
             })?;
+        }
+        AuthSettings::Connector(c) => {
+            super::super::auth_configs::connector_test(state, c, creds)
+                .await
+                .map_err(|e| match e {
+                    Ok(failure) => CommandError::Domain(DomainError::Rejected(format!(
+                        "connection test failed: {failure}"
+                    ))),
+                    Err(e) => e,
+                })?;
         }
         AuthSettings::NoAuth => {
             if !creds.is_null() {

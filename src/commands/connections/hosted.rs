@@ -193,7 +193,10 @@ pub async fn test(
 
 /// Whether the auth type has a test the page can offer.
 pub fn has_test(settings: &AuthSettings) -> bool {
-    matches!(settings, AuthSettings::Postgres(_))
+    matches!(
+        settings,
+        AuthSettings::Postgres(_) | AuthSettings::Connector(_)
+    )
 }
 
 /// Completes the link: checks (and tests) the credentials, seals them under the

@@ -194,10 +194,10 @@ async fn open_credential(
             username: field("username")?.expose_secret().to_string(),
             password: field("password")?,
         },
-        AuthSettings::Postgres(_) => {
+        AuthSettings::Postgres(_) | AuthSettings::Connector(_) => {
             return Err(invalid(
                 "connection",
-                "a postgres connection is used through its connector, not over HTTP",
+                "a native connector's connection is used through its connector, not over HTTP",
             ))
         }
         AuthSettings::Oauth2(_) | AuthSettings::NoAuth => Credential::None,

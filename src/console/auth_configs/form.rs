@@ -74,6 +74,9 @@ struct NewAuthConfig<'a> {
     callback: String,
     error: Option<String>,
     form: AuthConfigForm,
+    /// Native connectors to choose from, and the chosen one's fields (its definition).
+    connectors: Vec<(String, String)>,
+    connector_fields: Vec<crate::connectors::definition::FormField>,
 }
 
 #[derive(Deserialize, Default)]
@@ -84,6 +87,8 @@ pub struct NewQuery {
     q: String,
     #[serde(default)]
     provider: String,
+    #[serde(default)]
+    connector: String,
 }
 
 fn new_form(state: &AppState, kind: &str, provider: &str) -> AuthConfigForm {
@@ -128,8 +133,23 @@ fn new_page_of(
     let kind = match form.auth_type.as_str() {
         "oauth2" => "oauth2",
         "postgres" => "postgres",
+        "connector" => "connector",
         _ => "custom",
     };
+    let connector_fields = crate::connectors::definition(&form.connector)
+        .map(|d| {
+            let given = crate::connectors::definition::from_form(
+                d,
+                crate::connectors::Part::Config,
+                &form.fields,
+            );
+            let shown = given
+                .as_object()
+                .map(|m| m.clone().into_iter().collect())
+                .unwrap_or_default();
+            crate::connectors::definition::form_fields(d, crate::connectors::Part::Config, &shown)
+        })
+        .unwrap_or_default();
     let page = NewAuthConfig {
         csrf: me.csrf.clone(),
         me: Some(me),
@@ -140,6 +160,11 @@ fn new_page_of(
         callback: state.connections.callback_url(),
         error,
         form,
+        connectors: crate::connectors::definitions()
+            .iter()
+            .map(|d| (d.id.clone(), d.name.clone()))
+            .collect(),
+        connector_fields,
     };
     signed.respond(state, render(status, &page))
 }
@@ -155,7 +180,12 @@ pub async fn new_page(
     let at = ("GET", "/console/auth-configs/new");
     let signed = signed_for!(state, headers, RouteId::CreateAuthConfig, at);
     let kind = if q.kind.is_empty() { "oauth2" } else { &q.kind };
-    let form = new_form(&state, kind, &q.provider);
+    let mut form = new_form(&state, kind, &q.provider);
+    if let Some(d) = crate::connectors::definition(&q.connector) {
+        form.connector = d.id.clone();
+        form.name = d.name.clone();
+        form.provider = d.id.clone();
+    }
     new_page_of(&state, &signed, StatusCode::OK, (&q.q, None), form)
 }
 
@@ -190,6 +220,10 @@ pub(super) struct AuthConfigForm {
     pub(super) token_release: String,
     /// The create form this came from (`custom` on the list page).
     pub(super) origin: String,
+    /// A native connector's id, and its `f_<field>` inputs (from its definition).
+    pub(super) connector: String,
+    #[serde(flatten)]
+    pub(super) fields: std::collections::HashMap<String, String>,
 }
 
 pub(super) fn given(s: &str) -> Option<String> {
@@ -245,6 +279,7 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
         oauth2: None,
         api_key: None,
         postgres: None,
+        connector: None,
         bearer_token: None,
         basic: None,
         no_auth: None,
@@ -269,6 +304,18 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
         "postgres" => {
             input.auth_type = AuthTypeInput::Postgres;
             input.postgres = Some(postgres_settings(f)?);
+        }
+        "connector" => {
+            let d = crate::connectors::definition(&f.connector).ok_or("Choose a connector.")?;
+            input.auth_type = AuthTypeInput::Connector;
+            input.connector = Some(auth_configs::ConnectorInput {
+                id: Some(d.id.clone()),
+                settings: crate::connectors::definition::from_form(
+                    d,
+                    crate::connectors::Part::Config,
+                    &f.fields,
+                ),
+            });
         }
         "bearer_token" => {
             input.auth_type = AuthTypeInput::BearerToken;
@@ -425,6 +472,7 @@ fn update_input(row: &AuthConfigRow, f: &AuthConfigForm) -> Result<UpdateAuthCon
         oauth2: None,
         api_key: None,
         postgres: None,
+        connector: None,
         token_release: (now.token_release != f.token_release).then(|| f.token_release == "on"),
     };
     match row.auth_type.as_str() {

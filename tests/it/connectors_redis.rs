@@ -1,0 +1,207 @@
+//! The `redis` driver against a `redis-server` of the test's own (its own config, on a free
+//! port, the `default` user off): an ACL user logs in and `PING`s; wrong password, a user
+//! not allowed `PING`, a database number the server does not have, a closed port, a silent
+//! listener; and compatible services' definitions on the same driver. Over HTTP, on both
+//! stacks.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::connectors_support::{binary, wait_for_port, Lab, STACKS};
+use crate::harness::free_port;
+
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn redis(password: &str) -> Redis {
+    let server = binary("redis-server", "redis-server");
+    let dir = tempfile::tempdir().expect("dir");
+    let port = free_port();
+    let conf = dir.path().join("redis.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\ndatabases 16\n\
+             user default off\n\
+             user app on >{password} ~* &* +@all\n\
+             user no_ping on >{password} ~* -@all +auth +hello +select\n",
+            dir.path().display()
+        ),
+    )
+    .expect("redis.conf");
+    let child = Command::new(server)
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    let r = Redis {
+        child,
+        port,
+        _dir: dir,
+    };
+    wait_for_port(port, "redis-server", Duration::from_secs(30)).await;
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_driver_authenticates_an_acl_user_and_classifies_failures() {
+    let password = format!("Rd-{}", uuid::Uuid::now_v7().simple());
+    let server = redis(&password).await;
+    let good = json!({ "username": "app", "password": password });
+    let wrong = json!({ "username": "app", "password": "Not-The-Password-44" });
+    let settings = |db: u32| json!({ "host": "127.0.0.1", "port": server.port, "database": db });
+    for stack in STACKS {
+        let lab = Lab::start(stack).await;
+        lab.common_cases("redis", &settings(0), &good, &wrong).await;
+        let id = lab.config("redis", settings(3)).await;
+        Lab::passed(&lab.test(&id, good.clone()).await);
+        lab.fails(&id, wrong.clone(), "invalid_credentials").await;
+        // The `default` user is off: no username means no login.
+        lab.fails(&id, json!({ "password": password }), "invalid_credentials")
+            .await;
+        let said = lab
+            .fails(
+                &id,
+                json!({ "username": "no_ping", "password": password }),
+                "permission_denied",
+            )
+            .await;
+        assert!(said.contains("ping"), "{said}");
+        let id = lab.config("redis", settings(99)).await;
+        lab.fails(&id, good.clone(), "not_found").await;
+        for connector in ["valkey", "keydb", "dragonfly", "amazon_elasticache"] {
+            let id = lab.config(connector, settings(0)).await;
+            Lab::passed(&lab.test(&id, good.clone()).await);
+        }
+        lab.assert_nowhere(&[&password, "Not-The-Password-44"])
+            .await;
+    }
+}
+
+/// The value of `name="{name}" value="…"` in a page.
+fn input_value(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name}"));
+    let rest = &html[at + name.len() + 15..];
+    rest[..rest.find('"').expect("quote")].to_string()
+}
+
+/// The hosted connect page renders a connector's credential fields from its definition
+/// (labels, help, the secret as a password input) and its Test and Connect run the driver
+/// against the real server: a wrong password is shown as failed and nothing is saved, the
+/// right one connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosted_connect_page_renders_a_connector_form_from_its_definition() {
+    let password = format!("Rd-{}", uuid::Uuid::now_v7().simple());
+    let server = redis(&password).await;
+    let lab = Lab::start(crate::support::Stack::Embedded).await;
+    let id = lab
+        .config(
+            "valkey",
+            json!({ "host": "127.0.0.1", "port": server.port }),
+        )
+        .await;
+    let r = lab
+        .call(
+            reqwest::Method::POST,
+            "/v1/connections",
+            Some(json!({ "auth_config_id": id, "user_id": "analyst" })),
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
+    let link = r.str("connect_url");
+    let connection = r.str("id");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = browser.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("the CSRF cookie")
+        .to_string();
+    let html = page.text().await.expect("html");
+    for expected in [
+        "<label for=\"f_username\">Username</label>",
+        "name=\"f_username\" type=\"text\"",
+        "value=\"default\"",
+        "<label for=\"f_password\">Password</label>",
+        "name=\"f_password\" type=\"password\"",
+        "The ACL user",
+        "id=\"test\"",
+    ] {
+        assert!(
+            html.contains(expected),
+            "{expected} not in the page:\n{html}"
+        );
+    }
+    let csrf = input_value(&html, "csrf");
+    let origin = lab.env.svc.url("");
+    let post = |form: Vec<(&'static str, String)>| {
+        browser
+            .post(&link)
+            .header("Origin", origin.trim_end_matches('/'))
+            .header("Cookie", &cookie)
+            .form(&form)
+            .send()
+    };
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("action", "test".into()),
+        ("f_username", "app".into()),
+        ("f_password", "Not-The-Password-47".into()),
+    ])
+    .await
+    .expect("test");
+    let html = r.text().await.expect("html");
+    assert!(
+        html.contains("Test failed") && html.contains("invalid_credentials"),
+        "{html}"
+    );
+    assert!(
+        html.contains("value=\"app\""),
+        "the user name is kept: {html}"
+    );
+    assert!(!html.contains("Not-The-Password-47"), "{html}");
+    let r = post(vec![
+        ("csrf", csrf.clone()),
+        ("action", "connect".into()),
+        ("f_username", "app".into()),
+        ("f_password", password.clone()),
+    ])
+    .await
+    .expect("connect");
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    let r = lab
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{connection}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["status"], "active", "{}", r.text);
+    lab.assert_nowhere(&[&password, "Not-The-Password-47"])
+        .await;
+}

@@ -359,7 +359,7 @@ async fn postgres_test(ui: &Console) {
     assert!(result.starts_with("Test passed."), "{result}");
     ui.check_page("auth-config-test").await;
 
-    // A closed port: a clear failure.
+    // A closed port: a clear failure, classified (issue 17).
     ui.click_link("Edit").await;
     let closed = crate::harness::free_port();
     ui.fill("#port", &closed.to_string()).await;
@@ -368,7 +368,7 @@ async fn postgres_test(ui: &Console) {
     ui.submit("#test-connection button").await;
     let result = ui.value_or_text("#test-result").await;
     assert!(
-        result.starts_with("Test failed.") && result.contains("no PostgreSQL server"),
+        result.starts_with("Test failed.") && result.contains("unreachable"),
         "{result}"
     );
 }

@@ -462,13 +462,19 @@ pub async fn define(
     let ws = &signed.member.caller.workspace_id;
     let existing = state.projections.workspace_tool(ws, form.name.trim()).await;
     let redefining = matches!(existing, Ok(Some(_)));
-    let definition = match form.definition() {
+    let mut definition = match form.definition() {
         Ok(d) => d,
         Err((field, why)) => {
             let failed = (StatusCode::UNPROCESSABLE_ENTITY, Some(why), field);
             return define_page(&state, &signed, (form, redefining), failed);
         }
     };
+    // The form has no undo field: a redefinition keeps the tool's undo (set over the API).
+    if let Ok(Some(stored)) = &existing {
+        definition.undo = serde_json::from_str::<ToolDefinition>(stored)
+            .ok()
+            .and_then(|d| d.undo);
+    }
     let caller = &signed.member.caller;
     match crate::gateway::define_tool(&state, caller, definition).await {
         Ok((def, version)) => {

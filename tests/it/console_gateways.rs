@@ -195,7 +195,8 @@ async fn flow(stack: Stack, shots: bool) {
     // The upstream is never called: listing is what these tests prove. Any loopback URL will do.
     let base_url = "http://127.0.0.1:9";
     let config = items_config(&dep, &dep.admin).await;
-    let delete_tool = item_tool("custom.delete_item", "DELETE", "destructive", base_url);
+    let mut delete_tool = item_tool("custom.delete_item", "DELETE", "destructive", base_url);
+    delete_tool["undo"] = json!({ "method": "POST", "path": "/items/{id}/restore" });
     post(&dep, &dep.admin, "/v1/tools", delete_tool).await;
     let (agent_id, agent) = agent_key(&dep, "support agent").await;
 
@@ -330,6 +331,30 @@ async fn flow(stack: Stack, shots: bool) {
         page.contains("Redefined workspace tool custom.get_item (version 2)"),
         "{page}"
     );
+    // Redefining in the console keeps an undo set over the API (the form has no undo field).
+    ui.go("/console/tools/custom.delete_item").await;
+    ui.submit("#redefine").await;
+    ui.fill("#t-description", "Deletes one item by its id.")
+        .await;
+    ui.submit("#tool-form button").await;
+    let page = ui.text().await;
+    assert!(
+        page.contains("Redefined workspace tool custom.delete_item (version 2)"),
+        "{page}"
+    );
+    let r = reqwest::Client::new()
+        .get(ui.dep.svc.url("/v1/tools"))
+        .bearer_auth(&ui.dep.admin)
+        .send()
+        .await
+        .expect("tools");
+    let body: Value = r.json().await.expect("json");
+    let undo = body["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|t| t["name"] == "custom.delete_item"))
+        .map(|t| t["undo"].clone())
+        .expect("the tool");
+    assert_eq!(undo["path"], "/items/{id}/restore", "{undo}");
 
     // A gateway bundling it, with the agent key bound.
     ui.go("/console/gateways").await;
@@ -580,8 +605,8 @@ async fn flow(stack: Stack, shots: bool) {
     assert_eq!(by_member_of(&ui, "gateway.deleted").await, 1);
     assert_eq!(
         by_member_of(&ui, "tool.defined").await,
-        2,
-        "defined, redefined"
+        3,
+        "defined, redefined, the destructive one redefined"
     );
     let _ = ui.c.close().await;
 }

@@ -171,7 +171,7 @@ pub async fn auth_config_as_of(
         "provider": c.provider,
         "auth_type": c.settings.as_ref().map(|s| s.auth_type()),
         "status": status,
-        "settings": c.settings.as_ref().map(|s| crate::projector::plan::shown_settings(s, c.token_release)),
+        "settings": c.settings.as_ref().map(|s| crate::projector::plan::shown_settings(s, c.token_release, c.offered)),
     })))
 }
 

@@ -78,6 +78,8 @@ pub struct CreateAuthConfigInput {
     /// Let agents obtain the upstream access token itself (`POST /v1/connections/{id}/access-token`).
     #[serde(default)]
     pub token_release: bool,
+    /// Offer it to the workspace's end users (listed on their My connections); default on.
+    pub offered: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +91,7 @@ pub struct UpdateAuthConfigInput {
     pub postgres: Option<PostgresSettings>,
     pub connector: Option<ConnectorInput>,
     pub token_release: Option<bool>,
+    pub offered: Option<bool>,
 }
 
 impl UpdateAuthConfigInput {
@@ -101,6 +104,7 @@ impl UpdateAuthConfigInput {
             && self.postgres.is_none()
             && self.connector.is_none()
             && self.token_release.is_none()
+            && self.offered.is_none()
             && o.client_id.is_none()
             && o.scopes.is_none()
             && o.redirect_urls.is_none()
@@ -308,6 +312,7 @@ pub async fn create(
         provider: input.provider,
         settings,
         token_release: input.token_release,
+        offered: input.offered.unwrap_or(true),
     });
     let committed = state
         .ledger
@@ -455,6 +460,7 @@ pub async fn update(
         name: input.name.unwrap_or(current.name.clone()),
         settings,
         token_release: input.token_release.unwrap_or(current.token_release),
+        offered: input.offered.unwrap_or(current.offered),
     };
     let committed = state
         .ledger

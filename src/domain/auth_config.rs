@@ -113,6 +113,19 @@ pub struct AuthConfigCreated {
     /// unless the organisation opts in. Absent from the signed form when off.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub token_release: bool,
+    /// Whether the workspace offers it to its end users (listed on their My connections).
+    /// Offered unless the organisation says otherwise; present in the signed form only
+    /// when not offered.
+    #[serde(default = "offered", skip_serializing_if = "is_offered")]
+    pub offered: bool,
+}
+
+fn offered() -> bool {
+    true
+}
+
+fn is_offered(offered: &bool) -> bool {
+    *offered
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +140,9 @@ pub struct AuthConfigUpdated {
     /// Token release after this change (absent from the signed form when off).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub token_release: bool,
+    /// Offered to end users after this change (present in the signed form only when not).
+    #[serde(default = "offered", skip_serializing_if = "is_offered")]
+    pub offered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +181,7 @@ pub struct AuthConfig {
     pub provider: String,
     pub settings: Option<AuthSettings>,
     pub token_release: bool,
+    pub offered: bool,
 }
 
 pub enum AuthConfigCommand {
@@ -173,6 +190,7 @@ pub enum AuthConfigCommand {
         name: String,
         settings: AuthSettings,
         token_release: bool,
+        offered: bool,
     },
     RotateClientSecret(SealedSecret),
     Disable {
@@ -345,12 +363,14 @@ impl Aggregate for AuthConfig {
                 self.provider = e.provider.clone();
                 self.settings = Some(e.settings.clone());
                 self.token_release = e.token_release;
+                self.offered = e.offered;
             }
             Event::AuthConfigUpdated(e) => {
                 self.version = e.version;
                 self.name = e.name.clone();
                 self.settings = Some(e.settings.clone());
                 self.token_release = e.token_release;
+                self.offered = e.offered;
             }
             Event::ClientSecretRotated(e) => {
                 self.version = e.version;
@@ -395,6 +415,7 @@ impl Aggregate for AuthConfig {
                 name,
                 settings,
                 token_release,
+                offered,
             } => {
                 live()?;
                 check_name("name", name, 200)?;
@@ -413,6 +434,9 @@ impl Aggregate for AuthConfig {
                 if self.token_release != *token_release {
                     changed.push("token_release".into());
                 }
+                if self.offered != *offered {
+                    changed.push("offered".into());
+                }
                 if changed.is_empty() {
                     return Err(DomainError::Rejected("nothing changed".into()));
                 }
@@ -423,6 +447,7 @@ impl Aggregate for AuthConfig {
                     settings: settings.clone(),
                     removed_scopes,
                     token_release: *token_release,
+                    offered: *offered,
                 }))
             }
             RotateClientSecret(secret) => {
@@ -522,6 +547,7 @@ mod tests {
             provider: "google".into(),
             settings: oauth(scopes),
             token_release: false,
+            offered: true,
         })
     }
 
@@ -532,6 +558,7 @@ mod tests {
             provider: "google".into(),
             settings: oauth(&["a"]),
             token_release: false,
+            offered: true,
         };
         assert_eq!(
             check(&[], AuthConfigCommand::Create(c.clone())),
@@ -550,6 +577,7 @@ mod tests {
             provider: "custom".into(),
             settings: bad,
             token_release: false,
+            offered: true,
         };
         assert!(matches!(
             check(&[], AuthConfigCommand::Create(c)),
@@ -572,6 +600,7 @@ mod tests {
                 name: "Gmail".into(),
                 settings: new,
                 token_release: false,
+                offered: true,
             },
         );
         match ev {
@@ -588,6 +617,7 @@ mod tests {
                 name: "Gmail".into(),
                 settings: oauth(&["a"]),
                 token_release: false,
+                offered: true,
             },
         );
         assert_eq!(same, Err(DomainError::Rejected("nothing changed".into())));
@@ -673,6 +703,7 @@ mod tests {
             provider: "custom".into(),
             settings: s,
             token_release: false,
+            offered: true,
         };
         assert!(matches!(
             check(&[], AuthConfigCommand::Create(c)),

@@ -431,6 +431,7 @@ impl Event {
                 provider: "google".into(),
                 settings: auth_config::AuthSettings::Oauth2(example_oauth2()),
                 token_release: false,
+                offered: true,
             }),
             Event::AuthConfigUpdated(AuthConfigUpdated {
                 version: 2,
@@ -443,6 +444,7 @@ impl Event {
                 }),
                 removed_scopes: vec!["https://www.googleapis.com/auth/gmail.readonly".into()],
                 token_release: false,
+                offered: false,
             }),
             Event::ClientSecretRotated(ClientSecretRotated {
                 version: 3,

@@ -17,9 +17,9 @@
 //! and every POST must come from the service's own origin. A sign-in started from a connect
 //! link returns to it (`next`: only `/connect/…` or `/me/…` paths).
 //!
-//! My connections: every enabled auth config of the workspace (there is no "offered" flag:
-//! enabled configs are what the workspace offers), plus any other config the person has a
-//! connection from, with this person's status for each. **Connect** starts the existing
+//! My connections: every enabled auth config the workspace offers its end users (`offered`,
+//! on unless an admin hides it), plus any other config the person has a connection from,
+//! with this person's status for each; **Connect** only for an offered one. **Connect** starts the existing
 //! connect flow for them (`commands::connections::create`: the provider's consent or the
 //! hosted page, returning to `/me/`); **Disconnect** is `revoke_own` (revoked at the
 //! provider and in the ledger; another person's connection id answers exactly like an
@@ -585,6 +585,12 @@ struct MyConnections<'a> {
     error: Option<String>,
 }
 
+/// Whether an auth config's shown settings offer it to end users (offered unless `false`).
+fn offered_to_end_users(settings: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(settings)
+        .map_or(true, |v| v["offered"] != serde_json::Value::Bool(false))
+}
+
 async fn services(state: &AppState, me: &EndUserSession) -> Result<Vec<Service>, CommandError> {
     let ws = &me.user.workspace_id;
     let configs = state.projections.auth_configs(ws).await?;
@@ -598,7 +604,7 @@ async fn services(state: &AppState, me: &EndUserSession) -> Result<Vec<Service>,
     for config in configs {
         // Creation order: the last is the person's latest connection to this service.
         let latest = connections.iter().rfind(|c| c.auth_config_id == config.id);
-        let offered = config.status == "enabled";
+        let offered = config.status == "enabled" && offered_to_end_users(&config.settings);
         if !offered && latest.is_none() {
             continue;
         }
@@ -702,6 +708,21 @@ pub async fn connect(
         Ok(s) => s,
         Err(answer) => return answer,
     };
+    let ws = signed.me.user.workspace_id.clone();
+    // Only what the workspace offers its end users (a crafted form names any config).
+    let offered = match state
+        .projections
+        .auth_config(&ws, &form.auth_config_id)
+        .await
+    {
+        Ok(c) => c.is_some_and(|c| c.status == "enabled" && offered_to_end_users(&c.settings)),
+        Err(e) => return unavailable(&CommandError::from(e)),
+    };
+    if !offered {
+        let why = "This service is not offered to you here.".to_string();
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        return my_page(&state, &signed, status, None, Some(why)).await;
+    }
     let back = format!("{}/me/", state.connections.public_url.trim_end_matches('/'));
     let input = CreateConnectionInput {
         auth_config_id: form.auth_config_id,
@@ -710,7 +731,6 @@ pub async fn connect(
         scopes: None,
         credentials: None,
     };
-    let ws = signed.me.user.workspace_id.clone();
     match crate::commands::connections::create(&state, &ws, &user_actor(&signed.me), input).await {
         Ok(created) => match created.connect_url {
             // The hosted page is this service's own: straight there.

@@ -98,10 +98,12 @@ pub fn public_settings(settings: &crate::domain::auth_config::AuthSettings) -> s
     v
 }
 
-/// `public_settings` plus whether token release is on (shown with the settings).
+/// `public_settings` plus whether token release is on and whether end users are offered the
+/// auth config (shown with the settings).
 pub fn shown_settings(
     settings: &crate::domain::auth_config::AuthSettings,
     token_release: bool,
+    offered: bool,
 ) -> serde_json::Value {
     let mut v = public_settings(settings);
     if let Some(map) = v.as_object_mut() {
@@ -109,6 +111,7 @@ pub fn shown_settings(
             "token_release".into(),
             serde_json::Value::Bool(token_release),
         );
+        map.insert("offered".into(), serde_json::Value::Bool(offered));
     }
     v
 }
@@ -379,13 +382,13 @@ fn auth_config_change(event: &Event) -> Option<AuthConfigChange> {
             provider: Some(e.provider.clone()),
             auth_type: Some(e.settings.auth_type().to_string()),
             status: Some("enabled"),
-            settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
+            settings: Some(shown_settings(&e.settings, e.token_release, e.offered).to_string()),
             changed: vec!["created".into()],
             ..Default::default()
         },
         Event::AuthConfigUpdated(e) => AuthConfigChange {
             name: Some(e.name.clone()),
-            settings: Some(shown_settings(&e.settings, e.token_release).to_string()),
+            settings: Some(shown_settings(&e.settings, e.token_release, e.offered).to_string()),
             changed: e.changed.clone(),
             ..Default::default()
         },

@@ -186,6 +186,21 @@ async fn flow(stack: Stack, shots: bool) {
         .expect("id")
         .to_string();
 
+    // A service the workspace does not offer its end users (`offered: false`).
+    let hidden = admin(
+        &ui,
+        reqwest::Method::POST,
+        "/v1/auth-configs",
+        Some(
+            json!({ "name": "Internal billing", "provider": "custom", "auth_type": "bearer_token",
+                     "bearer_token": {}, "offered": false }),
+        ),
+    )
+    .await["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+
     // An OAuth service: its consent returns to /me/.
     let oauth = provider_for(&ui.dep.svc, "me-oauth-client", "me-oauth-secret").await;
     let mut body = oauth_config_body(&oauth, "me-oauth-client", "me-oauth-secret");
@@ -213,6 +228,8 @@ async fn flow(stack: Stack, shots: bool) {
         "{page}"
     );
     assert_eq!(status_of(&ui, &config).await, "not_connected");
+    assert_eq!(status_of(&ui, &hidden).await, "", "not offered: not listed");
+    assert!(!page.contains("Internal billing"));
     assert!(!page.contains(&bobs), "not Bob's connection");
     ui.check_page("me-connections").await;
     pages.push(source(&ui).await);
@@ -320,6 +337,21 @@ async fn flow(stack: Stack, shots: bool) {
             .expect("cookie")
             .value()
     );
+
+    // A crafted connect of the service not offered: refused, nothing started.
+    let (status, _) = post_me(
+        &ui,
+        &me_cookie,
+        "/me/connect",
+        &[("csrf", &csrf), ("auth_config_id", &hidden)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(ui
+        .audit("connection.initiated")
+        .await
+        .iter()
+        .all(|e| e["auth_config_id"] != hidden.as_str()));
 
     // A crafted disconnect of Bob's connection: exactly like an unknown id, and recorded.
     let theirs = post_me(

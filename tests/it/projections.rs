@@ -56,6 +56,7 @@ async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query
         provider: "google".into(),
         settings: oauth(&["a", "b"], 'a'),
         token_release: false,
+        offered: true,
     });
     l.execute::<AuthConfig>("ws1", "ac1", &admin, &create)
         .await
@@ -64,6 +65,7 @@ async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query
         name: "Gmail send".into(),
         settings: oauth(&["a"], 'b'),
         token_release: false,
+        offered: true,
     };
     l.execute::<AuthConfig>("ws1", "ac1", &admin, &update)
         .await
@@ -333,6 +335,7 @@ async fn connections_are_projected(store: Arc<dyn ProjectionStore>, db: impl Set
             provider: "google".into(),
             settings: oauth(&["a", "b"], 'a'),
             token_release: false,
+            offered: true,
         }),
     )
     .await

@@ -218,6 +218,9 @@ pub(super) struct AuthConfigForm {
     pub(super) database: String,
     pub(super) ssl_mode: String,
     pub(super) token_release: String,
+    /// "on": not offered to end users (a checkbox is sent only when ticked, and offering is
+    /// the default).
+    pub(super) not_offered: String,
     /// The create form this came from (`custom` on the list page).
     pub(super) origin: String,
     /// A native connector's id, and its `f_<field>` inputs (from its definition).
@@ -284,6 +287,7 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
         basic: None,
         no_auth: None,
         token_release: f.token_release == "on",
+        offered: Some(f.not_offered != "on"),
     };
     match f.auth_type.as_str() {
         "oauth2" => {
@@ -415,6 +419,7 @@ fn form_of(row: &AuthConfigRow) -> AuthConfigForm {
         database: get("database"),
         ssl_mode: get("ssl_mode"),
         token_release: on("token_release"),
+        not_offered: if get("offered") == "false" { "on" } else { "" }.to_string(),
         ..AuthConfigForm::default()
     }
 }
@@ -474,6 +479,7 @@ fn update_input(row: &AuthConfigRow, f: &AuthConfigForm) -> Result<UpdateAuthCon
         postgres: None,
         connector: None,
         token_release: (now.token_release != f.token_release).then(|| f.token_release == "on"),
+        offered: (now.not_offered != f.not_offered).then(|| f.not_offered != "on"),
     };
     match row.auth_type.as_str() {
         "oauth2" => {

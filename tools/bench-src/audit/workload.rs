@@ -341,6 +341,7 @@ pub async fn prelude(
                 provider: p.id.into(),
                 settings: settings.clone(),
                 token_release: false,
+                offered: true,
             };
             ledger
                 .execute::<AuthConfig>(&ws, &id, &admin, &AuthConfigCommand::Create(created))
@@ -368,6 +369,7 @@ pub async fn prelude(
                 provider: (*provider).into(),
                 settings: settings.clone(),
                 token_release: false,
+                offered: true,
             };
             ledger
                 .execute::<AuthConfig>(&ws, &id, &admin, &AuthConfigCommand::Create(created))
@@ -454,6 +456,7 @@ impl TaskGen {
                         provider: "x".into(),
                         settings: c.settings.clone(),
                         token_release: false,
+                        offered: true,
                     }));
                     owned.push(OwnedConfig {
                         ws: wi,
@@ -668,6 +671,7 @@ impl TaskGen {
                         name: o.state.name.clone(),
                         settings: AuthSettings::Oauth2(s),
                         token_release: false,
+                        offered: true,
                     }
                 }
                 (0..=4, Some(AuthSettings::ApiKey(mut s))) => {
@@ -680,6 +684,7 @@ impl TaskGen {
                         name: o.state.name.clone(),
                         settings: AuthSettings::ApiKey(s),
                         token_release: false,
+                        offered: true,
                     }
                 }
                 (5..=7, Some(AuthSettings::Oauth2(_))) => {

@@ -653,10 +653,17 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
         "the upstream was called: {:?}",
         up.hits()
     );
+    // Read your write: the refused call's `tool.completed` at the position its answer named.
+    let position = r
+        .headers
+        .get("authledger-position")
+        .and_then(|v| v.to_str().ok())
+        .expect("the refused call names the position of what it recorded")
+        .to_string();
     let r = call(
         &env,
         Method::GET,
-        "/v1/audit/events?kind=tool.completed&order=asc&limit=10",
+        &format!("/v1/audit/events?kind=tool.completed&order=asc&limit=10&min_position={position}"),
         None,
     )
     .await;

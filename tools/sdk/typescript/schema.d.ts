@@ -1627,13 +1627,13 @@ export interface components {
             approval_id?: string;
         };
         ToolResult: {
-            tool_call_id?: string;
+            tool_call_id: string;
             /** @description The upstream's HTTP status */
-            status?: number;
-            content_type?: string | null;
+            status: number;
+            content_type: string | null;
             /** @description The upstream's body: JSON when it sent JSON, else text */
-            body?: unknown;
-            latency_ms?: number;
+            body: unknown;
+            latency_ms: number;
         };
         Approval: {
             id?: string;

@@ -6,8 +6,6 @@ from typing import Any, TypeVar, cast
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
 
-from ..types import UNSET, Unset
-
 T = TypeVar("T", bound="ToolResult")
 
 
@@ -15,18 +13,18 @@ T = TypeVar("T", bound="ToolResult")
 class ToolResult:
     """
     Attributes:
-        tool_call_id (str | Unset):
-        status (int | Unset): The upstream's HTTP status
-        content_type (None | str | Unset):
-        body (Any | Unset): The upstream's body: JSON when it sent JSON, else text
-        latency_ms (int | Unset):
+        tool_call_id (str):
+        status (int): The upstream's HTTP status
+        content_type (None | str):
+        body (Any): The upstream's body: JSON when it sent JSON, else text
+        latency_ms (int):
     """
 
-    tool_call_id: str | Unset = UNSET
-    status: int | Unset = UNSET
-    content_type: None | str | Unset = UNSET
-    body: Any | Unset = UNSET
-    latency_ms: int | Unset = UNSET
+    tool_call_id: str
+    status: int
+    content_type: None | str
+    body: Any
+    latency_ms: int
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,11 +32,8 @@ class ToolResult:
 
         status = self.status
 
-        content_type: None | str | Unset
-        if isinstance(self.content_type, Unset):
-            content_type = UNSET
-        else:
-            content_type = self.content_type
+        content_type: None | str
+        content_type = self.content_type
 
         body = self.body
 
@@ -46,39 +41,35 @@ class ToolResult:
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
-        field_dict.update({})
-        if tool_call_id is not UNSET:
-            field_dict["tool_call_id"] = tool_call_id
-        if status is not UNSET:
-            field_dict["status"] = status
-        if content_type is not UNSET:
-            field_dict["content_type"] = content_type
-        if body is not UNSET:
-            field_dict["body"] = body
-        if latency_ms is not UNSET:
-            field_dict["latency_ms"] = latency_ms
+        field_dict.update(
+            {
+                "tool_call_id": tool_call_id,
+                "status": status,
+                "content_type": content_type,
+                "body": body,
+                "latency_ms": latency_ms,
+            }
+        )
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         d = dict(src_dict)
-        tool_call_id = d.pop("tool_call_id", UNSET)
+        tool_call_id = d.pop("tool_call_id")
 
-        status = d.pop("status", UNSET)
+        status = d.pop("status")
 
-        def _parse_content_type(data: object) -> None | str | Unset:
+        def _parse_content_type(data: object) -> None | str:
             if data is None:
                 return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
+            return cast(None | str, data)
 
-        content_type = _parse_content_type(d.pop("content_type", UNSET))
+        content_type = _parse_content_type(d.pop("content_type"))
 
-        body = d.pop("body", UNSET)
+        body = d.pop("body")
 
-        latency_ms = d.pop("latency_ms", UNSET)
+        latency_ms = d.pop("latency_ms")
 
         tool_result = cls(
             tool_call_id=tool_call_id,

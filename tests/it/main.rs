@@ -55,6 +55,7 @@ mod replay;
 mod scale;
 mod schemas;
 mod scrubbing;
+mod sdk;
 mod siem_feed;
 mod support;
 mod tamper;

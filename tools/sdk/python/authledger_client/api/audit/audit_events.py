@@ -1,0 +1,375 @@
+import datetime
+from http import HTTPStatus
+from typing import Any
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.audit_events_order import AuditEventsOrder
+from ...models.audit_events_response_200 import AuditEventsResponse200
+from ...models.problem import Problem
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    *,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    user_id: str | Unset = UNSET,
+    auth_config_id: str | Unset = UNSET,
+    connection_id: str | Unset = UNSET,
+    outcome: str | Unset = UNSET,
+    order: AuditEventsOrder | Unset = AuditEventsOrder.DESC,
+    limit: int | Unset = 100,
+    cursor: str | Unset = UNSET,
+    min_position: int | Unset = UNSET,
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    json_from_: str | Unset = UNSET
+    if not isinstance(from_, Unset):
+        json_from_ = from_.isoformat()
+    params["from"] = json_from_
+
+    json_to: str | Unset = UNSET
+    if not isinstance(to, Unset):
+        json_to = to.isoformat()
+    params["to"] = json_to
+
+    params["kind"] = kind
+
+    params["actor"] = actor
+
+    params["user_id"] = user_id
+
+    params["auth_config_id"] = auth_config_id
+
+    params["connection_id"] = connection_id
+
+    params["outcome"] = outcome
+
+    json_order: str | Unset = UNSET
+    if not isinstance(order, Unset):
+        json_order = order.value
+
+    params["order"] = json_order
+
+    params["limit"] = limit
+
+    params["cursor"] = cursor
+
+    params["min_position"] = min_position
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/audit/events",
+        "params": params,
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> AuditEventsResponse200 | Problem | None:
+    if response.status_code == 200:
+        response_200 = AuditEventsResponse200.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[AuditEventsResponse200 | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    *,
+    client: AuthenticatedClient,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    user_id: str | Unset = UNSET,
+    auth_config_id: str | Unset = UNSET,
+    connection_id: str | Unset = UNSET,
+    outcome: str | Unset = UNSET,
+    order: AuditEventsOrder | Unset = AuditEventsOrder.DESC,
+    limit: int | Unset = 100,
+    cursor: str | Unset = UNSET,
+    min_position: int | Unset = UNSET,
+) -> Response[AuditEventsResponse200 | Problem]:
+    """The workspace's events (audit view), newest first by default, a page at a time
+
+     Every audit query is itself recorded (`audit.queried`, with its filters) before it is answered; if
+    it cannot be recorded it is refused (503).
+
+    Args:
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        kind (str | Unset):
+        actor (str | Unset):
+        user_id (str | Unset):
+        auth_config_id (str | Unset):
+        connection_id (str | Unset):
+        outcome (str | Unset):
+        order (AuditEventsOrder | Unset):  Default: AuditEventsOrder.DESC.
+        limit (int | Unset):  Default: 100.
+        cursor (str | Unset):
+        min_position (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AuditEventsResponse200 | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        from_=from_,
+        to=to,
+        kind=kind,
+        actor=actor,
+        user_id=user_id,
+        auth_config_id=auth_config_id,
+        connection_id=connection_id,
+        outcome=outcome,
+        order=order,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    *,
+    client: AuthenticatedClient,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    user_id: str | Unset = UNSET,
+    auth_config_id: str | Unset = UNSET,
+    connection_id: str | Unset = UNSET,
+    outcome: str | Unset = UNSET,
+    order: AuditEventsOrder | Unset = AuditEventsOrder.DESC,
+    limit: int | Unset = 100,
+    cursor: str | Unset = UNSET,
+    min_position: int | Unset = UNSET,
+) -> AuditEventsResponse200 | Problem | None:
+    """The workspace's events (audit view), newest first by default, a page at a time
+
+     Every audit query is itself recorded (`audit.queried`, with its filters) before it is answered; if
+    it cannot be recorded it is refused (503).
+
+    Args:
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        kind (str | Unset):
+        actor (str | Unset):
+        user_id (str | Unset):
+        auth_config_id (str | Unset):
+        connection_id (str | Unset):
+        outcome (str | Unset):
+        order (AuditEventsOrder | Unset):  Default: AuditEventsOrder.DESC.
+        limit (int | Unset):  Default: 100.
+        cursor (str | Unset):
+        min_position (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AuditEventsResponse200 | Problem
+    """
+
+    return sync_detailed(
+        client=client,
+        from_=from_,
+        to=to,
+        kind=kind,
+        actor=actor,
+        user_id=user_id,
+        auth_config_id=auth_config_id,
+        connection_id=connection_id,
+        outcome=outcome,
+        order=order,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+    ).parsed
+
+
+async def asyncio_detailed(
+    *,
+    client: AuthenticatedClient,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    user_id: str | Unset = UNSET,
+    auth_config_id: str | Unset = UNSET,
+    connection_id: str | Unset = UNSET,
+    outcome: str | Unset = UNSET,
+    order: AuditEventsOrder | Unset = AuditEventsOrder.DESC,
+    limit: int | Unset = 100,
+    cursor: str | Unset = UNSET,
+    min_position: int | Unset = UNSET,
+) -> Response[AuditEventsResponse200 | Problem]:
+    """The workspace's events (audit view), newest first by default, a page at a time
+
+     Every audit query is itself recorded (`audit.queried`, with its filters) before it is answered; if
+    it cannot be recorded it is refused (503).
+
+    Args:
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        kind (str | Unset):
+        actor (str | Unset):
+        user_id (str | Unset):
+        auth_config_id (str | Unset):
+        connection_id (str | Unset):
+        outcome (str | Unset):
+        order (AuditEventsOrder | Unset):  Default: AuditEventsOrder.DESC.
+        limit (int | Unset):  Default: 100.
+        cursor (str | Unset):
+        min_position (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AuditEventsResponse200 | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        from_=from_,
+        to=to,
+        kind=kind,
+        actor=actor,
+        user_id=user_id,
+        auth_config_id=auth_config_id,
+        connection_id=connection_id,
+        outcome=outcome,
+        order=order,
+        limit=limit,
+        cursor=cursor,
+        min_position=min_position,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    *,
+    client: AuthenticatedClient,
+    from_: datetime.datetime | Unset = UNSET,
+    to: datetime.datetime | Unset = UNSET,
+    kind: str | Unset = UNSET,
+    actor: str | Unset = UNSET,
+    user_id: str | Unset = UNSET,
+    auth_config_id: str | Unset = UNSET,
+    connection_id: str | Unset = UNSET,
+    outcome: str | Unset = UNSET,
+    order: AuditEventsOrder | Unset = AuditEventsOrder.DESC,
+    limit: int | Unset = 100,
+    cursor: str | Unset = UNSET,
+    min_position: int | Unset = UNSET,
+) -> AuditEventsResponse200 | Problem | None:
+    """The workspace's events (audit view), newest first by default, a page at a time
+
+     Every audit query is itself recorded (`audit.queried`, with its filters) before it is answered; if
+    it cannot be recorded it is refused (503).
+
+    Args:
+        from_ (datetime.datetime | Unset):
+        to (datetime.datetime | Unset):
+        kind (str | Unset):
+        actor (str | Unset):
+        user_id (str | Unset):
+        auth_config_id (str | Unset):
+        connection_id (str | Unset):
+        outcome (str | Unset):
+        order (AuditEventsOrder | Unset):  Default: AuditEventsOrder.DESC.
+        limit (int | Unset):  Default: 100.
+        cursor (str | Unset):
+        min_position (int | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AuditEventsResponse200 | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            client=client,
+            from_=from_,
+            to=to,
+            kind=kind,
+            actor=actor,
+            user_id=user_id,
+            auth_config_id=auth_config_id,
+            connection_id=connection_id,
+            outcome=outcome,
+            order=order,
+            limit=limit,
+            cursor=cursor,
+            min_position=min_position,
+        )
+    ).parsed

@@ -1,0 +1,243 @@
+import datetime
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.connection import Connection
+from ...models.connection_as_of import ConnectionAsOf
+from ...models.problem import Problem
+from ...types import UNSET, Response, Unset
+
+
+def _get_kwargs(
+    id: str,
+    *,
+    min_position: int | Unset = UNSET,
+    as_of: datetime.datetime | Unset = UNSET,
+) -> dict[str, Any]:
+
+    params: dict[str, Any] = {}
+
+    params["min_position"] = min_position
+
+    json_as_of: str | Unset = UNSET
+    if not isinstance(as_of, Unset):
+        json_as_of = as_of.isoformat()
+    params["as_of"] = json_as_of
+
+    params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
+
+    _kwargs: dict[str, Any] = {
+        "method": "get",
+        "url": "/v1/connections/{id}".format(
+            id=quote(str(id), safe=""),
+        ),
+        "params": params,
+    }
+
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Connection | ConnectionAsOf | Problem | None:
+    if response.status_code == 200:
+
+        def _parse_response_200(data: object) -> Connection | ConnectionAsOf:
+            try:
+                if not isinstance(data, dict):
+                    raise TypeError()
+                response_200_type_0 = Connection.from_dict(data)
+
+                return response_200_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            if not isinstance(data, dict):
+                raise TypeError()
+            response_200_type_1 = ConnectionAsOf.from_dict(data)
+
+            return response_200_type_1
+
+        response_200 = _parse_response_200(response.json())
+
+        return response_200
+
+    if response.status_code == 400:
+        response_400 = Problem.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = Problem.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = Problem.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 429:
+        response_429 = Problem.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = Problem.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[Connection | ConnectionAsOf | Problem]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    id: str,
+    *,
+    client: AuthenticatedClient,
+    min_position: int | Unset = UNSET,
+    as_of: datetime.datetime | Unset = UNSET,
+) -> Response[Connection | ConnectionAsOf | Problem]:
+    """One connection (never its tokens or credentials)
+
+    Args:
+        id (str):
+        min_position (int | Unset):
+        as_of (datetime.datetime | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Connection | ConnectionAsOf | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        id=id,
+        min_position=min_position,
+        as_of=as_of,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    id: str,
+    *,
+    client: AuthenticatedClient,
+    min_position: int | Unset = UNSET,
+    as_of: datetime.datetime | Unset = UNSET,
+) -> Connection | ConnectionAsOf | Problem | None:
+    """One connection (never its tokens or credentials)
+
+    Args:
+        id (str):
+        min_position (int | Unset):
+        as_of (datetime.datetime | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Connection | ConnectionAsOf | Problem
+    """
+
+    return sync_detailed(
+        id=id,
+        client=client,
+        min_position=min_position,
+        as_of=as_of,
+    ).parsed
+
+
+async def asyncio_detailed(
+    id: str,
+    *,
+    client: AuthenticatedClient,
+    min_position: int | Unset = UNSET,
+    as_of: datetime.datetime | Unset = UNSET,
+) -> Response[Connection | ConnectionAsOf | Problem]:
+    """One connection (never its tokens or credentials)
+
+    Args:
+        id (str):
+        min_position (int | Unset):
+        as_of (datetime.datetime | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[Connection | ConnectionAsOf | Problem]
+    """
+
+    kwargs = _get_kwargs(
+        id=id,
+        min_position=min_position,
+        as_of=as_of,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    id: str,
+    *,
+    client: AuthenticatedClient,
+    min_position: int | Unset = UNSET,
+    as_of: datetime.datetime | Unset = UNSET,
+) -> Connection | ConnectionAsOf | Problem | None:
+    """One connection (never its tokens or credentials)
+
+    Args:
+        id (str):
+        min_position (int | Unset):
+        as_of (datetime.datetime | Unset):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Connection | ConnectionAsOf | Problem
+    """
+
+    return (
+        await asyncio_detailed(
+            id=id,
+            client=client,
+            min_position=min_position,
+            as_of=as_of,
+        )
+    ).parsed

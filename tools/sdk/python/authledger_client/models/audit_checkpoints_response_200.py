@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+if TYPE_CHECKING:
+    from ..models.checkpoint import Checkpoint
+
+
+T = TypeVar("T", bound="AuditCheckpointsResponse200")
+
+
+@_attrs_define
+class AuditCheckpointsResponse200:
+    """
+    Attributes:
+        items (list[Checkpoint]):
+        log_head (int):
+        uncovered_positions (int):
+    """
+
+    items: list[Checkpoint]
+    log_head: int
+    uncovered_positions: int
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        items = []
+        for items_item_data in self.items:
+            items_item = items_item_data.to_dict()
+            items.append(items_item)
+
+        log_head = self.log_head
+
+        uncovered_positions = self.uncovered_positions
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "items": items,
+                "log_head": log_head,
+                "uncovered_positions": uncovered_positions,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.checkpoint import Checkpoint  # noqa: PLC0415
+
+        d = dict(src_dict)
+        items = []
+        _items = d.pop("items")
+        for items_item_data in _items:
+            items_item = Checkpoint.from_dict(items_item_data)
+
+            items.append(items_item)
+
+        log_head = d.pop("log_head")
+
+        uncovered_positions = d.pop("uncovered_positions")
+
+        audit_checkpoints_response_200 = cls(
+            items=items,
+            log_head=log_head,
+            uncovered_positions=uncovered_positions,
+        )
+
+        audit_checkpoints_response_200.additional_properties = d
+        return audit_checkpoints_response_200
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypeVar, cast
+
+from attrs import define as _attrs_define
+from attrs import field as _attrs_field
+
+T = TypeVar("T", bound="GatewayServersItem")
+
+
+@_attrs_define
+class GatewayServersItem:
+    """
+    Attributes:
+        auth_config_id (str):
+        tools (list[str]):
+    """
+
+    auth_config_id: str
+    tools: list[str]
+    additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        auth_config_id = self.auth_config_id
+
+        tools = self.tools
+
+        field_dict: dict[str, Any] = {}
+        field_dict.update(self.additional_properties)
+        field_dict.update(
+            {
+                "auth_config_id": auth_config_id,
+                "tools": tools,
+            }
+        )
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        d = dict(src_dict)
+        auth_config_id = d.pop("auth_config_id")
+
+        tools = cast(list[str], d.pop("tools"))
+
+        gateway_servers_item = cls(
+            auth_config_id=auth_config_id,
+            tools=tools,
+        )
+
+        gateway_servers_item.additional_properties = d
+        return gateway_servers_item
+
+    @property
+    def additional_keys(self) -> list[str]:
+        return list(self.additional_properties.keys())
+
+    def __getitem__(self, key: str) -> Any:
+        return self.additional_properties[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.additional_properties[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self.additional_properties[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.additional_properties

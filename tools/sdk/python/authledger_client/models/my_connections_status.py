@@ -1,0 +1,13 @@
+from enum import StrEnum
+
+
+class MyConnectionsStatus(StrEnum):
+    ACTIVE = "active"
+    ERROR = "error"
+    EXPIRED = "expired"
+    INITIATED = "initiated"
+    NEEDS_RECONSENT = "needs_reconsent"
+    REVOKED = "revoked"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from attrs import define as _attrs_define
+
+from ..types import UNSET, Unset
+
+if TYPE_CHECKING:
+    from ..models.update_auth_config_connector_settings import UpdateAuthConfigConnectorSettings
+
+
+T = TypeVar("T", bound="UpdateAuthConfigConnector")
+
+
+@_attrs_define
+class UpdateAuthConfigConnector:
+    """For auth_type connector: a connector definition's id (src/connectors/definitions; on update it may be left out and
+    cannot change) and the values of its config fields, checked against the definition (a 422 names the field).
+
+        Attributes:
+            id (str | Unset):
+            settings (UpdateAuthConfigConnectorSettings | Unset):
+    """
+
+    id: str | Unset = UNSET
+    settings: UpdateAuthConfigConnectorSettings | Unset = UNSET
+
+    def to_dict(self) -> dict[str, Any]:
+        id = self.id
+
+        settings: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.settings, Unset):
+            settings = self.settings.to_dict()
+
+        field_dict: dict[str, Any] = {}
+
+        field_dict.update({})
+        if id is not UNSET:
+            field_dict["id"] = id
+        if settings is not UNSET:
+            field_dict["settings"] = settings
+
+        return field_dict
+
+    @classmethod
+    def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
+        from ..models.update_auth_config_connector_settings import UpdateAuthConfigConnectorSettings  # noqa: PLC0415
+
+        d = dict(src_dict)
+        id = d.pop("id", UNSET)
+
+        _settings = d.pop("settings", UNSET)
+        settings: UpdateAuthConfigConnectorSettings | Unset
+        if isinstance(_settings, Unset):
+            settings = UNSET
+        else:
+            settings = UpdateAuthConfigConnectorSettings.from_dict(_settings)
+
+        update_auth_config_connector = cls(
+            id=id,
+            settings=settings,
+        )
+
+        return update_auth_config_connector

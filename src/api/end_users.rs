@@ -18,9 +18,10 @@ pub struct IdentityProviderBody {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
-    /// With `client_secret`: end users sign in to `/me/` through this provider.
-    #[serde(default)]
-    pub client_id: Option<String>,
+    /// With `client_secret`: end users sign in to `/me/` through this provider. Absent
+    /// keeps the one configured; `null` or empty turns browser sign-in off.
+    #[serde(default, deserialize_with = "present")]
+    pub client_id: Option<Option<String>>,
     /// Write-only; omitted keeps the one configured.
     #[serde(default)]
     pub client_secret: Option<secrecy::SecretString>,
@@ -35,11 +36,20 @@ pub async fn configure_identity_provider(
         issuer: body.issuer,
         audience: body.audience,
         jwks_url: body.jwks_url,
-        client_id: body.client_id,
+        client_id: match body.client_id {
+            None => commands::BrowserClientId::Keep,
+            Some(id) => commands::BrowserClientId::Set(id.unwrap_or_default()),
+        },
         client_secret: body.client_secret,
     };
     let idp = commands::configure_identity_provider(&state, &caller, input).await?;
     Ok(Json(identity_provider_view(&idp)).into_response())
+}
+
+/// A member that is present (even as `null`) is `Some`; `#[serde(default)]` makes an
+/// absent one `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// The settings as the API shows them: the client secret only as its fingerprint.

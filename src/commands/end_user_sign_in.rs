@@ -46,14 +46,23 @@ pub fn redirect_uri(state: &AppState) -> String {
     )
 }
 
-/// What an admin enters. `client_id` empty: no browser sign-in. `client_secret` `None`
-/// (or empty) keeps the one configured.
+/// What an admin enters. `client_secret` `None` (or empty) keeps the one configured.
 pub struct IdentityProviderInput {
     pub issuer: String,
     pub audience: String,
     pub jwks_url: String,
-    pub client_id: Option<String>,
+    pub client_id: BrowserClientId,
     pub client_secret: Option<SecretString>,
+}
+
+/// What the admin said of the browser sign-in's client id. Saying nothing keeps it (and
+/// its sealed secret): a client that only knows the JWT settings must not turn browser
+/// sign-in off and shred its secret by leaving out a field it never knew.
+pub enum BrowserClientId {
+    /// Not mentioned: the one configured stays.
+    Keep,
+    /// This id; empty turns browser sign-in off.
+    Set(String),
 }
 
 /// Sets the identity provider whose JWTs identify the workspace's end users
@@ -65,10 +74,18 @@ pub async fn configure_identity_provider(
     caller: &Caller,
     input: IdentityProviderInput,
 ) -> Result<IdentityProviderConfigured, CommandError> {
-    let client_id = input
-        .client_id
-        .map(|c| c.trim().to_string())
-        .filter(|c| !c.is_empty());
+    let ws: Workspace = state
+        .ledger
+        .load(&caller.workspace_id, &caller.workspace_id)
+        .await?;
+    let client_id = match input.client_id {
+        BrowserClientId::Keep => ws
+            .identity_provider
+            .as_ref()
+            .and_then(|idp| idp.client_id.clone()),
+        BrowserClientId::Set(c) => Some(c.trim().to_string()),
+    }
+    .filter(|c| !c.is_empty());
     let issuer = input.issuer.trim().to_string();
     let jwks_url = input.jwks_url.trim().to_string();
     check_destinations(state, &[("jwks_url", jwks_url.as_str())]).await?;
@@ -82,10 +99,6 @@ pub async fn configure_identity_provider(
                 reason: e.to_string(),
             })?;
     }
-    let ws: Workspace = state
-        .ledger
-        .load(&caller.workspace_id, &caller.workspace_id)
-        .await?;
     let previous = ws.identity_provider.and_then(|idp| idp.client_secret);
     let new_secret = input
         .client_secret

@@ -17,7 +17,7 @@ pub mod team_sso;
 pub mod webhooks;
 pub mod written;
 
-pub use end_user_sign_in::{configure_identity_provider, IdentityProviderInput};
+pub use end_user_sign_in::{configure_identity_provider, BrowserClientId, IdentityProviderInput};
 
 use std::time::Duration;
 

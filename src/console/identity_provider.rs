@@ -156,7 +156,7 @@ pub async fn end_users(
         issuer: form.issuer,
         audience: form.audience,
         jwks_url: form.jwks_url,
-        client_id: Some(form.client_id),
+        client_id: crate::commands::BrowserClientId::Set(form.client_id),
         client_secret: form.client_secret,
     };
     let caller = &signed.member.caller;

@@ -303,3 +303,47 @@ async fn a_connect_link_completes_only_its_persons_connection_embedded() {
 async fn a_connect_link_completes_only_its_persons_connection_on_jetstream_and_postgres() {
     bound_links(Stack::JetStreamPg).await;
 }
+
+/// A PUT of the identity provider that leaves `client_id` out (a client that only knows the
+/// JWT settings) keeps browser sign-in and its sealed secret; `null` turns it off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_the_client_id_out_keeps_browser_sign_in() {
+    let s = Scene::start(Stack::Embedded).await;
+    let issuer = s.idp.issuer.clone();
+    let jwt_only = json!({ "issuer": issuer, "audience": "bound-links",
+                           "jwks_url": format!("{issuer}/jwks") });
+    let first = s
+        .admin(
+            reqwest::Method::PUT,
+            "/v1/workspace/identity-provider",
+            jwt_only.clone(),
+        )
+        .await;
+    assert_eq!(first["client_id"], CLIENT_ID, "{first}");
+    let fingerprint = first["client_secret_fingerprint"].clone();
+    assert!(fingerprint.is_string(), "{first}");
+    let sign_in = format!("/me/sign-in?workspace={}&next=/me/", s.dep.workspace);
+    // The kept secret still works at the provider's token endpoint.
+    let (session, _) = s.sign_in(&sign_in, "alice@example.com").await;
+    assert!(!session.is_empty());
+
+    let mut off = jwt_only;
+    off["client_id"] = Value::Null;
+    let after = s
+        .admin(reqwest::Method::PUT, "/v1/workspace/identity-provider", off)
+        .await;
+    assert!(after.get("client_id").is_none(), "{after}");
+    assert!(after.get("client_secret_fingerprint").is_none(), "{after}");
+    // Starting a sign-in now finds none set up (the start reads the projection, which
+    // applies the change a moment after the answer).
+    let start = s.dep.svc.url(&format!(
+        "/me/sign-in/start?workspace={}&next=/me/",
+        s.dep.workspace
+    ));
+    eventually(
+        std::time::Duration::from_secs(10),
+        "browser sign-in turned off",
+        || async { s.get(&start, &[]).await.status() == StatusCode::NOT_FOUND },
+    )
+    .await;
+}

@@ -1222,8 +1222,8 @@ export interface components {
              * @description https://, or http:// on the loopback interface only
              */
             jwks_url: string;
-            /** @description The client id the provider issued for end users' browser sign-in at /me/ (redirect URI: {public_url}/me/callback); the issuer must then be its OpenID Connect issuer URL. Empty or absent: no browser sign-in */
-            client_id?: string;
+            /** @description The client id the provider issued for end users' browser sign-in at /me/ (redirect URI: {public_url}/me/callback); the issuer must then be its OpenID Connect issuer URL. Absent keeps the one configured (and its secret); null or empty turns browser sign-in off and shreds its secret */
+            client_id?: string | null;
             /** @description Sealed when stored; absent keeps the one configured */
             client_secret?: string;
             readonly client_secret_fingerprint?: string;

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from attrs import define as _attrs_define
 
@@ -17,9 +17,9 @@ class IdentityProvider:
         issuer (str):
         audience (str):
         jwks_url (str): https://, or http:// on the loopback interface only
-        client_id (str | Unset): The client id the provider issued for end users' browser sign-in at /me/ (redirect URI:
-            {public_url}/me/callback); the issuer must then be its OpenID Connect issuer URL. Empty or absent: no browser
-            sign-in
+        client_id (None | str | Unset): The client id the provider issued for end users' browser sign-in at /me/
+            (redirect URI: {public_url}/me/callback); the issuer must then be its OpenID Connect issuer URL. Absent keeps
+            the one configured (and its secret); null or empty turns browser sign-in off and shreds its secret
         client_secret (str | Unset): Sealed when stored; absent keeps the one configured
         client_secret_fingerprint (str | Unset):
     """
@@ -27,7 +27,7 @@ class IdentityProvider:
     issuer: str
     audience: str
     jwks_url: str
-    client_id: str | Unset = UNSET
+    client_id: None | str | Unset = UNSET
     client_secret: str | Unset = UNSET
     client_secret_fingerprint: str | Unset = UNSET
 
@@ -38,7 +38,11 @@ class IdentityProvider:
 
         jwks_url = self.jwks_url
 
-        client_id = self.client_id
+        client_id: None | str | Unset
+        if isinstance(self.client_id, Unset):
+            client_id = UNSET
+        else:
+            client_id = self.client_id
 
         client_secret = self.client_secret
 
@@ -71,7 +75,14 @@ class IdentityProvider:
 
         jwks_url = d.pop("jwks_url")
 
-        client_id = d.pop("client_id", UNSET)
+        def _parse_client_id(data: object) -> None | str | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(None | str | Unset, data)
+
+        client_id = _parse_client_id(d.pop("client_id", UNSET))
 
         client_secret = d.pop("client_secret", UNSET)
 

@@ -71,3 +71,10 @@ pub fn form_error(e: &crate::commands::CommandError) -> String {
     let problem = crate::commands::problem::Problem::from(e);
     problem.detail.unwrap_or(problem.title)
 }
+
+/// An RFC 3339 time as the pages show it: `2026-12-04T11:51:18.123Z` as
+/// `2026-12-04 11:51:18 UTC` (the exact value stays in a `<time datetime>`).
+pub fn when(t: &str) -> String {
+    t.get(..19)
+        .map_or(t.to_string(), |s| format!("{} UTC", s.replace('T', " ")))
+}

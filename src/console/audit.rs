@@ -139,11 +139,7 @@ impl Filters {
     }
 }
 
-/// `2026-12-04T11:51:18.123Z` as `2026-12-04 11:51:18 UTC`.
-fn when(t: &str) -> String {
-    t.get(..19)
-        .map_or(t.to_string(), |s| format!("{} UTC", s.replace('T', " ")))
-}
+use crate::web::when;
 
 /// One row of the event list.
 struct Row {

@@ -41,6 +41,8 @@ struct Call {
     id: String,
     tool: String,
     at: String,
+    /// The exact time (RFC 3339), for `<time datetime>`.
+    at_exact: String,
     agent: String,
     outcome: String,
     /// `undoable`, `running`, `undone`, `failed` or empty (no undo).
@@ -133,6 +135,14 @@ async fn calls(state: &AppState, signed: &Signed) -> Result<Vec<Call>, CommandEr
             }
         })
         .collect::<Result<_, CommandError>>()?;
+    // Agents by the names their keys were given.
+    let key_names: HashMap<String, String> = state
+        .projections
+        .api_keys(ws)
+        .await?
+        .into_iter()
+        .map(|k| (k.id, k.name))
+        .collect();
     Ok(requested
         .into_iter()
         .map(|r| {
@@ -158,10 +168,12 @@ async fn calls(state: &AppState, signed: &Signed) -> Result<Vec<Call>, CommandEr
             Call {
                 id: r.aggregate_id,
                 tool: r.tool.unwrap_or_default(),
-                at: r.occurred_at,
-                agent: match r.actor_type.as_str() {
-                    "api_key" => format!("Agent key {}", r.actor_id),
-                    other => format!("{other} {}", r.actor_id),
+                at: crate::web::when(&r.occurred_at),
+                at_exact: r.occurred_at,
+                agent: match (r.actor_type.as_str(), key_names.get(&r.actor_id)) {
+                    ("api_key", Some(name)) => format!("{name} (agent key {})", r.actor_id),
+                    ("api_key", None) => format!("Agent key {}", r.actor_id),
+                    (other, _) => format!("{other} {}", r.actor_id),
                 },
                 outcome,
                 undo,

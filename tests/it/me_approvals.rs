@@ -334,11 +334,12 @@ async fn flow(stack: Stack, shots: bool) {
     }
     let mut times = Vec::new();
     for when in
-        ui.c.find_all(Locator::Css("#activity .when"))
+        ui.c.find_all(Locator::Css("#activity .when time"))
             .await
             .expect("times")
     {
-        times.push(when.text().await.expect("text"));
+        let exact = when.attr("datetime").await.expect("datetime");
+        times.push(exact.expect("an exact time"));
     }
     assert_eq!(times.len(), 2);
     assert!(times[0] > times[1], "newest first: {times:?}");

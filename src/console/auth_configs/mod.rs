@@ -55,11 +55,7 @@ pub(super) fn may(signed: &Signed, route: RouteId) -> bool {
         .is_some_and(|r| role_allows(signed.member.caller.role, r.permission))
 }
 
-/// An RFC 3339 time as the console shows it: `2026-12-04 11:51:18 UTC`.
-pub(super) fn when(t: &str) -> String {
-    t.get(..19)
-        .map_or(t.to_string(), |s| format!("{} UTC", s.replace('T', " ")))
-}
+pub(super) use crate::web::when;
 
 /// A page's notice or error after a form.
 #[derive(Default)]

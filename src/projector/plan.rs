@@ -77,6 +77,12 @@ fn audit_facts(
             };
             (None, None, s(outcome), None)
         }
+        Event::AuthConfigTested(e) => (
+            None,
+            s(&e.auth_config_id),
+            s(e.outcome.as_str()),
+            e.class.clone(),
+        ),
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()
@@ -234,7 +240,8 @@ fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i
         | Event::EndUserSignedIn(_)
         | Event::EndUserSignedOut(_)
         | Event::ToolUndoRequested(_)
-        | Event::ToolUndone(_) => None,
+        | Event::ToolUndone(_)
+        | Event::AuthConfigTested(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)

@@ -669,6 +669,10 @@ mod tests {
     /// The aggregate type each kind is written under, where its projection row holds the
     /// aggregate's version (workspace tools are removed by deleting the row).
     fn versioned_row(kind: &str) -> Option<&'static str> {
+        if kind == "auth_config.tested" {
+            // Each run is its own aggregate: the auth config's version does not move.
+            return None;
+        }
         let prefix = kind.split('.').next().unwrap_or_default();
         match prefix {
             "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member"

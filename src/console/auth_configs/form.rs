@@ -559,19 +559,28 @@ fn connector_update(
     f: &AuthConfigForm,
 ) -> Option<auth_configs::ConnectorInput> {
     let (d, stored) = connector_of(row)?;
-    let mut given = object_of(from_form(d, Part::Config, &f.fields));
-    for field in d.fields_of(Part::Config).filter(|x| x.secret) {
-        if let (false, Some(v)) = (given.contains_key(&field.name), stored.get(&field.name)) {
-            given.insert(field.name.clone(), v.clone());
-        }
-    }
-    let given = serde_json::Value::Object(given.into_iter().collect());
+    let given = connector_settings_of(d, &stored, &f.fields);
     let same = crate::connectors::definition::check(d, Part::Config, &given)
         .is_ok_and(|checked| checked == stored);
     (!same).then_some(auth_configs::ConnectorInput {
         id: None,
         settings: given,
     })
+}
+
+/// The edit form's `config` values: a secret left empty keeps the stored one.
+fn connector_settings_of(
+    d: &crate::connectors::Definition,
+    stored: &BTreeMap<String, serde_json::Value>,
+    form: &std::collections::HashMap<String, String>,
+) -> serde_json::Value {
+    let mut given = object_of(from_form(d, Part::Config, form));
+    for field in d.fields_of(Part::Config).filter(|x| x.secret) {
+        if let (false, Some(v)) = (given.contains_key(&field.name), stored.get(&field.name)) {
+            given.insert(field.name.clone(), v.clone());
+        }
+    }
+    serde_json::Value::Object(given.into_iter().collect())
 }
 
 /// A JSON object's members (none for anything else).
@@ -669,6 +678,44 @@ mod tests {
         assert_eq!(o.scopes, Some(vec!["a".to_string(), "c".to_string()]));
         assert_eq!(o.pkce, Some(false));
         assert!(o.client_secret.is_none() && o.client_id.is_none());
+    }
+
+    #[test]
+    fn a_connector_edit_keeps_a_secret_left_empty_and_takes_a_new_one() {
+        let mut d = crate::connectors::definition("postgres").unwrap().clone();
+        // No shipped definition has a secret among its settings yet: make one.
+        let mut token = d.fields[0].clone();
+        (token.name, token.secret, token.required) = ("token".into(), true, false);
+        token.kind = crate::connectors::definition::FieldType::String;
+        d.fields.push(token);
+        let stored: BTreeMap<String, serde_json::Value> = [
+            ("host".to_string(), serde_json::json!("db.example")),
+            ("token".to_string(), serde_json::json!("stored-secret")),
+        ]
+        .into();
+        let form = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let kept = connector_settings_of(
+            &d,
+            &stored,
+            &form(&[("f_host", "db2.example"), ("f_token", "")]),
+        );
+        assert_eq!(kept["token"], "stored-secret");
+        assert_eq!(kept["host"], "db2.example");
+        let new = connector_settings_of(
+            &d,
+            &stored,
+            &form(&[("f_host", "db.example"), ("f_token", "new")]),
+        );
+        assert_eq!(new["token"], "new");
+        let shown = form_fields(&d, Part::Config, &stored);
+        assert!(shown
+            .iter()
+            .any(|f| f.input == "f_token" && f.value.is_empty() && f.widget == "password"));
     }
 
     #[test]

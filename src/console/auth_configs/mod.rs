@@ -321,7 +321,7 @@ impl Tested {
                 passed: true,
                 class: String::new(),
                 meaning: "",
-                said: format!("Connected and ran {operation} in {ms} ms."),
+                said: format!("The service accepted them ({operation}: {ms} ms)."),
             };
         }
         let class = report["class"].as_str().unwrap_or("failed").to_string();

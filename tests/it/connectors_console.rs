@@ -344,6 +344,13 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
         "{text}"
     );
     page(&ui, &mut pages).await;
+    // The rows in view for the screenshots.
+    ui.c.execute(
+        "document.querySelector('main table').scrollIntoView(); return true;",
+        vec![],
+    )
+    .await
+    .expect("scroll to the events");
     ui.check_page("audit-auth-config-tested").await;
 
     // Edit: the settings pre-filled from the definition; a new version through the update.

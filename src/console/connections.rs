@@ -17,7 +17,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth_configs::{actor_names, connector_of, may, settings_map, visible, when, Outcome};
+use super::auth_configs::{
+    actor_names, connector_of, may, non_secret_credentials, settings_map, visible, when, Outcome,
+};
 use super::pages::unavailable;
 use super::session::Signed;
 use super::{form_error, render, Me};
@@ -332,16 +334,10 @@ pub async fn create(
     let oauth = config.is_some_and(|c| c.auth_type == "oauth2");
     let given = config.and_then(|c| credentials(c, &form));
     // A connector's non-secret credentials are filled in again after a refusal.
-    let kept: BTreeMap<String, serde_json::Value> = config
-        .and_then(connector_of)
-        .zip(given.as_ref().and_then(|g| g.as_object()))
-        .map(|((d, _), given)| {
-            d.fields_of(Part::Credentials)
-                .filter(|f| !f.secret)
-                .filter_map(|f| Some((f.name.clone(), given.get(&f.name)?.clone())))
-                .collect()
-        })
-        .unwrap_or_default();
+    let kept = match (config.and_then(connector_of), &given) {
+        (Some((d, _)), Some(given)) => non_secret_credentials(d, given),
+        _ => BTreeMap::new(),
+    };
     let input = CreateConnectionInput {
         auth_config_id: form.auth_config_id.clone(),
         user_id: form.user_id.trim().to_string(),

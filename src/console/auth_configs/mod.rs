@@ -352,6 +352,17 @@ fn meaning_of(class: &str) -> &'static str {
     }
 }
 
+/// The non-secret credential values given (a form shows them again; never a secret).
+pub(super) fn non_secret_credentials(
+    d: &crate::connectors::Definition,
+    given: &Value,
+) -> BTreeMap<String, Value> {
+    d.fields_of(Part::Credentials)
+        .filter(|f| !f.secret)
+        .filter_map(|f| Some((f.name.clone(), given.get(&f.name)?.clone())))
+        .collect()
+}
+
 /// A connector auth config's definition and its stored `config` values (none for another
 /// type, or a connector this build does not know).
 pub(super) fn connector_of(
@@ -611,11 +622,7 @@ pub async fn test(
     let (credentials, kept, operation) = match connector_of(&row) {
         Some((d, _)) => {
             let given = from_form(d, Part::Credentials, &form.fields);
-            let kept = d
-                .fields_of(Part::Credentials)
-                .filter(|f| !f.secret)
-                .filter_map(|f| Some((f.name.clone(), given.get(&f.name)?.clone())))
-                .collect();
+            let kept = non_secret_credentials(d, &given);
             (given, kept, d.test.operation.clone())
         }
         None => {

@@ -15,7 +15,8 @@ use crate::domain::auth_config::{
     ApiKeySettings, AuthConfig, AuthConfigCommand, AuthSettings, ClientAuthMethod, OAuth2Settings,
     PostgresSettings, SealedSecret,
 };
-use crate::domain::{AuthConfigCreated, DomainError};
+use crate::domain::connector_test::{TestOutcome, AUTH_CONFIG_TEST_AGGREGATE};
+use crate::domain::{AuthConfigCreated, AuthConfigTested, DomainError};
 
 /// The `oauth2` part of a create or update request. On update every field is optional and
 /// absent fields keep their value.
@@ -540,7 +541,8 @@ pub async fn delete(
     })
 }
 
-/// Runs the auth config's native connector test (postgres: connect, `SELECT 1`).
+/// Runs the auth config's native connector test (postgres: connect, `SELECT 1`); the run is
+/// recorded as `auth_config.tested`.
 pub async fn test(
     state: &AppState,
     caller: &Caller,
@@ -548,8 +550,39 @@ pub async fn test(
     credentials: Option<serde_json::Value>,
 ) -> Result<serde_json::Value, CommandError> {
     let config = load(state, caller, id).await?;
-    match config.settings {
-        Some(AuthSettings::Postgres(p)) => {
+    let settings = config
+        .settings
+        .ok_or(CommandError::Domain(DomainError::NotFound("auth config")))?;
+    let run = TestRun {
+        workspace_id: &caller.workspace_id,
+        actor: &caller.actor(),
+        auth_config_id: id,
+    };
+    run_test(state, run, &settings, credentials).await
+}
+
+/// Who runs a connector test, of which auth config.
+#[derive(Clone, Copy)]
+pub(crate) struct TestRun<'a> {
+    pub workspace_id: &'a str,
+    pub actor: &'a crate::ledger::Actor,
+    pub auth_config_id: &'a str,
+}
+
+/// The connector test of `settings` with the credentials given, recorded as
+/// `auth_config.tested` once it ran (input refused before anything was tried is not a run).
+/// Shared by every face: the API, the console and the hosted connect page. The answer is
+/// the report (`ok`, and `class` + `error` when it failed); the record is appended before it
+/// is given (no record, no answer).
+pub(crate) async fn run_test(
+    state: &AppState,
+    run: TestRun<'_>,
+    settings: &AuthSettings,
+    credentials: Option<serde_json::Value>,
+) -> Result<serde_json::Value, CommandError> {
+    let started = std::time::Instant::now();
+    let (connector, driver, outcome) = match settings {
+        AuthSettings::Postgres(p) => {
             let c = credentials.ok_or_else(|| {
                 invalid(
                     "credentials",
@@ -561,16 +594,16 @@ pub async fn test(
                 super::connections::shape(&c, "{\"user\": string, \"password\": string}")?;
             super::check_destination_host(state, "host", &p.host).await?;
             let outcome = crate::connectors::postgres::test_legacy(
-                &p,
+                p,
                 &c.user,
                 &c.password,
                 state.connections.provider_timeout,
                 &state.destinations,
             )
             .await;
-            report("postgres", "postgres", outcome)
+            ("postgres".to_string(), "postgres".to_string(), outcome)
         }
-        Some(AuthSettings::Connector(c)) => {
+        AuthSettings::Connector(c) => {
             let given = credentials.ok_or_else(|| {
                 invalid(
                     "credentials",
@@ -578,22 +611,67 @@ pub async fn test(
                 )
             })?;
             let definition = known_connector(&c.connector)?;
-            let outcome = match connector_test(state, &c, &given).await {
+            let outcome = match connector_test(state, c, &given).await {
                 Ok(rtt) => Ok(rtt),
                 Err(Ok(failure)) => Err(failure.into()),
                 Err(Err(e)) => return Err(e),
             };
-            report(&definition.id, &definition.driver, outcome)
+            (definition.id.clone(), definition.driver.clone(), outcome)
         }
-        Some(other) => Err(invalid(
-            "auth_type",
-            format!(
-                "{} has no connector test; its connections are checked by the provider",
-                other.auth_type()
-            ),
-        )),
-        None => Err(DomainError::NotFound("auth config").into()),
+        other => {
+            return Err(invalid(
+                "auth_type",
+                format!(
+                    "{} has no connector test; its connections are checked by the provider",
+                    other.auth_type()
+                ),
+            ))
+        }
+    };
+    let tested = match &outcome {
+        Ok(rtt) => Some(AuthConfigTested {
+            auth_config_id: run.auth_config_id.to_string(),
+            connector: connector.clone(),
+            outcome: TestOutcome::Ok,
+            class: None,
+            duration_ms: millis(*rtt),
+        }),
+        Err(crate::connectors::ConnectorError::Failed(f)) => Some(AuthConfigTested {
+            auth_config_id: run.auth_config_id.to_string(),
+            connector: connector.clone(),
+            outcome: TestOutcome::Failed,
+            class: Some(f.class.as_str().to_string()),
+            duration_ms: millis(started.elapsed()),
+        }),
+        // Refused before any connection was tried: not a run.
+        Err(_) => None,
+    };
+    if let Some(tested) = tested {
+        record_test(state, run, tested).await?;
     }
+    report(&connector, &driver, outcome)
+}
+
+fn millis(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Appends `auth_config.tested` (its own aggregate per run) and waits for the read side.
+async fn record_test(
+    state: &AppState,
+    run: TestRun<'_>,
+    tested: AuthConfigTested,
+) -> Result<u64, CommandError> {
+    let key = crate::ledger::AggregateKey::new(
+        run.workspace_id,
+        AUTH_CONFIG_TEST_AGGREGATE,
+        Uuid::now_v7().to_string(),
+    )
+    .map_err(|e| CommandError::Ledger(e.into()))?;
+    let event = crate::domain::Event::AuthConfigTested(tested);
+    let committed = state.ledger.append_next(&key, run.actor, &event).await?;
+    wait_for_write(state, committed.position).await?;
+    Ok(committed.position)
 }
 
 /// A connector test's answer: passed with its round trip, or failed with its class and a

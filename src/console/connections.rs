@@ -7,7 +7,7 @@
 //! call in the history that can be undone has **Undo** (the permission of
 //! `POST /v1/tool-calls/{id}/undo`), through `gateway::undo` as the API does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -17,13 +17,17 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use super::auth_configs::{actor_names, may, settings_map, visible, when, Outcome};
+use super::auth_configs::{
+    actor_names, connector_of, may, non_secret_credentials, settings_map, visible, when, Outcome,
+};
 use super::pages::unavailable;
 use super::session::Signed;
 use super::{form_error, render, Me};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
 use crate::commands::connections::{self, CreateConnectionInput, RefreshOutcome};
+use crate::connectors::definition::{form_fields, from_form, FormField};
+use crate::connectors::Part;
 use crate::domain::connection::{ConnectionStatus, RefreshTrigger};
 use crate::gateway::undo::{self, UndoStanding, Undoer};
 use crate::projector::store::{AuditFilter, AuthConfigRow, ConnectionFilter, ConnectionRow};
@@ -200,6 +204,10 @@ struct NewConnection<'a> {
     error: Option<String>,
     /// OAuth2: the link that starts the end user's consent, made just now.
     connect_url: Option<String>,
+    /// A native connector's credential fields (its definition's), non-secret ones kept
+    /// after a refusal; and what its test does.
+    connector_fields: Vec<FormField>,
+    test_operation: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -213,7 +221,7 @@ async fn new_page_of(
     signed: &Signed,
     id: &str,
     (status, error, connect_url): (StatusCode, Option<String>, Option<String>),
-    user_id: String,
+    (user_id, kept): (String, BTreeMap<String, serde_json::Value>),
 ) -> Response {
     let ws = &signed.member.caller.workspace_id;
     let read = state.projections.auth_config(ws, id).await;
@@ -231,11 +239,20 @@ async fn new_page_of(
             .map(|v| v.split_whitespace().map(str::to_string).collect())
             .unwrap_or_default()
     };
+    let (connector_fields, test_operation) = match connector_of(&config) {
+        Some((d, _)) => (
+            form_fields(d, Part::Credentials, &kept),
+            d.test.operation.clone(),
+        ),
+        None => (Vec::new(), String::new()),
+    };
     let me = signed.me(state);
     let page = NewConnection {
         csrf: me.csrf.clone(),
         me: Some(me),
         section: "connections",
+        connector_fields,
+        test_operation,
         redirect_urls: words("redirect_urls"),
         scopes: words("scopes"),
         config,
@@ -254,7 +271,8 @@ pub async fn new_page(
     let at = ("GET", "/console/connections/new");
     let signed = signed_for!(state, headers, RouteId::CreateConnection, at);
     let ok = (StatusCode::OK, None, None);
-    new_page_of(&state, &signed, &q.auth_config_id, ok, String::new()).await
+    let blank = (String::new(), BTreeMap::new());
+    new_page_of(&state, &signed, &q.auth_config_id, ok, blank).await
 }
 
 /// Every field a new-connection form has; the auth config's type says which count.
@@ -272,12 +290,17 @@ pub struct CreateForm {
     username: String,
     password: String,
     user: String,
+    /// A connector's `f_<field>` inputs.
+    fields: HashMap<String, String>,
 }
 
 /// The end user's credentials in the shape the auth type takes (the command checks them).
-fn credentials(auth_type: &str, f: &CreateForm) -> Option<serde_json::Value> {
+fn credentials(config: &AuthConfigRow, f: &CreateForm) -> Option<serde_json::Value> {
     use serde_json::json;
-    match auth_type {
+    if let Some((d, _)) = connector_of(config) {
+        return Some(from_form(d, Part::Credentials, &f.fields));
+    }
+    match config.auth_type.as_str() {
         "api_key" => Some(json!({ "api_key": f.api_key })),
         "bearer_token" => Some(json!({ "token": f.token })),
         "basic" => Some(json!({ "username": f.username.trim(), "password": f.password })),
@@ -299,29 +322,36 @@ pub async fn create(
         return answer;
     }
     let ws = &signed.member.caller.workspace_id;
-    let auth_type = match state
+    let config = match state
         .projections
         .auth_config(ws, &form.auth_config_id)
         .await
     {
-        Ok(Some(c)) => c.auth_type,
-        Ok(None) => String::new(),
+        Ok(c) => c,
         Err(e) => return unavailable(&signed, &state, &e.into()),
     };
-    let oauth = auth_type == "oauth2";
+    let config = config.as_ref();
+    let oauth = config.is_some_and(|c| c.auth_type == "oauth2");
+    let given = config.and_then(|c| credentials(c, &form));
+    // A connector's non-secret credentials are filled in again after a refusal.
+    let kept = match (config.and_then(connector_of), &given) {
+        (Some((d, _)), Some(given)) => non_secret_credentials(d, given),
+        _ => BTreeMap::new(),
+    };
     let input = CreateConnectionInput {
         auth_config_id: form.auth_config_id.clone(),
         user_id: form.user_id.trim().to_string(),
         redirect_url: oauth.then(|| form.redirect_url.clone()),
         scopes: oauth.then(|| form.scope.clone()),
-        credentials: credentials(&auth_type, &form),
+        credentials: given,
     };
     let caller = &signed.member.caller;
     let user_id = input.user_id.clone();
     match connections::create(&state, ws, &caller.actor(), input).await {
         Ok(created) if created.connect_url.is_some() => {
             let made = (StatusCode::OK, None, created.connect_url);
-            new_page_of(&state, &signed, &form.auth_config_id, made, user_id).await
+            let shown = (user_id, BTreeMap::new());
+            new_page_of(&state, &signed, &form.auth_config_id, made, shown).await
         }
         Ok(created) => {
             let done = Outcome::done(format!("Connected {user_id}."));
@@ -329,7 +359,8 @@ pub async fn create(
         }
         Err(e) => {
             let failed = (StatusCode::UNPROCESSABLE_ENTITY, Some(form_error(&e)), None);
-            new_page_of(&state, &signed, &form.auth_config_id, failed, user_id).await
+            let shown = (user_id, kept);
+            new_page_of(&state, &signed, &form.auth_config_id, failed, shown).await
         }
     }
 }
@@ -349,6 +380,9 @@ fn parse_create(body: &[u8]) -> CreateForm {
             "username" => f.username = v,
             "password" => f.password = v,
             "user" => f.user = v,
+            k if k.starts_with(crate::connectors::definition::FORM_PREFIX) => {
+                f.fields.insert(k.to_string(), v);
+            }
             _ => {}
         }
     }

@@ -404,6 +404,13 @@ impl Event {
             Event::WebhookDeleted(WebhookDeleted {
                 data_key_id: "dk_01900000000070008000000000000001".into(),
             }),
+            Event::AuthConfigTested(AuthConfigTested {
+                auth_config_id: "01900000-0000-7000-8000-000000000002".into(),
+                connector: "postgres".into(),
+                outcome: connector_test::TestOutcome::Failed,
+                class: Some("invalid_credentials".into()),
+                duration_ms: 12,
+            }),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth_config;
 pub mod checkpoint;
 pub mod connection;
+pub mod connector_test;
 pub mod cosignature;
 pub mod credential_release;
 pub mod end_user;
@@ -40,6 +41,7 @@ pub use connection::{
     ConnectionDeleted, ConnectionExpired, ConnectionInitiated, ConnectionRefreshed,
     ConnectionRevoked, CredentialsSubmitted, NeedsReconsent, RefreshFailed, RefreshStarted,
 };
+pub use connector_test::AuthConfigTested;
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
 pub use end_user::{EndUserSignedIn, EndUserSignedOut};
@@ -204,6 +206,8 @@ pub enum Event {
     WebhookReplayRequested(WebhookReplayRequested),
     #[serde(rename = "webhook.deleted")]
     WebhookDeleted(WebhookDeleted),
+    #[serde(rename = "auth_config.tested")]
+    AuthConfigTested(AuthConfigTested),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -275,6 +279,7 @@ pub const ALL_KINDS: &[&str] = &[
     "webhook.disabled",
     "webhook.replay_requested",
     "webhook.deleted",
+    "auth_config.tested",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -367,6 +372,7 @@ impl Event {
             Event::WebhookDisabled(_) => "webhook.disabled",
             Event::WebhookReplayRequested(_) => "webhook.replay_requested",
             Event::WebhookDeleted(_) => "webhook.deleted",
+            Event::AuthConfigTested(_) => "auth_config.tested",
         }
     }
 

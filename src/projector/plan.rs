@@ -77,6 +77,12 @@ fn audit_facts(
             };
             (None, None, s(outcome), None)
         }
+        Event::AuthConfigTested(e) => (
+            None,
+            s(&e.auth_config_id),
+            s(e.outcome.as_str()),
+            e.class.clone(),
+        ),
         Event::AccessDenied(e) => {
             let reason = serde_json::to_value(e.reason)
                 .ok()
@@ -234,7 +240,8 @@ fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i
         | Event::EndUserSignedIn(_)
         | Event::EndUserSignedOut(_)
         | Event::ToolUndoRequested(_)
-        | Event::ToolUndone(_) => None,
+        | Event::ToolUndone(_)
+        | Event::AuthConfigTested(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)
@@ -662,6 +669,10 @@ mod tests {
     /// The aggregate type each kind is written under, where its projection row holds the
     /// aggregate's version (workspace tools are removed by deleting the row).
     fn versioned_row(kind: &str) -> Option<&'static str> {
+        if kind == "auth_config.tested" {
+            // Each run is its own aggregate: the auth config's version does not move.
+            return None;
+        }
         let prefix = kind.split('.').next().unwrap_or_default();
         match prefix {
             "workspace" | "api_key" | "auth_config" | "connection" | "gateway" | "member"

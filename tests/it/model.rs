@@ -198,6 +198,7 @@ enum Action {
     Witness,
     ConsoleSession,
     Webhook,
+    TestConnector,
 }
 
 impl Action {
@@ -321,6 +322,7 @@ impl Action {
             Action::Witness => &["checkpoint.cosigned", "ledger.checkpoint"],
             Action::ConsoleSession => &["member."],
             Action::Webhook => &["webhook."],
+            Action::TestConnector => &["auth_config.tested"],
         }
     }
 
@@ -386,6 +388,7 @@ const ACTIONS: &[Action] = &[
     Action::Witness,
     Action::ConsoleSession,
     Action::Webhook,
+    Action::TestConnector,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -471,6 +474,37 @@ impl World {
     fn ok(&self, r: Reply, status: StatusCode, what: &str) -> Reply {
         assert_eq!(r.status, status, "seed {}: {what}: {}", self.seed, r.text);
         r
+    }
+
+    /// A PostgreSQL connector auth config at a closed port (not in the model: no other
+    /// action uses it), tested: `auth_config.tested`, failed as `unreachable`.
+    async fn test_connector(&mut self) {
+        let port = crate::harness::free_port();
+        let body = json!({
+            "name": self.m.fresh("db-"), "provider": "postgres", "auth_type": "connector",
+            "connector": { "id": "postgres",
+                           "settings": { "host": "127.0.0.1", "port": port, "ssl_mode": "disable" } },
+        });
+        let r = self
+            .admin(Method::POST, "/v1/auth-configs", Some(body))
+            .await;
+        let id = self
+            .ok(r, StatusCode::CREATED, "connector config")
+            .str("id");
+        let credentials = json!({ "credentials": { "user": "u", "password": "p" } });
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/auth-configs/{id}/test"),
+                Some(credentials),
+            )
+            .await;
+        let r = self.ok(r, StatusCode::OK, "connector test");
+        assert_eq!(
+            r.body["class"], "unreachable",
+            "seed {}: {}",
+            self.seed, r.text
+        );
     }
 
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
@@ -1122,6 +1156,7 @@ impl World {
                     .await;
                 self.ok(r, StatusCode::OK, "audit query");
             }
+            Action::TestConnector => self.test_connector().await,
             Action::DefineTool => self.define_tool().await,
             Action::RemoveTool => {
                 let i = self.rng.gen_range(0..self.m.tools.len());

@@ -177,8 +177,8 @@ pub async fn open(
     Ok(link)
 }
 
-/// Tests the credentials where the auth type has a test (the PostgreSQL connector): nothing
-/// is recorded or kept.
+/// Tests the credentials where the auth type has a test (a native connector): the run is
+/// recorded as `auth_config.tested` by the link's person; the credentials are not kept.
 pub async fn test(
     state: &AppState,
     route: (&str, &str),
@@ -187,7 +187,27 @@ pub async fn test(
     credentials: &serde_json::Value,
 ) -> Result<HostedLink, LinkError> {
     let link = open(state, route, presented, presenter).await?;
-    check_credentials(state, &link.settings, credentials).await?;
+    let actor = Actor {
+        actor_type: ActorType::User,
+        id: link.user_id.clone(),
+    };
+    let run = crate::commands::auth_configs::TestRun {
+        workspace_id: &link.workspace_id,
+        actor: &actor,
+        auth_config_id: &link.auth_config_id,
+    };
+    let report = crate::commands::auth_configs::run_test(
+        state,
+        run,
+        &link.settings,
+        Some(credentials.clone()),
+    )
+    .await?;
+    if report["ok"] != serde_json::Value::Bool(true) {
+        let said = report["error"].as_str().unwrap_or("failed");
+        let failed = format!("connection test failed: {said}");
+        return Err(LinkError::Command(DomainError::Rejected(failed).into()));
+    }
     Ok(link)
 }
 

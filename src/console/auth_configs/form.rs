@@ -10,13 +10,17 @@ use axum::Form;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::{after, found, list_page, settings_map, Outcome};
+use std::collections::BTreeMap;
+
+use super::{after, connector_of, found, list_page, settings_map, Outcome};
 use crate::api::routes::RouteId;
 use crate::app::AppState;
 use crate::commands::auth_configs::{
     self, AuthTypeInput, CreateAuthConfigInput, EmptyInput, OAuth2Input, UpdateAuthConfigInput,
 };
 use crate::commands::CommandError;
+use crate::connectors::definition::{form_fields, from_form, FormField};
+use crate::connectors::Part;
 use crate::console::session::Signed;
 use crate::console::{form_error, render, Me};
 use crate::domain::auth_config::{ApiKeySettings, ClientAuthMethod, KeyLocation, PostgresSettings};
@@ -392,6 +396,8 @@ struct Edit<'a> {
     form: AuthConfigForm,
     fingerprint: String,
     error: Option<String>,
+    /// A connector's `config` fields, filled with the stored values (or the ones posted).
+    connector_fields: Vec<FormField>,
 }
 
 /// The form as the auth config is now (secrets left out).
@@ -435,7 +441,26 @@ fn edit_page_of(
     let fingerprint = settings_map(&row.settings)
         .remove("client_secret.fingerprint")
         .unwrap_or_default();
+    let connector_fields = connector_of(&row)
+        .map(|(d, stored)| {
+            // Shown: the values posted (after a refusal) or else the stored ones.
+            let shown = if form.fields.is_empty() {
+                stored
+            } else {
+                object_of(from_form(d, Part::Config, &form.fields))
+            };
+            let mut fields = form_fields(d, Part::Config, &shown);
+            for (field, def) in fields.iter_mut().zip(d.fields_of(Part::Config)) {
+                if def.secret {
+                    field.required = false;
+                    field.help = format!("Empty: keep the current one. {}", field.help);
+                }
+            }
+            fields
+        })
+        .unwrap_or_default();
     let page = Edit {
+        connector_fields,
         csrf: me.csrf.clone(),
         me: Some(me),
         section: "auth-configs",
@@ -520,9 +545,50 @@ fn update_input(row: &AuthConfigRow, f: &AuthConfigForm) -> Result<UpdateAuthCon
             let same = postgres_settings(&now).is_ok_and(|old| old == p);
             input.postgres = (!same).then_some(p);
         }
+        "connector" => input.connector = connector_update(row, f),
         _ => {}
     }
     Ok(input)
+}
+
+/// A connector's `config` part as the edit form gives it, when it differs from the stored
+/// one: a secret field left empty keeps its stored value, an emptied optional field goes
+/// (its default applies). The command checks the values against the definition.
+fn connector_update(
+    row: &AuthConfigRow,
+    f: &AuthConfigForm,
+) -> Option<auth_configs::ConnectorInput> {
+    let (d, stored) = connector_of(row)?;
+    let given = connector_settings_of(d, &stored, &f.fields);
+    let same = crate::connectors::definition::check(d, Part::Config, &given)
+        .is_ok_and(|checked| checked == stored);
+    (!same).then_some(auth_configs::ConnectorInput {
+        id: None,
+        settings: given,
+    })
+}
+
+/// The edit form's `config` values: a secret left empty keeps the stored one.
+fn connector_settings_of(
+    d: &crate::connectors::Definition,
+    stored: &BTreeMap<String, serde_json::Value>,
+    form: &std::collections::HashMap<String, String>,
+) -> serde_json::Value {
+    let mut given = object_of(from_form(d, Part::Config, form));
+    for field in d.fields_of(Part::Config).filter(|x| x.secret) {
+        if let (false, Some(v)) = (given.contains_key(&field.name), stored.get(&field.name)) {
+            given.insert(field.name.clone(), v.clone());
+        }
+    }
+    serde_json::Value::Object(given.into_iter().collect())
+}
+
+/// A JSON object's members (none for anything else).
+fn object_of(v: serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
 }
 
 pub async fn edit(
@@ -612,6 +678,44 @@ mod tests {
         assert_eq!(o.scopes, Some(vec!["a".to_string(), "c".to_string()]));
         assert_eq!(o.pkce, Some(false));
         assert!(o.client_secret.is_none() && o.client_id.is_none());
+    }
+
+    #[test]
+    fn a_connector_edit_keeps_a_secret_left_empty_and_takes_a_new_one() {
+        let mut d = crate::connectors::definition("postgres").unwrap().clone();
+        // No shipped definition has a secret among its settings yet: make one.
+        let mut token = d.fields[0].clone();
+        (token.name, token.secret, token.required) = ("token".into(), true, false);
+        token.kind = crate::connectors::definition::FieldType::String;
+        d.fields.push(token);
+        let stored: BTreeMap<String, serde_json::Value> = [
+            ("host".to_string(), serde_json::json!("db.example")),
+            ("token".to_string(), serde_json::json!("stored-secret")),
+        ]
+        .into();
+        let form = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let kept = connector_settings_of(
+            &d,
+            &stored,
+            &form(&[("f_host", "db2.example"), ("f_token", "")]),
+        );
+        assert_eq!(kept["token"], "stored-secret");
+        assert_eq!(kept["host"], "db2.example");
+        let new = connector_settings_of(
+            &d,
+            &stored,
+            &form(&[("f_host", "db.example"), ("f_token", "new")]),
+        );
+        assert_eq!(new["token"], "new");
+        let shown = form_fields(&d, Part::Config, &stored);
+        assert!(shown
+            .iter()
+            .any(|f| f.input == "f_token" && f.value.is_empty() && f.widget == "password"));
     }
 
     #[test]

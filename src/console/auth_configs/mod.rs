@@ -6,7 +6,7 @@
 //! enable, delete (refused while connections depend on it, unless the cascade is confirmed).
 //! Every write is the same command as `/v1/auth-configs`, under the same route permission.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 mod form;
 
@@ -28,6 +28,8 @@ use super::{form_error, refused, render, Me};
 use crate::api::routes::{role_allows, RouteId, ROUTES};
 use crate::app::AppState;
 use crate::commands::auth_configs::{self, Deleted};
+use crate::connectors::definition::{form_fields, from_form, FormField};
+use crate::connectors::Part;
 use crate::domain::auth_config::AuthConfigCommand;
 use crate::projector::store::{
     AuthConfigRow, AuthConfigVersionRow, ConnectionRow, ProjectionError,
@@ -285,10 +287,96 @@ struct Detail<'a> {
     versions: Vec<Version>,
     can_manage: bool,
     can_test: bool,
-    /// The connector test's result: (passed, what it said).
-    tested: Option<(bool, String)>,
+    /// A native connector's credential fields for its test (empty for the legacy
+    /// `postgres` type, whose form is its own), and what its test does.
+    test_fields: Vec<FormField>,
+    test_operation: String,
+    /// The connector test's result.
+    tested: Option<Tested>,
     notice: Option<String>,
     error: Option<String>,
+}
+
+/// A connector test's result as the detail page shows it.
+pub(super) struct Tested {
+    pub passed: bool,
+    /// The failure's class (`invalid_credentials`, …), empty when it passed.
+    pub class: String,
+    /// The class in words.
+    pub meaning: &'static str,
+    /// What the server said (secrets taken out by the connector), or the round trip.
+    pub said: String,
+}
+
+impl Tested {
+    /// The test command's report as shown.
+    fn of(report: &Value, operation: &str) -> Tested {
+        if report["ok"] == Value::Bool(true) {
+            let ms = report["latency_ms"].as_u64().unwrap_or_default();
+            return Tested {
+                passed: true,
+                class: String::new(),
+                meaning: "",
+                said: format!("The service accepted them ({operation}: {ms} ms)."),
+            };
+        }
+        let class = report["class"].as_str().unwrap_or("failed").to_string();
+        let error = report["error"].as_str().unwrap_or("the test failed");
+        let said = error
+            .strip_prefix(&format!("{class}: "))
+            .unwrap_or(error)
+            .to_string();
+        Tested {
+            meaning: meaning_of(&class),
+            class,
+            passed: false,
+            said,
+        }
+    }
+}
+
+/// What a failure class means, for the person reading the result.
+fn meaning_of(class: &str) -> &'static str {
+    match class {
+        "unreachable" => "Nothing accepted the connection at that host and port.",
+        "timeout" => "The service did not answer in time.",
+        "tls_failure" => "The TLS handshake or the server's certificate failed.",
+        "invalid_credentials" => "The service refused the user name or password.",
+        "permission_denied" => "Logged in, but not allowed to do the test's operation.",
+        "not_found" => "The database, bucket or virtual host does not exist.",
+        _ => "The service refused the test.",
+    }
+}
+
+/// The non-secret credential values given (a form shows them again; never a secret).
+pub(super) fn non_secret_credentials(
+    d: &crate::connectors::Definition,
+    given: &Value,
+) -> BTreeMap<String, Value> {
+    d.fields_of(Part::Credentials)
+        .filter(|f| !f.secret)
+        .filter_map(|f| Some((f.name.clone(), given.get(&f.name)?.clone())))
+        .collect()
+}
+
+/// A connector auth config's definition and its stored `config` values (none for another
+/// type, or a connector this build does not know).
+pub(super) fn connector_of(
+    row: &AuthConfigRow,
+) -> Option<(
+    &'static crate::connectors::Definition,
+    BTreeMap<String, Value>,
+)> {
+    if row.auth_type != "connector" {
+        return None;
+    }
+    let v: Value = serde_json::from_str(&row.settings).ok()?;
+    let definition = crate::connectors::definition(v["connector"].as_str()?)?;
+    let values = v["settings"]
+        .as_object()
+        .map(|m| m.clone().into_iter().collect())
+        .unwrap_or_default();
+    Some((definition, values))
 }
 
 /// Who the actors in a history are: members by email (ids otherwise).
@@ -321,7 +409,7 @@ async fn detail_page(
     signed: &Signed,
     row: AuthConfigRow,
     (status, outcome): (StatusCode, Outcome),
-    tested: Option<(bool, String)>,
+    (tested, kept): (Option<Tested>, BTreeMap<String, Value>),
 ) -> Response {
     let ws = &signed.member.caller.workspace_id;
     let reads = async {
@@ -338,13 +426,24 @@ async fn detail_page(
     row.created_at = when(&row.created_at);
     row.updated_at = when(&row.updated_at);
     row.last_used_at = row.last_used_at.as_deref().map(when);
+    let connector = connector_of(&row);
+    let (test_fields, test_operation) = match &connector {
+        Some((d, _)) => (
+            form_fields(d, Part::Credentials, &kept),
+            d.test.operation.clone(),
+        ),
+        None => (Vec::new(), "SELECT 1".to_string()),
+    };
+    let testable = row.auth_type == "postgres" || connector.is_some();
     let me = signed.me(state);
     let page = Detail {
         csrf: me.csrf.clone(),
         me: Some(me),
         section: "auth-configs",
         settings: settings_map(&row.settings).into_iter().collect(),
-        can_test: row.auth_type == "postgres" && may(signed, RouteId::TestAuthConfig),
+        can_test: testable && may(signed, RouteId::TestAuthConfig),
+        test_fields,
+        test_operation,
         can_manage: may(signed, RouteId::UpdateAuthConfig),
         row,
         dependants,
@@ -366,7 +465,7 @@ pub async fn detail(
     match found(&state, &signed, at, &id).await {
         Ok(row) => {
             let ok = (StatusCode::OK, Outcome::default());
-            detail_page(&state, &signed, row, ok, None).await
+            detail_page(&state, &signed, row, ok, (None, BTreeMap::new())).await
         }
         Err(answer) => answer,
     }
@@ -381,7 +480,7 @@ async fn after(
     outcome: (StatusCode, Outcome),
 ) -> Response {
     match found(state, signed, at, id).await {
-        Ok(row) => detail_page(state, signed, row, outcome, None).await,
+        Ok(row) => detail_page(state, signed, row, outcome, (None, BTreeMap::new())).await,
         Err(answer) => answer,
     }
 }
@@ -477,11 +576,11 @@ pub async fn delete(
                 ids.len()
             );
             let refused = Outcome::failed(StatusCode::CONFLICT, message);
-            detail_page(&state, &signed, row, refused, None).await
+            detail_page(&state, &signed, row, refused, (None, BTreeMap::new())).await
         }
         Err(e) => {
             let failed = Outcome::failed(StatusCode::UNPROCESSABLE_ENTITY, form_error(&e));
-            detail_page(&state, &signed, row, failed, None).await
+            detail_page(&state, &signed, row, failed, (None, BTreeMap::new())).await
         }
     }
 }
@@ -489,13 +588,18 @@ pub async fn delete(
 #[derive(Deserialize)]
 pub struct TestForm {
     csrf: String,
+    /// The legacy `postgres` type's inputs.
     #[serde(default)]
     user: String,
     #[serde(default)]
     password: String,
+    /// A connector's `f_<field>` inputs (its definition's credential fields).
+    #[serde(flatten)]
+    fields: HashMap<String, String>,
 }
 
-/// The connector test: connect with the given credentials (never kept, never shown again).
+/// The connector test: connect with the given credentials (never kept, never shown again;
+/// non-secret ones are filled in again). The run is recorded by the command.
 pub async fn test(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -511,23 +615,27 @@ pub async fn test(
         Ok(row) => row,
         Err(answer) => return answer,
     };
-    let credentials = serde_json::json!({ "user": form.user.trim(), "password": form.password });
+    let (credentials, kept, operation) = match connector_of(&row) {
+        Some((d, _)) => {
+            let given = from_form(d, Part::Credentials, &form.fields);
+            let kept = non_secret_credentials(d, &given);
+            (given, kept, d.test.operation.clone())
+        }
+        None => {
+            let given = serde_json::json!({ "user": form.user.trim(), "password": form.password });
+            (given, BTreeMap::new(), "SELECT 1".to_string())
+        }
+    };
     let caller = &signed.member.caller;
     let ok = (StatusCode::OK, Outcome::default());
     match auth_configs::test(&state, caller, &id, Some(credentials)).await {
         Ok(report) => {
-            let tested = if report["ok"] == Value::Bool(true) {
-                let ms = report["latency_ms"].as_u64().unwrap_or_default();
-                (true, format!("Connected and ran SELECT 1 in {ms} ms."))
-            } else {
-                let error = report["error"].as_str().unwrap_or("the test failed");
-                (false, format!("Could not connect: {error}"))
-            };
-            detail_page(&state, &signed, row, ok, Some(tested)).await
+            let tested = Tested::of(&report, &operation);
+            detail_page(&state, &signed, row, ok, (Some(tested), kept)).await
         }
         Err(e) => {
             let failed = Outcome::failed(StatusCode::UNPROCESSABLE_ENTITY, form_error(&e));
-            detail_page(&state, &signed, row, failed, None).await
+            detail_page(&state, &signed, row, failed, (None, kept)).await
         }
     }
 }

@@ -2,8 +2,8 @@
 //! port, the `default` user off): an ACL user logs in and `PING`s; wrong password, a user
 //! not allowed `PING`, a database number the server does not have, a closed port, a silent
 //! listener; over TLS (a `tls-port` with a certificate from the test's own CA): the CA given,
-//! another CA, the public roots, TLS to a plain port; and compatible services' definitions
-//! on the same driver. Over HTTP, on both stacks.
+//! another CA, the public roots, TLS to a plain port (no answer: a timeout); and compatible
+//! services' definitions on the same driver. Over HTTP, on both stacks.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -124,7 +124,7 @@ async fn redis_driver_authenticates_an_acl_user_and_classifies_failures() {
 
 /// TLS: the server's certificate (for 127.0.0.1, from the test's CA) accepted with that CA
 /// given, refused with another CA or the public roots (`tls_failure`, before any password
-/// is sent); TLS to a plain port refused; the definitions that default to TLS (Upstash,
+/// is sent); TLS to a plain port unanswered; the definitions that default to TLS (Upstash,
 /// ElastiCache) on the same server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_driver_speaks_tls_with_the_ca_given() {
@@ -158,8 +158,9 @@ async fn redis_driver_speaks_tls_with_the_ca_given() {
         assert!(said.contains("certificate"), "{said}");
         let id = lab.config("redis", tls(server.tls_port, None)).await;
         lab.fails(&id, good.clone(), "tls_failure").await;
+        // A plain port never answers a TLS client hello: the same as a silent listener.
         let id = lab.config("redis", tls(server.port, Some(&ca))).await;
-        lab.fails(&id, good.clone(), "tls_failure").await;
+        lab.fails(&id, good.clone(), "timeout").await;
         let id = lab
             .config("redis", tls(server.tls_port, Some("not a certificate")))
             .await;
@@ -178,10 +179,11 @@ async fn redis_driver_speaks_tls_with_the_ca_given() {
             });
             let id = lab.config(connector, settings).await;
             Lab::passed(&lab.test(&id, good.clone()).await);
+            // TLS by default, against the public roots: the test's CA is not one of them.
             let id = lab
                 .config(
                     connector,
-                    json!({ "host": "127.0.0.1", "port": server.port }),
+                    json!({ "host": "127.0.0.1", "port": server.tls_port }),
                 )
                 .await;
             lab.fails(&id, good.clone(), "tls_failure").await;

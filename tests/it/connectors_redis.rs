@@ -194,7 +194,7 @@ async fn redis_driver_speaks_tls_with_the_ca_given() {
 }
 
 /// The value of `name="{name}" value="…"` in a page.
-fn input_value(html: &str, name: &str) -> String {
+pub fn input_value(html: &str, name: &str) -> String {
     let at = html
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no input {name}"));

@@ -348,3 +348,101 @@ fn the_private_key_is_a_textarea_and_never_shown() {
         .expect("f_password");
     assert_eq!(password.widget, "password");
 }
+
+/// The hosted connect page of the SFTP connector: the private key a multi-line input, the
+/// password and passphrase password inputs; an OpenSSH key pasted with its lines, under its
+/// passphrase, connects against the real sshd; nothing secret comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosted_connect_page_takes_a_private_key_with_its_lines() {
+    let (server, keys) = sshd().await;
+    let lab = Lab::start(crate::support::Stack::Embedded).await;
+    let id = lab
+        .config(
+            "sftp",
+            json!({ "host": "127.0.0.1", "port": server.port,
+                    "host_key_fingerprint": server.fingerprint }),
+        )
+        .await;
+    let r = lab
+        .call(
+            reqwest::Method::POST,
+            "/v1/connections",
+            Some(json!({ "auth_config_id": id, "user_id": "uploader" })),
+        )
+        .await;
+    assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
+    let link = r.str("connect_url");
+    let connection = r.str("id");
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let page = browser.get(&link).send().await.expect("page");
+    assert_eq!(page.status(), reqwest::StatusCode::OK);
+    let cookie = page
+        .headers()
+        .get("set-cookie")
+        .and_then(|c| c.to_str().ok())
+        .and_then(|c| c.split(';').next())
+        .expect("the CSRF cookie")
+        .to_string();
+    let html = page.text().await.expect("html");
+    for expected in [
+        "<textarea id=\"f_private_key\" name=\"f_private_key\"",
+        "name=\"f_password\" type=\"password\"",
+        "name=\"f_passphrase\" type=\"password\"",
+        "Private key passphrase",
+    ] {
+        assert!(
+            html.contains(expected),
+            "{expected} not in the page:\n{html}"
+        );
+    }
+    let csrf = crate::connectors_redis::input_value(&html, "csrf");
+    let origin = lab.env.svc.url("");
+    let post = |action: &str, passphrase: &str| {
+        browser
+            .post(&link)
+            .header("Origin", origin.trim_end_matches('/'))
+            .header("Cookie", &cookie)
+            .form(&[
+                ("csrf", csrf.clone()),
+                ("action", action.to_string()),
+                ("f_username", USER.to_string()),
+                ("f_private_key", keys.openssh.clone()),
+                ("f_passphrase", passphrase.to_string()),
+            ])
+            .send()
+    };
+    let html = post("test", "Wrong-Phrase-53")
+        .await
+        .expect("test")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        html.contains("Test failed") && html.contains("invalid_credentials"),
+        "{html}"
+    );
+    assert!(!html.contains(&body_line(&keys.openssh)), "{html}");
+    let r = post("connect", &keys.passphrase).await.expect("connect");
+    assert!(
+        r.status().is_success() || r.status().is_redirection(),
+        "{}",
+        r.status()
+    );
+    let r = lab
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{connection}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["status"], "active", "{}", r.text);
+    lab.assert_nowhere(&[
+        &keys.passphrase,
+        "Wrong-Phrase-53",
+        &body_line(&keys.openssh),
+    ])
+    .await;
+}

@@ -63,7 +63,7 @@ fn pinned(given: &str) -> Result<Fingerprint, Failure> {
             Failure::new(
                 Class::HostKeyMismatch,
                 "the pinned host key fingerprint is not a SHA256:… fingerprint \
-                 (as `ssh-keygen -lf` prints it)",
+                 (as ssh-keygen -lf prints it)",
             )
         })
 }

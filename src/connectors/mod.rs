@@ -2,7 +2,7 @@
 //!
 //! Connectors are data, drivers are code. A connector ([`definition::Definition`], one JSON
 //! file each under `definitions/`) names a driver and the form's fields; a driver
-//! (`postgres`, `mysql`, `redis`, `amqp`, `s3`) does the protocol work with a maintained
+//! (`postgres`, `mysql`, `redis`, `amqp`, `s3`, `sftp`) does the protocol work with a maintained
 //! crate: a real, authenticated, read-only operation bounded by a timeout, to an address
 //! the destination policy checked. A failure is classified ([`Class`]) with the server's
 //! own message where it is safe, every secret value taken out of it.
@@ -13,6 +13,8 @@ pub mod mysql;
 pub mod postgres;
 pub mod redis;
 pub mod s3;
+pub mod sftp;
+mod tls;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ pub const DRIVERS: &[(&str, &[&str])] = &[
     ("redis", redis::FIELDS),
     ("amqp", amqp::FIELDS),
     ("s3", s3::FIELDS),
+    ("sftp", sftp::FIELDS),
 ];
 
 /// Why a connection test failed, as a troubleshooting table reads.
@@ -42,6 +45,8 @@ pub enum Class {
     Timeout,
     /// The TLS handshake or the server's certificate failed.
     TlsFailure,
+    /// The SSH server's host key is not the pinned one (refused before logging in).
+    HostKeyMismatch,
     /// The server refused the user name or password.
     InvalidCredentials,
     /// Logged in, but not allowed (the database, the vhost, the command, the bucket).
@@ -58,6 +63,7 @@ impl Class {
             Class::Unreachable => "unreachable",
             Class::Timeout => "timeout",
             Class::TlsFailure => "tls_failure",
+            Class::HostKeyMismatch => "host_key_mismatch",
             Class::InvalidCredentials => "invalid_credentials",
             Class::PermissionDenied => "permission_denied",
             Class::NotFound => "not_found",
@@ -125,6 +131,7 @@ pub async fn test(
             "redis" => redis::test(values, target(values, destinations).await?, timeout).await,
             "amqp" => amqp::test(values, target(values, destinations).await?, timeout).await,
             "s3" => s3::test(values, timeout, destinations).await,
+            "sftp" => sftp::test(values, target(values, destinations).await?, timeout).await,
             other => Err(ConnectorError::NoDriver(other.to_string())),
         }
     };

@@ -1,61 +1,93 @@
-//! The `redis` driver (Redis and the servers that speak its protocol): log in with an ACL
-//! user and password (`AUTH user password`), select the database, `PING` (the `redis`
-//! crate), to an address the destination policy checked.
+//! The `redis` driver (Redis and the servers that speak its protocol): connect to an address
+//! the destination policy checked, over TLS when asked (the certificate checked against the
+//! public roots or the auth config's CA, and the host as given), log in with an ACL user and
+//! password (`AUTH user password`), select the database, `PING` (the `redis` crate).
 
 use std::time::Duration;
 
-use redis::{
-    AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, ErrorKind, ProtocolVersion,
-    RedisConnectionInfo, RedisError,
-};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ErrorKind, ProtocolVersion, RedisConnectionInfo, RedisError};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Class, ConnectorError, Failure, Target, Values};
 
-pub const FIELDS: &[&str] = &["host", "port", "database", "username", "password"];
+pub const FIELDS: &[&str] = &[
+    "host",
+    "port",
+    "tls",
+    "ca_certificate",
+    "database",
+    "username",
+    "password",
+];
 
 pub(super) async fn test(
     values: &Values<'_>,
     target: Target,
     timeout: Duration,
 ) -> Result<(), ConnectorError> {
+    let tls = if values.flag("tls") {
+        Some(super::tls::client_config(values.opt_str("ca_certificate"))?)
+    } else {
+        None
+    };
+    let info = RedisConnectionInfo {
+        db: values.int("database"),
+        username: values.opt_str("username").map(str::to_string),
+        password: values.opt_str("password").map(str::to_string),
+        protocol: ProtocolVersion::RESP2,
+    };
     let mut last = Failure::new(Class::Unreachable, "the host has no address");
     for ip in &target.addresses {
-        let info = ConnectionInfo {
-            addr: ConnectionAddr::Tcp(ip.to_string(), target.port),
-            redis: RedisConnectionInfo {
-                db: values.int("database"),
-                username: values.opt_str("username").map(str::to_string),
-                password: values.opt_str("password").map(str::to_string),
-                protocol: ProtocolVersion::RESP2,
-            },
-        };
-        let client =
-            redis::Client::open(info).map_err(|e| Failure::new(Class::Failed, e.to_string()))?;
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(timeout)
-            .set_response_timeout(timeout);
-        let ping = async {
-            let mut conn = client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
-            redis::cmd("PING").query_async::<String>(&mut conn).await
-        };
-        match ping.await {
-            Ok(pong) if pong == "PONG" => return Ok(()),
-            Ok(other) => {
-                let shown: String = other.chars().take(40).collect();
-                return Err(Failure::new(Class::Failed, format!("PING answered {shown}")).into());
-            }
-            Err(e) => {
-                let failure = classify(&e);
-                if !matches!(failure.class, Class::Unreachable | Class::Timeout) {
-                    return Err(failure.into());
+        let attempt = async {
+            let stream = tokio::net::TcpStream::connect((*ip, target.port))
+                .await
+                .map_err(|e| super::io_failure(&e, "Redis"))?;
+            match &tls {
+                None => ping(&info, stream, timeout).await,
+                Some(config) => {
+                    let stream =
+                        super::tls::handshake(stream, &target.host, config.clone()).await?;
+                    ping(&info, stream, timeout).await
                 }
-                last = failure;
             }
+        };
+        let failure = match tokio::time::timeout(timeout, attempt).await {
+            Ok(Ok(())) => return Ok(()),
+            Ok(Err(failure)) => failure,
+            Err(_) => Failure::new(Class::Timeout, "Redis did not answer in time"),
+        };
+        if !matches!(failure.class, Class::Unreachable | Class::Timeout) {
+            return Err(failure.into());
         }
+        last = failure;
     }
     Err(last.into())
+}
+
+/// Logs in on `stream` (`AUTH`, `SELECT`) and `PING`s.
+async fn ping<S>(info: &RedisConnectionInfo, stream: S, timeout: Duration) -> Result<(), Failure>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let config = AsyncConnectionConfig::new().set_response_timeout(timeout);
+    let (mut conn, driver) = MultiplexedConnection::new_with_config(info, stream, config)
+        .await
+        .map_err(|e| classify(&e))?;
+    let driver = tokio::spawn(driver);
+    let pong = redis::cmd("PING").query_async::<String>(&mut conn).await;
+    driver.abort();
+    match pong {
+        Ok(pong) if pong == "PONG" => Ok(()),
+        Ok(other) => {
+            let shown: String = other.chars().take(40).collect();
+            Err(Failure::new(
+                Class::Failed,
+                format!("PING answered {shown}"),
+            ))
+        }
+        Err(e) => Err(classify(&e)),
+    }
 }
 
 fn classify(e: &RedisError) -> Failure {

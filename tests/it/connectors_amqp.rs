@@ -2,8 +2,10 @@
 //! own node name, ports, epmd, `RABBITMQ_MNESIA_BASE` and `RABBITMQ_LOG_BASE` under a temp
 //! dir; users, a vhost and permissions loaded from a definitions file at boot): a connection
 //! and a channel on the vhost; wrong password, unknown vhost, a vhost the user has no
-//! permission on, a closed port, a silent listener; and compatible services' definitions.
-//! One node per test run (it takes seconds to start), over HTTP on both stacks.
+//! permission on, a closed port, a silent listener; over TLS (an AMQPS listener with a
+//! certificate from the test's own CA): the CA given, another CA, TLS to the plain port; and
+//! compatible services' definitions. One node per test run (it takes seconds to start),
+//! over HTTP on both stacks.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,6 +14,7 @@ use base64::Engine as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::connectors_postgres::{openssl_ca, openssl_server_cert};
 use crate::connectors_support::{binary, Lab, STACKS};
 use crate::harness::free_port;
 
@@ -19,6 +22,10 @@ struct RabbitMq {
     node: Child,
     epmd: Child,
     port: u16,
+    /// The AMQPS listener (a certificate for 127.0.0.1 from the CA `ca`).
+    tls_port: u16,
+    ca: String,
+    other_ca: String,
     dir: tempfile::TempDir,
 }
 
@@ -66,6 +73,12 @@ async fn rabbitmq(password: &str) -> RabbitMq {
     let dir = tempfile::tempdir().expect("dir");
     let root = dir.path();
     let (port, dist_port, epmd_port) = (free_port(), free_port(), free_port());
+    let tls_port = free_port();
+    let certs = root.join("certs");
+    std::fs::create_dir(&certs).expect("certs");
+    let ca = openssl_ca(&certs, "ca");
+    let other_ca = openssl_ca(&certs, "other");
+    openssl_server_cert(&certs, "ca", "broker.test.invalid");
     let user = |name: &str| {
         json!({ "name": name, "password_hash": password_hash(password),
                 "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": [] })
@@ -83,8 +96,15 @@ async fn rabbitmq(password: &str) -> RabbitMq {
         root.join("rabbitmq.conf"),
         format!(
             "listeners.tcp.default = {port}\nloopback_users = none\n\
-             load_definitions = {}\n",
-            root.join("definitions.json").display()
+             load_definitions = {}\n\
+             listeners.ssl.default = {tls_port}\n\
+             ssl_options.cacertfile = {}\nssl_options.certfile = {}\n\
+             ssl_options.keyfile = {}\nssl_options.verify = verify_none\n\
+             ssl_options.fail_if_no_peer_cert = false\n",
+            root.join("definitions.json").display(),
+            certs.join("ca.pem").display(),
+            certs.join("server.pem").display(),
+            certs.join("server.key").display(),
         ),
     )
     .expect("conf");
@@ -124,6 +144,9 @@ async fn rabbitmq(password: &str) -> RabbitMq {
         node,
         epmd,
         port,
+        tls_port,
+        ca,
+        other_ca,
         dir,
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(180);
@@ -172,6 +195,29 @@ async fn amqp_driver_opens_a_channel_on_the_vhost_and_classifies_failures() {
             let id = lab.config(connector, settings("app")).await;
             Lab::passed(&lab.test(&id, good.clone()).await);
         }
+
+        // AMQPS: the broker's certificate (for 127.0.0.1) from the CA given.
+        let tls = |port: u16, ca: &str| {
+            json!({ "host": "127.0.0.1", "port": port, "vhost": "app", "tls": true,
+                    "ca_certificate": ca })
+        };
+        let id = lab
+            .config("rabbitmq", tls(broker.tls_port, &broker.ca))
+            .await;
+        Lab::passed(&lab.test(&id, good.clone()).await);
+        lab.fails(&id, wrong.clone(), "invalid_credentials").await;
+        let id = lab
+            .config("rabbitmq", tls(broker.tls_port, &broker.other_ca))
+            .await;
+        let said = lab.fails(&id, good.clone(), "tls_failure").await;
+        assert!(said.contains("certificate"), "{said}");
+        let id = lab.config("rabbitmq", tls(broker.port, &broker.ca)).await;
+        lab.fails(&id, good.clone(), "tls_failure").await;
+        // Amazon MQ: AMQPS by default.
+        let settings = json!({ "host": "127.0.0.1", "port": broker.tls_port, "vhost": "app",
+                               "ca_certificate": broker.ca });
+        let id = lab.config("amazon_mq", settings).await;
+        Lab::passed(&lab.test(&id, good.clone()).await);
         lab.assert_nowhere(&[&password, "Not-The-Password-45"])
             .await;
     }

@@ -17,6 +17,7 @@ mod connectors_mysql;
 mod connectors_postgres;
 mod connectors_redis;
 mod connectors_s3;
+mod connectors_sftp;
 mod connectors_support;
 mod console;
 mod console_approvals;

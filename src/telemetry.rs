@@ -156,7 +156,7 @@ pub fn end_request(span: &tracing::Span, method: &str, route: &str, status: u16)
         .span()
         .update_name(format!("{method} {route}"));
     span.record("http.route", route);
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     if status >= 500 {
         span.record("otel.status_code", "ERROR");
     }

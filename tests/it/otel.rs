@@ -327,6 +327,27 @@ async fn a_traced_tool_call_is_one_trace_from_caller_to_upstream_and_log(stack: 
     assert!(own.len() == 32 && own != TRACE, "{setup}");
     // Bootstrap ran before `serve` (not traced): no trace id, and still valid.
     assert!(bodies[0].get("trace_id").is_none(), "{}", bodies[0]);
+    // `events/v1/body.json` accepts every body as signed, and no other trace id spelling.
+    for line in dump.lines() {
+        let line: Value = serde_json::from_str(line).expect("dump line");
+        crate::schemas::check_envelope(line["envelope"].as_str().expect("envelope").as_bytes());
+    }
+    let schema = crate::schemas::validator("body");
+    let mut traced = bodies
+        .iter()
+        .rev()
+        .find(|b| b["kind"] == "tool.completed")
+        .cloned()
+        .expect("tool.completed");
+    for bad in [
+        json!(TRACE.to_uppercase()),
+        json!("0".repeat(32)),
+        json!(&TRACE[1..]),
+        json!(null),
+    ] {
+        traced["trace_id"] = bad.clone();
+        assert!(!schema.is_valid(&traced), "body.json took trace_id {bad}");
+    }
     three_verifiers_accept(&d, &dump);
 }
 

@@ -4,7 +4,8 @@
 //! package). A tool call with a W3C `traceparent` is a server span in the caller's trace,
 //! its upstream receives a `traceparent` of the same trace (the client span's), and the
 //! events it appended carry the trace id in their signed bodies, which `authledger verify`,
-//! `tools/verifier/verify.py` and `tools/verify-export` accept. Without the variable
+//! `tools/verifier/verify.py` and `tools/verify-export` accept; an OAuth code exchange sends
+//! the callback's trace to the token endpoint. Without the variable
 //! nothing is exported, no `traceparent` goes out and no event carries a trace id.
 
 use std::io::{BufRead as _, BufReader};
@@ -17,9 +18,11 @@ use base64::Engine as _;
 use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::fixtures::oauth_provider::Endpoint;
 use crate::harness::{args, eventually, run_cli};
 use crate::support::{
-    data_dir, request, Deployment, Hit, Reply, Stack, Upstream, BASE_ENV, NO_RATE_LIMIT,
+    complete_connect, data_dir, oauth_config_body, provider_for, request, Deployment, Hit, Reply,
+    Stack, Upstream, BASE_ENV, NO_RATE_LIMIT, RETURN_TO,
 };
 
 /// The caller's trace and span (W3C trace context, sampled).
@@ -307,6 +310,39 @@ async fn a_traced_tool_call_is_one_trace_from_caller_to_upstream_and_log(stack: 
     assert_eq!(client["name"], "upstream", "{client}");
     assert_eq!(client["parent_span_id"], server["span_id"], "{client}");
 
+    // OAuth: the callback's code exchange is a client span of the callback's trace (the
+    // browser sent no traceparent: a trace of its own), and the callback's events say so.
+    let provider = provider_for(&d.svc, "otel-client", "otel-secret").await;
+    let config = created(
+        &d,
+        &http,
+        &d.admin,
+        "/v1/auth-configs",
+        oauth_config_body(&provider, "otel-client", "otel-secret"),
+    )
+    .await;
+    let connecting = created(
+        &d,
+        &http,
+        &d.admin,
+        "/v1/connections",
+        json!({ "auth_config_id": config["id"], "user_id": "u-oauth", "redirect_url": RETURN_TO }),
+    )
+    .await;
+    complete_connect(
+        &provider,
+        connecting["connect_url"].as_str().expect("connect_url"),
+    )
+    .await;
+    let exchange = provider
+        .last_request_to(Endpoint::Token)
+        .expect("the code exchange");
+    let sent = exchange
+        .traceparent
+        .expect("a traceparent at the token endpoint");
+    let oauth_trace = sent.split('-').nth(1).expect("a trace id").to_string();
+    assert!(oauth_trace.len() == 32 && oauth_trace != TRACE, "{sent}");
+
     // The events the call appended carry the trace id in their signed bodies.
     let dump = String::from_utf8(cli_ok(&d.storage, &["dump-log"])).expect("utf-8");
     let bodies = bodies(&dump);
@@ -317,6 +353,13 @@ async fn a_traced_tool_call_is_one_trace_from_caller_to_upstream_and_log(stack: 
             .find(|b| b["kind"] == kind)
             .unwrap_or_else(|| panic!("a {kind} event"));
         assert_eq!(event["trace_id"], TRACE, "{event}");
+    }
+    for kind in ["connection.authorization_started", "connection.authorized"] {
+        let event = bodies
+            .iter()
+            .find(|b| b["kind"] == kind && b["aggregate_id"] == connecting["id"])
+            .unwrap_or_else(|| panic!("the callback's {kind}"));
+        assert_eq!(event["trace_id"], oauth_trace.as_str(), "{event}");
     }
     // Events of setup requests without a traceparent are in traces of their own.
     let setup = bodies

@@ -112,15 +112,19 @@ impl Telemetry {
     }
 }
 
+/// Paths polled by orchestrators and scrapers: not traced (a span every few seconds each).
+const UNTRACED: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// The server span of one HTTP request, a child of the caller's `traceparent` when it
-/// carries a valid one. `None` when tracing is off. [`end_request`] names it once the
-/// route is known.
+/// carries a valid one. `None` when tracing is off, and for the health and metrics probes.
+/// [`end_request`] names it once the route is known.
 pub fn request_span(
     method: &'static str,
+    path: &str,
     traceparent: Option<&str>,
     tracestate: Option<&str>,
 ) -> Option<tracing::Span> {
-    if !enabled() {
+    if !enabled() || UNTRACED.contains(&path) {
         return None;
     }
     let span = tracing::info_span!(
@@ -247,6 +251,7 @@ mod tests {
     fn off_means_no_span_header_or_trace_id() {
         assert!(request_span(
             "GET",
+            "/v1/connections",
             Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
             None
         )

@@ -78,6 +78,7 @@ pub async fn layer(State(metrics): State<Metrics>, mut req: Request, next: Next)
         let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
         crate::telemetry::request_span(
             method,
+            req.uri().path(),
             header(crate::telemetry::TRACEPARENT),
             header(crate::telemetry::TRACESTATE),
         )

@@ -282,6 +282,15 @@ async fn a_traced_tool_call_is_one_trace_from_caller_to_upstream_and_log(stack: 
         async move { both }
     })
     .await;
+    // The start-up's health polls were not traced.
+    assert!(
+        !receiver
+            .spans()
+            .iter()
+            .any(|s| s["name"] == "GET /healthz" || s["attributes"]["http.route"] == "/healthz"),
+        "{:?}",
+        receiver.spans()
+    );
     let spans: Vec<Value> = receiver
         .spans()
         .into_iter()

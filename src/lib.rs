@@ -41,6 +41,7 @@ pub mod scheduler;
 pub mod scoped_token;
 pub mod server;
 pub mod sqlite;
+pub mod telemetry;
 /// Test-only: a clock the end-to-end tests move (absent from release builds).
 #[cfg(debug_assertions)]
 pub mod test_clock;

@@ -101,7 +101,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let telemetry = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,7 +112,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    drop(runtime);
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown();
+    }
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             // One clear line, never a backtrace.
@@ -124,29 +129,45 @@ fn main() -> ExitCode {
 
 /// Log lines on stderr: JSON (flat: `timestamp`, `level`, `target`, `message` and the
 /// event's fields) or text; colours only on a terminal, so files and collectors never see
-/// ANSI codes.
-fn init_logging(format: Option<LogFormat>) {
+/// ANSI codes. Beside them, OpenTelemetry traces when the environment asks for them
+/// (`authledger::telemetry`), returned so `main` flushes them at exit.
+fn init_logging(format: Option<LogFormat>) -> Option<authledger::telemetry::Telemetry> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
         None => !terminal,
     };
-    if json {
-        builder
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines = if json {
+        lines
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            .with_span_list(false)
             .with_ansi(false)
-            .init();
+            .with_filter(filter)
+            .boxed()
     } else {
-        builder.with_ansi(terminal).init();
+        lines.with_ansi(terminal).with_filter(filter).boxed()
+    };
+    let (telemetry, failed) = match authledger::telemetry::Telemetry::from_env() {
+        Ok(t) => (t, None),
+        Err(e) => (None, Some(e)),
+    };
+    tracing_subscriber::registry()
+        .with(lines)
+        .with(telemetry.as_ref().map(|t| t.layer()))
+        .init();
+    if let Some(e) = failed {
+        tracing::warn!("traces are not exported: {e}");
     }
+    telemetry
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

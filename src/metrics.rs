@@ -45,6 +45,12 @@ struct VersionLabel {
     version: &'static str,
 }
 
+/// A webhook endpoint, by its id (never its URL: it may carry a credential).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabel {
+    pub webhook: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -81,6 +87,9 @@ pub struct Metrics {
     pub webhook_deliveries: Family<ResultLabel, Counter>,
     /// Their latency, from sending to the receiver's answer.
     pub webhook_delivery_seconds: Histogram,
+    /// Per endpoint that is on: events appended to the log since the oldest event of its
+    /// workspace it has not been sent yet (0 when none is due).
+    pub webhook_lag: Family<WebhookLabel, Gauge>,
     /// Refresh rounds of connections by outcome: refreshed, failed (transient, retried),
     /// expired (`invalid_grant`).
     pub refresh_outcomes: Family<ResultLabel, Counter>,
@@ -177,6 +186,12 @@ impl Metrics {
         let webhook_deliveries = Family::<ResultLabel, Counter>::default();
         let webhook_delivery_seconds = http_histogram();
         let refresh_outcomes = Family::<ResultLabel, Counter>::default();
+        let webhook_lag = Family::<WebhookLabel, Gauge>::default();
+        registry.register(
+            "webhook_lag_events",
+            "Events appended since the oldest one a webhook endpoint has not received (0: none due), by endpoint",
+            webhook_lag.clone(),
+        );
         registry.register(
             "webhook_deliveries",
             "Webhook delivery attempts, by result (delivered: a 2xx; failed: retried later)",
@@ -216,6 +231,7 @@ impl Metrics {
             access_denied,
             webhook_deliveries,
             webhook_delivery_seconds,
+            webhook_lag,
             refresh_outcomes,
         }
     }
@@ -258,6 +274,22 @@ impl Metrics {
         self.rate_limit_refusals
             .get_or_create(&BudgetLabel { budget })
             .clone()
+    }
+
+    /// Sets an endpoint's delivery lag (`webhook_lag_events`).
+    pub fn webhook_lag(&self, webhook: &str, events: u64) {
+        self.webhook_lag
+            .get_or_create(&WebhookLabel {
+                webhook: webhook.to_string(),
+            })
+            .set(i64::try_from(events).unwrap_or(i64::MAX));
+    }
+
+    /// Drops the lag of an endpoint that is no longer on (disabled or deleted).
+    pub fn forget_webhook(&self, webhook: &str) {
+        self.webhook_lag.remove(&WebhookLabel {
+            webhook: webhook.to_string(),
+        });
     }
 
     /// Counts one refused request by its reason (`access.denied`'s `reason`).

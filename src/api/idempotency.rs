@@ -104,7 +104,8 @@ pub async fn idempotency(State(state): State<AppState>, req: Request, next: Next
 async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Next) -> Response {
     let budget = refusals::current();
     let time_left = claim.time_left(state.clock.now());
-    let task = tokio::spawn(async move {
+    // In the request's trace span, so the events it appends record its trace id.
+    let task = tokio::spawn(tracing::Instrument::in_current_span(async move {
         let run = written::track(async move {
             match budget {
                 Some(b) => refusals::within(b, next.run(req)).await,
@@ -136,7 +137,7 @@ async fn run_claimed(state: AppState, claim: idem::Claim, req: Request, next: Ne
             tracing::warn!(error = %e, "cannot record an idempotent request's outcome");
         }
         (answer, headers)
-    });
+    }));
     let (answer, headers) = match task.await {
         Ok(done) => done,
         Err(e) => return Problem::internal(&e).into_response(),

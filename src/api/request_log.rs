@@ -74,13 +74,31 @@ pub async fn layer(State(metrics): State<Metrics>, mut req: Request, next: Next)
     let noted = Noted::default();
     req.extensions_mut().insert(noted.clone());
     let method = method_label(req.method());
-    let mut response = next.run(req).await;
+    let span = {
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        crate::telemetry::request_span(
+            method,
+            req.uri().path(),
+            header(crate::telemetry::TRACEPARENT),
+            header(crate::telemetry::TRACESTATE),
+        )
+    };
+    let mut response = match &span {
+        Some(span) => {
+            use tracing::Instrument as _;
+            next.run(req).instrument(span.clone()).await
+        }
+        None => next.run(req).await,
+    };
     response.headers_mut().insert(REQUEST_ID, id.clone());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     let note = std::mem::take(&mut *noted.0.lock().unwrap_or_else(|p| p.into_inner()));
     let route = note.route.as_deref().unwrap_or("unmatched");
     metrics.http_request(method, route, status, elapsed.as_secs_f64());
+    if let Some(span) = &span {
+        crate::telemetry::end_request(span, method, route, status);
+    }
     tracing::info!(
         target: "authledger::request",
         method,

@@ -58,7 +58,18 @@ pub(super) async fn call(
     (last, tries)
 }
 
+/// One attempt, a client span of the current trace when traces are exported: its
+/// `traceparent` goes to the upstream unless the tool sets that header itself.
 async fn attempt_once(
+    state: &AppState,
+    request: &UpstreamRequest,
+) -> Result<UpstreamResponse, UpstreamFailure> {
+    use tracing::Instrument as _;
+    let span = crate::telemetry::client_span("upstream", request.method.as_str());
+    send(state, request).instrument(span).await
+}
+
+async fn send(
     state: &AppState,
     request: &UpstreamRequest,
 ) -> Result<UpstreamResponse, UpstreamFailure> {
@@ -72,6 +83,15 @@ async fn attempt_once(
         .timeout(state.gateway.settings.upstream_timeout);
     for (name, value) in &request.headers {
         builder = builder.header(name.as_str(), value.as_str());
+    }
+    for (name, value) in crate::telemetry::outbound_headers() {
+        if !request
+            .headers
+            .iter()
+            .any(|(set, _)| set.eq_ignore_ascii_case(name))
+        {
+            builder = builder.header(name, value);
+        }
     }
     if let Some(body) = &request.body {
         builder = builder.body(body.clone());

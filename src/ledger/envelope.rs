@@ -199,6 +199,10 @@ pub struct EventBody {
     /// `sha256:<hex>` of the previous event's envelope in this aggregate; null for version 1.
     pub prev_hash: Option<String>,
     pub key_id: String,
+    /// The W3C trace id (32 lower-case hex, not all zeros) of the request that appended
+    /// the event, when traces are exported; absent otherwise (never `null`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl EventBody {
@@ -247,6 +251,11 @@ impl EventBody {
             .is_some_and(|x| is_lower_hex(x, 16));
         if !ok {
             return invalid("key_id", "must be ed25519:<16 lowercase hex>");
+        }
+        if let Some(t) = &self.trace_id {
+            if !is_lower_hex(t, 32) || t.bytes().all(|b| b == b'0') {
+                return invalid("trace_id", "must be 32 lowercase hex, not all zeros");
+            }
         }
         Ok(())
     }
@@ -421,6 +430,7 @@ mod tests {
                 payload,
                 prev_hash: None,
                 key_id: "ed25519:0011223344556677".into(),
+                trace_id: None,
             };
             serde_json::to_vec(&body).unwrap_or_default()
         }

@@ -553,6 +553,7 @@ fn seal_event_as(
         payload,
         prev_hash,
         key_id: signer.key_id().to_string(),
+        trace_id: crate::telemetry::current_trace_id(),
     };
     let body_bytes =
         serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;

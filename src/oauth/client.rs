@@ -243,8 +243,27 @@ impl OAuthClient {
         result
     }
 
-    /// POSTs a form with the client's authentication; reads the answer (bounded).
+    /// POSTs a form with the client's authentication; reads the answer (bounded). A client
+    /// span of the current trace when traces are exported (`traceparent` sent).
     async fn post_form(
+        &self,
+        endpoint: Endpoint,
+        url: &str,
+        creds: &ClientCredentials<'_>,
+        params: &[(&str, &str)],
+        secrets: &[&str],
+    ) -> Result<Answer, OAuthError> {
+        use tracing::Instrument as _;
+        let span = match endpoint {
+            Endpoint::Token => "oauth token",
+            Endpoint::Revocation => "oauth revocation",
+        };
+        self.post_form_once(endpoint, url, creds, params, secrets)
+            .instrument(crate::telemetry::client_span(span, "POST"))
+            .await
+    }
+
+    async fn post_form_once(
         &self,
         endpoint: Endpoint,
         url: &str,
@@ -272,6 +291,9 @@ impl OAuthClient {
             .map_err(|refused| invalid(format!("the {} {where_}: {refused}", endpoint.name())))?
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in crate::telemetry::outbound_headers() {
+            request = request.header(name, value);
+        }
         match creds.method {
             ClientAuthMethod::ClientSecretBasic => {
                 let value = Zeroizing::new(format!("Basic {}", basic_credentials(creds).as_str()));

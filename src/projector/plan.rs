@@ -622,6 +622,7 @@ mod tests {
             payload: serde_json::Value::Null,
             prev_hash: None,
             key_id: "ed25519:00".into(),
+            trace_id: None,
         }
     }
 

@@ -85,9 +85,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
     };
     let owner = uuid::Uuid::now_v7().to_string();
+    // The endpoints whose lag this instance reports (dropped when they turn off).
+    let mut reported = std::collections::HashSet::new();
     loop {
         // A failing round (the projections unreachable) waits longer before the next.
-        let pause = match round(&state, &client, &owner).await {
+        let pause = match round(&state, &client, &owner, &mut reported).await {
             Ok(()) => TICK,
             Err(e) => {
                 tracing::warn!(error = %e, "webhook delivery round failed; trying again");
@@ -106,8 +108,18 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 /// One pass over every endpoint that is on, side by side (a slow receiver does not hold up
 /// the others).
-async fn round(state: &AppState, client: &HttpClient, owner: &str) -> Result<(), WebhookError> {
+async fn round(
+    state: &AppState,
+    client: &HttpClient,
+    owner: &str,
+    reported: &mut std::collections::HashSet<String>,
+) -> Result<(), WebhookError> {
     let endpoints = state.projections.deliverable_webhooks().await?;
+    let on: std::collections::HashSet<String> = endpoints.iter().map(|r| r.id.clone()).collect();
+    for gone in reported.difference(&on) {
+        state.metrics.forget_webhook(gone);
+    }
+    *reported = on;
     let work = endpoints.iter().map(|row| async move {
         if let Err(e) = endpoint(state, client, owner, row).await {
             tracing::warn!(error = %e, webhook = %row.id, "webhook delivery failed");
@@ -154,15 +166,14 @@ async fn endpoint(
             .await?;
         return Ok(());
     };
-    if seen.next_attempt_at > state.clock.now().unix_timestamp() {
-        return Ok(());
-    }
     let next = AuditFilter {
         cursor_position: Some(seen.position),
         limit: 1,
         ..AuditFilter::default()
     };
-    if state.projections.audit_events(ws, &next).await?.is_empty() {
+    let due = state.projections.audit_events(ws, &next).await?;
+    record_lag(state, id, due.first()).await;
+    if due.is_empty() || seen.next_attempt_at > state.clock.now().unix_timestamp() {
         return Ok(());
     }
     let Some(cursor) = claim(state, row, owner).await? else {
@@ -171,6 +182,19 @@ async fn endpoint(
     let outcome = deliver_due(state, client, owner, row, cursor).await;
     state.projections.release_cursor(ws, id, owner).await?;
     outcome
+}
+
+/// `webhook_lag_events`: events appended since `oldest_due` (the first event after the
+/// endpoint's cursor), counting it; 0 when none is due.
+async fn record_lag(state: &AppState, id: &str, oldest_due: Option<&AuditEventRow>) {
+    let lag = match oldest_due {
+        None => 0,
+        Some(event) => match state.log.head().await {
+            Ok(head) => head.saturating_sub(u64::try_from(event.position).unwrap_or(0)) + 1,
+            Err(_) => return,
+        },
+    };
+    state.metrics.webhook_lag(id, lag);
 }
 
 /// Sends the endpoint's due events, in order, while we hold its cursor.

@@ -49,6 +49,7 @@ mod model;
 mod oauth_client;
 mod observability;
 mod openapi;
+mod otel;
 mod outages;
 mod projections;
 mod readiness;

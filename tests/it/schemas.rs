@@ -16,7 +16,7 @@ fn schema_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/events/v1")
 }
 
-fn validator(name: &str) -> jsonschema::Validator {
+pub(crate) fn validator(name: &str) -> jsonschema::Validator {
     let path = schema_dir().join(format!("{name}.json"));
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("no schema {}", path.display()));
@@ -39,7 +39,7 @@ fn check(v: &jsonschema::Validator, instance: &Value, what: &str) {
 }
 
 /// Validates a stored envelope: the body, then the payload against its kind.
-fn check_envelope(envelope: &[u8]) {
+pub(crate) fn check_envelope(envelope: &[u8]) {
     let opened = open_envelope(envelope).expect("envelope");
     let body: Value = serde_json::from_slice(&opened.body_bytes).expect("body");
     check(&validator("body"), &body, "body");

@@ -16,7 +16,11 @@ use authledger::ledger::{Actor, EventLog, KeyRing, RecordedEvent, Signer, PAYLOA
 
 const SEED: [u8; 32] = [0x42; 32];
 
-/// Version 1 is `api_key.created`, version 2 `api_key.revoked` (with `reason`).
+/// The trace id version 2 carries (the optional `trace_id` of §1).
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// Version 1 is `api_key.created`, version 2 `api_key.revoked` (with `reason`, and appended
+/// by a traced request: with `trace_id`).
 fn body(
     id: &str,
     version: u64,
@@ -48,6 +52,7 @@ fn body(
         payload,
         prev_hash,
         key_id: signer.key_id().to_string(),
+        trace_id: (version == 2).then(|| TRACE_ID.to_string()),
     };
     serde_json::to_vec(&b).expect("body")
 }
@@ -319,6 +324,12 @@ fn vectors() -> serde_json::Value {
         .replace("\"reason\":\"leaked\"", "\"reason\":\"\\ud800\"");
     assert!(b2_surrogate.contains("ud800"));
     let env_surrogate = signer.seal(b2_surrogate.as_bytes()).expect("seal");
+    // Invalid (section 1): a trace id not in lowercase hex, validly signed.
+    let b2_trace = String::from_utf8(b2.clone())
+        .expect("utf8")
+        .replace(TRACE_ID, &TRACE_ID.to_uppercase());
+    assert!(b2_trace.contains(&TRACE_ID.to_uppercase()));
+    let env_trace = signer.seal(b2_trace.as_bytes()).expect("seal");
     let text = |b: &[u8]| String::from_utf8(b.to_vec()).expect("utf8");
     json!({
         "description": "authledger v1 signed event vectors; see schemas/README.md",
@@ -342,6 +353,7 @@ fn vectors() -> serde_json::Value {
             { "case": "payload base64 without padding", "envelope": serde_json::to_string(&unpadded).expect("json"), "problem": "base64" },
             { "case": "byte-order mark before the envelope", "envelope": format!("\u{feff}{}", text(&env2)), "problem": "JSON" },
             { "case": "lone surrogate in the body", "envelope": text(&env_surrogate), "problem": "body" },
+            { "case": "trace_id not lowercase hex", "envelope": text(&env_trace), "problem": "trace_id" },
         ],
     })
 }
@@ -528,6 +540,7 @@ fn single_event(
         payload: json!({ "reason": "threads" }),
         prev_hash: None,
         key_id: signer.key_id().to_string(),
+        trace_id: None,
     };
     let bytes = serde_json::to_vec(&b).expect("body");
     let envelope = encode_envelope(&bytes, signer.key_id(), &sig(&pae(PAYLOAD_TYPE, &bytes)))

@@ -289,6 +289,9 @@ BODY_FIELDS = [
     "event_id", "workspace_id", "aggregate_type", "aggregate_id", "aggregate_version",
     "kind", "schema_version", "occurred_at", "actor", "payload", "prev_hash", "key_id",
 ]
+# Present only on some events (section 1): the W3C trace id of the request that appended it.
+OPTIONAL_BODY_FIELDS = ["trace_id"]
+RE_TRACE_ID = re.compile(r"[0-9a-f]{32}")
 
 
 def _is_int(v) -> bool:
@@ -308,7 +311,7 @@ def check_body_shape(body) -> None:
     missing = [f for f in BODY_FIELDS if f not in body]
     if missing:
         raise VerifyError(f"body lacks field(s) {', '.join(missing)}")
-    extra = sorted(set(body) - set(BODY_FIELDS))
+    extra = sorted(set(body) - set(BODY_FIELDS) - set(OPTIONAL_BODY_FIELDS))
     if extra:
         raise VerifyError(f"body has unknown field(s) {', '.join(extra)}")
     _check_str(body, "event_id", RE_UUIDV7)
@@ -336,6 +339,10 @@ def check_body_shape(body) -> None:
     ph = body["prev_hash"]
     if ph is not None and (not isinstance(ph, str) or not RE_HASH.fullmatch(ph)):
         raise VerifyError(f"body field prev_hash is malformed: {ph!r}")
+    if "trace_id" in body:
+        tid = body["trace_id"]
+        if not isinstance(tid, str) or not RE_TRACE_ID.fullmatch(tid) or tid == "0" * 32:
+            raise VerifyError(f"body field trace_id is malformed: {tid!r}")
 
 
 # --------------------------------------------------------------------------

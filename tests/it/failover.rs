@@ -1,8 +1,8 @@
 //! The ledger on a 3-node JetStream cluster (stream with 3 replicas) under a node failure
 //! (issue 21): two `serve` instances given the whole server list, several clients writing
 //! through both while the stream leader is SIGKILLed and later restarted, then another
-//! node is paused (SIGSTOP) and resumed. Every acknowledged
-//! write is in the log exactly once, every other answer is a clear 503, no request hangs,
+//! node is paused (SIGSTOP) and resumed, then a follower is SIGKILLed and restarted. Every
+//! acknowledged write is in the log exactly once, every other answer is a clear 503, no request hangs,
 //! `verify` passes after the failover (a redelivered position is not tampering), both
 //! instances become ready again by themselves, and the projections equal a fresh replay.
 
@@ -145,6 +145,12 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
     cluster[paused].pause(true);
     tokio::time::sleep(Duration::from_secs(5)).await;
     cluster[paused].pause(false);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Then a follower dies and comes back (it catches up from the others).
+    let follower = (stream_leader(&cluster).await + 1) % cluster.len();
+    cluster[follower].kill();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    cluster[follower].restart();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let answers = writers.stop().await;
     let (acknowledged, recorded) = check_answers(&answers, "the failover");

@@ -12,6 +12,7 @@ pub mod checkpoint;
 pub mod connection;
 pub mod cosignature;
 pub mod credential_release;
+pub mod dynamic_credential;
 pub mod end_user;
 mod examples;
 pub mod gateway;
@@ -42,6 +43,7 @@ pub use connection::{
 };
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
+pub use dynamic_credential::{CredentialDropStarted, CredentialDropped, CredentialIssued};
 pub use end_user::{EndUserSignedIn, EndUserSignedOut};
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
@@ -204,6 +206,14 @@ pub enum Event {
     WebhookReplayRequested(WebhookReplayRequested),
     #[serde(rename = "webhook.deleted")]
     WebhookDeleted(WebhookDeleted),
+    #[serde(rename = "credential.issued")]
+    CredentialIssued(CredentialIssued),
+    #[serde(rename = "credential.drop_started")]
+    CredentialDropStarted(CredentialDropStarted),
+    #[serde(rename = "credential.expired")]
+    CredentialExpired(CredentialDropped),
+    #[serde(rename = "credential.revoked")]
+    CredentialRevoked(CredentialDropped),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -275,6 +285,10 @@ pub const ALL_KINDS: &[&str] = &[
     "webhook.disabled",
     "webhook.replay_requested",
     "webhook.deleted",
+    "credential.issued",
+    "credential.drop_started",
+    "credential.expired",
+    "credential.revoked",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -367,6 +381,10 @@ impl Event {
             Event::WebhookDisabled(_) => "webhook.disabled",
             Event::WebhookReplayRequested(_) => "webhook.replay_requested",
             Event::WebhookDeleted(_) => "webhook.deleted",
+            Event::CredentialIssued(_) => "credential.issued",
+            Event::CredentialDropStarted(_) => "credential.drop_started",
+            Event::CredentialExpired(_) => "credential.expired",
+            Event::CredentialRevoked(_) => "credential.revoked",
         }
     }
 

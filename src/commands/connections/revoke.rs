@@ -35,6 +35,8 @@ pub async fn revoke(
         )
         .await?;
     wait_for_write(state, c.position).await?;
+    crate::commands::dynamic_credentials::drop_all_of_connection(state, workspace_id, id, actor)
+        .await;
     Ok(c.position)
 }
 

@@ -319,6 +319,7 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
                     crate::connectors::Part::Config,
                     &f.fields,
                 ),
+                dynamic_credentials: None,
             });
         }
         "bearer_token" => {

@@ -389,6 +389,43 @@ async fn scenario(db: Db, stack: Stack, port: u16, admin_password: &str) {
             r.text
         );
     }
+    // A scoped token for this connection may ask too; one counted in uses may not.
+    let r = lab
+        .call(
+            &lab.agent,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({ "connection_id": connection, "scopes": [] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let token = r.str("token");
+    let r = lab
+        .issue(
+            &token,
+            &connection,
+            json!({ "ttl_seconds": 60, "grants": ["read"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let (by_token_id, by_token) = (r.str("id"), r.str("password"));
+    let r = lab
+        .call(
+            &lab.agent,
+            Method::POST,
+            "/v1/tokens",
+            Some(json!({ "connection_id": connection, "scopes": [], "max_uses": 1 })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let r = lab
+        .issue(
+            &r.str("token"),
+            &connection,
+            json!({ "ttl_seconds": 60, "grants": ["read"] }),
+        )
+        .await;
+    r.expect(StatusCode::FORBIDDEN, "token-mismatch");
     // Another workspace's caller: the connection is unknown there.
     let other = lab.env.other_workspace("Other").await;
     let r = lab
@@ -418,6 +455,10 @@ async fn scenario(db: Db, stack: Stack, port: u16, admin_password: &str) {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
 
+    // The expiry is the log's, not an instance's memory: a restart changes nothing.
+    let mut lab = lab;
+    let envs = Lab::envs(&lab.clock);
+    lab.env.restart(&envs).await;
     // With a second instance on a shared log, both sweep: one drops and records.
     let second = if stack.shared_log() {
         Some(lab.env.second_instance(&Lab::envs(&lab.clock)).await)
@@ -443,6 +484,16 @@ async fn scenario(db: Db, stack: Stack, port: u16, admin_password: &str) {
         ]
     );
     drop(second);
+    eventually(
+        Duration::from_secs(15),
+        "the token's credential expired",
+        || async {
+            lab.kinds_of(&by_token_id)
+                .await
+                .contains(&"credential.expired".to_string())
+        },
+    )
+    .await;
 
     // Revoking the connection drops its live users at once (and records it).
     let r = lab
@@ -489,7 +540,8 @@ async fn scenario(db: Db, stack: Stack, port: u16, admin_password: &str) {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
 
-    lab.assert_nowhere(&[&password, &password2]).await;
+    lab.assert_nowhere(&[&password, &password2, &by_token])
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

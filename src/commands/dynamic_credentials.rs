@@ -364,6 +364,27 @@ pub async fn drop_one(
     reason: DropReason,
     actor: &Actor,
 ) -> Result<bool, DropError> {
+    let credential = state
+        .ledger
+        .load::<DynamicCredential>(ws, credential_id)
+        .await?;
+    let Some(issued) = credential.issued.clone().filter(|_| credential.live()) else {
+        return Ok(false);
+    };
+    // Everything the drop needs is at hand before it is claimed: a claim that could not
+    // even start would only add an event.
+    let connection = state
+        .ledger
+        .load::<Connection>(ws, &issued.connection_id)
+        .await?;
+    let config = state
+        .ledger
+        .load::<AuthConfig>(ws, &connection.auth_config_id)
+        .await?;
+    // Dropped even when the auth config no longer offers dynamic credentials.
+    let (definition, connector) = connector_of(&config)?;
+    let admin = administrative_values(state, ws, &issued.connection_id, &connection).await?;
+    super::auth_configs::recheck_destinations(state, definition, &connector.settings).await?;
     let now = state.clock.now();
     let lease = time::Duration::try_from(DROP_LEASE).unwrap_or(time::Duration::minutes(1));
     let claim = DynamicCredentialCommand::StartDrop {
@@ -382,27 +403,6 @@ pub async fn drop_one(
         }
         Err(e) => return Err(e.into()),
     }
-    let credential = state
-        .ledger
-        .load::<DynamicCredential>(ws, credential_id)
-        .await?;
-    let issued = credential
-        .issued
-        .ok_or(CommandError::Domain(DomainError::NotFound(
-            "dynamic credential",
-        )))?;
-    let connection = state
-        .ledger
-        .load::<Connection>(ws, &issued.connection_id)
-        .await?;
-    let config = state
-        .ledger
-        .load::<AuthConfig>(ws, &connection.auth_config_id)
-        .await?;
-    // Dropped even when the auth config no longer offers dynamic credentials.
-    let (definition, connector) = connector_of(&config)?;
-    let admin = administrative_values(state, ws, &issued.connection_id, &connection).await?;
-    super::auth_configs::recheck_destinations(state, definition, &connector.settings).await?;
     let values = Values {
         settings: &connector.settings,
         credentials: &admin,

@@ -140,10 +140,21 @@ mod tests {
             tables: vec!["or`ders".into()],
         }];
         let pg = super::super::postgres::create_statements(&user(&password, &rules), "d\"b");
+        // The password itself never goes to PostgreSQL: its SCRAM verifier does.
+        assert!(!pg[0].contains("Pw0rd"), "{}", pg[0]);
+        assert!(
+            pg[0].starts_with("CREATE ROLE \"al_dyn_0011223344556677\" LOGIN NOINHERIT PASSWORD 'SCRAM-SHA-256$4096:"),
+            "{}",
+            pg[0]
+        );
+        assert!(
+            pg[0].ends_with("' VALID UNTIL '2026-01-02T03:04:05Z'"),
+            "{}",
+            pg[0]
+        );
         assert_eq!(
-            pg,
+            pg[1..],
             vec![
-                "CREATE ROLE \"al_dyn_0011223344556677\" LOGIN NOINHERIT PASSWORD 'Pw0rd' VALID UNTIL '2026-01-02T03:04:05Z'",
                 "GRANT CONNECT ON DATABASE \"d\"\"b\" TO \"al_dyn_0011223344556677\"",
                 "GRANT USAGE ON SCHEMA \"sales\"\"; DROP TABLE x; --\" TO \"al_dyn_0011223344556677\"",
                 "GRANT SELECT, INSERT ON TABLE \"sales\"\"; DROP TABLE x; --\".\"or`ders\" TO \"al_dyn_0011223344556677\"",

@@ -131,6 +131,49 @@ fn quote_literal(value: &str) -> String {
     format!("'{}'", value.replace('\'', "''"))
 }
 
+/// PostgreSQL's default SCRAM iteration count.
+const SCRAM_ITERATIONS: u32 = 4096;
+
+/// The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802, RFC 7677):
+/// `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`, base64. PostgreSQL takes it
+/// in place of a password and never sees the password itself.
+pub(super) fn scram_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    type HmacSha256 = Hmac<Sha256>;
+    let mac = |key: &[u8], data: &[&[u8]]| -> [u8; 32] {
+        // HMAC takes a key of any length.
+        let mut m = match HmacSha256::new_from_slice(key) {
+            Ok(m) => m,
+            Err(_) => return [0u8; 32],
+        };
+        for d in data {
+            m.update(d);
+        }
+        m.finalize().into_bytes().into()
+    };
+    // Hi(password, salt, i): PBKDF2-HMAC-SHA256 with one output block.
+    let mut u = mac(password.as_bytes(), &[salt, &1u32.to_be_bytes()]);
+    let mut salted = u;
+    for _ in 1..iterations {
+        u = mac(password.as_bytes(), &[&u]);
+        for (s, x) in salted.iter_mut().zip(u.iter()) {
+            *s ^= x;
+        }
+    }
+    let client_key = mac(&salted, &[b"Client Key"]);
+    let stored_key = Sha256::digest(client_key);
+    let server_key = mac(&salted, &[b"Server Key"]);
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        STANDARD.encode(salt),
+        STANDARD.encode(stored_key),
+        STANDARD.encode(server_key)
+    )
+}
+
 /// The statements that make a dynamic user (one transaction: all or nothing).
 pub(super) fn create_statements(user: &NewUser<'_>, database: &str) -> Vec<String> {
     let role = quote_identifier(user.username);
@@ -138,10 +181,15 @@ pub(super) fn create_statements(user: &NewUser<'_>, database: &str) -> Vec<Strin
         .valid_until
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    // The server is sent the SCRAM verifier, never the password: statement logs and
+    // `pg_stat_statements` see nothing a client could log in with.
+    let mut salt = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut salt);
+    let verifier = scram_verifier(user.password.expose_secret(), &salt, SCRAM_ITERATIONS);
     let mut statements = vec![
         format!(
             "CREATE ROLE {role} LOGIN NOINHERIT PASSWORD {} VALID UNTIL {}",
-            quote_literal(user.password.expose_secret()),
+            quote_literal(&verifier),
             quote_literal(&until)
         ),
         format!(

@@ -272,9 +272,34 @@ impl Lab {
             .collect()
     }
 
-    /// No password in any event, audit answer, API answer or server log line.
+    /// No password in any event, audit answer, API answer or server log line; and every
+    /// credential and auth config event as recorded matches its schema.
     async fn assert_nowhere(&self, passwords: &[&str]) {
         let (raw, bodies) = self.log().await;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/events/v1");
+        let mut checked = 0;
+        for b in bodies
+            .iter()
+            .filter(|b| b.kind.starts_with("credential.") || b.kind.starts_with("auth_config."))
+        {
+            let text = std::fs::read_to_string(dir.join(format!("{}.json", b.kind)))
+                .expect("a schema of the kind");
+            let schema: Value = serde_json::from_str(&text).expect("schema");
+            let validator = jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .expect("schema compiles");
+            let errors: Vec<String> = validator
+                .iter_errors(&b.payload)
+                .map(|e| format!("{e} at {}", e.instance_path))
+                .collect();
+            assert!(errors.is_empty(), "{}: {errors:?}\n{}", b.kind, b.payload);
+            checked += 1;
+        }
+        assert!(
+            checked >= 8,
+            "{checked} events checked against their schemas"
+        );
         let mut log = raw;
         for b in &bodies {
             log.push_str(&serde_json::to_string(b).expect("body"));

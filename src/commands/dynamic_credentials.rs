@@ -36,7 +36,8 @@ use crate::domain::{CredentialIssued, DomainError};
 use crate::ledger::{Actor, LedgerError};
 use crate::scoped_token::TokenClaims;
 
-/// How long a drop claim holds before another run may take it over.
+/// How long a first drop claim holds before another run may take it over (each later
+/// claim of the same credential holds twice as long, up to an hour).
 pub const DROP_LEASE: Duration = Duration::from_secs(60);
 /// Credentials dropped per scheduler run.
 const BATCH: i64 = 200;
@@ -386,7 +387,12 @@ pub async fn drop_one(
     let admin = administrative_values(state, ws, &issued.connection_id, &connection).await?;
     super::auth_configs::recheck_destinations(state, definition, &connector.settings).await?;
     let now = state.clock.now();
-    let lease = time::Duration::try_from(DROP_LEASE).unwrap_or(time::Duration::minutes(1));
+    // A claim whose drop failed (the database down) holds until its lease ends: each
+    // further attempt waits twice as long, up to an hour, so an outage adds few events.
+    let backoff = 2u32.saturating_pow(credential.drop_attempts.min(6));
+    let lease = time::Duration::try_from(DROP_LEASE.saturating_mul(backoff))
+        .unwrap_or(time::Duration::minutes(1))
+        .min(time::Duration::hours(1));
     let claim = DynamicCredentialCommand::StartDrop {
         reason,
         now,

@@ -171,6 +171,8 @@ pub struct DynamicCredential {
     pub issued: Option<CredentialIssued>,
     /// The current drop claim: its reason and lease.
     pub dropping: Option<(DropReason, OffsetDateTime)>,
+    /// Drops claimed so far (more than one: earlier ones did not finish).
+    pub drop_attempts: u32,
     pub dropped: Option<DropReason>,
 }
 
@@ -200,7 +202,10 @@ impl Aggregate for DynamicCredential {
     fn apply(&mut self, event: &Event) {
         match event {
             Event::CredentialIssued(e) => self.issued = Some(e.clone()),
-            Event::CredentialDropStarted(e) => self.dropping = Some((e.reason, e.lease_until)),
+            Event::CredentialDropStarted(e) => {
+                self.dropping = Some((e.reason, e.lease_until));
+                self.drop_attempts = self.drop_attempts.saturating_add(1);
+            }
             Event::CredentialExpired(e) | Event::CredentialRevoked(e) => {
                 self.dropped = Some(e.reason);
                 self.dropping = None;
@@ -331,6 +336,9 @@ mod tests {
             Err(e) => unreachable!("{e}"),
         };
         let given = [Event::CredentialIssued(issued()), claim];
+        let mut state = DynamicCredential::default();
+        given.iter().for_each(|e| state.apply(e));
+        assert_eq!(state.drop_attempts, 1);
         // A second claim inside the lease is refused; after it, taken over.
         assert!(check(&given, start(DropReason::Expired, now)).is_err());
         let later = now + time::Duration::seconds(61);

@@ -587,3 +587,80 @@ async fn mysql_dynamic_users_are_granted_expired_and_revoked() {
         scenario(Db::MySql, stack, db.port, &admin_password).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drop_the_database_could_not_take_is_claimed_again_after_its_lease() {
+    let admin_password = format!("Adm-{}", uuid::Uuid::now_v7().simple());
+    let pg = postgres_server(&admin_password).await;
+    let lab = Lab::start(Stack::Embedded).await;
+    let connection = lab
+        .connection(Db::Postgres, pg.port(), &admin_password)
+        .await;
+    let r = lab
+        .issue(
+            &lab.agent,
+            &connection,
+            json!({ "ttl_seconds": 60, "grants": ["read"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+    let (id, user, password) = (r.str("id"), r.str("username"), r.str("password"));
+
+    // Due while the database is down: the drop is claimed, fails, and nothing more is
+    // recorded while its lease (60 s) holds.
+    pg.stop();
+    lab.clock.advance(Duration::from_secs(61));
+    eventually(Duration::from_secs(15), "the first claim", || async {
+        lab.kinds_of(&id).await.len() == 2
+    })
+    .await;
+    pg.start_again();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        lab.kinds_of(&id).await,
+        vec!["credential.issued", "credential.drop_started"]
+    );
+    // Not dropped yet (`VALID UNTIL` follows the database's own clock, which the test
+    // does not move).
+    Db::Postgres
+        .run_as(pg.port(), &user, &password, "SELECT 1")
+        .await
+        .expect("still there");
+
+    // After the lease, the next run claims it again (for twice as long) and drops it.
+    lab.clock.advance(Duration::from_secs(61));
+    eventually(
+        Duration::from_secs(20),
+        "the second claim's drop",
+        || async {
+            lab.kinds_of(&id)
+                .await
+                .contains(&"credential.expired".to_string())
+        },
+    )
+    .await;
+    let (_, bodies) = lab.log().await;
+    let claims: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.aggregate_id == id && b.kind == "credential.drop_started")
+        .map(|b| &b.payload)
+        .collect();
+    assert_eq!(claims.len(), 2, "{claims:?}");
+    let lease = |v: &Value| {
+        time::OffsetDateTime::parse(
+            v["lease_until"].as_str().expect("lease_until"),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("time")
+    };
+    let second_lease = lease(claims[1]) - lab.clock.now();
+    assert!(second_lease.whole_seconds() > 100, "{second_lease}");
+    let url = format!("postgres://postgres@127.0.0.1:{}/appdb", pg.port());
+    let pool = sqlx::PgPool::connect(&url).await.expect("appdb");
+    let left: Option<i32> = sqlx::query_scalar("SELECT 1 FROM pg_roles WHERE rolname = $1")
+        .bind(&user)
+        .fetch_optional(&pool)
+        .await
+        .expect("roles");
+    assert_eq!(left, None, "the role is gone");
+}

@@ -135,6 +135,32 @@ pub async fn run_idempotency_sweeper(
     }
 }
 
+/// How often dynamic database users past their expiry are dropped.
+pub const DYNAMIC_CREDENTIAL_SWEEP: Duration = Duration::from_secs(2);
+
+/// Drops dynamic database users past their expiry (`commands::dynamic_credentials`), at
+/// start and then every `every`, until `stop` turns true. Every instance may run it: each
+/// drop is claimed in the log first, so one instance drops and records it.
+pub async fn run_dynamic_credential_expiry(
+    state: AppState,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let dropped = crate::commands::dynamic_credentials::expire_due(&state).await;
+        if dropped > 0 {
+            tracing::info!(dropped, "dynamic database users past their expiry dropped");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,6 +112,11 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let webhooks_task = tokio::spawn(crate::webhooks::run(state.clone(), stop_rx.clone()));
+    let expiry_task = tokio::spawn(crate::scheduler::run_dynamic_credential_expiry(
+        state.clone(),
+        crate::scheduler::DYNAMIC_CREDENTIAL_SWEEP,
+        stop_rx.clone(),
+    ));
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
@@ -133,6 +138,7 @@ pub async fn serve(
         checkpoint_task,
         Some(sweeper_task),
         Some(webhooks_task),
+        Some(expiry_task),
     ]
     .into_iter()
     .flatten()

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod auth_configs;
 pub mod connections;
 pub mod consistency;
+pub mod dynamic_credentials;
 pub mod end_users;
 pub mod error;
 pub mod extract;
@@ -91,6 +92,7 @@ fn handler(id: RouteId, filter: MethodFilter) -> MethodRouter<AppState> {
         RouteId::ReplaceGateway => on(filter, agents::replace_gateway),
         RouteId::DeleteGateway => on(filter, agents::delete_gateway),
         RouteId::ReleaseAccessToken => on(filter, agents::release_access_token),
+        RouteId::IssueDynamicCredentials => on(filter, dynamic_credentials::issue),
         RouteId::McpGateway => on(filter, mcp_gateway),
         RouteId::SetToolResponseStorage => on(filter, end_users::set_tool_response_storage),
         RouteId::MyApprovals => on(filter, agents::my_approvals),

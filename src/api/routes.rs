@@ -141,6 +141,7 @@ pub enum RouteId {
     ProtectedResource,
     McpPersonMetadata,
     McpPersonGatewayMetadata,
+    IssueDynamicCredentials,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -620,6 +621,12 @@ pub const ROUTES: &[RouteSpec] = &[
         method: "GET",
         path: "/v1/webhooks/{id}/deliveries",
         permission: Permission::ManageWebhooks,
+    },
+    RouteSpec {
+        id: RouteId::IssueDynamicCredentials,
+        method: "POST",
+        path: "/v1/connections/{id}/dynamic-credentials",
+        permission: Permission::CallTools,
     },
 ];
 

@@ -60,6 +60,9 @@ pub struct ConnectorInput {
     pub id: Option<String>,
     #[serde(default)]
     pub settings: serde_json::Value,
+    /// Dynamic database credentials for agents (`commands::dynamic_credentials`); on update,
+    /// left out keeps them as they are.
+    pub dynamic_credentials: Option<crate::domain::dynamic_credential::DynamicCredentialsPolicy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,7 +305,8 @@ pub async fn create(
                 .ok_or_else(|| invalid("connector", "required for auth_type connector"))?;
             let id =
                 c.id.ok_or_else(|| invalid("connector", "the connector's id is required"))?;
-            AuthSettings::Connector(connector_settings(state, &id, &c.settings).await?)
+            let dynamic = c.dynamic_credentials;
+            AuthSettings::Connector(connector_settings(state, &id, &c.settings, dynamic).await?)
         }
         AuthTypeInput::BearerToken => AuthSettings::BearerToken,
         AuthTypeInput::Basic => AuthSettings::Basic,
@@ -397,7 +401,10 @@ pub async fn update(
                     "the connector of an auth config cannot change",
                 ));
             }
-            AuthSettings::Connector(connector_settings(state, &old.connector, &c.settings).await?)
+            let dynamic = c.dynamic_credentials.or(old.dynamic_credentials);
+            AuthSettings::Connector(
+                connector_settings(state, &old.connector, &c.settings, dynamic).await?,
+            )
         }
         (AuthSettings::Oauth2(mut o), Some(i), None, None, None) => {
             if let Some(v) = i.client_id {
@@ -762,8 +769,10 @@ async fn connector_settings(
     state: &AppState,
     id: &str,
     given: &serde_json::Value,
+    dynamic_credentials: Option<crate::domain::dynamic_credential::DynamicCredentialsPolicy>,
 ) -> Result<crate::domain::auth_config::ConnectorSettings, CommandError> {
     let definition = known_connector(id)?;
+    super::dynamic_credentials::check_policy(definition, dynamic_credentials.as_ref())?;
     let settings =
         crate::connectors::definition::check(definition, crate::connectors::Part::Config, given)
             .map_err(refusal)?;
@@ -771,6 +780,7 @@ async fn connector_settings(
     Ok(crate::domain::auth_config::ConnectorSettings {
         connector: definition.id.clone(),
         settings,
+        dynamic_credentials,
     })
 }
 

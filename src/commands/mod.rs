@@ -5,6 +5,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod dynamic_credentials;
 pub mod end_user_sign_in;
 pub mod idempotency;
 pub mod members;

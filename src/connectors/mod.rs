@@ -9,6 +9,7 @@
 
 pub mod amqp;
 pub mod definition;
+pub mod dynamic_users;
 pub mod mysql;
 pub mod postgres;
 pub mod redis;

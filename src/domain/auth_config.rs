@@ -72,6 +72,10 @@ pub struct PostgresSettings {
 pub struct ConnectorSettings {
     pub connector: String,
     pub settings: BTreeMap<String, serde_json::Value>,
+    /// Dynamic database credentials for agents (PostgreSQL and MySQL drivers); absent from
+    /// the signed form when off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_credentials: Option<super::dynamic_credential::DynamicCredentialsPolicy>,
 }
 
 /// Settings by auth type; the tag is the auth type's name. (Built once per command and
@@ -286,6 +290,9 @@ fn check_settings(s: &AuthSettings) -> Result<(), DomainError> {
                     field: "settings",
                     reason: "at most 64 fields, each named in 1-64 characters".into(),
                 });
+            }
+            if let Some(p) = &c.dynamic_credentials {
+                p.check()?;
             }
             Ok(())
         }

@@ -411,6 +411,26 @@ impl Event {
                 class: Some("invalid_credentials".into()),
                 duration_ms: 12,
             }),
+            Event::CredentialIssued(CredentialIssued {
+                connection_id: "01900000-0000-7000-8000-000000000003".into(),
+                auth_config_id: "01900000-0000-7000-8000-000000000002".into(),
+                user_id: "user-42".into(),
+                driver: "postgres".into(),
+                username: "al_dyn_0011223344556677".into(),
+                grants: vec!["read".into()],
+                ttl_seconds: 900,
+                expires_at: at,
+                password_fingerprint: format!("hmac-sha256:{}", "cd".repeat(32)),
+            }),
+            Event::CredentialDropStarted(CredentialDropStarted {
+                connection_id: "01900000-0000-7000-8000-000000000003".into(),
+                reason: dynamic_credential::DropReason::Expired,
+                lease_until: at,
+            }),
+            Event::CredentialExpired(example_dropped(dynamic_credential::DropReason::Expired)),
+            Event::CredentialRevoked(example_dropped(
+                dynamic_credential::DropReason::ConnectionRevoked,
+            )),
         ]
     }
 }
@@ -421,6 +441,14 @@ fn example_tokens(at: time::OffsetDateTime) -> connection::OAuthTokens {
         refresh_token: Some(example_sealed()),
         token_type: "Bearer".into(),
         expires_at: Some(at),
+    }
+}
+
+fn example_dropped(reason: dynamic_credential::DropReason) -> CredentialDropped {
+    CredentialDropped {
+        connection_id: "01900000-0000-7000-8000-000000000003".into(),
+        username: "al_dyn_0011223344556677".into(),
+        reason,
     }
 }
 

@@ -13,6 +13,7 @@ pub mod connection;
 pub mod connector_test;
 pub mod cosignature;
 pub mod credential_release;
+pub mod dynamic_credential;
 pub mod end_user;
 mod examples;
 pub mod gateway;
@@ -44,6 +45,7 @@ pub use connection::{
 pub use connector_test::AuthConfigTested;
 pub use cosignature::CheckpointCosigned;
 pub use credential_release::CredentialReleased;
+pub use dynamic_credential::{CredentialDropStarted, CredentialDropped, CredentialIssued};
 pub use end_user::{EndUserSignedIn, EndUserSignedOut};
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
@@ -208,6 +210,14 @@ pub enum Event {
     WebhookDeleted(WebhookDeleted),
     #[serde(rename = "auth_config.tested")]
     AuthConfigTested(AuthConfigTested),
+    #[serde(rename = "credential.issued")]
+    CredentialIssued(CredentialIssued),
+    #[serde(rename = "credential.drop_started")]
+    CredentialDropStarted(CredentialDropStarted),
+    #[serde(rename = "credential.expired")]
+    CredentialExpired(CredentialDropped),
+    #[serde(rename = "credential.revoked")]
+    CredentialRevoked(CredentialDropped),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -280,6 +290,10 @@ pub const ALL_KINDS: &[&str] = &[
     "webhook.replay_requested",
     "webhook.deleted",
     "auth_config.tested",
+    "credential.issued",
+    "credential.drop_started",
+    "credential.expired",
+    "credential.revoked",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -373,6 +387,10 @@ impl Event {
             Event::WebhookReplayRequested(_) => "webhook.replay_requested",
             Event::WebhookDeleted(_) => "webhook.deleted",
             Event::AuthConfigTested(_) => "auth_config.tested",
+            Event::CredentialIssued(_) => "credential.issued",
+            Event::CredentialDropStarted(_) => "credential.drop_started",
+            Event::CredentialExpired(_) => "credential.expired",
+            Event::CredentialRevoked(_) => "credential.revoked",
         }
     }
 

@@ -46,6 +46,29 @@ pub enum Op {
     Agents(AgentsOp),
     Member(MemberOp),
     Webhook(WebhookOp),
+    DynamicCredential(DynamicCredentialOp),
+}
+
+/// One dynamic credential event; `Issued` inserts the row, every later event sets its
+/// status (guarded by `version - 1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DynamicCredentialOp {
+    pub workspace_id: String,
+    pub id: String,
+    pub version: i64,
+    pub at: String,
+    pub change: DynamicCredentialChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DynamicCredentialChange {
+    Issued {
+        connection_id: String,
+        username: String,
+        expires_at_unix: i64,
+    },
+    /// `dropping`, `expired` or `revoked`.
+    Status(&'static str),
 }
 
 /// One webhook event; `created` inserts the row, every later event moves it (guarded by
@@ -253,7 +276,11 @@ impl Op {
     /// The cached reads this op can make stale (see `cache`).
     pub fn family(&self) -> Option<Family> {
         match self {
-            Op::Audit(_) | Op::AuthConfig(_) | Op::Member(_) | Op::Webhook(_) => None,
+            Op::Audit(_)
+            | Op::AuthConfig(_)
+            | Op::Member(_)
+            | Op::Webhook(_)
+            | Op::DynamicCredential(_) => None,
             Op::Agents(AgentsOp::RequestApproval { .. } | AgentsOp::ApprovalStatus { .. }) => None,
             Op::Agents(
                 AgentsOp::DefineWorkspaceTool { .. } | AgentsOp::RemoveWorkspaceTool { .. },
@@ -287,6 +314,7 @@ impl Op {
             Op::Connection(c) => Some(("connection", c.version)),
             Op::Member(m) => Some(("member", m.version)),
             Op::Webhook(w) => Some(("webhook", w.version)),
+            Op::DynamicCredential(d) => Some(("dynamic_credential", d.version)),
             Op::Agents(
                 AgentsOp::DefineGateway { version, .. } | AgentsOp::DeleteGateway { version, .. },
             ) => Some(("gateway", *version)),

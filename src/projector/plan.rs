@@ -1,8 +1,9 @@
 //! Pure: what one event changes in the projections, as backend-neutral operations.
 
 use super::op::{
-    AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp, MemberChange,
-    MemberOp, NewConnection, Op, TokenState, WebhookChange, WebhookOp, WorkspaceOp,
+    AgentsOp, ApiKeyOp, AuditRow, AuthConfigVersion, ConnectionChange, ConnectionOp,
+    DynamicCredentialChange, DynamicCredentialOp, MemberChange, MemberOp, NewConnection, Op,
+    TokenState, WebhookChange, WebhookOp, WorkspaceOp,
 };
 use crate::domain::Event;
 use crate::ledger::EventBody;
@@ -27,6 +28,11 @@ fn agent_facts(
             (s(&e.connection_id), None, s(&e.tool))
         }
         Event::CredentialReleased(e) => (s(&e.connection_id), None, None),
+        Event::CredentialIssued(e) => (s(&e.connection_id), None, None),
+        Event::CredentialDropStarted(e) => (s(&e.connection_id), None, None),
+        Event::CredentialExpired(e) | Event::CredentialRevoked(e) => {
+            (s(&e.connection_id), None, None)
+        }
         Event::ToolDefined(e) => (None, None, s(&e.definition.name)),
         Event::ToolRemoved(e) => (None, None, s(&e.name)),
         _ => (
@@ -70,6 +76,10 @@ fn audit_facts(
         Event::ApprovalConsumed(_) => (None, None, s("consumed"), None),
         Event::TokenRevoked(e) => (None, None, s("revoked"), e.reason.clone()),
         Event::CredentialReleased(e) => (s(&e.user_id), s(&e.auth_config_id), s("released"), None),
+        Event::CredentialIssued(e) => (s(&e.user_id), s(&e.auth_config_id), s("issued"), None),
+        Event::CredentialExpired(e) | Event::CredentialRevoked(e) => {
+            (None, None, s("dropped"), s(e.reason.as_str()))
+        }
         Event::IdempotencyCompleted(e) => {
             let outcome = match e.outcome {
                 crate::domain::idempotency::IdempotencyOutcome::Recorded => "recorded",
@@ -268,6 +278,25 @@ fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i
             version,
             at,
             change: webhook_change(event, position),
+        })),
+        Event::CredentialIssued(_)
+        | Event::CredentialDropStarted(_)
+        | Event::CredentialExpired(_)
+        | Event::CredentialRevoked(_) => Some(Op::DynamicCredential(DynamicCredentialOp {
+            workspace_id: body.workspace_id.clone(),
+            id: body.aggregate_id.clone(),
+            version,
+            at,
+            change: match event {
+                Event::CredentialIssued(e) => DynamicCredentialChange::Issued {
+                    connection_id: e.connection_id.clone(),
+                    username: e.username.clone(),
+                    expires_at_unix: e.expires_at.unix_timestamp(),
+                },
+                Event::CredentialDropStarted(_) => DynamicCredentialChange::Status("dropping"),
+                Event::CredentialExpired(_) => DynamicCredentialChange::Status("expired"),
+                _ => DynamicCredentialChange::Status("revoked"),
+            },
         })),
     }
 }
@@ -689,6 +718,7 @@ mod tests {
             .into_iter()
             .find(|t| *t == prefix),
             _ if kind == "tool.defined" => Some("workspace_tool"),
+            "credential" if kind != "credential.released" => Some("dynamic_credential"),
             _ => None,
         }
     }

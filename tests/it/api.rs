@@ -142,6 +142,10 @@ fn success_status(method: &str, path: &str) -> (StatusCode, Option<&'static str>
         // Authorized; a bare POST is not an MCP message (rmcp wants
         // `Accept: application/json, text/event-stream`).
         ("POST", "/mcp") | ("POST", "/mcp/{gateway_id}") => (StatusCode::NOT_ACCEPTABLE, None),
+        // Authorized; the api_key auth config makes no dynamic database credentials.
+        ("POST", "/v1/connections/{id}/dynamic-credentials") => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("validation-failed"))
+        }
         // Authorized; the api_key auth config has not opted in to token release.
         ("POST", "/v1/connections/{id}/access-token") => {
             (StatusCode::FORBIDDEN, Some("token-release-disabled"))
@@ -562,6 +566,9 @@ async fn every_route_by_every_caller_is_allowed_or_refused_and_refusals_are_audi
             ("POST", "/v1/webhooks") => Some(webhook_body()),
             ("PATCH", "/v1/webhooks/{id}") => Some(json!({ "enabled": false })),
             ("POST", "/v1/webhooks/{id}/replay") => Some(json!({ "from_position": 1 })),
+            ("POST", "/v1/connections/{id}/dynamic-credentials") => {
+                Some(json!({ "ttl_seconds": 60, "grants": ["read"] }))
+            }
             ("PATCH", _) => Some(json!({ "name": "renamed in the table" })),
             ("POST", "/v1/api-keys") => {
                 Some(json!({ "name": "made in the table", "role": "viewer" }))

@@ -11,9 +11,9 @@ use serde_json::json;
 use crate::connectors_support::{binary, wait_for_port, Lab, STACKS};
 use crate::harness::free_port;
 
-struct MariaDb {
+pub(crate) struct MariaDb {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -24,7 +24,9 @@ impl Drop for MariaDb {
     }
 }
 
-async fn mariadb() -> MariaDb {
+/// A MariaDB server of the test's own (root without a password on 127.0.0.1); stops on
+/// drop.
+pub(crate) async fn mariadb() -> MariaDb {
     let install = binary("mariadb-install-db", "mariadb-server");
     let server = binary("mariadbd", "mariadb-server");
     let dir = tempfile::tempdir().expect("dir");

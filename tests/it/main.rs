@@ -28,6 +28,7 @@ mod console_sso;
 mod crash;
 mod crypto;
 mod destinations;
+mod dynamic_credentials;
 mod end_user;
 mod failover;
 mod faults;

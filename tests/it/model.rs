@@ -46,6 +46,7 @@ const TABLES: &[&str] = &[
     "approvals",
     "members",
     "webhooks",
+    "dynamic_credentials",
 ];
 /// Every sequence is at least this long, and stops once every kind was produced.
 const MIN_STEPS: usize = 150;
@@ -199,6 +200,7 @@ enum Action {
     ConsoleSession,
     Webhook,
     TestConnector,
+    DynamicCredential,
 }
 
 impl Action {
@@ -323,13 +325,22 @@ impl Action {
             Action::ConsoleSession => &["member."],
             Action::Webhook => &["webhook."],
             Action::TestConnector => &["auth_config.tested"],
+            Action::DynamicCredential => &[
+                "credential.issued",
+                "credential.drop_started",
+                "credential.expired",
+                "credential.revoked",
+            ],
         }
     }
 
     /// How often it is picked among the possible ones.
     fn weight(self) -> u32 {
         match self {
-            Action::Restart | Action::RotateSigningKey | Action::NewWorkspace => 1,
+            Action::Restart
+            | Action::RotateSigningKey
+            | Action::NewWorkspace
+            | Action::DynamicCredential => 1,
             Action::Witness => 2,
             Action::DeleteConfig | Action::RefreshGrantDead | Action::NarrowScopes => 2,
             Action::CreateOAuthConfig
@@ -389,6 +400,7 @@ const ACTIONS: &[Action] = &[
     Action::ConsoleSession,
     Action::Webhook,
     Action::TestConnector,
+    Action::DynamicCredential,
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -1256,6 +1268,7 @@ impl World {
             }
             Action::ConsoleSession => self.console_session().await,
             Action::Webhook => self.webhook().await,
+            Action::DynamicCredential => self.dynamic_credential().await,
             Action::Witness => {
                 // A witness on another machine: its own process and key, cosigning the
                 // latest checkpoint (`checkpoint.cosigned`), or nothing new yet.
@@ -1762,6 +1775,57 @@ impl World {
             let r = self.admin(Method::DELETE, &path, None).await;
             self.ok(r, StatusCode::NO_CONTENT, "webhook delete");
         }
+    }
+
+    /// Dynamic database credentials on the suite's PostgreSQL (its superuser as the
+    /// connection's administrative credential): one issued for a second and dropped by the
+    /// expiry sweep, one dropped by revoking its connection (not in the model: nothing
+    /// else uses it).
+    async fn dynamic_credential(&mut self) {
+        let url = url::Url::parse(&crate::harness::fresh_pg_database().await).expect("url");
+        let settings = json!({ "host": url.host_str().expect("host"),
+            "port": url.port().unwrap_or(5432), "database": url.path().trim_start_matches('/'),
+            "ssl_mode": "disable" });
+        let body = json!({ "name": self.m.fresh("database "), "provider": "postgres",
+            "auth_type": "connector", "connector": { "id": "postgres", "settings": settings,
+            "dynamic_credentials": { "max_ttl_seconds": 600,
+                "grants": { "read": [{ "privileges": ["SELECT"] }] } } } });
+        let r = self
+            .admin(Method::POST, "/v1/auth-configs", Some(body))
+            .await;
+        let config = self.ok(r, StatusCode::CREATED, "database config").str("id");
+        let credentials = json!({ "user": url.username(),
+            "password": url.password().unwrap_or("unused") });
+        let body = json!({ "auth_config_id": config, "user_id": "alice",
+            "credentials": credentials });
+        let r = self
+            .admin(Method::POST, "/v1/connections", Some(body))
+            .await;
+        let connection = self
+            .ok(r, StatusCode::CREATED, "database connection")
+            .str("id");
+        let path = format!("/v1/connections/{connection}/dynamic-credentials");
+        for ttl in [1, 600] {
+            let agent = self.agent.clone();
+            let body = json!({ "ttl_seconds": ttl, "grants": ["read"] });
+            let r = self.call(&agent, Method::POST, &path, Some(body)).await;
+            self.ok(r, StatusCode::CREATED, "dynamic credential");
+        }
+        let expired =
+            format!("/v1/audit/events?kind=credential.expired&connection_id={connection}");
+        eventually(TIMEOUT, "the expiry sweep", || async {
+            let r = self.admin(Method::GET, &expired, None).await;
+            r.body["items"].as_array().is_some_and(|a| !a.is_empty())
+        })
+        .await;
+        let r = self
+            .admin(
+                Method::POST,
+                &format!("/v1/connections/{connection}/revoke"),
+                None,
+            )
+            .await;
+        self.ok(r, StatusCode::OK, "revoke the database connection");
     }
 
     async fn define_gateway(&mut self) {

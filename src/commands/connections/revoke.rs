@@ -35,6 +35,8 @@ pub async fn revoke(
         )
         .await?;
     wait_for_write(state, c.position).await?;
+    crate::commands::dynamic_credentials::drop_all_of_connection(state, workspace_id, id, actor)
+        .await;
     Ok(c.position)
 }
 
@@ -104,6 +106,15 @@ pub async fn delete(
             Ok(_) | Err(CommandError::Domain(DomainError::Rejected(_))) => {}
             Err(e) => return Err(e),
         }
+    } else {
+        // Users a revocation could not drop then go before the credential that drops them.
+        crate::commands::dynamic_credentials::drop_all_of_connection(
+            state,
+            workspace_id,
+            id,
+            actor,
+        )
+        .await;
     }
     let c = state
         .ledger

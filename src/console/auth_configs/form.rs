@@ -323,6 +323,7 @@ fn create_input(f: &AuthConfigForm) -> Result<CreateAuthConfigInput, String> {
                     crate::connectors::Part::Config,
                     &f.fields,
                 ),
+                dynamic_credentials: None,
             });
         }
         "bearer_token" => {

@@ -14,7 +14,8 @@ pub use backends::{PgProjections, SqliteProjections};
 pub use reads::{
     AccessReads, AgentReads, ApiKeyRow, ApprovalRow, AuditEventRow, AuditFilter, AuditReads,
     AuthConfigReads, AuthConfigRow, AuthConfigVersionRow, ConnectionFilter, ConnectionReads,
-    ConnectionRow, GatewayRow, MemberReads, MemberRow, WebhookStore, WorkspaceRow,
+    ConnectionRow, DynamicCredentialReads, DynamicCredentialRow, GatewayRow, MemberReads,
+    MemberRow, WebhookStore, WorkspaceRow,
 };
 pub use writer::ProjectionWriter;
 
@@ -48,6 +49,7 @@ pub trait ProjectionStore:
     + AuditReads
     + AuthConfigReads
     + ConnectionReads
+    + DynamicCredentialReads
     + MemberReads
     + WebhookStore
     + Send
@@ -63,6 +65,7 @@ impl<T> ProjectionStore for T where
         + AuditReads
         + AuthConfigReads
         + ConnectionReads
+        + DynamicCredentialReads
         + MemberReads
         + WebhookStore
         + Send

@@ -5,8 +5,8 @@
 use super::audit_insert::audit_insert_sql;
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
-    AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, MemberChange, MemberOp, Op, WebhookChange,
-    WebhookOp, WorkspaceOp,
+    AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, DynamicCredentialChange,
+    DynamicCredentialOp, MemberChange, MemberOp, Op, WebhookChange, WebhookOp, WorkspaceOp,
 };
 
 /// A version-guarded update changes exactly its row; none changed means the row is not at
@@ -52,6 +52,7 @@ macro_rules! sql_ops {
                     Op::Agents(op) => Self::agents_op(tx, op).await,
                     Op::Member(op) => Self::member_op(tx, op).await,
                     Op::Webhook(op) => Self::webhook_op(tx, op).await,
+                    Op::DynamicCredential(op) => Self::dynamic_credential_op(tx, op).await,
                 }
             }
 
@@ -544,6 +545,47 @@ macro_rules! sql_ops {
                 }
                 let done = query.execute(&mut **tx).await?;
                 in_order(done.rows_affected(), "webhook change")
+            }
+
+            async fn dynamic_credential_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                op: DynamicCredentialOp,
+            ) -> Result<(), sqlx::Error> {
+                let DynamicCredentialOp { workspace_id, id, version, at, change } = op;
+                let done = match change {
+                    DynamicCredentialChange::Issued { connection_id, username, expires_at_unix } => {
+                        sqlx::query(
+                            "INSERT INTO dynamic_credentials (workspace_id, id, connection_id, username,
+                                                              expires_at_unix, status, created_at,
+                                                              updated_at, version)
+                             VALUES ($1, $2, $3, $4, $5, 'live', $6, $6, $7)",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(connection_id)
+                        .bind(username)
+                        .bind(expires_at_unix)
+                        .bind(at)
+                        .bind(version)
+                        .execute(&mut **tx)
+                        .await?;
+                        return Ok(());
+                    }
+                    DynamicCredentialChange::Status(status) => {
+                        sqlx::query(
+                            "UPDATE dynamic_credentials SET status = $3, updated_at = $4, version = $5
+                             WHERE workspace_id = $1 AND id = $2 AND version = $5 - 1",
+                        )
+                        .bind(workspace_id)
+                        .bind(id)
+                        .bind(status)
+                        .bind(at)
+                        .bind(version)
+                        .execute(&mut **tx)
+                        .await?
+                    }
+                };
+                in_order(done.rows_affected(), "dynamic credential change")
             }
         }
     };

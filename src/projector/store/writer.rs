@@ -99,6 +99,7 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
      DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
      DELETE FROM approvals; DELETE FROM members; DELETE FROM webhooks;
+     DELETE FROM dynamic_credentials;
      UPDATE projection_offsets SET position = 0;";
 
 /// Events read from the log per round trip of a rebuild.

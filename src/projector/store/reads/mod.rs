@@ -7,6 +7,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth_configs;
 pub mod connections;
+pub mod dynamic_credentials;
 pub mod members;
 pub mod webhooks;
 
@@ -15,5 +16,6 @@ pub use agents::{AgentReads, ApprovalRow, GatewayRow};
 pub use audit::{AuditEventRow, AuditFilter, AuditReads};
 pub use auth_configs::{AuthConfigReads, AuthConfigRow, AuthConfigVersionRow};
 pub use connections::{ConnectionFilter, ConnectionReads, ConnectionRow};
+pub use dynamic_credentials::{DynamicCredentialReads, DynamicCredentialRow};
 pub use members::{MemberReads, MemberRow};
 pub use webhooks::{CursorRow, DeliveryRow, Lease, Retry, WebhookRow, WebhookStore};

@@ -16,6 +16,7 @@ pub mod end_user;
 mod examples;
 pub mod gateway;
 pub mod idempotency;
+pub mod mcp_session;
 pub mod member;
 pub mod signing_key;
 pub mod token;
@@ -45,6 +46,7 @@ pub use credential_release::CredentialReleased;
 pub use end_user::{EndUserSignedIn, EndUserSignedOut};
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
+pub use mcp_session::McpSessionStarted;
 pub use member::{
     MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSecondFactorEnrolled,
     MemberSecondFactorReset, MemberSignedIn, MemberSignedOut, MemberSsoLinked,
@@ -204,6 +206,8 @@ pub enum Event {
     WebhookReplayRequested(WebhookReplayRequested),
     #[serde(rename = "webhook.deleted")]
     WebhookDeleted(WebhookDeleted),
+    #[serde(rename = "mcp.session_started")]
+    McpSessionStarted(McpSessionStarted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -275,6 +279,7 @@ pub const ALL_KINDS: &[&str] = &[
     "webhook.disabled",
     "webhook.replay_requested",
     "webhook.deleted",
+    "mcp.session_started",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -367,6 +372,7 @@ impl Event {
             Event::WebhookDisabled(_) => "webhook.disabled",
             Event::WebhookReplayRequested(_) => "webhook.replay_requested",
             Event::WebhookDeleted(_) => "webhook.deleted",
+            Event::McpSessionStarted(_) => "mcp.session_started",
         }
     }
 

@@ -234,7 +234,8 @@ fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i
         | Event::EndUserSignedIn(_)
         | Event::EndUserSignedOut(_)
         | Event::ToolUndoRequested(_)
-        | Event::ToolUndone(_) => None,
+        | Event::ToolUndone(_)
+        | Event::McpSessionStarted(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)

@@ -7,6 +7,7 @@ pub mod auth_configs;
 pub mod connections;
 pub mod end_user_sign_in;
 pub mod idempotency;
+pub mod mcp_session;
 pub mod members;
 pub mod oidc_callback;
 pub mod problem;

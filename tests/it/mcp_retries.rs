@@ -1,21 +1,19 @@
-//! MCP `tools/call` retried within a session (issue 21), with rmcp's own Streamable HTTP
-//! client (its HTTP backend, so the test chooses each message's request id and session as a
-//! retrying client would): `initialize` opens a session (`Mcp-Session-Id`, recorded as
+//! MCP `tools/call` retried within a session (issue 21): rmcp's own Streamable HTTP client
+//! keeps the session it is given and calls through it; then JSON-RPC messages as a retrying
+//! client sends them (the test chooses each message's id and session): `initialize` opens a session (`Mcp-Session-Id`, recorded as
 //! `mcp.session_started`); a call to a slow upstream whose client gave up, retried with the
 //! same id in the same session (on the other instance on JetStream + PostgreSQL), is refused
 //! while the first runs and then answered with the first call's result; the upstream is
 //! called once. Another call with the id is refused; another session's same id is its own
 //! call; an unknown session is 404, another caller's too (and recorded).
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
-use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
-use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient as _, StreamableHttpError, StreamableHttpPostResponse,
-};
+use rmcp::model::CallToolRequestParams;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::ServiceExt as _;
 use serde_json::{json, Value};
 
 use crate::harness::Service;
@@ -24,43 +22,39 @@ use crate::support::{Api as _, Reply, Stack, BASE_ENV, NO_RATE_LIMIT};
 
 const TOOL: &str = "custom.send_email";
 
-/// One MCP message as the client sends it.
-fn message(v: Value) -> ClientJsonRpcMessage {
-    serde_json::from_value(v).expect("a client message")
-}
-
-/// `message` posted to `svc`'s `/mcp` with `bearer` in `session`, through `http` (its
-/// timeout is the client's patience): the answer as JSON and the session it names.
+/// One JSON-RPC message posted to `svc`'s `/mcp` with `bearer` in `session`, as any
+/// Streamable HTTP client sends it, through `http` (its timeout is the client's patience):
+/// the answer's JSON (`null` for 202) and the session it names (`Mcp-Session-Id`).
 async fn post(
     http: &Client,
     svc: &Service,
     bearer: &str,
     session: Option<&str>,
-    v: Value,
+    message: Value,
 ) -> Result<(Value, Option<String>), String> {
-    let sent = http
-        .post_message(
-            Arc::from(svc.url("/mcp").as_str()),
-            message(v),
-            session.map(Arc::from),
-            Some(bearer.to_string()),
-            HashMap::new(),
-        )
-        .await;
-    match sent {
-        Ok(StreamableHttpPostResponse::Json(answer, session)) => {
-            Ok((serde_json::to_value(&answer).expect("json"), session))
-        }
-        Ok(StreamableHttpPostResponse::Accepted) => Ok((Value::Null, None)),
-        Ok(other) => Err(format!("unexpected answer {other:?}")),
-        Err(e) => Err(describe(&e)),
+    let mut req = http
+        .post(svc.url("/mcp"))
+        .bearer_auth(bearer)
+        .header("accept", "application/json, text/event-stream")
+        .json(&message);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
     }
-}
-
-fn describe(e: &StreamableHttpError<reqwest::Error>) -> String {
-    match e {
-        StreamableHttpError::Client(c) if c.is_timeout() => "timeout".into(),
-        other => other.to_string(),
+    let r = req.send().await.map_err(|e| match e.is_timeout() {
+        true => "timeout".to_string(),
+        false => e.to_string(),
+    })?;
+    let status = r.status();
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = r.text().await.map_err(|e| e.to_string())?;
+    match status {
+        StatusCode::ACCEPTED => Ok((Value::Null, session)),
+        StatusCode::OK => Ok((serde_json::from_str(&text).map_err(|e| e.to_string())?, session)),
+        other => Err(format!("{other}: {text}")),
     }
 }
 
@@ -107,6 +101,26 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
     let http = Client::new();
     let first_svc = &env.d.svc;
     let retry_svc = env.retry_svc();
+
+    // rmcp's own client keeps the session it is given and calls through it, on one
+    // instance (it knows one URL).
+    let config = StreamableHttpClientTransportConfig::with_uri(first_svc.url("/mcp"))
+        .auth_header(agent.as_str());
+    let client = ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("rmcp initialize");
+    let tools = client.list_all_tools().await.expect("tools/list");
+    assert!(tools.iter().any(|t| t.name == TOOL), "{tools:?}");
+    let mut arguments = serde_json::Map::new();
+    arguments.insert("to".into(), json!("alice"));
+    arguments.insert("connection_id".into(), json!(conn));
+    let done = client
+        .call_tool(CallToolRequestParams::new(TOOL).with_arguments(arguments))
+        .await
+        .expect("tools/call in the session");
+    assert_ne!(done.is_error, Some(true), "{done:?}");
+    client.cancel().await.expect("end the client");
+    assert_eq!(upstream.hits_to("/send").len(), 1);
 
     let s1 = session(&http, first_svc, &agent).await;
     // The session holds on the other instance too (it lives in the log).
@@ -155,7 +169,7 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
         .await
         .expect("again");
     assert_eq!(result_of(&again)["tool_call_id"], tool_call_id, "{again}");
-    assert_eq!(upstream.hits_to("/send").len(), 1, "the email went out once");
+    assert_eq!(upstream.hits_to("/send").len(), 2, "the email went out once");
 
     // Another call with the id in this session: refused, not run.
     let (reused, _) = post(&http, retry_svc, &agent, Some(&s1), call(7, "carol", &conn))
@@ -178,7 +192,7 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
         .await
         .expect("other session");
     assert_ne!(result_of(&own)["tool_call_id"], tool_call_id, "{own}");
-    assert_eq!(upstream.hits_to("/send").len(), 3, "one email per call");
+    assert_eq!(upstream.hits_to("/send").len(), 4, "one email per call");
 
     // An unknown session, and another caller presenting this one: 404, the latter recorded.
     for (bearer, session) in [(&agent, "not-a-session"), (&other_agent, s1.as_str())] {
@@ -201,7 +215,7 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
         )
         .await;
     assert_eq!(denied.len(), 1, "{denied:#?}");
-    assert_eq!(upstream.hits_to("/send").len(), 3, "nothing ran for them");
+    assert_eq!(upstream.hits_to("/send").len(), 4, "nothing ran for them");
 
     // The log: two sessions, each call's id claimed once.
     let sessions = env
@@ -209,20 +223,22 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
             "kind=mcp.session_started",
             "the sessions",
             Duration::from_secs(15),
-            |e| e.len() >= 2,
+            |e| e.len() >= 3,
         )
         .await;
-    assert_eq!(sessions.len(), 2, "{sessions:#?}");
-    assert_eq!(sessions[0]["payload"]["client_name"], "retrying-agent");
+    assert_eq!(sessions.len(), 3, "{sessions:#?}");
+    let names: Vec<&Value> = sessions.iter().map(|e| &e["payload"]["client_name"]).collect();
+    assert_eq!(names.iter().filter(|n| **n == "retrying-agent").count(), 2, "{names:?}");
     let claims = env
         .audit_events_until(
             "kind=idempotency.claimed",
             "the claims",
             Duration::from_secs(15),
-            |e| e.len() >= 3,
+            |e| e.len() >= 4,
         )
         .await;
-    assert_eq!(claims.len(), 3, "{claims:#?}");
+    // rmcp's call, id 7 in the first session, "7" there, 7 in the second.
+    assert_eq!(claims.len(), 4, "{claims:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -115,7 +115,11 @@ mod tests {
         let key = |s, r| call_key(s, r).as_str().to_string();
         assert_eq!(key("s1", "7"), key("s1", "7"));
         assert_ne!(key("s1", "7"), key("s2", "7"), "another session");
-        assert_ne!(key("s1", "7"), key("s1", "\"7\""), "a string id is another id");
+        assert_ne!(
+            key("s1", "7"),
+            key("s1", "\"7\""),
+            "a string id is another id"
+        );
         assert_ne!(key("s1", "78"), key("s17", "8"), "length-prefixed");
         assert!(IdempotencyKey::parse(key("s1", "7").as_bytes()).is_ok());
     }

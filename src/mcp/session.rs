@@ -7,7 +7,9 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, RequestId};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, RequestId,
+};
 use rmcp::ErrorData;
 use serde_json::{json, Value};
 

@@ -53,7 +53,10 @@ async fn post(
     let text = r.text().await.map_err(|e| e.to_string())?;
     match status {
         StatusCode::ACCEPTED => Ok((Value::Null, session)),
-        StatusCode::OK => Ok((serde_json::from_str(&text).map_err(|e| e.to_string())?, session)),
+        StatusCode::OK => Ok((
+            serde_json::from_str(&text).map_err(|e| e.to_string())?,
+            session,
+        )),
         other => Err(format!("{other}: {text}")),
     }
 }
@@ -63,7 +66,9 @@ async fn session(http: &Client, svc: &Service, bearer: &str) -> String {
     let init = json!({ "jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
         "clientInfo": { "name": "retrying-agent", "version": "1.0" } } });
-    let (answer, session) = post(http, svc, bearer, None, init).await.expect("initialize");
+    let (answer, session) = post(http, svc, bearer, None, init)
+        .await
+        .expect("initialize");
     assert!(answer.get("result").is_some(), "{answer}");
     let session = session.expect("initialize answers Mcp-Session-Id");
     let done = json!({ "jsonrpc": "2.0", "method": "notifications/initialized" });
@@ -106,9 +111,10 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
     // instance (it knows one URL).
     let config = StreamableHttpClientTransportConfig::with_uri(first_svc.url("/mcp"))
         .auth_header(agent.as_str());
-    let client = ().serve(StreamableHttpClientTransport::from_config(config))
-        .await
-        .expect("rmcp initialize");
+    let client =
+        ().serve(StreamableHttpClientTransport::from_config(config))
+            .await
+            .expect("rmcp initialize");
     let tools = client.list_all_tools().await.expect("tools/list");
     assert!(tools.iter().any(|t| t.name == TOOL), "{tools:?}");
     let mut arguments = serde_json::Map::new();
@@ -135,7 +141,14 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
         .timeout(Duration::from_secs(1))
         .build()
         .expect("client");
-    let gave_up = post(&impatient, first_svc, &agent, Some(&s1), call(7, "bob", &conn)).await;
+    let gave_up = post(
+        &impatient,
+        first_svc,
+        &agent,
+        Some(&s1),
+        call(7, "bob", &conn),
+    )
+    .await;
     assert_eq!(
         gave_up.as_ref().err().map(String::as_str),
         Some("timeout"),
@@ -169,7 +182,11 @@ async fn a_retried_mcp_call_runs_once(stack: Stack, two_instances: bool) {
         .await
         .expect("again");
     assert_eq!(result_of(&again)["tool_call_id"], tool_call_id, "{again}");
-    assert_eq!(upstream.hits_to("/send").len(), 2, "the email went out once");
+    assert_eq!(
+        upstream.hits_to("/send").len(),
+        2,
+        "the email went out once"
+    );
 
     // Another call with the id in this session: refused, not run.
     let (reused, _) = post(&http, retry_svc, &agent, Some(&s1), call(7, "carol", &conn))

@@ -60,6 +60,16 @@ impl IdempotencyKey {
         }
         Ok(IdempotencyKey(String::from_utf8_lossy(raw).into_owned()))
     }
+
+    /// A key the service derives itself (an MCP call's session and request id:
+    /// `mcp_session::call_key`), visible ASCII by construction.
+    pub(crate) fn derived(key: String) -> IdempotencyKey {
+        IdempotencyKey(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Whose keys these are: the workspace and the principal that called (`api_key:<id>`,

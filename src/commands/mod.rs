@@ -8,6 +8,7 @@ pub mod connections;
 pub mod dynamic_credentials;
 pub mod end_user_sign_in;
 pub mod idempotency;
+pub mod mcp_session;
 pub mod members;
 pub mod oidc_callback;
 pub mod problem;

@@ -32,6 +32,9 @@ pub mod status {
 
 /// The kind of a 503 that a retry (after `Retry-After`) may cure: the projections lag.
 pub const PROJECTION_LAGGING: &str = "projection-lagging";
+/// The kind of a 503 for a write refused because the event log's disk is full (not the
+/// general `unavailable`: an operator must free space; writes resume by themselves after).
+pub const DISK_FULL: &str = "disk-full";
 
 #[derive(Debug, Serialize)]
 pub struct Problem {
@@ -145,7 +148,7 @@ impl From<&CommandError> for Problem {
                 tracing::error!(error = %e, "event log disk full");
                 Problem::new(
                     S::SERVICE_UNAVAILABLE,
-                    "unavailable",
+                    DISK_FULL,
                     "The ledger's disk is full; nothing was written",
                     Some(
                         "The event log's disk is full. Writes resume by themselves once \

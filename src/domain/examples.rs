@@ -431,6 +431,13 @@ impl Event {
             Event::CredentialRevoked(example_dropped(
                 dynamic_credential::DropReason::ConnectionRevoked,
             )),
+            Event::McpSessionStarted(McpSessionStarted {
+                principal: "api_key:key_01900000000070008000000000000001".into(),
+                client_name: Some("claude-code".into()),
+                client_version: Some("2.1.0".into()),
+                protocol_version: "2025-11-25".into(),
+                expires_at: at,
+            }),
         ]
     }
 }

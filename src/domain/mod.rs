@@ -18,6 +18,7 @@ pub mod end_user;
 mod examples;
 pub mod gateway;
 pub mod idempotency;
+pub mod mcp_session;
 pub mod member;
 pub mod signing_key;
 pub mod token;
@@ -49,6 +50,7 @@ pub use dynamic_credential::{CredentialDropStarted, CredentialDropped, Credentia
 pub use end_user::{EndUserSignedIn, EndUserSignedOut};
 pub use gateway::{GatewayDefined, GatewayDeleted};
 pub use idempotency::{IdempotencyClaimed, IdempotencyCompleted};
+pub use mcp_session::McpSessionStarted;
 pub use member::{
     MemberInvited, MemberJoined, MemberRemoved, MemberRoleChanged, MemberSecondFactorEnrolled,
     MemberSecondFactorReset, MemberSignedIn, MemberSignedOut, MemberSsoLinked,
@@ -218,6 +220,8 @@ pub enum Event {
     CredentialExpired(CredentialDropped),
     #[serde(rename = "credential.revoked")]
     CredentialRevoked(CredentialDropped),
+    #[serde(rename = "mcp.session_started")]
+    McpSessionStarted(McpSessionStarted),
 }
 
 /// Every kind name; a test checks each has a schema and an example.
@@ -294,6 +298,7 @@ pub const ALL_KINDS: &[&str] = &[
     "credential.drop_started",
     "credential.expired",
     "credential.revoked",
+    "mcp.session_started",
 ];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -391,6 +396,7 @@ impl Event {
             Event::CredentialDropStarted(_) => "credential.drop_started",
             Event::CredentialExpired(_) => "credential.expired",
             Event::CredentialRevoked(_) => "credential.revoked",
+            Event::McpSessionStarted(_) => "mcp.session_started",
         }
     }
 

@@ -134,13 +134,13 @@ struct Storage {
     full: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// How readiness words a full disk.
-const DISK_FULL: &str = "the event log's disk is full";
-
 /// Free space the log's filesystem needs, after appends failed for want of it, before the
 /// log says it is usable again: a WAL's length (`WalPolicy::default`, 4096 pages), so the
 /// appends a ready instance is sent do not fail again at once.
 const SPACE_TO_RESUME: u64 = 16 * 1024 * 1024;
+
+/// Free space below which a failed write is taken for a full disk (a few pages' worth).
+const LOW_SPACE: u64 = 1024 * 1024;
 
 impl Storage {
     fn opened(path: &Path) -> Result<Self, LogError> {
@@ -169,27 +169,56 @@ impl Storage {
         }
     }
 
+    /// SQLite reports some writes that fail for want of space as I/O errors (a WAL or its
+    /// shared-memory index that cannot grow): a failed append on a filesystem with less
+    /// than `LOW_SPACE` free is named a full disk, so the refusal says what to do.
+    fn name_full_disk(
+        &self,
+        results: Vec<Result<Appended, LogError>>,
+    ) -> Vec<Result<Appended, LogError>> {
+        let io_failed = |r: &Result<Appended, LogError>| {
+            matches!(r, Err(LogError::Unavailable(_) | LogError::Backend(_)))
+        };
+        if !results.iter().any(io_failed) || !self.free_below(LOW_SPACE) {
+            return results;
+        }
+        results
+            .into_iter()
+            .map(|r| match r {
+                Err(LogError::Unavailable(e) | LogError::Backend(e)) => Err(LogError::DiskFull(e)),
+                other => other,
+            })
+            .collect()
+    }
+
+    fn dir(&self) -> &Path {
+        self.path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+    }
+
+    fn free_below(&self, bytes: u64) -> bool {
+        free_bytes(self.dir()).is_ok_and(|free| free < bytes)
+    }
+
     /// After appends failed for a full disk: not usable while the filesystem has less than
     /// `SPACE_TO_RESUME` free (it says so); usable again by itself once space is freed.
     fn has_room(&self) -> Result<(), LogError> {
         if !self.full.load(std::sync::atomic::Ordering::Acquire) {
             return Ok(());
         }
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let dir = self.dir();
         let free = free_bytes(dir);
         match free {
             Ok(free) if free >= SPACE_TO_RESUME => Ok(()),
-            Ok(free) => Err(LogError::Unavailable(format!(
-                "{DISK_FULL} ({free} bytes free on {}): appends are refused until {} MiB are free",
+            Ok(free) => Err(LogError::DiskFull(format!(
+                "{free} bytes free on {}: appends are refused until {} MiB are free",
                 dir.display(),
                 SPACE_TO_RESUME / (1024 * 1024)
             ))),
-            Err(e) => Err(LogError::Unavailable(format!(
-                "{DISK_FULL} and its free space is unknown ({}: {e})",
+            Err(e) => Err(LogError::DiskFull(format!(
+                "its free space is unknown ({}: {e})",
                 dir.display()
             ))),
         }
@@ -458,6 +487,7 @@ fn run_writer(
                 })
                 .collect(),
         };
+        let results = storage.name_full_disk(results);
         storage.note(&results);
         // Committed to a file that is no longer the log's (its directory was removed or
         // replaced): lost at the next start, so not acknowledged, not announced.

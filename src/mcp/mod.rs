@@ -23,11 +23,29 @@
 //! is recorded as `access.denied` (`other_user`). How a client finds where to sign in:
 //! `api::protected_resource`.
 //!
-//! The server is **stateless** (`legacy_session_mode: false`, no session manager): every
-//! POST stands alone, no `Mcp-Session-Id` is issued, so there is no session another caller
-//! could present, nothing to expire or to share between instances, and `GET` / `DELETE`
-//! (the session stream and session end) are not served. Nothing here needs a session: the
-//! server never sends requests or notifications of its own. Answers are plain JSON
+//! # Sessions and retried calls
+//!
+//! rmcp runs stateless (`legacy_session_mode: false`, no session manager): every POST stands
+//! alone and no process keeps anything between requests. Sessions are this face's own and
+//! live in the log, so they hold on every instance: an `initialize` answered with a result
+//! opens one (`commands::mcp_session::start`, `mcp.session_started`) and the answer carries
+//! its id as `Mcp-Session-Id`. A request presenting the header must present an open session
+//! of its own caller (checked from the log on each request); an unknown or ended one answers
+//! `404 mcp-session-not-found` (the client initializes again, as the transport says), and
+//! another caller's answers the same and is recorded (`access.denied`, `other_user`).
+//! Sessions last as long as idempotency records (24 h); `GET` and `DELETE` are not served.
+//!
+//! Within a session a `tools/call`'s JSON-RPC id is an idempotency key
+//! (`commands::idempotency`, key `mcp_session::call_key`, scoped like an `Idempotency-Key`
+//! to the workspace and the API key, token or person): the first call claims it in the log
+//! and runs in a task of its own (a client that gives up does not cut it short), and its
+//! result is recorded; the same call retried with the same id, on any instance, gets that
+//! result without running again; another call with the id is refused (JSON-RPC
+//! `-32600`, data the problem `mcp-request-id-reused`), and a retry while the first still
+//! runs is refused likewise (`idempotency-key-in-use`, `retry_after` seconds in the data).
+//! A request without a session (a client that kept none) runs as before, unprotected.
+//!
+//! The server never sends requests or notifications of its own. Answers are plain JSON
 //! (`json_response`). rmcp's DNS-rebinding checks stay on: the `Host` must be the public
 //! URL's host or a loopback name, and a request carrying an `Origin` must come from the
 //! public URL's origin (browsers elsewhere get 403).
@@ -93,6 +111,8 @@ use crate::domain::Role;
 use crate::gateway::tools::{Risk, ToolDefinition};
 use crate::gateway::{self, Authority, ExecuteInput, Executed};
 use crate::ledger::ActorType;
+
+mod session;
 
 /// Decides which tools a mount offers, by name (`None` on [`Scope`]: all of them).
 pub type ToolFilter = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -167,20 +187,36 @@ pub async fn handle_gateway(
 /// Answers one authorized MCP request for `scope`. The request must carry the `Caller` (and,
 /// for a scoped token, the `Authority`) that `api::auth::authorize` inserts.
 pub async fn serve(state: AppState, scope: Scope, request: Request) -> Response {
-    // Stateless: the service holds no session between requests, so it is built per request
+    let Some((caller, authority)) = caller_in(request.extensions()) else {
+        return axum::http::StatusCode::UNAUTHORIZED.into_response();
+    };
+    // The session this request names (checked in the log), or the one its `initialize` opens.
+    let (request, opening) =
+        match session::admit(&state, &scope, &caller, &authority, request).await {
+            Ok(admitted) => admitted,
+            Err(refusal) => return refusal,
+        };
+    // Stateless: the transport holds no session between requests, so it is built per request
     // (a few `Arc`s) with the state and the mount's scope.
     let config = transport_config(&state.connections.public_url);
-    let server = McpServer { state, scope };
+    let server = McpServer {
+        state: state.clone(),
+        scope,
+    };
     let service = StreamableHttpService::new(
         move || Ok(server.clone()),
         Arc::new(NeverSessionManager::default()),
         config,
     );
-    service
+    let response = service
         .handle(request)
         .await
         .map(axum::body::Body::new)
-        .into_response()
+        .into_response();
+    match opening {
+        Some(client) => session::open(&state, &caller, &authority, client, response).await,
+        None => response,
+    }
 }
 
 /// The transport settings: stateless JSON answers, the API's body limit, and rmcp's
@@ -337,6 +373,37 @@ impl ServerHandler for McpServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let (caller, authority) = caller_of(&context)?;
+        let in_session = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.extensions.get::<session::InSession>())
+            .cloned();
+        let result = match in_session {
+            // Within a session: once per request id.
+            Some(in_session) => {
+                let call = session::Call {
+                    caller,
+                    authority,
+                    request,
+                    request_id: &context.id,
+                };
+                return session::call_once(self, &in_session, call).await;
+            }
+            None => self.run_call(&caller, &authority, request).await,
+        };
+        Ok(result.into())
+    }
+}
+
+impl McpServer {
+    /// One `tools/call` through the gateway: its result, a refusal as a tool error.
+    async fn run_call(
+        &self,
+        caller: &Caller,
+        authority: &Authority,
+        request: CallToolRequestParams,
+    ) -> CallToolResult {
+        let (caller, authority) = (caller.clone(), authority.clone());
         let tool = request.name.to_string();
         let routed = split_arguments(tool.clone(), request.arguments);
         let target = match &routed {
@@ -354,7 +421,7 @@ impl ServerHandler for McpServer {
                 gateway::execute(&self.state, &caller, &authority, input).await
             }
         };
-        let result = match outcome {
+        match outcome {
             Ok(done) => executed(done),
             Err(e) => {
                 let at = At {
@@ -385,8 +452,7 @@ impl ServerHandler for McpServer {
                 };
                 CallToolResult::error(vec![ContentBlock::text(problem_text(&problem))])
             }
-        };
-        Ok(result.into())
+        }
     }
 }
 

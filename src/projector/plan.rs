@@ -251,7 +251,8 @@ fn row_op(position: u64, body: &EventBody, event: &Event, at: String, version: i
         | Event::EndUserSignedOut(_)
         | Event::ToolUndoRequested(_)
         | Event::ToolUndone(_)
-        | Event::AuthConfigTested(_) => None,
+        | Event::AuthConfigTested(_)
+        | Event::McpSessionStarted(_) => None,
         Event::MemberInvited(_)
         | Event::MemberJoined(_)
         | Event::MemberSignedIn(_)

@@ -350,7 +350,8 @@ fn fill(file: &std::path::Path) -> u64 {
 
 /// Fault 6: the disk under the embedded log fills up under writes (a 96 MiB tmpfs, filled
 /// by a ballast file), then the ballast is deleted. While it is full, writes are `503
-/// unavailable` (never a 2xx for an event not written, never a 500) and `/readyz` is 503
+/// disk-full` (a problem of its own; never a 2xx for an event not written, never a 500)
+/// or `503 unavailable`, and `/readyz` is 503
 /// saying the disk is full; once space is freed the service is ready again by itself and
 /// takes writes; every acknowledged write is in the log once, `verify` passes (no torn or
 /// corrupted log) and the projections equal a fresh replay.
@@ -406,6 +407,7 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     // and checked like the others; the ballast takes what was freed and the write is tried
     // again.
     let (mut through_full, mut recorded_while_full) = (Vec::new(), Vec::new());
+    let mut refused_for_space = 0;
     for n in 0..5 {
         fill(&ballast);
         let r = create_key(&svc.url(""), &admin, &format!("on a full disk {n}")).await;
@@ -418,7 +420,8 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
             recorded_while_full.push(r.body["position"].as_u64().expect("position"));
             continue;
         }
-        r.expect(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        // A problem of its own (not the general `unavailable`): the operator must free space.
+        r.expect(StatusCode::SERVICE_UNAVAILABLE, "disk-full");
         assert!(
             r.body["title"]
                 .as_str()
@@ -426,12 +429,14 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
             "the refusal names the full disk: {}",
             r.text
         );
+        refused_for_space += 1;
         break;
     }
     assert!(
         through_full.len() < 5,
         "the disk never filled: {through_full:?}"
     );
+    assert_eq!(refused_for_space, 1, "a write refused for the full disk");
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     std::fs::remove_file(&ballast).expect("free the disk");
@@ -458,11 +463,24 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     assert_eq!(after.status, StatusCode::CREATED, "{}", after.text);
     tokio::time::sleep(Duration::from_secs(1)).await;
     let answers = writers.stop().await;
+    let writes = answers.len() + 1;
+    // The writers' refusals for space: `503 disk-full`, nothing written (checked below by
+    // the log's count). The ledger retries an append refused for space, so a writer may
+    // never see one.
+    let (for_space, answers): (Vec<_>, Vec<_>) = answers
+        .into_iter()
+        .partition(|(a, _)| a.problem.ends_with("/disk-full"));
+    for (a, took) in &for_space {
+        assert_eq!(
+            a.status,
+            Some(StatusCode::SERVICE_UNAVAILABLE),
+            "{a:?} after {took:?}"
+        );
+    }
     let (mut acknowledged, mut recorded) = check_answers(&answers, "a full disk");
     acknowledged.push(after.str("id"));
-    // The writers' refusals (the test's own refused write is not among the answers): the
-    // ledger retries an append refused for space, so a writer may never see one.
-    let unavailable = answers.len() + 1 - acknowledged.len() - recorded.len();
+    // The writers' other refusals (the test's own refused write is not among the answers).
+    let unavailable = writes - acknowledged.len() - recorded.len() - for_space.len();
     acknowledged.extend(through_full);
     recorded.extend(recorded_while_full);
     eventually(
@@ -483,14 +501,15 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     );
     drop(disk);
     eprintln!(
-        "full disk: {} writes, {} acknowledged, {} recorded but not yet visible, {unavailable} \
-         refused with 503 (nothing written) besides the test's own; {} keys in the log; \
+        "full disk: {writes} writes, {} acknowledged, {} recorded but not yet visible, {} \
+         refused with 503 disk-full and {unavailable} with 503 unavailable (nothing written) \
+         besides the test's own; {} keys in the log; \
          ballast {filled} bytes; \
          readiness said so {noticed_after:?} after the disk filled ({}); ready again \
          {ready_after:?} after space was freed; took {:?}",
-        answers.len() + 1,
         acknowledged.len(),
         recorded.len(),
+        for_space.len(),
         in_log.len(),
         not_ready.lock().expect("lock"),
         started.elapsed()

@@ -78,7 +78,7 @@ impl Env {
         }
     }
 
-    fn retry_svc(&self) -> &Service {
+    pub(crate) fn retry_svc(&self) -> &Service {
         self.other.as_ref().unwrap_or(&self.d.svc)
     }
 

@@ -42,6 +42,7 @@ mod independent;
 mod limits;
 mod mcp;
 mod mcp_person;
+mod mcp_retries;
 mod me_approvals;
 mod me_pages;
 mod me_undo;

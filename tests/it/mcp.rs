@@ -526,10 +526,11 @@ async fn mcp_refuses_unauthenticated_and_unpermitted_callers_and_foreign_origins
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = r.json().await.expect("json-rpc");
     assert_eq!(v["result"]["serverInfo"]["name"], "authledger", "{v}");
-    // Stateless: no session is handed out, and GET (a session stream) is not served.
+    // An initialize opens a session (its id in the log, for retried calls: `mcp_retries`);
+    // GET (a session stream) is not served.
     let r = post(Some(&agent), &[]).await.expect("post");
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers().get("mcp-session-id").is_none());
+    assert!(r.headers().get("mcp-session-id").is_some());
     let (status, _) = env.call(&agent, Method::GET, "/mcp", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 

@@ -559,8 +559,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * MCP server (Model Context Protocol, Streamable HTTP transport, stateless): initialize, tools/list, tools/call over the tool gateway
-         * @description One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type: application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host or a loopback name, and a request with an `Origin` must come from the public URL's origin (403 otherwise).
+         * MCP server (Model Context Protocol, Streamable HTTP transport): initialize, tools/list, tools/call over the tool gateway
+         * @description One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type: application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it. Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host or a loopback name, and a request with an `Origin` must come from the public URL's origin (403 otherwise).
          */
         post: operations["mcp"];
         delete?: never;
@@ -845,7 +845,7 @@ export interface paths {
         put?: never;
         /**
          * MCP (Streamable HTTP, stateless) over one gateway's tools only: initialize, tools/list, tools/call. An unknown gateway answers 404, one the caller's key is not bound to 403 outside-gateway.
-         * @description One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type: application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host or a loopback name, and a request with an `Origin` must come from the public URL's origin (403 otherwise).
+         * @description One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type: application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it. Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host or a loopback name, and a request with an `Origin` must come from the public URL's origin (403 otherwise).
          */
         post: operations["mcpGateway"];
         delete?: never;
@@ -994,7 +994,7 @@ export interface paths {
         put?: never;
         /**
          * MCP as the signed-in person of a workspace: the tools of their own connections
-         * @description The MCP server acting as the signed-in person: the bearer is the person's access token from the workspace's identity provider (a JWT checked like the end-user routes': JWKS, `iss`, `aud`, `exp`, RS256/ES256/EdDSA), obtained by the MCP authorization flow (401 → protected resource metadata → the provider). Stateless Streamable HTTP as `POST /mcp` (one JSON-RPC message per POST, JSON answers, no `Mcp-Session-Id`). `tools/list` lists the tools of the person's own active connections; `tools/call` acts only through the person's own connections: routing fields `connection_id` or `auth_config_id` (or neither, when one of their connections serves the tool), and `approval_id` (destructive tools). Another person's connection answers exactly like an unknown id (a tool error with the `not-found` problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or `client_id`).
+         * @description The MCP server acting as the signed-in person: the bearer is the person's access token from the workspace's identity provider (a JWT checked like the end-user routes': JWKS, `iss`, `aud`, `exp`, RS256/ES256/EdDSA), obtained by the MCP authorization flow (401 → protected resource metadata → the provider). Stateless Streamable HTTP as `POST /mcp` (one JSON-RPC message per POST, JSON answers, no `Mcp-Session-Id`). `tools/list` lists the tools of the person's own active connections; `tools/call` acts only through the person's own connections: routing fields `connection_id` or `auth_config_id` (or neither, when one of their connections serves the tool), and `approval_id` (destructive tools). Another person's connection answers exactly like an unknown id (a tool error with the `not-found` problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it. Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not served.
          */
         post: operations["mcpPerson"];
         delete?: never;
@@ -1014,7 +1014,7 @@ export interface paths {
         put?: never;
         /**
          * MCP as the signed-in person, over one gateway's tools only
-         * @description The MCP server acting as the signed-in person: the bearer is the person's access token from the workspace's identity provider (a JWT checked like the end-user routes': JWKS, `iss`, `aud`, `exp`, RS256/ES256/EdDSA), obtained by the MCP authorization flow (401 → protected resource metadata → the provider). Stateless Streamable HTTP as `POST /mcp` (one JSON-RPC message per POST, JSON answers, no `Mcp-Session-Id`). `tools/list` lists the tools of the person's own active connections; `tools/call` acts only through the person's own connections: routing fields `connection_id` or `auth_config_id` (or neither, when one of their connections serves the tool), and `approval_id` (destructive tools). Another person's connection answers exactly like an unknown id (a tool error with the `not-found` problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or `client_id`).
+         * @description The MCP server acting as the signed-in person: the bearer is the person's access token from the workspace's identity provider (a JWT checked like the end-user routes': JWKS, `iss`, `aud`, `exp`, RS256/ES256/EdDSA), obtained by the MCP authorization flow (401 → protected resource metadata → the provider). Stateless Streamable HTTP as `POST /mcp` (one JSON-RPC message per POST, JSON answers, no `Mcp-Session-Id`). `tools/list` lists the tools of the person's own active connections; `tools/call` acts only through the person's own connections: routing fields `connection_id` or `auth_config_id` (or neither, when one of their connections serves the tool), and `approval_id` (destructive tools). Another person's connection answers exactly like an unknown id (a tool error with the `not-found` problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it. Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not served.
          */
         post: operations["mcpPersonGateway"];
         delete?: never;
@@ -1170,6 +1170,25 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/connections/{id}/dynamic-credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A short-lived database user for an agent (PostgreSQL or MySQL connector with dynamic_credentials on): made with a random password, the named grants and an expiry, recorded as credential.issued (no password) before it is made, answered once, and dropped at expiry by the scheduler (credential.expired) or when the connection is revoked (credential.revoked). A TTL or grant beyond the auth config's policy is a 422; a scoped token must be for this connection and not bound to a tool. */
+        post: operations["issueDynamicCredentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1277,6 +1296,7 @@ export interface components {
                 settings?: {
                     [key: string]: string | number | boolean;
                 };
+                dynamic_credentials?: components["schemas"]["DynamicCredentialsPolicy"];
             };
             postgres?: {
                 host: string;
@@ -1322,6 +1342,7 @@ export interface components {
                 settings?: {
                     [key: string]: string | number | boolean;
                 };
+                dynamic_credentials?: components["schemas"]["DynamicCredentialsPolicy"];
             };
             postgres?: {
                 host: string;
@@ -1450,12 +1471,12 @@ export interface components {
             /** @description The connector definition's id (`postgres` for the legacy postgres auth type) */
             connector: string;
             /** @enum {unknown} */
-            driver?: "postgres" | "mysql" | "redis" | "amqp" | "s3";
+            driver?: "postgres" | "mysql" | "redis" | "amqp" | "s3" | "sftp";
             /**
              * @description When not ok: why, as a troubleshooting table reads
              * @enum {unknown}
              */
-            class?: "unreachable" | "timeout" | "tls_failure" | "invalid_credentials" | "permission_denied" | "not_found" | "failed";
+            class?: "unreachable" | "timeout" | "tls_failure" | "host_key_mismatch" | "invalid_credentials" | "permission_denied" | "not_found" | "failed";
             /** @description When ok */
             latency_ms?: number;
             /** @description When not ok: why the connector could not connect (never a credential) */
@@ -1839,6 +1860,39 @@ export interface components {
             error: string | null;
             /** Format: date-time */
             attempted_at: string;
+        };
+        /** @description Dynamic database credentials for agents (PostgreSQL and MySQL connectors only): the stored connection credential is an administrative one; agents ask POST /v1/connections/{id}/dynamic-credentials for a database user with some of these named grants, for at most max_ttl_seconds. On update, left out keeps the policy as it is. */
+        DynamicCredentialsPolicy: {
+            max_ttl_seconds: number;
+            /** @description Grant templates by name (1-40 of a-z, 0-9 and _, starting with a letter): each a list of rules */
+            grants: {
+                [key: string]: components["schemas"]["GrantRule"][];
+            };
+        };
+        /** @description Privileges on every table of a schema, or on the tables named. PostgreSQL: schema defaults to public; MySQL: schema is the database, defaulting to the connector's. */
+        GrantRule: {
+            privileges: ("SELECT" | "INSERT" | "UPDATE" | "DELETE")[];
+            schema?: string;
+            tables?: string[];
+        };
+        IssueDynamicCredentials: {
+            /** @description At most the auth config's max_ttl_seconds (else 422) */
+            ttl_seconds: number;
+            /** @description Names of the auth config's grant templates (another name is a 422) */
+            grants: string[];
+        };
+        /** @description A database user made for the caller. The password is shown once: it is in no event, projection or log. */
+        DynamicCredential: {
+            id: string;
+            connection_id: string;
+            username: string;
+            password: string;
+            host: string;
+            port: number;
+            database: string;
+            grants: string[];
+            /** Format: date-time */
+            expires_at: string;
         };
     };
     responses: {
@@ -3181,7 +3235,10 @@ export interface operations {
     mcp: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The session an `initialize` opened (absent on `initialize` and for clients that keep none). */
+                "Mcp-Session-Id"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3215,6 +3272,8 @@ export interface operations {
             /** @description The JSON-RPC response (tool refusals are results with `isError: true`) */
             200: {
                 headers: {
+                    /** @description On the answer to an `initialize`: the session it opened. */
+                    "Mcp-Session-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3238,6 +3297,15 @@ export interface operations {
             401: components["responses"]["Problem"];
             /** @description `forbidden`: this key's role may not call tools (problem JSON); or a `Host` / `Origin` that is not allowed (text) */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `mcp-session-not-found`: the presented `Mcp-Session-Id` is unknown, ended or another caller's (initialize again) */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3924,7 +3992,10 @@ export interface operations {
     mcpGateway: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The session an `initialize` opened (absent on `initialize` and for clients that keep none). */
+                "Mcp-Session-Id"?: string;
+            };
             path: {
                 gateway_id: string;
             };
@@ -3952,6 +4023,8 @@ export interface operations {
             /** @description The JSON-RPC response (tool refusals are results with `isError: true`) */
             200: {
                 headers: {
+                    /** @description On the answer to an `initialize`: the session it opened. */
+                    "Mcp-Session-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4362,7 +4435,10 @@ export interface operations {
     mcpPerson: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The session an `initialize` opened (absent on `initialize` and for clients that keep none). */
+                "Mcp-Session-Id"?: string;
+            };
             path: {
                 /** @description The workspace whose identity provider signs the person in */
                 workspace_id: string;
@@ -4399,6 +4475,8 @@ export interface operations {
             /** @description The JSON-RPC response (tool refusals are results with `isError: true`) */
             200: {
                 headers: {
+                    /** @description On the answer to an `initialize`: the session it opened. */
+                    "Mcp-Session-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4436,6 +4514,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description `mcp-session-not-found`: the presented `Mcp-Session-Id` is unknown, ended or another caller's (initialize again) */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The client does not accept both `application/json` and `text/event-stream` */
             406: {
                 headers: {
@@ -4464,7 +4551,10 @@ export interface operations {
     mcpPersonGateway: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The session an `initialize` opened (absent on `initialize` and for clients that keep none). */
+                "Mcp-Session-Id"?: string;
+            };
             path: {
                 /** @description The workspace whose identity provider signs the person in */
                 workspace_id: string;
@@ -4502,6 +4592,8 @@ export interface operations {
             /** @description The JSON-RPC response (tool refusals are results with `isError: true`) */
             200: {
                 headers: {
+                    /** @description On the answer to an `initialize`: the session it opened. */
+                    "Mcp-Session-Id"?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -4539,7 +4631,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description No such gateway (a tool error for MCP messages; problem JSON before the message is read) */
+            /** @description No such gateway (a tool error for MCP messages; problem JSON before the message is read); or `mcp-session-not-found`: the presented `Mcp-Session-Id` is unknown, ended or another caller's */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4976,6 +5068,52 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["Problem"];
+            503: components["responses"]["Problem"];
+        };
+    };
+    issueDynamicCredentials: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes a retry safe: the same key with the same request (method, path, query, body) within 24 hours answers the first request's recorded answer (`Idempotent-Replayed: true`) instead of running again; another request with the key is 422 `idempotency-key-reused`; while the first runs, 409 `idempotency-key-in-use` with `Retry-After`. Scoped to the workspace and the calling API key, scoped token or end user. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "ttl_seconds": 900,
+                 *       "grants": [
+                 *         "read"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["IssueDynamicCredentials"];
+            };
+        };
+        responses: {
+            /** @description The database user, its password shown once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DynamicCredential"];
+                };
+            };
+            400: components["responses"]["Problem"];
+            401: components["responses"]["Problem"];
+            403: components["responses"]["Problem"];
+            404: components["responses"]["Problem"];
+            409: components["responses"]["Problem"];
+            422: components["responses"]["Problem"];
+            429: components["responses"]["Problem"];
+            502: components["responses"]["Problem"];
             503: components["responses"]["Problem"];
         };
     };

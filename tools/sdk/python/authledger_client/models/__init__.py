@@ -62,6 +62,9 @@ from .created_connection import CreatedConnection
 from .defined_tool import DefinedTool
 from .defined_tool_source import DefinedToolSource
 from .delete_auth_config_response_409 import DeleteAuthConfigResponse409
+from .dynamic_credential import DynamicCredential
+from .dynamic_credentials_policy import DynamicCredentialsPolicy
+from .dynamic_credentials_policy_grants import DynamicCredentialsPolicyGrants
 from .execute_tool import ExecuteTool
 from .execute_tool_arguments import ExecuteToolArguments
 from .gateway import Gateway
@@ -70,9 +73,12 @@ from .gateway_input_servers_item import GatewayInputServersItem
 from .gateway_list import GatewayList
 from .gateway_servers_item import GatewayServersItem
 from .gateway_status import GatewayStatus
+from .grant_rule import GrantRule
+from .grant_rule_privileges_item import GrantRulePrivilegesItem
 from .identity_provider import IdentityProvider
 from .invite_member import InviteMember
 from .invite_member_response_201 import InviteMemberResponse201
+from .issue_dynamic_credentials import IssueDynamicCredentials
 from .jwks import Jwks
 from .jwks_keys_item import JwksKeysItem
 from .list_api_keys_response_200 import ListApiKeysResponse200
@@ -219,6 +225,9 @@ __all__ = (
     "DefinedTool",
     "DefinedToolSource",
     "DeleteAuthConfigResponse409",
+    "DynamicCredential",
+    "DynamicCredentialsPolicy",
+    "DynamicCredentialsPolicyGrants",
     "ExecuteTool",
     "ExecuteToolArguments",
     "Gateway",
@@ -227,9 +236,12 @@ __all__ = (
     "GatewayList",
     "GatewayServersItem",
     "GatewayStatus",
+    "GrantRule",
+    "GrantRulePrivilegesItem",
     "IdentityProvider",
     "InviteMember",
     "InviteMemberResponse201",
+    "IssueDynamicCredentials",
     "Jwks",
     "JwksKeysItem",
     "ListApiKeysResponse200",

@@ -7,6 +7,7 @@ class AuthConfigTestReportDriver(StrEnum):
     POSTGRES = "postgres"
     REDIS = "redis"
     S3 = "s3"
+    SFTP = "sftp"
 
     def __str__(self) -> str:
         return str(self.value)

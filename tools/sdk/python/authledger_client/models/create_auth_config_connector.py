@@ -9,6 +9,7 @@ from ..types import UNSET, Unset
 
 if TYPE_CHECKING:
     from ..models.create_auth_config_connector_settings import CreateAuthConfigConnectorSettings
+    from ..models.dynamic_credentials_policy import DynamicCredentialsPolicy
 
 
 T = TypeVar("T", bound="CreateAuthConfigConnector")
@@ -22,10 +23,15 @@ class CreateAuthConfigConnector:
         Attributes:
             id (str | Unset):
             settings (CreateAuthConfigConnectorSettings | Unset):
+            dynamic_credentials (DynamicCredentialsPolicy | Unset): Dynamic database credentials for agents (PostgreSQL and
+                MySQL connectors only): the stored connection credential is an administrative one; agents ask POST
+                /v1/connections/{id}/dynamic-credentials for a database user with some of these named grants, for at most
+                max_ttl_seconds. On update, left out keeps the policy as it is.
     """
 
     id: str | Unset = UNSET
     settings: CreateAuthConfigConnectorSettings | Unset = UNSET
+    dynamic_credentials: DynamicCredentialsPolicy | Unset = UNSET
 
     def to_dict(self) -> dict[str, Any]:
         id = self.id
@@ -34,6 +40,10 @@ class CreateAuthConfigConnector:
         if not isinstance(self.settings, Unset):
             settings = self.settings.to_dict()
 
+        dynamic_credentials: dict[str, Any] | Unset = UNSET
+        if not isinstance(self.dynamic_credentials, Unset):
+            dynamic_credentials = self.dynamic_credentials.to_dict()
+
         field_dict: dict[str, Any] = {}
 
         field_dict.update({})
@@ -41,12 +51,15 @@ class CreateAuthConfigConnector:
             field_dict["id"] = id
         if settings is not UNSET:
             field_dict["settings"] = settings
+        if dynamic_credentials is not UNSET:
+            field_dict["dynamic_credentials"] = dynamic_credentials
 
         return field_dict
 
     @classmethod
     def from_dict(cls: type[T], src_dict: Mapping[str, Any]) -> T:
         from ..models.create_auth_config_connector_settings import CreateAuthConfigConnectorSettings  # noqa: PLC0415
+        from ..models.dynamic_credentials_policy import DynamicCredentialsPolicy  # noqa: PLC0415
 
         d = dict(src_dict)
         id = d.pop("id", UNSET)
@@ -58,9 +71,17 @@ class CreateAuthConfigConnector:
         else:
             settings = CreateAuthConfigConnectorSettings.from_dict(_settings)
 
+        _dynamic_credentials = d.pop("dynamic_credentials", UNSET)
+        dynamic_credentials: DynamicCredentialsPolicy | Unset
+        if isinstance(_dynamic_credentials, Unset):
+            dynamic_credentials = UNSET
+        else:
+            dynamic_credentials = DynamicCredentialsPolicy.from_dict(_dynamic_credentials)
+
         create_auth_config_connector = cls(
             id=id,
             settings=settings,
+            dynamic_credentials=dynamic_credentials,
         )
 
         return create_auth_config_connector

@@ -8,14 +8,17 @@ from ...client import AuthenticatedClient, Client
 from ...models.mcp_body import McpBody
 from ...models.mcp_response_200 import McpResponse200
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     *,
     body: McpBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(mcp_session_id, Unset):
+        headers["Mcp-Session-Id"] = mcp_session_id
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -55,6 +58,11 @@ def _parse_response(
         response_403 = Problem.from_dict(response.json())
 
         return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
 
     if response.status_code == 406:
         response_406 = cast(Any, None)
@@ -99,23 +107,31 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: McpBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpResponse200 | Problem]:
-    """MCP server (Model Context Protocol, Streamable HTTP transport, stateless): initialize, tools/list,
-    tools/call over the tool gateway
+    """MCP server (Model Context Protocol, Streamable HTTP transport): initialize, tools/list, tools/call
+    over the tool gateway
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
+        mcp_session_id (str | Unset):
         body (McpBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -128,6 +144,7 @@ def sync_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = client.get_httpx_client().request(
@@ -141,23 +158,31 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: McpBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpResponse200 | Problem | None:
-    """MCP server (Model Context Protocol, Streamable HTTP transport, stateless): initialize, tools/list,
-    tools/call over the tool gateway
+    """MCP server (Model Context Protocol, Streamable HTTP transport): initialize, tools/list, tools/call
+    over the tool gateway
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
+        mcp_session_id (str | Unset):
         body (McpBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -171,6 +196,7 @@ def sync(
     return sync_detailed(
         client=client,
         body=body,
+        mcp_session_id=mcp_session_id,
     ).parsed
 
 
@@ -178,23 +204,31 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: McpBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpResponse200 | Problem]:
-    """MCP server (Model Context Protocol, Streamable HTTP transport, stateless): initialize, tools/list,
-    tools/call over the tool gateway
+    """MCP server (Model Context Protocol, Streamable HTTP transport): initialize, tools/list, tools/call
+    over the tool gateway
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
+        mcp_session_id (str | Unset):
         body (McpBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -207,6 +241,7 @@ async def asyncio_detailed(
 
     kwargs = _get_kwargs(
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -218,23 +253,31 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: McpBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpResponse200 | Problem | None:
-    """MCP server (Model Context Protocol, Streamable HTTP transport, stateless): initialize, tools/list,
-    tools/call over the tool gateway
+    """MCP server (Model Context Protocol, Streamable HTTP transport): initialize, tools/list, tools/call
+    over the tool gateway
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
+        mcp_session_id (str | Unset):
         body (McpBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -249,5 +292,6 @@ async def asyncio(
         await asyncio_detailed(
             client=client,
             body=body,
+            mcp_session_id=mcp_session_id,
         )
     ).parsed

@@ -9,15 +9,18 @@ from ...client import AuthenticatedClient, Client
 from ...models.mcp_gateway_body import McpGatewayBody
 from ...models.mcp_gateway_response_200 import McpGatewayResponse200
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     gateway_id: str,
     *,
     body: McpGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(mcp_session_id, Unset):
+        headers["Mcp-Session-Id"] = mcp_session_id
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -109,24 +112,32 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: McpGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpGatewayResponse200 | Problem]:
     """MCP (Streamable HTTP, stateless) over one gateway's tools only: initialize, tools/list, tools/call.
     An unknown gateway answers 404, one the caller's key is not bound to 403 outside-gateway.
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -140,6 +151,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         gateway_id=gateway_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = client.get_httpx_client().request(
@@ -154,24 +166,32 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: McpGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpGatewayResponse200 | Problem | None:
     """MCP (Streamable HTTP, stateless) over one gateway's tools only: initialize, tools/list, tools/call.
     An unknown gateway answers 404, one the caller's key is not bound to 403 outside-gateway.
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -186,6 +206,7 @@ def sync(
         gateway_id=gateway_id,
         client=client,
         body=body,
+        mcp_session_id=mcp_session_id,
     ).parsed
 
 
@@ -194,24 +215,32 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: McpGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpGatewayResponse200 | Problem]:
     """MCP (Streamable HTTP, stateless) over one gateway's tools only: initialize, tools/list, tools/call.
     An unknown gateway answers 404, one the caller's key is not bound to 403 outside-gateway.
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -225,6 +254,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         gateway_id=gateway_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -237,24 +267,32 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: McpGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpGatewayResponse200 | Problem | None:
     """MCP (Streamable HTTP, stateless) over one gateway's tools only: initialize, tools/list, tools/call.
     An unknown gateway answers 404, one the caller's key is not bound to 403 outside-gateway.
 
      One JSON-RPC message per POST (`Accept: application/json, text/event-stream`, `Content-Type:
-    application/json`); answers are JSON-RPC in `application/json`. Stateless: no `Mcp-Session-Id` is
-    issued, and GET and DELETE are not served. Authenticated like `POST /v1/tools/execute`: an API key
-    (admin, developer, agent) or a scoped token as the bearer. `tools/list` lists the tools the caller
-    may use (a scoped token: those it covers). `tools/call` runs the tool through the gateway (same
-    checks and events as `POST /v1/tools/execute`); its `arguments` hold the tool's own arguments plus
-    the routing fields `connection_id`, or `user_id` and `auth_config_id`, and `approval_id`
-    (destructive tools). A refusal is a tool result with `isError: true` whose text is the problem JSON
-    (e.g. `approval-required` with `approval_id`, `connection-required` with `connect_url`). The `Host`
-    must be the public URL's host or a loopback name, and a request with an `Origin` must come from the
-    public URL's origin (403 otherwise).
+    application/json`); answers are JSON-RPC in `application/json`. An `initialize` answered with a
+    result opens a session: the answer carries `Mcp-Session-Id`, kept in the log for 24 hours (any
+    instance knows it); later messages may present it. Within a session a `tools/call` retried with the
+    same JSON-RPC id runs once and answers the first call's result; another call with the id, or a retry
+    while the first still runs, is a JSON-RPC error (-32600) whose data is the problem (`mcp-request-id-
+    reused`; `idempotency-key-in-use` with `retry_after` seconds). An unknown or ended session, or
+    another caller's, answers 404 `mcp-session-not-found` (initialize again). GET and DELETE are not
+    served. Authenticated like `POST /v1/tools/execute`: an API key (admin, developer, agent) or a
+    scoped token as the bearer. `tools/list` lists the tools the caller may use (a scoped token: those
+    it covers). `tools/call` runs the tool through the gateway (same checks and events as `POST
+    /v1/tools/execute`); its `arguments` hold the tool's own arguments plus the routing fields
+    `connection_id`, or `user_id` and `auth_config_id`, and `approval_id` (destructive tools). A refusal
+    is a tool result with `isError: true` whose text is the problem JSON (e.g. `approval-required` with
+    `approval_id`, `connection-required` with `connect_url`). The `Host` must be the public URL's host
+    or a loopback name, and a request with an `Origin` must come from the public URL's origin (403
+    otherwise).
 
     Args:
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -270,5 +308,6 @@ async def asyncio(
             gateway_id=gateway_id,
             client=client,
             body=body,
+            mcp_session_id=mcp_session_id,
         )
     ).parsed

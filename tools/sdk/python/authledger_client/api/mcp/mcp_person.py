@@ -9,15 +9,18 @@ from ...client import AuthenticatedClient, Client
 from ...models.mcp_person_body import McpPersonBody
 from ...models.mcp_person_response_200 import McpPersonResponse200
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
     workspace_id: str,
     *,
     body: McpPersonBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(mcp_session_id, Unset):
+        headers["Mcp-Session-Id"] = mcp_session_id
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -58,6 +61,11 @@ def _parse_response(
     if response.status_code == 403:
         response_403 = cast(Any, None)
         return response_403
+
+    if response.status_code == 404:
+        response_404 = Problem.from_dict(response.json())
+
+        return response_404
 
     if response.status_code == 406:
         response_406 = cast(Any, None)
@@ -103,6 +111,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: McpPersonBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpPersonResponse200 | Problem]:
     """MCP as the signed-in person of a workspace: the tools of their own connections
 
@@ -116,10 +125,17 @@ def sync_detailed(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -133,6 +149,7 @@ def sync_detailed(
     kwargs = _get_kwargs(
         workspace_id=workspace_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = client.get_httpx_client().request(
@@ -147,6 +164,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: McpPersonBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpPersonResponse200 | Problem | None:
     """MCP as the signed-in person of a workspace: the tools of their own connections
 
@@ -160,10 +178,17 @@ def sync(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -178,6 +203,7 @@ def sync(
         workspace_id=workspace_id,
         client=client,
         body=body,
+        mcp_session_id=mcp_session_id,
     ).parsed
 
 
@@ -186,6 +212,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: McpPersonBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpPersonResponse200 | Problem]:
     """MCP as the signed-in person of a workspace: the tools of their own connections
 
@@ -199,10 +226,17 @@ async def asyncio_detailed(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -216,6 +250,7 @@ async def asyncio_detailed(
     kwargs = _get_kwargs(
         workspace_id=workspace_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -228,6 +263,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: McpPersonBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpPersonResponse200 | Problem | None:
     """MCP as the signed-in person of a workspace: the tools of their own connections
 
@@ -241,10 +277,17 @@ async def asyncio(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -260,5 +303,6 @@ async def asyncio(
             workspace_id=workspace_id,
             client=client,
             body=body,
+            mcp_session_id=mcp_session_id,
         )
     ).parsed

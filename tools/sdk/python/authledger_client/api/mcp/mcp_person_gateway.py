@@ -9,7 +9,7 @@ from ...client import AuthenticatedClient, Client
 from ...models.mcp_person_gateway_body import McpPersonGatewayBody
 from ...models.mcp_person_gateway_response_200 import McpPersonGatewayResponse200
 from ...models.problem import Problem
-from ...types import Response
+from ...types import UNSET, Response, Unset
 
 
 def _get_kwargs(
@@ -17,8 +17,11 @@ def _get_kwargs(
     gateway_id: str,
     *,
     body: McpPersonGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
+    if not isinstance(mcp_session_id, Unset):
+        headers["Mcp-Session-Id"] = mcp_session_id
 
     _kwargs: dict[str, Any] = {
         "method": "post",
@@ -111,6 +114,7 @@ def sync_detailed(
     *,
     client: AuthenticatedClient,
     body: McpPersonGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpPersonGatewayResponse200 | Problem]:
     """MCP as the signed-in person, over one gateway's tools only
 
@@ -124,11 +128,18 @@ def sync_detailed(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -143,6 +154,7 @@ def sync_detailed(
         workspace_id=workspace_id,
         gateway_id=gateway_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = client.get_httpx_client().request(
@@ -158,6 +170,7 @@ def sync(
     *,
     client: AuthenticatedClient,
     body: McpPersonGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpPersonGatewayResponse200 | Problem | None:
     """MCP as the signed-in person, over one gateway's tools only
 
@@ -171,11 +184,18 @@ def sync(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -191,6 +211,7 @@ def sync(
         gateway_id=gateway_id,
         client=client,
         body=body,
+        mcp_session_id=mcp_session_id,
     ).parsed
 
 
@@ -200,6 +221,7 @@ async def asyncio_detailed(
     *,
     client: AuthenticatedClient,
     body: McpPersonGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Response[Any | McpPersonGatewayResponse200 | Problem]:
     """MCP as the signed-in person, over one gateway's tools only
 
@@ -213,11 +235,18 @@ async def asyncio_detailed(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -232,6 +261,7 @@ async def asyncio_detailed(
         workspace_id=workspace_id,
         gateway_id=gateway_id,
         body=body,
+        mcp_session_id=mcp_session_id,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -245,6 +275,7 @@ async def asyncio(
     *,
     client: AuthenticatedClient,
     body: McpPersonGatewayBody,
+    mcp_session_id: str | Unset = UNSET,
 ) -> Any | McpPersonGatewayResponse200 | Problem | None:
     """MCP as the signed-in person, over one gateway's tools only
 
@@ -258,11 +289,18 @@ async def asyncio(
     Another person's connection answers exactly like an unknown id (a tool error with the `not-found`
     problem) and is recorded as `access.denied` (`other_user`). Calls are recorded with the person
     (actor `user`) and the MCP client (`mcp_client` on `tool.requested`, from the token's `azp` or
-    `client_id`).
+    `client_id`). An `initialize` answered with a result opens a session: the answer carries `Mcp-
+    Session-Id`, kept in the log for 24 hours (any instance knows it); later messages may present it.
+    Within a session a `tools/call` retried with the same JSON-RPC id runs once and answers the first
+    call's result; another call with the id, or a retry while the first still runs, is a JSON-RPC error
+    (-32600) whose data is the problem (`mcp-request-id-reused`; `idempotency-key-in-use` with
+    `retry_after` seconds). An unknown or ended session, or another caller's, answers 404 `mcp-session-
+    not-found` (initialize again). GET and DELETE are not served.
 
     Args:
         workspace_id (str):
         gateway_id (str):
+        mcp_session_id (str | Unset):
         body (McpPersonGatewayBody): A JSON-RPC 2.0 message (MCP)
 
     Raises:
@@ -279,5 +317,6 @@ async def asyncio(
             gateway_id=gateway_id,
             client=client,
             body=body,
+            mcp_session_id=mcp_session_id,
         )
     ).parsed

@@ -566,6 +566,8 @@ fn connector_update(
     (!same).then_some(auth_configs::ConnectorInput {
         id: None,
         settings: given,
+        // The console does not edit the policy; the stored one stays.
+        dynamic_credentials: None,
     })
 }
 

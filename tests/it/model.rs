@@ -790,9 +790,10 @@ impl World {
         );
         // The model's own end users' provider (its JWTs, no browser client): connect links
         // stay bearer capabilities the model opens without signing in (bound links have
-        // their own test, `bound_links`).
+        // their own test, `bound_links`). `client_id: null` turns browser sign-in off (left
+        // out, it would stay).
         let body = json!({ "issuer": end_user::ISSUER, "audience": end_user::AUDIENCE,
-            "jwks_url": self.jwks_url });
+            "jwks_url": self.jwks_url, "client_id": null });
         let r = self
             .admin(Method::PUT, "/v1/workspace/identity-provider", Some(body))
             .await;

@@ -62,16 +62,10 @@ pub async fn run(storage: &StorageArgs, args: ExportArgs) -> anyhow::Result<Exit
     export(storage, &args.workspace, &q).await
 }
 
-async fn export(
-    storage: &StorageArgs,
-    workspace: &str,
-    q: &authledger::api::audit::ExportQuery,
-) -> anyhow::Result<ExitCode> {
-    use tokio::io::AsyncWriteExt as _;
-    let (format, filter, given) =
-        authledger::api::audit::export_request(q).map_err(|e| anyhow::anyhow!("{e}"))?;
+/// The service state with its projections brought up to the log (the service may not be
+/// running), once the workspace is known to exist.
+async fn open_caught_up(storage: &StorageArgs, workspace: &str) -> anyhow::Result<AppState> {
     let state = AppState::open(storage).await?;
-    // The service may not be running: bring the projections up to the log first.
     authledger::projector::Projector::new(
         state.projections.clone(),
         state.log.clone(),
@@ -83,6 +77,18 @@ async fn export(
         state.projections.workspace(workspace).await?.is_some(),
         "no workspace {workspace}"
     );
+    Ok(state)
+}
+
+async fn export(
+    storage: &StorageArgs,
+    workspace: &str,
+    q: &authledger::api::audit::ExportQuery,
+) -> anyhow::Result<ExitCode> {
+    use tokio::io::AsyncWriteExt as _;
+    let (format, filter, given) =
+        authledger::api::audit::export_request(q).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let state = open_caught_up(storage, workspace).await?;
     authledger::commands::audit::record_query_by(
         &state,
         workspace,
@@ -116,18 +122,7 @@ async fn follow_export(
 ) -> anyhow::Result<ExitCode> {
     use futures::StreamExt as _;
     use tokio::io::AsyncWriteExt as _;
-    let state = AppState::open(storage).await?;
-    authledger::projector::Projector::new(
-        state.projections.clone(),
-        state.log.clone(),
-        state.metrics.clone(),
-    )
-    .catch_up()
-    .await?;
-    anyhow::ensure!(
-        state.projections.workspace(workspace).await?.is_some(),
-        "no workspace {workspace}"
-    );
+    let state = open_caught_up(storage, workspace).await?;
     let from = match from_position {
         Some(p) => p,
         None => state.log.head().await? + 1,

@@ -217,30 +217,8 @@ async fn the_hosted_connect_page_renders_a_connector_form_from_its_definition() 
             json!({ "host": "127.0.0.1", "port": server.port }),
         )
         .await;
-    let r = lab
-        .call(
-            reqwest::Method::POST,
-            "/v1/connections",
-            Some(json!({ "auth_config_id": id, "user_id": "analyst" })),
-        )
-        .await;
-    assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
-    let link = r.str("connect_url");
-    let connection = r.str("id");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let page = browser.get(&link).send().await.expect("page");
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("the CSRF cookie")
-        .to_string();
-    let html = page.text().await.expect("html");
+    let page = lab.open_hosted_page(&id, "analyst").await;
+    let (html, connection) = (&page.html, &page.connection);
     for expected in [
         "<label for=\"f_username\">Username</label>",
         "name=\"f_username\" type=\"text\"",
@@ -255,24 +233,13 @@ async fn the_hosted_connect_page_renders_a_connector_form_from_its_definition() 
             "{expected} not in the page:\n{html}"
         );
     }
-    let csrf = input_value(&html, "csrf");
-    let origin = lab.env.svc.url("");
-    let post = |form: Vec<(&'static str, String)>| {
-        browser
-            .post(&link)
-            .header("Origin", origin.trim_end_matches('/'))
-            .header("Cookie", &cookie)
-            .form(&form)
-            .send()
-    };
-    let r = post(vec![
-        ("csrf", csrf.clone()),
-        ("action", "test".into()),
-        ("f_username", "app".into()),
-        ("f_password", "Not-The-Password-47".into()),
-    ])
-    .await
-    .expect("test");
+    let r = page
+        .post(vec![
+            ("action", "test".into()),
+            ("f_username", "app".into()),
+            ("f_password", "Not-The-Password-47".into()),
+        ])
+        .await;
     let html = r.text().await.expect("html");
     assert!(
         html.contains("Test failed") && html.contains("invalid_credentials"),
@@ -283,14 +250,13 @@ async fn the_hosted_connect_page_renders_a_connector_form_from_its_definition() 
         "the user name is kept: {html}"
     );
     assert!(!html.contains("Not-The-Password-47"), "{html}");
-    let r = post(vec![
-        ("csrf", csrf.clone()),
-        ("action", "connect".into()),
-        ("f_username", "app".into()),
-        ("f_password", password.clone()),
-    ])
-    .await
-    .expect("connect");
+    let r = page
+        .post(vec![
+            ("action", "connect".into()),
+            ("f_username", "app".into()),
+            ("f_password", password.clone()),
+        ])
+        .await;
     assert!(
         r.status().is_success() || r.status().is_redirection(),
         "{}",

@@ -363,30 +363,8 @@ async fn the_hosted_connect_page_takes_a_private_key_with_its_lines() {
                     "host_key_fingerprint": server.fingerprint }),
         )
         .await;
-    let r = lab
-        .call(
-            reqwest::Method::POST,
-            "/v1/connections",
-            Some(json!({ "auth_config_id": id, "user_id": "uploader" })),
-        )
-        .await;
-    assert_eq!(r.status, reqwest::StatusCode::CREATED, "{}", r.text);
-    let link = r.str("connect_url");
-    let connection = r.str("id");
-    let browser = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let page = browser.get(&link).send().await.expect("page");
-    assert_eq!(page.status(), reqwest::StatusCode::OK);
-    let cookie = page
-        .headers()
-        .get("set-cookie")
-        .and_then(|c| c.to_str().ok())
-        .and_then(|c| c.split(';').next())
-        .expect("the CSRF cookie")
-        .to_string();
-    let html = page.text().await.expect("html");
+    let page = lab.open_hosted_page(&id, "uploader").await;
+    let (html, connection) = (&page.html, &page.connection);
     for expected in [
         "<textarea id=\"f_private_key\" name=\"f_private_key\"",
         "name=\"f_password\" type=\"password\"",
@@ -398,25 +376,16 @@ async fn the_hosted_connect_page_takes_a_private_key_with_its_lines() {
             "{expected} not in the page:\n{html}"
         );
     }
-    let csrf = crate::connectors_redis::input_value(&html, "csrf");
-    let origin = lab.env.svc.url("");
     let post = |action: &str, passphrase: &str| {
-        browser
-            .post(&link)
-            .header("Origin", origin.trim_end_matches('/'))
-            .header("Cookie", &cookie)
-            .form(&[
-                ("csrf", csrf.clone()),
-                ("action", action.to_string()),
-                ("f_username", USER.to_string()),
-                ("f_private_key", keys.openssh.clone()),
-                ("f_passphrase", passphrase.to_string()),
-            ])
-            .send()
+        page.post(vec![
+            ("action", action.to_string()),
+            ("f_username", USER.to_string()),
+            ("f_private_key", keys.openssh.clone()),
+            ("f_passphrase", passphrase.to_string()),
+        ])
     };
     let html = post("test", "Wrong-Phrase-53")
         .await
-        .expect("test")
         .text()
         .await
         .expect("html");
@@ -425,7 +394,7 @@ async fn the_hosted_connect_page_takes_a_private_key_with_its_lines() {
         "{html}"
     );
     assert!(!html.contains(&body_line(&keys.openssh)), "{html}");
-    let r = post("connect", &keys.passphrase).await.expect("connect");
+    let r = post("connect", &keys.passphrase).await;
     assert!(
         r.status().is_success() || r.status().is_redirection(),
         "{}",

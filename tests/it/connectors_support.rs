@@ -191,6 +191,74 @@ impl Lab {
 }
 
 /// A listener that accepts connections and never says a word.
+/// A connection's hosted connect page as a browser opened it: its link, the connection,
+/// the page and what a form post needs (cookie, CSRF token, origin).
+pub struct HostedPage {
+    browser: Client,
+    pub link: String,
+    pub connection: String,
+    pub html: String,
+    cookie: String,
+    csrf: String,
+    origin: String,
+}
+
+impl Lab {
+    /// Creates a connection for `user` through auth config `id` and opens its hosted
+    /// connect page in a fresh browser (no redirects followed).
+    pub async fn open_hosted_page(&self, id: &str, user: &str) -> HostedPage {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/connections",
+                Some(json!({ "auth_config_id": id, "user_id": user })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        let link = r.str("connect_url");
+        let browser = Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let page = browser.get(&link).send().await.expect("page");
+        assert_eq!(page.status(), StatusCode::OK);
+        let cookie = page
+            .headers()
+            .get("set-cookie")
+            .and_then(|c| c.to_str().ok())
+            .and_then(|c| c.split(';').next())
+            .expect("the CSRF cookie")
+            .to_string();
+        let html = page.text().await.expect("html");
+        let csrf = crate::connectors_redis::input_value(&html, "csrf");
+        HostedPage {
+            browser,
+            link,
+            connection: r.str("id"),
+            html,
+            cookie,
+            csrf,
+            origin: self.env.svc.url("").trim_end_matches('/').to_string(),
+        }
+    }
+}
+
+impl HostedPage {
+    /// Posts `form` (its CSRF token added) to the page, as the browser that opened it.
+    pub async fn post(&self, form: Vec<(&str, String)>) -> reqwest::Response {
+        let mut fields = vec![("csrf", self.csrf.clone())];
+        fields.extend(form);
+        self.browser
+            .post(&self.link)
+            .header("Origin", &self.origin)
+            .header("Cookie", &self.cookie)
+            .form(&fields)
+            .send()
+            .await
+            .expect("post")
+    }
+}
+
 pub struct Silent {
     pub port: u16,
     task: tokio::task::JoinHandle<()>,

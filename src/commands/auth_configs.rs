@@ -406,47 +406,8 @@ pub async fn update(
                 connector_settings(state, &old.connector, &c.settings, dynamic).await?,
             )
         }
-        (AuthSettings::Oauth2(mut o), Some(i), None, None, None) => {
-            if let Some(v) = i.client_id {
-                o.client_id = v;
-            }
-            if let Some(v) = i.scopes {
-                o.scopes = v;
-            }
-            if let Some(v) = i.redirect_urls {
-                o.redirect_urls = v;
-            }
-            if let Some(v) = i.authorization_url {
-                o.authorization_url = v;
-            }
-            if let Some(v) = i.token_url {
-                o.token_url = v;
-            }
-            if let Some(v) = i.revocation_url {
-                o.revocation_url = Some(v);
-            }
-            if let Some(v) = i.client_auth_method {
-                o.client_auth_method = v;
-            }
-            if let Some(v) = i.pkce {
-                o.pkce = v;
-            }
-            if let Some(v) = i.extra_authorize_params {
-                o.extra_authorize_params = v;
-            }
-            let mut urls = vec![
-                ("authorization_url", o.authorization_url.as_str()),
-                ("token_url", o.token_url.as_str()),
-            ];
-            urls.extend(o.revocation_url.as_deref().map(|u| ("revocation_url", u)));
-            super::check_destinations(state, &urls).await?;
-            let returns: Vec<&str> = o.redirect_urls.iter().map(String::as_str).collect();
-            super::check_return_urls(state, "redirect_urls", &returns)?;
-            if let Some(secret) = i.client_secret {
-                let dk = o.client_secret.data_key_id.clone();
-                o.client_secret = seal_client_secret(state, caller, id, Some(&dk), &secret).await?;
-            }
-            AuthSettings::Oauth2(o)
+        (AuthSettings::Oauth2(o), Some(i), None, None, None) => {
+            AuthSettings::Oauth2(updated_oauth2(state, caller, id, o, i).await?)
         }
         (AuthSettings::ApiKey(_), None, Some(k), None, None) => AuthSettings::ApiKey(k),
         (AuthSettings::Postgres(_), None, None, Some(p), None) => {
@@ -489,6 +450,57 @@ pub async fn update(
         }
     }
     Ok(committed.position)
+}
+
+/// An OAuth2 auth config's settings with what an update gives changed: endpoints checked
+/// against the destination policy, return URLs checked, a new client secret sealed.
+async fn updated_oauth2(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    mut o: OAuth2Settings,
+    i: OAuth2Input,
+) -> Result<OAuth2Settings, CommandError> {
+    if let Some(v) = i.client_id {
+        o.client_id = v;
+    }
+    if let Some(v) = i.scopes {
+        o.scopes = v;
+    }
+    if let Some(v) = i.redirect_urls {
+        o.redirect_urls = v;
+    }
+    if let Some(v) = i.authorization_url {
+        o.authorization_url = v;
+    }
+    if let Some(v) = i.token_url {
+        o.token_url = v;
+    }
+    if let Some(v) = i.revocation_url {
+        o.revocation_url = Some(v);
+    }
+    if let Some(v) = i.client_auth_method {
+        o.client_auth_method = v;
+    }
+    if let Some(v) = i.pkce {
+        o.pkce = v;
+    }
+    if let Some(v) = i.extra_authorize_params {
+        o.extra_authorize_params = v;
+    }
+    let mut urls = vec![
+        ("authorization_url", o.authorization_url.as_str()),
+        ("token_url", o.token_url.as_str()),
+    ];
+    urls.extend(o.revocation_url.as_deref().map(|u| ("revocation_url", u)));
+    super::check_destinations(state, &urls).await?;
+    let returns: Vec<&str> = o.redirect_urls.iter().map(String::as_str).collect();
+    super::check_return_urls(state, "redirect_urls", &returns)?;
+    if let Some(secret) = i.client_secret {
+        let dk = o.client_secret.data_key_id.clone();
+        o.client_secret = seal_client_secret(state, caller, id, Some(&dk), &secret).await?;
+    }
+    Ok(o)
 }
 
 /// The outcome of deleting an auth config.

@@ -101,45 +101,10 @@ pub async fn issue(
     input: IssueInput,
 ) -> Result<Issued, AgentError> {
     let ws = &caller.workspace_id;
-    let found = state.projections.connection(ws, id).await?;
-    if found.filter(|r| r.status != "deleted").is_none() {
-        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
-        return Err(AgentError::NotFound {
-            what: "connection",
-            elsewhere,
-        });
-    }
-    if let Some(claims) = token {
-        if claims.connection_id != id {
-            return Err(AgentError::TokenMismatch("connection"));
-        }
-        // A token for one tool, or for a counted number of uses, is not one for this.
-        if claims.tool.is_some() || claims.max_uses.is_some() {
-            return Err(AgentError::TokenMismatch("tool"));
-        }
-    }
-    let scope = agents::gateway_configs::scope_of(state, caller, None).await?;
-    agents::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
+    check_caller(state, caller, token, id).await?;
     let usable = super::connections::usable(state, ws, id).await?;
     let (definition, connector, policy) = policy_of(&usable.config)?;
-    let ttl = input.ttl_seconds;
-    if ttl == 0 || ttl > policy.max_ttl_seconds {
-        return Err(invalid(
-            "ttl_seconds",
-            format!(
-                "1 to {} seconds (the auth config's limit)",
-                policy.max_ttl_seconds
-            ),
-        )
-        .into());
-    }
-    let grants = granted(policy, &input.grants)?;
-    let rules: Vec<GrantRule> = grants
-        .iter()
-        .filter_map(|g| policy.grants.get(g))
-        .flatten()
-        .cloned()
-        .collect();
+    let (ttl, grants, rules) = within_limits(policy, &input)?;
     let admin = administrative_values(state, ws, id, &usable.connection).await?;
     super::auth_configs::recheck_destinations(state, definition, &connector.settings).await?;
 
@@ -182,42 +147,9 @@ pub async fn issue(
         valid_until: expires_at,
         rules: &rules,
     };
-    let timeout = state.connections.provider_timeout;
-    if let Err(e) =
-        dynamic_users::create(definition, &values, timeout, &state.destinations, &user).await
-    {
-        // Whatever part was made goes again; the log says why.
-        if let Err(d) = drop_one(state, ws, &credential_id, DropReason::NotCreated, &actor).await {
-            tracing::warn!(credential = %credential_id, error = %d, "could not drop a dynamic user that failed to be made; the scheduler drops it at expiry");
-        }
-        return Err(match e {
-            ConnectorError::Failed(f) => AgentError::CredentialUnavailable(format!(
-                "the database refused to make the user: {f}"
-            )),
-            ConnectorError::Refused(r) => invalid("host", r.to_string()).into(),
-            e @ ConnectorError::NoDriver(_) => invalid("connector", e.to_string()).into(),
-        });
-    }
-    // A revocation that read the connection's live users before this one was recorded
-    // would have missed it: look again, and drop it if the connection is no longer active.
-    let now_connection = state.ledger.load::<Connection>(ws, id).await?;
-    if now_connection.status != Some(ConnectionStatus::Active) {
-        if let Err(d) = drop_one(
-            state,
-            ws,
-            &credential_id,
-            DropReason::ConnectionRevoked,
-            &actor,
-        )
-        .await
-        {
-            tracing::warn!(credential = %credential_id, error = %d, "could not drop a dynamic user of a revoked connection");
-        }
-        let status = now_connection
-            .status
-            .map_or("deleted", ConnectionStatus::as_str);
-        return Err(AgentError::ConnectionInactive(status.to_string()));
-    }
+    let made = (ws.as_str(), credential_id.as_str(), &actor);
+    make_user(state, made, definition, &values, &user).await?;
+    drop_unless_still_active(state, made, id).await?;
     wait_for_write(state, committed.position).await?;
     Ok(Issued {
         id: credential_id,
@@ -234,6 +166,119 @@ pub async fn issue(
         grants,
         expires_at,
     })
+}
+
+/// The connection exists in the caller's workspace, a scoped token is one for it (and for
+/// no single tool or counted uses), and the caller's gateway scope reaches it.
+async fn check_caller(
+    state: &AppState,
+    caller: &Caller,
+    token: Option<&TokenClaims>,
+    id: &str,
+) -> Result<(), AgentError> {
+    let ws = &caller.workspace_id;
+    let found = state.projections.connection(ws, id).await?;
+    if found.filter(|r| r.status != "deleted").is_none() {
+        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
+        return Err(AgentError::NotFound {
+            what: "connection",
+            elsewhere,
+        });
+    }
+    if let Some(claims) = token {
+        if claims.connection_id != id {
+            return Err(AgentError::TokenMismatch("connection"));
+        }
+        // A token for one tool, or for a counted number of uses, is not one for this.
+        if claims.tool.is_some() || claims.max_uses.is_some() {
+            return Err(AgentError::TokenMismatch("tool"));
+        }
+    }
+    let scope = agents::gateway_configs::scope_of(state, caller, None).await?;
+    agents::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
+    Ok(())
+}
+
+/// The TTL and grants asked for, within the auth config's policy: the TTL, the grant
+/// names, and the rules they stand for.
+fn within_limits(
+    policy: &DynamicCredentialsPolicy,
+    input: &IssueInput,
+) -> Result<(u64, Vec<String>, Vec<GrantRule>), AgentError> {
+    let ttl = input.ttl_seconds;
+    if ttl == 0 || ttl > policy.max_ttl_seconds {
+        return Err(invalid(
+            "ttl_seconds",
+            format!(
+                "1 to {} seconds (the auth config's limit)",
+                policy.max_ttl_seconds
+            ),
+        )
+        .into());
+    }
+    let grants = granted(policy, &input.grants)?;
+    let rules: Vec<GrantRule> = grants
+        .iter()
+        .filter_map(|g| policy.grants.get(g))
+        .flatten()
+        .cloned()
+        .collect();
+    Ok((ttl, grants, rules))
+}
+
+/// Makes the user in the database; on failure whatever part was made goes again (the log
+/// says why) and the answer says what failed.
+async fn make_user(
+    state: &AppState,
+    (ws, credential_id, actor): (&str, &str, &Actor),
+    definition: &Definition,
+    values: &Values<'_>,
+    user: &NewUser<'_>,
+) -> Result<(), AgentError> {
+    let timeout = state.connections.provider_timeout;
+    let Err(e) =
+        dynamic_users::create(definition, values, timeout, &state.destinations, user).await
+    else {
+        return Ok(());
+    };
+    if let Err(d) = drop_one(state, ws, credential_id, DropReason::NotCreated, actor).await {
+        tracing::warn!(credential = %credential_id, error = %d, "could not drop a dynamic user that failed to be made; the scheduler drops it at expiry");
+    }
+    Err(match e {
+        ConnectorError::Failed(f) => {
+            AgentError::CredentialUnavailable(format!("the database refused to make the user: {f}"))
+        }
+        ConnectorError::Refused(r) => invalid("host", r.to_string()).into(),
+        e @ ConnectorError::NoDriver(_) => invalid("connector", e.to_string()).into(),
+    })
+}
+
+/// A revocation that read the connection's live users before this one was recorded would
+/// have missed it: look again, and drop it if the connection is no longer active.
+async fn drop_unless_still_active(
+    state: &AppState,
+    (ws, credential_id, actor): (&str, &str, &Actor),
+    id: &str,
+) -> Result<(), AgentError> {
+    let now_connection = state.ledger.load::<Connection>(ws, id).await?;
+    if now_connection.status == Some(ConnectionStatus::Active) {
+        return Ok(());
+    }
+    if let Err(d) = drop_one(
+        state,
+        ws,
+        credential_id,
+        DropReason::ConnectionRevoked,
+        actor,
+    )
+    .await
+    {
+        tracing::warn!(credential = %credential_id, error = %d, "could not drop a dynamic user of a revoked connection");
+    }
+    let status = now_connection
+        .status
+        .map_or("deleted", ConnectionStatus::as_str);
+    Err(AgentError::ConnectionInactive(status.to_string()))
 }
 
 trait SettingsStr {

@@ -101,7 +101,8 @@ pub async fn issue(
     input: IssueInput,
 ) -> Result<Issued, AgentError> {
     let ws = &caller.workspace_id;
-    check_caller(state, caller, token, id).await?;
+    agents::connection_in_scope(state, caller, id).await?;
+    check_token(token, id)?;
     let usable = super::connections::usable(state, ws, id).await?;
     let (definition, connector, policy) = policy_of(&usable.config)?;
     let (ttl, grants, rules) = within_limits(policy, &input)?;
@@ -168,23 +169,8 @@ pub async fn issue(
     })
 }
 
-/// The connection exists in the caller's workspace, a scoped token is one for it (and for
-/// no single tool or counted uses), and the caller's gateway scope reaches it.
-async fn check_caller(
-    state: &AppState,
-    caller: &Caller,
-    token: Option<&TokenClaims>,
-    id: &str,
-) -> Result<(), AgentError> {
-    let ws = &caller.workspace_id;
-    let found = state.projections.connection(ws, id).await?;
-    if found.filter(|r| r.status != "deleted").is_none() {
-        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
-        return Err(AgentError::NotFound {
-            what: "connection",
-            elsewhere,
-        });
-    }
+/// A scoped token is one for this connection, and for no single tool or counted uses.
+fn check_token(token: Option<&TokenClaims>, id: &str) -> Result<(), AgentError> {
     if let Some(claims) = token {
         if claims.connection_id != id {
             return Err(AgentError::TokenMismatch("connection"));
@@ -194,8 +180,6 @@ async fn check_caller(
             return Err(AgentError::TokenMismatch("tool"));
         }
     }
-    let scope = agents::gateway_configs::scope_of(state, caller, None).await?;
-    agents::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
     Ok(())
 }
 

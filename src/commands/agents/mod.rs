@@ -205,6 +205,28 @@ pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> AgentEr
     .into()
 }
 
+/// The connection exists in the caller's workspace (not deleted) and the caller's gateway
+/// scope reaches it; another workspace's id answers as unknown (and is marked so). The
+/// caller's scope, for what the caller checks next.
+pub async fn connection_in_scope(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<gateway_configs::ToolScope, AgentError> {
+    let ws = &caller.workspace_id;
+    let found = state.projections.connection(ws, id).await?;
+    if found.filter(|r| r.status != "deleted").is_none() {
+        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
+        return Err(AgentError::NotFound {
+            what: "connection",
+            elsewhere,
+        });
+    }
+    let scope = gateway_configs::scope_of(state, caller, None).await?;
+    check_scope_first(state, ws, &scope, None, Some(id), None).await?;
+    Ok(scope)
+}
+
 /// Refuses, before any connection is resolved (or a connect flow started), a request whose
 /// auth config lies outside the caller's gateways: named directly, or through the
 /// connection id. Otherwise a bound key could start connect flows or probe connections

@@ -22,16 +22,7 @@ pub struct Released {
 
 pub async fn release(state: &AppState, caller: &Caller, id: &str) -> Result<Released, AgentError> {
     let ws = &caller.workspace_id;
-    let found = state.projections.connection(ws, id).await?;
-    if found.filter(|r| r.status != "deleted").is_none() {
-        let elsewhere = state.projections.connection_elsewhere(ws, id).await?;
-        return Err(AgentError::NotFound {
-            what: "connection",
-            elsewhere,
-        });
-    }
-    let scope = super::gateway_configs::scope_of(state, caller, None).await?;
-    super::check_scope_first(state, ws, &scope, None, Some(id), None).await?;
+    let scope = super::connection_in_scope(state, caller, id).await?;
     // Whether the auth config releases tokens at all is decided before the connection's
     // state: a caller refused the token must not start a connect flow on demand (below).
     if let Some(row) = state.projections.connection(ws, id).await? {

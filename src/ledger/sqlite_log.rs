@@ -202,6 +202,17 @@ impl Storage {
         free_bytes(self.dir()).is_ok_and(|free| free < bytes)
     }
 
+    /// Whether an append may be tried: not on a filesystem with less than `LOW_SPACE` free
+    /// (its own pages may still fit in a reused WAL, but the projections and the WAL index
+    /// on the same disk could not follow, so it would be written and never shown), nor,
+    /// once refused, until `SPACE_TO_RESUME` is free. Readiness and writes then agree.
+    fn room_for_appends(&self) -> Result<(), LogError> {
+        if self.free_below(LOW_SPACE) {
+            self.full.store(true, std::sync::atomic::Ordering::Release);
+        }
+        self.has_room()
+    }
+
     /// After appends failed for a full disk: not usable while the filesystem has less than
     /// `SPACE_TO_RESUME` free (it says so); usable again by itself once space is freed.
     fn has_room(&self) -> Result<(), LogError> {
@@ -441,6 +452,39 @@ fn run_checkpointer(
     }
 }
 
+/// Commits a group, or refuses it whole without trying when the disk has no room for it
+/// (`Storage::room_for_appends`); notes a refusal for space either way.
+fn append_or_refuse(
+    connection: &mut rusqlite::Connection,
+    group: &[AppendRequest],
+    storage: &Storage,
+) -> Vec<Result<Appended, LogError>> {
+    if let Err(e) = storage.room_for_appends() {
+        let message = e.to_string();
+        return group
+            .iter()
+            .map(|_| Err(LogError::DiskFull(message.clone())))
+            .collect();
+    }
+    let results = match append_group(connection, group) {
+        Ok(results) => results,
+        // Something failed beyond one event's own checks (I/O, the file): nothing of
+        // the group was committed. Run each alone so each gets its own answer.
+        Err(_) => group
+            .iter()
+            .map(|request| {
+                append_group(connection, std::slice::from_ref(request)).and_then(|mut one| {
+                    one.pop()
+                        .unwrap_or_else(|| Err(LogError::Backend("no result".into())))
+                })
+            })
+            .collect(),
+    };
+    let results = storage.name_full_disk(results);
+    storage.note(&results);
+    results
+}
+
 /// The writer thread: takes every append waiting (up to `MAX_GROUP`) and commits them in
 /// one transaction, all on this thread (no hand-off per statement). Ends on `Close` or
 /// when the log is dropped.
@@ -471,24 +515,7 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let results = match append_group(&mut connection, &group) {
-            Ok(results) => results,
-            // Something failed beyond one event's own checks (I/O, the file): nothing of
-            // the group was committed. Run each alone so each gets its own answer.
-            Err(_) => group
-                .iter()
-                .map(|request| {
-                    append_group(&mut connection, std::slice::from_ref(request)).and_then(
-                        |mut one| {
-                            one.pop()
-                                .unwrap_or_else(|| Err(LogError::Backend("no result".into())))
-                        },
-                    )
-                })
-                .collect(),
-        };
-        let results = storage.name_full_disk(results);
-        storage.note(&results);
+        let results = append_or_refuse(&mut connection, &group, storage);
         // Committed to a file that is no longer the log's (its directory was removed or
         // replaced): lost at the next start, so not acknowledged, not announced.
         let results = match storage.still_ours() {

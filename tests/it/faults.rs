@@ -402,10 +402,10 @@ async fn a_full_disk_under_the_embedded_log_refuses_writes_and_recovers() {
     )
     .await;
     let noticed_after = full_at.elapsed();
-    // A write while the disk is full: refused, saying nothing was written. SQLite may give
-    // back a few pages (a rolled-back WAL tail) and a write may then fit: it is acknowledged
-    // and checked like the others; the ballast takes what was freed and the write is tried
-    // again.
+    // A write while the disk is full: refused, saying nothing was written, even when its
+    // own pages would still fit in the log's reused WAL (the projections on the same disk
+    // could not follow it). Should a write get through all the same it is checked like
+    // the others; the ballast takes what was freed and the write is tried again.
     let (mut through_full, mut recorded_while_full) = (Vec::new(), Vec::new());
     let mut refused_for_space = 0;
     for n in 0..5 {

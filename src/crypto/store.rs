@@ -104,6 +104,13 @@ fn now() -> Result<String, CryptoError> {
 
 const COLUMNS: &str = "id, owner, master_key_id, nonce, wrapped";
 
+/// A new key, unless its id is taken, live or shredded. The WHERE clause also keeps
+/// SQLite's INSERT ... SELECT ... ON CONFLICT unambiguous.
+const INSERT: &str = "INSERT INTO data_keys (id, owner, master_key_id, nonce, wrapped, created_at)
+     SELECT $1, $2, $3, $4, $5, $6
+     WHERE NOT EXISTS (SELECT 1 FROM shredded_data_keys WHERE id = $1)
+     ON CONFLICT (id) DO NOTHING";
+
 const SQLITE_SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS data_keys (
     id            TEXT PRIMARY KEY NOT NULL,
@@ -143,23 +150,7 @@ macro_rules! sql_data_key_store {
         #[async_trait::async_trait]
         impl DataKeyStore for $store {
             async fn put(&self, key: &WrappedKey) -> Result<bool, CryptoError> {
-                // The WHERE clause also keeps SQLite's INSERT ... SELECT ... ON CONFLICT unambiguous.
-                let done = sqlx::query(
-                    "INSERT INTO data_keys (id, owner, master_key_id, nonce, wrapped, created_at)
-                     SELECT $1, $2, $3, $4, $5, $6
-                     WHERE NOT EXISTS (SELECT 1 FROM shredded_data_keys WHERE id = $1)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(&key.id)
-                .bind(&key.owner)
-                .bind(&key.master_key_id)
-                .bind(&key.nonce)
-                .bind(&key.wrapped)
-                .bind(now()?)
-                .execute(&self.pool)
-                .await
-                .map_err(db)?;
-                Ok(done.rows_affected() == 1)
+                self.insert(key, now()?).await
             }
 
             async fn get(&self, id: &str) -> Result<Stored, CryptoError> {
@@ -304,6 +295,9 @@ macro_rules! sql_data_key_store {
 /// database). `secure_delete` overwrites deleted rows; `synchronous=FULL`.
 pub struct SqliteDataKeys {
     pool: SqlitePool,
+    /// New keys go through it, committed in groups; other writes are rare (shreds,
+    /// rotations) and take the pool.
+    writer: super::key_writer::KeyWriter,
     description: String,
 }
 
@@ -319,14 +313,20 @@ impl SqliteDataKeys {
             .execute(&pool)
             .await
             .map_err(db)?;
+        let writer = super::key_writer::KeyWriter::start(path, INSERT)?;
         Ok(SqliteDataKeys {
             pool,
+            writer,
             description: format!("SQLite data keys {}", path.display()),
         })
     }
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    async fn insert(&self, key: &WrappedKey, created_at: String) -> Result<bool, CryptoError> {
+        self.writer.put(key, created_at).await
     }
 
     /// Best effort: move the shred into the main file and empty the WAL, so the old page
@@ -384,6 +384,21 @@ impl PgDataKeys {
 
     async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
         self.pool.begin().await
+    }
+
+    /// PostgreSQL commits concurrent inserts together on its own.
+    async fn insert(&self, key: &WrappedKey, created_at: String) -> Result<bool, CryptoError> {
+        let done = sqlx::query(INSERT)
+            .bind(&key.id)
+            .bind(&key.owner)
+            .bind(&key.master_key_id)
+            .bind(&key.nonce)
+            .bind(&key.wrapped)
+            .bind(created_at)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Dead tuples are reclaimed by autovacuum; the wrapped bytes in them are useless

@@ -708,17 +708,10 @@ impl EventLog for SqliteEventLog {
             .map_err(|_| LogError::Unavailable("the event log writer stopped".into()))?
     }
 
+    /// A short aggregate (a new one is empty: every create looks) on the caller's thread;
+    /// a long one through the read pool, as `read_aggregate_after` reads.
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError> {
-        let rows = sqlx::query(&format!(
-            "{SELECT} WHERE workspace_id = ? AND aggregate_type = ? AND aggregate_id = ? ORDER BY aggregate_version"
-        ))
-        .bind(&key.workspace_id)
-        .bind(&key.aggregate_type)
-        .bind(&key.aggregate_id)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(backend)?;
-        rows.iter().map(row_to_event).collect()
+        self.read_aggregate_after(key, 0, 0).await
     }
 
     async fn read_aggregate_after(

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# What a change bought: several authledger binaries in one run, interleaved rounds, the
+# side-by-side recipe's load (wrk, same Lua bodies) on the embedded default, each round on
+# a fresh data dir.
+#
+#   bash tools/peers/ab.sh NAME=/path/to/authledger NAME2=/path/to/other ...
+#
+# Jobs per binary and round: token issuance and credential write at 64 clients (DUR s),
+# then at one client (C1DUR s), after WARMUP s of warm-up each. Prints one markdown row
+# per binary, job and round (req/s, p50, p99, service CPU per request from /proc) and the
+# medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. Everything it starts is stopped by
+# PID; traffic to 127.0.0.1 only.
+set -euo pipefail
+
+[ $# -ge 1 ] || { echo "usage: ab.sh NAME=/path/to/authledger ..." >&2; exit 2; }
+ROUNDS=${ROUNDS:-3} DUR=${DUR:-10} C1DUR=${C1DUR:-5} WARMUP=${WARMUP:-3}
+AL_PORT=${AL_PORT:-28330}
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=$(mktemp -d)
+AL_PID=""
+cleanup() {
+  if [ -n "$AL_PID" ]; then kill "$AL_PID" 2>/dev/null || true; wait "$AL_PID" 2>/dev/null || true; fi
+  rm -rf "$W"
+}
+trap cleanup EXIT
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+# The side-by-side recipe's Lua bodies for jobs A and B, as it writes them.
+for f in al_token al_conn; do
+  sed -n "/^cat > \"\$W\/lua\/$f.lua\" <<'LUA'/,/^LUA/p" "$HERE/openbao/side-by-side.sh" | sed '1d;$d' > "$W/$f.lua"
+  [ -s "$W/$f.lua" ] || { echo "no $f.lua in side-by-side.sh" >&2; exit 1; }
+done
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+start() {  # start BINARY: fresh data dir, bootstrap, serve, agent key, auth config, connection, tool
+  local bin=$1 dir=$W/data
+  rm -rf "$dir"; mkdir -p "$dir"
+  local envs=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" RUST_LOG=info
+    AUTHLEDGER_DATA_DIR="$dir" AUTHLEDGER_LISTEN="127.0.0.1:$AL_PORT"
+    AUTHLEDGER_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_RATE_LIMIT_BURST=1000000000
+    AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_DENIAL_RATE_LIMIT_BURST=1000000000
+    AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST=1000000000
+    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off)
+  env -i "${envs[@]}" "$bin" bootstrap --workspace bench > "$W/boot.json"
+  ADMIN_KEY=$(jq -r .admin_api_key "$W/boot.json")
+  setsid env -i "${envs[@]}" "$bin" serve > "$W/server.log" 2>&1 < /dev/null &
+  AL_PID=$!
+  local u="http://127.0.0.1:$AL_PORT"
+  for _ in $(seq 1 120); do curl -sf -o /dev/null "$u/healthz" && break; sleep 0.25; done
+  api() { curl -sS -X POST "$u$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3"; }
+  AL_AGENT_KEY=$(api /v1/api-keys "$ADMIN_KEY" '{"name":"bench agent","role":"agent"}' | jq -r .key)
+  AL_AUTH_CONFIG=$(api /v1/auth-configs "$ADMIN_KEY" \
+    '{"name":"bench","provider":"custom","auth_type":"api_key","api_key":{"key_name":"X-Api-Key","location":"header","prefix":null}}' | jq -r .id)
+  AL_CONN=$(api /v1/connections "$ADMIN_KEY" \
+    "{\"auth_config_id\":\"$AL_AUTH_CONFIG\",\"user_id\":\"bench-user\",\"credentials\":{\"api_key\":\"k\"}}" | jq -r .id)
+  api /v1/tools "$ADMIN_KEY" '{"name":"custom.bench_echo","provider":"custom","description":"Benchmark tool","method":"GET","base_url":"http://127.0.0.1:9","path":"/echo","parameters":{"type":"object"},"required_scopes":[],"risk":"read"}' > /dev/null
+  export AL_AGENT_KEY AL_AUTH_CONFIG AL_CONN AL_ADMIN_KEY=$ADMIN_KEY
+}
+
+run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
+  local name=$1 round=$2 job=$3 t=$4 c=$5 d=$6 lua=$7 url=$8 out c0 c1 n
+  RUN_ID="$name-$round-$job-warm" wrk -t"$t" -c"$c" -d"${WARMUP}s" -s "$lua" "$url" > /dev/null
+  c0=$(cpu_ticks "$AL_PID")
+  out=$(RUN_ID="$name-$round-$job" wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$lua" "$url")
+  c1=$(cpu_ticks "$AL_PID")
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  echo "$out" | python3 -c '
+import re, sys
+name, rnd, job, n, ticks, tck = sys.argv[1:7]
+text = sys.stdin.read()
+def ms(label):
+    m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+    v, u = float(m.group(1)), m.group(2)
+    return v / 1000 if u == "us" else v * 1000 if u == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+cpu_us = int(ticks) / int(tck) * 1e6 / max(int(n), 1)
+print("\t".join([name, rnd, job, f"{rps:.0f}", f"{ms(\"50%\"):.2f}", f"{ms(\"99%\"):.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0"]))
+' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" | tee -a "$W/rows.tsv"
+}
+
+echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx" | tee "$W/rows.tsv"
+for r in $(seq 1 "$ROUNDS"); do
+  for spec in "$@"; do
+    name=${spec%%=*} bin=${spec#*=}
+    start "$bin"
+    u="http://127.0.0.1:$AL_PORT"
+    run "$name" "$r" tokens_c64 2 64 "$DUR" "$W/al_token.lua" "$u/v1/tokens"
+    run "$name" "$r" write_c64 2 64 "$DUR" "$W/al_conn.lua" "$u"
+    run "$name" "$r" tokens_c1 1 1 "$C1DUR" "$W/al_token.lua" "$u/v1/tokens"
+    run "$name" "$r" write_c1 1 1 "$C1DUR" "$W/al_conn.lua" "$u"
+    kill "$AL_PID"; wait "$AL_PID" 2>/dev/null || true; AL_PID=""
+  done
+done
+python3 - "$W/rows.tsv" <<'PY'
+import csv, statistics as st, sys
+rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))[1:]
+print("\n| binary | job | req/s median (min–max) | p50 ms | p99 ms | service CPU µs/req |")
+print("|---|---|---:|---:|---:|---:|")
+keys = sorted({(r[0], r[2]) for r in rows}, key=lambda k: (k[1], [r[0] for r in rows].index(k[0])))
+for name, job in keys:
+    sel = [r for r in rows if r[0] == name and r[2] == job]
+    col = lambda i: [float(r[i]) for r in sel]
+    cell = lambda v, nd: f"{st.median(v):,.{nd}f} ({min(v):,.{nd}f}–{max(v):,.{nd}f})"
+    print(f"| {name} | {job} | {cell(col(3), 0)} | {cell(col(4), 2)} | {cell(col(5), 2)} | {cell(col(6), 0)} |")
+PY

@@ -176,8 +176,15 @@ pub async fn run_tool_call_recovery(
 ) {
     let mut recovery = crate::gateway::recover::Recovery::new();
     let older_than = crate::gateway::recover::recovery_age(&state);
+    let mut first = true;
     loop {
         match recovery.sweep(&state, older_than).await {
+            Ok(swept) if first => tracing::info!(
+                recovered = swept.recovered,
+                completed_elsewhere = swept.completed_elsewhere,
+                still_open = swept.still_open,
+                "tool call recovery at start done"
+            ),
             Ok(swept) if swept.recovered > 0 => {
                 tracing::warn!(
                     recovered = swept.recovered,
@@ -187,6 +194,7 @@ pub async fn run_tool_call_recovery(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot recover tool calls now"),
         }
+        first = false;
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,

@@ -640,6 +640,22 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
     let r = execute(&env).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(up.hits().len(), 1);
+    // Its `tool.completed` follows the answer: in the log before the service is killed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = call(
+            &env,
+            Method::GET,
+            "/v1/audit/events?kind=tool.completed",
+            None,
+        )
+        .await;
+        if r.body["items"].as_array().map_or(0, Vec::len) == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no tool.completed: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The same log, served without loopback destinations.
     env.svc.child.kill().expect("kill");

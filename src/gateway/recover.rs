@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::domain::tool_call::{ToolCall, ToolCallCommand, ToolCompleted};
 use crate::domain::Aggregate as _;
 use crate::ledger::envelope::open_envelope;
-use crate::ledger::{Actor, LedgerError};
+use crate::ledger::{Actor, EventLog, Ledger, LedgerError};
 
 /// Events read from the log per read.
 const BATCH: usize = 2_000;
@@ -61,24 +61,39 @@ impl Recovery {
     }
 
     /// Reads the log from where the last sweep stopped, then completes as `unknown` every
-    /// open call requested more than `older_than` ago (by the service's clock).
+    /// open call requested more than `older_than` ago (by the service's clock) that this
+    /// instance is not completing itself.
     pub async fn sweep(
         &mut self,
         state: &AppState,
         older_than: Duration,
     ) -> Result<Swept, LedgerError> {
-        self.read_on(state).await?;
-        let cutoff =
-            state.clock.now() - time::Duration::try_from(older_than).unwrap_or(time::Duration::MAX);
+        let completions = &state.gateway.completions;
+        self.sweep_on(&state.ledger, state.clock.now(), older_than, |id| {
+            completions.is_pending(id)
+        })
+        .await
+    }
+
+    /// `sweep` on `ledger` (and its log) at `now`, leaving the calls `pending` names.
+    pub async fn sweep_on(
+        &mut self,
+        ledger: &Ledger,
+        now: time::OffsetDateTime,
+        older_than: Duration,
+        pending: impl Fn(&str) -> bool,
+    ) -> Result<Swept, LedgerError> {
+        self.read_on(ledger.log().as_ref()).await?;
+        let cutoff = now - time::Duration::try_from(older_than).unwrap_or(time::Duration::MAX);
         let due: Vec<(String, Open)> = self
             .open
             .iter()
-            .filter(|(id, o)| o.requested_at <= cutoff && !state.gateway.completions.is_pending(id))
+            .filter(|(id, o)| o.requested_at <= cutoff && !pending(id))
             .map(|(id, o)| (id.clone(), o.clone()))
             .collect();
         let mut swept = Swept::default();
         for (id, open) in due {
-            match complete(state, &open.workspace_id, &id).await? {
+            match complete(ledger, &open.workspace_id, &id).await? {
                 true => swept.recovered += 1,
                 false => swept.completed_elsewhere += 1,
             }
@@ -88,9 +103,9 @@ impl Recovery {
         Ok(swept)
     }
 
-    async fn read_on(&mut self, state: &AppState) -> Result<(), LedgerError> {
+    async fn read_on(&mut self, log: &dyn EventLog) -> Result<(), LedgerError> {
         loop {
-            let events = state.log.read_from(self.read_to + 1, BATCH).await?;
+            let events = log.read_from(self.read_to + 1, BATCH).await?;
             let Some(last) = events.last().map(|e| e.position) else {
                 return Ok(());
             };
@@ -127,8 +142,8 @@ impl Recovery {
 /// Appends the recovered completion of call `id`, decided on the call as the log holds it
 /// and appended at its version. False when the call was completed meanwhile (the append
 /// lost to another completion, or the call was already complete).
-async fn complete(state: &AppState, ws: &str, id: &str) -> Result<bool, LedgerError> {
-    let call = state.ledger.load::<ToolCall>(ws, id).await?;
+async fn complete(ledger: &Ledger, ws: &str, id: &str) -> Result<bool, LedgerError> {
+    let call = ledger.load::<ToolCall>(ws, id).await?;
     let Some(requested) = &call.requested else {
         return Ok(false);
     };
@@ -137,11 +152,7 @@ async fn complete(state: &AppState, ws: &str, id: &str) -> Result<bool, LedgerEr
     }
     let command = ToolCallCommand::Complete(ToolCompleted::recovered(requested));
     let actor = Actor::system("tool-call-recovery");
-    match state
-        .ledger
-        .execute::<ToolCall>(ws, id, &actor, &command)
-        .await
-    {
+    match ledger.execute::<ToolCall>(ws, id, &actor, &command).await {
         Ok(_) => {
             tracing::warn!(tool_call_id = %id, workspace_id = %ws, tool = %requested.tool,
                 "tool call completed as unknown: the service stopped before it recorded the outcome");

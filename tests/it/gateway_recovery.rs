@@ -298,3 +298,144 @@ async fn two_instances_recovering_one_call_complete_it_once() {
         r.text
     );
 }
+
+/// The sweep the scheduler runs every minute, on two ledgers (two instances' caches) over
+/// one log and a clock of the test's: a young call stays open; each sweep reads on from
+/// where the last stopped; a call this instance is still completing is left to it; a call
+/// past the age is completed as `unknown` once, also when two instances sweep it at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweeps_read_on_and_complete_each_old_call_once() {
+    use std::sync::Arc;
+
+    use authledger::clock::ManualClock;
+    use authledger::domain::tool_call::{ToolCall, ToolCallCommand};
+    use authledger::domain::Event;
+    use authledger::gateway::recover::{Recovery, Swept};
+    use authledger::ledger::envelope::open_envelope;
+    use authledger::ledger::sqlite_log::SqliteEventLog;
+    use authledger::ledger::{Actor, EventLog, Ledger, Signer};
+    use authledger::metrics::Metrics;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let log: Arc<dyn EventLog> = Arc::new(
+        SqliteEventLog::open(&dir.path().join("ledger.db"))
+            .await
+            .expect("log"),
+    );
+    let t0 = time::macros::datetime!(2026-01-01 12:00 UTC);
+    let clock = Arc::new(ManualClock::new(t0));
+    let instance = || {
+        Ledger::new(
+            log.clone(),
+            Signer::from_seed(&[7; 32]),
+            clock.clone(),
+            Metrics::new(),
+        )
+    };
+    let (a, b) = (instance(), instance());
+    let Some(Event::ToolRequested(requested)) = Event::examples()
+        .into_iter()
+        .find(|e| matches!(e, Event::ToolRequested(_)))
+    else {
+        panic!("a tool.requested example");
+    };
+    let agent = Actor::system("agent");
+    let request = |id: &'static str| {
+        let (a, requested, agent) = (&a, requested.clone(), agent.clone());
+        async move {
+            a.create::<ToolCall>("ws1", id, &agent, &ToolCallCommand::Request(requested))
+                .await
+                .expect("tool.requested");
+        }
+    };
+    let completions_of = |id: &'static str| {
+        let log = log.clone();
+        async move {
+            log.read_from(1, 1000)
+                .await
+                .expect("read")
+                .iter()
+                .map(|e| open_envelope(&e.envelope).expect("envelope").body)
+                .filter(|b| b.kind == "tool.completed" && b.aggregate_id == id)
+                .map(|b| b.payload)
+                .collect::<Vec<_>>()
+        }
+    };
+    let age = Duration::from_secs(120);
+    let minutes = |m: i64| t0 + time::Duration::minutes(m);
+    let never = |_: &str| false;
+
+    request("call-1").await;
+    let (mut ra, mut rb) = (Recovery::new(), Recovery::new());
+    let young = Swept {
+        recovered: 0,
+        completed_elsewhere: 0,
+        still_open: 1,
+    };
+    assert_eq!(
+        ra.sweep_on(&a, minutes(1), age, never)
+            .await
+            .expect("sweep"),
+        young
+    );
+    assert_eq!(
+        rb.sweep_on(&b, minutes(1), age, never)
+            .await
+            .expect("sweep"),
+        young
+    );
+
+    // Ten minutes on, a new call: the next sweep reads it, and leaves it (young).
+    clock.advance(time::Duration::minutes(10));
+    request("call-2").await;
+    let completing_it = |id: &str| id == "call-1";
+    assert_eq!(
+        ra.sweep_on(&a, minutes(11), age, completing_it)
+            .await
+            .expect("sweep"),
+        Swept {
+            recovered: 0,
+            completed_elsewhere: 0,
+            still_open: 2
+        },
+        "a call this instance is still completing is left to it"
+    );
+    assert_eq!(
+        ra.sweep_on(&a, minutes(11), age, never)
+            .await
+            .expect("sweep"),
+        Swept {
+            recovered: 1,
+            completed_elsewhere: 0,
+            still_open: 1
+        }
+    );
+    let done = completions_of("call-1").await;
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(
+        (&done[0]["outcome"], &done[0]["recovered"]),
+        (&json!("unknown"), &json!(true))
+    );
+    // The other instance reads the completion on and has nothing to do.
+    assert_eq!(
+        rb.sweep_on(&b, minutes(11), age, never)
+            .await
+            .expect("sweep"),
+        Swept {
+            recovered: 0,
+            completed_elsewhere: 0,
+            still_open: 1
+        }
+    );
+
+    // Both instances sweep the old call-2 at once: one completion.
+    let (x, y) = tokio::join!(
+        ra.sweep_on(&a, minutes(20), age, never),
+        rb.sweep_on(&b, minutes(20), age, never),
+    );
+    let (x, y) = (x.expect("sweep"), y.expect("sweep"));
+    assert_eq!(x.recovered + y.recovered, 1, "{x:?} {y:?}");
+    assert_eq!(x.still_open + y.still_open, 0, "{x:?} {y:?}");
+    assert_eq!(completions_of("call-2").await.len(), 1);
+    assert_eq!(completions_of("call-1").await.len(), 1);
+}

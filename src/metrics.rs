@@ -73,7 +73,7 @@ pub struct Metrics {
     pub projection_stuck_position: Family<ProjectionLabel, Gauge>,
     /// Where a gateway tool call spends its time: `prepare` (checks and loads up to the
     /// `tool.requested` append), `requested` (that append), `upstream`, `completed` (the
-    /// `tool.completed` append).
+    /// `tool.completed` append, after the answer: not part of the agent's latency).
     pub tool_call_phase_seconds: Family<PhaseLabel, Histogram>,
     /// HTTP requests answered, by method, route template and status.
     pub http_requests: Family<HttpLabels, Counter>,

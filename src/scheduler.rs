@@ -161,6 +161,50 @@ pub async fn run_dynamic_credential_expiry(
     }
 }
 
+/// How often calls requested and never completed are looked for.
+pub const TOOL_CALL_RECOVERY_SWEEP: Duration = Duration::from_secs(60);
+
+/// Completes as `unknown` the tool calls requested and never completed (the service died
+/// between answering and appending `tool.completed`) once older than any attempt of them
+/// could run (`gateway::recover`): at start, then every `every`, until `stop` turns true.
+/// Every instance may run it: each completion is appended at the call's version, so one
+/// instance completes a call and the others find it completed.
+pub async fn run_tool_call_recovery(
+    state: AppState,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut recovery = crate::gateway::recover::Recovery::new();
+    let older_than = crate::gateway::recover::recovery_age(&state);
+    let mut first = true;
+    loop {
+        match recovery.sweep(&state, older_than).await {
+            Ok(swept) if first => tracing::info!(
+                recovered = swept.recovered,
+                completed_elsewhere = swept.completed_elsewhere,
+                still_open = swept.still_open,
+                "tool call recovery at start done"
+            ),
+            Ok(swept) if swept.recovered > 0 => {
+                tracing::warn!(
+                    recovered = swept.recovered,
+                    "tool calls completed as unknown"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot recover tool calls now"),
+        }
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

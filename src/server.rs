@@ -117,6 +117,12 @@ pub async fn serve(
         crate::scheduler::DYNAMIC_CREDENTIAL_SWEEP,
         stop_rx.clone(),
     ));
+    let recovery_task = tokio::spawn(crate::scheduler::run_tool_call_recovery(
+        state.clone(),
+        crate::scheduler::TOOL_CALL_RECOVERY_SWEEP,
+        stop_rx.clone(),
+    ));
+    let gateway_state = state.clone();
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(?addr, log = %state.log.describe(), projections = %state.projections.describe(), "serving");
@@ -131,6 +137,12 @@ pub async fn serve(
             request_log::layer,
         ));
     accept_loop(listener, router, settings.connections, shutdown).await;
+    // Answered tool calls whose `tool.completed` is still being appended.
+    gateway_state
+        .gateway
+        .completions
+        .settled(Duration::from_secs(10))
+        .await;
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
     for task in [
@@ -139,6 +151,7 @@ pub async fn serve(
         Some(sweeper_task),
         Some(webhooks_task),
         Some(expiry_task),
+        Some(recovery_task),
     ]
     .into_iter()
     .flatten()

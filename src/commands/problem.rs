@@ -123,6 +123,10 @@ impl From<&CommandError> for Problem {
                     use crate::domain::tool_call::UndoRefusal as U;
                     let (kind, title) = match r {
                         U::NotUndoable => ("not-undoable", "This call cannot be undone"),
+                        U::NotCompleted => (
+                            "call-not-completed",
+                            "This call's outcome is not recorded yet",
+                        ),
                         U::WindowClosed => (
                             "undo-window-closed",
                             "The window to undo this call has closed",

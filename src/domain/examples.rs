@@ -213,6 +213,7 @@ impl Event {
                     ),
                     until: at + time::Duration::hours(24),
                 }),
+                recovered: false,
             }),
             Event::ApprovalRequested(ApprovalRequested {
                 tool: "github.delete_repository".into(),
@@ -439,6 +440,19 @@ impl Event {
                 expires_at: at,
             }),
         ]
+    }
+
+    /// Further forms of kinds `examples` shows once (validated by the same schema tests):
+    /// a call that recovery completed after the service died before recording its outcome.
+    pub fn variant_examples() -> Vec<Event> {
+        let requested = Event::examples().into_iter().find_map(|e| match e {
+            Event::ToolRequested(r) => Some(r),
+            _ => None,
+        });
+        requested
+            .map(|r| Event::ToolCompleted(ToolCompleted::recovered(&r)))
+            .into_iter()
+            .collect()
     }
 }
 

@@ -1,5 +1,9 @@
 //! Tool call: one gateway execution. `tool.requested` is appended before the upstream is
-//! called (no event, no call: the gateway fails closed) and `tool.completed` after it.
+//! called (no event, no call: the gateway fails closed) and `tool.completed` after it: the
+//! gateway answers the agent once `tool.requested` is durable and appends `tool.completed`
+//! right after. Should the service die in between, recovery completes the call with outcome
+//! `unknown` and `recovered: true` (appended at the call's version: of several recovering
+//! instances one wins), so every requested call ends in the log.
 //! Arguments are recorded as a fingerprint only; response bodies only when the workspace
 //! opted in, and then redacted.
 //!
@@ -51,6 +55,9 @@ pub enum ToolOutcome {
     Timeout,
     /// The upstream could not be reached.
     Unreachable,
+    /// The service stopped before it recorded the outcome (a recovered completion): the
+    /// upstream may or may not have acted.
+    Unknown,
 }
 
 impl ToolOutcome {
@@ -60,6 +67,7 @@ impl ToolOutcome {
             ToolOutcome::UpstreamError => "upstream_error",
             ToolOutcome::Timeout => "timeout",
             ToolOutcome::Unreachable => "unreachable",
+            ToolOutcome::Unknown => "unknown",
         }
     }
 }
@@ -78,6 +86,31 @@ pub struct ToolCompleted {
     /// The compensating request, when the tool declares one and the call succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undo: Option<PlannedUndo>,
+    /// Appended by recovery, not by the instance that made the call (which died before it
+    /// recorded the outcome): the outcome is then `unknown`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+}
+
+impl ToolCompleted {
+    /// The completion recovery appends for a call whose outcome was never recorded.
+    pub fn recovered(requested: &ToolRequested) -> ToolCompleted {
+        ToolCompleted {
+            tool: requested.tool.clone(),
+            connection_id: requested.connection_id.clone(),
+            outcome: ToolOutcome::Unknown,
+            status: None,
+            latency_ms: 0,
+            attempts: 0,
+            response: None,
+            error: Some(
+                "the service stopped before it recorded the outcome: the upstream may or may not have acted"
+                    .into(),
+            ),
+            undo: None,
+            recovered: true,
+        }
+    }
 }
 
 /// The compensating request of a call, fixed when the call completed (its credential is
@@ -133,6 +166,8 @@ pub struct ToolUndone {
 pub enum UndoRefusal {
     #[error("this call cannot be undone: its tool declares no undo, or the call did not succeed")]
     NotUndoable,
+    #[error("this call's outcome is not recorded yet: try again in a moment")]
+    NotCompleted,
     #[error("the window to undo this call has closed")]
     WindowClosed,
     #[error("this call is already undone")]
@@ -166,6 +201,9 @@ pub struct ToolCall {
 impl ToolCall {
     /// Whether an undo may start at `now` (the same rules as [`ToolCallCommand::RequestUndo`]).
     pub fn undo_refusal(&self, now: OffsetDateTime) -> Option<UndoRefusal> {
+        if self.requested.is_some() && self.completed.is_none() {
+            return Some(UndoRefusal::NotCompleted);
+        }
         let plan = self.completed.as_ref().and_then(|c| c.undo.as_ref());
         let Some(plan) = plan else {
             return Some(UndoRefusal::NotUndoable);
@@ -297,6 +335,7 @@ mod tests {
             response: None,
             error: None,
             undo: None,
+            recovered: false,
         };
         let mut call = ToolCall::default();
         assert!(call
@@ -323,6 +362,42 @@ mod tests {
             .unwrap();
         call.apply(&ev);
         assert!(call.decide(&ToolCallCommand::Complete(done)).is_err());
+    }
+
+    #[test]
+    fn a_call_not_completed_yet_is_refused_an_undo_and_a_recovered_one_is_not_undoable() {
+        let t0 = time::macros::datetime!(2026-01-01 12:00 UTC);
+        let mut call = undoable_call(t0 + time::Duration::hours(1));
+        call.completed = None;
+        let undo = ToolCallCommand::RequestUndo {
+            now: t0,
+            lease_expires_at: t0,
+        };
+        assert_eq!(
+            call.decide(&undo),
+            Err(DomainError::Undo(UndoRefusal::NotCompleted))
+        );
+        let requested = call.requested.clone().unwrap();
+        let ev = call
+            .decide(&ToolCallCommand::Complete(ToolCompleted::recovered(
+                &requested,
+            )))
+            .unwrap();
+        let Event::ToolCompleted(done) = &ev else {
+            unreachable!()
+        };
+        assert_eq!((done.outcome, done.recovered), (ToolOutcome::Unknown, true));
+        call.apply(&ev);
+        assert_eq!(
+            call.decide(&undo),
+            Err(DomainError::Undo(UndoRefusal::NotUndoable))
+        );
+        // A second recovery (another instance) loses: the call is completed once.
+        assert!(call
+            .decide(&ToolCallCommand::Complete(ToolCompleted::recovered(
+                &requested
+            )))
+            .is_err());
     }
 
     fn undoable_call(until: OffsetDateTime) -> ToolCall {
@@ -357,6 +432,7 @@ mod tests {
                 body: None,
                 until,
             }),
+            recovered: false,
         }));
         call
     }

@@ -12,14 +12,20 @@
 //! 7. `upstream`: the call (timeout; retries only idempotent methods);
 //! 8. `scrub`: every form of the call's secrets out of the answer (body, content type,
 //!    error), so neither the record nor the agent ever holds the injected credential;
-//! 9. `record::completed`, with the compensating request when the tool declares an undo
-//!    and the call succeeded (`undo::plan`).
+//! 9. the answer, and `record::completed` right after it (`completion`: in its own task,
+//!    with the compensating request when the tool declares an undo and the call succeeded,
+//!    `undo::plan`). The answer waits for `tool.requested` to be durable, never for
+//!    `tool.completed`; its position (`Authledger-Position`) covers `tool.requested`.
+//!    Should the service die before `tool.completed` lands, `recover` completes the call as
+//!    `unknown` once no attempt of it can still be running.
 //!
 //! `tools` is the tool catalog as data (pure); `workspace_tools` the workspace's own tools;
 //! `undo` sends a call's compensating request through the same steps 5 to 8.
 
 mod checks;
+pub mod completion;
 mod record;
+pub mod recover;
 pub mod scrub;
 mod step_up;
 mod target;
@@ -74,6 +80,8 @@ pub struct Gateway {
     pub http: crate::net::HttpClient,
     /// Workspace tools compiled once per stored definition.
     pub compiled_tools: Arc<tools::CompiledTools>,
+    /// The `tool.completed` appends still on their way (after the answer).
+    pub completions: completion::Completions,
 }
 
 impl Gateway {
@@ -85,6 +93,7 @@ impl Gateway {
             settings,
             http: upstream::client(destinations)?,
             compiled_tools: Arc::default(),
+            completions: completion::Completions::default(),
         })
     }
 }
@@ -202,9 +211,10 @@ pub async fn execute(
     let latency = phases.elapsed();
     let phases = phases.next("upstream");
     let planned = undo::plan(state, &target, &call, &input.arguments, &result);
-    let mut completed = record::completed(&target, &call, result, attempts, latency);
-    completed.0.undo = planned;
-    record::record_completed(state, caller, &call, completed, phases).await
+    let (mut completed, answer) = record::completed(&target, &call, result, attempts, latency);
+    completed.undo = planned;
+    record::record_completed(state, caller, &call, completed, phases);
+    answer
 }
 
 /// Bodies larger than this are scrubbed on a blocking thread (a 4 MiB body full of escapes

@@ -1,5 +1,6 @@
 //! The call on the record: `tool.requested` before the upstream is called (fail closed: no
-//! event, no call), `tool.completed` after, with the outcome, latency and attempts; and the
+//! event, no call; the answer's position is its), `tool.completed` after, with the outcome,
+//! latency and attempts, appended once the answer is handed over (`completion`); and the
 //! per-phase latency metric.
 
 use std::time::{Duration, Instant};
@@ -62,6 +63,11 @@ impl<'a> Phases<'a> {
     pub fn elapsed(&self) -> Duration {
         self.since.elapsed()
     }
+
+    /// When the running phase started (for a phase that ends in another task).
+    pub fn since(&self) -> Instant {
+        self.since
+    }
 }
 
 /// The `tool.requested` event of a call about to be made.
@@ -96,14 +102,15 @@ pub(super) fn requested(
     }
 }
 
-/// Appends `tool.requested`; the call is made only once this returns.
+/// Appends `tool.requested`; the call is made only once this returns. The answer's
+/// position is this event's.
 pub(super) async fn record_requested(
     state: &AppState,
     caller: &Caller,
     call: &Call,
     requested: ToolRequested,
 ) -> Result<(), AgentError> {
-    state
+    let committed = state
         .ledger
         .create::<ToolCall>(
             &caller.workspace_id,
@@ -112,6 +119,7 @@ pub(super) async fn record_requested(
             &ToolCallCommand::Request(requested),
         )
         .await?;
+    crate::commands::written::reached(committed.position);
     Ok(())
 }
 
@@ -134,6 +142,7 @@ pub(super) fn completed(
         response: None,
         error,
         undo: None,
+        recovered: false,
     };
     match result {
         Ok(resp) => {
@@ -171,26 +180,23 @@ pub(super) fn completed(
     }
 }
 
-/// Appends `tool.completed`, then answers (an upstream failure is answered once recorded).
-pub(super) async fn record_completed(
+/// Appends `tool.completed` after the answer: in its own task, which outlives the request
+/// (`completion`); the caller answers at once (an upstream failure too).
+pub(super) fn record_completed(
     state: &AppState,
     caller: &Caller,
     call: &Call,
-    (event, answer): (ToolCompleted, Result<Executed, AgentError>),
+    event: ToolCompleted,
     phases: Phases<'_>,
-) -> Result<Executed, AgentError> {
-    let committed = state
-        .ledger
-        .execute::<ToolCall>(
-            &caller.workspace_id,
-            &call.id,
-            &caller.actor(),
-            &ToolCallCommand::Complete(event),
-        )
-        .await?;
-    phases.next("completed");
-    crate::commands::written::reached(committed.position);
-    answer
+) {
+    super::completion::spawn(
+        state,
+        &caller.workspace_id,
+        &call.id,
+        caller.actor(),
+        event,
+        phases.since(),
+    );
 }
 
 /// What an opted-in workspace keeps of a response: JSON with secret-looking fields redacted

@@ -4,7 +4,10 @@
 //! admin or developer ([`undo`]).
 //!
 //! The steps mirror a call's: the call visible to this asker (another workspace's or another
-//! person's answers like an unknown id, and the attempt is recorded by the face); undoable
+//! person's answers like an unknown id, and the attempt is recorded by the face); its
+//! outcome recorded (the gateway appends `tool.completed` just after answering: an undo
+//! right after the answer waits for this instance's append, and is refused with
+//! `NotCompleted`, to be tried again, while the outcome is not in the log); undoable
 //! now (`ToolCall::undo_refusal`: a planned undo, within its window, not undone, no attempt
 //! running); the connection usable, its credential refreshed before use
 //! (`commands::connections::credential_for_call`); `tool.undo_requested` appended at the
@@ -29,6 +32,10 @@ use crate::domain::tool_call::{
 };
 use crate::domain::DomainError;
 use crate::ledger::{Actor, ActorType};
+
+/// How long an undo waits for the call's `tool.completed` this instance is appending
+/// (its tries take under two seconds).
+const COMPLETION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long an undo attempt holds the call before another may take over (the upstream's
 /// timeout times its attempts, with room to record the outcome).
@@ -143,7 +150,15 @@ pub async fn visible(state: &AppState, undoer: &Undoer, id: &str) -> Result<Tool
 pub async fn undo(state: &AppState, undoer: &Undoer, id: &str) -> Result<Undone, AgentError> {
     let ws = undoer.workspace_id();
     let actor = undoer.actor();
-    let call = visible(state, undoer, id).await?;
+    let mut call = visible(state, undoer, id).await?;
+    if call.completed.is_none() && state.gateway.completions.is_pending(id) {
+        state
+            .gateway
+            .completions
+            .wait_for(id, COMPLETION_WAIT)
+            .await;
+        call = visible(state, undoer, id).await?;
+    }
     let now = state.clock.now();
     if let Some(refusal) = call.undo_refusal(now) {
         return Err(DomainError::Undo(refusal).into());

@@ -640,6 +640,22 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
     let r = execute(&env).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(up.hits().len(), 1);
+    // Its `tool.completed` follows the answer: in the log before the service is killed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = call(
+            &env,
+            Method::GET,
+            "/v1/audit/events?kind=tool.completed",
+            None,
+        )
+        .await;
+        if r.body["items"].as_array().map_or(0, Vec::len) == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no tool.completed: {}", r.text);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 
     // The same log, served without loopback destinations.
     env.svc.child.kill().expect("kill");
@@ -653,7 +669,9 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
         "the upstream was called: {:?}",
         up.hits()
     );
-    // Read your write: the refused call's `tool.completed` at the position its answer named.
+    // Read your write: the refused call's `tool.requested` at the position its answer
+    // named; its `tool.completed` (appended right after the answer) follows.
+    let refused_call = r.str("tool_call_id");
     let position = r
         .headers
         .get("authledger-position")
@@ -663,13 +681,42 @@ async fn a_destination_is_judged_again_when_the_service_connects() {
     let r = call(
         &env,
         Method::GET,
-        &format!("/v1/audit/events?kind=tool.completed&order=asc&limit=10&min_position={position}"),
+        &format!("/v1/audit/events?kind=tool.requested&order=asc&limit=10&min_position={position}"),
         None,
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let items = r.body["items"].as_array().expect("items");
     assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(
+        items[1]["aggregate"]["id"],
+        refused_call.as_str(),
+        "{}",
+        r.text
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let r = loop {
+        let r = call(
+            &env,
+            Method::GET,
+            "/v1/audit/events?kind=tool.completed&order=asc&limit=10",
+            None,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        if r.body["items"].as_array().map_or(0, Vec::len) >= 2 || Instant::now() > deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(
+        items[1]["aggregate"]["id"],
+        refused_call.as_str(),
+        "{}",
+        r.text
+    );
     let last = items[1].to_string();
     assert!(last.contains("destination refused"), "{last}");
     assert!(last.contains("--allow-loopback-urls"), "{last}");

@@ -228,6 +228,7 @@ async fn sigterm_under_load(stack: Stack) {
 
     // The running tool call finishes with the upstream's answer.
     let answered = call.await.expect("tool call");
+    let call_id = answered.str("tool_call_id");
     assert_eq!(answered.status, StatusCode::OK, "{}", answered.text);
     assert_eq!(answered.body["body"], serde_json::json!({ "sent": true }));
 
@@ -277,6 +278,14 @@ async fn sigterm_under_load(stack: Stack) {
         acknowledged.len()
     );
     assert_eq!(upstream.hits_to("/send").len(), 1);
+    // The call's `tool.completed` follows its answer: the stopping server waited for it, so
+    // the call has both its events (`tool.requested`, `tool.completed`) in the log.
+    let dump = crate::support::cli(&env.d.storage, &["dump-log"]).await;
+    let of_call = String::from_utf8_lossy(&dump.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!(".tool_call.{call_id}\"")))
+        .count();
+    assert_eq!(of_call, 2, "the tool call's events in the log");
     eprintln!(
         "SIGTERM ({stack:?}): {} writes, {} acknowledged, {refused_503} answered 503 while \
          stopping, {} refused at connect after the listener closed; {} keys in the log; the \

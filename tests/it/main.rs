@@ -33,6 +33,7 @@ mod end_user;
 mod failover;
 mod faults;
 mod fixtures;
+mod gateway_recovery;
 mod gateways;
 mod hardening;
 mod harness;

@@ -412,14 +412,22 @@ async fn mcp_lists_and_calls_gateway_tools_for_a_real_client() {
         "{r:?}"
     );
 
-    // The same events as the HTTP gateway: each upstream call completed in the ledger.
-    let completed: Vec<Value> = env
-        .events()
-        .await
-        .into_iter()
-        .filter(|(k, _)| k == "tool.completed")
-        .map(|(_, p)| p)
-        .collect();
+    // The same events as the HTTP gateway: each upstream call completed in the ledger
+    // (`tool.completed` is appended right after the answer).
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let completed: Vec<Value> = loop {
+        let completed: Vec<Value> = env
+            .events()
+            .await
+            .into_iter()
+            .filter(|(k, _)| k == "tool.completed")
+            .map(|(_, p)| p)
+            .collect();
+        if completed.len() >= 3 || std::time::Instant::now() > deadline {
+            break completed;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(completed.len(), 3, "{completed:?}");
     assert!(completed
         .iter()

@@ -162,6 +162,20 @@ async fn traced_call(
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["status"], 200, "{}", r.text);
+    // `tool.completed` is appended right after the answer (read from the log, so that
+    // waiting for it traces and records nothing).
+    let call_id = r.str("tool_call_id");
+    eventually(
+        Duration::from_secs(15),
+        "the call's tool.completed",
+        || async {
+            let dump = String::from_utf8(cli_ok(&d.storage, &["dump-log"])).expect("utf-8");
+            bodies(&dump)
+                .iter()
+                .any(|b| b["kind"] == "tool.completed" && b["aggregate_id"] == call_id.as_str())
+        },
+    )
+    .await;
     let hit = up
         .hits_to("/traced")
         .last()

@@ -81,7 +81,7 @@ fn every_example_payload_matches_its_schema() {
         kinds, ALL_KINDS,
         "Event::examples must cover every kind, in ALL_KINDS order"
     );
-    for ev in examples {
+    for ev in examples.into_iter().chain(Event::variant_examples()) {
         let (kind, payload) = ev.to_parts().expect("parts");
         check(&validator(&kind), &payload, &kind);
     }
@@ -99,6 +99,26 @@ fn schemas_reject_what_they_should() {
         serde_json::json!({ "name": "x", "role": "root", "key_prefix": "alk_x",
         "key_hash": format!("sha256:{}", "0".repeat(64)), "expires_at": null }),
     );
+}
+
+#[test]
+fn only_a_recovered_completion_has_an_unknown_outcome() {
+    let Some(Event::ToolCompleted(recovered)) = Event::variant_examples().into_iter().next() else {
+        panic!("a recovered tool.completed example");
+    };
+    let recovered = serde_json::to_value(&recovered).expect("json");
+    let mut not_recovered = recovered.clone();
+    not_recovered
+        .as_object_mut()
+        .expect("object")
+        .remove("recovered");
+    check_negative("tool.completed", not_recovered);
+    let mut with_status = recovered.clone();
+    with_status["status"] = serde_json::json!(200);
+    check_negative("tool.completed", with_status);
+    let mut succeeded = recovered;
+    succeeded["outcome"] = serde_json::json!("success");
+    check_negative("tool.completed", succeeded);
 }
 
 fn check_negative(kind: &str, instance: Value) {

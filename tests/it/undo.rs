@@ -493,6 +493,19 @@ async fn two_instances_undo_a_call_once() {
             json!({ "calendarId": "primary" }),
         )
         .await;
+        // The call's outcome is appended right after its answer; until it is in the log,
+        // another instance refuses the undo as `call-not-completed` (a race of its own).
+        eventually(
+            Duration::from_secs(15),
+            "the call's tool.completed",
+            || async {
+                audit(&dep, "tool.completed")
+                    .await
+                    .iter()
+                    .any(|e| e["aggregate"]["id"] == made.as_str())
+            },
+        )
+        .await;
         let path = format!("/v1/tool-calls/{made}/undo");
         let ask = |i: usize| {
             let url = dep.instance(i).url(&path);
@@ -531,6 +544,70 @@ async fn two_instances_undo_a_call_once() {
             .hits_to(&format!("/calendars/primary/events/ev-{}", round + 1));
         assert_eq!(sent.len(), 1, "round {round}: {sent:?}");
     }
+}
+
+/// An undo asked right after the call's answer: on the instance that made the call it
+/// waits for the call's `tool.completed` and undoes; on another instance, before the
+/// outcome is in the log, it is refused as `call-not-completed` (never `not-undoable`), and
+/// succeeds once it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undo_right_after_the_answer_waits_for_the_outcome() {
+    let envs: Vec<(&str, &str)> = [BASE_ENV, NO_RATE_LIMIT].concat();
+    let dep = Deployment::start_instances(Stack::JetStreamPg, 2, &envs).await;
+    let cal = calendar().await;
+    let (connections, agent) = workspace_with(&dep, &cal.upstream.base_url, &["alice"]).await;
+    let create = || {
+        run(
+            &dep,
+            &agent,
+            &connections[0],
+            "custom.create_event",
+            json!({ "calendarId": "primary" }),
+        )
+    };
+    let made = create().await;
+    expect_undone(undo(&dep, &dep.admin, &made).await);
+
+    let made = create().await;
+    let path = format!("/v1/tool-calls/{made}/undo");
+    let http = reqwest::Client::new();
+    let elsewhere = http
+        .post(dep.instance(1).url(&path))
+        .bearer_auth(&dep.admin)
+        .send()
+        .await
+        .expect("undo");
+    let status = elsewhere.status();
+    let answer: Value = elsewhere.json().await.unwrap_or(Value::Null);
+    if status != StatusCode::OK {
+        expect(
+            &(status, answer),
+            StatusCode::CONFLICT,
+            "call-not-completed",
+        );
+        eventually(
+            Duration::from_secs(15),
+            "the call's tool.completed",
+            || async {
+                audit(&dep, "tool.completed")
+                    .await
+                    .iter()
+                    .any(|e| e["aggregate"]["id"] == made.as_str())
+            },
+        )
+        .await;
+        let r = http
+            .post(dep.instance(1).url(&path))
+            .bearer_auth(&dep.admin)
+            .send()
+            .await
+            .expect("undo");
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
+fn expect_undone(answer: (StatusCode, Value)) {
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -93,8 +93,9 @@ pub struct ServeArgs {
     pub readiness: ReadinessArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Boxed: `serve`'s arguments are the CLI's largest variant already.
     #[command(flatten)]
-    pub syslog: SyslogArgs,
+    pub syslog: Box<SyslogArgs>,
 }
 
 /// The SIEM feed: every workspace's audit events to a syslog daemon (RFC 5424).

@@ -10,7 +10,8 @@
 //!   (the admin key, a new API key, an upstream credential) in any message.
 //! - The daemon stopped while events are made: nothing is lost, the order is kept, the
 //!   failures show in `/metrics` (`syslog_failures`, `syslog_lag_events`).
-//! - `serve` stopped and started again: it resumes at its cursor, sending nothing twice.
+//! - `serve` stopped, `authledger replay` run, `serve` started again: it resumes at its
+//!   cursor (which the replay keeps), sending nothing twice.
 //! - Over TLS: with the CA that signed the daemon's certificate the feed arrives; with
 //!   another CA nothing is sent and the failure is in `/metrics` and in the log.
 
@@ -389,8 +390,9 @@ impl Env {
             .unwrap_or(0.0)
     }
 
-    /// `serve` stopped (SIGTERM: it lets its lease go) and started again on its port.
-    async fn restart(&mut self) {
+    /// `serve` stopped (SIGTERM: it lets its lease go), the projections rebuilt by
+    /// `authledger replay`, and `serve` started again on its port.
+    async fn restart_after_replay(&mut self) {
         self.svc().signal(nix::sys::signal::Signal::SIGTERM);
         let child = &mut self.d.svc.child;
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -398,6 +400,12 @@ impl Env {
             assert!(std::time::Instant::now() < deadline, "serve did not stop");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let out = crate::support::cli(&self.d.storage, &["replay"]).await;
+        assert!(
+            out.status.success(),
+            "replay: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port: u16 = self
             .svc()
             .addr
@@ -617,9 +625,10 @@ async fn feed_over_tcp(stack: Stack) {
     .await;
     assert!(env.metric("authledger_syslog_messages_total").await >= audit.len() as f64);
 
-    // `serve` stopped and started: it resumes at its cursor (nothing sent twice).
+    // `serve` stopped, the projections replayed, `serve` started: it resumes at its cursor
+    // (nothing sent twice: the replay keeps it).
     let before = daemon.received().len();
-    env.restart().await;
+    env.restart_after_replay().await;
     env.auth_config("after-restart").await;
     let audit = env.audit().await;
     let received = daemon

@@ -12,6 +12,8 @@
 //!   failures show in `/metrics` (`syslog_failures`, `syslog_lag_events`).
 //! - `serve` stopped, `authledger replay` run, `serve` started again: it resumes at its
 //!   cursor (which the replay keeps), sending nothing twice.
+//! - Two instances on JetStream + PostgreSQL: one sends (each event once, in order); killed,
+//!   its lease runs out on the service's clock and the other goes on from the cursor.
 //! - Over TLS: with the CA that signed the daemon's certificate the feed arrives; with
 //!   another CA nothing is sent and the failure is in `/metrics` and in the log.
 
@@ -23,7 +25,7 @@ use reqwest::{Client, Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::harness::{eventually, free_port, Service};
-use crate::support::{request, Deployment, Reply, Stack, BASE_ENV, NO_RATE_LIMIT};
+use crate::support::{request, Deployment, Reply, Stack, TestClock, BASE_ENV, NO_RATE_LIMIT};
 
 const WAIT: Duration = Duration::from_secs(60);
 const HOSTNAME: &str = "siem-test-host";
@@ -323,6 +325,11 @@ struct Env {
 
 impl Env {
     async fn start(stack: Stack, syslog: &[(&str, String)]) -> Env {
+        Env::start_instances(stack, 1, syslog).await
+    }
+
+    /// `instances` `serve` processes on one log and projections, each with the sink.
+    async fn start_instances(stack: Stack, instances: usize, syslog: &[(&str, String)]) -> Env {
         let mut envs: Vec<(String, String)> = [BASE_ENV, NO_RATE_LIMIT]
             .concat()
             .iter()
@@ -332,7 +339,7 @@ impl Env {
         envs.extend(syslog.iter().map(|(k, v)| (k.to_string(), v.clone())));
         let borrowed: Vec<(&str, &str)> =
             envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let d = Deployment::start(stack, &borrowed).await;
+        let d = Deployment::start_instances(stack, instances, &borrowed).await;
         Env {
             d,
             http: Client::new(),
@@ -383,7 +390,20 @@ impl Env {
 
     /// A sample of `/metrics` (its full name with labels), 0 when absent.
     async fn metric(&self, sample: &str) -> f64 {
-        let r = self.call(Method::GET, "/metrics", None).await;
+        self.metric_of(0, sample).await
+    }
+
+    /// `metric` of instance `i`.
+    async fn metric_of(&self, i: usize, sample: &str) -> f64 {
+        let r = Reply::of(request(
+            &self.http,
+            self.d.instance(i),
+            &self.d.admin,
+            Method::GET,
+            "/metrics",
+            None,
+        ))
+        .await;
         r.text
             .lines()
             .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
@@ -646,6 +666,106 @@ async fn the_audit_feed_reaches_rsyslog_over_tcp_in_order_through_outages_embedd
 #[tokio::test]
 async fn the_audit_feed_reaches_rsyslog_over_tcp_in_order_through_outages_jetstream_pg() {
     feed_over_tcp(Stack::JetStreamPg).await;
+}
+
+/// Two instances on one log: one holds the sink's lease and sends, each event once, in
+/// order. Killed (no chance to let the lease go), its lease runs out on the service's
+/// clock and the other instance goes on from the cursor.
+#[tokio::test]
+async fn two_instances_send_each_event_once_and_a_crashed_senders_lease_runs_out_jetstream_pg() {
+    let daemon = Syslogd::start(None).await;
+    let clock = TestClock::new();
+    let (clock_var, clock_file) = clock.env();
+    let mut env = Env::start_instances(
+        Stack::JetStreamPg,
+        2,
+        &[
+            ("AUTHLEDGER_SYSLOG_URL", daemon.url("tcp")),
+            ("AUTHLEDGER_SYSLOG_BACKFILL", "true".into()),
+            (clock_var, clock_file.to_string()),
+        ],
+    )
+    .await;
+    let ws = env.d.workspace.clone();
+    for i in 0..5 {
+        env.auth_config(&format!("two-{i}")).await;
+    }
+    let audit = env.audit().await;
+    let received = daemon
+        .received_with("the audit view from two instances", &ids(&audit))
+        .await;
+    same_as_audit(&received, &ws, &audit);
+    let sent = [
+        env.metric_of(0, "authledger_syslog_messages_total").await,
+        env.metric_of(1, "authledger_syslog_messages_total").await,
+    ];
+    assert!(
+        sent.iter().filter(|n| **n > 0.0).count() == 1,
+        "one instance sends: {sent:?}"
+    );
+    let sender = usize::from(sent[1] > 0.0);
+    let other = 1 - sender;
+
+    // The sender killed: the other instance waits for its lease to run out, then sends.
+    let victim = if sender == 0 {
+        &mut env.d.svc.child
+    } else {
+        &mut env.d.more[0].child
+    };
+    let _ = victim.kill();
+    let _ = victim.wait();
+    let mut made = Vec::new();
+    for i in 0..3 {
+        let r = Reply::of(request(
+            &env.http,
+            env.d.instance(other),
+            &env.d.admin,
+            Method::POST,
+            "/v1/auth-configs",
+            Some(
+                json!({ "name": format!("after-crash-{i}"), "provider": "custom",
+                "auth_type": "api_key",
+                "api_key": { "key_name": "X-Api-Key", "location": "header", "prefix": null } }),
+            ),
+        ))
+        .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text);
+        made.push(r.str("id"));
+    }
+    eventually(
+        WAIT,
+        "the events wait while the dead sender's lease lasts",
+        || async { env.metric_of(other, "authledger_syslog_lag_events").await >= 3.0 },
+    )
+    .await;
+    let arrived = |r: &Received| {
+        made.iter()
+            .any(|id| r.json()["aggregate"]["id"] == id.as_str())
+    };
+    assert!(
+        !daemon.received().iter().any(arrived),
+        "sent while the dead sender's lease lasts"
+    );
+    clock.advance(Duration::from_secs(31));
+    eventually(WAIT, "the events made after the crash", || async {
+        let got: Vec<String> = daemon
+            .received()
+            .iter()
+            .map(|r| {
+                r.json()["aggregate"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        made.iter().all(|id| got.contains(id))
+    })
+    .await;
+    let positions: Vec<i64> = daemon.received().iter().map(Received::position).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "log order, each once: {positions:?}"
+    );
 }
 
 async fn feed_over_tls(stack: Stack) {

@@ -348,3 +348,60 @@ async fn record_lag(state: &AppState, oldest_due: Option<&AuditEventRow>) {
         .syslog_lag
         .set(i64::try_from(lag).unwrap_or(i64::MAX));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(url: &str) -> SyslogOptions {
+        SyslogOptions {
+            url: url.into(),
+            facility: "authpriv".into(),
+            app_name: "authledger".into(),
+            hostname: Some("h".into()),
+            ..SyslogOptions::default()
+        }
+    }
+
+    fn refused(o: &SyslogOptions) -> String {
+        match SyslogSink::configure(o, &crate::net::Policy::new(true, Vec::new())) {
+            Ok(_) => panic!("{o:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_stop_serve_naming_their_flag() {
+        let policy = crate::net::Policy::new(true, Vec::new());
+        let sink = SyslogSink::configure(&options("tls://127.0.0.1:6514"), &policy).expect("tls");
+        assert!(sink.tls.is_some() && sink.wants("access.denied"));
+        let sink = SyslogSink::configure(&options("tcp://127.0.0.1:514"), &policy).expect("tcp");
+        assert!(sink.tls.is_none());
+
+        let mut o = options("tcp://127.0.0.1:514");
+        o.ca_file = Some("/nonexistent/ca.pem".into());
+        assert!(refused(&o).contains("--syslog-ca"));
+        let mut o = options("tls://127.0.0.1:6514");
+        o.client_cert_file = Some("/nonexistent/cert.pem".into());
+        assert!(refused(&o).contains("go together"));
+        let mut o = options("tls://127.0.0.1:6514");
+        o.facility = "kern".into();
+        assert!(refused(&o).contains("facility"));
+        let mut o = options("tls://127.0.0.1:6514");
+        o.events = vec!["Access Denied".into()];
+        assert!(refused(&o).contains("--syslog-events"));
+        assert!(refused(&options("tcp://10.1.2.3:514")).contains("destination refused"));
+    }
+
+    #[test]
+    fn filters_choose_kinds_and_prefixes() {
+        let policy = crate::net::Policy::new(true, Vec::new());
+        let mut o = options("tcp://127.0.0.1:514");
+        o.events = vec!["access.".into(), "token.issued".into()];
+        let sink = SyslogSink::configure(&o, &policy).expect("sink");
+        assert!(sink.wants("access.denied"));
+        assert!(sink.wants("token.issued"));
+        assert!(!sink.wants("token.used"));
+        assert!(!sink.wants("connection.created"));
+    }
+}

@@ -829,3 +829,43 @@ async fn the_audit_feed_reaches_rsyslog_over_tls_only_with_the_right_ca_embedded
 async fn the_audit_feed_reaches_rsyslog_over_tls_only_with_the_right_ca_jetstream_pg() {
     feed_over_tls(Stack::JetStreamPg).await;
 }
+
+/// A setting that cannot work stops `serve` before it starts, naming the flag.
+#[tokio::test]
+async fn serve_refuses_a_syslog_setting_that_cannot_work() {
+    let dir = tempfile::tempdir().expect("dir");
+    for (url, extra, said) in [
+        ("tcp://10.1.2.3:514", None, "destination refused"),
+        ("udp://127.0.0.1:514", None, "tcp:// or tls://"),
+        (
+            "tcp://127.0.0.1:514",
+            Some(("AUTHLEDGER_SYSLOG_CA", "/nonexistent.pem")),
+            "--syslog-ca",
+        ),
+        (
+            "tls://127.0.0.1:6514",
+            Some(("AUTHLEDGER_SYSLOG_FACILITY", "kern")),
+            "facility",
+        ),
+    ] {
+        let mut cmd = Command::new(crate::harness::bin());
+        cmd.args(["--data-dir"])
+            .arg(dir.path())
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+            .env_remove("AUTHLEDGER_SIGNING_KEY")
+            .env("AUTHLEDGER_ALLOW_LOOPBACK_URLS", "true")
+            .env("AUTHLEDGER_SYSLOG_URL", url);
+        if let Some((k, v)) = extra {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("serve");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: serve started");
+        assert!(stderr.contains(said), "{url}: {stderr}");
+    }
+    let written: Vec<_> = std::fs::read_dir(dir.path()).expect("dir").collect();
+    assert!(
+        written.is_empty(),
+        "nothing written before the settings are checked: {written:?}"
+    );
+}

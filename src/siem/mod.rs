@@ -12,9 +12,11 @@
 //!
 //! Delivery is at least once: a batch whose write failed is sent again on the next
 //! connection. Plain TCP syslog has no acknowledgement: the sink notices a daemon that
-//! closed its end before it writes (the connection's reader), but a daemon that dies
-//! with messages still in its socket buffer loses them (RFC 6587 §4; RELP is the protocol
-//! that acknowledges). A daemon that is down is tried again with exponential backoff
+//! closed its end before it writes (the connection's reader), and a new connection's
+//! first batch counts only if the daemon keeps the connection open a moment after it
+//! (`transport::SETTLE`: a daemon refusing the client after the TLS 1.3 handshake); but a
+//! daemon that dies with messages still in its socket buffer loses them (RFC 6587 §4;
+//! RELP is the protocol that acknowledges). A daemon that is down is tried again with exponential backoff
 //! (250 ms doubling to 30 s, with jitter); nothing moves the cursor meanwhile, so nothing
 //! is skipped. Failures are counted (`syslog_failures` by stage), logged (the first of a
 //! run, then every tenth), and kept on the cursor row (count, since when, last error);

@@ -7,9 +7,12 @@
 //! A syslog daemon never answers on the stream, so the connection reads in a task of its
 //! own: an end of stream or an error there means the daemon closed it (stopped,
 //! restarted), and the next send opens a new one instead of writing into a dead socket.
+//! The first batch on a new connection counts as sent only if the daemon keeps the
+//! connection open a moment after it ([`SETTLE`]): a daemon that refuses the client after
+//! the handshake (TLS 1.3 checks a client certificate after the client has finished) closes
+//! it then, and the batch is sent again on the next connection instead of being lost.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +29,8 @@ use crate::net::{AddressClass, DestinationError, Policy};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Writing one batch, at most.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a new connection must stay open after its first batch for the batch to count.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// Where the feed goes, as configured (`--syslog-url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,8 +168,11 @@ pub fn tls_config(
 /// An open stream to the daemon.
 pub struct Connection {
     writer: Box<dyn AsyncWrite + Send + Unpin>,
-    closed: Arc<AtomicBool>,
+    /// Turns true when the daemon closes its end.
+    closed: tokio::sync::watch::Receiver<bool>,
     reader: tokio::task::JoinHandle<()>,
+    /// Nothing sent on it yet.
+    fresh: bool,
 }
 
 impl Drop for Connection {
@@ -257,8 +265,7 @@ impl Connection {
         mut read: impl AsyncRead + Send + Unpin + 'static,
         write: impl AsyncWrite + Send + Unpin + 'static,
     ) -> Connection {
-        let closed = Arc::new(AtomicBool::new(false));
-        let flag = closed.clone();
+        let (flag, closed) = tokio::sync::watch::channel(false);
         // The daemon sends nothing: whatever it does send is read and dropped; the end of
         // the stream (or an error) marks the connection closed.
         let reader = tokio::spawn(async move {
@@ -268,31 +275,43 @@ impl Connection {
                     break;
                 }
             }
-            flag.store(true, Ordering::Release);
+            let _ = flag.send(true);
         });
         Connection {
             writer: Box::new(write),
             closed,
             reader,
+            fresh: true,
         }
     }
 
     /// Whether the daemon closed the stream (then this connection is dropped, not used).
     pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        *self.closed.borrow()
     }
 
-    /// Writes `bytes` (framed messages) and flushes them.
+    /// Writes `bytes` (framed messages) and flushes them; on a new connection, waits
+    /// [`SETTLE`] for the daemon to keep it.
     pub async fn send(&mut self, bytes: &[u8]) -> Result<(), Failure> {
         let write = async {
             self.writer.write_all(bytes).await?;
             self.writer.flush().await
         };
         match tokio::time::timeout(SEND_TIMEOUT, write).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Failure::new("send", e.to_string())),
-            Err(_) => Err(Failure::new("send", "timed out")),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Failure::new("send", e.to_string())),
+            Err(_) => return Err(Failure::new("send", "timed out")),
         }
+        if std::mem::take(&mut self.fresh) {
+            let closed = tokio::time::timeout(SETTLE, self.closed.wait_for(|c| *c)).await;
+            if matches!(closed, Ok(Ok(_))) {
+                return Err(Failure::new(
+                    "send",
+                    "the daemon closed the connection on its first messages (did it refuse this client?)",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -331,6 +350,40 @@ mod tests {
         assert!(Destination::parse("tls://10.0.0.5:6514", &private).is_ok());
         let e = Destination::parse("tcp://10.0.0.5:514", &private).expect_err("plain");
         assert!(e.contains("tls://"), "{e}");
+    }
+
+    /// A daemon that keeps the connection: the first batch counts; one that closes it at
+    /// once: the first batch does not.
+    #[tokio::test]
+    async fn the_first_batch_counts_only_on_a_connection_the_daemon_keeps() {
+        let policy = Policy::new(true, Vec::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let destination =
+            Destination::parse(&format!("tcp://127.0.0.1:{port}"), &policy).expect("url");
+        let daemon = tokio::spawn(async move {
+            let (mut kept, _) = listener.accept().await.expect("accept");
+            let mut got = [0u8; 6];
+            kept.read_exact(&mut got).await.expect("read");
+            let (refused, _) = listener.accept().await.expect("accept");
+            drop(refused);
+            (kept, got)
+        });
+        let mut c = Connection::open(&destination, &policy, None)
+            .await
+            .expect("open");
+        c.send(b"4 abcd").await.expect("a kept connection");
+        assert!(!c.is_closed());
+        let mut refused = Connection::open(&destination, &policy, None)
+            .await
+            .expect("open");
+        let (_kept, got) = daemon.await.expect("join");
+        assert_eq!(&got, b"4 abcd");
+        let e = refused.send(b"1 x").await.expect_err("closed at once");
+        assert_eq!(e.stage, "send");
+        assert!(!c.is_closed());
     }
 
     #[test]

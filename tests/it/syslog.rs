@@ -15,7 +15,10 @@
 //! - Two instances on JetStream + PostgreSQL: one sends (each event once, in order); killed,
 //!   its lease runs out on the service's clock and the other goes on from the cursor.
 //! - Over TLS: with the CA that signed the daemon's certificate the feed arrives; with
-//!   another CA nothing is sent and the failure is in `/metrics` and in the log.
+//!   another CA nothing is sent and the failure is in `/metrics` and in the log. A daemon
+//!   that wants a client certificate gets nothing without one (its refusal after the
+//!   TLS 1.3 handshake is noticed) and the feed with `--syslog-client-cert`.
+//! - A `--syslog-*` setting that cannot work stops `serve` before it writes anything.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -89,9 +92,14 @@ fn make_ca(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.pem"))
 }
 
-/// A CA and a server certificate it signed for 127.0.0.1 and localhost.
-fn make_pki(dir: &Path) -> Pki {
-    let ca = make_ca(dir, "ca");
+/// A certificate `name` (`name.pem`, `name.key`) signed by the CA `ca` with the
+/// extensions `ext` (an `openssl x509 -extfile`).
+fn make_cert(dir: &Path, ca: &str, name: &str, ext: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, pem) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.pem"),
+    );
     openssl(
         dir,
         &[
@@ -100,44 +108,49 @@ fn make_pki(dir: &Path) -> Pki {
             "rsa:2048",
             "-nodes",
             "-keyout",
-            "server.key",
+            &key,
             "-out",
-            "server.csr",
+            &csr,
             "-subj",
-            "/CN=127.0.0.1",
+            &format!("/CN={name}"),
         ],
     );
-    std::fs::write(
-        dir.join("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .expect("ext");
+    let ext_file = format!("{name}.ext");
+    std::fs::write(dir.join(&ext_file), ext).expect("ext");
     openssl(
         dir,
         &[
             "x509",
             "-req",
             "-in",
-            "server.csr",
+            &csr,
             "-CA",
-            "ca.pem",
+            &format!("{ca}.pem"),
             "-CAkey",
-            "ca.key",
+            &format!("{ca}.key"),
             "-CAcreateserial",
             "-days",
             "2",
             "-out",
-            "server.pem",
+            &pem,
             "-extfile",
-            "server.ext",
+            &ext_file,
         ],
     );
-    Pki {
-        ca,
-        cert: dir.join("server.pem"),
-        key: dir.join("server.key"),
-    }
+    (dir.join(pem), dir.join(key))
+}
+
+/// A CA and a server certificate it signed for 127.0.0.1 and localhost.
+fn make_pki(dir: &Path) -> Pki {
+    let ca = make_ca(dir, "ca");
+    let (cert, key) = make_cert(
+        dir,
+        "ca",
+        "server",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    );
+    Pki { ca, cert, key }
 }
 
 /// One line the daemon wrote: the fields it parsed and the message as received.
@@ -173,13 +186,15 @@ struct Syslogd {
 }
 
 impl Syslogd {
-    async fn start(pki: Option<&Pki>) -> Syslogd {
+    /// A daemon over plain TCP (`None`) or TLS with `pki` and rsyslog's `authMode`
+    /// (`anon`: any client; `x509/certvalid`: a client certificate from the CA).
+    async fn start(tls: Option<(&Pki, &str)>) -> Syslogd {
         let dir = tempfile::tempdir().expect("dir");
         let port = free_port();
         let d = dir.path().display();
-        let (global_tls, module) = match pki {
+        let (global_tls, module) = match tls {
             None => (String::new(), "module(load=\"imtcp\")".to_string()),
-            Some(p) => (
+            Some((p, auth_mode)) => (
                 format!(
                     " defaultNetstreamDriver=\"gtls\" defaultNetstreamDriverCAFile=\"{}\" \
                      defaultNetstreamDriverCertFile=\"{}\" defaultNetstreamDriverKeyFile=\"{}\"",
@@ -187,9 +202,10 @@ impl Syslogd {
                     p.cert.display(),
                     p.key.display()
                 ),
-                "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
-                 streamDriver.authMode=\"anon\")"
-                    .to_string(),
+                format!(
+                    "module(load=\"imtcp\" streamDriver.name=\"gtls\" streamDriver.mode=\"1\" \
+                     streamDriver.authMode=\"{auth_mode}\")"
+                ),
             ),
         };
         let conf = format!(
@@ -410,6 +426,14 @@ impl Env {
             .unwrap_or(0.0)
     }
 
+    /// Until the sink has sent everything due and moved its cursor.
+    async fn settled(&self) {
+        eventually(WAIT, "the feed's cursor at the log head", || async {
+            self.metric("authledger_syslog_lag_events").await == 0.0
+        })
+        .await;
+    }
+
     /// `serve` stopped (SIGTERM: it lets its lease go), the projections rebuilt by
     /// `authledger replay`, and `serve` started again on its port.
     async fn restart_after_replay(&mut self) {
@@ -611,7 +635,10 @@ async fn feed_over_tcp(stack: Stack) {
     for secret in [env.d.admin.as_str(), upstream_secret, new_key.as_str()] {
         assert!(!text.contains(secret), "a secret reached the daemon");
     }
-    // The daemon down while events are made: they wait; the failures show.
+    // The daemon down while events are made: they wait; the failures show. (Stopped once
+    // the sink has moved its cursor: a daemon that closes the connection right after a
+    // new connection's first batch gets that batch again, at least once.)
+    env.settled().await;
     daemon.down().await;
     let mut made = Vec::new();
     for i in 0..3 {
@@ -648,6 +675,7 @@ async fn feed_over_tcp(stack: Stack) {
     // `serve` stopped, the projections replayed, `serve` started: it resumes at its cursor
     // (nothing sent twice: the replay keeps it).
     let before = daemon.received().len();
+    env.settled().await;
     env.restart_after_replay().await;
     env.auth_config("after-restart").await;
     let audit = env.audit().await;
@@ -695,15 +723,29 @@ async fn two_instances_send_each_event_once_and_a_crashed_senders_lease_runs_out
         .received_with("the audit view from two instances", &ids(&audit))
         .await;
     same_as_audit(&received, &ws, &audit);
-    let sent = [
-        env.metric_of(0, "authledger_syslog_messages_total").await,
-        env.metric_of(1, "authledger_syslog_messages_total").await,
-    ];
+    // Every message counted (after it is sent), by one instance.
+    let counted = || async {
+        [
+            env.metric_of(0, "authledger_syslog_messages_total").await,
+            env.metric_of(1, "authledger_syslog_messages_total").await,
+        ]
+    };
+    let n = received.len() as f64;
+    eventually(WAIT, "the messages counted", || async {
+        counted().await.iter().sum::<f64>() >= n
+    })
+    .await;
+    let sent = counted().await;
     assert!(
         sent.iter().filter(|n| **n > 0.0).count() == 1,
         "one instance sends: {sent:?}"
     );
     let sender = usize::from(sent[1] > 0.0);
+    // Its cursor moved: a round after the batch found nothing due.
+    eventually(WAIT, "the sender's cursor at the log head", || async {
+        env.metric_of(sender, "authledger_syslog_lag_events").await == 0.0
+    })
+    .await;
     let other = 1 - sender;
 
     // The sender killed: the other instance waits for its lease to run out, then sends.
@@ -772,7 +814,7 @@ async fn feed_over_tls(stack: Stack) {
     let pki_dir = tempfile::tempdir().expect("dir");
     let pki = make_pki(pki_dir.path());
     let other_ca = make_ca(pki_dir.path(), "other-ca");
-    let daemon = Syslogd::start(Some(&pki)).await;
+    let daemon = Syslogd::start(Some((&pki, "anon"))).await;
 
     // Another CA: the daemon's certificate is refused, nothing is sent, the failure shows.
     let wrong = Env::start(
@@ -828,6 +870,67 @@ async fn the_audit_feed_reaches_rsyslog_over_tls_only_with_the_right_ca_embedded
 #[tokio::test]
 async fn the_audit_feed_reaches_rsyslog_over_tls_only_with_the_right_ca_jetstream_pg() {
     feed_over_tls(Stack::JetStreamPg).await;
+}
+
+/// A daemon that takes only clients with a certificate from its CA: without one nothing
+/// counts as sent (the daemon closes the connection after the TLS 1.3 handshake, and the
+/// first batch on a connection counts only if it stays open), the failure shows; with
+/// `--syslog-client-cert`/`--syslog-client-key` the feed arrives.
+#[tokio::test]
+async fn a_daemon_that_wants_a_client_certificate_gets_the_feed_only_with_one_embedded() {
+    let pki_dir = tempfile::tempdir().expect("dir");
+    let pki = make_pki(pki_dir.path());
+    let (client_cert, client_key) = make_cert(
+        pki_dir.path(),
+        "ca",
+        "authledger-client",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
+    let daemon = Syslogd::start(Some((&pki, "x509/certvalid"))).await;
+    let tls = [
+        ("AUTHLEDGER_SYSLOG_URL", daemon.url("tls")),
+        ("AUTHLEDGER_SYSLOG_BACKFILL", "true".into()),
+        ("AUTHLEDGER_SYSLOG_CA", pki.ca.display().to_string()),
+    ];
+
+    let anonymous = Env::start(Stack::Embedded, &tls).await;
+    anonymous.auth_config("no-client-cert").await;
+    eventually(WAIT, "a refused client counted", || async {
+        anonymous
+            .metric("authledger_syslog_failures_total{stage=\"send\"}")
+            .await
+            + anonymous
+                .metric("authledger_syslog_failures_total{stage=\"tls\"}")
+                .await
+            >= 2.0
+    })
+    .await;
+    assert!(anonymous.metric("authledger_syslog_messages_total").await == 0.0);
+    assert!(anonymous.metric("authledger_syslog_lag_events").await >= 1.0);
+    assert!(daemon.received().is_empty(), "{:?}", daemon.received());
+    drop(anonymous);
+
+    let with_cert = [
+        tls.to_vec(),
+        vec![
+            (
+                "AUTHLEDGER_SYSLOG_CLIENT_CERT",
+                client_cert.display().to_string(),
+            ),
+            (
+                "AUTHLEDGER_SYSLOG_CLIENT_KEY",
+                client_key.display().to_string(),
+            ),
+        ],
+    ]
+    .concat();
+    let env = Env::start(Stack::Embedded, &with_cert).await;
+    env.auth_config("client-cert").await;
+    let audit = env.audit().await;
+    let received = daemon
+        .received_with("the audit view with a client certificate", &ids(&audit))
+        .await;
+    same_as_audit(&received, &env.d.workspace, &audit);
 }
 
 /// A setting that cannot work stops `serve` before it starts, naming the flag.

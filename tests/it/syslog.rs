@@ -651,6 +651,8 @@ async fn feed_over_tcp(stack: Stack) {
     })
     .await;
     assert!(env.metric("authledger_syslog_lag_events").await >= 3.0);
+    let metrics = env.call(Method::GET, "/metrics", None).await;
+    crate::observability::promtool_accepts(&metrics.text);
     daemon.up().await;
     let audit = env.audit().await;
     let received = daemon

@@ -17,7 +17,7 @@
 //! (`transport::SETTLE`: a daemon refusing the client after the TLS 1.3 handshake); but a
 //! daemon that dies with messages still in its socket buffer loses them (RFC 6587 §4;
 //! RELP is the protocol that acknowledges). A daemon that is down is tried again with exponential backoff
-//! (250 ms doubling to 30 s, with jitter); nothing moves the cursor meanwhile, so nothing
+//! (250 ms doubling to 20 s, with jitter); nothing moves the cursor meanwhile, so nothing
 //! is skipped. Failures are counted (`syslog_failures` by stage), logged (the first of a
 //! run, then every tenth), and kept on the cursor row (count, since when, last error);
 //! `syslog_lag_events` says how far behind the log head the sink is.
@@ -42,13 +42,16 @@ use transport::{Connection, Destination, Failure};
 pub const SINK: &str = "syslog";
 /// How often the sink looks for new events.
 pub const TICK: Duration = Duration::from_millis(250);
-/// How long the sink's lease lasts without renewal (renewed every round that has work).
+/// How long the sink's lease lasts without renewal (renewed every round that sends, and
+/// every `LEASE / 3` while it waits to try again).
 pub const LEASE: Duration = Duration::from_secs(30);
 /// Events per batch (one write).
 const BATCH: i64 = 200;
+/// The pause after a round that failed (the projections unreachable).
+const AFTER_ERROR: Duration = Duration::from_secs(2);
 /// The first retry's delay and the longest.
 const RETRY_FIRST: Duration = Duration::from_millis(250);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+const RETRY_MAX: Duration = Duration::from_secs(20);
 /// The error text kept on the cursor, at most.
 const MAX_ERROR: usize = 300;
 
@@ -164,6 +167,8 @@ struct Sender {
     connection: Option<Connection>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// When this instance last took or renewed the lease.
+    renewed: Option<Instant>,
 }
 
 /// Sends until `stop` turns true. Every instance runs this when the sink is configured.
@@ -173,14 +178,19 @@ pub async fn run(state: AppState, sink: SyslogSink, mut stop: watch::Receiver<bo
         connection: None,
         failures: 0,
         retry_at: None,
+        renewed: None,
     };
     tracing::info!(destination = %sink.destination, "SIEM feed: syslog sink running");
     loop {
-        if let Err(e) = round(&state, &sink, &mut sender).await {
-            tracing::warn!(error = %e, "SIEM feed round failed; trying again");
-        }
+        let pause = match round(&state, &sink, &mut sender).await {
+            Ok(()) => TICK,
+            Err(e) => {
+                tracing::warn!(error = %e, "SIEM feed round failed; trying again");
+                AFTER_ERROR
+            }
+        };
         tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => break,
         }
         if *stop.borrow() {
@@ -218,7 +228,13 @@ async fn round(state: &AppState, sink: &SyslogSink, sender: &mut Sender) -> Resu
         .audit_events_after(seen.position, 1)
         .await?;
     record_lag(state, due.first()).await;
-    if due.is_empty() || sender.retry_at.is_some_and(|t| Instant::now() < t) {
+    if due.is_empty() {
+        return Ok(());
+    }
+    // While waiting to try again, the lease is still renewed now and then (it outlasts a
+    // failed attempt's timeouts plus the longest wait only so).
+    let waiting = sender.retry_at.is_some_and(|t| Instant::now() < t);
+    if waiting && sender.renewed.is_some_and(|t| t.elapsed() < LEASE / 3) {
         return Ok(());
     }
     let now = state.clock.now();
@@ -231,8 +247,13 @@ async fn round(state: &AppState, sink: &SyslogSink, sender: &mut Sender) -> Resu
     let Some(cursor) = state.projections.claim_siem_cursor(SINK, lease).await? else {
         // Another instance sends; a connection of ours would only sit idle.
         sender.connection = None;
+        sender.renewed = None;
         return Ok(());
     };
+    sender.renewed = Some(Instant::now());
+    if waiting {
+        return Ok(());
+    }
     let events = state
         .projections
         .audit_events_after(cursor.position, BATCH)

@@ -650,7 +650,10 @@ async fn feed_over_tcp(stack: Stack) {
             >= 1.0
     })
     .await;
-    assert!(env.metric("authledger_syslog_lag_events").await >= 3.0);
+    eventually(WAIT, "the waiting events in the lag", || async {
+        env.metric("authledger_syslog_lag_events").await >= 3.0
+    })
+    .await;
     let metrics = env.call(Method::GET, "/metrics", None).await;
     crate::observability::promtool_accepts(&metrics.text);
     daemon.up().await;

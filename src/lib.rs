@@ -40,6 +40,7 @@ pub mod providers;
 pub mod scheduler;
 pub mod scoped_token;
 pub mod server;
+pub mod siem;
 pub mod sqlite;
 pub mod telemetry;
 /// Test-only: a clock the end-to-end tests move (absent from release builds).

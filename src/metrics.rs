@@ -51,6 +51,12 @@ pub struct WebhookLabel {
     pub webhook: String,
 }
 
+/// Where a SIEM feed send failed: destination, connect, tls, send.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    pub stage: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
@@ -93,6 +99,12 @@ pub struct Metrics {
     /// Refresh rounds of connections by outcome: refreshed, failed (transient, retried),
     /// expired (`invalid_grant`).
     pub refresh_outcomes: Family<ResultLabel, Counter>,
+    /// Audit events the SIEM feed wrote to the syslog daemon.
+    pub syslog_messages: Counter,
+    /// Its failed attempts by stage (the events wait and are sent again).
+    pub syslog_failures: Family<StageLabel, Counter>,
+    /// Events appended to the log since the oldest one the SIEM feed has not sent (0: none).
+    pub syslog_lag: Gauge,
 }
 
 fn phase_histogram() -> Histogram {
@@ -207,6 +219,24 @@ impl Metrics {
             "Refresh rounds of connections, by outcome (refreshed, failed, expired)",
             refresh_outcomes.clone(),
         );
+        let syslog_messages = Counter::default();
+        let syslog_failures = Family::<StageLabel, Counter>::default();
+        let syslog_lag = Gauge::default();
+        registry.register(
+            "syslog_messages",
+            "Audit events the SIEM feed wrote to the syslog daemon",
+            syslog_messages.clone(),
+        );
+        registry.register(
+            "syslog_failures",
+            "Failed SIEM feed attempts, by stage (destination, connect, tls, send; retried)",
+            syslog_failures.clone(),
+        );
+        registry.register(
+            "syslog_lag_events",
+            "Events appended since the oldest one the SIEM feed has not sent (0: none due)",
+            syslog_lag.clone(),
+        );
         // A gauge at 1 (the `_info` convention), so Prometheus-text tools read it too.
         let build_info = Family::<VersionLabel, Gauge>::default();
         build_info
@@ -233,6 +263,9 @@ impl Metrics {
             webhook_delivery_seconds,
             webhook_lag,
             refresh_outcomes,
+            syslog_messages,
+            syslog_failures,
+            syslog_lag,
         }
     }
 
@@ -290,6 +323,13 @@ impl Metrics {
         self.webhook_lag.remove(&WebhookLabel {
             webhook: webhook.to_string(),
         });
+    }
+
+    /// Counts one failed SIEM feed attempt by its stage.
+    pub fn syslog_failure(&self, stage: &'static str) {
+        self.syslog_failures
+            .get_or_create(&StageLabel { stage })
+            .inc();
     }
 
     /// Counts one refused request by its reason (`access.denied`'s `reason`).

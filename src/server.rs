@@ -28,6 +28,8 @@ pub struct ServerSettings {
     /// When signed checkpoints are appended (`None`: never).
     pub checkpoint_schedule: Option<cron::Schedule>,
     pub connections: ConnectionLimits,
+    /// The SIEM feed's syslog sink (`None`: no feed).
+    pub syslog: Option<crate::siem::SyslogSink>,
 }
 
 /// What one client connection may hold.
@@ -68,6 +70,7 @@ impl Default for ServerSettings {
                 crate::audit::checkpoints::DEFAULT_CHECKPOINT_SCHEDULE,
             )
             .ok(),
+            syslog: None,
         }
     }
 }
@@ -112,6 +115,9 @@ pub async fn serve(
         stop_rx.clone(),
     ));
     let webhooks_task = tokio::spawn(crate::webhooks::run(state.clone(), stop_rx.clone()));
+    let syslog_task = settings
+        .syslog
+        .map(|sink| tokio::spawn(crate::siem::run(state.clone(), sink, stop_rx.clone())));
     let expiry_task = tokio::spawn(crate::scheduler::run_dynamic_credential_expiry(
         state.clone(),
         crate::scheduler::DYNAMIC_CREDENTIAL_SWEEP,
@@ -150,6 +156,7 @@ pub async fn serve(
         checkpoint_task,
         Some(sweeper_task),
         Some(webhooks_task),
+        syslog_task,
         Some(expiry_task),
         Some(recovery_task),
     ]

@@ -93,6 +93,80 @@ pub struct ServeArgs {
     pub readiness: ReadinessArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    /// Boxed: `serve`'s arguments are the CLI's largest variant already.
+    #[command(flatten)]
+    pub syslog: Box<SyslogArgs>,
+}
+
+/// The SIEM feed: every workspace's audit events to a syslog daemon (RFC 5424).
+#[derive(clap::Args)]
+pub struct SyslogArgs {
+    /// Send the audit events to this syslog daemon: tls://host:port (RFC 5425; e.g. port
+    /// 6514) or tcp://host:port (plain, to a loopback relay only). Judged by the
+    /// destination policy like every outbound call. Unset: no feed.
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_URL", value_name = "URL")]
+    pub syslog_url: Option<String>,
+    /// PEM file of the CA(s) the daemon's certificate must chain to (default: the public
+    /// web roots).
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_CA", value_name = "PEM")]
+    pub syslog_ca: Option<std::path::PathBuf>,
+    /// PEM certificate chain to present to the daemon (with --syslog-client-key).
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_CLIENT_CERT", value_name = "PEM")]
+    pub syslog_client_cert: Option<std::path::PathBuf>,
+    /// PEM private key of --syslog-client-cert.
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_CLIENT_KEY", value_name = "PEM")]
+    pub syslog_client_key: Option<std::path::PathBuf>,
+    /// Event kinds, or prefixes ending in '.' (access., connection.), to send; comma
+    /// separated. Default: every kind.
+    #[arg(
+        long,
+        env = "AUTHLEDGER_SYSLOG_EVENTS",
+        value_name = "KIND|PREFIX.",
+        value_delimiter = ','
+    )]
+    pub syslog_events: Vec<String>,
+    /// The syslog facility of the messages (auth, authpriv, audit, daemon, user, local0 …
+    /// local7); the severity follows the event (warning: refusals and failures; notice:
+    /// revocations, deletions, role and setting changes; informational: the rest).
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_FACILITY", default_value = "authpriv")]
+    pub syslog_facility: String,
+    /// APP-NAME of the messages.
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_APP_NAME", default_value = "authledger")]
+    pub syslog_app_name: String,
+    /// HOSTNAME of the messages (default: this machine's name).
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_HOSTNAME")]
+    pub syslog_hostname: Option<String>,
+    /// On the feed's first run, send the whole log; by default it starts at the log's head
+    /// then (`authledger export` gives the history). Later runs resume at the feed's cursor.
+    #[arg(long, env = "AUTHLEDGER_SYSLOG_BACKFILL")]
+    pub syslog_backfill: bool,
+}
+
+impl SyslogArgs {
+    /// The sink, if a URL is set (checked now: a bad setting stops `serve`).
+    fn sink(
+        &self,
+        destinations: &authledger::net::Policy,
+    ) -> anyhow::Result<Option<authledger::siem::SyslogSink>> {
+        let Some(url) = &self.syslog_url else {
+            return Ok(None);
+        };
+        let options = authledger::siem::SyslogOptions {
+            url: url.clone(),
+            ca_file: self.syslog_ca.clone(),
+            client_cert_file: self.syslog_client_cert.clone(),
+            client_key_file: self.syslog_client_key.clone(),
+            facility: self.syslog_facility.clone(),
+            app_name: self.syslog_app_name.clone(),
+            hostname: self.syslog_hostname.clone(),
+            events: self.syslog_events.clone(),
+            backfill: self.syslog_backfill,
+        };
+        Ok(Some(authledger::siem::SyslogSink::configure(
+            &options,
+            destinations,
+        )?))
+    }
 }
 
 #[derive(clap::Args)]
@@ -176,11 +250,14 @@ pub async fn run(storage: &StorageArgs, args: ServeArgs) -> anyhow::Result<ExitC
         max_connections: args.max_connections.max(1),
         shutdown_grace: seconds(args.shutdown_grace_secs, "shutdown-grace-secs")?,
     };
+    let destinations =
+        authledger::net::Policy::new(args.allow_loopback_urls, args.allow_destinations);
+    let syslog = args.syslog.sink(&destinations)?;
     serve(
         storage,
         &args.listen,
         (limits, connection_limits),
-        authledger::net::Policy::new(args.allow_loopback_urls, args.allow_destinations),
+        (destinations, syslog),
         (args.readiness, args.connections),
     )
     .await
@@ -190,7 +267,10 @@ async fn serve(
     storage: &StorageArgs,
     listen: &str,
     (limits, connection_limits): (Limits, authledger::server::ConnectionLimits),
-    destinations: authledger::net::Policy,
+    (destinations, syslog): (
+        authledger::net::Policy,
+        Option<authledger::siem::SyslogSink>,
+    ),
     (readiness, connections): (ReadinessArgs, ConnectionArgs),
 ) -> anyhow::Result<ExitCode> {
     let refresh_schedule = match connections.refresh_schedule.as_str() {
@@ -275,6 +355,7 @@ async fn serve(
         limits: Arc::new(limits),
         checkpoint_schedule,
         connections: connection_limits,
+        syslog,
     };
     authledger::server::serve(state, server, listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -72,9 +72,10 @@ pub async fn rebuild_embedded_projections(
 }
 
 /// Tables beside the projections that are not rebuilt from the log: webhook delivery
-/// cursors and attempts (`reads::webhooks`). The rebuilt file takes them over, so a replay
-/// does not send every endpoint its workspace's history again.
-const DELIVERY_STATE: &[&str] = &["webhook_cursors", "webhook_deliveries"];
+/// cursors and attempts (`reads::webhooks`), the SIEM feed's cursor (`reads::siem`). The
+/// rebuilt file takes them over, so a replay does not send every endpoint (or the SIEM) the
+/// history again.
+const DELIVERY_STATE: &[&str] = &["webhook_cursors", "webhook_deliveries", "siem_cursors"];
 
 async fn keep_delivery_state(fresh: &Path, live: &Path) -> Result<(), ReplayError> {
     use sqlx::Connection as _;

@@ -63,6 +63,7 @@ mod scrubbing;
 mod sdk;
 mod siem_feed;
 mod support;
+mod syslog;
 mod tamper;
 mod token_release;
 mod undo;

@@ -15,7 +15,7 @@ pub use reads::{
     AccessReads, AgentReads, ApiKeyRow, ApprovalRow, AuditEventRow, AuditFilter, AuditReads,
     AuthConfigReads, AuthConfigRow, AuthConfigVersionRow, ConnectionFilter, ConnectionReads,
     ConnectionRow, DynamicCredentialReads, DynamicCredentialRow, GatewayRow, MemberReads,
-    MemberRow, WebhookStore, WorkspaceRow,
+    MemberRow, SiemStore, WebhookStore, WorkspaceRow,
 };
 pub use writer::ProjectionWriter;
 
@@ -51,6 +51,7 @@ pub trait ProjectionStore:
     + ConnectionReads
     + DynamicCredentialReads
     + MemberReads
+    + SiemStore
     + WebhookStore
     + Send
     + Sync
@@ -67,6 +68,7 @@ impl<T> ProjectionStore for T where
         + ConnectionReads
         + DynamicCredentialReads
         + MemberReads
+        + SiemStore
         + WebhookStore
         + Send
         + Sync

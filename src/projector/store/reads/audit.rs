@@ -136,7 +136,8 @@ fn audit_query(
     (sql, args)
 }
 
-const AUDIT_COLUMNS: &str = "position, event_id, workspace_id, aggregate_type, aggregate_id,
+pub(super) const AUDIT_COLUMNS: &str =
+    "position, event_id, workspace_id, aggregate_type, aggregate_id,
     aggregate_version, kind, actor_type, actor_id, occurred_at, key_id, event_hash, user_id,
     auth_config_id, connection_id, token_id, tool, outcome, reason";
 

@@ -9,6 +9,7 @@ pub mod auth_configs;
 pub mod connections;
 pub mod dynamic_credentials;
 pub mod members;
+pub mod siem;
 pub mod webhooks;
 
 pub use access::{AccessReads, ApiKeyRow, WorkspaceRow};
@@ -18,4 +19,5 @@ pub use auth_configs::{AuthConfigReads, AuthConfigRow, AuthConfigVersionRow};
 pub use connections::{ConnectionFilter, ConnectionReads, ConnectionRow};
 pub use dynamic_credentials::{DynamicCredentialReads, DynamicCredentialRow};
 pub use members::{MemberReads, MemberRow};
+pub use siem::{SiemCursorRow, SiemStore};
 pub use webhooks::{CursorRow, DeliveryRow, Lease, Retry, WebhookRow, WebhookStore};

@@ -85,14 +85,16 @@ pub(super) fn audit_insert_sql(rows: usize, placeholders: Placeholders) -> &'sta
 }
 
 /// Splits `n` rows into the chunk sizes `audit_insert_sql` has (largest first).
-pub(super) fn audit_chunks(mut n: usize) -> Vec<usize> {
+pub(super) fn audit_chunks(n: usize) -> Vec<usize> {
+    power_of_two_chunks(n, AUDIT_ROWS_PER_INSERT)
+}
+
+/// Splits `n` rows into powers of two up to `max` (a power of two), largest first: the
+/// sizes a multi-row statement is built for.
+pub(super) fn power_of_two_chunks(mut n: usize, max: usize) -> Vec<usize> {
     let mut chunks = Vec::new();
     while n > 0 {
-        let size = if n >= AUDIT_ROWS_PER_INSERT {
-            AUDIT_ROWS_PER_INSERT
-        } else {
-            1 << n.ilog2()
-        };
+        let size = if n >= max { max } else { 1 << n.ilog2() };
         chunks.push(size);
         n -= size;
     }

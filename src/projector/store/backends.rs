@@ -18,6 +18,9 @@ pub struct SqliteProjections {
     pub(super) applied: tokio::sync::watch::Sender<u64>,
     pub(super) cache: ReadCache,
     checkpoints: Checkpoints,
+    /// A fresh file being rebuilt by `replay` (`open_for_rebuild`): nobody reads it until
+    /// it is swapped in.
+    rebuilding: bool,
 }
 
 /// When the projections' WAL was last copied into the database file. Checkpoints run in a
@@ -77,7 +80,19 @@ impl SqliteProjections {
     }
 }
 
+/// Page cache of a file being rebuilt, in KiB (SQLite's negative `cache_size`).
+const REBUILD_CACHE_KIB: i64 = -262_144;
+
 impl PgProjections {
+    /// Nothing: the tables are rebuilt in place while others read the previous rows, and
+    /// dropping an index would lock them out until the rebuild commits.
+    pub(super) async fn defer_indexes(
+        &self,
+        _tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<Vec<String>, ProjectionError> {
+        Ok(Vec::new())
+    }
+
     /// PostgreSQL checkpoints on its own.
     pub(super) fn checkpoint_when_due(&self) {}
 
@@ -99,9 +114,34 @@ impl SqliteProjections {
         wal: crate::wal::WalPolicy,
     ) -> Result<Self, ProjectionError> {
         let options = crate::sqlite::file_options(path, SqliteSynchronous::Normal)
-            .create_if_missing(true)
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", wal.journal_size_limit().to_string())
+            .pragma("journal_size_limit", wal.journal_size_limit().to_string());
+        Self::open_options(path, options, wal, false).await
+    }
+
+    /// A new file that `replay` fills in one transaction before anyone reads it, then makes
+    /// self-contained, syncs and renames over the live one (`swap`): no WAL (every page
+    /// would be written twice), the rollback journal in memory (a failed rebuild's file is
+    /// deleted anyway), no sync until then, a large page cache, and the non-unique indexes
+    /// built after the rows are in (`defer_indexes`).
+    pub async fn open_for_rebuild(path: &std::path::Path) -> Result<Self, ProjectionError> {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Memory)
+            .synchronous(SqliteSynchronous::Off)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", REBUILD_CACHE_KIB.to_string());
+        Self::open_options(path, options, crate::wal::WalPolicy::default(), true).await
+    }
+
+    async fn open_options(
+        path: &std::path::Path,
+        options: sqlx::sqlite::SqliteConnectOptions,
+        wal: crate::wal::WalPolicy,
+        rebuilding: bool,
+    ) -> Result<Self, ProjectionError> {
+        let options = options
+            .create_if_missing(true)
             // A batch's multi-row inserts need a statement journal: in memory, not a temp
             // file created, written and unlinked per batch.
             .pragma("temp_store", "memory");
@@ -126,7 +166,35 @@ impl SqliteProjections {
                 policy: wal,
                 ..Checkpoints::default()
             },
+            rebuilding,
         })
+    }
+
+    /// Drops the non-unique indexes of a file being rebuilt (`open_for_rebuild`) and
+    /// returns their `CREATE INDEX` statements, for `build_indexes` once the rows are in:
+    /// one sort per index instead of an index update per row. Unique indexes stay (they
+    /// decide `ON CONFLICT`). Nothing on a live file, which others read meanwhile.
+    pub(super) async fn defer_indexes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    ) -> Result<Vec<String>, ProjectionError> {
+        if !self.rebuilding {
+            return Ok(Vec::new());
+        }
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master
+             WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+        )
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        for (name, _) in &indexes {
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
     }
 
     pub(super) async fn begin(

@@ -2,13 +2,14 @@
 //! instances. Each batch runs in one transaction that first locks the projection's offset
 //! row, so a crash leaves offset and rows consistent.
 
-use super::audit_insert::{audit_bind_order, audit_chunks, audit_insert_sql};
+use super::audit_insert::{audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks};
+use super::connection_update::CONNECTION_UPDATES_PER_STATEMENT;
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
 use crate::domain::Event;
 use crate::ledger::envelope::open_envelope;
 use crate::ledger::{EventLog, RecordedEvent};
 use crate::projector::cache::Family;
-use crate::projector::op::{AuditRow, Op};
+use crate::projector::op::{AuditRow, ConnectionOp, Op};
 use crate::projector::plan::plan;
 
 #[async_trait::async_trait]
@@ -104,12 +105,46 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
 
 /// Events read from the log per round trip of a rebuild.
 const REBUILD_BATCH: u64 = 1024;
+/// Batches of a rebuild read (and being planned) ahead of the one being applied.
+const READ_AHEAD: usize = 4;
+
+/// A batch of a rebuild, planned on a blocking thread beside the one being applied.
+type Planning = tokio::task::JoinHandle<Result<Vec<(u64, Vec<Op>)>, ProjectionError>>;
+
+/// Reads the log at positions `1..=until` in pages, each planned on a blocking thread as
+/// soon as it is read, and sends them in order. Stops at the first failure (also sent: the
+/// rebuild fails with it), when the log ends, or when the receiver is gone.
+async fn read_ahead(
+    log: &dyn EventLog,
+    until: u64,
+    planned: tokio::sync::mpsc::Sender<Planning>,
+) -> Result<(), ProjectionError> {
+    let mut last = 0;
+    while last < until {
+        let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
+        let mut events = log.read_from(last + 1, limit).await?;
+        events.retain(|e| e.position <= until);
+        let Some(end) = events.last().map(|e| e.position) else {
+            break;
+        };
+        last = end;
+        let planning = tokio::task::spawn_blocking(move || plan_batch(&events));
+        if planned.send(planning).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
 
 macro_rules! sql_writer {
     ($store:ident, $db:ty) => {
         impl $store {
             /// Runs one batch's planned ops in order; consecutive audit rows go in as few
-            /// multi-row `INSERT`s as their count allows (one statement costs a round trip).
+            /// multi-row `INSERT`s as their count allows, and consecutive updates of
+            /// distinct connection rows as few multi-row `UPDATE`s (one statement costs a
+            /// round trip). Audit rows and connection updates may pass each other: an audit
+            /// row reads only what a connection's insert sets (its user and auth config),
+            /// and both are flushed before any other op.
             async fn exec_ops(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 planned: Vec<(u64, Vec<Op>)>,
@@ -122,6 +157,7 @@ macro_rules! sql_writer {
                     }
                 };
                 let mut audits: Vec<(u64, AuditRow)> = Vec::new();
+                let mut updates: Vec<(u64, ConnectionOp)> = Vec::new();
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {
@@ -131,14 +167,85 @@ macro_rules! sql_writer {
                         }
                         match op {
                             Op::Audit(row) => audits.push((position, row)),
+                            Op::Connection(update) if update.change.new.is_none() => {
+                                // A second update of a row waits for the first.
+                                if updates.iter().any(|(_, u)| {
+                                    u.id == update.id && u.workspace_id == update.workspace_id
+                                }) {
+                                    Self::update_connections_in_order(
+                                        tx,
+                                        std::mem::take(&mut updates),
+                                    )
+                                    .await?;
+                                }
+                                updates.push((position, update));
+                            }
                             other => {
                                 Self::insert_audits(tx, std::mem::take(&mut audits)).await?;
+                                Self::update_connections_in_order(
+                                    tx,
+                                    std::mem::take(&mut updates),
+                                )
+                                .await?;
                                 Self::exec_op(tx, other).await.map_err(failed(position))?;
                             }
                         }
                     }
                 }
-                Self::insert_audits(tx, audits).await
+                Self::insert_audits(tx, audits).await?;
+                Self::update_connections_in_order(tx, updates).await
+            }
+
+            /// Updates distinct connection rows, as many per statement as their count
+            /// allows; an update that finds its row not at `version - 1` fails with its
+            /// event's position.
+            async fn update_connections_in_order(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                updates: Vec<(u64, ConnectionOp)>,
+            ) -> Result<(), ProjectionError> {
+                let mut rest = updates.as_slice();
+                for size in power_of_two_chunks(rest.len(), CONNECTION_UPDATES_PER_STATEMENT) {
+                    let (chunk, after) = rest.split_at(size);
+                    rest = after;
+                    let first = chunk.first().map_or(0, |(p, _)| *p);
+                    let ops: Vec<&ConnectionOp> = chunk.iter().map(|(_, op)| op).collect();
+                    let done = Self::update_connections(tx, &ops).await.map_err(|e| {
+                        ProjectionError::Undecodable {
+                            position: first,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    if done != size as u64 {
+                        return Err(Self::out_of_order_update(tx, chunk).await);
+                    }
+                }
+                Ok(())
+            }
+
+            /// The first of `chunk`'s updates whose row is not at its version now (the
+            /// others were applied): the event that came out of order.
+            async fn out_of_order_update(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                chunk: &[(u64, ConnectionOp)],
+            ) -> ProjectionError {
+                let mut position = chunk.first().map_or(0, |(p, _)| *p);
+                for (p, op) in chunk {
+                    let version: Result<Option<i64>, _> = sqlx::query_scalar(
+                        "SELECT version FROM connections WHERE workspace_id = $1 AND id = $2",
+                    )
+                    .bind(op.workspace_id.as_str())
+                    .bind(op.id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await;
+                    if !matches!(version, Ok(Some(v)) if v == op.version) {
+                        position = *p;
+                        break;
+                    }
+                }
+                ProjectionError::Undecodable {
+                    position,
+                    reason: "connection change out of order".into(),
+                }
             }
 
             /// Binds one audit row's values in `AUDIT_ROW_PARAMS` order (anonymous
@@ -193,6 +300,17 @@ macro_rules! sql_writer {
                             position: first,
                             reason: e.to_string(),
                         })?;
+                }
+                Ok(())
+            }
+
+            /// Builds the indexes `defer_indexes` dropped.
+            async fn build_indexes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                deferred: Vec<String>,
+            ) -> Result<(), ProjectionError> {
+                for sql in deferred {
+                    sqlx::query(&sql).execute(&mut **tx).await.map_err(db)?;
                 }
                 Ok(())
             }
@@ -306,23 +424,29 @@ macro_rules! sql_writer {
                 {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
-                let mut last = 0;
-                let mut applied = 0;
-                while last < until {
-                    let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
-                    let mut events = log.read_from(last + 1, limit).await?;
-                    events.retain(|e| e.position <= until);
-                    if events.is_empty() {
-                        break;
+                let deferred = self.defer_indexes(&mut tx).await?;
+                // The log is read and planned ahead while the batch before is applied.
+                let (planned, mut batches) = tokio::sync::mpsc::channel::<Planning>(READ_AHEAD);
+                let apply = async {
+                    let mut last = 0;
+                    let mut applied = 0;
+                    while let Some(batch) = batches.recv().await {
+                        let batch: Vec<(u64, Vec<Op>)> = batch.await.map_err(|e| {
+                            ProjectionError::Database(format!("planning a batch failed: {e}"))
+                        })??;
+                        if let Some((position, _)) = batch.last() {
+                            last = *position;
+                        }
+                        applied += batch.len() as u64;
+                        Self::exec_ops(&mut tx, batch, &mut Vec::new()).await?;
+                        progress(applied);
                     }
-                    let planned = plan_batch(&events)?;
-                    if let Some((position, _)) = planned.last() {
-                        last = *position;
-                    }
-                    applied += planned.len() as u64;
-                    Self::exec_ops(&mut tx, planned, &mut Vec::new()).await?;
-                    progress(applied);
-                }
+                    Ok::<_, ProjectionError>((last, applied))
+                };
+                let (read, applied) = tokio::join!(read_ahead(log, until, planned), apply);
+                let (last, applied) = applied?;
+                read?;
+                Self::build_indexes(&mut tx, deferred).await?;
                 Self::set_offset(&mut tx, last).await?;
                 tx.commit().await.map_err(db)?;
                 self.cache.changed_all();

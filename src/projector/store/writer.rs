@@ -103,6 +103,14 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM dynamic_credentials;
      UPDATE projection_offsets SET position = 0;";
 
+/// The tables `RESET_SQL` empties: those a rebuild refills.
+fn rebuilt_tables() -> Vec<&'static str> {
+    RESET_SQL
+        .split(';')
+        .filter_map(|s| s.trim().strip_prefix("DELETE FROM "))
+        .collect()
+}
+
 /// Events read from the log per round trip of a rebuild.
 const REBUILD_BATCH: u64 = 1024;
 /// Batches of a rebuild read (and being planned) ahead of the one being applied.
@@ -424,7 +432,7 @@ macro_rules! sql_writer {
                 {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
-                let deferred = self.defer_indexes(&mut tx).await?;
+                let deferred = self.defer_indexes(&mut tx, &rebuilt_tables()).await?;
                 // The log is read and planned ahead while the batch before is applied.
                 let (planned, mut batches) = tokio::sync::mpsc::channel::<Planning>(READ_AHEAD);
                 let apply = async {

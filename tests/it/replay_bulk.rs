@@ -210,6 +210,51 @@ async fn a_batched_replay_into_sqlite_equals_the_live_projections_whole_and_unti
         )
         .expect("indexes");
     assert_eq!(indexes, 8, "every audit index rebuilt");
+
+    // A connection row out of step with the log: the batched update names the event.
+    let middle = EVENTS / 2;
+    let file = dir.path().join("stepped.db");
+    let store = SqliteProjections::open(&file).await.expect("store");
+    project_live(&store, log.as_ref(), middle, 512).await;
+    let mut first_update = None;
+    for e in log.read_from(middle + 1, 512).await.expect("read") {
+        let body = authledger::ledger::envelope::open_envelope(&e.envelope)
+            .expect("open")
+            .body;
+        let update = body.kind.starts_with("connection.")
+            && !matches!(
+                body.kind.as_str(),
+                "connection.initiated" | "connection.created"
+            );
+        let known = sqlx::query("SELECT 1 FROM connections WHERE id = $1")
+            .bind(&body.aggregate_id)
+            .fetch_optional(store.pool())
+            .await
+            .expect("row")
+            .is_some();
+        if update && known {
+            first_update = Some((e.position, body.aggregate_id));
+            break;
+        }
+    }
+    let (position, connection) = first_update.expect("a connection update after the middle");
+    sqlx::query("UPDATE connections SET version = version + 100 WHERE id = $1")
+        .bind(&connection)
+        .execute(store.pool())
+        .await
+        .expect("step");
+    match store.catch_up(log.as_ref(), 512).await {
+        Err(authledger::projector::ProjectionError::Undecodable {
+            position: at,
+            reason,
+        }) => {
+            assert_eq!(at, position, "{reason}");
+            assert!(reason.contains("out of order"), "{reason}");
+        }
+        other => panic!("a connection out of step must stop the batch: {other:?}"),
+    }
+    assert_eq!(store.offset().await.expect("offset"), middle);
+    store.close().await;
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! version is guarded by `version - 1`, so an event is never applied twice or out of order
 //! (`in_order`).
 
-use super::audit_insert::audit_insert_sql;
+use super::audit_insert::{audit_insert_sql, LookUp};
 use super::connection_update::connection_update_sql;
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
@@ -41,7 +41,11 @@ macro_rules! sql_ops {
             ) -> Result<(), sqlx::Error> {
                 match op {
                     Op::Audit(a) => {
-                        Self::bind_audit(sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS)), &a)
+                        Self::bind_audit(
+                            sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS, LookUp::Yes)),
+                            &a,
+                            LookUp::Yes,
+                        )
                             .execute(&mut **tx)
                             .await?;
                         Ok(())

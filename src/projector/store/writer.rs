@@ -2,9 +2,14 @@
 //! instances. Each batch runs in one transaction that first locks the projection's offset
 //! row, so a crash leaves offset and rows consistent.
 
-use super::audit_insert::{audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks};
+use std::collections::HashMap;
+
+use super::audit_insert::{
+    audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks, LookUp,
+};
 use super::connection_update::CONNECTION_UPDATES_PER_STATEMENT;
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
+
 use crate::domain::Event;
 use crate::ledger::envelope::open_envelope;
 use crate::ledger::{EventLog, RecordedEvent};
@@ -48,7 +53,9 @@ pub trait ProjectionWriter: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Decodes the events of a batch into operations, outside any transaction.
+/// Decodes the events of a batch into operations, outside any transaction. Each envelope
+/// is parsed once; its payload moves into the typed event (the plan reads the body's
+/// other fields only).
 fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
     events
         .iter()
@@ -57,8 +64,10 @@ fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, Projectio
                 position: rec.position,
                 reason,
             };
-            let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
-            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+            let mut opened =
+                open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
+            let payload = std::mem::take(&mut opened.body.payload);
+            let event = Event::from_owned_parts(&opened.body.kind, payload)
                 .map_err(|e| undecodable(e.to_string()))?;
             Ok((
                 rec.position,
@@ -102,6 +111,39 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM approvals; DELETE FROM members; DELETE FROM webhooks;
      DELETE FROM dynamic_credentials;
      UPDATE projection_offsets SET position = 0;";
+
+/// The user and auth config of every connection a rebuild has inserted so far (by
+/// workspace, then id): what an audit row's lookup in the connection's row would find,
+/// those columns being set by the insert and never changed.
+#[derive(Default)]
+struct ConnectionOwners(HashMap<String, HashMap<String, (String, String)>>);
+
+impl ConnectionOwners {
+    fn inserted(&mut self, op: &ConnectionOp) {
+        if let Some(new) = &op.change.new {
+            self.0.entry(op.workspace_id.clone()).or_default().insert(
+                op.id.clone(),
+                (new.user_id.clone(), new.auth_config_id.clone()),
+            );
+        }
+    }
+
+    /// A missing user and auth config of `row` from its connection, if inserted.
+    fn fill(&self, row: &mut AuditRow) {
+        if row.user_id.is_some() && row.auth_config_id.is_some() {
+            return;
+        }
+        let owner = row
+            .connection_id
+            .as_deref()
+            .and_then(|id| self.0.get(&row.workspace_id)?.get(id));
+        if let Some((user_id, auth_config_id)) = owner {
+            row.user_id.get_or_insert_with(|| user_id.clone());
+            row.auth_config_id
+                .get_or_insert_with(|| auth_config_id.clone());
+        }
+    }
+}
 
 /// The tables `RESET_SQL` empties: those a rebuild refills.
 fn rebuilt_tables() -> Vec<&'static str> {
@@ -152,12 +194,17 @@ macro_rules! sql_writer {
             /// distinct connection rows as few multi-row `UPDATE`s (one statement costs a
             /// round trip). Audit rows and connection updates may pass each other: an audit
             /// row reads only what a connection's insert sets (its user and auth config),
-            /// and both are flushed before any other op.
+            /// and both are flushed before any other op. A rebuild passes the `owners` of
+            /// the connections it inserted so far: audit rows then get a missing user and
+            /// auth config from it, as the statement's lookup would have found them, and go
+            /// in without the lookups.
             async fn exec_ops(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 planned: Vec<(u64, Vec<Op>)>,
                 changed: &mut Vec<Family>,
+                mut owners: Option<&mut ConnectionOwners>,
             ) -> Result<(), ProjectionError> {
+                let look_up = if owners.is_some() { LookUp::No } else { LookUp::Yes };
                 let failed = |position: u64| {
                     move |e: sqlx::Error| ProjectionError::Undecodable {
                         position,
@@ -174,7 +221,12 @@ macro_rules! sql_writer {
                             }
                         }
                         match op {
-                            Op::Audit(row) => audits.push((position, row)),
+                            Op::Audit(mut row) => {
+                                if let Some(owners) = owners.as_deref_mut() {
+                                    owners.fill(&mut row);
+                                }
+                                audits.push((position, row));
+                            }
                             Op::Connection(update) if update.change.new.is_none() => {
                                 // A second update of a row waits for the first.
                                 if updates.iter().any(|(_, u)| {
@@ -189,7 +241,13 @@ macro_rules! sql_writer {
                                 updates.push((position, update));
                             }
                             other => {
-                                Self::insert_audits(tx, std::mem::take(&mut audits)).await?;
+                                if let (Some(owners), Op::Connection(insert)) =
+                                    (owners.as_deref_mut(), &other)
+                                {
+                                    owners.inserted(insert);
+                                }
+                                Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
+                                    .await?;
                                 Self::update_connections_in_order(
                                     tx,
                                     std::mem::take(&mut updates),
@@ -200,7 +258,7 @@ macro_rules! sql_writer {
                         }
                     }
                 }
-                Self::insert_audits(tx, audits).await?;
+                Self::insert_audits(tx, audits, look_up).await?;
                 Self::update_connections_in_order(tx, updates).await
             }
 
@@ -261,8 +319,9 @@ macro_rules! sql_writer {
             pub(super) fn bind_audit<'q>(
                 mut query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 a: &'q AuditRow,
+                look_up: LookUp,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                for n in audit_bind_order(Self::PLACEHOLDERS) {
+                for n in audit_bind_order(Self::PLACEHOLDERS, look_up) {
                     query = match n {
                         1 => query.bind(a.position),
                         2 => query.bind(a.event_id.as_str()),
@@ -292,14 +351,16 @@ macro_rules! sql_writer {
             async fn insert_audits(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 rows: Vec<(u64, AuditRow)>,
+                look_up: LookUp,
             ) -> Result<(), ProjectionError> {
                 let mut rows = rows.into_iter();
                 for size in audit_chunks(rows.len()) {
                     let chunk: Vec<_> = rows.by_ref().take(size).collect();
                     let first = chunk.first().map_or(0, |(p, _)| *p);
-                    let mut query = sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS));
+                    let mut query =
+                        sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS, look_up));
                     for (_, a) in &chunk {
-                        query = Self::bind_audit(query, a);
+                        query = Self::bind_audit(query, a, look_up);
                     }
                     query
                         .execute(&mut **tx)
@@ -378,7 +439,7 @@ macro_rules! sql_writer {
                 let planned = plan_batch(&events)?;
                 let last = planned.last().map_or(offset, |(position, _)| *position);
                 let mut changed = Vec::new();
-                Self::exec_ops(&mut tx, planned, &mut changed).await?;
+                Self::exec_ops(&mut tx, planned, &mut changed, None).await?;
                 Self::set_offset(&mut tx, last).await?;
                 tx.commit().await.map_err(db)?;
                 // Stale entries go before the new offset is announced (read-your-writes).
@@ -438,6 +499,8 @@ macro_rules! sql_writer {
                 let apply = async {
                     let mut last = 0;
                     let mut applied = 0;
+                    // The tables start empty: every connection is inserted in this rebuild.
+                    let mut owners = ConnectionOwners::default();
                     while let Some(batch) = batches.recv().await {
                         let batch: Vec<(u64, Vec<Op>)> = batch.await.map_err(|e| {
                             ProjectionError::Database(format!("planning a batch failed: {e}"))
@@ -446,7 +509,7 @@ macro_rules! sql_writer {
                             last = *position;
                         }
                         applied += batch.len() as u64;
-                        Self::exec_ops(&mut tx, batch, &mut Vec::new()).await?;
+                        Self::exec_ops(&mut tx, batch, &mut Vec::new(), Some(&mut owners)).await?;
                         progress(applied);
                     }
                     Ok::<_, ProjectionError>((last, applied))
@@ -493,6 +556,20 @@ mod tests {
 
     fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<u64>> {
         events.map(|e| e.iter().map(|e| e.position).collect())
+    }
+
+    #[test]
+    fn a_rebuild_refills_every_table_reset_empties() {
+        let tables = rebuilt_tables();
+        assert_eq!(tables.len(), RESET_SQL.matches("DELETE FROM").count());
+        for t in [
+            "audit_events",
+            "connections",
+            "workspaces",
+            "dynamic_credentials",
+        ] {
+            assert!(tables.contains(&t), "{t}");
+        }
     }
 
     #[test]

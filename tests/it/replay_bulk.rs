@@ -16,7 +16,9 @@ use authledger::ledger::sqlite_log::SqliteEventLog;
 use authledger::ledger::{EventLog, KeyDir, Ledger};
 use authledger::metrics::Metrics;
 use authledger::ops::{replay, ReplayUntil};
-use authledger::projector::{PgProjections, ProjectionStore, SqliteProjections};
+use authledger::projector::{
+    PgProjections, ProjectionStore, ProjectionWriter as _, SqliteProjections,
+};
 
 use crate::harness::fresh_pg_database;
 use crate::model::{pg_projections, sqlite_projections};

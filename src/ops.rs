@@ -216,7 +216,7 @@ pub async fn replay(
     let progress = |n: u64| bar.set_position(n);
     let rebuilt = match &args.database_url {
         Some(url) => {
-            let store = PgProjections::open(url).await?;
+            let store = PgProjections::open_for_rebuild(url).await?;
             let n = store.rebuild(log.as_ref(), target, &progress).await;
             store.pool().close().await;
             n?

@@ -417,7 +417,15 @@ impl Event {
     }
 
     pub fn from_parts(kind: &str, payload: &serde_json::Value) -> Result<Event, DomainError> {
-        serde_json::from_value(serde_json::json!({ "kind": kind, "payload": payload }))
+        Event::from_owned_parts(kind, payload.clone())
+    }
+
+    /// `from_parts` taking the payload: its values move into the event, uncopied.
+    pub fn from_owned_parts(kind: &str, payload: serde_json::Value) -> Result<Event, DomainError> {
+        let mut tagged = serde_json::Map::with_capacity(2);
+        tagged.insert("kind".into(), serde_json::Value::String(kind.to_string()));
+        tagged.insert("payload".into(), payload);
+        serde_json::from_value(serde_json::Value::Object(tagged))
             .map_err(|e| DomainError::Undecodable(format!("{kind}: {e}")))
     }
 }

@@ -37,7 +37,7 @@ pub async fn rebuild_embedded_projections(
     let fresh = data_dir.join(format!("projections.db.replay-{}", Uuid::now_v7().simple()));
     let result = async {
         use sqlx::Connection as _;
-        let store = SqliteProjections::open(&fresh).await?;
+        let store = SqliteProjections::open_for_rebuild(&fresh).await?;
         let rebuilt = store.rebuild(log, until, progress).await;
         store.close().await;
         let rebuilt = rebuilt?;

@@ -57,6 +57,7 @@ mod outages;
 mod projections;
 mod readiness;
 mod replay;
+mod replay_bulk;
 mod scale;
 mod schemas;
 mod scrubbing;

@@ -447,7 +447,7 @@ async fn run_in(
         events,
         seconds: report.seconds,
         note: format!(
-            "fresh `projections.db`, one transaction, then WAL folded in and swapped; {}; file {:.0} MiB",
+            "fresh `projections.db` (no WAL), one transaction, indexes built after the rows, then swapped; {}; file {:.0} MiB",
             c1.per_event_since(c0, events, false),
             mib(sqlite_bytes)
         ),
@@ -502,7 +502,7 @@ async fn run_in(
                             events: report.events,
                             seconds: report.seconds,
                             note: format!(
-                                "fresh database, one transaction; {}",
+                                "fresh database, one transaction, indexes built after the rows; {}",
                                 c1.per_event_since(c0, report.events, true)
                             ),
                         }
@@ -579,7 +579,7 @@ async fn run_in(
             events,
             seconds: report.seconds,
             note: format!(
-                "fresh database, one transaction; {}{pg_data}",
+                "fresh database, one transaction, indexes built after the rows; {}{pg_data}",
                 c1.per_event_since(c0, events, true),
             ),
         });

@@ -18,6 +18,9 @@ pub struct SqliteProjections {
     pub(super) applied: tokio::sync::watch::Sender<u64>,
     pub(super) cache: ReadCache,
     checkpoints: Checkpoints,
+    /// A fresh file being rebuilt by `replay` (`open_for_rebuild`): nobody reads it until
+    /// it is swapped in.
+    rebuilding: bool,
 }
 
 /// When the projections' WAL was last copied into the database file. Checkpoints run in a
@@ -77,7 +80,59 @@ impl SqliteProjections {
     }
 }
 
+/// Page cache of a file being rebuilt, in KiB (SQLite's negative `cache_size`).
+const REBUILD_CACHE_KIB: i64 = -262_144;
+
 impl PgProjections {
+    /// Drops the non-unique indexes of the tables a rebuild refills (`tables`) and returns
+    /// their `CREATE INDEX` statements, for `build_indexes` once the rows are in, when the
+    /// replay is the database's only client (`open_for_rebuild`; `serve` stopped). While
+    /// others are connected nothing is dropped: the tables are rebuilt in place and they
+    /// keep reading the previous rows until the commit (a dropped index would lock them
+    /// out of the tables until then).
+    pub(super) async fn defer_indexes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        tables: &[&str],
+    ) -> Result<Vec<String>, ProjectionError> {
+        if !self.rebuilding {
+            return Ok(Vec::new());
+        }
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()
+             AND backend_type = 'client backend' AND application_name <> $1",
+        )
+        .bind(REBUILD_APPLICATION)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+        if others > 0 {
+            tracing::info!(
+                clients = others,
+                "other clients use the projections: rebuilding with their indexes in place"
+            );
+            return Ok(Vec::new());
+        }
+        let tables: Vec<String> = tables.iter().map(|t| (*t).to_string()).collect();
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT indexname, indexdef FROM pg_indexes
+             WHERE schemaname = current_schema() AND tablename = ANY($1)
+             AND indexdef NOT LIKE 'CREATE UNIQUE%'",
+        )
+        .bind(&tables)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        for (name, _) in &indexes {
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
+    }
+
     /// PostgreSQL checkpoints on its own.
     pub(super) fn checkpoint_when_due(&self) {}
 
@@ -99,9 +154,34 @@ impl SqliteProjections {
         wal: crate::wal::WalPolicy,
     ) -> Result<Self, ProjectionError> {
         let options = crate::sqlite::file_options(path, SqliteSynchronous::Normal)
-            .create_if_missing(true)
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", wal.journal_size_limit().to_string())
+            .pragma("journal_size_limit", wal.journal_size_limit().to_string());
+        Self::open_options(path, options, wal, false).await
+    }
+
+    /// A new file that `replay` fills in one transaction before anyone reads it, then makes
+    /// self-contained, syncs and renames over the live one (`swap`): no WAL (every page
+    /// would be written twice), the rollback journal in memory (a failed rebuild's file is
+    /// deleted anyway), no sync until then, a large page cache, and the non-unique indexes
+    /// built after the rows are in (`defer_indexes`).
+    pub async fn open_for_rebuild(path: &std::path::Path) -> Result<Self, ProjectionError> {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Memory)
+            .synchronous(SqliteSynchronous::Off)
+            .busy_timeout(Duration::from_secs(10))
+            .pragma("cache_size", REBUILD_CACHE_KIB.to_string());
+        Self::open_options(path, options, crate::wal::WalPolicy::default(), true).await
+    }
+
+    async fn open_options(
+        path: &std::path::Path,
+        options: sqlx::sqlite::SqliteConnectOptions,
+        wal: crate::wal::WalPolicy,
+        rebuilding: bool,
+    ) -> Result<Self, ProjectionError> {
+        let options = options
+            .create_if_missing(true)
             // A batch's multi-row inserts need a statement journal: in memory, not a temp
             // file created, written and unlinked per batch.
             .pragma("temp_store", "memory");
@@ -126,7 +206,37 @@ impl SqliteProjections {
                 policy: wal,
                 ..Checkpoints::default()
             },
+            rebuilding,
         })
+    }
+
+    /// Drops the non-unique indexes of a file being rebuilt (`open_for_rebuild`: all of
+    /// its tables are new, so `tables` does not narrow it) and
+    /// returns their `CREATE INDEX` statements, for `build_indexes` once the rows are in:
+    /// one sort per index instead of an index update per row. Unique indexes stay (they
+    /// decide `ON CONFLICT`). Nothing on a live file, which others read meanwhile.
+    pub(super) async fn defer_indexes(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        _tables: &[&str],
+    ) -> Result<Vec<String>, ProjectionError> {
+        if !self.rebuilding {
+            return Ok(Vec::new());
+        }
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master
+             WHERE type = 'index' AND sql IS NOT NULL AND sql NOT LIKE 'CREATE UNIQUE%'",
+        )
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db)?;
+        for (name, _) in &indexes {
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
     }
 
     pub(super) async fn begin(
@@ -160,7 +270,12 @@ pub struct PgProjections {
     pub(super) description: String,
     pub(super) applied: tokio::sync::watch::Sender<u64>,
     pub(super) cache: ReadCache,
+    /// Opened by `replay` (`open_for_rebuild`): may defer index builds.
+    rebuilding: bool,
 }
+
+/// The `application_name` of a replay's connections (`defer_indexes` counts the others).
+const REBUILD_APPLICATION: &str = "authledger-replay";
 
 impl PgProjections {
     // FOR UPDATE: a second instance waits here, then sees the advanced offset.
@@ -169,13 +284,26 @@ impl PgProjections {
     pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {
-        let options = url
+        Self::open_as(url, false).await
+    }
+
+    /// `open` for `replay`: its connections say so (`application_name`), and its rebuild
+    /// builds the indexes after the rows when nobody else is connected (`defer_indexes`).
+    pub async fn open_for_rebuild(url: &str) -> Result<Self, ProjectionError> {
+        Self::open_as(url, true).await
+    }
+
+    async fn open_as(url: &str, rebuilding: bool) -> Result<Self, ProjectionError> {
+        let mut options = url
             .parse::<sqlx::postgres::PgConnectOptions>()
             .map_err(|e| ProjectionError::Misconfigured(format!("bad PostgreSQL URL: {e}")))?
             // Statements are prepared once per connection; a generic plan cached while
             // the tables were small (a replay into fresh tables) turns connection lookups
             // into scans. Plan each execution for its values instead.
             .options([("plan_cache_mode", "force_custom_plan")]);
+        if rebuilding {
+            options = options.application_name(REBUILD_APPLICATION);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(crate::config::PG_ACQUIRE_TIMEOUT)
@@ -195,6 +323,7 @@ impl PgProjections {
             description: "PostgreSQL projections".into(),
             applied: tokio::sync::watch::Sender::new(0),
             cache: ReadCache::default(),
+            rebuilding,
         })
     }
 

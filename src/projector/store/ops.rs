@@ -2,7 +2,8 @@
 //! version is guarded by `version - 1`, so an event is never applied twice or out of order
 //! (`in_order`).
 
-use super::audit_insert::audit_insert_sql;
+use super::audit_insert::{audit_insert_sql, LookUp};
+use super::connection_update::connection_update_sql;
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
     AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, DynamicCredentialChange,
@@ -11,7 +12,7 @@ use crate::projector::op::{
 
 /// A version-guarded update changes exactly its row; none changed means the row is not at
 /// `version - 1`: the event came out of order (or twice).
-fn in_order(rows_affected: u64, what: &str) -> Result<(), sqlx::Error> {
+pub(super) fn in_order(rows_affected: u64, what: &str) -> Result<(), sqlx::Error> {
     if rows_affected == 1 {
         Ok(())
     } else {
@@ -40,7 +41,11 @@ macro_rules! sql_ops {
             ) -> Result<(), sqlx::Error> {
                 match op {
                     Op::Audit(a) => {
-                        Self::bind_audit(sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS)), &a)
+                        Self::bind_audit(
+                            sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS, LookUp::Yes)),
+                            &a,
+                            LookUp::Yes,
+                        )
                             .execute(&mut **tx)
                             .await?;
                         Ok(())
@@ -244,8 +249,8 @@ macro_rules! sql_ops {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 op: ConnectionOp,
             ) -> Result<(), sqlx::Error> {
-                let ConnectionOp { workspace_id, id, version, at, change } = op;
-                if let Some(new) = change.new {
+                let ConnectionOp { workspace_id, id, version, at, mut change } = op;
+                if let Some(new) = change.new.take() {
                     sqlx::query(
                         "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
                          requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
@@ -266,40 +271,38 @@ macro_rules! sql_ops {
                     .await?;
                     return Ok(());
                 }
-                let set_tokens = change.tokens.is_some();
-                let (expires_at, expires_at_unix, has_refresh_token) = match change.tokens {
-                    Some(t) => (t.expires_at, t.expires_at_unix, t.has_refresh_token),
-                    None => (None, None, false),
-                };
-                let set_reason = change.status_reason.is_some();
-                let done = sqlx::query(
-                    "UPDATE connections SET status = COALESCE($1, status), scopes = COALESCE($2, scopes),
-                     expires_at = CASE WHEN $3 THEN $4 ELSE expires_at END,
-                     expires_at_unix = CASE WHEN $3 THEN $5 ELSE expires_at_unix END,
-                     has_refresh_token = CASE WHEN $3 THEN $6 ELSE has_refresh_token END,
-                     state_hash = CASE WHEN $7 THEN NULL ELSE state_hash END,
-                     status_reason = CASE WHEN $8 THEN $9 ELSE status_reason END,
-                     last_refreshed_at = CASE WHEN $10 THEN $11 ELSE last_refreshed_at END,
-                     updated_at = $11, version = $12
-                     WHERE workspace_id = $13 AND id = $14 AND version = $12 - 1",
-                )
-                .bind(change.status)
-                .bind(change.scopes)
-                .bind(set_tokens)
-                .bind(expires_at)
-                .bind(expires_at_unix)
-                .bind(has_refresh_token)
-                .bind(change.clear_state_hash)
-                .bind(set_reason)
-                .bind(change.status_reason.flatten())
-                .bind(change.refreshed)
-                .bind(at)
-                .bind(version)
-                .bind(workspace_id)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
-                in_order(done.rows_affected(), "connection change")
+                let op = ConnectionOp { workspace_id, id, version, at, change };
+                let done = Self::update_connections(tx, &[&op]).await?;
+                in_order(done, "connection change")
+            }
+
+            /// Updates distinct connection rows (none has `change.new`) in one statement;
+            /// returns how many rows it changed (fewer than given: one came out of order).
+            pub(super) async fn update_connections(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                ops: &[&ConnectionOp],
+            ) -> Result<u64, sqlx::Error> {
+                let mut query = sqlx::query(connection_update_sql(ops.len(), Self::PLACEHOLDERS));
+                for op in ops {
+                    let change = &op.change;
+                    let tokens = change.tokens.as_ref();
+                    query = query
+                        .bind(change.status)
+                        .bind(change.scopes.as_deref())
+                        .bind(tokens.is_some())
+                        .bind(tokens.and_then(|t| t.expires_at.as_deref()))
+                        .bind(tokens.and_then(|t| t.expires_at_unix))
+                        .bind(tokens.is_some_and(|t| t.has_refresh_token))
+                        .bind(change.clear_state_hash)
+                        .bind(change.status_reason.is_some())
+                        .bind(change.status_reason.as_ref().and_then(|r| r.as_deref()))
+                        .bind(change.refreshed)
+                        .bind(op.at.as_str())
+                        .bind(op.version)
+                        .bind(op.workspace_id.as_str())
+                        .bind(op.id.as_str());
+                }
+                Ok(query.execute(&mut **tx).await?.rows_affected())
             }
 
             async fn agents_op(

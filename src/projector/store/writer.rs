@@ -2,13 +2,19 @@
 //! instances. Each batch runs in one transaction that first locks the projection's offset
 //! row, so a crash leaves offset and rows consistent.
 
-use super::audit_insert::{audit_bind_order, audit_chunks, audit_insert_sql};
+use std::collections::HashMap;
+
+use super::audit_insert::{
+    audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks, LookUp,
+};
+use super::connection_update::CONNECTION_UPDATES_PER_STATEMENT;
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
+
 use crate::domain::Event;
 use crate::ledger::envelope::open_envelope;
 use crate::ledger::{EventLog, RecordedEvent};
 use crate::projector::cache::Family;
-use crate::projector::op::{AuditRow, Op};
+use crate::projector::op::{AuditRow, ConnectionOp, Op};
 use crate::projector::plan::plan;
 
 #[async_trait::async_trait]
@@ -47,7 +53,9 @@ pub trait ProjectionWriter: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Decodes the events of a batch into operations, outside any transaction.
+/// Decodes the events of a batch into operations, outside any transaction. Each envelope
+/// is parsed once; its payload moves into the typed event (the plan reads the body's
+/// other fields only).
 fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
     events
         .iter()
@@ -56,8 +64,10 @@ fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, Projectio
                 position: rec.position,
                 reason,
             };
-            let opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
-            let event = Event::from_parts(&opened.body.kind, &opened.body.payload)
+            let mut opened =
+                open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
+            let payload = std::mem::take(&mut opened.body.payload);
+            let event = Event::from_owned_parts(&opened.body.kind, payload)
                 .map_err(|e| undecodable(e.to_string()))?;
             Ok((
                 rec.position,
@@ -102,19 +112,99 @@ const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE 
      DELETE FROM dynamic_credentials;
      UPDATE projection_offsets SET position = 0;";
 
+/// The user and auth config of every connection a rebuild has inserted so far (by
+/// workspace, then id): what an audit row's lookup in the connection's row would find,
+/// those columns being set by the insert and never changed.
+#[derive(Default)]
+struct ConnectionOwners(HashMap<String, HashMap<String, (String, String)>>);
+
+impl ConnectionOwners {
+    fn inserted(&mut self, op: &ConnectionOp) {
+        if let Some(new) = &op.change.new {
+            self.0.entry(op.workspace_id.clone()).or_default().insert(
+                op.id.clone(),
+                (new.user_id.clone(), new.auth_config_id.clone()),
+            );
+        }
+    }
+
+    /// A missing user and auth config of `row` from its connection, if inserted.
+    fn fill(&self, row: &mut AuditRow) {
+        if row.user_id.is_some() && row.auth_config_id.is_some() {
+            return;
+        }
+        let owner = row
+            .connection_id
+            .as_deref()
+            .and_then(|id| self.0.get(&row.workspace_id)?.get(id));
+        if let Some((user_id, auth_config_id)) = owner {
+            row.user_id.get_or_insert_with(|| user_id.clone());
+            row.auth_config_id
+                .get_or_insert_with(|| auth_config_id.clone());
+        }
+    }
+}
+
+/// The tables `RESET_SQL` empties: those a rebuild refills.
+fn rebuilt_tables() -> Vec<&'static str> {
+    RESET_SQL
+        .split(';')
+        .filter_map(|s| s.trim().strip_prefix("DELETE FROM "))
+        .collect()
+}
+
 /// Events read from the log per round trip of a rebuild.
 const REBUILD_BATCH: u64 = 1024;
+/// Batches of a rebuild read (and being planned) ahead of the one being applied.
+const READ_AHEAD: usize = 4;
+
+/// A batch of a rebuild, planned on a blocking thread beside the one being applied.
+type Planning = tokio::task::JoinHandle<Result<Vec<(u64, Vec<Op>)>, ProjectionError>>;
+
+/// Reads the log at positions `1..=until` in pages, each planned on a blocking thread as
+/// soon as it is read, and sends them in order. Stops at the first failure (also sent: the
+/// rebuild fails with it), when the log ends, or when the receiver is gone.
+async fn read_ahead(
+    log: &dyn EventLog,
+    until: u64,
+    planned: tokio::sync::mpsc::Sender<Planning>,
+) -> Result<(), ProjectionError> {
+    let mut last = 0;
+    while last < until {
+        let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
+        let mut events = log.read_from(last + 1, limit).await?;
+        events.retain(|e| e.position <= until);
+        let Some(end) = events.last().map(|e| e.position) else {
+            break;
+        };
+        last = end;
+        let planning = tokio::task::spawn_blocking(move || plan_batch(&events));
+        if planned.send(planning).await.is_err() {
+            break;
+        }
+    }
+    Ok(())
+}
 
 macro_rules! sql_writer {
     ($store:ident, $db:ty) => {
         impl $store {
             /// Runs one batch's planned ops in order; consecutive audit rows go in as few
-            /// multi-row `INSERT`s as their count allows (one statement costs a round trip).
+            /// multi-row `INSERT`s as their count allows, and consecutive updates of
+            /// distinct connection rows as few multi-row `UPDATE`s (one statement costs a
+            /// round trip). Audit rows and connection updates may pass each other: an audit
+            /// row reads only what a connection's insert sets (its user and auth config),
+            /// and both are flushed before any other op. A rebuild passes the `owners` of
+            /// the connections it inserted so far: audit rows then get a missing user and
+            /// auth config from it, as the statement's lookup would have found them, and go
+            /// in without the lookups.
             async fn exec_ops(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 planned: Vec<(u64, Vec<Op>)>,
                 changed: &mut Vec<Family>,
+                mut owners: Option<&mut ConnectionOwners>,
             ) -> Result<(), ProjectionError> {
+                let look_up = if owners.is_some() { LookUp::No } else { LookUp::Yes };
                 let failed = |position: u64| {
                     move |e: sqlx::Error| ProjectionError::Undecodable {
                         position,
@@ -122,6 +212,7 @@ macro_rules! sql_writer {
                     }
                 };
                 let mut audits: Vec<(u64, AuditRow)> = Vec::new();
+                let mut updates: Vec<(u64, ConnectionOp)> = Vec::new();
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {
@@ -130,15 +221,97 @@ macro_rules! sql_writer {
                             }
                         }
                         match op {
-                            Op::Audit(row) => audits.push((position, row)),
+                            Op::Audit(mut row) => {
+                                if let Some(owners) = owners.as_deref_mut() {
+                                    owners.fill(&mut row);
+                                }
+                                audits.push((position, row));
+                            }
+                            Op::Connection(update) if update.change.new.is_none() => {
+                                // A second update of a row waits for the first.
+                                if updates.iter().any(|(_, u)| {
+                                    u.id == update.id && u.workspace_id == update.workspace_id
+                                }) {
+                                    Self::update_connections_in_order(
+                                        tx,
+                                        std::mem::take(&mut updates),
+                                    )
+                                    .await?;
+                                }
+                                updates.push((position, update));
+                            }
                             other => {
-                                Self::insert_audits(tx, std::mem::take(&mut audits)).await?;
+                                if let (Some(owners), Op::Connection(insert)) =
+                                    (owners.as_deref_mut(), &other)
+                                {
+                                    owners.inserted(insert);
+                                }
+                                Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
+                                    .await?;
+                                Self::update_connections_in_order(
+                                    tx,
+                                    std::mem::take(&mut updates),
+                                )
+                                .await?;
                                 Self::exec_op(tx, other).await.map_err(failed(position))?;
                             }
                         }
                     }
                 }
-                Self::insert_audits(tx, audits).await
+                Self::insert_audits(tx, audits, look_up).await?;
+                Self::update_connections_in_order(tx, updates).await
+            }
+
+            /// Updates distinct connection rows, as many per statement as their count
+            /// allows; an update that finds its row not at `version - 1` fails with its
+            /// event's position.
+            async fn update_connections_in_order(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                updates: Vec<(u64, ConnectionOp)>,
+            ) -> Result<(), ProjectionError> {
+                let mut rest = updates.as_slice();
+                for size in power_of_two_chunks(rest.len(), CONNECTION_UPDATES_PER_STATEMENT) {
+                    let (chunk, after) = rest.split_at(size);
+                    rest = after;
+                    let first = chunk.first().map_or(0, |(p, _)| *p);
+                    let ops: Vec<&ConnectionOp> = chunk.iter().map(|(_, op)| op).collect();
+                    let done = Self::update_connections(tx, &ops).await.map_err(|e| {
+                        ProjectionError::Undecodable {
+                            position: first,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                    if done != size as u64 {
+                        return Err(Self::out_of_order_update(tx, chunk).await);
+                    }
+                }
+                Ok(())
+            }
+
+            /// The first of `chunk`'s updates whose row is not at its version now (the
+            /// others were applied): the event that came out of order.
+            async fn out_of_order_update(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                chunk: &[(u64, ConnectionOp)],
+            ) -> ProjectionError {
+                let mut position = chunk.first().map_or(0, |(p, _)| *p);
+                for (p, op) in chunk {
+                    let version: Result<Option<i64>, _> = sqlx::query_scalar(
+                        "SELECT version FROM connections WHERE workspace_id = $1 AND id = $2",
+                    )
+                    .bind(op.workspace_id.as_str())
+                    .bind(op.id.as_str())
+                    .fetch_optional(&mut **tx)
+                    .await;
+                    if !matches!(version, Ok(Some(v)) if v == op.version) {
+                        position = *p;
+                        break;
+                    }
+                }
+                ProjectionError::Undecodable {
+                    position,
+                    reason: "connection change out of order".into(),
+                }
             }
 
             /// Binds one audit row's values in `AUDIT_ROW_PARAMS` order (anonymous
@@ -146,8 +319,9 @@ macro_rules! sql_writer {
             pub(super) fn bind_audit<'q>(
                 mut query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
                 a: &'q AuditRow,
+                look_up: LookUp,
             ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
-                for n in audit_bind_order(Self::PLACEHOLDERS) {
+                for n in audit_bind_order(Self::PLACEHOLDERS, look_up) {
                     query = match n {
                         1 => query.bind(a.position),
                         2 => query.bind(a.event_id.as_str()),
@@ -177,14 +351,16 @@ macro_rules! sql_writer {
             async fn insert_audits(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 rows: Vec<(u64, AuditRow)>,
+                look_up: LookUp,
             ) -> Result<(), ProjectionError> {
                 let mut rows = rows.into_iter();
                 for size in audit_chunks(rows.len()) {
                     let chunk: Vec<_> = rows.by_ref().take(size).collect();
                     let first = chunk.first().map_or(0, |(p, _)| *p);
-                    let mut query = sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS));
+                    let mut query =
+                        sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS, look_up));
                     for (_, a) in &chunk {
-                        query = Self::bind_audit(query, a);
+                        query = Self::bind_audit(query, a, look_up);
                     }
                     query
                         .execute(&mut **tx)
@@ -193,6 +369,17 @@ macro_rules! sql_writer {
                             position: first,
                             reason: e.to_string(),
                         })?;
+                }
+                Ok(())
+            }
+
+            /// Builds the indexes `defer_indexes` dropped.
+            async fn build_indexes(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                deferred: Vec<String>,
+            ) -> Result<(), ProjectionError> {
+                for sql in deferred {
+                    sqlx::query(&sql).execute(&mut **tx).await.map_err(db)?;
                 }
                 Ok(())
             }
@@ -252,7 +439,7 @@ macro_rules! sql_writer {
                 let planned = plan_batch(&events)?;
                 let last = planned.last().map_or(offset, |(position, _)| *position);
                 let mut changed = Vec::new();
-                Self::exec_ops(&mut tx, planned, &mut changed).await?;
+                Self::exec_ops(&mut tx, planned, &mut changed, None).await?;
                 Self::set_offset(&mut tx, last).await?;
                 tx.commit().await.map_err(db)?;
                 // Stale entries go before the new offset is announced (read-your-writes).
@@ -306,23 +493,31 @@ macro_rules! sql_writer {
                 {
                     sqlx::query(statement).execute(&mut *tx).await.map_err(db)?;
                 }
-                let mut last = 0;
-                let mut applied = 0;
-                while last < until {
-                    let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
-                    let mut events = log.read_from(last + 1, limit).await?;
-                    events.retain(|e| e.position <= until);
-                    if events.is_empty() {
-                        break;
+                let deferred = self.defer_indexes(&mut tx, &rebuilt_tables()).await?;
+                // The log is read and planned ahead while the batch before is applied.
+                let (planned, mut batches) = tokio::sync::mpsc::channel::<Planning>(READ_AHEAD);
+                let apply = async {
+                    let mut last = 0;
+                    let mut applied = 0;
+                    // The tables start empty: every connection is inserted in this rebuild.
+                    let mut owners = ConnectionOwners::default();
+                    while let Some(batch) = batches.recv().await {
+                        let batch: Vec<(u64, Vec<Op>)> = batch.await.map_err(|e| {
+                            ProjectionError::Database(format!("planning a batch failed: {e}"))
+                        })??;
+                        if let Some((position, _)) = batch.last() {
+                            last = *position;
+                        }
+                        applied += batch.len() as u64;
+                        Self::exec_ops(&mut tx, batch, &mut Vec::new(), Some(&mut owners)).await?;
+                        progress(applied);
                     }
-                    let planned = plan_batch(&events)?;
-                    if let Some((position, _)) = planned.last() {
-                        last = *position;
-                    }
-                    applied += planned.len() as u64;
-                    Self::exec_ops(&mut tx, planned, &mut Vec::new()).await?;
-                    progress(applied);
-                }
+                    Ok::<_, ProjectionError>((last, applied))
+                };
+                let (read, applied) = tokio::join!(read_ahead(log, until, planned), apply);
+                let (last, applied) = applied?;
+                read?;
+                Self::build_indexes(&mut tx, deferred).await?;
                 Self::set_offset(&mut tx, last).await?;
                 tx.commit().await.map_err(db)?;
                 self.cache.changed_all();
@@ -361,6 +556,20 @@ mod tests {
 
     fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<u64>> {
         events.map(|e| e.iter().map(|e| e.position).collect())
+    }
+
+    #[test]
+    fn a_rebuild_refills_every_table_reset_empties() {
+        let tables = rebuilt_tables();
+        assert_eq!(tables.len(), RESET_SQL.matches("DELETE FROM").count());
+        for t in [
+            "audit_events",
+            "connections",
+            "workspaces",
+            "dynamic_credentials",
+        ] {
+            assert!(tables.contains(&t), "{t}");
+        }
     }
 
     #[test]

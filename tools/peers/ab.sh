@@ -76,7 +76,8 @@ def ms(label):
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 cpu_us = int(ticks) / int(tck) * 1e6 / max(int(n), 1)
-print("\t".join([name, rnd, job, f"{rps:.0f}", f"{ms(\"50%\"):.2f}", f"{ms(\"99%\"):.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0"]))
+p50, p99 = ms("50%"), ms("99%")
+print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0"]))
 ' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" | tee -a "$W/rows.tsv"
 }
 

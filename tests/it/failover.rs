@@ -323,26 +323,47 @@ pub(crate) async fn check_exactly_once_and_converged(
     let before = snapshot().await;
     cli(ops, &["replay"]).await;
     let after = snapshot().await;
-    // Only the rows that differ: the whole projections would drown them.
-    let differ: Vec<(&String, Vec<&String>, Vec<&String>)> = before
-        .iter()
-        .map(|(table, rows)| {
-            let replayed = after.get(table).cloned().unwrap_or_default();
-            let only_live = rows.iter().filter(|r| !replayed.contains(r)).collect();
-            let only_replayed = after
-                .get(table)
-                .map(|a| a.iter().filter(|r| !rows.contains(r)).collect())
-                .unwrap_or_default();
-            (table, only_live, only_replayed)
-        })
-        .filter(|(_, live, replayed): &(_, Vec<_>, Vec<_>)| {
-            !live.is_empty() || !replayed.is_empty()
-        })
-        .collect();
+    // Only the rows that differ, counted (a row twice on one side is a difference too):
+    // the whole projections would drown them.
+    let differ = differing_rows(&before, &after);
     assert!(
         differ.is_empty() && before == after,
-        "projections differ from a fresh replay (table, rows only before, rows only after): \
+        "projections differ from a fresh replay (table, row, times before, times after): \
          {differ:#?}"
     );
     in_log
+}
+
+/// The rows whose number of copies differs between two snapshots of the projections: (table,
+/// row, copies in `before`, copies in `after`).
+fn differing_rows<'a>(
+    before: &'a std::collections::BTreeMap<String, Vec<String>>,
+    after: &'a std::collections::BTreeMap<String, Vec<String>>,
+) -> Vec<(&'a str, &'a str, usize, usize)> {
+    let count = |rows: Option<&'a Vec<String>>| {
+        let mut copies = std::collections::BTreeMap::<&'a str, usize>::new();
+        for row in rows.into_iter().flatten() {
+            *copies.entry(row.as_str()).or_default() += 1;
+        }
+        copies
+    };
+    let tables: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut differ = Vec::new();
+    for table in tables {
+        let (was, is) = (count(before.get(table)), count(after.get(table)));
+        for row in was
+            .keys()
+            .chain(is.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            let (a, b) = (
+                was.get(row).copied().unwrap_or(0),
+                is.get(row).copied().unwrap_or(0),
+            );
+            if a != b {
+                differ.push((table.as_str(), *row, a, b));
+            }
+        }
+    }
+    differ
 }

@@ -150,8 +150,11 @@ pub async fn visible(state: &AppState, undoer: &Undoer, id: &str) -> Result<Tool
 pub async fn undo(state: &AppState, undoer: &Undoer, id: &str) -> Result<Undone, AgentError> {
     let ws = undoer.workspace_id();
     let actor = undoer.actor();
+    // Asked before the read: a completion that lands between the read and the question
+    // would otherwise be neither seen nor waited for.
+    let was_pending = state.gateway.completions.is_pending(id);
     let mut call = visible(state, undoer, id).await?;
-    if call.completed.is_none() && state.gateway.completions.is_pending(id) {
+    if call.completed.is_none() && (was_pending || state.gateway.completions.is_pending(id)) {
         state
             .gateway
             .completions

@@ -5,7 +5,8 @@
 //! concurrent writers leave them): every projected table of a whole replay equals what the
 //! projector built event batch by event batch, and so does a replay `--until` a position in
 //! the middle, or the time of that position, against a projector stopped there. Into SQLite
-//! and into PostgreSQL.
+//! and into PostgreSQL. The whole replay is compared with a projector that applies one event
+//! per transaction (nothing folded), the middle with one whose batches end anywhere.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -155,7 +156,8 @@ where
         .await
         .expect("log");
 
-    let whole = live(EVENTS, 512).await;
+    // The reference: one event per transaction, so nothing is folded or batched together.
+    let whole = live(EVENTS, 1).await;
     let report = replay(&args, "state", None, false).await.expect("replay");
     assert_eq!((report.events, report.position), (EVENTS, EVENTS));
     assert_same(&whole, &current().await, "whole replay");

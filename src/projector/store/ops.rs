@@ -3,7 +3,7 @@
 //! (`in_order`).
 
 use super::audit_insert::{audit_insert_sql, LookUp};
-use super::connection_update::connection_update_sql;
+use super::connection_update::{connection_update_sql, RowUpdate};
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
     AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, DynamicCredentialChange,
@@ -272,35 +272,35 @@ macro_rules! sql_ops {
                     return Ok(());
                 }
                 let op = ConnectionOp { workspace_id, id, version, at, change };
-                let done = Self::update_connections(tx, &[&op]).await?;
+                let done = Self::update_connections(tx, &[RowUpdate::of(0, op)]).await?;
                 in_order(done, "connection change")
             }
 
-            /// Updates distinct connection rows (none has `change.new`) in one statement;
+            /// Updates distinct connection rows (each folded) in one statement;
             /// returns how many rows it changed (fewer than given: one came out of order).
             pub(super) async fn update_connections(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                ops: &[&ConnectionOp],
+                rows: &[RowUpdate],
             ) -> Result<u64, sqlx::Error> {
-                let mut query = sqlx::query(connection_update_sql(ops.len(), Self::PLACEHOLDERS));
-                for op in ops {
-                    let change = &op.change;
-                    let tokens = change.tokens.as_ref();
+                let mut query = sqlx::query(connection_update_sql(rows.len(), Self::PLACEHOLDERS));
+                for row in rows {
+                    let tokens = row.tokens.as_ref();
                     query = query
-                        .bind(change.status)
-                        .bind(change.scopes.as_deref())
+                        .bind(row.status)
+                        .bind(row.scopes.as_deref())
                         .bind(tokens.is_some())
                         .bind(tokens.and_then(|t| t.expires_at.as_deref()))
                         .bind(tokens.and_then(|t| t.expires_at_unix))
                         .bind(tokens.is_some_and(|t| t.has_refresh_token))
-                        .bind(change.clear_state_hash)
-                        .bind(change.status_reason.is_some())
-                        .bind(change.status_reason.as_ref().and_then(|r| r.as_deref()))
-                        .bind(change.refreshed)
-                        .bind(op.at.as_str())
-                        .bind(op.version)
-                        .bind(op.workspace_id.as_str())
-                        .bind(op.id.as_str());
+                        .bind(row.clear_state_hash)
+                        .bind(row.status_reason.is_some())
+                        .bind(row.status_reason.as_ref().and_then(|r| r.as_deref()))
+                        .bind(row.refreshed_at.as_deref())
+                        .bind(row.at.as_str())
+                        .bind(row.version)
+                        .bind(row.from_version)
+                        .bind(row.workspace_id.as_str())
+                        .bind(row.id.as_str());
                 }
                 Ok(query.execute(&mut **tx).await?.rows_affected())
             }

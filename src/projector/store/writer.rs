@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use super::audit_insert::{
     audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks, LookUp,
 };
-use super::connection_update::CONNECTION_UPDATES_PER_STATEMENT;
+use super::connection_update::{PendingUpdates, RowUpdate, CONNECTION_UPDATES_PER_STATEMENT};
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
 
 use crate::domain::Event;
@@ -190,14 +190,15 @@ macro_rules! sql_writer {
     ($store:ident, $db:ty) => {
         impl $store {
             /// Runs one batch's planned ops in order; consecutive audit rows go in as few
-            /// multi-row `INSERT`s as their count allows, and consecutive updates of
-            /// distinct connection rows as few multi-row `UPDATE`s (one statement costs a
-            /// round trip). Audit rows and connection updates may pass each other: an audit
-            /// row reads only what a connection's insert sets (its user and auth config),
-            /// and both are flushed before any other op. A rebuild passes the `owners` of
-            /// the connections it inserted so far: audit rows then get a missing user and
-            /// auth config from it, as the statement's lookup would have found them, and go
-            /// in without the lookups.
+            /// multi-row `INSERT`s as their count allows, and the batch's connection updates
+            /// folded (one per row) as few multi-row `UPDATE`s (one statement costs a round
+            /// trip). Audit rows and connection updates may pass each other and a connection's
+            /// insert: an audit row reads only what a connection's insert sets (its user and
+            /// auth config), so pending audit rows go in before an insert when they look it
+            /// up; everything pending goes in before any other op. A rebuild passes the
+            /// `owners` of the connections it inserted so far: audit rows then get a missing
+            /// user and auth config from it, as the statement's lookup would have found them,
+            /// and go in without the lookups.
             async fn exec_ops(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 planned: Vec<(u64, Vec<Op>)>,
@@ -212,7 +213,7 @@ macro_rules! sql_writer {
                     }
                 };
                 let mut audits: Vec<(u64, AuditRow)> = Vec::new();
-                let mut updates: Vec<(u64, ConnectionOp)> = Vec::new();
+                let mut updates = PendingUpdates::default();
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {
@@ -228,17 +229,26 @@ macro_rules! sql_writer {
                                 audits.push((position, row));
                             }
                             Op::Connection(update) if update.change.new.is_none() => {
-                                // A second update of a row waits for the first.
-                                if updates.iter().any(|(_, u)| {
-                                    u.id == update.id && u.workspace_id == update.workspace_id
-                                }) {
-                                    Self::update_connections_in_order(
-                                        tx,
-                                        std::mem::take(&mut updates),
-                                    )
-                                    .await?;
+                                if let Some(update) = updates.add(RowUpdate::of(position, update)) {
+                                    // Not the row's next version: what is pending goes
+                                    // first, so the guard names the event out of order.
+                                    let pending = updates.restart(update);
+                                    Self::update_connections_in_order(tx, pending).await?;
                                 }
-                                updates.push((position, update));
+                            }
+                            Op::Connection(insert)
+                                if !updates.holds(&insert.workspace_id, &insert.id) =>
+                            {
+                                if let Some(owners) = owners.as_deref_mut() {
+                                    owners.inserted(&insert);
+                                }
+                                if look_up == LookUp::Yes {
+                                    Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
+                                        .await?;
+                                }
+                                Self::exec_op(tx, Op::Connection(insert))
+                                    .await
+                                    .map_err(failed(position))?;
                             }
                             other => {
                                 if let (Some(owners), Op::Connection(insert)) =
@@ -248,34 +258,29 @@ macro_rules! sql_writer {
                                 }
                                 Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
                                     .await?;
-                                Self::update_connections_in_order(
-                                    tx,
-                                    std::mem::take(&mut updates),
-                                )
-                                .await?;
+                                Self::update_connections_in_order(tx, updates.take()).await?;
                                 Self::exec_op(tx, other).await.map_err(failed(position))?;
                             }
                         }
                     }
                 }
                 Self::insert_audits(tx, audits, look_up).await?;
-                Self::update_connections_in_order(tx, updates).await
+                Self::update_connections_in_order(tx, updates.take()).await
             }
 
             /// Updates distinct connection rows, as many per statement as their count
-            /// allows; an update that finds its row not at `version - 1` fails with its
-            /// event's position.
+            /// allows; a row not at the version before its first update fails with that
+            /// update's position.
             async fn update_connections_in_order(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                updates: Vec<(u64, ConnectionOp)>,
+                updates: Vec<RowUpdate>,
             ) -> Result<(), ProjectionError> {
                 let mut rest = updates.as_slice();
                 for size in power_of_two_chunks(rest.len(), CONNECTION_UPDATES_PER_STATEMENT) {
                     let (chunk, after) = rest.split_at(size);
                     rest = after;
-                    let first = chunk.first().map_or(0, |(p, _)| *p);
-                    let ops: Vec<&ConnectionOp> = chunk.iter().map(|(_, op)| op).collect();
-                    let done = Self::update_connections(tx, &ops).await.map_err(|e| {
+                    let first = chunk.first().map_or(0, |row| row.position);
+                    let done = Self::update_connections(tx, chunk).await.map_err(|e| {
                         ProjectionError::Undecodable {
                             position: first,
                             reason: e.to_string(),
@@ -288,23 +293,23 @@ macro_rules! sql_writer {
                 Ok(())
             }
 
-            /// The first of `chunk`'s updates whose row is not at its version now (the
-            /// others were applied): the event that came out of order.
+            /// The first of `chunk`'s rows that is not at its new version now (the others
+            /// were applied): its first update came out of order.
             async fn out_of_order_update(
                 tx: &mut sqlx::Transaction<'_, $db>,
-                chunk: &[(u64, ConnectionOp)],
+                chunk: &[RowUpdate],
             ) -> ProjectionError {
-                let mut position = chunk.first().map_or(0, |(p, _)| *p);
-                for (p, op) in chunk {
+                let mut position = chunk.first().map_or(0, |row| row.position);
+                for row in chunk {
                     let version: Result<Option<i64>, _> = sqlx::query_scalar(
                         "SELECT version FROM connections WHERE workspace_id = $1 AND id = $2",
                     )
-                    .bind(op.workspace_id.as_str())
-                    .bind(op.id.as_str())
+                    .bind(row.workspace_id.as_str())
+                    .bind(row.id.as_str())
                     .fetch_optional(&mut **tx)
                     .await;
-                    if !matches!(version, Ok(Some(v)) if v == op.version) {
-                        position = *p;
+                    if !matches!(version, Ok(Some(v)) if v == row.version) {
+                        position = row.position;
                         break;
                     }
                 }

@@ -16,6 +16,9 @@
 #      directly, wrk -t1 -c1, 5 s warm-up + 10 s each; dd oflag=dsync flush floor
 # Order: authledger r1, OpenBao r1, authledger r2, ... Before each round: wait until the 1-min
 # load average < LOAD_MAX (checked every 20 s, at most LOAD_WAIT_MAX s).
+#   F  the HTTP floor of each server: an unauthenticated health GET (authledger /healthz,
+#      OpenBao /v1/sys/health) with the load of A: what any request costs on this machine
+#      before its own work (no signature, no write)
 #   E  after the rounds: 200,000 tokens from each (fresh data dirs), RSS before and after;
 #      then (E_MORE=1, the default) 200,000 more on the same server, RSS before and after:
 #      what live tokens cost once the service's bounded caches have filled.
@@ -137,6 +140,10 @@ cat > "$W/lua/direct.lua" <<'LUA'
 -- D: GET the upstream directly, with the header the gateway injects.
 wrk.method = "GET"
 wrk.headers["X-Api-Key"] = os.getenv("UPSTREAM_KEY")
+LUA
+cat > "$W/lua/get.lua" <<'LUA'
+-- F: a plain GET (the health route): the HTTP exchange alone.
+wrk.method = "GET"
 LUA
 cat > "$W/lua/bao_token_limit.lua" <<'LUA'
 -- E: like token_create.lua (policy agent, num_uses 1, orphan) but ttl 1h; each thread stops
@@ -361,6 +368,29 @@ dd_floor() {  # dd_floor TAG
   log "dd $1: $o"
 }
 printf 'tag\tseconds_2000_dsync_writes\tms_per_write\n' > "$R/dd.tsv"
+wal_floor() {  # wal_floor TAG: one SQLite WAL commit of a 1 KiB row, synchronous=FULL (the
+  # embedded log's settings), 2,000 in a row on the same disk: the durable append's floor
+  python3 - "$W/walfloor.db" "$1" >> "$R/wal.tsv" <<'PY'
+import os, sqlite3, sys, time
+path, tag = sys.argv[1:]
+for f in (path, path + "-wal", path + "-shm"):
+    if os.path.exists(f):
+        os.remove(f)
+db = sqlite3.connect(path, isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL"); db.execute("PRAGMA synchronous = FULL")
+db.execute("CREATE TABLE events (position INTEGER PRIMARY KEY, event_id TEXT UNIQUE, envelope BLOB)")
+row = os.urandom(1024); n = 2000; t = time.perf_counter()
+for i in range(n):
+    db.execute("INSERT INTO events (event_id, envelope) VALUES (?, ?)", (os.urandom(16).hex(), row))
+print(f"{tag}\t{(time.perf_counter() - t) / n * 1000:.4f}")
+db.close()
+for f in (path, path + "-wal", path + "-shm"):
+    if os.path.exists(f):
+        os.remove(f)
+PY
+  log "wal $1: $(tail -1 "$R/wal.tsv")"
+}
+printf 'tag\tms_per_commit\n' > "$R/wal.tsv"
 dd_floor start
 
 # ------------------------------------------------------------------ rounds, interleaved
@@ -373,8 +403,10 @@ for r in $(seq 1 "$ROUNDS"); do
   pair al C_tokens_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
   pair al C_write_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_conn.lua" "$U"
   dd_floor "r$r"
+  wal_floor "r$r"
   pair al D_direct_c1 "r$r" 1 1 "$C1DUR" "$W/lua/direct.lua" "$UPSTREAM/echo"
   pair al D_gateway_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_exec.lua" "$U/v1/tools/execute"
+  pair al F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$U/healthz"
   curl -s "$U/metrics" > "$R/al-r$r-metrics.txt" || true
   echo "al-r$r: data $(du -sk "$AL_DIR" | cut -f1) KiB" >> "$R/sizes.txt"
   stop_al
@@ -385,6 +417,7 @@ for r in $(seq 1 "$ROUNDS"); do
   pair bao B_write_c64 "r$r" 2 64 "$DUR" "$BB/lua/kv_write.lua" "$BAO_ADDR"
   pair bao C_tokens_c1 "r$r" 1 1 "$C1DUR" "$BB/lua/token_create.lua" "$BAO_ADDR/v1/auth/token/create"
   pair bao C_write_c1 "r$r" 1 1 "$C1DUR" "$BB/lua/kv_write.lua" "$BAO_ADDR"
+  pair bao F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$BAO_ADDR/v1/sys/health"
   bao_finish "bao-r$r"
   stop_bao
 done
@@ -487,6 +520,7 @@ jobs = [
     ("B_write_c64", "B. Credential write, wrk -t2 -c64, 15 s"),
     ("C_tokens_c1", "C. Token issuance, one client (wrk -t1 -c1, 10 s)"),
     ("C_write_c1", "C. Credential write, one client (wrk -t1 -c1, 10 s)"),
+    ("F_health_c64", "F. The HTTP floor: an unauthenticated health GET, wrk -t2 -c64, 15 s"),
 ]
 for job, title in jobs:
     n_al = len(by.get(("al", job), [])); n_b = len(by.get(("bao", job), []))
@@ -526,14 +560,14 @@ direct = {r["round"]: r for r in by.get(("al", "D_direct_c1"), [])}
 gw = {r["round"]: r for r in by.get(("al", "D_gateway_c1"), [])}
 p("| round | direct nginx p50 ms | gateway p50 ms | added p50 ms | gateway p99 ms | direct p99 ms | gateway req/s | dd 4 KiB dsync write, ms | added p50 / fsync floor |")
 p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-added, mult, floors = [], [], []
+added, mult, floors, added_by = [], [], [], {}
 for k in sorted(gw):
     if k not in direct:
         continue
     d, g = direct[k], gw[k]
     a = float(g["p50_ms"]) - float(d["p50_ms"])
     f = dd.get(k)
-    added.append(a)
+    added.append(a); added_by[k] = a
     if f:
         floors.append(f); mult.append(a / f)
     p(f"| {k} | {float(d['p50_ms']):.3f} | {float(g['p50_ms']):.3f} | {a:.3f} | {float(g['p99_ms']):.2f} | {float(d['p99_ms']):.3f} | "
@@ -544,6 +578,17 @@ p("")
 if dd:
     p("dd floor (`dd if=/dev/zero of=… bs=4k count=2000 oflag=dsync`), ms per synced write: " +
       ", ".join(f"{k} {v:.3f}" for k, v in dd.items()) + "\n")
+wal = {}
+try:
+    for line in list(open(os.path.join(R, "wal.tsv")))[1:]:
+        t, ms = line.rstrip("\n").split("\t")
+        wal[t] = float(ms)
+except FileNotFoundError:
+    pass
+if wal:
+    p("SQLite WAL commit floor (one 1 KiB row per transaction, `synchronous=FULL`, 2,000 in a row), "
+      "ms per commit: " + ", ".join(f"{k} {v:.3f}" for k, v in wal.items()) +
+      (f"; added p50 / WAL commit: {cell([a / wal[k] for k, a in added_by.items() if k in wal], 1)}×" if added else "") + "\n")
 
 # E
 p("## E. Memory with many live tokens\n")

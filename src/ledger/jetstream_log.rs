@@ -15,7 +15,9 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 
 use super::envelope::{open_envelope, AggregateKey};
-use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
+use super::log::{
+    Appended, EventLog, EventStream, LogError, RangeReader, RecordedEvent, SignedEvent,
+};
 
 /// Oldest server the ledger runs on.
 pub const MIN_SERVER: (u64, u64) = (2, 10);
@@ -397,7 +399,8 @@ impl JetStreamEventLog {
         let (mut messages, name, pending) = self.ordered_consumer(filter_subject, from).await?;
         let result = self
             .drain_range(&mut messages, pending, (from, until), limit, &mut out)
-            .await;
+            .await
+            .map(|_| ());
         drop(messages);
         // The server keeps an idle ordered consumer for 30 s and allows 1000 per stream:
         // one per read would exhaust them under load. Best effort: it expires anyway.
@@ -407,6 +410,8 @@ impl JetStreamEventLog {
         result.map(|()| out)
     }
 
+    /// Reads into `out` what follows its last event (or `from`), up to `until` and at most
+    /// `limit` events. Whether the range may go on after `out`.
     async fn drain_range(
         &self,
         messages: &mut consumer::pull::Ordered,
@@ -414,9 +419,9 @@ impl JetStreamEventLog {
         (from, until): (u64, u64),
         limit: usize,
         out: &mut Vec<RecordedEvent>,
-    ) -> Result<(), LogError> {
+    ) -> Result<Drained, LogError> {
         if pending == 0 {
-            return Ok(());
+            return Ok(Drained::RangeEnded);
         }
         while let Some(msg) = tokio::time::timeout(self.opts.ack_timeout, messages.next())
             .await
@@ -435,11 +440,14 @@ impl JetStreamEventLog {
                 break;
             }
             out.push(self.record(msg.subject.as_str(), seq, msg.payload.clone())?);
-            if seq >= until || out.len() >= limit || left == 0 {
+            if seq >= until || left == 0 {
                 break;
             }
+            if out.len() >= limit {
+                return Ok(Drained::Limit);
+            }
         }
-        Ok(())
+        Ok(Drained::RangeEnded)
     }
 }
 
@@ -629,6 +637,27 @@ impl EventLog for JetStreamEventLog {
             .boxed())
     }
 
+    /// One ordered consumer through the whole range (a page of `read_from` costs a stream
+    /// info request and a consumer of its own).
+    async fn read_range(
+        &self,
+        from: u64,
+        until: u64,
+    ) -> Result<Box<dyn RangeReader + '_>, LogError> {
+        let from = from.max(1);
+        if from > until {
+            return Ok(Box::new(StreamedRange::ended(self)));
+        }
+        let (messages, name, pending) = self.ordered_consumer(String::new(), from).await?;
+        Ok(Box::new(StreamedRange {
+            log: self,
+            consumer: Some((messages, name)),
+            pending,
+            next: from,
+            until,
+        }))
+    }
+
     async fn head(&self) -> Result<u64, LogError> {
         let info = self.stream.get_info().await.map_err(unavailable)?;
         Ok(info.state.last_sequence)
@@ -640,6 +669,77 @@ impl EventLog for JetStreamEventLog {
             self.opts.stream,
             redact_url(&self.opts.url)
         )
+    }
+}
+
+/// Why `drain_range` stopped.
+enum Drained {
+    /// `limit` events were read: the range may go on.
+    Limit,
+    /// `until` was reached, or the stream had nothing after the last event read.
+    RangeEnded,
+}
+
+/// `read_range` on one ordered consumer, read page by page with `drain_range`'s rules.
+struct StreamedRange<'a> {
+    log: &'a JetStreamEventLog,
+    /// The consumer and its name; `None` once the range has ended.
+    consumer: Option<(consumer::pull::Ordered, String)>,
+    /// Messages the stream held from the consumer's start when it was made: none means
+    /// the log ends before the range.
+    pending: u64,
+    next: u64,
+    until: u64,
+}
+
+impl<'a> StreamedRange<'a> {
+    fn ended(log: &'a JetStreamEventLog) -> StreamedRange<'a> {
+        StreamedRange {
+            log,
+            consumer: None,
+            pending: 0,
+            next: 1,
+            until: 0,
+        }
+    }
+
+    /// Ends the range and deletes its consumer (best effort: an idle one expires anyway).
+    async fn end(&mut self) {
+        if let Some((messages, name)) = self.consumer.take() {
+            drop(messages);
+            if let Err(e) = self.log.stream.delete_consumer(&name).await {
+                tracing::debug!(error = %e, "could not delete a finished range consumer");
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RangeReader for StreamedRange<'_> {
+    async fn next_page(&mut self, page: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut out = Vec::new();
+        let Some((messages, _)) = self.consumer.as_mut() else {
+            return Ok(out);
+        };
+        let read = self
+            .log
+            .drain_range(
+                messages,
+                self.pending,
+                (self.next, self.until),
+                page,
+                &mut out,
+            )
+            .await;
+        match (read, out.last()) {
+            (Ok(Drained::Limit), Some(last)) => self.next = last.position + 1,
+            (Ok(_), _) => self.end().await,
+            (Err(e), _) => {
+                self.end().await;
+                return Err(e);
+            }
+        }
+        Ok(out)
     }
 }
 

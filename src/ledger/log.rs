@@ -68,6 +68,35 @@ pub enum LogError {
 
 pub type EventStream = BoxStream<'static, Result<RecordedEvent, LogError>>;
 
+/// A reader through a range of the log (`EventLog::read_range`).
+#[async_trait::async_trait]
+pub trait RangeReader: Send {
+    /// The next events of the range in order, at most `page`; empty once the range (or
+    /// the log) has ended.
+    async fn next_page(&mut self, page: usize) -> Result<Vec<RecordedEvent>, LogError>;
+}
+
+/// `read_range` by pages of `read_from`.
+struct PagedRange<'a, L: ?Sized> {
+    log: &'a L,
+    next: u64,
+    until: u64,
+}
+
+#[async_trait::async_trait]
+impl<L: EventLog + ?Sized> RangeReader for PagedRange<'_, L> {
+    async fn next_page(&mut self, page: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        if self.next > self.until || page == 0 {
+            return Ok(Vec::new());
+        }
+        let left = usize::try_from(self.until - self.next + 1).unwrap_or(usize::MAX);
+        let mut events = self.log.read_from(self.next, page.min(left)).await?;
+        events.retain(|e| e.position <= self.until);
+        self.next = events.last().map_or(self.until + 1, |e| e.position + 1);
+        Ok(events)
+    }
+}
+
 #[async_trait::async_trait]
 pub trait EventLog: Send + Sync + 'static {
     /// Appends one event to its aggregate if the aggregate is at `expected_version`
@@ -112,6 +141,21 @@ pub trait EventLog: Send + Sync + 'static {
     /// Events from position `from` on: first those already written, then new ones as they
     /// are appended. Ends only on error.
     async fn subscribe(&self, from: u64) -> Result<EventStream, LogError>;
+
+    /// A reader through the events at positions `from..=until`, page by page, for a reader
+    /// that goes through a long stretch (a rebuild). Pages of `read_from` unless a backend
+    /// has a cheaper way to stream a range.
+    async fn read_range(
+        &self,
+        from: u64,
+        until: u64,
+    ) -> Result<Box<dyn RangeReader + '_>, LogError> {
+        Ok(Box::new(PagedRange {
+            log: self,
+            next: from.max(1),
+            until,
+        }))
+    }
 
     /// The position of the last event (0 when empty).
     async fn head(&self) -> Result<u64, LogError>;

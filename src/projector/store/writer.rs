@@ -154,14 +154,14 @@ fn rebuilt_tables() -> Vec<&'static str> {
 }
 
 /// Events read from the log per round trip of a rebuild.
-const REBUILD_BATCH: u64 = 1024;
+const REBUILD_BATCH: usize = 1024;
 /// Batches of a rebuild read (and being planned) ahead of the one being applied.
 const READ_AHEAD: usize = 4;
 
 /// A batch of a rebuild, planned on a blocking thread beside the one being applied.
 type Planning = tokio::task::JoinHandle<Result<Vec<(u64, Vec<Op>)>, ProjectionError>>;
 
-/// Reads the log at positions `1..=until` in pages, each planned on a blocking thread as
+/// Reads the log at positions `1..=until` (`read_range`) in pages, each planned on a blocking thread as
 /// soon as it is read, and sends them in order. Stops at the first failure (also sent: the
 /// rebuild fails with it), when the log ends, or when the receiver is gone.
 async fn read_ahead(
@@ -169,15 +169,12 @@ async fn read_ahead(
     until: u64,
     planned: tokio::sync::mpsc::Sender<Planning>,
 ) -> Result<(), ProjectionError> {
-    let mut last = 0;
-    while last < until {
-        let limit = usize::try_from((until - last).min(REBUILD_BATCH)).unwrap_or(1);
-        let mut events = log.read_from(last + 1, limit).await?;
-        events.retain(|e| e.position <= until);
-        let Some(end) = events.last().map(|e| e.position) else {
+    let mut range = log.read_range(1, until).await?;
+    loop {
+        let events = range.next_page(REBUILD_BATCH).await?;
+        if events.is_empty() {
             break;
-        };
-        last = end;
+        }
         let planning = tokio::task::spawn_blocking(move || plan_batch(&events));
         if planned.send(planning).await.is_err() {
             break;

@@ -6,6 +6,7 @@
 
 mod audit_insert;
 mod backends;
+mod connection_insert;
 mod connection_update;
 mod ops;
 pub mod reads;

@@ -3,6 +3,7 @@
 //! (`in_order`).
 
 use super::audit_insert::{audit_insert_sql, LookUp};
+use super::connection_insert::connection_insert_sql;
 use super::connection_update::{connection_update_sql, RowUpdate};
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
@@ -249,31 +250,38 @@ macro_rules! sql_ops {
                 tx: &mut sqlx::Transaction<'_, $db>,
                 op: ConnectionOp,
             ) -> Result<(), sqlx::Error> {
-                let ConnectionOp { workspace_id, id, version, at, mut change } = op;
-                if let Some(new) = change.new.take() {
-                    sqlx::query(
-                        "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
-                         requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)",
-                    )
-                    .bind(workspace_id)
-                    .bind(id)
-                    .bind(new.auth_config_id)
-                    .bind(new.user_id)
-                    .bind(change.status.unwrap_or_default())
-                    .bind(change.scopes.unwrap_or_else(|| "[]".into()))
-                    .bind(new.requested_scopes)
-                    .bind(new.redirect_url)
-                    .bind(new.state_hash)
-                    .bind(at)
-                    .bind(version)
-                    .execute(&mut **tx)
-                    .await?;
-                    return Ok(());
+                if op.change.new.is_some() {
+                    return Self::insert_connections(tx, &[&op]).await;
                 }
-                let op = ConnectionOp { workspace_id, id, version, at, change };
                 let done = Self::update_connections(tx, &[RowUpdate::of(0, op)]).await?;
                 in_order(done, "connection change")
+            }
+
+            /// Inserts new connection rows (each with `change.new`) in one statement.
+            pub(super) async fn insert_connections(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                ops: &[&ConnectionOp],
+            ) -> Result<(), sqlx::Error> {
+                let mut query = sqlx::query(connection_insert_sql(ops.len(), Self::PLACEHOLDERS));
+                for op in ops {
+                    let change = &op.change;
+                    let new = change.new.as_ref();
+                    query = query
+                        .bind(op.workspace_id.as_str())
+                        .bind(op.id.as_str())
+                        .bind(new.map(|n| n.auth_config_id.as_str()))
+                        .bind(new.map(|n| n.user_id.as_str()))
+                        .bind(change.status.unwrap_or_default())
+                        .bind(change.scopes.as_deref().unwrap_or("[]"))
+                        .bind(new.map(|n| n.requested_scopes.as_str()))
+                        .bind(new.and_then(|n| n.redirect_url.as_deref()))
+                        .bind(new.and_then(|n| n.state_hash.as_deref()))
+                        .bind(op.at.as_str())
+                        .bind(op.at.as_str())
+                        .bind(op.version);
+                }
+                query.execute(&mut **tx).await?;
+                Ok(())
             }
 
             /// Updates distinct connection rows (each folded) in one statement;

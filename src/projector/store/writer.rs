@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use super::audit_insert::{
     audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks, LookUp,
 };
+use super::connection_insert::CONNECTION_INSERTS_PER_STATEMENT;
 use super::connection_update::{PendingUpdates, RowUpdate, CONNECTION_UPDATES_PER_STATEMENT};
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
 
@@ -145,6 +146,14 @@ impl ConnectionOwners {
     }
 }
 
+/// What a batch has not yet written: rows that go in together, many per statement.
+#[derive(Default)]
+struct Pending {
+    audits: Vec<(u64, AuditRow)>,
+    inserts: Vec<(u64, ConnectionOp)>,
+    updates: PendingUpdates,
+}
+
 /// The tables `RESET_SQL` empties: those a rebuild refills.
 fn rebuilt_tables() -> Vec<&'static str> {
     RESET_SQL
@@ -186,16 +195,17 @@ async fn read_ahead(
 macro_rules! sql_writer {
     ($store:ident, $db:ty) => {
         impl $store {
-            /// Runs one batch's planned ops in order; consecutive audit rows go in as few
-            /// multi-row `INSERT`s as their count allows, and the batch's connection updates
-            /// folded (one per row) as few multi-row `UPDATE`s (one statement costs a round
-            /// trip). Audit rows and connection updates may pass each other and a connection's
-            /// insert: an audit row reads only what a connection's insert sets (its user and
-            /// auth config), so pending audit rows go in before an insert when they look it
-            /// up; everything pending goes in before any other op. A rebuild passes the
+            /// Runs one batch's planned ops in order, with as few statements as the rows
+            /// allow (one statement costs a round trip): consecutive audit rows and new
+            /// connection rows as multi-row `INSERT`s, the batch's connection updates folded
+            /// (one per row) as multi-row `UPDATE`s. They may pass each other: a row is
+            /// inserted before its updates and before the audit rows that follow its event
+            /// (an audit row reads only what a connection's insert sets, its user and auth
+            /// config, and the audit rows before the insert go in first when they look it
+            /// up); everything pending goes in before any other op. A rebuild passes the
             /// `owners` of the connections it inserted so far: audit rows then get a missing
-            /// user and auth config from it, as the statement's lookup would have found them,
-            /// and go in without the lookups.
+            /// user and auth config from it, as the statement's lookup would have found
+            /// them, and go in without the lookups.
             async fn exec_ops(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 planned: Vec<(u64, Vec<Op>)>,
@@ -203,14 +213,7 @@ macro_rules! sql_writer {
                 mut owners: Option<&mut ConnectionOwners>,
             ) -> Result<(), ProjectionError> {
                 let look_up = if owners.is_some() { LookUp::No } else { LookUp::Yes };
-                let failed = |position: u64| {
-                    move |e: sqlx::Error| ProjectionError::Undecodable {
-                        position,
-                        reason: e.to_string(),
-                    }
-                };
-                let mut audits: Vec<(u64, AuditRow)> = Vec::new();
-                let mut updates = PendingUpdates::default();
+                let mut pending = Pending::default();
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {
@@ -223,29 +226,29 @@ macro_rules! sql_writer {
                                 if let Some(owners) = owners.as_deref_mut() {
                                     owners.fill(&mut row);
                                 }
-                                audits.push((position, row));
+                                pending.audits.push((position, row));
                             }
                             Op::Connection(update) if update.change.new.is_none() => {
-                                if let Some(update) = updates.add(RowUpdate::of(position, update)) {
+                                let update = RowUpdate::of(position, update);
+                                if let Some(update) = pending.updates.add(update) {
                                     // Not the row's next version: what is pending goes
                                     // first, so the guard names the event out of order.
-                                    let pending = updates.restart(update);
-                                    Self::update_connections_in_order(tx, pending).await?;
+                                    Self::insert_connections_in_order(tx, &mut pending.inserts)
+                                        .await?;
+                                    let earlier = pending.updates.restart(update);
+                                    Self::update_connections_in_order(tx, earlier).await?;
                                 }
                             }
                             Op::Connection(insert)
-                                if !updates.holds(&insert.workspace_id, &insert.id) =>
+                                if !pending.updates.holds(&insert.workspace_id, &insert.id) =>
                             {
                                 if let Some(owners) = owners.as_deref_mut() {
                                     owners.inserted(&insert);
                                 }
                                 if look_up == LookUp::Yes {
-                                    Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
-                                        .await?;
+                                    Self::insert_audits_in_order(tx, &mut pending, look_up).await?;
                                 }
-                                Self::exec_op(tx, Op::Connection(insert))
-                                    .await
-                                    .map_err(failed(position))?;
+                                pending.inserts.push((position, insert));
                             }
                             other => {
                                 if let (Some(owners), Op::Connection(insert)) =
@@ -253,16 +256,61 @@ macro_rules! sql_writer {
                                 {
                                     owners.inserted(insert);
                                 }
-                                Self::insert_audits(tx, std::mem::take(&mut audits), look_up)
-                                    .await?;
-                                Self::update_connections_in_order(tx, updates.take()).await?;
-                                Self::exec_op(tx, other).await.map_err(failed(position))?;
+                                Self::apply_pending(tx, &mut pending, look_up).await?;
+                                Self::exec_op(tx, other).await.map_err(|e| {
+                                    ProjectionError::Undecodable {
+                                        position,
+                                        reason: e.to_string(),
+                                    }
+                                })?;
                             }
                         }
                     }
                 }
-                Self::insert_audits(tx, audits, look_up).await?;
-                Self::update_connections_in_order(tx, updates.take()).await
+                Self::apply_pending(tx, &mut pending, look_up).await
+            }
+
+            /// Everything pending: new connection rows, then audit rows, then updates.
+            async fn apply_pending(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                pending: &mut Pending,
+                look_up: LookUp,
+            ) -> Result<(), ProjectionError> {
+                Self::insert_audits_in_order(tx, pending, look_up).await?;
+                Self::update_connections_in_order(tx, pending.updates.take()).await
+            }
+
+            /// The pending audit rows, after the new connection rows before them.
+            async fn insert_audits_in_order(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                pending: &mut Pending,
+                look_up: LookUp,
+            ) -> Result<(), ProjectionError> {
+                Self::insert_connections_in_order(tx, &mut pending.inserts).await?;
+                Self::insert_audits(tx, std::mem::take(&mut pending.audits), look_up).await
+            }
+
+            /// The pending new connection rows, as many per statement as their count allows;
+            /// a failed statement names its first row's event.
+            async fn insert_connections_in_order(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                inserts: &mut Vec<(u64, ConnectionOp)>,
+            ) -> Result<(), ProjectionError> {
+                let inserts = std::mem::take(inserts);
+                let mut rest = inserts.as_slice();
+                for size in power_of_two_chunks(rest.len(), CONNECTION_INSERTS_PER_STATEMENT) {
+                    let (chunk, after) = rest.split_at(size);
+                    rest = after;
+                    let first = chunk.first().map_or(0, |(p, _)| *p);
+                    let ops: Vec<&ConnectionOp> = chunk.iter().map(|(_, op)| op).collect();
+                    Self::insert_connections(tx, &ops).await.map_err(|e| {
+                        ProjectionError::Undecodable {
+                            position: first,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                }
+                Ok(())
             }
 
             /// Updates distinct connection rows, as many per statement as their count

@@ -1,0 +1,75 @@
+//! A batch's new connection rows go in as multi-row `INSERT`s (one statement costs a round
+//! trip; a rebuild inserts a row for about one event in fourteen): the statement per size
+//! and backend, and each row's values in bind order.
+
+use super::audit_insert::Placeholders;
+
+/// Most connection rows in one `INSERT` (12 parameters each).
+pub(super) const CONNECTION_INSERTS_PER_STATEMENT: usize = 64;
+
+/// Parameters of one row, in bind order: workspace_id, id, auth_config_id, user_id,
+/// status, scopes, requested_scopes, redirect_url, state_hash, created_at, updated_at,
+/// version.
+const CONNECTION_INSERT_PARAMS: usize = 12;
+
+/// `INSERT INTO connections … VALUES (…), (…)` for `rows` rows (a power of two up to
+/// `CONNECTION_INSERTS_PER_STATEMENT`), built once per size so each is prepared once per
+/// connection.
+pub(super) fn connection_insert_sql(rows: usize, placeholders: Placeholders) -> &'static str {
+    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let build = |placeholders: Placeholders| -> Vec<String> {
+        (0..=CONNECTION_INSERTS_PER_STATEMENT.trailing_zeros())
+            .map(|exp| {
+                let values: Vec<String> = (0..1usize << exp)
+                    .map(|row| {
+                        let p: Vec<String> = (1..=CONNECTION_INSERT_PARAMS)
+                            .map(|n| match placeholders {
+                                Placeholders::Anonymous => "?".to_string(),
+                                Placeholders::Numbered => {
+                                    format!("${}", row * CONNECTION_INSERT_PARAMS + n)
+                                }
+                            })
+                            .collect();
+                        format!("({})", p.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
+                     requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
+                     VALUES {}",
+                    values.join(", ")
+                )
+            })
+            .collect()
+    };
+    let all = SQL.get_or_init(|| {
+        [
+            build(Placeholders::Anonymous),
+            build(Placeholders::Numbered),
+        ]
+    });
+    let set = &all[usize::from(placeholders == Placeholders::Numbered)];
+    let exp = rows.max(1).ilog2() as usize;
+    set.get(exp).map_or("", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_statement_per_power_of_two_with_every_row_bound() {
+        for n in [1, 2, 4, 64] {
+            let sql = connection_insert_sql(n, Placeholders::Numbered);
+            let last = CONNECTION_INSERT_PARAMS * n;
+            assert!(sql.contains(&format!("${last})")), "{n}");
+            assert!(!sql.contains(&format!("${}", last + 1)), "{n}");
+            let sql = connection_insert_sql(n, Placeholders::Anonymous);
+            assert_eq!(
+                sql.matches('?').count(),
+                CONNECTION_INSERT_PARAMS * n,
+                "{n}"
+            );
+        }
+    }
+}

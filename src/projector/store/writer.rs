@@ -202,7 +202,8 @@ macro_rules! sql_writer {
             /// inserted before its updates and before the audit rows that follow its event
             /// (an audit row reads only what a connection's insert sets, its user and auth
             /// config, and the audit rows before the insert go in first when they look it
-            /// up); everything pending goes in before any other op. A rebuild passes the
+            /// up); everything pending goes in before any other op (`apply_before_op`: a
+            /// rebuild keeps its connection rows to its end). A rebuild passes the
             /// `owners` of the connections it inserted so far: audit rows then get a missing
             /// user and auth config from it, as the statement's lookup would have found
             /// them, and go in without the lookups.
@@ -211,9 +212,9 @@ macro_rules! sql_writer {
                 planned: Vec<(u64, Vec<Op>)>,
                 changed: &mut Vec<Family>,
                 mut owners: Option<&mut ConnectionOwners>,
+                pending: &mut Pending,
             ) -> Result<(), ProjectionError> {
                 let look_up = if owners.is_some() { LookUp::No } else { LookUp::Yes };
-                let mut pending = Pending::default();
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {
@@ -246,7 +247,7 @@ macro_rules! sql_writer {
                                     owners.inserted(&insert);
                                 }
                                 if look_up == LookUp::Yes {
-                                    Self::insert_audits_in_order(tx, &mut pending, look_up).await?;
+                                    Self::insert_audits_in_order(tx, pending, look_up).await?;
                                 }
                                 pending.inserts.push((position, insert));
                             }
@@ -256,7 +257,11 @@ macro_rules! sql_writer {
                                 {
                                     owners.inserted(insert);
                                 }
-                                Self::apply_pending(tx, &mut pending, look_up).await?;
+                                if matches!(other, Op::Connection(_)) {
+                                    Self::apply_pending(tx, pending, look_up).await?;
+                                } else {
+                                    Self::apply_before_op(tx, pending, look_up).await?;
+                                }
                                 Self::exec_op(tx, other).await.map_err(|e| {
                                     ProjectionError::Undecodable {
                                         position,
@@ -267,7 +272,24 @@ macro_rules! sql_writer {
                         }
                     }
                 }
-                Self::apply_pending(tx, &mut pending, look_up).await
+                Self::apply_before_op(tx, pending, look_up).await
+            }
+
+            /// What must be written before another op (or the batch's end): everything
+            /// pending in a live batch. A rebuild keeps its connection rows to its end (no
+            /// other op reads or writes them, and nothing reads them during a rebuild), so
+            /// each row is written once, its updates all folded.
+            async fn apply_before_op(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                pending: &mut Pending,
+                look_up: LookUp,
+            ) -> Result<(), ProjectionError> {
+                match look_up {
+                    LookUp::Yes => Self::apply_pending(tx, pending, look_up).await,
+                    LookUp::No => {
+                        Self::insert_audits(tx, std::mem::take(&mut pending.audits), look_up).await
+                    }
+                }
             }
 
             /// Everything pending: new connection rows, then audit rows, then updates.
@@ -489,7 +511,8 @@ macro_rules! sql_writer {
                 let planned = plan_batch(&events)?;
                 let last = planned.last().map_or(offset, |(position, _)| *position);
                 let mut changed = Vec::new();
-                Self::exec_ops(&mut tx, planned, &mut changed, None).await?;
+                Self::exec_ops(&mut tx, planned, &mut changed, None, &mut Pending::default())
+                    .await?;
                 Self::set_offset(&mut tx, last).await?;
                 tx.commit().await.map_err(db)?;
                 // Stale entries go before the new offset is announced (read-your-writes).
@@ -551,6 +574,8 @@ macro_rules! sql_writer {
                     let mut applied = 0;
                     // The tables start empty: every connection is inserted in this rebuild.
                     let mut owners = ConnectionOwners::default();
+                    // Connection rows (inserts and folded updates) wait for the end.
+                    let mut pending = Pending::default();
                     while let Some(batch) = batches.recv().await {
                         let batch: Vec<(u64, Vec<Op>)> = batch.await.map_err(|e| {
                             ProjectionError::Database(format!("planning a batch failed: {e}"))
@@ -559,9 +584,12 @@ macro_rules! sql_writer {
                             last = *position;
                         }
                         applied += batch.len() as u64;
-                        Self::exec_ops(&mut tx, batch, &mut Vec::new(), Some(&mut owners)).await?;
+                        let owners = Some(&mut owners);
+                        Self::exec_ops(&mut tx, batch, &mut Vec::new(), owners, &mut pending)
+                            .await?;
                         progress(applied);
                     }
+                    Self::apply_pending(&mut tx, &mut pending, LookUp::No).await?;
                     Ok::<_, ProjectionError>((last, applied))
                 };
                 let (read, applied) = tokio::join!(read_ahead(log, until, planned), apply);

@@ -3,6 +3,7 @@
 //! and backend, and each row's values in bind order.
 
 use super::audit_insert::Placeholders;
+use super::multi_row::{values_list, PerSize};
 
 /// Most connection rows in one `INSERT` (12 parameters each).
 pub(super) const CONNECTION_INSERTS_PER_STATEMENT: usize = 64;
@@ -16,41 +17,18 @@ const CONNECTION_INSERT_PARAMS: usize = 12;
 /// `CONNECTION_INSERTS_PER_STATEMENT`), built once per size so each is prepared once per
 /// connection.
 pub(super) fn connection_insert_sql(rows: usize, placeholders: Placeholders) -> &'static str {
-    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
-    let build = |placeholders: Placeholders| -> Vec<String> {
-        (0..=CONNECTION_INSERTS_PER_STATEMENT.trailing_zeros())
-            .map(|exp| {
-                let values: Vec<String> = (0..1usize << exp)
-                    .map(|row| {
-                        let p: Vec<String> = (1..=CONNECTION_INSERT_PARAMS)
-                            .map(|n| match placeholders {
-                                Placeholders::Anonymous => "?".to_string(),
-                                Placeholders::Numbered => {
-                                    format!("${}", row * CONNECTION_INSERT_PARAMS + n)
-                                }
-                            })
-                            .collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                format!(
-                    "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
-                     requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
-                     VALUES {}",
-                    values.join(", ")
-                )
-            })
-            .collect()
-    };
-    let all = SQL.get_or_init(|| {
-        [
-            build(Placeholders::Anonymous),
-            build(Placeholders::Numbered),
-        ]
-    });
-    let set = &all[usize::from(placeholders == Placeholders::Numbered)];
-    let exp = rows.max(1).ilog2() as usize;
-    set.get(exp).map_or("", String::as_str)
+    static SQL: std::sync::OnceLock<PerSize> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        PerSize::build(CONNECTION_INSERTS_PER_STATEMENT, |rows, placeholders| {
+            format!(
+                "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
+                 requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
+                 VALUES {}",
+                values_list(rows, CONNECTION_INSERT_PARAMS, placeholders)
+            )
+        })
+    })
+    .get(rows, placeholders)
 }
 
 #[cfg(test)]

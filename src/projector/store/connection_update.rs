@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 
 use super::audit_insert::Placeholders;
+use super::multi_row::{values_list, PerSize};
 use crate::projector::op::{ConnectionOp, TokenState};
 
 /// Most connection updates in one statement (15 parameters each).
@@ -129,25 +130,10 @@ impl PendingUpdates {
 /// `CONNECTION_UPDATES_PER_STATEMENT`), built once per size so each is prepared once per
 /// connection. The `SET` list is the single-row update's, reading the row's values from `v`.
 pub(super) fn connection_update_sql(rows: usize, placeholders: Placeholders) -> &'static str {
-    static SQL: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
-    let build = |placeholders: Placeholders| -> Vec<String> {
-        (0..=CONNECTION_UPDATES_PER_STATEMENT.trailing_zeros())
-            .map(|exp| {
-                let values: Vec<String> = (0..1usize << exp)
-                    .map(|row| {
-                        let p: Vec<String> = (1..=CONNECTION_UPDATE_PARAMS)
-                            .map(|n| match placeholders {
-                                Placeholders::Anonymous => "?".to_string(),
-                                Placeholders::Numbered => {
-                                    format!("${}", row * CONNECTION_UPDATE_PARAMS + n)
-                                }
-                            })
-                            .collect();
-                        format!("({})", p.join(", "))
-                    })
-                    .collect();
-                let values = values.join(", ");
-                match placeholders {
+    static SQL: std::sync::OnceLock<PerSize> = std::sync::OnceLock::new();
+    let build = |rows: usize, placeholders: Placeholders| -> String {
+        let values = values_list(rows, CONNECTION_UPDATE_PARAMS, placeholders);
+        match placeholders {
                     // SQLite names the columns of a VALUES list column1, column2, …
                     Placeholders::Anonymous => format!(
                         "UPDATE connections SET status = COALESCE(v.column1, status),
@@ -180,18 +166,9 @@ pub(super) fn connection_update_sql(rows: usize, placeholders: Placeholders) -> 
                          AND c.version = v.from_version"
                     ),
                 }
-            })
-            .collect()
     };
-    let all = SQL.get_or_init(|| {
-        [
-            build(Placeholders::Anonymous),
-            build(Placeholders::Numbered),
-        ]
-    });
-    let set = &all[usize::from(placeholders == Placeholders::Numbered)];
-    let exp = rows.max(1).ilog2() as usize;
-    set.get(exp).map_or("", String::as_str)
+    SQL.get_or_init(|| PerSize::build(CONNECTION_UPDATES_PER_STATEMENT, build))
+        .get(rows, placeholders)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod audit_insert;
 mod backends;
 mod connection_insert;
 mod connection_update;
+mod multi_row;
 mod ops;
 pub mod reads;
 mod writer;

@@ -39,3 +39,56 @@ pub async fn open_pool(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx
         .connect_with(options)
         .await
 }
+
+/// Read-only `rusqlite` connections for short reads run on the caller's thread (an indexed
+/// read takes microseconds, less than handing it to a connection thread and back). WAL
+/// readers wait for neither the writer nor each other.
+pub struct PointReaders {
+    path: std::path::PathBuf,
+    /// Most idle connections kept open.
+    keep: usize,
+    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
+}
+
+impl PointReaders {
+    pub fn new(path: &Path, keep: usize) -> Self {
+        PointReaders {
+            path: path.to_path_buf(),
+            keep,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `read` on an idle connection, or a new one.
+    pub fn with<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        let idle = self.idle.lock().map(|mut idle| idle.pop());
+        let connection = match idle {
+            Ok(Some(c)) => c,
+            _ => open_point_reader(&self.path)?,
+        };
+        let result = read(&connection);
+        // A connection whose read failed is dropped, not reused.
+        if result.is_ok() {
+            if let Ok(mut idle) = self.idle.lock() {
+                if idle.len() < self.keep {
+                    idle.push(connection);
+                }
+            }
+        }
+        result
+    }
+}
+
+fn open_point_reader(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let connection = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    // Only a WAL reset (a checkpoint restarting the WAL) can make a reader wait at all.
+    connection.busy_timeout(Duration::from_millis(500))?;
+    Ok(connection)
+}

@@ -154,21 +154,7 @@ macro_rules! sql_data_key_store {
             }
 
             async fn get(&self, id: &str) -> Result<Stored, CryptoError> {
-                let live: Option<WrappedKey> =
-                    sqlx::query_as(&format!("SELECT {COLUMNS} FROM data_keys WHERE id = $1"))
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)?;
-                if let Some(key) = live {
-                    return Ok(Stored::Live(key));
-                }
-                let shredded: Option<i32> = sqlx::query_scalar("SELECT 1 FROM shredded_data_keys WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await
-                    .map_err(db)?;
-                Ok(if shredded.is_some() { Stored::Shredded } else { Stored::Unknown })
+                self.lookup(id).await
             }
 
             async fn destroy(&self, id: &str) -> Result<DestroyOutcome, CryptoError> {
@@ -298,7 +284,38 @@ pub struct SqliteDataKeys {
     /// New keys go through it, committed in groups; other writes are rare (shreds,
     /// rotations) and take the pool.
     writer: super::key_writer::KeyWriter,
+    point_readers: crate::sqlite::PointReaders,
     description: String,
+}
+
+/// Idle inline readers of the data keys file kept open.
+const IDLE_POINT_READERS: usize = 8;
+
+fn lookup_inline(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Stored> {
+    use rusqlite::OptionalExtension;
+    let live = c
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM data_keys WHERE id = ?1"))?
+        .query_row([id], |row| {
+            Ok(WrappedKey {
+                id: row.get(0)?,
+                owner: row.get(1)?,
+                master_key_id: row.get(2)?,
+                nonce: row.get(3)?,
+                wrapped: row.get(4)?,
+            })
+        })
+        .optional()?;
+    if let Some(key) = live {
+        return Ok(Stored::Live(key));
+    }
+    let shredded = c
+        .prepare_cached("SELECT 1 FROM shredded_data_keys WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?;
+    Ok(match shredded {
+        Some(()) => Stored::Shredded,
+        None => Stored::Unknown,
+    })
 }
 
 impl SqliteDataKeys {
@@ -317,6 +334,7 @@ impl SqliteDataKeys {
         Ok(SqliteDataKeys {
             pool,
             writer,
+            point_readers: crate::sqlite::PointReaders::new(path, IDLE_POINT_READERS),
             description: format!("SQLite data keys {}", path.display()),
         })
     }
@@ -327,6 +345,14 @@ impl SqliteDataKeys {
 
     async fn insert(&self, key: &WrappedKey, created_at: String) -> Result<bool, CryptoError> {
         self.writer.put(key, created_at).await
+    }
+
+    /// Inline on a read-only connection: every seal and open reads its key, and a
+    /// primary-key read takes less than a hand-off to the pool's connection thread.
+    async fn lookup(&self, id: &str) -> Result<Stored, CryptoError> {
+        self.point_readers
+            .with(|c| lookup_inline(c, id))
+            .map_err(|e| CryptoError::Store(format!("cannot read data key {id}: {e}")))
     }
 
     /// Best effort: move the shred into the main file and empty the WAL, so the old page
@@ -399,6 +425,29 @@ impl PgDataKeys {
             .await
             .map_err(db)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn lookup(&self, id: &str) -> Result<Stored, CryptoError> {
+        let live: Option<WrappedKey> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM data_keys WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        if let Some(key) = live {
+            return Ok(Stored::Live(key));
+        }
+        let shredded: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM shredded_data_keys WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        Ok(if shredded.is_some() {
+            Stored::Shredded
+        } else {
+            Stored::Unknown
+        })
     }
 
     /// Dead tuples are reclaimed by autovacuum; the wrapped bytes in them are useless

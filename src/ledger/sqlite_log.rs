@@ -25,6 +25,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
+use crate::sqlite::PointReaders;
 use crate::wal::{WalPolicy, WalRestart};
 
 const SCHEMA: &str = include_str!("sqlite_log.sql");
@@ -106,10 +107,7 @@ impl SqliteEventLog {
             path: path.display().to_string(),
             storage,
             reader,
-            point_readers: PointReaders {
-                path: path.to_path_buf(),
-                idle: std::sync::Mutex::new(Vec::new()),
-            },
+            point_readers: PointReaders::new(path, IDLE_POINT_READERS),
             committed,
             writer,
         })
@@ -334,47 +332,6 @@ fn open_writer(path: &Path, wal: &WalPolicy) -> Result<rusqlite::Connection, Str
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(format!("journal mode is {mode}, not WAL"));
     }
-    Ok(connection)
-}
-
-/// Read-only `rusqlite` connections for short reads run on the caller's thread. WAL
-/// readers do not wait for the writer.
-struct PointReaders {
-    path: std::path::PathBuf,
-    idle: std::sync::Mutex<Vec<rusqlite::Connection>>,
-}
-
-impl PointReaders {
-    fn with<T>(
-        &self,
-        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, LogError> {
-        let idle = self.idle.lock().map(|mut idle| idle.pop());
-        let connection = match idle {
-            Ok(Some(c)) => c,
-            _ => open_point_reader(&self.path).map_err(write_error)?,
-        };
-        let result = read(&connection).map_err(write_error);
-        // A connection whose read failed is dropped, not reused.
-        if result.is_ok() {
-            if let Ok(mut idle) = self.idle.lock() {
-                if idle.len() < IDLE_POINT_READERS {
-                    idle.push(connection);
-                }
-            }
-        }
-        result
-    }
-}
-
-fn open_point_reader(path: &Path) -> Result<rusqlite::Connection, rusqlite::Error> {
-    use rusqlite::OpenFlags;
-    let connection = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    // Only a WAL reset (a checkpoint restarting the WAL) can make a reader wait at all.
-    connection.busy_timeout(Duration::from_millis(500))?;
     Ok(connection)
 }
 
@@ -723,7 +680,8 @@ impl EventLog for SqliteEventLog {
         let after = to_i64(after_version)?;
         let rows = self
             .point_readers
-            .with(|c| tail_inline(c, key, after, false, INLINE_ROWS + 1))?;
+            .with(|c| tail_inline(c, key, after, false, INLINE_ROWS + 1))
+            .map_err(write_error)?;
         if rows.len() <= INLINE_ROWS {
             return Ok(rows.into_iter().map(|r| inline_event(key, r)).collect());
         }
@@ -747,7 +705,8 @@ impl EventLog for SqliteEventLog {
     ) -> Result<Option<RecordedEvent>, LogError> {
         let rows = self
             .point_readers
-            .with(|c| tail_inline(c, key, 0, true, 1))?;
+            .with(|c| tail_inline(c, key, 0, true, 1))
+            .map_err(write_error)?;
         Ok(rows.into_iter().next().map(|r| inline_event(key, r)))
     }
 

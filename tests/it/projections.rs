@@ -8,7 +8,7 @@ use authledger::domain::auth_config::{
 };
 use authledger::domain::AuthConfigCreated;
 use authledger::ledger::sqlite_log::SqliteEventLog;
-use authledger::ledger::{Actor, EventLog, Signer};
+use authledger::ledger::{Actor, EventLog, Ledger, Signer};
 use authledger::metrics::Metrics;
 use authledger::projector::{PgProjections, ProjectionStore, Projector, SqliteProjections};
 
@@ -39,18 +39,21 @@ fn oauth(scopes: &[&str], fp: char) -> AuthSettings {
     })
 }
 
-async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query: impl AsyncQuery) {
-    let dir = tempfile::tempdir().expect("dir");
-    let log: Arc<dyn EventLog> = Arc::new(
-        SqliteEventLog::open(&dir.path().join("l.db"))
-            .await
-            .expect("log"),
-    );
+/// An embedded log in `dir`, a ledger on it and an admin key's actor.
+async fn embedded_ledger(dir: &std::path::Path) -> (Arc<dyn EventLog>, Ledger, Actor) {
+    let log: Arc<dyn EventLog> =
+        Arc::new(SqliteEventLog::open(&dir.join("l.db")).await.expect("log"));
     let l = ledger(log.clone(), Signer::generate());
     let admin = Actor {
         actor_type: authledger::ledger::ActorType::ApiKey,
         id: "key-1".into(),
     };
+    (log, l, admin)
+}
+
+async fn auth_config_history_is_projected(store: Arc<dyn ProjectionStore>, query: impl AsyncQuery) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (log, l, admin) = embedded_ledger(dir.path()).await;
     let create = AuthConfigCommand::Create(AuthConfigCreated {
         name: "Gmail".into(),
         provider: "google".into(),
@@ -204,7 +207,6 @@ use authledger::domain::{
     ConnectionAuthorizationFailed, ConnectionAuthorized, ConnectionCreated, ConnectionExpired,
     ConnectionRefreshed, ConnectionRevoked, NeedsReconsent, RefreshFailed, RefreshStarted,
 };
-use authledger::ledger::Ledger;
 use authledger::projector::plan::rfc3339;
 use authledger::projector::store::{ConnectionFilter, ConnectionRow};
 use time::{Duration as TimeDelta, OffsetDateTime};
@@ -730,4 +732,107 @@ async fn postgres_connections_are_projected() {
     let store = PgProjections::open(&url).await.expect("open");
     let pool = store.pool().clone();
     connections_are_projected(Arc::new(store), Pg(pool)).await;
+}
+
+/// Audit rows and their distinct positions, and the stored offset.
+trait CountRows {
+    async fn counts(&self) -> (i64, i64, i64);
+}
+
+const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM audit_events),
+    (SELECT COUNT(DISTINCT position) FROM audit_events),
+    (SELECT position FROM projection_offsets)";
+
+impl CountRows for Sqlite {
+    async fn counts(&self) -> (i64, i64, i64) {
+        sqlx::query_as(COUNTS)
+            .fetch_one(&self.0)
+            .await
+            .expect("counts")
+    }
+}
+
+impl CountRows for Pg {
+    async fn counts(&self) -> (i64, i64, i64) {
+        sqlx::query_as(COUNTS)
+            .fetch_one(&self.0)
+            .await
+            .expect("counts")
+    }
+}
+
+/// Two writers on one projection database, each handed the log's events as its
+/// subscription delivers them (the fast path: no read of the offset first), while the other
+/// moves the offset under it: ahead (the events are applied already) and back to 0 (a reset
+/// by another process). Each event is applied exactly once, and nothing is reported stuck.
+async fn writers_sharing_a_database_apply_each_event_once(
+    a: Arc<dyn ProjectionStore>,
+    b: Arc<dyn ProjectionStore>,
+    db: impl CountRows,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (log, l, admin) = embedded_ledger(dir.path()).await;
+    for n in 0..12 {
+        let create = AuthConfigCommand::Create(AuthConfigCreated {
+            name: format!("config {n}"),
+            provider: "google".into(),
+            settings: oauth(&["a"], 'a'),
+            token_release: false,
+            offered: true,
+        });
+        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), &admin, &create)
+            .await
+            .expect("create");
+    }
+    let events = log.read_from(1, 100).await.expect("read");
+    assert_eq!(events.len(), 12);
+    // After each call: every event up to the offset applied once, none after it.
+    let once = |n: i64| (n, n, n);
+
+    assert_eq!(a.apply_next(log.as_ref(), 2, &events).await.expect("a"), 2);
+    assert_eq!(db.counts().await, once(2));
+    // b has applied nothing yet: it is handed 1.. while the offset is at 2.
+    let n = b.apply_next(log.as_ref(), 4, &events).await.expect("b");
+    assert!(n > 0);
+    let offset = 2 + i64::try_from(n).expect("n");
+    assert_eq!(db.counts().await, once(offset));
+    // a last applied 2 and is handed 3.., while the offset is further on.
+    let n = a
+        .apply_next(log.as_ref(), 2, &events[2..])
+        .await
+        .expect("a");
+    assert!(n > 0);
+    let offset = offset + i64::try_from(n).expect("n");
+    assert_eq!(db.counts().await, once(offset));
+    // Emptied by b; a is handed what follows what it last applied: it starts again from 1.
+    b.reset().await.expect("reset");
+    let after = usize::try_from(offset).expect("offset");
+    assert_eq!(
+        a.apply_next(log.as_ref(), 3, &events[after..])
+            .await
+            .expect("a"),
+        3
+    );
+    assert_eq!(db.counts().await, once(3));
+    while a.catch_up(log.as_ref(), 100).await.expect("catch up") > 0 {}
+    assert_eq!(db.counts().await, once(12));
+}
+
+#[tokio::test]
+async fn sqlite_writers_sharing_a_file_apply_each_event_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("p.db");
+    let a = SqliteProjections::open(&path).await.expect("open a");
+    let b = SqliteProjections::open(&path).await.expect("open b");
+    let pool = a.pool().clone();
+    writers_sharing_a_database_apply_each_event_once(Arc::new(a), Arc::new(b), Sqlite(pool)).await;
+}
+
+#[tokio::test]
+async fn postgres_writers_sharing_a_database_apply_each_event_once() {
+    let url = fresh_pg_database().await;
+    let a = PgProjections::open(&url).await.expect("open a");
+    let b = PgProjections::open(&url).await.expect("open b");
+    let pool = a.pool().clone();
+    writers_sharing_a_database_apply_each_event_once(Arc::new(a), Arc::new(b), Pg(pool)).await;
 }

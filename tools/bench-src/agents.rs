@@ -12,7 +12,9 @@
 //! 2. token issuance: `POST /v1/tokens {connection_id, tool}` with the agent key,
 //!    `--token-clients` clients, `--warmup` requests, then `--token-requests` measured; then
 //!    500 more from one client (the latency of one issuance without queueing);
-//! 3. gateway overhead: the upstream called directly vs `POST /v1/tools/execute` with the
+//! 3. connection creates: `POST /v1/connections` from credentials with the admin key, a new
+//!    user each, `--token-clients` clients (up to 5,000 creates), then 500 from one client;
+//! 4. gateway overhead: the upstream called directly vs `POST /v1/tools/execute` with the
 //!    agent key, and with a scoped token (one fresh token per call), each with 1 client
 //!    (sequential) and with `--gateway-clients`, `--gateway-calls` calls per row.
 //!
@@ -48,6 +50,8 @@ pub(super) const UPSTREAM_KEY: &str = "bench-upstream-key-5f1c2a9e";
 const GATEWAY_WARMUP: u64 = 200;
 /// Requests of the one-client token issuance row.
 const SEQUENTIAL_ISSUES: u64 = 500;
+/// Connection creates measured with many clients (each a new connection, data key and row).
+const CONNECTION_CREATES: u64 = 5_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Backend {
@@ -1096,7 +1100,46 @@ async fn bench_backend(
             .await?,
         );
 
-        // 3. Gateway overhead, sequential then concurrent.
+        // 3. Connection creates from credentials (a data key, a sealed credential, an
+        // event each; answered once the projections show it), a new user per request.
+        let creates = |run: &str, n: u64| {
+            (0..n)
+                .map(|i| {
+                    post(
+                        svc.url("/v1/connections"),
+                        &admin,
+                        &json!({
+                            "auth_config_id": fx.auth_config_id,
+                            "user_id": format!("bench-{run}-{i}"),
+                            "credentials": { "api_key": UPSTREAM_KEY },
+                        }),
+                        false,
+                        StatusCode::CREATED,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        for (run, clients, n) in [
+            (
+                "c",
+                args.token_clients,
+                args.token_requests.min(CONNECTION_CREATES),
+            ),
+            ("s", 1, args.token_requests.min(SEQUENTIAL_ISSUES)),
+        ] {
+            rows.push(
+                ctx.measure(
+                    "connection create: POST /v1/connections",
+                    clients,
+                    0,
+                    n,
+                    Arc::new(creates(run, n)),
+                )
+                .await?,
+            );
+        }
+
+        // 4. Gateway overhead, sequential then concurrent.
         let direct = Arc::new(vec![direct_keyed(&upstream.base_url)]);
         let execute_body = json!({
             "tool": TOOL, "connection_id": fx.connection_id, "arguments": {},

@@ -142,6 +142,8 @@ impl PgProjections {
 impl SqliteProjections {
     pub(super) const LOCK_OFFSET: &'static str =
         "SELECT position FROM projection_offsets WHERE name = $1";
+    /// A batch holds the file's write lock from `BEGIN IMMEDIATE` on.
+    pub(super) const LOCKS_OFFSET_FIRST: bool = false;
     pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 
     pub async fn open(path: &std::path::Path) -> Result<Self, ProjectionError> {
@@ -281,6 +283,8 @@ impl PgProjections {
     // FOR UPDATE: a second instance waits here, then sees the advanced offset.
     pub(super) const LOCK_OFFSET: &'static str =
         "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE";
+    /// Another instance's batch may run beside this one's until the row is locked.
+    pub(super) const LOCKS_OFFSET_FIRST: bool = true;
     pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {

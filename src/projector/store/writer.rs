@@ -468,6 +468,25 @@ macro_rules! sql_writer {
                 Ok(u64::try_from(offset).unwrap_or(0))
             }
 
+            /// Sets the offset from `from` to `last`; false (nothing changed) when it is
+            /// not at `from`.
+            async fn move_offset(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                from: u64,
+                last: u64,
+            ) -> Result<bool, ProjectionError> {
+                let done = sqlx::query(
+                    "UPDATE projection_offsets SET position = $1 WHERE name = $2 AND position = $3",
+                )
+                .bind(i64::try_from(last).unwrap_or(i64::MAX))
+                .bind(PROJECTION)
+                .bind(i64::try_from(from).unwrap_or(i64::MAX))
+                .execute(&mut **tx)
+                .await
+                .map_err(db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
             async fn set_offset(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 last: u64,
@@ -492,18 +511,29 @@ macro_rules! sql_writer {
             ) -> Result<u64, ProjectionError> {
                 // The log is read before the offset row is locked: a read can wait seconds
                 // (a JetStream leader election), and the lock would hold every other
-                // instance's batch that long.
-                let seen = self.offset().await?;
+                // instance's batch that long. Events from the subscription that continue
+                // what this instance last applied need no read of the offset first.
+                let last_applied = *self.applied.borrow();
+                let continues = matches!(known.first(), Some(first) if first.position == last_applied + 1);
+                let seen = if continues { last_applied } else { self.offset().await? };
                 let events = events_after(seen, log, limit, known).await?;
                 if events.is_empty() {
                     return Ok(0);
                 }
                 let mut tx = self.begin().await.map_err(db)?;
-                let offset = Self::lock_offset(&mut tx).await?;
-                self.saw_offset(offset);
-                let events = match continuing(events, seen, offset) {
-                    Some(events) => events,
-                    None => log.read_from(offset + 1, limit).await?,
+                // SQLite's transaction holds the file's write lock from its start, so the
+                // offset is checked where it is set (one statement fewer); PostgreSQL locks
+                // the row before writing what follows it.
+                let unlocked = continues && !Self::LOCKS_OFFSET_FIRST;
+                let (offset, events) = if unlocked {
+                    (seen, events)
+                } else {
+                    let offset = Self::lock_offset(&mut tx).await?;
+                    self.saw_offset(offset);
+                    match continuing(events, seen, offset) {
+                        Some(events) => (offset, events),
+                        None => (offset, log.read_from(offset + 1, limit).await?),
+                    }
                 };
                 if events.is_empty() {
                     return Ok(0);
@@ -511,9 +541,21 @@ macro_rules! sql_writer {
                 let planned = plan_batch(&events)?;
                 let last = planned.last().map_or(offset, |(position, _)| *position);
                 let mut changed = Vec::new();
-                Self::exec_ops(&mut tx, planned, &mut changed, None, &mut Pending::default())
-                    .await?;
-                Self::set_offset(&mut tx, last).await?;
+                let applied =
+                    Self::exec_ops(&mut tx, planned, &mut changed, None, &mut Pending::default())
+                        .await;
+                let moved = match applied {
+                    Ok(()) => Self::move_offset(&mut tx, offset, last).await?,
+                    // Perhaps applied by another process already: judged after a read.
+                    Err(_) if unlocked => false,
+                    Err(e) => return Err(e),
+                };
+                if !moved {
+                    // Another process moved the offset (one on the same file, or a replay
+                    // that swapped it): read it, then apply what follows it.
+                    drop(tx);
+                    return self.apply_next(log, limit, &[]).await;
+                }
                 tx.commit().await.map_err(db)?;
                 // Stale entries go before the new offset is announced (read-your-writes).
                 for family in changed {

@@ -21,6 +21,8 @@ pub struct SqliteProjections {
     /// A fresh file being rebuilt by `replay` (`open_for_rebuild`): nobody reads it until
     /// it is swapped in.
     rebuilding: bool,
+    /// Runs live batches (none on a file being rebuilt: its rebuild runs on the pool).
+    pub(super) batch_writer: Option<super::sqlite_batch::BatchWriter>,
 }
 
 /// When the projections' WAL was last copied into the database file. Checkpoints run in a
@@ -135,15 +137,11 @@ impl PgProjections {
 
     /// PostgreSQL checkpoints on its own.
     pub(super) fn checkpoint_when_due(&self) {}
-
-    pub(super) async fn restart_wal_when_asked(&self) {}
 }
 
 impl SqliteProjections {
     pub(super) const LOCK_OFFSET: &'static str =
         "SELECT position FROM projection_offsets WHERE name = $1";
-    /// A batch holds the file's write lock from `BEGIN IMMEDIATE` on.
-    pub(super) const LOCKS_OFFSET_FIRST: bool = false;
     pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Anonymous;
 
     pub async fn open(path: &std::path::Path) -> Result<Self, ProjectionError> {
@@ -199,8 +197,18 @@ impl SqliteProjections {
             .map_err(|e| {
                 ProjectionError::Misconfigured(format!("projection migrations failed: {e}"))
             })?;
+        let batch_writer = match rebuilding {
+            true => None,
+            false => Some(super::sqlite_batch::BatchWriter::start(
+                path,
+                &super::sqlite_batch::Pragmas {
+                    journal_size_limit: wal.journal_size_limit(),
+                },
+            )?),
+        };
         Ok(SqliteProjections {
             pool,
+            batch_writer,
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
             cache: ReadCache::default(),
@@ -256,6 +264,9 @@ impl SqliteProjections {
     /// on their way back to the pool when it closed (`SqlitePool::close` alone can miss
     /// those, leaving one open).
     pub async fn close(&self) {
+        if let Some(writer) = &self.batch_writer {
+            writer.close().await;
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             self.pool.close().await;
@@ -283,8 +294,6 @@ impl PgProjections {
     // FOR UPDATE: a second instance waits here, then sees the advanced offset.
     pub(super) const LOCK_OFFSET: &'static str =
         "SELECT position FROM projection_offsets WHERE name = $1 FOR UPDATE";
-    /// Another instance's batch may run beside this one's until the row is locked.
-    pub(super) const LOCKS_OFFSET_FIRST: bool = true;
     pub(super) const PLACEHOLDERS: Placeholders = Placeholders::Numbered;
 
     pub async fn open(url: &str) -> Result<Self, ProjectionError> {

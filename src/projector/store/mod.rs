@@ -8,9 +8,11 @@ mod audit_insert;
 mod backends;
 mod connection_insert;
 mod connection_update;
+mod exec;
 mod multi_row;
 mod ops;
 pub mod reads;
+mod sqlite_batch;
 mod writer;
 
 pub use backends::{PgProjections, SqliteProjections};

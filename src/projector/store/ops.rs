@@ -1,10 +1,11 @@
-//! The SQL each planned op runs, one function per area. An update of a row that holds a
-//! version is guarded by `version - 1`, so an event is never applied twice or out of order
-//! (`in_order`).
+//! The SQL each planned op runs (a `Stmt` on the batch's `Exec`), one function per area.
+//! An update of a row that holds a version is guarded by `version - 1`, so an event is
+//! never applied twice or out of order (`in_order`).
 
 use super::audit_insert::{audit_insert_sql, LookUp};
 use super::connection_insert::connection_insert_sql;
 use super::connection_update::{connection_update_sql, RowUpdate};
+use super::exec::{Exec, Stmt};
 use super::{PgProjections, SqliteProjections};
 use crate::projector::op::{
     AgentsOp, ApiKeyOp, AuthConfigVersion, ConnectionOp, DynamicCredentialChange,
@@ -34,20 +35,20 @@ fn with_client_secret_fingerprint(settings: &str, fingerprint: String) -> String
 }
 
 macro_rules! sql_ops {
-    ($store:ident, $db:ty) => {
+    ($store:ident) => {
         impl $store {
             pub(super) async fn exec_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: Op,
             ) -> Result<(), sqlx::Error> {
                 match op {
                     Op::Audit(a) => {
                         Self::bind_audit(
-                            sqlx::query(audit_insert_sql(1, Self::PLACEHOLDERS, LookUp::Yes)),
+                            Stmt::new(audit_insert_sql(1, Self::PLACEHOLDERS, LookUp::Yes)),
                             &a,
                             LookUp::Yes,
                         )
-                            .execute(&mut **tx)
+                            .run(tx)
                             .await?;
                         Ok(())
                     }
@@ -63,22 +64,22 @@ macro_rules! sql_ops {
             }
 
             async fn workspace_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: WorkspaceOp,
             ) -> Result<(), sqlx::Error> {
                 match op {
                     WorkspaceOp::Create { id, name, at, version } => {
-                        sqlx::query("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
+                        Stmt::new("INSERT INTO workspaces (id, name, created_at, version) VALUES ($1, $2, $3, $4)")
                             .bind(id)
                             .bind(name)
                             .bind(at)
                             .bind(version)
-                            .execute(&mut **tx)
+                            .run(tx)
                             .await?;
                         Ok(())
                     }
                     WorkspaceOp::ConfigureIdentityProvider { id, issuer, audience, jwks_url, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE workspaces SET idp_issuer = $1, idp_audience = $2, idp_jwks_url = $3, version = $4
                              WHERE id = $5 AND version = $4 - 1",
                         )
@@ -87,66 +88,66 @@ macro_rules! sql_ops {
                         .bind(jwks_url)
                         .bind(version)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "workspace change")
+                        in_order(done, "workspace change")
                     }
                     WorkspaceOp::SetToolResponseStorage { id, store_tool_responses, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE workspaces SET store_tool_responses = $1, version = $2
                              WHERE id = $3 AND version = $2 - 1",
                         )
                         .bind(store_tool_responses)
                         .bind(version)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "workspace change")
+                        in_order(done, "workspace change")
                     }
                     WorkspaceOp::Advance { id, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE workspaces SET version = $1 WHERE id = $2 AND version = $1 - 1",
                         )
                         .bind(version)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "workspace change")
+                        in_order(done, "workspace change")
                     }
                     WorkspaceOp::SetSecondFactorRequirement { id, required, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE workspaces SET second_factor_required = $1, version = $2
                              WHERE id = $3 AND version = $2 - 1",
                         )
                         .bind(required)
                         .bind(version)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "workspace change")
+                        in_order(done, "workspace change")
                     }
                     WorkspaceOp::SetAgentConnectFlows { id, any_user, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE workspaces SET agents_connect_any_user = $1, version = $2
                              WHERE id = $3 AND version = $2 - 1",
                         )
                         .bind(any_user)
                         .bind(version)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "workspace change")
+                        in_order(done, "workspace change")
                     }
                 }
             }
 
             async fn api_key_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: ApiKeyOp,
             ) -> Result<(), sqlx::Error> {
                 match op {
                     ApiKeyOp::Create { workspace_id, id, name, role, key_prefix, key_hash, at, expires_at, version } => {
-                        sqlx::query(
+                        Stmt::new(
                             "INSERT INTO api_keys (workspace_id, id, name, role, key_prefix, key_hash,
                              created_at, expires_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                         )
@@ -159,12 +160,12 @@ macro_rules! sql_ops {
                         .bind(at)
                         .bind(expires_at)
                         .bind(version)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                         Ok(())
                     }
                     ApiKeyOp::Revoke { workspace_id, id, at, version } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "UPDATE api_keys SET revoked_at = $1, version = $2
                              WHERE workspace_id = $3 AND id = $4 AND version = $2 - 1",
                         )
@@ -172,9 +173,9 @@ macro_rules! sql_ops {
                         .bind(version)
                         .bind(workspace_id)
                         .bind(id)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        in_order(done.rows_affected(), "api key revocation")
+                        in_order(done, "api key revocation")
                     }
                 }
             }
@@ -182,24 +183,23 @@ macro_rules! sql_ops {
             /// Sets the current row (inserted at version 1), then records the version as it
             /// now reads.
             async fn auth_config_version(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: AuthConfigVersion,
             ) -> Result<(), sqlx::Error> {
                 let settings = match (op.settings, op.client_secret_fingerprint) {
                     (None, Some(fingerprint)) => {
-                        let current: Option<String> = sqlx::query_scalar(
+                        let current = tx.text(Stmt::new(
                             "SELECT settings FROM auth_configs WHERE workspace_id = $1 AND id = $2",
                         )
                         .bind(&op.workspace_id)
-                        .bind(&op.id)
-                        .fetch_optional(&mut **tx)
+                        .bind(&op.id))
                         .await?;
                         current.map(|s| with_client_secret_fingerprint(&s, fingerprint))
                     }
                     (settings, _) => settings,
                 };
                 if op.version == 1 {
-                    sqlx::query(
+                    Stmt::new(
                         "INSERT INTO auth_configs (workspace_id, id, name, provider, auth_type, status, version,
                          settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $8)",
                     )
@@ -211,10 +211,10 @@ macro_rules! sql_ops {
                     .bind(op.status.unwrap_or_default())
                     .bind(settings.unwrap_or_default())
                     .bind(&op.at)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await?;
                 } else {
-                    let done = sqlx::query(
+                    let done = Stmt::new(
                         "UPDATE auth_configs SET name = COALESCE($1, name), status = COALESCE($2, status),
                          settings = COALESCE($3, settings), version = $4, updated_at = $5
                          WHERE workspace_id = $6 AND id = $7 AND version = $4 - 1",
@@ -226,11 +226,11 @@ macro_rules! sql_ops {
                     .bind(&op.at)
                     .bind(&op.workspace_id)
                     .bind(&op.id)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await?;
-                    in_order(done.rows_affected(), "auth config change")?;
+                    in_order(done, "auth config change")?;
                 }
-                sqlx::query(
+                Stmt::new(
                     "INSERT INTO auth_config_versions (workspace_id, id, version, kind, name, settings, changed, at, actor_id)
                      SELECT workspace_id, id, version, $1, name, settings, $2, $3, $4 FROM auth_configs
                      WHERE workspace_id = $5 AND id = $6",
@@ -241,13 +241,13 @@ macro_rules! sql_ops {
                 .bind(op.actor_id)
                 .bind(&op.workspace_id)
                 .bind(&op.id)
-                .execute(&mut **tx)
+                .run(tx)
                 .await?;
                 Ok(())
             }
 
             async fn connection_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: ConnectionOp,
             ) -> Result<(), sqlx::Error> {
                 if op.change.new.is_some() {
@@ -259,10 +259,10 @@ macro_rules! sql_ops {
 
             /// Inserts new connection rows (each with `change.new`) in one statement.
             pub(super) async fn insert_connections(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 ops: &[&ConnectionOp],
             ) -> Result<(), sqlx::Error> {
-                let mut query = sqlx::query(connection_insert_sql(ops.len(), Self::PLACEHOLDERS));
+                let mut query = Stmt::new(connection_insert_sql(ops.len(), Self::PLACEHOLDERS));
                 for op in ops {
                     let change = &op.change;
                     let new = change.new.as_ref();
@@ -280,17 +280,17 @@ macro_rules! sql_ops {
                         .bind(op.at.as_str())
                         .bind(op.version);
                 }
-                query.execute(&mut **tx).await?;
+                query.run(tx).await?;
                 Ok(())
             }
 
             /// Updates distinct connection rows (each folded) in one statement;
             /// returns how many rows it changed (fewer than given: one came out of order).
             pub(super) async fn update_connections(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 rows: &[RowUpdate],
             ) -> Result<u64, sqlx::Error> {
-                let mut query = sqlx::query(connection_update_sql(rows.len(), Self::PLACEHOLDERS));
+                let mut query = Stmt::new(connection_update_sql(rows.len(), Self::PLACEHOLDERS));
                 for row in rows {
                     let tokens = row.tokens.as_ref();
                     query = query
@@ -310,16 +310,16 @@ macro_rules! sql_ops {
                         .bind(row.workspace_id.as_str())
                         .bind(row.id.as_str());
                 }
-                Ok(query.execute(&mut **tx).await?.rows_affected())
+                query.run(tx).await
             }
 
             async fn agents_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: AgentsOp,
             ) -> Result<(), sqlx::Error> {
                 match op {
                     AgentsOp::DefineWorkspaceTool { workspace_id, name, definition, version, at } => {
-                        sqlx::query(
+                        Stmt::new(
                             "INSERT INTO workspace_tools (workspace_id, name, definition, version, created_at, updated_at)
                              VALUES ($1, $2, $3, $4, $5, $5)
                              ON CONFLICT (workspace_id, name) DO UPDATE SET definition = $3, version = $4, updated_at = $5",
@@ -329,18 +329,18 @@ macro_rules! sql_ops {
                         .bind(definition)
                         .bind(version)
                         .bind(at)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                     }
                     AgentsOp::RemoveWorkspaceTool { workspace_id, name } => {
-                        sqlx::query("DELETE FROM workspace_tools WHERE workspace_id = $1 AND name = $2")
+                        Stmt::new("DELETE FROM workspace_tools WHERE workspace_id = $1 AND name = $2")
                             .bind(workspace_id)
                             .bind(name)
-                            .execute(&mut **tx)
+                            .run(tx)
                             .await?;
                     }
                     AgentsOp::RequestApproval { workspace_id, id, user_id, connection_id, tool, argument_fingerprint, expires_at, at } => {
-                        sqlx::query(
+                        Stmt::new(
                             "INSERT INTO approvals (workspace_id, id, user_id, connection_id, tool, argument_fingerprint,
                              status, expires_at, created_at, updated_at)
                              VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $8)",
@@ -353,11 +353,11 @@ macro_rules! sql_ops {
                         .bind(argument_fingerprint)
                         .bind(expires_at)
                         .bind(at)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                     }
                     AgentsOp::ApprovalStatus { workspace_id, id, status, tool_call_id, at } => {
-                        sqlx::query(
+                        Stmt::new(
                             "UPDATE approvals SET status = $3, tool_call_id = COALESCE($4, tool_call_id), updated_at = $5
                              WHERE workspace_id = $1 AND id = $2",
                         )
@@ -366,7 +366,7 @@ macro_rules! sql_ops {
                         .bind(status)
                         .bind(tool_call_id)
                         .bind(at)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                     }
                     AgentsOp::DefineGateway { workspace_id, id, name, servers, agent_key_ids, version, at } => {
@@ -375,7 +375,7 @@ macro_rules! sql_ops {
                     AgentsOp::DeleteGateway { workspace_id, id, version, at } => {
                         // Bindings stay: a key bound only to deleted gateways reaches nothing
                         // (deleting a gateway never widens what its agents may do).
-                        sqlx::query(
+                        Stmt::new(
                             "UPDATE gateways SET status = 'deleted', version = $3, updated_at = $4
                              WHERE workspace_id = $1 AND id = $2",
                         )
@@ -383,7 +383,7 @@ macro_rules! sql_ops {
                         .bind(&id)
                         .bind(version)
                         .bind(at)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                     }
                 }
@@ -391,7 +391,7 @@ macro_rules! sql_ops {
             }
 
             async fn define_gateway(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 (workspace_id, id): (&str, &str),
                 name: String,
                 servers: String,
@@ -399,7 +399,7 @@ macro_rules! sql_ops {
                 (version, at): (i64, String),
             ) -> Result<(), sqlx::Error> {
                 let keys = serde_json::to_string(&agent_key_ids).unwrap_or_default();
-                sqlx::query(
+                Stmt::new(
                     "INSERT INTO gateways (workspace_id, id, name, servers, agent_key_ids, status, version, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)
                      ON CONFLICT (workspace_id, id) DO UPDATE SET name = $3, servers = $4, agent_key_ids = $5,
@@ -412,17 +412,17 @@ macro_rules! sql_ops {
                 .bind(keys)
                 .bind(version)
                 .bind(at)
-                .execute(&mut **tx)
+                .run(tx)
                 .await?;
                 // Keys left out are released, not forgotten: a key once bound stays
                 // restricted to the gateways that list it.
-                sqlx::query("UPDATE gateway_keys SET released = TRUE WHERE workspace_id = $1 AND gateway_id = $2")
+                Stmt::new("UPDATE gateway_keys SET released = TRUE WHERE workspace_id = $1 AND gateway_id = $2")
                     .bind(workspace_id)
                     .bind(id)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await?;
                 for key in agent_key_ids {
-                    sqlx::query(
+                    Stmt::new(
                         "INSERT INTO gateway_keys (workspace_id, gateway_id, api_key_id, released)
                          VALUES ($1, $2, $3, FALSE)
                          ON CONFLICT (workspace_id, gateway_id, api_key_id) DO UPDATE SET released = FALSE",
@@ -430,21 +430,21 @@ macro_rules! sql_ops {
                     .bind(workspace_id)
                     .bind(id)
                     .bind(key)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await?;
                 }
                 Ok(())
             }
 
             async fn member_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: MemberOp,
             ) -> Result<(), sqlx::Error> {
                 let MemberOp { workspace_id, id, version, at, change } = op;
                 // $1 workspace, $2 id, $3 version, $4 the event's time, $5.. the change's.
                 let (sql, value) = match change {
                     MemberChange::Invited { email, role, expires_at } => {
-                        let done = sqlx::query(
+                        let done = Stmt::new(
                             "INSERT INTO members (workspace_id, id, email, role, status, second_factor,
                                                   invited_at, invite_expires_at, updated_at, version)
                              VALUES ($1, $2, $5, $6, 'invited', FALSE, $4, $7, $4, $3)
@@ -462,9 +462,9 @@ macro_rules! sql_ops {
                         .bind(email)
                         .bind(role)
                         .bind(expires_at)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
-                        return in_order(done.rows_affected(), "member change");
+                        return in_order(done, "member change");
                     }
                     MemberChange::Joined => (
                         "status = 'active', joined_at = $4, invite_expires_at = NULL,",
@@ -486,7 +486,7 @@ macro_rules! sql_ops {
                     "UPDATE members SET {sql} updated_at = $4, version = $3
                      WHERE workspace_id = $1 AND id = $2 AND version = $3 - 1"
                 );
-                let mut query = sqlx::query(&statement)
+                let mut query = Stmt::new(statement)
                     .bind(workspace_id)
                     .bind(id)
                     .bind(version)
@@ -494,17 +494,17 @@ macro_rules! sql_ops {
                 if let Some(value) = value {
                     query = query.bind(value);
                 }
-                let done = query.execute(&mut **tx).await?;
-                in_order(done.rows_affected(), "member change")
+                let done = query.run(tx).await?;
+                in_order(done, "member change")
             }
 
             async fn webhook_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: WebhookOp,
             ) -> Result<(), sqlx::Error> {
                 let WebhookOp { workspace_id, id, version, at, change } = op;
                 if let WebhookChange::Created { url, events, enabled, fingerprint, position } = change {
-                    sqlx::query(
+                    Stmt::new(
                         "INSERT INTO webhooks (workspace_id, id, url, events, enabled, status,
                                                secret_fingerprint, created_position, created_at,
                                                updated_at, version)
@@ -519,7 +519,7 @@ macro_rules! sql_ops {
                     .bind(position)
                     .bind(at)
                     .bind(version)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await?;
                     return Ok(());
                 }
@@ -546,7 +546,7 @@ macro_rules! sql_ops {
                     "UPDATE webhooks SET {sql} updated_at = $4, version = $3
                      WHERE workspace_id = $1 AND id = $2 AND version = $3 - 1"
                 );
-                let mut query = sqlx::query(&statement)
+                let mut query = Stmt::new(statement)
                     .bind(workspace_id)
                     .bind(id)
                     .bind(version)
@@ -554,18 +554,18 @@ macro_rules! sql_ops {
                 for value in values {
                     query = query.bind(value);
                 }
-                let done = query.execute(&mut **tx).await?;
-                in_order(done.rows_affected(), "webhook change")
+                let done = query.run(tx).await?;
+                in_order(done, "webhook change")
             }
 
             async fn dynamic_credential_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 op: DynamicCredentialOp,
             ) -> Result<(), sqlx::Error> {
                 let DynamicCredentialOp { workspace_id, id, version, at, change } = op;
                 let done = match change {
                     DynamicCredentialChange::Issued { connection_id, username, expires_at_unix } => {
-                        sqlx::query(
+                        Stmt::new(
                             "INSERT INTO dynamic_credentials (workspace_id, id, connection_id, username,
                                                               expires_at_unix, status, created_at,
                                                               updated_at, version)
@@ -578,12 +578,12 @@ macro_rules! sql_ops {
                         .bind(expires_at_unix)
                         .bind(at)
                         .bind(version)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?;
                         return Ok(());
                     }
                     DynamicCredentialChange::Status(status) => {
-                        sqlx::query(
+                        Stmt::new(
                             "UPDATE dynamic_credentials SET status = $3, updated_at = $4, version = $5
                              WHERE workspace_id = $1 AND id = $2 AND version = $5 - 1",
                         )
@@ -592,15 +592,15 @@ macro_rules! sql_ops {
                         .bind(status)
                         .bind(at)
                         .bind(version)
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await?
                     }
                 };
-                in_order(done.rows_affected(), "dynamic credential change")
+                in_order(done, "dynamic credential change")
             }
         }
     };
 }
 
-sql_ops!(SqliteProjections, sqlx::Sqlite);
-sql_ops!(PgProjections, sqlx::Postgres);
+sql_ops!(SqliteProjections);
+sql_ops!(PgProjections);

@@ -1,6 +1,9 @@
 //! The write side: applies batches of events in order, once each, even with several
-//! instances. Each batch runs in one transaction that first locks the projection's offset
-//! row, so a crash leaves offset and rows consistent.
+//! instances. Each batch runs in one transaction that also moves the projection's offset,
+//! so a crash leaves offset and rows consistent: on PostgreSQL the offset row is locked
+//! first; on SQLite the batch goes whole to the writer thread (`sqlite_batch`), whose
+//! transaction holds the file's write lock from its start, and the offset is checked where
+//! it is set.
 
 use std::collections::HashMap;
 
@@ -9,6 +12,8 @@ use super::audit_insert::{
 };
 use super::connection_insert::CONNECTION_INSERTS_PER_STATEMENT;
 use super::connection_update::{PendingUpdates, RowUpdate, CONNECTION_UPDATES_PER_STATEMENT};
+use super::exec::{Exec, Stmt};
+use super::sqlite_batch::Applied;
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
 
 use crate::domain::Event;
@@ -193,7 +198,7 @@ async fn read_ahead(
 }
 
 macro_rules! sql_writer {
-    ($store:ident, $db:ty) => {
+    ($store:ident) => {
         impl $store {
             /// Runs one batch's planned ops in order, with as few statements as the rows
             /// allow (one statement costs a round trip): consecutive audit rows and new
@@ -207,8 +212,22 @@ macro_rules! sql_writer {
             /// `owners` of the connections it inserted so far: audit rows then get a missing
             /// user and auth config from it, as the statement's lookup would have found
             /// them, and go in without the lookups.
+            /// A live batch's ops, then the offset moved from `from` to `last`: the cached
+            /// families it changed, or `None` when the offset was not at `from` (the caller
+            /// rolls back).
+            pub(super) async fn apply_planned(
+                tx: &mut impl Exec,
+                planned: Vec<(u64, Vec<Op>)>,
+                from: u64,
+                last: u64,
+            ) -> Result<Option<Vec<Family>>, ProjectionError> {
+                let mut changed = Vec::new();
+                Self::exec_ops(tx, planned, &mut changed, None, &mut Pending::default()).await?;
+                Ok(Self::move_offset(tx, from, last).await?.then_some(changed))
+            }
+
             async fn exec_ops(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 planned: Vec<(u64, Vec<Op>)>,
                 changed: &mut Vec<Family>,
                 mut owners: Option<&mut ConnectionOwners>,
@@ -280,7 +299,7 @@ macro_rules! sql_writer {
             /// other op reads or writes them, and nothing reads them during a rebuild), so
             /// each row is written once, its updates all folded.
             async fn apply_before_op(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 pending: &mut Pending,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
@@ -294,7 +313,7 @@ macro_rules! sql_writer {
 
             /// Everything pending: new connection rows, then audit rows, then updates.
             async fn apply_pending(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 pending: &mut Pending,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
@@ -304,7 +323,7 @@ macro_rules! sql_writer {
 
             /// The pending audit rows, after the new connection rows before them.
             async fn insert_audits_in_order(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 pending: &mut Pending,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
@@ -315,7 +334,7 @@ macro_rules! sql_writer {
             /// The pending new connection rows, as many per statement as their count allows;
             /// a failed statement names its first row's event.
             async fn insert_connections_in_order(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 inserts: &mut Vec<(u64, ConnectionOp)>,
             ) -> Result<(), ProjectionError> {
                 let inserts = std::mem::take(inserts);
@@ -339,7 +358,7 @@ macro_rules! sql_writer {
             /// allows; a row not at the version before its first update fails with that
             /// update's position.
             async fn update_connections_in_order(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 updates: Vec<RowUpdate>,
             ) -> Result<(), ProjectionError> {
                 let mut rest = updates.as_slice();
@@ -363,18 +382,20 @@ macro_rules! sql_writer {
             /// The first of `chunk`'s rows that is not at its new version now (the others
             /// were applied): its first update came out of order.
             async fn out_of_order_update(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 chunk: &[RowUpdate],
             ) -> ProjectionError {
                 let mut position = chunk.first().map_or(0, |row| row.position);
                 for row in chunk {
-                    let version: Result<Option<i64>, _> = sqlx::query_scalar(
-                        "SELECT version FROM connections WHERE workspace_id = $1 AND id = $2",
-                    )
-                    .bind(row.workspace_id.as_str())
-                    .bind(row.id.as_str())
-                    .fetch_optional(&mut **tx)
-                    .await;
+                    let version = tx
+                        .int(
+                            Stmt::new(
+                                "SELECT version FROM connections WHERE workspace_id = $1 AND id = $2",
+                            )
+                            .bind(row.workspace_id.as_str())
+                            .bind(row.id.as_str()),
+                        )
+                        .await;
                     if !matches!(version, Ok(Some(v)) if v == row.version) {
                         position = row.position;
                         break;
@@ -388,11 +409,7 @@ macro_rules! sql_writer {
 
             /// Binds one audit row's values in `AUDIT_ROW_PARAMS` order (anonymous
             /// placeholders) or once each (numbered).
-            pub(super) fn bind_audit<'q>(
-                mut query: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>,
-                a: &'q AuditRow,
-                look_up: LookUp,
-            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>> {
+            pub(super) fn bind_audit(mut query: Stmt, a: &AuditRow, look_up: LookUp) -> Stmt {
                 for n in audit_bind_order(Self::PLACEHOLDERS, look_up) {
                     query = match n {
                         1 => query.bind(a.position),
@@ -421,7 +438,7 @@ macro_rules! sql_writer {
             }
 
             async fn insert_audits(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 rows: Vec<(u64, AuditRow)>,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
@@ -429,13 +446,12 @@ macro_rules! sql_writer {
                 for size in audit_chunks(rows.len()) {
                     let chunk: Vec<_> = rows.by_ref().take(size).collect();
                     let first = chunk.first().map_or(0, |(p, _)| *p);
-                    let mut query =
-                        sqlx::query(audit_insert_sql(size, Self::PLACEHOLDERS, look_up));
+                    let mut query = Stmt::new(audit_insert_sql(size, Self::PLACEHOLDERS, look_up));
                     for (_, a) in &chunk {
                         query = Self::bind_audit(query, a, look_up);
                     }
                     query
-                        .execute(&mut **tx)
+                        .run(tx)
                         .await
                         .map_err(|e| ProjectionError::Undecodable {
                             position: first,
@@ -447,54 +463,54 @@ macro_rules! sql_writer {
 
             /// Builds the indexes `defer_indexes` dropped.
             async fn build_indexes(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 deferred: Vec<String>,
             ) -> Result<(), ProjectionError> {
                 for sql in deferred {
-                    sqlx::query(&sql).execute(&mut **tx).await.map_err(db)?;
+                    Stmt::new(sql).run(tx).await.map_err(db)?;
                 }
                 Ok(())
             }
 
             /// Locks the offset row for the rest of `tx`; returns the offset.
             async fn lock_offset(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
             ) -> Result<u64, ProjectionError> {
-                let offset: i64 = sqlx::query_scalar(Self::LOCK_OFFSET)
-                    .bind(PROJECTION)
-                    .fetch_one(&mut **tx)
+                let offset = tx
+                    .int(Stmt::new(Self::LOCK_OFFSET).bind(PROJECTION))
                     .await
-                    .map_err(db)?;
+                    .map_err(db)?
+                    .ok_or_else(|| ProjectionError::Misconfigured("no projection offset row".into()))?;
                 Ok(u64::try_from(offset).unwrap_or(0))
             }
 
             /// Sets the offset from `from` to `last`; false (nothing changed) when it is
             /// not at `from`.
             async fn move_offset(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 from: u64,
                 last: u64,
             ) -> Result<bool, ProjectionError> {
-                let done = sqlx::query(
+                let done = Stmt::new(
                     "UPDATE projection_offsets SET position = $1 WHERE name = $2 AND position = $3",
                 )
                 .bind(i64::try_from(last).unwrap_or(i64::MAX))
                 .bind(PROJECTION)
                 .bind(i64::try_from(from).unwrap_or(i64::MAX))
-                .execute(&mut **tx)
+                .run(tx)
                 .await
                 .map_err(db)?;
-                Ok(done.rows_affected() == 1)
+                Ok(done == 1)
             }
 
             async fn set_offset(
-                tx: &mut sqlx::Transaction<'_, $db>,
+                tx: &mut impl Exec,
                 last: u64,
             ) -> Result<(), ProjectionError> {
-                sqlx::query("UPDATE projection_offsets SET position = $1 WHERE name = $2")
+                Stmt::new("UPDATE projection_offsets SET position = $1 WHERE name = $2")
                     .bind(i64::try_from(last).unwrap_or(i64::MAX))
                     .bind(PROJECTION)
-                    .execute(&mut **tx)
+                    .run(tx)
                     .await
                     .map_err(db)?;
                 Ok(())
@@ -509,62 +525,7 @@ macro_rules! sql_writer {
                 limit: usize,
                 known: &[RecordedEvent],
             ) -> Result<u64, ProjectionError> {
-                // The log is read before the offset row is locked: a read can wait seconds
-                // (a JetStream leader election), and the lock would hold every other
-                // instance's batch that long. Events from the subscription that continue
-                // what this instance last applied need no read of the offset first.
-                let last_applied = *self.applied.borrow();
-                let continues = matches!(known.first(), Some(first) if first.position == last_applied + 1);
-                let seen = if continues { last_applied } else { self.offset().await? };
-                let events = events_after(seen, log, limit, known).await?;
-                if events.is_empty() {
-                    return Ok(0);
-                }
-                let mut tx = self.begin().await.map_err(db)?;
-                // SQLite's transaction holds the file's write lock from its start, so the
-                // offset is checked where it is set (one statement fewer); PostgreSQL locks
-                // the row before writing what follows it.
-                let unlocked = continues && !Self::LOCKS_OFFSET_FIRST;
-                let (offset, events) = if unlocked {
-                    (seen, events)
-                } else {
-                    let offset = Self::lock_offset(&mut tx).await?;
-                    self.saw_offset(offset);
-                    match continuing(events, seen, offset) {
-                        Some(events) => (offset, events),
-                        None => (offset, log.read_from(offset + 1, limit).await?),
-                    }
-                };
-                if events.is_empty() {
-                    return Ok(0);
-                }
-                let planned = plan_batch(&events)?;
-                let last = planned.last().map_or(offset, |(position, _)| *position);
-                let mut changed = Vec::new();
-                let applied =
-                    Self::exec_ops(&mut tx, planned, &mut changed, None, &mut Pending::default())
-                        .await;
-                let moved = match applied {
-                    Ok(()) => Self::move_offset(&mut tx, offset, last).await?,
-                    // Perhaps applied by another process already: judged after a read.
-                    Err(_) if unlocked => false,
-                    Err(e) => return Err(e),
-                };
-                if !moved {
-                    // Another process moved the offset (one on the same file, or a replay
-                    // that swapped it): read it, then apply what follows it.
-                    drop(tx);
-                    return self.apply_next(log, limit, &[]).await;
-                }
-                tx.commit().await.map_err(db)?;
-                // Stale entries go before the new offset is announced (read-your-writes).
-                for family in changed {
-                    self.cache.changed(family);
-                }
-                self.announce(last);
-                self.restart_wal_when_asked().await;
-                self.checkpoint_when_due();
-                Ok(events.len() as u64)
+                self.apply_batch(log, limit, known).await
             }
 
             async fn offset(&self) -> Result<u64, ProjectionError> {
@@ -653,8 +614,116 @@ macro_rules! sql_writer {
     };
 }
 
-sql_writer!(SqliteProjections, sqlx::Sqlite);
-sql_writer!(PgProjections, sqlx::Postgres);
+sql_writer!(SqliteProjections);
+sql_writer!(PgProjections);
+
+/// Where the next batch starts: what this instance last applied when the subscription's
+/// events continue it (no read of the offset first), else the stored offset.
+async fn batch_start(
+    applied: &tokio::sync::watch::Sender<u64>,
+    offset: impl std::future::Future<Output = Result<u64, ProjectionError>>,
+    known: &[RecordedEvent],
+) -> Result<(u64, bool), ProjectionError> {
+    let last_applied = *applied.borrow();
+    match known.first() {
+        Some(first) if first.position == last_applied + 1 => Ok((last_applied, true)),
+        _ => Ok((offset.await?, false)),
+    }
+}
+
+impl SqliteProjections {
+    /// The batch goes to the writer thread whole; the offset is checked where it is set
+    /// (the transaction holds the file's write lock from its start). When another process
+    /// moved it, nothing is written and the batch is made again after a read of it.
+    async fn apply_batch(
+        &self,
+        log: &dyn EventLog,
+        limit: usize,
+        mut known: &[RecordedEvent],
+    ) -> Result<u64, ProjectionError> {
+        let Some(writer) = &self.batch_writer else {
+            return Err(ProjectionError::Misconfigured(
+                "a file being rebuilt takes no batches".into(),
+            ));
+        };
+        loop {
+            let (from, continues) = batch_start(&self.applied, self.offset(), known).await?;
+            let events = events_after(from, log, limit, known).await?;
+            if events.is_empty() {
+                return Ok(0);
+            }
+            let planned = plan_batch(&events)?;
+            let last = planned.last().map_or(from, |(position, _)| *position);
+            match writer.apply(planned, from, last).await {
+                Ok(Applied::Done(changed)) => {
+                    self.committed(changed, last).await;
+                    return Ok(events.len() as u64);
+                }
+                Ok(Applied::Moved) => known = &[],
+                // Perhaps applied by another process already: judged after a read.
+                Err(_) if continues => known = &[],
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After a commit: stale cache entries go before the new offset is announced
+    /// (read-your-writes), then the WAL's upkeep.
+    async fn committed(&self, changed: Vec<Family>, last: u64) {
+        for family in changed {
+            self.cache.changed(family);
+        }
+        self.announce(last);
+        self.restart_wal_when_asked().await;
+        self.checkpoint_when_due();
+    }
+}
+
+impl PgProjections {
+    /// The offset row is locked before anything is written: another instance's batch
+    /// waits for this one, then finds the offset moved on.
+    async fn apply_batch(
+        &self,
+        log: &dyn EventLog,
+        limit: usize,
+        known: &[RecordedEvent],
+    ) -> Result<u64, ProjectionError> {
+        // The log is read before the offset row is locked: a read can wait seconds (a
+        // JetStream leader election), and the lock would hold every other instance's batch
+        // that long.
+        let (seen, _) = batch_start(&self.applied, self.offset(), known).await?;
+        let events = events_after(seen, log, limit, known).await?;
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin().await.map_err(db)?;
+        let offset = Self::lock_offset(&mut tx).await?;
+        self.saw_offset(offset);
+        let events = match continuing(events, seen, offset) {
+            Some(events) => events,
+            None => log.read_from(offset + 1, limit).await?,
+        };
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let planned = plan_batch(&events)?;
+        let last = planned.last().map_or(offset, |(position, _)| *position);
+        let changed = Self::apply_planned(&mut tx, planned, offset, last)
+            .await?
+            .ok_or_else(|| {
+                ProjectionError::Database(
+                    "the projection offset moved while its row was locked".into(),
+                )
+            })?;
+        tx.commit().await.map_err(db)?;
+        // Stale entries go before the new offset is announced (read-your-writes).
+        for family in changed {
+            self.cache.changed(family);
+        }
+        self.announce(last);
+        Ok(events.len() as u64)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -149,6 +149,7 @@ pub async fn serve(
         .completions
         .settled(Duration::from_secs(10))
         .await;
+    // The projector applies what the log holds (those appends too), then stops.
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(10), projector_task).await;
     for task in [

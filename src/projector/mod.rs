@@ -89,6 +89,7 @@ impl Projector {
         let mut lag_recorded = tokio::time::Instant::now() - LAG_EVERY;
         loop {
             if *shutdown.borrow() {
+                self.finish().await;
                 return;
             }
             let applied = if known.is_empty() {
@@ -171,6 +172,15 @@ impl Projector {
                 }
                 _ = shutdown.changed() => {}
             }
+        }
+    }
+
+    /// A stopping server's last appends (the `tool.completed` of calls answered while it
+    /// drained) are applied before it exits, so its projections end at the log's head;
+    /// a failure is left to the next start's catch-up. The server bounds the wait.
+    async fn finish(&self) {
+        if let Err(e) = self.catch_up().await {
+            tracing::warn!(error = %e, "the projector stopped before the log's head");
         }
     }
 

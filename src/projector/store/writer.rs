@@ -619,15 +619,19 @@ sql_writer!(PgProjections);
 
 /// Where the next batch starts: what this instance last applied when the subscription's
 /// events continue it (no read of the offset first), else the stored offset.
-async fn batch_start(
+/// `offset` is called only when needed (the store's `offset()` boxes its future).
+async fn batch_start<F>(
     applied: &tokio::sync::watch::Sender<u64>,
-    offset: impl std::future::Future<Output = Result<u64, ProjectionError>>,
+    offset: impl FnOnce() -> F,
     known: &[RecordedEvent],
-) -> Result<(u64, bool), ProjectionError> {
+) -> Result<(u64, bool), ProjectionError>
+where
+    F: std::future::Future<Output = Result<u64, ProjectionError>>,
+{
     let last_applied = *applied.borrow();
     match known.first() {
         Some(first) if first.position == last_applied + 1 => Ok((last_applied, true)),
-        _ => Ok((offset.await?, false)),
+        _ => Ok((offset().await?, false)),
     }
 }
 
@@ -647,7 +651,7 @@ impl SqliteProjections {
             ));
         };
         loop {
-            let (from, continues) = batch_start(&self.applied, self.offset(), known).await?;
+            let (from, continues) = batch_start(&self.applied, || self.offset(), known).await?;
             let events = events_after(from, log, limit, known).await?;
             if events.is_empty() {
                 return Ok(0);
@@ -691,7 +695,7 @@ impl PgProjections {
         // The log is read before the offset row is locked: a read can wait seconds (a
         // JetStream leader election), and the lock would hold every other instance's batch
         // that long.
-        let (seen, _) = batch_start(&self.applied, self.offset(), known).await?;
+        let (seen, _) = batch_start(&self.applied, || self.offset(), known).await?;
         let events = events_after(seen, log, limit, known).await?;
         if events.is_empty() {
             return Ok(0);

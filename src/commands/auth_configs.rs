@@ -140,17 +140,17 @@ async fn seal_client_secret(
     if plaintext.is_empty() || plaintext.len() > 4096 {
         return Err(invalid("client_secret", "must be 1-4096 bytes"));
     }
-    let data_key_id = match data_key_id {
-        Some(d) => d.to_string(),
+    let aad = resource_aad(&caller.workspace_id, "auth_config", id, "client_secret");
+    let sealed = match data_key_id {
+        Some(d) => state.vault.seal(d, plaintext, &aad).await?,
         None => {
-            state
+            let new = state
                 .vault
                 .create_data_key(&format!("auth_config:{}/{id}", caller.workspace_id))
-                .await?
+                .await?;
+            state.vault.seal(&new, plaintext, &aad).await?
         }
     };
-    let aad = resource_aad(&caller.workspace_id, "auth_config", id, "client_secret");
-    let sealed = state.vault.seal(&data_key_id, plaintext, &aad).await?;
     Ok(SealedSecret {
         data_key_id: sealed.data_key_id,
         nonce: sealed.nonce,

@@ -107,12 +107,12 @@ pub async fn configure_identity_provider(
         (None, _, _) => None,
         (Some(_), Some(secret), _) => {
             let owner = format!("workspace:{}/end_user_sign_in", caller.workspace_id);
-            let data_key_id = state.vault.create_data_key(&owner).await?;
+            let data_key = state.vault.create_data_key(&owner).await?;
             Some(
                 sealing::seal(
                     state,
                     slot(&caller.workspace_id),
-                    &data_key_id,
+                    &data_key,
                     secret.expose_secret().trim().as_bytes(),
                 )
                 .await?,

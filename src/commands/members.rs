@@ -186,8 +186,8 @@ pub async fn join(
                 reason: e.to_string(),
             })?;
     let owner = format!("member:{}/{}", invite.workspace_id, invite.member_id);
-    let data_key_id = state.vault.create_data_key(&owner).await?;
-    let sealed = sealing::seal(state, slot(&invite), &data_key_id, phc.as_bytes()).await?;
+    let data_key = state.vault.create_data_key(&owner).await?;
+    let sealed = sealing::seal(state, slot(&invite), &data_key, phc.as_bytes()).await?;
     state
         .ledger
         .execute::<Member>(

@@ -5,7 +5,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 
 use super::CommandError;
 use crate::app::AppState;
-use crate::crypto::{resource_aad, Sealed};
+use crate::crypto::{resource_aad, Sealed, SealingKey};
 use crate::domain::auth_config::SealedSecret;
 
 /// Which secret of which resource: the AAD every seal and open must agree on.
@@ -31,13 +31,10 @@ impl SecretSlot<'_> {
 pub async fn seal(
     state: &AppState,
     slot: SecretSlot<'_>,
-    data_key_id: &str,
+    key: impl Into<SealingKey<'_>>,
     plaintext: &[u8],
 ) -> Result<SealedSecret, CommandError> {
-    let sealed = state
-        .vault
-        .seal(data_key_id, plaintext, &slot.aad())
-        .await?;
+    let sealed = state.vault.seal(key, plaintext, &slot.aad()).await?;
     Ok(SealedSecret {
         data_key_id: sealed.data_key_id,
         nonce: sealed.nonce,

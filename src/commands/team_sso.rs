@@ -123,11 +123,11 @@ pub async fn configure(
     let client_secret = match (&new_secret, &previous) {
         (Some(secret), _) => {
             let owner = format!("workspace:{}/team_sso", caller.workspace_id);
-            let data_key_id = state.vault.create_data_key(&owner).await?;
+            let data_key = state.vault.create_data_key(&owner).await?;
             sealing::seal(
                 state,
                 slot(&caller.workspace_id),
-                &data_key_id,
+                &data_key,
                 secret.expose_secret().trim().as_bytes(),
             )
             .await?

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::sealing::{self, SecretSlot};
 use super::{check_destinations, wait_for_write, Caller, CommandError};
 use crate::app::AppState;
+use crate::crypto::SealingKey;
 use crate::domain::auth_config::SealedSecret;
 use crate::domain::webhook::{check_filters, Webhook, WebhookCommand};
 use crate::domain::{DomainError, WebhookCreated, WebhookUpdated};
@@ -65,12 +66,12 @@ fn slot<'a>(workspace_id: &'a str, id: &'a str) -> SecretSlot<'a> {
     }
 }
 
-/// A new signing secret, sealed under `data_key_id`.
+/// A new signing secret, sealed under `key`.
 async fn new_secret(
     state: &AppState,
     workspace_id: &str,
     id: &str,
-    data_key_id: &str,
+    key: SealingKey<'_>,
 ) -> Result<(SecretString, SealedSecret), CommandError> {
     let mut bytes = [0u8; SECRET_BYTES];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -78,7 +79,7 @@ async fn new_secret(
     let sealed = sealing::seal(
         state,
         slot(workspace_id, id),
-        data_key_id,
+        key,
         secret.expose_secret().as_bytes(),
     )
     .await?;
@@ -146,11 +147,11 @@ pub async fn create(
     check_url(state, &url).await?;
     check_filters(&input.events)?;
     let id = Uuid::now_v7().to_string();
-    let data_key_id = state
+    let data_key = state
         .vault
         .create_data_key(&format!("webhook:{}/{id}", caller.workspace_id))
         .await?;
-    let (secret, sealed) = new_secret(state, &caller.workspace_id, &id, &data_key_id).await?;
+    let (secret, sealed) = new_secret(state, &caller.workspace_id, &id, (&data_key).into()).await?;
     let command = WebhookCommand::Create(WebhookCreated {
         url,
         events: input.events,
@@ -219,7 +220,8 @@ pub async fn rotate_secret(
         Some(s) => s.data_key_id.clone(),
         None => return Err(DomainError::NotFound("webhook").into()),
     };
-    let (secret, sealed) = new_secret(state, &caller.workspace_id, id, &data_key_id).await?;
+    let (secret, sealed) =
+        new_secret(state, &caller.workspace_id, id, (&data_key_id).into()).await?;
     let command = WebhookCommand::RotateSecret {
         secret: sealed,
         now: state.clock.now(),

@@ -65,6 +65,7 @@
 mod key_writer;
 pub mod master;
 pub mod password;
+mod pg_key_writer;
 mod primitives;
 mod store;
 pub mod totp;
@@ -76,7 +77,7 @@ pub use master::{
 };
 pub use primitives::{fingerprint, resource_aad, MasterKey, Sealed};
 pub use store::{DataKeyStore, DestroyOutcome, PgDataKeys, SqliteDataKeys, Stored, WrappedKey};
-pub use vault::{Vault, FINGERPRINT_KEY_ID};
+pub use vault::{NewDataKey, SealingKey, Vault, FINGERPRINT_KEY_ID};
 
 /// Every failure of the sealing layer. No variant ever carries key material or plaintext.
 #[derive(Debug, thiserror::Error)]

@@ -374,6 +374,8 @@ sql_data_key_store!(SqliteDataKeys);
 /// sqlx migration history, so the two never interfere).
 pub struct PgDataKeys {
     pool: PgPool,
+    /// New keys go through it, inserted in groups; other writes take the pool.
+    writer: super::pg_key_writer::PgKeyWriter,
     description: String,
 }
 
@@ -403,6 +405,7 @@ impl PgDataKeys {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(PgDataKeys {
+            writer: super::pg_key_writer::PgKeyWriter::start(pool.clone()),
             pool,
             description: "PostgreSQL data keys".into(),
         })
@@ -412,19 +415,8 @@ impl PgDataKeys {
         self.pool.begin().await
     }
 
-    /// PostgreSQL commits concurrent inserts together on its own.
     async fn insert(&self, key: &WrappedKey, created_at: String) -> Result<bool, CryptoError> {
-        let done = sqlx::query(INSERT)
-            .bind(&key.id)
-            .bind(&key.owner)
-            .bind(&key.master_key_id)
-            .bind(&key.nonce)
-            .bind(&key.wrapped)
-            .bind(created_at)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected() == 1)
+        self.writer.put(key, created_at).await
     }
 
     async fn lookup(&self, id: &str) -> Result<Stored, CryptoError> {

@@ -18,6 +18,42 @@ const FINGERPRINT_KEY_OWNER: &str = "authledger/fingerprint";
 const ROTATION_PAGE: u32 = 256;
 const MAX_OWNER_LEN: usize = 512;
 
+/// A data key just created and stored (zeroized on drop; `Debug` shows its id only).
+#[derive(Debug)]
+pub struct NewDataKey(DataKey);
+
+impl NewDataKey {
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+}
+
+/// The data key a seal uses: one in hand from [`Vault::create_data_key`], or a stored one
+/// by id (read from the store, unwrapped).
+#[derive(Debug, Clone, Copy)]
+pub enum SealingKey<'a> {
+    New(&'a NewDataKey),
+    Stored(&'a str),
+}
+
+impl<'a> From<&'a NewDataKey> for SealingKey<'a> {
+    fn from(key: &'a NewDataKey) -> Self {
+        SealingKey::New(key)
+    }
+}
+
+impl<'a> From<&'a str> for SealingKey<'a> {
+    fn from(id: &'a str) -> Self {
+        SealingKey::Stored(id)
+    }
+}
+
+impl<'a> From<&'a String> for SealingKey<'a> {
+    fn from(id: &'a String) -> Self {
+        SealingKey::Stored(id)
+    }
+}
+
 struct MasterRing {
     current: String,
     keys: BTreeMap<String, MasterKey>,
@@ -162,8 +198,9 @@ impl Vault {
     }
 
     /// Creates a data key for one resource (`owner`, e.g. `<workspace>/connection/<id>`;
-    /// bound into the wrapping) and returns its id (`dk:<uuid v7>`).
-    pub async fn create_data_key(&self, owner: &str) -> Result<String, CryptoError> {
+    /// bound into the wrapping), durably, and hands it over to seal the resource's first
+    /// secrets with (its id: `dk:<uuid v7>`) without reading it back from the store.
+    pub async fn create_data_key(&self, owner: &str) -> Result<NewDataKey, CryptoError> {
         if owner.is_empty() || owner.len() > MAX_OWNER_LEN || owner.chars().any(char::is_control) {
             return Err(CryptoError::invalid(
                 "data key owner",
@@ -178,18 +215,21 @@ impl Vault {
                 key.id
             )));
         }
-        Ok(key.id.clone())
+        Ok(NewDataKey(key))
     }
 
-    /// Seals `plaintext` under the data key; `aad` (see [`super::resource_aad`]) must be
-    /// given again to open it.
+    /// Seals `plaintext` under the data key (one just created, or one stored, by id); `aad`
+    /// (see [`super::resource_aad`]) must be given again to open it.
     pub async fn seal(
         &self,
-        data_key_id: &str,
+        key: impl Into<SealingKey<'_>>,
         plaintext: &[u8],
         aad: &[u8],
     ) -> Result<Sealed, CryptoError> {
-        self.sealing_key(data_key_id).await?.seal(plaintext, aad)
+        match key.into() {
+            SealingKey::New(new) => new.0.seal(plaintext, aad),
+            SealingKey::Stored(id) => self.sealing_key(id).await?.seal(plaintext, aad),
+        }
     }
 
     /// Opens a sealed value. Errors: `Shredded`, `UnknownKey`, `UnknownMaster`, `Tampered`.

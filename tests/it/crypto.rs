@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use authledger::crypto::master::{master_keys_from, promote_next_master, stage_next_master};
 use authledger::crypto::{
-    resource_aad, CryptoError, DataKeyStore, MasterKey, PgDataKeys, Sealed, SqliteDataKeys, Vault,
-    FINGERPRINT_KEY_ID, MASTER_KEY_FILE,
+    resource_aad, CryptoError, DataKeyStore, MasterKey, PgDataKeys, Sealed, SqliteDataKeys, Stored,
+    Vault, WrappedKey, FINGERPRINT_KEY_ID, MASTER_KEY_FILE,
 };
 use secrecy::ExposeSecret;
 
@@ -147,19 +147,65 @@ on_both_stores!(sealed_secrets_persist_across_vault_instances);
 on_both_stores!(shredded_keys_are_gone_and_their_secrets_unrecoverable);
 on_both_stores!(rotation_rewraps_everything_under_the_new_master);
 on_both_stores!(master_key_file_rotation_end_to_end);
+on_both_stores!(concurrent_new_keys_all_land_once);
+
+/// New keys are committed in groups: each put still gets its own answer, an id taken
+/// (live, or in the same group, or shredded) is refused, and what was put reads back.
+async fn concurrent_new_keys_all_land_once(place: Place) {
+    let store = place.store().await;
+    let key = |id: &str| WrappedKey {
+        id: id.into(),
+        owner: format!("ws/connection/{id}"),
+        master_key_id: "mk".into(),
+        nonce: vec![1; 12],
+        wrapped: id.as_bytes().to_vec(),
+    };
+    let puts: Vec<_> = (0..300)
+        .map(|n| {
+            let store = store.clone();
+            // Ids ending in 1 repeat the one before: one of the two puts wins.
+            let id = format!("dk:{}", if n % 10 == 1 { n - 1 } else { n });
+            let wrapped = key(&id);
+            tokio::spawn(async move { (wrapped.id.clone(), store.put(&wrapped).await) })
+        })
+        .collect();
+    let mut inserted = std::collections::BTreeMap::<String, usize>::new();
+    for put in puts {
+        let (id, answer) = put.await.expect("task");
+        *inserted.entry(id).or_default() += usize::from(answer.expect("put"));
+    }
+    assert_eq!(inserted.len(), 270);
+    assert!(
+        inserted.values().all(|&n| n == 1),
+        "each id inserted once: {inserted:?}"
+    );
+    assert_eq!(store.list_ids().await.expect("ids").len(), 270);
+    assert!(matches!(store.get("dk:120").await, Ok(Stored::Live(k)) if k == key("dk:120")));
+    assert!(!store.put(&key("dk:5")).await.expect("put again"));
+    store.destroy("dk:5").await.expect("shred");
+    assert!(!store.put(&key("dk:5")).await.expect("a shredded id"));
+    assert_eq!(store.get("dk:5").await.expect("get"), Stored::Shredded);
+}
 
 async fn sealed_secrets_persist_across_vault_instances(place: Place) {
     let master = mk();
     let aad = resource_aad("ws-1", "connection", "conn-1", "access_token");
     let (sealed, fp, key_id) = {
         let v = vault(&master, &[], &place).await;
-        let key_id = v
+        let key = v
             .create_data_key("ws-1/connection/conn-1")
             .await
             .expect("data key");
+        let key_id = key.id().to_string();
         assert!(key_id.starts_with("dk:"));
+        assert_eq!(
+            format!("{key:?}"),
+            format!("NewDataKey(DataKey {{ id: {key_id:?}, .. }})"),
+            "Debug shows the id only"
+        );
+        // Sealed with the key in hand: opened below by a vault that reads it from the store.
         let sealed = v
-            .seal(&key_id, b"ya29.secret-access-token", &aad)
+            .seal(&key, b"ya29.secret-access-token", &aad)
             .await
             .expect("seal");
         let json = serde_json::to_string(&sealed).expect("json");
@@ -201,7 +247,9 @@ async fn sealed_secrets_persist_across_vault_instances(place: Place) {
     let other_key = v
         .create_data_key("ws-1/connection/conn-2")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     let moved = Sealed {
         data_key_id: other_key,
         ..sealed.clone()
@@ -243,11 +291,15 @@ async fn shredded_keys_are_gone_and_their_secrets_unrecoverable(place: Place) {
     let doomed = v
         .create_data_key("ws-1/connection/doomed")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     let kept = v
         .create_data_key("ws-1/connection/kept")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     let aad_d = resource_aad("ws-1", "connection", "doomed", "refresh_token");
     let aad_k = resource_aad("ws-1", "connection", "kept", "refresh_token");
     let sealed_d = v
@@ -332,7 +384,9 @@ async fn rotation_rewraps_everything_under_the_new_master(place: Place) {
         let id = v
             .create_data_key(&format!("ws-1/connection/c{i}"))
             .await
-            .expect("data key");
+            .expect("data key")
+            .id()
+            .to_string();
         let aad = resource_aad("ws-1", "connection", &format!("c{i}"), "api_key");
         let s = v
             .seal(&id, format!("secret-{i}").as_bytes(), &aad)
@@ -343,7 +397,9 @@ async fn rotation_rewraps_everything_under_the_new_master(place: Place) {
     let shredded = v
         .create_data_key("ws-1/connection/gone")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     v.shred(&shredded).await.expect("shred");
     let fp = v.fingerprint(b"secret-0");
     assert_eq!(
@@ -369,7 +425,9 @@ async fn rotation_rewraps_everything_under_the_new_master(place: Place) {
     let late = lagging
         .create_data_key("ws-1/connection/late")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     let late_aad = resource_aad("ws-1", "connection", "late", "api_key");
     let late_sealed = lagging
         .seal(&late, b"late-secret", &late_aad)
@@ -443,7 +501,9 @@ async fn master_key_file_rotation_end_to_end(place: Place) {
     let id = v
         .create_data_key("ws-1/auth_config/a1")
         .await
-        .expect("data key");
+        .expect("data key")
+        .id()
+        .to_string();
     let aad = resource_aad("ws-1", "auth_config", "a1", "client_secret");
     let sealed = v.seal(&id, b"client-secret", &aad).await.expect("seal");
 

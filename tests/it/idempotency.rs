@@ -634,11 +634,15 @@ async fn the_sweep_finds_only_old_idempotency_keys(store: Arc<dyn DataKeyStore>)
     let answer = vault
         .create_data_key("ws1/idempotency/0123abcd")
         .await
-        .expect("key");
+        .expect("key")
+        .id()
+        .to_string();
     let connection = vault
         .create_data_key("ws1/connection/c1")
         .await
-        .expect("key");
+        .expect("key")
+        .id()
+        .to_string();
     let pattern = "%/idempotency/%";
     let rfc3339 = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)

@@ -3,6 +3,7 @@
 //! (shape-checked, tested by the connector where one exists).
 
 use super::*;
+use crate::crypto::SealingKey;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,10 +110,11 @@ async fn initiate_oauth(
         None => o.scopes.clone(),
     };
     let id = Uuid::now_v7().to_string();
-    let data_key_id = state
+    let data_key = state
         .vault
         .create_data_key(&format!("connection:{workspace_id}/{id}"))
         .await?;
+    let data_key_id = data_key.id().to_string();
     let result = async {
         let connect_state = oauth::random_token();
         let (pkce_verifier, challenge) = if o.pkce {
@@ -120,7 +122,7 @@ async fn initiate_oauth(
             let sealed = sealing::seal(
                 state,
                 slot(workspace_id, &id, "pkce_verifier"),
-                &data_key_id,
+                &data_key,
                 verifier.as_bytes(),
             )
             .await?;
@@ -344,7 +346,7 @@ pub(crate) async fn check_credentials(
 /// The checked credentials sealed under the connection's data key (none for `no_auth`).
 pub(super) async fn seal_credentials(
     state: &AppState,
-    (workspace_id, id, data_key_id): (&str, &str, &str),
+    (workspace_id, id, data_key): (&str, &str, SealingKey<'_>),
     settings: &AuthSettings,
     creds: &serde_json::Value,
 ) -> Result<Option<crate::domain::auth_config::SealedSecret>, CommandError> {
@@ -355,7 +357,7 @@ pub(super) async fn seal_credentials(
     let sealed = sealing::seal(
         state,
         slot(workspace_id, id, "credentials"),
-        data_key_id,
+        data_key,
         text.expose_secret().as_bytes(),
     )
     .await?;
@@ -373,13 +375,19 @@ async fn create_from_credentials(
     let creds = input.credentials.clone().unwrap_or(serde_json::Value::Null);
     check_credentials(state, settings, &creds).await?;
     let id = Uuid::now_v7().to_string();
-    let data_key_id = state
+    let data_key = state
         .vault
         .create_data_key(&format!("connection:{workspace_id}/{id}"))
         .await?;
+    let data_key_id = data_key.id().to_string();
     let result = async {
-        let credentials =
-            seal_credentials(state, (workspace_id, &id, &data_key_id), settings, &creds).await?;
+        let credentials = seal_credentials(
+            state,
+            (workspace_id, &id, (&data_key).into()),
+            settings,
+            &creds,
+        )
+        .await?;
         let command = ConnectionCommand::Create(ConnectionCreated {
             auth_config_id: input.auth_config_id.clone(),
             auth_config_version: config.version,

@@ -68,7 +68,9 @@ pub async fn start(
     let data_key_id = state
         .vault
         .create_data_key(&format!("connection:{workspace_id}/{id}"))
-        .await?;
+        .await?
+        .id()
+        .to_string();
     let secret = oauth::random_token();
     let expires_at = state.clock.now() + LINK_TTL;
     let command = ConnectionCommand::Initiate(ConnectionInitiated {
@@ -235,7 +237,7 @@ pub async fn submit(
     let (ws, id) = (link.workspace_id.as_str(), link.connection_id.as_str());
     let sealed = seal_credentials(
         state,
-        (ws, id, &link.data_key_id),
+        (ws, id, (&link.data_key_id).into()),
         &link.settings,
         credentials,
     )

@@ -8,8 +8,10 @@
 # Jobs per binary and round: token issuance and credential write at 64 clients (DUR s),
 # then at one client (C1DUR s), after WARMUP s of warm-up each. Prints one markdown row
 # per binary, job and round (req/s, p50, p99, service CPU per request from /proc) and the
-# medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. Everything it starts is stopped by
-# PID; traffic to 127.0.0.1 only.
+# medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. PERF_DIR=dir also records each
+# measured run with `perf record -g` (Debian's linux-perf) into dir/NAME-ROUND-JOB.data
+# (read with `perf report -i …`; the recording costs the service some CPU: compare
+# profiles with profiles). Everything it starts is stopped by PID; traffic to 127.0.0.1 only.
 set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: ab.sh NAME=/path/to/authledger ..." >&2; exit 2; }
@@ -61,9 +63,16 @@ start() {  # start BINARY: fresh data dir, bootstrap, serve, agent key, auth con
 run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
   local name=$1 round=$2 job=$3 t=$4 c=$5 d=$6 lua=$7 url=$8 out c0 c1 n
   RUN_ID="$name-$round-$job-warm" wrk -t"$t" -c"$c" -d"${WARMUP}s" -s "$lua" "$url" > /dev/null
+  local perf_pid=""
+  if [ -n "${PERF_DIR:-}" ]; then
+    mkdir -p "$PERF_DIR"
+    perf record -q -F 499 -g -p "$AL_PID" -o "$PERF_DIR/$name-$round-$job.data" -- sleep "$d" 2>/dev/null &
+    perf_pid=$!
+  fi
   c0=$(cpu_ticks "$AL_PID")
   out=$(RUN_ID="$name-$round-$job" wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$lua" "$url")
   c1=$(cpu_ticks "$AL_PID")
+  if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | python3 -c '
 import re, sys

@@ -23,6 +23,8 @@ pub struct SqliteProjections {
     rebuilding: bool,
     /// Runs live batches (none on a file being rebuilt: its rebuild runs on the pool).
     pub(super) batch_writer: Option<super::sqlite_batch::BatchWriter>,
+    /// Short reads on the caller's thread (`crate::sqlite::PointReaders`).
+    pub(super) point_readers: crate::sqlite::PointReaders,
 }
 
 /// When the projections' WAL was last copied into the database file. Checkpoints run in a
@@ -81,6 +83,9 @@ impl SqliteProjections {
         }
     }
 }
+
+/// Idle inline readers of the projections file kept open.
+const IDLE_POINT_READERS: usize = 8;
 
 /// Page cache of a file being rebuilt, in KiB (SQLite's negative `cache_size`).
 const REBUILD_CACHE_KIB: i64 = -262_144;
@@ -209,6 +214,7 @@ impl SqliteProjections {
         Ok(SqliteProjections {
             pool,
             batch_writer,
+            point_readers: crate::sqlite::PointReaders::new(path, IDLE_POINT_READERS),
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
             cache: ReadCache::default(),

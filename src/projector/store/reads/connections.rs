@@ -115,14 +115,7 @@ macro_rules! connections_reads {
             }
 
             async fn connection(&self, workspace_id: &str, id: &str) -> Result<Option<ConnectionRow>, ProjectionError> {
-                let read = async {
-                    sqlx::query_as(&format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2"))
-                        .bind(workspace_id)
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(db)
-                };
+                let read = self.connection_row(workspace_id, id);
                 self.cached(Family::Connections, format!("{workspace_id}/{id}"), read).await
             }
 
@@ -179,3 +172,62 @@ macro_rules! connections_reads {
 
 connections_reads!(SqliteProjections);
 connections_reads!(PgProjections);
+
+const CONNECTION_BY_ID: &str = "WHERE workspace_id = $1 AND id = $2";
+
+impl SqliteProjections {
+    /// On the caller's thread (a primary-key read takes less than a hand-off to the pool's
+    /// connection thread and back; every connection create reads its row back).
+    async fn connection_row(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ConnectionRow>, ProjectionError> {
+        use rusqlite::OptionalExtension as _;
+        self.point_readers
+            .with(|c| {
+                c.prepare_cached(&format!(
+                    "SELECT {CONNECTION_COLUMNS} FROM connections {CONNECTION_BY_ID}"
+                ))?
+                .query_row([workspace_id, id], |row| {
+                    Ok(ConnectionRow {
+                        workspace_id: row.get(0)?,
+                        id: row.get(1)?,
+                        auth_config_id: row.get(2)?,
+                        user_id: row.get(3)?,
+                        status: row.get(4)?,
+                        scopes: row.get(5)?,
+                        requested_scopes: row.get(6)?,
+                        redirect_url: row.get(7)?,
+                        expires_at: row.get(8)?,
+                        has_refresh_token: row.get(9)?,
+                        status_reason: row.get(10)?,
+                        created_at: row.get(11)?,
+                        updated_at: row.get(12)?,
+                        last_refreshed_at: row.get(13)?,
+                        last_used_at: row.get(14)?,
+                        version: row.get(15)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(|e| ProjectionError::Database(format!("cannot read connection {id}: {e}")))
+    }
+}
+
+impl PgProjections {
+    async fn connection_row(
+        &self,
+        workspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ConnectionRow>, ProjectionError> {
+        sqlx::query_as(&format!(
+            "SELECT {CONNECTION_COLUMNS} FROM connections {CONNECTION_BY_ID}"
+        ))
+        .bind(workspace_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
+    }
+}

@@ -18,7 +18,9 @@ const FINGERPRINT_KEY_OWNER: &str = "authledger/fingerprint";
 const ROTATION_PAGE: u32 = 256;
 const MAX_OWNER_LEN: usize = 512;
 
-/// A data key just created and stored (zeroized on drop; `Debug` shows its id only).
+/// A data key just created and stored (zeroized on drop; `Debug` shows its id only). Its
+/// creator seals with it right away: no event names its id yet, so nothing can have
+/// shredded it meanwhile.
 #[derive(Debug)]
 pub struct NewDataKey(DataKey);
 

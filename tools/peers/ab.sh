@@ -34,6 +34,9 @@ for f in al_token al_conn; do
 done
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# The machine's stolen and total CPU ticks: a VM whose host is busy runs slower without
+# anything on it changing (each row says how much was stolen during its run).
+steal_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
 
 start() {  # start BINARY: fresh data dir, bootstrap, serve, agent key, auth config, connection, tool
   local bin=$1 dir=$W/data
@@ -69,14 +72,16 @@ run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
     perf record -q -F 499 -g -p "$AL_PID" -o "$PERF_DIR/$name-$round-$job.data" -- sleep "$d" 2>/dev/null &
     perf_pid=$!
   fi
-  c0=$(cpu_ticks "$AL_PID")
+  c0=$(cpu_ticks "$AL_PID"); s0=$(steal_ticks)
   out=$(RUN_ID="$name-$round-$job" wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$lua" "$url")
-  c1=$(cpu_ticks "$AL_PID")
+  c1=$(cpu_ticks "$AL_PID"); s1=$(steal_ticks)
+  local stolen
+  stolen=$(echo "$s0 $s1" | awk '{d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0)}')
   if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | python3 -c '
 import re, sys
-name, rnd, job, n, ticks, tck = sys.argv[1:7]
+name, rnd, job, n, ticks, tck, stolen = sys.argv[1:8]
 text = sys.stdin.read()
 def ms(label):
     m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
@@ -86,11 +91,11 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 cpu_us = int(ticks) / int(tck) * 1e6 / max(int(n), 1)
 p50, p99 = ms("50%"), ms("99%")
-print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0"]))
-' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" | tee -a "$W/rows.tsv"
+print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0", stolen]))
+' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" "$stolen" | tee -a "$W/rows.tsv"
 }
 
-echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx" | tee "$W/rows.tsv"
+echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx\tstolen %" | tee "$W/rows.tsv"
 for r in $(seq 1 "$ROUNDS"); do
   for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
@@ -106,12 +111,12 @@ done
 python3 - "$W/rows.tsv" <<'PY'
 import csv, statistics as st, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))[1:]
-print("\n| binary | job | req/s median (min–max) | p50 ms | p99 ms | service CPU µs/req |")
-print("|---|---|---:|---:|---:|---:|")
+print("\n| binary | job | req/s median (min–max) | p50 ms | p99 ms | service CPU µs/req | CPU stolen % |")
+print("|---|---|---:|---:|---:|---:|---:|")
 keys = sorted({(r[0], r[2]) for r in rows}, key=lambda k: (k[1], [r[0] for r in rows].index(k[0])))
 for name, job in keys:
     sel = [r for r in rows if r[0] == name and r[2] == job]
     col = lambda i: [float(r[i]) for r in sel]
     cell = lambda v, nd: f"{st.median(v):,.{nd}f} ({min(v):,.{nd}f}–{max(v):,.{nd}f})"
-    print(f"| {name} | {job} | {cell(col(3), 0)} | {cell(col(4), 2)} | {cell(col(5), 2)} | {cell(col(6), 0)} |")
+    print(f"| {name} | {job} | {cell(col(3), 0)} | {cell(col(4), 2)} | {cell(col(5), 2)} | {cell(col(6), 0)} | {cell(col(8), 0)} |")
 PY

@@ -7,58 +7,24 @@
 use std::path::Path;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::store::WrappedKey;
+use super::key_queue::{self, KeyQueue, Put};
 use super::CryptoError;
 
-/// Keys committed together at most.
-const MAX_GROUP: usize = 256;
-const QUEUE: usize = 1024;
-
-/// The handle on the writer thread; dropping it ends the thread.
-pub(super) struct KeyWriter {
-    queue: mpsc::Sender<Put>,
-}
-
-struct Put {
-    key: WrappedKey,
-    created_at: String,
-    reply: oneshot::Sender<Result<bool, CryptoError>>,
-}
-
-impl KeyWriter {
-    /// Starts the writer on the store's file (its schema already in place); `insert` is the
-    /// store's statement (`$1`…`$6`: id, owner, master key id, nonce, wrapped, created at),
-    /// which inserts nothing for an id already taken, live or shredded.
-    pub(super) fn start(path: &Path, insert: &'static str) -> Result<KeyWriter, CryptoError> {
-        let connection = open(path).map_err(|e| {
-            CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
-        })?;
-        let (queue, requests) = mpsc::channel(QUEUE);
-        std::thread::Builder::new()
-            .name("authledger-keys".into())
-            .spawn(move || run(connection, requests, insert))
-            .map_err(|e| CryptoError::Store(format!("cannot start the data key writer: {e}")))?;
-        Ok(KeyWriter { queue })
-    }
-
-    /// Inserts the key, durably; false when its id is already taken.
-    pub(super) async fn put(
-        &self,
-        key: &WrappedKey,
-        created_at: String,
-    ) -> Result<bool, CryptoError> {
-        let (reply, answer) = oneshot::channel();
-        let put = Put {
-            key: key.clone(),
-            created_at,
-            reply,
-        };
-        let stopped = || CryptoError::Store("the data key writer has stopped".into());
-        self.queue.send(put).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
+/// Starts the writer on the store's file (its schema already in place); `insert` is the
+/// store's statement (`$1`…`$6`: id, owner, master key id, nonce, wrapped, created at),
+/// which inserts nothing for an id already taken, live or shredded.
+pub(super) fn start(path: &Path, insert: &'static str) -> Result<KeyQueue, CryptoError> {
+    let connection = open(path).map_err(|e| {
+        CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
+    })?;
+    let (queue, requests) = KeyQueue::new();
+    std::thread::Builder::new()
+        .name("authledger-keys".into())
+        .spawn(move || run(connection, requests, insert))
+        .map_err(|e| CryptoError::Store(format!("cannot start the data key writer: {e}")))?;
+    Ok(queue)
 }
 
 fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
@@ -76,13 +42,7 @@ fn run(
     insert: &'static str,
 ) {
     while let Some(first) = requests.blocking_recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match requests.try_recv() {
-                Ok(put) => group.push(put),
-                Err(_) => break,
-            }
-        }
+        let group = key_queue::group(first, &mut requests);
         let results = match insert_group(&mut connection, &group, insert) {
             Ok(inserted) => inserted.into_iter().map(Ok).collect(),
             // Nothing of the group was committed: each alone, for its own answer.
@@ -95,10 +55,7 @@ fn run(
                 })
                 .collect::<Vec<_>>(),
         };
-        for (put, result) in group.into_iter().zip(results) {
-            // The caller may have gone; the key is stored (or not) all the same.
-            let _ = put.reply.send(result);
-        }
+        key_queue::answer(group, results);
     }
 }
 

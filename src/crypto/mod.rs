@@ -62,6 +62,7 @@
 //!   (4) re-run `rotate_master` (catches keys wrapped by instances still on the old key
 //!   during step 3) and `retire_master(old)`, then remove the old key from the config.
 
+mod key_queue;
 mod key_writer;
 pub mod master;
 pub mod password;

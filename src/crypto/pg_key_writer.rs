@@ -6,14 +6,10 @@
 use std::collections::HashSet;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::store::WrappedKey;
+use super::key_queue::{self, KeyQueue, Put};
 use super::CryptoError;
-
-/// Keys inserted together at most.
-const MAX_GROUP: usize = 256;
-const QUEUE: usize = 1024;
 
 /// A new key unless its id is taken, live or shredded; `RETURNING` names those inserted.
 const INSERT_GROUP: &str =
@@ -25,52 +21,16 @@ const INSERT_GROUP: &str =
      ON CONFLICT (id) DO NOTHING
      RETURNING id";
 
-/// The handle on the writer task; dropping it ends the task once the queue is empty.
-pub(super) struct PgKeyWriter {
-    queue: mpsc::Sender<Put>,
-}
-
-struct Put {
-    key: WrappedKey,
-    created_at: String,
-    reply: oneshot::Sender<Result<bool, CryptoError>>,
-}
-
-impl PgKeyWriter {
-    /// Starts the writer on the store's pool (its tables already in place).
-    pub(super) fn start(pool: PgPool) -> PgKeyWriter {
-        let (queue, requests) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, requests));
-        PgKeyWriter { queue }
-    }
-
-    /// Inserts the key, durably; false when its id is already taken.
-    pub(super) async fn put(
-        &self,
-        key: &WrappedKey,
-        created_at: String,
-    ) -> Result<bool, CryptoError> {
-        let (reply, answer) = oneshot::channel();
-        let put = Put {
-            key: key.clone(),
-            created_at,
-            reply,
-        };
-        let stopped = || CryptoError::Store("the data key writer has stopped".into());
-        self.queue.send(put).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
-    }
+/// Starts the writer on the store's pool (its tables already in place).
+pub(super) fn start(pool: PgPool) -> KeyQueue {
+    let (queue, requests) = KeyQueue::new();
+    tokio::spawn(run(pool, requests));
+    queue
 }
 
 async fn run(pool: PgPool, mut requests: mpsc::Receiver<Put>) {
     while let Some(first) = requests.recv().await {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match requests.try_recv() {
-                Ok(put) => group.push(put),
-                Err(_) => break,
-            }
-        }
+        let group = key_queue::group(first, &mut requests);
         let results = match insert_group(&pool, &group).await {
             Ok(inserted) => inserted.into_iter().map(Ok).collect(),
             // Nothing of the group was committed: each alone, for its own answer.
@@ -86,10 +46,7 @@ async fn run(pool: PgPool, mut requests: mpsc::Receiver<Put>) {
                 alone
             }
         };
-        for (put, result) in group.into_iter().zip(results) {
-            // The caller may have gone; the key is stored (or not) all the same.
-            let _ = put.reply.send(result);
-        }
+        key_queue::answer(group, results);
     }
 }
 

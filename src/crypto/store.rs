@@ -283,7 +283,7 @@ pub struct SqliteDataKeys {
     pool: SqlitePool,
     /// New keys go through it, committed in groups; other writes are rare (shreds,
     /// rotations) and take the pool.
-    writer: super::key_writer::KeyWriter,
+    writer: super::key_queue::KeyQueue,
     point_readers: crate::sqlite::PointReaders,
     description: String,
 }
@@ -330,7 +330,7 @@ impl SqliteDataKeys {
             .execute(&pool)
             .await
             .map_err(db)?;
-        let writer = super::key_writer::KeyWriter::start(path, INSERT)?;
+        let writer = super::key_writer::start(path, INSERT)?;
         Ok(SqliteDataKeys {
             pool,
             writer,
@@ -375,7 +375,7 @@ sql_data_key_store!(SqliteDataKeys);
 pub struct PgDataKeys {
     pool: PgPool,
     /// New keys go through it, inserted in groups; other writes take the pool.
-    writer: super::pg_key_writer::PgKeyWriter,
+    writer: super::key_queue::KeyQueue,
     description: String,
 }
 
@@ -405,7 +405,7 @@ impl PgDataKeys {
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(PgDataKeys {
-            writer: super::pg_key_writer::PgKeyWriter::start(pool.clone()),
+            writer: super::pg_key_writer::start(pool.clone()),
             pool,
             description: "PostgreSQL data keys".into(),
         })

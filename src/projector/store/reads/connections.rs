@@ -173,7 +173,10 @@ macro_rules! connections_reads {
 connections_reads!(SqliteProjections);
 connections_reads!(PgProjections);
 
-const CONNECTION_BY_ID: &str = "WHERE workspace_id = $1 AND id = $2";
+/// One connection by workspace and id: built once, read on every create and cache miss.
+static CONNECTION_BY_ID: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {CONNECTION_COLUMNS} FROM connections WHERE workspace_id = $1 AND id = $2")
+});
 
 impl SqliteProjections {
     /// On the caller's thread (a primary-key read takes less than a hand-off to the pool's
@@ -186,30 +189,28 @@ impl SqliteProjections {
         use rusqlite::OptionalExtension as _;
         self.point_readers
             .with(|c| {
-                c.prepare_cached(&format!(
-                    "SELECT {CONNECTION_COLUMNS} FROM connections {CONNECTION_BY_ID}"
-                ))?
-                .query_row([workspace_id, id], |row| {
-                    Ok(ConnectionRow {
-                        workspace_id: row.get(0)?,
-                        id: row.get(1)?,
-                        auth_config_id: row.get(2)?,
-                        user_id: row.get(3)?,
-                        status: row.get(4)?,
-                        scopes: row.get(5)?,
-                        requested_scopes: row.get(6)?,
-                        redirect_url: row.get(7)?,
-                        expires_at: row.get(8)?,
-                        has_refresh_token: row.get(9)?,
-                        status_reason: row.get(10)?,
-                        created_at: row.get(11)?,
-                        updated_at: row.get(12)?,
-                        last_refreshed_at: row.get(13)?,
-                        last_used_at: row.get(14)?,
-                        version: row.get(15)?,
+                c.prepare_cached(&CONNECTION_BY_ID)?
+                    .query_row([workspace_id, id], |row| {
+                        Ok(ConnectionRow {
+                            workspace_id: row.get(0)?,
+                            id: row.get(1)?,
+                            auth_config_id: row.get(2)?,
+                            user_id: row.get(3)?,
+                            status: row.get(4)?,
+                            scopes: row.get(5)?,
+                            requested_scopes: row.get(6)?,
+                            redirect_url: row.get(7)?,
+                            expires_at: row.get(8)?,
+                            has_refresh_token: row.get(9)?,
+                            status_reason: row.get(10)?,
+                            created_at: row.get(11)?,
+                            updated_at: row.get(12)?,
+                            last_refreshed_at: row.get(13)?,
+                            last_used_at: row.get(14)?,
+                            version: row.get(15)?,
+                        })
                     })
-                })
-                .optional()
+                    .optional()
             })
             .map_err(|e| ProjectionError::Database(format!("cannot read connection {id}: {e}")))
     }
@@ -221,13 +222,11 @@ impl PgProjections {
         workspace_id: &str,
         id: &str,
     ) -> Result<Option<ConnectionRow>, ProjectionError> {
-        sqlx::query_as(&format!(
-            "SELECT {CONNECTION_COLUMNS} FROM connections {CONNECTION_BY_ID}"
-        ))
-        .bind(workspace_id)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)
+        sqlx::query_as(CONNECTION_BY_ID.as_str())
+            .bind(workspace_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
     }
 }

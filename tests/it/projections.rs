@@ -836,3 +836,121 @@ async fn postgres_writers_sharing_a_database_apply_each_event_once() {
     let pool = a.pool().clone();
     writers_sharing_a_database_apply_each_event_once(Arc::new(a), Arc::new(b), Pg(pool)).await;
 }
+
+/// A log whose first `read_from` lets another writer apply everything first: the reader
+/// read the offset before that writer moved it, and then reads the events it would apply.
+struct OvertakingLog {
+    inner: Arc<dyn EventLog>,
+    other: tokio::sync::Mutex<Option<Arc<dyn ProjectionStore>>>,
+}
+
+#[async_trait::async_trait]
+impl EventLog for OvertakingLog {
+    async fn append(
+        &self,
+        event: &authledger::ledger::SignedEvent,
+        expected_version: u64,
+    ) -> Result<authledger::ledger::Appended, authledger::ledger::LogError> {
+        self.inner.append(event, expected_version).await
+    }
+    async fn read_aggregate(
+        &self,
+        key: &authledger::ledger::AggregateKey,
+    ) -> Result<Vec<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
+        self.inner.read_aggregate(key).await
+    }
+    async fn last_of_aggregate(
+        &self,
+        key: &authledger::ledger::AggregateKey,
+    ) -> Result<Option<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
+        self.inner.last_of_aggregate(key).await
+    }
+    async fn read_from(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
+        if let Some(other) = self.other.lock().await.take() {
+            while other
+                .catch_up(self.inner.as_ref(), 100)
+                .await
+                .expect("the other writer")
+                > 0
+            {}
+        }
+        self.inner.read_from(from, limit).await
+    }
+    async fn subscribe(
+        &self,
+        from: u64,
+    ) -> Result<authledger::ledger::log::EventStream, authledger::ledger::LogError> {
+        self.inner.subscribe(from).await
+    }
+    async fn head(&self) -> Result<u64, authledger::ledger::LogError> {
+        self.inner.head().await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// A catch-up (a CLI command beside a running `serve`) overtaken between its read of the
+/// offset and its batch by another writer that applied the same events: it applies nothing
+/// twice and fails nothing (seen as "UNIQUE constraint failed" from `export --follow`).
+async fn a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
+    a: Arc<dyn ProjectionStore>,
+    b: Arc<dyn ProjectionStore>,
+    db: impl CountRows,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (log, l, admin) = embedded_ledger(dir.path()).await;
+    for n in 0..5 {
+        let create = AuthConfigCommand::Create(AuthConfigCreated {
+            name: format!("config {n}"),
+            provider: "google".into(),
+            settings: oauth(&["a"], 'a'),
+            token_release: false,
+            offered: true,
+        });
+        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), &admin, &create)
+            .await
+            .expect("create");
+    }
+    let overtaking = OvertakingLog {
+        inner: log.clone(),
+        other: tokio::sync::Mutex::new(Some(b)),
+    };
+    let applied = a.catch_up(&overtaking, 100).await.expect("catch up");
+    assert_eq!(applied, 0, "everything was applied by the other writer");
+    assert_eq!(db.counts().await, (5, 5, 5));
+    assert_eq!(a.offset().await.expect("offset"), 5);
+}
+
+#[tokio::test]
+async fn sqlite_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("p.db");
+    let a = SqliteProjections::open(&path).await.expect("open a");
+    let b = SqliteProjections::open(&path).await.expect("open b");
+    let pool = a.pool().clone();
+    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
+        Arc::new(a),
+        Arc::new(b),
+        Sqlite(pool),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn postgres_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
+    let url = fresh_pg_database().await;
+    let a = PgProjections::open(&url).await.expect("open a");
+    let b = PgProjections::open(&url).await.expect("open b");
+    let pool = a.pool().clone();
+    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
+        Arc::new(a),
+        Arc::new(b),
+        Pg(pool),
+    )
+    .await;
+}

@@ -151,11 +151,28 @@ fn apply(
             rollback(connection);
             Ok(Applied::Moved)
         }
+        // Another process may have applied these events first (their rows collide with
+        // this batch's before the offset is reached): the offset, read under this
+        // transaction's write lock, tells.
+        Err(e) if offset_is_not(connection, from) => {
+            tracing::debug!(error = %e, "the batch was applied by another process first");
+            rollback(connection);
+            Ok(Applied::Moved)
+        }
         Err(e) => {
             rollback(connection);
             Err(e)
         }
     }
+}
+
+/// Whether the stored offset is somewhere other than `from` (false when it cannot be read:
+/// the batch's own error is then the one reported).
+fn offset_is_not(connection: &rusqlite::Connection, from: u64) -> bool {
+    connection
+        .prepare_cached("SELECT position FROM projection_offsets WHERE name = ?1")
+        .and_then(|mut read| read.query_row([super::PROJECTION], |row| row.get::<_, i64>(0)))
+        .is_ok_and(|at| u64::try_from(at).ok() != Some(from))
 }
 
 /// Ends the open transaction, if SQLite has not already (it rolls back by itself on some

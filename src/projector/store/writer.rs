@@ -624,21 +624,22 @@ async fn batch_start<F>(
     applied: &tokio::sync::watch::Sender<u64>,
     offset: impl FnOnce() -> F,
     known: &[RecordedEvent],
-) -> Result<(u64, bool), ProjectionError>
+) -> Result<u64, ProjectionError>
 where
     F: std::future::Future<Output = Result<u64, ProjectionError>>,
 {
     let last_applied = *applied.borrow();
     match known.first() {
-        Some(first) if first.position == last_applied + 1 => Ok((last_applied, true)),
-        _ => Ok((offset().await?, false)),
+        Some(first) if first.position == last_applied + 1 => Ok(last_applied),
+        _ => offset().await,
     }
 }
 
 impl SqliteProjections {
-    /// The batch goes to the writer thread whole; the offset is checked where it is set
-    /// (the transaction holds the file's write lock from its start). When another process
-    /// moved it, nothing is written and the batch is made again after a read of it.
+    /// The batch goes to the writer thread whole; the offset is checked there (the
+    /// transaction holds the file's write lock from its start). When another process moved
+    /// it, whether or not this batch's rows collided with its rows first, nothing is
+    /// written and the batch is made again after a read of it.
     async fn apply_batch(
         &self,
         log: &dyn EventLog,
@@ -651,7 +652,7 @@ impl SqliteProjections {
             ));
         };
         loop {
-            let (from, continues) = batch_start(&self.applied, || self.offset(), known).await?;
+            let from = batch_start(&self.applied, || self.offset(), known).await?;
             let events = events_after(from, log, limit, known).await?;
             if events.is_empty() {
                 return Ok(0);
@@ -664,8 +665,6 @@ impl SqliteProjections {
                     return Ok(events.len() as u64);
                 }
                 Ok(Applied::Moved) => known = &[],
-                // Perhaps applied by another process already: judged after a read.
-                Err(_) if continues => known = &[],
                 Err(e) => return Err(e),
             }
         }
@@ -695,7 +694,7 @@ impl PgProjections {
         // The log is read before the offset row is locked: a read can wait seconds (a
         // JetStream leader election), and the lock would hold every other instance's batch
         // that long.
-        let (seen, _) = batch_start(&self.applied, || self.offset(), known).await?;
+        let seen = batch_start(&self.applied, || self.offset(), known).await?;
         let events = events_after(seen, log, limit, known).await?;
         if events.is_empty() {
             return Ok(0);

@@ -43,7 +43,7 @@ pub async fn record_query_by(
         route: route.to_string(),
         filters,
     });
-    let committed = state.ledger.append_next(&key, actor, &event).await?;
+    let committed = state.ledger.append_first(&key, actor, &event).await?;
     crate::commands::written::reached(committed.position);
     Ok(committed.position)
 }

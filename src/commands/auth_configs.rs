@@ -688,7 +688,7 @@ async fn record_test(
     )
     .map_err(|e| CommandError::Ledger(e.into()))?;
     let event = crate::domain::Event::AuthConfigTested(tested);
-    let committed = state.ledger.append_next(&key, run.actor, &event).await?;
+    let committed = state.ledger.append_first(&key, run.actor, &event).await?;
     wait_for_write(state, committed.position).await?;
     Ok(committed.position)
 }

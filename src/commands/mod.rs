@@ -385,7 +385,7 @@ pub async fn record_denial(
     };
     if let Err(e) = state
         .ledger
-        .append_next(&key, &actor, &Event::AccessDenied(denial))
+        .append_first(&key, &actor, &Event::AccessDenied(denial))
         .await
     {
         tracing::error!(error = %e, "could not record an access denial in the ledger");

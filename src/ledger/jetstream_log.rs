@@ -7,7 +7,6 @@
 //! Exactly once: `Nats-Msg-Id` = event id inside the duplicate window; outside it, a
 //! conflict whose winning event has our id and bytes is reported as a duplicate.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,6 +14,7 @@ use async_nats::jetstream::{self, consumer, stream};
 use futures::StreamExt;
 
 use super::envelope::{open_envelope, AggregateKey};
+use super::generations::Generations;
 use super::log::{
     Appended, EventLog, EventStream, LogError, RangeReader, RecordedEvent, SignedEvent,
 };
@@ -23,6 +23,8 @@ use super::log::{
 pub const MIN_SERVER: (u64, u64) = (2, 10);
 /// Events of one aggregate read with direct gets before switching to a consumer.
 const DIRECT_READS: usize = 32;
+/// Aggregate tails kept per generation (see `tails`).
+const TAILS_PER_GENERATION: usize = 16_384;
 
 #[derive(Debug, Clone)]
 pub struct JetStreamOptions {
@@ -149,7 +151,9 @@ pub struct JetStreamEventLog {
     js: jetstream::Context,
     stream: stream::Stream,
     /// subject -> (aggregate version, stream sequence) of the aggregate's last event.
-    tails: Mutex<HashMap<String, (u64, u64)>>,
+    /// Bounded by generations: a miss costs one direct read, and most aggregates are
+    /// written once (a token, a tool call), so those in use keep their place.
+    tails: Mutex<Generations<String, (u64, u64)>>,
     parser: SubjectParser,
     /// Problems of the stream config found at open (empty for a writable log).
     pub warnings: Vec<String>,
@@ -244,7 +248,7 @@ impl JetStreamEventLog {
             client,
             js,
             stream,
-            tails: Mutex::new(HashMap::new()),
+            tails: Mutex::new(Generations::new(TAILS_PER_GENERATION)),
             parser,
             warnings,
         })
@@ -314,15 +318,11 @@ impl JetStreamEventLog {
     }
 
     fn cached_tail(&self, subject: &str) -> Option<(u64, u64)> {
-        self.tails.lock().ok().and_then(|t| t.get(subject).copied())
+        self.tails.lock().ok().and_then(|mut t| t.get(subject))
     }
 
     fn remember(&self, subject: &str, tail: (u64, u64)) {
         if let Ok(mut t) = self.tails.lock() {
-            // Bounded: a cache miss only costs one direct read.
-            if t.len() > 100_000 {
-                t.clear();
-            }
             t.insert(subject.to_string(), tail);
         }
     }

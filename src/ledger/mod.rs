@@ -4,6 +4,7 @@
 pub mod anchors;
 pub mod dump;
 pub mod envelope;
+pub mod generations;
 pub mod jetstream_log;
 pub mod keys;
 pub mod log;

@@ -2,13 +2,13 @@
 //! version. A conflict reloads and decides again; it never overwrites.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use uuid::Uuid;
 
 use super::envelope::{open_envelope, Actor, AggregateKey, EnvelopeError, EventBody};
+use super::generations::Generations;
 use super::keys::Signer;
 use super::log::{EventLog, LogError, SignedEvent};
 use crate::clock::Clock;
@@ -17,8 +17,10 @@ use crate::metrics::{Metrics, ResultLabel};
 
 /// How many times a command is re-decided after losing a version race.
 const MAX_ATTEMPTS: usize = 24;
-/// Bound of the per-instance caches (a miss only costs one read of the aggregate).
-const CACHE_ENTRIES: usize = 20_000;
+/// Entries per generation of the per-instance caches (a miss only costs one read of the
+/// aggregate). Most aggregates are written once (a token, a tool call, a denial): they age
+/// out in two generations while those in use stay.
+const CACHE_ENTRIES: usize = 4_096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -49,12 +51,13 @@ pub struct Ledger {
     signer: RwLock<Arc<Signer>>,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
-    /// Last (version, hash) per aggregate this instance wrote, for `append_next`.
-    tails: Mutex<HashMap<AggregateKey, (u64, String)>>,
+    /// Last (version, hash) per aggregate this instance appended to with `append_next`
+    /// (the others' tails are in `folded`).
+    tails: Mutex<Generations<AggregateKey, (u64, String)>>,
     /// Folded state per aggregate as this instance last read or wrote it. Never trusted
     /// alone: `load` asks the log for anything after it, and a decision made on it must
     /// win its append (the expected version) or is re-decided on a fresh read.
-    folded: Mutex<HashMap<AggregateKey, Folded>>,
+    folded: Mutex<Generations<AggregateKey, Folded>>,
 }
 
 /// One aggregate's state folded up to `version` (0: no events), whose last event sits at
@@ -95,8 +98,8 @@ impl Ledger {
             signer: RwLock::new(Arc::new(signer)),
             clock,
             metrics,
-            tails: Mutex::new(HashMap::new()),
-            folded: Mutex::new(HashMap::new()),
+            tails: Mutex::new(Generations::new(CACHE_ENTRIES)),
+            folded: Mutex::new(Generations::new(CACHE_ENTRIES)),
         }
     }
 
@@ -289,18 +292,15 @@ impl Ledger {
 
     /// The cached state of an aggregate, unchecked (for deciding: the append checks it).
     fn cached<A: Aggregate>(&self, key: &AggregateKey) -> Option<(A, Folded)> {
-        let folded = self.folded.lock().ok()?.get(key).cloned()?;
+        let folded = self.folded.lock().ok()?.get(key)?;
         let state = folded.state.downcast_ref::<A>()?.clone();
         Some((state, folded))
     }
 
     fn remember(&self, key: &AggregateKey, folded: Folded) {
         if let Ok(mut f) = self.folded.lock() {
-            let newer = f.get(key).is_none_or(|old| old.version <= folded.version);
+            let newer = f.peek(key).is_none_or(|old| old.version <= folded.version);
             if newer {
-                if f.len() >= CACHE_ENTRIES {
-                    f.clear();
-                }
                 f.insert(key.clone(), folded);
             }
         }
@@ -336,9 +336,30 @@ impl Ledger {
         Ok((state, folded))
     }
 
+    /// Appends the first event of an aggregate whose id the caller has just generated (a
+    /// record of something that happened: an audit query, a denial): no read, and nothing
+    /// cached, as nothing follows it. Should the id exist after all, the append loses
+    /// (expected version 0) and goes on as `append_next`.
+    pub async fn append_first(
+        &self,
+        key: &AggregateKey,
+        actor: &Actor,
+        event: &Event,
+    ) -> Result<Committed, LedgerError> {
+        match self
+            .append_after_as(key, None, actor, event, Uuid::now_v7())
+            .await
+        {
+            Err(LedgerError::Log(LogError::Conflict { .. })) => {
+                self.append_next(key, actor, event).await
+            }
+            other => other.map(|(committed, _)| committed),
+        }
+    }
+
     /// Appends an event that needs no decision over prior state (a record of something that
-    /// happened), chaining it to the aggregate's tail. Uses this instance's cached tail and
-    /// re-reads it only after a conflict.
+    /// happened), chaining it to the aggregate's tail. Uses this instance's cached tail (of
+    /// its own last `append_next` there) and re-reads it only after a conflict.
     pub async fn append_next(
         &self,
         key: &AggregateKey,
@@ -346,7 +367,7 @@ impl Ledger {
         event: &Event,
     ) -> Result<Committed, LedgerError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let cached = self.tails.lock().ok().and_then(|t| t.get(key).cloned());
+            let cached = self.tails.lock().ok().and_then(|mut t| t.get(key));
             let tail = match cached {
                 Some(t) => Some(t),
                 None => match self.log.last_of_aggregate(key).await? {
@@ -360,32 +381,30 @@ impl Ledger {
                     None => None,
                 },
             };
-            match self.append_after(key, tail, actor, event).await {
+            match self
+                .append_after_as(key, tail, actor, event, Uuid::now_v7())
+                .await
+            {
+                Ok((committed, hash)) => {
+                    if let Ok(mut t) = self.tails.lock() {
+                        t.insert(key.clone(), (committed.version, hash));
+                    }
+                    return Ok(committed);
+                }
                 Err(LedgerError::Log(LogError::Conflict { .. })) => {
                     if let Ok(mut t) = self.tails.lock() {
                         t.remove(key);
                     }
                     conflict_backoff(attempt).await;
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
         Err(LedgerError::Contended(MAX_ATTEMPTS, key.clone()))
     }
 
-    /// Builds, signs and appends the next event after `tail` (version, hash).
-    async fn append_after(
-        &self,
-        key: &AggregateKey,
-        tail: Option<(u64, String)>,
-        actor: &Actor,
-        event: &Event,
-    ) -> Result<Committed, LedgerError> {
-        self.append_after_as(key, tail, actor, event, Uuid::now_v7())
-            .await
-            .map(|(committed, _)| committed)
-    }
-
+    /// Builds, signs and appends the next event after `tail` (version, hash), with the
+    /// event id `event_id`; the new tail's hash comes back with what was committed.
     async fn append_after_as(
         &self,
         key: &AggregateKey,
@@ -438,24 +457,16 @@ impl Ledger {
             .get_or_create(&ResultLabel { result: label })
             .inc();
         match result {
-            Ok(appended) => {
-                if let Ok(mut t) = self.tails.lock() {
-                    if t.len() > 100_000 {
-                        t.clear();
-                    }
-                    t.insert(key.clone(), (expected + 1, hash.clone()));
-                }
-                Ok((
-                    Committed {
-                        position: appended.position,
-                        version: expected + 1,
-                        event_id,
-                        event: event.clone(),
-                        duplicate: appended.duplicate,
-                    },
-                    hash,
-                ))
-            }
+            Ok(appended) => Ok((
+                Committed {
+                    position: appended.position,
+                    version: expected + 1,
+                    event_id,
+                    event: event.clone(),
+                    duplicate: appended.duplicate,
+                },
+                hash,
+            )),
             Err(e) => {
                 if matches!(e, LogError::Conflict { .. }) {
                     self.metrics.conflicts.inc();

@@ -761,6 +761,22 @@ impl CountRows for Pg {
     }
 }
 
+/// `n` auth configs created in workspace `ws1`: one event each.
+async fn create_auth_configs(l: &Ledger, admin: &Actor, n: usize) {
+    for n in 0..n {
+        let create = AuthConfigCommand::Create(AuthConfigCreated {
+            name: format!("config {n}"),
+            provider: "google".into(),
+            settings: oauth(&["a"], 'a'),
+            token_release: false,
+            offered: true,
+        });
+        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), admin, &create)
+            .await
+            .expect("create");
+    }
+}
+
 /// Two writers on one projection database, each handed the log's events as its
 /// subscription delivers them (the fast path: no read of the offset first), while the other
 /// moves the offset under it: ahead (the events are applied already) and back to 0 (a reset
@@ -772,18 +788,7 @@ async fn writers_sharing_a_database_apply_each_event_once(
 ) {
     let dir = tempfile::tempdir().expect("dir");
     let (log, l, admin) = embedded_ledger(dir.path()).await;
-    for n in 0..12 {
-        let create = AuthConfigCommand::Create(AuthConfigCreated {
-            name: format!("config {n}"),
-            provider: "google".into(),
-            settings: oauth(&["a"], 'a'),
-            token_release: false,
-            offered: true,
-        });
-        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), &admin, &create)
-            .await
-            .expect("create");
-    }
+    create_auth_configs(&l, &admin, 12).await;
     let events = log.read_from(1, 100).await.expect("read");
     assert_eq!(events.len(), 12);
     // After each call: every event up to the offset applied once, none after it.
@@ -818,23 +823,40 @@ async fn writers_sharing_a_database_apply_each_event_once(
     assert_eq!(db.counts().await, once(12));
 }
 
-#[tokio::test]
-async fn sqlite_writers_sharing_a_file_apply_each_event_once() {
+/// Two embedded projection stores on one file (as `serve` and a CLI command beside it).
+async fn two_sqlite_writers() -> (
+    tempfile::TempDir,
+    Arc<dyn ProjectionStore>,
+    Arc<dyn ProjectionStore>,
+    Sqlite,
+) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("p.db");
     let a = SqliteProjections::open(&path).await.expect("open a");
     let b = SqliteProjections::open(&path).await.expect("open b");
     let pool = a.pool().clone();
-    writers_sharing_a_database_apply_each_event_once(Arc::new(a), Arc::new(b), Sqlite(pool)).await;
+    (dir, Arc::new(a), Arc::new(b), Sqlite(pool))
 }
 
-#[tokio::test]
-async fn postgres_writers_sharing_a_database_apply_each_event_once() {
+/// Two PostgreSQL projection stores on one fresh database (two instances).
+async fn two_postgres_writers() -> (Arc<dyn ProjectionStore>, Arc<dyn ProjectionStore>, Pg) {
     let url = fresh_pg_database().await;
     let a = PgProjections::open(&url).await.expect("open a");
     let b = PgProjections::open(&url).await.expect("open b");
     let pool = a.pool().clone();
-    writers_sharing_a_database_apply_each_event_once(Arc::new(a), Arc::new(b), Pg(pool)).await;
+    (Arc::new(a), Arc::new(b), Pg(pool))
+}
+
+#[tokio::test]
+async fn sqlite_writers_sharing_a_file_apply_each_event_once() {
+    let (_dir, a, b, db) = two_sqlite_writers().await;
+    writers_sharing_a_database_apply_each_event_once(a, b, db).await;
+}
+
+#[tokio::test]
+async fn postgres_writers_sharing_a_database_apply_each_event_once() {
+    let (a, b, db) = two_postgres_writers().await;
+    writers_sharing_a_database_apply_each_event_once(a, b, db).await;
 }
 
 /// A log whose first `read_from` lets another writer apply everything first: the reader
@@ -904,18 +926,7 @@ async fn a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
 ) {
     let dir = tempfile::tempdir().expect("dir");
     let (log, l, admin) = embedded_ledger(dir.path()).await;
-    for n in 0..5 {
-        let create = AuthConfigCommand::Create(AuthConfigCreated {
-            name: format!("config {n}"),
-            provider: "google".into(),
-            settings: oauth(&["a"], 'a'),
-            token_release: false,
-            offered: true,
-        });
-        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), &admin, &create)
-            .await
-            .expect("create");
-    }
+    create_auth_configs(&l, &admin, 5).await;
     let overtaking = OvertakingLog {
         inner: log.clone(),
         other: tokio::sync::Mutex::new(Some(b)),
@@ -928,29 +939,12 @@ async fn a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
 
 #[tokio::test]
 async fn sqlite_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("p.db");
-    let a = SqliteProjections::open(&path).await.expect("open a");
-    let b = SqliteProjections::open(&path).await.expect("open b");
-    let pool = a.pool().clone();
-    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
-        Arc::new(a),
-        Arc::new(b),
-        Sqlite(pool),
-    )
-    .await;
+    let (_dir, a, b, db) = two_sqlite_writers().await;
+    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(a, b, db).await;
 }
 
 #[tokio::test]
 async fn postgres_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
-    let url = fresh_pg_database().await;
-    let a = PgProjections::open(&url).await.expect("open a");
-    let b = PgProjections::open(&url).await.expect("open b");
-    let pool = a.pool().clone();
-    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
-        Arc::new(a),
-        Arc::new(b),
-        Pg(pool),
-    )
-    .await;
+    let (a, b, db) = two_postgres_writers().await;
+    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(a, b, db).await;
 }

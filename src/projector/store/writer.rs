@@ -221,9 +221,18 @@ macro_rules! sql_writer {
                 from: u64,
                 last: u64,
             ) -> Result<Option<Vec<Family>>, ProjectionError> {
+                let changed = Self::apply_ops(tx, planned).await?;
+                Ok(Self::move_offset(tx, from, last).await?.then_some(changed))
+            }
+
+            /// A live batch's ops alone: the cached families they changed.
+            async fn apply_ops(
+                tx: &mut impl Exec,
+                planned: Vec<(u64, Vec<Op>)>,
+            ) -> Result<Vec<Family>, ProjectionError> {
                 let mut changed = Vec::new();
                 Self::exec_ops(tx, planned, &mut changed, None, &mut Pending::default()).await?;
-                Ok(Self::move_offset(tx, from, last).await?.then_some(changed))
+                Ok(changed)
             }
 
             async fn exec_ops(
@@ -684,7 +693,9 @@ impl SqliteProjections {
 
 impl PgProjections {
     /// The offset row is locked before anything is written: another instance's batch
-    /// waits for this one, then finds the offset moved on.
+    /// waits for this one, then finds the offset moved on. Usually the offset is where
+    /// this instance last saw it: then one statement locks its row and moves it, and the
+    /// batch's statements follow (one round trip fewer than locking, then moving).
     async fn apply_batch(
         &self,
         log: &dyn EventLog,
@@ -699,7 +710,14 @@ impl PgProjections {
         if events.is_empty() {
             return Ok(0);
         }
+        let planned = plan_batch(&events)?;
+        let last = planned.last().map_or(seen, |(position, _)| *position);
         let mut tx = self.begin().await.map_err(db)?;
+        if Self::move_offset(&mut tx, seen, last).await? {
+            let changed = Self::apply_ops(&mut tx, planned).await?;
+            return self.commit_batch(tx, changed, last, events.len()).await;
+        }
+        // Another instance applied some of them: from where it left the offset.
         let offset = Self::lock_offset(&mut tx).await?;
         self.saw_offset(offset);
         let events = match continuing(events, seen, offset) {
@@ -718,13 +736,24 @@ impl PgProjections {
                     "the projection offset moved while its row was locked".into(),
                 )
             })?;
+        self.commit_batch(tx, changed, last, events.len()).await
+    }
+
+    /// Commits a batch that applied `count` events up to `last`; stale cache entries go
+    /// before the new offset is announced (read-your-writes).
+    async fn commit_batch(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        changed: Vec<Family>,
+        last: u64,
+        count: usize,
+    ) -> Result<u64, ProjectionError> {
         tx.commit().await.map_err(db)?;
-        // Stale entries go before the new offset is announced (read-your-writes).
         for family in changed {
             self.cache.changed(family);
         }
         self.announce(last);
-        Ok(events.len() as u64)
+        Ok(count as u64)
     }
 }
 

@@ -54,6 +54,7 @@ mod observability;
 mod openapi;
 mod otel;
 mod outages;
+mod projection_writers;
 mod projections;
 mod readiness;
 mod replay;

@@ -23,7 +23,7 @@ fn secret(fp: char) -> SealedSecret {
     }
 }
 
-fn oauth(scopes: &[&str], fp: char) -> AuthSettings {
+pub(crate) fn oauth(scopes: &[&str], fp: char) -> AuthSettings {
     AuthSettings::Oauth2(OAuth2Settings {
         authorization_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
         token_url: "https://oauth2.googleapis.com/token".into(),
@@ -40,7 +40,7 @@ fn oauth(scopes: &[&str], fp: char) -> AuthSettings {
 }
 
 /// An embedded log in `dir`, a ledger on it and an admin key's actor.
-async fn embedded_ledger(dir: &std::path::Path) -> (Arc<dyn EventLog>, Ledger, Actor) {
+pub(crate) async fn embedded_ledger(dir: &std::path::Path) -> (Arc<dyn EventLog>, Ledger, Actor) {
     let log: Arc<dyn EventLog> =
         Arc::new(SqliteEventLog::open(&dir.join("l.db")).await.expect("log"));
     let l = ledger(log.clone(), Signer::generate());
@@ -133,8 +133,8 @@ trait AsyncQuery {
     async fn versions(&self, ws: &str, id: &str) -> Vec<(i64, String, String)>;
 }
 
-struct Sqlite(sqlx::SqlitePool);
-struct Pg(sqlx::PgPool);
+pub(crate) struct Sqlite(pub(crate) sqlx::SqlitePool);
+pub(crate) struct Pg(pub(crate) sqlx::PgPool);
 
 const CURRENT: &str =
     "SELECT name, status, version, settings FROM auth_configs WHERE workspace_id = $1 AND id = $2";
@@ -732,219 +732,4 @@ async fn postgres_connections_are_projected() {
     let store = PgProjections::open(&url).await.expect("open");
     let pool = store.pool().clone();
     connections_are_projected(Arc::new(store), Pg(pool)).await;
-}
-
-/// Audit rows and their distinct positions, and the stored offset.
-trait CountRows {
-    async fn counts(&self) -> (i64, i64, i64);
-}
-
-const COUNTS: &str = "SELECT (SELECT COUNT(*) FROM audit_events),
-    (SELECT COUNT(DISTINCT position) FROM audit_events),
-    (SELECT position FROM projection_offsets)";
-
-impl CountRows for Sqlite {
-    async fn counts(&self) -> (i64, i64, i64) {
-        sqlx::query_as(COUNTS)
-            .fetch_one(&self.0)
-            .await
-            .expect("counts")
-    }
-}
-
-impl CountRows for Pg {
-    async fn counts(&self) -> (i64, i64, i64) {
-        sqlx::query_as(COUNTS)
-            .fetch_one(&self.0)
-            .await
-            .expect("counts")
-    }
-}
-
-/// `n` auth configs created in workspace `ws1`: one event each.
-async fn create_auth_configs(l: &Ledger, admin: &Actor, n: usize) {
-    for n in 0..n {
-        let create = AuthConfigCommand::Create(AuthConfigCreated {
-            name: format!("config {n}"),
-            provider: "google".into(),
-            settings: oauth(&["a"], 'a'),
-            token_release: false,
-            offered: true,
-        });
-        l.execute::<AuthConfig>("ws1", &format!("ac{n}"), admin, &create)
-            .await
-            .expect("create");
-    }
-}
-
-/// Two writers on one projection database, each handed the log's events as its
-/// subscription delivers them (the fast path: no read of the offset first), while the other
-/// moves the offset under it: ahead (the events are applied already) and back to 0 (a reset
-/// by another process). Each event is applied exactly once, and nothing is reported stuck.
-async fn writers_sharing_a_database_apply_each_event_once(
-    a: Arc<dyn ProjectionStore>,
-    b: Arc<dyn ProjectionStore>,
-    db: impl CountRows,
-) {
-    let dir = tempfile::tempdir().expect("dir");
-    let (log, l, admin) = embedded_ledger(dir.path()).await;
-    create_auth_configs(&l, &admin, 12).await;
-    let events = log.read_from(1, 100).await.expect("read");
-    assert_eq!(events.len(), 12);
-    // After each call: every event up to the offset applied once, none after it.
-    let once = |n: i64| (n, n, n);
-
-    assert_eq!(a.apply_next(log.as_ref(), 2, &events).await.expect("a"), 2);
-    assert_eq!(db.counts().await, once(2));
-    // b has applied nothing yet: it is handed 1.. while the offset is at 2.
-    let n = b.apply_next(log.as_ref(), 4, &events).await.expect("b");
-    assert!(n > 0);
-    let offset = 2 + i64::try_from(n).expect("n");
-    assert_eq!(db.counts().await, once(offset));
-    // a last applied 2 and is handed 3.., while the offset is further on.
-    let n = a
-        .apply_next(log.as_ref(), 2, &events[2..])
-        .await
-        .expect("a");
-    assert!(n > 0);
-    let offset = offset + i64::try_from(n).expect("n");
-    assert_eq!(db.counts().await, once(offset));
-    // Emptied by b; a is handed what follows what it last applied: it starts again from 1.
-    b.reset().await.expect("reset");
-    let after = usize::try_from(offset).expect("offset");
-    assert_eq!(
-        a.apply_next(log.as_ref(), 3, &events[after..])
-            .await
-            .expect("a"),
-        3
-    );
-    assert_eq!(db.counts().await, once(3));
-    while a.catch_up(log.as_ref(), 100).await.expect("catch up") > 0 {}
-    assert_eq!(db.counts().await, once(12));
-}
-
-/// Two embedded projection stores on one file (as `serve` and a CLI command beside it).
-async fn two_sqlite_writers() -> (
-    tempfile::TempDir,
-    Arc<dyn ProjectionStore>,
-    Arc<dyn ProjectionStore>,
-    Sqlite,
-) {
-    let dir = tempfile::tempdir().expect("dir");
-    let path = dir.path().join("p.db");
-    let a = SqliteProjections::open(&path).await.expect("open a");
-    let b = SqliteProjections::open(&path).await.expect("open b");
-    let pool = a.pool().clone();
-    (dir, Arc::new(a), Arc::new(b), Sqlite(pool))
-}
-
-/// Two PostgreSQL projection stores on one fresh database (two instances).
-async fn two_postgres_writers() -> (Arc<dyn ProjectionStore>, Arc<dyn ProjectionStore>, Pg) {
-    let url = fresh_pg_database().await;
-    let a = PgProjections::open(&url).await.expect("open a");
-    let b = PgProjections::open(&url).await.expect("open b");
-    let pool = a.pool().clone();
-    (Arc::new(a), Arc::new(b), Pg(pool))
-}
-
-#[tokio::test]
-async fn sqlite_writers_sharing_a_file_apply_each_event_once() {
-    let (_dir, a, b, db) = two_sqlite_writers().await;
-    writers_sharing_a_database_apply_each_event_once(a, b, db).await;
-}
-
-#[tokio::test]
-async fn postgres_writers_sharing_a_database_apply_each_event_once() {
-    let (a, b, db) = two_postgres_writers().await;
-    writers_sharing_a_database_apply_each_event_once(a, b, db).await;
-}
-
-/// A log whose first `read_from` lets another writer apply everything first: the reader
-/// read the offset before that writer moved it, and then reads the events it would apply.
-struct OvertakingLog {
-    inner: Arc<dyn EventLog>,
-    other: tokio::sync::Mutex<Option<Arc<dyn ProjectionStore>>>,
-}
-
-#[async_trait::async_trait]
-impl EventLog for OvertakingLog {
-    async fn append(
-        &self,
-        event: &authledger::ledger::SignedEvent,
-        expected_version: u64,
-    ) -> Result<authledger::ledger::Appended, authledger::ledger::LogError> {
-        self.inner.append(event, expected_version).await
-    }
-    async fn read_aggregate(
-        &self,
-        key: &authledger::ledger::AggregateKey,
-    ) -> Result<Vec<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
-        self.inner.read_aggregate(key).await
-    }
-    async fn last_of_aggregate(
-        &self,
-        key: &authledger::ledger::AggregateKey,
-    ) -> Result<Option<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
-        self.inner.last_of_aggregate(key).await
-    }
-    async fn read_from(
-        &self,
-        from: u64,
-        limit: usize,
-    ) -> Result<Vec<authledger::ledger::RecordedEvent>, authledger::ledger::LogError> {
-        if let Some(other) = self.other.lock().await.take() {
-            while other
-                .catch_up(self.inner.as_ref(), 100)
-                .await
-                .expect("the other writer")
-                > 0
-            {}
-        }
-        self.inner.read_from(from, limit).await
-    }
-    async fn subscribe(
-        &self,
-        from: u64,
-    ) -> Result<authledger::ledger::log::EventStream, authledger::ledger::LogError> {
-        self.inner.subscribe(from).await
-    }
-    async fn head(&self) -> Result<u64, authledger::ledger::LogError> {
-        self.inner.head().await
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
-
-/// A catch-up (a CLI command beside a running `serve`) overtaken between its read of the
-/// offset and its batch by another writer that applied the same events: it applies nothing
-/// twice and fails nothing (seen as "UNIQUE constraint failed" from `export --follow`).
-async fn a_catch_up_overtaken_by_another_writer_applies_nothing_twice(
-    a: Arc<dyn ProjectionStore>,
-    b: Arc<dyn ProjectionStore>,
-    db: impl CountRows,
-) {
-    let dir = tempfile::tempdir().expect("dir");
-    let (log, l, admin) = embedded_ledger(dir.path()).await;
-    create_auth_configs(&l, &admin, 5).await;
-    let overtaking = OvertakingLog {
-        inner: log.clone(),
-        other: tokio::sync::Mutex::new(Some(b)),
-    };
-    let applied = a.catch_up(&overtaking, 100).await.expect("catch up");
-    assert_eq!(applied, 0, "everything was applied by the other writer");
-    assert_eq!(db.counts().await, (5, 5, 5));
-    assert_eq!(a.offset().await.expect("offset"), 5);
-}
-
-#[tokio::test]
-async fn sqlite_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
-    let (_dir, a, b, db) = two_sqlite_writers().await;
-    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(a, b, db).await;
-}
-
-#[tokio::test]
-async fn postgres_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
-    let (a, b, db) = two_postgres_writers().await;
-    a_catch_up_overtaken_by_another_writer_applies_nothing_twice(a, b, db).await;
 }

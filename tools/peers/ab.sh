@@ -10,28 +10,22 @@
 # per binary, job and round (req/s, p50, p99, service CPU per request from /proc) and the
 # medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. PERF_DIR=dir also records each
 # measured run with `perf record -g` (Debian's linux-perf) into dir/NAME-ROUND-JOB.data
-# (read with `perf report -i …`; the recording costs the service some CPU: compare
+# (PERF_CALLGRAPH=dwarf PERF_FREQ=199 for stacks through code built without frame pointers;
+# read with `perf report -i …`; the recording costs the service some CPU: compare
 # profiles with profiles). Everything it starts is stopped by PID; traffic to 127.0.0.1 only.
 set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: ab.sh NAME=/path/to/authledger ..." >&2; exit 2; }
 ROUNDS=${ROUNDS:-3} DUR=${DUR:-10} C1DUR=${C1DUR:-5} WARMUP=${WARMUP:-3}
 AL_PORT=${AL_PORT:-28330}
-HERE=$(cd "$(dirname "$0")" && pwd)
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 W=$(mktemp -d)
 AL_PID=""
-cleanup() {
-  if [ -n "$AL_PID" ]; then kill "$AL_PID" 2>/dev/null || true; wait "$AL_PID" 2>/dev/null || true; fi
-  rm -rf "$W"
-}
-trap cleanup EXIT
+trap al_cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
 # The side-by-side recipe's Lua bodies for jobs A and B, as it writes them.
-for f in al_token al_conn; do
-  sed -n "/^cat > \"\$W\/lua\/$f.lua\" <<'LUA'/,/^LUA/p" "$HERE/openbao/side-by-side.sh" | sed '1d;$d' > "$W/$f.lua"
-  [ -s "$W/$f.lua" ] || { echo "no $f.lua in side-by-side.sh" >&2; exit 1; }
-done
+for f in al_token al_conn; do side_by_side_lua "$f" "$W/$f.lua"; done
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The machine's stolen and total CPU ticks: a VM whose host is busy runs slower without
@@ -39,27 +33,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 steal_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
 
 start() {  # start BINARY: fresh data dir, bootstrap, serve, agent key, auth config, connection, tool
-  local bin=$1 dir=$W/data
-  rm -rf "$dir"; mkdir -p "$dir"
-  local envs=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" RUST_LOG=info
-    AUTHLEDGER_DATA_DIR="$dir" AUTHLEDGER_LISTEN="127.0.0.1:$AL_PORT"
-    AUTHLEDGER_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_DENIAL_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off)
-  env -i "${envs[@]}" "$bin" bootstrap --workspace bench > "$W/boot.json"
-  ADMIN_KEY=$(jq -r .admin_api_key "$W/boot.json")
-  setsid env -i "${envs[@]}" "$bin" serve > "$W/server.log" 2>&1 < /dev/null &
-  AL_PID=$!
-  local u="http://127.0.0.1:$AL_PORT"
-  for _ in $(seq 1 120); do curl -sf -o /dev/null "$u/healthz" && break; sleep 0.25; done
-  api() { curl -sS -X POST "$u$1" -H "Authorization: Bearer $2" -H 'content-type: application/json' -d "$3"; }
-  AL_AGENT_KEY=$(api /v1/api-keys "$ADMIN_KEY" '{"name":"bench agent","role":"agent"}' | jq -r .key)
-  AL_AUTH_CONFIG=$(api /v1/auth-configs "$ADMIN_KEY" \
-    '{"name":"bench","provider":"custom","auth_type":"api_key","api_key":{"key_name":"X-Api-Key","location":"header","prefix":null}}' | jq -r .id)
-  AL_CONN=$(api /v1/connections "$ADMIN_KEY" \
-    "{\"auth_config_id\":\"$AL_AUTH_CONFIG\",\"user_id\":\"bench-user\",\"credentials\":{\"api_key\":\"k\"}}" | jq -r .id)
-  api /v1/tools "$ADMIN_KEY" '{"name":"custom.bench_echo","provider":"custom","description":"Benchmark tool","method":"GET","base_url":"http://127.0.0.1:9","path":"/echo","parameters":{"type":"object"},"required_scopes":[],"risk":"read"}' > /dev/null
+  al_serve "$1" "$W/data" "$W/boot.json" "$W/server.log" info
+  al_fixtures k http://127.0.0.1:9 "Benchmark tool" /dev/null
   export AL_AGENT_KEY AL_AUTH_CONFIG AL_CONN AL_ADMIN_KEY=$ADMIN_KEY
 }
 
@@ -69,7 +44,7 @@ run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
   local perf_pid=""
   if [ -n "${PERF_DIR:-}" ]; then
     mkdir -p "$PERF_DIR"
-    perf record -q -F 499 -g -p "$AL_PID" -o "$PERF_DIR/$name-$round-$job.data" -- sleep "$d" 2>/dev/null &
+    perf record -q -F "${PERF_FREQ:-499}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$AL_PID" -o "$PERF_DIR/$name-$round-$job.data" -- sleep "$d" 2>/dev/null &
     perf_pid=$!
   fi
   c0=$(cpu_ticks "$AL_PID"); s0=$(steal_ticks)

@@ -16,20 +16,14 @@ set -euo pipefail
 
 [ $# -ge 1 ] || { echo "usage: memory.sh /path/to/authledger ..." >&2; exit 2; }
 TOKENS=${TOKENS:-200000} STEPS=${STEPS:-3} AL_PORT=${AL_PORT:-28340}
-HERE=$(cd "$(dirname "$0")" && pwd)
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 W=$(mktemp -d)
 AL_PID=""
-cleanup() {
-  if [ -n "$AL_PID" ]; then kill "$AL_PID" 2>/dev/null || true; wait "$AL_PID" 2>/dev/null || true; fi
-  rm -rf "$W"
-}
-trap cleanup EXIT
+trap al_cleanup EXIT
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
-sed -n "/^cat > \"\$W\/lua\/al_token.lua\" <<'LUA'/,/^LUA/p" "$HERE/openbao/side-by-side.sh" | sed '1d;$d' > "$W/al_token.lua"
-[ -s "$W/al_token.lua" ] || { echo "no al_token.lua in side-by-side.sh" >&2; exit 1; }
+side_by_side_lua al_token "$W/al_token.lua"
 
 U=http://127.0.0.1:$AL_PORT
-api() { curl -sS -X "$1" "$U$2" -H "Authorization: Bearer $3" -H 'content-type: application/json' ${4:+-d "$4"}; }
 
 # MiB of RSS by kind of mapping: "heap C file total".
 by_kind() {
@@ -56,24 +50,9 @@ PY
 echo "| binary | live tokens | req/s of the step | Rust heap MiB | C allocator and stacks MiB | files MiB | RSS MiB |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
 for BIN in "$@"; do
-  D=$W/data; rm -rf "$D"; mkdir -p "$D"
-  envs=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" RUST_LOG=warn AUTHLEDGER_DATA_DIR="$D"
-    AUTHLEDGER_LISTEN="127.0.0.1:$AL_PORT"
-    AUTHLEDGER_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off)
-  env -i "${envs[@]}" "$BIN" bootstrap --workspace bench > "$W/boot.json"
-  ADMIN=$(jq -r .admin_api_key "$W/boot.json")
-  setsid env -i "${envs[@]}" "$BIN" serve > "$W/server.log" 2>&1 < /dev/null &
-  AL_PID=$!
-  for _ in $(seq 1 120); do curl -sf -o /dev/null "$U/healthz" && break; sleep 0.25; done
-  for _ in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$U/v1/workspace")" = 200 ] && break; sleep 0.1
-  done
-  AL_AGENT_KEY=$(api POST /v1/api-keys "$ADMIN" '{"name":"bench agent","role":"agent"}' | jq -r .key)
-  AC=$(api POST /v1/auth-configs "$ADMIN" '{"name":"bench","provider":"custom","auth_type":"api_key","api_key":{"key_name":"X-Api-Key","location":"header","prefix":null}}' | jq -r .id)
-  AL_CONN=$(api POST /v1/connections "$ADMIN" "{\"auth_config_id\":\"$AC\",\"user_id\":\"bench-user\",\"credentials\":{\"api_key\":\"bench-key-$RANDOM$RANDOM\"}}" | jq -r .id)
-  api POST /v1/tools "$ADMIN" '{"name":"custom.bench_echo","provider":"custom","description":"Benchmark tool.","method":"GET","base_url":"http://127.0.0.1:9","path":"/echo","parameters":{"type":"object"},"required_scopes":[],"risk":"read"}' > /dev/null
+  al_serve "$BIN" "$W/data" "$W/boot.json" "$W/server.log" warn
+  al_wait_workspace
+  al_fixtures "bench-key-$RANDOM$RANDOM" http://127.0.0.1:9 "Benchmark tool." /dev/null
   export AL_AGENT_KEY AL_CONN AL_TTL=900
   name=$(basename "$BIN")
   sleep 5

@@ -26,6 +26,7 @@
 # Overrides: W ROUNDS WARMUP DUR C1DUR E_TOKENS E_MORE LOAD_MAX LOAD_WAIT_MAX PEER_DIR SKIP_E
 #            AL_PORT BAO_PORT BAO_CLUSTER_PORT UP_PORT
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 
 BIN_IN=${1:?usage: RUN.sh /path/to/authledger}
 W=${W:-$(mktemp -d)}
@@ -244,7 +245,7 @@ pair() {  # pair SYS JOB ROUND THREADS CONNS DUR SCRIPT URL : a warm-up (WARMUP 
   echo "ports: authledger $AL_PORT, openbao $BAO_PORT/$BAO_CLUSTER_PORT, nginx $UP_PORT"
   echo "ROUNDS=$ROUNDS WARMUP=$WARMUP DUR=$DUR C1DUR=$C1DUR E_TOKENS=$E_TOKENS LOAD_MAX=$LOAD_MAX LOAD_WAIT_MAX=$LOAD_WAIT_MAX"
 } > "$R/env.txt" 2>&1 || true
-cp "$0" "$R/RUN.sh.copy"; cp "$BB/config.hcl" "$BB/audit-on.hcl" "$R/"
+cp "$0" "$R/RUN.sh.copy"; cp "$PEERS/lib.sh" "$R/lib.sh.copy"; cp "$BB/config.hcl" "$BB/audit-on.hcl" "$R/"
 
 # ------------------------------------------------------------------ upstream: nginx, static 27-byte JSON
 NG=$W/nginx
@@ -277,42 +278,14 @@ for _ in $(seq 1 40); do curl -sf -o /dev/null "$UPSTREAM/echo" && break; sleep 
 log "nginx pid $NGINX_PID: $(curl -s -D - "$UPSTREAM/echo" | tr -d '\r' | grep -iE '^(content-type|content-length)' | tr '\n' ' ')"
 
 # ------------------------------------------------------------------ authledger
-alapi() {  # alapi METHOD PATH KEY [JSON]
-  if [ $# -ge 4 ]; then
-    curl -sS -X "$1" "http://127.0.0.1:$AL_PORT$2" -H "Authorization: Bearer $3" -H 'content-type: application/json' -d "$4"
-  else
-    curl -sS -X "$1" "http://127.0.0.1:$AL_PORT$2" -H "Authorization: Bearer $3"
-  fi
-}
 start_al() {  # start_al TAG: fresh data dir, bootstrap, serve, agent key, auth config, connection, tool
   local tag=$1
   AL_DIR=$W/al-$tag
-  rm -rf "$AL_DIR"; mkdir -p "$AL_DIR"
-  # the documented benchmark environment (BENCHMARKS.md, agents suite), nothing else of the caller's
-  local envs=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" RUST_LOG=info
-    AUTHLEDGER_DATA_DIR="$AL_DIR" AUTHLEDGER_LISTEN="127.0.0.1:$AL_PORT"
-    AUTHLEDGER_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_DENIAL_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off)
-  env -i "${envs[@]}" "$AL" bootstrap --workspace bench > "$R/al-$tag-bootstrap.json"
-  ADMIN_KEY=$(jq -r .admin_api_key "$R/al-$tag-bootstrap.json")
-  setsid env -i "${envs[@]}" "$AL" serve > "$R/al-$tag-server.log" 2>&1 < /dev/null &
-  AL_PID=$!
-  for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
+  al_serve "$AL" "$AL_DIR" "$R/al-$tag-bootstrap.json" "$R/al-$tag-server.log" info
   alive_as "$AL_PID" "authledger serve" || { log "authledger pid $AL_PID is not the server"; exit 1; }
-  for _ in $(seq 1 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN_KEY" "http://127.0.0.1:$AL_PORT/v1/workspace")" = 200 ] && break; sleep 0.1
-  done
-  AL_AGENT_KEY=$(alapi POST /v1/api-keys "$ADMIN_KEY" '{"name":"bench agent","role":"agent"}' | jq -r .key)
-  AL_AUTH_CONFIG=$(alapi POST /v1/auth-configs "$ADMIN_KEY" \
-    '{"name":"bench","provider":"custom","auth_type":"api_key","api_key":{"key_name":"X-Api-Key","location":"header","prefix":null}}' | jq -r .id)
-  local c
-  c=$(alapi POST /v1/connections "$ADMIN_KEY" \
-    "{\"auth_config_id\":\"$AL_AUTH_CONFIG\",\"user_id\":\"bench-user\",\"credentials\":{\"api_key\":\"$UPSTREAM_KEY\"}}")
-  AL_CONN=$(echo "$c" | jq -r .id)
-  [ "$(echo "$c" | jq -r .status)" = active ] || { log "connection not active: $c"; exit 1; }
-  alapi POST /v1/tools "$ADMIN_KEY" "{\"name\":\"custom.bench_echo\",\"provider\":\"custom\",\"description\":\"Benchmark tool: GET /echo of a local nginx.\",\"method\":\"GET\",\"base_url\":\"$UPSTREAM\",\"path\":\"/echo\",\"parameters\":{\"type\":\"object\"},\"required_scopes\":[],\"risk\":\"read\"}" > "$R/al-$tag-tool.json"
+  al_wait_workspace
+  al_fixtures "$UPSTREAM_KEY" "$UPSTREAM" "Benchmark tool: GET /echo of a local nginx." "$R/al-$tag-tool.json"
+  [ "$(echo "$AL_CONN_JSON" | jq -r .status)" = active ] || { log "connection not active: $AL_CONN_JSON"; exit 1; }
   export AL_AGENT_KEY AL_AUTH_CONFIG AL_CONN ADMIN_KEY AL_ADMIN_KEY=$ADMIN_KEY
   # sanity: one token, one gateway call (upstream status 200 and its body)
   {

@@ -30,6 +30,7 @@ pub mod gateway;
 pub mod identity;
 pub mod ledger;
 pub mod mcp;
+pub mod memory;
 pub mod metrics;
 pub mod net;
 pub mod oauth;

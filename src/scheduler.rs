@@ -161,6 +161,25 @@ pub async fn run_dynamic_credential_expiry(
     }
 }
 
+/// How often the C allocator's free pages are handed back (`memory::give_back`; a pass
+/// over glibc's arenas takes well under a millisecond).
+pub const MEMORY_GIVE_BACK: Duration = Duration::from_secs(10);
+
+/// Hands the C allocator's free pages back to the system every `every`, until `stop`
+/// turns true.
+pub async fn run_memory_give_back(every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
+    }
+}
+
 /// How often calls requested and never completed are looked for.
 pub const TOOL_CALL_RECOVERY_SWEEP: Duration = Duration::from_secs(60);
 

@@ -128,6 +128,10 @@ pub async fn serve(
         crate::scheduler::TOOL_CALL_RECOVERY_SWEEP,
         stop_rx.clone(),
     ));
+    let give_back_task = tokio::spawn(crate::scheduler::run_memory_give_back(
+        crate::scheduler::MEMORY_GIVE_BACK,
+        stop_rx.clone(),
+    ));
     let gateway_state = state.clone();
     let projector_task = tokio::spawn(projector.run(stop_rx));
     let addr: Option<SocketAddr> = listener.local_addr().ok();
@@ -160,6 +164,7 @@ pub async fn serve(
         syslog_task,
         Some(expiry_task),
         Some(recovery_task),
+        Some(give_back_task),
     ]
     .into_iter()
     .flatten()

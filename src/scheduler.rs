@@ -161,8 +161,7 @@ pub async fn run_dynamic_credential_expiry(
     }
 }
 
-/// How often the C allocator's free pages are handed back (`memory::give_back`; a pass
-/// over glibc's arenas takes well under a millisecond).
+/// How often the C allocator's free pages are handed back (`memory::give_back`).
 pub const MEMORY_GIVE_BACK: Duration = Duration::from_secs(10);
 
 /// Hands the C allocator's free pages back to the system every `every`, until `stop`

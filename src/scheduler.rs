@@ -49,15 +49,20 @@ pub async fn on_schedule<F, Fut>(
         let wait = (next - chrono::Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if stopped_while_waiting(wait, &mut stop).await {
             return;
         }
         tick().await;
     }
+}
+
+/// Waits `wait` unless `stop` turns true first; true when it did.
+async fn stopped_while_waiting(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => {}
+        _ = stop.changed() => return true,
+    }
+    *stop.borrow()
 }
 
 /// One tick: refresh what expires within the buffer. Returns how many were refreshed.
@@ -125,11 +130,7 @@ pub async fn run_idempotency_sweeper(
             Ok(n) => tracing::info!(shredded = n, "idempotency answers past retention shredded"),
             Err(e) => tracing::warn!(error = %e, "cannot shred expired idempotency answers"),
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if stopped_while_waiting(every, &mut stop).await {
             return;
         }
     }
@@ -151,11 +152,7 @@ pub async fn run_dynamic_credential_expiry(
         if dropped > 0 {
             tracing::info!(dropped, "dynamic database users past their expiry dropped");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if stopped_while_waiting(every, &mut stop).await {
             return;
         }
     }
@@ -164,18 +161,14 @@ pub async fn run_dynamic_credential_expiry(
 /// How often the C allocator's free pages are handed back (`memory::give_back`).
 pub const MEMORY_GIVE_BACK: Duration = Duration::from_secs(10);
 
-/// Hands the C allocator's free pages back to the system every `every`, until `stop`
-/// turns true.
+/// Hands the C allocator's free pages back to the system at start and every `every`,
+/// until `stop` turns true.
 pub async fn run_memory_give_back(every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
+        if stopped_while_waiting(every, &mut stop).await {
             return;
         }
-        let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
     }
 }
 
@@ -213,11 +206,7 @@ pub async fn run_tool_call_recovery(
             Err(e) => tracing::warn!(error = %e, "cannot recover tool calls now"),
         }
         first = false;
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-        if *stop.borrow() {
+        if stopped_while_waiting(every, &mut stop).await {
             return;
         }
     }

@@ -98,15 +98,19 @@ async fn events_after(
     }
 }
 
-/// Events read (without the lock) after `seen`, kept from `locked` on: another instance
-/// may have applied some in between. `None` when what is left does not continue `locked`.
-fn continuing(events: Vec<RecordedEvent>, seen: u64, locked: u64) -> Option<Vec<RecordedEvent>> {
+/// A batch read and planned (without the lock) after `seen`, kept from `locked` on:
+/// another instance may have applied some in between. `None` when what is left does not
+/// continue `locked`.
+fn continuing<T>(planned: Vec<(u64, T)>, seen: u64, locked: u64) -> Option<Vec<(u64, T)>> {
     if locked == seen {
-        return Some(events);
+        return Some(planned);
     }
-    let rest: Vec<_> = events.into_iter().filter(|e| e.position > locked).collect();
+    let rest: Vec<_> = planned
+        .into_iter()
+        .filter(|(position, _)| *position > locked)
+        .collect();
     match rest.first() {
-        Some(first) if first.position == locked + 1 => Some(rest),
+        Some((first, _)) if *first == locked + 1 => Some(rest),
         _ => None,
     }
 }
@@ -720,15 +724,14 @@ impl PgProjections {
         // Another instance applied some of them: from where it left the offset.
         let offset = Self::lock_offset(&mut tx).await?;
         self.saw_offset(offset);
-        let events = match continuing(events, seen, offset) {
-            Some(events) => events,
-            None => log.read_from(offset + 1, limit).await?,
+        let planned = match continuing(planned, seen, offset) {
+            Some(planned) => planned,
+            None => plan_batch(&log.read_from(offset + 1, limit).await?)?,
         };
-        if events.is_empty() {
+        let Some((last, _)) = planned.last() else {
             return Ok(0);
-        }
-        let planned = plan_batch(&events)?;
-        let last = planned.last().map_or(offset, |(position, _)| *position);
+        };
+        let (last, count) = (*last, planned.len());
         let changed = Self::apply_planned(&mut tx, planned, offset, last)
             .await?
             .ok_or_else(|| {
@@ -736,7 +739,7 @@ impl PgProjections {
                     "the projection offset moved while its row was locked".into(),
                 )
             })?;
-        self.commit_batch(tx, changed, last, events.len()).await
+        self.commit_batch(tx, changed, last, count).await
     }
 
     /// Commits a batch that applied `count` events up to `last`; stale cache entries go
@@ -760,23 +763,9 @@ impl PgProjections {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::envelope::AggregateKey;
 
-    fn at(position: u64) -> RecordedEvent {
-        RecordedEvent {
-            position,
-            key: AggregateKey {
-                workspace_id: "ws1".into(),
-                aggregate_type: "connection".into(),
-                aggregate_id: "c1".into(),
-            },
-            version: None,
-            envelope: bytes::Bytes::new(),
-        }
-    }
-
-    fn positions(events: Option<Vec<RecordedEvent>>) -> Option<Vec<u64>> {
-        events.map(|e| e.iter().map(|e| e.position).collect())
+    fn positions(planned: Option<Vec<(u64, ())>>) -> Option<Vec<u64>> {
+        planned.map(|p| p.iter().map(|(position, _)| *position).collect())
     }
 
     #[test]
@@ -794,8 +783,8 @@ mod tests {
     }
 
     #[test]
-    fn events_read_without_the_lock_are_kept_only_where_they_continue_the_locked_offset() {
-        let read = || (5..=8).map(at).collect::<Vec<_>>();
+    fn a_batch_planned_without_the_lock_is_kept_only_where_they_continue_the_locked_offset() {
+        let read = || (5..=8).map(|position| (position, ())).collect::<Vec<_>>();
         assert_eq!(positions(continuing(read(), 4, 4)), Some(vec![5, 6, 7, 8]));
         // Another instance applied 5 and 6 meanwhile.
         assert_eq!(positions(continuing(read(), 4, 6)), Some(vec![7, 8]));

@@ -321,7 +321,7 @@ pub async fn create(
     });
     let committed = state
         .ledger
-        .execute::<AuthConfig>(&caller.workspace_id, &id, &caller.actor(), &command)
+        .create::<AuthConfig>(&caller.workspace_id, &id, &caller.actor(), &command)
         .await;
     let committed = match committed {
         Ok(c) => c,

@@ -230,7 +230,7 @@ pub async fn create_api_key(
     };
     let committed = state
         .ledger
-        .execute::<ApiKey>(
+        .create::<ApiKey>(
             &caller.workspace_id,
             &id,
             &caller.actor(),

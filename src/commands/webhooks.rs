@@ -158,7 +158,11 @@ pub async fn create(
         enabled: input.enabled,
         secret: sealed,
     });
-    change(state, caller, &id, command).await?;
+    let committed = state
+        .ledger
+        .create::<Webhook>(&caller.workspace_id, &id, &caller.actor(), &command)
+        .await?;
+    wait_for_write(state, committed.position).await?;
     Ok(WithSecret {
         row: row(state, caller, &id).await?,
         secret,

@@ -168,11 +168,12 @@ pub async fn define(
         servers: input.servers,
         agent_key_ids: input.agent_key_ids,
     };
-    let committed = match state
-        .ledger
-        .execute::<Gateway>(ws, &id, &caller.actor(), &command)
-        .await
-    {
+    let ledger = &state.ledger;
+    let committed = match create {
+        true => ledger.create::<Gateway>(ws, &id, &caller.actor(), &command).await,
+        false => ledger.execute::<Gateway>(ws, &id, &caller.actor(), &command).await,
+    };
+    let committed = match committed {
         Err(crate::ledger::LedgerError::Envelope(_)) => {
             return Err(AgentError::NotFound {
                 what: "gateway",

@@ -150,7 +150,7 @@ async fn initiate_oauth(
         });
         let committed = state
             .ledger
-            .execute::<Connection>(workspace_id, &id, actor, &command)
+            .create::<Connection>(workspace_id, &id, actor, &command)
             .await?;
         Ok::<_, CommandError>((connect_url, expires_at, committed.position))
     }
@@ -398,7 +398,7 @@ async fn create_from_credentials(
         Ok::<_, CommandError>(
             state
                 .ledger
-                .execute::<Connection>(workspace_id, &id, actor, &command)
+                .create::<Connection>(workspace_id, &id, actor, &command)
                 .await?
                 .position,
         )

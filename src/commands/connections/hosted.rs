@@ -86,7 +86,7 @@ pub async fn start(
     });
     let committed = match state
         .ledger
-        .execute::<Connection>(workspace_id, &id, actor, &command)
+        .create::<Connection>(workspace_id, &id, actor, &command)
         .await
     {
         Ok(c) => c,

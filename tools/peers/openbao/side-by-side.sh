@@ -21,9 +21,11 @@
 #      before its own work (no signature, no write)
 #   E  after the rounds: 200,000 tokens from each (fresh data dirs), RSS before and after;
 #      then (E_MORE=1, the default) 200,000 more on the same server, RSS before and after:
-#      what live tokens cost once the service's bounded caches have filled.
+#      what live tokens cost once the service's bounded caches have filled. "Before" and
+#      "settled" are each the median of E_SAMPLES RSS samples 1 s apart (20: two of
+#      authledger's 10 s memory give-backs; one sample catches a give-back's either side).
 #
-# Overrides: W ROUNDS WARMUP DUR C1DUR E_TOKENS E_MORE LOAD_MAX LOAD_WAIT_MAX PEER_DIR SKIP_E
+# Overrides: W ROUNDS WARMUP DUR C1DUR E_TOKENS E_MORE E_SAMPLES LOAD_MAX LOAD_WAIT_MAX PEER_DIR SKIP_E
 #            AL_PORT BAO_PORT BAO_CLUSTER_PORT UP_PORT
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
@@ -185,6 +187,14 @@ trap 'exit 130' INT TERM
 ticks()   { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sysbusy() { awk '/^cpu /{idle=$5+$6; tot=0; for(i=2;i<=NF;i++) tot+=$i; print tot-idle}' /proc/stat; }
 memkb()   { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
+memkb_median() {  # memkb_median PID FIELD: the median of E_SAMPLES samples, 1 s apart
+  local i
+  for i in $(seq 1 "${E_SAMPLES:-20}"); do
+    if [ "$i" -gt 1 ]; then sleep 1; fi
+    memkb "$1" "$2"
+  done |
+    sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'
+}
 load1()   { cut -d' ' -f1 /proc/loadavg; }
 
 wait_load() {  # wait_load LABEL -> appends to loads.tsv
@@ -396,11 +406,11 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # ------------------------------------------------------------------ E: memory with many live tokens
-printf 'sys\ttokens_2xx\tnon2xx\trps\tseconds\trss_kb_before\trss_kb_after\trss_kb_after_10s\tanon_kb_before\tanon_kb_after_10s\thwm_kb\tload1_start\n' > "$R/memory.tsv"
+printf 'sys\ttokens_2xx\tnon2xx\trps\tseconds\trss_kb_before\trss_kb_after\trss_kb_settled\tanon_kb_before\tanon_kb_settled\thwm_kb\tload1_start\n' > "$R/memory.tsv"
 e_run() {  # e_run SYS SCRIPT URL TIMEOUT_S
   local sys=$1 script=$2 url=$3 tmo=$4 out="$R/$1-E.txt" rb ab ra ra10 aa10 hwm l0 p
   sleep 5
-  rb=$(memkb "$SRV_PID" VmRSS); ab=$(memkb "$SRV_PID" RssAnon); l0=$(load1)
+  rb=$(memkb_median "$SRV_PID" VmRSS); ab=$(memkb "$SRV_PID" RssAnon); l0=$(load1)
   local done_file="$R/$sys-E.done" wpid t0
   rm -f "$done_file"; t0=$(date +%s)
   LIMIT_PER_THREAD=$(( E_TOKENS / 2 )) DONE_FILE="$done_file" \
@@ -412,8 +422,8 @@ e_run() {  # e_run SYS SCRIPT URL TIMEOUT_S
   done
   wait "$wpid" || true
   log "E $sys: wrk ended after $(( $(date +%s) - t0 )) s"
-  ra=$(memkb "$SRV_PID" VmRSS); sleep 10
-  ra10=$(memkb "$SRV_PID" VmRSS); aa10=$(memkb "$SRV_PID" RssAnon); hwm=$(memkb "$SRV_PID" VmHWM)
+  ra=$(memkb "$SRV_PID" VmRSS); sleep 5
+  ra10=$(memkb_median "$SRV_PID" VmRSS); aa10=$(memkb "$SRV_PID" RssAnon); hwm=$(memkb "$SRV_PID" VmHWM)
   p=$($PARSE "$out")
   echo "$p" | awk -F'\t' -v s="$sys" -v rb="$rb" -v ra="$ra" -v ra10="$ra10" -v ab="$ab" -v aa10="$aa10" -v hwm="$hwm" -v l0="$l0" \
     'BEGIN{OFS="\t"} {print s, $4-$6, $6, $1, $5, rb, ra, ra10, ab, aa10, hwm, l0}' >> "$R/memory.tsv"
@@ -570,16 +580,16 @@ try:
 except FileNotFoundError:
     m = []
 if m:
-    p("| system | tokens issued (2xx) | non-2xx | issuance req/s | s | RSS before MiB | RSS right after MiB | RSS 10 s after MiB | RssAnon before / after MiB | VmHWM MiB | RSS growth per 100k live tokens, MiB (10 s after) | load at start |")
+    p("| system | tokens issued (2xx) | non-2xx | issuance req/s | s | RSS before MiB | RSS right after MiB | RSS settled MiB (median, 5–25 s after) | RssAnon before / after MiB | VmHWM MiB | RSS growth per 100k live tokens, MiB (settled) | load at start |")
     p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for e in m:
         t = int(e["tokens_2xx"]); rb = int(e["rss_kb_before"]) / 1024; ra = int(e["rss_kb_after"]) / 1024
-        r10 = int(e["rss_kb_after_10s"]) / 1024
+        r10 = int(e["rss_kb_settled"]) / 1024
         per = (r10 - rb) / (t / 100000) if t else float("nan")
         name = {"al": "authledger", "al+": "authledger, 200k more (same server)",
                 "bao": "OpenBao", "bao+": "OpenBao, 200k more (same server)"}[e["sys"]]
         p(f"| {name} | {t:,} | {e['non2xx']} | {float(e['rps']):.0f} | {e['seconds']} | {rb:.0f} | {ra:.0f} | {r10:.0f} | "
-          f"{int(e['anon_kb_before']) / 1024:.0f} / {int(e['anon_kb_after_10s']) / 1024:.0f} | {int(e['hwm_kb']) / 1024:.0f} | **{per:.0f}** | {e['load1_start']} |")
+          f"{int(e['anon_kb_before']) / 1024:.0f} / {int(e['anon_kb_settled']) / 1024:.0f} | {int(e['hwm_kb']) / 1024:.0f} | **{per:.0f}** | {e['load1_start']} |")
     p("")
 
 # raw

@@ -200,9 +200,14 @@ pub async fn execute(
         .map_err(|e| crate::commands::agents::invalid("arguments", e.to_string()))?;
     let requested = record::requested(&target, authority, &call, approval_id, &usable, &request);
     let phases = phases.next("prepare");
-    record::record_requested(state, caller, &call, requested).await?;
+    // The scrubber's automaton is built while `tool.requested` is being flushed (the
+    // append yields once it has signed and handed the event to the log's writer).
+    let (recorded, scrubber) = tokio::join!(
+        record::record_requested(state, caller, &call, requested),
+        async { Scrubber::for_credential(&credential) },
+    );
+    recorded?;
     let phases = phases.next("requested");
-    let scrubber = Scrubber::for_credential(&credential);
     request.inject(&credential);
     drop(credential);
     let (result, attempts) = upstream::call(state, &request).await;

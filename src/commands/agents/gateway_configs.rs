@@ -169,9 +169,10 @@ pub async fn define(
         agent_key_ids: input.agent_key_ids,
     };
     let ledger = &state.ledger;
-    let committed = match create {
-        true => ledger.create::<Gateway>(ws, &id, &caller.actor(), &command).await,
-        false => ledger.execute::<Gateway>(ws, &id, &caller.actor(), &command).await,
+    let committed = if create {
+        ledger.create::<Gateway>(ws, &id, &caller.actor(), &command).await
+    } else {
+        ledger.execute::<Gateway>(ws, &id, &caller.actor(), &command).await
     };
     let committed = match committed {
         Err(crate::ledger::LedgerError::Envelope(_)) => {

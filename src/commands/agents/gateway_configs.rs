@@ -170,9 +170,13 @@ pub async fn define(
     };
     let ledger = &state.ledger;
     let committed = if create {
-        ledger.create::<Gateway>(ws, &id, &caller.actor(), &command).await
+        ledger
+            .create::<Gateway>(ws, &id, &caller.actor(), &command)
+            .await
     } else {
-        ledger.execute::<Gateway>(ws, &id, &caller.actor(), &command).await
+        ledger
+            .execute::<Gateway>(ws, &id, &caller.actor(), &command)
+            .await
     };
     let committed = match committed {
         Err(crate::ledger::LedgerError::Envelope(_)) => {

@@ -783,7 +783,7 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_planned_without_the_lock_is_kept_only_where_they_continue_the_locked_offset() {
+    fn a_batch_planned_without_the_lock_is_kept_only_where_it_continues_the_locked_offset() {
         let read = || (5..=8).map(|position| (position, ())).collect::<Vec<_>>();
         assert_eq!(positions(continuing(read(), 4, 4)), Some(vec![5, 6, 7, 8]));
         // Another instance applied 5 and 6 meanwhile.

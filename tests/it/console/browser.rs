@@ -168,15 +168,38 @@ impl Console {
     }
 
     pub async fn fill(&self, css: &str, text: &str) {
-        let field = self.c.find(Locator::Css(css)).await.expect(css);
+        let field = self.find(css).await;
         field.clear().await.expect("clear");
         field.send_keys(text).await.expect("type");
+    }
+
+    /// The element `css` names on the current page; when there is none, the failure says
+    /// which page the browser was on and what it showed.
+    pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        match self.c.find(Locator::Css(css)).await {
+            Ok(element) => element,
+            Err(e) => {
+                let url = self.c.current_url().await.map(|u| u.to_string());
+                let shown = self
+                    .c
+                    .execute("return document.documentElement.outerText;", vec![])
+                    .await
+                    .map(|v| {
+                        v.as_str()
+                            .unwrap_or_default()
+                            .chars()
+                            .take(800)
+                            .collect::<String>()
+                    });
+                panic!("{css}: {e}\non {url:?}, showing {shown:?}")
+            }
+        }
     }
 
     /// Clicks a submit button and waits for the page it leads to (every form posts and
     /// answers with a new page): the old page's marker gone, the new one loaded.
     pub async fn submit(&self, css: &str) {
-        let button = self.c.find(Locator::Css(css)).await.expect(css);
+        let button = self.find(css).await;
         self.click_to_next_page(button).await;
     }
 

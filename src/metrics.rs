@@ -142,7 +142,7 @@ impl Metrics {
         );
         registry.register(
             "ledger_append_seconds",
-            "Latency of one ledger append",
+            "Latency of one ledger append a caller waits on",
             append_seconds.clone(),
         );
         registry.register(

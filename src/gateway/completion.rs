@@ -1,6 +1,7 @@
 //! `tool.completed` after the answer: the agent is answered once `tool.requested` is
 //! durable, and the outcome is appended right after in a task that outlives the request
-//! (bounded retries). [`Completions`] is what this instance still owes: an undo of a call
+//! (bounded retries), as an append no caller waits on (`Ledger::execute_unwaited`: the
+//! embedded log flushes it with the next call's `tool.requested`). [`Completions`] is what this instance still owes: an undo of a call
 //! whose completion is on its way waits for it here, and a stopping server waits for all
 //! of them ([`Completions::settled`]). A completion that never lands (the service died, or
 //! the log refused every try) is appended by recovery (`super::recover`) with outcome
@@ -113,7 +114,7 @@ async fn append(state: &AppState, ws: &str, id: &str, actor: &Actor, event: Tool
     for attempt in 1..=TRIES {
         match state
             .ledger
-            .execute::<ToolCall>(ws, id, actor, &command)
+            .execute_unwaited::<ToolCall>(ws, id, actor, &command)
             .await
         {
             Ok(_) => return,

@@ -39,6 +39,18 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// How soon an append must be durable. Either way it is durable before the append returns
+/// and before any reader sees it; the difference is whether it may wait for company.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flush {
+    /// Flushed as soon as the log can (with whatever is waiting beside it): a caller waits.
+    Now,
+    /// No caller waits on it (a tool call's `tool.completed`, appended after the agent was
+    /// answered): a log may hold it briefly and flush it with the next `Now` append, one
+    /// flush for both.
+    WithNext,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     /// Someone else appended first: reload the aggregate and decide again.
@@ -108,6 +120,18 @@ pub trait EventLog: Send + Sync + 'static {
         event: &SignedEvent,
         expected_version: u64,
     ) -> Result<Appended, LogError>;
+
+    /// `append`, saying how soon it must be flushed. A log with nothing to gain from
+    /// holding an append (JetStream acknowledges each publish on its own) appends at once.
+    async fn append_with(
+        &self,
+        event: &SignedEvent,
+        expected_version: u64,
+        flush: Flush,
+    ) -> Result<Appended, LogError> {
+        let _ = flush;
+        self.append(event, expected_version).await
+    }
 
     /// Every event of one aggregate, in version order.
     async fn read_aggregate(&self, key: &AggregateKey) -> Result<Vec<RecordedEvent>, LogError>;

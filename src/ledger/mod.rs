@@ -10,6 +10,7 @@ pub mod keys;
 pub mod log;
 pub mod note;
 pub mod signature;
+pub mod sqlite_intake;
 pub mod sqlite_log;
 pub mod trust;
 pub mod verify;
@@ -17,5 +18,5 @@ pub mod writer;
 
 pub use envelope::{Actor, ActorType, AggregateKey, EventBody, PAYLOAD_TYPE};
 pub use keys::{KeyDir, KeyRing, Signer};
-pub use log::{Appended, EventLog, LogError, RecordedEvent, SignedEvent};
+pub use log::{Appended, EventLog, Flush, LogError, RecordedEvent, SignedEvent};
 pub use writer::{Committed, Ledger, LedgerError};

@@ -24,7 +24,8 @@ use sqlx::{Row, SqlitePool};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::envelope::AggregateKey;
-use super::log::{Appended, EventLog, EventStream, LogError, RecordedEvent, SignedEvent};
+use super::log::{Appended, EventLog, EventStream, Flush, LogError, RecordedEvent, SignedEvent};
+use super::sqlite_intake::{AppendRequest, Intake, WriterCommand, HOLD, MAX_GROUP};
 use crate::sqlite::PointReaders;
 use crate::wal::{WalPolicy, WalRestart};
 
@@ -32,8 +33,6 @@ const SCHEMA: &str = include_str!("sqlite_log.sql");
 
 /// How often a subscriber looks for events appended by another process.
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Most appends committed in one transaction.
-const MAX_GROUP: usize = 256;
 /// Most events an inline read returns; a longer tail is read through the pool instead, so
 /// a request thread never blocks on a long read.
 const INLINE_ROWS: usize = 64;
@@ -49,18 +48,6 @@ pub struct SqliteEventLog {
     /// take them from here instead of reading back what was just written.
     committed: broadcast::Sender<Arc<Vec<RecordedEvent>>>,
     writer: mpsc::Sender<WriterCommand>,
-}
-
-struct AppendRequest {
-    event: SignedEvent,
-    expected_version: u64,
-    reply: oneshot::Sender<Result<Appended, LogError>>,
-}
-
-enum WriterCommand {
-    Append(AppendRequest),
-    /// Finish what is queued before it, close the file, then answer.
-    Close(oneshot::Sender<()>),
 }
 
 impl SqliteEventLog {
@@ -447,79 +434,78 @@ fn append_or_refuse(
 /// when the log is dropped.
 fn run_writer(
     mut connection: rusqlite::Connection,
-    mut queue: mpsc::Receiver<WriterCommand>,
+    queue: mpsc::Receiver<WriterCommand>,
     (committed, storage): (&broadcast::Sender<Arc<Vec<RecordedEvent>>>, &Storage),
     restart: &WalRestart,
 ) {
-    while let Some(command) = queue.blocking_recv() {
-        let first = match command {
-            WriterCommand::Append(request) => request,
-            WriterCommand::Close(done) => {
-                drop(connection);
-                let _ = done.send(());
-                return;
-            }
-        };
-        let mut group = vec![first];
-        let mut close = None;
-        while group.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(WriterCommand::Append(request)) => group.push(request),
-                Ok(WriterCommand::Close(done)) => {
-                    close = Some(done);
-                    break;
+    let mut intake = Intake::new(queue, HOLD);
+    loop {
+        let next = intake.next_group();
+        if !next.appends.is_empty() {
+            commit_and_answer(&mut connection, next.appends, (committed, storage));
+            if restart.take() {
+                // Copies what came since the checkpointer's last pass (after the answers,
+                // so no caller waits on it); the next transaction then starts the WAL over.
+                if let Err(e) =
+                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
+                    tracing::warn!(error = %e, "event log checkpoint by the writer failed");
                 }
-                Err(_) => break,
             }
         }
-        let results = append_or_refuse(&mut connection, &group, storage);
-        // Committed to a file that is no longer the log's (its directory was removed or
-        // replaced): lost at the next start, so not acknowledged, not announced.
-        let results = match storage.still_ours() {
-            Ok(()) => results,
-            Err(e) => {
-                tracing::error!(error = %e, "event log storage lost; refusing appends");
-                let message = e.to_string();
-                results
-                    .into_iter()
-                    .map(|r| r.and(Err(LogError::Unavailable(message.clone()))))
-                    .collect()
-            }
-        };
-        if committed.receiver_count() > 0 {
-            let new: Vec<RecordedEvent> = group
-                .iter()
-                .zip(&results)
-                .filter_map(|(request, result)| match result {
-                    Ok(a) if !a.duplicate => Some(RecordedEvent {
-                        position: a.position,
-                        key: request.event.key.clone(),
-                        version: Some(request.event.version),
-                        envelope: request.event.envelope.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect();
-            if !new.is_empty() {
-                let _ = committed.send(Arc::new(new));
-            }
-        }
-        for (request, result) in group.into_iter().zip(results) {
-            // The caller may have gone; its event is in the log (or not) all the same.
-            let _ = request.reply.send(result);
-        }
-        if restart.take() {
-            // Copies what came since the checkpointer's last pass (after the answers, so
-            // no caller waits on it); the next transaction then starts the WAL over.
-            if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                tracing::warn!(error = %e, "event log checkpoint by the writer failed");
-            }
-        }
-        if let Some(done) = close {
+        if let Some(done) = next.close {
             drop(connection);
             let _ = done.send(());
             return;
         }
+        if next.ended {
+            return;
+        }
+    }
+}
+
+/// Commits one group, announces its new events to this process's subscribers, then
+/// answers each append.
+fn commit_and_answer(
+    connection: &mut rusqlite::Connection,
+    group: Vec<AppendRequest>,
+    (committed, storage): (&broadcast::Sender<Arc<Vec<RecordedEvent>>>, &Storage),
+) {
+    let results = append_or_refuse(connection, &group, storage);
+    // Committed to a file that is no longer the log's (its directory was removed or
+    // replaced): lost at the next start, so not acknowledged, not announced.
+    let results = match storage.still_ours() {
+        Ok(()) => results,
+        Err(e) => {
+            tracing::error!(error = %e, "event log storage lost; refusing appends");
+            let message = e.to_string();
+            results
+                .into_iter()
+                .map(|r| r.and(Err(LogError::Unavailable(message.clone()))))
+                .collect()
+        }
+    };
+    if committed.receiver_count() > 0 {
+        let new: Vec<RecordedEvent> = group
+            .iter()
+            .zip(&results)
+            .filter_map(|(request, result)| match result {
+                Ok(a) if !a.duplicate => Some(RecordedEvent {
+                    position: a.position,
+                    key: request.event.key.clone(),
+                    version: Some(request.event.version),
+                    envelope: request.event.envelope.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if !new.is_empty() {
+            let _ = committed.send(Arc::new(new));
+        }
+    }
+    for (request, result) in group.into_iter().zip(results) {
+        // The caller may have gone; its event is in the log (or not) all the same.
+        let _ = request.reply.send(result);
     }
 }
 
@@ -644,6 +630,17 @@ impl EventLog for SqliteEventLog {
         event: &SignedEvent,
         expected_version: u64,
     ) -> Result<Appended, LogError> {
+        self.append_with(event, expected_version, Flush::Now).await
+    }
+
+    /// An append with [`Flush::WithNext`] is held by the writer (`sqlite_intake`) until the
+    /// next append that must be durable now, or [`HOLD`], and shares its flush.
+    async fn append_with(
+        &self,
+        event: &SignedEvent,
+        expected_version: u64,
+        flush: Flush,
+    ) -> Result<Appended, LogError> {
         if event.version != expected_version + 1 {
             return Err(LogError::Invalid(format!(
                 "event version {} does not follow expected version {expected_version}",
@@ -654,6 +651,7 @@ impl EventLog for SqliteEventLog {
         let request = AppendRequest {
             event: event.clone(),
             expected_version,
+            flush,
             reply,
         };
         self.writer

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::envelope::{open_envelope, Actor, AggregateKey, EnvelopeError, EventBody};
 use super::generations::Generations;
 use super::keys::Signer;
-use super::log::{EventLog, LogError, SignedEvent};
+use super::log::{EventLog, Flush, LogError, SignedEvent};
 use crate::clock::Clock;
 use crate::domain::{Aggregate, DomainError, Event};
 use crate::metrics::{Metrics, ResultLabel};
@@ -58,6 +58,28 @@ pub struct Ledger {
     /// alone: `load` asks the log for anything after it, and a decision made on it must
     /// win its append (the expected version) or is re-decided on a fresh read.
     folded: Mutex<Generations<AggregateKey, Folded>>,
+}
+
+/// How `execute_as` appends a command's event: with the id the caller chose (else a new
+/// one), decided on the empty state without a read (`fresh`: the caller just minted the
+/// aggregate's id), flushed as soon as the log can or with the next append.
+#[derive(Clone, Copy)]
+struct How {
+    event_id: Option<Uuid>,
+    fresh: bool,
+    flush: Flush,
+}
+
+impl How {
+    const EXISTING: How = How {
+        event_id: None,
+        fresh: false,
+        flush: Flush::Now,
+    };
+    const FRESH: How = How {
+        fresh: true,
+        ..How::EXISTING
+    };
 }
 
 /// One aggregate's state folded up to `version` (0: no events), whose last event sits at
@@ -135,7 +157,25 @@ impl Ledger {
         actor: &Actor,
         command: &A::Command,
     ) -> Result<Committed, LedgerError> {
-        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None, false)
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, How::EXISTING)
+            .await
+    }
+
+    /// `execute` for an event no caller waits on (a tool call's `tool.completed`, after the
+    /// agent was answered): the log may flush it with the next append (`Flush::WithNext`).
+    /// It is durable when this returns, as with `execute`.
+    pub async fn execute_unwaited<A: Aggregate>(
+        &self,
+        workspace_id: &str,
+        aggregate_id: &str,
+        actor: &Actor,
+        command: &A::Command,
+    ) -> Result<Committed, LedgerError> {
+        let how = How {
+            flush: Flush::WithNext,
+            ..How::EXISTING
+        };
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, how)
             .await
     }
 
@@ -149,7 +189,7 @@ impl Ledger {
         actor: &Actor,
         command: &A::Command,
     ) -> Result<Committed, LedgerError> {
-        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, None, true)
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, How::FRESH)
             .await
     }
 
@@ -164,15 +204,12 @@ impl Ledger {
         command: &A::Command,
         event_id: Uuid,
     ) -> Result<Committed, LedgerError> {
-        self.execute_as::<A>(
-            workspace_id,
-            aggregate_id,
-            actor,
-            command,
-            Some(event_id),
-            true,
-        )
-        .await
+        let how = How {
+            event_id: Some(event_id),
+            ..How::FRESH
+        };
+        self.execute_as::<A>(workspace_id, aggregate_id, actor, command, how)
+            .await
     }
 
     /// Decides first on the cached state (no read): the append names the version that
@@ -184,9 +221,13 @@ impl Ledger {
         aggregate_id: &str,
         actor: &Actor,
         command: &A::Command,
-        event_id: Option<Uuid>,
-        fresh: bool,
+        how: How,
     ) -> Result<Committed, LedgerError> {
+        let How {
+            event_id,
+            fresh,
+            flush,
+        } = how;
         let key = AggregateKey::new(workspace_id, A::TYPE, aggregate_id)?;
         let mut trust_cache = true;
         let mut attempt = 0;
@@ -212,7 +253,7 @@ impl Ledger {
             };
             let id = event_id.unwrap_or_else(Uuid::now_v7);
             match self
-                .append_after_as(&key, folded.tail(), actor, &event, id)
+                .append_after_as(&key, folded.tail(), actor, &event, id, flush)
                 .await
             {
                 Ok((committed, hash)) => {
@@ -347,7 +388,7 @@ impl Ledger {
         event: &Event,
     ) -> Result<Committed, LedgerError> {
         match self
-            .append_after_as(key, None, actor, event, Uuid::now_v7())
+            .append_after_as(key, None, actor, event, Uuid::now_v7(), Flush::Now)
             .await
         {
             Err(LedgerError::Log(LogError::Conflict { .. })) => {
@@ -382,7 +423,7 @@ impl Ledger {
                 },
             };
             match self
-                .append_after_as(key, tail, actor, event, Uuid::now_v7())
+                .append_after_as(key, tail, actor, event, Uuid::now_v7(), Flush::Now)
                 .await
             {
                 Ok((committed, hash)) => {
@@ -412,6 +453,7 @@ impl Ledger {
         actor: &Actor,
         event: &Event,
         event_id: Uuid,
+        flush: Flush,
     ) -> Result<(Committed, String), LedgerError> {
         let (expected, prev_hash) = match tail {
             Some((v, h)) => (v, Some(h)),
@@ -429,7 +471,7 @@ impl Ledger {
         )?;
         let event_id = signed.event_id;
         let started = Instant::now();
-        let mut result = self.log.append(&signed, expected).await;
+        let mut result = self.log.append_with(&signed, expected, flush).await;
         // An unconfirmed append may have landed: retrying the same signed event is
         // deduplicated by its id, so a bounded retry is safe and never doubles it. A full
         // disk may give back a few pages (a checkpointed WAL) within the same bound.
@@ -441,11 +483,14 @@ impl Ledger {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(backoff_ms)).await;
-            result = self.log.append(&signed, expected).await;
+            result = self.log.append_with(&signed, expected, flush).await;
         }
-        self.metrics
-            .append_seconds
-            .observe(started.elapsed().as_secs_f64());
+        // What a caller waits for: an unwaited append's time includes its hold.
+        if flush == Flush::Now {
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         let label = match &result {
             Ok(a) if a.duplicate => "duplicate",
             Ok(_) => "ok",

@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use authledger::domain::{Event, WorkspaceCreated};
 use authledger::ledger::writer::seal_event;
-use authledger::ledger::{Actor, AggregateKey, LogError, Signer};
+use authledger::ledger::{Actor, AggregateKey, Flush, LogError, Signer};
 
 use crate::harness::{ledger, Backend};
 
@@ -51,6 +51,7 @@ both_backends!(
     a_subscriber_follows_appends_through_another_handle,
     cached_folds_never_decide_on_stale_state,
     a_range_is_read_page_by_page_exactly,
+    an_unwaited_append_lands_like_any_other,
 );
 
 async fn append_then_read_back(backend: Backend) {
@@ -158,6 +159,69 @@ async fn append_then_read_back(backend: Backend) {
         .await
         .expect("read past head")
         .is_empty());
+}
+
+/// An append no caller waits on (`Flush::WithNext`, which the embedded log holds to flush
+/// with the next append): once it returns it is in the log like any other, whether it went
+/// alone (after its hold) or with an append that came while it was held; a subscriber sees
+/// each event once, in position order; sent again it is a duplicate.
+async fn an_unwaited_append_lands_like_any_other(backend: Backend) {
+    let log = backend.open().await;
+    let signer = Signer::generate();
+    let mut live = log.subscribe(1).await.expect("subscribe");
+    let seal = |id: &str| {
+        seal_event(
+            &signer,
+            &key(id),
+            0,
+            None,
+            &Actor::system("t"),
+            &event(id),
+            now(),
+        )
+        .expect("seal")
+        .0
+    };
+    let alone = seal("alone");
+    let a = log
+        .append_with(&alone, 0, Flush::WithNext)
+        .await
+        .expect("alone");
+    let read = log.read_from(a.position, 1).await.expect("read");
+    assert_eq!(read[0].envelope, alone.envelope, "{}", backend.name());
+
+    let (held, urgent) = (seal("held"), seal("urgent"));
+    let (h, u) = tokio::join!(log.append_with(&held, 0, Flush::WithNext), async {
+        tokio::task::yield_now().await;
+        log.append(&urgent, 0).await
+    });
+    let (h, u) = (h.expect("held"), u.expect("urgent"));
+    assert!(!a.duplicate && !h.duplicate && !u.duplicate);
+    let again = log
+        .append_with(&held, 0, Flush::WithNext)
+        .await
+        .expect("again");
+    assert_eq!((again.position, again.duplicate), (h.position, true));
+    assert_eq!(
+        log.head().await.expect("head"),
+        a.position.max(h.position).max(u.position)
+    );
+
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(10), live.next())
+            .await
+            .expect("the subscriber sees every append")
+            .expect("stream open")
+            .expect("event");
+        seen.push(next);
+    }
+    assert!(seen.windows(2).all(|w| w[0].position < w[1].position));
+    let mut envelopes: Vec<_> = seen.iter().map(|e| e.envelope.clone()).collect();
+    let mut expected = vec![alone.envelope, held.envelope, urgent.envelope];
+    envelopes.sort();
+    expected.sort();
+    assert_eq!(envelopes, expected, "{}", backend.name());
 }
 
 async fn expected_version_is_enforced_with_a_typed_conflict(backend: Backend) {

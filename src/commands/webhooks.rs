@@ -151,17 +151,31 @@ pub async fn create(
         .vault
         .create_data_key(&format!("webhook:{}/{id}", caller.workspace_id))
         .await?;
-    let (secret, sealed) = new_secret(state, &caller.workspace_id, &id, (&data_key).into()).await?;
-    let command = WebhookCommand::Create(WebhookCreated {
-        url,
-        events: input.events,
-        enabled: input.enabled,
-        secret: sealed,
-    });
-    let committed = state
-        .ledger
-        .create::<Webhook>(&caller.workspace_id, &id, &caller.actor(), &command)
-        .await?;
+    let created = async {
+        let (secret, sealed) =
+            new_secret(state, &caller.workspace_id, &id, (&data_key).into()).await?;
+        let command = WebhookCommand::Create(WebhookCreated {
+            url,
+            events: input.events,
+            enabled: input.enabled,
+            secret: sealed,
+        });
+        let committed = state
+            .ledger
+            .create::<Webhook>(&caller.workspace_id, &id, &caller.actor(), &command)
+            .await?;
+        Ok::<_, CommandError>((secret, committed))
+    };
+    let (secret, committed) = match created.await {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing references a data key made for a refused create: destroy it.
+            if let Err(e) = state.vault.shred(data_key.id()).await {
+                tracing::warn!(error = %e, "could not destroy the data key of a refused webhook");
+            }
+            return Err(e);
+        }
+    };
     wait_for_write(state, committed.position).await?;
     Ok(WithSecret {
         row: row(state, caller, &id).await?,

@@ -203,7 +203,7 @@ async fn value_of(ui: &Console, css: &str) -> String {
 }
 
 async fn select(ui: &Console, css: &str, value: &str) {
-    let s = ui.c.find(Locator::Css(css)).await.expect(css);
+    let s = ui.find(css).await;
     s.select_by_value(value).await.expect(value);
 }
 

@@ -57,14 +57,13 @@ async fn flow(stack: Stack, shots: bool) {
     ui.fill("#key-name", "ci agent").await;
     ui.fill("#key-days", "30").await;
     ui.submit("#create-api-key button").await;
-    let key =
-        ui.c.find(Locator::Css("#new-key"))
-            .await
-            .expect("the new key")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a key");
+    let key = ui
+        .find("#new-key")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a key");
     assert!(key.starts_with("alk_"), "{key}");
     assert!(ui.c.find(Locator::Css("button.copy")).await.is_ok());
     let workspace = |key: String| {
@@ -80,10 +79,7 @@ async fn flow(stack: Stack, shots: bool) {
     };
     assert_eq!(workspace(key.clone()).await, StatusCode::OK);
     ui.check_page("api-keys").await;
-    let revoke =
-        ui.c.find(Locator::Css("button[aria-label='Revoke ci agent']"))
-            .await
-            .expect("revoke");
+    let revoke = ui.find("button[aria-label='Revoke ci agent']").await;
     ui.click_to_next_page(revoke).await;
     let keys = ui.text().await;
     assert!(
@@ -95,17 +91,16 @@ async fn flow(stack: Stack, shots: bool) {
     // Invite a viewer: the link is shown once, with a copy button.
     ui.go("/console/team").await;
     ui.fill("#email", "viewer@example.com").await;
-    let role = ui.c.find(Locator::Css("#role")).await.expect("role");
+    let role = ui.find("#role").await;
     role.select_by_value("viewer").await.expect("viewer");
     ui.submit("#invite button").await;
-    let invite =
-        ui.c.find(Locator::Css("#invite-link"))
-            .await
-            .expect("the invite link")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a link");
+    let invite = ui
+        .find("#invite-link")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a link");
     assert!(ui.c.find(Locator::Css("button.copy")).await.is_ok());
     ui.check_page("team").await;
     let admin_cookie = ui.cookie().await;
@@ -169,14 +164,13 @@ async fn flow(stack: Stack, shots: bool) {
         .await
         .is_err());
     let viewer_cookie = ui.cookie().await;
-    let csrf =
-        ui.c.find(Locator::Css("form.signout input[name=csrf]"))
-            .await
-            .expect("csrf")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("csrf");
+    let csrf = ui
+        .find("form.signout input[name=csrf]")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("csrf");
     let crafted = post_form(
         &ui.dep,
         &viewer_cookie,
@@ -212,10 +206,7 @@ async fn flow(stack: Stack, shots: bool) {
     assert!(ui.text().await.contains("viewer@example.com"));
     ui.check_page("team-members").await;
     let viewer_id = authledger::domain::member::member_id("viewer@example.com");
-    let role =
-        ui.c.find(Locator::Css(&format!("#role-{viewer_id}")))
-            .await
-            .expect("the viewer's role select");
+    let role = ui.find(&format!("#role-{viewer_id}")).await;
     role.select_by_value("developer").await.expect("developer");
     let change =
         ui.c.find(Locator::XPath(&format!(
@@ -358,10 +349,7 @@ async fn second_factor_flow(stack: Stack, shots: bool) {
     let c = driver.browser().await;
     let ui = Console { c, dep, shots };
     let key = || async {
-        let shown =
-            ui.c.find(Locator::Css("#setup-key"))
-                .await
-                .expect("the key");
+        let shown = ui.find("#setup-key").await;
         shown.text().await.expect("key text")
     };
 
@@ -449,12 +437,9 @@ async fn second_factor_flow(stack: Stack, shots: bool) {
 
     // The admin resets their own second factor: the session ends; the password alone
     // signs in again.
-    let reset =
-        ui.c.find(Locator::Css(
-            "form[action='/console/team/second-factor/reset'] button",
-        ))
-        .await
-        .expect("a reset button");
+    let reset = ui
+        .find("form[action='/console/team/second-factor/reset'] button")
+        .await;
     ui.click_to_next_page(reset).await;
     ui.go("/console/team").await;
     assert_eq!(ui.path().await, "/console/sign-in");
@@ -473,10 +458,7 @@ async fn second_factor_flow(stack: Stack, shots: bool) {
     ui.sign_in("admin@example.com", PASSWORD).await;
     assert_eq!(ui.path().await, "/console/sign-in/set-up");
     ui.check_page("second-factor-set-up").await;
-    let shown =
-        ui.c.find(Locator::Css("#setup-key"))
-            .await
-            .expect("the key");
+    let shown = ui.find("#setup-key").await;
     let new_key = shown.text().await.expect("key text");
     ui.fill("#code", &authenticator_code(&new_key, clock.now()))
         .await;

@@ -71,9 +71,8 @@ async fn delete_item(
 
 /// The overview's count of pending approvals.
 async fn pending_count(ui: &Console) -> String {
-    ui.c.find(fantoccini::Locator::Css("#count-pending-approvals"))
+    ui.find("#count-pending-approvals")
         .await
-        .expect("the pending approvals tile")
         .text()
         .await
         .expect("its text")
@@ -82,12 +81,11 @@ async fn pending_count(ui: &Console) -> String {
 /// Decides the pending approval of `tool` for alice from the page: `approve` or `deny`.
 async fn decide(ui: &Console, approval: &str, decision: &str, note: &str) {
     ui.fill(&format!("#note-{approval}"), note).await;
-    let button =
-        ui.c.find(fantoccini::Locator::Css(&format!(
+    let button = ui
+        .find(&format!(
             "form.decide:has(input[value='{approval}']) button[value='{decision}']"
-        )))
-        .await
-        .expect("the decision button");
+        ))
+        .await;
     ui.click_to_next_page(button).await;
 }
 
@@ -189,16 +187,14 @@ async fn flow(stack: Stack, shots: bool) {
     let invite_link = {
         ui.go("/console/team").await;
         ui.fill("#email", "dev@example.com").await;
-        ui.c.find(fantoccini::Locator::Css("#role"))
+        ui.find("#role")
             .await
-            .expect("role")
             .select_by_value("developer")
             .await
             .expect("select");
         ui.submit("#invite button").await;
-        ui.c.find(fantoccini::Locator::Css("#invite-link"))
+        ui.find("#invite-link")
             .await
-            .expect("the invite link")
             .prop("value")
             .await
             .expect("value")
@@ -209,23 +205,16 @@ async fn flow(stack: Stack, shots: bool) {
     ui.fill("#password", PASSWORD).await;
     ui.submit("main button[type=submit]").await;
     assert!(!ui.text().await.is_empty());
-    let nav =
-        ui.c.find(fantoccini::Locator::Css("nav"))
-            .await
-            .expect("nav")
-            .text()
-            .await
-            .expect("nav text");
+    let nav = ui.find("nav").await.text().await.expect("nav text");
     assert!(!nav.contains("Approvals"), "{nav}");
     let cookie = ui.cookie().await;
-    let csrf =
-        ui.c.find(fantoccini::Locator::Css("form.signout input[name=csrf]"))
-            .await
-            .expect("csrf")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a token");
+    let csrf = ui
+        .find("form.signout input[name=csrf]")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a token");
     let status = post_form(
         &ui.dep,
         &cookie,

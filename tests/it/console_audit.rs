@@ -58,7 +58,7 @@ async fn fetch(dep: &Deployment, cookie: &str, href: &str) -> (StatusCode, Strin
 
 impl Console {
     async fn attr(&self, css: &str, name: &str) -> String {
-        let e = self.c.find(Locator::Css(css)).await.expect(css);
+        let e = self.find(css).await;
         e.attr(name).await.expect("attr").unwrap_or_default()
     }
 
@@ -275,9 +275,8 @@ async fn flow(stack: Stack, shots: bool) {
     let connection = connection["id"].as_str().expect("id").to_string();
 
     // Found by filter, through the labelled form; the filtered view is a shareable URL.
-    ui.c.find(Locator::Css("nav a[href='/console/audit']"))
+    ui.find("nav a[href='/console/audit']")
         .await
-        .expect("the Audit link")
         .click()
         .await
         .expect("click");
@@ -305,7 +304,7 @@ async fn flow(stack: Stack, shots: bool) {
         .await;
     let first = ui.texts("#audit-events tbody tr").await;
     assert!(first[0].contains(&beta), "newest first: {first:?}");
-    let next = ui.c.find(Locator::Css("#next-page")).await.expect("next");
+    let next = ui.find("#next-page").await;
     ui.click_to_next_page(next).await;
     let second = ui.texts("#audit-events tbody tr").await;
     assert!(second[0].contains(&alpha), "{second:?}");
@@ -342,13 +341,7 @@ async fn flow(stack: Stack, shots: bool) {
     }
     let claim = ui.text().await;
     assert!(claim.contains("The server's claim"), "{claim}");
-    let envelope =
-        ui.c.find(Locator::Css("#envelope"))
-            .await
-            .expect("envelope")
-            .text()
-            .await
-            .expect("text");
+    let envelope = ui.find("#envelope").await.text().await.expect("text");
     ui.check_page("audit-event").await;
     signature_rule_as_the_vectors(&ui).await;
     inclusion_rule_as_the_service(&ui).await;
@@ -433,14 +426,11 @@ async fn flow(stack: Stack, shots: bool) {
     );
 
     // Checkpoints and the access report.
-    ui.c.find(Locator::Css(
-        "nav.tabs a[href='/console/audit/checkpoints']",
-    ))
-    .await
-    .expect("the Checkpoints tab")
-    .click()
-    .await
-    .expect("click");
+    ui.find("nav.tabs a[href='/console/audit/checkpoints']")
+        .await
+        .click()
+        .await
+        .expect("click");
     let sequences = ui.texts("#checkpoints tbody td:first-child").await;
     assert!(sequences.contains(&sequence), "{sequences:?}");
     ui.check_page("audit-checkpoints").await;
@@ -495,10 +485,10 @@ async fn roles(ui: &Console, event_href: &str) {
     ] {
         ui.go("/console/team").await;
         ui.fill("#email", email).await;
-        let select = ui.c.find(Locator::Css("#role")).await.expect("role");
+        let select = ui.find("#role").await;
         select.select_by_value(role).await.expect(role);
         ui.submit("#invite button").await;
-        let link = ui.c.find(Locator::Css("#invite-link")).await.expect("link");
+        let link = ui.find("#invite-link").await;
         invites.push(link.prop("value").await.expect("value").expect("a link"));
     }
     for (invite, reads) in invites.iter().zip([true, false]) {

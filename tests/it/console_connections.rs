@@ -103,10 +103,7 @@ async fn oauth_from_the_catalog(ui: &Console) -> String {
     ui.go("/console/auth-configs/new?type=oauth2").await;
     ui.check_page("auth-config-new-oauth2").await;
     ui.fill("#provider-search", "Git").await;
-    let choice =
-        ui.c.find(Locator::Css("#provider-choice"))
-            .await
-            .expect("picker");
+    let choice = ui.find("#provider-choice").await;
     choice.select_by_value("github").await.expect("github");
     assert_eq!(
         ui.value("#authorization_url").await,
@@ -150,13 +147,12 @@ async fn oauth_from_the_catalog(ui: &Console) -> String {
     let edited = ui.text().await;
     assert!(edited.contains("Saved as a new version"), "{edited}");
     assert!(edited.contains("Version 2"), "{edited}");
-    let diff =
-        ui.c.find(Locator::Css("#versions li:first-child table.diff"))
-            .await
-            .expect("the diff of version 2")
-            .text()
-            .await
-            .expect("text");
+    let diff = ui
+        .find("#versions li:first-child table.diff")
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(
         diff.contains("scopes") && diff.contains("repo read:user"),
         "{diff}"
@@ -217,10 +213,7 @@ async fn oauth_connection(
     let config = ui.id_in_path().await;
 
     ui.go("/console/connections").await;
-    let pick =
-        ui.c.find(Locator::Css("#new-config"))
-            .await
-            .expect("config");
+    let pick = ui.find("#new-config").await;
     pick.select_by_value(&config).await.expect("choose");
     ui.submit("#new-connection button").await;
     ui.check_page("connection-new-oauth2").await;
@@ -231,10 +224,7 @@ async fn oauth_connection(
     ui.check_page("connection-connect-link").await;
 
     // The consent page (the test provider grants at once), the callback, back here.
-    let open =
-        ui.c.find(Locator::Css("#open-connect"))
-            .await
-            .expect("link");
+    let open = ui.find("#open-connect").await;
     ui.click_to_next_page(open).await;
     assert_eq!(ui.path().await, "/console/connections/returned");
     let page = ui.text().await;
@@ -313,9 +303,8 @@ async fn api_key_connection(ui: &Console) {
         "active"
     );
     ui.fill("#revoke-reason", "left the team").await;
-    ui.c.find(Locator::Css("#revoke-confirm"))
+    ui.find("#revoke-confirm")
         .await
-        .expect("confirm")
         .click()
         .await
         .expect("tick");
@@ -346,7 +335,7 @@ async fn postgres_test(ui: &Console) {
         .await;
     ui.fill("#database", url.path().trim_start_matches('/'))
         .await;
-    let tls = ui.c.find(Locator::Css("#ssl_mode")).await.expect("tls");
+    let tls = ui.find("#ssl_mode").await;
     tls.select_by_value("disable").await.expect("disable");
     ui.submit("#create-postgres button").await;
     assert!(ui.text().await.contains("Created \"Warehouse\""));
@@ -389,12 +378,7 @@ async fn delete_with_dependants(ui: &Console, config: &str, connection: &str) {
         ui.api(&format!("/v1/auth-configs/{config}")).await["status"],
         "enabled"
     );
-    ui.c.find(Locator::Css("#cascade"))
-        .await
-        .expect("cascade")
-        .click()
-        .await
-        .expect("tick");
+    ui.find("#cascade").await.click().await.expect("tick");
     ui.submit("#delete button").await;
     let done = ui.text().await;
     assert!(done.contains("1 connection(s) revoked"), "{done}");
@@ -413,7 +397,7 @@ async fn delete_with_dependants(ui: &Console, config: &str, connection: &str) {
 async fn viewer_limits(ui: &Console, config: &str, connection: &str) {
     ui.go("/console/team").await;
     ui.fill("#email", "viewer@example.com").await;
-    let role = ui.c.find(Locator::Css("#role")).await.expect("role");
+    let role = ui.find("#role").await;
     role.select_by_value("viewer").await.expect("viewer");
     ui.submit("#invite button").await;
     let invite = ui.value("#invite-link").await;

@@ -106,9 +106,8 @@ async fn listed_over_mcp(url: &str, bearer: &str) -> Vec<String> {
 }
 
 async fn value(ui: &Console, css: &str) -> String {
-    ui.c.find(Locator::Css(css))
+    ui.find(css)
         .await
-        .expect(css)
         .prop("value")
         .await
         .expect("value")
@@ -116,7 +115,7 @@ async fn value(ui: &Console, css: &str) -> String {
 }
 
 async fn tick(ui: &Console, css: &str, on: bool) {
-    let box_ = ui.c.find(Locator::Css(css)).await.expect(css);
+    let box_ = ui.find(css).await;
     let checked = box_.prop("checked").await.expect("checked").as_deref() == Some("true");
     if checked != on {
         box_.click().await.expect("tick");
@@ -124,12 +123,7 @@ async fn tick(ui: &Console, css: &str, on: bool) {
 }
 
 async fn nav(ui: &Console) -> String {
-    ui.c.find(Locator::Css("nav"))
-        .await
-        .expect("nav")
-        .text()
-        .await
-        .expect("nav text")
+    ui.find("nav").await.text().await.expect("nav text")
 }
 
 async fn csrf(ui: &Console) -> String {
@@ -146,9 +140,8 @@ async fn join(ui: &Console, invite: &str) {
 async fn invite(ui: &Console, email: &str, role: &str) -> String {
     ui.go("/console/team").await;
     ui.fill("#email", email).await;
-    ui.c.find(Locator::Css("#role"))
+    ui.find("#role")
         .await
-        .expect("role")
         .select_by_value(role)
         .await
         .expect("select");
@@ -229,9 +222,8 @@ async fn flow(stack: Stack, shots: bool) {
     }
     ui.check_page("tools").await;
     for (select, choice) in [("#f-provider", "github"), ("#f-risk", "destructive")] {
-        ui.c.find(Locator::Css(select))
+        ui.find(select)
             .await
-            .expect(select)
             .select_by_value(choice)
             .await
             .expect("select");
@@ -263,36 +255,28 @@ async fn flow(stack: Stack, shots: bool) {
     ui.fill("#t-scopes", "items.read").await;
     ui.fill("#t-parameters", bad_schema).await;
     ui.submit("#tool-form button").await;
-    let error =
-        ui.c.find(Locator::Css("#form-error"))
-            .await
-            .expect("the error")
-            .text()
-            .await
-            .expect("text");
+    let error = ui.find("#form-error").await.text().await.expect("text");
     assert!(
         error.contains("parameters") && error.contains("path parameter id must be required"),
         "{error}"
     );
-    let beside =
-        ui.c.find(Locator::Css("#parameters-error"))
-            .await
-            .expect("the error beside the field")
-            .text()
-            .await
-            .expect("text");
+    let beside = ui
+        .find("#parameters-error")
+        .await
+        .text()
+        .await
+        .expect("text");
     assert_eq!(beside, "path parameter id must be required");
     assert_eq!(value(&ui, "#t-name").await, "custom.get_item");
     assert_eq!(value(&ui, "#t-path").await, "/items/{id}");
     assert_eq!(value(&ui, "#t-scopes").await, "items.read");
     assert_eq!(value(&ui, "#t-parameters").await, bad_schema);
-    let invalid =
-        ui.c.find(Locator::Css("#t-parameters"))
-            .await
-            .expect("parameters")
-            .attr("aria-invalid")
-            .await
-            .expect("attr");
+    let invalid = ui
+        .find("#t-parameters")
+        .await
+        .attr("aria-invalid")
+        .await
+        .expect("attr");
     assert_eq!(invalid.as_deref(), Some("true"));
     ui.check_page("tool-define-error").await;
     ui.fill(
@@ -394,11 +378,8 @@ async fn flow(stack: Stack, shots: bool) {
     let page = ui.text().await;
     assert!(page.contains("Support bot") && page.contains("Items API"));
     assert_eq!(value(&ui, &format!("#mcp-{gateway}")).await, mcp_url);
-    ui.c.find(Locator::Css(&format!(
-        "button.copy[data-copy='mcp-{gateway}']"
-    )))
-    .await
-    .expect("a copy button");
+    ui.find(&format!("button.copy[data-copy='mcp-{gateway}']"))
+        .await;
     ui.check_page("gateways").await;
 
     // Edit: the destructive tool added; the agent's bundle follows.
@@ -465,23 +446,14 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&format!("/console/gateways/{gateway}/edit")).await;
     tick(&ui, &format!("input[name=key][value='{second_id}']"), true).await;
     ui.submit("#gateway-form button").await;
-    let error =
-        ui.c.find(Locator::Css("#form-error"))
-            .await
-            .expect("the command's refusal")
-            .text()
-            .await
-            .expect("text");
+    let error = ui.find("#form-error").await.text().await.expect("text");
     assert!(
         error.contains(&second_id) && error.contains("binding a key is for an admin"),
         "{error}"
     );
-    let second_ticked =
-        ui.c.find(Locator::Css(&format!(
-            "input[name=key][value='{second_id}']"
-        )))
+    let second_ticked = ui
+        .find(&format!("input[name=key][value='{second_id}']"))
         .await
-        .expect("the key")
         .prop("checked")
         .await
         .expect("checked");

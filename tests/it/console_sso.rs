@@ -33,10 +33,7 @@ async fn source(ui: &Console) -> String {
 async fn to_provider(ui: &Console, idp: &OidcProvider) {
     ui.go(&format!("/console/sign-in?workspace={}", ui.dep.workspace))
         .await;
-    let button =
-        ui.c.find(Locator::Css("button[formaction='/console/sso/start']"))
-            .await
-            .expect("the SSO button");
+    let button = ui.find("button[formaction='/console/sso/start']").await;
     ui.click_to_next_page(button).await;
     let provider = idp.issuer.clone();
     eventually(
@@ -50,13 +47,7 @@ async fn to_provider(ui: &Console, idp: &OidcProvider) {
         },
     )
     .await;
-    let heading =
-        ui.c.find(Locator::Css("h1"))
-            .await
-            .expect("h1")
-            .text()
-            .await
-            .expect("text");
+    let heading = ui.find("h1").await.text().await.expect("text");
     assert_eq!(
         heading, "Sign in to Example IdP",
         "at the provider's login page"
@@ -67,10 +58,7 @@ async fn to_provider(ui: &Console, idp: &OidcProvider) {
 async fn sso_sign_in(ui: &Console, idp: &OidcProvider, email: &str) {
     to_provider(ui, idp).await;
     ui.fill("#login-email", email).await;
-    let submit =
-        ui.c.find(Locator::Css("#login-submit"))
-            .await
-            .expect("continue");
+    let submit = ui.find("#login-submit").await;
     ui.click_to_next_page(submit).await;
 }
 
@@ -109,16 +97,14 @@ async fn denied(ui: &Console, reason: &str) {
 async fn invite(ui: &Console, email: &str, role: &str) -> String {
     ui.go("/console/team").await;
     ui.fill("#email", email).await;
-    ui.c.find(Locator::Css("#role"))
+    ui.find("#role")
         .await
-        .expect("role")
         .select_by_value(role)
         .await
         .expect("select");
     ui.submit("#invite button").await;
-    ui.c.find(Locator::Css("#invite-link"))
+    ui.find("#invite-link")
         .await
-        .expect("the invite link")
         .prop("value")
         .await
         .expect("value")
@@ -155,14 +141,13 @@ async fn flow(stack: Stack, shots: bool) {
     // The admin's Identity provider screen: the redirect URI to register, then SSO on.
     ui.go("/console/identity-provider").await;
     ui.check_page("identity-provider").await;
-    let redirect_uri =
-        ui.c.find(Locator::Css("#redirect-uri"))
-            .await
-            .expect("the redirect URI")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a URI");
+    let redirect_uri = ui
+        .find("#redirect-uri")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a URI");
     assert!(
         redirect_uri.ends_with("/console/sso/callback"),
         "{redirect_uri}"
@@ -186,13 +171,12 @@ async fn flow(stack: Stack, shots: bool) {
     ui.submit("#team-sso-form button[type=submit]").await;
     let page = ui.text().await;
     assert!(page.contains("Single sign-on saved"), "{page}");
-    let fingerprint =
-        ui.c.find(Locator::Css("#sso-secret-fingerprint"))
-            .await
-            .expect("the secret's fingerprint")
-            .text()
-            .await
-            .expect("text");
+    let fingerprint = ui
+        .find("#sso-secret-fingerprint")
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(fingerprint.starts_with("hmac-sha256:"), "{fingerprint}");
     pages.push(source(&ui).await);
     // The end users' identity provider, on the same screen.
@@ -338,10 +322,7 @@ async fn flow(stack: Stack, shots: bool) {
     // The person cancels at the provider: its error comes back, nothing is exchanged.
     let exchanges = idp.token_outcomes().len();
     to_provider(&ui, &idp).await;
-    let cancel =
-        ui.c.find(Locator::Css("#login-cancel"))
-            .await
-            .expect("cancel");
+    let cancel = ui.find("#login-cancel").await;
     ui.click_to_next_page(cancel).await;
     let page = ui.text().await;
     assert!(page.contains("refused the sign-in"), "{page}");
@@ -375,23 +356,16 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go(&viewer_link).await;
     ui.fill("#password", PASSWORD).await;
     ui.submit("main button[type=submit]").await;
-    let nav =
-        ui.c.find(Locator::Css("nav"))
-            .await
-            .expect("nav")
-            .text()
-            .await
-            .expect("nav text");
+    let nav = ui.find("nav").await.text().await.expect("nav text");
     assert!(!nav.contains("Identity provider"), "{nav}");
     let cookie = ui.cookie().await;
-    let csrf =
-        ui.c.find(Locator::Css("form.signout input[name=csrf]"))
-            .await
-            .expect("csrf")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a token");
+    let csrf = ui
+        .find("form.signout input[name=csrf]")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a token");
     let status = post_form(
         &ui.dep,
         &cookie,

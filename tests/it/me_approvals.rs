@@ -69,12 +69,9 @@ async fn waits(dep: &Deployment, agent: &str, connection: &str, id: &str) -> Str
 }
 
 async fn decide(ui: &Console, approval: &str, decision: &str) {
-    let button =
-        ui.c.find(Locator::Css(&format!(
-            "#approval-{approval} button[value='{decision}']"
-        )))
-        .await
-        .expect("the decision button");
+    let button = ui
+        .find(&format!("#approval-{approval} button[value='{decision}']"))
+        .await;
     ui.click_to_next_page(button).await;
 }
 
@@ -158,10 +155,7 @@ async fn flow(stack: Stack, shots: bool) {
         .await;
     through_provider(&ui, &idp).await;
     assert_eq!(ui.path().await, "/me/", "{}", ui.text().await);
-    let link =
-        ui.c.find(Locator::Css("#me-approvals-link"))
-            .await
-            .expect("the link to My approvals");
+    let link = ui.find("#me-approvals-link").await;
     ui.click_to_next_page(link).await;
     assert_eq!(ui.path().await, "/me/approvals");
     let page = ui.text().await;
@@ -179,9 +173,7 @@ async fn flow(stack: Stack, shots: bool) {
         assert!(!page.contains(other), "Bob's {other} on Alice's page");
     }
     for id in [&approve_me, &deny_me] {
-        ui.c.find(Locator::Css(&format!("#pending #approval-{id}")))
-            .await
-            .expect("pending");
+        ui.find(&format!("#pending #approval-{id}")).await;
     }
     ui.check_page("me-approvals").await;
 
@@ -192,10 +184,7 @@ async fn flow(stack: Stack, shots: bool) {
     let page = ui.text().await;
     assert!(page.contains("Nothing is waiting"), "{page}");
     for (id, outcome) in [(&approve_me, "approved"), (&deny_me, "denied")] {
-        let card =
-            ui.c.find(Locator::Css(&format!("#decided #approval-{id}")))
-                .await
-                .expect("decided");
+        let card = ui.find(&format!("#decided #approval-{id}")).await;
         let status = card.attr("data-status").await.expect("attr");
         assert_eq!(status.as_deref(), Some(outcome));
     }
@@ -222,14 +211,13 @@ async fn flow(stack: Stack, shots: bool) {
 
     // A crafted decision on Bob's approval answers like an unknown id, and is recorded.
     ui.go("/me/").await;
-    let csrf =
-        ui.c.find(Locator::Css("input[name=csrf]"))
-            .await
-            .expect("a form")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("csrf");
+    let csrf = ui
+        .find("input[name=csrf]")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("csrf");
     let me_cookie = format!(
         "authledger_me={}",
         ui.c.get_named_cookie("authledger_me")
@@ -312,10 +300,7 @@ async fn flow(stack: Stack, shots: bool) {
     .await;
     let alices_calls = requested("sub-alice").await;
     ui.go("/me/").await;
-    let link =
-        ui.c.find(Locator::Css("#me-activity-link"))
-            .await
-            .expect("the link to My activity");
+    let link = ui.find("#me-activity-link").await;
     ui.click_to_next_page(link).await;
     assert_eq!(ui.path().await, "/me/activity");
     let shown =

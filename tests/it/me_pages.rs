@@ -83,10 +83,7 @@ pub(crate) async fn post_me(
 
 /// From the sign-in page's button, through the provider's login page as Alice, back.
 pub(crate) async fn through_provider(ui: &Console, idp: &OidcProvider) {
-    let start =
-        ui.c.find(Locator::Css("#me-sign-in-button"))
-            .await
-            .expect("the sign-in button");
+    let start = ui.find("#me-sign-in-button").await;
     ui.click_to_next_page(start).await;
     let provider = idp.issuer.clone();
     eventually(
@@ -124,14 +121,13 @@ async fn flow(stack: Stack, shots: bool) {
 
     // The admin: the end users' provider with a browser client, on the Identity provider screen.
     ui.go("/console/identity-provider").await;
-    let redirect_uri =
-        ui.c.find(Locator::Css("#eu-redirect-uri"))
-            .await
-            .expect("the redirect URI")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a URI");
+    let redirect_uri = ui
+        .find("#eu-redirect-uri")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("a URI");
     assert_eq!(redirect_uri, ui.dep.svc.url("/me/callback"));
     idp.register(OidcClient {
         client_id: CLIENT_ID.into(),
@@ -149,13 +145,12 @@ async fn flow(stack: Stack, shots: bool) {
         page.contains("End users' identity provider saved"),
         "{page}"
     );
-    let fingerprint =
-        ui.c.find(Locator::Css("#eu-secret-fingerprint"))
-            .await
-            .expect("the secret's fingerprint")
-            .text()
-            .await
-            .expect("text");
+    let fingerprint = ui
+        .find("#eu-secret-fingerprint")
+        .await
+        .text()
+        .await
+        .expect("text");
     assert!(fingerprint.starts_with("hmac-sha256:"), "{fingerprint}");
     ui.check_page("me-identity-provider").await;
     pages.push(source(&ui).await);
@@ -280,13 +275,12 @@ async fn flow(stack: Stack, shots: bool) {
         "back from the consent: {}",
         ui.text().await
     );
-    let card =
-        ui.c.find(Locator::Css(&format!("#service-{oauth_config} .scopes")))
-            .await
-            .expect("the scopes")
-            .text()
-            .await
-            .expect("text");
+    let card = ui
+        .find(&format!("#service-{oauth_config} .scopes"))
+        .await
+        .text()
+        .await
+        .expect("text");
     assert_eq!(card, "read, write");
 
     // Connect: the hosted page for this person, then back to My connections, active.
@@ -319,12 +313,9 @@ async fn flow(stack: Stack, shots: bool) {
     );
     ui.check_page("me-connected").await;
     pages.push(source(&ui).await);
-    let csrf =
-        ui.c.find(Locator::Css(
-            "form[action='/me/disconnect'] input[name=csrf]",
-        ))
+    let csrf = ui
+        .find("form[action='/me/disconnect'] input[name=csrf]")
         .await
-        .expect("a disconnect form")
         .prop("value")
         .await
         .expect("value")

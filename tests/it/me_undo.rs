@@ -22,17 +22,13 @@ use crate::support::{Deployment, Stack, BASE_ENV, NO_RATE_LIMIT};
 use crate::undo::{calendar, call, run, workspace_with};
 
 async fn click_undo(ui: &Console, call: &str) {
-    let button =
-        ui.c.find(Locator::Css(&format!("#call-{call} form.undo button")))
-            .await
-            .expect("the Undo button");
+    let button = ui.find(&format!("#call-{call} form.undo button")).await;
     ui.click_to_next_page(button).await;
 }
 
 async fn undo_state(ui: &Console, call: &str) -> String {
-    ui.c.find(Locator::Css(&format!("#call-{call}")))
+    ui.find(&format!("#call-{call}"))
         .await
-        .expect("the call")
         .attr("data-undo")
         .await
         .expect("attr")
@@ -140,10 +136,7 @@ async fn flow(stack: Stack, shots: bool) {
         deletes[0].header("x-api-key"),
         ["sub-alice-calendar-key-0001"]
     );
-    let card =
-        ui.c.find(Locator::Css(&format!("#call-{first}")))
-            .await
-            .expect("the call");
+    let card = ui.find(&format!("#call-{first}")).await;
     ui.c.execute(
         "arguments[0].scrollIntoView({block: 'center'}); return true;",
         vec![serde_json::to_value(&card).expect("element")],
@@ -177,14 +170,13 @@ async fn flow(stack: Stack, shots: bool) {
 
     // A crafted undo of Bob's call answers like an unknown id, and is recorded.
     ui.go("/me/").await;
-    let csrf =
-        ui.c.find(Locator::Css("input[name=csrf]"))
-            .await
-            .expect("a form")
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("csrf");
+    let csrf = ui
+        .find("input[name=csrf]")
+        .await
+        .prop("value")
+        .await
+        .expect("value")
+        .expect("csrf");
     let me_cookie = format!(
         "authledger_me={}",
         ui.c.get_named_cookie("authledger_me")
@@ -242,10 +234,7 @@ async fn flow(stack: Stack, shots: bool) {
     .await
     .expect("scroll");
     ui.check_page("console-connection-undo").await;
-    let button =
-        ui.c.find(Locator::Css(&format!("#undo-{third}")))
-            .await
-            .expect("Undo in the history");
+    let button = ui.find(&format!("#undo-{third}")).await;
     ui.click_to_next_page(button).await;
     let page = ui.text().await;
     assert!(

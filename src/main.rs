@@ -100,6 +100,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before the runtime and its threads allocate: RSS then follows live data.
+    authledger::memory::without_huge_pages();
     let cli = Cli::parse();
     let telemetry = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

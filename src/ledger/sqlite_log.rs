@@ -429,9 +429,10 @@ fn append_or_refuse(
     results
 }
 
-/// The writer thread: takes every append waiting (up to `MAX_GROUP`) and commits them in
-/// one transaction, all on this thread (no hand-off per statement). Ends on `Close` or
-/// when the log is dropped.
+/// The writer thread: commits each group the intake hands it (every append waiting, up to
+/// `MAX_GROUP`; an unwaited one held for the next) in one transaction, all on this thread
+/// (no hand-off per statement). Ends on `Close` or when the log is dropped, after what was
+/// queued before.
 fn run_writer(
     mut connection: rusqlite::Connection,
     queue: mpsc::Receiver<WriterCommand>,

@@ -103,6 +103,17 @@ async fn serve_on_an_empty_dir_bootstraps_once_and_serves_health_readiness_metri
         assert!(metrics.contains(name), "metrics lack {name}:\n{metrics}");
     }
     assert!(!metrics.contains(printed["admin_api_key"].as_str().expect("key")));
+    // The service runs without transparent huge pages (src/memory.rs says why).
+    if cfg!(target_os = "linux") {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", svc.child.id()))
+            .expect("the service's status");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.split_whitespace().eq(["THP_enabled:", "0"])),
+            "{status}"
+        );
+    }
     let missing = client.get(svc.url("/v1/nope")).send().await.expect("404");
     assert_eq!(missing.status(), 404);
     assert_eq!(

@@ -170,8 +170,8 @@ pub async fn create(
         Ok(c) => c,
         Err(e) => {
             // Nothing references a data key made for a refused create: destroy it.
-            if let Err(e) = state.vault.shred(data_key.id()).await {
-                tracing::warn!(error = %e, "could not destroy the data key of a refused webhook");
+            if let Err(shred) = state.vault.shred(data_key.id()).await {
+                tracing::warn!(error = %shred, "could not destroy the data key of a refused webhook");
             }
             return Err(e);
         }

@@ -1,11 +1,11 @@
 //! `tool.completed` after the answer: the agent is answered once `tool.requested` is
 //! durable, and the outcome is appended right after in a task that outlives the request
 //! (bounded retries), as an append no caller waits on (`Ledger::execute_unwaited`: the
-//! embedded log flushes it with the next call's `tool.requested`). [`Completions`] is what this instance still owes: an undo of a call
-//! whose completion is on its way waits for it here, and a stopping server waits for all
-//! of them ([`Completions::settled`]). A completion that never lands (the service died, or
-//! the log refused every try) is appended by recovery (`super::recover`) with outcome
-//! `unknown`.
+//! embedded log flushes it with the next call's `tool.requested`). [`Completions`] is what
+//! this instance still owes: an undo of a call whose completion is on its way waits for it
+//! here, and a stopping server waits for all of them ([`Completions::settled`]). A
+//! completion that never lands (the service died, or the log refused every try) is
+//! appended by recovery (`super::recover`) with outcome `unknown`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -192,16 +192,6 @@ async fn text_of(ui: &Console, css: &str) -> String {
         .expect("text")
 }
 
-async fn value_of(ui: &Console, css: &str) -> String {
-    ui.c.find(Locator::Css(css))
-        .await
-        .unwrap_or_else(|_| panic!("{css}"))
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default()
-}
-
 async fn select(ui: &Console, css: &str, value: &str) {
     let s = ui.find(css).await;
     s.select_by_value(value).await.expect(value);
@@ -283,12 +273,8 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
         text_of(&ui, "#test-said").await.contains("tester"),
         "{result}"
     );
-    assert_eq!(value_of(&ui, "#f_user").await, "tester", "the user kept");
-    assert_eq!(
-        value_of(&ui, "#f_password").await,
-        "",
-        "a secret never again"
-    );
+    assert_eq!(ui.value("#f_user").await, "tester", "the user kept");
+    assert_eq!(ui.value("#f_password").await, "", "a secret never again");
     let html = page(&ui, &mut pages).await;
     assert!(!html.contains(WRONG), "the page shows the password given");
     ui.check_page("auth-config-connector-test-failed").await;
@@ -355,10 +341,10 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
 
     // Edit: the settings pre-filled from the definition; a new version through the update.
     ui.go(&format!("/console/auth-configs/{id}/edit")).await;
-    assert_eq!(value_of(&ui, "#f_host").await, "127.0.0.1");
-    assert_eq!(value_of(&ui, "#f_port").await, pg.port().to_string());
-    assert_eq!(value_of(&ui, "#f_database").await, "postgres");
-    assert_eq!(value_of(&ui, "#f_ssl_mode").await, "disable");
+    assert_eq!(ui.value("#f_host").await, "127.0.0.1");
+    assert_eq!(ui.value("#f_port").await, pg.port().to_string());
+    assert_eq!(ui.value("#f_database").await, "postgres");
+    assert_eq!(ui.value("#f_ssl_mode").await, "disable");
     ui.check_page("auth-config-connector-edit").await;
     ui.fill("#f_database", "appdb").await;
     ui.submit("#edit-auth-config button[type=submit]").await;
@@ -398,8 +384,8 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
     ui.submit("#create-connection button").await;
     let text = ui.text().await;
     assert!(text.contains("invalid_credentials"), "{text}");
-    assert_eq!(value_of(&ui, "#f_user").await, "tester");
-    assert_eq!(value_of(&ui, "#f_password").await, "");
+    assert_eq!(ui.value("#f_user").await, "tester");
+    assert_eq!(ui.value("#f_password").await, "");
     let html = page(&ui, &mut pages).await;
     assert!(!html.contains(WRONG), "the page shows the password given");
     ui.check_page("connection-new-connector-refused").await;
@@ -417,7 +403,7 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
     ui.fill("#email", "viewer@example.com").await;
     select(&ui, "#role", "viewer").await;
     ui.submit("#invite button").await;
-    let invite = value_of(&ui, "#invite-link").await;
+    let invite = ui.value("#invite-link").await;
     ui.submit("form.signout button").await;
     ui.go(&invite).await;
     ui.fill("#password", PASSWORD).await;
@@ -428,7 +414,7 @@ async fn connector_console_flow(stack: Stack, shots: bool) {
         assert!(!has(&ui, control).await, "a viewer sees {control}");
     }
     let cookie = ui.cookie().await;
-    let csrf = value_of(&ui, "form.signout input[name=csrf]").await;
+    let csrf = ui.value("form.signout input[name=csrf]").await;
     let before = ui.audit("access.denied").await.len();
     let runs = ui.audit("auth_config.tested").await.len();
     let crafted = post_form(

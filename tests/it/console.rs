@@ -57,13 +57,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.fill("#key-name", "ci agent").await;
     ui.fill("#key-days", "30").await;
     ui.submit("#create-api-key button").await;
-    let key = ui
-        .find("#new-key")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a key");
+    let key = ui.value("#new-key").await;
     assert!(key.starts_with("alk_"), "{key}");
     assert!(ui.c.find(Locator::Css("button.copy")).await.is_ok());
     let workspace = |key: String| {
@@ -94,13 +88,7 @@ async fn flow(stack: Stack, shots: bool) {
     let role = ui.find("#role").await;
     role.select_by_value("viewer").await.expect("viewer");
     ui.submit("#invite button").await;
-    let invite = ui
-        .find("#invite-link")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a link");
+    let invite = ui.value("#invite-link").await;
     assert!(ui.c.find(Locator::Css("button.copy")).await.is_ok());
     ui.check_page("team").await;
     let admin_cookie = ui.cookie().await;
@@ -164,13 +152,7 @@ async fn flow(stack: Stack, shots: bool) {
         .await
         .is_err());
     let viewer_cookie = ui.cookie().await;
-    let csrf = ui
-        .find("form.signout input[name=csrf]")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("csrf");
+    let csrf = ui.value("form.signout input[name=csrf]").await;
     let crafted = post_form(
         &ui.dep,
         &viewer_cookie,

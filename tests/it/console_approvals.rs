@@ -193,12 +193,7 @@ async fn flow(stack: Stack, shots: bool) {
             .await
             .expect("select");
         ui.submit("#invite button").await;
-        ui.find("#invite-link")
-            .await
-            .prop("value")
-            .await
-            .expect("value")
-            .expect("a link")
+        ui.value("#invite-link").await
     };
     ui.submit("form.signout button").await;
     ui.go(&invite_link).await;
@@ -208,13 +203,7 @@ async fn flow(stack: Stack, shots: bool) {
     let nav = ui.find("nav").await.text().await.expect("nav text");
     assert!(!nav.contains("Approvals"), "{nav}");
     let cookie = ui.cookie().await;
-    let csrf = ui
-        .find("form.signout input[name=csrf]")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a token");
+    let csrf = ui.value("form.signout input[name=csrf]").await;
     let status = post_form(
         &ui.dep,
         &cookie,

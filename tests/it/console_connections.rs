@@ -28,25 +28,8 @@ const CLIENT_ID: &str = "console-client";
 const CLIENT_SECRET: &str = "console-s3cret-never-shown";
 
 impl Console {
-    async fn value(&self, css: &str) -> String {
-        self.c
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|_| panic!("{css}"))
-            .prop("value")
-            .await
-            .expect("value")
-            .unwrap_or_default()
-    }
-
     async fn value_or_text(&self, css: &str) -> String {
-        self.c
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|_| panic!("{css}"))
-            .text()
-            .await
-            .expect("text")
+        self.find(css).await.text().await.expect("text")
     }
 
     async fn has(&self, css: &str) -> bool {

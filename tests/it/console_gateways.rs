@@ -105,15 +105,6 @@ async fn listed_over_mcp(url: &str, bearer: &str) -> Vec<String> {
     names
 }
 
-async fn value(ui: &Console, css: &str) -> String {
-    ui.find(css)
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .unwrap_or_default()
-}
-
 async fn tick(ui: &Console, css: &str, on: bool) {
     let box_ = ui.find(css).await;
     let checked = box_.prop("checked").await.expect("checked").as_deref() == Some("true");
@@ -127,7 +118,7 @@ async fn nav(ui: &Console) -> String {
 }
 
 async fn csrf(ui: &Console) -> String {
-    value(ui, "form.signout input[name=csrf]").await
+    ui.value("form.signout input[name=csrf]").await
 }
 
 async fn join(ui: &Console, invite: &str) {
@@ -146,7 +137,7 @@ async fn invite(ui: &Console, email: &str, role: &str) -> String {
         .await
         .expect("select");
     ui.submit("#invite button").await;
-    value(ui, "#invite-link").await
+    ui.value("#invite-link").await
 }
 
 /// The routes of the members' `role_not_permitted` refusals in the audit.
@@ -267,10 +258,10 @@ async fn flow(stack: Stack, shots: bool) {
         .await
         .expect("text");
     assert_eq!(beside, "path parameter id must be required");
-    assert_eq!(value(&ui, "#t-name").await, "custom.get_item");
-    assert_eq!(value(&ui, "#t-path").await, "/items/{id}");
-    assert_eq!(value(&ui, "#t-scopes").await, "items.read");
-    assert_eq!(value(&ui, "#t-parameters").await, bad_schema);
+    assert_eq!(ui.value("#t-name").await, "custom.get_item");
+    assert_eq!(ui.value("#t-path").await, "/items/{id}");
+    assert_eq!(ui.value("#t-scopes").await, "items.read");
+    assert_eq!(ui.value("#t-parameters").await, bad_schema);
     let invalid = ui
         .find("#t-parameters")
         .await
@@ -305,8 +296,8 @@ async fn flow(stack: Stack, shots: bool) {
     ui.check_page("tool").await;
     // Redefining starts from the tool's definition.
     ui.submit("#redefine").await;
-    assert_eq!(value(&ui, "#t-name").await, "custom.get_item");
-    assert_eq!(value(&ui, "#t-base-url").await, base_url);
+    assert_eq!(ui.value("#t-name").await, "custom.get_item");
+    assert_eq!(ui.value("#t-base-url").await, base_url);
     ui.axe("tool-redefine").await;
     ui.fill("#t-description", "Gets one item by its id.").await;
     ui.submit("#tool-form button").await;
@@ -360,7 +351,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.submit("#gateway-form button").await;
     let page = ui.text().await;
     assert!(page.contains("Created \"Support bot\""), "{page}");
-    let mcp_url = value(&ui, "#mcp-url").await;
+    let mcp_url = ui.value("#mcp-url").await;
     let gateway = mcp_url
         .strip_prefix(&ui.dep.svc.url("/mcp/"))
         .expect("the gateway's MCP URL on the service's public URL")
@@ -377,7 +368,7 @@ async fn flow(stack: Stack, shots: bool) {
     ui.go("/console/gateways").await;
     let page = ui.text().await;
     assert!(page.contains("Support bot") && page.contains("Items API"));
-    assert_eq!(value(&ui, &format!("#mcp-{gateway}")).await, mcp_url);
+    assert_eq!(ui.value(&format!("#mcp-{gateway}")).await, mcp_url);
     ui.find(&format!("button.copy[data-copy='mcp-{gateway}']"))
         .await;
     ui.check_page("gateways").await;
@@ -385,7 +376,7 @@ async fn flow(stack: Stack, shots: bool) {
     // Edit: the destructive tool added; the agent's bundle follows.
     ui.go(&format!("/console/gateways/{gateway}")).await;
     ui.submit("#edit-gateway").await;
-    assert_eq!(value(&ui, "#g-name").await, "Support bot");
+    assert_eq!(ui.value("#g-name").await, "Support bot");
     ui.check_page("gateway-edit").await;
     ui.fill("#g-name", "Support bot (with deletes)").await;
     tick(&ui, &delete_item, true).await;

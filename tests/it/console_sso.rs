@@ -103,12 +103,7 @@ async fn invite(ui: &Console, email: &str, role: &str) -> String {
         .await
         .expect("select");
     ui.submit("#invite button").await;
-    ui.find("#invite-link")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a link")
+    ui.value("#invite-link").await
 }
 
 async fn flow(stack: Stack, shots: bool) {
@@ -141,13 +136,7 @@ async fn flow(stack: Stack, shots: bool) {
     // The admin's Identity provider screen: the redirect URI to register, then SSO on.
     ui.go("/console/identity-provider").await;
     ui.check_page("identity-provider").await;
-    let redirect_uri = ui
-        .find("#redirect-uri")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a URI");
+    let redirect_uri = ui.value("#redirect-uri").await;
     assert!(
         redirect_uri.ends_with("/console/sso/callback"),
         "{redirect_uri}"
@@ -359,13 +348,7 @@ async fn flow(stack: Stack, shots: bool) {
     let nav = ui.find("nav").await.text().await.expect("nav text");
     assert!(!nav.contains("Identity provider"), "{nav}");
     let cookie = ui.cookie().await;
-    let csrf = ui
-        .find("form.signout input[name=csrf]")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a token");
+    let csrf = ui.value("form.signout input[name=csrf]").await;
     let status = post_form(
         &ui.dep,
         &cookie,

@@ -121,13 +121,7 @@ async fn flow(stack: Stack, shots: bool) {
 
     // The admin: the end users' provider with a browser client, on the Identity provider screen.
     ui.go("/console/identity-provider").await;
-    let redirect_uri = ui
-        .find("#eu-redirect-uri")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("a URI");
+    let redirect_uri = ui.value("#eu-redirect-uri").await;
     assert_eq!(redirect_uri, ui.dep.svc.url("/me/callback"));
     idp.register(OidcClient {
         client_id: CLIENT_ID.into(),
@@ -314,12 +308,8 @@ async fn flow(stack: Stack, shots: bool) {
     ui.check_page("me-connected").await;
     pages.push(source(&ui).await);
     let csrf = ui
-        .find("form[action='/me/disconnect'] input[name=csrf]")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("csrf");
+        .value("form[action='/me/disconnect'] input[name=csrf]")
+        .await;
     // The session cookie as renewed by the last page.
     let me_cookie = format!(
         "authledger_me={}",

@@ -170,13 +170,7 @@ async fn flow(stack: Stack, shots: bool) {
 
     // A crafted undo of Bob's call answers like an unknown id, and is recorded.
     ui.go("/me/").await;
-    let csrf = ui
-        .find("input[name=csrf]")
-        .await
-        .prop("value")
-        .await
-        .expect("value")
-        .expect("csrf");
+    let csrf = ui.value("input[name=csrf]").await;
     let me_cookie = format!(
         "authledger_me={}",
         ui.c.get_named_cookie("authledger_me")

@@ -198,6 +198,17 @@ impl Console {
 
     /// Clicks a submit button and waits for the page it leads to (every form posts and
     /// answers with a new page): the old page's marker gone, the new one loaded.
+    /// The `value` of the field `css` names ("" when it has none); a missing field fails as
+    /// [`Console::find`] does.
+    pub async fn value(&self, css: &str) -> String {
+        self.find(css)
+            .await
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
     pub async fn submit(&self, css: &str) {
         let button = self.find(css).await;
         self.click_to_next_page(button).await;

@@ -206,7 +206,10 @@ mod tests {
             "queued"
         );
         let sender = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
+            // Once the intake has taken the held append off the queue, it is holding it.
+            while tx.capacity() < tx.max_capacity() {
+                std::thread::yield_now();
+            }
             assert!(
                 tx.try_send(WriterCommand::Append(request(Flush::Now)))
                     .is_ok(),

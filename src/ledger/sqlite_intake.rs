@@ -56,6 +56,16 @@ pub(super) struct Intake {
     hold: Duration,
 }
 
+/// How long `wait` waits for the next command.
+enum Wait {
+    /// Until one comes (nothing to commit yet).
+    Block,
+    /// Not at all (an append must be durable now).
+    Poll,
+    /// Until this instant (every append so far may wait for company).
+    Until(Instant),
+}
+
 enum Next {
     Command(WriterCommand),
     /// Nothing came (at once, or within the wait).
@@ -84,12 +94,12 @@ impl Intake {
         let mut urgent = false;
         let mut held_since: Option<Instant> = None;
         while group.appends.len() < MAX_GROUP {
-            let deadline = match (group.appends.is_empty(), urgent, held_since) {
-                (true, _, _) => None,
-                (false, false, Some(since)) => Some(since + self.hold),
-                _ => Some(Instant::now()),
+            let wait = match (group.appends.is_empty(), urgent, held_since) {
+                (true, _, _) => Wait::Block,
+                (false, false, Some(since)) => Wait::Until(since + self.hold),
+                _ => Wait::Poll,
             };
-            match self.wait(deadline) {
+            match self.wait(wait) {
                 Next::Command(WriterCommand::Append(request)) => {
                     match request.flush {
                         Flush::Now => urgent = true,
@@ -113,32 +123,43 @@ impl Intake {
         group
     }
 
-    /// The next command: blocking without a deadline, else until `deadline` (a deadline
-    /// already past only takes what is there).
-    fn wait(&mut self, deadline: Option<Instant>) -> Next {
-        let Some(deadline) = deadline else {
-            return match self.queue.blocking_recv() {
-                Some(command) => Next::Command(command),
-                None => Next::Closed,
-            };
-        };
-        let left = deadline.saturating_duration_since(Instant::now());
-        match &self.timer {
-            Some(timer) if !left.is_zero() => {
-                match timer.block_on(async {
-                    // Made inside the runtime: a timer needs it.
-                    tokio::time::timeout(left, self.queue.recv()).await
-                }) {
-                    Ok(Some(command)) => Next::Command(command),
-                    Ok(None) => Next::Closed,
-                    Err(_) => Next::Nothing,
+    /// The next command: blocking, what is queued already, or what comes by `Until`'s
+    /// instant.
+    fn wait(&mut self, wait: Wait) -> Next {
+        let deadline = match wait {
+            Wait::Block => {
+                return match self.queue.blocking_recv() {
+                    Some(command) => Next::Command(command),
+                    None => Next::Closed,
                 }
             }
-            _ => match self.queue.try_recv() {
-                Ok(command) => Next::Command(command),
-                Err(mpsc::error::TryRecvError::Empty) => Next::Nothing,
-                Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
-            },
+            Wait::Poll => return self.poll(),
+            Wait::Until(deadline) => deadline,
+        };
+        // What is queued already needs no timer.
+        let queued = self.poll();
+        if !matches!(queued, Next::Nothing) {
+            return queued;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Some(timer) = self.timer.as_ref().filter(|_| !left.is_zero()) else {
+            return Next::Nothing;
+        };
+        match timer.block_on(async {
+            // Made inside the runtime: a timer needs it.
+            tokio::time::timeout(left, self.queue.recv()).await
+        }) {
+            Ok(Some(command)) => Next::Command(command),
+            Ok(None) => Next::Closed,
+            Err(_) => Next::Nothing,
+        }
+    }
+
+    fn poll(&mut self) -> Next {
+        match self.queue.try_recv() {
+            Ok(command) => Next::Command(command),
+            Err(mpsc::error::TryRecvError::Empty) => Next::Nothing,
+            Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
         }
     }
 }

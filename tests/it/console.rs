@@ -72,6 +72,10 @@ async fn flow(stack: Stack, shots: bool) {
         }
     };
     assert_eq!(workspace(key.clone()).await, StatusCode::OK);
+    // Its expiry reads as a date and time, 30 days from now.
+    let expires = ui.time("#api-keys time").await;
+    let days = (expires - time::OffsetDateTime::now_utc()).whole_hours() as f64 / 24.0;
+    assert!((29.9..=30.0).contains(&days), "expires in {days} days");
     ui.check_page("api-keys").await;
     let revoke = ui.find("button[aria-label='Revoke ci agent']").await;
     ui.click_to_next_page(revoke).await;

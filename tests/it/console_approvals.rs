@@ -132,6 +132,10 @@ async fn flow(stack: Stack, shots: bool) {
     ] {
         assert!(page.contains(shown), "{shown} not on the page: {page}");
     }
+    // Asked and expires read as times; the approval is still open.
+    let asked = ui.time("#pending dd:nth-of-type(5) time").await;
+    let expires = ui.time("#pending dd:nth-of-type(6) time").await;
+    assert!(asked < expires && expires > time::OffsetDateTime::now_utc());
     ui.check_page("approvals").await;
 
     decide(&ui, &approve_me, "approve", "ticket OPS-17").await;
@@ -148,6 +152,7 @@ async fn flow(stack: Stack, shots: bool) {
         page.contains("approved") && page.contains("denied"),
         "{page}"
     );
+    ui.time("#decided time").await;
 
     // The approved call runs once, with its own arguments; the denied one never runs.
     let (s, ran) = delete_item(&ui.dep, &agent, &connection, "41", Some(&approve_me)).await;

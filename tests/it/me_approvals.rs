@@ -173,7 +173,9 @@ async fn flow(stack: Stack, shots: bool) {
         assert!(!page.contains(other), "Bob's {other} on Alice's page");
     }
     for id in [&approve_me, &deny_me] {
-        ui.find(&format!("#pending #approval-{id}")).await;
+        let card = format!("#pending #approval-{id}");
+        let expires = ui.time(&format!("{card} .expires time")).await;
+        assert!(expires > time::OffsetDateTime::now_utc(), "{id} expired");
     }
     ui.check_page("me-approvals").await;
 

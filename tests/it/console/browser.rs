@@ -209,6 +209,26 @@ impl Console {
             .unwrap_or_default()
     }
 
+    /// A time a page shows (`<time datetime>` found by `css`): the exact instant, after
+    /// checking that its text is the same instant as people read it (`2026-12-04 11:51:18 UTC`).
+    pub async fn time(&self, css: &str) -> time::OffsetDateTime {
+        let element = self.find(css).await;
+        let exact = element.attr("datetime").await.expect("datetime");
+        let exact = exact.unwrap_or_else(|| panic!("{css} has no datetime"));
+        let at =
+            time::OffsetDateTime::parse(&exact, &time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|e| panic!("{css}: {exact:?} is not RFC 3339: {e}"));
+        let shown = element.text().await.expect("text");
+        let words =
+            time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+        let expected = at
+            .to_offset(time::UtcOffset::UTC)
+            .format(&words)
+            .expect("format");
+        assert_eq!(shown, expected, "{css} shows {exact} as {shown:?}");
+        at
+    }
+
     pub async fn submit(&self, css: &str) {
         let button = self.find(css).await;
         self.click_to_next_page(button).await;

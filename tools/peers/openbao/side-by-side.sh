@@ -12,10 +12,15 @@
 #   A  token issuance, wrk -t2 -c64, 5 s warm-up + 15 s
 #   B  credential write (new user/path per request, 600-char secret), same load
 #   C  A and B with wrk -t1 -c1, 5 s warm-up + 10 s
-#   D  (authledger only) gateway POST /v1/tools/execute -> nginx static 27-byte JSON vs nginx
-#      directly, wrk -t1 -c1, 5 s warm-up + 10 s each; dd oflag=dsync flush floor
-# Order: authledger r1, OpenBao r1, authledger r2, ... Before each round: wait until the 1-min
-# load average < LOAD_MAX (checked every 20 s, at most LOAD_WAIT_MAX s).
+#   D  (authledger and the floor) gateway POST /v1/tools/execute -> nginx static 27-byte JSON
+#      vs nginx directly, wrk -t1 -c1, 5 s warm-up + 10 s each; dd oflag=dsync flush floor
+# The floor (tools/peers/floor, built here unless FLOOR_BIN is given; SKIP_FLOOR=1 leaves it
+# out) answers authledger's requests for A, B, C, D and F doing only the HTTP exchange, the
+# signatures and one durable append per request: what this machine allows before any of
+# authledger's other work. Its ratio to OpenBao is the most any implementation of these
+# requests could show here.
+# Order: authledger r1, OpenBao r1, the floor r1, authledger r2, ... Before each round: wait
+# until the 1-min load average < LOAD_MAX (checked every 20 s, at most LOAD_WAIT_MAX s).
 #   F  the HTTP floor of each server: an unauthenticated health GET (authledger /healthz,
 #      OpenBao /v1/sys/health) with the load of A: what any request costs on this machine
 #      before its own work (no signature, no write)
@@ -26,7 +31,7 @@
 #      authledger's 10 s memory give-backs; one sample catches a give-back's either side).
 #
 # Overrides: W ROUNDS WARMUP DUR C1DUR E_TOKENS E_MORE E_SAMPLES LOAD_MAX LOAD_WAIT_MAX PEER_DIR SKIP_E
-#            AL_PORT BAO_PORT BAO_CLUSTER_PORT UP_PORT
+#            AL_PORT BAO_PORT BAO_CLUSTER_PORT UP_PORT FLOOR_PORT FLOOR_BIN SKIP_FLOOR
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/../lib.sh"
 
@@ -37,12 +42,22 @@ E_TOKENS=${E_TOKENS:-200000}
 LOAD_MAX=${LOAD_MAX:-1.5} LOAD_WAIT_MAX=${LOAD_WAIT_MAX:-900}
 PEER_DIR=${PEER_DIR:-$(cd "$(dirname "$0")" && pwd)}
 AL_PORT=${AL_PORT:-28300} BAO_PORT=${BAO_PORT:-28200} BAO_CLUSTER_PORT=${BAO_CLUSTER_PORT:-28201}
-UP_PORT=${UP_PORT:-28399}
+UP_PORT=${UP_PORT:-28399} FLOOR_PORT=${FLOOR_PORT:-28398}
 
 # ------------------------------------------------------------------ binaries, tools
 mkdir -p "$W/bin"
 cp -f "$BIN_IN" "$W/bin/authledger"
 AL=$W/bin/authledger
+FLOOR=""
+if [ "${SKIP_FLOOR:-0}" != 1 ]; then
+  if [ -z "${FLOOR_BIN:-}" ]; then
+    FLOOR_TARGET=$(cd "$PEERS/../.." && pwd)/target/floor   # the repo's target dir, kept between runs
+    CARGO_TARGET_DIR="$FLOOR_TARGET" cargo build --release --locked -q --manifest-path "$PEERS/floor/Cargo.toml"
+    FLOOR_BIN=$FLOOR_TARGET/release/authledger-floor
+  fi
+  cp -f "$FLOOR_BIN" "$W/bin/authledger-floor"
+  FLOOR=$W/bin/authledger-floor
+fi
 command -v wrk >/dev/null && command -v pidstat >/dev/null && command -v nginx >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk sysstat nginx-light; }
 
@@ -53,7 +68,7 @@ mkdir -p "$R" "$W/lua"
 TCK=$(getconf CLK_TCK)
 log() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$R/timeline.txt" >&2; }
 
-for p in "$AL_PORT" "$BAO_PORT" "$BAO_CLUSTER_PORT" "$UP_PORT"; do
+for p in "$AL_PORT" "$BAO_PORT" "$BAO_CLUSTER_PORT" "$UP_PORT" "$FLOOR_PORT"; do
   if ss -ltn "sport = :$p" | grep -q LISTEN; then echo "port $p is taken; set *_PORT" >&2; exit 2; fi
 done
 
@@ -167,7 +182,7 @@ end
 LUA
 
 # ------------------------------------------------------------------ process bookkeeping
-AL_PID="" BAO_PID="" NGINX_PID="" PIDSTAT_PID=""
+AL_PID="" BAO_PID="" FLOOR_PID="" NGINX_PID="" PIDSTAT_PID=""
 alive_as() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null | grep -q "$2"; }
 stop_pid() {  # stop_pid PID PATTERN
   if alive_as "$1" "$2"; then
@@ -179,7 +194,8 @@ stop_pid() {  # stop_pid PID PATTERN
 stop_pidstat() { if alive_as "$PIDSTAT_PID" pidstat; then kill -TERM "$PIDSTAT_PID" || true; fi; PIDSTAT_PID=""; }
 stop_al()  { stop_pidstat; stop_pid "$AL_PID" "authledger serve"; AL_PID=""; }
 stop_bao() { stop_pidstat; stop_pid "$BAO_PID" "bao server"; BAO_PID=""; }
-cleanup() { stop_al; stop_bao; stop_pid "$NGINX_PID" "nginx"; rm -f "$W/ddtest"; }
+stop_floor() { stop_pidstat; stop_pid "$FLOOR_PID" "authledger-floor"; FLOOR_PID=""; }
+cleanup() { stop_al; stop_bao; stop_floor; stop_pid "$NGINX_PID" "nginx"; rm -f "$W/ddtest"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -250,7 +266,7 @@ pair() {  # pair SYS JOB ROUND THREADS CONNS DUR SCRIPT URL : a warm-up (WARMUP 
 # ------------------------------------------------------------------ environment record
 { date -u; uname -a; nproc; grep -m1 'model name' /proc/cpuinfo; free -m; df -hT "$W";
   wrk --version 2>&1 | head -1; nginx -v 2>&1; "$BAO" version; "$AL" --version
-  sha256sum "$AL" "$BAO"; echo "authledger source: $BIN_IN"
+  sha256sum "$AL" "$BAO" $FLOOR; echo "authledger source: $BIN_IN"
   git -C "$(dirname "$(readlink -f "$BIN_IN")")/../.." log --oneline -1 2>/dev/null || true
   echo "ports: authledger $AL_PORT, openbao $BAO_PORT/$BAO_CLUSTER_PORT, nginx $UP_PORT"
   echo "ROUNDS=$ROUNDS WARMUP=$WARMUP DUR=$DUR C1DUR=$C1DUR E_TOKENS=$E_TOKENS LOAD_MAX=$LOAD_MAX LOAD_WAIT_MAX=$LOAD_WAIT_MAX"
@@ -376,6 +392,32 @@ PY
 printf 'tag\tms_per_commit\n' > "$R/wal.tsv"
 dd_floor start
 
+# ------------------------------------------------------------------ the floor
+start_floor() {  # start_floor TAG: a fresh log file, the keys and ids the Lua scripts send
+  local tag=$1 dir=$W/floor-$1
+  rm -rf "$dir"; mkdir -p "$dir"
+  AL_AGENT_KEY=floor-agent-$RANDOM$RANDOM AL_ADMIN_KEY=floor-admin-$RANDOM$RANDOM
+  AL_CONN=floor-connection AL_AUTH_CONFIG=floor-auth-config
+  export AL_AGENT_KEY AL_ADMIN_KEY AL_CONN AL_AUTH_CONFIG
+  setsid env -i PATH=/usr/bin:/bin FLOOR_LISTEN="127.0.0.1:$FLOOR_PORT" FLOOR_DB="$dir/log.db" \
+    FLOOR_AGENT_KEY="$AL_AGENT_KEY" FLOOR_ADMIN_KEY="$AL_ADMIN_KEY" FLOOR_CONNECTION="$AL_CONN" \
+    FLOOR_AUTH_CONFIG="$AL_AUTH_CONFIG" FLOOR_TOOL=custom.bench_echo FLOOR_UPSTREAM="$UPSTREAM/echo" \
+    FLOOR_UPSTREAM_KEY="$UPSTREAM_KEY" "$FLOOR" > "$R/floor-$tag-server.log" 2>&1 < /dev/null &
+  FLOOR_PID=$!
+  for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$FLOOR_PORT/healthz" && break; sleep 0.25; done
+  alive_as "$FLOOR_PID" "authledger-floor" || { log "floor pid $FLOOR_PID is not the floor"; exit 1; }
+  local fu="http://127.0.0.1:$FLOOR_PORT"
+  {
+    echo "token:   $(curl -s -H "Authorization: Bearer $AL_AGENT_KEY" -d "{\"connection_id\":\"$AL_CONN\",\"ttl_seconds\":300,\"tool\":\"custom.bench_echo\"}" "$fu/v1/tokens" | jq -c '{tool, scopes, expires_at, has_token: (.token != null)}')"
+    echo "execute: $(curl -s -H "Authorization: Bearer $AL_AGENT_KEY" -d "{\"tool\":\"custom.bench_echo\",\"connection_id\":\"$AL_CONN\",\"arguments\":{}}" "$fu/v1/tools/execute")"
+  } > "$R/floor-$tag-sanity.txt"
+  grep -q '"has_token":true' "$R/floor-$tag-sanity.txt" && grep -q '"status":200' "$R/floor-$tag-sanity.txt" \
+    || { log "floor sanity failed: $(cat "$R/floor-$tag-sanity.txt")"; exit 1; }
+  SRV_PID=$FLOOR_PID
+  pidstat -h -u -r -p "$FLOOR_PID" 1 > "$R/floor-$tag-pidstat.txt" 2>&1 & PIDSTAT_PID=$!
+  log "floor $tag: pid $FLOOR_PID, $(tr '\n' ' ' < "$R/floor-$tag-sanity.txt" | cut -c1-200)"
+}
+
 # ------------------------------------------------------------------ rounds, interleaved
 for r in $(seq 1 "$ROUNDS"); do
   wait_load "authledger-r$r"
@@ -403,6 +445,21 @@ for r in $(seq 1 "$ROUNDS"); do
   pair bao F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$BAO_ADDR/v1/sys/health"
   bao_finish "bao-r$r"
   stop_bao
+
+  if [ -n "$FLOOR" ]; then
+    wait_load "floor-r$r"
+    start_floor "r$r"
+    U="http://127.0.0.1:$FLOOR_PORT"
+    pair floor A_tokens_c64 "r$r" 2 64 "$DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
+    pair floor B_write_c64 "r$r" 2 64 "$DUR" "$W/lua/al_conn.lua" "$U"
+    pair floor C_tokens_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
+    pair floor C_write_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_conn.lua" "$U"
+    pair floor D_direct_c1 "r$r" 1 1 "$C1DUR" "$W/lua/direct.lua" "$UPSTREAM/echo"
+    pair floor D_gateway_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_exec.lua" "$U/v1/tools/execute"
+    pair floor F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$U/healthz"
+    echo "floor-r$r: data $(du -sk "$W/floor-r$r" | cut -f1) KiB" >> "$R/sizes.txt"
+    stop_floor
+  fi
 done
 
 # ------------------------------------------------------------------ E: memory with many live tokens
@@ -477,9 +534,9 @@ def ratio(a, b, nd=2):
         return "n/a"
     return f"{st.median(a) / st.median(b):.{nd}f}"
 
-def pair_ratios(job, key):
-    a = {r["round"]: float(r[key]) for r in by.get(("al", job), [])}
-    b = {r["round"]: float(r[key]) for r in by.get(("bao", job), [])}
+def pair_ratios(job, key, top="al", bottom="bao"):
+    a = {r["round"]: float(r[key]) for r in by.get((top, job), [])}
+    b = {r["round"]: float(r[key]) for r in by.get((bottom, job), [])}
     rs = [a[k] / b[k] for k in sorted(a) if k in b and b[k]]
     return "–".join([f"{min(rs):.2f}", f"{max(rs):.2f}"]) if rs else "n/a"
 
@@ -529,9 +586,19 @@ for job, title in jobs:
     p(f"| RSS after the run, MiB | {cell(vals('al', job, 'rss_kb_after', 1 / 1024), 0)} | {cell(vals('bao', job, 'rss_kb_after', 1 / 1024), 0)} | | |")
     p(f"| requests in the run | {cell(vals('al', job, 'requests'), 0)} | {cell(vals('bao', job, 'requests'), 0)} | | |")
     p("")
+    if by.get(("floor", job)):
+        p(f"The floor (tools/peers/floor: the HTTP exchange, the signatures, one durable append), {len(by[('floor', job)])} rounds:\n")
+        p("| metric | the floor | floor/OpenBao (of medians) | per-round range | authledger/floor |")
+        p("|---|---:|---:|---:|---:|")
+        for key, nd, name in (("rps", 0, "req/s"), ("p50_ms", 2, "p50 ms"), ("p99_ms", 2, "p99 ms"),
+                              ("srv_cpu_ms_per_req", 3, "server CPU-ms / request")):
+            fl = vals("floor", job, key)
+            p(f"| {name} | {cell(fl, nd)} | **{ratio(fl, vals('bao', job, key))}** | "
+              f"{pair_ratios(job, key, 'floor', 'bao')} | {ratio(vals('al', job, key), fl)} |")
+        p(f"| non-2xx (sum over rounds) | {int(sum(vals('floor', job, 'non2xx')))} | | | |")
+        p("")
 
 # D
-p("## D. Gateway overhead (authledger only), one client (wrk -t1 -c1, 10 s)\n")
 dd = {}
 try:
     for line in list(open(os.path.join(R, "dd.tsv")))[1:]:
@@ -539,28 +606,6 @@ try:
         dd[t] = float(ms)
 except FileNotFoundError:
     pass
-direct = {r["round"]: r for r in by.get(("al", "D_direct_c1"), [])}
-gw = {r["round"]: r for r in by.get(("al", "D_gateway_c1"), [])}
-p("| round | direct nginx p50 ms | gateway p50 ms | added p50 ms | gateway p99 ms | direct p99 ms | gateway req/s | dd 4 KiB dsync write, ms | added p50 / fsync floor |")
-p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-added, mult, floors, added_by = [], [], [], {}
-for k in sorted(gw):
-    if k not in direct:
-        continue
-    d, g = direct[k], gw[k]
-    a = float(g["p50_ms"]) - float(d["p50_ms"])
-    f = dd.get(k)
-    added.append(a); added_by[k] = a
-    if f:
-        floors.append(f); mult.append(a / f)
-    p(f"| {k} | {float(d['p50_ms']):.3f} | {float(g['p50_ms']):.3f} | {a:.3f} | {float(g['p99_ms']):.2f} | {float(d['p99_ms']):.3f} | "
-      f"{float(g['rps']):.0f} | {f if f else float('nan'):.3f} | {(a / f) if f else float('nan'):.1f}× |")
-if added:
-    p(f"| **median (min–max)** | | | **{cell(added, 3)}** | | | | {cell(floors, 3)} | **{cell(mult, 1)}** |")
-p("")
-if dd:
-    p("dd floor (`dd if=/dev/zero of=… bs=4k count=2000 oflag=dsync`), ms per synced write: " +
-      ", ".join(f"{k} {v:.3f}" for k, v in dd.items()) + "\n")
 wal = {}
 try:
     for line in list(open(os.path.join(R, "wal.tsv")))[1:]:
@@ -568,10 +613,36 @@ try:
         wal[t] = float(ms)
 except FileNotFoundError:
     pass
-if wal:
-    p("SQLite WAL commit floor (one 1 KiB row per transaction, `synchronous=FULL`, 2,000 in a row), "
-      "ms per commit: " + ", ".join(f"{k} {v:.3f}" for k, v in wal.items()) +
-      (f"; added p50 / WAL commit: {cell([a / wal[k] for k, a in added_by.items() if k in wal], 1)}×" if added else "") + "\n")
+for sys_, who in (("al", "authledger"), ("floor", "the floor")):
+  if not by.get((sys_, "D_gateway_c1")):
+    continue
+  p(f"## D. Gateway overhead ({who}), one client (wrk -t1 -c1, 10 s)\n")
+  direct = {r["round"]: r for r in by.get((sys_, "D_direct_c1"), [])}
+  gw = {r["round"]: r for r in by.get((sys_, "D_gateway_c1"), [])}
+  p("| round | direct nginx p50 ms | gateway p50 ms | added p50 ms | gateway p99 ms | direct p99 ms | gateway req/s | dd 4 KiB dsync write, ms | added p50 / fsync floor |")
+  p("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+  added, mult, floors, added_by = [], [], [], {}
+  for k in sorted(gw):
+      if k not in direct:
+          continue
+      d, g = direct[k], gw[k]
+      a = float(g["p50_ms"]) - float(d["p50_ms"])
+      f = dd.get(k)
+      added.append(a); added_by[k] = a
+      if f:
+          floors.append(f); mult.append(a / f)
+      p(f"| {k} | {float(d['p50_ms']):.3f} | {float(g['p50_ms']):.3f} | {a:.3f} | {float(g['p99_ms']):.2f} | {float(d['p99_ms']):.3f} | "
+        f"{float(g['rps']):.0f} | {f if f else float('nan'):.3f} | {(a / f) if f else float('nan'):.1f}× |")
+  if added:
+      p(f"| **median (min–max)** | | | **{cell(added, 3)}** | | | | {cell(floors, 3)} | **{cell(mult, 1)}** |")
+  p("")
+  if dd:
+      p("dd floor (`dd if=/dev/zero of=… bs=4k count=2000 oflag=dsync`), ms per synced write: " +
+        ", ".join(f"{k} {v:.3f}" for k, v in dd.items()) + "\n")
+  if wal:
+      p("SQLite WAL commit floor (one 1 KiB row per transaction, `synchronous=FULL`, 2,000 in a row), "
+        "ms per commit: " + ", ".join(f"{k} {v:.3f}" for k, v in wal.items()) +
+        (f"; added p50 / WAL commit: {cell([a / wal[k] for k, a in added_by.items() if k in wal], 1)}×" if added else "") + "\n")
 
 # E
 p("## E. Memory with many live tokens\n")

@@ -66,6 +66,17 @@ struct Row {
     done: Option<oneshot::Sender<i64>>,
 }
 
+impl Row {
+    fn event(event_id: String, envelope: Vec<u8>) -> Row {
+        Row {
+            event_id,
+            envelope,
+            data_key: None,
+            done: None,
+        }
+    }
+}
+
 struct Log {
     queue: Mutex<Vec<Row>>,
     db: Mutex<rusqlite::Connection>,
@@ -233,6 +244,13 @@ fn refused(status: StatusCode, detail: &str) -> Answer {
     )
 }
 
+fn not_logged() -> Answer {
+    refused(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the log did not take the event",
+    )
+}
+
 fn seal(key: &[u8; 32], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut nonce);
@@ -312,20 +330,8 @@ impl Floor {
             json!({"connection_id": r.connection_id, "tool": r.tool, "scopes": ["items:read"],
                    "expires_at": rfc3339(expires)}),
         );
-        let Some(position) = self
-            .log
-            .append(Row {
-                event_id,
-                envelope,
-                data_key: None,
-                done: None,
-            })
-            .await
-        else {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the log did not take the event",
-            );
+        let Some(position) = self.log.append(Row::event(event_id, envelope)).await else {
+            return not_logged();
         };
         let header =
             URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"EdDSA","typ":"JWT","kid":"{KEY_ID}"}}"#));
@@ -400,10 +406,7 @@ impl Floor {
             done: None,
         };
         let Some(position) = self.log.append(row).await else {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the log did not take the event",
-            );
+            return not_logged();
         };
         let mut a = answer(
             StatusCode::CREATED,
@@ -432,20 +435,8 @@ impl Floor {
             caller,
             json!({"tool": r.tool, "connection_id": r.connection_id, "arguments": format!("sha256:{fingerprint}")}),
         );
-        let Some(position) = self
-            .log
-            .append(Row {
-                event_id,
-                envelope,
-                data_key: None,
-                done: None,
-            })
-            .await
-        else {
-            return refused(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the log did not take the event",
-            );
+        let Some(position) = self.log.append(Row::event(event_id, envelope)).await else {
+            return not_logged();
         };
         let (status, upstream) = match self.call_upstream(&call_id).await {
             Some(got) => got,
@@ -458,12 +449,7 @@ impl Floor {
         tokio::spawn(async move {
             let (event_id, envelope) =
                 floor.event("tool.completed", ("tool_call", &call), caller, completed);
-            floor.log.append_later(Row {
-                event_id,
-                envelope,
-                data_key: None,
-                done: None,
-            });
+            floor.log.append_later(Row::event(event_id, envelope));
         });
         let data = serde_json::from_slice::<Value>(&upstream).unwrap_or(Value::Null);
         let mut a = answer(

@@ -327,7 +327,7 @@ pub async fn create(
         Ok(c) => c,
         Err(e) => {
             // Nothing references a data key made for a refused create: destroy it.
-            shred_unused(state, &command).await;
+            shred_unused_secret(state, &command).await;
             return Err(e.into());
         }
     };
@@ -335,12 +335,10 @@ pub async fn create(
     Ok((id, committed.position))
 }
 
-async fn shred_unused(state: &AppState, command: &AuthConfigCommand) {
+async fn shred_unused_secret(state: &AppState, command: &AuthConfigCommand) {
     if let AuthConfigCommand::Create(c) = command {
         if let AuthSettings::Oauth2(o) = &c.settings {
-            if let Err(e) = state.vault.shred(&o.client_secret.data_key_id).await {
-                tracing::warn!(error = %e, "could not destroy the data key of a refused auth config");
-            }
+            super::sealing::shred_unused(state, &o.client_secret.data_key_id, "auth_config").await;
         }
     }
 }

@@ -71,3 +71,11 @@ pub async fn open_text(
     })?;
     Ok(text.into())
 }
+
+/// Destroys the data key made for a create that was then refused: nothing references it.
+/// A failure is logged, not returned: the refusal is what the caller must see.
+pub async fn shred_unused(state: &AppState, data_key_id: &str, resource_type: &str) {
+    if let Err(e) = state.vault.shred(data_key_id).await {
+        tracing::warn!(error = %e, resource_type, "could not destroy the data key of a refused create");
+    }
+}

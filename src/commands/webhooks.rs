@@ -169,10 +169,7 @@ pub async fn create(
     let (secret, committed) = match created.await {
         Ok(c) => c,
         Err(e) => {
-            // Nothing references a data key made for a refused create: destroy it.
-            if let Err(shred) = state.vault.shred(data_key.id()).await {
-                tracing::warn!(error = %shred, "could not destroy the data key of a refused webhook");
-            }
+            super::sealing::shred_unused(state, data_key.id(), "webhook").await;
             return Err(e);
         }
     };

@@ -168,7 +168,7 @@ async fn initiate_oauth(
             })
         }
         Err(e) => {
-            shred_quietly(state, &data_key_id).await;
+            crate::commands::sealing::shred_unused(state, &data_key_id, "connection").await;
             Err(e)
         }
     }
@@ -417,14 +417,8 @@ async fn create_from_credentials(
             })
         }
         Err(e) => {
-            shred_quietly(state, &data_key_id).await;
+            crate::commands::sealing::shred_unused(state, &data_key_id, "connection").await;
             Err(e)
         }
-    }
-}
-
-pub(super) async fn shred_quietly(state: &AppState, data_key_id: &str) {
-    if let Err(e) = state.vault.shred(data_key_id).await {
-        tracing::warn!(error = %e, "could not destroy the data key of a refused connection");
     }
 }

@@ -91,7 +91,7 @@ pub async fn start(
     {
         Ok(c) => c,
         Err(e) => {
-            super::create::shred_quietly(state, &data_key_id).await;
+            crate::commands::sealing::shred_unused(state, &data_key_id, "connection").await;
             return Err(e.into());
         }
     };

@@ -419,19 +419,26 @@ start_floor() {  # start_floor TAG: a fresh log file, the keys and ids the Lua s
 }
 
 # ------------------------------------------------------------------ rounds, interleaved
+# authledger's requests, sent to SYS at URL U (authledger and the floor answer the same ones)
+requests_ab() {  # requests_ab SYS ROUND U: jobs A, B and C
+  pair "$1" A_tokens_c64 "$2" 2 64 "$DUR" "$W/lua/al_token.lua" "$3/v1/tokens"
+  pair "$1" B_write_c64 "$2" 2 64 "$DUR" "$W/lua/al_conn.lua" "$3"
+  pair "$1" C_tokens_c1 "$2" 1 1 "$C1DUR" "$W/lua/al_token.lua" "$3/v1/tokens"
+  pair "$1" C_write_c1 "$2" 1 1 "$C1DUR" "$W/lua/al_conn.lua" "$3"
+}
+requests_df() {  # requests_df SYS ROUND U: jobs D (nginx directly, then through SYS) and F
+  pair "$1" D_direct_c1 "$2" 1 1 "$C1DUR" "$W/lua/direct.lua" "$UPSTREAM/echo"
+  pair "$1" D_gateway_c1 "$2" 1 1 "$C1DUR" "$W/lua/al_exec.lua" "$3/v1/tools/execute"
+  pair "$1" F_health_c64 "$2" 2 64 "$DUR" "$W/lua/get.lua" "$3/healthz"
+}
 for r in $(seq 1 "$ROUNDS"); do
   wait_load "authledger-r$r"
   start_al "r$r"
   U="http://127.0.0.1:$AL_PORT"
-  pair al A_tokens_c64 "r$r" 2 64 "$DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
-  pair al B_write_c64 "r$r" 2 64 "$DUR" "$W/lua/al_conn.lua" "$U"
-  pair al C_tokens_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
-  pair al C_write_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_conn.lua" "$U"
+  requests_ab al "r$r" "$U"
   dd_floor "r$r"
   wal_floor "r$r"
-  pair al D_direct_c1 "r$r" 1 1 "$C1DUR" "$W/lua/direct.lua" "$UPSTREAM/echo"
-  pair al D_gateway_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_exec.lua" "$U/v1/tools/execute"
-  pair al F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$U/healthz"
+  requests_df al "r$r" "$U"
   curl -s "$U/metrics" > "$R/al-r$r-metrics.txt" || true
   echo "al-r$r: data $(du -sk "$AL_DIR" | cut -f1) KiB" >> "$R/sizes.txt"
   stop_al
@@ -450,13 +457,8 @@ for r in $(seq 1 "$ROUNDS"); do
     wait_load "floor-r$r"
     start_floor "r$r"
     U="http://127.0.0.1:$FLOOR_PORT"
-    pair floor A_tokens_c64 "r$r" 2 64 "$DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
-    pair floor B_write_c64 "r$r" 2 64 "$DUR" "$W/lua/al_conn.lua" "$U"
-    pair floor C_tokens_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_token.lua" "$U/v1/tokens"
-    pair floor C_write_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_conn.lua" "$U"
-    pair floor D_direct_c1 "r$r" 1 1 "$C1DUR" "$W/lua/direct.lua" "$UPSTREAM/echo"
-    pair floor D_gateway_c1 "r$r" 1 1 "$C1DUR" "$W/lua/al_exec.lua" "$U/v1/tools/execute"
-    pair floor F_health_c64 "r$r" 2 64 "$DUR" "$W/lua/get.lua" "$U/healthz"
+    requests_ab floor "r$r" "$U"
+    requests_df floor "r$r" "$U"
     echo "floor-r$r: data $(du -sk "$W/floor-r$r" | cut -f1) KiB" >> "$R/sizes.txt"
     stop_floor
   fi

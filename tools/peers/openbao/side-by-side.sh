@@ -304,6 +304,19 @@ for _ in $(seq 1 40); do curl -sf -o /dev/null "$UPSTREAM/echo" && break; sleep 
 log "nginx pid $NGINX_PID: $(curl -s -D - "$UPSTREAM/echo" | tr -d '\r' | grep -iE '^(content-type|content-length)' | tr '\n' ' ')"
 
 # ------------------------------------------------------------------ authledger
+sanity_and_watch() {  # sanity_and_watch SYS TAG PORT PID: one token and one gateway call on
+  # PORT (upstream status 200 and its body; answers in $R/SYS-TAG-sanity.txt), then PID is
+  # the server whose CPU is counted, with pidstat beside it
+  local out="$R/$1-$2-sanity.txt"
+  {
+    echo "token:   $(AL_PORT=$3 alapi POST /v1/tokens "$AL_AGENT_KEY" "{\"connection_id\":\"$AL_CONN\",\"ttl_seconds\":300,\"tool\":\"custom.bench_echo\"}" | jq -c '{tool, scopes, expires_at, has_token: (.token != null)}')"
+    echo "execute: $(AL_PORT=$3 alapi POST /v1/tools/execute "$AL_AGENT_KEY" "{\"tool\":\"custom.bench_echo\",\"connection_id\":\"$AL_CONN\",\"arguments\":{}}")"
+  } > "$out"
+  grep -q '"has_token":true' "$out" && grep -q '"status":200' "$out" \
+    || { log "$1 sanity failed: $(cat "$out")"; exit 1; }
+  SRV_PID=$4
+  pidstat -h -u -r -p "$4" 1 > "$R/$1-$2-pidstat.txt" 2>&1 & PIDSTAT_PID=$!
+}
 start_al() {  # start_al TAG: fresh data dir, bootstrap, serve, agent key, auth config, connection, tool
   local tag=$1
   AL_DIR=$W/al-$tag
@@ -313,15 +326,7 @@ start_al() {  # start_al TAG: fresh data dir, bootstrap, serve, agent key, auth 
   al_fixtures "$UPSTREAM_KEY" "$UPSTREAM" "Benchmark tool: GET /echo of a local nginx." "$R/al-$tag-tool.json"
   [ "$(echo "$AL_CONN_JSON" | jq -r .status)" = active ] || { log "connection not active: $AL_CONN_JSON"; exit 1; }
   export AL_AGENT_KEY AL_AUTH_CONFIG AL_CONN ADMIN_KEY AL_ADMIN_KEY=$ADMIN_KEY
-  # sanity: one token, one gateway call (upstream status 200 and its body)
-  {
-    echo "token:   $(alapi POST /v1/tokens "$AL_AGENT_KEY" "{\"connection_id\":\"$AL_CONN\",\"ttl_seconds\":300,\"tool\":\"custom.bench_echo\"}" | jq -c '{tool, scopes, expires_at, has_token: (.token != null)}')"
-    echo "execute: $(alapi POST /v1/tools/execute "$AL_AGENT_KEY" "{\"tool\":\"custom.bench_echo\",\"connection_id\":\"$AL_CONN\",\"arguments\":{}}")"
-  } > "$R/al-$tag-sanity.txt"
-  grep -q '"has_token":true' "$R/al-$tag-sanity.txt" && grep -q '"status":200' "$R/al-$tag-sanity.txt" \
-    || { log "authledger sanity failed: $(cat "$R/al-$tag-sanity.txt")"; exit 1; }
-  SRV_PID=$AL_PID
-  pidstat -h -u -r -p "$AL_PID" 1 > "$R/al-$tag-pidstat.txt" 2>&1 & PIDSTAT_PID=$!
+  sanity_and_watch al "$tag" "$AL_PORT" "$AL_PID"
   log "authledger $tag: pid $AL_PID, conn $AL_CONN, $(tr '\n' ' ' < "$R/al-$tag-sanity.txt" | cut -c1-200)"
 }
 
@@ -406,15 +411,7 @@ start_floor() {  # start_floor TAG: a fresh log file, the keys and ids the Lua s
   FLOOR_PID=$!
   for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$FLOOR_PORT/healthz" && break; sleep 0.25; done
   alive_as "$FLOOR_PID" "authledger-floor" || { log "floor pid $FLOOR_PID is not the floor"; exit 1; }
-  local fu="http://127.0.0.1:$FLOOR_PORT"
-  {
-    echo "token:   $(curl -s -H "Authorization: Bearer $AL_AGENT_KEY" -d "{\"connection_id\":\"$AL_CONN\",\"ttl_seconds\":300,\"tool\":\"custom.bench_echo\"}" "$fu/v1/tokens" | jq -c '{tool, scopes, expires_at, has_token: (.token != null)}')"
-    echo "execute: $(curl -s -H "Authorization: Bearer $AL_AGENT_KEY" -d "{\"tool\":\"custom.bench_echo\",\"connection_id\":\"$AL_CONN\",\"arguments\":{}}" "$fu/v1/tools/execute")"
-  } > "$R/floor-$tag-sanity.txt"
-  grep -q '"has_token":true' "$R/floor-$tag-sanity.txt" && grep -q '"status":200' "$R/floor-$tag-sanity.txt" \
-    || { log "floor sanity failed: $(cat "$R/floor-$tag-sanity.txt")"; exit 1; }
-  SRV_PID=$FLOOR_PID
-  pidstat -h -u -r -p "$FLOOR_PID" 1 > "$R/floor-$tag-pidstat.txt" 2>&1 & PIDSTAT_PID=$!
+  sanity_and_watch floor "$tag" "$FLOOR_PORT" "$FLOOR_PID"
   log "floor $tag: pid $FLOOR_PID, $(tr '\n' ' ' < "$R/floor-$tag-sanity.txt" | cut -c1-200)"
 }
 

@@ -295,6 +295,7 @@ impl JetStreamEventLog {
             key: self.parser.key(subject)?,
             version: None,
             envelope: payload,
+            sealed: Default::default(),
         })
     }
 
@@ -622,6 +623,7 @@ impl EventLog for JetStreamEventLog {
                         key: this.key(msg.subject.as_str())?,
                         version: None,
                         envelope: msg.payload.clone(),
+                        sealed: Default::default(),
                     })
                 })();
                 let keep = match &event {

@@ -1,11 +1,14 @@
 //! The `EventLog` trait: the only source of truth. Two backends implement it
 //! (`sqlite_log` embedded, `jetstream_log` at scale) and pass one conformance suite.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use uuid::Uuid;
 
-use super::envelope::AggregateKey;
+use super::envelope::{AggregateKey, EventBody};
+use crate::domain::Event;
 
 /// A signed event ready to append: the envelope bytes plus the facts the log indexes by.
 /// Built only by `Ledger` (which signs and chains) or by tests.
@@ -15,7 +18,33 @@ pub struct SignedEvent {
     pub version: u64,
     pub event_id: Uuid,
     pub envelope: Bytes,
+    /// What was sealed, as this process built it.
+    pub sealed: InProcess,
 }
+
+/// An event as this process's `Ledger` sealed it: its body (without the payload, which
+/// `event` is) and its envelope's hash. It goes with the event to this process's projector,
+/// which then need not parse back the bytes it was just handed (a debug build checks that
+/// both give the same plan).
+#[derive(Debug)]
+pub struct Sealed {
+    pub body: EventBody,
+    pub event: Event,
+    pub hash: String,
+}
+
+/// `Sealed` beside an event in this process, never part of what the event is: events
+/// compare by what the log holds, and one read back from the log has none.
+#[derive(Debug, Clone, Default)]
+pub struct InProcess(pub Option<Arc<Sealed>>);
+
+impl PartialEq for InProcess {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for InProcess {}
 
 /// An event as the log holds it: its global position and the envelope bytes verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +59,8 @@ pub struct RecordedEvent {
     /// JetStream indexes by subject only.
     pub version: Option<u64>,
     pub envelope: Bytes,
+    /// What was sealed, when this process appended it (the embedded log hands it on).
+    pub sealed: InProcess,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,6 +178,7 @@ mod tests {
                 version: 1,
                 event_id: Uuid::now_v7(),
                 envelope: Bytes::from_static(b"{}"),
+                sealed: Default::default(),
             },
             expected_version: 0,
             flush,

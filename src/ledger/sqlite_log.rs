@@ -363,6 +363,7 @@ fn inline_event(
         key: key.clone(),
         version: u64::try_from(version).ok(),
         envelope: Bytes::from(envelope),
+        sealed: Default::default(),
     }
 }
 
@@ -496,6 +497,7 @@ fn commit_and_answer(
                     key: request.event.key.clone(),
                     version: Some(request.event.version),
                     envelope: request.event.envelope.clone(),
+                    sealed: request.event.sealed.clone(),
                 }),
                 _ => None,
             })
@@ -529,11 +531,36 @@ fn append_group(
 
 /// Checks and inserts one event inside the group's transaction (which sees the events
 /// inserted before it). Outer error: the transaction failed; inner: this event's answer.
+///
+/// A new aggregate's first event (most appends: a token, a tool call, an audit query) is
+/// inserted straight away: the unique indexes refuse it when its id or its version 1 is
+/// taken, and only then is the log asked why. Any other event is checked first.
 fn append_in(
     tx: &rusqlite::Transaction<'_>,
     event: &SignedEvent,
     expected_version: u64,
 ) -> Result<Result<Appended, LogError>, LogError> {
+    let version = to_i64(event.version)?;
+    if expected_version == 0 {
+        match insert(tx, event, version) {
+            Ok(appended) => return Ok(Ok(appended)),
+            Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {}
+            Err(e) => return Err(write_error(e)),
+        }
+    }
+    if let Some(refused) = check(tx, event, expected_version)? {
+        return Ok(refused);
+    }
+    insert(tx, event, version).map(Ok).map_err(write_error)
+}
+
+/// Why `event` cannot follow `expected_version`, if it cannot: the same event already
+/// appended (its answer, a duplicate), its id reused by another event, or another version.
+fn check(
+    tx: &rusqlite::Transaction<'_>,
+    event: &SignedEvent,
+    expected_version: u64,
+) -> Result<Option<Result<Appended, LogError>>, LogError> {
     let event_id = event.event_id.to_string();
     let (same_id, same_envelope, actual): (Option<i64>, Option<Vec<u8>>, i64) = tx
         .prepare_cached(
@@ -556,22 +583,29 @@ fn append_in(
         .map_err(write_error)?;
     if let Some(position) = same_id {
         if same_envelope.as_deref() != Some(event.envelope.as_ref()) {
-            return Ok(Err(LogError::EventIdReused(event.event_id)));
+            return Ok(Some(Err(LogError::EventIdReused(event.event_id))));
         }
-        return Ok(Ok(Appended {
+        return Ok(Some(Ok(Appended {
             position: u64::try_from(position).unwrap_or(0),
             duplicate: true,
-        }));
+        })));
     }
     let actual = u64::try_from(actual).unwrap_or(0);
     if actual != expected_version {
-        return Ok(Err(LogError::Conflict {
+        return Ok(Some(Err(LogError::Conflict {
             key: event.key.clone(),
             expected: expected_version,
             actual,
-        }));
+        })));
     }
-    let version = to_i64(event.version)?;
+    Ok(None)
+}
+
+fn insert(
+    tx: &rusqlite::Transaction<'_>,
+    event: &SignedEvent,
+    version: i64,
+) -> rusqlite::Result<Appended> {
     let position: i64 = tx
         .prepare_cached(
             "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
@@ -580,7 +614,7 @@ fn append_in(
         .and_then(|mut insert| {
             insert.query_row(
                 rusqlite::params![
-                    event_id,
+                    event.event_id.to_string(),
                     event.key.workspace_id,
                     event.key.aggregate_type,
                     event.key.aggregate_id,
@@ -589,12 +623,11 @@ fn append_in(
                 ],
                 |row| row.get(0),
             )
-        })
-        .map_err(write_error)?;
-    Ok(Ok(Appended {
+        })?;
+    Ok(Appended {
         position: u64::try_from(position).unwrap_or(0),
         duplicate: false,
-    }))
+    })
 }
 
 fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError> {
@@ -614,6 +647,7 @@ fn row_to_event(row: &sqlx::sqlite::SqliteRow) -> Result<RecordedEvent, LogError
         key,
         version: u64::try_from(version).ok(),
         envelope: Bytes::from(envelope),
+        sealed: Default::default(),
     })
 }
 

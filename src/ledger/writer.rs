@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::envelope::{open_envelope, Actor, AggregateKey, EnvelopeError, EventBody};
 use super::generations::Generations;
 use super::keys::Signer;
-use super::log::{EventLog, Flush, LogError, SignedEvent};
+use super::log::{EventLog, Flush, InProcess, LogError, Sealed, SignedEvent};
 use crate::clock::Clock;
 use crate::domain::{Aggregate, DomainError, Event};
 use crate::metrics::{Metrics, ResultLabel};
@@ -615,12 +615,20 @@ fn seal_event_as(
         serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     let envelope = signer.seal(&body_bytes)?;
     let hash = super::envelope::event_hash(&envelope);
+    let mut body = body;
+    body.payload = serde_json::Value::Null;
+    let sealed = Sealed {
+        body,
+        event: event.clone(),
+        hash: hash.clone(),
+    };
     Ok((
         SignedEvent {
             key: key.clone(),
             version: expected + 1,
             event_id,
             envelope,
+            sealed: InProcess(Some(Arc::new(sealed))),
         },
         hash,
     ))

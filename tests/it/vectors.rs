@@ -391,6 +391,7 @@ async fn vectors_pass_and_fail_the_verifier_as_labelled() {
         key: key.clone(),
         version: None,
         envelope: bytes::Bytes::from(env.as_bytes().to_vec()),
+        sealed: Default::default(),
     };
     let valid: Vec<RecordedEvent> = v["valid_log"]
         .as_array()
@@ -437,6 +438,7 @@ async fn vectors_pass_and_fail_the_verifier_as_labelled() {
                 .body
                 .event_id,
             envelope: r.envelope.clone(),
+            sealed: Default::default(),
         };
         log.append(&signed, i as u64).await.expect("append");
     }
@@ -551,6 +553,7 @@ fn single_event(
         version: 1,
         event_id: b.event_id,
         envelope,
+        sealed: Default::default(),
     }
 }
 

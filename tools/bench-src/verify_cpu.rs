@@ -30,6 +30,7 @@ fn events(signer: &Signer, n: u64, pad: usize) -> anyhow::Result<Vec<RecordedEve
             key,
             version: None,
             envelope: signed.envelope,
+            sealed: Default::default(),
         });
     }
     Ok(out)

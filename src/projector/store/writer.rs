@@ -59,28 +59,51 @@ pub trait ProjectionWriter: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Decodes the events of a batch into operations, outside any transaction. Each envelope
-/// is parsed once; its payload moves into the typed event (the plan reads the body's
-/// other fields only).
+/// Decodes the events of a batch into operations, outside any transaction. An event this
+/// process sealed is planned from what it sealed; any other envelope is parsed once, its
+/// payload moved into the typed event (the plan reads the body's other fields only).
 fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
     events
         .iter()
         .map(|rec| {
-            let undecodable = |reason: String| ProjectionError::Undecodable {
-                position: rec.position,
-                reason,
+            let ops = match &rec.sealed.0 {
+                Some(sealed) => {
+                    let ops = plan(rec.position, &sealed.body, &sealed.event, &sealed.hash);
+                    #[cfg(debug_assertions)]
+                    same_as_the_bytes(rec, &ops)?;
+                    ops
+                }
+                None => plan_from_bytes(rec)?,
             };
-            let mut opened =
-                open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
-            let payload = std::mem::take(&mut opened.body.payload);
-            let event = Event::from_owned_parts(&opened.body.kind, payload)
-                .map_err(|e| undecodable(e.to_string()))?;
-            Ok((
-                rec.position,
-                plan(rec.position, &opened.body, &event, &opened.hash),
-            ))
+            Ok((rec.position, ops))
         })
         .collect()
+}
+
+fn plan_from_bytes(rec: &RecordedEvent) -> Result<Vec<Op>, ProjectionError> {
+    let undecodable = |reason: String| ProjectionError::Undecodable {
+        position: rec.position,
+        reason,
+    };
+    let mut opened = open_envelope(&rec.envelope).map_err(|e| undecodable(e.to_string()))?;
+    let payload = std::mem::take(&mut opened.body.payload);
+    let event = Event::from_owned_parts(&opened.body.kind, payload)
+        .map_err(|e| undecodable(e.to_string()))?;
+    Ok(plan(rec.position, &opened.body, &event, &opened.hash))
+}
+
+/// Debug builds (every test) plan each sealed event from its bytes too: a replay must give
+/// what the live projector wrote.
+#[cfg(debug_assertions)]
+fn same_as_the_bytes(rec: &RecordedEvent, ops: &[Op]) -> Result<(), ProjectionError> {
+    let from_bytes = plan_from_bytes(rec)?;
+    if from_bytes != ops {
+        return Err(ProjectionError::Undecodable {
+            position: rec.position,
+            reason: format!("planned {ops:?} from what was sealed, {from_bytes:?} from its bytes"),
+        });
+    }
+    Ok(())
 }
 
 /// Up to `limit` events after `offset`: from `known` when they continue it, else the log.
@@ -779,6 +802,68 @@ mod tests {
             "dynamic_credentials",
         ] {
             assert!(tables.contains(&t), "{t}");
+        }
+    }
+
+    fn recorded(name: &str, sealed_as: &str) -> RecordedEvent {
+        use crate::domain::workspace::WorkspaceCreated;
+        use crate::ledger::log::{InProcess, Sealed};
+        let created = |name: &str| {
+            Event::WorkspaceCreated(WorkspaceCreated {
+                name: name.to_string(),
+            })
+        };
+        let key = crate::ledger::AggregateKey::new("ws1", "workspace", "ws1").expect("key");
+        let (signed, _) = crate::ledger::writer::seal_event(
+            &crate::ledger::Signer::generate(),
+            &key,
+            0,
+            None,
+            &crate::ledger::Actor::system("t"),
+            &created(name),
+            time::OffsetDateTime::now_utc(),
+        )
+        .expect("seal");
+        let sealed = signed
+            .sealed
+            .0
+            .as_deref()
+            .expect("the ledger hands on what it sealed");
+        RecordedEvent {
+            position: 1,
+            key,
+            version: Some(1),
+            envelope: signed.envelope.clone(),
+            sealed: InProcess(Some(std::sync::Arc::new(Sealed {
+                body: sealed.body.clone(),
+                event: created(sealed_as),
+                hash: sealed.hash.clone(),
+            }))),
+        }
+    }
+
+    #[test]
+    fn a_sealed_event_is_planned_as_its_bytes_plan_it() {
+        let rec = recorded("Acme", "Acme");
+        let from_sealed = plan_batch(std::slice::from_ref(&rec)).expect("planned");
+        let read_back = RecordedEvent {
+            sealed: Default::default(),
+            ..rec
+        };
+        assert_eq!(from_sealed, plan_batch(&[read_back]).expect("planned"));
+    }
+
+    #[cfg(debug_assertions)]
+    #[test]
+    fn a_debug_build_refuses_a_sealed_event_its_bytes_contradict() {
+        match plan_batch(&[recorded("Acme", "Other")]) {
+            Err(ProjectionError::Undecodable {
+                position: 1,
+                reason,
+            }) => {
+                assert!(reason.contains("from its bytes"), "{reason}");
+            }
+            other => panic!("expected the difference refused, got {other:?}"),
         }
     }
 

@@ -112,10 +112,7 @@ fn page_of(link: &HostedLink, presented: &str, csrf: String, shown: Shown) -> Co
         }
         _ => (String::new(), String::new()),
     };
-    let expires_at = link
-        .expires_at
-        .format(&time::format_description::well_known::Rfc2822)
-        .unwrap_or_default();
+    let expires_at = crate::projector::plan::rfc3339(link.expires_at);
     ConnectPage {
         name: link.auth_config_name.clone(),
         provider: link.provider.clone(),

@@ -20,6 +20,7 @@ use base64::Engine as _;
 use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
 
 use crate::console::browser::{Console, Driver};
 use crate::harness::eventually;
@@ -108,8 +109,13 @@ impl Scene {
         r.body
     }
 
-    /// A hosted connect link from `POST /v1/connections`: (connection id, link).
-    async fn link(&self, config: &str, user: &str, redirect_url: Option<&str>) -> (String, String) {
+    /// A hosted connect link from `POST /v1/connections`: (connection id, link, its expiry).
+    async fn link(
+        &self,
+        config: &str,
+        user: &str,
+        redirect_url: Option<&str>,
+    ) -> (String, String, String) {
         let mut body = json!({ "auth_config_id": config, "user_id": user });
         if let Some(r) = redirect_url {
             body["redirect_url"] = json!(r);
@@ -126,7 +132,7 @@ impl Scene {
             link.starts_with(&self.ui.dep.svc.url("/connect/")),
             "{link}"
         );
-        (r.str("id"), link)
+        (r.str("id"), link, r.str("connect_expires_at"))
     }
 
     /// The page's whole HTML: no credential may be in it.
@@ -273,9 +279,12 @@ async fn basic_and_bearer(s: &Scene) {
     let return_to = format!("{}/connected", s.app.base_url);
     let basic = s.config("Legacy ERP", "basic", json!({})).await;
     s.tool("custom.basic_me", "/basic/me").await;
-    let (id, link) = s.link(&basic, "dave", Some(&return_to)).await;
+    let (id, link, expires) = s.link(&basic, "dave", Some(&return_to)).await;
     ui.go(&link).await;
     ui.check_page("connect-basic").await;
+    let shown = ui.time("#link-expires").await;
+    let expires = time::OffsetDateTime::parse(&expires, &Rfc3339).expect("connect_expires_at");
+    assert_eq!(shown, expires, "the page shows the link's own expiry");
     ui.fill("#username", USER).await;
     ui.fill("#password", PASSWORD).await;
     ui.submit("#connect").await;
@@ -304,7 +313,7 @@ async fn basic_and_bearer(s: &Scene) {
 
     let bearer = s.config("Ticket desk", "bearer_token", json!({})).await;
     s.tool("custom.bearer_me", "/bearer/me").await;
-    let (id, link) = s.link(&bearer, "erin", Some(&return_to)).await;
+    let (id, link, _) = s.link(&bearer, "erin", Some(&return_to)).await;
     ui.go(&link).await;
     ui.check_page("connect-bearer").await;
     // Empty: refused by the browser's `required`; a value that is too long by the server.
@@ -344,7 +353,7 @@ async fn postgres_with_test(s: &Scene) {
                     "database": url.path().trim_start_matches('/'), "ssl_mode": "disable" }),
         )
         .await;
-    let (id, link) = s.link(&config, "frank", None).await;
+    let (id, link, _) = s.link(&config, "frank", None).await;
     ui.go(&link).await;
     ui.check_page("connect-postgres").await;
     let (right, wrong) = (url.username(), "nobody-here");
@@ -390,7 +399,7 @@ async fn postgres_with_test(s: &Scene) {
 /// recorded, nothing saved. Then a link past its 30 minutes: refused.
 async fn csrf_and_expiry(s: &Scene, config: &str) {
     let ui = &s.ui;
-    let (id, link) = s.link(config, "grace", None).await;
+    let (id, link, _) = s.link(config, "grace", None).await;
     let r = s
         .http
         .post(&link)

@@ -35,8 +35,18 @@ pub struct Sealed {
 
 /// `Sealed` beside an event in this process, never part of what the event is: events
 /// compare by what the log holds, and one read back from the log has none.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct InProcess(pub Option<Arc<Sealed>>);
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "sealed here"
+        } else {
+            "read back"
+        })
+    }
+}
 
 impl PartialEq for InProcess {
     fn eq(&self, _: &Self) -> bool {

@@ -227,4 +227,10 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// A short human name for logs and readiness output.
     fn describe(&self) -> String;
+
+    /// Whether this process's subscribers get an append's `Sealed` with it (the embedded
+    /// log hands it on); the `Ledger` builds one only then.
+    fn hands_on_sealed(&self) -> bool {
+        false
+    }
 }

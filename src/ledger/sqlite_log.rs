@@ -768,6 +768,10 @@ impl EventLog for SqliteEventLog {
         Ok(u64::try_from(head).unwrap_or(0))
     }
 
+    fn hands_on_sealed(&self) -> bool {
+        true
+    }
+
     fn describe(&self) -> String {
         format!("embedded SQLite log {}", self.path)
     }

@@ -460,7 +460,7 @@ impl Ledger {
             None => (0, None),
         };
         let signer = self.signer();
-        let (signed, hash) = seal_event_as(
+        let (mut signed, hash, body) = seal_event_as(
             &signer,
             key,
             (expected, prev_hash),
@@ -469,6 +469,9 @@ impl Ledger {
             self.clock.now(),
             event_id,
         )?;
+        if self.log.hands_on_sealed() {
+            signed.sealed = sealed(body, event, &hash);
+        }
         let event_id = signed.event_id;
         let started = Instant::now();
         let mut result = self.log.append_with(&signed, expected, flush).await;
@@ -574,7 +577,7 @@ pub fn seal_event(
     event: &Event,
     occurred_at: time::OffsetDateTime,
 ) -> Result<(SignedEvent, String), LedgerError> {
-    seal_event_as(
+    let (signed, hash, _) = seal_event_as(
         signer,
         key,
         (expected, prev_hash),
@@ -582,10 +585,11 @@ pub fn seal_event(
         event,
         occurred_at,
         Uuid::now_v7(),
-    )
+    )?;
+    Ok((signed, hash))
 }
 
-/// `seal_event` with a given event id.
+/// `seal_event` with a given event id; also gives back the body it signed.
 fn seal_event_as(
     signer: &Signer,
     key: &AggregateKey,
@@ -594,7 +598,7 @@ fn seal_event_as(
     event: &Event,
     occurred_at: time::OffsetDateTime,
     event_id: Uuid,
-) -> Result<(SignedEvent, String), LedgerError> {
+) -> Result<(SignedEvent, String, EventBody), LedgerError> {
     let (kind, payload) = event.to_parts()?;
     let body = EventBody {
         event_id,
@@ -615,21 +619,25 @@ fn seal_event_as(
         serde_json::to_vec(&body).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     let envelope = signer.seal(&body_bytes)?;
     let hash = super::envelope::event_hash(&envelope);
-    let mut body = body;
-    body.payload = serde_json::Value::Null;
-    let sealed = Sealed {
-        body,
-        event: event.clone(),
-        hash: hash.clone(),
-    };
     Ok((
         SignedEvent {
             key: key.clone(),
             version: expected + 1,
             event_id,
             envelope,
-            sealed: InProcess(Some(Arc::new(sealed))),
+            sealed: InProcess::default(),
         },
         hash,
+        body,
     ))
+}
+
+/// What was sealed, for a log that hands it to this process's projector.
+fn sealed(mut body: EventBody, event: &Event, hash: &str) -> InProcess {
+    body.payload = serde_json::Value::Null;
+    InProcess(Some(Arc::new(Sealed {
+        body,
+        event: event.clone(),
+        hash: hash.to_string(),
+    })))
 }

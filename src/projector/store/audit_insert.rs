@@ -1,8 +1,16 @@
 //! The audit rows of a batch go in as few multi-row `INSERT`s as their count allows (one
-//! statement costs a round trip): the statements, their sizes and their bind order.
+//! statement costs a round trip): the statements, their sizes and their bind order; a
+//! rebuild's rows into PostgreSQL as one `COPY` per batch.
+
+use crate::projector::op::AuditRow;
 
 /// Most audit rows in one `INSERT` (20 parameters each: far below either database's limit).
 const AUDIT_ROWS_PER_INSERT: usize = 64;
+
+/// The audit table's columns in the order a row's values are numbered (`$1` to `$20`).
+const AUDIT_COLUMNS: &str = "position, event_id, workspace_id, aggregate_type, aggregate_id,
+     aggregate_version, kind, actor_type, actor_id, occurred_at, key_id, occurred_at_unix,
+     event_hash, user_id, auth_config_id, connection_id, outcome, reason, token_id, tool";
 
 /// How a multi-row statement names its parameters. SQLite looks a numbered (named)
 /// parameter up by walking a list, once per parameter bound: quadratic in a statement
@@ -82,10 +90,7 @@ pub(super) fn audit_insert_sql(
                     })
                     .collect();
                 format!(
-                    "INSERT INTO audit_events (position, event_id, workspace_id, aggregate_type,
-                     aggregate_id, aggregate_version, kind, actor_type, actor_id, occurred_at, key_id,
-                     occurred_at_unix, event_hash, user_id, auth_config_id, connection_id, outcome, reason,
-                     token_id, tool) VALUES {}",
+                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
                     values.join(", ")
                 )
             })
@@ -103,6 +108,74 @@ pub(super) fn audit_insert_sql(
         + 2 * usize::from(look_up == LookUp::No)];
     let exp = rows.max(1).ilog2() as usize;
     set.get(exp).map_or("", String::as_str)
+}
+
+/// A rebuild's audit rows into PostgreSQL: `COPY`, the bulk load (no statement parsed and
+/// planned per 64 rows, no parameter bound one by one), its rows from `audit_copy_rows`.
+pub(super) fn audit_copy_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| format!("COPY audit_events ({AUDIT_COLUMNS}) FROM STDIN"))
+}
+
+/// Audit rows as given (`LookUp::No`) in `COPY`'s text format: a line per row, its values
+/// in `AUDIT_COLUMNS` order separated by tabs.
+pub(super) fn audit_copy_rows<'a>(rows: impl Iterator<Item = &'a AuditRow>) -> Vec<u8> {
+    let mut out = String::new();
+    for a in rows {
+        let (position, version, unix) = (
+            a.position.to_string(),
+            a.aggregate_version.to_string(),
+            a.occurred_at_unix.to_string(),
+        );
+        let values: [Option<&str>; 20] = [
+            Some(&position),
+            Some(&a.event_id),
+            Some(&a.workspace_id),
+            Some(&a.aggregate_type),
+            Some(&a.aggregate_id),
+            Some(&version),
+            Some(&a.kind),
+            Some(&a.actor_type),
+            Some(&a.actor_id),
+            Some(&a.occurred_at),
+            Some(&a.key_id),
+            Some(&unix),
+            Some(&a.event_hash),
+            a.user_id.as_deref(),
+            a.auth_config_id.as_deref(),
+            a.connection_id.as_deref(),
+            a.outcome.as_deref(),
+            a.reason.as_deref(),
+            a.token_id.as_deref(),
+            a.tool.as_deref(),
+        ];
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                out.push('\t');
+            }
+            copy_value(&mut out, value);
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// One value with what `COPY` text reads specially escaped (a backslash, the separators),
+/// or `\N` for NULL.
+fn copy_value(out: &mut String, value: Option<&str>) {
+    let Some(value) = value else {
+        out.push_str("\\N");
+        return;
+    };
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
 }
 
 /// Splits `n` rows into the chunk sizes `audit_insert_sql` has (largest first).
@@ -125,6 +198,42 @@ pub(super) fn power_of_two_chunks(mut n: usize, max: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copy_row_has_every_column_in_order_nulls_marked_and_separators_escaped() {
+        let row = AuditRow {
+            position: 7,
+            event_id: "e".into(),
+            workspace_id: "w".into(),
+            aggregate_type: "tool_call".into(),
+            aggregate_id: "a".into(),
+            aggregate_version: 2,
+            kind: "tool.completed".into(),
+            actor_type: "api_key".into(),
+            actor_id: "k".into(),
+            occurred_at: "2026-12-06T07:00:00Z".into(),
+            occurred_at_unix: 1_796_540_400,
+            key_id: "key".into(),
+            event_hash: "sha256:00".into(),
+            user_id: None,
+            auth_config_id: Some("ac".into()),
+            connection_id: None,
+            token_id: Some("t".into()),
+            tool: Some("gmail.send".into()),
+            outcome: Some("error".into()),
+            reason: Some("upstream said:\tno\\N\r\nsecond line".into()),
+        };
+        let text = String::from_utf8(audit_copy_rows([&row, &row].into_iter())).expect("utf-8");
+        let line =
+            "7\te\tw\ttool_call\ta\t2\ttool.completed\tapi_key\tk\t2026-12-06T07:00:00Z\tkey\t\
+                    1796540400\tsha256:00\t\\N\tac\t\\N\terror\t\
+                    upstream said:\\tno\\\\N\\r\\nsecond line\tt\tgmail.send\n";
+        assert_eq!(text, format!("{line}{line}"));
+        let columns = AUDIT_COLUMNS.split(',').count();
+        assert_eq!(line.trim_end().split('\t').count(), columns);
+        assert!(audit_copy_sql().starts_with("COPY audit_events (position, event_id,"));
+        assert!(audit_copy_sql().ends_with(", token_id, tool) FROM STDIN"));
+    }
 
     #[test]
     fn audit_rows_go_in_power_of_two_chunks() {

@@ -43,6 +43,10 @@ struct Checkpoints {
 impl SqliteProjections {
     pub(super) fn checkpoint_when_due(&self) {
         use std::sync::atomic::Ordering;
+        // A file being rebuilt has no WAL, and `replay` closes it right after.
+        if self.rebuilding {
+            return;
+        }
         let now = std::time::Instant::now();
         if let Ok(mut last) = self.checkpoints.last.lock() {
             if last

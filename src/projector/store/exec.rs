@@ -96,6 +96,18 @@ pub(super) trait Exec: Send {
     ) -> impl Future<Output = Result<Option<String>, sqlx::Error>> + Send;
     /// The first column of the first row, if any, as an integer.
     fn int(&mut self, stmt: Stmt) -> impl Future<Output = Result<Option<i64>, sqlx::Error>> + Send;
+    /// Whether `copy_in` loads rows here (PostgreSQL); elsewhere rows go in by statements.
+    const COPIES: bool = false;
+    /// Runs `statement`, a `COPY … FROM STDIN`, with `rows` in its text format: how many
+    /// rows went in.
+    fn copy_in(
+        &mut self,
+        statement: &str,
+        rows: Vec<u8>,
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send {
+        let _ = (statement, rows);
+        async { Err(sqlx::Error::Protocol("COPY is PostgreSQL's".into())) }
+    }
 }
 
 /// `query` with `args` bound in order.
@@ -114,8 +126,10 @@ macro_rules! bind_all {
 }
 
 macro_rules! sqlx_exec {
-    ($db:ty) => {
+    ($db:ty $(, { $($copy:tt)* })?) => {
         impl Exec for sqlx::Transaction<'_, $db> {
+            $($($copy)*)?
+
             async fn execute(&mut self, stmt: Stmt) -> Result<u64, sqlx::Error> {
                 let query = bind_all!(sqlx::query(&stmt.sql), stmt.args);
                 Ok(query.execute(&mut **self).await?.rows_affected())
@@ -135,7 +149,19 @@ macro_rules! sqlx_exec {
 }
 
 sqlx_exec!(sqlx::Sqlite);
-sqlx_exec!(sqlx::Postgres);
+sqlx_exec!(sqlx::Postgres, {
+    const COPIES: bool = true;
+
+    async fn copy_in(&mut self, statement: &str, rows: Vec<u8>) -> Result<u64, sqlx::Error> {
+        let mut copy = (**self).copy_in_raw(statement).await?;
+        if let Err(e) = copy.send(rows).await {
+            // Ends the COPY so the connection is usable; the transaction fails with `e`.
+            let _ = copy.abort(e.to_string()).await;
+            return Err(e);
+        }
+        copy.finish().await
+    }
+});
 
 /// A `rusqlite` connection inside a transaction its owner began; every call runs at once
 /// (the futures never wait), so the writer thread drives them with `block_on`.

@@ -12,6 +12,7 @@ mod exec;
 mod multi_row;
 mod ops;
 pub mod reads;
+mod rebuild;
 mod sqlite_batch;
 mod writer;
 

@@ -5,14 +5,16 @@
 //! transaction holds the file's write lock from its start, and the offset is checked where
 //! it is set.
 
-use std::collections::HashMap;
-
 use super::audit_insert::{
-    audit_bind_order, audit_chunks, audit_insert_sql, power_of_two_chunks, LookUp,
+    audit_bind_order, audit_chunks, audit_copy_rows, audit_copy_sql, audit_insert_sql,
+    power_of_two_chunks, LookUp,
 };
 use super::connection_insert::CONNECTION_INSERTS_PER_STATEMENT;
 use super::connection_update::{PendingUpdates, RowUpdate, CONNECTION_UPDATES_PER_STATEMENT};
 use super::exec::{Exec, Stmt};
+use super::rebuild::{
+    read_ahead, rebuilt_tables, ConnectionOwners, Planning, READ_AHEAD, RESET_SQL,
+};
 use super::sqlite_batch::Applied;
 use super::{db, PgProjections, ProjectionError, SqliteProjections, PROJECTION};
 
@@ -62,7 +64,7 @@ pub trait ProjectionWriter: Send + Sync {
 /// Decodes the events of a batch into operations, outside any transaction. An event this
 /// process sealed is planned from what it sealed; any other envelope is parsed once, its
 /// payload moved into the typed event (the plan reads the body's other fields only).
-fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
+pub(super) fn plan_batch(events: &[RecordedEvent]) -> Result<Vec<(u64, Vec<Op>)>, ProjectionError> {
     events
         .iter()
         .map(|rec| {
@@ -138,90 +140,12 @@ fn continuing<T>(planned: Vec<(u64, T)>, seen: u64, locked: u64) -> Option<Vec<(
     }
 }
 
-const RESET_SQL: &str = "DELETE FROM audit_events; DELETE FROM api_keys; DELETE FROM workspaces;
-     DELETE FROM auth_configs; DELETE FROM auth_config_versions; DELETE FROM connections;
-     DELETE FROM workspace_tools; DELETE FROM gateways; DELETE FROM gateway_keys;
-     DELETE FROM approvals; DELETE FROM members; DELETE FROM webhooks;
-     DELETE FROM dynamic_credentials;
-     UPDATE projection_offsets SET position = 0;";
-
-/// The user and auth config of every connection a rebuild has inserted so far (by
-/// workspace, then id): what an audit row's lookup in the connection's row would find,
-/// those columns being set by the insert and never changed.
-#[derive(Default)]
-struct ConnectionOwners(HashMap<String, HashMap<String, (String, String)>>);
-
-impl ConnectionOwners {
-    fn inserted(&mut self, op: &ConnectionOp) {
-        if let Some(new) = &op.change.new {
-            self.0.entry(op.workspace_id.clone()).or_default().insert(
-                op.id.clone(),
-                (new.user_id.clone(), new.auth_config_id.clone()),
-            );
-        }
-    }
-
-    /// A missing user and auth config of `row` from its connection, if inserted.
-    fn fill(&self, row: &mut AuditRow) {
-        if row.user_id.is_some() && row.auth_config_id.is_some() {
-            return;
-        }
-        let owner = row
-            .connection_id
-            .as_deref()
-            .and_then(|id| self.0.get(&row.workspace_id)?.get(id));
-        if let Some((user_id, auth_config_id)) = owner {
-            row.user_id.get_or_insert_with(|| user_id.clone());
-            row.auth_config_id
-                .get_or_insert_with(|| auth_config_id.clone());
-        }
-    }
-}
-
 /// What a batch has not yet written: rows that go in together, many per statement.
 #[derive(Default)]
 struct Pending {
     audits: Vec<(u64, AuditRow)>,
     inserts: Vec<(u64, ConnectionOp)>,
     updates: PendingUpdates,
-}
-
-/// The tables `RESET_SQL` empties: those a rebuild refills.
-fn rebuilt_tables() -> Vec<&'static str> {
-    RESET_SQL
-        .split(';')
-        .filter_map(|s| s.trim().strip_prefix("DELETE FROM "))
-        .collect()
-}
-
-/// Events read from the log per round trip of a rebuild.
-const REBUILD_BATCH: usize = 1024;
-/// Batches of a rebuild read (and being planned) ahead of the one being applied.
-const READ_AHEAD: usize = 4;
-
-/// A batch of a rebuild, planned on a blocking thread beside the one being applied.
-type Planning = tokio::task::JoinHandle<Result<Vec<(u64, Vec<Op>)>, ProjectionError>>;
-
-/// Reads the log at positions `1..=until` (`read_range`) in pages, each planned on a blocking thread as
-/// soon as it is read, and sends them in order. Stops at the first failure (also sent: the
-/// rebuild fails with it), when the log ends, or when the receiver is gone.
-async fn read_ahead(
-    log: &dyn EventLog,
-    until: u64,
-    planned: tokio::sync::mpsc::Sender<Planning>,
-) -> Result<(), ProjectionError> {
-    let mut range = log.read_range(1, until).await?;
-    loop {
-        let events = range.next_page(REBUILD_BATCH).await?;
-        if events.is_empty() {
-            break;
-        }
-        let planning = tokio::task::spawn_blocking(move || plan_batch(&events));
-        if planned.send(planning).await.is_err() {
-            break;
-        }
-    }
-    Ok(())
 }
 
 macro_rules! sql_writer {
@@ -327,13 +251,18 @@ macro_rules! sql_writer {
                         }
                     }
                 }
-                Self::apply_before_op(tx, pending, look_up).await
+                match look_up {
+                    LookUp::Yes => Self::apply_pending(tx, pending, look_up).await,
+                    LookUp::No => {
+                        Self::insert_audits(tx, std::mem::take(&mut pending.audits), look_up).await
+                    }
+                }
             }
 
-            /// What must be written before another op (or the batch's end): everything
-            /// pending in a live batch. A rebuild keeps its connection rows to its end (no
-            /// other op reads or writes them, and nothing reads them during a rebuild), so
-            /// each row is written once, its updates all folded.
+            /// What must be written before another op: everything pending in a live batch.
+            /// A rebuild keeps its connection rows to its end, so each row is written once,
+            /// its updates all folded, and its audit rows to the batch's end (no other op
+            /// reads or writes either, and nothing reads them during a rebuild).
             async fn apply_before_op(
                 tx: &mut impl Exec,
                 pending: &mut Pending,
@@ -341,9 +270,7 @@ macro_rules! sql_writer {
             ) -> Result<(), ProjectionError> {
                 match look_up {
                     LookUp::Yes => Self::apply_pending(tx, pending, look_up).await,
-                    LookUp::No => {
-                        Self::insert_audits(tx, std::mem::take(&mut pending.audits), look_up).await
-                    }
+                    LookUp::No => Ok(()),
                 }
             }
 
@@ -473,11 +400,20 @@ macro_rules! sql_writer {
                 query
             }
 
-            async fn insert_audits(
-                tx: &mut impl Exec,
+            /// A rebuild's rows into PostgreSQL in one `COPY`; otherwise multi-row `INSERT`s.
+            async fn insert_audits<E: Exec>(
+                tx: &mut E,
                 rows: Vec<(u64, AuditRow)>,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
+                if look_up == LookUp::No && E::COPIES && !rows.is_empty() {
+                    let copied = audit_copy_rows(rows.iter().map(|(_, a)| a));
+                    let copy = tx.copy_in(audit_copy_sql(), copied).await;
+                    return copy.map(drop).map_err(|e| ProjectionError::Undecodable {
+                        position: rows[0].0,
+                        reason: e.to_string(),
+                    });
+                }
                 let mut rows = rows.into_iter();
                 for size in audit_chunks(rows.len()) {
                     let chunk: Vec<_> = rows.by_ref().take(size).collect();
@@ -789,20 +725,6 @@ mod tests {
 
     fn positions(planned: Option<Vec<(u64, ())>>) -> Option<Vec<u64>> {
         planned.map(|p| p.iter().map(|(position, _)| *position).collect())
-    }
-
-    #[test]
-    fn a_rebuild_refills_every_table_reset_empties() {
-        let tables = rebuilt_tables();
-        assert_eq!(tables.len(), RESET_SQL.matches("DELETE FROM").count());
-        for t in [
-            "audit_events",
-            "connections",
-            "workspaces",
-            "dynamic_credentials",
-        ] {
-            assert!(tables.contains(&t), "{t}");
-        }
     }
 
     fn recorded(name: &str, sealed_as: &str) -> RecordedEvent {

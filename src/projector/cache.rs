@@ -36,13 +36,23 @@ const FAMILIES: [Family; 5] = [
 pub const MAX_AGE: Duration = Duration::from_secs(1);
 /// Bound on entries (a miss costs one read).
 const MAX_ENTRIES: usize = 50_000;
+/// Entries from which a `put` first drops the stale ones.
+const SWEEP_FROM: usize = 1_024;
 
 type Entry = (u64, Instant, Arc<dyn Any + Send + Sync>);
 
 #[derive(Default)]
+struct Entries {
+    map: HashMap<(Family, String), Entry>,
+    /// The next sweep's size: twice what the last one kept (at least `SWEEP_FROM`), so
+    /// sweeps cost O(1) per `put` however many entries stay fresh.
+    sweep_at: usize,
+}
+
+#[derive(Default)]
 pub struct ReadCache {
     generations: [AtomicU64; FAMILIES.len()],
-    entries: Mutex<HashMap<(Family, String), Entry>>,
+    entries: Mutex<Entries>,
 }
 
 impl ReadCache {
@@ -58,7 +68,7 @@ impl ReadCache {
     pub fn get<T: Clone + 'static>(&self, family: Family, key: &str) -> Option<T> {
         let current = self.generation(family);
         let entries = self.entries.lock().ok()?;
-        let (generation, at, value) = entries.get(&(family, key.to_string()))?;
+        let (generation, at, value) = entries.map.get(&(family, key.to_string()))?;
         if *generation != current || at.elapsed() > MAX_AGE {
             return None;
         }
@@ -76,12 +86,30 @@ impl ReadCache {
         if generation != self.generation(family) {
             return;
         }
-        if let Ok(mut entries) = self.entries.lock() {
-            if entries.len() >= MAX_ENTRIES {
-                entries.clear();
-            }
-            entries.insert((family, key), (generation, Instant::now(), Arc::new(value)));
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.map.len() >= entries.sweep_at.max(SWEEP_FROM) {
+            self.sweep(&mut entries);
         }
+        if entries.map.len() >= MAX_ENTRIES {
+            entries.map.clear();
+        }
+        let now = Instant::now();
+        entries
+            .map
+            .insert((family, key), (generation, now, Arc::new(value)));
+    }
+
+    /// Drops the entries no `get` would serve: of a family that changed since, or too old.
+    /// Reads of rows nobody reads again (a new connection's, answered once) would otherwise
+    /// stay until the bound clears everything.
+    fn sweep(&self, entries: &mut Entries) {
+        let now = Instant::now();
+        entries.map.retain(|(family, _), (generation, at, _)| {
+            *generation == self.generation(*family) && now.duration_since(*at) <= MAX_AGE
+        });
+        entries.sweep_at = 2 * entries.map.len();
     }
 
     pub fn changed(&self, family: Family) {
@@ -125,6 +153,33 @@ mod tests {
         for f in FAMILIES {
             assert_eq!(cache.get::<usize>(f, "k"), None);
         }
+    }
+
+    #[test]
+    fn stale_entries_go_before_the_cache_grows_past_the_sweep_size() {
+        let cache = ReadCache::default();
+        let fill = |cache: &ReadCache, family: Family, n: usize| {
+            for i in 0..n {
+                cache.put(
+                    family,
+                    format!("{family:?}-{i}"),
+                    cache.generation(family),
+                    i,
+                );
+            }
+        };
+        let len = |cache: &ReadCache| cache.entries.lock().expect("lock").map.len();
+        fill(&cache, Family::Connections, SWEEP_FROM - 10);
+        fill(&cache, Family::ApiKeys, 10);
+        cache.changed(Family::Connections);
+        fill(&cache, Family::Connections, 1);
+        // The connections read before the change went; the fresh API keys stayed.
+        assert_eq!(len(&cache), 11);
+        assert_eq!(cache.get::<usize>(Family::ApiKeys, "ApiKeys-9"), Some(9));
+        // Fresh entries are kept: the next sweep waits until the map has doubled.
+        fill(&cache, Family::Gateways, 2 * SWEEP_FROM);
+        assert_eq!(len(&cache), 11 + 2 * SWEEP_FROM);
+        assert!(len(&cache) < MAX_ENTRIES);
     }
 
     #[test]

@@ -62,9 +62,21 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// The instruments, shared: a clone (the request log's layer takes one per request) is one
+/// reference count, not one per instrument.
 #[derive(Clone)]
-pub struct Metrics {
-    registry: Arc<Registry>,
+pub struct Metrics(Arc<Instruments>);
+
+impl std::ops::Deref for Metrics {
+    type Target = Instruments;
+
+    fn deref(&self) -> &Instruments {
+        &self.0
+    }
+}
+
+pub struct Instruments {
+    registry: Registry,
     /// Appends by result: ok, duplicate, conflict, error.
     pub appends: Family<ResultLabel, Counter>,
     pub conflicts: Counter,
@@ -245,8 +257,8 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "The running build", build_info);
-        Metrics {
-            registry: Arc::new(registry),
+        Metrics(Arc::new(Instruments {
+            registry,
             appends,
             conflicts,
             append_seconds,
@@ -266,7 +278,7 @@ impl Metrics {
             syslog_messages,
             syslog_failures,
             syslog_lag,
-        }
+        }))
     }
 
     pub fn encode(&self) -> String {

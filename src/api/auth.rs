@@ -368,8 +368,10 @@ pub async fn within_link_budget(
 }
 
 /// Runs the handler with the client's refusal budget: a refusal it records past the budget
-/// is not recorded, and the answer is 429 like a refusal at the edge past it.
+/// is not recorded, and the answer is 429 like a refusal at the edge past it. Notes the
+/// caller for the request log first.
 async fn run_within(budget: Budget, req: Request, next: Next) -> Response {
+    super::request_log::note_caller(&req);
     let resp = refusals::within(budget.clone(), next.run(req)).await;
     match budget.exceeded() {
         Some(wait) => too_many(wait),

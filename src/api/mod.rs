@@ -167,7 +167,6 @@ pub fn router(state: AppState, limits: Arc<Limits>) -> Router {
             state.clone(),
             idempotency::idempotency,
         ))
-        .route_layer(axum::middleware::from_fn(request_log::note_caller))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             consistency::consistency,

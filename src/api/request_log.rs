@@ -7,10 +7,11 @@
 //! OAuth code in its query), never a header value but the request id: the route is the
 //! template of the route table (`/v1/connections/{id}`) or `unmatched`.
 //!
-//! Three layers share one [`Noted`] slot put on the request: [`layer`] (outermost: the
-//! request id, the clock, the line and the metrics), [`note_route`] (the matched template,
-//! before authorization so refused requests have it) and [`note_caller`] (inside
-//! authorization: who called).
+//! Two layers and authorization share one [`Noted`] slot put on the request: [`layer`]
+//! (outermost: the request id, the clock, the line and the metrics), [`note_route`] (the
+//! matched template, before authorization so refused requests have it) and
+//! [`note_caller`] (called by authorization once it knows who called: a layer of its own
+//! cost every request a boxed service and a future more).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -127,9 +128,8 @@ pub async fn note_route(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Notes who called (a route layer inside authorization, which put the caller on the
-/// request).
-pub async fn note_caller(req: Request, next: Next) -> Response {
+/// Notes who called: authorization calls it once it has put the caller on the request.
+pub fn note_caller(req: &Request) {
     if let Some(noted) = req.extensions().get::<Noted>() {
         if let Some(caller) = req.extensions().get::<Caller>() {
             let actor = caller.actor();
@@ -146,7 +146,6 @@ pub async fn note_caller(req: Request, next: Next) -> Response {
             });
         }
     }
-    next.run(req).await
 }
 
 fn actor_type(t: crate::ledger::ActorType) -> &'static str {

@@ -7,8 +7,8 @@
 #
 # Jobs per binary and round: token issuance and credential write at 64 clients (DUR s),
 # then at one client (C1DUR s), after WARMUP s of warm-up each. Prints one markdown row
-# per binary, job and round (req/s, p50, p99, service CPU per request from /proc) and the
-# medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. PERF_DIR=dir also records each
+# per binary, job and round (req/s, p50, p99, service CPU per request and RSS after the
+# run, from /proc) and the medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. PERF_DIR=dir also records each
 # measured run with `perf record -g` (Debian's linux-perf) into dir/NAME-ROUND-JOB.data
 # (PERF_CALLGRAPH=dwarf PERF_FREQ=199 for stacks through code built without frame pointers;
 # read with `perf report -i …`; the recording costs the service some CPU: compare
@@ -54,9 +54,11 @@ run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
   stolen=$(echo "$s0 $s1" | awk '{d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0)}')
   if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
   n=$(echo "$out" | awk '/requests in/ {print $1}')
+  local rss
+  rss=$(awk '/^VmRSS:/ {printf "%.0f", $2 / 1024}' "/proc/$AL_PID/status")
   echo "$out" | python3 -c '
 import re, sys
-name, rnd, job, n, ticks, tck, stolen = sys.argv[1:8]
+name, rnd, job, n, ticks, tck, stolen, rss = sys.argv[1:9]
 text = sys.stdin.read()
 def ms(label):
     m = re.search(r"^\s*" + label + r"\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
@@ -66,11 +68,11 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 cpu_us = int(ticks) / int(tck) * 1e6 / max(int(n), 1)
 p50, p99 = ms("50%"), ms("99%")
-print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0", stolen]))
-' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" "$stolen" | tee -a "$W/rows.tsv"
+print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cpu_us:.0f}", bad.group(1) if bad else "0", stolen, rss]))
+' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" "$stolen" "$rss" | tee -a "$W/rows.tsv"
 }
 
-echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx\tstolen %" | tee "$W/rows.tsv"
+echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx\tstolen %\tRSS MiB after" | tee "$W/rows.tsv"
 for r in $(seq 1 "$ROUNDS"); do
   for spec in "$@"; do
     name=${spec%%=*} bin=${spec#*=}
@@ -86,12 +88,12 @@ done
 python3 - "$W/rows.tsv" <<'PY'
 import csv, statistics as st, sys
 rows = list(csv.reader(open(sys.argv[1]), delimiter="\t"))[1:]
-print("\n| binary | job | req/s median (min–max) | p50 ms | p99 ms | service CPU µs/req | CPU stolen % |")
-print("|---|---|---:|---:|---:|---:|---:|")
+print("\n| binary | job | req/s median (min–max) | p50 ms | p99 ms | service CPU µs/req | CPU stolen % | RSS MiB after |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 keys = sorted({(r[0], r[2]) for r in rows}, key=lambda k: (k[1], [r[0] for r in rows].index(k[0])))
 for name, job in keys:
     sel = [r for r in rows if r[0] == name and r[2] == job]
     col = lambda i: [float(r[i]) for r in sel]
     cell = lambda v, nd: f"{st.median(v):,.{nd}f} ({min(v):,.{nd}f}–{max(v):,.{nd}f})"
-    print(f"| {name} | {job} | {cell(col(3), 0)} | {cell(col(4), 2)} | {cell(col(5), 2)} | {cell(col(6), 0)} | {cell(col(8), 0)} |")
+    print(f"| {name} | {job} | {cell(col(3), 0)} | {cell(col(4), 2)} | {cell(col(5), 2)} | {cell(col(6), 0)} | {cell(col(8), 0)} | {cell(col(9), 0)} |")
 PY

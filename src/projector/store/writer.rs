@@ -159,10 +159,11 @@ macro_rules! sql_writer {
             /// (an audit row reads only what a connection's insert sets, its user and auth
             /// config, and the audit rows before the insert go in first when they look it
             /// up); everything pending goes in before any other op (`apply_before_op`: a
-            /// rebuild keeps its connection rows to its end). A rebuild passes the
-            /// `owners` of the connections it inserted so far: audit rows then get a missing
-            /// user and auth config from it, as the statement's lookup would have found
-            /// them, and go in without the lookups.
+            /// rebuild keeps its connection rows to its end, its audit rows to the batch's
+            /// end). A rebuild passes the `owners` of the connections it inserted so far:
+            /// audit rows then get a missing user and auth config from it, as the
+            /// statement's lookup would have found them, and go in without the lookups (on
+            /// PostgreSQL as one `COPY`).
             /// A live batch's ops, then the offset moved from `from` to `last`: the cached
             /// families it changed, or `None` when the offset was not at `from` (the caller
             /// rolls back).

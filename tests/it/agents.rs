@@ -539,6 +539,13 @@ async fn a_scoped_token_holds_a_subset_of_the_grant_and_verifies_offline(stack: 
     scoped_tokens.push(token.clone());
     let token_id = r.str("id");
     let issued_event_id = r.str("issued_event_id");
+    // Answered once `token.issued` is durable: the audit view shows it from this position.
+    let issued_at = r
+        .headers
+        .get("authledger-position")
+        .and_then(|v| v.to_str().ok())
+        .expect("the issuance answers its log position")
+        .to_string();
     assert_eq!(r.body["scopes"], json!(["read"]));
     assert_eq!(r.body["status"], "active");
     assert_eq!(r.body["token_type"], "Bearer");
@@ -565,7 +572,12 @@ async fn a_scoped_token_holds_a_subset_of_the_grant_and_verifies_offline(stack: 
     assert!(claims.get("tool").is_none() && claims.get("max_uses").is_none());
 
     // The token.issued event: fingerprint only, never the token.
-    let e = env.event_body(&auditor, &issued_event_id).await;
+    let e = env
+        .event_body(
+            &auditor,
+            &format!("{issued_event_id}?min_position={issued_at}"),
+        )
+        .await;
     assert_eq!(e.status, StatusCode::OK, "{}", e.text);
     assert_eq!(e.body["event"]["kind"], "token.issued", "{}", e.text);
     assert_eq!(e.body["body"]["aggregate_id"], token_id.as_str());

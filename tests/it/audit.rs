@@ -258,15 +258,24 @@ async fn audit_queries_filter_page_and_are_themselves_audited() {
     assert_eq!(v["items"].as_array().expect("items").len(), 0);
 
     // The auditors are audited: each query above is an `audit.queried` event naming the
-    // asker and the filters (not the results).
-    let (_, v) = env
-        .call(
-            &auditor,
-            Method::GET,
-            "/v1/audit/events?kind=audit.queried&order=asc&limit=1000",
-            None,
-        )
-        .await;
+    // asker and the filters (not the results). A query answers once its event is durable,
+    // not projected: wait for the five above to show.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let v = loop {
+        let (_, v) = env
+            .call(
+                &auditor,
+                Method::GET,
+                "/v1/audit/events?kind=audit.queried&order=asc&limit=1000",
+                None,
+            )
+            .await;
+        if v["items"].as_array().expect("items").len() >= 5 || std::time::Instant::now() > deadline
+        {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     let items = v["items"].as_array().expect("items");
     assert!(items.len() >= 5, "{v}");
     let (_, mine) = env

@@ -128,7 +128,10 @@ pub async fn issue(
             event_id,
         )
         .await?;
-    wait_for_write(state, committed.position).await?;
+    // Answered once durable, not once projected: a token's state is read from the ledger
+    // (`get`, the gateway), and its projection is one audit row, which a reader sees with
+    // `?min_position=` (README states the contract).
+    crate::commands::written::reached(committed.position);
     Ok(IssuedToken {
         id,
         token: SecretString::from(token),

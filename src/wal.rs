@@ -71,6 +71,83 @@ impl WalRestart {
     }
 }
 
+/// A checkpointer thread beside a writer connection: see [`Checkpointer::start`].
+/// Dropping it stops the thread (after its current pass).
+pub struct Checkpointer {
+    _alive: std::sync::mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Starts a thread named `name` that copies the WAL of the file at `path` into the
+    /// database file every `policy.checkpoint_every` (PASSIVE: it never waits for, nor
+    /// blocks, the writer or the readers), and asks the writer for a restart through
+    /// `restart` when the WAL is long. The writer's connection should have
+    /// `wal_autocheckpoint` off ([`writer_pragmas`]).
+    pub fn start(
+        path: &std::path::Path,
+        policy: WalPolicy,
+        restart: WalRestart,
+        name: &str,
+    ) -> std::io::Result<Checkpointer> {
+        let (alive, stop) = std::sync::mpsc::channel::<()>();
+        let file = path.to_path_buf();
+        let what = name.to_string();
+        std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || run_checkpointer(&file, &policy, &restart, &stop, &what))?;
+        Ok(Checkpointer { _alive: alive })
+    }
+}
+
+/// A writer connection's WAL settings: no checkpoint inside its commits (the
+/// [`Checkpointer`] runs them beside it), and a WAL cut back to twice the restart length.
+pub fn writer_pragmas(
+    connection: &rusqlite::Connection,
+    policy: &WalPolicy,
+) -> rusqlite::Result<()> {
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+    connection.pragma_update(None, "journal_size_limit", policy.journal_size_limit())
+}
+
+/// Called by the writer between two transactions: checkpoints once itself when the
+/// checkpointer asked (it copies only what came since the last pass; the next transaction
+/// then starts the WAL over).
+pub fn restart_when_asked(connection: &rusqlite::Connection, restart: &WalRestart, what: &str) {
+    if restart.take() {
+        if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, what, "checkpoint by the writer failed");
+        }
+    }
+}
+
+fn run_checkpointer(
+    path: &std::path::Path,
+    policy: &WalPolicy,
+    restart: &WalRestart,
+    stop: &std::sync::mpsc::Receiver<()>,
+    what: &str,
+) {
+    let connection = match rusqlite::Connection::open(path)
+        .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, what, "the checkpointer cannot open the file; the WAL will grow");
+            return;
+        }
+    };
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+        stop.recv_timeout(policy.checkpoint_every)
+    {
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        }) {
+            Ok(frames) => restart.after_pass(policy, frames),
+            Err(e) => tracing::warn!(error = %e, what, "checkpoint failed; retrying"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

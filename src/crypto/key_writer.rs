@@ -2,7 +2,8 @@
 //! its own, one transaction and one flush for every key waiting (as the event log's writer
 //! commits appends). With one `synchronous=FULL` commit per key, concurrent connection
 //! creates queued on SQLite's write lock and its busy handler's sleeps: tens of
-//! milliseconds each under load.
+//! milliseconds each under load. Its WAL is checkpointed beside it (`crate::wal`), not
+//! inside a group's commit.
 
 use std::path::Path;
 use std::time::Duration;
@@ -11,28 +12,43 @@ use tokio::sync::mpsc;
 
 use super::key_queue::{self, KeyQueue, Put};
 use super::CryptoError;
+use crate::wal::{Checkpointer, WalPolicy, WalRestart};
 
 /// Starts the writer on the store's file (its schema already in place); `insert` is the
 /// store's statement (`$1`…`$6`: id, owner, master key id, nonce, wrapped, created at),
 /// which inserts nothing for an id already taken, live or shredded.
-pub(super) fn start(path: &Path, insert: &'static str) -> Result<KeyQueue, CryptoError> {
-    let connection = open(path).map_err(|e| {
+pub(super) fn start(
+    path: &Path,
+    insert: &'static str,
+    wal: WalPolicy,
+) -> Result<KeyQueue, CryptoError> {
+    let connection = open(path, &wal).map_err(|e| {
         CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
     })?;
     let (queue, requests) = KeyQueue::new();
+    let restart = WalRestart::default();
+    let checkpointer =
+        Checkpointer::start(path, wal, restart.clone(), "authledger-keys-checkpoint").map_err(
+            |e| CryptoError::Store(format!("cannot start the data key checkpointer: {e}")),
+        )?;
     std::thread::Builder::new()
         .name("authledger-keys".into())
-        .spawn(move || run(connection, requests, insert))
+        .spawn(move || {
+            run(connection, requests, insert, &restart);
+            drop(checkpointer);
+        })
         .map_err(|e| CryptoError::Store(format!("cannot start the data key writer: {e}")))?;
     Ok(queue)
 }
 
-fn open(path: &Path) -> rusqlite::Result<rusqlite::Connection> {
+fn open(path: &Path, wal: &WalPolicy) -> rusqlite::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
     // The file is in WAL mode already (set by the store's pool, and kept by the file).
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "secure_delete", "ON")?;
+    // Checkpoints beside the writer, not inside a group's commit (see `crate::wal`).
+    crate::wal::writer_pragmas(&connection, wal)?;
     Ok(connection)
 }
 
@@ -40,6 +56,7 @@ fn run(
     mut connection: rusqlite::Connection,
     mut requests: mpsc::Receiver<Put>,
     insert: &'static str,
+    restart: &WalRestart,
 ) {
     while let Some(first) = requests.blocking_recv() {
         let group = key_queue::group(first, &mut requests);
@@ -56,6 +73,7 @@ fn run(
                 .collect::<Vec<_>>(),
         };
         key_queue::answer(group, results);
+        crate::wal::restart_when_asked(&connection, restart, "data keys");
     }
 }
 
@@ -128,5 +146,29 @@ mod tests {
         assert!(!store.put(&key("dk:5")).await.expect("put again"));
         store.destroy("dk:5").await.expect("shred");
         assert!(!store.put(&key("dk:5")).await.expect("a shredded id"));
+    }
+
+    /// The writer's commits never checkpoint; the checkpointer beside it copies the WAL and
+    /// has the writer start it over, so one put after another keeps it short. Without the
+    /// checkpointer, or without the writer's restart, these 3,000 commits grew it to 39 MiB.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_stays_short_under_one_put_after_another() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("data_keys.db");
+        let policy = crate::wal::WalPolicy {
+            checkpoint_every: std::time::Duration::from_millis(5),
+            restart_after_frames: 64,
+        };
+        let store = SqliteDataKeys::open_with(&path, policy)
+            .await
+            .expect("open");
+        let wal = dir.path().join("data_keys.db-wal");
+        let mut longest = 0;
+        for n in 0..3000 {
+            assert!(store.put(&key(&format!("dk:{n}"))).await.expect("put"));
+            longest = longest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        }
+        assert_eq!(store.list_ids().await.expect("ids").len(), 3000);
+        assert!(longest < 4 << 20, "the WAL reached {longest} bytes");
     }
 }

@@ -320,6 +320,14 @@ fn lookup_inline(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Stored>
 
 impl SqliteDataKeys {
     pub async fn open(path: &std::path::Path) -> Result<Self, CryptoError> {
+        Self::open_with(path, crate::wal::WalPolicy::default()).await
+    }
+
+    /// `open`, with the writer's WAL checkpointed and started over as `wal` says.
+    pub async fn open_with(
+        path: &std::path::Path,
+        wal: crate::wal::WalPolicy,
+    ) -> Result<Self, CryptoError> {
         let options = crate::sqlite::file_options(path, SqliteSynchronous::Full)
             .create_if_missing(true)
             .pragma("secure_delete", "ON");
@@ -330,7 +338,7 @@ impl SqliteDataKeys {
             .execute(&pool)
             .await
             .map_err(db)?;
-        let writer = super::key_writer::start(path, INSERT)?;
+        let writer = super::key_writer::start(path, INSERT, wal)?;
         Ok(SqliteDataKeys {
             pool,
             writer,

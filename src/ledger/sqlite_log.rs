@@ -27,7 +27,7 @@ use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, Flush, LogError, RecordedEvent, SignedEvent};
 use super::sqlite_intake::{AppendRequest, Intake, WriterCommand, HOLD, MAX_GROUP};
 use crate::sqlite::PointReaders;
-use crate::wal::{WalPolicy, WalRestart};
+use crate::wal::{Checkpointer, WalPolicy, WalRestart};
 
 const SCHEMA: &str = include_str!("sqlite_log.sql");
 
@@ -73,21 +73,18 @@ impl SqliteEventLog {
         let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
         let announce = committed.clone();
-        // The writer holds the checkpointer's channel: when the writer ends, so does it.
-        let (checkpoint_alive, checkpoint_stop) = std::sync::mpsc::channel::<()>();
-        let checkpoint_file = path.to_path_buf();
         let restart = WalRestart::default();
-        let asked = restart.clone();
+        // The writer holds the checkpointer: when the writer ends, so does it.
+        let checkpointer =
+            Checkpointer::start(path, wal, restart.clone(), "authledger-log-checkpoint").map_err(
+                |e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")),
+            )?;
         let written = storage.clone();
-        std::thread::Builder::new()
-            .name("authledger-log-checkpoint".into())
-            .spawn(move || run_checkpointer(&checkpoint_file, &wal, &asked, &checkpoint_stop))
-            .map_err(|e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")))?;
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
             .spawn(move || {
                 run_writer(connection, queue, (&announce, &written), &restart);
-                drop(checkpoint_alive);
+                drop(checkpointer);
             })
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
@@ -308,10 +305,9 @@ fn open_writer(path: &Path, wal: &WalPolicy) -> Result<rusqlite::Connection, Str
         let mode: String = connection.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         connection.pragma_update(None, "synchronous", "FULL")?;
         connection.pragma_update(None, "foreign_keys", "ON")?;
-        // Checkpoints run on their own thread (`run_checkpointer`): inside a commit they
+        // Checkpoints run on their own thread (`Checkpointer`): inside a commit they
         // would hold every append waiting behind it for milliseconds.
-        connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        connection.pragma_update(None, "journal_size_limit", wal.journal_size_limit())?;
+        crate::wal::writer_pragmas(&connection, wal)?;
         connection.execute_batch(SCHEMA)?;
         Ok((connection, mode))
     };
@@ -367,36 +363,6 @@ fn inline_event(
     }
 }
 
-/// Copies the WAL into the database file every `wal.checkpoint_every` (PASSIVE: it never
-/// waits for, nor blocks, the writer or the readers), until `stop`'s sender is dropped;
-/// asks the writer for a restart when the WAL is long (see `crate::wal`).
-fn run_checkpointer(
-    path: &Path,
-    wal: &WalPolicy,
-    restart: &WalRestart,
-    stop: &std::sync::mpsc::Receiver<()>,
-) {
-    let connection = match rusqlite::Connection::open(path)
-        .and_then(|c| c.busy_timeout(Duration::from_secs(1)).map(|()| c))
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "the event log's checkpointer cannot open the file; the WAL will grow");
-            return;
-        }
-    };
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(wal.checkpoint_every)
-    {
-        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(1)
-        }) {
-            Ok(frames) => restart.after_pass(wal, frames),
-            Err(e) => tracing::warn!(error = %e, "event log checkpoint failed; retrying"),
-        }
-    }
-}
-
 /// Commits a group, or refuses it whole without trying when the disk has no room for it
 /// (`Storage::room_for_appends`); notes a refusal for space either way.
 fn append_or_refuse(
@@ -445,15 +411,8 @@ fn run_writer(
         let next = intake.next_group();
         if !next.appends.is_empty() {
             commit_and_answer(&mut connection, next.appends, (committed, storage));
-            if restart.take() {
-                // Copies what came since the checkpointer's last pass (after the answers,
-                // so no caller waits on it); the next transaction then starts the WAL over.
-                if let Err(e) =
-                    connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "event log checkpoint by the writer failed");
-                }
-            }
+            // After the answers, so no caller waits on it.
+            crate::wal::restart_when_asked(&connection, restart, "event log");
         }
         if let Some(done) = next.close {
             drop(connection);

@@ -71,31 +71,50 @@ impl WalRestart {
     }
 }
 
-/// A checkpointer thread beside a writer connection: see [`Checkpointer::start`].
-/// Dropping it stops the thread (after its current pass).
+/// The writer's handle on a checkpointer thread beside its connection (see
+/// [`Checkpointer::start`]). Dropping it stops the thread (after its current pass).
 pub struct Checkpointer {
-    _alive: std::sync::mpsc::Sender<()>,
+    committed: std::sync::mpsc::SyncSender<()>,
+    restart: WalRestart,
 }
 
 impl Checkpointer {
     /// Starts a thread named `name` that copies the WAL of the file at `path` into the
-    /// database file every `policy.checkpoint_every` (PASSIVE: it never waits for, nor
-    /// blocks, the writer or the readers), and asks the writer for a restart through
-    /// `restart` when the WAL is long. The writer's connection should have
-    /// `wal_autocheckpoint` off ([`writer_pragmas`]).
+    /// database file (PASSIVE: it never waits for, nor blocks, the writer or the readers)
+    /// at most every `policy.checkpoint_every` while the writer commits, and not at all
+    /// while it is idle; when the WAL is long it asks the writer to start it over. The
+    /// writer's connection should have `wal_autocheckpoint` off ([`writer_pragmas`]).
     pub fn start(
         path: &std::path::Path,
         policy: WalPolicy,
-        restart: WalRestart,
         name: &str,
     ) -> std::io::Result<Checkpointer> {
-        let (alive, stop) = std::sync::mpsc::channel::<()>();
+        let (committed, commits) = std::sync::mpsc::sync_channel(1);
+        let restart = WalRestart::default();
+        let asked = restart.clone();
         let file = path.to_path_buf();
         let what = name.to_string();
         std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || run_checkpointer(&file, &policy, &restart, &stop, &what))?;
-        Ok(Checkpointer { _alive: alive })
+            .spawn(move || run_checkpointer(&file, &policy, &asked, &commits, &what))?;
+        Ok(Checkpointer { committed, restart })
+    }
+
+    /// Called by the writer after each commit: wakes the checkpointer if it is idle.
+    pub fn committed(&self) {
+        // Full: a wake-up is already pending.
+        let _ = self.committed.try_send(());
+    }
+
+    /// Called by the writer between two transactions: checkpoints once itself when the
+    /// checkpointer asked (it copies only what came since the last pass; the next
+    /// transaction then starts the WAL over).
+    pub fn restart_when_asked(&self, connection: &rusqlite::Connection, what: &str) {
+        if self.restart.take() {
+            if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                tracing::warn!(error = %e, what, "checkpoint by the writer failed");
+            }
+        }
     }
 }
 
@@ -109,22 +128,14 @@ pub fn writer_pragmas(
     connection.pragma_update(None, "journal_size_limit", policy.journal_size_limit())
 }
 
-/// Called by the writer between two transactions: checkpoints once itself when the
-/// checkpointer asked (it copies only what came since the last pass; the next transaction
-/// then starts the WAL over).
-pub fn restart_when_asked(connection: &rusqlite::Connection, restart: &WalRestart, what: &str) {
-    if restart.take() {
-        if let Err(e) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, what, "checkpoint by the writer failed");
-        }
-    }
-}
-
+/// Waits for a commit, passes, rests `checkpoint_every`, and again; a pass that could not
+/// copy every frame (a reader still needed them) is tried again without waiting for a
+/// commit. Ends when the writer's handle is dropped.
 fn run_checkpointer(
     path: &std::path::Path,
     policy: &WalPolicy,
     restart: &WalRestart,
-    stop: &std::sync::mpsc::Receiver<()>,
+    commits: &std::sync::mpsc::Receiver<()>,
     what: &str,
 ) {
     let connection = match rusqlite::Connection::open(path)
@@ -136,15 +147,31 @@ fn run_checkpointer(
             return;
         }
     };
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        stop.recv_timeout(policy.checkpoint_every)
-    {
-        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
-            row.get::<_, i64>(1)
-        }) {
-            Ok(frames) => restart.after_pass(policy, frames),
-            Err(e) => tracing::warn!(error = %e, what, "checkpoint failed; retrying"),
+    let mut behind = false;
+    loop {
+        let woken = if behind {
+            commits
+                .try_recv()
+                .map_err(|e| e == std::sync::mpsc::TryRecvError::Disconnected)
+        } else {
+            commits.recv().map_err(|_| true)
+        };
+        if woken == Err(true) {
+            return;
         }
+        match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        }) {
+            Ok((frames, copied)) => {
+                restart.after_pass(policy, frames);
+                behind = copied < frames;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, what, "checkpoint failed; retrying");
+                behind = true;
+            }
+        }
+        std::thread::sleep(policy.checkpoint_every);
     }
 }
 

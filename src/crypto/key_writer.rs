@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use super::key_queue::{self, KeyQueue, Put};
 use super::CryptoError;
-use crate::wal::{Checkpointer, WalPolicy, WalRestart};
+use crate::wal::{Checkpointer, WalPolicy};
 
 /// Starts the writer on the store's file (its schema already in place); `insert` is the
 /// store's statement (`$1`…`$6`: id, owner, master key id, nonce, wrapped, created at),
@@ -26,17 +26,11 @@ pub(super) fn start(
         CryptoError::Store(format!("cannot open data keys {}: {e}", path.display()))
     })?;
     let (queue, requests) = KeyQueue::new();
-    let restart = WalRestart::default();
-    let checkpointer =
-        Checkpointer::start(path, wal, restart.clone(), "authledger-keys-checkpoint").map_err(
-            |e| CryptoError::Store(format!("cannot start the data key checkpointer: {e}")),
-        )?;
+    let checkpointer = Checkpointer::start(path, wal, "authledger-keys-checkpoint")
+        .map_err(|e| CryptoError::Store(format!("cannot start the data key checkpointer: {e}")))?;
     std::thread::Builder::new()
         .name("authledger-keys".into())
-        .spawn(move || {
-            run(connection, requests, insert, &restart);
-            drop(checkpointer);
-        })
+        .spawn(move || run(connection, requests, insert, &checkpointer))
         .map_err(|e| CryptoError::Store(format!("cannot start the data key writer: {e}")))?;
     Ok(queue)
 }
@@ -56,7 +50,7 @@ fn run(
     mut connection: rusqlite::Connection,
     mut requests: mpsc::Receiver<Put>,
     insert: &'static str,
-    restart: &WalRestart,
+    checkpointer: &Checkpointer,
 ) {
     while let Some(first) = requests.blocking_recv() {
         let group = key_queue::group(first, &mut requests);
@@ -73,7 +67,8 @@ fn run(
                 .collect::<Vec<_>>(),
         };
         key_queue::answer(group, results);
-        crate::wal::restart_when_asked(&connection, restart, "data keys");
+        checkpointer.committed();
+        checkpointer.restart_when_asked(&connection, "data keys");
     }
 }
 

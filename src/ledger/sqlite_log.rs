@@ -27,7 +27,7 @@ use super::envelope::AggregateKey;
 use super::log::{Appended, EventLog, EventStream, Flush, LogError, RecordedEvent, SignedEvent};
 use super::sqlite_intake::{AppendRequest, Intake, WriterCommand, HOLD, MAX_GROUP};
 use crate::sqlite::PointReaders;
-use crate::wal::{Checkpointer, WalPolicy, WalRestart};
+use crate::wal::{Checkpointer, WalPolicy};
 
 const SCHEMA: &str = include_str!("sqlite_log.sql");
 
@@ -73,19 +73,13 @@ impl SqliteEventLog {
         let (committed, _) = broadcast::channel(1024);
         let (writer, queue) = mpsc::channel(4 * MAX_GROUP);
         let announce = committed.clone();
-        let restart = WalRestart::default();
         // The writer holds the checkpointer: when the writer ends, so does it.
-        let checkpointer =
-            Checkpointer::start(path, wal, restart.clone(), "authledger-log-checkpoint").map_err(
-                |e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")),
-            )?;
+        let checkpointer = Checkpointer::start(path, wal, "authledger-log-checkpoint")
+            .map_err(|e| LogError::Misconfigured(format!("cannot start the checkpointer: {e}")))?;
         let written = storage.clone();
         std::thread::Builder::new()
             .name("authledger-log-writer".into())
-            .spawn(move || {
-                run_writer(connection, queue, (&announce, &written), &restart);
-                drop(checkpointer);
-            })
+            .spawn(move || run_writer(connection, queue, (&announce, &written), &checkpointer))
             .map_err(|e| LogError::Misconfigured(format!("cannot start the log writer: {e}")))?;
         Ok(SqliteEventLog {
             path: path.display().to_string(),
@@ -404,15 +398,16 @@ fn run_writer(
     mut connection: rusqlite::Connection,
     queue: mpsc::Receiver<WriterCommand>,
     (committed, storage): (&broadcast::Sender<Arc<Vec<RecordedEvent>>>, &Storage),
-    restart: &WalRestart,
+    checkpointer: &Checkpointer,
 ) {
     let mut intake = Intake::new(queue, HOLD);
     loop {
         let next = intake.next_group();
         if !next.appends.is_empty() {
             commit_and_answer(&mut connection, next.appends, (committed, storage));
+            checkpointer.committed();
             // After the answers, so no caller waits on it.
-            crate::wal::restart_when_asked(&connection, restart, "event log");
+            checkpointer.restart_when_asked(&connection, "event log");
         }
         if let Some(done) = next.close {
             drop(connection);

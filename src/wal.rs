@@ -149,14 +149,16 @@ fn run_checkpointer(
     };
     let mut behind = false;
     loop {
-        let woken = if behind {
-            commits
-                .try_recv()
-                .map_err(|e| e == std::sync::mpsc::TryRecvError::Disconnected)
+        // A wake-up still queued is taken before the writer's end is seen.
+        let writer_gone = if behind {
+            matches!(
+                commits.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Disconnected)
+            )
         } else {
-            commits.recv().map_err(|_| true)
+            commits.recv().is_err()
         };
-        if woken == Err(true) {
+        if writer_gone {
             return;
         }
         match connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {

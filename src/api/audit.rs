@@ -372,7 +372,8 @@ pub async fn cosign(
         &body.cosignature,
     )
     .await?;
-    crate::commands::written::reached(position);
+    // Like any write: answered once the export and the checkpoint reads show it.
+    crate::commands::wait_for_write(&state, position).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(json!({

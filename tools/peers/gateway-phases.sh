@@ -22,27 +22,7 @@ trap 'al_cleanup; [ -z "$NGINX_PID" ] || kill "$NGINX_PID" 2>/dev/null || true' 
 command -v wrk >/dev/null && command -v nginx >/dev/null || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light; }
 
-NG=$W/nginx
-mkdir -p "$NG/www" "$NG/logs"
-printf '%s' '{"ok":true,"items":[1,2,3]}' > "$NG/www/echo"
-chmod 755 "$NG" "$NG/www"; chmod 644 "$NG/www/echo"
-cat > "$NG/nginx.conf" <<NGX
-worker_processes 1;
-daemon off;
-pid $NG/nginx.pid;
-error_log $NG/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server { listen 127.0.0.1:$UP_PORT; root $NG/www; location = /echo { } }
-}
-NGX
-nginx -p "$NG" -c "$NG/nginx.conf" > "$NG/logs/stdout.log" 2>&1 < /dev/null &
-NGINX_PID=$!
-for _ in $(seq 1 40); do curl -sf -o /dev/null "http://127.0.0.1:$UP_PORT/echo" && break; sleep 0.25; done
+nginx_upstream "$W/nginx" "$UP_PORT"
 side_by_side_lua al_exec "$W/al_exec.lua"
 
 phases() { curl -s "$1/metrics" | grep -E '^authledger_tool_call_phase_seconds_(sum|count)' || true; }
@@ -50,7 +30,7 @@ phases() { curl -s "$1/metrics" | grep -E '^authledger_tool_call_phase_seconds_(
 for spec in "$@"; do
   name=${spec%%=*} bin=${spec#*=}
   al_serve "$bin" "$W/data" "$W/boot.json" "$W/server.log" info
-  al_fixtures bench-upstream-key "http://127.0.0.1:$UP_PORT" "Benchmark tool" /dev/null
+  al_fixtures bench-upstream-key "$UPSTREAM" "Benchmark tool" /dev/null
   export AL_AGENT_KEY AL_CONN
   u="http://127.0.0.1:$AL_PORT"
   RUN_ID=warm wrk -t1 -c1 -d"${WARMUP}s" -s "$W/al_exec.lua" "$u/v1/tools/execute" > /dev/null

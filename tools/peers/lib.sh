@@ -1,5 +1,6 @@
 # Shared by the scripts under tools/peers (source it; it starts nothing by itself): one
-# authledger server on a fresh data dir with the benchmark fixtures, stopped by its PID.
+# authledger server on a fresh data dir with the benchmark fixtures, stopped by its PID; the
+# local nginx upstream the gateway jobs call.
 # The caller sets AL_PORT, and W for al_cleanup; the server's PID is AL_PID.
 
 PEERS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -69,3 +70,35 @@ al_stop() {
   if [ -n "$AL_PID" ]; then kill "$AL_PID" 2>/dev/null || true; wait "$AL_PID" 2>/dev/null || true; fi
 }
 al_cleanup() { al_stop; rm -rf "$W"; }
+
+# nginx_upstream DIR PORT: a local nginx (one worker) answering GET /echo with a static
+# 27-byte JSON, its files under DIR; sets NGINX_PID and UPSTREAM and waits until it answers.
+# DIR's parents must be readable by nginx's workers.
+nginx_upstream() {
+  local ng=$1
+  rm -rf "$ng"; mkdir -p "$ng/www" "$ng/logs"
+  printf '%s' '{"ok":true,"items":[1,2,3]}' > "$ng/www/echo"
+  chmod 755 "$ng" "$ng/www"; chmod 644 "$ng/www/echo"
+  cat > "$ng/nginx.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $ng/nginx.pid;
+error_log $ng/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 1000000;
+  keepalive_timeout 300s;
+  server {
+    listen 127.0.0.1:$2;
+    root $ng/www;
+    location = /echo { }
+  }
+}
+NGX
+  nginx -p "$ng" -c "$ng/nginx.conf" > "$ng/logs/stdout.log" 2>&1 < /dev/null &
+  NGINX_PID=$!
+  UPSTREAM="http://127.0.0.1:$2"
+  for _ in $(seq 1 40); do curl -sf -o /dev/null "$UPSTREAM/echo" && break; sleep 0.25; done
+}

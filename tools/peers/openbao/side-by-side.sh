@@ -274,33 +274,8 @@ pair() {  # pair SYS JOB ROUND THREADS CONNS DUR SCRIPT URL : a warm-up (WARMUP 
 cp "$0" "$R/RUN.sh.copy"; cp "$PEERS/lib.sh" "$R/lib.sh.copy"; cp "$BB/config.hcl" "$BB/audit-on.hcl" "$R/"
 
 # ------------------------------------------------------------------ upstream: nginx, static 27-byte JSON
-NG=$W/nginx
-rm -rf "$NG"; mkdir -p "$NG/www" "$NG/logs"
-printf '%s' '{"ok":true,"items":[1,2,3]}' > "$NG/www/echo"
-chmod 755 "$NG" "$NG/www"; chmod 644 "$NG/www/echo"
-cat > "$NG/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $NG/nginx.pid;
-error_log $NG/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  default_type application/json;
-  keepalive_requests 1000000;
-  keepalive_timeout 300s;
-  server {
-    listen 127.0.0.1:$UP_PORT;
-    root $NG/www;
-    location = /echo { }
-  }
-}
-EOF
-nginx -p "$NG" -c "$NG/nginx.conf" > "$NG/logs/stdout.log" 2>&1 < /dev/null &
-NGINX_PID=$!
-UPSTREAM="http://127.0.0.1:$UP_PORT"
+nginx_upstream "$W/nginx" "$UP_PORT"
 UPSTREAM_KEY=bench-upstream-key-5f1c2a9e; export UPSTREAM_KEY
-for _ in $(seq 1 40); do curl -sf -o /dev/null "$UPSTREAM/echo" && break; sleep 0.25; done
 log "nginx pid $NGINX_PID: $(curl -s -D - "$UPSTREAM/echo" | tr -d '\r' | grep -iE '^(content-type|content-length)' | tr '\n' ' ')"
 
 # ------------------------------------------------------------------ authledger

@@ -9,7 +9,7 @@ use authledger::ledger::{Actor, EventLog, Ledger};
 use authledger::projector::{PgProjections, ProjectionStore, SqliteProjections};
 
 use crate::harness::fresh_pg_database;
-use crate::projections::{embedded_ledger, oauth, Pg, Sqlite};
+use crate::projections::{embedded_ledger, oauth, secret, Pg, Sqlite};
 
 /// Audit rows and their distinct positions, and the stored offset.
 trait CountRows {
@@ -224,4 +224,102 @@ async fn sqlite_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
 async fn postgres_catch_up_overtaken_by_another_writer_applies_nothing_twice() {
     let (a, b, db) = two_postgres_writers().await;
     a_catch_up_overtaken_by_another_writer_applies_nothing_twice(a, b, db).await;
+}
+
+// One batch's audit rows and new connection rows: the rows each audit row looks up (a
+// missing user and auth config, from its connection) are those one event at a time sees.
+
+use authledger::domain::connection::{Connection, ConnectionCommand};
+use authledger::domain::tool_call::{ToolCompleted, ToolOutcome};
+use authledger::domain::{ConnectionCreated, Event};
+use authledger::ledger::AggregateKey;
+
+/// Audit rows by position: kind, user, auth config.
+type AuditFacts = Vec<(i64, String, Option<String>, Option<String>)>;
+
+const FACTS: &str =
+    "SELECT position, kind, user_id, auth_config_id FROM audit_events ORDER BY position";
+
+async fn tool_completed(l: &Ledger, call: &str, connection: &str) {
+    let completed = ToolCompleted {
+        tool: "custom.echo".into(),
+        connection_id: connection.into(),
+        outcome: ToolOutcome::Success,
+        status: Some(200),
+        latency_ms: 3,
+        attempts: 1,
+        response: None,
+        error: None,
+        undo: None,
+        recovered: false,
+    };
+    let key = AggregateKey::new("ws1", "tool_call", call).expect("key");
+    l.append_next(
+        &key,
+        &Actor::system("test"),
+        &Event::ToolCompleted(completed),
+    )
+    .await
+    .expect("append");
+}
+
+async fn create_connection(l: &Ledger, admin: &Actor, id: &str, user: &str) {
+    let create = ConnectionCommand::Create(ConnectionCreated {
+        auth_config_id: "ac1".into(),
+        auth_config_version: 1,
+        user_id: user.into(),
+        credentials: Some(secret('4')),
+        data_key_id: format!("dk_{id}"),
+    });
+    l.execute::<Connection>("ws1", id, admin, &create)
+        .await
+        .expect("create");
+}
+
+/// A call on `cx` before `cx` exists (its audit row finds no user), `cx` created, a call
+/// on it (finds its user), then two more creates; all applied in one batch.
+async fn one_batch_sees_each_connection_as_one_event_at_a_time(
+    store: Arc<dyn ProjectionStore>,
+    facts: impl std::future::Future<Output = AuditFacts>,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (log, l, admin) = embedded_ledger(dir.path()).await;
+    tool_completed(&l, "call-1", "cx").await;
+    create_connection(&l, &admin, "cx", "u1").await;
+    tool_completed(&l, "call-2", "cx").await;
+    create_connection(&l, &admin, "cy", "u2").await;
+    create_connection(&l, &admin, "cz", "u3").await;
+    assert_eq!(store.catch_up(log.as_ref(), 100).await.expect("batch"), 5);
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        facts.await,
+        vec![
+            (1, "tool.completed".into(), None, None),
+            (2, "connection.created".into(), s("u1"), s("ac1")),
+            (3, "tool.completed".into(), s("u1"), s("ac1")),
+            (4, "connection.created".into(), s("u2"), s("ac1")),
+            (5, "connection.created".into(), s("u3"), s("ac1")),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_sqlite_batch_sees_each_connection_as_one_event_at_a_time() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = SqliteProjections::open(&dir.path().join("p.db"))
+        .await
+        .expect("open");
+    let pool = store.pool().clone();
+    let facts = async move { sqlx::query_as(FACTS).fetch_all(&pool).await.expect("rows") };
+    one_batch_sees_each_connection_as_one_event_at_a_time(Arc::new(store), facts).await;
+}
+
+#[tokio::test]
+async fn a_postgres_batch_sees_each_connection_as_one_event_at_a_time() {
+    let store = PgProjections::open(&fresh_pg_database().await)
+        .await
+        .expect("open");
+    let pool = store.pool().clone();
+    let facts = async move { sqlx::query_as(FACTS).fetch_all(&pool).await.expect("rows") };
+    one_batch_sees_each_connection_as_one_event_at_a_time(Arc::new(store), facts).await;
 }

@@ -14,7 +14,7 @@ use authledger::projector::{PgProjections, ProjectionStore, Projector, SqlitePro
 
 use crate::harness::{fresh_pg_database, ledger};
 
-fn secret(fp: char) -> SealedSecret {
+pub(crate) fn secret(fp: char) -> SealedSecret {
     SealedSecret {
         data_key_id: "dk_1".into(),
         nonce: "bm9uY2U=".into(),

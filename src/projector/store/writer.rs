@@ -148,6 +148,20 @@ struct Pending {
     updates: PendingUpdates,
 }
 
+impl Pending {
+    /// Whether a pending audit row would look up the connection `insert` adds (its user or
+    /// auth config missing): that row must go in before the connection's row exists, as it
+    /// would one event at a time. No other pending audit row can tell the difference, so a
+    /// batch of creates goes in as one multi-row `INSERT` per table.
+    fn looks_up(&self, insert: &ConnectionOp) -> bool {
+        self.audits.iter().any(|(_, row)| {
+            (row.user_id.is_none() || row.auth_config_id.is_none())
+                && row.connection_id.as_deref() == Some(insert.id.as_str())
+                && row.workspace_id == insert.workspace_id
+        })
+    }
+}
+
 macro_rules! sql_writer {
     ($store:ident) => {
         impl $store {
@@ -226,7 +240,7 @@ macro_rules! sql_writer {
                                 if let Some(owners) = owners.as_deref_mut() {
                                     owners.inserted(&insert);
                                 }
-                                if look_up == LookUp::Yes {
+                                if look_up == LookUp::Yes && pending.looks_up(&insert) {
                                     Self::insert_audits_in_order(tx, pending, look_up).await?;
                                 }
                                 pending.inserts.push((position, insert));
@@ -285,12 +299,19 @@ macro_rules! sql_writer {
                 Self::update_connections_in_order(tx, pending.updates.take()).await
             }
 
-            /// The pending audit rows, after the new connection rows before them.
+            /// The pending audit rows, after the new connection rows before them. The audit
+            /// rows of the events up to the first new row go first: when one of them cannot
+            /// be written (an event applied twice), the error names the first such event.
             async fn insert_audits_in_order(
                 tx: &mut impl Exec,
                 pending: &mut Pending,
                 look_up: LookUp,
             ) -> Result<(), ProjectionError> {
+                if let Some(&(first_insert, _)) = pending.inserts.first() {
+                    let before = pending.audits.partition_point(|(p, _)| *p <= first_insert);
+                    let before: Vec<_> = pending.audits.drain(..before).collect();
+                    Self::insert_audits(tx, before, look_up).await?;
+                }
                 Self::insert_connections_in_order(tx, &mut pending.inserts).await?;
                 Self::insert_audits(tx, std::mem::take(&mut pending.audits), look_up).await
             }

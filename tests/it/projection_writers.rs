@@ -323,3 +323,61 @@ async fn a_postgres_batch_sees_each_connection_as_one_event_at_a_time() {
     let facts = async move { sqlx::query_as(FACTS).fetch_all(&pool).await.expect("rows") };
     one_batch_sees_each_connection_as_one_event_at_a_time(Arc::new(store), facts).await;
 }
+
+/// Read-your-writes waiters on one instance whose events another instance applies: only a
+/// read of the offset can tell them, one of them reads it for all, and every one of them
+/// sees the write.
+async fn waiters_see_what_another_writer_applied(
+    waiting: Arc<dyn ProjectionStore>,
+    writing: Arc<dyn ProjectionStore>,
+) {
+    let dir = tempfile::tempdir().expect("dir");
+    let (log, l, admin) = embedded_ledger(dir.path()).await;
+    create_auth_configs(&l, &admin, 3).await;
+    let waiters: Vec<_> = (0..16)
+        .map(|_| {
+            let store = waiting.clone();
+            tokio::spawn(async move {
+                authledger::projector::wait_for(
+                    store.as_ref(),
+                    3,
+                    std::time::Duration::from_secs(60),
+                )
+                .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    while writing.catch_up(log.as_ref(), 100).await.expect("catch up") > 0 {}
+    // Long before their deadline: a poll woke them, not their last look.
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        for waiter in waiters {
+            assert!(
+                waiter.await.expect("task").expect("read"),
+                "the waiter saw the write"
+            );
+        }
+    });
+    seen.await.expect("the waiters were told within 20 s");
+    // Nothing moved since: a waiter past the position returns at once, one before it at
+    // its deadline.
+    assert!(!authledger::projector::wait_for(
+        waiting.as_ref(),
+        4,
+        std::time::Duration::from_millis(60)
+    )
+    .await
+    .expect("read"));
+}
+
+#[tokio::test]
+async fn sqlite_waiters_see_what_another_writer_applied() {
+    let (_dir, a, b, _) = two_sqlite_writers().await;
+    waiters_see_what_another_writer_applied(a, b).await;
+}
+
+#[tokio::test]
+async fn postgres_waiters_see_what_another_writer_applied() {
+    let (a, b, _) = two_postgres_writers().await;
+    waiters_see_what_another_writer_applied(a, b).await;
+}

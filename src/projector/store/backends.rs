@@ -16,6 +16,8 @@ pub struct SqliteProjections {
     pub(super) pool: SqlitePool,
     pub(super) description: String,
     pub(super) applied: tokio::sync::watch::Sender<u64>,
+    /// When this instance's read-your-writes waiters last read the offset (`poll_due`).
+    pub(super) last_poll: std::sync::Mutex<Option<tokio::time::Instant>>,
     pub(super) cache: ReadCache,
     checkpoints: Checkpoints,
     /// A fresh file being rebuilt by `replay` (`open_for_rebuild`): nobody reads it until
@@ -221,6 +223,7 @@ impl SqliteProjections {
             point_readers: crate::sqlite::PointReaders::new(path, IDLE_POINT_READERS),
             description: format!("SQLite projections {}", path.display()),
             applied: tokio::sync::watch::Sender::new(0),
+            last_poll: Default::default(),
             cache: ReadCache::default(),
             checkpoints: Checkpoints {
                 policy: wal,
@@ -292,6 +295,8 @@ pub struct PgProjections {
     pub(super) pool: PgPool,
     pub(super) description: String,
     pub(super) applied: tokio::sync::watch::Sender<u64>,
+    /// When this instance's read-your-writes waiters last read the offset (`poll_due`).
+    pub(super) last_poll: std::sync::Mutex<Option<tokio::time::Instant>>,
     pub(super) cache: ReadCache,
     /// Opened by `replay` (`open_for_rebuild`): may defer index builds.
     rebuilding: bool,
@@ -345,6 +350,7 @@ impl PgProjections {
             pool,
             description: "PostgreSQL projections".into(),
             applied: tokio::sync::watch::Sender::new(0),
+            last_poll: Default::default(),
             cache: ReadCache::default(),
             rebuilding,
         })
@@ -384,6 +390,21 @@ macro_rules! store_common {
                     self.cache.changed_all();
                     self.announce(offset);
                 }
+            }
+
+            /// Whether this caller reads the offset now: once per `every` for all of this
+            /// instance's waiters (a read announces what it found to all of them).
+            pub(super) fn poll_due(&self, every: std::time::Duration) -> bool {
+                let now = tokio::time::Instant::now();
+                let mut last = self
+                    .last_poll
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if last.is_some_and(|t| now.duration_since(t) < every) {
+                    return false;
+                }
+                *last = Some(now);
+                true
             }
 
             /// `read` answered from the cache while `family` has not changed since.

@@ -45,6 +45,10 @@ pub trait ProjectionWriter: Send + Sync {
     /// The last offset this instance saw applied (by its projector, or read by `offset`):
     /// read-your-writes waits on it instead of polling the database.
     fn applied(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// The offset for a read-your-writes wait that was not woken (another instance may
+    /// have applied the events): read from the database at most once per `every` by all of
+    /// this instance's waiters together; the others get the offset this instance saw last.
+    async fn poll_offset(&self, every: std::time::Duration) -> Result<u64, ProjectionError>;
     /// Empties every projection (they are rebuilt by replaying the log).
     async fn reset(&self) -> Result<(), ProjectionError>;
     /// Rebuilds every projection from the log in ONE transaction: locks the offset row,
@@ -532,6 +536,16 @@ macro_rules! sql_writer {
                 let p = u64::try_from(p).unwrap_or(0);
                 self.saw_offset(p);
                 Ok(p)
+            }
+
+            async fn poll_offset(
+                &self,
+                every: std::time::Duration,
+            ) -> Result<u64, ProjectionError> {
+                if self.poll_due(every) {
+                    return self.offset().await;
+                }
+                Ok(*self.applied.borrow())
             }
 
             fn applied(&self) -> tokio::sync::watch::Receiver<u64> {

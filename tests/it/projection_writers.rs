@@ -240,20 +240,31 @@ type AuditFacts = Vec<(i64, String, Option<String>, Option<String>)>;
 const FACTS: &str =
     "SELECT position, kind, user_id, auth_config_id FROM audit_events ORDER BY position";
 
-async fn tool_completed(l: &Ledger, call: &str, connection: &str) {
+/// A tool call's `tool.completed` on `connection` in `workspace`: a success, or with
+/// `error` an upstream failure whose words are `error`.
+pub(crate) async fn tool_completed(
+    l: &Ledger,
+    workspace: &str,
+    call: &str,
+    connection: &str,
+    error: Option<&str>,
+) {
     let completed = ToolCompleted {
         tool: "custom.echo".into(),
         connection_id: connection.into(),
-        outcome: ToolOutcome::Success,
-        status: Some(200),
-        latency_ms: 3,
+        outcome: match error {
+            None => ToolOutcome::Success,
+            Some(_) => ToolOutcome::UpstreamError,
+        },
+        status: Some(if error.is_none() { 200 } else { 502 }),
+        latency_ms: 12,
         attempts: 1,
         response: None,
-        error: None,
+        error: error.map(str::to_string),
         undo: None,
         recovered: false,
     };
-    let key = AggregateKey::new("ws1", "tool_call", call).expect("key");
+    let key = AggregateKey::new(workspace, "tool_call", call).expect("key");
     l.append_next(
         &key,
         &Actor::system("test"),
@@ -284,9 +295,9 @@ async fn one_batch_sees_each_connection_as_one_event_at_a_time(
 ) {
     let dir = tempfile::tempdir().expect("dir");
     let (log, l, admin) = embedded_ledger(dir.path()).await;
-    tool_completed(&l, "call-1", "cx").await;
+    tool_completed(&l, "ws1", "call-1", "cx", None).await;
     create_connection(&l, &admin, "cx", "u1").await;
-    tool_completed(&l, "call-2", "cx").await;
+    tool_completed(&l, "ws1", "call-2", "cx", None).await;
     create_connection(&l, &admin, "cy", "u2").await;
     create_connection(&l, &admin, "cz", "u3").await;
     assert_eq!(store.catch_up(log.as_ref(), 100).await.expect("batch"), 5);

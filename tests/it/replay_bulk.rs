@@ -80,29 +80,15 @@ async fn write_log(data: &Path) -> Arc<dyn EventLog> {
 /// A tool call's failure whose words hold what a bulk load's text format reads specially
 /// (tab, line breaks, backslash, its NULL marker): its audit row must come back as written.
 async fn append_awkward_text(ledger: &Ledger, workspace_id: &str) {
-    use authledger::domain::tool_call::{ToolCompleted, ToolOutcome};
-    let completed = ToolCompleted {
-        tool: "custom.echo".into(),
-        connection_id: "conn-awkward".into(),
-        outcome: ToolOutcome::UpstreamError,
-        status: Some(502),
-        latency_ms: 12,
-        attempts: 1,
-        response: None,
-        error: Some("upstream said:\tno\\N\r\nline two \\ end\\".into()),
-        undo: None,
-        recovered: false,
-    };
-    let key = authledger::ledger::AggregateKey::new(workspace_id, "tool_call", "call-awkward")
-        .expect("key");
-    ledger
-        .append_next(
-            &key,
-            &authledger::ledger::Actor::system("test"),
-            &authledger::domain::Event::ToolCompleted(completed),
-        )
-        .await
-        .expect("append");
+    let words = "upstream said:\tno\\N\r\nline two \\ end\\";
+    crate::projection_writers::tool_completed(
+        ledger,
+        workspace_id,
+        "call-awkward",
+        "conn-awkward",
+        Some(words),
+    )
+    .await;
 }
 
 /// Applies the log up to `until` the way `serve`'s projector does: batches of at most

@@ -7,7 +7,7 @@
 //! instances become ready again by themselves, and the projections equal a fresh replay.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, StatusCode};
@@ -80,6 +80,37 @@ async fn write(http: &Client, svc: &str, admin: &str, n: usize) -> Answer {
     }
 }
 
+/// `bootstrap` retried until the cluster takes it (60 s); the admin API key it printed.
+/// On time out, what the last try said and the end of each server's log.
+async fn bootstrap_on(cluster: &[NatsServer], ops: &[String]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = [ops.to_vec(), args(&["bootstrap", "--workspace", "acme"])].concat();
+        let out = tokio::task::spawn_blocking(move || run_cli(&a))
+            .await
+            .expect("join");
+        let printed: Option<Value> = serde_json::from_slice(&out.stdout).ok();
+        if let Some(key) = printed.and_then(|p| p["admin_api_key"].as_str().map(str::to_string)) {
+            if out.status.success() {
+                return key;
+            }
+        }
+        if Instant::now() > deadline {
+            let logs: Vec<String> = cluster
+                .iter()
+                .enumerate()
+                .map(|(i, s)| format!("--- n{i}:\n{}", s.log_tail(30)))
+                .collect();
+            panic!(
+                "timed out waiting for bootstrap on the cluster; the last try said: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                logs.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn acknowledged_writes_survive_the_stream_leader_dying() {
     let mut cluster = NatsServer::start_cluster(3);
@@ -108,23 +139,7 @@ async fn acknowledged_writes_survive_the_stream_leader_dying() {
     let ops = storage("cli");
     cli(&ops, &["keys", "init"]).await;
     // The cluster elects its JetStream leader first; until then the stream cannot be made.
-    let admin: Arc<Mutex<Option<String>>> = Arc::default();
-    eventually(Duration::from_secs(60), "bootstrap on the cluster", || {
-        let a = [ops.clone(), args(&["bootstrap", "--workspace", "acme"])].concat();
-        let admin = admin.clone();
-        async move {
-            let out = tokio::task::spawn_blocking(move || run_cli(&a))
-                .await
-                .expect("join");
-            let printed: Option<Value> = serde_json::from_slice(&out.stdout).ok();
-            let key = printed.and_then(|p| p["admin_api_key"].as_str().map(str::to_string));
-            let done = out.status.success() && key.is_some();
-            *admin.lock().expect("admin") = key;
-            done
-        }
-    })
-    .await;
-    let admin = admin.lock().expect("admin").clone().expect("admin key");
+    let admin = bootstrap_on(&cluster, &ops).await;
     let envs = [BASE_ENV, NO_RATE_LIMIT].concat();
     let services = [
         Service::start(&storage("instance0"), &envs, dir.path()).await,

@@ -38,6 +38,8 @@ fn nats_server_bin() -> PathBuf {
 /// A nats-server child owned by one test.
 pub struct NatsServer {
     pub port: u16,
+    /// Its `server_name`: the port is ours only while the server there says this name.
+    name: String,
     /// Kept for the server's lifetime (dropped = deleted).
     _store: tempfile::TempDir,
     config: PathBuf,
@@ -65,12 +67,12 @@ impl NatsServer {
             .expect("write nats config");
             let mut s = NatsServer {
                 port,
+                name,
                 _store: store,
                 config,
                 child: None,
             };
-            s.spawn();
-            if s.answers_as(&name) {
+            if s.spawn() && s.answers_as(&s.name) {
                 return s;
             }
             s.kill();
@@ -91,15 +93,31 @@ impl NatsServer {
     }
 
     /// `n` nats-servers clustered on loopback (JetStream on each, fsync always), each
-    /// with its own store; they elect a JetStream leader among themselves.
+    /// with its own store and its log in `nats.log` there; they elect a JetStream leader
+    /// among themselves. The servers are named `n0`, `n1`, …. As with `start`, a port is
+    /// only free when picked (a client or cluster port taken meanwhile leaves a node dead
+    /// or a stranger answering): the whole cluster is started again on other ports then.
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
+        for _ in 0..5 {
+            let mut cluster = Self::spawn_cluster(n);
+            if cluster
+                .iter_mut()
+                .all(|s| s.child.is_some() && s.answers_as(&s.name))
+            {
+                return cluster;
+            }
+        }
+        panic!("no {n}-node nats-server cluster of this test's own came up in 5 tries");
+    }
+
+    fn spawn_cluster(n: usize) -> Vec<NatsServer> {
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let routes = ports
             .iter()
             .map(|(_, c)| format!("\"nats-route://127.0.0.1:{c}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        ports
+        let mut cluster: Vec<NatsServer> = ports
             .iter()
             .enumerate()
             .map(|(i, (port, cluster_port))| {
@@ -108,23 +126,37 @@ impl NatsServer {
                 std::fs::write(
                     &config,
                     format!(
-                        "server_name: n{i}\nlisten: 127.0.0.1:{port}\n\
+                        "server_name: n{i}\nlisten: 127.0.0.1:{port}\nlog_file: \"{}\"\n\
                          jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n\
                          cluster {{\n  name: authledger-test\n  listen: 127.0.0.1:{cluster_port}\n  routes: [{routes}]\n}}\n",
+                        store.path().join("nats.log").display(),
                         store.path().join("js").display()
                     ),
                 )
                 .expect("write nats config");
-                let mut s = NatsServer {
+                NatsServer {
                     port: *port,
+                    name: format!("n{i}"),
                     _store: store,
                     config,
                     child: None,
-                };
-                s.spawn();
-                s
+                }
             })
-            .collect()
+            .collect();
+        for s in &mut cluster {
+            if !s.spawn() {
+                s.kill();
+            }
+        }
+        cluster
+    }
+
+    /// The end of this server's log (`nats.log` in its store; clustered servers only),
+    /// for a failing test to show why the cluster did not do what it waited for.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self._store.path().join("nats.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// SIGSTOP / SIGCONT: the process stays, the others see it as gone.
@@ -140,7 +172,9 @@ impl NatsServer {
         }
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server and waits until its port answers; false when the process ended
+    /// first (its port or cluster port was taken).
+    fn spawn(&mut self) -> bool {
         let child = Command::new(nats_server_bin())
             .arg("-c")
             .arg(&self.config)
@@ -148,9 +182,12 @@ impl NatsServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn nats-server");
-        self.child = Some(child);
+        let child = self.child.insert(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return false;
+            }
             assert!(
                 Instant::now() < deadline,
                 "nats-server did not start on port {}",
@@ -158,6 +195,7 @@ impl NatsServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+        true
     }
 
     pub fn url(&self) -> String {
@@ -175,7 +213,12 @@ impl NatsServer {
     /// Starts again on the same port and store.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn() && self.answers_as(&self.name),
+            "nats-server {} did not start again on port {} (taken meanwhile?)",
+            self.name,
+            self.port
+        );
     }
 
     pub fn options(&self, stream: &str) -> JetStreamOptions {

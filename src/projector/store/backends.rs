@@ -19,75 +19,14 @@ pub struct SqliteProjections {
     /// When this instance's read-your-writes waiters last read the offset (`poll_due`).
     pub(super) last_poll: std::sync::Mutex<Option<tokio::time::Instant>>,
     pub(super) cache: ReadCache,
-    checkpoints: Checkpoints,
     /// A fresh file being rebuilt by `replay` (`open_for_rebuild`): nobody reads it until
     /// it is swapped in.
     rebuilding: bool,
-    /// Runs live batches (none on a file being rebuilt: its rebuild runs on the pool).
+    /// Runs live batches and keeps the WAL short (none on a file being rebuilt: its
+    /// rebuild runs on the pool, with no WAL).
     pub(super) batch_writer: Option<super::sqlite_batch::BatchWriter>,
     /// Short reads on the caller's thread (`crate::sqlite::PointReaders`).
     pub(super) point_readers: crate::sqlite::PointReaders,
-}
-
-/// When the projections' WAL was last copied into the database file. Checkpoints run in a
-/// task of their own (PASSIVE), not inside the projector's commit, which they would hold
-/// (and every read-your-writes wait with it) for milliseconds; when the WAL is long, the
-/// projector checkpoints once itself between two batches so the WAL starts over (see
-/// `crate::wal`).
-#[derive(Default)]
-struct Checkpoints {
-    policy: crate::wal::WalPolicy,
-    last: std::sync::Mutex<Option<std::time::Instant>>,
-    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    restart: crate::wal::WalRestart,
-}
-
-impl SqliteProjections {
-    pub(super) fn checkpoint_when_due(&self) {
-        use std::sync::atomic::Ordering;
-        // A file being rebuilt has no WAL, and `replay` closes it right after.
-        if self.rebuilding {
-            return;
-        }
-        let now = std::time::Instant::now();
-        if let Ok(mut last) = self.checkpoints.last.lock() {
-            if last
-                .is_some_and(|t| now.duration_since(t) < self.checkpoints.policy.checkpoint_every)
-            {
-                return;
-            }
-            *last = Some(now);
-        }
-        if self.checkpoints.running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let pool = self.pool.clone();
-        let running = self.checkpoints.running.clone();
-        let restart = self.checkpoints.restart.clone();
-        let policy = self.checkpoints.policy;
-        tokio::spawn(async move {
-            match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-                .fetch_one(&pool)
-                .await
-            {
-                Ok((_, frames, _)) => restart.after_pass(&policy, frames),
-                Err(e) => tracing::warn!(error = %e, "projection checkpoint failed"),
-            }
-            running.store(false, Ordering::Release);
-        });
-    }
-
-    /// The projector's own checkpoint, between two batches, when the checkpointer asked.
-    pub(super) async fn restart_wal_when_asked(&self) {
-        if self.checkpoints.restart.take() {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&self.pool)
-                .await
-            {
-                tracing::warn!(error = %e, "projection checkpoint by the projector failed");
-            }
-        }
-    }
 }
 
 /// Idle inline readers of the projections file kept open.
@@ -145,9 +84,6 @@ impl PgProjections {
         }
         Ok(indexes.into_iter().map(|(_, sql)| sql).collect())
     }
-
-    /// PostgreSQL checkpoints on its own.
-    pub(super) fn checkpoint_when_due(&self) {}
 }
 
 impl SqliteProjections {
@@ -210,12 +146,7 @@ impl SqliteProjections {
             })?;
         let batch_writer = match rebuilding {
             true => None,
-            false => Some(super::sqlite_batch::BatchWriter::start(
-                path,
-                &super::sqlite_batch::Pragmas {
-                    journal_size_limit: wal.journal_size_limit(),
-                },
-            )?),
+            false => Some(super::sqlite_batch::BatchWriter::start(path, wal)?),
         };
         Ok(SqliteProjections {
             pool,
@@ -225,10 +156,6 @@ impl SqliteProjections {
             applied: tokio::sync::watch::Sender::new(0),
             last_poll: Default::default(),
             cache: ReadCache::default(),
-            checkpoints: Checkpoints {
-                policy: wal,
-                ..Checkpoints::default()
-            },
             rebuilding,
         })
     }

@@ -3,6 +3,9 @@
 //! `COMMIT`), so a batch costs one hand-off to the thread and back. Through `sqlx` every
 //! statement was a round trip to the connection's worker thread: two thread wake-ups each,
 //! and at one request at a time those wake-ups were most of a request's CPU.
+//!
+//! Its WAL is kept short as the log's is: a [`Checkpointer`] beside it, woken by its commits,
+//! and a checkpoint of its own between two batches when that one asks (`crate::wal`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use super::exec::SyncSqlite;
 use super::{ProjectionError, SqliteProjections};
 use crate::projector::cache::Family;
 use crate::projector::op::Op;
+use crate::wal::{Checkpointer, WalPolicy};
 
 /// What a batch did.
 pub(super) enum Applied {
@@ -39,23 +43,24 @@ pub(super) struct BatchWriter {
     queue: mpsc::Sender<Command>,
 }
 
-/// Settings of the writer's connection: those the pool's connections have.
-pub(super) struct Pragmas {
-    pub(super) journal_size_limit: i64,
-}
-
 impl BatchWriter {
-    pub(super) fn start(path: &Path, pragmas: &Pragmas) -> Result<BatchWriter, ProjectionError> {
-        let connection = open(path, pragmas).map_err(|e| {
+    pub(super) fn start(path: &Path, wal: WalPolicy) -> Result<BatchWriter, ProjectionError> {
+        let connection = open(path, &wal).map_err(|e| {
             ProjectionError::Misconfigured(format!(
                 "cannot open projections {} for writing: {e}",
                 path.display()
             ))
         })?;
+        let checkpointer = Checkpointer::start(path, wal, "authledger-projections-checkpoint")
+            .map_err(|e| {
+                ProjectionError::Misconfigured(format!(
+                    "cannot start the projections' checkpointer: {e}"
+                ))
+            })?;
         let (queue, commands) = mpsc::channel(16);
         std::thread::Builder::new()
             .name("authledger-projector".into())
-            .spawn(move || run(connection, commands))
+            .spawn(move || run(connection, commands, &checkpointer))
             .map_err(|e| {
                 ProjectionError::Misconfigured(format!("cannot start the projection writer: {e}"))
             })?;
@@ -93,25 +98,32 @@ impl BatchWriter {
     }
 }
 
-fn open(path: &Path, pragmas: &Pragmas) -> rusqlite::Result<rusqlite::Connection> {
+fn open(path: &Path, wal: &WalPolicy) -> rusqlite::Result<rusqlite::Connection> {
     let connection = rusqlite::Connection::open(path)?;
     connection.busy_timeout(Duration::from_secs(10))?;
     // The file is in WAL mode already (set by the pool, and kept by the file).
     connection.pragma_update(None, "synchronous", "NORMAL")?;
-    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    connection.pragma_update(None, "journal_size_limit", pragmas.journal_size_limit)?;
+    crate::wal::writer_pragmas(&connection, wal)?;
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     Ok(connection)
 }
 
-fn run(mut connection: rusqlite::Connection, mut commands: mpsc::Receiver<Command>) {
+fn run(
+    mut connection: rusqlite::Connection,
+    mut commands: mpsc::Receiver<Command>,
+    checkpointer: &Checkpointer,
+) {
     while let Some(command) = commands.blocking_recv() {
         match command {
             Command::Apply(batch) => {
                 let result = apply(&mut connection, batch.planned, batch.from, batch.last);
+                if matches!(result, Ok(Applied::Done(_))) {
+                    checkpointer.committed();
+                }
                 // The caller may have gone; the batch is committed (or not) all the same.
                 let _ = batch.reply.send(result);
+                checkpointer.restart_when_asked(&connection, "projections");
             }
             Command::Close(done) => {
                 drop(connection);

@@ -611,7 +611,6 @@ macro_rules! sql_writer {
                 tx.commit().await.map_err(db)?;
                 self.cache.changed_all();
                 self.announce(last);
-                self.checkpoint_when_due();
                 Ok(applied)
             }
 
@@ -669,7 +668,7 @@ impl SqliteProjections {
             let last = planned.last().map_or(from, |(position, _)| *position);
             match writer.apply(planned, from, last).await {
                 Ok(Applied::Done(changed)) => {
-                    self.committed(changed, last).await;
+                    self.committed(changed, last);
                     return Ok(events.len() as u64);
                 }
                 Ok(Applied::Moved) => known = &[],
@@ -679,14 +678,12 @@ impl SqliteProjections {
     }
 
     /// After a commit: stale cache entries go before the new offset is announced
-    /// (read-your-writes), then the WAL's upkeep.
-    async fn committed(&self, changed: Vec<Family>, last: u64) {
+    /// (read-your-writes).
+    fn committed(&self, changed: Vec<Family>, last: u64) {
         for family in changed {
             self.cache.changed(family);
         }
         self.announce(last);
-        self.restart_wal_when_asked().await;
-        self.checkpoint_when_due();
     }
 }
 

@@ -37,8 +37,10 @@ async fn stream_leader(cluster: &[NatsServer]) -> usize {
         .expect("the stream has a leader");
     leader
         .trim_start_matches('n')
-        .parse()
-        .expect("servers are named n0, n1, n2")
+        .split('-')
+        .next()
+        .and_then(|i| i.parse().ok())
+        .expect("servers are named n0-…, n1-…, n2-…")
 }
 
 /// One write: its answer, the API key id when it was acknowledged, and the log position
@@ -99,7 +101,7 @@ async fn bootstrap_on(cluster: &[NatsServer], ops: &[String]) -> String {
             let logs: Vec<String> = cluster
                 .iter()
                 .enumerate()
-                .map(|(i, s)| format!("--- n{i}:\n{}", s.log_tail(30)))
+                .map(|(i, s)| format!("--- node {i}:\n{}", s.log_tail(30)))
                 .collect();
             panic!(
                 "timed out waiting for bootstrap on the cluster; the last try said: {}\n{}",

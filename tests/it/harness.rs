@@ -94,7 +94,9 @@ impl NatsServer {
 
     /// `n` nats-servers clustered on loopback (JetStream on each, fsync always), each
     /// with its own store and its log in `nats.log` there; they elect a JetStream leader
-    /// among themselves. The servers are named `n0`, `n1`, …. As with `start`, a port is
+    /// among themselves. The servers are named `n0-<id>`, `n1-<id>`, … and the cluster
+    /// `authledger-test-<id>`, `<id>` new for each start: another test's cluster never
+    /// answers for this one, nor joins it. As with `start`, a port is
     /// only free when picked (a client or cluster port taken meanwhile leaves a node dead
     /// or a stranger answering): the whole cluster is started again on other ports then.
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
@@ -111,6 +113,7 @@ impl NatsServer {
     }
 
     fn spawn_cluster(n: usize) -> Vec<NatsServer> {
+        let id = uuid::Uuid::now_v7().simple().to_string();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
         let routes = ports
             .iter()
@@ -126,9 +129,9 @@ impl NatsServer {
                 std::fs::write(
                     &config,
                     format!(
-                        "server_name: n{i}\nlisten: 127.0.0.1:{port}\nlog_file: \"{}\"\n\
+                        "server_name: n{i}-{id}\nlisten: 127.0.0.1:{port}\nlog_file: \"{}\"\n\
                          jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n}}\n\
-                         cluster {{\n  name: authledger-test\n  listen: 127.0.0.1:{cluster_port}\n  routes: [{routes}]\n}}\n",
+                         cluster {{\n  name: authledger-test-{id}\n  listen: 127.0.0.1:{cluster_port}\n  routes: [{routes}]\n}}\n",
                         store.path().join("nats.log").display(),
                         store.path().join("js").display()
                     ),
@@ -136,7 +139,7 @@ impl NatsServer {
                 .expect("write nats config");
                 NatsServer {
                     port: *port,
-                    name: format!("n{i}"),
+                    name: format!("n{i}-{id}"),
                     _store: store,
                     config,
                     child: None,

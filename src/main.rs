@@ -103,7 +103,7 @@ fn main() -> ExitCode {
     // Before the runtime and its threads allocate: RSS then follows live data.
     authledger::memory::without_huge_pages();
     let cli = Cli::parse();
-    let telemetry = init_logging(cli.log_format);
+    let (telemetry, log_lines) = init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -119,6 +119,8 @@ fn main() -> ExitCode {
     if let Some(telemetry) = telemetry {
         telemetry.shutdown();
     }
+    // Every line logged so far written out before anything else is printed.
+    drop(log_lines);
     match outcome {
         Ok(code) => code,
         Err(e) => {
@@ -133,7 +135,18 @@ fn main() -> ExitCode {
 /// event's fields) or text; colours only on a terminal, so files and collectors never see
 /// ANSI codes. Beside them, OpenTelemetry traces when the environment asks for them
 /// (`authledger::telemetry`), returned so `main` flushes them at exit.
-fn init_logging(format: Option<LogFormat>) -> Option<authledger::telemetry::Telemetry> {
+///
+/// The lines are written by a thread of their own (`tracing_appender::non_blocking`), in
+/// batches, not by the thread that logs: a request's log line never waits for stderr, and a
+/// reader of stderr that stalls (a full pipe) holds up no request until
+/// [`LOG_LINES_BUFFERED`] lines wait; then logging waits for it (no line is dropped). The
+/// guard returned writes out what is left when dropped.
+fn init_logging(
+    format: Option<LogFormat>,
+) -> (
+    Option<authledger::telemetry::Telemetry>,
+    tracing_appender::non_blocking::WorkerGuard,
+) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     use tracing_subscriber::Layer as _;
@@ -145,7 +158,12 @@ fn init_logging(format: Option<LogFormat>) -> Option<authledger::telemetry::Tele
         Some(LogFormat::Text) => false,
         None => !terminal,
     };
-    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (stderr, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_BUFFERED)
+        .lossy(false)
+        .thread_name("authledger-stderr")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    let lines = tracing_subscriber::fmt::layer().with_writer(stderr);
     let lines = if json {
         lines
             .json()
@@ -169,8 +187,11 @@ fn init_logging(format: Option<LogFormat>) -> Option<authledger::telemetry::Tele
     if let Some(e) = failed {
         tracing::warn!("traces are not exported: {e}");
     }
-    telemetry
+    (telemetry, guard)
 }
+
+/// Log lines waiting for stderr before logging waits for it.
+const LOG_LINES_BUFFERED: usize = 100_000;
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let storage = cli.storage;

@@ -422,3 +422,70 @@ fn promtool() -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     })
 }
+
+/// stderr is written by a thread of its own: a log reader that stops reading (a full pipe)
+/// holds up no request, and once it reads again every line is there, none dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_of_stderr_holds_up_no_request() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let port = crate::harness::free_port();
+    let mut serve = std::process::Command::new(crate::harness::bin())
+        .args(["--data-dir", &dir.path().display().to_string()])
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env_remove("AUTHLEDGER_SIGNING_KEY")
+        .env("AUTHLEDGER_CHECKPOINT_SCHEDULE", "off")
+        .env("RUST_LOG", "info")
+        .env("AUTHLEDGER_LOG_FORMAT", "json")
+        .stdout(std::process::Stdio::null())
+        // A pipe nobody reads until the end: it fills after a few hundred lines.
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let http = Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    crate::harness::eventually(std::time::Duration::from_secs(30), "serve", || {
+        let r = http.get(&health).send();
+        async move { r.await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    const REQUESTS: usize = 3000;
+    for i in 0..REQUESTS {
+        let r = http
+            .get(&health)
+            .header("x-request-id", format!("stalled-{i}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} with stderr unread: {e}"));
+        assert_eq!(r.status(), StatusCode::OK, "request {i}");
+    }
+    // Now read: every request's line arrives.
+    let stderr = serve.stderr.take().expect("stderr");
+    let seen = tokio::task::spawn_blocking(move || {
+        let mut seen = std::collections::HashSet::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let parsed: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+            if let Some(id) = parsed["request_id"].as_str() {
+                if id.starts_with("stalled-") {
+                    seen.insert(id.to_string());
+                }
+            }
+            if seen.len() == REQUESTS {
+                break;
+            }
+        }
+        seen.len()
+    });
+    let seen = tokio::time::timeout(std::time::Duration::from_secs(30), seen).await;
+    let _ = serve.kill();
+    let _ = serve.wait();
+    assert_eq!(
+        seen.expect("the lines were written out").expect("join"),
+        REQUESTS,
+        "a request's log line was lost"
+    );
+}

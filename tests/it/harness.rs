@@ -41,7 +41,7 @@ pub struct NatsServer {
     /// Its `server_name`: the port is ours only while the server there says this name.
     name: String,
     /// Kept for the server's lifetime (dropped = deleted).
-    _store: tempfile::TempDir,
+    store: tempfile::TempDir,
     config: PathBuf,
     child: Option<Child>,
 }
@@ -68,7 +68,7 @@ impl NatsServer {
             let mut s = NatsServer {
                 port,
                 name,
-                _store: store,
+                store,
                 config,
                 child: None,
             };
@@ -101,9 +101,9 @@ impl NatsServer {
     /// or a stranger answering): the whole cluster is started again on other ports then.
     pub fn start_cluster(n: usize) -> Vec<NatsServer> {
         for _ in 0..5 {
-            let mut cluster = Self::spawn_cluster(n);
+            let cluster = Self::spawn_cluster(n);
             if cluster
-                .iter_mut()
+                .iter()
                 .all(|s| s.child.is_some() && s.answers_as(&s.name))
             {
                 return cluster;
@@ -140,7 +140,7 @@ impl NatsServer {
                 NatsServer {
                     port: *port,
                     name: format!("n{i}-{id}"),
-                    _store: store,
+                    store,
                     config,
                     child: None,
                 }
@@ -157,7 +157,7 @@ impl NatsServer {
     /// The end of this server's log (`nats.log` in its store; clustered servers only),
     /// for a failing test to show why the cluster did not do what it waited for.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = std::fs::read_to_string(self._store.path().join("nats.log")).unwrap_or_default();
+        let log = std::fs::read_to_string(self.store.path().join("nats.log")).unwrap_or_default();
         let all: Vec<&str> = log.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }

@@ -27,7 +27,6 @@ command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteract
 # The side-by-side recipe's Lua bodies for jobs A and B, as it writes them.
 for f in al_token al_conn; do side_by_side_lua "$f" "$W/$f.lua"; done
 TCK=$(getconf CLK_TCK)
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # The machine's stolen and total CPU ticks: a VM whose host is busy runs slower without
 # anything on it changing (each row says how much was stolen during its run).
 steal_ticks() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
@@ -47,9 +46,9 @@ run() {  # run NAME ROUND JOB THREADS CONNS SECS LUA URL
     perf record -q -F "${PERF_FREQ:-499}" --call-graph "${PERF_CALLGRAPH:-fp}" -p "$AL_PID" -o "$PERF_DIR/$name-$round-$job.data" -- sleep "$d" 2>/dev/null &
     perf_pid=$!
   fi
-  c0=$(cpu_ticks "$AL_PID"); s0=$(steal_ticks)
+  c0=$(proc_ticks "$AL_PID"); s0=$(steal_ticks)
   out=$(RUN_ID="$name-$round-$job" wrk -t"$t" -c"$c" -d"${d}s" --latency -s "$lua" "$url")
-  c1=$(cpu_ticks "$AL_PID"); s1=$(steal_ticks)
+  c1=$(proc_ticks "$AL_PID"); s1=$(steal_ticks)
   local stolen
   stolen=$(echo "$s0 $s1" | awk '{d = $4 - $2; printf "%.0f", (d > 0 ? 100 * ($3 - $1) / d : 0)}')
   if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi

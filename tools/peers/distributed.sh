@@ -51,10 +51,9 @@ PG_PID=$(head -n 1 "$W/pg/data/postmaster.pid")
 psql_() { psql -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt "$@"; }
 
 TCK=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 pg_ticks() {  # the postmaster and every backend, checkpointer, WAL writer, ... of this cluster
-  local s; s=$(ticks "$PG_PID")
-  for p in $(pgrep -P "$PG_PID" || true); do s=$((s + $(ticks "$p"))); done
+  local s; s=$(proc_ticks "$PG_PID")
+  for p in $(pgrep -P "$PG_PID" || true); do s=$((s + $(proc_ticks "$p"))); done
   echo "$s"
 }
 
@@ -70,23 +69,17 @@ start_nats() {
 
 # start DEPLOYMENT BINARY ROUND: fresh state, bootstrap, serve, the fixtures.
 start() {
-  local mode=$1 bin=$2 round=$3 extra=()
+  local mode=$1 bin=$2 round=$3
+  AL_EXTRA_ENVS=()
   if [ "$mode" = distributed ]; then
     start_nats
     local db="bench_${round}_$RANDOM"
     psql_ -c "CREATE DATABASE $db"
     rm -rf "$W/keys"; env -i PATH=/usr/bin:/bin "$bin" keys init --key-dir "$W/keys" > /dev/null
-    extra=(AUTHLEDGER_KEY_DIR="$W/keys" AUTHLEDGER_NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    AL_EXTRA_ENVS=(AUTHLEDGER_KEY_DIR="$W/keys" AUTHLEDGER_NATS_URL="nats://127.0.0.1:$NATS_PORT"
       AUTHLEDGER_DATABASE_URL="postgres://postgres@127.0.0.1:$PG_PORT/$db")
   fi
-  rm -rf "$W/data"; mkdir -p "$W/data"
-  al_envs "$W/data" info
-  AL_ENVS+=("${extra[@]}")
-  env -i "${AL_ENVS[@]}" "$bin" bootstrap --workspace bench > "$W/boot.json" 2> "$W/boot.log"
-  ADMIN_KEY=$(jq -r .admin_api_key "$W/boot.json")
-  setsid env -i "${AL_ENVS[@]}" "$bin" serve > "$W/server.log" 2>&1 < /dev/null &
-  AL_PID=$!
-  for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
+  al_serve "$bin" "$W/data" "$W/boot.json" "$W/server.log" info
   al_wait_workspace
   al_fixtures k "$UPSTREAM" "Benchmark tool" /dev/null
   export AL_AGENT_KEY AL_AUTH_CONFIG AL_CONN AL_ADMIN_KEY=$ADMIN_KEY
@@ -107,10 +100,10 @@ run() {  # run NAME DEPLOYMENT ROUND JOB LUA URL
       -o "$PERF_DIR/$name-$mode-$round-$job.data" -- sleep "$DUR" 2>/dev/null &
     perf_pid=$!
   fi
-  a0=$(ticks "$AL_PID"); p0=$(pg_ticks); n0=0; [ -z "$NATS_PID" ] || n0=$(ticks "$NATS_PID")
+  a0=$(proc_ticks "$AL_PID"); p0=$(pg_ticks); n0=0; [ -z "$NATS_PID" ] || n0=$(proc_ticks "$NATS_PID")
   out=$(wrk -t2 -c64 -d"${DUR}s" --latency -s "$lua" "$url")
   if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
-  a1=$(ticks "$AL_PID"); p1=$(pg_ticks); n1=0; [ -z "$NATS_PID" ] || n1=$(ticks "$NATS_PID")
+  a1=$(proc_ticks "$AL_PID"); p1=$(pg_ticks); n1=0; [ -z "$NATS_PID" ] || n1=$(proc_ticks "$NATS_PID")
   n=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | python3 -c '
 import re, sys

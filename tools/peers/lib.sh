@@ -11,27 +11,33 @@ side_by_side_lua() {
   [ -s "$2" ] || { echo "no $1.lua in side-by-side.sh" >&2; exit 1; }
 }
 
+# proc_ticks PID: the process's user + system CPU so far, in clock ticks (0 once it is gone).
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
 # al_envs DATA_DIR RUST_LOG: AL_ENVS, the documented benchmark environment (BENCHMARKS.md,
-# agents suite) and nothing else of the caller's.
+# agents suite), then AL_EXTRA_ENVS (NAME=value ...; e.g. the distributed deployment's
+# AUTHLEDGER_NATS_URL) and nothing else of the caller's.
 al_envs() {
   AL_ENVS=(PATH=/usr/local/bin:/usr/bin:/bin HOME="$HOME" RUST_LOG="$2"
     AUTHLEDGER_DATA_DIR="$1" AUTHLEDGER_LISTEN="127.0.0.1:$AL_PORT"
     AUTHLEDGER_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_RATE_LIMIT_BURST=1000000000
     AUTHLEDGER_DENIAL_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_DENIAL_RATE_LIMIT_BURST=1000000000
     AUTHLEDGER_WORKSPACE_RATE_LIMIT_PER_SEC=1000000000 AUTHLEDGER_WORKSPACE_RATE_LIMIT_BURST=1000000000
-    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off)
+    AUTHLEDGER_ALLOW_LOOPBACK_URLS=true AUTHLEDGER_CHECKPOINT_SCHEDULE=off AUTHLEDGER_REFRESH_SCHEDULE=off
+    ${AL_EXTRA_ENVS[@]+"${AL_EXTRA_ENVS[@]}"})
 }
 
 # al_serve BINARY DATA_DIR BOOTSTRAP_JSON SERVER_LOG RUST_LOG: DATA_DIR
 # emptied, `bootstrap --workspace bench` (its answer to BOOTSTRAP_JSON), then `serve` in its own
-# session (output to SERVER_LOG) until /healthz answers (30 s at most). Sets ADMIN_KEY, AL_PID.
+# session (output to SERVER_LOG, bootstrap's log lines too) until /healthz answers (30 s at
+# most). Sets ADMIN_KEY, AL_PID.
 al_serve() {
   local bin=$1 dir=$2
   rm -rf "$dir"; mkdir -p "$dir"
   al_envs "$dir" "$5"
-  env -i "${AL_ENVS[@]}" "$bin" bootstrap --workspace bench > "$3"
+  env -i "${AL_ENVS[@]}" "$bin" bootstrap --workspace bench > "$3" 2> "$4"
   ADMIN_KEY=$(jq -r .admin_api_key "$3")
-  setsid env -i "${AL_ENVS[@]}" "$bin" serve > "$4" 2>&1 < /dev/null &
+  setsid env -i "${AL_ENVS[@]}" "$bin" serve >> "$4" 2>&1 < /dev/null &
   AL_PID=$!
   for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
 }

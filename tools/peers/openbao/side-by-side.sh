@@ -200,7 +200,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ------------------------------------------------------------------ measurement helpers
-ticks()   { awk '{print $14 + $15}' "/proc/$1/stat"; }
 sysbusy() { awk '/^cpu /{idle=$5+$6; tot=0; for(i=2;i<=NF;i++) tot+=$i; print tot-idle}' /proc/stat; }
 memkb()   { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
 memkb_median() {  # memkb_median PID FIELD: the median of E_SAMPLES samples, 1 s apart
@@ -237,10 +236,10 @@ one_run() {
   local sys=$1 job=$2 round=$3 th=$4 co=$5 dur=$6 script=$7 url=$8
   local out="$R/$sys-$job-$round.txt" l0 su0 sb0 t0 su1 sb1 t1 start p wu ws
   l0=$(load1); start=$(date -u +%H:%M:%S)
-  su0=$(ticks "$SRV_PID"); sb0=$(sysbusy); t0=$(date +%s.%N)
+  su0=$(proc_ticks "$SRV_PID"); sb0=$(sysbusy); t0=$(date +%s.%N)
   RUN_ID="$sys-$job-$round" /usr/bin/time -f '%U %S' -o "$out.time" \
     wrk -t"$th" -c"$co" -d"${dur}s" --latency -s "$script" "$url" > "$out" 2>&1
-  t1=$(date +%s.%N); su1=$(ticks "$SRV_PID"); sb1=$(sysbusy)
+  t1=$(date +%s.%N); su1=$(proc_ticks "$SRV_PID"); sb1=$(sysbusy)
   p=$($PARSE "$out")
   read -r wu ws < "$out.time"
   log "$sys $job $round: $(echo "$p" | awk -F'\t' '{printf "%s req/s p50=%sms p99=%sms reqs=%s non2xx=%s sockerr=%s", $1,$2,$3,$4,$6,$7}')"

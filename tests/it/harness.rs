@@ -44,6 +44,11 @@ pub struct NatsServer {
     store: tempfile::TempDir,
     config: PathBuf,
     child: Option<Child>,
+    /// Its route port in a cluster.
+    cluster_port: Option<u16>,
+    /// Its ports held by this test between `kill` and `restart`, so no other test's server
+    /// takes one meanwhile.
+    held: Vec<socket2::Socket>,
 }
 
 impl NatsServer {
@@ -71,11 +76,13 @@ impl NatsServer {
                 store,
                 config,
                 child: None,
+                cluster_port: None,
+                held: Vec::new(),
             };
             if s.spawn() && s.answers_as(&s.name) {
                 return s;
             }
-            s.kill();
+            s.stop();
         }
         panic!("no nats-server of this test's own came up on a free port in 5 tries");
     }
@@ -143,12 +150,14 @@ impl NatsServer {
                     store,
                     config,
                     child: None,
+                    cluster_port: Some(*cluster_port),
+                    held: Vec::new(),
                 }
             })
             .collect();
         for s in &mut cluster {
             if !s.spawn() {
-                s.kill();
+                s.stop();
             }
         }
         cluster
@@ -205,8 +214,25 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// SIGKILL: no chance to flush anything.
+    /// SIGKILL, and its ports held until `restart`: bound without `SO_REUSEADDR` and not
+    /// listening, so no other socket binds them (nor gets them from port 0) and a client
+    /// that connects is refused, as with no server at all.
     pub fn kill(&mut self) {
+        self.stop();
+        self.held = [Some(self.port), self.cluster_port]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .ok()?;
+                let at = std::net::SocketAddr::from(([127, 0, 0, 1], p));
+                s.bind(&at.into()).ok().map(|()| s)
+            })
+            .collect();
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -215,12 +241,20 @@ impl NatsServer {
 
     /// Starts again on the same port and store.
     pub fn restart(&mut self) {
-        self.kill();
+        self.stop();
+        self.held.clear();
+        let started = self.spawn();
         assert!(
-            self.spawn() && self.answers_as(&self.name),
-            "nats-server {} did not start again on port {} (taken meanwhile?)",
+            started && self.answers_as(&self.name),
+            "nats-server {} did not start again on port {} ({}); its log ends:\n{}",
             self.name,
-            self.port
+            self.port,
+            if started {
+                "another server answers there"
+            } else {
+                "it exited"
+            },
+            self.log_tail(30)
         );
     }
 
@@ -234,7 +268,7 @@ impl NatsServer {
 
 impl Drop for NatsServer {
     fn drop(&mut self) {
-        self.kill();
+        self.stop();
     }
 }
 

@@ -551,10 +551,16 @@ async fn webhook_and_projection_lag_are_gauges() {
         },
     )
     .await;
-    assert!(
-        !up.hits_to("/hook").is_empty(),
-        "the receiver was tried (and answered 503)"
-    );
+    // The round that sets the gauge tries the receiver right after: wait for that try.
+    eventually(
+        Duration::from_secs(20),
+        "the receiver to be tried (and answer 503)",
+        || {
+            let up = &up;
+            async move { !up.hits_to("/hook").is_empty() }
+        },
+    )
+    .await;
     let r = Reply::of(request(
         &http,
         &d.svc,

@@ -22,6 +22,20 @@ pub(super) enum Placeholders {
     Numbered,
 }
 
+impl Placeholders {
+    /// How a multi-row statement writes: `UPDATE`/`INSERT`, then `OR FAIL` on SQLite (the
+    /// anonymous style). SQLite's default rule (`ABORT`) undoes a failing statement's
+    /// earlier rows, so inside a transaction it first copies every page the statement
+    /// changes into a statement journal; `FAIL` keeps them, and a batch that fails is
+    /// rolled back whole anyway (the live batch's `ROLLBACK`, a rebuild's file discarded).
+    pub(super) fn or_fail(self) -> &'static str {
+        match self {
+            Placeholders::Anonymous => " OR FAIL",
+            Placeholders::Numbered => "",
+        }
+    }
+}
+
 /// The parameters of one audit row in the order they appear in its `VALUES (…)`: the
 /// workspace (3) and the connection (16) also feed the lookups of a missing user and
 /// auth config.
@@ -90,7 +104,8 @@ pub(super) fn audit_insert_sql(
                     })
                     .collect();
                 format!(
-                    "INSERT INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
+                    "INSERT{} INTO audit_events ({AUDIT_COLUMNS}) VALUES {}",
+                    placeholders.or_fail(),
                     values.join(", ")
                 )
             })

@@ -21,9 +21,10 @@ pub(super) fn connection_insert_sql(rows: usize, placeholders: Placeholders) -> 
     SQL.get_or_init(|| {
         PerSize::build(CONNECTION_INSERTS_PER_STATEMENT, |rows, placeholders| {
             format!(
-                "INSERT INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
+                "INSERT{} INTO connections (workspace_id, id, auth_config_id, user_id, status, scopes,
                  requested_scopes, redirect_url, state_hash, created_at, updated_at, version)
                  VALUES {}",
+                placeholders.or_fail(),
                 values_list(rows, CONNECTION_INSERT_PARAMS, placeholders)
             )
         })

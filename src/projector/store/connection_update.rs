@@ -134,9 +134,10 @@ pub(super) fn connection_update_sql(rows: usize, placeholders: Placeholders) -> 
     let build = |rows: usize, placeholders: Placeholders| -> String {
         let values = values_list(rows, CONNECTION_UPDATE_PARAMS, placeholders);
         match placeholders {
-                    // SQLite names the columns of a VALUES list column1, column2, …
+                    // SQLite names the columns of a VALUES list column1, column2, …; `OR FAIL`:
+                    // no statement journal (`Placeholders::or_fail`).
                     Placeholders::Anonymous => format!(
-                        "UPDATE connections SET status = COALESCE(v.column1, status),
+                        "UPDATE OR FAIL connections SET status = COALESCE(v.column1, status),
                          scopes = COALESCE(v.column2, scopes),
                          expires_at = CASE WHEN v.column3 THEN v.column4 ELSE expires_at END,
                          expires_at_unix = CASE WHEN v.column3 THEN v.column5 ELSE expires_at_unix END,

@@ -560,24 +560,23 @@ fn insert(
     event: &SignedEvent,
     version: i64,
 ) -> rusqlite::Result<Appended> {
-    let position: i64 = tx
-        .prepare_cached(
-            "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING position",
-        )
-        .and_then(|mut insert| {
-            insert.query_row(
-                rusqlite::params![
-                    event.event_id.to_string(),
-                    event.key.workspace_id,
-                    event.key.aggregate_type,
-                    event.key.aggregate_id,
-                    version,
-                    event.envelope.as_ref()
-                ],
-                |row| row.get(0),
-            )
-        })?;
+    // The position is the row id just inserted: `RETURNING` would run as a trigger, which
+    // makes SQLite journal every page the insert changes in case the statement fails.
+    tx.prepare_cached(
+        "INSERT INTO events (event_id, workspace_id, aggregate_type, aggregate_id, aggregate_version, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(rusqlite::params![
+            event.event_id.to_string(),
+            event.key.workspace_id,
+            event.key.aggregate_type,
+            event.key.aggregate_id,
+            version,
+            event.envelope.as_ref()
+        ])
+    })?;
+    let position = tx.last_insert_rowid();
     Ok(Appended {
         position: u64::try_from(position).unwrap_or(0),
         duplicate: false,

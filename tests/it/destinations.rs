@@ -589,12 +589,22 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
     eprintln!("JWKS server sent {sent} of {TOTAL} bytes; the service's peak RSS grew {grown} KiB");
     assert!(grown < 64 * 1024, "the service grew by {grown} KiB");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let log = std::fs::read_to_string(env.dir.path().join(format!(
+    // Log lines are written by a thread of their own: the line may land just after the answer.
+    let path = env.dir.path().join(format!(
         "serve-{}.err",
         env.svc.addr.rsplit(':').next().expect("port")
-    )))
-    .unwrap_or_default();
-    assert!(log.contains("JWKS larger than 1048576 bytes"), "{log}");
+    ));
+    let mut log = String::new();
+    crate::harness::eventually(
+        Duration::from_secs(10),
+        "the JWKS refusal's log line",
+        || {
+            log = std::fs::read_to_string(&path).unwrap_or_default();
+            let logged = log.contains("JWKS larger than 1048576 bytes");
+            async move { logged }
+        },
+    )
+    .await;
 }
 
 /// Configuration time is not the only check: a tool defined while loopback destinations

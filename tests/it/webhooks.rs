@@ -699,6 +699,32 @@ async fn an_operator_replay_keeps_the_delivery_cursors() {
     receiver.use_secret(&secret).await;
     env.connection(0, "u0").await;
     receiver.accepted_until("one event", 1).await;
+    // Killed only once it is done with the endpoint: killed between the receiver's answer
+    // and the cursor's move, it would send the event again (at least once); holding the
+    // lease, the next instance would wait the lease out.
+    let delivered = env.deliveries(&id).await[0]["position"]
+        .as_i64()
+        .expect("position");
+    let projections = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        crate::support::data_dir(env.d.dir.path())
+            .join("projections.db")
+            .display()
+    ))
+    .await
+    .expect("projections");
+    eventually(WAIT, "the endpoint's cursor moved and released", || async {
+        let (position, owner): (i64, Option<String>) = sqlx::query_as(
+            "SELECT position, lease_owner FROM webhook_cursors WHERE webhook_id = ?",
+        )
+        .bind(&id)
+        .fetch_one(&projections)
+        .await
+        .expect("cursor");
+        position >= delivered && owner.is_none()
+    })
+    .await;
+    projections.close().await;
 
     let _ = env.d.svc.child.kill();
     let _ = env.d.svc.child.wait();

@@ -3,9 +3,9 @@
 -- more to write per event, and every read by position went through it. Rebuilt with the
 -- position as the row id; the same columns and rows.
 -- Each index ends in the row id, so it keeps its rows in position order without naming the
--- position again. The indexes on columns most events leave empty (the user, auth config, connection and
--- outcome) hold only the rows that have one: every query on them asks for a value
--- (`col = ?`), which a `WHERE col IS NOT NULL` index answers.
+-- position again. The indexes on the user, auth config, connection and outcome (columns an
+-- administrative event leaves empty) hold only the rows that have one: every query on them
+-- asks for a value (`col = ?`), which a `WHERE col IS NOT NULL` index answers.
 CREATE TABLE audit_events_keyed (
     position          INTEGER PRIMARY KEY,
     event_id          TEXT   NOT NULL UNIQUE,

@@ -594,13 +594,13 @@ async fn a_jwks_without_length_is_cut_off_at_the_limit_while_it_streams() {
         "serve-{}.err",
         env.svc.addr.rsplit(':').next().expect("port")
     ));
-    let mut log = String::new();
     crate::harness::eventually(
         Duration::from_secs(10),
         "the JWKS refusal's log line",
         || {
-            log = std::fs::read_to_string(&path).unwrap_or_default();
-            let logged = log.contains("JWKS larger than 1048576 bytes");
+            let logged = std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .contains("JWKS larger than 1048576 bytes");
             async move { logged }
         },
     )

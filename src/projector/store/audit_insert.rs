@@ -23,11 +23,12 @@ pub(super) enum Placeholders {
 }
 
 impl Placeholders {
-    /// How a multi-row statement writes: `UPDATE`/`INSERT`, then `OR FAIL` on SQLite (the
-    /// anonymous style). SQLite's default rule (`ABORT`) undoes a failing statement's
-    /// earlier rows, so inside a transaction it first copies every page the statement
-    /// changes into a statement journal; `FAIL` keeps them, and a batch that fails is
-    /// rolled back whole anyway (the live batch's `ROLLBACK`, a rebuild's file discarded).
+    /// The conflict clause of a multi-row `INSERT` or `UPDATE`: ` OR FAIL` on SQLite (the
+    /// anonymous style), none on PostgreSQL. SQLite's default rule (`ABORT`) undoes a
+    /// failing statement's earlier rows, so inside a transaction it first copies every page
+    /// the statement changes into a statement journal; `FAIL` keeps them, and a batch that
+    /// fails is rolled back whole anyway (the live batch's `ROLLBACK`, a rebuild's file
+    /// discarded).
     pub(super) fn or_fail(self) -> &'static str {
         match self {
             Placeholders::Anonymous => " OR FAIL",

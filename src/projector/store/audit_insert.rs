@@ -299,4 +299,34 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn sqlite_multi_row_writes_fail_without_a_statement_journal_and_postgres_gets_no_such_clause() {
+        use super::super::connection_insert::connection_insert_sql;
+        use super::super::connection_update::connection_update_sql;
+        for n in [1, 2, 64] {
+            let sqlite = [
+                audit_insert_sql(n, Placeholders::Anonymous, LookUp::Yes),
+                audit_insert_sql(n, Placeholders::Anonymous, LookUp::No),
+                connection_insert_sql(n, Placeholders::Anonymous),
+                connection_update_sql(n, Placeholders::Anonymous),
+            ];
+            for sql in sqlite {
+                let verb = sql.trim_start();
+                assert!(
+                    verb.starts_with("INSERT OR FAIL INTO") || verb.starts_with("UPDATE OR FAIL "),
+                    "{n}: {sql}"
+                );
+            }
+            let postgres = [
+                audit_insert_sql(n, Placeholders::Numbered, LookUp::Yes),
+                audit_insert_sql(n, Placeholders::Numbered, LookUp::No),
+                connection_insert_sql(n, Placeholders::Numbered),
+                connection_update_sql(n, Placeholders::Numbered),
+            ];
+            for sql in postgres {
+                assert!(!sql.contains(" OR FAIL"), "{n}: {sql}");
+            }
+        }
+    }
 }

@@ -134,10 +134,9 @@ pub(super) fn connection_update_sql(rows: usize, placeholders: Placeholders) -> 
     let build = |rows: usize, placeholders: Placeholders| -> String {
         let values = values_list(rows, CONNECTION_UPDATE_PARAMS, placeholders);
         match placeholders {
-                    // SQLite names the columns of a VALUES list column1, column2, …; `OR FAIL`:
-                    // no statement journal (`Placeholders::or_fail`).
+                    // SQLite names the columns of a VALUES list column1, column2, …
                     Placeholders::Anonymous => format!(
-                        "UPDATE OR FAIL connections SET status = COALESCE(v.column1, status),
+                        "UPDATE{} connections SET status = COALESCE(v.column1, status),
                          scopes = COALESCE(v.column2, scopes),
                          expires_at = CASE WHEN v.column3 THEN v.column4 ELSE expires_at END,
                          expires_at_unix = CASE WHEN v.column3 THEN v.column5 ELSE expires_at_unix END,
@@ -148,7 +147,8 @@ pub(super) fn connection_update_sql(rows: usize, placeholders: Placeholders) -> 
                          updated_at = v.column11, version = v.column12
                          FROM (VALUES {values}) AS v
                          WHERE connections.workspace_id = v.column14 AND connections.id = v.column15
-                         AND connections.version = v.column13"
+                         AND connections.version = v.column13",
+                        placeholders.or_fail()
                     ),
                     Placeholders::Numbered => format!(
                         "UPDATE connections AS c SET status = COALESCE(v.status, c.status),

@@ -89,11 +89,8 @@ pub async fn create(
     ApiJson(body): ApiJson<CreateConnectionInput>,
 ) -> Result<Response, ApiError> {
     let created = connections::create(&state, &caller.workspace_id, &caller.actor(), body).await?;
-    let row = state
-        .projections
-        .connection(&caller.workspace_id, &created.id)
-        .await?;
-    let mut out = row
+    let mut out = created
+        .row
         .as_ref()
         .map(view)
         .unwrap_or_else(|| json!({ "id": created.id, "status": created.status.as_str() }));

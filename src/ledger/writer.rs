@@ -43,6 +43,8 @@ pub struct Committed {
     pub version: u64,
     pub event_id: Uuid,
     pub event: Event,
+    /// The event's `occurred_at`, as signed.
+    pub occurred_at: time::OffsetDateTime,
     pub duplicate: bool,
 }
 
@@ -460,13 +462,14 @@ impl Ledger {
             None => (0, None),
         };
         let signer = self.signer();
+        let occurred_at = self.clock.now();
         let (mut signed, hash, body) = seal_event_as(
             &signer,
             key,
             (expected, prev_hash),
             actor,
             event,
-            self.clock.now(),
+            occurred_at,
             event_id,
         )?;
         if self.log.hands_on_sealed() {
@@ -511,6 +514,7 @@ impl Ledger {
                     version: expected + 1,
                     event_id,
                     event: event.clone(),
+                    occurred_at,
                     duplicate: appended.duplicate,
                 },
                 hash,

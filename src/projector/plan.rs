@@ -5,6 +5,7 @@ use super::op::{
     DynamicCredentialChange, DynamicCredentialOp, MemberChange, MemberOp, NewConnection, Op,
     TokenState, WebhookChange, WebhookOp, WorkspaceOp,
 };
+use super::store::ConnectionRow;
 use crate::domain::Event;
 use crate::ledger::EventBody;
 
@@ -497,6 +498,40 @@ fn agents_op(body: &EventBody, event: &Event, at: String, version: i64) -> Optio
 
 fn json_list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// The row a connection's first event (`connection.initiated` or `connection.created`)
+/// inserts, as the projections show it once they include that event: a write's answer needs
+/// no read of it. `None` for any other event. Held to what the insert writes by the
+/// integration tests that compare a create's answer with a read (`connection_lifecycle`,
+/// `connections::full_connect_flow` on both backends).
+pub fn first_connection_row(
+    workspace_id: &str,
+    id: &str,
+    event: &Event,
+    occurred_at: time::OffsetDateTime,
+) -> Option<ConnectionRow> {
+    let change = connection_change(event)?;
+    let new = change.new?;
+    let at = rfc3339(occurred_at);
+    Some(ConnectionRow {
+        workspace_id: workspace_id.to_string(),
+        id: id.to_string(),
+        auth_config_id: new.auth_config_id,
+        user_id: new.user_id,
+        status: change.status.unwrap_or_default().to_string(),
+        scopes: change.scopes.unwrap_or_else(|| "[]".into()),
+        requested_scopes: new.requested_scopes,
+        redirect_url: new.redirect_url,
+        expires_at: None,
+        has_refresh_token: false,
+        status_reason: None,
+        created_at: at.clone(),
+        updated_at: at,
+        last_refreshed_at: None,
+        last_used_at: None,
+        version: 1,
+    })
 }
 
 /// The projection change of a connection event (`None` for any other event).

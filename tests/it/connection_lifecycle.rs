@@ -297,6 +297,15 @@ async fn credential_connections_check_their_shape_and_never_show_the_secret() {
         assert_eq!(r.body["auth_config_id"], config.as_str());
         assert!(r.body.get("connect_url").is_none(), "{}", r.body);
         let id = r.body["id"].as_str().expect("id").to_string();
+        // The answer is the connection as a read shows it (the answer is built from the
+        // event, not read back), plus the write's position.
+        let read = api.get(&format!("/v1/connections/{id}")).await;
+        assert_eq!(read.status, StatusCode::OK, "{}", read.body);
+        let mut answered = r.body.clone();
+        if let Some(map) = answered.as_object_mut() {
+            assert!(map.remove("position").is_some_and(|p| p.is_u64()));
+        }
+        assert_eq!(answered, read.body);
         assert_eq!(api.status_of(&id).await, "active");
         created.push(id);
     }

@@ -4,6 +4,8 @@
 
 use super::*;
 use crate::crypto::SealingKey;
+use crate::ledger::Committed;
+use crate::projector::store::ConnectionRow;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +35,23 @@ pub struct CreatedConnection {
     pub via_provider: bool,
     pub expires_at: Option<OffsetDateTime>,
     pub position: u64,
+    /// The connection as the projections show it at `position` (built from the event, not
+    /// read back).
+    pub row: Option<ConnectionRow>,
+}
+
+/// The projections' row of a connection just created by `committed`.
+pub(super) fn created_row(
+    workspace_id: &str,
+    id: &str,
+    committed: &Committed,
+) -> Option<ConnectionRow> {
+    crate::projector::plan::first_connection_row(
+        workspace_id,
+        id,
+        &committed.event,
+        committed.occurred_at,
+    )
 }
 
 pub async fn create(
@@ -152,19 +171,20 @@ async fn initiate_oauth(
             .ledger
             .create::<Connection>(workspace_id, &id, actor, &command)
             .await?;
-        Ok::<_, CommandError>((connect_url, expires_at, committed.position))
+        Ok::<_, CommandError>((connect_url, expires_at, committed))
     }
     .await;
     match result {
-        Ok((connect_url, expires_at, position)) => {
-            wait_for_write(state, position).await?;
+        Ok((connect_url, expires_at, committed)) => {
+            wait_for_write(state, committed.position).await?;
             Ok(CreatedConnection {
+                row: created_row(workspace_id, &id, &committed),
                 id,
                 status: ConnectionStatus::Initiated,
                 connect_url: Some(connect_url),
                 via_provider: true,
                 expires_at: Some(expires_at),
-                position,
+                position: committed.position,
             })
         }
         Err(e) => {
@@ -399,21 +419,21 @@ async fn create_from_credentials(
             state
                 .ledger
                 .create::<Connection>(workspace_id, &id, actor, &command)
-                .await?
-                .position,
+                .await?,
         )
     }
     .await;
     match result {
-        Ok(position) => {
-            wait_for_write(state, position).await?;
+        Ok(committed) => {
+            wait_for_write(state, committed.position).await?;
             Ok(CreatedConnection {
+                row: created_row(workspace_id, &id, &committed),
                 id,
                 status: ConnectionStatus::Active,
                 connect_url: None,
                 via_provider: false,
                 expires_at: None,
-                position,
+                position: committed.position,
             })
         }
         Err(e) => {

@@ -97,6 +97,7 @@ pub async fn start(
     };
     wait_for_write(state, committed.position).await?;
     Ok(CreatedConnection {
+        row: super::create::created_row(workspace_id, &id, &committed),
         id,
         status: ConnectionStatus::Initiated,
         connect_url: Some(state.connections.connect_page_url(&secret)),

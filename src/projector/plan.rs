@@ -504,11 +504,11 @@ fn json_list(items: &[String]) -> String {
 /// inserts, as the projections show it once they include that event: a write's answer needs
 /// no read of it. `None` for any other event. Held to what the insert writes by the
 /// integration tests that compare a create's answer with a read (`connection_lifecycle`,
-/// `connections::full_connect_flow` on both backends).
+/// `hosted_connect`, `connections::full_connect_flow` on both backends).
 pub fn first_connection_row(
-    workspace_id: &str,
-    id: &str,
+    (workspace_id, id): (&str, &str),
     event: &Event,
+    version: u64,
     occurred_at: time::OffsetDateTime,
 ) -> Option<ConnectionRow> {
     let change = connection_change(event)?;
@@ -530,7 +530,7 @@ pub fn first_connection_row(
         updated_at: at,
         last_refreshed_at: None,
         last_used_at: None,
-        version: 1,
+        version: i64::try_from(version).unwrap_or(i64::MAX),
     })
 }
 

@@ -47,9 +47,9 @@ pub(super) fn created_row(
     committed: &Committed,
 ) -> Option<ConnectionRow> {
     crate::projector::plan::first_connection_row(
-        workspace_id,
-        id,
+        (workspace_id, id),
         &committed.event,
+        committed.version,
         committed.occurred_at,
     )
 }

@@ -350,6 +350,18 @@ pub trait Api {
 
 /// Bootstraps workspace `name` with the CLI on `storage` (while the service runs): its
 /// admin key. The caller waits until the service shows it.
+/// A create's answer without the members only a write answers (each must be there): what a
+/// read of the same resource shows, when the answer is built from the write itself.
+pub fn as_read(answer: &Value, only_in_the_answer: &[&str]) -> Value {
+    let mut read = answer.clone();
+    if let Some(map) = read.as_object_mut() {
+        for member in only_in_the_answer {
+            assert!(map.remove(*member).is_some(), "{member} missing: {answer}");
+        }
+    }
+    read
+}
+
 pub async fn bootstrap_workspace(storage: &[String], name: &str) -> String {
     let out = cli(storage, &["bootstrap", "--workspace", name]).await;
     let printed: Value = serde_json::from_slice(&out.stdout).expect("json");

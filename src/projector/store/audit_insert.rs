@@ -304,27 +304,24 @@ mod tests {
     fn sqlite_multi_row_writes_fail_without_a_statement_journal_and_postgres_gets_no_such_clause() {
         use super::super::connection_insert::connection_insert_sql;
         use super::super::connection_update::connection_update_sql;
+        // Every multi-row write of the projector, in one placeholder style.
+        let writes = |n: usize, p: Placeholders| {
+            [
+                audit_insert_sql(n, p, LookUp::Yes),
+                audit_insert_sql(n, p, LookUp::No),
+                connection_insert_sql(n, p),
+                connection_update_sql(n, p),
+            ]
+        };
         for n in [1, 2, 64] {
-            let sqlite = [
-                audit_insert_sql(n, Placeholders::Anonymous, LookUp::Yes),
-                audit_insert_sql(n, Placeholders::Anonymous, LookUp::No),
-                connection_insert_sql(n, Placeholders::Anonymous),
-                connection_update_sql(n, Placeholders::Anonymous),
-            ];
-            for sql in sqlite {
+            for sql in writes(n, Placeholders::Anonymous) {
                 let verb = sql.trim_start();
                 assert!(
                     verb.starts_with("INSERT OR FAIL INTO") || verb.starts_with("UPDATE OR FAIL "),
                     "{n}: {sql}"
                 );
             }
-            let postgres = [
-                audit_insert_sql(n, Placeholders::Numbered, LookUp::Yes),
-                audit_insert_sql(n, Placeholders::Numbered, LookUp::No),
-                connection_insert_sql(n, Placeholders::Numbered),
-                connection_update_sql(n, Placeholders::Numbered),
-            ];
-            for sql in postgres {
+            for sql in writes(n, Placeholders::Numbered) {
                 assert!(!sql.contains(" OR FAIL"), "{n}: {sql}");
             }
         }

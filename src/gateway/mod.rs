@@ -200,8 +200,8 @@ pub async fn execute(
         .map_err(|e| crate::commands::agents::invalid("arguments", e.to_string()))?;
     let requested = record::requested(&target, authority, &call, approval_id, &usable, &request);
     let phases = phases.next("prepare");
-    // The scrubber's automaton is built while `tool.requested` is being flushed (the
-    // append yields once it has signed and handed the event to the log's writer).
+    // The scrubber's forms of the secret are made while `tool.requested` is being flushed
+    // (the append yields once it has signed and handed the event to the log's writer).
     let (recorded, scrubber) = tokio::join!(
         record::record_requested(state, caller, &call, requested),
         async { Scrubber::for_credential(&credential) },

@@ -24,11 +24,12 @@
 //! first characters (`%2` then `5A…`, `\` then `bH4w…`): the secret and each of its base64
 //! and hex forms without their first one to four characters are looked for too, while at
 //! least [`MIN_DERIVED`] bytes remain.
-//! Whatever could not be made clean (a scrubber that cannot be built, a replacement that
+//! Whatever could not be made clean (an automaton that cannot be built, a replacement that
 //! keeps forming the secret again) is replaced whole.
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -49,12 +50,48 @@ const MAX_PASSES: usize = 3;
 /// The forms of a call's secrets, looked for in one pass per decoded view of a text. Holds
 /// secret material: made for one call and dropped with it; `Debug` shows only a count.
 pub struct Scrubber {
-    /// `None` when there is no secret (nothing to do) or when it could not be built.
-    automaton: Option<AhoCorasick>,
+    /// Every form looked for (empty: there is no secret, nothing to do).
+    patterns: Vec<Vec<u8>>,
     /// Per pattern: whether it is a base64 form (partial characters around it go too).
     base64: Vec<bool>,
-    /// The automaton could not be built: everything is replaced.
-    broken: bool,
+    /// The automaton for texts too large to search form by form, built on the first one
+    /// (`None` inside: it could not be built, so such a text is replaced whole).
+    automaton: OnceLock<Option<AhoCorasick>>,
+}
+
+/// Most `text length × forms` searched form by form. Building the automaton costs about
+/// as much as searching ~1 MiB this way (a 20-character secret has ~50 forms), and most
+/// upstream answers are a few hundred bytes: those never pay for it.
+const DIRECT_SEARCH_MAX: usize = 1 << 20;
+
+/// How a text is searched: each form on its own (`memmem`), or all at once.
+#[derive(Clone, Copy)]
+enum Search<'s> {
+    Direct(&'s [Vec<u8>]),
+    Automaton(&'s AhoCorasick),
+}
+
+impl Search<'_> {
+    /// Every occurrence of every form in `bytes`, overlapping ones too: (form, start, end).
+    fn each_match(self, bytes: &[u8], mut found: impl FnMut(usize, usize, usize)) {
+        match self {
+            Search::Automaton(automaton) => {
+                for m in automaton.find_overlapping_iter(bytes) {
+                    found(m.pattern().as_usize(), m.start(), m.end());
+                }
+            }
+            Search::Direct(patterns) => {
+                for (index, pattern) in patterns.iter().enumerate() {
+                    let finder = memchr::memmem::Finder::new(pattern);
+                    let mut at = 0;
+                    while let Some(offset) = bytes.get(at..).and_then(|rest| finder.find(rest)) {
+                        found(index, at + offset, at + offset + pattern.len());
+                        at += offset + 1;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl fmt::Debug for Scrubber {
@@ -113,55 +150,55 @@ impl Scrubber {
                 }
             }
         }
-        if patterns.is_empty() {
-            return Scrubber {
-                automaton: None,
-                base64,
-                broken: false,
-            };
+        Scrubber {
+            patterns,
+            base64,
+            automaton: OnceLock::new(),
         }
-        // A contiguous NFA: built per tool call, and a DFA's construction (the default
-        // for a few dozen patterns) costs far more than its faster search saves on an
-        // upstream's answer.
-        match AhoCorasick::builder()
-            .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::ContiguousNFA))
-            .build(&patterns)
-        {
-            Ok(automaton) => Scrubber {
-                automaton: Some(automaton),
-                base64,
-                broken: false,
-            },
-            Err(_) => Scrubber {
-                automaton: None,
-                base64,
-                broken: true,
-            },
+    }
+
+    /// How to search a text of `len` bytes; `None` when it needs the automaton and that
+    /// could not be built.
+    fn search(&self, len: usize) -> Option<Search<'_>> {
+        if len.saturating_mul(self.patterns.len()) <= DIRECT_SEARCH_MAX {
+            return Some(Search::Direct(&self.patterns));
         }
+        self.automaton().map(Search::Automaton)
+    }
+
+    fn automaton(&self) -> Option<&AhoCorasick> {
+        self.automaton
+            .get_or_init(|| {
+                // A contiguous NFA: a DFA's construction (the default for a few dozen
+                // patterns) costs far more than its faster search saves on one answer.
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::Standard)
+                    .kind(Some(AhoCorasickKind::ContiguousNFA))
+                    .build(&self.patterns)
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// `text` with every form of every secret replaced by `[redacted]` (borrowed, unchanged,
     /// when it holds none).
     pub fn scrub<'a>(&self, text: &'a [u8]) -> Cow<'a, [u8]> {
-        if self.broken {
-            return Cow::Owned(REDACTED.as_bytes().to_vec());
-        }
-        let Some(automaton) = &self.automaton else {
+        if self.patterns.is_empty() {
             return Cow::Borrowed(text);
-        };
+        }
         let mut current = Cow::Borrowed(text);
         for _ in 0..MAX_PASSES {
-            let found = self.find(automaton, &current);
+            let Some(found) = self.find(&current) else {
+                return Cow::Owned(REDACTED.as_bytes().to_vec());
+            };
             if found.is_empty() {
                 return current;
             }
             current = Cow::Owned(replace(&current, &found));
         }
-        if self.find(automaton, &current).is_empty() {
-            current
-        } else {
-            Cow::Owned(REDACTED.as_bytes().to_vec())
+        match self.find(&current) {
+            Some(found) if found.is_empty() => current,
+            _ => Cow::Owned(REDACTED.as_bytes().to_vec()),
         }
     }
 
@@ -173,29 +210,33 @@ impl Scrubber {
         }
     }
 
-    /// The merged ranges of `text` that hold a form of a secret, in every decoded view.
-    fn find(&self, automaton: &AhoCorasick, text: &[u8]) -> Vec<(usize, usize)> {
+    /// The merged ranges of `text` that hold a form of a secret, in every decoded view;
+    /// `None` when it cannot be searched.
+    fn find(&self, text: &[u8]) -> Option<Vec<(usize, usize)>> {
+        Some(self.find_with(self.search(text.len())?, text))
+    }
+
+    fn find_with(&self, search: Search<'_>, text: &[u8]) -> Vec<(usize, usize)> {
         let mut ranges = Vec::new();
         let plain = View {
             bytes: Cow::Borrowed(text),
             starts: None,
         };
-        self.find_in(automaton, &plain, text.len(), 0, &mut ranges);
+        self.find_in(search, &plain, text.len(), 0, &mut ranges);
         merge(ranges)
     }
 
     fn find_in(
         &self,
-        automaton: &AhoCorasick,
+        search: Search<'_>,
         view: &View<'_>,
         source_len: usize,
         depth: usize,
         ranges: &mut Vec<(usize, usize)>,
     ) {
         let bytes: &[u8] = &view.bytes;
-        for m in automaton.find_overlapping_iter(bytes) {
-            let (mut start, mut end) = (m.start(), m.end());
-            if self.base64.get(m.pattern().as_usize()) == Some(&true) {
+        search.each_match(bytes, |pattern, mut start, mut end| {
+            if self.base64.get(pattern) == Some(&true) {
                 if start > 0 && is_base64_char(bytes[start - 1]) {
                     start -= 1;
                 }
@@ -207,13 +248,13 @@ impl Scrubber {
                 }
             }
             ranges.push(view.source_range(start, end, source_len));
-        }
+        });
         if depth == MAX_LAYERS {
             return;
         }
         for decoder in [Decoder::Percent, Decoder::PercentPlus, Decoder::Json] {
             if let Some(next) = view.decode(decoder) {
-                self.find_in(automaton, &next, source_len, depth + 1, ranges);
+                self.find_in(search, &next, source_len, depth + 1, ranges);
             }
         }
     }
@@ -701,6 +742,27 @@ mod tests {
     }
 
     #[test]
+    fn a_large_answer_is_searched_by_the_automaton() {
+        let scrubber = Scrubber::new(&[SECRET]);
+        let filler = "x".repeat(DIRECT_SEARCH_MAX / scrubber.patterns.len() + 1);
+        let text = format!(
+            "{filler} {SECRET} {} %{}",
+            STANDARD.encode(SECRET),
+            hex::encode(SECRET)
+        );
+        let out = scrubber.scrub_str(&text);
+        assert_eq!(out, format!("{filler} [redacted] [redacted] %[redacted]"));
+        assert!(
+            scrubber.automaton.get().is_some(),
+            "the automaton was not used"
+        );
+        // A small answer is searched form by form: nothing is built for it.
+        let scrubber = Scrubber::new(&[SECRET]);
+        assert_eq!(scrubber.scrub_str(&format!("a {SECRET}")), "a [redacted]");
+        assert!(scrubber.automaton.get().is_none());
+    }
+
+    #[test]
     fn non_utf8_bodies_are_scrubbed_as_bytes() {
         let mut body = vec![0xff, 0xfe];
         body.extend_from_slice(SECRET.as_bytes());
@@ -755,6 +817,24 @@ mod tests {
                 prop_assert!(!out.contains(&f), "{}: {:?} holds {:?}", name, out, f);
             }
             prop_assert!(!out.contains(encoded.as_str()), "{}: {:?}", name, out);
+        }
+
+        /// Searching form by form finds what the automaton finds.
+        #[test]
+        fn both_searches_find_the_same(
+            secret in secret_strategy(),
+            before in around(),
+            after in around(),
+            which in 0usize..22,
+        ) {
+            let all = encodings(&secret);
+            let text = format!("{before}{}{after}{}", all[which % all.len()].1, all[(which + 7) % all.len()].1);
+            let scrubber = Scrubber::new(&[&secret]);
+            let automaton = scrubber.automaton().expect("built");
+            prop_assert_eq!(
+                scrubber.find_with(Search::Direct(&scrubber.patterns), text.as_bytes()),
+                scrubber.find_with(Search::Automaton(automaton), text.as_bytes())
+            );
         }
 
         /// Text that holds no form of the secret comes back byte for byte.

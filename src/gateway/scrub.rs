@@ -64,7 +64,7 @@ pub struct Scrubber {
 /// upstream answers are a few hundred bytes: those never pay for it.
 const DIRECT_SEARCH_MAX: usize = 1 << 20;
 
-/// How a text is searched: each form on its own (`memmem`), or all at once.
+/// How a text is searched: each form on its own, or all at once.
 #[derive(Clone, Copy)]
 enum Search<'s> {
     Direct(&'s [Vec<u8>]),
@@ -81,12 +81,16 @@ impl Search<'_> {
                 }
             }
             Search::Direct(patterns) => {
+                // Each place the form's first byte is (memchr), compared there: no
+                // searcher to build, which costs more than a short answer's search.
                 for (index, pattern) in patterns.iter().enumerate() {
-                    let finder = memchr::memmem::Finder::new(pattern);
-                    let mut at = 0;
-                    while let Some(offset) = bytes.get(at..).and_then(|rest| finder.find(rest)) {
-                        found(index, at + offset, at + offset + pattern.len());
-                        at += offset + 1;
+                    let Some(&first) = pattern.first() else {
+                        continue;
+                    };
+                    for start in memchr::memchr_iter(first, bytes) {
+                        if bytes[start..].starts_with(pattern) {
+                            found(index, start, start + pattern.len());
+                        }
                     }
                 }
             }

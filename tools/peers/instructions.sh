@@ -14,7 +14,9 @@
 # misses. At one client every append is a group of one, so per-commit work counts once
 # per request (under load it is shared). valgrind's CPU has no SHA extensions: SHA-256 runs
 # in software there and counts ~5x what it costs natively; compare it between builds, not
-# with the timed profiles. Overrides: N WARM JOBS ("tokens writes gateway") AL_PORT UP_PORT
+# with the timed profiles. Work on timers (WAL checkpoints every 20 ms, idle polls) varies
+# between runs (±50,000 instructions per request in "all threads" here): compare a
+# request's own part ("HTTP connection") across builds. Overrides: N WARM JOBS ("tokens writes gateway") AL_PORT UP_PORT
 # KEEP=dir (keeps each callgrind file as dir/NAME-JOB.out for callgrind_annotate).
 # Everything it starts is stopped by PID; traffic to 127.0.0.1 only.
 set -euo pipefail

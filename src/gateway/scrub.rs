@@ -54,6 +54,8 @@ pub struct Scrubber {
     patterns: Vec<Vec<u8>>,
     /// Per pattern: whether it is a base64 form (partial characters around it go too).
     base64: Vec<bool>,
+    /// The patterns' bytes, all together (what a direct search compares at most per byte).
+    pattern_bytes: usize,
     /// The automaton for texts too large to search form by form, built on the first one
     /// (`None` inside: it could not be built, so such a text is replaced whole).
     automaton: OnceLock<Option<AhoCorasick>>,
@@ -157,6 +159,7 @@ impl Scrubber {
             }
         }
         Scrubber {
+            pattern_bytes: patterns.iter().map(Vec::len).sum(),
             patterns,
             base64,
             automaton: OnceLock::new(),
@@ -166,14 +169,10 @@ impl Scrubber {
     /// How to search a text of `len` bytes; `None` when it needs the automaton and that
     /// could not be built.
     fn search(&self, len: usize) -> Option<Search<'_>> {
-        if len.saturating_mul(self.pattern_bytes()) <= DIRECT_SEARCH_MAX {
+        if len.saturating_mul(self.pattern_bytes) <= DIRECT_SEARCH_MAX {
             return Some(Search::Direct(&self.patterns));
         }
         self.automaton().map(Search::Automaton)
-    }
-
-    fn pattern_bytes(&self) -> usize {
-        self.patterns.iter().map(Vec::len).sum()
     }
 
     fn automaton(&self) -> Option<&AhoCorasick> {
@@ -754,7 +753,7 @@ mod tests {
     #[test]
     fn a_large_answer_is_searched_by_the_automaton() {
         let scrubber = Scrubber::new(&[SECRET]);
-        let filler = "x".repeat(DIRECT_SEARCH_MAX / scrubber.pattern_bytes() + 1);
+        let filler = "x".repeat(DIRECT_SEARCH_MAX / scrubber.pattern_bytes + 1);
         let text = format!(
             "{filler} {SECRET} {} %{}",
             STANDARD.encode(SECRET),

@@ -79,14 +79,8 @@ PY
 
 measure() {  # measure NAME BIN JOB: one fresh server under callgrind, WARM + N requests
   local name=$1 bin=$2 job=$3 out="$W/$1-$3.out"
-  rm -rf "$W/data"; mkdir -p "$W/data"
-  al_envs "$W/data" warn
-  env -i "${AL_ENVS[@]}" "$bin" bootstrap --workspace bench > "$W/boot.json" 2> "$W/server.log"
-  ADMIN_KEY=$(jq -r .admin_api_key "$W/boot.json")
-  setsid env -i "${AL_ENVS[@]}" valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$out" "$bin" serve >> "$W/server.log" 2>&1 < /dev/null &
-  AL_PID=$!
-  for _ in $(seq 1 600); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
+  AL_LAUNCH=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out")
+  AL_WAIT_TRIES=600 al_serve "$bin" "$W/data" "$W/boot.json" "$W/server.log" warn
   al_fixtures bench-upstream-key "$UPSTREAM" "Benchmark tool" /dev/null
   export AL_AGENT_KEY AL_CONN AL_AUTH_CONFIG AL_ADMIN_KEY=$ADMIN_KEY AL_PORT
   client "$job" "$WARM" warm

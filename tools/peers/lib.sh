@@ -30,16 +30,17 @@ al_envs() {
 # al_serve BINARY DATA_DIR BOOTSTRAP_JSON SERVER_LOG RUST_LOG: DATA_DIR
 # emptied, `bootstrap --workspace bench` (its answer to BOOTSTRAP_JSON), then `serve` in its own
 # session (output to SERVER_LOG, bootstrap's log lines too) until /healthz answers (30 s at
-# most). Sets ADMIN_KEY, AL_PID.
+# most). Sets ADMIN_KEY, AL_PID. AL_LAUNCH (an array, e.g. valgrind and its options) runs
+# `serve` under it; AL_WAIT_TRIES (quarter seconds, 120 unless set) bounds the wait.
 al_serve() {
   local bin=$1 dir=$2
   rm -rf "$dir"; mkdir -p "$dir"
   al_envs "$dir" "$5"
   env -i "${AL_ENVS[@]}" "$bin" bootstrap --workspace bench > "$3" 2> "$4"
   ADMIN_KEY=$(jq -r .admin_api_key "$3")
-  setsid env -i "${AL_ENVS[@]}" "$bin" serve >> "$4" 2>&1 < /dev/null &
+  setsid env -i "${AL_ENVS[@]}" ${AL_LAUNCH[@]+"${AL_LAUNCH[@]}"} "$bin" serve >> "$4" 2>&1 < /dev/null &
   AL_PID=$!
-  for _ in $(seq 1 120); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
+  for _ in $(seq 1 "${AL_WAIT_TRIES:-120}"); do curl -sf -o /dev/null "http://127.0.0.1:$AL_PORT/healthz" && break; sleep 0.25; done
 }
 
 # al_wait_workspace: until the admin key reads its workspace (10 s at most).

@@ -291,6 +291,10 @@ pub struct SqliteDataKeys {
 /// Idle inline readers of the data keys file kept open.
 const IDLE_POINT_READERS: usize = 8;
 
+/// How long a shred keeps trying to empty the data keys' WAL (each try waits for the
+/// writer and the readers through the busy handler; a concurrent checkpoint only reports).
+const SHRED_TRUNCATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn lookup_inline(c: &rusqlite::Connection, id: &str) -> rusqlite::Result<Stored> {
     use rusqlite::OptionalExtension;
     let live = c
@@ -363,12 +367,30 @@ impl SqliteDataKeys {
             .map_err(|e| CryptoError::Store(format!("cannot read data key {id}: {e}")))
     }
 
-    /// Best effort: move the shred into the main file and empty the WAL, so the old page
-    /// images holding the wrapped key do not linger there.
+    /// Moves the shred into the main file and empties the WAL, so the old page images
+    /// holding the wrapped key do not linger there. A TRUNCATE checkpoint reports itself
+    /// blocked (`busy`) while the checkpointer's own pass runs or a reader is still on an
+    /// older snapshot: it is tried again until it completes, for [`SHRED_TRUNCATE_PATIENCE`].
     async fn after_destroy(&self) {
-        let _ = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
-            .await;
+        let deadline = std::time::Instant::now() + SHRED_TRUNCATE_PATIENCE;
+        loop {
+            let outcome: Result<(i64, i64, i64), _> =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await;
+            if matches!(outcome, Ok((0, _, _))) {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    outcome = ?outcome.map(|(busy, ..)| busy),
+                    "the data keys' WAL could not be emptied after a shred; old page images \
+                     may hold the wrapped key until the WAL starts over"
+                );
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {

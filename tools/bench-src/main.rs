@@ -55,6 +55,9 @@ enum Suite {
     Agents,
     /// Issue 21: a mixed workload for a while, RSS / fds / WAL / lag / latency sampled.
     Soak,
+    /// Reads `--consume-stream` whole with an ordered pull consumer, counting only: what
+    /// any reader of that log needs at least (tools/peers/replay-floor.sh).
+    Consume,
 }
 
 #[derive(Parser, Debug)]
@@ -101,6 +104,9 @@ struct Args {
     /// and the PostgreSQL database; agents: the work dir and the PostgreSQL database).
     #[arg(long)]
     keep_streams: bool,
+    /// consume: the stream to read (all of its messages).
+    #[arg(long)]
+    consume_stream: Option<String>,
     /// audit, agents: a PostgreSQL URL whose user may CREATE DATABASE (a fresh database is
     /// made for the projections); without it the PostgreSQL phases are skipped (agents:
     /// JetStream then runs with SQLite projections).
@@ -369,6 +375,26 @@ async fn raw_consume(
     Ok((started.elapsed().as_secs_f64(), count, bytes))
 }
 
+/// `--suite consume`: one raw consume of a stream already there; prints the seconds,
+/// messages, bytes and this process's CPU seconds.
+async fn consume_only(args: &Args) -> anyhow::Result<()> {
+    let name = args
+        .consume_stream
+        .as_deref()
+        .context("--suite consume needs --consume-stream")?;
+    let client = async_nats::connect(args.nats_url.as_str())
+        .await
+        .with_context(|| format!("connect to {}", args.nats_url))?;
+    let js = jetstream::new(client);
+    let mut stream = js.get_stream(name).await.context("the stream")?;
+    let messages = stream.info().await.context("stream info")?.state.messages;
+    let cpu_before = cpu_seconds("self").unwrap_or(0.0);
+    let (seconds, count, bytes) = raw_consume(&stream, messages).await?;
+    let cpu = cpu_seconds("self").unwrap_or(0.0) - cpu_before;
+    println!("consumed {count} messages ({bytes} bytes) in {seconds:.3} s, {cpu:.2} s of CPU");
+    Ok(())
+}
+
 async fn verify(
     log: Arc<dyn EventLog>,
     ring: KeyRing,
@@ -475,6 +501,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.suite == Suite::Soak {
         return soak::run(&args).await;
+    }
+    if args.suite == Suite::Consume {
+        return consume_only(&args).await;
     }
     let rounds = args.rounds;
     let load_before = load_average();

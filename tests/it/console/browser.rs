@@ -19,10 +19,13 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// chromedriver on a free port, stopped (by its PID) on drop.
+/// chromedriver on a free port, stopped (by its PID) on drop. Its temp dir (and so the
+/// browser's: Chromium leaves its process-singleton dir behind when it is killed) is the
+/// driver's own, removed after it.
 pub struct Driver {
     child: Child,
     port: u16,
+    _tmp: tempfile::TempDir,
 }
 
 impl Driver {
@@ -38,13 +41,19 @@ impl Driver {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
+        let tmp = tempfile::tempdir().expect("a temp dir for the browser");
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        Driver { child, port }
+        Driver {
+            child,
+            port,
+            _tmp: tmp,
+        }
     }
 
     pub async fn browser(&self) -> Client {

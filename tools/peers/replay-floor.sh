@@ -99,7 +99,7 @@ replay() {
     || { tail -n 20 "$W/replay.log" >&2; exit 1; }
   read -r wall user sys < "$W/time"
   printf '| %s | %s | replay | %s | %s | %s |\n' "$round" "$name" "$(secs "$wall")" "$(rate "$wall")" \
-    "$(python3 -c "import sys; print(round((float(sys.argv[1]) + float(sys.argv[2])) * 1e6 / int(sys.argv[3])))" "$user" "$sys" "$EVENTS") µs/event (replaying process)"
+    "$(python3 -c "import sys; print(f'{(float(sys.argv[1]) + float(sys.argv[2])) * 1e6 / int(sys.argv[3]):.1f}')" "$user" "$sys" "$EVENTS") µs/event (replaying process)"
   LAST_DB=$db
 }
 

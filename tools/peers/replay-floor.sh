@@ -91,6 +91,7 @@ rate() { python3 -c "import sys; print(round(int(sys.argv[1]) / float(sys.argv[2
 # replay NAME BINARY ROUND: a fresh database, `authledger replay` into it, timed.
 replay() {
   local name=$1 bin=$2 round=$3 db="replay_${1//[^a-zA-Z0-9]/_}"
+  db=${db,,}  # unquoted in SQL, so PostgreSQL folds it to lower case
   fresh_db "$db"
   rm -rf "$W/replay-data"
   /usr/bin/time -f '%e %U %S' -o "$W/time" env -i PATH=/usr/bin:/bin "$bin" replay \

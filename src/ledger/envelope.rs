@@ -56,7 +56,12 @@ pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
 
 /// `sha256:<hex>` of the stored envelope bytes.
 pub fn event_hash(envelope: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(envelope)))
+    let mut text = *b"sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    // Into a buffer of the right size: `hex::encode` goes a character at a time.
+    if hex::encode_to_slice(Sha256::digest(envelope), &mut text[7..]).is_err() {
+        unreachable!("a SHA-256 digest is 32 bytes, 64 hex digits");
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Who caused an event.
@@ -80,6 +85,20 @@ pub enum ActorType {
     Agent,
     /// A caller that presented no valid credentials (recorded on refusals only).
     Anonymous,
+}
+
+impl ActorType {
+    /// The name events carry (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::System => "system",
+            ActorType::ApiKey => "api_key",
+            ActorType::User => "user",
+            ActorType::Member => "member",
+            ActorType::Agent => "agent",
+            ActorType::Anonymous => "anonymous",
+        }
+    }
 }
 
 impl Actor {
@@ -111,12 +130,21 @@ impl AggregateKey {
             aggregate_type: aggregate_type.into(),
             aggregate_id: aggregate_id.into(),
         };
-        check_token("workspace_id", &key.workspace_id)?;
-        check_token("aggregate_id", &key.aggregate_id)?;
-        if key.aggregate_type.is_empty()
-            || key.aggregate_type.len() > 64
-            || !key
-                .aggregate_type
+        Self::check_parts(&key.workspace_id, &key.aggregate_type, &key.aggregate_id)?;
+        Ok(key)
+    }
+
+    /// What `new` checks, without making a key.
+    fn check_parts(
+        workspace_id: &str,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<(), EnvelopeError> {
+        check_token("workspace_id", workspace_id)?;
+        check_token("aggregate_id", aggregate_id)?;
+        if aggregate_type.is_empty()
+            || aggregate_type.len() > 64
+            || !aggregate_type
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b == b'_')
         {
@@ -125,7 +153,7 @@ impl AggregateKey {
                 reason: "must be 1-64 characters of a-z and _".into(),
             });
         }
-        Ok(key)
+        Ok(())
     }
 
     /// The aggregate as a log's index filed it, without validation: the signed body is the
@@ -218,7 +246,7 @@ impl EventBody {
                 reason: reason.into(),
             })
         };
-        self.aggregate_key()?;
+        AggregateKey::check_parts(&self.workspace_id, &self.aggregate_type, &self.aggregate_id)?;
         if self.aggregate_version < 1 {
             return invalid("aggregate_version", "must be an integer >= 1");
         }
@@ -286,8 +314,7 @@ fn uuid_v7_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error
     Uuid::parse_str(&text).map_err(serde::de::Error::custom)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Serialize)]
 struct DsseEnvelope {
     #[serde(rename = "payloadType")]
     payload_type: String,
@@ -295,11 +322,62 @@ struct DsseEnvelope {
     signatures: Vec<DsseSignature>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Serialize)]
 struct DsseSignature {
     keyid: String,
     sig: String,
+}
+
+/// An envelope as read, borrowing from the stored bytes what has no escapes: one copy
+/// fewer of the payload, the largest part, on every read of the log.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredEnvelope<'a> {
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    payload: Base64Text<'a>,
+    #[serde(borrow)]
+    signatures: Vec<StoredSignature<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredSignature<'a> {
+    keyid: String,
+    #[serde(borrow)]
+    sig: Base64Text<'a>,
+}
+
+/// A JSON string meant to hold base64, as its bytes: the base64 decoder checks every byte,
+/// so it is not checked as UTF-8 first (nor copied, unless it has escapes).
+struct Base64Text<'a>(std::borrow::Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Base64Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        use std::borrow::Cow;
+        struct Text<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Text<'a> {
+            type Value = Base64Text<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a base64 string")
+            }
+            fn visit_borrowed_bytes<E: Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Base64Text(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                self.visit_borrowed_bytes(v.as_bytes())
+            }
+            fn visit_str<E: Error>(self, v: &str) -> Result<Self::Value, E> {
+                self.visit_bytes(v.as_bytes())
+            }
+        }
+        d.deserialize_bytes(Text(std::marker::PhantomData))
+    }
 }
 
 /// Encodes a signed envelope. `sig` is over `pae(PAYLOAD_TYPE, body)`.
@@ -335,13 +413,13 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
     if envelope.len() > MAX_ENVELOPE_BYTES {
         return Err(EnvelopeError::TooLarge(envelope.len()));
     }
-    let env: DsseEnvelope =
+    let env: StoredEnvelope =
         serde_json::from_slice(envelope).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
     if env.payload_type != PAYLOAD_TYPE {
-        return Err(EnvelopeError::PayloadType(env.payload_type));
+        return Err(EnvelopeError::PayloadType(env.payload_type.into_owned()));
     }
     let body_bytes = B64
-        .decode(env.payload.as_bytes())
+        .decode(&env.payload.0)
         .map_err(|_| EnvelopeError::PayloadEncoding)?;
     match env.signatures.len() {
         0 => return Err(EnvelopeError::NoSignature),
@@ -351,7 +429,7 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
     let mut signatures = Vec::with_capacity(env.signatures.len());
     for s in env.signatures {
         let raw = B64
-            .decode(s.sig.as_bytes())
+            .decode(&s.sig.0)
             .map_err(|_| EnvelopeError::SignatureEncoding)?;
         let sig: [u8; 64] = raw
             .try_into()
@@ -381,6 +459,18 @@ mod tests {
             got,
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
         );
+    }
+
+    #[test]
+    fn an_actor_type_names_itself_as_events_carry_it() {
+        use ActorType::*;
+        for t in [System, ApiKey, User, Member, Agent, Anonymous] {
+            assert_eq!(
+                serde_json::to_value(t).ok(),
+                Some(t.as_str().into()),
+                "{t:?}"
+            );
+        }
     }
 
     #[test]
@@ -448,6 +538,31 @@ mod tests {
                 "{:?}",
                 open_envelope(&env).err()
             );
+        }
+
+        #[test]
+        fn a_payload_written_with_escapes_opens_and_one_not_a_string_is_refused() {
+            let body = body(serde_json::json!({"name": "Acme"}));
+            let env = encode_envelope(&body, "k", &[7; 64]).unwrap_or_else(|e| unreachable!("{e}"));
+            let text = String::from_utf8_lossy(&env).into_owned();
+            // JSON lets a writer escape any character: `\u0065` is the payload's first, `e`
+            // (`{"` in base64).
+            let escaped = text.replacen(r#""payload":"e"#, r#""payload":"\u0065"#, 1);
+            assert_ne!(escaped, text);
+            let opened = open_envelope(escaped.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(opened.body_bytes, body);
+            for payload in ["42", "[\"eyJ9\"]", "null"] {
+                let env = format!(
+                    r#"{{"payloadType":"{PAYLOAD_TYPE}","payload":{payload},"signatures":[{{"keyid":"k","sig":"AA=="}}]}}"#
+                );
+                assert!(
+                    matches!(
+                        open_envelope(env.as_bytes()),
+                        Err(EnvelopeError::Malformed(_))
+                    ),
+                    "{payload}"
+                );
+            }
         }
 
         proptest! {

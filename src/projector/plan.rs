@@ -156,10 +156,6 @@ fn audit_row(
     event_hash: &str,
     at: &str,
 ) -> AuditRow {
-    let actor_type = serde_json::to_value(body.actor.actor_type)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     let (user_id, auth_config_id, outcome, reason) = audit_facts(body, event);
     let (connection_id, token_id, tool) = agent_facts(body, event);
     AuditRow {
@@ -170,7 +166,7 @@ fn audit_row(
         aggregate_id: body.aggregate_id.clone(),
         aggregate_version: i64::try_from(body.aggregate_version).unwrap_or(i64::MAX),
         kind: body.kind.clone(),
-        actor_type,
+        actor_type: body.actor.actor_type.as_str().to_string(),
         actor_id: body.actor.id.clone(),
         occurred_at: at.to_string(),
         occurred_at_unix: body.occurred_at.unix_timestamp(),

@@ -136,45 +136,53 @@ pub(super) fn audit_copy_sql() -> &'static str {
 /// Audit rows as given (`LookUp::No`) in `COPY`'s text format: a line per row, its values
 /// in `AUDIT_COLUMNS` order separated by tabs.
 pub(super) fn audit_copy_rows<'a>(rows: impl ExactSizeIterator<Item = &'a AuditRow>) -> Vec<u8> {
-    // About what a row of the audit suite's log takes.
-    let mut out = String::with_capacity(rows.len() * 384);
+    use std::fmt::Write as _;
+    // A row of the audit suite's log takes about 430 bytes: one allocation per batch.
+    let mut out = String::with_capacity(rows.len() * 512);
     for a in rows {
-        let (position, version, unix) = (
-            a.position.to_string(),
-            a.aggregate_version.to_string(),
-            a.occurred_at_unix.to_string(),
-        );
-        let values: [Option<&str>; 20] = [
-            Some(&position),
-            Some(&a.event_id),
-            Some(&a.workspace_id),
-            Some(&a.aggregate_type),
-            Some(&a.aggregate_id),
-            Some(&version),
-            Some(&a.kind),
-            Some(&a.actor_type),
-            Some(&a.actor_id),
-            Some(&a.occurred_at),
-            Some(&a.key_id),
-            Some(&unix),
-            Some(&a.event_hash),
-            a.user_id.as_deref(),
-            a.auth_config_id.as_deref(),
-            a.connection_id.as_deref(),
-            a.outcome.as_deref(),
-            a.reason.as_deref(),
-            a.token_id.as_deref(),
-            a.tool.as_deref(),
+        let values: [CopyValue; 20] = [
+            CopyValue::Int(a.position),
+            CopyValue::Text(Some(&a.event_id)),
+            CopyValue::Text(Some(&a.workspace_id)),
+            CopyValue::Text(Some(&a.aggregate_type)),
+            CopyValue::Text(Some(&a.aggregate_id)),
+            CopyValue::Int(a.aggregate_version),
+            CopyValue::Text(Some(&a.kind)),
+            CopyValue::Text(Some(&a.actor_type)),
+            CopyValue::Text(Some(&a.actor_id)),
+            CopyValue::Text(Some(&a.occurred_at)),
+            CopyValue::Text(Some(&a.key_id)),
+            CopyValue::Int(a.occurred_at_unix),
+            CopyValue::Text(Some(&a.event_hash)),
+            CopyValue::Text(a.user_id.as_deref()),
+            CopyValue::Text(a.auth_config_id.as_deref()),
+            CopyValue::Text(a.connection_id.as_deref()),
+            CopyValue::Text(a.outcome.as_deref()),
+            CopyValue::Text(a.reason.as_deref()),
+            CopyValue::Text(a.token_id.as_deref()),
+            CopyValue::Text(a.tool.as_deref()),
         ];
         for (i, value) in values.into_iter().enumerate() {
             if i > 0 {
                 out.push('\t');
             }
-            copy_value(&mut out, value);
+            match value {
+                // Written in place: digits and a sign need no escaping.
+                CopyValue::Int(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                CopyValue::Text(text) => copy_value(&mut out, text),
+            }
         }
         out.push('\n');
     }
     out.into_bytes()
+}
+
+/// A column's value in a `COPY` row.
+enum CopyValue<'a> {
+    Int(i64),
+    Text(Option<&'a str>),
 }
 
 /// One value with what `COPY` text reads specially escaped (a backslash, the separators),

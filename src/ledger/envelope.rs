@@ -191,8 +191,7 @@ impl std::fmt::Display for AggregateKey {
 fn check_token(field: &'static str, v: &str) -> Result<(), EnvelopeError> {
     let ok = !v.is_empty()
         && v.len() <= 128
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && all_bytes(v, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -290,15 +289,19 @@ impl EventBody {
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {
-    s.len() == len
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == len && all_bytes(s, |b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Whether every byte of `s` is `ok`: one pass without an early exit, which the compiler
+/// vectorises (every event's ids and hashes are checked on every read of the log).
+fn all_bytes(s: &str, ok: impl Fn(u8) -> bool) -> bool {
+    s.bytes().fold(true, |all, b| all & ok(b))
 }
 
 /// `event_id`: exactly `xxxxxxxx-xxxx-7xxx-[89ab]xxx-xxxxxxxxxxxx` in lowercase hex.
 fn uuid_v7_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
-    let text = String::deserialize(d)?;
-    let b = text.as_bytes();
+    let text = RawText::deserialize(d)?;
+    let b: &[u8] = &text.0;
     let shape_ok = b.len() == 36
         && b.iter().enumerate().all(|(i, &c)| match i {
             8 | 13 | 18 | 23 => c == b'-',
@@ -308,10 +311,11 @@ fn uuid_v7_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Uuid, D::Error
         && matches!(b[19], b'8' | b'9' | b'a' | b'b');
     if !shape_ok {
         return Err(serde::de::Error::custom(format!(
-            "event_id {text:?} is not a lowercase UUIDv7"
+            "event_id {:?} is not a lowercase UUIDv7",
+            String::from_utf8_lossy(b)
         )));
     }
-    Uuid::parse_str(&text).map_err(serde::de::Error::custom)
+    Uuid::try_parse_ascii(b).map_err(serde::de::Error::custom)
 }
 
 #[derive(Debug, Serialize)]
@@ -336,7 +340,7 @@ struct StoredEnvelope<'a> {
     #[serde(rename = "payloadType", borrow)]
     payload_type: std::borrow::Cow<'a, str>,
     #[serde(borrow)]
-    payload: Base64Text<'a>,
+    payload: RawText<'a>,
     #[serde(borrow)]
     signatures: Vec<StoredSignature<'a>>,
 }
@@ -346,28 +350,28 @@ struct StoredEnvelope<'a> {
 struct StoredSignature<'a> {
     keyid: String,
     #[serde(borrow)]
-    sig: Base64Text<'a>,
+    sig: RawText<'a>,
 }
 
-/// A JSON string meant to hold base64, as its bytes: the base64 decoder checks every byte,
-/// so it is not checked as UTF-8 first (nor copied, unless it has escapes).
-struct Base64Text<'a>(std::borrow::Cow<'a, [u8]>);
+/// A JSON string's bytes (unescaped), borrowed unless it has escapes: for values whose own
+/// check covers every byte (base64, a UUID's shape), so not checked as UTF-8 first.
+struct RawText<'a>(std::borrow::Cow<'a, [u8]>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Base64Text<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for RawText<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         use std::borrow::Cow;
         struct Text<'a>(std::marker::PhantomData<&'a ()>);
         impl<'de: 'a, 'a> serde::de::Visitor<'de> for Text<'a> {
-            type Value = Base64Text<'a>;
+            type Value = RawText<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a base64 string")
+                f.write_str("a string")
             }
             fn visit_borrowed_bytes<E: Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
-                Ok(Base64Text(Cow::Borrowed(v)))
+                Ok(RawText(Cow::Borrowed(v)))
             }
             fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Self::Value, E> {
-                Ok(Base64Text(Cow::Owned(v.to_vec())))
+                Ok(RawText(Cow::Owned(v.to_vec())))
             }
             fn visit_borrowed_str<E: Error>(self, v: &'de str) -> Result<Self::Value, E> {
                 self.visit_borrowed_bytes(v.as_bytes())
@@ -436,8 +440,13 @@ pub fn open_envelope(envelope: &[u8]) -> Result<OpenedEnvelope, EnvelopeError> {
             .map_err(|_| EnvelopeError::SignatureEncoding)?;
         signatures.push((s.keyid, sig));
     }
-    let body: EventBody =
-        serde_json::from_slice(&body_bytes).map_err(|e| EnvelopeError::Body(e.to_string()))?;
+    // Checked as UTF-8 once, whole: read from bytes, serde_json checks each of the body's
+    // strings (keys included, some forty) on its own.
+    let body: EventBody = std::str::from_utf8(&body_bytes)
+        .map_err(|e| EnvelopeError::Body(e.to_string()))
+        .and_then(|text| {
+            serde_json::from_str(text).map_err(|e| EnvelopeError::Body(e.to_string()))
+        })?;
     body.check()?;
     Ok(OpenedEnvelope {
         body_bytes,

@@ -719,7 +719,8 @@ impl<'a> StreamedRange<'a> {
 #[async_trait::async_trait]
 impl RangeReader for StreamedRange<'_> {
     async fn next_page(&mut self, page: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        let mut out = Vec::new();
+        let left = self.until.saturating_sub(self.next).saturating_add(1);
+        let mut out = Vec::with_capacity(page.min(usize::try_from(left).unwrap_or(page)));
         let Some((messages, _)) = self.consumer.as_mut() else {
             return Ok(out);
         };

@@ -5,7 +5,7 @@
 //! keeps the single-row update's guard (the version before its first update), so the
 //! statement changes exactly as many rows as it has values, or one came out of order.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use super::audit_insert::Placeholders;
 use super::multi_row::{values_list, PerSize};
@@ -87,26 +87,43 @@ impl RowUpdate {
 #[derive(Default)]
 pub(super) struct PendingUpdates {
     rows: Vec<RowUpdate>,
-    index: HashMap<(String, String), usize>,
+    /// Where each row's update is in `rows`, by workspace then id (looked up by `&str`,
+    /// without making a key per update).
+    index: HashMap<String, HashMap<String, usize>>,
 }
 
 impl PendingUpdates {
     pub fn holds(&self, workspace_id: &str, id: &str) -> bool {
-        self.index
-            .contains_key(&(workspace_id.to_string(), id.to_string()))
+        self.row_of(workspace_id, id).is_some()
+    }
+
+    fn row_of(&self, workspace_id: &str, id: &str) -> Option<usize> {
+        self.index.get(workspace_id)?.get(id).copied()
+    }
+
+    /// `update` as the row's pending one, at the end of `rows`.
+    fn push(&mut self, update: RowUpdate) {
+        let at = self.rows.len();
+        match self.index.get_mut(&update.workspace_id) {
+            Some(ids) => {
+                ids.insert(update.id.clone(), at);
+            }
+            None => {
+                let mut ids = HashMap::new();
+                ids.insert(update.id.clone(), at);
+                self.index.insert(update.workspace_id.clone(), ids);
+            }
+        }
+        self.rows.push(update);
     }
 
     /// Adds `update`, folded into the row's pending one when there is one. Gives it back
     /// when it does not continue that one: the caller applies what is pending first.
     pub fn add(&mut self, update: RowUpdate) -> Option<RowUpdate> {
-        let key = (update.workspace_id.clone(), update.id.clone());
-        match self.index.get(&key) {
-            Some(&i) if self.rows[i].continued_by(&update) => self.rows[i].absorb(update),
+        match self.row_of(&update.workspace_id, &update.id) {
+            Some(i) if self.rows[i].continued_by(&update) => self.rows[i].absorb(update),
             Some(_) => return Some(update),
-            None => {
-                self.index.insert(key, self.rows.len());
-                self.rows.push(update);
-            }
+            None => self.push(update),
         }
         None
     }
@@ -119,9 +136,7 @@ impl PendingUpdates {
     /// What is pending (to be applied now), leaving `update` as the only pending one.
     pub fn restart(&mut self, update: RowUpdate) -> Vec<RowUpdate> {
         let pending = self.take();
-        self.index
-            .insert((update.workspace_id.clone(), update.id.clone()), 0);
-        self.rows.push(update);
+        self.push(update);
         pending
     }
 }

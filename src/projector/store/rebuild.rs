@@ -2,7 +2,7 @@
 //! refills, the log read and planned ahead of the batch being applied, and the owners of
 //! the connections inserted so far (for the audit rows' lookups it does itself).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use super::writer::plan_batch;
 use super::ProjectionError;

@@ -213,6 +213,9 @@ macro_rules! sql_writer {
                 pending: &mut Pending,
             ) -> Result<(), ProjectionError> {
                 let look_up = if owners.is_some() { LookUp::No } else { LookUp::Yes };
+                // An audit row per event, mostly: grown a row at a time, the rows would be
+                // moved again at every doubling.
+                pending.audits.reserve(planned.len());
                 for (position, ops) in planned {
                     for op in ops {
                         if let Some(family) = op.family() {

@@ -24,7 +24,10 @@
 #           read the log and PostgreSQL must take the rows and then build the indexes,
 #           which need every row; it assumes the read and the rows overlap perfectly, and
 #           decodes, checks and plans nothing: no replay into these tables is faster here.
-# Prints the wall time and events/s of each.
+#   floor on this machine's CPUs: the same, but the read and the rows overlap no faster
+#           than the CPUs allow: max(read, rows, (their CPU-seconds) / CPUs) + indexes.
+# Prints the wall time and events/s of each, and the CPU-seconds the whole machine spent
+# (all processes: the replay, nats-server, PostgreSQL) during the timed parts.
 # Overrides: EVENTS (200000) ROUNDS (3) NATS_PORT PG_PORT BENCH_BIN KEEP=dir (the work
 # dir is kept there, with the log, for a later run: KEEP=dir again reuses it).
 # Everything it starts is stopped by PID; traffic to 127.0.0.1 only.
@@ -84,6 +87,8 @@ fi
 . "$W/log.env"
 
 now() { date +%s.%N; }
+# The CPU-seconds the machine has spent busy (all CPUs, all processes) so far.
+cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{printf "%.2f\n", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
 # secs T1 T0: T1 - T0 in seconds, two decimals.
 secs() { python3 -c "import sys; print(f'{float(sys.argv[1]) - float(sys.argv[2]):.2f}')" "$1" "${2:-0}"; }
 rate() { python3 -c "import sys; print(round(int(sys.argv[1]) / float(sys.argv[2])))" "$EVENTS" "$1"; }
@@ -94,19 +99,21 @@ replay() {
   db=${db,,}  # unquoted in SQL, so PostgreSQL folds it to lower case
   fresh_db "$db"
   rm -rf "$W/replay-data"
+  local busy0; busy0=$(cpu_busy)
   /usr/bin/time -f '%e %U %S' -o "$W/time" env -i PATH=/usr/bin:/bin "$bin" replay \
     --nats-url "$NATS" --nats-stream "$STREAM" --nats-subject-prefix "$PREFIX" --key-dir "$KEYS" \
     --data-dir "$W/replay-data" --database-url "$PG/$db" > "$W/replay.log" 2>&1 \
     || { tail -n 20 "$W/replay.log" >&2; exit 1; }
   read -r wall user sys < "$W/time"
-  printf '| %s | %s | replay | %s | %s | %s |\n' "$round" "$name" "$(secs "$wall")" "$(rate "$wall")" \
-    "$(python3 -c "import sys; print(f'{(float(sys.argv[1]) + float(sys.argv[2])) * 1e6 / int(sys.argv[3]):.1f}')" "$user" "$sys" "$EVENTS") µs/event (replaying process)"
+  printf '| %s | %s | replay | %s | %s | %s; the machine %s CPU-s |\n' "$round" "$name" "$(secs "$wall")" "$(rate "$wall")" \
+    "$(python3 -c "import sys; print(f'{(float(sys.argv[1]) + float(sys.argv[2])) * 1e6 / int(sys.argv[3]):.1f}')" "$user" "$sys" "$EVENTS") µs/event (replaying process)" \
+    "$(secs "$(cpu_busy)" "$busy0")"
   LAST_DB=$db
 }
 
 # floor ROUND SOURCE_DB: the source database's tables restored by PostgreSQL's own tools.
 floor() {
-  local round=$1 src=$2 t0 t1 t2 t3 t4 parts
+  local round=$1 src=$2 t0 t1 t2 t3 t4 c1 c2 c3 c4 c5 parts
   "$PG_BIN/pg_dump" -Fc -d "$PG/$src" -f "$W/dump"
   fresh_db floor_db
   t0=$(now)
@@ -116,10 +123,10 @@ floor() {
     "$(secs "$t1" "$t0")" "$(rate "$(secs "$t1" "$t0")")"
   fresh_db floor_db
   t0=$(now); "$PG_BIN/pg_restore" --section=pre-data --no-owner -d "$PG/floor_db" "$W/dump"
-  t1=$(now); "$PG_BIN/pg_restore" --section=data --no-owner -d "$PG/floor_db" "$W/dump"
-  t2=$(now); "$PG_BIN/pg_restore" --section=post-data --no-owner -d "$PG/floor_db" "$W/dump"
-  t3=$(now)
-  parts="tables $(secs "$t1" "$t0") s, rows (COPY) $(secs "$t2" "$t1") s, indexes and constraints $(secs "$t3" "$t2") s"
+  t1=$(now); c1=$(cpu_busy); "$PG_BIN/pg_restore" --section=data --no-owner -d "$PG/floor_db" "$W/dump"
+  t2=$(now); c2=$(cpu_busy); "$PG_BIN/pg_restore" --section=post-data --no-owner -d "$PG/floor_db" "$W/dump"
+  t3=$(now); c3=$(cpu_busy)
+  parts="tables $(secs "$t1" "$t0") s, rows (COPY) $(secs "$t2" "$t1") s ($(secs "$c2" "$c1") CPU-s), indexes and constraints $(secs "$t3" "$t2") s ($(secs "$c3" "$c2") CPU-s)"
   printf '| %s | the floor, by section | `pg_restore --section=…` | %s | %s | %s |\n' "$round" \
     "$(secs "$t3" "$t0")" "$(rate "$(secs "$t3" "$t0")")" "$parts"
   fresh_db floor_db
@@ -128,13 +135,19 @@ floor() {
     "$(secs "$t4" "$t0")" "$(rate "$(secs "$t4" "$t0")")"
   # The log read whole (count only), then the floor of a replay: the read overlapping the
   # rows' COPY at best, then the index builds, which need every row.
+  c4=$(cpu_busy)
   read_s=$("$BENCH_BIN" --suite consume --nats-url "$NATS" --consume-stream "$STREAM" | awk '{print $7}')
-  printf '| %s | the log read | `authledger-bench --suite consume` (ordered consumer, count only) | %s | %s | |\n' \
-    "$round" "$(secs "$read_s")" "$(rate "$read_s")"
+  c5=$(cpu_busy)
+  printf '| %s | the log read | `authledger-bench --suite consume` (ordered consumer, count only) | %s | %s | the machine %s CPU-s |\n' \
+    "$round" "$(secs "$read_s")" "$(rate "$read_s")" "$(secs "$c5" "$c4")"
   both=$(python3 -c "import sys; r, c, i = map(float, sys.argv[1:]); print(f'{max(r, c) + i:.2f}')" \
     "$read_s" "$(secs "$t2" "$t1")" "$(secs "$t3" "$t2")")
   printf '| %s | **the floor of a replay** | max(the log read, rows) + indexes and constraints | %s | **%s** | |\n' \
     "$round" "$both" "$(rate "$both")"
+  both=$(python3 -c "import sys; r, c, i, rc, cc, n = map(float, sys.argv[1:]); print(f'{max(r, c, (rc + cc) / n) + i:.2f}')" \
+    "$read_s" "$(secs "$t2" "$t1")" "$(secs "$t3" "$t2")" "$(secs "$c5" "$c4")" "$(secs "$c2" "$c1")" "$(nproc)")
+  printf '| %s | **the floor on this machine'"'"'s CPUs** | max(read, rows, (their CPU-seconds) / %s CPUs) + indexes and constraints | %s | **%s** | |\n' \
+    "$round" "$(nproc)" "$both" "$(rate "$both")"
 }
 
 echo "Replay into PostgreSQL beside its floor: $EVENTS events ($STREAM), $(nproc) CPUs, $(date -u +%FT%TZ)"

@@ -144,9 +144,7 @@ impl AggregateKey {
         check_token("aggregate_id", aggregate_id)?;
         if aggregate_type.is_empty()
             || aggregate_type.len() > 64
-            || !aggregate_type
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b == b'_')
+            || !all_bytes(aggregate_type, |b| b.is_ascii_lowercase() || b == b'_')
         {
             return Err(EnvelopeError::InvalidField {
                 field: "aggregate_type",

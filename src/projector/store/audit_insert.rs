@@ -2,6 +2,7 @@
 //! statement costs a round trip): the statements, their sizes and their bind order; a
 //! rebuild's rows into PostgreSQL as one `COPY` per batch.
 
+use crate::ledger::envelope::all_bytes;
 use crate::projector::op::AuditRow;
 
 /// Most audit rows in one `INSERT` (20 parameters each: far below either database's limit).
@@ -192,11 +193,11 @@ fn copy_value(out: &mut String, value: Option<&str>) {
         out.push_str("\\N");
         return;
     };
-    // A pass without an early exit, which the compiler vectorises. Most values are short
-    // ids: a `str::find` over a char array decodes every character (6 % of a replay's
-    // samples), `memchr` per value costs its setup (5 %); this pass, under 4 %.
+    // Most values are short ids: a `str::find` over a char array decodes every character
+    // (6 % of a replay's samples), `memchr` per value costs its setup (5 %); the one pass
+    // of `all_bytes`, under 4 %.
     let special = |b: u8| matches!(b, b'\\' | b'\t' | b'\n' | b'\r');
-    if !value.bytes().fold(false, |any, b| any | special(b)) {
+    if all_bytes(value, |b| !special(b)) {
         out.push_str(value);
         return;
     }

@@ -5,9 +5,8 @@
 //! keeps the single-row update's guard (the version before its first update), so the
 //! statement changes exactly as many rows as it has values, or one came out of order.
 
-use foldhash::{HashMap, HashMapExt as _};
-
 use super::audit_insert::Placeholders;
+use super::by_connection::ByConnection;
 use super::multi_row::{values_list, PerSize};
 use crate::projector::op::{ConnectionOp, TokenState};
 
@@ -87,9 +86,8 @@ impl RowUpdate {
 #[derive(Default)]
 pub(super) struct PendingUpdates {
     rows: Vec<RowUpdate>,
-    /// Where each row's update is in `rows`, by workspace then id (looked up by `&str`,
-    /// without making a key per update).
-    index: HashMap<String, HashMap<String, usize>>,
+    /// Where each row's update is in `rows`.
+    index: ByConnection<usize>,
 }
 
 impl PendingUpdates {
@@ -98,22 +96,13 @@ impl PendingUpdates {
     }
 
     fn row_of(&self, workspace_id: &str, id: &str) -> Option<usize> {
-        self.index.get(workspace_id)?.get(id).copied()
+        self.index.get(workspace_id, id).copied()
     }
 
     /// `update` as the row's pending one, at the end of `rows`.
     fn push(&mut self, update: RowUpdate) {
-        let at = self.rows.len();
-        match self.index.get_mut(&update.workspace_id) {
-            Some(ids) => {
-                ids.insert(update.id.clone(), at);
-            }
-            None => {
-                let mut ids = HashMap::new();
-                ids.insert(update.id.clone(), at);
-                self.index.insert(update.workspace_id.clone(), ids);
-            }
-        }
+        self.index
+            .insert(&update.workspace_id, &update.id, self.rows.len());
         self.rows.push(update);
     }
 

@@ -6,6 +6,7 @@
 
 mod audit_insert;
 mod backends;
+mod by_connection;
 mod connection_insert;
 mod connection_update;
 mod exec;

@@ -2,8 +2,7 @@
 //! refills, the log read and planned ahead of the batch being applied, and the owners of
 //! the connections inserted so far (for the audit rows' lookups it does itself).
 
-use foldhash::HashMap;
-
+use super::by_connection::ByConnection;
 use super::writer::plan_batch;
 use super::ProjectionError;
 use crate::ledger::EventLog;
@@ -22,15 +21,13 @@ pub(super) const RESET_SQL: &str =
 /// workspace, then id): what an audit row's lookup in the connection's row would find,
 /// those columns being set by the insert and never changed.
 #[derive(Default)]
-pub(super) struct ConnectionOwners(HashMap<String, HashMap<String, (String, String)>>);
+pub(super) struct ConnectionOwners(ByConnection<(String, String)>);
 
 impl ConnectionOwners {
     pub(super) fn inserted(&mut self, op: &ConnectionOp) {
         if let Some(new) = &op.change.new {
-            self.0.entry(op.workspace_id.clone()).or_default().insert(
-                op.id.clone(),
-                (new.user_id.clone(), new.auth_config_id.clone()),
-            );
+            let owner = (new.user_id.clone(), new.auth_config_id.clone());
+            self.0.insert(&op.workspace_id, &op.id, owner);
         }
     }
 
@@ -42,7 +39,7 @@ impl ConnectionOwners {
         let owner = row
             .connection_id
             .as_deref()
-            .and_then(|id| self.0.get(&row.workspace_id)?.get(id));
+            .and_then(|id| self.0.get(&row.workspace_id, id));
         if let Some((user_id, auth_config_id)) = owner {
             row.user_id.get_or_insert_with(|| user_id.clone());
             row.auth_config_id

@@ -6,9 +6,11 @@
 #   bash tools/peers/ab.sh NAME=/path/to/authledger NAME2=/path/to/other ...
 #
 # Jobs per binary and round: token issuance and credential write at 64 clients (DUR s),
-# then at one client (C1DUR s), after WARMUP s of warm-up each. Prints one markdown row
+# then at one client (C1DUR s), after WARMUP s of warm-up each. CONCS="1 2 4 16 64" (and
+# WCONCS for credential writes) runs those concurrencies instead, DUR s each: how a change
+# to batching behaves between one client and many. Prints one markdown row
 # per binary, job and round (req/s, p50, p99, service CPU per request and RSS after the
-# run, from /proc) and the medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT. PERF_DIR=dir also records each
+# run, from /proc) and the medians. Overrides: ROUNDS DUR C1DUR WARMUP AL_PORT CONCS WCONCS. PERF_DIR=dir also records each
 # measured run with `perf record -g` (Debian's linux-perf) into dir/NAME-ROUND-JOB.data
 # (PERF_CALLGRAPH=dwarf PERF_FREQ=199 for stacks through code built without frame pointers;
 # read with `perf report -i …`; the recording costs the service some CPU: compare
@@ -77,10 +79,19 @@ for r in $(seq 1 "$ROUNDS"); do
     name=${spec%%=*} bin=${spec#*=}
     start "$bin"
     u="http://127.0.0.1:$AL_PORT"
-    run "$name" "$r" tokens_c64 2 64 "$DUR" "$W/al_token.lua" "$u/v1/tokens"
-    run "$name" "$r" write_c64 2 64 "$DUR" "$W/al_conn.lua" "$u"
-    run "$name" "$r" tokens_c1 1 1 "$C1DUR" "$W/al_token.lua" "$u/v1/tokens"
-    run "$name" "$r" write_c1 1 1 "$C1DUR" "$W/al_conn.lua" "$u"
+    if [ -n "${CONCS:-}${WCONCS:-}" ]; then
+      for c in ${CONCS:-}; do
+        run "$name" "$r" "tokens_c$(printf %02d "$c")" "$(( c > 1 ? 2 : 1 ))" "$c" "$DUR" "$W/al_token.lua" "$u/v1/tokens"
+      done
+      for c in ${WCONCS:-}; do
+        run "$name" "$r" "write_c$(printf %02d "$c")" "$(( c > 1 ? 2 : 1 ))" "$c" "$DUR" "$W/al_conn.lua" "$u"
+      done
+    else
+      run "$name" "$r" tokens_c64 2 64 "$DUR" "$W/al_token.lua" "$u/v1/tokens"
+      run "$name" "$r" write_c64 2 64 "$DUR" "$W/al_conn.lua" "$u"
+      run "$name" "$r" tokens_c1 1 1 "$C1DUR" "$W/al_token.lua" "$u/v1/tokens"
+      run "$name" "$r" write_c1 1 1 "$C1DUR" "$W/al_conn.lua" "$u"
+    fi
     kill "$AL_PID"; wait "$AL_PID" 2>/dev/null || true; AL_PID=""
   done
 done

@@ -73,6 +73,14 @@ print("\t".join([name, rnd, job, f"{rps:.0f}", f"{p50:.2f}", f"{p99:.2f}", f"{cp
 ' "$name" "$round" "$job" "$n" "$((c1 - c0))" "$TCK" "$stolen" "$rss" | tee -a "$W/rows.tsv"
 }
 
+sweep() {  # sweep NAME ROUND JOB LUA URL CONC...: one run per concurrency (wrk's threads: 2, 1 for one client)
+  local name=$1 round=$2 job=$3 lua=$4 url=$5 c
+  shift 5
+  for c in "$@"; do
+    run "$name" "$round" "${job}_c$(printf %02d "$c")" "$(( c > 1 ? 2 : 1 ))" "$c" "$DUR" "$lua" "$url"
+  done
+}
+
 echo -e "binary\tround\tjob\treq/s\tp50 ms\tp99 ms\tservice CPU us/req\tnon-2xx\tstolen %\tRSS MiB after" | tee "$W/rows.tsv"
 for r in $(seq 1 "$ROUNDS"); do
   for spec in "$@"; do
@@ -80,12 +88,8 @@ for r in $(seq 1 "$ROUNDS"); do
     start "$bin"
     u="http://127.0.0.1:$AL_PORT"
     if [ -n "${CONCS:-}${WCONCS:-}" ]; then
-      for c in ${CONCS:-}; do
-        run "$name" "$r" "tokens_c$(printf %02d "$c")" "$(( c > 1 ? 2 : 1 ))" "$c" "$DUR" "$W/al_token.lua" "$u/v1/tokens"
-      done
-      for c in ${WCONCS:-}; do
-        run "$name" "$r" "write_c$(printf %02d "$c")" "$(( c > 1 ? 2 : 1 ))" "$c" "$DUR" "$W/al_conn.lua" "$u"
-      done
+      sweep "$name" "$r" tokens "$W/al_token.lua" "$u/v1/tokens" ${CONCS:-}
+      sweep "$name" "$r" write "$W/al_conn.lua" "$u" ${WCONCS:-}
     else
       run "$name" "$r" tokens_c64 2 64 "$DUR" "$W/al_token.lua" "$u/v1/tokens"
       run "$name" "$r" write_c64 2 64 "$DUR" "$W/al_conn.lua" "$u"
